@@ -1,0 +1,5 @@
+/**
+ * @opendata/core: the storage core shared by the TSDB and the EventStore.
+ */
+export * as Limits from "./limits.ts"
+export * as ObjectStore from "./ObjectStore.ts"

@@ -1,0 +1,413 @@
+/**
+ * The local-filesystem driver: one file per object under a root directory.
+ *
+ * Writes go to a temporary file in `<root>/.tmp`, are fsynced, and are then moved into place: `link` for
+ * put-if-absent (fails atomically if the name exists), `rename` for put and put-if-match, followed by an
+ * fsync of the directory. Put-if-match and delete are serialized per key within the process and check the
+ * etag under that lock; a `.lock` file keeps a second process off the same root. Key-to-path mapping:
+ * see `keys.ts`; no key can name a path outside the root.
+ *
+ * Object file layout (all integers big-endian):
+ *
+ *   0      4      8             8+H
+ *   +------+------+-------------+----------------------+
+ *   | ODO1 |  H   | header JSON | body                 |
+ *   +------+------+-------------+----------------------+
+ *   magic   u32    {"key","putId","etag"} (UTF-8, H bytes)
+ */
+import { createHash } from "node:crypto"
+import type { FileHandle } from "node:fs/promises"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Effect, Semaphore } from "effect"
+import type { Scope } from "effect"
+import { compareKeys, decodeSegment, digestMark, encodeSegment, fileSuffix, needsDigest } from "./keys.ts"
+import type { ByteRange, Driver, ListEntry, ObjectMeta, PutResult } from "./model.ts"
+import { AlreadyExists, InvalidRange, NotFound, PreconditionFailed, StoreUnusable, Unavailable } from "./model.ts"
+
+const magic = Buffer.from("ODO1", "latin1")
+const prefixBytes = 8
+/** Largest header this driver writes or accepts, in bytes (a 1 KiB key plus ids, JSON-escaped). */
+const headerBytesMax = 16 * 1024
+const tmpDirName = ".tmp"
+const lockFileName = ".lock"
+const segmentFileName = ".segment"
+
+interface Header {
+  readonly key: string
+  readonly putId: string
+  readonly etag: string
+}
+
+const errnoOf = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : undefined
+
+const isErrno = (e: unknown, code: string) => errnoOf(e) === code
+
+class FileCorrupt extends Error {}
+
+const encodeObject = (header: Header, body: Uint8Array): Array<Uint8Array> => {
+  const json = Buffer.from(JSON.stringify(header), "utf8")
+  const prefix = Buffer.alloc(prefixBytes)
+  magic.copy(prefix, 0)
+  prefix.writeUInt32BE(json.length, 4)
+  return [prefix, json, body]
+}
+
+/** Reads the header of an open object file; returns it with the body's offset and size. */
+const readHeader = async (handle: FileHandle, file: string) => {
+  const prefix = Buffer.alloc(prefixBytes)
+  const { bytesRead } = await handle.read(prefix, 0, prefixBytes, 0)
+  if (bytesRead !== prefixBytes || !prefix.subarray(0, 4).equals(magic)) throw new FileCorrupt(`bad object file prefix: ${file}`)
+  const headerBytes = prefix.readUInt32BE(4)
+  if (headerBytes > headerBytesMax) throw new FileCorrupt(`object header too large: ${file}`)
+  const json = Buffer.alloc(headerBytes)
+  const read = await handle.read(json, 0, headerBytes, prefixBytes)
+  if (read.bytesRead !== headerBytes) throw new FileCorrupt(`truncated object header: ${file}`)
+  const header = JSON.parse(json.toString("utf8")) as Header
+  const stat = await handle.stat()
+  const bodyOffset = prefixBytes + headerBytes
+  return { header, bodyOffset, size: stat.size - bodyOffset, mtimeMs: Math.floor(stat.mtimeMs) }
+}
+
+const etagOf = (putId: string, body: Uint8Array) => createHash("md5").update(putId).update(body).digest("hex")
+
+export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const rootDir = path.resolve(root)
+    const tmpDir = path.join(rootDir, tmpDirName)
+    const name = `local:${root}`
+    const unusable = (reason: string) => new StoreUnusable({ store: name, reason })
+
+    // Open: create the root, take the process lock, clear temporary files of an earlier run.
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(tmpDir, { recursive: true })
+          const lockPath = path.join(rootDir, lockFileName)
+          const owner = await fs.readFile(lockPath, "utf8").catch(() => undefined)
+          const ownerPid = owner === undefined ? undefined : Number.parseInt(owner, 10)
+          if (ownerPid !== undefined && Number.isSafeInteger(ownerPid) && processAlive(ownerPid)) {
+            throw new Error(`the directory is in use by process ${ownerPid} (${lockPath})`)
+          }
+          await fs.writeFile(lockPath, `${process.pid}\n`)
+          for (const entry of await fs.readdir(tmpDir)) await fs.rm(path.join(tmpDir, entry), { force: true })
+          return lockPath
+        },
+        catch: (e) => unusable(e instanceof Error ? e.message : String(e))
+      }),
+      (lockPath) => Effect.promise(() => fs.rm(lockPath, { force: true }))
+    )
+
+    const fail = (operation: string, key: string) => (e: unknown) =>
+      new Unavailable({ operation, key, reason: e instanceof Error ? e.message : String(e) })
+
+    // --- key <-> path --------------------------------------------------------------------------
+
+    const digestName = (segment: string) => digestMark + createHash("sha256").update(segment).digest("hex").slice(0, 40)
+
+    /** Directory names (as stored) and the file name for a key. */
+    const namesOf = (key: string) => {
+      const segments = key.split("/")
+      const last = segments.pop()!
+      const dirs = segments.map((segment) => {
+        const encoded = encodeSegment(segment)
+        return { segment, name: needsDigest(encoded, "") ? digestName(segment) : encoded }
+      })
+      const encodedFile = encodeSegment(last)
+      const file = (needsDigest(encodedFile, fileSuffix) ? digestName(last) : encodedFile) + fileSuffix
+      return { dirs, file }
+    }
+
+    const pathOf = (key: string) => {
+      const { dirs, file } = namesOf(key)
+      const full = path.join(rootDir, ...dirs.map((d) => d.name), file)
+      // Defence in depth: the encoding never yields "." or ".." or a separator, so this cannot fail.
+      if (!full.startsWith(rootDir + path.sep)) throw new Error(`key maps outside the root: ${key}`)
+      return full
+    }
+
+    const ensureParents = async (key: string) => {
+      const { dirs } = namesOf(key)
+      let dir = rootDir
+      for (const { segment, name: dirName } of dirs) {
+        dir = path.join(dir, dirName)
+        await fs.mkdir(dir, { recursive: true })
+        if (dirName.startsWith(digestMark)) {
+          const segmentFile = path.join(dir, segmentFileName)
+          const exists = await fs.access(segmentFile).then(() => true, () => false)
+          if (!exists) await writeDurably(segmentFile, [Buffer.from(segment, "utf8")], "rename")
+        }
+      }
+    }
+
+    // --- writing ---------------------------------------------------------------------------------
+
+    let tmpCounter = 0
+    const tmpPath = () => path.join(tmpDir, `${process.pid}-${++tmpCounter}`)
+
+    const fsyncDir = async (dir: string) => {
+      const handle = await fs.open(dir, "r")
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    }
+
+    /** Writes `chunks` to a temporary file, fsyncs it and moves it to `target` by `link` or `rename`. */
+    const writeDurably = async (target: string, chunks: Array<Uint8Array>, how: "link" | "rename") => {
+      const tmp = tmpPath()
+      const handle = await fs.open(tmp, "wx")
+      try {
+        await handle.writev(chunks)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      try {
+        if (how === "link") {
+          await fs.link(tmp, target)
+          await fs.rm(tmp, { force: true })
+        } else {
+          await fs.rename(tmp, target)
+        }
+      } catch (e) {
+        await fs.rm(tmp, { force: true })
+        throw e
+      }
+      await fsyncDir(path.dirname(target))
+    }
+
+    const readMeta = async (key: string, file: string): Promise<ObjectMeta> => {
+      const handle = await fs.open(file, "r")
+      try {
+        const { header, size, mtimeMs } = await readHeader(handle, file)
+        return { key, size, etag: header.etag, lastModifiedMs: mtimeMs, putId: header.putId }
+      } finally {
+        await handle.close()
+      }
+    }
+
+    const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
+    /** Serializes the writes of one key that must check-then-act (put-if-match) against the others. */
+    const withKeyLock = <A, E>(key: string, self: Effect.Effect<A, E>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          let lock = locks.get(key)
+          if (lock === undefined) {
+            lock = { semaphore: Semaphore.makeUnsafe(1), users: 0 }
+            locks.set(key, lock)
+          }
+          lock.users += 1
+          return lock
+        }),
+        (lock) => lock.semaphore.withPermit(self),
+        (lock) =>
+          Effect.sync(() => {
+            lock.users -= 1
+            if (lock.users === 0) locks.delete(key)
+          })
+      )
+
+    const write = (key: string, body: Uint8Array, putId: string): { chunks: Array<Uint8Array>; result: PutResult } => {
+      const etag = etagOf(putId, body)
+      return { chunks: encodeObject({ key, putId, etag }, body), result: { etag, putId } }
+    }
+
+    // --- listing ---------------------------------------------------------------------------------
+
+    /** The key segment a directory entry stands for, or `undefined` for entries that are not objects. */
+    const segmentOfEntry = async (dir: string, entry: string, isDir: boolean): Promise<string | undefined> => {
+      if (entry.startsWith(".")) return undefined
+      if (isDir) {
+        if (!entry.startsWith(digestMark)) return decodeSegment(entry)
+        return fs.readFile(path.join(dir, entry, segmentFileName), "utf8").catch(() => undefined)
+      }
+      if (!entry.endsWith(fileSuffix)) return undefined
+      const stem = entry.slice(0, -fileSuffix.length)
+      if (!stem.startsWith(digestMark)) return decodeSegment(stem)
+      // A long final segment: its text is in the object's header.
+      const key = await readHeaderKey(path.join(dir, entry))
+      return key === undefined ? undefined : key.slice(key.lastIndexOf("/") + 1)
+    }
+
+    const listPage = async (prefix: string, startAfter: string | undefined, limit: number) => {
+      const entries: Array<ListEntry> = []
+      let truncated = false
+      // Walks directories in key order; `keyPrefix` is the key text the directory stands for.
+      const walk = async (dir: string, keyPrefix: string): Promise<boolean> => {
+        let names: Array<import("node:fs").Dirent>
+        try {
+          names = await fs.readdir(dir, { withFileTypes: true })
+        } catch (e) {
+          if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return true
+          throw e
+        }
+        const children: Array<{ sortKey: string; name: string; isDir: boolean }> = []
+        for (const dirent of names) {
+          const isDir = dirent.isDirectory()
+          const segment = await segmentOfEntry(dir, dirent.name, isDir)
+          if (segment === undefined) continue
+          const sortKey = keyPrefix + segment + (isDir ? "/" : "")
+          // Prune: keep only what can hold keys under `prefix` and after `startAfter`.
+          const overlapsPrefix = sortKey.startsWith(prefix) || (isDir && prefix.startsWith(sortKey))
+          if (!overlapsPrefix) continue
+          if (startAfter !== undefined) {
+            if (isDir ? compareKeys(sortKey, startAfter) < 0 && !startAfter.startsWith(sortKey) : compareKeys(sortKey, startAfter) <= 0) continue
+          }
+          children.push({ sortKey, name: dirent.name, isDir })
+        }
+        children.sort((a, b) => compareKeys(a.sortKey, b.sortKey))
+        for (const child of children) {
+          const full = path.join(dir, child.name)
+          if (child.isDir) {
+            if (!(await walk(full, child.sortKey))) return false
+            continue
+          }
+          if (entries.length === limit) {
+            truncated = true
+            return false
+          }
+          try {
+            const meta = await readMeta(child.sortKey, full)
+            entries.push({ key: child.sortKey, size: meta.size, etag: meta.etag, lastModifiedMs: meta.lastModifiedMs })
+          } catch (e) {
+            if (!isErrno(e, "ENOENT")) throw e // deleted while listing
+          }
+        }
+        return true
+      }
+      await walk(rootDir, "")
+      return { entries, next: truncated ? entries.at(-1)?.key : undefined }
+    }
+
+    const readHeaderKey = async (file: string): Promise<string | undefined> => {
+      const handle = await fs.open(file, "r").catch(() => undefined)
+      if (handle === undefined) return undefined
+      try {
+        return (await readHeader(handle, file)).header.key
+      } finally {
+        await handle.close()
+      }
+    }
+
+    const driver: Driver = {
+      name,
+      get: (key: string, range: ByteRange | undefined) =>
+        Effect.tryPromise({
+          try: async () => {
+            const file = pathOf(key)
+            let handle: FileHandle
+            try {
+              handle = await fs.open(file, "r")
+            } catch (e) {
+              if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return new NotFound({ key })
+              throw e
+            }
+            try {
+              const { header, bodyOffset, size, mtimeMs } = await readHeader(handle, file)
+              const meta: ObjectMeta = { key, size, etag: header.etag, lastModifiedMs: mtimeMs, putId: header.putId }
+              const start = range?.start ?? 0
+              if (range !== undefined && start >= size) return new InvalidRange({ key, start, end: range.end, size })
+              const end = Math.min(range?.end ?? size, size)
+              const body = Buffer.alloc(end - start)
+              let done = 0
+              while (done < body.length) {
+                const { bytesRead } = await handle.read(body, done, body.length - done, bodyOffset + start + done)
+                if (bytesRead === 0) throw new FileCorrupt(`object file shorter than its header says: ${file}`)
+                done += bytesRead
+              }
+              return { meta, body: new Uint8Array(body.buffer, body.byteOffset, body.length) }
+            } finally {
+              await handle.close()
+            }
+          },
+          catch: fail("get", key)
+        }).pipe(Effect.flatMap((r) => ("_tag" in r ? Effect.fail(r) : Effect.succeed(r)))),
+      head: (key) =>
+        Effect.tryPromise({
+          try: () =>
+            readMeta(key, pathOf(key)).catch((e) => {
+              if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return new NotFound({ key })
+              throw e
+            }),
+          catch: fail("head", key)
+        }).pipe(Effect.flatMap((r) => (r instanceof NotFound ? Effect.fail(r) : Effect.succeed(r)))),
+      put: (key, body, putId) =>
+        withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              const { chunks, result } = write(key, body, putId)
+              await ensureParents(key)
+              await writeDurably(pathOf(key), chunks, "rename")
+              return result
+            },
+            catch: fail("put", key)
+          })
+        ),
+      putIfAbsent: (key, body, putId) =>
+        Effect.tryPromise({
+          try: async () => {
+            const { chunks, result } = write(key, body, putId)
+            await ensureParents(key)
+            try {
+              await writeDurably(pathOf(key), chunks, "link")
+            } catch (e) {
+              if (isErrno(e, "EEXIST")) return new AlreadyExists({ key })
+              throw e
+            }
+            return result
+          },
+          catch: fail("putIfAbsent", key)
+        }).pipe(Effect.flatMap((r) => (r instanceof AlreadyExists ? Effect.fail(r) : Effect.succeed(r)))),
+      putIfMatch: (key, body, etag, putId) =>
+        withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              const file = pathOf(key)
+              const current = await readMeta(key, file).catch((e) => {
+                if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return undefined
+                throw e
+              })
+              if (current?.etag !== etag) return new PreconditionFailed({ key, expectedEtag: etag })
+              const { chunks, result } = write(key, body, putId)
+              await writeDurably(file, chunks, "rename")
+              return result
+            },
+            catch: fail("putIfMatch", key)
+          }).pipe(Effect.flatMap((r) => (r instanceof PreconditionFailed ? Effect.fail(r) : Effect.succeed(r))))
+        ),
+      listPage: (prefix, startAfter, limit) =>
+        Effect.tryPromise({ try: () => listPage(prefix, startAfter, limit), catch: fail("list", prefix) }),
+      delete: (key) =>
+        withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              const file = pathOf(key)
+              try {
+                await fs.unlink(file)
+              } catch (e) {
+                if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return
+                throw e
+              }
+              await fsyncDir(path.dirname(file))
+            },
+            catch: fail("delete", key)
+          })
+        )
+    }
+    return driver
+  })
+
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return isErrno(e, "EPERM")
+  }
+}

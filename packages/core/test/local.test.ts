@@ -1,0 +1,63 @@
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Layer } from "effect"
+import { ObjectStore } from "@opendata/core"
+import { afterAll } from "vitest"
+import { conformance } from "./conformance.ts"
+
+const parent = await fs.mkdtemp(path.join(os.tmpdir(), "opendata-local-"))
+afterAll(() => fs.rm(parent, { recursive: true, force: true }))
+let count = 0
+const freshRoot = () => path.join(parent, `store-${++count}`, "root")
+
+conformance("local filesystem", () => ObjectStore.layerLocal({ root: freshRoot() }))
+
+/** Every file below `dir`, as paths relative to it. */
+const filesUnder = async (dir: string): Promise<Array<string>> =>
+  (await fs.readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
+
+describe("ObjectStore local filesystem", () => {
+  it.live("keeps every key inside the root, however it is spelled", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      const keys = ["../outside", "../../outside", "/abs", "a/../../../x", "..", ".", ".lock", ".tmp/x", "%2E%2E/y"]
+      yield* Effect.gen(function*() {
+        const store = yield* ObjectStore.ObjectStore
+        for (const key of keys) yield* store.put(key, new TextEncoder().encode(key))
+      }).pipe(Effect.provide(ObjectStore.layerLocal({ root })))
+      const everything = yield* Effect.promise(() => filesUnder(path.dirname(root)))
+      for (const file of everything) assert.isTrue(file.startsWith(`root${path.sep}`), file)
+      // Reopening sees exactly the keys written.
+      const listed = yield* ObjectStore.ObjectStore.use((store) =>
+        Effect.map(store.listPage(""), (page) => page.entries.map((e) => e.key))
+      ).pipe(Effect.provide(ObjectStore.layerLocal({ root })))
+      assert.deepStrictEqual([...listed].sort(), [...keys].sort())
+    }))
+
+  it.live("refuses a second opener of the same directory while the first holds it", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      const layer = ObjectStore.layerLocal({ root })
+      const second = ObjectStore.layerLocal({ root })
+      const inner = yield* Effect.exit(Layer.build(second).pipe(Effect.scoped, Effect.provide(layer)))
+      assert.isTrue(Exit.isFailure(inner))
+      assert.match(String(inner), /in use by process/)
+      // Once the first closes, the directory can be opened again.
+      yield* Layer.build(layer).pipe(Effect.scoped)
+    }))
+
+  it.live("removes temporary files of an interrupted run on open", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.join(root, ".tmp"), { recursive: true })
+        await fs.writeFile(path.join(root, ".tmp", "999-1"), "half a write")
+      })
+      yield* Layer.build(ObjectStore.layerLocal({ root })).pipe(Effect.scoped)
+      assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(root, ".tmp"))), [])
+    }))
+})

@@ -1,0 +1,4 @@
+import { ObjectStore } from "@opendata/core"
+import { conformance } from "./conformance.ts"
+
+conformance("memory", () => ObjectStore.layerMemory)
