@@ -1,0 +1,87 @@
+/**
+ * Runtime configuration: which object store to open and where to serve HTTP. Read from environment
+ * variables (all optional); the defaults run everything embedded on a local directory.
+ *
+ * | variable | default | meaning |
+ * |---|---|---|
+ * | `OPENDATA_HOST` | `0.0.0.0` | address the HTTP server binds |
+ * | `OPENDATA_PORT` | `9095` | HTTP port (9090 is Prometheus's own) |
+ * | `OPENDATA_STORE` | `local` | `local`, `s3`, or `memory` (nothing survives a restart) |
+ * | `OPENDATA_DATA_DIR` | `./data` | root directory of the `local` store |
+ * | `OPENDATA_S3_BUCKET`, `_ENDPOINT`, `_REGION`, `_PREFIX` | | the `s3` store |
+ * | `OPENDATA_S3_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY` | SDK default chain | S3 credentials |
+ * | `OPENDATA_S3_FORCE_PATH_STYLE`, `_IF_MATCH_UNQUOTED` | `false` | S3 compatibility switches |
+ * | `OPENDATA_STORE_PREFLIGHT` | `true` | check on open that the store honours conditional writes |
+ */
+import { Config, Effect, Option, Redacted } from "effect"
+import type { ObjectStore } from "@opendata/core"
+
+export const defaultPort = 9095
+
+export type StoreConfig =
+  | { readonly kind: "memory" }
+  | { readonly kind: "local"; readonly root: string }
+  | { readonly kind: "s3"; readonly settings: ObjectStore.S3Settings }
+
+export interface RuntimeConfig {
+  readonly host: string
+  readonly port: number
+  readonly store: StoreConfig
+  readonly preflight: boolean
+}
+
+const s3Config: Config.Config<StoreConfig> = Config.all({
+  bucket: Config.NonEmptyString("OPENDATA_S3_BUCKET"),
+  endpoint: Config.option(Config.NonEmptyString("OPENDATA_S3_ENDPOINT")),
+  region: Config.String("OPENDATA_S3_REGION").pipe(Config.withDefault("us-east-1")),
+  prefix: Config.String("OPENDATA_S3_PREFIX").pipe(Config.withDefault("")),
+  accessKeyId: Config.option(Config.NonEmptyString("OPENDATA_S3_ACCESS_KEY_ID")),
+  secretAccessKey: Config.option(Config.Redacted("OPENDATA_S3_SECRET_ACCESS_KEY")),
+  forcePathStyle: Config.Boolean("OPENDATA_S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
+  ifMatchUnquoted: Config.Boolean("OPENDATA_S3_IF_MATCH_UNQUOTED").pipe(Config.withDefault(false))
+}).pipe(
+  Config.map((c): StoreConfig => ({
+    kind: "s3",
+    settings: {
+      bucket: c.bucket,
+      region: c.region,
+      prefix: c.prefix,
+      forcePathStyle: c.forcePathStyle,
+      ifMatchUnquoted: c.ifMatchUnquoted,
+      ...(Option.isSome(c.endpoint) ? { endpoint: c.endpoint.value } : {}),
+      ...(Option.isSome(c.accessKeyId) && Option.isSome(c.secretAccessKey)
+        ? { credentials: { accessKeyId: c.accessKeyId.value, secretAccessKey: Redacted.value(c.secretAccessKey.value) } }
+        : {})
+    }
+  }))
+)
+
+const storeConfig: Config.Config<StoreConfig> = Config.Literals(["local", "s3", "memory"], "OPENDATA_STORE").pipe(
+  Config.withDefault("local" as const),
+  Config.flatMap((kind): Config.Config<StoreConfig> => {
+    switch (kind) {
+      case "memory":
+        return Config.succeed({ kind: "memory" })
+      case "local":
+        return Config.String("OPENDATA_DATA_DIR").pipe(
+          Config.withDefault("./data"),
+          Config.map((root): StoreConfig => ({ kind: "local", root }))
+        )
+      case "s3":
+        return s3Config
+    }
+  })
+)
+
+/** The runtime configuration from the environment. */
+export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
+  host: Config.String("OPENDATA_HOST").pipe(Config.withDefault("0.0.0.0")),
+  port: Config.Port("OPENDATA_PORT").pipe(Config.withDefault(defaultPort)),
+  store: storeConfig,
+  preflight: Config.Boolean("OPENDATA_STORE_PREFLIGHT").pipe(Config.withDefault(true))
+})
+
+/** Reads `fromEnv`, for use where a plain effect is handier than a `Config`. */
+export const load = Effect.gen(function*() {
+  return yield* fromEnv
+})

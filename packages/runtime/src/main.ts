@@ -1,0 +1,20 @@
+/**
+ * Process entry point: `npm start` (or `node packages/runtime/dist/main.js`). Reads the configuration
+ * from the environment, serves until SIGINT/SIGTERM, then shuts down cleanly: the server stops accepting
+ * requests, finishes those in flight, closes the object store, and the process exits with code 0.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import * as Config from "./Config.ts"
+import * as Server from "./Server.ts"
+
+const main = Effect.gen(function*() {
+  const config = yield* Config.fromEnv
+  return yield* Layer.launch(Server.layer(config))
+})
+
+/** A signal-driven shutdown that completed its cleanup is a success, as for Prometheus. */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+NodeRuntime.runMain(main, { teardown })
