@@ -40,18 +40,17 @@ const healthRoutes = Layer.mergeAll(
   )
 )
 
-/** Marks the process ready once built, and not ready as soon as shutdown begins. */
-const readiness = Layer.effect(
-  Readiness,
-  Effect.acquireRelease(Ref.make(false), (ref) => Ref.set(ref, false))
-)
+const readiness = Layer.effect(Readiness, Ref.make(false))
 
+/** Marks the process ready once everything is open, and not ready as soon as shutdown begins. */
 const markReady = Layer.effectDiscard(
   Effect.gen(function*() {
     const ready = yield* Readiness
     const store = yield* ObjectStore.ObjectStore
-    yield* Ref.set(ready, true)
-    yield* Effect.logInfo(`object store open: ${store.name}`)
+    yield* Effect.acquireRelease(
+      Effect.andThen(Ref.set(ready, true), Effect.logInfo(`ready; object store: ${store.name}`)),
+      () => Effect.andThen(Ref.set(ready, false), Effect.logInfo("shutting down"))
+    )
   })
 )
 
