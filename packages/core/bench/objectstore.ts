@@ -10,6 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { ObjectStore } from "@opendata/core"
+import { findS3Server, ifMatchUnquoted } from "../test/s3Server.ts"
 
 process.env["AWS_EC2_METADATA_DISABLED"] = "true"
 
@@ -59,20 +60,6 @@ const runBackend = (backend: string, layer: Layer.Layer<ObjectStore.ObjectStore,
     }
   }).pipe(Effect.provide(layer))
 
-const s3Config = (): { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string } | undefined => {
-  const env = process.env
-  if (env["OPENDATA_S3_ENDPOINT"] !== undefined) {
-    return {
-      endpoint: env["OPENDATA_S3_ENDPOINT"],
-      region: env["OPENDATA_S3_REGION"] ?? "us-east-1",
-      accessKeyId: env["OPENDATA_S3_ACCESS_KEY_ID"] ?? "",
-      secretAccessKey: env["OPENDATA_S3_SECRET_ACCESS_KEY"] ?? ""
-    }
-  }
-  const file = path.join(env["OPENDATA_S3_DIR"] ?? path.join(os.tmpdir(), "opendata-radosgw"), "s3.json")
-  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined
-}
-
 const program = Effect.gen(function*() {
   console.log(`object store benchmark: concurrency ${concurrency}; latency in ms`)
   row(["backend", "size", "op", "ops/s", "MiB/s", "p50 ms", "p99 ms", "ops"])
@@ -85,7 +72,7 @@ const program = Effect.gen(function*() {
   } finally {
     fs.rmSync(root, { recursive: true, force: true })
   }
-  const s3 = s3Config()
+  const s3 = findS3Server()
   if (s3 === undefined) {
     console.log("s3: skipped (no server configured: run `npm run s3:up` or set OPENDATA_S3_ENDPOINT)")
     return
@@ -98,7 +85,7 @@ const program = Effect.gen(function*() {
       region: s3.region,
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
       forcePathStyle: true,
-      ifMatchUnquoted: (process.env["OPENDATA_S3_IF_MATCH_UNQUOTED"] ?? "true") === "true",
+      ifMatchUnquoted,
       createBucket: true,
       prefix: `bench-${process.pid}`
     }),

@@ -1,47 +1,18 @@
 /**
- * The conformance suite against a real S3-compatible server. It finds the server through
- * `OPENDATA_S3_ENDPOINT` (+ `_REGION`, `_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY`, `_BUCKET`,
- * `_IF_MATCH_UNQUOTED`), or through the file `npm run s3:up` writes. Without a server the suite is
+ * The conformance suite against a real S3-compatible server, found as `s3Server.ts` says (bucket:
+ * `OPENDATA_S3_BUCKET`, default `opendata-test`). Without a server the suite is
  * skipped, and says so; with `CI=true` a missing server is a failure.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
 import { ObjectStore } from "@opendata/core"
 import { conformance } from "./conformance.ts"
+import { findS3Server, ifMatchUnquoted } from "./s3Server.ts"
 
 process.env["AWS_EC2_METADATA_DISABLED"] = "true"
 
-interface ServerConfig {
-  readonly endpoint: string
-  readonly region: string
-  readonly accessKeyId: string
-  readonly secretAccessKey: string
-}
-
-const serverConfig = (): ServerConfig | undefined => {
-  const env = process.env
-  if (env["OPENDATA_S3_ENDPOINT"] !== undefined) {
-    return {
-      endpoint: env["OPENDATA_S3_ENDPOINT"],
-      region: env["OPENDATA_S3_REGION"] ?? "us-east-1",
-      accessKeyId: env["OPENDATA_S3_ACCESS_KEY_ID"] ?? "",
-      secretAccessKey: env["OPENDATA_S3_SECRET_ACCESS_KEY"] ?? ""
-    }
-  }
-  const dir = env["OPENDATA_S3_DIR"] ?? path.join(os.tmpdir(), "opendata-radosgw")
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, "s3.json"), "utf8")) as ServerConfig
-  } catch {
-    return undefined
-  }
-}
-
-const config = serverConfig()
+const config = findS3Server()
 const bucket = process.env["OPENDATA_S3_BUCKET"] ?? "opendata-test"
-const ifMatchUnquoted = (process.env["OPENDATA_S3_IF_MATCH_UNQUOTED"] ?? "true") === "true"
 const run = `run-${process.pid}-${Date.now().toString(36)}`
 let count = 0
 

@@ -24,7 +24,8 @@ const freePort = () =>
     server.on("error", reject)
   })
 
-const start = async (env: Record<string, string>) => {
+/** Starts the server process as `npm start` does, with extra environment. */
+const spawnServer = async (env: Record<string, string>) => {
   const port = await freePort()
   const child = spawn(process.execPath, [main], {
     env: { ...process.env, OPENDATA_HOST: "127.0.0.1", OPENDATA_PORT: String(port), ...env },
@@ -32,17 +33,27 @@ const start = async (env: Record<string, string>) => {
   })
   children.push(child)
   let output = ""
-  child.stdout!.on("data", (d) => (output += d))
-  child.stderr!.on("data", (d) => (output += d))
+  child.stdout.on("data", (d) => (output += d))
+  child.stderr.on("data", (d) => (output += d))
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  const base = `http://127.0.0.1:${port}`
+  return { base: `http://127.0.0.1:${port}`, child, exited, output: () => output }
+}
+
+/** Starts a server and waits until it answers `/-/healthy`. */
+const start = async (env: Record<string, string>) => {
+  const server = await spawnServer(env)
   for (let i = 0; ; i++) {
-    const ok = await fetch(`${base}/-/healthy`).then((r) => r.ok, () => false)
-    if (ok) break
-    if (child.exitCode !== null || i > 200) throw new Error(`server did not come up:\n${output}`)
+    const ok = await fetch(`${server.base}/-/healthy`).then((r) => r.ok, () => false)
+    if (ok) return server
+    if (server.child.exitCode !== null || i > 200) throw new Error(`server did not come up:\n${server.output()}`)
     await new Promise((r) => setTimeout(r, 50))
   }
-  return { base, child, exited, output: () => output }
+}
+
+/** Starts a server that is expected to exit by itself; returns its exit code and output. */
+const runToExit = async (env: Record<string, string>) => {
+  const server = await spawnServer(env)
+  return { code: await server.exited, output: server.output() }
 }
 
 const tempDir = () => fs.mkdtemp(path.join(os.tmpdir(), "opendata-runtime-"))
@@ -79,16 +90,7 @@ describe("the server process", () => {
   it("refuses to start on a data directory another server holds", async () => {
     const dir = await tempDir()
     const first = await start({ OPENDATA_DATA_DIR: dir })
-    const port = await freePort()
-    const second = spawn(process.execPath, [main], {
-      env: { ...process.env, OPENDATA_HOST: "127.0.0.1", OPENDATA_PORT: String(port), OPENDATA_DATA_DIR: dir },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    children.push(second)
-    let output = ""
-    second.stdout.on("data", (d) => (output += d))
-    second.stderr.on("data", (d) => (output += d))
-    const code = await new Promise<number | null>((resolve) => second.on("exit", resolve))
+    const { code, output } = await runToExit({ OPENDATA_DATA_DIR: dir })
     expect(code).not.toBe(0)
     expect(output).toMatch(/in use by process/)
     first.child.kill("SIGTERM")
@@ -97,16 +99,7 @@ describe("the server process", () => {
   })
 
   it("rejects an invalid configuration with a clear error", async () => {
-    const port = await freePort()
-    const child = spawn(process.execPath, [main], {
-      env: { ...process.env, OPENDATA_PORT: String(port), OPENDATA_STORE: "floppy" },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    children.push(child)
-    let output = ""
-    child.stdout.on("data", (d) => (output += d))
-    child.stderr.on("data", (d) => (output += d))
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+    const { code, output } = await runToExit({ OPENDATA_STORE: "floppy" })
     expect(code).not.toBe(0)
     expect(output).toMatch(/OPENDATA_STORE/)
   })
