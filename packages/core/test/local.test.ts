@@ -60,4 +60,22 @@ describe("ObjectStore local filesystem", () => {
       yield* Layer.build(ObjectStore.layerLocal({ root })).pipe(Effect.scoped)
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(root, ".tmp"))), [])
     }))
+
+  it.live("pins the object file format with golden bytes", () =>
+    Effect.gen(function*() {
+      // "ODO1", u32 header length 0x67, header JSON {key, putId, etag = md5(putId ++ body)}, body.
+      const golden =
+        "4f444f3100000067" +
+        Buffer.from(
+          '{"key":"golden/k","putId":"0123456789abcdef0123456789abcdef","etag":"61f1133c159ea0172d0bc5285d0e56e4"}'
+        ).toString("hex") +
+        Buffer.from("hello").toString("hex")
+      const root = freshRoot()
+      const put = yield* ObjectStore.ObjectStore.use((store) =>
+        store.put("golden/k", new TextEncoder().encode("hello"), { putId: "0123456789abcdef0123456789abcdef" })
+      ).pipe(Effect.provide(ObjectStore.layerLocal({ root })))
+      assert.strictEqual(put.etag, "61f1133c159ea0172d0bc5285d0e56e4")
+      const file = yield* Effect.promise(() => fs.readFile(path.join(root, "golden", "k~")))
+      assert.strictEqual(file.toString("hex"), golden)
+    }))
 })
