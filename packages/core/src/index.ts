@@ -3,3 +3,4 @@
  */
 export * as Limits from "./limits.ts"
 export * as ObjectStore from "./ObjectStore.ts"
+export * as Db from "./Db.ts"

@@ -31,3 +31,49 @@ const assert = (condition: boolean, message: string): void => {
 assert(listPageSizeDefault <= listPageSizeMax, "listPageSizeDefault <= listPageSizeMax")
 assert(objectRetryDelayBaseMs <= objectRetryDelayMaxMs, "objectRetryDelayBaseMs <= objectRetryDelayMaxMs")
 assert(objectRetriesMax >= 1, "objectRetriesMax >= 1")
+
+// ---------------------------------------------------------------------------------------------------------
+// Db (the LSM key-value store)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Minimum time between the starts of two WAL writes (group commit); the cost bound of a paid store. */
+export const flushIntervalMsDefault = 100
+/** Largest WAL object (one batch of writes). */
+export const walBatchBytesMax = 8 * 1024 * 1024
+/** Write requests waiting in the writer's mailbox before a submitter suspends. */
+export const writeQueueMax = 4096
+/** Largest key, in bytes (the table format stores key lengths in 16 bits). */
+export const dbKeyBytesMax = 16 * 1024
+/** Largest value, in bytes. */
+export const dbValueBytesMax = 4 * 1024 * 1024
+/** Memtable size at which it is frozen and flushed to a level-0 table. */
+export const memtableBytesMax = 32 * 1024 * 1024
+/** Written but not yet flushed to tables: past this, writers suspend (backpressure). */
+export const unflushedBytesMax = 128 * 1024 * 1024
+/** Level-0 tables at which a compaction into a sorted run starts. */
+export const l0CompactionTrigger = 4
+/** Level-0 tables at which memtable flushes wait for compaction (and so writers, once unflushed bytes fill). */
+export const l0Max = 16
+/** Sorted runs at which they are all merged into one. */
+export const sortedRunsMax = 4
+/** Target size of a data block, and of one table written by a compaction. */
+export const blockBytesTarget = 4 * 1024
+export const sstBytesTarget = 64 * 1024 * 1024
+export const bloomBitsPerKey = 10
+/** Caches of table blocks and of table metadata (footer, index, bloom). */
+export const blockCacheBytes = 64 * 1024 * 1024
+export const metaCacheBytes = 16 * 1024 * 1024
+/** Garbage collection: how often, and how old an unreferenced object must be before it is deleted. */
+export const gcIntervalMs = 60_000
+export const gcMinAgeMs = 10 * 60_000
+/** Durable batches a change-feed subscriber may lag before the oldest are dropped (it sees the gap). */
+export const changeFeedBatchesMax = 1024
+/** Restarts of a crashed (defective) actor before the Db gives up and closes. */
+export const actorRestartsMax = 5
+
+assert(walBatchBytesMax <= objectPutBytesMax, "walBatchBytesMax <= objectPutBytesMax")
+assert(dbKeyBytesMax <= 65535, "dbKeyBytesMax fits the 16-bit key length of the table format")
+assert(dbKeyBytesMax + dbValueBytesMax + 64 <= walBatchBytesMax, "one write fits one WAL object")
+assert(memtableBytesMax <= unflushedBytesMax, "memtableBytesMax <= unflushedBytesMax")
+assert(l0CompactionTrigger < l0Max, "l0CompactionTrigger < l0Max")
+assert(sstBytesTarget <= objectPutBytesMax, "sstBytesTarget <= objectPutBytesMax")

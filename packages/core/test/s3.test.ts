@@ -4,8 +4,8 @@
  * skipped, and says so; with `CI=true` a missing server is a failure.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
-import { ObjectStore } from "@opendata/core"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
+import { Db, ObjectStore } from "@opendata/core"
 import { conformance } from "./conformance.ts"
 import { findS3Server, ifMatchUnquoted } from "./s3Server.ts"
 
@@ -75,5 +75,41 @@ if (config === undefined) {
         assert.isTrue(Exit.isFailure(exit))
         assert.match(String(exit), /ifMatchUnquoted/)
       }))
+  })
+
+  describe("Db on S3", () => {
+    it.live("open, write, fence, reopen, read", () =>
+      Effect.gen(function*() {
+        const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerS3(s3Settings())))
+        const bytes = (x: string) => new TextEncoder().encode(x)
+        const text = (x: Uint8Array | undefined) => (x === undefined ? undefined : new TextDecoder().decode(x))
+        const open = Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const db = yield* Db.make({ flushIntervalMs: 10, memtableBytesMax: 4096, blockBytesTarget: 512 }).pipe(
+            Effect.provideService(ObjectStore.ObjectStore, store),
+            Scope.provide(scope)
+          )
+          return { db, close: Scope.close(scope, Exit.void) }
+        })
+        const first = yield* open
+        yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) => first.db.put(bytes(`k${i}`), bytes(`v${i}`)), {
+          concurrency: 10,
+          discard: true
+        })
+        const second = yield* open
+        assert.strictEqual(text(yield* second.db.get(bytes("k42"))), "v42")
+        const zombie = yield* Effect.exit(first.db.put(bytes("zombie"), bytes("x")))
+        assert.isTrue(Exit.isFailure(zombie))
+        const error = Exit.findErrorOption(zombie)
+        assert.strictEqual(Option.isSome(error) ? error.value._tag : "none", "Fenced")
+        yield* second.db.put(bytes("k42"), bytes("new"))
+        yield* second.close
+        const third = yield* open
+        assert.strictEqual(text(yield* third.db.get(bytes("k42"))), "new")
+        assert.strictEqual(text(yield* third.db.get(bytes("k99"))), "v99")
+        assert.strictEqual(yield* third.db.get(bytes("zombie")), undefined)
+        yield* third.close
+        yield* first.close
+      }).pipe(Effect.scoped))
   })
 }

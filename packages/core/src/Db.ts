@@ -1,0 +1,885 @@
+/**
+ * Db: a durable, fenced, snapshot-isolated key-value store on an `ObjectStore` (an LSM tree, as in
+ * SlateDB). See rfcs/0003-db.md for the protocol and packages/core/README.md for the paths in steps.
+ *
+ * Write path: `write` assigns sequence numbers and offers the batch to the writer actor's bounded
+ * mailbox (suspending when it is full, or when unflushed bytes pass their bound). The writer groups what
+ * is waiting into one WAL object, creates it with put-if-absent in the next WAL slot, and only then
+ * applies the batch to the memtable, advances the durable watermark, publishes the change feed and
+ * acknowledges. A full memtable is frozen and flushed by the flusher actor into a level-0 table, committed
+ * by a new manifest version; the compactor merges level-0 tables into sorted runs; the collector deletes
+ * what no manifest references any more.
+ *
+ * Fencing: opening a writer bumps the writer epoch in the manifest and creates a fence object in the next
+ * free WAL slot. A previous writer's next WAL object finds its slot taken, and its next manifest commit
+ * finds a higher epoch: both fail with `Fenced`, and nothing it wrote after the fence is ever read.
+ */
+import { Cause, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Ref, Schedule, Schema, Scope, Semaphore, Stream } from "effect"
+import * as Limits from "./limits.ts"
+import type { ObjectStoreShape } from "./ObjectStore.ts"
+import { ObjectStore } from "./ObjectStore.ts"
+import { makeCache } from "./internal/cache.ts"
+import type { CacheStats } from "./internal/cache.ts"
+import { compareBytes } from "./internal/format/bytes.ts"
+import type { Entry } from "./internal/format/entry.ts"
+import { entryBytes } from "./internal/format/entry.ts"
+import { CorruptObject } from "./internal/format/errors.ts"
+import { decodeWal, encodeWal } from "./internal/format/wal.ts"
+import type { DbManifest, SstRef } from "./internal/db/manifest.ts"
+import type { ManifestStore } from "./internal/db/manifestStore.ts"
+import { Fenced, makeManifestStore } from "./internal/db/manifestStore.ts"
+import { keyString, Memtable } from "./internal/db/memtable.ts"
+import type { Cursor, KeyValue, MergeOperator } from "./internal/db/read.ts"
+import { cursorFromIterator, mergeCursors, resolveBatch, resolveVersions } from "./internal/db/read.ts"
+import type { ReadError, TableMeta, Tables } from "./internal/db/tables.ts"
+import { fromHex, makeTables } from "./internal/db/tables.ts"
+import type { Versioned } from "./internal/db/versionedLog.ts"
+import { parseVersion, versionKey } from "./internal/db/versionedLog.ts"
+import { planCompaction, runCompaction } from "./internal/db/compactor.ts"
+import { collectGarbage } from "./internal/db/gc.ts"
+import { OutcomeUnknown, Unavailable } from "./internal/objectStore/model.ts"
+
+export { CorruptObject, Fenced }
+export type { CacheStats, KeyValue, MergeOperator }
+
+// -------------------------------------------------------------------------------------------------
+// Public types
+// -------------------------------------------------------------------------------------------------
+
+export type WriteOp =
+  | { readonly _tag: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly _tag: "delete"; readonly key: Uint8Array }
+  | { readonly _tag: "merge"; readonly key: Uint8Array; readonly value: Uint8Array }
+
+export interface WriteOptions {
+  /** Wait until the write is durable (the default). With `false`, return once it is queued. */
+  readonly awaitDurable?: boolean | undefined
+}
+
+export interface WriteResult {
+  /** Sequence number of the batch's last operation; every operation of a batch gets its own. */
+  readonly seq: number
+  /** Completes when the write is durable (at once if it was awaited). */
+  readonly durable: Effect.Effect<void, DbError>
+}
+
+/** A consistent view: reads through it see exactly the writes with seq <= `seq`. */
+export interface Snapshot {
+  readonly seq: number
+  readonly manifestVersion: number
+}
+
+export interface ReadOptions {
+  readonly snapshot?: Snapshot | undefined
+}
+
+export interface ScanRange {
+  /** Inclusive. */
+  readonly start?: Uint8Array | undefined
+  /** Exclusive. */
+  readonly end?: Uint8Array | undefined
+}
+
+/** One durable batch, as the change feed delivers it. Seqs of consecutive batches are contiguous. */
+export interface DurableBatch {
+  readonly firstSeq: number
+  readonly lastSeq: number
+  readonly entries: ReadonlyArray<Entry>
+}
+
+/** The Db was closed (or failed and closed itself): reopen it. */
+export class DbClosed extends Schema.TaggedError<DbClosed>()("DbClosed", { reason: Schema.String }) {
+  override get message() {
+    return `the Db is closed: ${this.reason}`
+  }
+}
+
+/** Input the Db cannot take: fix it. */
+export class InvalidWrite extends Schema.TaggedError<InvalidWrite>()("InvalidWrite", { reason: Schema.String }) {
+  override get message() {
+    return `invalid write: ${this.reason}`
+  }
+}
+
+export type DbError = Fenced | Unavailable | CorruptObject | DbClosed
+export type DbReadError = Unavailable | CorruptObject
+
+export interface DbSettings {
+  /** Keys of this Db's objects start with it (e.g. `tsdb/`), so several Dbs can share one store. */
+  readonly path?: string | undefined
+  readonly flushIntervalMs?: number | undefined
+  readonly walBatchBytesMax?: number | undefined
+  readonly memtableBytesMax?: number | undefined
+  readonly unflushedBytesMax?: number | undefined
+  readonly l0CompactionTrigger?: number | undefined
+  readonly l0Max?: number | undefined
+  readonly sortedRunsMax?: number | undefined
+  readonly blockBytesTarget?: number | undefined
+  readonly sstBytesTarget?: number | undefined
+  readonly bloomBitsPerKey?: number | undefined
+  readonly blockCacheBytes?: number | undefined
+  readonly metaCacheBytes?: number | undefined
+  readonly gcIntervalMs?: number | undefined
+  readonly gcMinAgeMs?: number | undefined
+  /** Run the compactor in this process (default true). */
+  readonly compactor?: boolean | undefined
+  /** Run garbage collection in this process (default true). */
+  readonly gc?: boolean | undefined
+  readonly merge?: MergeOperator | undefined
+}
+
+export type ResolvedSettings = { readonly [K in keyof Omit<DbSettings, "merge">]-?: NonNullable<DbSettings[K]> } & {
+  readonly merge: MergeOperator | undefined
+}
+
+export const resolveSettings = (s: DbSettings): ResolvedSettings => {
+  const r = resolveSettingsUnchecked(s)
+  if (r.memtableBytesMax > r.unflushedBytesMax) throw new Error("Db settings: memtableBytesMax must be <= unflushedBytesMax")
+  if (r.l0CompactionTrigger >= r.l0Max) throw new Error("Db settings: l0CompactionTrigger must be < l0Max")
+  if (r.walBatchBytesMax > Limits.objectPutBytesMax) throw new Error("Db settings: walBatchBytesMax must be <= objectPutBytesMax")
+  return r
+}
+
+const resolveSettingsUnchecked = (s: DbSettings): ResolvedSettings => ({
+  path: s.path ?? "",
+  flushIntervalMs: s.flushIntervalMs ?? Limits.flushIntervalMsDefault,
+  walBatchBytesMax: s.walBatchBytesMax ?? Limits.walBatchBytesMax,
+  memtableBytesMax: s.memtableBytesMax ?? Limits.memtableBytesMax,
+  unflushedBytesMax: s.unflushedBytesMax ?? Limits.unflushedBytesMax,
+  l0CompactionTrigger: s.l0CompactionTrigger ?? Limits.l0CompactionTrigger,
+  l0Max: s.l0Max ?? Limits.l0Max,
+  sortedRunsMax: s.sortedRunsMax ?? Limits.sortedRunsMax,
+  blockBytesTarget: s.blockBytesTarget ?? Limits.blockBytesTarget,
+  sstBytesTarget: s.sstBytesTarget ?? Limits.sstBytesTarget,
+  bloomBitsPerKey: s.bloomBitsPerKey ?? Limits.bloomBitsPerKey,
+  blockCacheBytes: s.blockCacheBytes ?? Limits.blockCacheBytes,
+  metaCacheBytes: s.metaCacheBytes ?? Limits.metaCacheBytes,
+  gcIntervalMs: s.gcIntervalMs ?? Limits.gcIntervalMs,
+  gcMinAgeMs: s.gcMinAgeMs ?? Limits.gcMinAgeMs,
+  compactor: s.compactor ?? true,
+  gc: s.gc ?? true,
+  merge: s.merge
+})
+
+export interface DbStats {
+  readonly durableSeq: number
+  readonly manifestVersion: number
+  readonly writerEpoch: number
+  readonly walObjectsWritten: number
+  readonly walBytesWritten: number
+  readonly l0Tables: number
+  readonly sortedRuns: number
+  readonly tablesWritten: number
+  readonly compactions: number
+  readonly objectsCollected: number
+  readonly blockCache: CacheStats
+  readonly metaCache: CacheStats
+}
+
+export interface DbShape {
+  readonly put: (key: Uint8Array, value: Uint8Array, options?: WriteOptions) => Effect.Effect<WriteResult, DbError | InvalidWrite>
+  readonly delete: (key: Uint8Array, options?: WriteOptions) => Effect.Effect<WriteResult, DbError | InvalidWrite>
+  readonly merge: (key: Uint8Array, operand: Uint8Array, options?: WriteOptions) => Effect.Effect<WriteResult, DbError | InvalidWrite>
+  /** Writes a batch atomically: after a crash, all of it or none of it is there. */
+  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, DbError | InvalidWrite>
+  readonly get: (key: Uint8Array, options?: ReadOptions) => Effect.Effect<Uint8Array | undefined, DbReadError>
+  /** Key-value pairs with keys in [start, end), in key order. */
+  readonly scan: (range?: ScanRange, options?: ReadOptions) => Stream.Stream<KeyValue, DbReadError>
+  /** Pins the current durable state until the scope closes (compaction and GC keep what it needs). */
+  readonly snapshot: Effect.Effect<Snapshot, never, Scope.Scope>
+  /** Highest sequence number that is durable: every write up to it survives a crash. */
+  readonly durableSeq: Effect.Effect<number>
+  readonly awaitDurable: (seq: number) => Effect.Effect<void, DbError>
+  /** Durable batches from now on. A subscriber that lags `changeFeedBatchesMax` batches sees a gap in seqs. */
+  readonly changes: Stream.Stream<DurableBatch>
+  /** Writes the memtable to a level-0 table now (normally done when it is full, and on close). */
+  readonly flush: Effect.Effect<void, DbError>
+  /** Runs one compaction step now if one is due; true if it did. */
+  readonly compact: Effect.Effect<boolean, DbError>
+  /** Runs one garbage-collection pass now; returns the number of objects deleted. */
+  readonly collectGarbage: Effect.Effect<number, DbError>
+  readonly stats: Effect.Effect<DbStats>
+}
+
+export class Db extends Context.Service<Db, DbShape>()("@opendata/core/Db") {}
+
+// -------------------------------------------------------------------------------------------------
+// Implementation
+// -------------------------------------------------------------------------------------------------
+
+const walPrefix = "wal/"
+const walKey = (path: string, id: number) => path + versionKey(walPrefix, id) + ".wal"
+const parseWalId = (path: string, key: string) => parseVersion(path + walPrefix, key.replace(/\.wal$/, ""))
+
+interface WriteRequest {
+  readonly entries: ReadonlyArray<Entry>
+  readonly bytes: number
+  /** Taken from the unflushed-bytes budget; given back when its memtable is flushed. */
+  readonly permits: number
+  readonly done: Deferred.Deferred<void, DbError>
+}
+
+/** What readers see: the manifest they read tables through, and the memtables above it. */
+interface ReadState {
+  readonly manifest: Versioned<DbManifest>
+  readonly active: Memtable
+  /** Frozen memtables waiting to be flushed, newest first. */
+  readonly frozen: ReadonlyArray<Memtable>
+}
+
+const textEncoder = new TextEncoder()
+
+/** After retries, an unsettled manifest or table write is reported as the store being unavailable. */
+const settled = <A, E>(self: Effect.Effect<A, E | OutcomeUnknown>): Effect.Effect<A, Exclude<E, OutcomeUnknown> | Unavailable> =>
+  Effect.mapError(self, (e) =>
+    (e as { _tag?: string })._tag === "OutcomeUnknown"
+      ? new Unavailable({ operation: (e as OutcomeUnknown).operation, key: (e as OutcomeUnknown).key, reason: (e as OutcomeUnknown).reason })
+      : e) as Effect.Effect<A, Exclude<E, OutcomeUnknown> | Unavailable>
+
+const retryUnavailable = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("2 seconds")]).pipe(Schedule.jittered)
+
+/** Opens the Db on the `ObjectStore`: takes over as the writer, replays the WAL, starts the actors. */
+export const make = (
+  settingsInput: DbSettings = {}
+): Effect.Effect<DbShape, DbError, ObjectStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = resolveSettings(settingsInput)
+    const rootStore = yield* ObjectStore
+    const store = prefixed(rootStore, settings.path)
+    const manifests = makeManifestStore(store)
+    const blockCache = makeCache<ReadonlyArray<Entry>>({
+      capacityBytes: settings.blockCacheBytes,
+      sizeOf: (entries) => entries.reduce((n, e) => n + entryBytes(e), 0)
+    })
+    const metaCache = makeCache<TableMeta>({
+      capacityBytes: settings.metaCacheBytes,
+      sizeOf: (m) => m.bloom.length + m.index.reduce((n, h) => n + 32 + h.firstKey.length + h.lastKey.length, 0)
+    })
+    const tables = makeTables(store, { meta: metaCache, blocks: blockCache })
+
+    // --- open: bump the writer epoch, replay the WAL, fence the previous writer ----------------------
+    const opened = yield* settled(openWriter(store, manifests))
+    const epoch = opened.manifest.value.writerEpoch
+    const counters = { walObjects: 0, walBytes: 0, tables: 0, compactions: 0, collected: 0 }
+
+    const state = yield* Ref.make<ReadState>({ manifest: opened.manifest, active: opened.memtable, frozen: [] })
+    const durable = yield* Ref.make(opened.lastSeq)
+    let nextSeq = opened.lastSeq + 1
+    let nextWalId = opened.fenceWalId + 1
+    /** Set once the Db stops taking writes: closed, fenced, or failed. */
+    let stopped: DbError | undefined
+    const waiters = new Map<number, Array<Deferred.Deferred<void, DbError>>>()
+    const changes = yield* PubSub.sliding<DurableBatch>(Limits.changeFeedBatchesMax)
+    const pins = new Map<number, number>() // manifest version -> live snapshots pinning it
+
+    const mailbox = yield* Queue.bounded<WriteRequest, Cause.Done>(Limits.writeQueueMax)
+    const sequencer = Semaphore.makeUnsafe(1)
+    // Backpressure: a write takes its bytes from this budget; a memtable flush gives them back.
+    const unflushed = Semaphore.makeUnsafe(settings.unflushedBytesMax)
+    const flushRequests = yield* Queue.bounded<Deferred.Deferred<void, DbError> | undefined, Cause.Done>(64)
+    const compactRequests = yield* Queue.sliding<undefined>(1)
+
+    const retrySchedule = retryUnavailable
+
+    // --- the writer actor ------------------------------------------------------------------------
+
+    /** Writes one WAL object in the next slot, retrying until it is written or the slot is taken. */
+    const writeWal = (entries: ReadonlyArray<Entry>) =>
+      Effect.gen(function*() {
+        const walId = nextWalId
+        const bytes = encodeWal({ writerEpoch: epoch, walId, kind: "data", entries })
+        // The put-id names the attempt, so a retry after a lost reply recognises its own object.
+        yield* store.putIfAbsent(walKey("", walId), bytes, { putId: `w${epoch}-${walId}` }).pipe(
+          Effect.catchTag("InvalidKey", (e) => Effect.die(e)),
+          Effect.tapError((e) => e._tag === "AlreadyExists" ? Effect.void : Effect.logWarning(`WAL write ${walId} failed, retrying: ${e.message}`)),
+          Effect.retry({ schedule: retrySchedule, while: (e) => e._tag !== "AlreadyExists" }),
+          Effect.catchTag("AlreadyExists", () => Effect.fail(new Fenced({ role: "writer", epoch, newerEpoch: epoch + 1 })))
+        )
+        nextWalId = walId + 1
+        counters.walObjects += 1
+        counters.walBytes += bytes.length
+        return walId
+      })
+
+    const publishDurable = (entries: ReadonlyArray<Entry>, walId: number, permits: number) =>
+      Effect.gen(function*() {
+        const { active } = yield* Ref.get(state)
+        for (const e of entries) active.add(e)
+        active.permits += permits
+        active.walIdLast = walId
+        const lastSeq = entries.at(-1)!.seq
+        yield* Ref.set(durable, lastSeq)
+        yield* PubSub.publish(changes, { firstSeq: entries[0]!.seq, lastSeq, entries })
+        for (const [seq, list] of waiters) {
+          if (seq <= lastSeq) {
+            waiters.delete(seq)
+            for (const d of list) yield* Deferred.succeed(d, undefined)
+          }
+        }
+        if (active.bytes >= settings.memtableBytesMax) yield* freeze
+      })
+
+    const freeze = Effect.gen(function*() {
+      const frozen = yield* Ref.modify(state, (s) => {
+        if (s.active.isEmpty) return [false, s] as const
+        const next = new Memtable()
+        next.walIdLast = s.active.walIdLast
+        return [true, { ...s, active: next, frozen: [s.active, ...s.frozen] }] as const
+      })
+      if (frozen) yield* Queue.offer(flushRequests, undefined)
+    })
+
+    /** Fails everything pending with `error` and stops intake. */
+    const stop = (error: DbError) =>
+      Effect.gen(function*() {
+        if (stopped === undefined) stopped = error
+        for (const [, list] of waiters) for (const d of list) yield* Deferred.fail(d, error)
+        waiters.clear()
+        const rest = yield* Queue.clear(mailbox).pipe(Effect.orElseSucceed(() => [] as Array<WriteRequest>))
+        for (const r of rest) yield* Deferred.fail(r.done, error)
+      })
+
+    const writerLoop = Effect.gen(function*() {
+      let carry: WriteRequest | undefined
+      let lastStartMs = 0
+      for (;;) {
+        // Group commit: take what is waiting, up to the WAL batch bound.
+        const first = carry ?? (yield* Queue.take(mailbox))
+        carry = undefined
+        const batch: Array<WriteRequest> = [first]
+        let bytes = first.bytes
+        while (true) {
+          const more = yield* Queue.poll(mailbox)
+          if (Option.isNone(more)) break
+          if (bytes + more.value.bytes > settings.walBatchBytesMax) {
+            carry = more.value
+            break
+          }
+          batch.push(more.value)
+          bytes += more.value.bytes
+        }
+        // Never start two WAL writes closer than flushIntervalMs: the cost bound of a paid store.
+        const now = yield* Clock.currentTimeMillis
+        const wait = lastStartMs + settings.flushIntervalMs - now
+        if (wait > 0) {
+          yield* Effect.sleep(`${wait} millis`)
+          // Writes that arrived meanwhile ride along.
+          while (carry === undefined) {
+            const more = yield* Queue.poll(mailbox)
+            if (Option.isNone(more)) break
+            if (bytes + more.value.bytes > settings.walBatchBytesMax) carry = more.value
+            else {
+              batch.push(more.value)
+              bytes += more.value.bytes
+            }
+          }
+        }
+        lastStartMs = yield* Clock.currentTimeMillis
+        const entries = batch.flatMap((r) => r.entries)
+        const exit = yield* Effect.exit(settled(writeWal(entries)))
+        if (Exit.isFailure(exit)) {
+          const error = Cause.findErrorOption(exit.cause)
+          const reason: DbError = Option.isSome(error) ? error.value : new DbClosed({ reason: "the writer failed" })
+          for (const r of batch) yield* Deferred.fail(r.done, reason)
+          if (carry !== undefined) yield* Deferred.fail(carry.done, reason)
+          yield* stop(reason)
+          return yield* Effect.failCause(exit.cause)
+        }
+        yield* publishDurable(entries, exit.value, batch.reduce((n, r) => n + r.permits, 0))
+        for (const r of batch) yield* Deferred.succeed(r.done, undefined)
+      }
+    }).pipe(Effect.catchIf((e): e is Cause.Done => Cause.isDone(e), () => Effect.void))
+
+    // --- the flusher actor: frozen memtables -> level-0 tables -----------------------------------
+
+    const newTableId = Effect.map(Clock.currentTimeMillis, (now) => `${now.toString(36)}-${epoch}-${(counters.tables++).toString(36)}`)
+
+    const flushOne = settled(Effect.gen(function*() {
+      const { frozen } = yield* Ref.get(state)
+      const oldest = frozen.at(-1)
+      if (oldest === undefined) return false
+      // Wait while level 0 is full: that holds the unflushed budget and so suspends writers.
+      for (;;) {
+        const s = yield* Ref.get(state)
+        if (s.manifest.value.l0.length < settings.l0Max) break
+        yield* Queue.offer(compactRequests, undefined)
+        yield* Effect.sleep("50 millis")
+      }
+      const entries = [...oldest.range(undefined, undefined)]
+      const id = yield* newTableId
+      const ref = yield* tables.write(id, entries, settings).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
+      const current = (yield* Ref.get(state)).manifest
+      const committed = yield* manifests.commit(
+        current,
+        (m) => m.l0.some((t) => t.id === ref.id) ? undefined : ({
+          ...m,
+          l0: [ref, ...m.l0],
+          walIdFlushed: Math.max(m.walIdFlushed, oldest.walIdLast),
+          lastSeq: Math.max(m.lastSeq, oldest.maxSeq)
+        }),
+        { role: "writer", epoch }
+      )
+      yield* Ref.update(state, (s) => ({ ...s, manifest: committed, frozen: s.frozen.filter((t) => t !== oldest) }))
+      if (oldest.permits > 0) yield* unflushed.release(oldest.permits)
+      if (committed.value.l0.length >= settings.l0CompactionTrigger) yield* Queue.offer(compactRequests, undefined)
+      return true
+    })).pipe(
+      Effect.tapError((e) => e._tag === "Unavailable" ? Effect.logWarning(`memtable flush failed, retrying: ${e.message}`) : Effect.void),
+      Effect.retry({ schedule: retryUnavailable, while: (e) => e._tag === "Unavailable" })
+    )
+
+    const flusherLoop = Effect.gen(function*() {
+      for (;;) {
+        const request = yield* Queue.take(flushRequests)
+        while (yield* flushOne) {
+          // flush every frozen memtable, oldest first
+        }
+        if (request !== undefined) yield* Deferred.succeed(request, undefined)
+      }
+    }).pipe(Effect.catchIf((e): e is Cause.Done => Cause.isDone(e), () => Effect.void))
+
+    // --- the compactor actor ---------------------------------------------------------------------
+
+    const minPinnedSeq = (durableSeq: number) => {
+      let min = durableSeq
+      for (const snapshot of snapshots.values()) min = Math.min(min, snapshot)
+      return min
+    }
+    const snapshots = new Map<number, number>() // snapshot id -> seq
+    let snapshotIds = 0
+
+    // One compaction at a time in this process: a job plans against the manifest it will replace.
+    const compactionLock = Semaphore.makeUnsafe(1)
+    const compactOnce = compactionLock.withPermit(settled(Effect.gen(function*() {
+      const s = yield* Ref.get(state)
+      const job = planCompaction(s.manifest.value, settings)
+      if (job === undefined) return false
+      const retainAbove = minPinnedSeq(yield* Ref.get(durable))
+      const output = yield* runCompaction(tables, job, {
+        retainAbove,
+        merge: settings.merge,
+        newTableId,
+        settings
+      })
+      const committed = yield* manifests.commit(
+        (yield* Ref.get(state)).manifest,
+        (m) => job.apply(m, output),
+        { role: "writer", epoch }
+      )
+      yield* Ref.update(state, (st) => ({ ...st, manifest: committed }))
+      counters.compactions += 1
+      return true
+    })))
+
+    const compactorLoop = Effect.forever(
+      Effect.gen(function*() {
+        yield* Queue.take(compactRequests)
+        while (yield* compactOnce) {
+          // keep compacting while there is work
+        }
+      }).pipe(
+        // An unreachable store delays compaction; the next request (or flush) tries again.
+        Effect.catchTag("Unavailable", (e) => Effect.logWarning(`compaction failed: ${e.message}`))
+      )
+    )
+
+    // --- garbage collection ----------------------------------------------------------------------
+
+    const gcOnce = Effect.gen(function*() {
+      const s = yield* Ref.get(state)
+      const deleted = yield* collectGarbage(store, manifests, {
+        latest: s.manifest,
+        pinnedVersions: new Set(pins.keys()),
+        minAgeMs: settings.gcMinAgeMs,
+        walPrefix
+      })
+      counters.collected += deleted
+      return deleted
+    })
+
+    const gcLoop = Effect.forever(
+      Effect.sleep(`${settings.gcIntervalMs} millis`).pipe(
+        Effect.andThen(gcOnce),
+        Effect.catch((e) => Effect.logWarning(`garbage collection failed: ${e.message}`))
+      )
+    )
+
+    // --- supervision -----------------------------------------------------------------------------
+
+    /** Runs an actor; a defect restarts it (a bounded number of times), a typed failure stops the Db. */
+    const supervise = <E extends DbError>(name: string, loop: Effect.Effect<void, E>) =>
+      Effect.gen(function*() {
+        for (let restarts = 0; ; restarts++) {
+          const exit = yield* Effect.exit(loop)
+          if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return
+          const error = Cause.findErrorOption(exit.cause)
+          if (Option.isSome(error)) {
+            yield* Effect.logError(`${name} stopped: ${error.value.message}`)
+            yield* stop(error.value)
+            return
+          }
+          if (restarts >= Limits.actorRestartsMax) {
+            yield* Effect.logError(`${name} crashed ${restarts + 1} times; closing the Db`, exit.cause)
+            yield* stop(new DbClosed({ reason: `${name} crashed` }))
+            return
+          }
+          yield* Effect.logError(`${name} crashed; restarting`, exit.cause)
+        }
+      })
+
+    const writerFiber = yield* Effect.forkChild(supervise("writer", writerLoop))
+    const flusherFiber = yield* Effect.forkChild(supervise("flusher", flusherLoop))
+    const compactorFiber = settings.compactor ? yield* Effect.forkChild(supervise("compactor", compactorLoop)) : undefined
+    const gcFiber = settings.gc ? yield* Effect.forkChild(supervise("gc", gcLoop)) : undefined
+
+    // Close: stop intake, drain the mailbox into the WAL, flush the memtable, stop the actors.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        if (stopped === undefined) stopped = new DbClosed({ reason: "closed" })
+        yield* Queue.end(mailbox)
+        yield* Fiber.await(writerFiber)
+        if (!(stopped instanceof Fenced)) {
+          yield* freeze
+          const done = yield* Deferred.make<void, DbError>()
+          yield* Queue.offer(flushRequests, done)
+          yield* Deferred.await(done).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+        }
+        yield* Queue.end(flushRequests)
+        yield* Fiber.await(flusherFiber)
+        if (compactorFiber !== undefined) yield* Fiber.interrupt(compactorFiber)
+        if (gcFiber !== undefined) yield* Fiber.interrupt(gcFiber)
+        yield* stop(stopped)
+      })
+    )
+
+    // --- the public operations -------------------------------------------------------------------
+
+    const write = (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) =>
+      Effect.gen(function*() {
+        if (batch.length === 0) return yield* new InvalidWrite({ reason: "an empty batch" })
+        let bytes = 0
+        for (const op of batch) {
+          if (!(op.key instanceof Uint8Array) || op.key.length === 0 || op.key.length > Limits.dbKeyBytesMax) {
+            return yield* new InvalidWrite({ reason: `a key must be 1..${Limits.dbKeyBytesMax} bytes` })
+          }
+          if (op._tag !== "delete" && (!(op.value instanceof Uint8Array) || op.value.length > Limits.dbValueBytesMax)) {
+            return yield* new InvalidWrite({ reason: `a value must be at most ${Limits.dbValueBytesMax} bytes` })
+          }
+          if (op._tag === "merge" && settings.merge === undefined) return yield* new InvalidWrite({ reason: "merge needs a merge operator" })
+          bytes += op.key.length + (op._tag === "delete" ? 0 : op.value.length) + 16
+        }
+        if (bytes > settings.walBatchBytesMax) return yield* new InvalidWrite({ reason: `a batch must be at most ${settings.walBatchBytesMax} bytes` })
+        if (stopped !== undefined) return yield* Effect.fail(stopped)
+        const permits = Math.min(bytes, settings.unflushedBytesMax)
+        yield* unflushed.take(permits)
+        const done = yield* Deferred.make<void, DbError>()
+        // Sequence numbers are assigned in mailbox order: take both under one lock.
+        const seq = yield* sequencer.withPermit(
+          Effect.gen(function*() {
+            const first = nextSeq
+            nextSeq += batch.length
+            const entries: Array<Entry> = batch.map((op, i) => ({
+              key: op.key.slice(),
+              seq: first + i,
+              kind: op._tag,
+              value: op._tag === "delete" ? new Uint8Array(0) : op.value.slice()
+            }))
+            yield* Queue.offer(mailbox, { entries, bytes, permits, done })
+            return first + batch.length - 1
+          })
+        ).pipe(Effect.onInterrupt(() => unflushed.release(permits)))
+        const durableEffect = Deferred.await(done)
+        if (options?.awaitDurable !== false) yield* durableEffect
+        return { seq, durable: durableEffect }
+      })
+
+    /** The state a read sees: a snapshot's pinned state, or the current one at the durable watermark. */
+    const currentView = (options?: ReadOptions) =>
+      Effect.gen(function*() {
+        const snapshot = options?.snapshot
+        if (snapshot !== undefined) {
+          const pinned = snapshotStates.get(snapshot)
+          if (pinned === undefined) return yield* Effect.die(new Error("a snapshot of another Db, or one already released"))
+          return { s: pinned, seq: snapshot.seq, manifest: pinned.manifest.value }
+        }
+        const s = yield* Ref.get(state)
+        return { s, seq: yield* Ref.get(durable), manifest: s.manifest.value }
+      })
+
+    const snapshotStates = new WeakMap<Snapshot, ReadState>()
+
+    const get = (key: Uint8Array, options?: ReadOptions) =>
+      Effect.gen(function*() {
+        const { s, seq, manifest } = yield* currentView(options)
+        const k = keyString(key)
+        const versions: Array<Entry> = []
+        const memtables = [s.active, ...s.frozen]
+        const settled = () => versions.length > 0 && versions.at(-1)!.kind !== "merge"
+        for (const t of memtables) {
+          versions.push(...t.get(k, seq))
+          if (settled()) return resolveVersions(key, versions, settings.merge)
+        }
+        for (const ref of manifest.l0) {
+          if (ref.minSeq > seq) continue
+          versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
+          if (settled()) return resolveVersions(key, versions, settings.merge)
+        }
+        for (const run of manifest.runs) {
+          const ref = findInRun(run.ssts, key)
+          if (ref === undefined || ref.minSeq > seq) continue
+          versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
+          if (settled()) return resolveVersions(key, versions, settings.merge)
+        }
+        return resolveVersions(key, versions, settings.merge)
+      })
+
+    const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, DbReadError> =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          const { s, seq, manifest } = yield* currentView(options)
+          const start = range.start === undefined ? undefined : keyString(range.start)
+          const end = range.end === undefined ? undefined : keyString(range.end)
+          const cursors: Array<Cursor<ReadError>> = [
+            ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end))),
+            ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
+            ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
+          ]
+          const cursor = mergeCursors(cursors)
+          const cursorState = { pending: undefined as Entry | undefined, done: false }
+          return Stream.paginate(undefined, () =>
+            Effect.map(resolveBatch(cursor, cursorState, seq, settings.merge, 256), (batch) =>
+              [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
+        })
+      )
+
+    const snapshot: Effect.Effect<Snapshot, never, Scope.Scope> = Effect.acquireRelease(
+      Effect.gen(function*() {
+        const s = yield* Ref.get(state)
+        const seq = yield* Ref.get(durable)
+        const id = snapshotIds++
+        snapshots.set(id, seq)
+        pins.set(s.manifest.version, (pins.get(s.manifest.version) ?? 0) + 1)
+        const snap: Snapshot & { readonly id: number } = { seq, manifestVersion: s.manifest.version, id }
+        snapshotStates.set(snap, s)
+        return snap
+      }),
+      (snap) =>
+        Effect.sync(() => {
+          snapshotStates.delete(snap)
+          snapshots.delete((snap as Snapshot & { readonly id: number }).id)
+          const n = (pins.get(snap.manifestVersion) ?? 1) - 1
+          if (n === 0) pins.delete(snap.manifestVersion)
+          else pins.set(snap.manifestVersion, n)
+        })
+    )
+
+    const awaitDurable = (seq: number) =>
+      Effect.gen(function*() {
+        if ((yield* Ref.get(durable)) >= seq) return
+        if (stopped !== undefined) return yield* Effect.fail(stopped)
+        if (seq >= nextSeq) return yield* Effect.die(new Error(`awaitDurable(${seq}): no such write yet`))
+        const d = yield* Deferred.make<void, DbError>()
+        const list = waiters.get(seq) ?? []
+        list.push(d)
+        waiters.set(seq, list)
+        // Re-check: the write may have become durable between the read and the registration.
+        if ((yield* Ref.get(durable)) >= seq) return
+        yield* Deferred.await(d)
+      })
+
+    const single = (op: WriteOp, options?: WriteOptions) => write([op], options)
+
+    return {
+      put: (key, value, options) => single({ _tag: "put", key, value }, options),
+      delete: (key, options) => single({ _tag: "delete", key }, options),
+      merge: (key, value, options) => single({ _tag: "merge", key, value }, options),
+      write,
+      get,
+      scan,
+      snapshot,
+      durableSeq: Ref.get(durable),
+      awaitDurable,
+      changes: Stream.fromPubSub(changes),
+      flush: Effect.gen(function*() {
+        if (stopped !== undefined) return yield* Effect.fail(stopped)
+        yield* freeze
+        const done = yield* Deferred.make<void, DbError>()
+        yield* Queue.offer(flushRequests, done)
+        yield* Deferred.await(done)
+      }),
+      compact: compactOnce,
+      collectGarbage: gcOnce,
+      stats: Effect.gen(function*() {
+        const s = yield* Ref.get(state)
+        return {
+          durableSeq: yield* Ref.get(durable),
+          manifestVersion: s.manifest.version,
+          writerEpoch: epoch,
+          walObjectsWritten: counters.walObjects,
+          walBytesWritten: counters.walBytes,
+          l0Tables: s.manifest.value.l0.length,
+          sortedRuns: s.manifest.value.runs.length,
+          tablesWritten: counters.tables,
+          compactions: counters.compactions,
+          objectsCollected: counters.collected,
+          blockCache: blockCache.stats(),
+          metaCache: metaCache.stats()
+        }
+      })
+    } satisfies DbShape
+  })
+
+/** The Db as a Layer over the `ObjectStore` in context. */
+export const layer = (settings: DbSettings = {}): Layer.Layer<Db, DbError, ObjectStore> => Layer.effect(Db, make(settings))
+
+// -------------------------------------------------------------------------------------------------
+// Opening a writer
+// -------------------------------------------------------------------------------------------------
+
+interface Opened {
+  readonly manifest: Versioned<DbManifest>
+  readonly memtable: Memtable
+  readonly lastSeq: number
+  readonly fenceWalId: number
+}
+
+/**
+ * Takes over as the writer: bumps the writer epoch, replays every WAL object after the flushed point into
+ * a memtable, and claims the next free WAL slot with a fence object, so the previous writer's next WAL
+ * write fails. Records the fence in the manifest so garbage collection never deletes it.
+ */
+const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
+  Effect.gen(function*() {
+    const loaded = yield* manifests.load
+    const bumped = yield* manifests.commit(loaded, (m) => ({ ...m, writerEpoch: m.writerEpoch + 1 }))
+    const epoch = bumped.value.writerEpoch
+    const memtable = new Memtable()
+    let lastSeq = bumped.value.lastSeq
+    let walId = bumped.value.walIdFlushed
+    const replay = (id: number) =>
+      Effect.gen(function*() {
+        const key = walKey("", id)
+        const got = yield* store.get(key).pipe(
+          Effect.map((r): Uint8Array | undefined => r.body),
+          Effect.catchTag("NotFound", () => Effect.succeed(undefined)),
+          Effect.catchTags({ InvalidRange: (e) => Effect.die(e), InvalidKey: (e) => Effect.die(e) })
+        )
+        if (got === undefined) return false
+        const wal = yield* Effect.try({
+          try: () => decodeWal(key, got),
+          catch: (e) => (e instanceof CorruptObject ? e : new CorruptObject({ object: key, reason: String(e) }))
+        })
+        for (const e of wal.entries) {
+          if (e.seq > lastSeq) {
+            memtable.add(e)
+            lastSeq = e.seq
+          }
+        }
+        memtable.walIdLast = id
+        return true
+      })
+    // WAL ids are contiguous: replay until the first missing slot.
+    const listed = yield* Stream.runCollect(store.list(walPrefix, { startAfter: walKey("", walId) })).pipe(
+      Effect.catchTag("InvalidKey", (e) => Effect.die(e))
+    )
+    const ids = listed.flatMap((e) => Option.toArray(Option.fromUndefinedOr(parseWalId("", e.key)))).sort((a, b) => a - b)
+    for (const id of ids) {
+      if (id !== walId + 1) break
+      if (!(yield* replay(id))) break
+      walId = id
+    }
+    // Claim the next free slot with a fence. If the previous writer just wrote it, replay that and go on.
+    for (;;) {
+      const fenceId = walId + 1
+      const fence = encodeWal({ writerEpoch: epoch, walId: fenceId, kind: "fence", entries: [] })
+      const claimed = yield* store.putIfAbsent(walKey("", fenceId), fence, { putId: `f${epoch}-${fenceId}` }).pipe(
+        Effect.as(true),
+        Effect.catchTag("AlreadyExists", () => Effect.succeed(false)),
+        Effect.catchTag("InvalidKey", (e) => Effect.die(e))
+      )
+      if (claimed) {
+        memtable.walIdLast = fenceId
+        const manifest = yield* manifests.commit(
+          bumped,
+          (m) => (m.walFences.includes(fenceId) ? undefined : { ...m, walFences: [...m.walFences, fenceId] }),
+          { role: "writer", epoch }
+        )
+        return { manifest, memtable, lastSeq, fenceWalId: fenceId } satisfies Opened
+      }
+      yield* replay(fenceId)
+      walId = fenceId
+    }
+  })
+
+// -------------------------------------------------------------------------------------------------
+// Helpers
+// -------------------------------------------------------------------------------------------------
+
+/** The table of a sorted run that may hold `key` (runs hold disjoint, ordered key ranges). */
+const findInRun = (ssts: ReadonlyArray<SstRef>, key: Uint8Array): SstRef | undefined => {
+  const hex = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex")
+  let lo = 0
+  let hi = ssts.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const t = ssts[mid]!
+    if (hex < t.firstKey) hi = mid - 1
+    else if (hex > t.lastKey) lo = mid + 1
+    else return t
+  }
+  return undefined
+}
+
+/** A cursor over a sorted run: its tables one after the other, skipping those outside [start, end). */
+const runCursor = (tables: Tables, ssts: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): Cursor<ReadError> => {
+  const inRange = ssts.filter((t) =>
+    (start === undefined || compareBytes(fromHex(t.lastKey), start) >= 0) && (end === undefined || compareBytes(fromHex(t.firstKey), end) < 0)
+  )
+  let i = 0
+  let current: Cursor<ReadError> | undefined
+  return {
+    next: Effect.gen(function*() {
+      for (;;) {
+        if (current === undefined) {
+          if (i >= inRange.length) return undefined
+          current = tables.cursor(inRange[i++]!, start, end)
+        }
+        const e = yield* current.next
+        if (e !== undefined) return e
+        current = undefined
+      }
+    })
+  }
+}
+
+/** A view of a store with every key under `path`. */
+const prefixed = (store: ObjectStoreShape, path: string): ObjectStoreShape => {
+  if (path === "") return store
+  return {
+    ...store,
+    name: `${store.name}/${path}`,
+    keyBytesMax: store.keyBytesMax - textEncoder.encode(path).length,
+    get: (key, range) => store.get(path + key, range),
+    head: (key) => store.head(path + key),
+    put: (key, body, options) => store.put(path + key, body, options),
+    putIfAbsent: (key, body, options) => store.putIfAbsent(path + key, body, options),
+    putIfMatch: (key, body, etag, options) => store.putIfMatch(path + key, body, etag, options),
+    listPage: (prefix, options) =>
+      Effect.map(
+        store.listPage(path + prefix, options?.startAfter === undefined ? options : { ...options, startAfter: path + options.startAfter }),
+        (page) => ({
+          entries: page.entries.map((e) => ({ ...e, key: e.key.slice(path.length) })),
+          next: page.next === undefined ? undefined : page.next.slice(path.length)
+        })
+      ),
+    list: (prefix, options) =>
+      Stream.map(
+        store.list(path + prefix, options?.startAfter === undefined ? options : { ...options, startAfter: path + options.startAfter }),
+        (e) => ({ ...e, key: e.key.slice(path.length) })
+      ),
+    delete: (key) => store.delete(path + key),
+    resolvePut: (key, putId) => store.resolvePut(path + key, putId)
+  }
+}
+
+export { OutcomeUnknown, Unavailable }

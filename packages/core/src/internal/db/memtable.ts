@@ -1,0 +1,79 @@
+/**
+ * The memtable: recent writes in memory, every version of each key, until they are flushed into a
+ * level-0 table. Point reads are a map lookup; ordered iteration sorts the keys once per change.
+ * Keys are held as latin1 strings, whose JavaScript order is the unsigned byte order of the keys.
+ */
+import type { Entry } from "../format/entry.ts"
+
+export const keyString = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
+export const keyBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"))
+
+/** Rough memory cost of one entry beyond its key and value bytes. */
+const entryOverheadBytes = 48
+
+export class Memtable {
+  /** Versions of each key, oldest first (sequence numbers only grow). */
+  private readonly versions = new Map<string, Array<Entry>>()
+  private sorted: Array<string> | undefined
+  bytes = 0
+  entryCount = 0
+  minSeq = Number.POSITIVE_INFINITY
+  maxSeq = 0
+  /** Bytes taken from the Db's unflushed budget by the writes in this memtable. */
+  permits = 0
+  /** Highest WAL id whose entries are all in this memtable (0: none). */
+  walIdLast = 0
+
+  add(entry: Entry): void {
+    const k = keyString(entry.key)
+    let list = this.versions.get(k)
+    if (list === undefined) {
+      list = []
+      this.versions.set(k, list)
+      this.sorted = undefined
+    }
+    list.push(entry)
+    this.bytes += entry.key.length + entry.value.length + entryOverheadBytes
+    this.entryCount += 1
+    if (entry.seq < this.minSeq) this.minSeq = entry.seq
+    if (entry.seq > this.maxSeq) this.maxSeq = entry.seq
+  }
+
+  /** Versions of `key` with seq <= `seqMax`, newest first. */
+  get(key: string, seqMax: number): Array<Entry> {
+    const list = this.versions.get(key)
+    if (list === undefined) return []
+    const out: Array<Entry> = []
+    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.seq <= seqMax) out.push(list[i]!)
+    return out
+  }
+
+  private keysSorted(): Array<string> {
+    if (this.sorted === undefined) this.sorted = [...this.versions.keys()].sort()
+    return this.sorted
+  }
+
+  /** Entries with keys in [start, end) (strings from `keyString`; undefined = unbounded), by `compareEntries`. */
+  *range(start: string | undefined, end: string | undefined): Generator<Entry> {
+    const keys = this.keysSorted()
+    let lo = 0
+    if (start !== undefined) {
+      let hi = keys.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (keys[mid]! < start) lo = mid + 1
+        else hi = mid
+      }
+    }
+    for (let i = lo; i < keys.length; i++) {
+      const k = keys[i]!
+      if (end !== undefined && k >= end) return
+      const list = this.versions.get(k)!
+      for (let j = list.length - 1; j >= 0; j--) yield list[j]!
+    }
+  }
+
+  get isEmpty(): boolean {
+    return this.entryCount === 0
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The read path's pure parts: resolving the versions of one key (newest first) into a value, with the
+ * product's merge operator; cursors over sorted entries; and a k-way merge of cursors in
+ * `compareEntries` order.
+ */
+import { Effect } from "effect"
+import { compareBytes } from "../format/bytes.ts"
+import type { Entry } from "../format/entry.ts"
+import { compareEntries } from "../format/entry.ts"
+
+/**
+ * Combines merge operands into a value. `existing` is the value below the operands (undefined if the key
+ * had none or was deleted); `operands` are oldest first. Must be deterministic.
+ */
+export type MergeOperator = (key: Uint8Array, existing: Uint8Array | undefined, operands: ReadonlyArray<Uint8Array>) => Uint8Array
+
+/** The value of a key from its versions, newest first; `undefined` if absent or deleted. */
+export const resolveVersions = (
+  key: Uint8Array,
+  versions: Iterable<Entry>,
+  merge: MergeOperator | undefined
+): Uint8Array | undefined => {
+  const operands: Array<Uint8Array> = []
+  let base: Uint8Array | undefined
+  for (const v of versions) {
+    if (v.kind === "merge") {
+      operands.push(v.value)
+      continue
+    }
+    if (v.kind === "put") base = v.value
+    break
+  }
+  if (operands.length === 0) return base
+  if (merge === undefined) throw new Error("a merge entry was written but the Db has no merge operator")
+  return merge(key, base, operands.reverse())
+}
+
+/** Pulls entries one at a time, in `compareEntries` order; `undefined` at the end. */
+export interface Cursor<E> {
+  readonly next: Effect.Effect<Entry | undefined, E>
+}
+
+export const cursorFromIterator = (it: Iterator<Entry>): Cursor<never> => ({
+  next: Effect.sync(() => {
+    const r = it.next()
+    return r.done === true ? undefined : r.value
+  })
+})
+
+/**
+ * Merges cursors into one, in `compareEntries` order. Sequence numbers are unique, so equal entries
+ * cannot come from two cursors.
+ */
+export const mergeCursors = <E>(cursors: ReadonlyArray<Cursor<E>>): Cursor<E> => {
+  const heads: Array<{ entry: Entry; source: number }> = []
+  let started = false
+  const push = (item: { entry: Entry; source: number }) => {
+    heads.push(item)
+    let i = heads.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (compareEntries(heads[parent]!.entry, heads[i]!.entry) <= 0) break
+      ;[heads[parent], heads[i]] = [heads[i]!, heads[parent]!]
+      i = parent
+    }
+  }
+  const pop = () => {
+    const top = heads[0]!
+    const last = heads.pop()!
+    if (heads.length > 0) {
+      heads[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < heads.length && compareEntries(heads[l]!.entry, heads[m]!.entry) < 0) m = l
+        if (r < heads.length && compareEntries(heads[r]!.entry, heads[m]!.entry) < 0) m = r
+        if (m === i) break
+        ;[heads[m], heads[i]] = [heads[i]!, heads[m]!]
+        i = m
+      }
+    }
+    return top
+  }
+  const fill = (source: number) =>
+    Effect.map(cursors[source]!.next, (entry) => {
+      if (entry !== undefined) push({ entry, source })
+    })
+  return {
+    next: Effect.gen(function*() {
+      if (!started) {
+        started = true
+        for (let i = 0; i < cursors.length; i++) yield* fill(i)
+      }
+      if (heads.length === 0) return undefined
+      const top = pop()
+      yield* fill(top.source)
+      return top.entry
+    })
+  }
+}
+
+/** A resolved key-value pair. */
+export interface KeyValue {
+  readonly key: Uint8Array
+  readonly value: Uint8Array
+}
+
+/**
+ * Reads up to `limit` resolved pairs from a merged cursor: versions above `seqMax` are skipped, the rest
+ * of each key's versions resolved. `pending` carries the first entry of the next key between calls.
+ */
+export const resolveBatch = <E>(
+  cursor: Cursor<E>,
+  state: { pending: Entry | undefined; done: boolean },
+  seqMax: number,
+  merge: MergeOperator | undefined,
+  limit: number
+): Effect.Effect<Array<KeyValue>, E> =>
+  Effect.gen(function*() {
+    const out: Array<KeyValue> = []
+    while (out.length < limit && !state.done) {
+      const first = state.pending ?? (yield* cursor.next)
+      state.pending = undefined
+      if (first === undefined) {
+        state.done = true
+        break
+      }
+      const versions: Array<Entry> = [first]
+      for (;;) {
+        const e = yield* cursor.next
+        if (e === undefined) {
+          state.done = true
+          break
+        }
+        if (compareBytes(e.key, first.key) !== 0) {
+          state.pending = e
+          break
+        }
+        versions.push(e)
+      }
+      const visible = versions.filter((v) => v.seq <= seqMax)
+      const value = resolveVersions(first.key, visible, merge)
+      if (value !== undefined) out.push({ key: first.key, value })
+    }
+    return out
+  })

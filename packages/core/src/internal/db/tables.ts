@@ -1,0 +1,143 @@
+/**
+ * Sorted tables in the object store: writing them, and reading them through the caches. A reader
+ * fetches the footer (a ranged GET of the last bytes), then bloom and index in one ranged GET, then only
+ * the blocks it needs; metadata and blocks are cached by table id, which is never reused.
+ */
+import { Effect } from "effect"
+import type { ObjectStoreShape } from "../../ObjectStore.ts"
+import type { Cache } from "../cache.ts"
+import { compareBytes } from "../format/bytes.ts"
+import type { Entry } from "../format/entry.ts"
+import { CorruptObject } from "../format/errors.ts"
+import { bloomMayContain } from "../format/bloom.ts"
+import type { BlockHandle, SstFooter } from "../format/sst.ts"
+import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSst, findBlocks, sstFooterBytes } from "../format/sst.ts"
+import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
+import type { SstRef } from "./manifest.ts"
+import type { Cursor } from "./read.ts"
+
+export type ReadError = Unavailable | CorruptObject
+
+export interface TableMeta {
+  readonly footer: SstFooter
+  readonly index: ReadonlyArray<BlockHandle>
+  readonly bloom: Uint8Array
+}
+
+export const sstKey = (id: string) => `sst/${id}.sst`
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
+export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"))
+
+export interface Tables {
+  readonly write: (
+    id: string,
+    entries: ReadonlyArray<Entry>,
+    options: { readonly blockBytesTarget: number; readonly bloomBitsPerKey: number }
+  ) => Effect.Effect<SstRef, Unavailable | OutcomeUnknown>
+  readonly meta: (ref: SstRef) => Effect.Effect<TableMeta, ReadError>
+  /** Versions of `key` in the table, newest first. */
+  readonly get: (ref: SstRef, key: Uint8Array) => Effect.Effect<ReadonlyArray<Entry>, ReadError>
+  /** Entries with keys in [start, end), in `compareEntries` order, a block at a time. */
+  readonly cursor: (ref: SstRef, start: Uint8Array | undefined, end: Uint8Array | undefined) => Cursor<ReadError>
+}
+
+export const makeTables = (
+  store: ObjectStoreShape,
+  caches: { readonly meta: Cache<TableMeta>; readonly blocks: Cache<ReadonlyArray<Entry>> }
+): Tables => {
+  const fetch = (ref: SstRef, start: number, end: number) =>
+    store.get(sstKey(ref.id), { start, end }).pipe(
+      Effect.map((r) => r.body),
+      Effect.catchTags({
+        NotFound: () => Effect.fail(new CorruptObject({ object: sstKey(ref.id), reason: "table referenced by the manifest is missing" })),
+        InvalidRange: () => Effect.fail(new CorruptObject({ object: sstKey(ref.id), reason: "table shorter than the manifest says" })),
+        InvalidKey: (e) => Effect.die(e)
+      })
+    )
+
+  const decode = <A>(f: () => A) =>
+    Effect.try({ try: f, catch: (e) => (e instanceof CorruptObject ? e : new CorruptObject({ object: "?", reason: String(e) })) })
+
+  const meta = (ref: SstRef) =>
+    caches.meta.getOrLoad(
+      ref.id,
+      Effect.gen(function*() {
+        const object = sstKey(ref.id)
+        if (ref.size < sstFooterBytes) return yield* new CorruptObject({ object, reason: "smaller than a footer" })
+        const footerBytes = yield* fetch(ref, ref.size - sstFooterBytes, ref.size)
+        const footer = yield* decode(() => decodeSstFooter(object, footerBytes, ref.size))
+        // The bloom section directly precedes the index: one ranged read gets both.
+        const start = footer.bloomOffset
+        const end = footer.indexOffset + footer.indexLength
+        const both = yield* fetch(ref, start, end)
+        const bloom = yield* decode(() => decodeSstBloom(object, both.subarray(0, footer.bloomLength)))
+        const index = yield* decode(() => decodeSstIndex(object, both.subarray(footer.indexOffset - start)))
+        return { footer, index, bloom }
+      })
+    )
+
+  const block = (ref: SstRef, handle: BlockHandle) =>
+    caches.blocks.getOrLoad(
+      `${ref.id}@${handle.offset}`,
+      Effect.flatMap(fetch(ref, handle.offset, handle.offset + handle.length), (bytes) =>
+        decode(() => decodeSstBlock(sstKey(ref.id), bytes)))
+    )
+
+  return {
+    write: (id, entries, options) =>
+      Effect.gen(function*() {
+        const { bytes, info } = encodeSst(entries, options)
+        yield* store.putIfAbsent(sstKey(id), bytes).pipe(
+          Effect.catchTags({
+            AlreadyExists: (e) => Effect.die(new Error(`table id reused: ${e.key}`)),
+            InvalidKey: (e) => Effect.die(e)
+          })
+        )
+        return {
+          id,
+          size: info.size,
+          entryCount: info.entryCount,
+          firstKey: hex(info.firstKey),
+          lastKey: hex(info.lastKey),
+          minSeq: info.minSeq,
+          maxSeq: info.maxSeq
+        }
+      }),
+    meta,
+    get: (ref, key) =>
+      Effect.gen(function*() {
+        const m = yield* meta(ref)
+        if (!bloomMayContain(m.bloom, key)) return []
+        const end = new Uint8Array(key.length + 1)
+        end.set(key)
+        const out: Array<Entry> = []
+        for (const handle of findBlocks(m.index, key, end)) {
+          for (const e of yield* block(ref, handle)) if (compareBytes(e.key, key) === 0) out.push(e)
+        }
+        return out
+      }),
+    cursor: (ref, start, end) => {
+      let handles: ReadonlyArray<BlockHandle> | undefined
+      let blockIndex = 0
+      let entries: ReadonlyArray<Entry> = []
+      let i = 0
+      return {
+        next: Effect.gen(function*() {
+          if (handles === undefined) handles = findBlocks((yield* meta(ref)).index, start, end)
+          for (;;) {
+            while (i < entries.length) {
+              const e = entries[i++]!
+              if (start !== undefined && compareBytes(e.key, start) < 0) continue
+              if (end !== undefined && compareBytes(e.key, end) >= 0) return undefined
+              return e
+            }
+            if (blockIndex >= handles.length) return undefined
+            entries = yield* block(ref, handles[blockIndex++]!)
+            i = 0
+          }
+        })
+      }
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * One versioned key-value record, and its encoding shared by WAL objects and sorted-table blocks
+ * (RFC 0002): `kind u8 | seq u64 | keyLength u16 | key | valueLength u32 | value`, big-endian.
+ */
+import { type ByteReader, type ByteWriter, compareBytes, FormatError } from "./bytes.ts"
+
+export type EntryKind = "put" | "delete" | "merge"
+
+/** A version of a key. `value` is empty for `"delete"`; `seq` is a safe integer >= 0, newer is larger. */
+export interface Entry {
+  readonly key: Uint8Array
+  readonly seq: number
+  readonly kind: EntryKind
+  readonly value: Uint8Array
+}
+
+/** Longest key, in bytes (its length is a u16). */
+export const entryKeyBytesMax = 0xffff
+/** Longest value, in bytes. */
+export const entryValueBytesMax = 2 ** 31
+/** Encoded size of an entry with an empty key and value. */
+export const entryOverheadBytes = 1 + 8 + 2 + 4
+
+/** Key ascending, then seq descending: the newest version of a key comes first. */
+export const compareEntries = (a: Entry, b: Entry): number => {
+  const c = compareBytes(a.key, b.key)
+  if (c !== 0) return c
+  return a.seq === b.seq ? 0 : a.seq > b.seq ? -1 : 1
+}
+
+/** Encoded size of `entry`. */
+export const entryBytes = (entry: Entry): number => entryOverheadBytes + entry.key.length + entry.value.length
+
+const kindCode = (kind: EntryKind): number => {
+  switch (kind) {
+    case "put":
+      return 0
+    case "delete":
+      return 1
+    case "merge":
+      return 2
+  }
+  throw new Error(`format: unknown entry kind ${String(kind)}`)
+}
+
+const kindOfCode: ReadonlyArray<EntryKind> = ["put", "delete", "merge"]
+
+/** Throws a plain `Error` (a caller bug, not bad input) unless `entry` can be encoded. */
+export const assertEntry = (entry: Entry): void => {
+  if (entry.key.length > entryKeyBytesMax) throw new Error(`format: key of ${entry.key.length} bytes exceeds ${entryKeyBytesMax}`)
+  if (entry.value.length > entryValueBytesMax) {
+    throw new Error(`format: value of ${entry.value.length} bytes exceeds ${entryValueBytesMax}`)
+  }
+  if (!(entry.seq >= 0 && Number.isSafeInteger(entry.seq))) throw new Error(`format: seq ${entry.seq} is not a safe integer >= 0`)
+  if (kindCode(entry.kind) === 1 && entry.value.length !== 0) throw new Error("format: a delete entry has a value")
+}
+
+/** Appends `entry`; assumes `assertEntry(entry)` passed. */
+export const writeEntry = (w: ByteWriter, entry: Entry): void => {
+  w.u8(kindCode(entry.kind)).u64(entry.seq).u16(entry.key.length).bytes(entry.key).u32(entry.value.length).bytes(entry.value)
+}
+
+/**
+ * Reads one entry. Key and value are views of the reader's input, not copies: they stay valid as long as
+ * the input is not modified, and keep it alive.
+ */
+export const readEntry = (r: ByteReader): Entry => {
+  const at = r.offset
+  const code = r.u8("entry kind")
+  const kind = kindOfCode[code]
+  if (kind === undefined) throw new FormatError(`unknown entry kind ${code} at offset ${at}`)
+  const seq = r.u64("entry seq")
+  const key = r.bytes(r.u16("key length"), "key")
+  const valueLength = r.u32("value length")
+  if (valueLength > entryValueBytesMax) throw new FormatError(`value length ${valueLength} at offset ${at} exceeds 2^31`)
+  if (code === 1 && valueLength !== 0) throw new FormatError(`delete entry at offset ${at} has a value`)
+  const value = r.bytes(valueLength, "value")
+  return { key, seq, kind, value }
+}

@@ -1,0 +1,285 @@
+/**
+ * The sorted table (SST) object (RFC 0002): entries sorted by key then newest seq first, in checksummed
+ * data blocks, followed by a bloom filter section, a block index section and a fixed-size footer.
+ *
+ *   block* | bloom (filter, crc32c) | index (blockCount u32, handles, crc32c) | footer (54 bytes)
+ *
+ * A reader fetches the footer (the last `sstFooterBytes` bytes), then the index and bloom by range, then
+ * only the blocks a read needs. Each section carries its own checksum so it can be checked alone.
+ */
+import { buildBloom } from "./bloom.ts"
+import { ByteReader, ByteWriter, checkedBody, compareBytes, crc32c, equalBytes, FormatError } from "./bytes.ts"
+import { type Entry, assertEntry, compareEntries, entryBytes, entryOverheadBytes, readEntry, writeEntry } from "./entry.ts"
+import { decoding } from "./errors.ts"
+
+export interface SstBuildOptions {
+  /** A block is closed once its encoded size (count, entries, checksum) reaches this many bytes. */
+  readonly blockBytesTarget: number
+  readonly bloomBitsPerKey: number
+}
+
+export interface SstInfo {
+  /** Size of the whole object, in bytes. */
+  readonly size: number
+  readonly entryCount: number
+  readonly firstKey: Uint8Array
+  readonly lastKey: Uint8Array
+  readonly minSeq: number
+  readonly maxSeq: number
+}
+
+export interface SstFooter {
+  readonly formatVersion: number
+  readonly indexOffset: number
+  readonly indexLength: number
+  readonly bloomOffset: number
+  readonly bloomLength: number
+  readonly entryCount: number
+  readonly minSeq: number
+  readonly maxSeq: number
+}
+
+/** Where a data block is, and the keys it spans (both inclusive). */
+export interface BlockHandle {
+  readonly offset: number
+  readonly length: number
+  readonly firstKey: Uint8Array
+  readonly lastKey: Uint8Array
+}
+
+/** "ODST" */
+const sstMagic = 0x4f445354
+export const sstFormatVersion = 1
+/** magic 4, version 2, indexOffset 8, indexLength 4, bloomOffset 8, bloomLength 4, entryCount 4, minSeq 8, maxSeq 8, crc 4. */
+export const sstFooterBytes = 4 + 2 + 8 + 4 + 8 + 4 + 4 + 8 + 8 + 4
+/** Count and checksum around a block's entries. */
+const blockOverheadBytes = 4 + 4
+/** A block holds at least one entry. */
+const blockBytesMin = blockOverheadBytes + entryOverheadBytes
+/** Per index handle: offset, length and the two key lengths. */
+const handleOverheadBytes = 8 + 4 + 2 + 2
+/** A bloom section holds at least the hash count, one byte of bits and its checksum. */
+const bloomSectionBytesMin = 1 + 1 + 4
+
+// -------------------------------------------------------------------------------------------------
+// Encoding
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * Encodes a table of `entries`, which must be non-empty and sorted by `compareEntries` with no two equal
+ * (key, seq) pairs; several versions of one key are fine. Throws a plain `Error` otherwise (a caller bug).
+ */
+export const encodeSst = (
+  entries: ReadonlyArray<Entry>,
+  options: SstBuildOptions
+): { readonly bytes: Uint8Array; readonly info: SstInfo } => {
+  const n = entries.length
+  if (n === 0) throw new Error("sst: no entries")
+  if (n > 0xffff_ffff) throw new Error(`sst: ${n} entries do not fit a u32 count`)
+  if (!(options.blockBytesTarget >= 1)) throw new Error(`sst: bad blockBytesTarget ${options.blockBytesTarget}`)
+
+  // Pass 1: validate, cut blocks, count distinct keys and seq bounds. Knowing every size up front lets the
+  // writer allocate the object once, exactly.
+  const blockEnds: Array<number> = []
+  const blockSizes: Array<number> = []
+  let blockSize = blockOverheadBytes
+  const distinctKeys: Array<Uint8Array> = []
+  let minSeq = Number.MAX_SAFE_INTEGER
+  let maxSeq = 0
+  let prev: Entry | undefined
+  for (let i = 0; i < n; i++) {
+    const entry = entries[i]!
+    assertEntry(entry)
+    if (prev !== undefined) {
+      const c = compareEntries(prev, entry)
+      if (c >= 0) throw new Error(`sst: entry ${i} is ${c === 0 ? "a duplicate (key, seq)" : "out of order"}`)
+    }
+    if (prev === undefined || !equalBytes(prev.key, entry.key)) distinctKeys.push(entry.key)
+    if (entry.seq < minSeq) minSeq = entry.seq
+    if (entry.seq > maxSeq) maxSeq = entry.seq
+    blockSize += entryBytes(entry)
+    if (blockSize >= options.blockBytesTarget || i === n - 1) {
+      blockEnds.push(i + 1)
+      blockSizes.push(blockSize)
+      blockSize = blockOverheadBytes
+    }
+    prev = entry
+  }
+
+  const bloom = buildBloom(distinctKeys, distinctKeys.length, options.bloomBitsPerKey)
+  let dataBytes = 0
+  let indexBytes = 4 + 4
+  for (let b = 0; b < blockEnds.length; b++) {
+    dataBytes += blockSizes[b]!
+    const first = entries[b === 0 ? 0 : blockEnds[b - 1]!]!
+    const last = entries[blockEnds[b]! - 1]!
+    indexBytes += handleOverheadBytes + first.key.length + last.key.length
+  }
+  const size = dataBytes + bloom.length + 4 + indexBytes + sstFooterBytes
+
+  // Pass 2: write.
+  const w = new ByteWriter(size)
+  const handles: Array<{ offset: number; length: number; first: Uint8Array; last: Uint8Array }> = []
+  let i = 0
+  for (const end of blockEnds) {
+    const offset = w.length
+    const first = entries[i]!.key
+    w.u32(end - i)
+    for (; i < end; i++) writeEntry(w, entries[i]!)
+    w.u32(w.crcSince(offset))
+    handles.push({ offset, length: w.length - offset, first, last: entries[end - 1]!.key })
+  }
+
+  const bloomOffset = w.length
+  w.bytes(bloom).u32(crc32c(bloom))
+  const bloomLength = w.length - bloomOffset
+
+  const indexOffset = w.length
+  w.u32(handles.length)
+  for (const h of handles) w.u64(h.offset).u32(h.length).u16(h.first.length).bytes(h.first).u16(h.last.length).bytes(h.last)
+  w.u32(w.crcSince(indexOffset))
+  const indexLength = w.length - indexOffset
+
+  const footerOffset = w.length
+  w.u32(sstMagic).u16(sstFormatVersion).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
+  w.u32(n).u64(minSeq).u64(maxSeq)
+  w.u32(w.crcSince(footerOffset))
+
+  if (w.length !== size) throw new Error(`sst: wrote ${w.length} bytes, planned ${size}`)
+  return {
+    bytes: w.finish(),
+    info: { size, entryCount: n, firstKey: entries[0]!.key, lastKey: entries[n - 1]!.key, minSeq, maxSeq }
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Decoding. Each function checks its section's checksum and structure, and throws `CorruptObject`.
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * Decodes the footer: `footer` is the object's last `sstFooterBytes` bytes (fewer means the object is
+ * too short), `size` the whole object's size. Checks that the sections it points at tile the object.
+ */
+export const decodeSstFooter = (object: string, footer: Uint8Array, size: number): SstFooter =>
+  decoding(object, () => {
+    if (!(Number.isSafeInteger(size) && size >= sstFooterBytes)) throw new FormatError(`truncated: object of ${size} bytes has no footer`)
+    if (footer.length !== sstFooterBytes) throw new FormatError(`truncated: footer of ${footer.length} bytes, want ${sstFooterBytes}`)
+    const r = new ByteReader(footer)
+    const magic = r.u32("magic")
+    if (magic !== sstMagic) throw new FormatError(`bad magic 0x${magic.toString(16).padStart(8, "0")}, want "ODST"`)
+    // Version before checksum, so that a newer format is reported as such rather than as damage.
+    const formatVersion = r.u16("format version")
+    if (formatVersion !== sstFormatVersion) throw new FormatError(`unknown SST format version ${formatVersion}`)
+    checkedBody(footer, "footer")
+    const indexOffset = r.u64("index offset")
+    const indexLength = r.u32("index length")
+    const bloomOffset = r.u64("bloom offset")
+    const bloomLength = r.u32("bloom length")
+    const entryCount = r.u32("entry count")
+    const minSeq = r.u64("min seq")
+    const maxSeq = r.u64("max seq")
+    // The sections tile the object: blocks, bloom, index, footer.
+    if (indexOffset + indexLength !== size - sstFooterBytes) {
+      throw new FormatError(`index [${indexOffset}, +${indexLength}) does not end at the footer (${size - sstFooterBytes})`)
+    }
+    if (bloomOffset + bloomLength !== indexOffset) throw new FormatError(`bloom [${bloomOffset}, +${bloomLength}) does not end at the index`)
+    if (bloomOffset < blockBytesMin) throw new FormatError(`bloom offset ${bloomOffset} leaves no room for a block`)
+    if (bloomLength < bloomSectionBytesMin) throw new FormatError(`bloom section of ${bloomLength} bytes`)
+    if (indexLength < 4 + handleOverheadBytes + 4) throw new FormatError(`index section of ${indexLength} bytes`)
+    if (entryCount < 1) throw new FormatError("no entries")
+    if (minSeq > maxSeq) throw new FormatError(`min seq ${minSeq} > max seq ${maxSeq}`)
+    return { formatVersion, indexOffset, indexLength, bloomOffset, bloomLength, entryCount, minSeq, maxSeq }
+  })
+
+/**
+ * Decodes the index section (`[indexOffset, +indexLength)`). Checks that blocks are contiguous from
+ * offset 0 and their key spans are ordered. Keys are views of `bytes`.
+ */
+export const decodeSstIndex = (object: string, bytes: Uint8Array): ReadonlyArray<BlockHandle> =>
+  decoding(object, () => {
+    const r = new ByteReader(checkedBody(bytes, "index"))
+    const count = r.u32("block count")
+    if (count < 1) throw new FormatError("index of no blocks")
+    if (count > r.remaining / handleOverheadBytes) throw new FormatError(`${count} block handles cannot fit in ${r.remaining} bytes`)
+    const handles: Array<BlockHandle> = []
+    let expectedOffset = 0
+    let prevLast: Uint8Array | undefined
+    for (let i = 0; i < count; i++) {
+      const offset = r.u64("block offset")
+      const length = r.u32("block length")
+      const firstKey = r.bytes(r.u16("first key length"), "first key")
+      const lastKey = r.bytes(r.u16("last key length"), "last key")
+      if (offset !== expectedOffset) throw new FormatError(`block ${i} at ${offset}, want ${expectedOffset}`)
+      if (length < blockBytesMin) throw new FormatError(`block ${i} of ${length} bytes`)
+      if (compareBytes(firstKey, lastKey) > 0) throw new FormatError(`block ${i} first key after its last key`)
+      if (prevLast !== undefined && compareBytes(prevLast, firstKey) > 0) throw new FormatError(`block ${i} starts before block ${i - 1} ends`)
+      handles.push({ offset, length, firstKey, lastKey })
+      expectedOffset = offset + length
+      prevLast = lastKey
+    }
+    r.end("the last block handle")
+    return handles
+  })
+
+/** Checks the bloom section (`[bloomOffset, +bloomLength)`) and returns the filter for `bloomMayContain`. */
+export const decodeSstBloom = (object: string, bytes: Uint8Array): Uint8Array =>
+  decoding(object, () => {
+    const bloom = checkedBody(bytes, "bloom")
+    if (bloom.length < 2) throw new FormatError(`bloom of ${bloom.length} bytes`)
+    const k = bloom[0]!
+    if (k < 1 || k > 30) throw new FormatError(`bloom with ${k} hash functions`)
+    return bloom
+  })
+
+/** Decodes one data block (`[handle.offset, +handle.length)`). Keys and values are views of `bytes`. */
+export const decodeSstBlock = (object: string, bytes: Uint8Array): ReadonlyArray<Entry> =>
+  decoding(object, () => {
+    const r = new ByteReader(checkedBody(bytes, "block"))
+    const count = r.u32("entry count")
+    if (count < 1) throw new FormatError("block of no entries")
+    if (count > r.remaining / entryOverheadBytes) throw new FormatError(`${count} entries cannot fit in ${r.remaining} bytes`)
+    const entries: Array<Entry> = []
+    let prev: Entry | undefined
+    for (let i = 0; i < count; i++) {
+      const entry = readEntry(r)
+      // Readers binary-search blocks: an out-of-order entry would silently hide keys, so refuse it.
+      if (prev !== undefined && compareEntries(prev, entry) >= 0) throw new FormatError(`block entry ${i} out of order`)
+      entries.push(entry)
+      prev = entry
+    }
+    r.end("the last entry")
+    return entries
+  })
+
+// -------------------------------------------------------------------------------------------------
+// Block selection
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * The blocks that may hold keys in `[start, end)` (`undefined`: unbounded), in order. A block qualifies
+ * when `lastKey >= start` and `firstKey < end`; both key columns are non-decreasing across the index
+ * (versions of one key may span blocks, so neighbours can share a key), so the qualifying blocks are one
+ * run found by two binary searches.
+ */
+export const findBlocks = (
+  index: ReadonlyArray<BlockHandle>,
+  start: Uint8Array | undefined,
+  end: Uint8Array | undefined
+): ReadonlyArray<BlockHandle> => {
+  if (start !== undefined && end !== undefined && compareBytes(start, end) >= 0) return []
+  const from = start === undefined ? 0 : firstIndex(index, (h) => compareBytes(h.lastKey, start) >= 0)
+  const to = end === undefined ? index.length : firstIndex(index, (h) => compareBytes(h.firstKey, end) >= 0)
+  return from < to ? index.slice(from, to) : []
+}
+
+/** The first index at which `pred` holds, `pred` being false then true along the array (or length). */
+const firstIndex = (index: ReadonlyArray<BlockHandle>, pred: (h: BlockHandle) => boolean): number => {
+  let lo = 0
+  let hi = index.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (pred(index[mid]!)) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}

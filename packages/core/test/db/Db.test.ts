@@ -1,0 +1,237 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Db, ObjectStore } from "@opendata/core"
+import { b, crashableStore, s, small } from "./helpers.ts"
+
+const scanAll = (db: Db.DbShape, options?: Db.ReadOptions, range?: Db.ScanRange) =>
+  Effect.map(Stream.runCollect(db.scan(range, options)), (kvs) => kvs.map((kv) => `${s(kv.key)}=${s(kv.value)}`))
+
+const failureTag = (exit: Exit.Exit<unknown, { readonly _tag: string }>) => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const e = Exit.findErrorOption(exit)
+  return Option.isSome(e) ? e.value._tag : "defect"
+}
+
+/** A merge operator for tests: values are decimal integers, operands are added. */
+const addition: Db.MergeOperator = (_key, existing, operands) =>
+  b(String(operands.reduce((sum, o) => sum + Number(s(o)), existing === undefined ? 0 : Number(s(existing)))))
+
+describe("Db", () => {
+  it.effect("reads its own acknowledged writes: put, delete, merge, batch", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open({ ...small, merge: addition })
+      yield* db.put(b("a"), b("1"))
+      yield* db.put(b("b"), b("2"))
+      yield* db.delete(b("b"))
+      yield* db.merge(b("c"), b("5"))
+      yield* db.merge(b("c"), b("7"))
+      yield* db.put(b("d"), b("10"))
+      yield* db.merge(b("d"), b("1"))
+      const result = yield* db.write([
+        { _tag: "put", key: b("e"), value: b("x") },
+        { _tag: "put", key: b("f"), value: b("y") }
+      ])
+      assert.strictEqual(s(yield* db.get(b("a"))), "1")
+      assert.strictEqual(yield* db.get(b("b")), undefined)
+      assert.strictEqual(s(yield* db.get(b("c"))), "12")
+      assert.strictEqual(s(yield* db.get(b("d"))), "11")
+      assert.strictEqual(yield* db.get(b("zz")), undefined)
+      assert.strictEqual(yield* db.durableSeq, result.seq)
+      assert.deepStrictEqual(yield* scanAll(db), ["a=1", "c=12", "d=11", "e=x", "f=y"])
+      assert.deepStrictEqual(yield* scanAll(db, undefined, { start: b("c"), end: b("e") }), ["c=12", "d=11"])
+      yield* close
+    }))
+
+  it.effect("rejects invalid writes with InvalidWrite", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open()
+      assert.strictEqual(failureTag(yield* Effect.exit(db.put(new Uint8Array(0), b("v")))), "InvalidWrite")
+      assert.strictEqual(failureTag(yield* Effect.exit(db.write([]))), "InvalidWrite")
+      assert.strictEqual(failureTag(yield* Effect.exit(db.merge(b("k"), b("1")))), "InvalidWrite")
+      assert.strictEqual(failureTag(yield* Effect.exit(db.put(new Uint8Array(70_000), b("v")))), "InvalidWrite")
+      yield* close
+    }))
+
+  it.effect("keeps every acknowledged write across flushes, compactions and a graceful reopen", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const first = yield* store.open()
+      const expected = new Map<string, string>()
+      for (let i = 0; i < 400; i++) {
+        const key = `key-${String(i % 150).padStart(4, "0")}`
+        const value = `value-${i}-${"x".repeat(i % 40)}`
+        yield* first.db.put(b(key), b(value))
+        expected.set(key, value)
+      }
+      const stats = yield* first.db.stats
+      assert.isAbove(stats.tablesWritten, 3)
+      assert.isAbove(stats.compactions, 0)
+      const want = [...expected.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, v]) => `${k}=${v}`)
+      assert.deepStrictEqual(yield* scanAll(first.db), want)
+      yield* first.close
+      const second = yield* store.open()
+      assert.deepStrictEqual(yield* scanAll(second.db), want)
+      for (const [k, v] of expected) assert.strictEqual(s(yield* second.db.get(b(k))), v)
+      yield* second.close
+    }))
+
+  it.effect("loses no acknowledged write in a crash: reopening replays the WAL", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const first = yield* store.open()
+      for (let i = 0; i < 50; i++) yield* first.db.put(b(`k${i}`), b(`v${i}`))
+      // Writes that were never acknowledged may or may not survive; the acknowledged ones must.
+      const unacknowledged = yield* Effect.forkChild(first.db.put(b("in-flight"), b("maybe")))
+      yield* store.crash
+      yield* Fiber.interrupt(unacknowledged)
+      const second = yield* store.open()
+      for (let i = 0; i < 50; i++) assert.strictEqual(s(yield* second.db.get(b(`k${i}`))), `v${i}`)
+      yield* second.db.put(b("after"), b("crash"))
+      yield* store.crash
+      const third = yield* store.open()
+      assert.strictEqual(s(yield* third.db.get(b("after"))), "crash")
+      assert.strictEqual(s(yield* third.db.get(b("k49"))), "v49")
+      yield* third.close
+    }))
+
+  it.effect("fences the old writer when a new writer opens; the zombie's writes never become visible", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const old = yield* store.open()
+      yield* old.db.put(b("k"), b("old"))
+      const current = yield* store.open()
+      assert.strictEqual(s(yield* current.db.get(b("k"))), "old")
+      // The old writer's next WAL write finds its slot taken by the fence.
+      const zombie = yield* Effect.exit(old.db.put(b("zombie"), b("write")))
+      assert.strictEqual(failureTag(zombie), "Fenced")
+      assert.strictEqual(failureTag(yield* Effect.exit(old.db.put(b("zombie2"), b("write")))), "Fenced")
+      yield* current.db.put(b("k"), b("new"))
+      yield* current.close
+      const reader = yield* store.open()
+      assert.strictEqual(s(yield* reader.db.get(b("k"))), "new")
+      assert.strictEqual(yield* reader.db.get(b("zombie")), undefined)
+      yield* reader.close
+      yield* old.close
+    }))
+
+  it.effect("keeps a zombie fenced after garbage collection has deleted the WAL it last saw", () =>
+    Effect.gen(function*() {
+      // The shape of SlateDB #352/#1622: the new writer flushes, compacts and collects the WAL objects; a
+      // slow zombie must still not be able to write into a freed WAL slot and acknowledge.
+      const store = yield* crashableStore
+      const zombie = yield* store.open()
+      yield* zombie.db.put(b("before"), b("fence"))
+      const writer = yield* store.open()
+      for (let i = 0; i < 200; i++) yield* writer.db.put(b(`k${i % 40}`), b(`v${i}`))
+      yield* writer.db.flush
+      while (yield* writer.db.compact) {
+        // compact everything
+      }
+      const collected = yield* writer.db.collectGarbage
+      assert.isAbove(collected, 0)
+      const walKeys = (yield* Stream.runCollect(store.shared.list("wal/"))).map((e) => e.key)
+      // The zombie's data WAL (slot 2) is collected; both fences (1: the zombie's, 3: the writer's) stay.
+      assert.notInclude(walKeys.join(","), "00000000000000000002.wal")
+      assert.include(walKeys.join(","), "00000000000000000003.wal")
+      assert.strictEqual(failureTag(yield* Effect.exit(zombie.db.put(b("zombie"), b("write")))), "Fenced")
+      yield* writer.close
+      const reader = yield* store.open()
+      assert.strictEqual(yield* reader.db.get(b("zombie")), undefined)
+      assert.strictEqual(s(yield* reader.db.get(b("before"))), "fence")
+      assert.strictEqual(s(yield* reader.db.get(b("k39"))), "v199")
+      yield* reader.close
+      yield* zombie.close
+    }))
+
+  it.effect("a snapshot stays stable across writes, compaction and garbage collection", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open()
+      for (let i = 0; i < 60; i++) yield* db.put(b(`k${String(i).padStart(2, "0")}`), b("v1"))
+      const scope = yield* Scope.make()
+      const snapshot = yield* db.snapshot.pipe(Scope.provide(scope))
+      const before = yield* scanAll(db, { snapshot })
+      for (let i = 0; i < 60; i++) yield* db.put(b(`k${String(i).padStart(2, "0")}`), b("v2-" + "y".repeat(30)))
+      yield* db.delete(b("k00"))
+      yield* db.flush
+      while (yield* db.compact) {
+        // compact everything
+      }
+      yield* db.collectGarbage
+      assert.deepStrictEqual(yield* scanAll(db, { snapshot }), before)
+      assert.strictEqual(s(yield* db.get(b("k01"), { snapshot })), "v1")
+      assert.strictEqual(s(yield* db.get(b("k00"), { snapshot })), "v1")
+      assert.strictEqual(yield* db.get(b("k00")), undefined)
+      assert.strictEqual(s(yield* db.get(b("k01"))), "v2-" + "y".repeat(30))
+      yield* Scope.close(scope, Exit.void)
+      // Released: garbage collection may now take what only the snapshot needed.
+      assert.isAbove(yield* db.collectGarbage, 0)
+      yield* close
+    }))
+
+  it.effect("a write that does not await durability returns its seq and a durable effect", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open()
+      const first = yield* db.put(b("a"), b("1"), { awaitDurable: false })
+      const second = yield* db.put(b("b"), b("2"), { awaitDurable: false })
+      assert.strictEqual(second.seq, first.seq + 1)
+      yield* second.durable
+      assert.isAtLeast(yield* db.durableSeq, second.seq)
+      yield* db.awaitDurable(first.seq)
+      assert.strictEqual(s(yield* db.get(b("b"))), "2")
+      yield* close
+    }))
+
+  it.effect("publishes durable batches on the change feed, in seq order", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open()
+      const collected = yield* Effect.forkChild(Stream.runCollect(Stream.take(db.changes, 3)))
+      yield* Effect.yieldNow
+      yield* db.put(b("a"), b("1"))
+      yield* db.write([{ _tag: "put", key: b("b"), value: b("2") }, { _tag: "delete", key: b("a") }])
+      yield* db.put(b("c"), b("3"))
+      const batches = yield* Fiber.join(collected)
+      assert.deepStrictEqual(batches.map((x) => [x.firstSeq, x.lastSeq]), [[1, 1], [2, 3], [4, 4]])
+      assert.deepStrictEqual(batches[1]!.entries.map((e) => e.kind), ["put", "delete"])
+      yield* close
+    }))
+
+  it.effect("batches concurrent writers into few WAL objects (group commit)", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open({ ...small, memtableBytesMax: 1 << 20, unflushedBytesMax: 1 << 22 })
+      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => db.put(b(`k${i}`), b(`v${i}`)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const stats = yield* db.stats
+      assert.isBelow(stats.walObjectsWritten, 20)
+      assert.strictEqual(stats.durableSeq, 200)
+      yield* close
+    }))
+
+  it.effect("closing drains: writes accepted before close are durable after it", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const first = yield* store.open()
+      const results = yield* Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) =>
+        first.db.put(b(`k${i}`), b(`v${i}`), { awaitDurable: false }))
+      yield* first.close
+      for (const r of results) yield* r.durable
+      const second = yield* store.open()
+      assert.strictEqual((yield* scanAll(second.db)).length, 30)
+      assert.strictEqual(failureTag(yield* Effect.exit(first.db.put(b("late"), b("x")))), "DbClosed")
+      yield* second.close
+    }))
+
+  it.effect("runs on the memory store as a Layer", () =>
+    Effect.gen(function*() {
+      const db = yield* Db.Db
+      yield* db.put(b("x"), b("y"))
+      assert.strictEqual(s(yield* db.get(b("x"))), "y")
+    }).pipe(Effect.provide(Db.layer({ flushIntervalMs: 0 }).pipe(Layer.provide(ObjectStore.layerMemory)))))
+})
