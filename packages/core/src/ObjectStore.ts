@@ -67,6 +67,8 @@ export interface ObjectStoreShape {
   readonly name: string
   /** Longest key this store takes, in UTF-8 bytes (1024, less the bytes of an S3 key prefix). */
   readonly keyBytesMax: number
+  /** False where writing the same bytes again can bring back an old etag (S3: the etag is their MD5). */
+  readonly etagsUnique: boolean
   /** Reads an object, or the byte range `[start, end)` of it. */
   readonly get: (
     key: string,
@@ -245,6 +247,7 @@ export const make = (driver: Driver, settings: StoreSettings = {}): ObjectStoreS
   return {
     name: driver.name,
     keyBytesMax,
+    etagsUnique: driver.etagsUnique !== false,
     get: (key, range) =>
       Effect.gen(function*() {
         yield* checkKey(key)
@@ -284,8 +287,16 @@ export const make = (driver: Driver, settings: StoreSettings = {}): ObjectStoreS
           putId,
           driver.putIfMatch(key, body, etag, putId),
           () => new PreconditionFailed({ key, expectedEtag: etag }),
+          // An unchanged etag proves the write did not happen only where every write gets a new etag
+          // (not on S3, whose etag is a hash of the bytes): elsewhere the caller re-reads and decides.
           (meta) =>
-            meta === undefined ? "lost" : meta.putId === putId ? "ours" : meta.etag === etag ? "retry" : "lost"
+            meta === undefined
+              ? "lost"
+              : meta.putId === putId
+              ? "ours"
+              : meta.etag === etag && driver.etagsUnique !== false
+              ? "retry"
+              : "lost"
         )
       }),
     listPage,
@@ -311,6 +322,7 @@ export const toDriver = (store: ObjectStoreShape): Driver => {
   return {
     name: store.name,
     keyBytesMax: store.keyBytesMax,
+    etagsUnique: store.etagsUnique,
     get: (key, range) => keyIsValid(store.get(key, range)),
     head: (key) => keyIsValid(store.head(key)),
     put: (key, body, putId) => keyIsValid(store.put(key, body, { putId })),

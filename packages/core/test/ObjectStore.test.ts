@@ -3,6 +3,7 @@ import { Effect, Exit, Layer, Random } from "effect"
 import { ObjectStore } from "@opendata/core"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
+const str = (b: Uint8Array) => new TextDecoder().decode(b)
 
 /** A memory store that ignores conditions, like the S3 emulators that "support" them. */
 const ignoresConditions = (): ObjectStore.Driver => {
@@ -134,4 +135,158 @@ describe("ObjectStore", () => {
       assert.strictEqual(a, b)
       assert.match(a, /^[0-9a-f]{32}$/)
     }))
+
+  describe("outcome resolution", () => {
+    /** A memory driver whose conditional writes follow a script: each call takes the next step. */
+    const scripted = (steps: Array<"ok" | "lostRequest" | "lostReply">, etagsUnique = true) => {
+      const base = memoryDriver()
+      let call = 0
+      const step = <E>(
+        operation: string,
+        key: string,
+        putId: string,
+        run: Effect.Effect<ObjectStore.PutResult, E>
+      ): Effect.Effect<ObjectStore.PutResult, E | ObjectStore.OutcomeUnknown> =>
+        Effect.suspend((): Effect.Effect<ObjectStore.PutResult, E | ObjectStore.OutcomeUnknown> => {
+          const next = steps[call++] ?? "ok"
+          const unknown = new ObjectStore.OutcomeUnknown({ operation, key, putId, reason: next })
+          if (next === "lostRequest") return Effect.fail(unknown)
+          if (next === "lostReply") return Effect.andThen(Effect.exit(run), Effect.fail(unknown))
+          return run
+        })
+      const driver: ObjectStore.Driver = {
+        ...base,
+        etagsUnique,
+        putIfAbsent: (key, body, putId) => step("putIfAbsent", key, putId, base.putIfAbsent(key, body, putId)),
+        putIfMatch: (key, body, etag, putId) => step("putIfMatch", key, putId, base.putIfMatch(key, body, etag, putId))
+      }
+      return { base, driver, calls: () => call }
+    }
+    const fast = { retry: { retriesMax: 4, delayBaseMs: 1, delayMaxMs: 1 } }
+
+    it.live("a create whose request was lost is retried and wins", () =>
+      Effect.gen(function*() {
+        const { driver, calls } = scripted(["lostRequest"])
+        const store = ObjectStore.make(driver, fast)
+        const created = yield* store.putIfAbsent("k", bytes("v"), { putId: "mine" })
+        assert.strictEqual(created.putId, "mine")
+        assert.strictEqual(calls(), 2)
+        assert.strictEqual((yield* store.head("k")).putId, "mine")
+      }))
+
+    it.live("a create whose reply was lost is recognised as ours without writing again", () =>
+      Effect.gen(function*() {
+        const { driver, calls } = scripted(["lostReply"])
+        const store = ObjectStore.make(driver, fast)
+        yield* store.putIfAbsent("k", bytes("v"), { putId: "mine" })
+        assert.strictEqual(calls(), 1)
+      }))
+
+    it.live("a lost create reply of a lost race stays lost", () =>
+      Effect.gen(function*() {
+        const { driver } = scripted(["ok", "lostReply"])
+        const store = ObjectStore.make(driver, fast)
+        yield* store.putIfAbsent("k", bytes("first"), { putId: "theirs" })
+        const exit = yield* Effect.exit(store.putIfAbsent("k", bytes("second"), { putId: "mine" }))
+        assert.strictEqual(errorOf(exit)?._tag, "AlreadyExists")
+        assert.strictEqual((yield* store.head("k")).putId, "theirs")
+      }))
+
+    it.live("a compare-and-set whose request was lost is retried where etags are unique", () =>
+      Effect.gen(function*() {
+        const { driver, calls } = scripted(["ok", "lostRequest"])
+        const store = ObjectStore.make(driver, fast)
+        const v1 = yield* store.putIfAbsent("k", bytes("v1"))
+        const v2 = yield* store.putIfMatch("k", bytes("v2"), v1.etag, { putId: "mine" })
+        assert.strictEqual(v2.putId, "mine")
+        assert.strictEqual(calls(), 3)
+      }))
+
+    it.live("a compare-and-set whose request was lost reports lost where etags are content hashes", () =>
+      Effect.gen(function*() {
+        // The etag being unchanged does not prove the write missed: the same bytes may have been written back.
+        const { driver } = scripted(["ok", "lostRequest"], false)
+        const store = ObjectStore.make(driver, fast)
+        const v1 = yield* store.putIfAbsent("k", bytes("v1"))
+        const exit = yield* Effect.exit(store.putIfMatch("k", bytes("v2"), v1.etag, { putId: "mine" }))
+        assert.strictEqual(errorOf(exit)?._tag, "PreconditionFailed")
+        assert.strictEqual(str((yield* store.get("k")).body), "v1")
+      }))
+
+    it.live("a late-landing earlier attempt is recognised as ours, not as a lost race", () =>
+      Effect.gen(function*() {
+        // Attempt 1's reply is lost and reading back finds nothing, so the write is retried; meanwhile
+        // attempt 1 lands after all, and attempt 2 loses to it. That is our own write: success.
+        const base = memoryDriver()
+        let attempts = 0
+        let landing: Effect.Effect<unknown, unknown> | undefined
+        const driver: ObjectStore.Driver = {
+          ...base,
+          putIfAbsent: (key, body, putId) =>
+            Effect.suspend(() => {
+              attempts += 1
+              if (attempts > 1) return base.putIfAbsent(key, body, putId)
+              landing = Effect.ignore(base.putIfAbsent(key, body, putId))
+              return Effect.fail(new ObjectStore.OutcomeUnknown({ operation: "putIfAbsent", key, putId, reason: "lost" }))
+            }),
+          head: (key) =>
+            Effect.suspend(() => {
+              const land = landing
+              landing = undefined
+              // The first read-back sees nothing; the request lands right after it.
+              return land === undefined ? base.head(key) : Effect.ensuring(base.head(key), Effect.ignore(land))
+            })
+        }
+        const store = ObjectStore.make(driver, fast)
+        const created = yield* store.putIfAbsent("k", bytes("v"), { putId: "mine" })
+        assert.strictEqual(created.putId, "mine")
+        assert.strictEqual(attempts, 2)
+      }))
+
+    it.live("once an attempt may have landed, exhausted retries report OutcomeUnknown, not Unavailable", () =>
+      Effect.gen(function*() {
+        const base = memoryDriver()
+        let attempts = 0
+        const driver: ObjectStore.Driver = {
+          ...base,
+          putIfAbsent: (key, _body, putId) =>
+            Effect.suspend((): Effect.Effect<never, ObjectStore.OutcomeUnknown | ObjectStore.Unavailable> =>
+              ++attempts === 1
+                ? Effect.fail(new ObjectStore.OutcomeUnknown({ operation: "putIfAbsent", key, putId, reason: "lost" }))
+                : Effect.fail(new ObjectStore.Unavailable({ operation: "putIfAbsent", key, reason: "down" }))
+            )
+        }
+        const store = ObjectStore.make(driver, fast)
+        const exit = yield* Effect.exit(store.putIfAbsent("k", bytes("v"), { putId: "mine" }))
+        assert.strictEqual(errorOf(exit)?._tag, "OutcomeUnknown")
+        assert.strictEqual((errorOf(exit) as ObjectStore.OutcomeUnknown).putId, "mine")
+      }))
+
+    it.live("under random lost requests and replies, every reported winner is the stored writer", () =>
+      Effect.gen(function*() {
+        const store = yield* ObjectStore.ObjectStore
+        for (let round = 0; round < 30; round++) {
+          const key = `race/${round}`
+          const results = yield* Effect.forEach(
+            Array.from({ length: 5 }, (_, i) => i),
+            (i) => Effect.exit(store.putIfAbsent(key, bytes(`w${i}`), { putId: `p${round}-${i}` })),
+            { concurrency: "unbounded" }
+          )
+          const winners = results.flatMap((r) => (Exit.isSuccess(r) ? [r.value.putId] : []))
+          assert.isAtMost(winners.length, 1)
+          const stored = (yield* store.head(key)).putId
+          if (winners.length === 1) assert.strictEqual(winners[0], stored)
+          for (const r of results) {
+            if (Exit.isFailure(r)) assert.include(["AlreadyExists", "OutcomeUnknown"], errorOf(r)?._tag)
+          }
+        }
+      }).pipe(
+        Effect.provide(
+          ObjectStore.layerFaulty(
+            { seed: 3, lostRequestRate: 0.2, lostReplyRate: 0.2, unavailableRate: 0.1 },
+            { retry: { retriesMax: 8, delayBaseMs: 1, delayMaxMs: 2 } }
+          ).pipe(Layer.provide(ObjectStore.layerMemory))
+        )
+      ))
+  })
 })

@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer } from "effect"
 import { ObjectStore } from "@opendata/core"
 import { afterAll } from "vitest"
 import { conformance } from "./conformance.ts"
@@ -77,5 +77,26 @@ describe("ObjectStore local filesystem", () => {
       assert.strictEqual(put.etag, "61f1133c159ea0172d0bc5285d0e56e4")
       const file = yield* Effect.promise(() => fs.readFile(path.join(root, "golden", "k~")))
       assert.strictEqual(file.toString("hex"), golden)
+    }))
+
+  it.live("an interrupted compare-and-set never overwrites a later one", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      yield* Effect.gen(function*() {
+        const store = yield* ObjectStore.ObjectStore
+        for (let round = 0; round < 10; round++) {
+          const key = `cas/${round}`
+          const base = yield* store.putIfAbsent(key, new Uint8Array([0]))
+          const big = new Uint8Array(4 << 20)
+          const slow = yield* Effect.forkChild(store.putIfMatch(key, big, base.etag, { putId: "interrupted" }))
+          yield* Effect.sleep(`${round % 5} millis`)
+          yield* Fiber.interrupt(slow)
+          const later = yield* Effect.exit(store.putIfMatch(key, new Uint8Array([1]), base.etag, { putId: "later" }))
+          const stored = (yield* store.head(key)).putId
+          // Either the interrupted write finished first and the later one lost, or the later one won and stays.
+          if (Exit.isSuccess(later)) assert.strictEqual(stored, "later")
+          else assert.strictEqual(stored, "interrupted")
+        }
+      }).pipe(Effect.provide(ObjectStore.layerLocal({ root })))
     }))
 })

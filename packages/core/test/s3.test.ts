@@ -48,23 +48,25 @@ if (config === undefined) {
   conformance(`S3 at ${config.endpoint}`, () => ObjectStore.layerS3(s3Settings()))
 
   describe("ObjectStore S3 opening", () => {
+    // `Effect.flip` dies on a defect, so these also check that the failure is the typed error.
     it.live("fails with StoreUnusable when the bucket does not exist", () =>
       Effect.gen(function*() {
-        const exit = yield* Effect.exit(
+        const error = yield* Effect.flip(
           Layer.build(ObjectStore.layerS3(s3Settings({ bucket: "opendata-no-such-bucket", createBucket: false }))).pipe(Effect.scoped)
         )
-        assert.isTrue(Exit.isFailure(exit))
-        assert.match(String(exit), /StoreUnusable|no such bucket/)
+        assert.instanceOf(error, ObjectStore.StoreUnusable)
+        assert.match(error.reason, /no such bucket/)
       }))
 
     it.live("fails with StoreUnusable when the credentials are wrong", () =>
       Effect.gen(function*() {
-        const exit = yield* Effect.exit(
+        const error = yield* Effect.flip(
           Layer.build(ObjectStore.layerS3(s3Settings({ credentials: { accessKeyId: "nobody", secretAccessKey: "wrong" } }))).pipe(
             Effect.scoped
           )
         )
-        assert.isTrue(Exit.isFailure(exit))
+        assert.instanceOf(error, ObjectStore.StoreUnusable)
+        assert.match(error.reason, /HTTP 403/)
       }))
 
     it.live("explains a quoted If-Match that the server cannot match", () =>

@@ -3,7 +3,7 @@
  * `Unavailable` before they reach the store, loses the reply of writes that did happen, and hides freshly
  * written keys from listings for a while. Same seed, same sequence of calls: same faults.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Exit } from "effect"
 import { makePrng } from "../prng.ts"
 import type { Driver, ListEntry } from "./model.ts"
 import { OutcomeUnknown, Unavailable } from "./model.ts"
@@ -14,10 +14,15 @@ export interface FaultSettings {
   /** Probability that a call fails with `Unavailable` without reaching the store. */
   readonly unavailableRate?: number | undefined
   /**
-   * Probability that a write which succeeded loses its reply: `OutcomeUnknown` for conditional writes,
-   * `Unavailable` for plain puts and deletes (which are idempotent).
+   * Probability that a write's reply is lost after the store handled it (whether it succeeded or lost
+   * its race): `OutcomeUnknown` for conditional writes, `Unavailable` for plain puts and deletes.
    */
   readonly lostReplyRate?: number | undefined
+  /**
+   * Probability that a conditional write's request is lost on the way: it never reaches the store, yet
+   * the caller cannot tell and gets `OutcomeUnknown`.
+   */
+  readonly lostRequestRate?: number | undefined
   /** Each call first waits a uniform random time in [0, latencyMsMax] milliseconds of `Clock` time. */
   readonly latencyMsMax?: number | undefined
   /** A key written less than this long ago (by `Clock`) is missing from listings. */
@@ -28,6 +33,7 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
   const prng = makePrng(faults.seed)
   const unavailableRate = faults.unavailableRate ?? 0
   const lostReplyRate = faults.lostReplyRate ?? 0
+  const lostRequestRate = faults.lostRequestRate ?? 0
   const latencyMsMax = faults.latencyMsMax ?? 0
   const listingLagMs = faults.listingLagMs ?? 0
   const writtenAtMs = new Map<string, number>()
@@ -48,14 +54,23 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
   const noteWrite = (key: string) =>
     listingLagMs > 0 ? Effect.map(Clock.currentTimeMillis, (now) => void writtenAtMs.set(key, now)) : Effect.void
 
-  /** Runs a write; `lostReply` is the error its caller sees if the reply is lost after it happened. */
-  const write = <A, E, L>(operation: string, key: string, self: Effect.Effect<A, E>, lostReply: (reason: string) => L) =>
+  /** Runs a write; `lost` is the error its caller sees when the request or the reply is lost. */
+  const write = <A, E, L>(
+    operation: string,
+    key: string,
+    self: Effect.Effect<A, E>,
+    lost: (reason: string) => L,
+    conditional: boolean
+  ) =>
     Effect.gen(function*() {
       yield* before(operation, key)
-      const result = yield* self
-      yield* noteWrite(key)
-      if (replyLost()) return yield* Effect.fail(lostReply("injected fault: reply lost after the write"))
-      return result
+      if (conditional && lostRequestRate > 0 && prng.next() < lostRequestRate) {
+        return yield* Effect.fail(lost("injected fault: request lost before the store"))
+      }
+      const exit = yield* Effect.exit(self)
+      if (Exit.isSuccess(exit)) yield* noteWrite(key)
+      if (replyLost()) return yield* Effect.fail(lost("injected fault: reply lost after the store handled the write"))
+      return yield* exit
     })
   const idempotent = (operation: string, key: string) => (reason: string) => new Unavailable({ operation, key, reason })
   const conditional = (operation: string, key: string, putId: string) => (reason: string) =>
@@ -64,13 +79,14 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
   return {
     name: `faulty(${inner.name})`,
     keyBytesMax: inner.keyBytesMax,
+    etagsUnique: inner.etagsUnique,
     get: (key, range) => Effect.andThen(before("get", key), inner.get(key, range)),
     head: (key) => Effect.andThen(before("head", key), inner.head(key)),
-    put: (key, body, putId) => write("put", key, inner.put(key, body, putId), idempotent("put", key)),
+    put: (key, body, putId) => write("put", key, inner.put(key, body, putId), idempotent("put", key), false),
     putIfAbsent: (key, body, putId) =>
-      write("putIfAbsent", key, inner.putIfAbsent(key, body, putId), conditional("putIfAbsent", key, putId)),
+      write("putIfAbsent", key, inner.putIfAbsent(key, body, putId), conditional("putIfAbsent", key, putId), true),
     putIfMatch: (key, body, etag, putId) =>
-      write("putIfMatch", key, inner.putIfMatch(key, body, etag, putId), conditional("putIfMatch", key, putId)),
+      write("putIfMatch", key, inner.putIfMatch(key, body, etag, putId), conditional("putIfMatch", key, putId), true),
     listPage: (prefix, startAfter, limit) =>
       Effect.gen(function*() {
         yield* before("list", prefix)
@@ -83,6 +99,6 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
         }
         return { entries: page.entries.filter(visible), next: page.next }
       }),
-    delete: (key) => write("delete", key, inner.delete(key), idempotent("delete", key))
+    delete: (key) => write("delete", key, inner.delete(key), idempotent("delete", key), false)
   }
 }

@@ -23,7 +23,7 @@ import { Effect, Semaphore } from "effect"
 import type { Scope } from "effect"
 import { compareKeys, decodeSegment, digestMark, encodeSegment, fileSuffix, needsDigest } from "./keys.ts"
 import type { ByteRange, Driver, ListEntry, ObjectMeta, PutResult } from "./model.ts"
-import { AlreadyExists, InvalidRange, NotFound, PreconditionFailed, StoreUnusable, Unavailable } from "./model.ts"
+import { AlreadyExists, InvalidRange, NotFound, OutcomeUnknown, PreconditionFailed, StoreUnusable, Unavailable } from "./model.ts"
 
 const magic = Buffer.from("ODO1", "latin1")
 const prefixBytes = 8
@@ -79,28 +79,33 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
     const name = `local:${root}`
     const unusable = (reason: string) => new StoreUnusable({ store: name, reason })
 
-    // Open: create the root, take the process lock, clear temporary files of an earlier run.
+    // Open: create the root, take the lock, check the filesystem, clear temporary files of an earlier run.
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
           await fs.mkdir(tmpDir, { recursive: true })
-          const lockPath = path.join(rootDir, lockFileName)
-          const owner = await fs.readFile(lockPath, "utf8").catch(() => undefined)
-          const ownerPid = owner === undefined ? undefined : Number.parseInt(owner, 10)
-          if (ownerPid !== undefined && Number.isSafeInteger(ownerPid) && processAlive(ownerPid)) {
-            throw new Error(`the directory is in use by process ${ownerPid} (${lockPath})`)
+          const lockPath = await takeLock(rootDir)
+          try {
+            await checkFilesystem(tmpDir)
+            for (const entry of await fs.readdir(tmpDir)) await fs.rm(path.join(tmpDir, entry), { force: true })
+          } catch (e) {
+            await releaseLock(rootDir, lockPath)
+            throw e
           }
-          await fs.writeFile(lockPath, `${process.pid}\n`)
-          for (const entry of await fs.readdir(tmpDir)) await fs.rm(path.join(tmpDir, entry), { force: true })
           return lockPath
         },
         catch: (e) => unusable(e instanceof Error ? e.message : String(e))
       }),
-      (lockPath) => Effect.promise(() => fs.rm(lockPath, { force: true }))
+      (lockPath) => Effect.promise(() => releaseLock(rootDir, lockPath))
     )
 
-    const fail = (operation: string, key: string) => (e: unknown) =>
-      new Unavailable({ operation, key, reason: e instanceof Error ? e.message : String(e) })
+    const reasonOf = (e: unknown): string => (e instanceof AfterMove ? `after the write: ${reasonOf(e.cause)}` : e instanceof Error ? e.message : String(e))
+    const fail = (operation: string, key: string) => (e: unknown) => new Unavailable({ operation, key, reason: reasonOf(e) })
+    /** For conditional writes: a failure after the object was moved into place may have applied it. */
+    const failConditional = (operation: string, key: string, putId: string) => (e: unknown) =>
+      e instanceof AfterMove
+        ? new OutcomeUnknown({ operation, key, putId, reason: reasonOf(e) })
+        : new Unavailable({ operation, key, reason: reasonOf(e) })
 
     // --- key <-> path --------------------------------------------------------------------------
 
@@ -127,16 +132,22 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
       return full
     }
 
+    /** Creates the key's directories; a new directory is made durable by an fsync of its parent. */
     const ensureParents = async (key: string) => {
       const { dirs } = namesOf(key)
       let dir = rootDir
       for (const { segment, name: dirName } of dirs) {
+        const parent = dir
         dir = path.join(dir, dirName)
-        await fs.mkdir(dir, { recursive: true })
+        const created = await fs.mkdir(dir).then(() => true, (e: unknown) => {
+          if (isErrno(e, "EEXIST")) return false
+          throw e
+        })
+        if (created) await fsyncDir(parent)
         if (dirName.startsWith(digestMark)) {
           const segmentFile = path.join(dir, segmentFileName)
           const exists = await fs.access(segmentFile).then(() => true, () => false)
-          if (!exists) await writeDurably(segmentFile, [Buffer.from(segment, "utf8")], "rename")
+          if (!exists) await writeDurably(segmentFile, [Buffer.from(segment, "utf8")], "rename").catch(afterMoveIsDone)
         }
       }
     }
@@ -155,28 +166,38 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
       }
     }
 
-    /** Writes `chunks` to a temporary file, fsyncs it and moves it to `target` by `link` or `rename`. */
-    const writeDurably = async (target: string, chunks: Array<Uint8Array>, how: "link" | "rename") => {
+    /**
+     * Writes `chunks` to a temporary file, fsyncs it and moves it to `target` by `link` or `rename`, then
+     * fsyncs the directory. Returns "exists" if `link` found the name taken. A failure before the move
+     * throws (nothing happened); a failure after it throws `AfterMove` (the object may be in place).
+     */
+    const writeDurably = async (target: string, chunks: Array<Uint8Array>, how: "link" | "rename"): Promise<"written" | "exists"> => {
       const tmp = tmpPath()
       const handle = await fs.open(tmp, "wx")
       try {
         await handle.writev(chunks)
         await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      try {
-        if (how === "link") {
-          await fs.link(tmp, target)
-          await fs.rm(tmp, { force: true })
-        } else {
-          await fs.rename(tmp, target)
-        }
       } catch (e) {
-        await fs.rm(tmp, { force: true })
+        await handle.close().catch(() => undefined)
+        await fs.rm(tmp, { force: true }).catch(() => undefined)
         throw e
       }
-      await fsyncDir(path.dirname(target))
+      await handle.close()
+      try {
+        if (how === "link") await fs.link(tmp, target)
+        else await fs.rename(tmp, target)
+      } catch (e) {
+        await fs.rm(tmp, { force: true }).catch(() => undefined)
+        if (how === "link" && isErrno(e, "EEXIST")) return "exists"
+        throw e
+      }
+      try {
+        if (how === "link") await fs.rm(tmp, { force: true })
+        await fsyncDir(path.dirname(target))
+      } catch (e) {
+        throw new AfterMove(e)
+      }
+      return "written"
     }
 
     const readMeta = async (key: string, file: string): Promise<ObjectMeta> => {
@@ -202,7 +223,9 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
           lock.users += 1
           return lock
         }),
-        (lock) => lock.semaphore.withPermit(self),
+        // Uninterruptible inside the lock: an abandoned file operation would keep running after the
+        // lock is released and could overwrite a later write.
+        (lock) => lock.semaphore.withPermit(Effect.uninterruptible(self)),
         (lock) =>
           Effect.sync(() => {
             lock.users -= 1
@@ -352,16 +375,15 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
           try: async () => {
             const { chunks, result } = write(key, body, putId)
             await ensureParents(key)
-            try {
-              await writeDurably(pathOf(key), chunks, "link")
-            } catch (e) {
-              if (isErrno(e, "EEXIST")) return new AlreadyExists({ key })
-              throw e
-            }
-            return result
+            const outcome = await writeDurably(pathOf(key), chunks, "link")
+            return outcome === "exists" ? new AlreadyExists({ key }) : result
           },
-          catch: fail("putIfAbsent", key)
-        }).pipe(Effect.flatMap((r) => (r instanceof AlreadyExists ? Effect.fail(r) : Effect.succeed(r)))),
+          catch: failConditional("putIfAbsent", key, putId)
+        }).pipe(
+          // A file operation cannot be called back: once started, it runs to the end.
+          Effect.uninterruptible,
+          Effect.flatMap((r) => (r instanceof AlreadyExists ? Effect.fail(r) : Effect.succeed(r)))
+        ),
       putIfMatch: (key, body, etag, putId) =>
         withKeyLock(
           key,
@@ -377,7 +399,7 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
               await writeDurably(file, chunks, "rename")
               return result
             },
-            catch: fail("putIfMatch", key)
+            catch: failConditional("putIfMatch", key, putId)
           }).pipe(Effect.flatMap((r) => (r instanceof PreconditionFailed ? Effect.fail(r) : Effect.succeed(r))))
         ),
       listPage: (prefix, startAfter, limit) =>
@@ -402,6 +424,69 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
     }
     return driver
   })
+
+/** A failure after a write was moved into place: the object may be there. */
+class AfterMove extends Error {
+  constructor(cause: unknown) {
+    super(String(cause), { cause })
+  }
+}
+
+/** For writes whose effect is the same either way (the `.segment` file of a directory). */
+const afterMoveIsDone = (e: unknown) => {
+  if (!(e instanceof AfterMove)) throw e
+}
+
+/** Roots this process has open: a second open in the same process is refused like one from another. */
+const openRoots = new Set<string>()
+
+/**
+ * Takes `<root>/.lock`, created exclusively, holding our pid. A lock whose pid is not alive, or is our
+ * own pid while this process does not hold the root (a restarted container is pid 1 again), is stale and
+ * taken over.
+ */
+const takeLock = async (rootDir: string): Promise<string> => {
+  const lockPath = path.join(rootDir, lockFileName)
+  if (openRoots.has(rootDir)) throw new Error(`the directory is in use by process ${process.pid} (${lockPath})`)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.writeFile(lockPath, `${process.pid}\n`, { flag: "wx" })
+      openRoots.add(rootDir)
+      return lockPath
+    } catch (e) {
+      if (!isErrno(e, "EEXIST") || attempt > 0) throw e
+    }
+    const owner = Number.parseInt(await fs.readFile(lockPath, "utf8").catch(() => ""), 10)
+    if (Number.isSafeInteger(owner) && owner !== process.pid && processAlive(owner)) {
+      throw new Error(`the directory is in use by process ${owner} (${lockPath})`)
+    }
+    await fs.rm(lockPath, { force: true })
+  }
+}
+
+const releaseLock = async (rootDir: string, lockPath: string) => {
+  openRoots.delete(rootDir)
+  await fs.rm(lockPath, { force: true })
+}
+
+/**
+ * Refuses a case-insensitive or Unicode-normalising filesystem (macOS's default, Windows): there, keys
+ * such as `a` and `A` would name one file.
+ */
+const checkFilesystem = async (tmpDir: string) => {
+  const probe = path.join(tmpDir, `Case-\u00e9-${process.pid}`)
+  const twins = [path.join(tmpDir, `case-\u00e9-${process.pid}`), path.join(tmpDir, `Case-e\u0301-${process.pid}`)]
+  await fs.writeFile(probe, "")
+  try {
+    for (const twin of twins) {
+      if (await fs.access(twin).then(() => true, () => false)) {
+        throw new Error("the filesystem folds case or normalises Unicode in file names, so distinct keys would collide")
+      }
+    }
+  } finally {
+    await fs.rm(probe, { force: true })
+  }
+}
 
 const processAlive = (pid: number): boolean => {
   try {

@@ -163,6 +163,12 @@ export interface Driver {
   readonly name: string
   /** Longest key this backend takes, in UTF-8 bytes; `objectKeyBytesMax` unless a key prefix uses some. */
   readonly keyBytesMax?: number | undefined
+  /**
+   * Whether every write gets a new etag (true by default). S3's etag is an MD5 of the body, so writing
+   * the same bytes again brings an old etag back; outcome resolution must then not conclude from an
+   * unchanged etag that a compare-and-set did not happen.
+   */
+  readonly etagsUnique?: boolean | undefined
   readonly get: (key: string, range: ByteRange | undefined) => Effect.Effect<GetResult, NotFound | InvalidRange | Unavailable>
   readonly head: (key: string) => Effect.Effect<ObjectMeta, NotFound | Unavailable>
   readonly put: (key: string, body: Uint8Array, putId: string) => Effect.Effect<PutResult, Unavailable>

@@ -5,7 +5,10 @@
  * Interrupting the fiber aborts the HTTP request. Conditional writes use `If-None-Match: *` and
  * `If-Match: <etag>`, with the put-id in the object's metadata (`x-amz-meta-put-id`). A 412 (or 304 on a
  * create) means "lost the race"; a 409, a 5xx, a timeout or a dropped connection on a conditional write
- * means the outcome is unknown, and `ObjectStore` resolves it by reading the put-id back.
+ * means the outcome is unknown, and `ObjectStore` resolves it by reading the put-id back. A 404 on a
+ * write means the bucket is gone, so the write did not happen.
+ *
+ * ETags are the MD5 of the body: two writes of the same bytes get the same etag (`etagsUnique: false`).
  */
 import {
   CreateBucketCommand,
@@ -20,13 +23,14 @@ import {
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as Limits from "../../limits.ts"
-import type { Driver, ObjectMeta, PutResult } from "./model.ts"
+import type { ByteRange, Driver, GetResult, ObjectMeta, PutResult } from "./model.ts"
 import {
   AlreadyExists,
   InvalidRange,
   NotFound,
   OutcomeUnknown,
   PreconditionFailed,
+  sliceRange,
   StoreUnusable,
   Unavailable
 } from "./model.ts"
@@ -118,10 +122,16 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
       (c) => Effect.sync(() => c.destroy())
     )
 
-    /** Sends one request; the fiber's interruption aborts it, and it is abandoned after `timeoutMs`. */
-    const send = <O>(command: { readonly input: unknown }): Effect.Effect<O, Failure> =>
+    /**
+     * Sends one request and reads its reply with `read` (e.g. the body); the fiber's interruption aborts
+     * both, and both are abandoned after `timeoutMs`, so a reply that trickles in cannot outlast it.
+     */
+    const exchange = <O, A>(
+      command: { readonly input: unknown },
+      read: (out: O, signal: AbortSignal) => Promise<A>
+    ): Effect.Effect<A, Failure> =>
       Effect.tryPromise({
-        try: (signal) => client.send(command as never, { abortSignal: signal }) as Promise<O>,
+        try: async (signal) => read(await (client.send(command as never, { abortSignal: signal }) as Promise<O>), signal),
         catch: classify
       }).pipe(
         Effect.timeoutOrElse({
@@ -130,13 +140,26 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
         })
       )
 
+    /** Sends one request whose reply is all in its headers. */
+    const send = <O>(command: { readonly input: unknown }): Effect.Effect<O, Failure> =>
+      exchange<O, O>(command, (out) => Promise.resolve(out))
+
     const reject = (operation: string, key: string, failure: Failure) =>
       Effect.die(new Error(`S3 ${operation} ${key} was rejected: ${"reason" in failure ? failure.reason : failure.kind}`))
+
+    // Reached only by writes and lists (reads handle 404 themselves): the bucket itself is missing.
+    const noSuchBucket = `no such bucket ${bucket} (HTTP 404)`
 
     const unavailable = (operation: string, key: string, failure: Failure): Effect.Effect<never, Unavailable> =>
       failure.kind === "rejected"
         ? reject(operation, key, failure)
-        : Effect.fail(new Unavailable({ operation, key, reason: "reason" in failure ? failure.reason : failure.kind }))
+        : Effect.fail(
+          new Unavailable({
+            operation,
+            key,
+            reason: "reason" in failure ? failure.reason : failure.kind === "notFound" ? noSuchBucket : failure.kind
+          })
+        )
 
     const conditionalFailure = <L>(operation: string, key: string, putId: string, lost: () => L) =>
     (failure: Failure): Effect.Effect<never, L | Unavailable | OutcomeUnknown> => {
@@ -144,8 +167,11 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
         case "lostRace":
           return Effect.fail(lost())
         case "notFound":
-          // If-Match on a missing object: it is gone, so the expected version is too.
-          return operation === "putIfMatch" ? Effect.fail(lost()) : Effect.fail(new OutcomeUnknown({ operation, key, putId, reason: "404 on a create" }))
+          // If-Match on a missing object: it is gone, so the expected version is too. On a create, only
+          // the bucket can be missing: the write surely did not happen.
+          return operation === "putIfMatch"
+            ? Effect.fail(lost())
+            : Effect.fail(new Unavailable({ operation, key, reason: noSuchBucket }))
         case "refused":
           return Effect.fail(new Unavailable({ operation, key, reason: failure.reason }))
         case "ambiguous":
@@ -183,6 +209,45 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
       putId: out.Metadata?.["put-id"]
     })
 
+    /** A GET's body: a Node stream mixed with the SDK's readers. */
+    type Body = { transformToByteArray(): Promise<Uint8Array>; destroy?: () => void }
+    type GetOut = HeadOut & { Body?: Body; $metadata?: { httpStatusCode?: number } }
+
+    /**
+     * Reads a body to the end. How far the SDK's abort reaches past the response headers depends on its
+     * HTTP handler and version, so an abort also destroys the Node stream: the socket closes instead of
+     * downloading on.
+     */
+    const readBody = async (body: Body | undefined, signal: AbortSignal): Promise<Uint8Array> => {
+      if (body === undefined) return new Uint8Array(0)
+      const destroy = () => body.destroy?.()
+      if (signal.aborted) {
+        destroy()
+        throw signal.reason
+      }
+      signal.addEventListener("abort", destroy, { once: true })
+      try {
+        return await body.transformToByteArray()
+      } finally {
+        signal.removeEventListener("abort", destroy)
+      }
+    }
+
+    /**
+     * The part of a GET's reply that was asked for. A server (or proxy) that ignores `Range` answers 200
+     * with the whole object and no Content-Range: slice it here, with the port's range rules.
+     */
+    const rangeOf = (key: string, range: ByteRange | undefined, out: GetOut, body: Uint8Array): GetResult | InvalidRange => {
+      const total = totalOf(out.ContentRange)
+      if (range === undefined || (out.$metadata?.httpStatusCode === 206 && out.ContentRange !== undefined)) {
+        return { meta: metaOf(key, out, total ?? body.length), body }
+      }
+      const slice = sliceRange(key, body, range)
+      if (slice instanceof InvalidRange) return slice
+      // A copy, so that a small range does not keep the whole object alive.
+      return { meta: metaOf(key, out, body.length), body: body.slice(slice.start, slice.end) }
+    }
+
     // Open: the bucket must be reachable (and is created first if asked).
     const unusable = (failure: Failure) =>
       new StoreUnusable({ store: name, reason: "reason" in failure ? failure.reason : failure.kind })
@@ -199,21 +264,17 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
 
     const driver: Driver = {
       name,
+      etagsUnique: false,
       keyBytesMax: Limits.objectKeyBytesMax - Buffer.byteLength(base, "utf8"),
       get: (key, range) =>
-        send<HeadOut & { Body?: { transformToByteArray(): Promise<Uint8Array> } }>(
+        exchange<GetOut, { out: GetOut; body: Uint8Array }>(
           new GetObjectCommand({
             Bucket: bucket,
             Key: base + key,
             ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}` })
-          })
+          }),
+          async (out, signal) => ({ out, body: await readBody(out.Body, signal) })
         ).pipe(
-          Effect.flatMap((out) =>
-            Effect.tryPromise({
-              try: async () => (out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()),
-              catch: classify
-            }).pipe(Effect.map((body) => ({ meta: metaOf(key, out, totalOf(out.ContentRange) ?? body.length), body })))
-          ),
           Effect.catch((failure): Effect.Effect<never, NotFound | InvalidRange | Unavailable> => {
             switch (failure.kind) {
               case "notFound":
@@ -223,6 +284,10 @@ export const makeS3Driver = (settings: S3Settings): Effect.Effect<Driver, StoreU
               default:
                 return unavailable("get", key, failure)
             }
+          }),
+          Effect.flatMap(({ body, out }) => {
+            const result = rangeOf(key, range, out, body)
+            return result instanceof InvalidRange ? Effect.fail(result) : Effect.succeed(result)
           })
         ),
       head: (key) =>
