@@ -24,6 +24,7 @@ import { compareBytes } from "./internal/format/bytes.ts"
 import type { Entry } from "./internal/format/entry.ts"
 import { entryBytes } from "./internal/format/entry.ts"
 import { CorruptObject } from "./internal/format/errors.ts"
+import type { WalObject } from "./internal/format/wal.ts"
 import { decodeWal, encodeWal } from "./internal/format/wal.ts"
 import type { DbManifest, SstRef } from "./internal/db/manifest.ts"
 import type { ManifestStore } from "./internal/db/manifestStore.ts"
@@ -247,15 +248,7 @@ export const make = (
     const rootStore = yield* ObjectStore
     const store = prefixed(rootStore, settings.path)
     const manifests = makeManifestStore(store)
-    const blockCache = makeCache<ReadonlyArray<Entry>>({
-      capacityBytes: settings.blockCacheBytes,
-      sizeOf: (entries) => entries.reduce((n, e) => n + entryBytes(e), 0)
-    })
-    const metaCache = makeCache<TableMeta>({
-      capacityBytes: settings.metaCacheBytes,
-      sizeOf: (m) => m.bloom.length + m.index.reduce((n, h) => n + 32 + h.firstKey.length + h.lastKey.length, 0)
-    })
-    const tables = makeTables(store, { meta: metaCache, blocks: blockCache })
+    const { tables, blockCache, metaCache } = tableAccess(store, settings)
 
     // --- open: bump the writer epoch, replay the WAL, fence the previous writer ----------------------
     const opened = yield* settled(openWriter(store, manifests))
@@ -278,6 +271,16 @@ export const make = (
     const unflushed = Semaphore.makeUnsafe(settings.unflushedBytesMax)
     const flushRequests = yield* Queue.bounded<Deferred.Deferred<void, DbError> | undefined, Cause.Done>(64)
     const compactRequests = yield* Queue.sliding<undefined>(1)
+    const l0Freed = yield* Queue.sliding<undefined>(1)
+
+    /** Adopts a newer manifest committed by another process (a compactor), unless it fences us. */
+    const reloadManifest = Effect.gen(function*() {
+      const current = (yield* Ref.get(state)).manifest
+      const newer = yield* manifests.log.latest(current.version)
+      if (newer === undefined) return
+      if (newer.value.writerEpoch > epoch) return yield* new Fenced({ role: "writer", epoch, newerEpoch: newer.value.writerEpoch })
+      yield* Ref.update(state, (st) => (st.manifest.version < newer.version ? { ...st, manifest: newer } : st))
+    })
 
     const retrySchedule = retryUnavailable
 
@@ -341,7 +344,7 @@ export const make = (
 
     const writerLoop = Effect.gen(function*() {
       let carry: WriteRequest | undefined
-      let lastStartMs = 0
+      let lastStartMs = Number.NEGATIVE_INFINITY
       for (;;) {
         // Group commit: take what is waiting, up to the WAL batch bound.
         const first = carry ?? (yield* Queue.take(mailbox))
@@ -398,12 +401,13 @@ export const make = (
       const { frozen } = yield* Ref.get(state)
       const oldest = frozen.at(-1)
       if (oldest === undefined) return false
-      // Wait while level 0 is full: that holds the unflushed budget and so suspends writers.
+      // Wait while level 0 is full: that holds the unflushed budget and so suspends writers. A compaction
+      // here signals at once; one by a compactor in another process shows in the manifest, read every second.
       for (;;) {
         const s = yield* Ref.get(state)
         if (s.manifest.value.l0.length < settings.l0Max) break
         yield* Queue.offer(compactRequests, undefined)
-        yield* Effect.sleep("50 millis")
+        yield* Effect.raceFirst(Queue.take(l0Freed), Effect.andThen(Effect.sleep("1 second"), reloadManifest))
       }
       const entries = [...oldest.range(undefined, undefined)]
       const id = yield* newTableId
@@ -467,6 +471,7 @@ export const make = (
         { role: "writer", epoch }
       )
       yield* Ref.update(state, (st) => ({ ...st, manifest: committed }))
+      yield* Queue.offer(l0Freed, undefined)
       counters.compactions += 1
       return true
     })))
@@ -608,49 +613,7 @@ export const make = (
 
     const snapshotStates = new WeakMap<Snapshot, ReadState>()
 
-    const get = (key: Uint8Array, options?: ReadOptions) =>
-      Effect.gen(function*() {
-        const { s, seq, manifest } = yield* currentView(options)
-        const k = keyString(key)
-        const versions: Array<Entry> = []
-        const memtables = [s.active, ...s.frozen]
-        const settled = () => versions.length > 0 && versions.at(-1)!.kind !== "merge"
-        for (const t of memtables) {
-          versions.push(...t.get(k, seq))
-          if (settled()) return resolveVersions(key, versions, settings.merge)
-        }
-        for (const ref of manifest.l0) {
-          if (ref.minSeq > seq) continue
-          versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
-          if (settled()) return resolveVersions(key, versions, settings.merge)
-        }
-        for (const run of manifest.runs) {
-          const ref = findInRun(run.ssts, key)
-          if (ref === undefined || ref.minSeq > seq) continue
-          versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
-          if (settled()) return resolveVersions(key, versions, settings.merge)
-        }
-        return resolveVersions(key, versions, settings.merge)
-      })
-
-    const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, DbReadError> =>
-      Stream.unwrap(
-        Effect.gen(function*() {
-          const { s, seq, manifest } = yield* currentView(options)
-          const start = range.start === undefined ? undefined : keyString(range.start)
-          const end = range.end === undefined ? undefined : keyString(range.end)
-          const cursors: Array<Cursor<ReadError>> = [
-            ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end))),
-            ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
-            ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
-          ]
-          const cursor = mergeCursors(cursors)
-          const cursorState = { pending: undefined as Entry | undefined, done: false }
-          return Stream.paginate(undefined, () =>
-            Effect.map(resolveBatch(cursor, cursorState, seq, settings.merge, 256), (batch) =>
-              [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
-        })
-      )
+    const { get, scan } = readPath(tables, settings.merge, currentView)
 
     const snapshot: Effect.Effect<Snapshot, never, Scope.Scope> = Effect.acquireRelease(
       Effect.gen(function*() {
@@ -733,6 +696,135 @@ export const make = (
 export const layer = (settings: DbSettings = {}): Layer.Layer<Db, DbError, ObjectStore> => Layer.effect(Db, make(settings))
 
 // -------------------------------------------------------------------------------------------------
+// DbReader: a read-only follower
+// -------------------------------------------------------------------------------------------------
+
+export interface ReaderSettings {
+  readonly path?: string | undefined
+  /** How often to look for new WAL objects and manifest versions. */
+  readonly pollIntervalMs?: number | undefined
+  readonly blockCacheBytes?: number | undefined
+  readonly metaCacheBytes?: number | undefined
+  readonly merge?: MergeOperator | undefined
+}
+
+export interface DbReaderShape {
+  readonly get: (key: Uint8Array) => Effect.Effect<Uint8Array | undefined, DbReadError>
+  readonly scan: (range?: ScanRange) => Stream.Stream<KeyValue, DbReadError>
+  /** Highest sequence number this reader has caught up to. */
+  readonly durableSeq: Effect.Effect<number>
+  /** Batches as this reader finds them in the WAL. */
+  readonly changes: Stream.Stream<DurableBatch>
+  /** Catches up now with new WAL objects and manifest versions (otherwise done every `pollIntervalMs`). */
+  readonly refresh: Effect.Effect<void, DbReadError>
+}
+
+export class DbReader extends Context.Service<DbReader, DbReaderShape>()("@opendata/core/DbReader") {}
+
+/**
+ * Opens the Db at `path` read-only, from any process: reads the latest manifest, replays the WAL after
+ * it, then follows new WAL objects and manifest versions. It writes nothing and fences nobody; it sees
+ * what the writer made durable, a poll interval later.
+ */
+export const makeReader = (
+  input: ReaderSettings = {}
+): Effect.Effect<DbReaderShape, DbReadError, ObjectStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = resolveSettings({
+      path: input.path,
+      blockCacheBytes: input.blockCacheBytes,
+      metaCacheBytes: input.metaCacheBytes,
+      merge: input.merge
+    })
+    const pollIntervalMs = input.pollIntervalMs ?? 1000
+    const store = prefixed(yield* ObjectStore, settings.path)
+    const manifests = makeManifestStore(store)
+    const { tables } = tableAccess(store, settings)
+    const first = yield* manifests.load
+    const state = yield* Ref.make<ReadState>({ manifest: first, active: new Memtable(), frozen: [] })
+    const durable = yield* Ref.make(first.value.lastSeq)
+    const changes = yield* PubSub.sliding<DurableBatch>(Limits.changeFeedBatchesMax)
+    let lastWalId = first.value.walIdFlushed
+    const lock = Semaphore.makeUnsafe(1)
+
+    /** Adopts a newer manifest: what it flushed leaves the memtable. */
+    const adopt = (next: Versioned<DbManifest>) =>
+      Ref.update(state, (s) => {
+        const active = new Memtable()
+        for (const e of s.active.range(undefined, undefined)) if (e.seq > next.value.lastSeq) active.add(e)
+        return { ...s, manifest: next, active }
+      }).pipe(
+        Effect.andThen(Ref.update(durable, (d) => Math.max(d, next.value.lastSeq))),
+        Effect.andThen(Effect.sync(() => {
+          lastWalId = Math.max(lastWalId, next.value.walIdFlushed)
+        }))
+      )
+
+    const readWal = (id: number) =>
+      store.get(walKey("", id)).pipe(
+        Effect.flatMap((r) =>
+          Effect.try({
+            try: () => decodeWal(walKey("", id), r.body),
+            catch: (e) => (e instanceof CorruptObject ? e : new CorruptObject({ object: walKey("", id), reason: String(e) }))
+          })),
+        Effect.map((wal): WalObject | undefined => wal),
+        Effect.catchTag("NotFound", () => Effect.succeed(undefined)),
+        Effect.catchTags({ InvalidRange: (e) => Effect.die(e), InvalidKey: (e) => Effect.die(e) })
+      )
+
+    const refresh = lock.withPermit(Effect.gen(function*() {
+      const current = (yield* Ref.get(state)).manifest
+      const newer = yield* manifests.log.latest(current.version)
+      if (newer !== undefined) yield* adopt(newer)
+      for (;;) {
+        const id = lastWalId + 1
+        const wal = yield* readWal(id)
+        if (wal === undefined) {
+          // The end of the WAL, or an object collected after a manifest we have not seen: look again.
+          const again = yield* manifests.log.latest((yield* Ref.get(state)).manifest.version)
+          if (again === undefined || again.value.walIdFlushed < id) return
+          yield* adopt(again)
+          continue
+        }
+        lastWalId = id
+        const seen = yield* Ref.get(durable)
+        const fresh = wal.entries.filter((e) => e.seq > seen)
+        if (fresh.length === 0) continue
+        const { active } = yield* Ref.get(state)
+        for (const e of fresh) active.add(e)
+        yield* Ref.set(durable, fresh.at(-1)!.seq)
+        yield* PubSub.publish(changes, { firstSeq: fresh[0]!.seq, lastSeq: fresh.at(-1)!.seq, entries: fresh })
+      }
+    }))
+
+    yield* refresh
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.sleep(`${pollIntervalMs} millis`).pipe(
+        Effect.andThen(refresh),
+        Effect.catch((e) => Effect.logWarning(`reader refresh failed: ${e.message}`))
+      )
+    ))
+
+    const view = () =>
+      Effect.gen(function*() {
+        const s = yield* Ref.get(state)
+        return { s, seq: yield* Ref.get(durable), manifest: s.manifest.value }
+      })
+    const { get, scan } = readPath(tables, settings.merge, view)
+    return {
+      get: (key) => get(key),
+      scan: (range) => scan(range),
+      durableSeq: Ref.get(durable),
+      changes: Stream.fromPubSub(changes),
+      refresh
+    } satisfies DbReaderShape
+  })
+
+/** The read-only follower as a Layer over the `ObjectStore` in context. */
+export const layerReader = (settings: ReaderSettings = {}): Layer.Layer<DbReader, DbReadError, ObjectStore> =>
+  Layer.effect(DbReader, makeReader(settings))
+
+// -------------------------------------------------------------------------------------------------
 // Opening a writer
 // -------------------------------------------------------------------------------------------------
 
@@ -810,6 +902,75 @@ const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
       walId = fenceId
     }
   })
+
+// -------------------------------------------------------------------------------------------------
+// The read path, shared by the writer's Db and the read-only DbReader
+// -------------------------------------------------------------------------------------------------
+
+interface View {
+  readonly s: ReadState
+  readonly seq: number
+  readonly manifest: DbManifest
+}
+
+const tableAccess = (store: ObjectStoreShape, settings: ResolvedSettings) => {
+  const blockCache = makeCache<ReadonlyArray<Entry>>({
+    capacityBytes: settings.blockCacheBytes,
+    sizeOf: (entries) => entries.reduce((n, e) => n + entryBytes(e), 0)
+  })
+  const metaCache = makeCache<TableMeta>({
+    capacityBytes: settings.metaCacheBytes,
+    sizeOf: (m) => m.bloom.length + m.index.reduce((n, h) => n + 32 + h.firstKey.length + h.lastKey.length, 0)
+  })
+  return { tables: makeTables(store, { meta: metaCache, blocks: blockCache }), blockCache, metaCache }
+}
+
+const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, view: (options?: ReadOptions) => Effect.Effect<View, never, R>) => {
+  const get = (key: Uint8Array, options?: ReadOptions) =>
+    Effect.gen(function*() {
+      const { s, seq, manifest } = yield* view(options)
+      const k = keyString(key)
+      const versions: Array<Entry> = []
+      // Sources from newest to oldest; stop at the first version that is not a merge operand.
+      const settled = () => versions.length > 0 && versions.at(-1)!.kind !== "merge"
+      for (const t of [s.active, ...s.frozen]) {
+        versions.push(...t.get(k, seq))
+        if (settled()) return resolveVersions(key, versions, merge)
+      }
+      for (const ref of manifest.l0) {
+        if (ref.minSeq > seq) continue
+        versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
+        if (settled()) return resolveVersions(key, versions, merge)
+      }
+      for (const run of manifest.runs) {
+        const ref = findInRun(run.ssts, key)
+        if (ref === undefined || ref.minSeq > seq) continue
+        versions.push(...(yield* tables.get(ref, key)).filter((e) => e.seq <= seq))
+        if (settled()) return resolveVersions(key, versions, merge)
+      }
+      return resolveVersions(key, versions, merge)
+    })
+
+  const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, DbReadError, R> =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        const { s, seq, manifest } = yield* view(options)
+        const start = range.start === undefined ? undefined : keyString(range.start)
+        const end = range.end === undefined ? undefined : keyString(range.end)
+        const cursors: Array<Cursor<ReadError>> = [
+          ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end))),
+          ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
+          ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
+        ]
+        const cursor = mergeCursors(cursors)
+        const cursorState = { pending: undefined as Entry | undefined, done: false }
+        return Stream.paginate(undefined, () =>
+          Effect.map(resolveBatch(cursor, cursorState, seq, merge, 256), (batch) =>
+            [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
+      })
+    )
+  return { get, scan }
+}
 
 // -------------------------------------------------------------------------------------------------
 // Helpers

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { b, crashableStore, s, small } from "./helpers.ts"
 
@@ -234,4 +235,88 @@ describe("Db", () => {
       yield* db.put(b("x"), b("y"))
       assert.strictEqual(s(yield* db.get(b("x"))), "y")
     }).pipe(Effect.provide(Db.layer({ flushIntervalMs: 0 }).pipe(Layer.provide(ObjectStore.layerMemory)))))
+
+  it.effect("a read-only reader follows the writer through flushes, compactions and garbage collection", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open()
+      yield* db.put(b("a"), b("1"))
+      const reader = yield* Db.makeReader({ pollIntervalMs: 3_600_000 }).pipe(
+        Effect.provideService(ObjectStore.ObjectStore, store.shared)
+      )
+      assert.strictEqual(s(yield* reader.get(b("a"))), "1")
+      for (let i = 0; i < 120; i++) yield* db.put(b(`k${i % 30}`), b(`v${i}`))
+      yield* db.delete(b("a"))
+      assert.strictEqual(s(yield* reader.get(b("k29"))), undefined) // not refreshed yet
+      yield* reader.refresh
+      assert.strictEqual(s(yield* reader.get(b("k29"))), "v119")
+      assert.strictEqual(yield* reader.get(b("a")), undefined)
+      assert.strictEqual(yield* reader.durableSeq, yield* db.durableSeq)
+      yield* db.flush
+      while (yield* db.compact) {
+        // compact everything
+      }
+      yield* db.collectGarbage
+      yield* db.put(b("late"), b("x"))
+      yield* reader.refresh
+      const fromReader = yield* Stream.runCollect(reader.scan())
+      const fromWriter = yield* Stream.runCollect(db.scan())
+      assert.deepStrictEqual(fromReader.map((kv) => `${s(kv.key)}=${s(kv.value)}`), fromWriter.map((kv) => `${s(kv.key)}=${s(kv.value)}`))
+      yield* close
+    }))
+
+  it.effect("starts WAL writes no closer than flushIntervalMs, and batches what waits meanwhile (TestClock)", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open({ ...small, flushIntervalMs: 100 })
+      const first = yield* Effect.forkChild(db.put(b("a"), b("1")))
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(first)
+      // The next write waits out the interval; writes arriving meanwhile join its WAL object.
+      const waiting = yield* Effect.forEach(["b", "c", "d"], (k) => Effect.forkChild(db.put(b(k), b("2"))))
+      yield* TestClock.adjust("50 millis")
+      assert.strictEqual((yield* db.stats).walObjectsWritten, 1)
+      yield* TestClock.adjust("60 millis")
+      for (const f of waiting) yield* Fiber.join(f)
+      assert.strictEqual((yield* db.stats).walObjectsWritten, 2)
+      yield* close
+    }))
+
+  it.effect("suspends writers while unflushed bytes are over their bound (backpressure)", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      // Level 0 is full and nothing compacts: flushes wait, unflushed bytes pile up, writers suspend.
+      const { db, close } = yield* store.open({
+        ...small,
+        compactor: false,
+        l0CompactionTrigger: 1,
+        l0Max: 2,
+        memtableBytesMax: 1024,
+        unflushedBytesMax: 4096
+      })
+      const value = new Uint8Array(200)
+      let acknowledged = 0
+      const writer = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
+          Effect.tap(db.put(b(`k${i}`), value), () => Effect.sync(() => acknowledged++)), { discard: true })
+      )
+      for (let i = 0; i < 50; i++) yield* TestClock.adjust("100 millis")
+      assert.isBelow(acknowledged, 100)
+      assert.isAbove(acknowledged, 0)
+      // Compaction frees level 0; the flushes and then the writers go on.
+      while (yield* db.compact) {
+        // compact everything
+      }
+      for (let i = 0; i < 1000 && acknowledged < 100; i++) {
+        yield* TestClock.adjust("100 millis")
+        yield* db.compact
+      }
+      yield* Fiber.join(writer)
+      assert.strictEqual(acknowledged, 100)
+      // Closing flushes the memtable, which needs room in level 0.
+      while (yield* db.compact) {
+        // compact everything
+      }
+      yield* close
+    }))
 })
