@@ -58,7 +58,7 @@ export const l0Max = 16
 export const sortedRunsMax = 4
 /** Target size of a data block, and of one table written by a compaction. */
 export const blockBytesTarget = 4 * 1024
-export const sstBytesTarget = 64 * 1024 * 1024
+export const sstBytesTarget = 32 * 1024 * 1024
 export const bloomBitsPerKey = 10
 /** Caches of table blocks and of table metadata (footer, index, bloom). */
 export const blockCacheBytes = 64 * 1024 * 1024
@@ -76,4 +76,6 @@ assert(dbKeyBytesMax <= 65535, "dbKeyBytesMax fits the 16-bit key length of the 
 assert(dbKeyBytesMax + dbValueBytesMax + 64 <= walBatchBytesMax, "one write fits one WAL object")
 assert(memtableBytesMax <= unflushedBytesMax, "memtableBytesMax <= unflushedBytesMax")
 assert(l0CompactionTrigger < l0Max, "l0CompactionTrigger < l0Max")
-assert(sstBytesTarget <= objectPutBytesMax, "sstBytesTarget <= objectPutBytesMax")
+// A table is closed once past its target, so it can exceed it by one key's versions plus the index.
+assert(2 * sstBytesTarget <= objectPutBytesMax, "2 * sstBytesTarget <= objectPutBytesMax")
+assert(2 * memtableBytesMax <= objectPutBytesMax, "a flushed memtable fits one object")

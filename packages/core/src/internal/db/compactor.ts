@@ -121,11 +121,12 @@ export const runCompaction = (
     let versions: Array<Entry> = []
     const finishKey = Effect.gen(function*() {
       if (versions.length === 0) return
-      if (currentBytes >= options.settings.sstBytesTarget) yield* emit
-      for (const e of retainVersions(versions, options.retainAbove, job.bottom, options.merge)) {
-        current.push(e)
-        currentBytes += entryBytes(e)
-      }
+      const kept = retainVersions(versions, options.retainAbove, job.bottom, options.merge)
+      const bytes = kept.reduce((n, e) => n + entryBytes(e), 0)
+      // Close the table before it passes its target; all versions of a key stay in one table.
+      if (current.length > 0 && currentBytes + bytes > options.settings.sstBytesTarget) yield* emit
+      current.push(...kept)
+      currentBytes += bytes
       versions = []
     })
     for (;;) {

@@ -26,6 +26,9 @@ export interface TableMeta {
 
 export const sstKey = (id: string) => `sst/${id}.sst`
 
+/** A scan fetches up to this many bytes of consecutive blocks in one request. */
+const scanReadAheadBytes = 1024 * 1024
+
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"))
 
@@ -120,8 +123,29 @@ export const makeTables = (
     cursor: (ref, start, end) => {
       let handles: ReadonlyArray<BlockHandle> | undefined
       let blockIndex = 0
+      // Blocks fetched ahead: a scan reads up to `scanReadAheadBytes` of consecutive blocks per request.
+      const ahead: Array<ReadonlyArray<Entry>> = []
       let entries: ReadonlyArray<Entry> = []
       let i = 0
+      const fetchAhead = (hs: ReadonlyArray<BlockHandle>) =>
+        Effect.gen(function*() {
+          const first = hs[blockIndex]!
+          let last = blockIndex
+          while (last + 1 < hs.length && hs[last + 1]!.offset + hs[last + 1]!.length - first.offset <= scanReadAheadBytes) last++
+          if (last === blockIndex) {
+            ahead.push(yield* block(ref, first))
+            blockIndex += 1
+            return
+          }
+          const lastHandle = hs[last]!
+          const bytes = yield* fetch(ref, first.offset, lastHandle.offset + lastHandle.length)
+          for (let h = blockIndex; h <= last; h++) {
+            const handle = hs[h]!
+            const slice = bytes.subarray(handle.offset - first.offset, handle.offset - first.offset + handle.length)
+            ahead.push(yield* decode(() => decodeSstBlock(sstKey(ref.id), slice)))
+          }
+          blockIndex = last + 1
+        })
       return {
         next: Effect.gen(function*() {
           if (handles === undefined) handles = findBlocks((yield* meta(ref)).index, start, end)
@@ -132,8 +156,11 @@ export const makeTables = (
               if (end !== undefined && compareBytes(e.key, end) >= 0) return undefined
               return e
             }
-            if (blockIndex >= handles.length) return undefined
-            entries = yield* block(ref, handles[blockIndex++]!)
+            if (ahead.length === 0) {
+              if (blockIndex >= handles.length) return undefined
+              yield* fetchAhead(handles)
+            }
+            entries = ahead.shift()!
             i = 0
           }
         })

@@ -23,8 +23,9 @@ export interface FaultSettings {
    * the caller cannot tell and gets `OutcomeUnknown`.
    */
   readonly lostRequestRate?: number | undefined
-  /** Each call first waits a uniform random time in [0, latencyMsMax] milliseconds of `Clock` time. */
+  /** Each call first waits a uniform random time in [latencyMsMin, latencyMsMax] milliseconds of `Clock` time. */
   readonly latencyMsMax?: number | undefined
+  readonly latencyMsMin?: number | undefined
   /** A key written less than this long ago (by `Clock`) is missing from listings. */
   readonly listingLagMs?: number | undefined
 }
@@ -35,13 +36,14 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
   const lostReplyRate = faults.lostReplyRate ?? 0
   const lostRequestRate = faults.lostRequestRate ?? 0
   const latencyMsMax = faults.latencyMsMax ?? 0
+  const latencyMsMin = Math.min(faults.latencyMsMin ?? 0, latencyMsMax)
   const listingLagMs = faults.listingLagMs ?? 0
   const writtenAtMs = new Map<string, number>()
 
   /** Latency, then maybe a refusal: the request never reached the store. */
   const before = (operation: string, key: string): Effect.Effect<void, Unavailable> =>
     Effect.suspend(() => {
-      const delay = latencyMsMax > 0 ? prng.nextInt(latencyMsMax + 1) : 0
+      const delay = latencyMsMax > 0 ? latencyMsMin + prng.nextInt(latencyMsMax - latencyMsMin + 1) : 0
       const refuse = unavailableRate > 0 && prng.next() < unavailableRate
       const wait = delay > 0 ? Effect.sleep(`${delay} millis`) : Effect.void
       return refuse
