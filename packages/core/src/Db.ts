@@ -20,7 +20,6 @@ import type { ObjectStoreShape } from "./ObjectStore.ts"
 import { ObjectStore } from "./ObjectStore.ts"
 import { makeCache } from "./internal/cache.ts"
 import type { CacheStats } from "./internal/cache.ts"
-import { compareBytes } from "./internal/format/bytes.ts"
 import type { Entry } from "./internal/format/entry.ts"
 import { entryBytes } from "./internal/format/entry.ts"
 import { CorruptObject } from "./internal/format/errors.ts"
@@ -33,7 +32,7 @@ import { keyString, Memtable } from "./internal/db/memtable.ts"
 import type { Cursor, KeyValue, MergeOperator } from "./internal/db/read.ts"
 import { cursorFromIterator, mergeCursors, resolveBatch, resolveVersions } from "./internal/db/read.ts"
 import type { ReadError, TableMeta, Tables } from "./internal/db/tables.ts"
-import { fromHex, makeTables } from "./internal/db/tables.ts"
+import { makeTables, runCursor } from "./internal/db/tables.ts"
 import type { Versioned } from "./internal/db/versionedLog.ts"
 import { parseVersion, versionKey } from "./internal/db/versionedLog.ts"
 import { planCompaction, runCompaction } from "./internal/db/compactor.ts"
@@ -266,6 +265,8 @@ export const make = (
     const pins = new Map<number, number>() // manifest version -> live snapshots pinning it
 
     const mailbox = yield* Queue.bounded<WriteRequest, Cause.Done>(Limits.writeQueueMax)
+    /** Fails once the Db stops: whoever waits on an actor races it, so an actor that is gone is noticed. */
+    const stoppedSignal = yield* Deferred.make<never, DbError>()
     const sequencer = Semaphore.makeUnsafe(1)
     // Backpressure: a write takes its bytes from this budget; a memtable flush gives them back.
     const unflushed = Semaphore.makeUnsafe(settings.unflushedBytesMax)
@@ -336,6 +337,7 @@ export const make = (
     const stop = (error: DbError) =>
       Effect.gen(function*() {
         if (stopped === undefined) stopped = error
+        yield* Deferred.fail(stoppedSignal, stopped)
         for (const [, list] of waiters) for (const d of list) yield* Deferred.fail(d, error)
         waiters.clear()
         const rest = yield* Queue.clear(mailbox).pipe(Effect.orElseSucceed(() => [] as Array<WriteRequest>))
@@ -435,10 +437,13 @@ export const make = (
     const flusherLoop = Effect.gen(function*() {
       for (;;) {
         const request = yield* Queue.take(flushRequests)
-        while (yield* flushOne) {
-          // flush every frozen memtable, oldest first
-        }
-        if (request !== undefined) yield* Deferred.succeed(request, undefined)
+        const flushAll = Effect.gen(function*() {
+          while (yield* flushOne) {
+            // flush every frozen memtable, oldest first
+          }
+        })
+        // Whoever asked hears how it ended, a crash included (the supervisor then restarts this actor).
+        yield* flushAll.pipe(Effect.onExit((exit) => (request === undefined ? Effect.void : Deferred.done(request, exit))))
       }
     }).pipe(Effect.catchIf((e): e is Cause.Done => Cause.isDone(e), () => Effect.void))
 
@@ -540,10 +545,12 @@ export const make = (
     // Close: stop intake, drain the mailbox into the WAL, flush the memtable, stop the actors.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        // A Db that already stopped (fenced, or an actor gave up) has nothing left to flush.
+        const healthy = stopped === undefined
         if (stopped === undefined) stopped = new DbClosed({ reason: "closed" })
         yield* Queue.end(mailbox)
         yield* Fiber.await(writerFiber)
-        if (!(stopped instanceof Fenced)) {
+        if (healthy) {
           yield* freeze
           const done = yield* Deferred.make<void, DbError>()
           yield* Queue.offer(flushRequests, done)
@@ -668,7 +675,7 @@ export const make = (
         yield* freeze
         const done = yield* Deferred.make<void, DbError>()
         yield* Queue.offer(flushRequests, done)
-        yield* Deferred.await(done)
+        yield* Effect.raceFirst(Deferred.await(done), Deferred.await(stoppedSignal))
       }),
       compact: compactOnce,
       collectGarbage: gcOnce,
@@ -989,28 +996,6 @@ const findInRun = (ssts: ReadonlyArray<SstRef>, key: Uint8Array): SstRef | undef
     else return t
   }
   return undefined
-}
-
-/** A cursor over a sorted run: its tables one after the other, skipping those outside [start, end). */
-const runCursor = (tables: Tables, ssts: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): Cursor<ReadError> => {
-  const inRange = ssts.filter((t) =>
-    (start === undefined || compareBytes(fromHex(t.lastKey), start) >= 0) && (end === undefined || compareBytes(fromHex(t.firstKey), end) < 0)
-  )
-  let i = 0
-  let current: Cursor<ReadError> | undefined
-  return {
-    next: Effect.gen(function*() {
-      for (;;) {
-        if (current === undefined) {
-          if (i >= inRange.length) return undefined
-          current = tables.cursor(inRange[i++]!, start, end)
-        }
-        const e = yield* current.next
-        if (e !== undefined) return e
-        current = undefined
-      }
-    })
-  }
 }
 
 /** A view of a store with every key under `path`. */

@@ -319,4 +319,43 @@ describe("Db", () => {
       }
       yield* close
     }))
+
+  describe("supervision", () => {
+    /** The memory store, where writing a table dies (a defect, not an error) the first `times` times. */
+    const dyingTables = (times: number) =>
+      Effect.gen(function*() {
+        const inner = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+        let left = times
+        const store: ObjectStore.ObjectStoreShape = {
+          ...inner,
+          putIfAbsent: (key, body, options) =>
+            key.startsWith("sst/") && left-- > 0 ? Effect.die(new Error("injected defect")) : inner.putIfAbsent(key, body, options)
+        }
+        return store
+      })
+
+    it.effect("restarts a crashed actor, which then carries on", () =>
+      Effect.gen(function*() {
+        const store = yield* dyingTables(2)
+        const db = yield* Db.make({ ...small, compactor: false }).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
+        for (let i = 0; i < 20; i++) yield* db.put(b(`k${i}`), b(`v${i}`))
+        // Writing the table crashes the flusher twice (the flush reports the crash); the restarted flusher
+        // then writes it.
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(db.flush)))
+        yield* db.flush
+        assert.isAbove((yield* db.stats).l0Tables, 0)
+        yield* db.put(b("after"), b("restart"))
+        assert.strictEqual(s(yield* db.get(b("k19"))), "v19")
+        assert.strictEqual(s(yield* db.get(b("after"))), "restart")
+      }).pipe(Effect.scoped))
+
+    it.effect("closes the Db once an actor keeps crashing past its restart budget", () =>
+      Effect.gen(function*() {
+        const store = yield* dyingTables(1000)
+        const db = yield* Db.make({ ...small, compactor: false }).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
+        yield* db.put(b("k"), b("v"))
+        for (let i = 0; i < 10; i++) yield* Effect.exit(db.flush)
+        assert.strictEqual(failureTag(yield* Effect.exit(db.put(b("k2"), b("v")))), "DbClosed")
+      }).pipe(Effect.scoped))
+  })
 })

@@ -16,6 +16,7 @@ import type { DbManifest, SortedRun, SstRef } from "./manifest.ts"
 import type { Cursor, MergeOperator } from "./read.ts"
 import { mergeCursors, resolveVersions } from "./read.ts"
 import type { ReadError, Tables } from "./tables.ts"
+import { runCursor } from "./tables.ts"
 
 export interface CompactionSettings {
   readonly l0CompactionTrigger: number
@@ -106,7 +107,7 @@ export const runCompaction = (
   }
 ): Effect.Effect<SortedRun, ReadError | Unavailable | OutcomeUnknown> =>
   Effect.gen(function*() {
-    const cursors: Array<Cursor<ReadError>> = job.sources.map((ssts) => sequence(tables, ssts))
+    const cursors: Array<Cursor<ReadError>> = job.sources.map((ssts) => runCursor(tables, ssts, undefined, undefined))
     const cursor = mergeCursors(cursors)
     const ssts: Array<SstRef> = []
     let current: Array<Entry> = []
@@ -139,22 +140,3 @@ export const runCompaction = (
     yield* emit
     return { id: ssts[0]?.id ?? (yield* options.newTableId), ssts }
   })
-
-/** The entries of tables with disjoint key ranges, one table after the other. */
-const sequence = (tables: Tables, ssts: ReadonlyArray<SstRef>): Cursor<ReadError> => {
-  let i = 0
-  let current: Cursor<ReadError> | undefined
-  return {
-    next: Effect.gen(function*() {
-      for (;;) {
-        if (current === undefined) {
-          if (i >= ssts.length) return undefined
-          current = tables.cursor(ssts[i++]!, undefined, undefined)
-        }
-        const e = yield* current.next
-        if (e !== undefined) return e
-        current = undefined
-      }
-    })
-  }
-}

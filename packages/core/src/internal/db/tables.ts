@@ -168,3 +168,25 @@ export const makeTables = (
     }
   }
 }
+
+/** A cursor over a sorted run: its tables one after the other, skipping those outside [start, end). */
+export const runCursor = (tables: Tables, ssts: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): Cursor<ReadError> => {
+  const inRange = ssts.filter((t) =>
+    (start === undefined || compareBytes(fromHex(t.lastKey), start) >= 0) && (end === undefined || compareBytes(fromHex(t.firstKey), end) < 0)
+  )
+  let i = 0
+  let current: Cursor<ReadError> | undefined
+  return {
+    next: Effect.gen(function*() {
+      for (;;) {
+        if (current === undefined) {
+          if (i >= inRange.length) return undefined
+          current = tables.cursor(inRange[i++]!, start, end)
+        }
+        const e = yield* current.next
+        if (e !== undefined) return e
+        current = undefined
+      }
+    })
+  }
+}
