@@ -229,6 +229,12 @@ interface ReadState {
 
 const textEncoder = new TextEncoder()
 
+/**
+ * The later of two manifest versions. The flusher and the compactor commit concurrently, each rebasing on
+ * the other; the state must only move forward, or a read would see tables a newer version replaced.
+ */
+const newest = (a: Versioned<DbManifest>, b: Versioned<DbManifest>) => (b.version > a.version ? b : a)
+
 /** After retries, an unsettled manifest or table write is reported as the store being unavailable. */
 const settled = <A, E>(self: Effect.Effect<A, E | OutcomeUnknown>): Effect.Effect<A, Exclude<E, OutcomeUnknown> | Unavailable> =>
   Effect.mapError(self, (e) =>
@@ -397,9 +403,15 @@ export const make = (
 
     // --- the flusher actor: frozen memtables -> level-0 tables -----------------------------------
 
-    const newTableId = Effect.map(Clock.currentTimeMillis, (now) => `${now.toString(36)}-${epoch}-${(counters.tables++).toString(36)}`)
+    /** Tables written but not yet in a committed manifest: garbage collection must not take them. */
+    const uncommitted = new Set<string>()
+    const newTableId = Effect.map(Clock.currentTimeMillis, (now) => {
+      const id = `${now.toString(36)}-${epoch}-${(counters.tables++).toString(36)}`
+      uncommitted.add(id)
+      return id
+    })
 
-    const flushOne = settled(Effect.gen(function*() {
+    const flushOne = settled(Effect.scoped(Effect.gen(function*() {
       const { frozen } = yield* Ref.get(state)
       const oldest = frozen.at(-1)
       if (oldest === undefined) return false
@@ -413,6 +425,7 @@ export const make = (
       }
       const entries = [...oldest.range(undefined, undefined)]
       const id = yield* newTableId
+      yield* Effect.addFinalizer(() => Effect.sync(() => uncommitted.delete(id)))
       const ref = yield* tables.write(id, entries, settings).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
       const current = (yield* Ref.get(state)).manifest
       const committed = yield* manifests.commit(
@@ -425,11 +438,11 @@ export const make = (
         }),
         { role: "writer", epoch }
       )
-      yield* Ref.update(state, (s) => ({ ...s, manifest: committed, frozen: s.frozen.filter((t) => t !== oldest) }))
+      yield* Ref.update(state, (s) => ({ ...s, manifest: newest(s.manifest, committed), frozen: s.frozen.filter((t) => t !== oldest) }))
       if (oldest.permits > 0) yield* unflushed.release(oldest.permits)
       if (committed.value.l0.length >= settings.l0CompactionTrigger) yield* Queue.offer(compactRequests, undefined)
       return true
-    })).pipe(
+    }))).pipe(
       Effect.tapError((e) => e._tag === "Unavailable" ? Effect.logWarning(`memtable flush failed, retrying: ${e.message}`) : Effect.void),
       Effect.retry({ schedule: retryUnavailable, while: (e) => e._tag === "Unavailable" })
     )
@@ -459,15 +472,17 @@ export const make = (
 
     // One compaction at a time in this process: a job plans against the manifest it will replace.
     const compactionLock = Semaphore.makeUnsafe(1)
-    const compactOnce = compactionLock.withPermit(settled(Effect.gen(function*() {
+    const compactOnce = compactionLock.withPermit(settled(Effect.scoped(Effect.gen(function*() {
       const s = yield* Ref.get(state)
       const job = planCompaction(s.manifest.value, settings)
       if (job === undefined) return false
       const retainAbove = minPinnedSeq(yield* Ref.get(durable))
+      const written: Array<string> = []
+      yield* Effect.addFinalizer(() => Effect.sync(() => written.forEach((id) => uncommitted.delete(id))))
       const output = yield* runCompaction(tables, job, {
         retainAbove,
         merge: settings.merge,
-        newTableId,
+        newTableId: Effect.tap(newTableId, (id) => Effect.sync(() => written.push(id))),
         settings
       })
       const committed = yield* manifests.commit(
@@ -475,11 +490,11 @@ export const make = (
         (m) => job.apply(m, output),
         { role: "writer", epoch }
       )
-      yield* Ref.update(state, (st) => ({ ...st, manifest: committed }))
+      yield* Ref.update(state, (st) => ({ ...st, manifest: newest(st.manifest, committed) }))
       yield* Queue.offer(l0Freed, undefined)
       counters.compactions += 1
       return true
-    })))
+    }))))
 
     const compactorLoop = Effect.forever(
       Effect.gen(function*() {
@@ -500,6 +515,7 @@ export const make = (
       const deleted = yield* collectGarbage(store, manifests, {
         latest: s.manifest,
         pinnedVersions: new Set(pins.keys()),
+        uncommittedTables: uncommitted,
         minAgeMs: settings.gcMinAgeMs,
         walPrefix
       })

@@ -2,7 +2,7 @@
  * Garbage collection: deletes objects no reader can need. An object goes only if it is older than
  * `minAgeMs` (a lease for readers in other processes and for tables written but not yet committed) and:
  * - a manifest: it is not the latest, and no live snapshot of this process pins it;
- * - a table: no remaining manifest references it;
+ * - a table: no remaining manifest references it, and this process is not about to commit it;
  * - a WAL object: its id is at or below the latest manifest's flushed point, and it is not a fence
  *   (a fence must stay forever: it is what a zombie writer's next WAL write collides with).
  */
@@ -22,6 +22,8 @@ export const collectGarbage = (
   options: {
     readonly latest: Versioned<DbManifest>
     readonly pinnedVersions: ReadonlySet<number>
+    /** Tables this process is writing and has not committed yet. */
+    readonly uncommittedTables: ReadonlySet<string>
     readonly minAgeMs: number
     readonly walPrefix: string
   }
@@ -52,7 +54,7 @@ export const collectGarbage = (
 
     for (const entry of yield* list("sst/")) {
       const id = entry.key.slice("sst/".length).replace(/\.sst$/, "")
-      if (referenced.has(id) || !oldEnough(entry)) continue
+      if (referenced.has(id) || options.uncommittedTables.has(id) || !oldEnough(entry)) continue
       yield* remove(entry.key)
       deleted += 1
     }

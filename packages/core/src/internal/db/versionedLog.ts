@@ -77,10 +77,20 @@ export const makeVersionedLog = <T, D>(options: {
         // A version can vanish between the list and the read (garbage collection): list again.
         for (;;) {
           const versions = yield* versionsAfter(after)
-          const last = versions.at(-1)
-          if (last === undefined) return undefined
-          const value = yield* read(last)
-          if (value !== undefined) return { version: last, value }
+          const last = versions.at(-1) ?? after
+          let found: Versioned<T> | undefined
+          if (last !== undefined && last !== after) {
+            const value = yield* read(last)
+            if (value === undefined) continue
+            found = { version: last, value }
+          }
+          // A listing may lag behind the newest writes; reads do not. Probe forward until a version is missing.
+          for (let next = (last ?? 0) + 1; ; next++) {
+            const value = yield* read(next)
+            if (value === undefined) break
+            found = { version: next, value }
+          }
+          return found
         }
       }),
     read,
@@ -93,6 +103,12 @@ export const makeVersionedLog = <T, D>(options: {
         if (!created) return yield* Effect.fail<Conflict>({ _tag: "Conflict", version })
         const later = yield* versionsAfter(version)
         if (later.length > 0) return yield* Effect.fail<Conflict>({ _tag: "Conflict", version: later.at(-1)! })
+        // A listing may lag: the next version, if any, is found by reading it.
+        const next = yield* orDieKey(store.head(versionKey(prefix, version + 1))).pipe(
+          Effect.as(true),
+          Effect.catchTag("NotFound", () => Effect.succeed(false))
+        )
+        if (next) return yield* Effect.fail<Conflict>({ _tag: "Conflict", version: version + 1 })
       }),
     versions: versionsAfter(undefined),
     delete: (version) => orDieKey(store.delete(versionKey(prefix, version)))
