@@ -126,6 +126,11 @@ export interface DbSettings {
   /** Run garbage collection in this process (default true). */
   readonly gc?: boolean | undefined
   readonly merge?: MergeOperator | undefined
+  /**
+   * Simulation only: swaps in a deliberately broken variant so the simulator can show that its checker
+   * catches it. `skip-fencing` lets a fenced writer carry on past the fence. Never set it otherwise.
+   */
+  readonly simulationMutant?: "skip-fencing" | "none" | undefined
 }
 
 export type ResolvedSettings = { readonly [K in keyof Omit<DbSettings, "merge">]-?: NonNullable<DbSettings[K]> } & {
@@ -158,7 +163,8 @@ const resolveSettingsUnchecked = (s: DbSettings): ResolvedSettings => ({
   gcMinAgeMs: s.gcMinAgeMs ?? Limits.gcMinAgeMs,
   compactor: s.compactor ?? true,
   gc: s.gc ?? true,
-  merge: s.merge
+  merge: s.merge,
+  simulationMutant: s.simulationMutant ?? "none"
 })
 
 export interface DbStats {
@@ -296,19 +302,30 @@ export const make = (
     /** Writes one WAL object in the next slot, retrying until it is written or the slot is taken. */
     const writeWal = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
-        const walId = nextWalId
-        const bytes = encodeWal({ writerEpoch: epoch, walId, kind: "data", entries })
-        // The put-id names the attempt, so a retry after a lost reply recognises its own object.
-        yield* store.putIfAbsent(walKey("", walId), bytes, { putId: `w${epoch}-${walId}` }).pipe(
-          Effect.catchTag("InvalidKey", (e) => Effect.die(e)),
-          Effect.tapError((e) => e._tag === "AlreadyExists" ? Effect.void : Effect.logWarning(`WAL write ${walId} failed, retrying: ${e.message}`)),
-          Effect.retry({ schedule: retrySchedule, while: (e) => e._tag !== "AlreadyExists" }),
-          Effect.catchTag("AlreadyExists", () => Effect.fail(new Fenced({ role: "writer", epoch, newerEpoch: epoch + 1 })))
-        )
-        nextWalId = walId + 1
-        counters.walObjects += 1
-        counters.walBytes += bytes.length
-        return walId
+        for (;;) {
+          const walId = nextWalId
+          const bytes = encodeWal({ writerEpoch: epoch, walId, kind: "data", entries })
+          // The put-id names the attempt, so a retry after a lost reply recognises its own object.
+          const taken = yield* store.putIfAbsent(walKey("", walId), bytes, { putId: `w${epoch}-${walId}` }).pipe(
+            Effect.as(false),
+            Effect.catchTag("InvalidKey", (e) => Effect.die(e)),
+            Effect.tapError((e) => e._tag === "AlreadyExists" ? Effect.void : Effect.logWarning(`WAL write ${walId} failed, retrying: ${e.message}`)),
+            Effect.retry({ schedule: retrySchedule, while: (e) => e._tag !== "AlreadyExists" }),
+            Effect.catchTag("AlreadyExists", () =>
+              settings.simulationMutant === "skip-fencing"
+                ? Effect.succeed(true)
+                : Effect.fail(new Fenced({ role: "writer", epoch, newerEpoch: epoch + 1 })))
+          )
+          if (taken) {
+            // Deliberately broken (simulation only): a fenced writer skips past the fence and goes on.
+            nextWalId = walId + 1
+            continue
+          }
+          nextWalId = walId + 1
+          counters.walObjects += 1
+          counters.walBytes += bytes.length
+          return walId
+        }
       })
 
     const publishDurable = (entries: ReadonlyArray<Entry>, walId: number, permits: number) =>
@@ -406,7 +423,7 @@ export const make = (
     /** Tables written but not yet in a committed manifest: garbage collection must not take them. */
     const uncommitted = new Set<string>()
     const newTableId = Effect.map(Clock.currentTimeMillis, (now) => {
-      const id = `${now.toString(36)}-${epoch}-${(counters.tables++).toString(36)}`
+      const id = `${Math.floor(now).toString(36)}-${epoch}-${(counters.tables++).toString(36)}`
       uncommitted.add(id)
       return id
     })
@@ -511,9 +528,8 @@ export const make = (
     // --- garbage collection ----------------------------------------------------------------------
 
     const gcOnce = Effect.gen(function*() {
-      const s = yield* Ref.get(state)
       const deleted = yield* collectGarbage(store, manifests, {
-        latest: s.manifest,
+        writerEpoch: epoch,
         pinnedVersions: new Set(pins.keys()),
         uncommittedTables: uncommitted,
         minAgeMs: settings.gcMinAgeMs,

@@ -17,6 +17,8 @@ import { Context, Effect, Layer, Option, Random, Schedule, Stream } from "effect
 import * as Limits from "./limits.ts"
 import type { FaultSettings } from "./internal/objectStore/faulty.ts"
 import { makeFaultyDriver } from "./internal/objectStore/faulty.ts"
+
+export { makeFaultyDriver }
 import { keyProblem, prefixProblem } from "./internal/objectStore/keys.ts"
 import { makeLocalDriver } from "./internal/objectStore/local.ts"
 import { makeMemoryDriver } from "./internal/objectStore/memory.ts"

@@ -5,7 +5,9 @@
  * the `Conflict` it gets when a version is taken.
  *
  * A commit also checks that no later version exists: a version deleted by garbage collection could
- * otherwise be re-created by a slow writer that never saw the later ones.
+ * otherwise be re-created by a slow writer that never saw the later ones. After a commit, the object
+ * `<prefix>head` is set to its version: listings may lag behind writes, so `latest` starts from the head
+ * pointer (or the listing, if newer) and reads forward until a version is missing.
  */
 import { Effect, Option, Stream } from "effect"
 import type { ObjectStoreShape } from "../../ObjectStore.ts"
@@ -37,6 +39,11 @@ export interface VersionedLog<T, D> {
   readonly read: (version: number) => Effect.Effect<T | undefined, Unavailable | D>
   /** Creates `version`; `Conflict` if it, or any later version, exists. */
   readonly create: (version: number, value: T) => Effect.Effect<void, Conflict | Unavailable | OutcomeUnknown>
+  /**
+   * The head pointer: a version at or below the latest. Versions from it on must not be collected, so a
+   * reader can always find the latest by reading forward from it.
+   */
+  readonly head: Effect.Effect<number | undefined, Unavailable>
   /** Every version that exists, oldest first. */
   readonly versions: Effect.Effect<ReadonlyArray<number>, Unavailable>
   readonly delete: (version: number) => Effect.Effect<void, Unavailable>
@@ -63,6 +70,16 @@ export const makeVersionedLog = <T, D>(options: {
       )
     ).pipe(Effect.map((entries) => entries.flatMap((e) => Option.toArray(Option.fromUndefinedOr(parseVersion(prefix, e.key))))))
 
+  const headKey = prefix + "head"
+  /** The head pointer: a version that exists (or did, before it was superseded); a hint, never the truth. */
+  const readHead = orDieKey(store.get(headKey)).pipe(
+    Effect.map(({ body }): number | undefined => {
+      const n = Number(new TextDecoder().decode(body))
+      return Number.isSafeInteger(n) && n > 0 ? n : undefined
+    }),
+    Effect.catchTags({ NotFound: () => Effect.succeed(undefined), InvalidRange: (e) => Effect.die(e) })
+  )
+
   const read = (version: number) =>
     orDieKey(store.get(versionKey(prefix, version))).pipe(
       Effect.flatMap(({ body }) => options.decode(versionKey(prefix, version), body)),
@@ -74,25 +91,28 @@ export const makeVersionedLog = <T, D>(options: {
   return {
     latest: (after) =>
       Effect.gen(function*() {
-        // A version can vanish between the list and the read (garbage collection): list again.
-        for (;;) {
-          const versions = yield* versionsAfter(after)
-          const last = versions.at(-1) ?? after
-          let found: Versioned<T> | undefined
-          if (last !== undefined && last !== after) {
-            const value = yield* read(last)
-            if (value === undefined) continue
-            found = { version: last, value }
+        const floor = after ?? 0
+        // Start from the newest version known to exist: the head pointer (versions from it on are never
+        // collected) or the listing's last entry (which a lagging listing may not show yet).
+        const head = yield* readHead
+        const listed = (yield* versionsAfter(after)).at(-1)
+        let found: Versioned<T> | undefined
+        for (const candidate of [listed, head].filter((v): v is number => v !== undefined && v > floor).sort((x, y) => y - x)) {
+          const value = yield* read(candidate)
+          if (value !== undefined) {
+            found = { version: candidate, value }
+            break
           }
-          // A listing may lag behind the newest writes; reads do not. Probe forward until a version is missing.
-          for (let next = (last ?? 0) + 1; ; next++) {
-            const value = yield* read(next)
-            if (value === undefined) break
-            found = { version: next, value }
-          }
-          return found
         }
+        // Reads see every version a listing may still hide: probe forward until a version is missing.
+        for (let next = (found?.version ?? floor) + 1; ; next++) {
+          const value = yield* read(next)
+          if (value === undefined) break
+          found = { version: next, value }
+        }
+        return found
       }),
+    head: readHead,
     read,
     create: (version, value) =>
       Effect.gen(function*() {
@@ -109,6 +129,8 @@ export const makeVersionedLog = <T, D>(options: {
           Effect.catchTag("NotFound", () => Effect.succeed(false))
         )
         if (next) return yield* Effect.fail<Conflict>({ _tag: "Conflict", version: version + 1 })
+        // Move the head pointer; if this fails it only lags, and readers probe forward from it.
+        yield* orDieKey(store.put(headKey, new TextEncoder().encode(String(version)))).pipe(Effect.ignore)
       }),
     versions: versionsAfter(undefined),
     delete: (version) => orDieKey(store.delete(versionKey(prefix, version)))

@@ -1,0 +1,65 @@
+/**
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db]`
+ *
+ * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
+ * it prints the reason, the last events of the trace (the fault schedule included) and
+ * `reproduce: npm run sim -- --seed N`, and exits with code 1.
+ */
+import { Effect } from "effect"
+import * as Simulation from "@opendata/core/simulation"
+
+const args = process.argv.slice(2)
+const flag = (name: string) => {
+  const i = args.indexOf(`--${name}`)
+  return i === -1 ? undefined : args[i + 1]
+}
+const usage = () => {
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db]")
+  process.exit(2)
+}
+const int = (name: string, fallback: number) => {
+  const value = flag(name)
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) usage()
+  return n
+}
+
+const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload }
+const workload = workloads[flag("workload") ?? "db"] ?? usage()
+const mutantFlag = flag("mutant")
+if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()
+const mutant = mutantFlag as Simulation.Mutant | undefined
+const steps = int("steps", 200)
+const seeds = flag("seed") !== undefined
+  ? [int("seed", 0)]
+  : Array.from({ length: int("seeds", 100) }, (_, i) => int("from", 1) + i)
+
+const reproduce = (seed: number) =>
+  `reproduce: npm run sim -- --seed ${seed}${steps === 200 ? "" : ` --steps ${steps}`}${mutant === undefined ? "" : ` --mutant ${mutant}`}`
+
+const main = async () => {
+  const started = performance.now()
+  let passed = 0
+  for (const seed of seeds) {
+    const result = await Effect.runPromise(Simulation.run(workload, { seed, steps, mutant }))
+    if (result.ok) {
+      passed += 1
+      if (seeds.length === 1) console.log(`seed ${seed}: ok (trace digest ${result.digest})`)
+      continue
+    }
+    console.log(`seed ${seed}: VIOLATION (${workload.name}${mutant === undefined ? "" : `, mutant ${mutant}`})`)
+    console.log(`  ${result.violation?.split("\n").join("\n  ")}`)
+    console.log("last events:")
+    for (const line of result.trace) console.log(`  ${line}`)
+    console.log(reproduce(seed))
+    process.exit(1)
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1)
+  console.log(`${passed}/${seeds.length} seeds passed (${workload.name}, ${steps} steps each${mutant === undefined ? "" : `, mutant ${mutant}`}) in ${seconds}s`)
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

@@ -1,0 +1,478 @@
+/**
+ * Deterministic simulation (test support; import from `@opendata/core/simulation`).
+ *
+ * One root seed decides everything: the workload's choices, the object-store faults (latency,
+ * unavailability, lost requests and replies, listing lag), when processes crash, when a second writer
+ * opens and turns the first into a zombie, and every put-id. Time is `TestClock` time, advanced by a
+ * driver fiber, so a run takes milliseconds of real time and replays exactly: a failing seed prints
+ * `reproduce: npm run sim -- --seed N` and the last events of its trace.
+ *
+ * A `Workload` is a scenario with its own model and checker, written against the `Sim` primitives
+ * (processes over one shared store, crashes, healing, time); products add theirs. `dbWorkload` checks the
+ * core `Db`: every acknowledged write survives any crash, nothing appears that was neither acknowledged
+ * nor in flight, snapshot reads are stable, a fenced writer's writes never appear, readers agree, and
+ * once faults heal everything settles within a bounded virtual time.
+ */
+import { Cause, Clock, Effect, Exit, Fiber, Layer, Option, Random, References, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import * as Db from "./Db.ts"
+import * as ObjectStore from "./ObjectStore.ts"
+import type { Prng } from "./internal/prng.ts"
+import { makePrng } from "./internal/prng.ts"
+
+export type { Prng }
+
+/** What the checker found. */
+export class Violation extends Error {
+  readonly _tag = "Violation"
+}
+
+export type Mutant = "skip-fencing"
+
+export interface SimOptions {
+  readonly seed: number
+  /** Workload steps (default 200). */
+  readonly steps?: number | undefined
+  /** Run a deliberately broken variant, to see the checker catch it. */
+  readonly mutant?: Mutant | undefined
+  /** Events kept for the failure report (default 40). */
+  readonly traceMax?: number | undefined
+}
+
+/** One simulated process: its own view of the shared store, which a crash cuts off mid-operation. */
+export interface SimProcess {
+  readonly id: number
+  readonly store: ObjectStore.ObjectStoreShape
+  readonly scope: Scope.Closeable
+  /** The process dies: every store call it makes from now on never completes; nothing is cleaned up. */
+  readonly crash: Effect.Effect<void>
+  /** Closes the process gracefully (its scope's finalizers run). */
+  readonly close: Effect.Effect<void>
+}
+
+export interface FaultPlan {
+  readonly unavailableRate: number
+  readonly lostReplyRate: number
+  readonly lostRequestRate: number
+  readonly latencyMsMax: number
+  readonly listingLagMs: number
+}
+
+export interface Sim {
+  readonly seed: number
+  readonly mutant: Mutant | undefined
+  readonly steps: number
+  /** The workload's own generator, derived from the root seed. */
+  readonly rng: Prng
+  readonly faults: FaultPlan
+  readonly trace: (event: string) => Effect.Effect<void>
+  /** Starts a process on the shared store (with faults, until `heal`). */
+  readonly spawn: Effect.Effect<SimProcess>
+  /** The shared store without faults, as an operator would inspect it. */
+  readonly inspect: ObjectStore.ObjectStoreShape
+  /** Stops injecting faults. */
+  readonly heal: Effect.Effect<void>
+  /** Lets `ms` of virtual time pass. */
+  readonly sleep: (ms: number) => Effect.Effect<void>
+  readonly fail: (message: string) => Effect.Effect<never, Violation>
+}
+
+export interface Workload {
+  readonly name: string
+  readonly run: (sim: Sim) => Effect.Effect<void, Violation>
+}
+
+export interface SimResult {
+  readonly seed: number
+  readonly ok: boolean
+  readonly violation: string | undefined
+  readonly trace: ReadonlyArray<string>
+  readonly faults: FaultPlan
+  /** A digest of the whole trace: equal for two runs of one seed. */
+  readonly digest: string
+}
+
+/** Runs one seed of a workload. Never fails: a violation (or a defect) is reported in the result. */
+export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimResult> =>
+  Effect.gen(function*() {
+    const root = makePrng(options.seed)
+    const faultRng = root.fork()
+    const rng = root.fork()
+    const randomSeed = root.fork().nextInt(2 ** 31)
+    const faults: FaultPlan = {
+      unavailableRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
+      lostReplyRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
+      lostRequestRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.05,
+      latencyMsMax: faultRng.nextInt(60),
+      listingLagMs: faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200)
+    }
+    const traceMax = options.traceMax ?? 40
+    const events: Array<string> = []
+    let digest = 0x811c9dc5
+    const trace = (event: string) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const line = `t=${Math.floor(now)}ms ${event}`
+        for (let i = 0; i < line.length; i++) digest = Math.imul(digest ^ line.charCodeAt(i), 0x01000193) >>> 0
+        events.push(line)
+        if (events.length > traceMax) events.shift()
+      })
+
+    const program = Effect.gen(function*() {
+      const memory = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+      const faulty = ObjectStore.make(
+        ObjectStore.makeFaultyDriver(ObjectStore.toDriver(memory), { seed: faultRng.nextInt(2 ** 31), ...faults }),
+        { retry: { retriesMax: 4, delayBaseMs: 5, delayMaxMs: 200 } }
+      )
+      let healed = false
+      let processes = 0
+      const spawn = Effect.gen(function*() {
+        const id = ++processes
+        let alive = true
+        const gate = <A, E>(self: () => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+          Effect.suspend(() => (alive ? self() : Effect.never))
+        const via = () => (healed ? memory : faulty)
+        const store: ObjectStore.ObjectStoreShape = {
+          name: `process ${id}`,
+          keyBytesMax: memory.keyBytesMax,
+          etagsUnique: memory.etagsUnique,
+          get: (k, r) => gate(() => via().get(k, r)),
+          head: (k) => gate(() => via().head(k)),
+          put: (k, b, o) => gate(() => via().put(k, b, o)),
+          putIfAbsent: (k, b, o) => gate(() => via().putIfAbsent(k, b, o)),
+          putIfMatch: (k, b, e, o) => gate(() => via().putIfMatch(k, b, e, o)),
+          listPage: (p, o) => gate(() => via().listPage(p, o)),
+          list: (p, o) => Stream.unwrap(gate(() => Effect.succeed(via().list(p, o)))),
+          delete: (k) => gate(() => via().delete(k)),
+          resolvePut: (k, p) => gate(() => via().resolvePut(k, p))
+        }
+        const scope = yield* Scope.make()
+        return {
+          id,
+          store,
+          scope,
+          crash: Effect.sync(() => {
+            alive = false
+          }),
+          close: Scope.close(scope, Exit.void)
+        } satisfies SimProcess
+      })
+      // Virtual time flows while the program runs: one millisecond per scheduler round.
+      const clock = yield* Effect.forkChild(Effect.forever(Effect.andThen(TestClock.adjust("1 millis"), Effect.yieldNow)))
+      const sim: Sim = {
+        seed: options.seed,
+        mutant: options.mutant,
+        steps: options.steps ?? 200,
+        rng,
+        faults,
+        trace,
+        spawn,
+        inspect: memory,
+        heal: Effect.andThen(Effect.sync(() => {
+          healed = true
+        }), trace("faults healed")),
+        sleep: (ms) => Effect.sleep(`${ms} millis`),
+        fail: (message) => Effect.fail(new Violation(message))
+      }
+      yield* trace(`seed ${options.seed}: ${workload.name}; faults ${JSON.stringify(faults)}`)
+      const exit = yield* Effect.exit(workload.run(sim))
+      yield* Fiber.interrupt(clock)
+      return exit
+    })
+
+    const exit = yield* program.pipe(
+      Random.withSeed(randomSeed),
+      Effect.provide(TestClock.layer()),
+      Effect.provideService(References.MinimumLogLevel, "None")
+    )
+    const violation = Exit.isSuccess(exit)
+      ? undefined
+      : Option.match(Exit.findErrorOption(exit), {
+        onNone: () => `defect: ${Cause.pretty(exit.cause)}`,
+        onSome: (e) => e.message
+      })
+    return {
+      seed: options.seed,
+      ok: violation === undefined,
+      violation,
+      trace: events,
+      faults,
+      digest: digest.toString(16).padStart(8, "0")
+    }
+  })
+
+// -------------------------------------------------------------------------------------------------
+// The Db workload
+// -------------------------------------------------------------------------------------------------
+
+type KvState = ReadonlyMap<string, string>
+
+interface WriteRecord {
+  readonly seq: number
+  readonly batch: ReadonlyArray<Db.WriteOp>
+  acked: boolean
+  settled: boolean
+}
+
+/** One writer's lifetime: from its open (and the state it recovered) to its fencing or crash. */
+interface Incarnation {
+  readonly process: SimProcess
+  readonly db: Db.DbShape
+  /** The state it recovered on open, and the seq it recovered up to. */
+  readonly base: KvState
+  readonly baseSeq: number
+  readonly writes: Array<WriteRecord>
+  /** Set when a later writer opened: the last seq of this incarnation that it recovered. */
+  recoveredUpTo: number | undefined
+}
+
+const decoder = new TextDecoder()
+const encoder = new TextEncoder()
+const text = (b: Uint8Array) => decoder.decode(b)
+
+const addition: Db.MergeOperator = (_key, existing, operands) =>
+  encoder.encode(String(operands.reduce((sum, o) => sum + Number(text(o)), existing === undefined ? 0 : Number(text(existing)))))
+
+const applyBatch = (state: Map<string, string>, batch: ReadonlyArray<Db.WriteOp>) => {
+  for (const op of batch) {
+    const key = text(op.key)
+    if (op._tag === "put") state.set(key, text(op.value))
+    else if (op._tag === "delete") state.delete(key)
+    else state.set(key, String(Number(state.get(key) ?? "0") + Number(text(op.value))))
+  }
+}
+
+/** The state of an incarnation after its writes up to `seq` (in seq order). */
+const stateAt = (inc: Incarnation, seq: number): Map<string, string> => {
+  const state = new Map(inc.base)
+  for (const w of [...inc.writes].sort((a, b) => a.seq - b.seq)) {
+    const first = w.seq - w.batch.length + 1
+    if (first > seq) break
+    applyBatch(state, w.batch)
+  }
+  return state
+}
+
+const same = (a: KvState, b: KvState) => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v)
+const show = (s: KvState) => JSON.stringify([...s].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, 12))
+
+const scanAll = (scan: Stream.Stream<Db.KeyValue, Db.DbReadError>) =>
+  Effect.map(Stream.runCollect(scan), (kvs) => new Map(kvs.map((kv) => [text(kv.key), text(kv.value)])))
+
+/**
+ * The core Db under faults, crashes and zombies, checked against a model of acknowledged writes.
+ */
+export const dbWorkload: Workload = {
+  name: "db",
+  run: (sim) =>
+    Effect.gen(function*() {
+      const { rng } = sim
+      const settings: Db.DbSettings = {
+        flushIntervalMs: rng.nextInt(3) === 0 ? 0 : rng.nextInt(100),
+        memtableBytesMax: 512 + rng.nextInt(4096),
+        unflushedBytesMax: 64 * 1024,
+        l0CompactionTrigger: 2 + rng.nextInt(3),
+        l0Max: 8,
+        sortedRunsMax: 1 + rng.nextInt(3),
+        blockBytesTarget: 128 + rng.nextInt(512),
+        sstBytesTarget: 1024 + rng.nextInt(8192),
+        gcMinAgeMs: rng.nextInt(2000),
+        gcIntervalMs: 200 + rng.nextInt(2000),
+        merge: addition,
+        simulationMutant: sim.mutant ?? "none"
+      }
+      yield* sim.trace(`db settings ${JSON.stringify({ ...settings, merge: undefined })}`)
+      const incarnations: Array<Incarnation> = []
+      const keys = Array.from({ length: 3 + rng.nextInt(20) }, (_, i) => `k${i}`)
+      const key = () => keys[rng.nextInt(keys.length)]!
+
+      /** Checks an acknowledgement against what the next writer recovered. */
+      const checkAck = (inc: Incarnation, w: WriteRecord) =>
+        inc.recoveredUpTo !== undefined && w.seq > inc.recoveredUpTo
+          ? sim.fail(
+            `process ${inc.process.id}: write seq ${w.seq} was acknowledged after a newer writer recovered only up to ` +
+              `seq ${inc.recoveredUpTo}: an acknowledged write is lost (a fenced writer got through)`
+          )
+          : Effect.void
+
+      /** Opens a writer in a new process, and checks what it recovered against the previous writer's model. */
+      const openWriter = Effect.gen(function*() {
+        const process = yield* sim.spawn
+        const db = yield* Db.make(settings).pipe(
+          Effect.provideService(ObjectStore.ObjectStore, process.store),
+          Scope.provide(process.scope),
+          Effect.mapError((e) => new Violation(`opening a writer failed: ${e.message}`))
+        )
+        const recovered = yield* scanAll(db.scan()).pipe(Effect.mapError((e) => new Violation(`scan after open: ${e.message}`)))
+        const seq = yield* db.durableSeq
+        const previous = incarnations.at(-1)
+        if (previous !== undefined) {
+          const expected = stateAt(previous, seq)
+          if (!same(expected, recovered)) {
+            return yield* sim.fail(
+              `process ${process.id} recovered a state that is not the previous writer's writes up to seq ${seq}:\n` +
+                `  expected ${show(expected)}\n  found    ${show(recovered)}`
+            )
+          }
+          previous.recoveredUpTo = seq
+          for (const w of previous.writes) if (w.acked) yield* checkAck(previous, w)
+        } else if (recovered.size !== 0) {
+          return yield* sim.fail(`a new store is not empty: ${show(recovered)}`)
+        }
+        const inc: Incarnation = { process, db, base: recovered, baseSeq: seq, writes: [], recoveredUpTo: undefined }
+        incarnations.push(inc)
+        yield* sim.trace(`process ${process.id} opened the writer at seq ${seq} (${recovered.size} keys)`)
+        return inc
+      })
+
+      const write = (inc: Incarnation) =>
+        Effect.gen(function*() {
+          const batch: Array<Db.WriteOp> = Array.from({ length: 1 + rng.nextInt(3) }, () => {
+            const k = encoder.encode(key())
+            const roll = rng.nextInt(10)
+            return roll < 6
+              ? { _tag: "put" as const, key: k, value: encoder.encode(String(rng.nextInt(1000))) }
+              : roll < 8
+              ? { _tag: "delete" as const, key: k }
+              : { _tag: "merge" as const, key: k, value: encoder.encode(String(1 + rng.nextInt(9))) }
+          })
+          const submitted = yield* Effect.exit(inc.db.write(batch, { awaitDurable: false }))
+          if (Exit.isFailure(submitted)) return // stopped (fenced or closed): nothing was accepted
+          const record: WriteRecord = { seq: submitted.value.seq, batch, acked: false, settled: false }
+          inc.writes.push(record)
+          yield* Effect.forkChild(
+            Effect.exit(submitted.value.durable).pipe(
+              Effect.flatMap((exit) => {
+                record.settled = true
+                if (Exit.isFailure(exit)) return Effect.void
+                record.acked = true
+                return checkAck(inc, record)
+              }),
+              Effect.catch((v) => Effect.sync(() => failures.push(v)))
+            )
+          )
+        })
+      const failures: Array<Violation> = []
+
+      /** A point read must return the value at some durable seq between its start and its end. */
+      const checkGet = (inc: Incarnation) =>
+        Effect.gen(function*() {
+          const k = key()
+          const before = yield* inc.db.durableSeq
+          const got = yield* Effect.exit(inc.db.get(encoder.encode(k)))
+          const after = yield* inc.db.durableSeq
+          if (Exit.isFailure(got)) return
+          const value = got.value === undefined ? undefined : text(got.value)
+          for (let s = before; s <= after; s++) if (stateAt(inc, s).get(k) === value) return
+          return yield* sim.fail(`process ${inc.process.id}: get ${k} = ${value} matches no state between seq ${before} and ${after}`)
+        })
+
+      const snapshots: Array<{ inc: Incarnation; snapshot: Db.Snapshot; scope: Scope.Closeable; expected: KvState }> = []
+      const takeSnapshot = (inc: Incarnation) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const snapshot = yield* inc.db.snapshot.pipe(Scope.provide(scope))
+          snapshots.push({ inc, snapshot, scope, expected: stateAt(inc, snapshot.seq) })
+          yield* sim.trace(`process ${inc.process.id} took a snapshot at seq ${snapshot.seq}`)
+        })
+      const checkSnapshot = Effect.gen(function*() {
+        const s = snapshots[rng.nextInt(snapshots.length)]
+        if (s === undefined || incarnations.at(-1) !== s.inc) return
+        const seen = yield* Effect.exit(scanAll(s.inc.db.scan(undefined, { snapshot: s.snapshot })))
+        if (Exit.isFailure(seen)) return
+        if (!same(seen.value, s.expected)) {
+          return yield* sim.fail(
+            `snapshot at seq ${s.snapshot.seq} changed:\n  expected ${show(s.expected)}\n  found    ${show(seen.value)}`
+          )
+        }
+      })
+
+      const checkReader = Effect.gen(function*() {
+        const process = yield* sim.spawn
+        const reader = yield* Db.makeReader({ pollIntervalMs: 3_600_000, merge: addition }).pipe(
+          Effect.provideService(ObjectStore.ObjectStore, process.store),
+          Scope.provide(process.scope),
+          Effect.exit
+        )
+        if (Exit.isFailure(reader)) return yield* process.close
+        const seen = yield* Effect.exit(scanAll(reader.value.scan()))
+        const seq = yield* reader.value.durableSeq
+        yield* process.close
+        if (Exit.isFailure(seen)) return
+        const inc = incarnations.findLast((i) => i.baseSeq <= seq)
+        if (inc === undefined) return
+        // The reader may have caught up to a writer that opened since, or be behind the current one.
+        if (inc.recoveredUpTo !== undefined && seq > inc.recoveredUpTo) return
+        const expected = stateAt(inc, seq)
+        if (!same(seen.value, expected)) {
+          return yield* sim.fail(`a reader at seq ${seq} saw a state no writer had:\n  expected ${show(expected)}\n  found    ${show(seen.value)}`)
+        }
+      })
+
+      let current = yield* openWriter
+      let zombie: Incarnation | undefined
+      for (let step = 0; step < sim.steps; step++) {
+        if (failures.length > 0) return yield* Effect.fail(failures[0]!)
+        const roll = rng.nextInt(100)
+        if (roll < 40) yield* write(current)
+        else if (roll < 45 && zombie !== undefined) yield* write(zombie)
+        else if (roll < 58) yield* checkGet(current)
+        else if (roll < 70) yield* sim.sleep(rng.nextInt(200))
+        else if (roll < 73) yield* takeSnapshot(current)
+        else if (roll < 77) yield* checkSnapshot
+        else if (roll < 80) yield* Effect.ignore(current.db.flush)
+        else if (roll < 83) yield* Effect.ignore(current.db.compact)
+        else if (roll < 86) yield* Effect.ignore(current.db.collectGarbage)
+        else if (roll < 89) yield* checkReader
+        else if (roll < 92) {
+          yield* sim.trace(`process ${current.process.id} crashes`)
+          yield* current.process.crash
+          current = yield* openWriter
+        } else if (roll < 95) {
+          yield* sim.trace(`process ${current.process.id} is left running: a new writer opens`)
+          zombie = current
+          current = yield* openWriter
+        } else if (roll < 97) {
+          yield* sim.trace(`process ${current.process.id} restarts gracefully`)
+          const closing = yield* Effect.forkChild(current.process.close)
+          yield* Fiber.await(closing).pipe(Effect.timeout("60 seconds"), Effect.ignore)
+          current = yield* openWriter
+        } else {
+          yield* sim.sleep(rng.nextInt(2000))
+        }
+      }
+      if (failures.length > 0) return yield* Effect.fail(failures[0]!)
+
+      // Liveness: once faults heal, every write of the current writer settles within a bounded time.
+      yield* sim.heal
+      const deadline = 120_000
+      let waited = 0
+      while (current.writes.some((w) => !w.settled) && waited < deadline) {
+        yield* sim.sleep(100)
+        waited += 100
+      }
+      const stuck = current.writes.filter((w) => !w.settled)
+      if (stuck.length > 0) {
+        return yield* sim.fail(`${stuck.length} writes did not settle within ${deadline} ms of virtual time after faults healed`)
+      }
+      for (const w of current.writes) {
+        if (!w.acked) return yield* sim.fail(`write seq ${w.seq} failed on a healthy writer after faults healed`)
+      }
+      if (failures.length > 0) return yield* Effect.fail(failures[0]!)
+      for (const s of snapshots) yield* Scope.close(s.scope, Exit.void)
+      yield* checkSnapshot
+      // A last writer must recover everything the current one acknowledged.
+      yield* sim.trace(`process ${current.process.id} closes; a last writer checks what it recovers`)
+      const closing = yield* Effect.forkChild(current.process.close)
+      yield* Fiber.await(closing).pipe(Effect.timeout("60 seconds"), Effect.ignore)
+      const last = yield* openWriter
+      const lastAcked = Math.max(current.baseSeq, ...current.writes.filter((w) => w.acked).map((w) => w.seq))
+      if ((current.recoveredUpTo ?? 0) < lastAcked) {
+        return yield* sim.fail(`the last writer recovered up to seq ${current.recoveredUpTo}, below acknowledged seq ${lastAcked}`)
+      }
+      yield* last.process.close
+    }).pipe(Effect.scoped)
+}
+
+/** The shared layer used by tests that want a faulty memory store with a given seed. */
+export const layerFaultyMemory = (seed: number, faults: Omit<ObjectStore.FaultSettings, "seed">) =>
+  ObjectStore.layerFaulty({ seed, ...faults }).pipe(Layer.provide(ObjectStore.layerMemory))
