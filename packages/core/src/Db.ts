@@ -198,6 +198,11 @@ export interface DbShape {
   readonly awaitDurable: (seq: number) => Effect.Effect<void, DbError>
   /** Durable batches from now on. A subscriber that lags `changeFeedBatchesMax` batches sees a gap in seqs. */
   readonly changes: Stream.Stream<DurableBatch>
+  /**
+   * Subscribes to the change feed now (not when a stream starts): returns the effect that takes the next
+   * durable batch. Lives as long as the scope. Same gap rule as `changes`.
+   */
+  readonly subscribe: Effect.Effect<Effect.Effect<DurableBatch>, never, Scope.Scope>
   /** Writes the memtable to a level-0 table now (normally done when it is full, and on close). */
   readonly flush: Effect.Effect<void, DbError>
   /** Runs one compaction step now if one is due; true if it did. */
@@ -702,6 +707,7 @@ export const make = (
       durableSeq: Ref.get(durable),
       awaitDurable,
       changes: Stream.fromPubSub(changes),
+      subscribe: Effect.map(PubSub.subscribe(changes), (subscription) => PubSub.take(subscription)),
       flush: Effect.gen(function*() {
         if (stopped !== undefined) return yield* Effect.fail(stopped)
         yield* freeze

@@ -1,5 +1,7 @@
 /**
- * @opendata/eventstore: millions of cheap per-key replayable logs on object storage, with a WebSocket live
- * tail. The log model, append/read/tail and consumer groups land here; the package has no public API yet.
+ * @opendata/eventstore: millions of cheap per-key replayable logs on object storage, with a live tail.
  */
-export {}
+export * as EventStore from "./EventStore.ts"
+export { layer, make } from "./EventStoreLive.ts"
+export type { EventStoreSettings } from "./EventStoreLive.ts"
+export * as Limits from "./limits.ts"

@@ -1,0 +1,258 @@
+/**
+ * EventStore: millions of cheap per-key replayable logs on the core `Db`.
+ *
+ * A log is named by a key (1..512 bytes of UTF-8, no NUL). Its records have contiguous offsets from 0, a
+ * system timestamp (ms, assigned at append, non-decreasing within the log), an optional producer event
+ * time, string headers and a byte value. A log costs its bytes: there is no file, partition or object per
+ * log; all logs share the Db's WAL and tables.
+ *
+ * Key layout in the Db (`eventstore/` path), with `\0` ending the log key:
+ *   m<key>                  log metadata (JSON)
+ *   r<key>\0<offset u64>    one record (see internal/record.ts)
+ *   t<key>\0<ts u64>        time index: the first offset with that timestamp
+ *   p<key>\0<producer id>   the last producer sequence and its offsets (idempotent retries)
+ *   g<group>\0<key>         a consumer group's committed offset
+ */
+import type { Effect, Scope, Stream } from "effect"
+import { Context, Schema } from "effect"
+
+export interface RecordInput {
+  readonly value: Uint8Array
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** Producer's event time, ms since the epoch. */
+  readonly eventTime?: number | undefined
+}
+
+export interface LogRecord {
+  readonly offset: number
+  /** System time of the append, ms since the epoch; non-decreasing within a log. */
+  readonly timestamp: number
+  readonly eventTime?: number | undefined
+  readonly headers: Readonly<Record<string, string>>
+  readonly value: Uint8Array
+}
+
+export interface AppendOptions {
+  /** Append only if the log's next offset is this (optimistic concurrency). */
+  readonly expectedOffset?: number | undefined
+  /** Required once the log has a fencing token: must equal it. */
+  readonly fencingToken?: string | undefined
+  /** Idempotent retries: a retried (producerId, producerSeq) returns the original offsets. */
+  readonly producerId?: string | undefined
+  readonly producerSeq?: number | undefined
+}
+
+export interface AppendResult {
+  /** The offsets assigned to the records, in order. */
+  readonly offsets: ReadonlyArray<number>
+  /** The log's next offset after this append. */
+  readonly next: number
+}
+
+export interface ReadOptions {
+  /** First offset to read (inclusive). Default: the log's first offset. */
+  readonly from?: number | undefined
+  /** Or: the first record with a timestamp at or after this (ms). */
+  readonly fromTime?: number | undefined
+  /** At most this many records (default readRecordsDefault, at most readRecordsMax). */
+  readonly limit?: number | undefined
+  /** Stop after the record that crosses this many value bytes (at most readBytesMax). */
+  readonly maxBytes?: number | undefined
+}
+
+export interface ReadResult {
+  readonly records: ReadonlyArray<LogRecord>
+  /** The offset to read next. */
+  readonly next: number
+}
+
+export interface Retention {
+  /** Records older than this (by system timestamp) are trimmed. */
+  readonly maxAgeMs?: number | undefined
+  /** The oldest records are trimmed while the log holds more than this many bytes. */
+  readonly maxBytes?: number | undefined
+}
+
+export interface LogMeta {
+  readonly key: string
+  /** First offset still stored (records below were trimmed). */
+  readonly firstOffset: number
+  readonly nextOffset: number
+  /** Bytes of the stored records (values and headers). */
+  readonly bytes: number
+  readonly records: number
+  readonly createdMs: number
+  readonly lastAppendMs: number | undefined
+  readonly retention: Retention | undefined
+  /** Whether appends need a fencing token. */
+  readonly fenced: boolean
+}
+
+export interface ListOptions {
+  readonly prefix?: string | undefined
+  /** From a previous page's `cursor`. */
+  readonly cursor?: string | undefined
+  readonly limit?: number | undefined
+}
+
+export interface ListResult {
+  readonly logs: ReadonlyArray<LogMeta>
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  readonly cursor: string | undefined
+}
+
+export type TailStart =
+  | { readonly _tag: "offset"; readonly offset: number }
+  | { readonly _tag: "time"; readonly time: number }
+  | { readonly _tag: "now" }
+
+export type TailEvent =
+  | { readonly _tag: "records"; readonly key: string; readonly records: ReadonlyArray<LogRecord> }
+  /** Sent while idle: the next offset the subscriber will get (for one log), so it can resume from it. */
+  | { readonly _tag: "heartbeat"; readonly key: string | undefined; readonly next: number | undefined }
+
+export interface GroupOffset {
+  readonly group: string
+  readonly key: string
+  /** The committed offset (the next record the group will consume), or undefined if none. */
+  readonly offset: number | undefined
+  /** next offset of the log - committed offset (the whole log if nothing was committed). */
+  readonly lag: number
+}
+
+// -------------------------------------------------------------------------------------------------
+// Errors (each maps to one HTTP status in the API)
+// -------------------------------------------------------------------------------------------------
+
+/** 400: a field of the request is invalid. */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid ${this.field}: ${this.reason}`
+  }
+}
+
+/** 404: no such log. */
+export class LogNotFound extends Schema.TaggedError<LogNotFound>()("LogNotFound", { key: Schema.String }) {
+  override get message() {
+    return `no log ${JSON.stringify(this.key)}`
+  }
+}
+
+/** 409: `expectedOffset` did not match; `next` is the log's actual next offset. */
+export class OffsetConflict extends Schema.TaggedError<OffsetConflict>()("OffsetConflict", {
+  key: Schema.String,
+  expected: Schema.Number,
+  next: Schema.Number
+}) {
+  override get message() {
+    return `log ${JSON.stringify(this.key)}: expected next offset ${this.expected}, actual ${this.next}`
+  }
+}
+
+/** 409: the fencing token is missing or stale. */
+export class FencingConflict extends Schema.TaggedError<FencingConflict>()("FencingConflict", {
+  key: Schema.String,
+  next: Schema.Number
+}) {
+  override get message() {
+    return `log ${JSON.stringify(this.key)}: fencing token missing or stale`
+  }
+}
+
+/** 413: over a named limit. */
+export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()("LimitExceeded", {
+  field: Schema.String,
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `${this.field} is over its limit of ${this.limit}`
+  }
+}
+
+/** 416: the requested offset was trimmed; `first` is the first one still stored. */
+export class OffsetTrimmed extends Schema.TaggedError<OffsetTrimmed>()("OffsetTrimmed", {
+  key: Schema.String,
+  requested: Schema.Number,
+  first: Schema.Number
+}) {
+  override get message() {
+    return `log ${JSON.stringify(this.key)}: offset ${this.requested} was trimmed; the first available is ${this.first}`
+  }
+}
+
+/** 503: the store is unavailable, or this process stopped writing (fenced, closed). Retry later. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("EventStoreUnavailable", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `event store unavailable: ${this.reason}`
+  }
+}
+
+export type EventStoreError =
+  | InvalidInput
+  | LogNotFound
+  | OffsetConflict
+  | FencingConflict
+  | LimitExceeded
+  | OffsetTrimmed
+  | Unavailable
+
+// -------------------------------------------------------------------------------------------------
+// The service
+// -------------------------------------------------------------------------------------------------
+
+export interface EventStoreShape {
+  /** Appends a batch atomically; answers once it is durable. Creates the log on first append. */
+  readonly append: (
+    key: string,
+    records: ReadonlyArray<RecordInput>,
+    options?: AppendOptions
+  ) => Effect.Effect<AppendResult, InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable>
+  readonly read: (
+    key: string,
+    options?: ReadOptions
+  ) => Effect.Effect<ReadResult, InvalidInput | LogNotFound | OffsetTrimmed | Unavailable>
+  readonly meta: (key: string) => Effect.Effect<LogMeta, InvalidInput | LogNotFound | Unavailable>
+  readonly list: (options?: ListOptions) => Effect.Effect<ListResult, InvalidInput | Unavailable>
+  /** Deletes a log and everything in it. */
+  readonly delete: (key: string) => Effect.Effect<void, InvalidInput | LogNotFound | Unavailable>
+  /** Trims every record below `before`. */
+  readonly trim: (key: string, before: number) => Effect.Effect<LogMeta, InvalidInput | LogNotFound | Unavailable>
+  /**
+   * Sets (or with `undefined`, removes) the log's fencing token. If the log has one, `current` must equal
+   * it. From then on appends must carry the new token. Creates the log if needed.
+   */
+  readonly setFencingToken: (
+    key: string,
+    token: string | undefined,
+    current?: string
+  ) => Effect.Effect<LogMeta, InvalidInput | FencingConflict | Unavailable>
+  /** Sets (or removes) the log's retention; the default applies otherwise. */
+  readonly setRetention: (
+    key: string,
+    retention: Retention | undefined
+  ) => Effect.Effect<LogMeta, InvalidInput | LogNotFound | Unavailable>
+  readonly commitOffset: (
+    group: string,
+    key: string,
+    offset: number
+  ) => Effect.Effect<GroupOffset, InvalidInput | LogNotFound | Unavailable>
+  readonly fetchOffset: (group: string, key: string) => Effect.Effect<GroupOffset, InvalidInput | LogNotFound | Unavailable>
+  /**
+   * Follows one log: catches up from storage from `start`, then delivers durable appends as they happen,
+   * with no gap and no duplicate; heartbeats while idle. A slow subscriber falls back to storage reads.
+   */
+  readonly tail: (key: string, start: TailStart) => Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable>
+  /** Follows every log whose key starts with `prefix`, from now on. */
+  readonly tailPrefix: (prefix: string) => Stream.Stream<TailEvent, InvalidInput | Unavailable>
+  /** Runs one retention pass now (normally done every retentionIntervalMs); returns the logs trimmed. */
+  readonly enforceRetention: Effect.Effect<number, Unavailable>
+}
+
+export class EventStore extends Context.Service<EventStore, EventStoreShape>()("@opendata/eventstore/EventStore") {}
+
+export type { Scope }

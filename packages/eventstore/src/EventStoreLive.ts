@@ -1,0 +1,696 @@
+/**
+ * The EventStore on the core `Db` (see EventStore.ts for the model and the key layout).
+ *
+ * Append path: validate; take the log's lock; read its metadata and producer state (the in-flight
+ * overlay first: writes not yet durable are invisible to Db reads); check the fencing token, the
+ * producer sequence and `expectedOffset`; assign offsets and a timestamp; write records, metadata, time
+ * index and producer state as ONE Db batch (atomic); release the lock; answer once the batch is durable.
+ * The lock covers only the decision, not the durable wait, so a hot log is not limited to one append per
+ * flush interval.
+ *
+ * Tail: subscribe to the Db's change feed first, then catch up from storage, then follow the feed,
+ * dropping what the catch-up already delivered. A gap (a seq jump in the feed: the subscriber fell behind
+ * and the bounded feed dropped batches; or an offset jump) sends it back to storage reads, so memory stays
+ * bounded and nothing is skipped.
+ */
+import { Clock, Effect, Layer, Option, Schema, Scope, Semaphore, Stream } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import { Db } from "@opendata/core"
+import type {
+  AppendOptions,
+  AppendResult,
+  EventStoreShape,
+  GroupOffset,
+  ListOptions,
+  LogMeta,
+  LogRecord,
+  ReadOptions,
+  ReadResult,
+  RecordInput,
+  Retention,
+  TailEvent,
+  TailStart
+} from "./EventStore.ts"
+import {
+  EventStore,
+  FencingConflict,
+  InvalidInput,
+  LimitExceeded,
+  LogNotFound,
+  OffsetConflict,
+  OffsetTrimmed,
+  Unavailable
+} from "./EventStore.ts"
+import * as Limits from "./limits.ts"
+import * as K from "./internal/keys.ts"
+import { decodeRecord, encodeRecord, recordSize } from "./internal/record.ts"
+
+export interface EventStoreSettings {
+  /** Retention of logs that have none of their own. */
+  readonly defaultRetention?: Retention | undefined
+  readonly retentionIntervalMs?: number | undefined
+  readonly tailHeartbeatMs?: number | undefined
+}
+
+/** What the metadata object of a log holds. */
+const StoredMeta = Schema.Struct({
+  firstOffset: Schema.Number,
+  nextOffset: Schema.Number,
+  bytes: Schema.Number,
+  records: Schema.Number,
+  createdMs: Schema.Number,
+  lastAppendMs: Schema.optional(Schema.Number),
+  lastTimestamp: Schema.Number,
+  retention: Schema.optional(Schema.Struct({ maxAgeMs: Schema.optional(Schema.Number), maxBytes: Schema.optional(Schema.Number) })),
+  token: Schema.optional(Schema.String)
+})
+type StoredMeta = typeof StoredMeta.Type
+const decodeMeta = Schema.decodeUnknownSync(StoredMeta)
+
+const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
+type ProducerState = typeof ProducerState.Type
+const decodeProducer = Schema.decodeUnknownSync(ProducerState)
+
+const json = (value: unknown) => K.utf8(JSON.stringify(value))
+const parse = <A>(decode: (u: unknown) => A, bytes: Uint8Array): A => decode(JSON.parse(K.fromUtf8(bytes)))
+
+const toMeta = (key: string, m: StoredMeta): LogMeta => ({
+  key,
+  firstOffset: m.firstOffset,
+  nextOffset: m.nextOffset,
+  bytes: m.bytes,
+  records: m.records,
+  createdMs: m.createdMs,
+  lastAppendMs: m.lastAppendMs,
+  retention: m.retention === undefined ? undefined : { ...m.retention },
+  fenced: m.token !== undefined
+})
+
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0
+
+const storeFailure = (e: { readonly message: string }) => new Unavailable({ reason: e.message })
+
+export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStoreShape, never, CoreDb.Db | Scope.Scope> =>
+  Effect.gen(function*() {
+    const db = yield* Db.Db
+    const heartbeatMs = settings.tailHeartbeatMs ?? Limits.tailHeartbeatMs
+    const retentionIntervalMs = settings.retentionIntervalMs ?? Limits.retentionIntervalMs
+
+    // --- reads of single keys, through the overlay of writes not yet durable ----------------------
+
+    /** Writes this process issued and that are not durable yet: Db reads do not see them. */
+    const overlay = new Map<string, { readonly value: Uint8Array | undefined; readonly seq: number }>()
+    const overlayKey = (k: Uint8Array) => Buffer.from(k).toString("latin1")
+    const getKey = (k: Uint8Array) =>
+      Effect.suspend(() => {
+        const pending = overlay.get(overlayKey(k))
+        if (pending !== undefined) return Effect.succeed(pending.value)
+        return Effect.mapError(db.get(k), storeFailure)
+      })
+
+    const loadMeta = (key: string) =>
+      Effect.map(getKey(K.metaKey(key)), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
+    const durableMeta = (key: string) =>
+      Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
+    const existingMeta = (key: string) =>
+      Effect.flatMap(durableMeta(key), (m) => (m === undefined ? Effect.fail(new LogNotFound({ key })) : Effect.succeed(m)))
+
+    /** Writes a batch; remembers its single-key writes until durable; returns the durable effect. */
+    const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
+      Effect.gen(function*() {
+        const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure)
+        for (const k of remember) {
+          const op = ops.find((o) => o.key === k)
+          overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
+        }
+        return Effect.mapError(result.durable, storeFailure).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            for (const k of remember) {
+              const entry = overlay.get(overlayKey(k))
+              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
+            }
+          }))
+        )
+      })
+
+    // --- per-log locks ------------------------------------------------------------------------------
+
+    const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
+    const withLog = <A, E, R>(key: string, self: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          let lock = locks.get(key)
+          if (lock === undefined) {
+            lock = { semaphore: Semaphore.makeUnsafe(1), users: 0 }
+            locks.set(key, lock)
+          }
+          lock.users += 1
+          return lock
+        }),
+        (lock) => lock.semaphore.withPermit(self),
+        (lock) =>
+          Effect.sync(() => {
+            lock.users -= 1
+            if (lock.users === 0) locks.delete(key)
+          })
+      )
+
+    // --- validation ---------------------------------------------------------------------------------
+
+    const checkKey = (key: string, field = "key") => {
+      const problem = K.nameProblem(key, Limits.logKeyBytesMax)
+      return problem === undefined ? Effect.void : Effect.fail(new InvalidInput({ field, reason: problem }))
+    }
+    const checkToken = (value: string | undefined, field: string) => {
+      if (value === undefined) return Effect.void
+      const problem = K.nameProblem(value, Limits.tokenBytesMax)
+      return problem === undefined ? Effect.void : Effect.fail(new InvalidInput({ field, reason: problem }))
+    }
+
+    const checkRecords = (records: ReadonlyArray<RecordInput>) =>
+      Effect.gen(function*() {
+        if (!Array.isArray(records) || records.length === 0) {
+          return yield* new InvalidInput({ field: "records", reason: "must be a non-empty array" })
+        }
+        if (records.length > Limits.batchRecordsMax) return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
+        let total = 0
+        for (let i = 0; i < records.length; i++) {
+          const r = records[i]!
+          if (!(r.value instanceof Uint8Array)) return yield* new InvalidInput({ field: `records[${i}].value`, reason: "must be bytes" })
+          const headers = r.headers ?? {}
+          const entries = Object.entries(headers)
+          if (entries.length > Limits.headersMax) return yield* new LimitExceeded({ field: `records[${i}].headers`, limit: Limits.headersMax })
+          for (const [k, v] of entries) {
+            if (typeof v !== "string") return yield* new InvalidInput({ field: `records[${i}].headers.${k}`, reason: "must be a string" })
+            if (K.utf8(k).length > Limits.headerBytesMax || K.utf8(v).length > Limits.headerBytesMax) {
+              return yield* new LimitExceeded({ field: `records[${i}].headers.${k}`, limit: Limits.headerBytesMax })
+            }
+          }
+          if (r.eventTime !== undefined && !isCount(r.eventTime)) {
+            return yield* new InvalidInput({ field: `records[${i}].eventTime`, reason: "must be a non-negative integer (ms)" })
+          }
+          const size = recordSize(r.value, headers)
+          if (size > Limits.recordBytesMax) return yield* new LimitExceeded({ field: `records[${i}]`, limit: Limits.recordBytesMax })
+          total += size
+        }
+        if (total > Limits.batchBytesMax) return yield* new LimitExceeded({ field: "records", limit: Limits.batchBytesMax })
+        return total
+      })
+
+    // --- append -------------------------------------------------------------------------------------
+
+    const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        const total = yield* checkRecords(records)
+        yield* checkToken(options.fencingToken, "fencingToken")
+        yield* checkToken(options.producerId, "producerId")
+        if (options.expectedOffset !== undefined && !isCount(options.expectedOffset)) {
+          return yield* new InvalidInput({ field: "expectedOffset", reason: "must be a non-negative integer" })
+        }
+        if ((options.producerId === undefined) !== (options.producerSeq === undefined)) {
+          return yield* new InvalidInput({ field: "producerSeq", reason: "producerId and producerSeq go together" })
+        }
+        if (options.producerSeq !== undefined && !isCount(options.producerSeq)) {
+          return yield* new InvalidInput({ field: "producerSeq", reason: "must be a non-negative integer" })
+        }
+        const decided = yield* withLog(
+          key,
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const meta: StoredMeta = (yield* loadMeta(key)) ?? {
+              firstOffset: 0,
+              nextOffset: 0,
+              bytes: 0,
+              records: 0,
+              createdMs: now,
+              lastTimestamp: 0
+            }
+            if (meta.token !== undefined || options.fencingToken !== undefined) {
+              if (options.fencingToken !== meta.token) return yield* new FencingConflict({ key, next: meta.nextOffset })
+            }
+            let producer: ProducerState | undefined
+            if (options.producerId !== undefined) {
+              const bytes = yield* getKey(K.producerKey(key, options.producerId))
+              producer = bytes === undefined ? undefined : parse(decodeProducer, bytes)
+              if (producer !== undefined && options.producerSeq === producer.seq) {
+                // A retry of the last batch: answer as the first attempt did, write nothing.
+                return { _tag: "duplicate" as const, result: { offsets: producer.offsets, next: producer.next } }
+              }
+              if (producer !== undefined && options.producerSeq! < producer.seq) {
+                return yield* new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
+              }
+            }
+            if (options.expectedOffset !== undefined && options.expectedOffset !== meta.nextOffset) {
+              return yield* new OffsetConflict({ key, expected: options.expectedOffset, next: meta.nextOffset })
+            }
+            const timestamp = Math.max(Math.floor(now), meta.lastTimestamp)
+            const first = meta.nextOffset
+            const offsets = records.map((_, i) => first + i)
+            const next = first + records.length
+            const ops: Array<CoreDb.WriteOp> = records.map((r, i) => ({
+              _tag: "put",
+              key: K.recordKey(key, first + i),
+              value: encodeRecord(timestamp, r.eventTime, r.headers ?? {}, r.value)
+            }))
+            if (timestamp > meta.lastTimestamp || meta.records === 0) {
+              ops.push({ _tag: "put", key: K.timeKey(key, timestamp), value: K.u64(first) })
+            }
+            const updated: StoredMeta = {
+              ...meta,
+              nextOffset: next,
+              bytes: meta.bytes + total,
+              records: meta.records + records.length,
+              lastAppendMs: Math.floor(now),
+              lastTimestamp: timestamp
+            }
+            const metaKey = K.metaKey(key)
+            ops.push({ _tag: "put", key: metaKey, value: json(updated) })
+            const remember = [metaKey]
+            if (options.producerId !== undefined) {
+              const pk = K.producerKey(key, options.producerId)
+              ops.push({ _tag: "put", key: pk, value: json({ seq: options.producerSeq, offsets, next }) })
+              remember.push(pk)
+            }
+            const durable = yield* writeBatch(ops, remember)
+            return { _tag: "written" as const, result: { offsets, next }, durable }
+          })
+        )
+        if (decided._tag === "written") yield* decided.durable
+        return decided.result satisfies AppendResult
+      })
+
+    // --- read ---------------------------------------------------------------------------------------
+
+    /** The first offset whose timestamp is at or after `time`, or undefined if none. */
+    const offsetAtTime = (key: string, time: number) =>
+      Effect.gen(function*() {
+        const start = K.timeKey(key, Math.max(0, Math.floor(time)))
+        const first = yield* Stream.runHead(db.scan({ start, end: K.prefixEnd(K.timePrefix(key)) })).pipe(Effect.mapError(storeFailure))
+        return Option.map(first, (kv) => K.readU64(kv.value, 0)).pipe(Option.getOrUndefined)
+      })
+
+    const readRange = (key: string, from: number, until: number, limit: number, maxBytes: number) =>
+      Effect.gen(function*() {
+        const records: Array<LogRecord> = []
+        let bytes = 0
+        if (from >= until) return records
+        const rows = db.scan({ start: K.recordKey(key, from), end: K.recordKey(key, until) }).pipe(
+          Stream.take(limit),
+          Stream.mapError(storeFailure)
+        )
+        yield* Stream.runForEachWhile(rows, (kv) =>
+          Effect.sync(() => {
+            const parsed = K.parseRecordKey(kv.key)
+            if (parsed === undefined) return true
+            const record = decodeRecord(parsed.offset, kv.value)
+            records.push(record)
+            bytes += recordSize(record.value, record.headers)
+            return bytes < maxBytes
+          }))
+        return records
+      })
+
+    const read = (key: string, options: ReadOptions = {}) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        if (options.from !== undefined && options.fromTime !== undefined) {
+          return yield* new InvalidInput({ field: "from", reason: "give from or fromTime, not both" })
+        }
+        if (options.from !== undefined && !isCount(options.from)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
+        if (options.fromTime !== undefined && !isCount(options.fromTime)) {
+          return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
+        }
+        const limit = options.limit ?? Limits.readRecordsDefault
+        if (!isCount(limit) || limit < 1 || limit > Limits.readRecordsMax) {
+          return yield* new InvalidInput({ field: "limit", reason: `must be 1..${Limits.readRecordsMax}` })
+        }
+        const maxBytes = options.maxBytes ?? Limits.readBytesMax
+        if (!isCount(maxBytes) || maxBytes < 1 || maxBytes > Limits.readBytesMax) {
+          return yield* new InvalidInput({ field: "maxBytes", reason: `must be 1..${Limits.readBytesMax}` })
+        }
+        const meta = yield* existingMeta(key)
+        let from = options.from ?? meta.firstOffset
+        if (options.fromTime !== undefined) from = Math.max(meta.firstOffset, (yield* offsetAtTime(key, options.fromTime)) ?? meta.nextOffset)
+        if (from < meta.firstOffset) return yield* new OffsetTrimmed({ key, requested: from, first: meta.firstOffset })
+        if (from > meta.nextOffset) {
+          return yield* new InvalidInput({ field: "from", reason: `is past the end of the log (next offset ${meta.nextOffset})` })
+        }
+        const records = yield* readRange(key, from, meta.nextOffset, limit, maxBytes)
+        return { records, next: records.length === 0 ? from : records.at(-1)!.offset + 1 } satisfies ReadResult
+      })
+
+    // --- metadata, list, delete, trim, tokens, retention, groups -----------------------------------
+
+    const meta = (key: string) => Effect.andThen(checkKey(key), Effect.map(existingMeta(key), (m) => toMeta(key, m)))
+
+    const list = (options: ListOptions = {}) =>
+      Effect.gen(function*() {
+        const prefix = options.prefix ?? ""
+        if (prefix !== "") yield* checkKey(prefix, "prefix")
+        if (options.cursor !== undefined) yield* checkKey(options.cursor, "cursor")
+        const limit = options.limit ?? Limits.listLogsDefault
+        if (!isCount(limit) || limit < 1 || limit > Limits.listLogsMax) {
+          return yield* new InvalidInput({ field: "limit", reason: `must be 1..${Limits.listLogsMax}` })
+        }
+        const base = K.metaKey(prefix)
+        const start = options.cursor === undefined ? base : Uint8Array.from([...K.metaKey(options.cursor), 0])
+        const rows = yield* Stream.runCollect(
+          db.scan({ start, end: K.prefixEnd(base) }).pipe(Stream.take(limit + 1), Stream.mapError(storeFailure))
+        )
+        const logs = rows.slice(0, limit).map((kv) => toMeta(K.fromUtf8(kv.key.subarray(1)), parse(decodeMeta, kv.value)))
+        return { logs, cursor: rows.length > limit ? logs.at(-1)?.key : undefined }
+      })
+
+    /** Deletes every key in [start, end) in batches; `last` ops ride along with the final batch. */
+    const deleteRange = (start: Uint8Array, end: Uint8Array | undefined, last: ReadonlyArray<CoreDb.WriteOp> = []) =>
+      Effect.gen(function*() {
+        for (;;) {
+          const keys = yield* Stream.runCollect(
+            db.scan({ start, end }).pipe(Stream.take(Limits.trimBatchRecords), Stream.map((kv) => kv.key), Stream.mapError(storeFailure))
+          )
+          const done = keys.length < Limits.trimBatchRecords
+          const ops: Array<CoreDb.WriteOp> = keys.map((k) => ({ _tag: "delete", key: k }))
+          if (done) ops.push(...last)
+          if (ops.length > 0) yield* Effect.mapError(db.write(ops), storeFailure)
+          if (done) return
+        }
+      })
+
+    const remove = (key: string) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        yield* withLog(
+          key,
+          Effect.gen(function*() {
+            yield* existingMeta(key)
+            // The metadata goes first: from then on the log does not exist, whatever is left to delete.
+            yield* Effect.mapError(db.delete(K.metaKey(key)), storeFailure)
+            yield* deleteRange(K.recordPrefix(key), K.prefixEnd(K.recordPrefix(key)))
+            yield* deleteRange(K.timePrefix(key), K.prefixEnd(K.timePrefix(key)))
+            yield* deleteRange(K.producerPrefix(key), K.prefixEnd(K.producerPrefix(key)))
+          })
+        )
+      })
+
+    /** Trims records below `before`, under the log's lock. */
+    const trimLocked = (key: string, before: number) =>
+      Effect.gen(function*() {
+        const m = yield* existingMeta(key)
+        const until = Math.min(before, m.nextOffset)
+        if (until <= m.firstOffset) return m
+        let bytes = 0
+        let count = 0
+        const rows = db.scan({ start: K.recordKey(key, m.firstOffset), end: K.recordKey(key, until) }).pipe(Stream.mapError(storeFailure))
+        yield* Stream.runForEach(rows, (kv) =>
+          Effect.sync(() => {
+            const parsed = K.parseRecordKey(kv.key)
+            if (parsed === undefined) return
+            const r = decodeRecord(parsed.offset, kv.value)
+            bytes += recordSize(r.value, r.headers)
+            count += 1
+          }))
+        const updated: StoredMeta = { ...m, firstOffset: until, bytes: Math.max(0, m.bytes - bytes), records: Math.max(0, m.records - count) }
+        // Time index: drop an entry once the next entry starts at or below the trim point.
+        const times = yield* Stream.runCollect(
+          db.scan({ start: K.timePrefix(key), end: K.prefixEnd(K.timePrefix(key)) }).pipe(Stream.mapError(storeFailure))
+        )
+        const timeDeletes: Array<CoreDb.WriteOp> = []
+        for (let i = 0; i + 1 < times.length; i++) {
+          if (K.readU64(times[i + 1]!.value, 0) <= until) timeDeletes.push({ _tag: "delete", key: times[i]!.key })
+        }
+        yield* deleteRange(K.recordKey(key, m.firstOffset), K.recordKey(key, until), [
+          ...timeDeletes,
+          { _tag: "put", key: K.metaKey(key), value: json(updated) }
+        ])
+        return updated
+      })
+
+    const trim = (key: string, before: number) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        if (!isCount(before)) return yield* new InvalidInput({ field: "before", reason: "must be a non-negative integer" })
+        const m = yield* withLog(key, trimLocked(key, before))
+        return toMeta(key, m)
+      })
+
+    const updateMeta = <E>(key: string, create: boolean, f: (m: StoredMeta) => Effect.Effect<StoredMeta, E>) =>
+      withLog(
+        key,
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const current = yield* loadMeta(key)
+          if (current === undefined && !create) return yield* new LogNotFound({ key })
+          const next = yield* f(current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: Math.floor(now), lastTimestamp: 0 })
+          const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: json(next) }], [K.metaKey(key)])
+          yield* durable
+          return toMeta(key, next)
+        })
+      )
+
+    const setFencingToken = (key: string, token: string | undefined, current?: string) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        yield* checkToken(token, "token")
+        yield* checkToken(current, "current")
+        return yield* updateMeta(key, true, (m) => {
+          if (m.token !== undefined && current !== m.token) return Effect.fail(new FencingConflict({ key, next: m.nextOffset }))
+          const { token: _old, ...rest } = m
+          return Effect.succeed(token === undefined ? rest : { ...rest, token })
+        }).pipe(Effect.catchTag("LogNotFound", (e) => Effect.die(e))) // created if missing
+      })
+
+    const setRetention = (key: string, retention: Retention | undefined) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        if (retention !== undefined) {
+          if (retention.maxAgeMs !== undefined && (!isCount(retention.maxAgeMs) || retention.maxAgeMs === 0)) {
+            return yield* new InvalidInput({ field: "maxAgeMs", reason: "must be a positive integer" })
+          }
+          if (retention.maxBytes !== undefined && (!isCount(retention.maxBytes) || retention.maxBytes === 0)) {
+            return yield* new InvalidInput({ field: "maxBytes", reason: "must be a positive integer" })
+          }
+        }
+        return yield* updateMeta(key, false, (m) => {
+          const { retention: _old, ...rest } = m
+          return Effect.succeed(retention === undefined ? rest : { ...rest, retention: { ...retention } })
+        })
+      })
+
+    const groupOffset = (group: string, key: string) =>
+      Effect.gen(function*() {
+        const m = yield* existingMeta(key)
+        const bytes = yield* Effect.mapError(db.get(K.groupKey(group, key)), storeFailure)
+        const offset = bytes === undefined ? undefined : K.readU64(bytes, 0)
+        return { group, key, offset, lag: Math.max(0, m.nextOffset - (offset ?? m.firstOffset)) } satisfies GroupOffset
+      })
+
+    const commitOffset = (group: string, key: string, offset: number) =>
+      Effect.gen(function*() {
+        yield* checkKey(group, "group")
+        yield* checkKey(key)
+        if (!isCount(offset)) return yield* new InvalidInput({ field: "offset", reason: "must be a non-negative integer" })
+        const m = yield* existingMeta(key)
+        if (offset > m.nextOffset) return yield* new InvalidInput({ field: "offset", reason: `is past the end of the log (next offset ${m.nextOffset})` })
+        yield* Effect.mapError(db.put(K.groupKey(group, key), K.u64(offset)), storeFailure)
+        return yield* groupOffset(group, key)
+      })
+
+    const fetchOffset = (group: string, key: string) =>
+      Effect.andThen(Effect.andThen(checkKey(group, "group"), checkKey(key)), groupOffset(group, key))
+
+    // --- tail ---------------------------------------------------------------------------------------
+
+    /** Records of `key` in a durable batch, in offset order. */
+    const recordsIn = (batch: CoreDb.DurableBatch, prefix: Uint8Array) => {
+      const out: Array<{ readonly key: string; readonly record: LogRecord }> = []
+      for (const e of batch.entries) {
+        if (e.kind !== "put" || e.key.length < prefix.length) continue
+        let match = true
+        for (let i = 0; i < prefix.length; i++) {
+          if (e.key[i] !== prefix[i]) {
+            match = false
+            break
+          }
+        }
+        if (!match) continue
+        const parsed = K.parseRecordKey(e.key)
+        if (parsed !== undefined) out.push({ key: parsed.key, record: decodeRecord(parsed.offset, e.value) })
+      }
+      return out
+    }
+
+    const tail = (key: string, start: TailStart): Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable> =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* checkKey(key)
+          // Subscribe before reading storage: every append durable from now on is in the feed.
+          const take = yield* db.subscribe
+          const m = yield* durableMeta(key)
+          const first = m?.firstOffset ?? 0
+          const end = m?.nextOffset ?? 0
+          let next: number
+          switch (start._tag) {
+            case "now":
+              next = end
+              break
+            case "offset":
+              if (!isCount(start.offset)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
+              if (start.offset < first) return yield* new OffsetTrimmed({ key, requested: start.offset, first })
+              next = start.offset
+              break
+            case "time":
+              if (!isCount(start.time)) return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
+              next = Math.max(first, (yield* offsetAtTime(key, start.time)) ?? end)
+          }
+          const prefix = K.recordPrefix(key)
+          let lastSeq: number | undefined
+          let catchingUp = true
+
+          /** Reads one page from storage at `next`; empty when caught up with what is durable. */
+          const catchUp = Effect.gen(function*() {
+            const current = yield* durableMeta(key)
+            if (current === undefined) return []
+            if (next < current.firstOffset) next = current.firstOffset // trimmed meanwhile: skip what is gone
+            const page = yield* readRange(key, next, current.nextOffset, Limits.tailPageRecords, Limits.readBytesMax)
+            if (page.length > 0) next = page.at(-1)!.offset + 1
+            return page
+          })
+
+          const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
+            if (catchingUp) {
+              const page = yield* catchUp
+              if (page.length > 0) return [{ _tag: "records", key, records: page } as const]
+              catchingUp = false
+            }
+            const batch = yield* Effect.timeoutOption(take, `${heartbeatMs} millis`)
+            if (Option.isNone(batch)) return [{ _tag: "heartbeat", key, next } as const]
+            const gap = lastSeq !== undefined && batch.value.firstSeq !== lastSeq + 1
+            lastSeq = batch.value.lastSeq
+            const records = recordsIn(batch.value, prefix).map((r) => r.record).filter((r) => r.offset >= next)
+            if (gap || (records.length > 0 && records[0]!.offset !== next)) {
+              // Fell behind the feed, or an append is missing from it: storage has everything.
+              catchingUp = true
+              return []
+            }
+            if (records.length === 0) return []
+            next = records.at(-1)!.offset + 1
+            return [{ _tag: "records", key, records } as const]
+          })
+          return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
+        })
+      )
+
+    const tailPrefix = (prefixKey: string): Stream.Stream<TailEvent, InvalidInput | Unavailable> =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
+          const take = yield* db.subscribe
+          const prefix = Uint8Array.from([0x72, ...K.utf8(prefixKey)])
+          const nextOf = new Map<string, number>()
+          let lastSeq: number | undefined
+
+          const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
+            const batch = yield* Effect.timeoutOption(take, `${heartbeatMs} millis`)
+            if (Option.isNone(batch)) return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
+            const gap = lastSeq !== undefined && batch.value.firstSeq !== lastSeq + 1
+            lastSeq = batch.value.lastSeq
+            const events: Array<TailEvent> = []
+            if (gap) {
+              // The feed dropped batches: read what the logs already followed got meanwhile.
+              for (const [k, from] of nextOf) {
+                const m = yield* durableMeta(k)
+                if (m === undefined) continue
+                const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
+                if (records.length > 0) {
+                  nextOf.set(k, records.at(-1)!.offset + 1)
+                  events.push({ _tag: "records", key: k, records })
+                }
+              }
+            }
+            const byLog = new Map<string, Array<LogRecord>>()
+            for (const { key: k, record } of recordsIn(batch.value, prefix)) {
+              if (record.offset < (nextOf.get(k) ?? 0)) continue
+              const list = byLog.get(k) ?? []
+              list.push(record)
+              byLog.set(k, list)
+            }
+            for (const [k, records] of byLog) {
+              nextOf.set(k, records.at(-1)!.offset + 1)
+              events.push({ _tag: "records", key: k, records })
+            }
+            return events
+          })
+          return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
+        })
+      )
+
+    // --- retention ----------------------------------------------------------------------------------
+
+    const enforceRetention = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      let trimmed = 0
+      let cursor: string | undefined
+      let examined = 0
+      do {
+        const page = yield* list({ cursor, limit: Limits.listLogsMax }).pipe(
+          Effect.catchTag("InvalidInput", (e) => Effect.die(e))
+        )
+        for (const log of page.logs) {
+          examined += 1
+          const retention = log.retention ?? settings.defaultRetention
+          if (retention === undefined || log.records === 0) continue
+          let before = log.firstOffset
+          if (retention.maxAgeMs !== undefined) {
+            before = Math.max(before, (yield* offsetAtTime(log.key, now - retention.maxAgeMs)) ?? log.nextOffset)
+          }
+          if (retention.maxBytes !== undefined && log.bytes > retention.maxBytes) {
+            let excess = log.bytes - retention.maxBytes
+            const rows = db.scan({ start: K.recordKey(log.key, before), end: K.recordKey(log.key, log.nextOffset) }).pipe(Stream.mapError(storeFailure))
+            yield* Stream.runForEachWhile(rows, (kv) =>
+              Effect.sync(() => {
+                const parsed = K.parseRecordKey(kv.key)
+                if (parsed === undefined || excess <= 0) return false
+                const r = decodeRecord(parsed.offset, kv.value)
+                excess -= recordSize(r.value, r.headers)
+                before = parsed.offset + 1
+                return excess > 0
+              }))
+          }
+          if (before > log.firstOffset) {
+            yield* withLog(log.key, trimLocked(log.key, before)).pipe(Effect.catchTag("LogNotFound", () => Effect.void))
+            trimmed += 1
+          }
+        }
+        cursor = page.cursor
+      } while (cursor !== undefined && examined < Limits.retentionLogsPerPass)
+      return trimmed
+    })
+
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.sleep(`${retentionIntervalMs} millis`).pipe(
+        Effect.andThen(enforceRetention),
+        Effect.catch((e) => Effect.logWarning(`retention pass failed: ${e.message}`))
+      )
+    ))
+
+    return {
+      append,
+      read,
+      meta,
+      list,
+      delete: remove,
+      trim,
+      setFencingToken,
+      setRetention,
+      commitOffset,
+      fetchOffset,
+      tail,
+      tailPrefix,
+      enforceRetention
+    } satisfies EventStoreShape
+  })
+
+/** The EventStore over the core `Db` in context (open it with its own path, e.g. `eventstore/`). */
+export const layer = (settings: EventStoreSettings = {}): Layer.Layer<EventStore, never, CoreDb.Db> =>
+  Layer.effect(EventStore, make(settings))

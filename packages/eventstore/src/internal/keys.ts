@@ -1,0 +1,70 @@
+/**
+ * Db keys of the EventStore. Each starts with a one-byte kind; a log key (UTF-8, no NUL) is followed by
+ * a 0 byte where something follows it, so every log's keys form one contiguous, ordered range:
+ *
+ *   m<key>                  metadata            r<key>\0<offset u64 BE>   a record
+ *   t<key>\0<ts u64 BE>     time index          p<key>\0<producer id>     producer state
+ *   g<group>\0<key>         group offset
+ */
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export const utf8 = (s: string) => encoder.encode(s)
+export const fromUtf8 = (b: Uint8Array) => decoder.decode(b)
+
+const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+const kind = (c: string) => Uint8Array.of(c.charCodeAt(0))
+const zero = Uint8Array.of(0)
+
+export const u64 = (n: number): Uint8Array => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n))
+  return b
+}
+export const readU64 = (b: Uint8Array, at: number): number => Number(new DataView(b.buffer, b.byteOffset + at, 8).getBigUint64(0))
+
+export const metaKey = (key: string) => concat(kind("m"), utf8(key))
+export const recordPrefix = (key: string) => concat(kind("r"), utf8(key), zero)
+export const recordKey = (key: string, offset: number) => concat(recordPrefix(key), u64(offset))
+export const timePrefix = (key: string) => concat(kind("t"), utf8(key), zero)
+export const timeKey = (key: string, ts: number) => concat(timePrefix(key), u64(ts))
+export const producerPrefix = (key: string) => concat(kind("p"), utf8(key), zero)
+export const producerKey = (key: string, producerId: string) => concat(producerPrefix(key), utf8(producerId))
+export const groupKey = (group: string, key: string) => concat(kind("g"), utf8(group), zero, utf8(key))
+
+/** The first key after every key that starts with `prefix` (for scans). */
+export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
+  const end = prefix.slice()
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
+}
+
+/** The log key and offset of a record key, or undefined for any other key. */
+export const parseRecordKey = (k: Uint8Array): { readonly key: string; readonly offset: number } | undefined => {
+  if (k[0] !== 0x72 || k.length < 10 || k[k.length - 9] !== 0) return undefined
+  return { key: fromUtf8(k.subarray(1, k.length - 9)), offset: readU64(k, k.length - 8) }
+}
+
+/** Why `key` is not a valid log key (or group name), or undefined. */
+export const nameProblem = (name: string, bytesMax: number): string | undefined => {
+  if (typeof name !== "string" || name.length === 0) return "must be a non-empty string"
+  if (!name.isWellFormed()) return "must be valid UTF-8 (no lone surrogates)"
+  if (name.includes("\u0000")) return "must not contain NUL"
+  const bytes = encoder.encode(name).length
+  if (bytes > bytesMax) return `must be at most ${bytesMax} bytes of UTF-8, got ${bytes}`
+  return undefined
+}

@@ -1,0 +1,63 @@
+/**
+ * A record as stored in the Db (all integers big-endian):
+ *
+ *   timestamp u64 | flags u8 (bit 0: eventTime present) | [eventTime u64] | headerCount u16
+ *   | per header: nameLength u16, name, valueLength u16, value | value (the rest)
+ */
+import type { LogRecord } from "../EventStore.ts"
+import { fromUtf8, readU64, u64, utf8 } from "./keys.ts"
+
+export const encodeRecord = (timestamp: number, eventTime: number | undefined, headers: Readonly<Record<string, string>>, value: Uint8Array) => {
+  const entries = Object.entries(headers).map(([k, v]) => [utf8(k), utf8(v)] as const)
+  const size = 8 + 1 + (eventTime === undefined ? 0 : 8) + 2 + entries.reduce((n, [k, v]) => n + 4 + k.length + v.length, 0) + value.length
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  out.set(u64(timestamp), 0)
+  let at = 8
+  out[at++] = eventTime === undefined ? 0 : 1
+  if (eventTime !== undefined) {
+    out.set(u64(eventTime), at)
+    at += 8
+  }
+  view.setUint16(at, entries.length)
+  at += 2
+  for (const [k, v] of entries) {
+    view.setUint16(at, k.length)
+    out.set(k, at + 2)
+    at += 2 + k.length
+    view.setUint16(at, v.length)
+    out.set(v, at + 2)
+    at += 2 + v.length
+  }
+  out.set(value, at)
+  return out
+}
+
+export const decodeRecord = (offset: number, bytes: Uint8Array): LogRecord => {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const timestamp = readU64(bytes, 0)
+  let at = 8
+  const flags = bytes[at++]!
+  let eventTime: number | undefined
+  if ((flags & 1) !== 0) {
+    eventTime = readU64(bytes, at)
+    at += 8
+  }
+  const count = view.getUint16(at)
+  at += 2
+  const headers: Record<string, string> = {}
+  for (let i = 0; i < count; i++) {
+    const kl = view.getUint16(at)
+    const k = fromUtf8(bytes.subarray(at + 2, at + 2 + kl))
+    at += 2 + kl
+    const vl = view.getUint16(at)
+    headers[k] = fromUtf8(bytes.subarray(at + 2, at + 2 + vl))
+    at += 2 + vl
+  }
+  const value = bytes.slice(at)
+  return eventTime === undefined ? { offset, timestamp, headers, value } : { offset, timestamp, eventTime, headers, value }
+}
+
+/** Bytes a record counts for (its value and headers), for limits and retention. */
+export const recordSize = (value: Uint8Array, headers: Readonly<Record<string, string>>) =>
+  value.length + Object.entries(headers).reduce((n, [k, v]) => n + utf8(k).length + utf8(v).length, 0)

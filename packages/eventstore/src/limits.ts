@@ -1,0 +1,45 @@
+/**
+ * Named limits of the EventStore. Every request, batch, page, buffer and background pass has a bound.
+ */
+
+/** A log key is 1..logKeyBytesMax bytes of UTF-8 (no NUL). */
+export const logKeyBytesMax = 512
+/** One record's value plus headers. */
+export const recordBytesMax = 1024 * 1024
+/** Records in one append. */
+export const batchRecordsMax = 1000
+/** Bytes in one append (values plus headers). */
+export const batchBytesMax = 4 * 1024 * 1024
+/** Headers per record, and bytes of one header name or value. */
+export const headersMax = 64
+export const headerBytesMax = 4096
+/** Producer ids and fencing tokens: bytes. */
+export const tokenBytesMax = 256
+/** Records one read returns at most, and its default. */
+export const readRecordsMax = 10_000
+export const readRecordsDefault = 1000
+/** Bytes one read returns at most (it stops after the record that crosses this). */
+export const readBytesMax = 16 * 1024 * 1024
+/** Logs one list page returns at most, and its default. */
+export const listLogsMax = 1000
+export const listLogsDefault = 100
+/** Log metadata kept in memory (least recently used beyond this is dropped, unless it has writes in flight). */
+export const metadataCacheEntries = 100_000
+/** Records a tail subscriber may have buffered before it falls back to reading from storage. */
+export const tailBufferRecords = 10_000
+/** A tail reads storage in pages of this many records while catching up. */
+export const tailPageRecords = 500
+/** A tail sends a heartbeat after this long without records. */
+export const tailHeartbeatMs = 5_000
+/** Retention: how often the background pass runs, and how many logs one pass examines. */
+export const retentionIntervalMs = 60_000
+export const retentionLogsPerPass = 10_000
+/** Record deletions one trim writes per Db batch. */
+export const trimBatchRecords = 500
+
+const assert = (condition: boolean, message: string): void => {
+  if (!condition) throw new Error(`limits: ${message}`)
+}
+assert(recordBytesMax <= batchBytesMax, "recordBytesMax <= batchBytesMax")
+assert(readRecordsDefault <= readRecordsMax, "readRecordsDefault <= readRecordsMax")
+assert(listLogsDefault <= listLogsMax, "listLogsDefault <= listLogsMax")
