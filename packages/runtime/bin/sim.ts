@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
@@ -7,6 +7,7 @@
  */
 import { Effect } from "effect"
 import * as Simulation from "@opendata/core/simulation"
+import { eventStoreWorkload } from "@opendata/eventstore/simulation"
 
 const args = process.argv.slice(2)
 const flag = (name: string) => {
@@ -14,7 +15,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -25,7 +26,7 @@ const int = (name: string, fallback: number) => {
   return n
 }
 
-const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload }
+const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, eventstore: eventStoreWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const mutantFlag = flag("mutant")
 if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()
@@ -36,7 +37,9 @@ const seeds = flag("seed") !== undefined
   : Array.from({ length: int("seeds", 100) }, (_, i) => int("from", 1) + i)
 
 const reproduce = (seed: number) =>
-  `reproduce: npm run sim -- --seed ${seed}${steps === 200 ? "" : ` --steps ${steps}`}${mutant === undefined ? "" : ` --mutant ${mutant}`}`
+  `reproduce: npm run sim -- --seed ${seed}${workload.name === "db" ? "" : ` --workload ${workload.name}`}${steps === 200 ? "" : ` --steps ${steps}`}${
+    mutant === undefined ? "" : ` --mutant ${mutant}`
+  }`
 
 const main = async () => {
   const started = performance.now()
