@@ -295,14 +295,20 @@ export const dbWorkload: Workload = {
           : Effect.void
 
       /** Opens a writer in a new process, and checks what it recovered against the previous writer's model. */
+      /** Retries what the store's own retries gave up on: an operator would, and faults are transient. */
+      const persist = <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) =>
+        self.pipe(
+          Effect.retry({ times: 20, while: (e) => e._tag === "Unavailable" }),
+          Effect.mapError((e) => new Violation(`${what}: ${e.message}`))
+        )
+
       const openWriter = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const db = yield* Db.make(settings).pipe(
-          Effect.provideService(ObjectStore.ObjectStore, process.store),
-          Scope.provide(process.scope),
-          Effect.mapError((e) => new Violation(`opening a writer failed: ${e.message}`))
+        const db = yield* persist(
+          "opening a writer",
+          Db.make(settings).pipe(Effect.provideService(ObjectStore.ObjectStore, process.store), Scope.provide(process.scope))
         )
-        const recovered = yield* scanAll(db.scan()).pipe(Effect.mapError((e) => new Violation(`scan after open: ${e.message}`)))
+        const recovered = yield* persist("scan after open", scanAll(db.scan()))
         const seq = yield* db.durableSeq
         const previous = incarnations.at(-1)
         if (previous !== undefined) {
