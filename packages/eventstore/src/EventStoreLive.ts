@@ -295,7 +295,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         const records: Array<LogRecord> = []
         let bytes = 0
         if (from >= until) return records
-        const rows = db.scan({ start: K.recordKey(key, from), end: K.recordKey(key, until) }).pipe(
+        // End the scan at `from + limit` too: the table cursor then fetches only the blocks it needs.
+        const rows = db.scan({ start: K.recordKey(key, from), end: K.recordKey(key, Math.min(until, from + limit)) }).pipe(
           Stream.take(limit),
           Stream.mapError(storeFailure)
         )

@@ -39,12 +39,20 @@ export class Memtable {
     if (entry.seq > this.maxSeq) this.maxSeq = entry.seq
   }
 
-  /** Versions of `key` with seq <= `seqMax`, newest first. */
+  /**
+   * Versions of `key` with seq <= `seqMax`, newest first, down to the first that is not a merge operand
+   * (older ones cannot change the value).
+   */
   get(key: string, seqMax: number): Array<Entry> {
     const list = this.versions.get(key)
     if (list === undefined) return []
     const out: Array<Entry> = []
-    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.seq <= seqMax) out.push(list[i]!)
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i]!
+      if (e.seq > seqMax) continue
+      out.push(e)
+      if (e.kind !== "merge") break
+    }
     return out
   }
 

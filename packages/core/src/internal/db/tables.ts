@@ -142,7 +142,9 @@ export const makeTables = (
           for (let h = blockIndex; h <= last; h++) {
             const handle = hs[h]!
             const slice = bytes.subarray(handle.offset - first.offset, handle.offset - first.offset + handle.length)
-            ahead.push(yield* decode(() => decodeSstBlock(sstKey(ref.id), slice)))
+            const entries = yield* decode(() => decodeSstBlock(sstKey(ref.id), slice))
+            // Into the block cache too, so a repeated scan is served from memory.
+            ahead.push(yield* caches.blocks.getOrLoad(`${ref.id}@${handle.offset}`, Effect.succeed(entries)))
           }
           blockIndex = last + 1
         })
