@@ -1,0 +1,513 @@
+/**
+ * Tsdb: Prometheus-style time series on the core `Db`.
+ *
+ * Write path (one remote-write request = one atomic Db batch, acknowledged once durable): each series'
+ * labels resolve to an id through a dictionary keyed by a hash of the labels (collisions resolved by
+ * comparing the stored labels); each sample goes to the series' head chunk (XOR-encoded, rewritten in
+ * the batch, so the WAL makes it durable), or, if older than the head but within the out-of-order window,
+ * to the series' out-of-order buffer; a full head (120 samples) or buffer is sealed into an immutable
+ * chunk in its time bucket; the first sample of a series in a bucket adds it to that bucket's inverted
+ * index. Decisions are taken under one lock; the durable wait is not.
+ *
+ * Key layout in the Db (`tsdb/` path; integers big-endian):
+ *   h<hash u64><id u64>                       -> labels     the dictionary
+ *   S<id u64>                                 -> labels     id -> labels
+ *   n                                         -> u64        next series id
+ *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings of a time bucket
+ *   c<bucket u32><id u64><minT u64>           -> chunk      sealed chunks
+ *   H<id u64> / O<id u64>                     -> chunk      head chunk / out-of-order buffer
+ *   m<metric>                                 -> JSON       metric metadata
+ *   b<bucket u32>                             -> (empty)    the buckets that hold data
+ */
+import { Clock, Context, Effect, Layer, Scope, Semaphore, Stream } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import { Db } from "@opendata/core"
+import * as Limits from "./limits.ts"
+import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
+import type { Labels, Matcher } from "./internal/labels.ts"
+import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
+
+export type { Labels, Matcher }
+
+export interface Sample {
+  readonly timestampMs: number
+  readonly value: number
+}
+
+export interface SeriesInput {
+  readonly labels: Labels
+  readonly samples: ReadonlyArray<Sample>
+}
+
+export interface MetricMetadata {
+  readonly metric: string
+  readonly type: string
+  readonly help: string
+  readonly unit: string
+}
+
+export interface WriteInput {
+  readonly series: ReadonlyArray<SeriesInput>
+  readonly metadata?: ReadonlyArray<MetricMetadata> | undefined
+}
+
+/** What a write did. Rejected samples are not stored; the rest of the request is. */
+export interface WriteOutcome {
+  readonly samplesWritten: number
+  readonly outOfOrder: number
+  readonly tooOld: number
+  readonly duplicates: number
+}
+
+export interface SelectedSeries {
+  readonly labels: Labels
+  /** Samples in [mint, maxt], by timestamp. */
+  readonly samples: ReadonlyArray<Sample>
+}
+
+/** What the PromQL engine reads through: series by matchers over a time range. */
+export interface SeriesSource {
+  readonly select: (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) => Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError>
+}
+
+/** Why a TSDB operation failed: `unavailable` (retry later), `bad_data` (fix the input), `limit` (too large). */
+export class TsdbError extends Error {
+  readonly _tag = "TsdbError"
+  readonly kind: "unavailable" | "bad_data" | "limit"
+  constructor(kind: "unavailable" | "bad_data" | "limit", message: string) {
+    super(message)
+    this.kind = kind
+  }
+}
+
+export interface TsdbShape extends SeriesSource {
+  readonly write: (input: WriteInput) => Effect.Effect<WriteOutcome, TsdbError>
+  /** Label sets of the series matching any of the selectors in [mint, maxt]. */
+  readonly series: (selectors: ReadonlyArray<ReadonlyArray<Matcher>>, mint: number, maxt: number, limit?: number) => Effect.Effect<ReadonlyArray<Labels>, TsdbError>
+  readonly labelNames: (selectors: ReadonlyArray<ReadonlyArray<Matcher>>, mint: number, maxt: number, limit?: number) => Effect.Effect<ReadonlyArray<string>, TsdbError>
+  readonly labelValues: (
+    name: string,
+    selectors: ReadonlyArray<ReadonlyArray<Matcher>>,
+    mint: number,
+    maxt: number,
+    limit?: number
+  ) => Effect.Effect<ReadonlyArray<string>, TsdbError>
+  readonly metadata: (metric?: string, limit?: number) => Effect.Effect<ReadonlyArray<MetricMetadata>, TsdbError>
+  /** Deletes chunks and index buckets older than the retention; returns the buckets dropped. */
+  readonly enforceRetention: Effect.Effect<number, TsdbError>
+}
+
+export class Tsdb extends Context.Service<Tsdb, TsdbShape>()("@opendata/tsdb/Tsdb") {}
+
+export interface TsdbSettings {
+  readonly retentionMs?: number | undefined
+  readonly outOfOrderWindowMs?: number | undefined
+  readonly retentionIntervalMs?: number | undefined
+}
+
+// -------------------------------------------------------------------------------------------------
+// Keys
+// -------------------------------------------------------------------------------------------------
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const u64 = (n: number) => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n))
+  return b
+}
+const u32 = (n: number) => {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setUint32(0, n)
+  return b
+}
+const readU64 = (b: Uint8Array, at: number) => Number(new DataView(b.buffer, b.byteOffset + at, 8).getBigUint64(0))
+const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
+const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
+  const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
+  const out = new Uint8Array(bytes.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of bytes) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+const zero = Uint8Array.of(0)
+const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
+  const end = prefix.slice()
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
+}
+
+const dictPrefix = (hash: number) => cat("h", u64(hash))
+const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
+const seriesKey = (id: number) => cat("S", u64(id))
+const nextIdKey = encoder.encode("n")
+const postingPrefix = (bucket: number, name?: string, value?: string) =>
+  name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
+const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
+const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
+const headKey = (id: number) => cat("H", u64(id))
+const oooKey = (id: number) => cat("O", u64(id))
+const metaKey = (metric: string) => cat("m", metric)
+const bucketKey = (bucket: number) => cat("b", u32(bucket))
+
+const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
+const decodeLabels = (bytes: Uint8Array): Labels => JSON.parse(decoder.decode(bytes)) as Labels
+
+/** Same float64 bits (so NaN payloads such as the stale marker compare exactly). */
+const sameBits = (a: number, b: number) => {
+  const v = new DataView(new ArrayBuffer(16))
+  v.setFloat64(0, a)
+  v.setFloat64(8, b)
+  return v.getBigUint64(0) === v.getBigUint64(8)
+}
+
+// -------------------------------------------------------------------------------------------------
+// Implementation
+// -------------------------------------------------------------------------------------------------
+
+interface SeriesState {
+  readonly id: number
+  readonly labels: Labels
+  /** Samples of the head chunk, by timestamp. */
+  head: Array<Sample>
+  /** Out-of-order samples not yet sealed, by timestamp. */
+  ooo: Array<Sample>
+  /** Buckets whose postings already hold this series. */
+  readonly indexed: Set<number>
+}
+
+const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
+
+export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, never, CoreDb.Db | Scope.Scope> =>
+  Effect.gen(function*() {
+    const db = yield* Db.Db
+    const retentionMs = settings.retentionMs ?? Limits.retentionMsDefault
+    const oooWindowMs = settings.outOfOrderWindowMs ?? Limits.outOfOrderWindowMs
+    const failed = (e: { readonly message: string }) => new TsdbError("unavailable", e.message)
+
+    const lock = Semaphore.makeUnsafe(1)
+    /** Series state by canonical labels, least recently written first (a Map keeps insertion order). */
+    const states = new Map<string, SeriesState>()
+    /** Single-key writes not yet durable: Db reads do not see them yet. */
+    const overlay = new Map<string, { readonly value: Uint8Array; readonly seq: number }>()
+    const okey = (k: Uint8Array) => Buffer.from(k).toString("latin1")
+    let nextId: number | undefined
+    /** Buckets this process has registered (re-registering after a restart is harmless). */
+    const knownBuckets = new Set<number>()
+
+    const getKey = (k: Uint8Array) =>
+      Effect.suspend(() => {
+        const pending = overlay.get(okey(k))
+        return pending !== undefined ? Effect.succeed(pending.value as Uint8Array | undefined) : Effect.mapError(db.get(k), failed)
+      })
+
+    const loadNextId = Effect.gen(function*() {
+      if (nextId === undefined) {
+        const bytes = yield* getKey(nextIdKey)
+        nextId = bytes === undefined ? 1 : readU64(bytes, 0)
+      }
+      return nextId
+    })
+
+    /** Finds or creates the series for a label set; new series add their dictionary ops to `ops`. */
+    const resolve = (labels: Labels, ops: Array<CoreDb.WriteOp>) =>
+      Effect.gen(function*() {
+        const key = canonical(labels)
+        const cached = states.get(key)
+        if (cached !== undefined) {
+          states.delete(key)
+          states.set(key, cached)
+          return cached
+        }
+        const hash = hashLabels(labels)
+        let id: number | undefined
+        // The dictionary: every id under this hash, compared by labels (a collision is just another id).
+        const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
+        for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
+        let head: Array<Sample> = []
+        let ooo: Array<Sample> = []
+        if (id === undefined) {
+          id = yield* loadNextId
+          nextId = id + 1
+          ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
+          ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
+          ops.push({ _tag: "put", key: nextIdKey, value: u64(nextId) })
+        } else {
+          const h = yield* getKey(headKey(id))
+          const o = yield* getKey(oooKey(id))
+          head = h === undefined ? [] : decodeSamples(h)
+          ooo = o === undefined ? [] : decodeSamples(o)
+        }
+        const state: SeriesState = { id, labels, head, ooo, indexed: new Set() }
+        states.set(key, state)
+        return state
+      })
+
+    const write = (input: WriteInput) =>
+      Effect.gen(function*() {
+        const decided = yield* lock.withPermit(Effect.gen(function*() {
+          const ops: Array<CoreDb.WriteOp> = []
+          const remember: Array<Uint8Array> = []
+          let written = 0
+          let outOfOrder = 0
+          let tooOld = 0
+          let duplicates = 0
+          for (const m of input.metadata ?? []) {
+            if (m.metric === "") continue
+            ops.push({ _tag: "put", key: metaKey(m.metric), value: encoder.encode(JSON.stringify(m)) })
+          }
+          for (const s of input.series) {
+            if (s.samples.length === 0) continue
+            const labels = sortLabels(s.labels)
+            const state = yield* resolve(labels, ops)
+            let headChanged = false
+            let oooChanged = false
+            for (const sample of s.samples) {
+              const t = sample.timestampMs
+              if (!Number.isSafeInteger(t) || t < 0) {
+                tooOld += 1
+                continue
+              }
+              const last = state.head.at(-1)
+              if (last === undefined || t > last.timestampMs) {
+                if (state.head.length >= Limits.chunkSamplesMax) {
+                  const first = state.head[0]!
+                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: encodeSamples(state.head) })
+                  state.head = []
+                }
+                state.head.push(sample)
+                headChanged = true
+              } else if (t === last.timestampMs || state.head.some((x) => x.timestampMs === t) || state.ooo.some((x) => x.timestampMs === t)) {
+                // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
+                const existing = state.head.find((x) => x.timestampMs === t) ?? state.ooo.find((x) => x.timestampMs === t)
+                if (existing !== undefined && sameBits(existing.value, sample.value)) continue
+                duplicates += 1
+                continue
+              } else if (last.timestampMs - t <= oooWindowMs) {
+                const at = state.ooo.findIndex((x) => x.timestampMs > t)
+                state.ooo.splice(at === -1 ? state.ooo.length : at, 0, sample)
+                outOfOrder += 1
+                oooChanged = true
+                if (state.ooo.length >= Limits.outOfOrderBufferSamples) {
+                  const first = state.ooo[0]!
+                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: encodeSamples(state.ooo) })
+                  state.ooo = []
+                }
+              } else {
+                tooOld += 1
+                continue
+              }
+              written += 1
+              const bucket = bucketOf(t)
+              if (!knownBuckets.has(bucket)) {
+                knownBuckets.add(bucket)
+                ops.push({ _tag: "put", key: bucketKey(bucket), value: new Uint8Array(0) })
+              }
+              if (!state.indexed.has(bucket)) {
+                state.indexed.add(bucket)
+                for (const [name, value] of labels) ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
+              }
+            }
+            if (headChanged) {
+              ops.push({ _tag: "put", key: headKey(state.id), value: encodeSamples(state.head) })
+              remember.push(headKey(state.id))
+            }
+            if (oooChanged) {
+              ops.push({ _tag: "put", key: oooKey(state.id), value: encodeSamples(state.ooo) })
+              remember.push(oooKey(state.id))
+            }
+          }
+          // Bound the head state kept in memory: the least recently written series go (their state is in the Db).
+          while (states.size > Limits.headSeriesMax) {
+            const [k] = states.keys()
+            states.delete(k!)
+          }
+          const outcome: WriteOutcome = { samplesWritten: written, outOfOrder, tooOld, duplicates }
+          if (ops.length === 0) return { outcome, durable: Effect.void }
+          remember.push(nextIdKey)
+          const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), (e) =>
+            e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e))
+          for (const k of remember) {
+            const op = ops.find((o) => o._tag === "put" && Buffer.compare(o.key, k) === 0)
+            if (op !== undefined && op._tag === "put") overlay.set(okey(k), { value: op.value, seq: result.seq })
+          }
+          const durable = Effect.mapError(result.durable, failed).pipe(Effect.ensuring(Effect.sync(() => {
+            for (const k of remember) {
+              const entry = overlay.get(okey(k))
+              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(okey(k))
+            }
+          })))
+          return { outcome, durable }
+        }))
+        yield* decided.durable
+        return decided.outcome
+      })
+
+    // --- reads -----------------------------------------------------------------------------------
+
+    const labelsOf = (id: number) =>
+      Effect.map(Effect.mapError(db.get(seriesKey(id)), failed), (bytes) => (bytes === undefined ? undefined : decodeLabels(bytes)))
+
+    const scanKeys = (start: Uint8Array, end: Uint8Array | undefined) =>
+      Effect.map(Stream.runCollect(db.scan({ start, end })).pipe(Effect.mapError(failed)), (kvs) => kvs.map((kv) => kv.key))
+
+    /** Ids of the series in `bucket` matching every matcher, and their labels. */
+    const selectInBucket = (bucket: number, matchers: ReadonlyArray<Matcher>, found: Map<number, Labels>) =>
+      Effect.gen(function*() {
+        // Narrow by the most selective kind of matcher: an equality that does not match the empty string.
+        const eq = matchers.find((m) => m.type === "=" && !matchesEmpty(m))
+        const narrowing = eq ?? matchers.find((m) => !matchesEmpty(m))
+        let ids: Array<number>
+        if (narrowing !== undefined && narrowing.type === "=") {
+          const p = postingPrefix(bucket, narrowing.name, narrowing.value)
+          ids = (yield* scanKeys(p, prefixEnd(p))).map((k) => readU64(k, k.length - 8))
+        } else if (narrowing !== undefined) {
+          const p = postingPrefix(bucket, narrowing.name)
+          ids = (yield* scanKeys(p, prefixEnd(p)))
+            .filter((k) => matches(narrowing, decoder.decode(k.subarray(p.length, k.length - 9))))
+            .map((k) => readU64(k, k.length - 8))
+        } else {
+          // Every matcher matches the empty string: every series of the bucket is a candidate.
+          const p = postingPrefix(bucket)
+          ids = [...new Set((yield* scanKeys(p, prefixEnd(p))).map((k) => readU64(k, k.length - 8)))]
+        }
+        for (const id of new Set(ids)) {
+          if (found.has(id)) continue
+          const labels = yield* labelsOf(id)
+          if (labels !== undefined && matchesAll(matchers, labels)) found.set(id, labels)
+          if (found.size > Limits.selectSeriesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.selectSeriesMax} series selected`))
+        }
+      })
+
+    /** The buckets holding data in [first, last] (only those: a wide range costs nothing). */
+    const bucketsIn = (first: number, last: number) =>
+      Effect.map(
+        scanKeys(bucketKey(Math.max(0, first)), bucketKey(Math.min(last, 0xfffffffe) + 1)),
+        (keys) => keys.map((k) => readU32(k, 1))
+      )
+
+    const selectIds = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+      Effect.gen(function*() {
+        const found = new Map<number, Labels>()
+        for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) yield* selectInBucket(b, matchers, found)
+        return found
+      })
+
+    const samplesOf = (id: number, mint: number, maxt: number) =>
+      Effect.gen(function*() {
+        const all: Array<Sample> = []
+        // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
+        for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))) {
+          const p = chunkPrefix(b, id)
+          const chunks = yield* Stream.runCollect(db.scan({ start: p, end: prefixEnd(p) })).pipe(Effect.mapError(failed))
+          for (const kv of chunks) all.push(...decodeSamples(kv.value))
+        }
+        for (const k of [headKey(id), oooKey(id)]) {
+          const bytes = yield* Effect.mapError(db.get(k), failed)
+          if (bytes !== undefined) all.push(...decodeSamples(bytes))
+        }
+        all.sort((a, b) => a.timestampMs - b.timestampMs)
+        const out: Array<Sample> = []
+        for (const s of all) {
+          if (s.timestampMs < mint || s.timestampMs > maxt) continue
+          if (out.length > 0 && out.at(-1)!.timestampMs === s.timestampMs) continue
+          out.push(s)
+        }
+        return out
+      })
+
+    const select = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+      Effect.gen(function*() {
+        const ids = yield* selectIds(matchers, mint, maxt)
+        const out: Array<SelectedSeries> = []
+        let total = 0
+        for (const [id, labels] of [...ids].sort(([, a], [, b]) => (canonical(a) < canonical(b) ? -1 : 1))) {
+          const samples = yield* samplesOf(id, mint, maxt)
+          total += samples.length
+          if (total > Limits.querySamplesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.querySamplesMax} samples selected`))
+          if (samples.length > 0) out.push({ labels, samples })
+        }
+        return out
+      })
+
+    /** Label sets matching any selector (no selector: every series) with samples in range. */
+    const seriesMatching = (selectors: ReadonlyArray<ReadonlyArray<Matcher>>, mint: number, maxt: number) =>
+      Effect.gen(function*() {
+        const found = new Map<number, Labels>()
+        for (const matchers of selectors.length === 0 ? [[]] : selectors) {
+          for (const [id, labels] of yield* selectIds(matchers, mint, maxt)) found.set(id, labels)
+        }
+        return [...found.values()].sort((a, b) => (canonical(a) < canonical(b) ? -1 : 1))
+      })
+
+    const limited = <A>(items: ReadonlyArray<A>, limit: number | undefined) => (limit === undefined || limit <= 0 ? items : items.slice(0, limit))
+
+    const series: TsdbShape["series"] = (selectors, mint, maxt, limit) => Effect.map(seriesMatching(selectors, mint, maxt), (s) => limited(s, limit))
+
+    const labelNames: TsdbShape["labelNames"] = (selectors, mint, maxt, limit) =>
+      Effect.map(seriesMatching(selectors, mint, maxt), (all) =>
+        limited([...new Set(all.flatMap((l) => l.map(([n]) => n)))].sort(), limit ?? Limits.labelValuesMax))
+
+    const labelValues: TsdbShape["labelValues"] = (name, selectors, mint, maxt, limit) =>
+      Effect.gen(function*() {
+        if (selectors.length > 0) {
+          const all = yield* seriesMatching(selectors, mint, maxt)
+          return limited([...new Set(all.map((l) => labelValue(l, name)).filter((v) => v !== ""))].sort(), limit ?? Limits.labelValuesMax)
+        }
+        // Without selectors the postings alone answer: values of `name` in each bucket.
+        const values = new Set<string>()
+        for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
+          const p = postingPrefix(b, name)
+          for (const k of yield* scanKeys(p, prefixEnd(p))) values.add(decoder.decode(k.subarray(p.length, k.length - 9)))
+        }
+        return limited([...values].sort(), limit ?? Limits.labelValuesMax)
+      })
+
+    const metadata: TsdbShape["metadata"] = (metric, limit) =>
+      Effect.gen(function*() {
+        const p = metric === undefined ? encoder.encode("m") : metaKey(metric)
+        const rows = yield* Stream.runCollect(db.scan({ start: p, end: metric === undefined ? prefixEnd(p) : cat(p, zero) })).pipe(Effect.mapError(failed))
+        return limited(rows.map((kv) => JSON.parse(decoder.decode(kv.value)) as MetricMetadata), limit)
+      })
+
+    // --- retention --------------------------------------------------------------------------------
+
+    const enforceRetention = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const cutoff = bucketOf(Math.max(0, now - retentionMs))
+      let dropped = 0
+      for (const kind of ["c", "i", "b"]) {
+        // Buckets are ordered: everything from the kind's first key up to the cutoff bucket goes.
+        const start = encoder.encode(kind)
+        const end = cat(kind, u32(cutoff))
+        for (;;) {
+          const keys = yield* Stream.runCollect(db.scan({ start, end }).pipe(Stream.take(1000), Stream.map((kv) => kv.key))).pipe(Effect.mapError(failed))
+          if (keys.length === 0) break
+          if (kind === "c") dropped += new Set(keys.map((k) => readU32(k, 1))).size
+          yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
+        }
+      }
+      for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
+      return dropped
+    })
+
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.sleep(`${settings.retentionIntervalMs ?? Limits.retentionIntervalMs} millis`).pipe(
+        Effect.andThen(enforceRetention),
+        Effect.catch((e) => Effect.logWarning(`retention pass failed: ${e.message}`))
+      )
+    ))
+
+    return { write, select, series, labelNames, labelValues, metadata, enforceRetention } satisfies TsdbShape
+  })
+
+/** The TSDB over the core `Db` in context (open it with its own path, e.g. `tsdb/`). */
+export const layer = (settings: TsdbSettings = {}): Layer.Layer<Tsdb, never, CoreDb.Db> => Layer.effect(Tsdb, make(settings))

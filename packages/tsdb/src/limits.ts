@@ -1,0 +1,32 @@
+/**
+ * Named limits of the TSDB. Every request, series, buffer and background pass has a bound.
+ */
+
+/** A remote-write request body, compressed, and once decompressed. */
+export const writeBodyBytesMax = 32 * 1024 * 1024
+export const writeDecompressedBytesMax = 256 * 1024 * 1024
+/** Samples older than the newest sample of their series by at most this are accepted (out of order). */
+export const outOfOrderWindowMs = 10 * 60_000
+/** Out-of-order samples buffered per series before they are sealed into a chunk. */
+export const outOfOrderBufferSamples = 120
+/** Width of an index and chunk time bucket. */
+export const bucketMs = 2 * 60 * 60_000
+/** Samples in a chunk before it is sealed (Prometheus cuts at about 120). */
+export const chunkSamplesMax = 120
+/** Series kept in memory with their head state (least recently written beyond this are dropped). */
+export const headSeriesMax = 1_000_000
+/** Series one selection may return, and samples one query may read. */
+export const selectSeriesMax = 500_000
+export const querySamplesMax = 50_000_000
+/** Label names and values the label APIs return at most. */
+export const labelValuesMax = 100_000
+/** Retention: default age of samples kept, and how often the background pass runs. */
+export const retentionMsDefault = 15 * 24 * 60 * 60_000
+export const retentionIntervalMs = 60 * 60_000
+
+const assert = (condition: boolean, message: string): void => {
+  if (!condition) throw new Error(`limits: ${message}`)
+}
+assert(writeBodyBytesMax <= writeDecompressedBytesMax, "writeBodyBytesMax <= writeDecompressedBytesMax")
+assert(chunkSamplesMax <= 65535, "chunkSamplesMax fits the chunk header")
+assert(outOfOrderWindowMs < bucketMs, "outOfOrderWindowMs < bucketMs")

@@ -1,0 +1,138 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { Db, ObjectStore } from "@opendata/core"
+import { Tsdb, layer } from "../src/Tsdb.ts"
+import type { Labels, Matcher } from "../src/Tsdb.ts"
+
+const staleNaN = (() => {
+  const v = new DataView(new ArrayBuffer(8))
+  v.setUint32(0, 0x7ff00000)
+  v.setUint32(4, 0x00000002)
+  return v.getFloat64(0)
+})()
+const bits = (x: number) => {
+  const v = new DataView(new ArrayBuffer(8))
+  v.setFloat64(0, x)
+  return v.getBigUint64(0).toString(16)
+}
+
+const L = (o: Record<string, string>): Labels => Object.entries(o)
+const eq = (name: string, value: string): Matcher => ({ name, type: "=", value })
+
+/** A TSDB over a Db over a memory store that outlives it, so tests can reopen. */
+const world = Effect.gen(function*() {
+  const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+  const open = Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      // No background passes: tests move the TestClock far, which would run every pass in between.
+      layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
+        Layer.provide(Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })),
+        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+      ),
+      scope
+    )
+    return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
+  })
+  return { open }
+})
+
+describe("Tsdb", () => {
+  it.effect("writes samples and selects them by matchers and time", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      yield* tsdb.write({
+        series: [
+          { labels: L({ __name__: "up", job: "a", instance: "1" }), samples: [{ timestampMs: 1000, value: 1 }, { timestampMs: 2000, value: 0 }] },
+          { labels: L({ __name__: "up", job: "b", instance: "1" }), samples: [{ timestampMs: 1000, value: 1 }] },
+          { labels: L({ __name__: "other", job: "a" }), samples: [{ timestampMs: 1500, value: 7 }] }
+        ]
+      })
+      const ups = yield* tsdb.select([eq("__name__", "up")], 0, 10_000)
+      assert.deepStrictEqual(ups.map((s) => Object.fromEntries(s.labels)), [
+        { __name__: "up", instance: "1", job: "a" },
+        { __name__: "up", instance: "1", job: "b" }
+      ])
+      assert.deepStrictEqual(ups[0]!.samples, [{ timestampMs: 1000, value: 1 }, { timestampMs: 2000, value: 0 }])
+      const regex = yield* tsdb.select([{ name: "job", type: "=~", value: "a|c" }], 0, 10_000)
+      assert.strictEqual(regex.length, 2)
+      const notB = yield* tsdb.select([eq("__name__", "up"), { name: "job", type: "!=", value: "b" }], 0, 10_000)
+      assert.strictEqual(notB.length, 1)
+      // Anchored regexes: "u" does not match "up".
+      assert.strictEqual((yield* tsdb.select([{ name: "__name__", type: "=~", value: "u" }], 0, 10_000)).length, 0)
+      const late = yield* tsdb.select([eq("__name__", "up")], 1500, 10_000)
+      assert.deepStrictEqual(late.map((s) => s.samples.length), [1])
+      assert.deepStrictEqual(yield* tsdb.labelNames([], 0, 10_000), ["__name__", "instance", "job"])
+      assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 0, 10_000), ["a", "b"])
+      assert.deepStrictEqual(yield* tsdb.labelValues("job", [[eq("__name__", "other")]], 0, 10_000), ["a"])
+      yield* close
+    }))
+
+  it.effect("keeps every acknowledged sample across reopen, across sealed chunks", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const first = yield* open
+      const labels = L({ __name__: "counter", job: "x" })
+      for (let i = 0; i < 300; i++) yield* first.tsdb.write({ series: [{ labels, samples: [{ timestampMs: 1000 + i * 15_000, value: i }] }] })
+      yield* first.close
+      const second = yield* open
+      yield* second.tsdb.write({ series: [{ labels, samples: [{ timestampMs: 1000 + 300 * 15_000, value: 300 }] }] })
+      const [series] = yield* second.tsdb.select([eq("__name__", "counter")], 0, Number.MAX_SAFE_INTEGER)
+      assert.strictEqual(series!.samples.length, 301)
+      assert.deepStrictEqual(series!.samples.map((s) => s.value), Array.from({ length: 301 }, (_, i) => i))
+      yield* second.close
+    }))
+
+  it.effect("accepts out-of-order samples within the window, rejects older ones and conflicting duplicates", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      const labels = L({ __name__: "g" })
+      const base = 100 * 60_000
+      yield* tsdb.write({ series: [{ labels, samples: [{ timestampMs: base, value: 1 }] }] })
+      const outcome = yield* tsdb.write({
+        series: [{
+          labels,
+          samples: [
+            { timestampMs: base - 60_000, value: 2 },
+            { timestampMs: base - 11 * 60_000, value: 3 },
+            { timestampMs: base, value: 1 },
+            { timestampMs: base, value: 9 }
+          ]
+        }]
+      })
+      assert.deepStrictEqual(outcome, { samplesWritten: 1, outOfOrder: 1, tooOld: 1, duplicates: 1 })
+      const [s] = yield* tsdb.select([eq("__name__", "g")], 0, Number.MAX_SAFE_INTEGER)
+      assert.deepStrictEqual(s!.samples, [{ timestampMs: base - 60_000, value: 2 }, { timestampMs: base, value: 1 }])
+      yield* close
+    }))
+
+  it.effect("keeps Prometheus staleness markers bit for bit", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      yield* tsdb.write({ series: [{ labels: L({ __name__: "s" }), samples: [{ timestampMs: 1, value: 5 }, { timestampMs: 2, value: staleNaN }] }] })
+      const [s] = yield* tsdb.select([eq("__name__", "s")], 0, 10)
+      assert.strictEqual(bits(s!.samples[1]!.value), "7ff0000000000002")
+      yield* close
+    }))
+
+  it.effect("stores metadata and enforces retention by time", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      yield* tsdb.write({ series: [], metadata: [{ metric: "up", type: "gauge", help: "Up.", unit: "" }] })
+      assert.deepStrictEqual(yield* tsdb.metadata(), [{ metric: "up", type: "gauge", help: "Up.", unit: "" }])
+      const labels = L({ __name__: "old" })
+      const day = 24 * 60 * 60_000
+      for (let i = 0; i < 130; i++) yield* tsdb.write({ series: [{ labels, samples: [{ timestampMs: day + i * 1000, value: i }] }] })
+      yield* TestClock.setTime(30 * day)
+      assert.isAbove(yield* tsdb.enforceRetention, 0)
+      const left = yield* tsdb.select([eq("__name__", "old")], 0, Number.MAX_SAFE_INTEGER)
+      // The sealed chunk and its index bucket went; the head's 10 samples stay until heads expire.
+      assert.isAtMost(left.reduce((n, s) => n + s.samples.length, 0), 10)
+      yield* close
+    }))
+})
