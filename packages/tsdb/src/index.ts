@@ -1,6 +1,8 @@
 /**
- * @opendata/tsdb: a Prometheus backend on object storage (remote write in, PromQL over the Prometheus
- * HTTP API out). The series model, ingest, storage layout and PromQL engine land here; the package has no
- * public API yet.
+ * @opendata/tsdb: a Prometheus backend on object storage: remote write in, the Prometheus HTTP API out.
  */
-export {}
+export * as Tsdb from "./Tsdb.ts"
+export * as TsdbHttp from "./Http.ts"
+export * as Limits from "./limits.ts"
+export { parseSelector, SelectorError } from "./internal/selector.ts"
+export * as RemoteWrite from "./internal/remoteWrite/index.ts"

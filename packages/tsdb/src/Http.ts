@@ -1,0 +1,212 @@
+/**
+ * The Prometheus HTTP API of the TSDB: remote write in (`POST /api/v1/write`, 1.0 and 2.0), and the
+ * series, labels, label values, metadata, buildinfo and exemplars endpoints, in Prometheus's JSON
+ * envelope (`{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`).
+ * GET and POST (form-encoded) where Prometheus has both.
+ */
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Limits from "./limits.ts"
+import type { Matcher } from "./internal/labels.ts"
+import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
+import { parseSelector } from "./internal/selector.ts"
+import { Tsdb, TsdbError } from "./Tsdb.ts"
+
+/** The version this server reports in buildinfo. */
+export const version = "0.1.0"
+
+type ErrorType = "bad_data" | "execution" | "internal" | "unavailable" | "not_found" | "timeout" | "canceled"
+
+const success = (data: unknown) => HttpServerResponse.jsonUnsafe({ status: "success", data })
+const failure = (status: number, errorType: ErrorType, error: string) =>
+  HttpServerResponse.jsonUnsafe({ status: "error", errorType, error }, { status })
+
+class BadRequest extends Error {}
+
+/** Prometheus time parameters: a float of Unix seconds or RFC 3339; in ms. */
+const parseTime = (value: string | undefined, fallback: number, name: string): number => {
+  if (value === undefined || value === "") return fallback
+  if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(value)) {
+    const ms = Math.round(Number(value) * 1000)
+    if (Number.isFinite(ms)) return ms
+  }
+  const parsed = Date.parse(value)
+  if (!Number.isNaN(parsed) && /\d{4}-\d{2}-\d{2}T/.test(value)) return parsed
+  throw new BadRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid timestamp`)
+}
+
+const minTime = 0
+const maxTime = Number.MAX_SAFE_INTEGER
+
+/** Query parameters, merged with a form-encoded body for POST (as Prometheus does). */
+const params = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const url = new URL(request.url, "http://localhost")
+  const all = new URLSearchParams(url.search)
+  if (request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
+    const text = yield* Effect.orElseSucceed(request.text, () => "")
+    for (const [k, v] of new URLSearchParams(text)) all.append(k, v)
+  }
+  return all
+})
+
+const selectorsOf = (p: URLSearchParams): Array<Array<Matcher>> =>
+  p.getAll("match[]").map((m) => {
+    try {
+      return parseSelector(m)
+    } catch (e) {
+      throw new BadRequest(`invalid parameter "match[]": ${(e as Error).message}`)
+    }
+  })
+
+const limitOf = (p: URLSearchParams): number | undefined => {
+  const v = p.get("limit")
+  if (v === null || v === "") return undefined
+  const n = Number(v)
+  if (!Number.isSafeInteger(n) || n < 0) throw new BadRequest(`invalid parameter "limit": must be a non-negative integer`)
+  return n
+}
+
+const range = (p: URLSearchParams) => {
+  const start = parseTime(p.get("start") ?? undefined, minTime, "start")
+  const end = parseTime(p.get("end") ?? undefined, maxTime, "end")
+  if (end < start) throw new BadRequest(`invalid parameter "end": end timestamp must not be before start time`)
+  return { start, end }
+}
+
+/** Runs a handler, answering bad input, TSDB failures and defects in the envelope. */
+const answer = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, TsdbError, R>) =>
+  handler.pipe(
+    Effect.catch((e) =>
+      Effect.succeed(
+        e.kind === "unavailable"
+          ? failure(503, "unavailable", e.message)
+          : e.kind === "limit"
+          ? failure(422, "execution", e.message)
+          : failure(400, "bad_data", e.message)
+      )),
+    Effect.catchDefect((d) =>
+      Effect.succeed(
+        d instanceof BadRequest ? failure(400, "bad_data", d.message) : failure(500, "internal", d instanceof Error ? d.message : String(d))
+      ))
+  )
+
+const seriesHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const selectors = selectorsOf(p)
+  if (selectors.length === 0) throw new BadRequest("no match[] parameter provided")
+  const { start, end } = range(p)
+  const series = yield* tsdb.series(selectors, start, end, limitOf(p))
+  return success(series.map((labels) => Object.fromEntries(labels)))
+}))
+
+const labelsHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const { start, end } = range(p)
+  return success(yield* tsdb.labelNames(selectorsOf(p), start, end, limitOf(p)))
+}))
+
+const labelValuesHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const name = (yield* HttpRouter.params)["name"] ?? ""
+  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new BadRequest(`invalid label name: "${name}"`)
+  const { start, end } = range(p)
+  return success(yield* tsdb.labelValues(name, selectorsOf(p), start, end, limitOf(p)))
+}))
+
+const metadataHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const metric = p.get("metric") ?? undefined
+  const all = yield* tsdb.metadata(metric === "" ? undefined : metric, limitOf(p))
+  const data: Record<string, Array<{ type: string; help: string; unit: string }>> = {}
+  for (const m of all) (data[m.metric] ??= []).push({ type: m.type, help: m.help, unit: m.unit })
+  return success(data)
+}))
+
+const buildinfoHandler = Effect.succeed(success({
+  version,
+  revision: "",
+  branch: "",
+  buildUser: "",
+  buildDate: "",
+  goVersion: `node ${process.versions.node}`
+}))
+
+const exemplarsHandler = answer(Effect.gen(function*() {
+  const p = yield* params
+  range(p)
+  return success([])
+}))
+
+/** Remote write 1.0 and 2.0. 204 once every stored sample is durable; 400 for what could not be stored. */
+const writeHandler = Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const length = Number(request.headers["content-length"] ?? "0")
+  if (length > Limits.writeBodyBytesMax) return failure(413, "bad_data", `request body of ${length} bytes is over the limit of ${Limits.writeBodyBytesMax}`)
+  const contentType = request.headers["content-type"] ?? "application/x-protobuf"
+  const v2 = /proto=io\.prometheus\.write\.v2\.Request/.test(contentType)
+  if (!contentType.startsWith("application/x-protobuf")) return failure(415, "bad_data", `unsupported content type ${contentType}`)
+  const encoding = request.headers["content-encoding"] ?? "snappy"
+  if (encoding !== "snappy") return failure(415, "bad_data", `unsupported content encoding ${encoding}`)
+  const body = new Uint8Array(yield* Effect.orElseSucceed(request.arrayBuffer, () => new ArrayBuffer(0)))
+  if (body.length > Limits.writeBodyBytesMax) return failure(413, "bad_data", `request body over the limit of ${Limits.writeBodyBytesMax} bytes`)
+  let decoded: ReturnType<typeof decodeRemoteWrite>
+  try {
+    decoded = decodeRemoteWrite(body, v2)
+  } catch (e) {
+    if (e instanceof RemoteWriteLimitError) return failure(413, "bad_data", e.message)
+    if (e instanceof RemoteWriteDecodeError) return failure(400, "bad_data", e.message)
+    throw e
+  }
+  const outcome = yield* Effect.exit(tsdb.write({ series: decoded.series, metadata: decoded.metadata }))
+  if (outcome._tag === "Failure") {
+    const error = outcome.cause
+    const e = (error as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
+    if (e instanceof TsdbError) {
+      if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
+      return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
+    }
+    return HttpServerResponse.text("internal error", { status: 500 })
+  }
+  const o = outcome.value
+  const headers = v2
+    ? {
+      "x-prometheus-remote-write-samples-written": String(o.samplesWritten),
+      "x-prometheus-remote-write-histograms-written": "0",
+      "x-prometheus-remote-write-exemplars-written": "0"
+    }
+    : {}
+  const rejected = o.duplicates + o.tooOld
+  if (rejected > 0) {
+    // As Prometheus: the rest is stored; the client must not retry what can never be stored.
+    return HttpServerResponse.text(
+      `${rejected} samples rejected (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`,
+      { status: 400, headers }
+    )
+  }
+  if (decoded.histograms > 0 && v2) {
+    return HttpServerResponse.text(`${decoded.histograms} native histograms are not supported`, { status: 400, headers })
+  }
+  return HttpServerResponse.empty({ status: 204, headers })
+}).pipe(
+  Effect.catchDefect((d) => Effect.succeed(HttpServerResponse.text(`internal error: ${d instanceof Error ? d.message : String(d)}`, { status: 500 })))
+)
+
+/** The routes; they need the `Tsdb` service. */
+export const routes = Layer.mergeAll(
+  HttpRouter.add("POST", "/api/v1/write", writeHandler),
+  HttpRouter.add("GET", "/api/v1/series", seriesHandler),
+  HttpRouter.add("POST", "/api/v1/series", seriesHandler),
+  HttpRouter.add("GET", "/api/v1/labels", labelsHandler),
+  HttpRouter.add("POST", "/api/v1/labels", labelsHandler),
+  HttpRouter.add("GET", "/api/v1/label/:name/values", labelValuesHandler),
+  HttpRouter.add("GET", "/api/v1/metadata", metadataHandler),
+  HttpRouter.add("GET", "/api/v1/status/buildinfo", buildinfoHandler),
+  HttpRouter.add("GET", "/api/v1/query_exemplars", exemplarsHandler),
+  HttpRouter.add("POST", "/api/v1/query_exemplars", exemplarsHandler)
+)

@@ -1,0 +1,626 @@
+/**
+ * Decoding of Prometheus remote-write request bodies (already snappy-decompressed) into one normalized
+ * shape:
+ *
+ * - v1: `prometheus.WriteRequest` (remote.proto / types.proto), Content-Type
+ *   `application/x-protobuf` (or `;proto=prometheus.WriteRequest`);
+ * - v2: `io.prometheus.write.v2.Request` (io/prometheus/write/v2/types.proto), Content-Type
+ *   `application/x-protobuf;proto=io.prometheus.write.v2.Request`.
+ *
+ * Anything malformed throws `RemoteWriteDecodeError` (HTTP 400); anything over a limit throws
+ * `RemoteWriteLimitError` (HTTP 413). Nothing else is thrown, every length is bounded by the bytes left,
+ * and work is linear in the input.
+ *
+ * Label rules enforced: at least one label per series; names non-empty and `[a-zA-Z_][a-zA-Z0-9_]*`;
+ * no name twice in a series; unsorted labels are sorted. Values and all other strings must be UTF-8.
+ * Empty label values are kept as sent (Prometheus treats them as absent; the ingest layer may drop them).
+ */
+import { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
+import type { Metadata, MetricType, Sample, Series, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+import { labelNameBytes, Reader } from "./wire.ts"
+import { metricTypes } from "./types.ts"
+
+export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
+export type { Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+export { metricTypes } from "./types.ts"
+export { encodeWriteRequestV1, encodeWriteRequestV2 } from "./encode.ts"
+
+export interface RemoteWriteLimits {
+  /** Series (TimeSeries messages) in one request. */
+  readonly maxSeriesPerRequest: number
+  /** Float samples in one request, over all its series. */
+  readonly maxSamplesPerRequest: number
+  /** Labels in one series. */
+  readonly maxLabelsPerSeries: number
+  /** UTF-8 bytes of one label name. */
+  readonly maxLabelNameBytes: number
+  /** UTF-8 bytes of one label value. */
+  readonly maxLabelValueBytes: number
+  /** Metadata entries in one request (v1 messages; v2 distinct entries after resolution). */
+  readonly maxMetadataPerRequest: number
+  /** v2: entries of the symbols table. */
+  readonly maxSymbolsPerRequest: number
+}
+
+/** The default limits; pass a partial override as the decoders' second argument. */
+export const limits: RemoteWriteLimits = {
+  maxSeriesPerRequest: 100_000,
+  maxSamplesPerRequest: 1_000_000,
+  maxLabelsPerSeries: 128,
+  maxLabelNameBytes: 4096,
+  maxLabelValueBytes: 16384,
+  maxMetadataPerRequest: 100_000,
+  maxSymbolsPerRequest: 2_000_000
+}
+
+/** The defaults with the overrides given (an override that is not a number, e.g. `undefined` from JS, is ignored). */
+const resolveLimits = (overrides: Partial<RemoteWriteLimits>): RemoteWriteLimits => {
+  if (overrides === limits) return limits
+  const out: Record<string, number> = { ...limits }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key in limits && typeof value === "number" && !Number.isNaN(value)) out[key] = value
+  }
+  return out as unknown as RemoteWriteLimits
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Stale markers
+
+/** Prometheus' stale marker: the NaN with bits `0x7ff0000000000002` (`value.StaleNaN`). */
+export const staleNaN: number = (() => {
+  const v = new DataView(new ArrayBuffer(8))
+  v.setUint32(0, 0x00000002, true)
+  v.setUint32(4, 0x7ff00000, true)
+  return v.getFloat64(0, true)
+})()
+
+const scratch = new DataView(new ArrayBuffer(8))
+
+/**
+ * Whether `value` is exactly the stale marker (bits `0x7ff0000000000002`), as Prometheus'
+ * `value.IsStaleNaN`. Beware: V8 quiets signalling NaNs stored in a plain number array
+ * (`[1.5, staleNaN]` holds `0x7ff8000000000002`), so keep values in objects or Float64Arrays.
+ */
+export const isStaleNaN = (value: number): boolean => {
+  if (value === value) return false
+  scratch.setFloat64(0, value, true)
+  return scratch.getUint32(0, true) === 0x00000002 && scratch.getUint32(4, true) === 0x7ff00000
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shared helpers
+
+const typeName = (n: number): MetricType => metricTypes[n] ?? "unknown"
+
+const byName = (a: [string, string], b: [string, string]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+
+/** Sorts the labels if needed and refuses an empty set or a repeated name. */
+const finishLabels = (r: Reader, labels: Array<[string, string]>, field: string, at: number): void => {
+  const n = labels.length
+  if (n === 0) r.fail(field, "series without labels", at)
+  for (let i = 1; i < n; i++) {
+    const a = labels[i - 1]![0]
+    const b = labels[i]![0]
+    if (a < b) continue
+    if (a === b) r.fail(field, `duplicate label name ${JSON.stringify(a)}`, at)
+    labels.sort(byName)
+    for (let j = 1; j < n; j++) {
+      if (labels[j - 1]![0] === labels[j]![0]) {
+        r.fail(field, `duplicate label name ${JSON.stringify(labels[j]![0])}`, at)
+      }
+    }
+    return
+  }
+}
+
+const labelScratch: Array<[string, string]> = []
+const sampleScratch: Array<Sample> = []
+
+/** The series from the scratch arrays (copied, exact size; the scratch arrays are emptied). */
+const take = (labels: Array<[string, string]>, samples: Array<Sample>): Series => {
+  const series: Series = { labels: labels.slice(), samples: samples.slice() }
+  labels.length = 0
+  samples.length = 0
+  return series
+}
+
+/** Drops what the scratch arrays hold (after a decode, thrown or not, so nothing stays reachable). */
+const clearScratch = (): void => {
+  labelScratch.length = 0
+  sampleScratch.length = 0
+}
+
+interface Counters {
+  readonly lim: RemoteWriteLimits
+  samples: number
+  histograms: number
+  exemplars: number
+}
+
+const countSample = (c: Counters): void => {
+  if (++c.samples > c.lim.maxSamplesPerRequest) {
+    throw new RemoteWriteLimitError("maxSamplesPerRequest", c.lim.maxSamplesPerRequest)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// v1: prometheus.WriteRequest
+
+// Tags: field number << 3 | wire type.
+const V1_REQ_TIMESERIES = 0x0a // 1, LEN
+const V1_REQ_METADATA = 0x1a // 3, LEN
+const V1_REQ_KNOWN = (1 << 1) | (1 << 3)
+const V1_TS_LABELS = 0x0a // 1, LEN
+const V1_TS_SAMPLES = 0x12 // 2, LEN
+const V1_TS_EXEMPLARS = 0x1a // 3, LEN
+const V1_TS_HISTOGRAMS = 0x22 // 4, LEN
+const V1_TS_KNOWN = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
+const LABEL_NAME = 0x0a // 1, LEN
+const LABEL_VALUE = 0x12 // 2, LEN
+const LABEL_KNOWN = (1 << 1) | (1 << 2)
+const SAMPLE_VALUE = 0x09 // 1, I64
+const SAMPLE_TIMESTAMP = 0x10 // 2, VARINT
+const V2_SAMPLE_START = 0x18 // 3, VARINT (v2 only)
+const V1_SAMPLE_KNOWN = (1 << 1) | (1 << 2)
+const V2_SAMPLE_KNOWN = (1 << 1) | (1 << 2) | (1 << 3)
+const EXEMPLAR_LABELS = 0x0a // 1, LEN (v1 Label messages; v2 packed refs)
+const V2_EXEMPLAR_LABEL_REF = 0x08 // 1, VARINT (v2 unpacked ref)
+const EXEMPLAR_VALUE = 0x11 // 2, I64
+const EXEMPLAR_TIMESTAMP = 0x18 // 3, VARINT
+const EXEMPLAR_KNOWN = (1 << 1) | (1 << 2) | (1 << 3)
+const V1_MD_TYPE = 0x08 // 1, VARINT
+const V1_MD_NAME = 0x12 // 2, LEN
+const V1_MD_HELP = 0x22 // 4, LEN
+const V1_MD_UNIT = 0x2a // 5, LEN
+const V1_MD_KNOWN = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 5)
+
+/**
+ * Decodes a (decompressed) `prometheus.WriteRequest`. Throws `RemoteWriteDecodeError` if malformed,
+ * `RemoteWriteLimitError` if over `limits` (defaults: the exported `limits`).
+ */
+export const decodeWriteRequestV1 = (bytes: Uint8Array, overrides: Partial<RemoteWriteLimits> = limits): WriteRequestV1 => {
+  try {
+    return decodeV1(bytes, resolveLimits(overrides))
+  } finally {
+    clearScratch()
+  }
+}
+
+const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits): WriteRequestV1 => {
+  const r = new Reader(bytes)
+  const end = bytes.length
+  const c: Counters = { lim, samples: 0, histograms: 0, exemplars: 0 }
+  const series: Array<Series> = []
+  const metadata: Array<Metadata> = []
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "WriteRequest")
+    if (tag === V1_REQ_TIMESERIES) {
+      const stop = r.len(end, "WriteRequest.timeseries")
+      if (series.length >= lim.maxSeriesPerRequest) {
+        throw new RemoteWriteLimitError("maxSeriesPerRequest", lim.maxSeriesPerRequest)
+      }
+      series.push(decodeSeriesV1(r, stop, c))
+    } else if (tag === V1_REQ_METADATA) {
+      const stop = r.len(end, "WriteRequest.metadata")
+      if (metadata.length >= lim.maxMetadataPerRequest) {
+        throw new RemoteWriteLimitError("maxMetadataPerRequest", lim.maxMetadataPerRequest)
+      }
+      metadata.push(decodeMetadataV1(r, stop))
+    } else r.other(tag, V1_REQ_KNOWN, end, "WriteRequest", at)
+  }
+  return { series, metadata, histograms: c.histograms, exemplars: c.exemplars }
+}
+
+const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
+  const start = r.pos
+  const lim = c.lim
+  // Collected in scratch arrays, then copied to exact-size ones (less to allocate and to collect).
+  const labels = labelScratch
+  const samples = sampleScratch
+  labels.length = 0
+  samples.length = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "TimeSeries")
+    switch (tag) {
+      case V1_TS_SAMPLES: {
+        const stop = r.len(end, "TimeSeries.samples")
+        countSample(c)
+        samples.push(decodeSampleV1(r, stop))
+        break
+      }
+      case V1_TS_LABELS: {
+        const stop = r.len(end, "TimeSeries.labels")
+        if (labels.length >= lim.maxLabelsPerSeries) {
+          throw new RemoteWriteLimitError("maxLabelsPerSeries", lim.maxLabelsPerSeries)
+        }
+        labels.push(decodeLabel(r, stop, lim))
+        break
+      }
+      case V1_TS_EXEMPLARS: {
+        const stop = r.len(end, "TimeSeries.exemplars")
+        checkExemplarV1(r, stop)
+        c.exemplars++
+        break
+      }
+      case V1_TS_HISTOGRAMS: {
+        const stop = r.len(end, "TimeSeries.histograms")
+        r.walk(stop, "TimeSeries.histograms")
+        c.histograms++
+        break
+      }
+      default:
+        r.other(tag, V1_TS_KNOWN, end, "TimeSeries", at)
+    }
+  }
+  finishLabels(r, labels, "TimeSeries.labels", start)
+  return take(labels, samples)
+}
+
+const decodeLabel = (r: Reader, end: number, lim: RemoteWriteLimits): [string, string] => {
+  const start = r.pos
+  let name = ""
+  let value = ""
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Label")
+    if (tag === LABEL_NAME) name = r.labelName(end, "Label.name", lim.maxLabelNameBytes, "maxLabelNameBytes")
+    else if (tag === LABEL_VALUE) value = r.string(end, "Label.value", lim.maxLabelValueBytes, "maxLabelValueBytes")
+    else r.other(tag, LABEL_KNOWN, end, "Label", at)
+  }
+  if (name === "") r.fail("Label.name", "empty label name", start)
+  return [name, value]
+}
+
+const decodeSampleV1 = (r: Reader, end: number): Sample => {
+  let value = 0
+  let timestampMs = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Sample")
+    if (tag === SAMPLE_VALUE) value = r.double(end, "Sample.value")
+    else if (tag === SAMPLE_TIMESTAMP) timestampMs = r.int64(end, "Sample.timestamp")
+    else r.other(tag, V1_SAMPLE_KNOWN, end, "Sample", at)
+  }
+  return { timestampMs, value }
+}
+
+/** An exemplar is counted, not kept: its wire data and label strings are checked. */
+const checkExemplarV1 = (r: Reader, end: number): void => {
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Exemplar")
+    if (tag === EXEMPLAR_LABELS) {
+      const stop = r.len(end, "Exemplar.labels")
+      while (r.pos < stop) {
+        const lat = r.pos
+        const ltag = r.uint32(stop, "Exemplar.labels")
+        if (ltag === LABEL_NAME || ltag === LABEL_VALUE) r.checkUtf8To(r.len(stop, "Exemplar.labels"), "Exemplar.labels")
+        else r.other(ltag, LABEL_KNOWN, stop, "Exemplar.labels", lat)
+      }
+    } else if (tag === EXEMPLAR_VALUE) r.double(end, "Exemplar.value")
+    else if (tag === EXEMPLAR_TIMESTAMP) r.skipVarint(end, "Exemplar.timestamp")
+    else r.other(tag, EXEMPLAR_KNOWN, end, "Exemplar", at)
+  }
+}
+
+const decodeMetadataV1 = (r: Reader, end: number): Metadata => {
+  let type = 0
+  let metric = ""
+  let help = ""
+  let unit = ""
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "MetricMetadata")
+    switch (tag) {
+      case V1_MD_TYPE:
+        type = r.int32(end, "MetricMetadata.type")
+        break
+      case V1_MD_NAME:
+        metric = r.stringTo(r.len(end, "MetricMetadata.metric_family_name"), "MetricMetadata.metric_family_name")
+        break
+      case V1_MD_HELP:
+        help = r.stringTo(r.len(end, "MetricMetadata.help"), "MetricMetadata.help")
+        break
+      case V1_MD_UNIT:
+        unit = r.stringTo(r.len(end, "MetricMetadata.unit"), "MetricMetadata.unit")
+        break
+      default:
+        r.other(tag, V1_MD_KNOWN, end, "MetricMetadata", at)
+    }
+  }
+  return { metric, type: typeName(type), help, unit }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// v2: io.prometheus.write.v2.Request
+
+const V2_REQ_SYMBOLS = 0x22 // 4, LEN
+const V2_REQ_TIMESERIES = 0x2a // 5, LEN
+const V2_REQ_KNOWN = (1 << 4) | (1 << 5)
+const V2_TS_LABELS_PACKED = 0x0a // 1, LEN
+const V2_TS_LABEL_REF = 0x08 // 1, VARINT (unpacked)
+const V2_TS_SAMPLES = 0x12 // 2, LEN
+const V2_TS_HISTOGRAMS = 0x1a // 3, LEN
+const V2_TS_EXEMPLARS = 0x22 // 4, LEN
+const V2_TS_METADATA = 0x2a // 5, LEN
+/** Field 6, reserved since v2.0-rc.4; before that `int64 created_timestamp`: read as the samples' default start. */
+const V2_TS_CREATED_LEGACY = 0x30 // 6, VARINT
+const V2_TS_KNOWN = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
+const V2_MD_TYPE = 0x08 // 1, VARINT
+const V2_MD_HELP = 0x18 // 3, VARINT
+const V2_MD_UNIT = 0x20 // 4, VARINT
+const V2_MD_KNOWN = (1 << 1) | (1 << 3) | (1 << 4)
+
+interface SymbolTable {
+  readonly strings: Array<string>
+  /** UTF-8 byte length of each symbol. */
+  readonly bytes: Array<number>
+  /** Per symbol: 0 not yet checked as a label name, 1 valid name, 2 invalid. */
+  readonly nameState: Uint8Array
+}
+
+/**
+ * Decodes a (decompressed) `io.prometheus.write.v2.Request`, resolving symbol references. Throws
+ * `RemoteWriteDecodeError` if malformed (including a reference outside the symbols table or an odd
+ * `labels_refs`), `RemoteWriteLimitError` if over `limits`.
+ *
+ * Metadata is per series in v2: each series' metadata (when set) becomes an entry for its `__name__`,
+ * identical entries merged. A v1 body decodes as an empty request (its fields 1 and 3 are reserved in v2).
+ */
+export const decodeWriteRequestV2 = (bytes: Uint8Array, overrides: Partial<RemoteWriteLimits> = limits): WriteRequestV2 => {
+  try {
+    return decodeV2(bytes, resolveLimits(overrides))
+  } finally {
+    clearScratch()
+  }
+}
+
+const decodeV2 = (bytes: Uint8Array, lim: RemoteWriteLimits): WriteRequestV2 => {
+  const r = new Reader(bytes)
+  const end = bytes.length
+  // Pass 1: the symbols table (which may come after the series on the wire) and where each series is.
+  const strings: Array<string> = []
+  const lengths: Array<number> = []
+  const spans: Array<number> = []
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Request")
+    if (tag === V2_REQ_SYMBOLS) {
+      const stop = r.len(end, "Request.symbols")
+      if (strings.length >= lim.maxSymbolsPerRequest) {
+        throw new RemoteWriteLimitError("maxSymbolsPerRequest", lim.maxSymbolsPerRequest)
+      }
+      lengths.push(stop - r.pos)
+      strings.push(r.stringTo(stop, "Request.symbols"))
+    } else if (tag === V2_REQ_TIMESERIES) {
+      const stop = r.len(end, "Request.timeseries")
+      if (spans.length >= 2 * lim.maxSeriesPerRequest) {
+        throw new RemoteWriteLimitError("maxSeriesPerRequest", lim.maxSeriesPerRequest)
+      }
+      spans.push(r.pos, stop)
+      r.pos = stop
+    } else r.other(tag, V2_REQ_KNOWN, end, "Request", at)
+  }
+  // Pass 2: the series.
+  const symbols: SymbolTable = { strings, bytes: lengths, nameState: new Uint8Array(strings.length) }
+  const c: Counters = { lim, samples: 0, histograms: 0, exemplars: 0 }
+  const series: Array<Series> = []
+  const metadata: Array<Metadata> = []
+  const seen = new Map<string, Array<Metadata>>()
+  const refs: Array<number> = []
+  for (let i = 0; i < spans.length; i += 2) {
+    r.pos = spans[i]!
+    series.push(decodeSeriesV2(r, spans[i + 1]!, c, symbols, refs, metadata, seen))
+  }
+  return { series, metadata, histograms: c.histograms, exemplars: c.exemplars }
+}
+
+const symbolRef = (r: Reader, ref: number, symbols: SymbolTable, field: string, at: number): string => {
+  const s = symbols.strings[ref]
+  if (s === undefined) r.fail(field, `symbol reference ${ref} out of range (${symbols.strings.length} symbols)`, at)
+  return s
+}
+
+const validName = (s: string): boolean => {
+  if (s.length === 0) return false
+  const first = s.charCodeAt(0)
+  if (first >= 0x80 || (labelNameBytes[first]! & 1) === 0) return false
+  for (let i = 1; i < s.length; i++) {
+    const ch = s.charCodeAt(i)
+    if (ch >= 0x80 || (labelNameBytes[ch]! & 2) === 0) return false
+  }
+  return true
+}
+
+/** Reads label refs (packed or not) into `refs`, refusing more than `max` pairs. */
+const readRefs = (r: Reader, tag: number, end: number, refs: Array<number>, maxPairs: number, field: string): void => {
+  if (tag === V2_TS_LABEL_REF) {
+    if (refs.length >= 2 * maxPairs) throw new RemoteWriteLimitError("maxLabelsPerSeries", maxPairs)
+    refs.push(r.uint32(end, field))
+    return
+  }
+  const stop = r.len(end, field)
+  while (r.pos < stop) {
+    if (refs.length >= 2 * maxPairs) throw new RemoteWriteLimitError("maxLabelsPerSeries", maxPairs)
+    refs.push(r.uint32(stop, field))
+  }
+}
+
+const decodeSeriesV2 = (
+  r: Reader,
+  end: number,
+  c: Counters,
+  symbols: SymbolTable,
+  refs: Array<number>,
+  metadata: Array<Metadata>,
+  seen: Map<string, Array<Metadata>>
+): Series => {
+  const start = r.pos
+  const lim = c.lim
+  const samples = sampleScratch
+  samples.length = 0
+  refs.length = 0
+  let mdPresent = false
+  let mdType = 0
+  let mdHelp = 0
+  let mdUnit = 0
+  let mdAt = 0
+  let created = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "TimeSeries")
+    switch (tag) {
+      case V2_TS_SAMPLES: {
+        const stop = r.len(end, "TimeSeries.samples")
+        countSample(c)
+        samples.push(decodeSampleV2(r, stop))
+        break
+      }
+      case V2_TS_LABELS_PACKED:
+      case V2_TS_LABEL_REF:
+        readRefs(r, tag, end, refs, lim.maxLabelsPerSeries, "TimeSeries.labels_refs")
+        break
+      case V2_TS_HISTOGRAMS: {
+        const stop = r.len(end, "TimeSeries.histograms")
+        r.walk(stop, "TimeSeries.histograms")
+        c.histograms++
+        break
+      }
+      case V2_TS_EXEMPLARS: {
+        const stop = r.len(end, "TimeSeries.exemplars")
+        checkExemplarV2(r, stop, symbols)
+        c.exemplars++
+        break
+      }
+      case V2_TS_METADATA: {
+        // A singular message field seen twice is merged (last value of each field wins).
+        const stop = r.len(end, "TimeSeries.metadata")
+        mdPresent = true
+        mdAt = at
+        while (r.pos < stop) {
+          const mat = r.pos
+          const mtag = r.uint32(stop, "Metadata")
+          if (mtag === V2_MD_TYPE) mdType = r.int32(stop, "Metadata.type")
+          else if (mtag === V2_MD_HELP) mdHelp = r.uint32(stop, "Metadata.help_ref")
+          else if (mtag === V2_MD_UNIT) mdUnit = r.uint32(stop, "Metadata.unit_ref")
+          else r.other(mtag, V2_MD_KNOWN, stop, "Metadata", mat)
+        }
+        break
+      }
+      case V2_TS_CREATED_LEGACY:
+        created = r.int64(end, "TimeSeries.created_timestamp")
+        break
+      default:
+        r.other(tag, V2_TS_KNOWN, end, "TimeSeries", at)
+    }
+  }
+  // Labels.
+  const n = refs.length
+  if ((n & 1) !== 0) r.fail("TimeSeries.labels_refs", `odd number of references (${n})`, start)
+  const labels = labelScratch
+  labels.length = 0
+  const { strings, bytes, nameState } = symbols
+  let metric = ""
+  for (let i = 0; i < n; i += 2) {
+    const nameRef = refs[i]!
+    const valueRef = refs[i + 1]!
+    const name = symbolRef(r, nameRef, symbols, "TimeSeries.labels_refs", start)
+    const value = symbolRef(r, valueRef, symbols, "TimeSeries.labels_refs", start)
+    let state = nameState[nameRef]!
+    if (state === 0) {
+      state = validName(name) ? 1 : 2
+      nameState[nameRef] = state
+    }
+    if (state !== 1) {
+      r.fail("TimeSeries.labels_refs", name === "" ? "empty label name" : `invalid label name ${JSON.stringify(name)}`, start)
+    }
+    if (bytes[nameRef]! > lim.maxLabelNameBytes) {
+      throw new RemoteWriteLimitError("maxLabelNameBytes", lim.maxLabelNameBytes, `label name of ${bytes[nameRef]} bytes`)
+    }
+    if (bytes[valueRef]! > lim.maxLabelValueBytes) {
+      throw new RemoteWriteLimitError("maxLabelValueBytes", lim.maxLabelValueBytes, `label value of ${bytes[valueRef]} bytes`)
+    }
+    if (name === "__name__") metric = value
+    labels.push([name, value])
+  }
+  finishLabels(r, labels, "TimeSeries.labels_refs", start)
+  if (created !== 0) {
+    for (const s of samples) if (s.startTimestampMs === undefined) s.startTimestampMs = created
+  }
+  // Metadata.
+  if (mdPresent) {
+    // An empty table allows the "unset" reference 0 (the spec requires symbols[0] === "").
+    const empty = strings.length === 0
+    const help = empty && mdHelp === 0 ? "" : symbolRef(r, mdHelp, symbols, "Metadata.help_ref", mdAt)
+    const unit = empty && mdUnit === 0 ? "" : symbolRef(r, mdUnit, symbols, "Metadata.unit_ref", mdAt)
+    if (metric !== "" && (mdType !== 0 || help !== "" || unit !== "")) {
+      const type = typeName(mdType)
+      let same = seen.get(metric)
+      if (same === undefined) {
+        same = []
+        seen.set(metric, same)
+      }
+      if (!same.some((m) => m.type === type && m.help === help && m.unit === unit)) {
+        if (metadata.length >= lim.maxMetadataPerRequest) {
+          throw new RemoteWriteLimitError("maxMetadataPerRequest", lim.maxMetadataPerRequest)
+        }
+        const m: Metadata = { metric, type, help, unit }
+        same.push(m)
+        metadata.push(m)
+      }
+    }
+  }
+  return take(labels, samples)
+}
+
+const decodeSampleV2 = (r: Reader, end: number): Sample => {
+  let value = 0
+  let timestampMs = 0
+  let start = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Sample")
+    if (tag === SAMPLE_VALUE) value = r.double(end, "Sample.value")
+    else if (tag === SAMPLE_TIMESTAMP) timestampMs = r.int64(end, "Sample.timestamp")
+    else if (tag === V2_SAMPLE_START) start = r.int64(end, "Sample.start_timestamp")
+    else r.other(tag, V2_SAMPLE_KNOWN, end, "Sample", at)
+  }
+  return start === 0 ? { timestampMs, value } : { timestampMs, value, startTimestampMs: start }
+}
+
+const checkRef = (r: Reader, end: number, count: number): void => {
+  const at = r.pos
+  const ref = r.uint32(end, "Exemplar.labels_refs")
+  if (ref >= count) r.fail("Exemplar.labels_refs", `symbol reference ${ref} out of range (${count} symbols)`, at)
+}
+
+const checkExemplarV2 = (r: Reader, end: number, symbols: SymbolTable): void => {
+  const count = symbols.strings.length
+  let refs = 0
+  const start = r.pos
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, "Exemplar")
+    if (tag === EXEMPLAR_LABELS || tag === V2_EXEMPLAR_LABEL_REF) {
+      if (tag === V2_EXEMPLAR_LABEL_REF) {
+        checkRef(r, end, count)
+        refs++
+      } else {
+        const stop = r.len(end, "Exemplar.labels_refs")
+        while (r.pos < stop) {
+          checkRef(r, stop, count)
+          refs++
+        }
+      }
+    } else if (tag === EXEMPLAR_VALUE) r.double(end, "Exemplar.value")
+    else if (tag === EXEMPLAR_TIMESTAMP) r.skipVarint(end, "Exemplar.timestamp")
+    else r.other(tag, EXEMPLAR_KNOWN, end, "Exemplar", at)
+  }
+  if ((refs & 1) !== 0) r.fail("Exemplar.labels_refs", `odd number of references (${refs})`, start)
+}
+
+/** For callers that need it: both error classes, to tell 400 from 413. */
+export const isRemoteWriteError = (e: unknown): e is RemoteWriteDecodeError | RemoteWriteLimitError =>
+  e instanceof RemoteWriteDecodeError || e instanceof RemoteWriteLimitError

@@ -1,0 +1,146 @@
+/**
+ * Encoders from the normalized shape to remote-write protobuf bodies (uncompressed; see `snappy.ts`), for
+ * tests and for benchmarks that send realistic payloads to a real Prometheus. Fields are written in
+ * field-number order and proto3 defaults (0, "", +0.0) are left out, as Prometheus' own marshalling does.
+ * Labels are written in the order given (the decoders sort). Histogram and exemplar counts are not
+ * encoded (the normalized shape has no content for them).
+ */
+import type { Metadata, MetricType, Sample, WriteRequest } from "./types.ts"
+import { metricTypes } from "./types.ts"
+import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer } from "./wire.ts"
+
+const typeNumber = (t: MetricType): number => Math.max(0, metricTypes.indexOf(t))
+
+const sample = (w: Writer, s: Sample, v2: boolean): void => {
+  w.tag(2, WIRE_LEN)
+  const mark = w.begin()
+  if (!Object.is(s.value, 0)) {
+    w.tag(1, WIRE_FIXED64)
+    w.double(s.value)
+  }
+  if (s.timestampMs !== 0) {
+    w.tag(2, WIRE_VARINT)
+    w.int64(s.timestampMs)
+  }
+  if (v2 && s.startTimestampMs !== undefined && s.startTimestampMs !== 0) {
+    w.tag(3, WIRE_VARINT)
+    w.int64(s.startTimestampMs)
+  }
+  w.end(mark)
+}
+
+const stringField = (w: Writer, field: number, s: string): void => {
+  if (s === "") return
+  w.tag(field, WIRE_LEN)
+  w.string(s)
+}
+
+/** Encodes a `prometheus.WriteRequest` (remote write 1.0). */
+export const encodeWriteRequestV1 = (req: WriteRequest): Uint8Array => {
+  const w = new Writer(64 * 1024)
+  for (const s of req.series) {
+    w.tag(1, WIRE_LEN)
+    const ts = w.begin()
+    for (const [name, value] of s.labels) {
+      w.tag(1, WIRE_LEN)
+      const l = w.begin()
+      stringField(w, 1, name)
+      stringField(w, 2, value)
+      w.end(l)
+    }
+    for (const x of s.samples) sample(w, x, false)
+    w.end(ts)
+  }
+  for (const m of req.metadata) {
+    w.tag(3, WIRE_LEN)
+    const mark = w.begin()
+    const type = typeNumber(m.type)
+    if (type !== 0) {
+      w.tag(1, WIRE_VARINT)
+      w.varint(type)
+    }
+    stringField(w, 2, m.metric)
+    stringField(w, 4, m.help)
+    stringField(w, 5, m.unit)
+    w.end(mark)
+  }
+  return w.finish()
+}
+
+/**
+ * Encodes an `io.prometheus.write.v2.Request` (remote write 2.0): a symbols table starting with "", then
+ * the series. v2 carries metadata per series: the first metadata entry of a metric is attached to every
+ * series whose `__name__` is that metric; an entry with no such series (or a second entry for the same
+ * metric) is sent on a series of its own, labels `{__name__=metric}` and no samples.
+ */
+export const encodeWriteRequestV2 = (req: WriteRequest): Uint8Array => {
+  const refs = new Map<string, number>([["", 0]])
+  const table: Array<string> = [""]
+  const ref = (s: string): number => {
+    let i = refs.get(s)
+    if (i === undefined) {
+      i = table.length
+      table.push(s)
+      refs.set(s, i)
+    }
+    return i
+  }
+  const first = new Map<string, Metadata>()
+  const extra: Array<Metadata> = []
+  for (const m of req.metadata) {
+    if (first.has(m.metric)) extra.push(m)
+    else first.set(m.metric, m)
+  }
+  const used = new Set<string>()
+  const body = new Writer(64 * 1024)
+  const series = (labels: ReadonlyArray<readonly [string, string]>, samples: ReadonlyArray<Sample>, md: Metadata | undefined): void => {
+    body.tag(5, WIRE_LEN)
+    const ts = body.begin()
+    if (labels.length > 0) {
+      body.tag(1, WIRE_LEN)
+      const packed = body.begin()
+      for (const [name, value] of labels) {
+        body.varint(ref(name))
+        body.varint(ref(value))
+      }
+      body.end(packed)
+    }
+    for (const x of samples) sample(body, x, true)
+    if (md !== undefined) {
+      body.tag(5, WIRE_LEN)
+      const mark = body.begin()
+      const type = typeNumber(md.type)
+      const help = ref(md.help)
+      const unit = ref(md.unit)
+      if (type !== 0) {
+        body.tag(1, WIRE_VARINT)
+        body.varint(type)
+      }
+      if (help !== 0) {
+        body.tag(3, WIRE_VARINT)
+        body.varint(help)
+      }
+      if (unit !== 0) {
+        body.tag(4, WIRE_VARINT)
+        body.varint(unit)
+      }
+      body.end(mark)
+    }
+    body.end(ts)
+  }
+  for (const s of req.series) {
+    const name = s.labels.find(([n]) => n === "__name__")?.[1]
+    const md = name === undefined ? undefined : first.get(name)
+    if (md !== undefined) used.add(md.metric)
+    series(s.labels, s.samples, md)
+  }
+  for (const [metric, m] of first) if (!used.has(metric)) series([["__name__", metric]], [], m)
+  for (const m of extra) series([["__name__", m.metric]], [], m)
+  const w = new Writer(body.pos + 1024)
+  for (const s of table) {
+    w.tag(4, WIRE_LEN)
+    w.string(s)
+  }
+  w.raw(body.buf.subarray(0, body.pos))
+  return w.finish()
+}

@@ -1,0 +1,113 @@
+/**
+ * Snappy block format (what remote write uses: `Content-Encoding: snappy`, not the framed format).
+ *
+ * Decompression is our own, written for hostile input: the uncompressed length in the header is checked
+ * against the caller's limit (and against the most the input could possibly expand to) before anything
+ * is allocated; every element is bounds-checked against both buffers; the output must come out exactly
+ * the announced length. Malformed input throws `RemoteWriteDecodeError` (field `snappy`), an announced
+ * length over the limit `RemoteWriteLimitError` (limit `decompressedBytes`). Compression uses `snappyjs`.
+ */
+import { compress } from "snappyjs"
+import { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
+
+/**
+ * The largest expansion a snappy element allows: a 3-byte copy (2-byte offset) yields 64 bytes, so no
+ * valid stream of n bytes decompresses to more than 22 n.
+ */
+const expansionMax = 22
+
+const fail = (reason: string, at: number): never => {
+  throw new RemoteWriteDecodeError("snappy", reason, at)
+}
+
+/** Reads the header: the uncompressed length (a varint below 2^32) and where the elements start. */
+const header = (src: Uint8Array): { length: number; start: number } => {
+  let length = 0
+  for (let i = 0; i < 5; i++) {
+    if (i >= src.length) fail("truncated length header", i)
+    const b = src[i]!
+    if (i === 4 && b > 0x0f) fail("length header overflows 32 bits", i)
+    length += (b & 0x7f) * 2 ** (7 * i)
+    if (b < 0x80) return { length, start: i + 1 }
+  }
+  return fail("length header overflows 32 bits", 4)
+}
+
+/** The uncompressed length a snappy block announces in its header (throws `RemoteWriteDecodeError` if unreadable). */
+export const snappyUncompressedLength = (src: Uint8Array): number => header(src).length
+
+/**
+ * Decompresses a snappy block of at most `maxBytes` uncompressed bytes. The limit is checked on the
+ * header before allocating.
+ */
+export const snappyDecompress = (src: Uint8Array, maxBytes: number): Uint8Array => {
+  const { length, start } = header(src)
+  if (length > maxBytes) {
+    throw new RemoteWriteLimitError("decompressedBytes", maxBytes, `snappy header announces ${length} bytes`)
+  }
+  const srcLen = src.length
+  if (length > (srcLen - start) * expansionMax) {
+    fail(`announced length ${length} impossible for ${srcLen - start} compressed bytes`, 0)
+  }
+  const out = new Uint8Array(length)
+  let pos = start
+  let op = 0
+  while (pos < srcLen) {
+    const at = pos
+    const c = src[pos++]!
+    const kind = c & 3
+    if (kind === 0) {
+      // Literal: length - 1 in the upper 6 bits, or in the next 1-4 bytes (tags 60-63).
+      let len = c >>> 2
+      if (len < 60) len += 1
+      else {
+        const extra = len - 59
+        if (srcLen - pos < extra) fail("truncated literal length", at)
+        len = 0
+        for (let i = 0; i < extra; i++) len += src[pos + i]! * 2 ** (8 * i)
+        len += 1
+        pos += extra
+      }
+      if (len > srcLen - pos) fail("literal past the end of input", at)
+      if (len > length - op) fail("literal past the announced length", at)
+      if (len < 16) {
+        for (let i = 0; i < len; i++) out[op + i] = src[pos + i]!
+      } else out.set(src.subarray(pos, pos + len), op)
+      pos += len
+      op += len
+      continue
+    }
+    let len: number
+    let offset: number
+    if (kind === 1) {
+      if (pos >= srcLen) fail("truncated copy", at)
+      len = ((c >>> 2) & 7) + 4
+      offset = ((c >>> 5) << 8) | src[pos]!
+      pos += 1
+    } else if (kind === 2) {
+      if (srcLen - pos < 2) fail("truncated copy", at)
+      len = (c >>> 2) + 1
+      offset = src[pos]! | (src[pos + 1]! << 8)
+      pos += 2
+    } else {
+      if (srcLen - pos < 4) fail("truncated copy", at)
+      len = (c >>> 2) + 1
+      offset = (src[pos]! | (src[pos + 1]! << 8) | (src[pos + 2]! << 16) | (src[pos + 3]! << 24)) >>> 0
+      pos += 4
+    }
+    if (offset === 0 || offset > op) fail(`copy offset ${offset} outside the output so far (${op} bytes)`, at)
+    if (len > length - op) fail("copy past the announced length", at)
+    if (offset >= len && len >= 16) out.copyWithin(op, op - offset, op - offset + len)
+    else for (let i = 0; i < len; i++) out[op + i] = out[op - offset + i]!
+    op += len
+  }
+  if (op !== length) fail(`decompressed ${op} bytes, header announced ${length}`, pos)
+  return out
+}
+
+/** Compresses to a snappy block (for tests and benchmarks: senders compress, this receiver does not). */
+export const snappyCompress = (src: Uint8Array): Uint8Array => {
+  // snappyjs returns a Buffer for a Buffer: hand it a plain Uint8Array view so the result is one too.
+  const plain = new Uint8Array(src.buffer, src.byteOffset, src.byteLength)
+  return compress(plain)
+}

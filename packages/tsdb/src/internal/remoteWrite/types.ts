@@ -1,0 +1,64 @@
+/**
+ * The normalized shape both remote-write versions decode to (and the encoders take).
+ */
+
+/** Prometheus metric types, as the text exposition format spells them. */
+export type MetricType =
+  | "unknown"
+  | "counter"
+  | "gauge"
+  | "histogram"
+  | "gaugehistogram"
+  | "summary"
+  | "info"
+  | "stateset"
+
+/** Index = the enum number in both `prometheus.MetricMetadata.MetricType` and `io.prometheus.write.v2.Metadata.MetricType`. */
+export const metricTypes: ReadonlyArray<MetricType> = [
+  "unknown",
+  "counter",
+  "gauge",
+  "histogram",
+  "gaugehistogram",
+  "summary",
+  "info",
+  "stateset"
+]
+
+export interface Sample {
+  /** Milliseconds since the epoch (a safe integer). */
+  timestampMs: number
+  /** The float64 as sent, bits intact: a stale marker stays `0x7ff0000000000002` (see `isStaleNaN`). */
+  value: number
+  /** v2 only: the sample's start ("created") timestamp in ms, when the sender gave one (non-zero). */
+  startTimestampMs?: number
+}
+
+export interface Series {
+  /** Sorted by name, names unique and valid (`[a-zA-Z_][a-zA-Z0-9_]*`), at least one label. */
+  labels: Array<[string, string]>
+  /** In the order sent (Prometheus sends them oldest first). May be empty (histogram- or metadata-only series). */
+  samples: Array<Sample>
+}
+
+export interface Metadata {
+  /** The metric family name (v1 `metric_family_name`; v2 the series' `__name__`). */
+  metric: string
+  type: MetricType
+  help: string
+  unit: string
+}
+
+export interface WriteRequest {
+  series: Array<Series>
+  metadata: Array<Metadata>
+  /** Native histogram samples seen (checked for well-formed wire data, content not decoded). */
+  histograms: number
+  /** Exemplars seen (checked, content not kept). */
+  exemplars: number
+}
+
+/** What `decodeWriteRequestV1` returns: the normalized shape. */
+export type WriteRequestV1 = WriteRequest
+/** What `decodeWriteRequestV2` returns: the normalized shape (symbols resolved). */
+export type WriteRequestV2 = WriteRequest
