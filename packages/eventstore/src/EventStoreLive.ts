@@ -231,11 +231,15 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             }
             let producer: ProducerState | undefined
             if (options.producerId !== undefined) {
-              const bytes = yield* getKey(K.producerKey(key, options.producerId))
+              const pk = K.producerKey(key, options.producerId)
+              const pending = overlay.get(overlayKey(pk))
+              const bytes = yield* getKey(pk)
               producer = bytes === undefined ? undefined : parse(decodeProducer, bytes)
               if (producer !== undefined && options.producerSeq === producer.seq) {
-                // A retry of the last batch: answer as the first attempt did, write nothing.
-                return { _tag: "duplicate" as const, result: { offsets: producer.offsets, next: producer.next } }
+                // A retry of the last batch: answer as the first attempt did, write nothing, but only once
+                // that attempt is durable.
+                const durable = pending === undefined ? Effect.void : Effect.mapError(db.awaitDurable(pending.seq), storeFailure)
+                return { _tag: "duplicate" as const, result: { offsets: producer.offsets, next: producer.next }, durable }
               }
               if (producer !== undefined && options.producerSeq! < producer.seq) {
                 return yield* new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
@@ -276,7 +280,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             return { _tag: "written" as const, result: { offsets, next }, durable }
           })
         )
-        if (decided._tag === "written") yield* decided.durable
+        yield* decided.durable
         return decided.result satisfies AppendResult
       })
 

@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore|tsdb]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
@@ -8,6 +8,7 @@
 import { Effect } from "effect"
 import * as Simulation from "@opendata/core/simulation"
 import { eventStoreWorkload } from "@opendata/eventstore/simulation"
+import { tsdbWorkload } from "@opendata/tsdb/simulation"
 
 const args = process.argv.slice(2)
 const flag = (name: string) => {
@@ -15,7 +16,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore|tsdb]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -26,7 +27,7 @@ const int = (name: string, fallback: number) => {
   return n
 }
 
-const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, eventstore: eventStoreWorkload }
+const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const mutantFlag = flag("mutant")
 if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()

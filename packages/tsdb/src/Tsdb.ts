@@ -182,6 +182,8 @@ interface SeriesState {
   ooo: Array<Sample>
   /** Buckets whose postings already hold this series. */
   readonly indexed: Set<number>
+  /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
+  pendingSeq: number
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
@@ -246,7 +248,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           head = h === undefined ? [] : decodeSamples(h)
           ooo = o === undefined ? [] : decodeSamples(o)
         }
-        const state: SeriesState = { id, labels, head, ooo, indexed: new Set() }
+        const state: SeriesState = { id, labels, head, ooo, indexed: new Set(), pendingSeq: 0 }
         states.set(key, state)
         return state
       })
@@ -257,6 +259,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const ops: Array<CoreDb.WriteOp> = []
           const remember: Array<Uint8Array> = []
           let written = 0
+          let waitFor = 0
+          const touched: Array<SeriesState> = []
           let outOfOrder = 0
           let tooOld = 0
           let duplicates = 0
@@ -268,6 +272,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (s.samples.length === 0) continue
             const labels = sortLabels(s.labels)
             const state = yield* resolve(labels, ops)
+            // A sample already here may be from an earlier attempt of this request that is not durable yet.
+            waitFor = Math.max(waitFor, state.pendingSeq)
+            touched.push(state)
             let headChanged = false
             let oooChanged = false
             for (const sample of s.samples) {
@@ -331,21 +338,32 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             states.delete(k!)
           }
           const outcome: WriteOutcome = { samplesWritten: written, outOfOrder, tooOld, duplicates }
-          if (ops.length === 0) return { outcome, durable: Effect.void }
+          if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
           remember.push(nextIdKey)
           const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), (e) =>
-            e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e))
+            e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e)).pipe(
+              // The Db refused the batch: forget the in-memory changes made for it (the touched series reload
+              // from durable state), or a retry would find its samples "already written".
+              Effect.tapError(() =>
+                Effect.sync(() => {
+                  for (const state of touched) states.delete(canonical(state.labels))
+                  nextId = undefined
+                  knownBuckets.clear()
+                })
+              )
+            )
           for (const k of remember) {
             const op = ops.find((o) => o._tag === "put" && Buffer.compare(o.key, k) === 0)
             if (op !== undefined && op._tag === "put") overlay.set(okey(k), { value: op.value, seq: result.seq })
           }
+          for (const state of touched) state.pendingSeq = result.seq
           const durable = Effect.mapError(result.durable, failed).pipe(Effect.ensuring(Effect.sync(() => {
             for (const k of remember) {
               const entry = overlay.get(okey(k))
               if (entry !== undefined && entry.seq <= result.seq) overlay.delete(okey(k))
             }
           })))
-          return { outcome, durable }
+          return { outcome, durable: Effect.andThen(durable, Effect.mapError(db.awaitDurable(waitFor), failed)) }
         }))
         yield* decided.durable
         return decided.outcome

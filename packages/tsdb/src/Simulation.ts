@@ -1,0 +1,147 @@
+/**
+ * The TSDB's simulation workload (test support; import from `@opendata/tsdb/simulation`), for the core
+ * harness: concurrent remote writers send requests of samples for their own series, retrying the same
+ * request through lost replies, unavailability, crashes and zombie writers. Checked once faults heal:
+ * every acknowledged sample is readable, once, with its value, and nothing was stored that was never sent.
+ */
+import { Context, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { Db, ObjectStore } from "@opendata/core"
+import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
+import { Violation } from "@opendata/core/simulation"
+import type { TsdbShape } from "./Tsdb.ts"
+import { layer, Tsdb } from "./Tsdb.ts"
+
+interface Node {
+  readonly process: SimProcess
+  readonly tsdb: TsdbShape
+}
+
+export const tsdbWorkload: Workload = {
+  name: "tsdb",
+  run: (sim: Sim) =>
+    Effect.gen(function*() {
+      const { rng } = sim
+      const writers = 2 + rng.nextInt(3)
+      const seriesPerWriter = 1 + rng.nextInt(5)
+      const requestsPerWriter = 20 + rng.nextInt(60)
+      const dbSettings: Db.DbSettings = {
+        path: "tsdb/",
+        flushIntervalMs: rng.nextInt(3) === 0 ? 0 : rng.nextInt(100),
+        memtableBytesMax: 2048 + rng.nextInt(16384),
+        l0CompactionTrigger: 2 + rng.nextInt(3),
+        sortedRunsMax: 1 + rng.nextInt(3),
+        blockBytesTarget: 256,
+        sstBytesTarget: 8192,
+        gcMinAgeMs: rng.nextInt(2000),
+        gcIntervalMs: 500 + rng.nextInt(2000),
+        simulationMutant: sim.mutant ?? "none"
+      }
+
+      const open = Effect.gen(function*() {
+        const process = yield* sim.spawn
+        const context = yield* Layer.buildWithScope(
+          layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
+            Layer.provide(Db.layer(dbSettings)),
+            Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
+          ),
+          process.scope
+        ).pipe(
+          Effect.retry({ times: 20, while: (e) => e._tag === "Unavailable" }),
+          Effect.mapError((e) => new Violation(`opening the TSDB failed: ${e.message}`))
+        )
+        yield* sim.trace(`process ${process.id} opened the TSDB`)
+        return { process, tsdb: Context.get(context, Tsdb) } satisfies Node
+      })
+      const current = yield* Ref.make<Node>(yield* open)
+
+      /** Acknowledged samples: series key -> timestamp -> value. */
+      const acked = new Map<string, Map<number, number>>()
+      /** Every sample ever sent (acknowledged or not). */
+      const sent = new Map<string, Map<number, number>>()
+      let finished = 0
+
+      const writer = (w: number) =>
+        Effect.gen(function*() {
+          for (let r = 0; r < requestsPerWriter; r++) {
+            yield* sim.sleep(rng.nextInt(300))
+            const t = 1_000_000 + r * 15_000
+            const series = Array.from({ length: seriesPerWriter }, (_, s) => {
+              const labels: Array<[string, string]> = [["__name__", "sim"], ["s", String(s)], ["writer", String(w)]]
+              const value = w * 1_000_000 + s * 1000 + r + 0.5
+              return { labels, samples: [{ timestampMs: t, value }] }
+            })
+            for (const s of series) {
+              const key = JSON.stringify(s.labels)
+              const m = sent.get(key) ?? new Map<number, number>()
+              m.set(t, s.samples[0]!.value)
+              sent.set(key, m)
+            }
+            // A remote writer retries the same request until it is acknowledged.
+            for (;;) {
+              const node = yield* Ref.get(current)
+              const result = yield* Effect.exit(node.tsdb.write({ series }).pipe(Effect.timeout("5 seconds")))
+              if (Exit.isSuccess(result)) {
+                yield* sim.trace(`writer ${w} request ${r} acknowledged by process ${node.process.id}: ${JSON.stringify(result.value)}`)
+                for (const s of series) {
+                  const key = JSON.stringify(s.labels)
+                  const m = acked.get(key) ?? new Map<number, number>()
+                  m.set(t, s.samples[0]!.value)
+                  acked.set(key, m)
+                }
+                break
+              }
+              yield* sim.sleep(10 + rng.nextInt(200))
+            }
+          }
+          finished += 1
+        })
+
+      const fibers = yield* Effect.forEach(Array.from({ length: writers }, (_, w) => w), (w) => Effect.forkChild(writer(w)))
+
+      for (let step = 0; step < sim.steps && finished < writers; step++) {
+        yield* sim.sleep(rng.nextInt(300))
+        const roll = rng.nextInt(100)
+        const node = yield* Ref.get(current)
+        if (roll < 8) {
+          yield* sim.trace(`process ${node.process.id} crashes`)
+          yield* node.process.crash
+          yield* Ref.set(current, yield* open)
+        } else if (roll < 14) {
+          yield* sim.trace(`process ${node.process.id} is left running: a new writer opens`)
+          yield* Ref.set(current, yield* open)
+        } else if (roll < 17) {
+          yield* sim.trace(`process ${node.process.id} restarts gracefully`)
+          const closing = yield* Effect.forkChild(node.process.close)
+          yield* Fiber.await(closing).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+          yield* Ref.set(current, yield* open)
+        }
+      }
+
+      yield* sim.heal
+      for (let waited = 0; finished < writers && waited < 300_000; waited += 100) yield* sim.sleep(100)
+      if (finished < writers) return yield* sim.fail("remote writers did not finish within bounded time after faults healed")
+      for (const f of fibers) yield* Fiber.await(f)
+
+      const node = yield* Ref.get(current)
+      const selected = yield* node.tsdb.select([{ name: "__name__", type: "=", value: "sim" }], 0, Number.MAX_SAFE_INTEGER).pipe(
+        Effect.retry({ times: 20 }),
+        Effect.mapError((e) => new Violation(`select failed: ${e.message}`))
+      )
+      const stored = new Map(selected.map((s) => [JSON.stringify([...s.labels]), s.samples]))
+      for (const [key, samples] of acked) {
+        const got = stored.get(key) ?? []
+        const byTime = new Map(got.map((s) => [s.timestampMs, s.value]))
+        if (byTime.size !== got.length) return yield* sim.fail(`${key}: a timestamp appears twice`)
+        for (const [t, v] of samples) {
+          if (byTime.get(t) !== v) return yield* sim.fail(`${key}: acknowledged sample at ${t} = ${v} reads as ${byTime.get(t)}`)
+        }
+      }
+      for (const [key, samples] of stored) {
+        const known = sent.get(key)
+        for (const s of samples) {
+          if (known?.get(s.timestampMs) !== s.value) return yield* sim.fail(`${key}: a sample at ${s.timestampMs} = ${s.value} was never sent`)
+        }
+      }
+      yield* sim.trace(`${[...acked.values()].reduce((n, m) => n + m.size, 0)} acknowledged samples checked`)
+    }).pipe(Effect.scoped)
+}
