@@ -12,9 +12,13 @@
  * | `OPENDATA_S3_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY` | SDK default chain | S3 credentials |
  * | `OPENDATA_S3_FORCE_PATH_STYLE`, `_IF_MATCH_UNQUOTED` | `false` | S3 compatibility switches |
  * | `OPENDATA_STORE_PREFLIGHT` | `true` | check on open that the store honours conditional writes |
+ * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5000` | an idle EventStore tail sends a heartbeat this often |
+ * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `60000` | how often EventStore retention runs |
+ * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
  */
-import { Config, Effect, Option, Redacted } from "effect"
+import { Config, Effect, Option, Redacted, Schema } from "effect"
 import type { ObjectStore } from "@opendata/core"
+import type { EventStoreSettings } from "@opendata/eventstore"
 
 export const defaultPort = 9095
 
@@ -28,6 +32,7 @@ export interface RuntimeConfig {
   readonly port: number
   readonly store: StoreConfig
   readonly preflight: boolean
+  readonly eventStore: EventStoreSettings
 }
 
 const s3Config: Config.Config<StoreConfig> = Config.all({
@@ -73,12 +78,36 @@ const storeConfig: Config.Config<StoreConfig> = Config.Literals(["local", "s3", 
   })
 )
 
+const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+const positiveInt = (name: string) => Config.option(Config.schema(PositiveInt, name))
+
+const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
+  tailHeartbeatMs: positiveInt("OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS"),
+  retentionIntervalMs: positiveInt("OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS"),
+  maxAgeMs: positiveInt("OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS"),
+  maxBytes: positiveInt("OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES")
+}).pipe(
+  Config.map((c): EventStoreSettings => ({
+    ...(Option.isSome(c.tailHeartbeatMs) ? { tailHeartbeatMs: c.tailHeartbeatMs.value } : {}),
+    ...(Option.isSome(c.retentionIntervalMs) ? { retentionIntervalMs: c.retentionIntervalMs.value } : {}),
+    ...(Option.isSome(c.maxAgeMs) || Option.isSome(c.maxBytes)
+      ? {
+        defaultRetention: {
+          ...(Option.isSome(c.maxAgeMs) ? { maxAgeMs: c.maxAgeMs.value } : {}),
+          ...(Option.isSome(c.maxBytes) ? { maxBytes: c.maxBytes.value } : {})
+        }
+      }
+      : {})
+  }))
+)
+
 /** The runtime configuration from the environment. */
 export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   host: Config.String("OPENDATA_HOST").pipe(Config.withDefault("0.0.0.0")),
   port: Config.Port("OPENDATA_PORT").pipe(Config.withDefault(defaultPort)),
   store: storeConfig,
-  preflight: Config.Boolean("OPENDATA_STORE_PREFLIGHT").pipe(Config.withDefault(true))
+  preflight: Config.Boolean("OPENDATA_STORE_PREFLIGHT").pipe(Config.withDefault(true)),
+  eventStore: eventStoreConfig
 })
 
 /** Reads `fromEnv`, for use where a plain effect is handier than a `Config`. */

@@ -1,0 +1,846 @@
+/**
+ * The HTTP and WebSocket API of the EventStore (see the package README for the reference).
+ *
+ * `routes` is a Layer that adds the API to the process's `HttpRouter`; it needs the `EventStore` service.
+ * Every input (path segment, query parameter, JSON body) is validated with `Schema` before the store is
+ * called, and every failure is answered with one JSON envelope: `{"error":"<code>","message":"...", ...}`.
+ *
+ * Routing: the router matches only the fixed prefixes (`/v1/logs/*`, `/v1/groups/*`, `/v1/tail`); the rest
+ * of the raw path is split and percent-decoded here. That keeps a key's `%2F` a part of the key, allows
+ * keys of any permitted length (the router caps parameters at 100 characters), and gives JSON 404/405s.
+ */
+import * as Arrow from "apache-arrow"
+import { Cause, Context, Effect, Layer, Option, Schema, SchemaIssue, Stream } from "effect"
+import { Base64 } from "effect/encoding"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Socket } from "effect/socket"
+import {
+  EventStore,
+  type EventStoreError,
+  type EventStoreShape,
+  InvalidInput,
+  LimitExceeded,
+  type LogMeta,
+  type LogRecord,
+  type OffsetTrimmed,
+  type ReadResult,
+  type RecordInput,
+  type Retention,
+  type TailEvent,
+  type TailStart,
+  type Unavailable
+} from "./EventStore.ts"
+import * as Limits from "./limits.ts"
+
+// -------------------------------------------------------------------------------------------------
+// Limits and names of the API
+// -------------------------------------------------------------------------------------------------
+
+/** A request body is refused (413) beyond this many bytes, before it is parsed. */
+export const requestBodyBytesMax = 8 * 1024 * 1024
+/** The media type of an Arrow IPC stream (records reads with this `Accept` get one). */
+export const arrowMediaType = "application/vnd.apache.arrow.stream"
+/** Response header of an Arrow read: the offset to read next (also in the schema metadata as `next`). */
+export const nextOffsetHeader = "x-next-offset"
+/** A tail message carries records of at most about this many bytes (at least one record). */
+export const tailMessageBytesMax = 1024 * 1024
+/** A tail stops sending while this many bytes wait in the connection's send buffer... */
+export const tailSendBufferBytes = 1024 * 1024
+/** ...and closes the socket (1008) if the client does not read them within this time. */
+export const tailDrainTimeoutMs = 30_000
+/**
+ * Completes when the server begins to shut down (default: never). Open tails then close with 1001 at
+ * once, so that a graceful shutdown does not wait for them; a server provides it from a layer released
+ * before the HTTP server's own graceful wait.
+ */
+export const ShutdownSignal = Context.Reference<Effect.Effect<void>>("@opendata/eventstore/Http/ShutdownSignal", {
+  defaultValue: () => Effect.never
+})
+
+/** The close code of a tail that ends on an error: 4000 + its HTTP status (e.g. 4416 for OffsetTrimmed). */
+export const tailErrorCloseCode = (status: number) => 4000 + status
+
+// -------------------------------------------------------------------------------------------------
+// Errors of the HTTP layer itself (the store's are in EventStore.ts)
+// -------------------------------------------------------------------------------------------------
+
+/** 404: no such route. */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("NotFound", {
+  method: Schema.String,
+  path: Schema.String
+}) {
+  override get message() {
+    return `no route for ${this.method} ${this.path}`
+  }
+}
+
+/** 405: the route exists but not with this method. */
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()("MethodNotAllowed", {
+  method: Schema.String,
+  allow: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `method ${this.method} is not allowed here; use ${this.allow.join(", ")}`
+  }
+}
+
+/** 426: a tail endpoint was called without a WebSocket upgrade. */
+export class UpgradeRequired extends Schema.TaggedError<UpgradeRequired>()("UpgradeRequired", {}) {
+  override get message() {
+    return "this endpoint is a WebSocket: send an Upgrade: websocket request"
+  }
+}
+
+export type ApiError = EventStoreError | RouteNotFound | MethodNotAllowed | UpgradeRequired
+
+interface ErrorAnswer {
+  readonly status: number
+  readonly body: Record<string, unknown>
+  readonly headers?: Record<string, string>
+}
+
+/** The status, JSON envelope and headers of every error the API answers with. */
+export const errorAnswer = (e: ApiError): ErrorAnswer => {
+  const body = (extra: Record<string, unknown>) => ({ error: e._tag, message: e.message, ...extra })
+  switch (e._tag) {
+    case "InvalidInput":
+      return { status: 400, body: body({ field: e.field, reason: e.reason }) }
+    case "LogNotFound":
+      return { status: 404, body: body({ key: e.key }) }
+    case "OffsetConflict":
+      return { status: 409, body: body({ key: e.key, expected: e.expected, next: e.next }) }
+    case "FencingConflict":
+      return { status: 409, body: body({ key: e.key, next: e.next }) }
+    case "LimitExceeded":
+      return { status: 413, body: body({ field: e.field, limit: e.limit }) }
+    case "OffsetTrimmed":
+      return { status: 416, body: body({ key: e.key, requested: e.requested, first: e.first }) }
+    case "EventStoreUnavailable":
+      return { status: 503, body: body({ reason: e.reason }), headers: { "retry-after": "1" } }
+    case "NotFound":
+      return { status: 404, body: body({}) }
+    case "MethodNotAllowed":
+      return { status: 405, body: body({ allow: e.allow }), headers: { allow: e.allow.join(", ") } }
+    case "UpgradeRequired":
+      return { status: 426, body: body({}), headers: { upgrade: "websocket" } }
+  }
+}
+
+const errorResponse = (e: ApiError): HttpServerResponse.HttpServerResponse => {
+  const answer = errorAnswer(e)
+  return HttpServerResponse.jsonUnsafe(answer.body, {
+    status: answer.status,
+    ...(answer.headers !== undefined ? { headers: answer.headers } : {})
+  })
+}
+
+const internalErrorResponse = HttpServerResponse.jsonUnsafe(
+  { error: "InternalError", message: "internal error; see the server log" },
+  { status: 500 }
+)
+
+/** Answers typed errors with their envelope, and any defect with a 500 (logged); interruption passes. */
+const answerErrors = <R>(
+  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
+  effect.pipe(
+    Effect.catch((e) => Effect.succeed(errorResponse(e))),
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.as(Effect.logError("eventstore http: unexpected failure", cause), internalErrorResponse)
+    )
+  )
+
+// -------------------------------------------------------------------------------------------------
+// Input schemas
+// -------------------------------------------------------------------------------------------------
+
+const Offset = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER))
+/** Milliseconds since the epoch (may be before it). */
+const Millis = Schema.Int.check(Schema.isBetween({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }))
+
+/** A query parameter holding a non-negative decimal integer (no sign, exponent or fraction). */
+const QueryInt = Schema.String.check(
+  Schema.isPattern(/^(0|[1-9][0-9]{0,15})$/, { expected: "a non-negative decimal integer" })
+).pipe(Schema.decodeTo(Schema.FiniteFromString), Schema.decodeTo(Offset))
+
+const WellFormedString = Schema.String.check(
+  Schema.makeFilter((s: string) => s.isWellFormed() || "must be well-formed Unicode (no lone surrogates)")
+)
+
+const Encoding = Schema.Literals(["utf8", "base64"])
+type Encoding = typeof Encoding.Type
+
+const EncodingQuery = Schema.Struct({ encoding: Schema.optionalKey(Encoding) })
+const NoQuery = Schema.Struct({})
+
+const ListQuery = Schema.Struct({
+  prefix: Schema.optionalKey(Schema.String),
+  cursor: Schema.optionalKey(Schema.String),
+  limit: Schema.optionalKey(QueryInt)
+})
+
+const ReadQuery = Schema.Struct({
+  from: Schema.optionalKey(QueryInt),
+  fromTime: Schema.optionalKey(QueryInt),
+  limit: Schema.optionalKey(QueryInt),
+  maxBytes: Schema.optionalKey(QueryInt),
+  encoding: Schema.optionalKey(Encoding)
+})
+
+const TailQuery = Schema.Struct({
+  from: Schema.optionalKey(QueryInt),
+  fromTime: Schema.optionalKey(QueryInt),
+  now: Schema.optionalKey(Schema.Literals(["", "true"])),
+  encoding: Schema.optionalKey(Encoding)
+})
+
+const TailPrefixQuery = Schema.Struct({
+  prefix: Schema.optionalKey(Schema.String),
+  encoding: Schema.optionalKey(Encoding)
+})
+
+const appendBody = <V extends Schema.Top>(value: V) =>
+  Schema.Struct({
+    records: Schema.Array(
+      Schema.Struct({
+        value,
+        headers: Schema.optionalKey(Schema.Record(WellFormedString, WellFormedString)),
+        eventTime: Schema.optionalKey(Millis)
+      })
+    ),
+    expectedOffset: Schema.optionalKey(Offset),
+    fencingToken: Schema.optionalKey(WellFormedString),
+    producerId: Schema.optionalKey(WellFormedString),
+    producerSeq: Schema.optionalKey(Offset)
+  })
+const AppendBodyUtf8 = appendBody(WellFormedString)
+const AppendBodyBase64 = appendBody(Schema.Uint8ArrayFromBase64)
+
+const TrimBody = Schema.Struct({ before: Offset })
+const FencingTokenBody = Schema.Struct({
+  token: Schema.NullOr(WellFormedString),
+  current: Schema.optionalKey(WellFormedString)
+})
+const RetentionBody = Schema.NullOr(
+  Schema.Struct({ maxAgeMs: Schema.optionalKey(Offset), maxBytes: Schema.optionalKey(Offset) })
+)
+const CommitBody = Schema.Struct({ offset: Offset })
+
+const parseOptions = { onExcessProperty: "error", errors: "first" } as const
+const issueFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** `records[0].value` from a schema issue's path; `root` when the issue is about the whole input. */
+const fieldName = (path: ReadonlyArray<unknown>, root: string): string =>
+  path.length === 0 ? root : path.map((segment, i) => {
+    const p = typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+    return typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`
+  }).join("")
+
+const toInvalidInput = (error: Schema.SchemaError, root: string, what: "field" | "parameter"): InvalidInput => {
+  const issue = issueFormatter(error.issue).issues[0]
+  const field = fieldName(issue?.path ?? [], root)
+  const message = issue?.message ?? "is invalid"
+  const reason = message === "Expected no excess property"
+    ? `is not a known ${what}`
+    : message === "Missing key"
+    ? "is required"
+    : message
+  return new InvalidInput({ field, reason })
+}
+
+const decodeWith = <S extends Schema.Top & { readonly DecodingServices: never }>(
+  schema: S,
+  input: unknown,
+  root: string,
+  what: "field" | "parameter"
+): Effect.Effect<S["Type"], InvalidInput> =>
+  Schema.decodeUnknownEffect(schema)(input, parseOptions).pipe(
+    Effect.mapError((e) => toInvalidInput(e, root, what))
+  )
+
+// -------------------------------------------------------------------------------------------------
+// Request parsing
+// -------------------------------------------------------------------------------------------------
+
+interface Target {
+  /** Raw (still percent-encoded) path segments after the leading `/`. */
+  readonly segments: ReadonlyArray<string>
+  readonly path: string
+  readonly query: string
+}
+
+const splitUrl = (url: string): Target => {
+  const hash = url.indexOf("#")
+  const noHash = hash === -1 ? url : url.slice(0, hash)
+  const q = noHash.indexOf("?")
+  const path = q === -1 ? noHash : noHash.slice(0, q)
+  const query = q === -1 ? "" : noHash.slice(q + 1)
+  return { segments: path.split("/").slice(1), path, query }
+}
+
+/** The query parameters; each may be given once. */
+const queryParams = (query: string): Effect.Effect<Record<string, string>, InvalidInput> =>
+  Effect.suspend(() => {
+    const out: Record<string, string> = {}
+    for (const [name, value] of new URLSearchParams(query)) {
+      if (Object.hasOwn(out, name)) {
+        return Effect.fail(new InvalidInput({ field: name, reason: "is given more than once" }))
+      }
+      out[name] = value
+    }
+    return Effect.succeed(out)
+  })
+
+const decodeQuery = <S extends Schema.Top & { readonly DecodingServices: never }>(
+  schema: S,
+  query: string
+): Effect.Effect<S["Type"], InvalidInput> =>
+  Effect.flatMap(queryParams(query), (params) => decodeWith(schema, params, "query", "parameter"))
+
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
+
+const keyBytesMax = Limits.logKeyBytesMax
+
+/**
+ * A percent-decoded path segment naming a log (or a group). Checked here as the contract describes keys
+ * (1..logKeyBytesMax bytes of UTF-8, no NUL) so that a tail answers a bad key with an HTTP 400 before the
+ * upgrade; the store checks again.
+ */
+const decodeName = (raw: string | undefined, field: "key" | "group"): Effect.Effect<string, InvalidInput> =>
+  Effect.suspend(() => {
+    let name: string
+    try {
+      name = decodeURIComponent(raw ?? "")
+    } catch {
+      return Effect.fail(new InvalidInput({ field, reason: "is not validly percent-encoded UTF-8" }))
+    }
+    if (name.length === 0) return Effect.fail(new InvalidInput({ field, reason: "must not be empty" }))
+    if (name.includes("\0")) return Effect.fail(new InvalidInput({ field, reason: "must not contain NUL" }))
+    if (!name.isWellFormed()) return Effect.fail(new InvalidInput({ field, reason: "must be well-formed Unicode" }))
+    if (utf8Encoder.encode(name).length > keyBytesMax) {
+      return Effect.fail(new InvalidInput({ field, reason: `must be at most ${keyBytesMax} bytes of UTF-8` }))
+    }
+    return Effect.succeed(name)
+  })
+
+/** The request body, refused with 413 beyond `requestBodyBytesMax` bytes before anything is parsed. */
+const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Uint8Array, InvalidInput | LimitExceeded> =>
+  Effect.gen(function*() {
+    const tooLarge = new LimitExceeded({ field: "body", limit: requestBodyBytesMax })
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && Number(declared) > requestBodyBytesMax) return yield* tooLarge
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    yield* request.stream.pipe(
+      Stream.runForEach((chunk) => {
+        size += chunk.length
+        if (size > requestBodyBytesMax) return Effect.fail(tooLarge)
+        chunks.push(chunk)
+        return Effect.void
+      }),
+      Effect.mapError((e) =>
+        e instanceof LimitExceeded ? e : new InvalidInput({ field: "body", reason: "could not be read" })
+      )
+    )
+    const body = new Uint8Array(size)
+    let at = 0
+    for (const chunk of chunks) {
+      body.set(chunk, at)
+      at += chunk.length
+    }
+    return body
+  })
+
+/** The request body as JSON (UTF-8), not yet validated. */
+const readJson = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<unknown, InvalidInput | LimitExceeded> =>
+  Effect.flatMap(readBody(request), (bytes) =>
+    Effect.suspend(() => {
+      let text: string
+      try {
+        text = utf8Decoder.decode(bytes)
+      } catch {
+        return Effect.fail(new InvalidInput({ field: "body", reason: "is not valid UTF-8" }))
+      }
+      if (text.trim() === "") return Effect.fail(new InvalidInput({ field: "body", reason: "is required (JSON)" }))
+      try {
+        return Effect.succeed(JSON.parse(text) as unknown)
+      } catch (e) {
+        return Effect.fail(
+          new InvalidInput({ field: "body", reason: `is not valid JSON (${e instanceof Error ? e.message : String(e)})` })
+        )
+      }
+    }))
+
+const decodeBody = <S extends Schema.Top & { readonly DecodingServices: never }>(
+  request: HttpServerRequest.HttpServerRequest,
+  schema: S
+): Effect.Effect<S["Type"], InvalidInput | LimitExceeded> =>
+  Effect.flatMap(readJson(request), (json) => decodeWith(schema, json, "body", "field"))
+
+/** Whether the client asked for Arrow (an `Accept` listing the Arrow stream type with a non-zero q). */
+const wantsArrow = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const accept = request.headers["accept"]
+  if (accept === undefined) return false
+  return accept.split(",").some((part) => {
+    const [type, ...params] = part.split(";").map((s) => s.trim().toLowerCase())
+    if (type !== arrowMediaType) return false
+    const q = params.find((p) => p.startsWith("q="))
+    return q === undefined || Number(q.slice(2)) > 0
+  })
+}
+
+const isWebSocketUpgrade = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  request.headers["upgrade"]?.toLowerCase() === "websocket"
+
+// -------------------------------------------------------------------------------------------------
+// Output
+// -------------------------------------------------------------------------------------------------
+
+const ok = (body: unknown, status = 200) => HttpServerResponse.jsonUnsafe(body, { status })
+
+const retentionJson = (r: Retention) => ({
+  ...(r.maxAgeMs !== undefined ? { maxAgeMs: r.maxAgeMs } : {}),
+  ...(r.maxBytes !== undefined ? { maxBytes: r.maxBytes } : {})
+})
+
+/** A log's metadata as JSON: absent values are `null`, so every field is always there. */
+export const metaJson = (m: LogMeta) => ({
+  key: m.key,
+  firstOffset: m.firstOffset,
+  nextOffset: m.nextOffset,
+  bytes: m.bytes,
+  records: m.records,
+  createdMs: m.createdMs,
+  lastAppendMs: m.lastAppendMs ?? null,
+  retention: m.retention === undefined ? null : retentionJson(m.retention),
+  fenced: m.fenced
+})
+
+interface RecordJson {
+  readonly offset: number
+  readonly timestamp: number
+  readonly eventTime?: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly value: string
+}
+
+/** Records as JSON with their values in `encoding`; text that is not UTF-8 is refused, not mangled. */
+const encodeRecords = (
+  records: ReadonlyArray<LogRecord>,
+  encoding: Encoding
+): Effect.Effect<Array<RecordJson>, InvalidInput> =>
+  Effect.suspend(() => {
+    const out: Array<RecordJson> = []
+    for (const r of records) {
+      let value: string
+      if (encoding === "base64") {
+        value = Base64.encode(r.value)
+      } else {
+        try {
+          value = utf8Decoder.decode(r.value)
+        } catch {
+          return Effect.fail(
+            new InvalidInput({
+              field: "encoding",
+              reason: `the value of record ${r.offset} is not UTF-8 text: read it with encoding=base64`
+            })
+          )
+        }
+      }
+      out.push({
+        offset: r.offset,
+        timestamp: r.timestamp,
+        ...(r.eventTime !== undefined ? { eventTime: r.eventTime } : {}),
+        headers: r.headers,
+        value
+      })
+    }
+    return Effect.succeed(out)
+  })
+
+const arrowSchema = (next: number) =>
+  new Arrow.Schema(
+    [
+      new Arrow.Field("offset", new Arrow.Int64(), false),
+      new Arrow.Field("timestamp", new Arrow.TimestampMillisecond(), false),
+      new Arrow.Field("eventTime", new Arrow.TimestampMillisecond(), true),
+      new Arrow.Field("headers", new Arrow.Utf8(), false),
+      new Arrow.Field("value", new Arrow.Binary(), false)
+    ],
+    new Map([["next", String(next)]])
+  )
+
+/** A read as an Arrow IPC stream: one record batch (none when empty), `next` in the schema metadata. */
+export const toArrow = (result: ReadResult): Uint8Array => {
+  const schema = arrowSchema(result.next)
+  const rs = result.records
+  const table = rs.length === 0
+    ? new Arrow.Table(schema)
+    : new Arrow.Table(schema, {
+      offset: Arrow.vectorFromArray(rs.map((r) => BigInt(r.offset)), new Arrow.Int64()),
+      timestamp: Arrow.vectorFromArray(rs.map((r) => r.timestamp), new Arrow.TimestampMillisecond()),
+      eventTime: Arrow.vectorFromArray(rs.map((r) => r.eventTime ?? null), new Arrow.TimestampMillisecond()),
+      headers: Arrow.vectorFromArray(rs.map((r) => JSON.stringify(r.headers)), new Arrow.Utf8()),
+      value: Arrow.vectorFromArray(rs.map((r) => r.value), new Arrow.Binary())
+    })
+  return Arrow.tableToIPC(table, "stream")
+}
+
+// -------------------------------------------------------------------------------------------------
+// WebSocket tails
+// -------------------------------------------------------------------------------------------------
+
+/** The connection under a Node request (duck-typed, so other platforms simply get no back-pressure). */
+interface SendBuffer {
+  readonly writableLength: number
+  readonly destroyed: boolean
+  once(event: "drain" | "close", listener: () => void): unknown
+  off(event: "drain" | "close", listener: () => void): unknown
+}
+
+const sendBufferOf = (request: HttpServerRequest.HttpServerRequest): SendBuffer | undefined => {
+  const socket = (request.source as { readonly socket?: unknown }).socket
+  if (typeof socket !== "object" || socket === null) return undefined
+  const s = socket as Partial<SendBuffer>
+  return typeof s.writableLength === "number" && typeof s.once === "function" && typeof s.off === "function"
+    ? (socket as SendBuffer)
+    : undefined
+}
+
+class SlowConsumer extends Schema.TaggedError<SlowConsumer>()("SlowConsumer", {}) {}
+
+/**
+ * Waits while more than `tailSendBufferBytes` wait to be sent (the client reads slowly): the tail stream is
+ * not pulled meanwhile, so the store falls back to reading storage for this subscriber.
+ */
+const awaitDrain = (buffer: SendBuffer | undefined): Effect.Effect<void, SlowConsumer> =>
+  buffer === undefined || buffer.destroyed || buffer.writableLength < tailSendBufferBytes
+    ? Effect.void
+    : Effect.callback<void>((resume) => {
+      const done = () => {
+        cleanup()
+        resume(Effect.void)
+      }
+      const cleanup = () => {
+        buffer.off("drain", done)
+        buffer.off("close", done)
+      }
+      buffer.once("drain", done)
+      buffer.once("close", done)
+      return Effect.sync(cleanup)
+    }).pipe(
+      Effect.timeoutOrElse({ duration: tailDrainTimeoutMs, orElse: () => Effect.fail(new SlowConsumer()) })
+    )
+
+/** The JSON messages of one tail event: records split into messages of about `tailMessageBytesMax`. */
+const eventMessages = (event: TailEvent, encoding: Encoding): Effect.Effect<Array<string>, InvalidInput> => {
+  if (event._tag === "heartbeat") {
+    return Effect.succeed([
+      JSON.stringify({
+        type: "heartbeat",
+        ...(event.key !== undefined ? { key: event.key } : {}),
+        ...(event.next !== undefined ? { next: event.next } : {})
+      })
+    ])
+  }
+  return Effect.map(encodeRecords(event.records, encoding), (records) => {
+    const messages: Array<string> = []
+    let batch: Array<RecordJson> = []
+    let bytes = 0
+    const flush = () => {
+      if (batch.length > 0) messages.push(JSON.stringify({ type: "records", key: event.key, records: batch }))
+      batch = []
+      bytes = 0
+    }
+    for (const r of records) {
+      const size = r.value.length + 64
+      if (batch.length > 0 && bytes + size > tailMessageBytesMax) flush()
+      batch.push(r)
+      bytes += size
+    }
+    flush()
+    return messages
+  })
+}
+
+/**
+ * Upgrades to a WebSocket and sends the tail's events as JSON text messages until the client closes (which
+ * interrupts the tail), or the tail fails (an error message, then a close with code 4000 + status).
+ */
+const serveTail = (
+  request: HttpServerRequest.HttpServerRequest,
+  events: Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable>,
+  encoding: Encoding,
+  shutdown: Effect.Effect<void>
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.gen(function*() {
+    const socket = yield* request.upgrade
+    // The 101 handshake is sent when the reader is acquired.
+    const reader = yield* socket.reader
+    const writer = yield* socket.writer
+    const buffer = sendBufferOf(request)
+    const send = (message: string) => Effect.andThen(awaitDrain(buffer), writer.write(message))
+    const pump = events.pipe(
+      Stream.runForEach((event) =>
+        Effect.flatMap(eventMessages(event, encoding), (messages) => Effect.forEach(messages, send, { discard: true }))
+      ),
+      Effect.andThen(writer.write(new Socket.CloseEvent(1000, "end of stream"))),
+      Effect.catch((e) => {
+        if (e._tag === "SlowConsumer") return writer.write(new Socket.CloseEvent(1008, "client too slow"))
+        if (e._tag === "SocketError") return Effect.void
+        const answer = errorAnswer(e)
+        return writer.write(JSON.stringify({ type: "error", status: answer.status, ...answer.body })).pipe(
+          Effect.andThen(writer.write(new Socket.CloseEvent(tailErrorCloseCode(answer.status), e._tag)))
+        )
+      })
+    )
+    // Messages from the client are read and dropped; the read ends when the client closes.
+    const clientGone = Effect.forever(reader.pull).pipe(Effect.ignore)
+    const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
+      Effect.ignore
+    )
+    yield* Effect.raceAllFirst([pump, clientGone, serverGone])
+    return HttpServerResponse.empty()
+  }).pipe(
+    Effect.catch(() => Effect.succeed(HttpServerResponse.empty())),
+    Effect.scoped
+  )
+
+// -------------------------------------------------------------------------------------------------
+// Handlers
+// -------------------------------------------------------------------------------------------------
+
+type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError>
+type Answered = Effect.fn.Return<HttpServerResponse.HttpServerResponse, ApiError>
+type Request = HttpServerRequest.HttpServerRequest
+
+const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => {
+  const list = Effect.fnUntraced(function*(query: string): Answered {
+    const q = yield* decodeQuery(ListQuery, query)
+    const result = yield* store.list(q)
+    return ok({
+      logs: result.logs.map(metaJson),
+      ...(result.cursor !== undefined ? { cursor: result.cursor } : {})
+    })
+  })
+
+  const meta = Effect.fnUntraced(function*(key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    return ok(metaJson(yield* store.meta(key)))
+  })
+
+  const remove = Effect.fnUntraced(function*(key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    yield* store.delete(key)
+    return HttpServerResponse.empty({ status: 204 })
+  })
+
+  const append = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    const { encoding = "utf8" } = yield* decodeQuery(EncodingQuery, query)
+    const json = yield* readJson(request)
+    // Over-long batches are refused before their records are validated one by one.
+    const raw = typeof json === "object" && json !== null ? (json as { readonly records?: unknown }).records : undefined
+    if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) {
+      return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
+    }
+    const body = encoding === "base64"
+      ? yield* decodeWith(AppendBodyBase64, json, "body", "field")
+      : yield* decodeWith(AppendBodyUtf8, json, "body", "field")
+    const records: Array<RecordInput> = body.records.map((r) => ({
+      value: typeof r.value === "string" ? utf8Encoder.encode(r.value) : r.value,
+      headers: r.headers,
+      eventTime: r.eventTime
+    }))
+    const result = yield* store.append(key, records, {
+      expectedOffset: body.expectedOffset,
+      fencingToken: body.fencingToken,
+      producerId: body.producerId,
+      producerSeq: body.producerSeq
+    })
+    return ok({ offsets: result.offsets, next: result.next })
+  })
+
+  const read = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    const q = yield* decodeQuery(ReadQuery, query)
+    if (q.from !== undefined && q.fromTime !== undefined) {
+      return yield* new InvalidInput({ field: "fromTime", reason: "give either from or fromTime, not both" })
+    }
+    const result = yield* store.read(key, { from: q.from, fromTime: q.fromTime, limit: q.limit, maxBytes: q.maxBytes })
+    if (wantsArrow(request)) {
+      return HttpServerResponse.uint8Array(toArrow(result), {
+        contentType: arrowMediaType,
+        headers: { [nextOffsetHeader]: String(result.next) }
+      })
+    }
+    const records = yield* encodeRecords(result.records, q.encoding ?? "utf8")
+    return ok({ records, next: result.next })
+  })
+
+  const trim = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    const body = yield* decodeBody(request, TrimBody)
+    return ok(metaJson(yield* store.trim(key, body.before)))
+  })
+
+  const fencingToken = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    const body = yield* decodeBody(request, FencingTokenBody)
+    return ok(metaJson(yield* store.setFencingToken(key, body.token ?? undefined, body.current)))
+  })
+
+  const retention = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    const body = yield* decodeBody(request, RetentionBody)
+    return ok(metaJson(yield* store.setRetention(key, body ?? undefined)))
+  })
+
+  const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string, query: string): Answered {
+    yield* decodeQuery(NoQuery, query)
+    const result = request.method === "PUT"
+      ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset))
+      : yield* store.fetchOffset(group, key)
+    return ok({ group: result.group, key: result.key, offset: result.offset ?? null, lag: result.lag })
+  })
+
+  const tail = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
+    const q = yield* decodeQuery(TailQuery, query)
+    const given = [q.from !== undefined, q.fromTime !== undefined, q.now !== undefined].filter(Boolean).length
+    if (given > 1) {
+      return yield* new InvalidInput({ field: "from", reason: "give at most one of from, fromTime and now" })
+    }
+    if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
+    // "From the first offset" is the first record at or after time 0: every stored record, trim-proof.
+    const start: TailStart = q.from !== undefined
+      ? { _tag: "offset", offset: q.from }
+      : q.fromTime !== undefined
+      ? { _tag: "time", time: q.fromTime }
+      : q.now !== undefined
+      ? { _tag: "now" }
+      : { _tag: "time", time: 0 }
+    return yield* serveTail(request, store.tail(key, start), q.encoding ?? "utf8", shutdown)
+  })
+
+  const tailPrefix = Effect.fnUntraced(function*(request: Request, query: string): Answered {
+    const q = yield* decodeQuery(TailPrefixQuery, query)
+    if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
+    return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", shutdown)
+  })
+
+  /** Runs the handler of the request's method (HEAD runs GET's), or answers 405. */
+  const methods = (
+    request: Request,
+    table: Partial<Record<"GET" | "POST" | "PUT" | "DELETE", () => Handler>>
+  ): Handler => {
+    const method = request.method === "HEAD" ? "GET" : request.method
+    const handler = (table as Record<string, (() => Handler) | undefined>)[method]
+    return handler !== undefined
+      ? handler()
+      : Effect.fail(new MethodNotAllowed({ method: request.method, allow: Object.keys(table) }))
+  }
+
+  /** Every route of the API, matched on the raw path. */
+  const dispatch = Effect.fnUntraced(function*(request: Request): Answered {
+    const { segments: s, path, query } = splitUrl(request.url)
+    const notFound = new RouteNotFound({ method: request.method, path })
+    if (s[0] !== "v1") return yield* notFound
+    if (s[1] === "tail" && s.length === 2) {
+      return yield* methods(request, { GET: () => tailPrefix(request, query) })
+    }
+    if (s[1] === "logs") {
+      if (s.length === 2) return yield* methods(request, { GET: () => list(query) })
+      if (s.length > 4) return yield* notFound
+      const action = s[3]
+      if (action !== undefined && !["records", "trim", "fencing-token", "retention", "tail"].includes(action)) {
+        return yield* notFound
+      }
+      const key = yield* decodeName(s[2], "key")
+      switch (action) {
+        case undefined:
+          return yield* methods(request, { GET: () => meta(key, query), DELETE: () => remove(key, query) })
+        case "records":
+          return yield* methods(request, {
+            GET: () => read(request, key, query),
+            POST: () => append(request, key, query)
+          })
+        case "trim":
+          return yield* methods(request, { POST: () => trim(request, key, query) })
+        case "fencing-token":
+          return yield* methods(request, { PUT: () => fencingToken(request, key, query) })
+        case "retention":
+          return yield* methods(request, { PUT: () => retention(request, key, query) })
+        default:
+          return yield* methods(request, { GET: () => tail(request, key, query) })
+      }
+    }
+    if (s[1] === "groups" && s.length === 5 && s[3] === "offsets") {
+      const group = yield* decodeName(s[2], "group")
+      const key = yield* decodeName(s[4], "key")
+      const handler = () => groupOffset(request, group, key, query)
+      return yield* methods(request, { GET: handler, PUT: handler })
+    }
+    return yield* notFound
+  })
+
+  return { dispatch }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Routes
+// -------------------------------------------------------------------------------------------------
+
+const apiPrefixes = ["/v1/logs", "/v1/groups", "/v1/tail"]
+const isApiPath = (url: string) =>
+  apiPrefixes.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))
+
+/**
+ * The router gives up on a path it cannot percent-decode before any route sees it; under the API's prefixes
+ * that becomes the JSON envelope (400) instead of the server's plain 404.
+ */
+const malformedPathAsJson = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.catchCause(httpEffect, (cause) => {
+      const error = Option.getOrUndefined(Cause.findErrorOption(cause)) as unknown
+      if (
+        !HttpServerError.isHttpServerError(error) || error.reason._tag !== "RouteNotFound" ||
+        !isApiPath(error.reason.request.url)
+      ) {
+        return Effect.failCause(cause)
+      }
+      const { method, url } = error.reason.request
+      return Effect.succeed(errorResponse(
+        hasMalformedEscape(url)
+          ? new InvalidInput({ field: "path", reason: "is not validly percent-encoded" })
+          : new RouteNotFound({ method, path: splitUrl(url).path })
+      ))
+    }),
+  { global: true }
+)
+
+const hasMalformedEscape = (url: string): boolean => {
+  try {
+    decodeURI(splitUrl(url).path)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
+ * The EventStore API on the process's router: `/v1/logs...`, `/v1/groups...` and `/v1/tail`. Needs the
+ * `EventStore` service (taken once, when the routes are added); reads `ShutdownSignal` if provided.
+ */
+export const routes: Layer.Layer<never, never, HttpRouter.HttpRouter | EventStore> = Layer.mergeAll(
+  HttpRouter.use((router) =>
+    Effect.gen(function*() {
+      const { dispatch } = makeHandlers(yield* EventStore, yield* ShutdownSignal)
+      const handler = (request: Request) => answerErrors(dispatch(request))
+      yield* router.add("*", "/v1/logs/*", handler)
+      yield* router.add("*", "/v1/groups/*", handler)
+      yield* router.add("*", "/v1/tail", handler)
+    })
+  ),
+  malformedPathAsJson
+)
