@@ -1,7 +1,8 @@
 /**
  * The one HTTP server of a process. It opens the configured object store, then serves the health
  * endpoints (`/-/healthy`, `/-/ready`, as Prometheus names them) and the products' APIs: the EventStore
- * (`/v1/logs`, `/v1/groups`, `/v1/tail`, on its own `Db` under `eventstore/` in the store).
+ * (`/v1/logs`, `/v1/groups`, `/v1/tail`, on its own `Db` under `eventstore/` in the store) and the TSDB
+ * (the Prometheus API under `/api/v1/`, on its own `Db` under `tsdb/`).
  * Closing its scope (SIGINT/SIGTERM in `main.ts`) marks it not ready, stops accepting requests, lets
  * in-flight ones finish, then closes the products and the store.
  */
@@ -12,6 +13,7 @@ import { HttpRouter, type HttpServer, type HttpServerError, HttpServerResponse }
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
+import { Tsdb, TsdbHttp } from "@opendata/tsdb"
 import type { RuntimeConfig, StoreConfig } from "./Config.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
@@ -50,6 +52,10 @@ export const layerEventStore = (
   settings: EventStoreSettings
 ): Layer.Layer<EventStore.EventStore, Db.DbError, ObjectStore.ObjectStore> =>
   layerEventStoreOnDb(settings).pipe(Layer.provide(Db.layer({ path: "eventstore/" })))
+
+/** The TSDB service on its own Db (object keys under `tsdb/`) in the object store. */
+export const layerTsdb = (settings: Tsdb.TsdbSettings = {}): Layer.Layer<Tsdb.Tsdb, Db.DbError, ObjectStore.ObjectStore> =>
+  Tsdb.layer(settings).pipe(Layer.provide(Db.layer({ path: "tsdb/" })))
 
 /** Completed when shutdown begins, before the HTTP server waits for in-flight requests. */
 class ShuttingDown extends Context.Service<ShuttingDown, Deferred.Deferred<void>>()("@opendata/runtime/ShuttingDown") {}
@@ -92,11 +98,11 @@ const markReady = Layer.effectDiscard(
 export const layer = (
   config: RuntimeConfig
 ): Layer.Layer<
-  HttpServer.HttpServer | Readiness | EventStore.EventStore | ObjectStore.ObjectStore,
+  HttpServer.HttpServer | Readiness | EventStore.EventStore | Tsdb.Tsdb | ObjectStore.ObjectStore,
   HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable
 > =>
   signalShutdown.pipe(
-    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(healthRoutes, EventStoreHttp.routes))),
+    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(healthRoutes, EventStoreHttp.routes, TsdbHttp.routes))),
     Layer.provideMerge(markReady),
     Layer.provideMerge(
       NodeHttpServer.layer(createServer, {
@@ -109,5 +115,6 @@ export const layer = (
     Layer.provideMerge(readiness),
     Layer.provideMerge(shuttingDown),
     Layer.provideMerge(layerEventStore(config.eventStore)),
+    Layer.provideMerge(layerTsdb()),
     Layer.provideMerge(layerStore(config.store, config.preflight))
   )
