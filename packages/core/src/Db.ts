@@ -574,10 +574,11 @@ export const make = (
         }
       })
 
-    const writerFiber = yield* Effect.forkChild(supervise("writer", writerLoop))
-    const flusherFiber = yield* Effect.forkChild(supervise("flusher", flusherLoop))
-    const compactorFiber = settings.compactor ? yield* Effect.forkChild(supervise("compactor", compactorLoop)) : undefined
-    const gcFiber = settings.gc ? yield* Effect.forkChild(supervise("gc", gcLoop)) : undefined
+    // Forked into the scope (not the opening fiber): the actors live as long as the Db, however it was built.
+    const writerFiber = yield* Effect.forkScoped(supervise("writer", writerLoop))
+    const flusherFiber = yield* Effect.forkScoped(supervise("flusher", flusherLoop))
+    const compactorFiber = settings.compactor ? yield* Effect.forkScoped(supervise("compactor", compactorLoop)) : undefined
+    const gcFiber = settings.gc ? yield* Effect.forkScoped(supervise("gc", gcLoop)) : undefined
 
     // Close: stop intake, drain the mailbox into the WAL, flush the memtable, stop the actors.
     yield* Effect.addFinalizer(() =>
