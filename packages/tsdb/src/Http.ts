@@ -11,6 +11,10 @@ import type { Matcher } from "./internal/labels.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
 import { parseSelector } from "./internal/selector.ts"
 import { Tsdb, TsdbError } from "./Tsdb.ts"
+import { instantQuery, QueryError, rangeQuery } from "./promql/engine.ts"
+import type { Value } from "./promql/types.ts"
+import { formatExpr, parse, parseDuration } from "./promql/parser.ts"
+import { ParseError } from "./promql/ast.ts"
 
 /** The version this server reports in buildinfo. */
 export const version = "0.1.0"
@@ -142,6 +146,129 @@ const exemplarsHandler = answer(Effect.gen(function*() {
   return success([])
 }))
 
+/** A float as Prometheus renders sample values (Go's FormatFloat 'f', -1). */
+export const formatFloat = (v: number): string => {
+  if (Number.isNaN(v)) return "NaN"
+  if (v === Number.POSITIVE_INFINITY) return "+Inf"
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf"
+  const s = String(v)
+  if (!s.includes("e")) return s
+  const [mantissa, exp] = s.split("e") as [string, string]
+  const e = Number(exp)
+  const negative = mantissa.startsWith("-")
+  const digits = mantissa.replace("-", "").replace(".", "")
+  const point = mantissa.replace("-", "").indexOf(".")
+  const intLen = (point === -1 ? mantissa.replace("-", "").length : point) + e
+  const out = intLen <= 0 ? "0." + "0".repeat(-intLen) + digits : intLen >= digits.length ? digits + "0".repeat(intLen - digits.length) : digits.slice(0, intLen) + "." + digits.slice(intLen)
+  return (negative ? "-" : "") + out
+}
+
+const metric = (labels: ReadonlyArray<readonly [string, string]>) => Object.fromEntries(labels)
+
+const resultJson = (value: Value) => {
+  switch (value.type) {
+    case "scalar":
+      return { resultType: "scalar", result: [value.t / 1000, formatFloat(value.v)] }
+    case "string":
+      return { resultType: "string", result: [value.t / 1000, value.v] }
+    case "vector":
+      return { resultType: "vector", result: value.samples.map((s) => ({ metric: metric(s.labels), value: [s.t / 1000, formatFloat(s.v)] })) }
+    case "matrix":
+      return {
+        resultType: "matrix",
+        result: value.series.map((s) => ({ metric: metric(s.labels), values: s.samples.map((p) => [p.t / 1000, formatFloat(p.v)]) }))
+      }
+  }
+}
+
+/** `step` and durations: float seconds or a Prometheus duration. */
+const parseStep = (value: string | null, name: string): number => {
+  if (value === null || value === "") throw new BadRequest(`invalid parameter "${name}": missing`)
+  if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(value)) return Math.round(Number(value) * 1000)
+  try {
+    return parseDuration(value)
+  } catch {
+    throw new BadRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid duration`)
+  }
+}
+
+const queryFailure = (e: QueryError) =>
+  e.kind === "bad_data"
+    ? failure(400, "bad_data", e.message)
+    : e.kind === "timeout"
+    ? failure(503, "timeout", e.message)
+    : failure(422, "execution", e.message)
+
+/** Runs a query with the `timeout` parameter (default 2 minutes) as a limit on query time. */
+const withTimeout = (p: URLSearchParams, self: Effect.Effect<Value, QueryError>) => {
+  const timeout = p.get("timeout")
+  const ms = timeout === null || timeout === "" ? 120_000 : parseStep(timeout, "timeout")
+  return self.pipe(
+    Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError("timeout", "query timed out in query execution")) })
+  )
+}
+
+const queryHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const query = p.get("query")
+  if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
+  const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+  const time = parseTime(p.get("time") ?? undefined, clock, "time")
+  const result = yield* Effect.exit(withTimeout(p, instantQuery(tsdb, query, time)))
+  if (result._tag === "Failure") {
+    const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
+    if (e instanceof QueryError) return queryFailure(e)
+    throw e
+  }
+  const limit = limitOf(p)
+  const value = result.value
+  const limited = limit !== undefined && limit > 0 && value.type === "vector" ? { ...value, samples: value.samples.slice(0, limit) } : value
+  return success(resultJson(limited))
+}))
+
+const queryRangeHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* params
+  const query = p.get("query")
+  if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
+  const start = parseTime(p.get("start") ?? undefined, Number.NaN, "start")
+  const end = parseTime(p.get("end") ?? undefined, Number.NaN, "end")
+  if (Number.isNaN(start)) throw new BadRequest(`invalid parameter "start": missing`)
+  if (Number.isNaN(end)) throw new BadRequest(`invalid parameter "end": missing`)
+  if (end < start) throw new BadRequest(`invalid parameter "end": end timestamp must not be before start time`)
+  const step = parseStep(p.get("step"), "step")
+  if (step <= 0) throw new BadRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
+  if ((end - start) / step > 11_000) throw new BadRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+  const result = yield* Effect.exit(withTimeout(p, rangeQuery(tsdb, query, start, end, step)))
+  if (result._tag === "Failure") {
+    const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
+    if (e instanceof QueryError) return queryFailure(e)
+    throw e
+  }
+  return success(resultJson(result.value))
+}))
+
+const formatQueryHandler = answer(Effect.gen(function*() {
+  const p = yield* params
+  try {
+    return success(formatExpr(parse(p.get("query") ?? "")))
+  } catch (e) {
+    if (e instanceof ParseError) return failure(400, "bad_data", e.message)
+    throw e
+  }
+}))
+
+const parseQueryHandler = answer(Effect.gen(function*() {
+  const p = yield* params
+  try {
+    return success(parse(p.get("query") ?? ""))
+  } catch (e) {
+    if (e instanceof ParseError) return failure(400, "bad_data", e.message)
+    throw e
+  }
+}))
+
 /** Remote write 1.0 and 2.0. 204 once every stored sample is durable; 400 for what could not be stored. */
 const writeHandler = Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -200,6 +327,14 @@ const writeHandler = Effect.gen(function*() {
 /** The routes; they need the `Tsdb` service. */
 export const routes = Layer.mergeAll(
   HttpRouter.add("POST", "/api/v1/write", writeHandler),
+  HttpRouter.add("GET", "/api/v1/query", queryHandler),
+  HttpRouter.add("POST", "/api/v1/query", queryHandler),
+  HttpRouter.add("GET", "/api/v1/query_range", queryRangeHandler),
+  HttpRouter.add("POST", "/api/v1/query_range", queryRangeHandler),
+  HttpRouter.add("GET", "/api/v1/format_query", formatQueryHandler),
+  HttpRouter.add("POST", "/api/v1/format_query", formatQueryHandler),
+  HttpRouter.add("GET", "/api/v1/parse_query", parseQueryHandler),
+  HttpRouter.add("POST", "/api/v1/parse_query", parseQueryHandler),
   HttpRouter.add("GET", "/api/v1/series", seriesHandler),
   HttpRouter.add("POST", "/api/v1/series", seriesHandler),
   HttpRouter.add("GET", "/api/v1/labels", labelsHandler),

@@ -1,0 +1,1152 @@
+/**
+ * The PromQL evaluator (Prometheus 3.x semantics) over a `SeriesSource`.
+ *
+ * Every node is evaluated once for all steps of the query: an instant vector is a set of series, each
+ * with an optional value per step; a scalar is a value per step. Selectors load each series once for the
+ * whole query and walk it with cursors (lookback: the newest sample in (t - 5m, t], a stale marker hides
+ * the series); range windows (t - range, t] slide over the samples, so a range query does not rescan
+ * each window. Native histograms and experimental features fail with `QueryError("unsupported")`.
+ */
+import { Effect } from "effect"
+import * as Limits from "../limits.ts"
+import type { Labels, Matcher } from "../internal/labels.ts"
+import { canonical, matchesAll } from "../internal/labels.ts"
+import type { SeriesSource } from "../Tsdb.ts"
+import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
+import { ParseError } from "./ast.ts"
+import { parse } from "./parser.ts"
+import type { Point, QueryOptions, Value } from "./types.ts"
+import { QueryError } from "./types.ts"
+
+export { QueryError }
+export type { QueryOptions, Value }
+
+const defaultLookbackMs = 5 * 60_000
+
+// -------------------------------------------------------------------------------------------------
+// Evaluation values
+// -------------------------------------------------------------------------------------------------
+
+/** One series of an instant vector: a value (or none) at each step. */
+interface VSeries {
+  labels: Labels
+  values: Array<number | undefined>
+  /** Whether a function or operator dropped the metric name (kept in `labels` until output). */
+}
+
+type EvalValue =
+  | { readonly kind: "scalar"; readonly values: Array<number> }
+  | { readonly kind: "string"; readonly value: string }
+  | { readonly kind: "vector"; readonly series: Array<VSeries> }
+  | { readonly kind: "matrix"; readonly series: Array<{ labels: Labels; points: Array<Point> }>; readonly rangeMs: number }
+
+interface Ctx {
+  readonly start: number
+  readonly end: number
+  readonly step: number
+  readonly steps: number
+  readonly lookbackMs: number
+  readonly source: SeriesSource
+  /** Samples loaded so far, against samplesMax. */
+  samples: number
+  readonly samplesMax: number
+}
+
+const stepTime = (ctx: Ctx, i: number) => ctx.start + i * ctx.step
+
+const isStale = (v: number) => {
+  if (!Number.isNaN(v)) return false
+  const d = new DataView(new ArrayBuffer(8))
+  d.setFloat64(0, v)
+  return d.getUint32(0) === 0x7ff00000 && d.getUint32(4) === 2
+}
+
+const fail = (kind: "bad_data" | "execution" | "unsupported", message: string): never => {
+  throw new QueryError(kind, message)
+}
+
+const dropName = (labels: Labels): Labels => labels.filter(([n]) => n !== "__name__")
+const sigOf = (labels: Labels) => canonical(labels)
+
+/** Evaluation time of a selector at step time t, with its @ and offset. */
+const evalTime = (ctx: Ctx, t: number, at: AtModifier | undefined, offsetMs: number) => {
+  const base = at === undefined ? t : at === "start" ? ctx.start : at === "end" ? ctx.end : at
+  return base - offsetMs
+}
+
+// -------------------------------------------------------------------------------------------------
+// Selectors
+// -------------------------------------------------------------------------------------------------
+
+interface Loaded {
+  readonly labels: Labels
+  readonly points: Array<Point>
+}
+
+const load = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+  Effect.gen(function*() {
+    const selected = yield* Effect.mapError(ctx.source.select(matchers, mint, maxt), (e) => new QueryError("execution", e.message))
+    const out: Array<Loaded> = []
+    for (const s of selected) {
+      if (!matchesAll(matchers, s.labels)) continue
+      ctx.samples += s.samples.length
+      if (ctx.samples > ctx.samplesMax) {
+        return yield* Effect.fail(new QueryError("execution", `query processing would load too many samples into memory (more than ${ctx.samplesMax})`))
+      }
+      out.push({ labels: s.labels, points: s.samples.map((p) => ({ t: p.timestampMs, v: p.value })) })
+    }
+    return out
+  })
+
+/** The time span a selector reads for the whole query. */
+const span = (ctx: Ctx, at: AtModifier | undefined, offsetMs: number, backMs: number) => {
+  const first = evalTime(ctx, ctx.start, at, offsetMs)
+  const last = evalTime(ctx, ctx.end, at, offsetMs)
+  return { mint: Math.min(first, last) - backMs, maxt: Math.max(first, last) }
+}
+
+const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
+  Effect.gen(function*() {
+    const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, ctx.lookbackMs)
+    const loaded = yield* load(ctx, sel.matchers, mint, maxt)
+    const series: Array<VSeries> = []
+    for (const s of loaded) {
+      const values: Array<number | undefined> = new Array(ctx.steps)
+      let any = false
+      // Step times only grow (without @), so a cursor walks the samples once.
+      let j = 0
+      for (let i = 0; i < ctx.steps; i++) {
+        const t = evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
+        if (sel.at !== undefined) j = 0
+        while (j < s.points.length && s.points[j]!.t <= t) j++
+        const p = s.points[j - 1]
+        if (p === undefined || p.t <= t - ctx.lookbackMs || isStale(p.v)) continue
+        values[i] = p.v
+        any = true
+      }
+      if (any) series.push({ labels: s.labels, values })
+    }
+    return { kind: "vector", series } as EvalValue
+  })
+
+/** Points of each series in the window (t - range, t] at every step: a function of the window. */
+type WindowFn = (points: ReadonlyArray<Point>, t: number, rangeMs: number, extra: ReadonlyArray<number>) => number | undefined
+
+interface RangeInput {
+  readonly series: ReadonlyArray<{ labels: Labels; points: Array<Point> }>
+  readonly rangeMs: number
+  /** The evaluation time (after @ and offset) of step i. */
+  readonly timeAt: (i: number) => number
+}
+
+const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
+  Effect.gen(function*() {
+    const sel = node.vector
+    const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, node.rangeMs)
+    const loaded = yield* load(ctx, sel.matchers, mint, maxt)
+    return {
+      series: loaded.map((s) => ({ labels: s.labels, points: s.points.filter((p) => !isStale(p.v)) })),
+      rangeMs: node.rangeMs,
+      timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
+    } satisfies RangeInput
+  })
+
+const loadSubquery = (ctx: Ctx, node: Subquery) =>
+  Effect.gen(function*() {
+    const stepMs = node.stepMs ?? 60_000
+    if (stepMs <= 0) fail("bad_data", "zero or negative subquery step")
+    const first = evalTime(ctx, ctx.start, node.at, node.offsetMs)
+    const last = evalTime(ctx, ctx.end, node.at, node.offsetMs)
+    const lo = Math.min(first, last) - node.rangeMs
+    const hi = Math.max(first, last)
+    // Subquery steps are aligned to multiples of the step, absolute in time.
+    const innerStart = Math.floor(lo / stepMs) * stepMs + (lo % stepMs === 0 ? 0 : stepMs)
+    const innerSteps = innerStart > hi ? 0 : Math.floor((hi - innerStart) / stepMs) + 1
+    const inner: Ctx = { ...ctx, start: innerStart, end: innerStart + (innerSteps - 1) * stepMs, step: stepMs, steps: innerSteps }
+    const value = innerSteps === 0 ? ({ kind: "vector", series: [] } as EvalValue) : yield* evaluate(inner, node.expr)
+    if (value.kind !== "vector" && value.kind !== "scalar") return fail("bad_data", "subquery is only allowed on instant vector")
+    const series = value.kind === "scalar"
+      ? [{ labels: [] as Labels, points: value.values.map((v, i) => ({ t: innerStart + i * stepMs, v })) }]
+      : value.series.map((s) => ({
+        labels: s.labels,
+        points: s.values.flatMap((v, i) => (v === undefined ? [] : [{ t: innerStart + i * stepMs, v }]))
+      }))
+    ctx.samples += series.reduce((n, s) => n + s.points.length, 0)
+    return {
+      series,
+      rangeMs: node.rangeMs,
+      timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), node.at, node.offsetMs)
+    } satisfies RangeInput
+  })
+
+const rangeInput = (ctx: Ctx, node: Expr): Effect.Effect<RangeInput, QueryError> => {
+  const inner = node.type === "Paren" ? node.expr : node
+  if (inner.type === "MatrixSelector") return loadMatrix(ctx, inner)
+  if (inner.type === "Subquery") return loadSubquery(ctx, inner)
+  return Effect.fail(new QueryError("bad_data", "expected type range vector"))
+}
+
+/** Applies `fn` to each series' window at each step, with two cursors sliding over its points. */
+const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyArray<number>, keepName: boolean): Array<VSeries> => {
+  const out: Array<VSeries> = []
+  for (const s of input.series) {
+    const values: Array<number | undefined> = new Array(ctx.steps)
+    let any = false
+    let lo = 0
+    let hi = 0
+    let lastT = Number.NEGATIVE_INFINITY
+    for (let i = 0; i < ctx.steps; i++) {
+      const t = input.timeAt(i)
+      if (t < lastT) {
+        lo = 0
+        hi = 0
+      }
+      lastT = t
+      while (hi < s.points.length && s.points[hi]!.t <= t) hi++
+      while (lo < hi && s.points[lo]!.t <= t - input.rangeMs) lo++
+      if (hi <= lo) continue
+      const v = fn(s.points.slice(lo, hi), t, input.rangeMs, extra)
+      if (v === undefined) continue
+      values[i] = v
+      any = true
+    }
+    if (any) out.push({ labels: keepName ? s.labels : dropName(s.labels), values })
+  }
+  return out
+}
+
+// -------------------------------------------------------------------------------------------------
+// Functions over ranges
+// -------------------------------------------------------------------------------------------------
+
+const kahanSum = (xs: Iterable<number>) => {
+  let sum = 0
+  let c = 0
+  for (const x of xs) {
+    const t = sum + x
+    if (Math.abs(sum) >= Math.abs(x)) c += (sum - t) + x
+    else c += (x - t) + sum
+    sum = t
+  }
+  return Number.isFinite(sum + c) || !Number.isFinite(sum) ? sum + c : sum
+}
+
+/** Prometheus's rate/increase/delta with extrapolation to the window edges. */
+const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (points, t, rangeMs) => {
+  if (points.length < 2) return undefined
+  const first = points[0]!
+  const last = points.at(-1)!
+  let result = last.v - first.v
+  if (isCounter) {
+    let prev = first.v
+    for (let i = 1; i < points.length; i++) {
+      const v = points[i]!.v
+      if (v < prev) result += prev
+      prev = v
+    }
+  }
+  const rangeStart = t - rangeMs
+  let durationToStart = (first.t - rangeStart) / 1000
+  let durationToEnd = (t - last.t) / 1000
+  const sampledInterval = (last.t - first.t) / 1000
+  const averageBetween = sampledInterval / (points.length - 1)
+  if (isCounter && result > 0 && first.v >= 0) {
+    const durationToZero = sampledInterval * (first.v / result)
+    if (durationToZero < durationToStart) durationToStart = durationToZero
+  }
+  const threshold = averageBetween * 1.1
+  let extrapolateTo = sampledInterval
+  extrapolateTo += durationToStart < threshold ? durationToStart : averageBetween / 2
+  extrapolateTo += durationToEnd < threshold ? durationToEnd : averageBetween / 2
+  let factor = extrapolateTo / sampledInterval
+  if (isRate) factor /= rangeMs / 1000
+  return result * factor
+}
+
+const instantDelta = (isRate: boolean): WindowFn => (points) => {
+  if (points.length < 2) return undefined
+  const last = points.at(-1)!
+  const prev = points.at(-2)!
+  let result = isRate && last.v < prev.v ? last.v : last.v - prev.v
+  if (isRate) {
+    const dt = (last.t - prev.t) / 1000
+    if (dt === 0) return undefined
+    result /= dt
+  }
+  return result
+}
+
+/** Least squares slope and intercept, times relative to `interceptTime` (ms). */
+const linearRegression = (points: ReadonlyArray<Point>, interceptTime: number) => {
+  let n = 0
+  let sumX = 0
+  let sumY = 0
+  let sumXY = 0
+  let sumX2 = 0
+  let constY = true
+  const initY = points[0]!.v
+  for (const p of points) {
+    if (p.v !== initY) constY = false
+    const x = (p.t - interceptTime) / 1000
+    n++
+    sumX += x
+    sumY += p.v
+    sumXY += x * p.v
+    sumX2 += x * x
+  }
+  if (constY) return { slope: 0, intercept: Number.isFinite(initY) ? initY : initY }
+  const covXY = sumXY - (sumX * sumY) / n
+  const varX = sumX2 - (sumX * sumX) / n
+  const slope = covXY / varX
+  const intercept = sumY / n - (slope * sumX) / n
+  return { slope, intercept }
+}
+
+const quantile = (q: number, values: Array<number>): number => {
+  if (values.length === 0) return Number.NaN
+  if (Number.isNaN(q)) return Number.NaN
+  if (q < 0) return Number.NEGATIVE_INFINITY
+  if (q > 1) return Number.POSITIVE_INFINITY
+  const sorted = [...values].sort((a, b) => a - b)
+  const n = sorted.length
+  const rank = q * (n - 1)
+  const lower = Math.max(0, Math.floor(rank))
+  const upper = Math.min(n - 1, lower + 1)
+  const weight = rank - Math.floor(rank)
+  return sorted[lower]! * (1 - weight) + sorted[upper]! * weight
+}
+
+const mean = (xs: ReadonlyArray<number>) => {
+  // Incremental mean, as Prometheus, to stay finite for large values.
+  let m = 0
+  let n = 0
+  let sumForm = true
+  for (const x of xs) {
+    if (!Number.isFinite(x)) sumForm = false
+    n++
+  }
+  if (!sumForm) {
+    for (const x of xs) m += (x - m) / ++n
+    return xs.reduce((a, x) => (Number.isNaN(a) ? a : a + x), 0) / xs.length
+  }
+  const s = kahanSum(xs)
+  if (Number.isFinite(s)) return s / n
+  n = 0
+  for (const x of xs) m += (x - m) / ++n
+  return m
+}
+
+const variance = (xs: ReadonlyArray<number>) => {
+  const m = mean(xs)
+  return mean(xs.map((x) => (x - m) * (x - m)))
+}
+
+const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?: number }> = {
+  rate: { fn: extrapolated(true, true) },
+  increase: { fn: extrapolated(true, false) },
+  delta: { fn: extrapolated(false, false) },
+  irate: { fn: instantDelta(true) },
+  idelta: { fn: instantDelta(false) },
+  deriv: { fn: (ps) => (ps.length < 2 ? undefined : linearRegression(ps, ps[0]!.t).slope) },
+  predict_linear: {
+    fn: (ps, t, _r, [duration]) => {
+      if (ps.length < 2) return undefined
+      const { slope, intercept } = linearRegression(ps, t)
+      return slope * duration! + intercept
+    },
+    params: 1
+  },
+  changes: {
+    fn: (ps) => {
+      let n = 0
+      for (let i = 1; i < ps.length; i++) if (ps[i]!.v !== ps[i - 1]!.v && !(Number.isNaN(ps[i]!.v) && Number.isNaN(ps[i - 1]!.v))) n++
+      return n
+    }
+  },
+  resets: {
+    fn: (ps) => {
+      let n = 0
+      for (let i = 1; i < ps.length; i++) if (ps[i]!.v < ps[i - 1]!.v) n++
+      return n
+    }
+  },
+  avg_over_time: { fn: (ps) => mean(ps.map((p) => p.v)) },
+  sum_over_time: { fn: (ps) => kahanSum(ps.map((p) => p.v)) },
+  count_over_time: { fn: (ps) => ps.length },
+  min_over_time: {
+    fn: (ps) => ps.reduce((m, p) => (Number.isNaN(m) || p.v < m ? p.v : m), ps[0]!.v)
+  },
+  max_over_time: {
+    fn: (ps) => ps.reduce((m, p) => (Number.isNaN(m) || p.v > m ? p.v : m), ps[0]!.v)
+  },
+  last_over_time: { fn: (ps) => ps.at(-1)!.v, keepName: true },
+  present_over_time: { fn: () => 1 },
+  stddev_over_time: { fn: (ps) => Math.sqrt(variance(ps.map((p) => p.v))) },
+  stdvar_over_time: { fn: (ps) => variance(ps.map((p) => p.v)) },
+  quantile_over_time: { fn: (ps, _t, _r, [q]) => quantile(q!, ps.map((p) => p.v)), params: 1 }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Functions over instant vectors and scalars
+// -------------------------------------------------------------------------------------------------
+
+const mathFunctions: Record<string, (v: number) => number> = {
+  abs: Math.abs,
+  ceil: Math.ceil,
+  floor: Math.floor,
+  exp: Math.exp,
+  sqrt: Math.sqrt,
+  ln: Math.log,
+  log2: Math.log2,
+  log10: Math.log10,
+  sgn: (v) => (v > 0 ? 1 : v < 0 ? -1 : v),
+  sin: Math.sin,
+  cos: Math.cos,
+  tan: Math.tan,
+  asin: Math.asin,
+  acos: Math.acos,
+  atan: Math.atan,
+  sinh: Math.sinh,
+  cosh: Math.cosh,
+  tanh: Math.tanh,
+  asinh: Math.asinh,
+  acosh: Math.acosh,
+  atanh: Math.atanh,
+  deg: (v) => (v * 180) / Math.PI,
+  rad: (v) => (v * Math.PI) / 180
+}
+
+const dateFunctions: Record<string, (d: Date) => number> = {
+  minute: (d) => d.getUTCMinutes(),
+  hour: (d) => d.getUTCHours(),
+  day_of_week: (d) => d.getUTCDay(),
+  day_of_month: (d) => d.getUTCDate(),
+  day_of_year: (d) => {
+    const start = Date.UTC(d.getUTCFullYear(), 0, 1)
+    return Math.floor((d.getTime() - start) / 86_400_000) + 1
+  },
+  days_in_month: (d) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate(),
+  month: (d) => d.getUTCMonth() + 1,
+  year: (d) => d.getUTCFullYear()
+}
+
+const mapVector = (v: EvalValue, f: (x: number) => number, keepName = false): EvalValue => {
+  if (v.kind !== "vector") fail("bad_data", "expected an instant vector")
+  const series = (v as { series: Array<VSeries> }).series
+  return {
+    kind: "vector",
+    series: series.map((s) => ({ labels: keepName ? s.labels : dropName(s.labels), values: s.values.map((x) => (x === undefined ? undefined : f(x))) }))
+  }
+}
+
+const scalarOf = (v: EvalValue): Array<number> => {
+  if (v.kind !== "scalar") fail("bad_data", "expected a scalar")
+  return (v as { values: Array<number> }).values
+}
+
+const vectorOf = (v: EvalValue): Array<VSeries> => {
+  if (v.kind !== "vector") fail("bad_data", "expected an instant vector")
+  return (v as { series: Array<VSeries> }).series
+}
+
+const stringOf = (v: EvalValue): string => {
+  if (v.kind !== "string") fail("bad_data", "expected a string")
+  return (v as { value: string }).value
+}
+
+const histogramQuantile = (q: number, buckets: Array<{ le: number; count: number }>): number => {
+  if (Number.isNaN(q)) return Number.NaN
+  if (q < 0) return Number.NEGATIVE_INFINITY
+  if (q > 1) return Number.POSITIVE_INFINITY
+  buckets.sort((a, b) => a.le - b.le)
+  if (buckets.length < 2 || buckets.at(-1)!.le !== Number.POSITIVE_INFINITY) return Number.NaN
+  // Merge equal bounds, then force monotonic counts (as Prometheus does for float imprecision).
+  const merged: Array<{ le: number; count: number }> = []
+  for (const b of buckets) {
+    const last = merged.at(-1)
+    if (last !== undefined && last.le === b.le) last.count += b.count
+    else merged.push({ ...b })
+  }
+  for (let i = 1; i < merged.length; i++) if (merged[i]!.count < merged[i - 1]!.count) merged[i]!.count = merged[i - 1]!.count
+  const total = merged.at(-1)!.count
+  if (total === 0 || Number.isNaN(total)) return Number.NaN
+  const rank = q * total
+  let b = merged.findIndex((x) => x.count >= rank)
+  if (b === merged.length - 1) return merged[merged.length - 2]!.le
+  if (b === 0 && merged[0]!.le <= 0) return merged[0]!.le
+  let bucketStart = 0
+  let bucketEnd = merged[b]!.le
+  let count = merged[b]!.count
+  let r = rank
+  if (b > 0) {
+    bucketStart = merged[b - 1]!.le
+    count -= merged[b - 1]!.count
+    r -= merged[b - 1]!.count
+  }
+  if (b < 0) b = 0
+  return bucketStart + (bucketEnd - bucketStart) * (r / count)
+}
+
+const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
+  Effect.gen(function*() {
+    const name = call.func
+    const ranged = rangeFunctions[name]
+    if (ranged !== undefined) {
+      const extra: Array<number> = []
+      let rangeArg = call.args[0]!
+      if (name === "quantile_over_time") {
+        extra.push(scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN)
+        rangeArg = call.args[1]!
+      }
+      if (name === "predict_linear") extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? 0)
+      const input = yield* rangeInput(ctx, rangeArg)
+      return { kind: "vector", series: overWindows(ctx, input, ranged.fn, extra, ranged.keepName === true) }
+    }
+    if (name === "absent_over_time") {
+      const input = yield* rangeInput(ctx, call.args[0]!)
+      const present = overWindows(ctx, input, () => 1, [], true)
+      const sel = (call.args[0]!.type === "MatrixSelector" ? call.args[0]!.vector : undefined)
+      return absentResult(ctx, present, sel?.matchers ?? [])
+    }
+    const math = mathFunctions[name]
+    if (math !== undefined) return mapVector(yield* evaluate(ctx, call.args[0]!), math)
+    const date = dateFunctions[name]
+    if (date !== undefined) {
+      if (call.args.length === 0) {
+        return { kind: "vector", series: [{ labels: [], values: Array.from({ length: ctx.steps }, (_, i) => date(new Date(stepTime(ctx, i)))) }] }
+      }
+      return mapVector(yield* evaluate(ctx, call.args[0]!), (v) => date(new Date(v * 1000)))
+    }
+    switch (name) {
+      case "time":
+        return { kind: "scalar", values: Array.from({ length: ctx.steps }, (_, i) => stepTime(ctx, i) / 1000) }
+      case "pi":
+        return { kind: "scalar", values: new Array(ctx.steps).fill(Math.PI) }
+      case "vector": {
+        const s = scalarOf(yield* evaluate(ctx, call.args[0]!))
+        return { kind: "vector", series: [{ labels: [], values: [...s] }] }
+      }
+      case "scalar": {
+        const v = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        return {
+          kind: "scalar",
+          values: Array.from({ length: ctx.steps }, (_, i) => {
+            const present = v.filter((s) => s.values[i] !== undefined)
+            return present.length === 1 ? present[0]!.values[i]! : Number.NaN
+          })
+        }
+      }
+      case "timestamp": {
+        const arg = call.args[0]!
+        const inner = arg.type === "Paren" ? arg.expr : arg
+        if (inner.type === "VectorSelector") {
+          // The timestamp of the sample itself, not the evaluation time.
+          const { mint, maxt } = span(ctx, inner.at, inner.offsetMs, ctx.lookbackMs)
+          const loaded = yield* load(ctx, inner.matchers, mint, maxt)
+          const series: Array<VSeries> = []
+          for (const s of loaded) {
+            const values: Array<number | undefined> = new Array(ctx.steps)
+            let any = false
+            for (let i = 0; i < ctx.steps; i++) {
+              const t = evalTime(ctx, stepTime(ctx, i), inner.at, inner.offsetMs)
+              let p: Point | undefined
+              for (const x of s.points) if (x.t <= t) p = x
+              if (p === undefined || p.t <= t - ctx.lookbackMs || isStale(p.v)) continue
+              values[i] = p.t / 1000
+              any = true
+            }
+            if (any) series.push({ labels: dropName(s.labels), values })
+          }
+          return { kind: "vector", series }
+        }
+        const v = vectorOf(yield* evaluate(ctx, arg))
+        return { kind: "vector", series: v.map((s) => ({ labels: dropName(s.labels), values: s.values.map((x, i) => (x === undefined ? undefined : stepTime(ctx, i) / 1000)) })) }
+      }
+      case "round": {
+        const v = yield* evaluate(ctx, call.args[0]!)
+        const to = call.args[1] === undefined ? new Array(ctx.steps).fill(1) : scalarOf(yield* evaluate(ctx, call.args[1]))
+        const series = vectorOf(v)
+        return {
+          kind: "vector",
+          series: series.map((s) => ({
+            labels: dropName(s.labels),
+            values: s.values.map((x, i) => {
+              if (x === undefined) return undefined
+              const inv = 1 / to[i]!
+              return Math.floor(x * inv + 0.5) / inv
+            })
+          }))
+        }
+      }
+      case "clamp":
+      case "clamp_min":
+      case "clamp_max": {
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const a = scalarOf(yield* evaluate(ctx, call.args[1]!))
+        const b = name === "clamp" ? scalarOf(yield* evaluate(ctx, call.args[2]!)) : undefined
+        const out: Array<VSeries> = []
+        for (const s of series) {
+          const values = s.values.map((x, i) => {
+            if (x === undefined) return undefined
+            if (name === "clamp_min") return Number.isNaN(x) ? x : Math.max(x, a[i]!)
+            if (name === "clamp_max") return Number.isNaN(x) ? x : Math.min(x, a[i]!)
+            if (a[i]! > b![i]!) return undefined
+            return Number.isNaN(x) ? x : Math.max(a[i]!, Math.min(b![i]!, x))
+          })
+          if (values.some((x) => x !== undefined)) out.push({ labels: dropName(s.labels), values })
+        }
+        return { kind: "vector", series: out }
+      }
+      case "absent": {
+        const v = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const arg = call.args[0]!
+        return absentResult(ctx, v, arg.type === "VectorSelector" ? arg.matchers : [])
+      }
+      case "sort":
+      case "sort_desc":
+        return yield* evaluate(ctx, call.args[0]!)
+      case "label_replace": {
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const [dst, replacement, src, regex] = [1, 2, 3, 4].map((i) => stringOf(call.args[i] === undefined ? { kind: "string", value: "" } : { kind: "string", value: (call.args[i] as { value: string }).value }))
+        if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(dst!)) fail("bad_data", `invalid destination label name in label_replace(): ${dst}`)
+        let re: RegExp
+        try {
+          re = new RegExp(`^(?:${regex})$`, "su")
+        } catch {
+          return fail("bad_data", `invalid regular expression in label_replace(): ${regex}`) as never
+        }
+        return {
+          kind: "vector",
+          series: checkUnique(series.map((s) => {
+            const value = s.labels.find(([n]) => n === src)?.[1] ?? ""
+            const m = re.exec(value)
+            if (m === null) return s
+            const expanded = replacement!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
+              const key = a ?? b!
+              const group = /^\d+$/.test(key) ? m[Number(key)] : m.groups?.[key]
+              return group ?? ""
+            })
+            const labels = s.labels.filter(([n]) => n !== dst)
+            return { labels: expanded === "" ? labels : sortLabelsLocal([...labels, [dst!, expanded]]), values: s.values }
+          }))
+        }
+      }
+      case "label_join": {
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const dst = (call.args[1] as { value: string }).value
+        const sep = (call.args[2] as { value: string }).value
+        const srcs = call.args.slice(3).map((a) => (a as { value: string }).value)
+        if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(dst)) fail("bad_data", `invalid destination label name in label_join(): ${dst}`)
+        return {
+          kind: "vector",
+          series: checkUnique(series.map((s) => {
+            const joined = srcs.map((n) => s.labels.find(([k]) => k === n)?.[1] ?? "").join(sep)
+            const labels = s.labels.filter(([n]) => n !== dst)
+            return { labels: joined === "" ? labels : sortLabelsLocal([...labels, [dst, joined]]), values: s.values }
+          }))
+        }
+      }
+      case "histogram_quantile": {
+        const q = scalarOf(yield* evaluate(ctx, call.args[0]!))
+        const series = vectorOf(yield* evaluate(ctx, call.args[1]!))
+        const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
+        for (const s of series) {
+          const leText = s.labels.find(([n]) => n === "le")?.[1]
+          if (leText === undefined) continue
+          const le = Number(leText === "+Inf" ? Number.POSITIVE_INFINITY : leText)
+          if (Number.isNaN(le)) continue
+          const labels = dropName(s.labels.filter(([n]) => n !== "le"))
+          const key = sigOf(labels)
+          const g = groups.get(key) ?? { labels, members: [] }
+          g.members.push({ le, s })
+          groups.set(key, g)
+        }
+        const out: Array<VSeries> = []
+        for (const g of groups.values()) {
+          const values = Array.from({ length: ctx.steps }, (_, i) => {
+            const buckets = g.members.flatMap((m) => (m.s.values[i] === undefined ? [] : [{ le: m.le, count: m.s.values[i]! }]))
+            return buckets.length === 0 ? undefined : histogramQuantile(q[i]!, buckets)
+          })
+          if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
+        }
+        return { kind: "vector", series: out }
+      }
+      default:
+        return fail("unsupported", `function ${name}() is not supported yet`) as never
+    }
+  })
+
+const sortLabelsLocal = (labels: Array<readonly [string, string]>): Labels => labels.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+
+const checkUnique = (series: Array<VSeries>): Array<VSeries> => {
+  const seen = new Map<string, VSeries>()
+  for (const s of series) {
+    const key = sigOf(s.labels)
+    const other = seen.get(key)
+    if (other !== undefined) {
+      for (let i = 0; i < s.values.length; i++) {
+        if (s.values[i] !== undefined && other.values[i] !== undefined) fail("execution", "vector cannot contain metrics with the same labelset")
+      }
+      for (let i = 0; i < s.values.length; i++) if (other.values[i] === undefined) other.values[i] = s.values[i]
+      continue
+    }
+    seen.set(key, s)
+  }
+  return [...seen.values()]
+}
+
+/** absent(): 1 at steps where the input is empty, with the labels of the selector's equality matchers. */
+const absentResult = (ctx: Ctx, present: ReadonlyArray<VSeries>, matchers: ReadonlyArray<Matcher>): EvalValue => {
+  const labels = sortLabelsLocal(
+    matchers.filter((m) => m.type === "=" && m.name !== "__name__").map((m) => [m.name, m.value] as const).filter(
+      ([n], i, all) => all.findIndex(([k]) => k === n) === i
+    )
+  )
+  const values = Array.from({ length: ctx.steps }, (_, i) => (present.some((s) => s.values[i] !== undefined) ? undefined : 1))
+  return { kind: "vector", series: values.some((v) => v !== undefined) ? [{ labels, values }] : [] }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Aggregations
+// -------------------------------------------------------------------------------------------------
+
+const groupLabels = (labels: Labels, grouping: ReadonlyArray<string>, without: boolean): Labels =>
+  without ? labels.filter(([n]) => n !== "__name__" && !grouping.includes(n)) : labels.filter(([n]) => grouping.includes(n))
+
+const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, QueryError> =>
+  Effect.gen(function*() {
+    const series = vectorOf(yield* evaluate(ctx, agg.expr))
+    const param = agg.param === undefined ? undefined : yield* evaluate(ctx, agg.param)
+    const groups = new Map<string, { labels: Labels; members: Array<VSeries> }>()
+    for (const s of series) {
+      const labels = groupLabels(s.labels, agg.grouping, agg.without)
+      const key = sigOf(labels)
+      const g = groups.get(key) ?? { labels, members: [] }
+      g.members.push(s)
+      groups.set(key, g)
+    }
+    const op = agg.op
+    if (op === "topk" || op === "bottomk" || op === "limitk" || op === "limit_ratio") {
+      if (op === "limitk" || op === "limit_ratio") fail("unsupported", `${op} is experimental and not supported`)
+      const k = scalarOf(param!)
+      const out = new Map<string, VSeries>()
+      for (const g of groups.values()) {
+        for (let i = 0; i < ctx.steps; i++) {
+          const kk = Math.floor(k[i]!)
+          if (!(kk >= 1)) continue
+          const present = g.members.filter((s) => s.values[i] !== undefined)
+          present.sort((a, b) => {
+            const x = a.values[i]!
+            const y = b.values[i]!
+            if (Number.isNaN(x)) return 1
+            if (Number.isNaN(y)) return -1
+            return op === "topk" ? y - x : x - y
+          })
+          for (const s of present.slice(0, kk)) {
+            const key = sigOf(s.labels)
+            const o = out.get(key) ?? { labels: s.labels, values: new Array(ctx.steps) }
+            o.values[i] = s.values[i]
+            out.set(key, o)
+          }
+        }
+      }
+      return { kind: "vector", series: [...out.values()] }
+    }
+    if (op === "count_values") {
+      const label = stringOf(param!)
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label)) fail("bad_data", `invalid label name ${JSON.stringify(label)}`)
+      const out = new Map<string, VSeries>()
+      for (const g of groups.values()) {
+        for (let i = 0; i < ctx.steps; i++) {
+          for (const s of g.members) {
+            const v = s.values[i]
+            if (v === undefined) continue
+            const text = formatValue(v)
+            const labels = sortLabelsLocal([...g.labels.filter(([n]) => n !== label), [label, text]])
+            const key = sigOf(labels)
+            const o = out.get(key) ?? { labels, values: new Array(ctx.steps) }
+            o.values[i] = (o.values[i] ?? 0) + 1
+            out.set(key, o)
+          }
+        }
+      }
+      return { kind: "vector", series: [...out.values()] }
+    }
+    const q = op === "quantile" ? scalarOf(param!) : undefined
+    const out: Array<VSeries> = []
+    for (const g of groups.values()) {
+      const values = Array.from({ length: ctx.steps }, (_, i) => {
+        const xs = g.members.flatMap((s) => (s.values[i] === undefined ? [] : [s.values[i]!]))
+        if (xs.length === 0) return undefined
+        switch (op) {
+          case "sum":
+            return kahanSum(xs)
+          case "avg":
+            return mean(xs)
+          case "count":
+            return xs.length
+          case "group":
+            return 1
+          case "min":
+            return xs.reduce((m, x) => (Number.isNaN(m) || x < m ? x : m))
+          case "max":
+            return xs.reduce((m, x) => (Number.isNaN(m) || x > m ? x : m))
+          case "stddev":
+            return Math.sqrt(variance(xs))
+          case "stdvar":
+            return variance(xs)
+          case "quantile":
+            return quantile(q![i]!, xs)
+          default:
+            return fail("unsupported", `aggregation ${op} is not supported`) as never
+        }
+      })
+      out.push({ labels: g.labels, values })
+    }
+    return { kind: "vector", series: out }
+  })
+
+/** A float as Prometheus prints it in labels (count_values) and strings. */
+const formatValue = (v: number): string => {
+  if (Number.isNaN(v)) return "NaN"
+  if (v === Number.POSITIVE_INFINITY) return "+Inf"
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf"
+  const s = String(v)
+  return s.includes("e") ? s.replace(/e([+-])(\d)$/, "e$10$2") : s
+}
+
+// -------------------------------------------------------------------------------------------------
+// Binary operators
+// -------------------------------------------------------------------------------------------------
+
+const arith = (op: string, a: number, b: number): number => {
+  switch (op) {
+    case "+":
+      return a + b
+    case "-":
+      return a - b
+    case "*":
+      return a * b
+    case "/":
+      return a / b
+    case "%":
+      return b === 0 ? Number.NaN : a % b
+    case "^":
+      return Math.pow(a, b)
+    case "atan2":
+      return Math.atan2(a, b)
+  }
+  return Number.NaN
+}
+
+const comparison = new Set(["==", "!=", ">", "<", ">=", "<="])
+const compare = (op: string, a: number, b: number): boolean => {
+  switch (op) {
+    case "==":
+      return a === b
+    case "!=":
+      return a !== b
+    case ">":
+      return a > b
+    case "<":
+      return a < b
+    case ">=":
+      return a >= b
+    case "<=":
+      return a <= b
+  }
+  return false
+}
+
+const matchSig = (labels: Labels, on: boolean, names: ReadonlyArray<string>) =>
+  sigOf(on ? labels.filter(([n]) => names.includes(n)) : labels.filter(([n]) => n !== "__name__" && !names.includes(n)))
+
+const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError> =>
+  Effect.gen(function*() {
+    const lhs = yield* evaluate(ctx, node.lhs)
+    const rhs = yield* evaluate(ctx, node.rhs)
+    const op = node.op
+    const isCmp = comparison.has(op)
+    if (lhs.kind === "scalar" && rhs.kind === "scalar") {
+      return {
+        kind: "scalar",
+        values: lhs.values.map((a, i) => {
+          const b = rhs.values[i]!
+          return isCmp ? (compare(op, a, b) ? 1 : 0) : arith(op, a, b)
+        })
+      }
+    }
+    if (lhs.kind === "vector" && rhs.kind === "scalar" || lhs.kind === "scalar" && rhs.kind === "vector") {
+      const vecLeft = lhs.kind === "vector"
+      const vec = (vecLeft ? lhs : rhs) as { series: Array<VSeries> }
+      const sc = (vecLeft ? rhs : lhs) as { values: Array<number> }
+      const out: Array<VSeries> = []
+      for (const s of vec.series) {
+        const values = s.values.map((x, i) => {
+          if (x === undefined) return undefined
+          const a = vecLeft ? x : sc.values[i]!
+          const b = vecLeft ? sc.values[i]! : x
+          if (isCmp) {
+            const ok = compare(op, a, b)
+            if (node.bool) return ok ? 1 : 0
+            return ok ? x : undefined
+          }
+          return arith(op, a, b)
+        })
+        if (values.some((v) => v !== undefined)) {
+          out.push({ labels: isCmp && !node.bool ? s.labels : dropName(s.labels), values })
+        }
+      }
+      return { kind: "vector", series: out }
+    }
+    if (lhs.kind !== "vector" || rhs.kind !== "vector") return fail("bad_data", `binary expression must contain only scalar and instant vector types`) as never
+    const matching = node.matching ?? { card: op === "and" || op === "or" || op === "unless" ? "many-to-many" : "one-to-one", on: false, labels: [], include: [] }
+    const names = matching.labels
+    if (op === "and" || op === "or" || op === "unless") {
+      const out: Array<VSeries> = []
+      for (let i = 0; i < 1; i++) {
+        // Per step: which signatures the right side has.
+        const rightSigs: Array<Set<string>> = Array.from({ length: ctx.steps }, () => new Set())
+        for (const s of rhs.series) {
+          const sig = matchSig(s.labels, matching.on, names)
+          s.values.forEach((v, j) => {
+            if (v !== undefined) rightSigs[j]!.add(sig)
+          })
+        }
+        if (op === "or") {
+          const leftSigs: Array<Set<string>> = Array.from({ length: ctx.steps }, () => new Set())
+          for (const s of lhs.series) {
+            const sig = matchSig(s.labels, matching.on, names)
+            s.values.forEach((v, j) => {
+              if (v !== undefined) leftSigs[j]!.add(sig)
+            })
+            out.push(s)
+          }
+          for (const s of rhs.series) {
+            const sig = matchSig(s.labels, matching.on, names)
+            const values = s.values.map((v, j) => (v !== undefined && !leftSigs[j]!.has(sig) ? v : undefined))
+            if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, values })
+          }
+          return { kind: "vector", series: mergeSameLabels(out) }
+        }
+        for (const s of lhs.series) {
+          const sig = matchSig(s.labels, matching.on, names)
+          const values = s.values.map((v, j) => {
+            if (v === undefined) return undefined
+            const has = rightSigs[j]!.has(sig)
+            return (op === "and" ? has : !has) ? v : undefined
+          })
+          if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, values })
+        }
+      }
+      return { kind: "vector", series: out }
+    }
+    // Arithmetic and comparison between vectors, per step, by matching signature.
+    const oneSide = matching.card === "one-to-many" ? lhs.series : rhs.series
+    const manySide = matching.card === "one-to-many" ? rhs.series : lhs.series
+    const manyIsLeft = matching.card !== "one-to-many"
+    const out = new Map<string, VSeries>()
+    for (let i = 0; i < ctx.steps; i++) {
+      const ones = new Map<string, VSeries>()
+      for (const s of oneSide) {
+        if (s.values[i] === undefined) continue
+        const sig = matchSig(s.labels, matching.on, names)
+        if (ones.has(sig)) {
+          fail(
+            "execution",
+            matching.card === "one-to-one"
+              ? "found duplicate series for the match group on the right hand-side of the operation: many-to-many matching not allowed: matching labels must be unique on one side"
+              : "found duplicate series for the match group, many-to-many matching not allowed: matching labels must be unique on one side"
+          )
+        }
+        ones.set(sig, s)
+      }
+      const seenMany = new Set<string>()
+      for (const s of manySide) {
+        const x = s.values[i]
+        if (x === undefined) continue
+        const sig = matchSig(s.labels, matching.on, names)
+        const other = ones.get(sig)
+        if (other === undefined) continue
+        if (matching.card === "one-to-one") {
+          if (seenMany.has(sig)) {
+            fail("execution", "found duplicate series for the match group on the left hand-side of the operation: many-to-many matching not allowed: matching labels must be unique on one side")
+          }
+          seenMany.add(sig)
+        }
+        const y = other.values[i]!
+        const a = manyIsLeft ? x : y
+        const b = manyIsLeft ? y : x
+        let value: number | undefined
+        if (isCmp) {
+          const ok = compare(op, a, b)
+          value = node.bool ? (ok ? 1 : 0) : ok ? a : undefined
+        } else value = arith(op, a, b)
+        if (value === undefined) continue
+        // The result's labels.
+        let labels: Labels
+        if (matching.card === "one-to-one") {
+          const base = isCmp && !node.bool ? s.labels : dropName(s.labels)
+          labels = matching.on ? base.filter(([n]) => names.includes(n)) : base.filter(([n]) => !names.includes(n))
+          if (isCmp && !node.bool) labels = s.labels
+        } else {
+          const base = isCmp && !node.bool ? s.labels : dropName(s.labels)
+          const copied = matching.include.map((n) => [n, other.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
+          labels = sortLabelsLocal([...base.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
+        }
+        const key = sigOf(labels)
+        const o = out.get(key) ?? { labels, values: new Array(ctx.steps) }
+        if (o.values[i] !== undefined) fail("execution", "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+        o.values[i] = value
+        out.set(key, o)
+      }
+    }
+    return { kind: "vector", series: [...out.values()] }
+  })
+
+const mergeSameLabels = (series: Array<VSeries>): Array<VSeries> => {
+  const seen = new Map<string, VSeries>()
+  for (const s of series) {
+    const key = sigOf(s.labels)
+    const o = seen.get(key)
+    if (o === undefined) seen.set(key, { labels: s.labels, values: [...s.values] })
+    else s.values.forEach((v, i) => {
+      if (o.values[i] === undefined) o.values[i] = v
+    })
+  }
+  return [...seen.values()]
+}
+
+// -------------------------------------------------------------------------------------------------
+// The evaluator
+// -------------------------------------------------------------------------------------------------
+
+const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
+  Effect.suspend((): Effect.Effect<EvalValue, QueryError> => {
+    switch (node.type) {
+      case "NumberLiteral":
+        return Effect.succeed({ kind: "scalar", values: new Array(ctx.steps).fill(node.value) })
+      case "StringLiteral":
+        return Effect.succeed({ kind: "string", value: node.value })
+      case "Paren":
+        return evaluate(ctx, node.expr)
+      case "Unary":
+        return Effect.map(evaluate(ctx, node.expr), (v) => {
+          if (node.op === "+") return v
+          if (v.kind === "scalar") return { kind: "scalar", values: v.values.map((x) => -x) }
+          return mapVector(v, (x) => -x)
+        })
+      case "VectorSelector":
+        return evalVectorSelector(ctx, node)
+      case "MatrixSelector":
+      case "Subquery":
+        return Effect.map(rangeInput(ctx, node), (input) => ({
+          kind: "matrix",
+          series: input.series.map((s) => ({
+            labels: s.labels,
+            points: s.points.filter((p) => p.t > input.timeAt(0) - input.rangeMs && p.t <= input.timeAt(0))
+          })).filter((s) => s.points.length > 0),
+          rangeMs: input.rangeMs
+        }))
+      case "Call":
+        return evalCall(ctx, node)
+      case "Aggregate":
+        return evalAggregate(ctx, node)
+      case "Binary":
+        return evalBinary(ctx, node)
+    }
+  }).pipe(
+    Effect.catchDefect((d) => (d instanceof QueryError ? Effect.fail(d) : Effect.die(d)))
+  )
+
+const parseQuery = (query: string): Effect.Effect<Expr, QueryError> =>
+  Effect.try({
+    try: () => parse(query),
+    catch: (e) => (e instanceof ParseError ? new QueryError("bad_data", e.message) : e instanceof QueryError ? e : new QueryError("bad_data", String(e)))
+  })
+
+const makeCtx = (source: SeriesSource, start: number, end: number, step: number, options: QueryOptions | undefined): Ctx => ({
+  start,
+  end,
+  step,
+  steps: step === 0 ? 1 : Math.floor((end - start) / step) + 1,
+  lookbackMs: options?.lookbackMs ?? defaultLookbackMs,
+  source,
+  samples: 0,
+  samplesMax: options?.samplesMax ?? Limits.querySamplesMax
+})
+
+/** Evaluates a query at one time. */
+export const instantQuery = (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions): Effect.Effect<Value, QueryError> =>
+  Effect.gen(function*() {
+    const expr = yield* parseQuery(query)
+    const ctx = makeCtx(source, timeMs, timeMs, 0, options)
+    const v = yield* evaluate(ctx, expr)
+    switch (v.kind) {
+      case "scalar":
+        return { type: "scalar", t: timeMs, v: v.values[0]! }
+      case "string":
+        return { type: "string", t: timeMs, v: v.value }
+      case "matrix":
+        return { type: "matrix", series: v.series.map((s) => ({ labels: s.labels, samples: s.points })) }
+      case "vector": {
+        const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: s.labels, t: timeMs, v: s.values[0] }]))
+        assertUnique(samples.map((s) => s.labels))
+        const sorted = isSorting(expr) ? sortForFunction(expr, samples) : samples
+        return { type: "vector", samples: sorted }
+      }
+    }
+  })
+
+/** Evaluates a query at every step from start to end (inclusive). */
+export const rangeQuery = (
+  source: SeriesSource,
+  query: string,
+  startMs: number,
+  endMs: number,
+  stepMs: number,
+  options?: QueryOptions
+): Effect.Effect<Value, QueryError> =>
+  Effect.gen(function*() {
+    if (!(stepMs > 0)) return yield* Effect.fail(new QueryError("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer"))
+    if (endMs < startMs) return yield* Effect.fail(new QueryError("bad_data", "end timestamp must not be before start time"))
+    const expr = yield* parseQuery(query)
+    const ctx = makeCtx(source, startMs, endMs, stepMs, options)
+    const v = yield* evaluate(ctx, expr)
+    switch (v.kind) {
+      case "scalar":
+        return { type: "matrix", series: [{ labels: [], samples: v.values.map((x, i) => ({ t: stepTime(ctx, i), v: x })) }] }
+      case "vector": {
+        const series = v.series.map((s) => ({
+          labels: s.labels,
+          samples: s.values.flatMap((x, i) => (x === undefined ? [] : [{ t: stepTime(ctx, i), v: x }]))
+        })).filter((s) => s.samples.length > 0)
+        assertUnique(series.map((s) => s.labels))
+        return { type: "matrix", series }
+      }
+      default:
+        return yield* Effect.fail(new QueryError("bad_data", `invalid expression type "${v.kind === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`))
+    }
+  })
+
+const assertUnique = (labelSets: ReadonlyArray<Labels>) => {
+  const seen = new Set<string>()
+  for (const l of labelSets) {
+    const key = sigOf(l)
+    if (seen.has(key)) throw new QueryError("execution", "vector cannot contain metrics with the same labelset")
+    seen.add(key)
+  }
+}
+
+const isSorting = (expr: Expr): boolean => expr.type === "Call" && (expr.func === "sort" || expr.func === "sort_desc")
+
+const sortForFunction = (expr: Expr, samples: Array<{ labels: Labels; t: number; v: number }>) => {
+  const desc = expr.type === "Call" && expr.func === "sort_desc"
+  return [...samples].sort((a, b) => {
+    if (Number.isNaN(a.v)) return 1
+    if (Number.isNaN(b.v)) return -1
+    return desc ? b.v - a.v : a.v - b.v
+  })
+}
+
+export type { Call }

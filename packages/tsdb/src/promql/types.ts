@@ -1,0 +1,46 @@
+/**
+ * Values and errors of the PromQL engine (engine.ts), shared with the HTTP API and the test runner.
+ */
+import type { Labels } from "../internal/labels.ts"
+
+export interface Point {
+  readonly t: number
+  readonly v: number
+}
+
+export interface InstantSample {
+  readonly labels: Labels
+  readonly t: number
+  readonly v: number
+}
+
+export interface RangeSeries {
+  readonly labels: Labels
+  readonly samples: ReadonlyArray<Point>
+}
+
+export type Value =
+  | { readonly type: "scalar"; readonly t: number; readonly v: number }
+  | { readonly type: "string"; readonly t: number; readonly v: string }
+  | { readonly type: "vector"; readonly samples: ReadonlyArray<InstantSample> }
+  | { readonly type: "matrix"; readonly series: ReadonlyArray<RangeSeries> }
+
+export interface QueryOptions {
+  /** How far back an instant selector looks for a sample (default 5 minutes). */
+  readonly lookbackMs?: number | undefined
+  /** Samples a query may hold in memory at once (default querySamplesMax). */
+  readonly samplesMax?: number | undefined
+}
+
+/**
+ * Why a query failed, as Prometheus's API classifies it: `bad_data` (the query is invalid), `execution`
+ * (it failed while evaluating, e.g. a limit), `unsupported` (valid PromQL this engine does not evaluate
+ * yet: never a wrong answer instead), `timeout`.
+ */
+export class QueryError extends Error {
+  readonly kind: "bad_data" | "execution" | "unsupported" | "timeout"
+  constructor(kind: "bad_data" | "execution" | "unsupported" | "timeout", message: string) {
+    super(message)
+    this.kind = kind
+  }
+}
