@@ -20,12 +20,57 @@ export const sortLabels = (labels: Labels): Labels => [...labels].sort(([a], [b]
 
 export const labelValue = (labels: Labels, name: string): string => labels.find(([n]) => n === name)?.[1] ?? ""
 
+/**
+ * RE2 (Go) syntax JavaScript lacks: a leading `(?i)` becomes the `i` flag; a `(?i:...)` group becomes the
+ * same group with each letter outside a character class written as `[xX]`.
+ */
+const fromRe2 = (pattern: string): { readonly source: string; readonly flags: string } => {
+  let flags = "su"
+  let p = pattern
+  if (p.startsWith("(?i)")) {
+    flags += "i"
+    p = p.slice(4)
+  }
+  let out = ""
+  for (let i = 0; i < p.length; i++) {
+    if (p.startsWith("(?i:", i)) {
+      let depth = 1
+      let j = i + 4
+      let inner = ""
+      let inClass = false
+      for (; j < p.length && depth > 0; j++) {
+        const c = p[j]!
+        if (c === "\\") {
+          inner += c + (p[j + 1] ?? "")
+          j++
+          continue
+        }
+        if (inClass) {
+          if (c === "]") inClass = false
+          inner += c
+          continue
+        }
+        if (c === "[") inClass = true
+        if (c === "(") depth++
+        if (c === ")" && --depth === 0) break
+        inner += /[a-zA-Z]/.test(c) && !inClass && c !== "[" ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c
+      }
+      out += `(?:${inner})`
+      i = j
+      continue
+    }
+    out += p[i]
+  }
+  return { source: out, flags }
+}
+
 const regexCache = new Map<string, RegExp>()
 /** A fully anchored regex (Prometheus: `^(?:re)$`), compiled once. Throws on an invalid pattern. */
 export const anchored = (pattern: string): RegExp => {
   let re = regexCache.get(pattern)
   if (re === undefined) {
-    re = new RegExp(`^(?:${pattern})$`, "su")
+    const { source, flags } = fromRe2(pattern)
+    re = new RegExp(`^(?:${source})$`, flags)
     if (regexCache.size > 10_000) regexCache.clear()
     regexCache.set(pattern, re)
   }
