@@ -65,7 +65,8 @@ const fail = (kind: "bad_data" | "execution" | "unsupported", message: string): 
   throw new QueryError(kind, message)
 }
 
-const dropName = (labels: Labels): Labels => labels.filter(([n]) => n !== "__name__")
+/** Drops the metric name (and the type and unit labels that describe it, as Prometheus 3 does). */
+const dropName = (labels: Labels): Labels => labels.filter(([n]) => n !== "__name__" && n !== "__type__" && n !== "__unit__")
 const sigOf = (labels: Labels) => canonical(labels)
 
 /** Evaluation time of a selector at step time t, with its @ and offset. */
@@ -146,7 +147,7 @@ const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
     const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     return {
       series: loaded.map((s) => ({ labels: s.labels, points: s.points.filter((p) => !isStale(p.v)) })),
-      rangeMs: node.rangeMs,
+      rangeMs: Math.round(node.rangeMs),
       timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
     } satisfies RangeInput
   })
@@ -228,7 +229,8 @@ const kahanSum = (xs: Iterable<number>) => {
     else c += (x - t) + sum
     sum = t
   }
-  return Number.isFinite(sum + c) || !Number.isFinite(sum) ? sum + c : sum
+  // Once the sum is infinite (or NaN) the compensation means nothing.
+  return Number.isFinite(sum) ? sum + c : sum
 }
 
 /** Prometheus's rate/increase/delta with extrapolation to the window edges. */
@@ -250,14 +252,15 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (points,
   let durationToEnd = (t - last.t) / 1000
   const sampledInterval = (last.t - first.t) / 1000
   const averageBetween = sampledInterval / (points.length - 1)
+  const threshold = averageBetween * 1.1
+  if (durationToStart >= threshold) durationToStart = averageBetween / 2
   if (isCounter && result > 0 && first.v >= 0) {
+    // A counter does not go below zero: do not extrapolate past where it would have been zero.
     const durationToZero = sampledInterval * (first.v / result)
     if (durationToZero < durationToStart) durationToStart = durationToZero
   }
-  const threshold = averageBetween * 1.1
-  let extrapolateTo = sampledInterval
-  extrapolateTo += durationToStart < threshold ? durationToStart : averageBetween / 2
-  extrapolateTo += durationToEnd < threshold ? durationToEnd : averageBetween / 2
+  if (durationToEnd >= threshold) durationToEnd = averageBetween / 2
+  const extrapolateTo = sampledInterval + durationToStart + durationToEnd
   let factor = extrapolateTo / sampledInterval
   if (isRate) factor /= rangeMs / 1000
   return result * factor
@@ -307,7 +310,8 @@ const quantile = (q: number, values: Array<number>): number => {
   if (Number.isNaN(q)) return Number.NaN
   if (q < 0) return Number.NEGATIVE_INFINITY
   if (q > 1) return Number.POSITIVE_INFINITY
-  const sorted = [...values].sort((a, b) => a - b)
+  // Go's sort puts NaN first; so must we, for the same answers.
+  const sorted = [...values].sort((a, b) => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b))
   const n = sorted.length
   const rank = q * (n - 1)
   const lower = Math.max(0, Math.floor(rank))
@@ -336,9 +340,18 @@ const mean = (xs: ReadonlyArray<number>) => {
   return m
 }
 
+/** Population variance, Welford's way (as Prometheus): exactly 0 for equal values. */
 const variance = (xs: ReadonlyArray<number>) => {
-  const m = mean(xs)
-  return mean(xs.map((x) => (x - m) * (x - m)))
+  let count = 0
+  let m = 0
+  let m2 = 0
+  for (const x of xs) {
+    count++
+    const delta = x - m
+    m += delta / count
+    m2 += delta * (x - m)
+  }
+  return m2 / count
 }
 
 const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?: number }> = {
@@ -697,10 +710,10 @@ const checkUnique = (series: Array<VSeries>): Array<VSeries> => {
 
 /** absent(): 1 at steps where the input is empty, with the labels of the selector's equality matchers. */
 const absentResult = (ctx: Ctx, present: ReadonlyArray<VSeries>, matchers: ReadonlyArray<Matcher>): EvalValue => {
+  const equalities = matchers.filter((m) => m.type === "=" && m.name !== "__name__")
+  // A label matched for equality more than once is ambiguous: Prometheus leaves it out.
   const labels = sortLabelsLocal(
-    matchers.filter((m) => m.type === "=" && m.name !== "__name__").map((m) => [m.name, m.value] as const).filter(
-      ([n], i, all) => all.findIndex(([k]) => k === n) === i
-    )
+    equalities.filter((m) => equalities.filter((o) => o.name === m.name).length === 1).map((m) => [m.name, m.value] as const)
   )
   const values = Array.from({ length: ctx.steps }, (_, i) => (present.some((s) => s.values[i] !== undefined) ? undefined : 1))
   return { kind: "vector", series: values.some((v) => v !== undefined) ? [{ labels, values }] : [] }
@@ -1078,7 +1091,7 @@ const makeCtx = (source: SeriesSource, start: number, end: number, step: number,
 
 /** Evaluates a query at one time. */
 export const instantQuery = (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions): Effect.Effect<Value, QueryError> =>
-  Effect.gen(function*() {
+  asQueryError(Effect.gen(function*() {
     const expr = yield* parseQuery(query)
     const ctx = makeCtx(source, timeMs, timeMs, 0, options)
     const v = yield* evaluate(ctx, expr)
@@ -1096,7 +1109,7 @@ export const instantQuery = (source: SeriesSource, query: string, timeMs: number
         return { type: "vector", samples: sorted }
       }
     }
-  })
+  }))
 
 /** Evaluates a query at every step from start to end (inclusive). */
 export const rangeQuery = (
@@ -1107,7 +1120,7 @@ export const rangeQuery = (
   stepMs: number,
   options?: QueryOptions
 ): Effect.Effect<Value, QueryError> =>
-  Effect.gen(function*() {
+  asQueryError(Effect.gen(function*() {
     if (!(stepMs > 0)) return yield* Effect.fail(new QueryError("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer"))
     if (endMs < startMs) return yield* Effect.fail(new QueryError("bad_data", "end timestamp must not be before start time"))
     const expr = yield* parseQuery(query)
@@ -1122,12 +1135,29 @@ export const rangeQuery = (
           samples: s.values.flatMap((x, i) => (x === undefined ? [] : [{ t: stepTime(ctx, i), v: x }]))
         })).filter((s) => s.samples.length > 0)
         assertUnique(series.map((s) => s.labels))
+        // Prometheus sorts a range result by labels.
+        series.sort((a, b) => compareLabels(a.labels, b.labels))
         return { type: "matrix", series }
       }
       default:
         return yield* Effect.fail(new QueryError("bad_data", `invalid expression type "${v.kind === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`))
     }
-  })
+  }))
+
+/** A QueryError thrown anywhere in evaluation is a failure, not a defect. */
+const asQueryError = <A>(self: Effect.Effect<A, QueryError>): Effect.Effect<A, QueryError> =>
+  Effect.catchDefect(self, (d) => (d instanceof QueryError ? Effect.fail(d) : Effect.die(d)))
+
+const compareLabels = (a: Labels, b: Labels): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const [an, av] = a[i]!
+    const [bn, bv] = b[i]!
+    if (an !== bn) return an < bn ? -1 : 1
+    if (av !== bv) return av < bv ? -1 : 1
+  }
+  return a.length - b.length
+}
 
 const assertUnique = (labelSets: ReadonlyArray<Labels>) => {
   const seen = new Set<string>()
