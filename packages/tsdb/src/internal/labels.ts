@@ -21,47 +21,57 @@ export const sortLabels = (labels: Labels): Labels => [...labels].sort(([a], [b]
 export const labelValue = (labels: Labels, name: string): string => labels.find(([n]) => n === name)?.[1] ?? ""
 
 /**
- * RE2 (Go) syntax JavaScript lacks: a leading `(?i)` becomes the `i` flag; a `(?i:...)` group becomes the
- * same group with each letter outside a character class written as `[xX]`.
+ * RE2 (Go) syntax JavaScript lacks: `(?i)` (to the end of its group) and `(?i:...)`: each letter they cover,
+ * outside a character class, is written as `[xX]`.
  */
 const fromRe2 = (pattern: string): { readonly source: string; readonly flags: string } => {
-  let flags = "su"
-  let p = pattern
-  if (p.startsWith("(?i)")) {
-    flags += "i"
-    p = p.slice(4)
-  }
   let out = ""
-  for (let i = 0; i < p.length; i++) {
-    if (p.startsWith("(?i:", i)) {
-      let depth = 1
-      let j = i + 4
-      let inner = ""
-      let inClass = false
-      for (; j < p.length && depth > 0; j++) {
-        const c = p[j]!
-        if (c === "\\") {
-          inner += c + (p[j + 1] ?? "")
-          j++
-          continue
-        }
-        if (inClass) {
-          if (c === "]") inClass = false
-          inner += c
-          continue
-        }
-        if (c === "[") inClass = true
-        if (c === "(") depth++
-        if (c === ")" && --depth === 0) break
-        inner += /[a-zA-Z]/.test(c) && !inClass && c !== "[" ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c
-      }
-      out += `(?:${inner})`
-      i = j
+  let inClass = false
+  // One entry per open group: whether case-insensitivity applies inside it.
+  const stack: Array<boolean> = [false]
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!
+    const fold = stack.at(-1)!
+    if (c === "\\") {
+      out += c + (pattern[i + 1] ?? "")
+      i++
       continue
     }
-    out += p[i]
+    if (inClass) {
+      if (c === "]") inClass = false
+      out += c
+      continue
+    }
+    if (c === "[") {
+      inClass = true
+      out += c
+      continue
+    }
+    if (pattern.startsWith("(?i)", i)) {
+      // From here to the end of the enclosing group.
+      stack[stack.length - 1] = true
+      i += 3
+      continue
+    }
+    if (pattern.startsWith("(?i:", i)) {
+      stack.push(true)
+      out += "(?:"
+      i += 3
+      continue
+    }
+    if (c === "(") {
+      stack.push(fold)
+      out += c
+      continue
+    }
+    if (c === ")") {
+      if (stack.length > 1) stack.pop()
+      out += c
+      continue
+    }
+    out += fold && /[a-zA-Z]/.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c
   }
-  return { source: out, flags }
+  return { source: out, flags: "su" }
 }
 
 const regexCache = new Map<string, RegExp>()

@@ -131,7 +131,7 @@ const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
   })
 
 /** Points of each series in the window (t - range, t] at every step: a function of the window. */
-type WindowFn = (points: ReadonlyArray<Point>, t: number, rangeMs: number, extra: ReadonlyArray<number>) => number | undefined
+type WindowFn = (points: ReadonlyArray<Point>, t: number, rangeMs: number, extra: ReadonlyArray<number>, stepT: number) => number | undefined
 
 interface RangeInput {
   readonly series: ReadonlyArray<{ labels: Labels; points: Array<Point> }>
@@ -206,7 +206,7 @@ const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyA
       while (hi < s.points.length && s.points[hi]!.t <= t) hi++
       while (lo < hi && s.points[lo]!.t <= t - input.rangeMs) lo++
       if (hi <= lo) continue
-      const v = fn(s.points.slice(lo, hi), t, input.rangeMs, extra)
+      const v = fn(s.points.slice(lo, hi), t, input.rangeMs, extra, stepTime(ctx, i))
       if (v === undefined) continue
       values[i] = v
       any = true
@@ -362,9 +362,10 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
   idelta: { fn: instantDelta(false) },
   deriv: { fn: (ps) => (ps.length < 2 ? undefined : linearRegression(ps, ps[0]!.t).slope) },
   predict_linear: {
-    fn: (ps, t, _r, [duration]) => {
+    // The intercept is at the evaluation step, not at an @ time (as Prometheus).
+    fn: (ps, _t, _r, [duration], stepT) => {
       if (ps.length < 2) return undefined
-      const { slope, intercept } = linearRegression(ps, t)
+      const { slope, intercept } = linearRegression(ps, stepT)
       return slope * duration! + intercept
     },
     params: 1
@@ -678,6 +679,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         for (const g of groups.values()) {
           const values = Array.from({ length: ctx.steps }, (_, i) => {
             const buckets = g.members.flatMap((m) => (m.s.values[i] === undefined ? [] : [{ le: m.le, count: m.s.values[i]! }]))
+            if (new Set(buckets.map((b) => b.le)).size !== buckets.length) fail("execution", "vector cannot contain metrics with the same labelset")
             return buckets.length === 0 ? undefined : histogramQuantile(q[i]!, buckets)
           })
           if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
@@ -745,6 +747,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       const out = new Map<string, VSeries>()
       for (const g of groups.values()) {
         for (let i = 0; i < ctx.steps; i++) {
+          if (Number.isNaN(k[i]!)) fail("execution", "Parameter value is NaN")
           const kk = Math.floor(k[i]!)
           if (!(kk >= 1)) continue
           const present = g.members.filter((s) => s.values[i] !== undefined)
