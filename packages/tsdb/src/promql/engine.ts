@@ -501,6 +501,57 @@ const histogramQuantile = (q: number, buckets: Array<{ le: number; count: number
   return bucketStart + (bucketEnd - bucketStart) * (r / count)
 }
 
+/** The fraction of observations between lower and upper, from classic buckets (Prometheus's BucketFraction). */
+const histogramFraction = (lower: number, upper: number, input: Array<{ le: number; count: number }>): number => {
+  input.sort((a, b) => a.le - b.le)
+  if (input.length === 0 || input.at(-1)!.le !== Number.POSITIVE_INFINITY) return Number.NaN
+  const buckets: Array<{ le: number; count: number }> = []
+  for (const b of input) {
+    const last = buckets.at(-1)
+    if (last !== undefined && last.le === b.le) last.count += b.count
+    else buckets.push({ ...b })
+  }
+  for (let i = 1; i < buckets.length; i++) if (buckets[i]!.count < buckets[i - 1]!.count) buckets[i]!.count = buckets[i - 1]!.count
+  const count = buckets.at(-1)!.count
+  if (count === 0 || Number.isNaN(lower) || Number.isNaN(upper)) return Number.NaN
+  if (lower >= upper) return 0
+  let rank = 0
+  let lowerRank = 0
+  let upperRank = 0
+  let lowerSet = false
+  let upperSet = false
+  for (let i = 0; i < buckets.length; i++) {
+    const b = buckets[i]!
+    let lowerBound = i > 0 ? buckets[i - 1]!.le : Number.NEGATIVE_INFINITY
+    const upperBound = b.le
+    // As for quantiles: the first bucket starts at zero when its upper bound is positive.
+    if (i === 0 && upperBound > 0) lowerBound = 0
+    const interpolate = (v: number) => rank + (b.count - rank) * (v - lowerBound) / (upperBound - lowerBound)
+    if (!lowerSet && lowerBound >= lower) {
+      lowerRank = rank
+      lowerSet = true
+    }
+    if (!upperSet && lowerBound >= upper) {
+      upperRank = rank
+      upperSet = true
+    }
+    if (lowerSet && upperSet) break
+    if (!lowerSet && lowerBound < lower && upperBound > lower) {
+      lowerRank = Number.isFinite(lowerBound) && Number.isFinite(upperBound) ? interpolate(lower) : rank
+      lowerSet = true
+    }
+    if (!upperSet && lowerBound < upper && upperBound > upper) {
+      upperRank = Number.isFinite(lowerBound) && Number.isFinite(upperBound) ? interpolate(upper) : b.count
+      upperSet = true
+    }
+    if (lowerSet && upperSet) break
+    rank = b.count
+  }
+  if (!lowerSet || lowerRank > count) lowerRank = count
+  if (!upperSet || upperRank > count) upperRank = count
+  return (upperRank - lowerRank) / count
+}
+
 const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
     const name = call.func
@@ -660,11 +711,19 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
           }))
         }
       }
+      case "histogram_fraction":
       case "histogram_quantile": {
+        const fraction = name === "histogram_fraction"
         const q = scalarOf(yield* evaluate(ctx, call.args[0]!))
-        const series = vectorOf(yield* evaluate(ctx, call.args[1]!))
+        const upperArg = fraction ? scalarOf(yield* evaluate(ctx, call.args[1]!)) : undefined
+        const series = vectorOf(yield* evaluate(ctx, call.args[fraction ? 2 : 1]!))
         const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
+        // Two inputs with the same labels once the name is gone (e.g. `a_bucket` and `b_bucket`) collide.
+        const seenInputs = new Set<string>()
         for (const s of series) {
+          const inputKey = sigOf(dropName(s.labels))
+          if (seenInputs.has(inputKey)) fail("execution", "vector cannot contain metrics with the same labelset")
+          seenInputs.add(inputKey)
           const leText = s.labels.find(([n]) => n === "le")?.[1]
           if (leText === undefined) continue
           const le = Number(leText === "+Inf" ? Number.POSITIVE_INFINITY : leText)
@@ -679,8 +738,8 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         for (const g of groups.values()) {
           const values = Array.from({ length: ctx.steps }, (_, i) => {
             const buckets = g.members.flatMap((m) => (m.s.values[i] === undefined ? [] : [{ le: m.le, count: m.s.values[i]! }]))
-            if (new Set(buckets.map((b) => b.le)).size !== buckets.length) fail("execution", "vector cannot contain metrics with the same labelset")
-            return buckets.length === 0 ? undefined : histogramQuantile(q[i]!, buckets)
+            if (buckets.length === 0) return undefined
+            return fraction ? histogramFraction(q[i]!, upperArg![i]!, buckets) : histogramQuantile(q[i]!, buckets)
           })
           if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
         }
@@ -713,9 +772,9 @@ const checkUnique = (series: Array<VSeries>): Array<VSeries> => {
 /** absent(): 1 at steps where the input is empty, with the labels of the selector's equality matchers. */
 const absentResult = (ctx: Ctx, present: ReadonlyArray<VSeries>, matchers: ReadonlyArray<Matcher>): EvalValue => {
   const equalities = matchers.filter((m) => m.type === "=" && m.name !== "__name__")
-  // A label matched for equality more than once is ambiguous: Prometheus leaves it out.
+  // A label with more than one matcher is ambiguous: Prometheus leaves it out.
   const labels = sortLabelsLocal(
-    equalities.filter((m) => equalities.filter((o) => o.name === m.name).length === 1).map((m) => [m.name, m.value] as const)
+    equalities.filter((m) => matchers.filter((o) => o.name === m.name).length === 1).map((m) => [m.name, m.value] as const)
   )
   const values = Array.from({ length: ctx.steps }, (_, i) => (present.some((s) => s.values[i] !== undefined) ? undefined : 1))
   return { kind: "vector", series: values.some((v) => v !== undefined) ? [{ labels, values }] : [] }
@@ -744,10 +803,10 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     if (op === "topk" || op === "bottomk" || op === "limitk" || op === "limit_ratio") {
       if (op === "limitk" || op === "limit_ratio") fail("unsupported", `${op} is experimental and not supported`)
       const k = scalarOf(param!)
+      if (k.some((x) => Number.isNaN(x))) fail("execution", "Parameter value is NaN")
       const out = new Map<string, VSeries>()
       for (const g of groups.values()) {
         for (let i = 0; i < ctx.steps; i++) {
-          if (Number.isNaN(k[i]!)) fail("execution", "Parameter value is NaN")
           const kk = Math.floor(k[i]!)
           if (!(kk >= 1)) continue
           const present = g.members.filter((s) => s.values[i] !== undefined)
