@@ -326,7 +326,8 @@ const dependsOnQuery = (e: Expr): boolean =>
 const durationMs = (e: Expr, ctx: DurationContext | undefined, allowNegative: boolean): number => {
   const seconds = evalDuration(e, ctx)
   if (!(seconds > 0) && !allowNegative) throw new ParseError("duration must be greater than 0", e.pos.start)
-  const ms = Math.trunc(seconds * 1000)
+  // Round: seconds as a float (1.001) times 1000 is not always a whole number of ms.
+  const ms = Math.round(seconds * 1000)
   if (!Number.isFinite(ms) || Math.abs(ms) > durationMsMax) {
     throw new ParseError("duration is out of range", e.pos.start)
   }

@@ -1,0 +1,552 @@
+/**
+ * `npm run bench:tsdb`: remote-write ingestion into our TSDB, beside a real Prometheus (Debian's 2.42) fed
+ * the same payloads in the same run.
+ *
+ * Payloads are realistic remote-write 1.0 requests (protobuf + snappy, as Prometheus sends them), built
+ * once before any target runs and then sent unchanged to every target: node-exporter-like series
+ * (`__name__`, `instance`, `job`, and a `cpu`/`device`/`mode` label on some), counters that grow,
+ * gauges that wander, constants, exactly 15 s apart per series. Two shapes:
+ *
+ *   (a) 10,000 series x 1 sample per request, each request 15 s after the previous one;
+ *   (b) 2,000 series x 50 samples per request (12.5 min of data per request).
+ *
+ * `BENCH_SENDERS` (default 4) senders run concurrently, each owning its own series (as Prometheus's
+ * remote-write shards do; so (a) writes 4 x 10,000 series) and sending its requests in order, awaiting
+ * each ack. A target gets the whole payload pool or `BENCH_SECONDS` (default 10) of it, whichever ends
+ * first; samples/s = samples in acknowledged requests / wall time.
+ *
+ * Targets:
+ *
+ *   - ours in-process: `Tsdb.layer()` over `Db.layer({ path: "tsdb/", flushIntervalMs: 100 })` over a
+ *     counting `ObjectStore.layerLocal` in a temp dir; each request goes through `decodeRemoteWrite` (snappy
+ *     + protobuf, the HTTP handler's decoder) and `tsdb.write`, which returns once the batch is durable
+ *     (its WAL object written and fsynced). Also printed: object PUTs per million samples (every put,
+ *     putIfAbsent, putIfMatch from opening the Db to closing it, its final memtable flush included), and
+ *     bytes per sample at rest: the Db closed, reopened, flushed, compacted until there is one sorted run
+ *     and nothing left to compact, then garbage-collected with gcMinAgeMs 0; then the size of every object
+ *     under the store root (WAL, SSTs with their index and bloom filters, manifests: everything the TSDB
+ *     keeps: series dictionary, postings, chunks, head chunks) and, separately, the files on disk (the
+ *     local store adds a small header to each object file). A breakdown by TSDB key kind (logical key +
+ *     value bytes, before SST encoding) follows.
+ *   - ours over HTTP: the runtime server process (`node packages/runtime/dist/main.js`, built first with
+ *     `tsc -b packages/runtime`), `OPENDATA_STORE=local` in a temp dir, `POST /api/v1/write`.
+ *   - Prometheus over HTTP: `prometheus --web.enable-remote-write-receiver` with its own temp storage,
+ *     `POST /api/v1/write`. Its ack means "appended to the head and written to its WAL" (no fsync per
+ *     request); ours means "in a WAL object that is fsynced".
+ *
+ * Each (shape, target) pair starts from empty storage (a fresh temp dir, a fresh process).
+ * Knobs: BENCH_SECONDS (cap per target and shape, default 10), BENCH_SENDERS (default 4),
+ * BENCH_REQUESTS_A / BENCH_REQUESTS_B (payload pool per sender, defaults 60 / 10), PROMETHEUS_BIN
+ * (default /usr/bin/prometheus; skipped with a note when missing).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Db, ObjectStore } from "@opendata/core"
+import { RemoteWrite, Tsdb } from "@opendata/tsdb"
+import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
+
+const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
+const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
+const requestsA = Number(process.env["BENCH_REQUESTS_A"] ?? 60)
+const requestsB = Number(process.env["BENCH_REQUESTS_B"] ?? 10)
+const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
+const flushIntervalMs = 100
+const repoRoot = path.resolve(import.meta.dirname, "../../..")
+const scrapeIntervalMs = 15_000
+
+// -------------------------------------------------------------------------------------------------
+// Payloads
+// -------------------------------------------------------------------------------------------------
+
+interface Shape {
+  readonly name: string
+  readonly seriesPerRequest: number
+  readonly samplesPerSeries: number
+  readonly requestsPerSender: number
+}
+
+interface Payload {
+  readonly body: Uint8Array
+  readonly samples: number
+}
+
+/** A deterministic PRNG (mulberry32). */
+const prng = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+type Kind = "counter" | "cpu" | "gauge" | "bytes" | "const"
+/** 25 metric families; with 4 values of their extra label, 100 series per host. */
+const families: ReadonlyArray<{ readonly name: string; readonly kind: Kind; readonly extra?: string }> = [
+  { name: "node_cpu_seconds_total", kind: "cpu", extra: "cpu" },
+  { name: "node_network_receive_bytes_total", kind: "counter", extra: "device" },
+  { name: "node_network_transmit_bytes_total", kind: "counter", extra: "device" },
+  { name: "node_network_receive_packets_total", kind: "counter", extra: "device" },
+  { name: "node_network_transmit_packets_total", kind: "counter", extra: "device" },
+  { name: "node_disk_read_bytes_total", kind: "counter", extra: "device" },
+  { name: "node_disk_written_bytes_total", kind: "counter", extra: "device" },
+  { name: "node_disk_io_time_seconds_total", kind: "cpu", extra: "device" },
+  { name: "node_filesystem_avail_bytes", kind: "bytes", extra: "mountpoint" },
+  { name: "node_filesystem_size_bytes", kind: "const", extra: "mountpoint" },
+  { name: "node_memory_MemAvailable_bytes", kind: "bytes", extra: "numa" },
+  { name: "node_memory_Cached_bytes", kind: "bytes", extra: "numa" },
+  { name: "node_load1", kind: "gauge", extra: "window" },
+  { name: "node_context_switches_total", kind: "counter", extra: "shard" },
+  { name: "node_intr_total", kind: "counter", extra: "shard" },
+  { name: "node_schedstat_running_seconds_total", kind: "cpu", extra: "cpu" },
+  { name: "node_schedstat_waiting_seconds_total", kind: "cpu", extra: "cpu" },
+  { name: "node_softnet_processed_total", kind: "counter", extra: "cpu" },
+  { name: "node_softnet_dropped_total", kind: "const", extra: "cpu" },
+  { name: "node_hwmon_temp_celsius", kind: "gauge", extra: "sensor" },
+  { name: "process_resident_memory_bytes", kind: "bytes", extra: "process" },
+  { name: "process_open_fds", kind: "gauge", extra: "process" },
+  { name: "http_requests_total", kind: "counter", extra: "code" },
+  { name: "http_request_duration_seconds_sum", kind: "cpu", extra: "handler" },
+  { name: "up", kind: "const", extra: "probe" }
+]
+const extraValues = ["0", "1", "2", "3"]
+
+interface SeriesState {
+  readonly labels: Array<[string, string]>
+  readonly kind: Kind
+  value: number
+  /** ms offset of this series' scrapes within the interval (per host, as Prometheus spreads targets). */
+  readonly offsetMs: number
+}
+
+/** The series a sender owns: `count` series over hosts of 100 series each. */
+const seriesOf = (shape: string, sender: number, count: number, random: () => number): Array<SeriesState> =>
+  Array.from({ length: count }, (_, j) => {
+    const host = Math.floor(j / 100)
+    const family = families[j % families.length]!
+    const variant = extraValues[Math.floor((j % 100) / families.length)]!
+    const labels: Array<[string, string]> = [
+      ["__name__", family.name],
+      ["instance", `host-${shape}-${sender}-${host}.example.internal:9100`],
+      ["job", "node"]
+    ]
+    if (family.extra !== undefined) labels.push([family.extra, variant])
+    const value = family.kind === "const" ? (family.name === "up" ? 1 : 1e9 * (1 + Math.floor(random() * 100))) : family.kind === "bytes" ? Math.floor(random() * 8e9) : family.kind === "gauge" ? Math.round(random() * 10000) / 100 : Math.floor(random() * 1e6)
+    return { labels: labels.sort(([a], [b]) => (a < b ? -1 : 1)), kind: family.kind, value, offsetMs: (host * 137) % scrapeIntervalMs }
+  })
+
+const step = (s: SeriesState, random: () => number): number => {
+  switch (s.kind) {
+    case "const":
+      return s.value
+    case "counter":
+      s.value += Math.floor(random() * 5000)
+      return s.value
+    case "cpu":
+      s.value = Math.round((s.value + random() * 15) * 100) / 100
+      return s.value
+    case "gauge":
+      s.value = Math.round(Math.max(0, s.value + (random() - 0.5) * 2) * 100) / 100
+      return s.value
+    case "bytes":
+      s.value = Math.max(0, s.value + Math.floor((random() - 0.5) * 4096) * 4096)
+      return s.value
+  }
+}
+
+/** The payload pool: for each sender, its requests in order (same bodies for every target). */
+const buildPool = (shape: Shape, startMs: number): Array<Array<Payload>> =>
+  Array.from({ length: senders }, (_, sender) => {
+    const random = prng(1 + sender + shape.seriesPerRequest)
+    const series = seriesOf(shape.name, sender, shape.seriesPerRequest, random)
+    const payloads: Array<Payload> = []
+    let t = startMs
+    for (let r = 0; r < shape.requestsPerSender; r++) {
+      const out: Array<RemoteWrite.Series> = series.map((s) => ({ labels: s.labels, samples: [] }))
+      for (let k = 0; k < shape.samplesPerSeries; k++) {
+        for (let i = 0; i < series.length; i++) {
+          const s = series[i]!
+          out[i]!.samples.push({ timestampMs: t + s.offsetMs, value: step(s, random) })
+        }
+        t += scrapeIntervalMs
+      }
+      const raw = RemoteWrite.encodeWriteRequestV1({ series: out, metadata: [], histograms: 0, exemplars: 0 })
+      payloads.push({ body: RemoteWrite.snappyCompress(raw), samples: shape.seriesPerRequest * shape.samplesPerSeries })
+    }
+    return payloads
+  })
+
+// -------------------------------------------------------------------------------------------------
+// Measuring
+// -------------------------------------------------------------------------------------------------
+
+interface Result {
+  readonly target: string
+  readonly samples: number
+  readonly requests: number
+  readonly errors: number
+  readonly firstError?: string | undefined
+  readonly elapsedS: number
+  readonly p50: number
+  readonly p99: number
+}
+
+const quantile = (sorted: ReadonlyArray<number>, q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+
+/**
+ * Runs the senders: each sends its payloads in order, awaiting each ack, until its pool is done or the
+ * time cap passes. `send` returns undefined on success or an error text.
+ */
+const drive = async (target: string, pool: ReadonlyArray<ReadonlyArray<Payload>>, send: (p: Payload) => Promise<string | undefined>): Promise<Result> => {
+  const latencies: Array<number> = []
+  let samples = 0
+  let errors = 0
+  let firstError: string | undefined
+  const start = performance.now()
+  await Promise.all(pool.map(async (payloads) => {
+    for (const p of payloads) {
+      if (performance.now() - start > seconds * 1000) break
+      const t0 = performance.now()
+      const error = await send(p)
+      latencies.push(performance.now() - t0)
+      if (error === undefined) samples += p.samples
+      else {
+        errors += 1
+        firstError ??= error
+      }
+    }
+  }))
+  const elapsedS = (performance.now() - start) / 1000
+  latencies.sort((a, b) => a - b)
+  return { target, samples, requests: latencies.length, errors, firstError, elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Ours, in-process
+// -------------------------------------------------------------------------------------------------
+
+interface Counts {
+  puts: number
+  putBytes: number
+  gets: number
+  lists: number
+  deletes: number
+}
+
+/** Counts the requests a store serves: every put, putIfAbsent and putIfMatch is a PUT. */
+const counting = (store: ObjectStore.ObjectStoreShape, counts: Counts): ObjectStore.ObjectStoreShape => ({
+  ...store,
+  get: (k, r) => Effect.suspend(() => ((counts.gets += 1), store.get(k, r))),
+  head: (k) => Effect.suspend(() => ((counts.gets += 1), store.head(k))),
+  put: (k, b, o) => Effect.suspend(() => ((counts.puts += 1), (counts.putBytes += b.length), store.put(k, b, o))),
+  putIfAbsent: (k, b, o) => Effect.suspend(() => ((counts.puts += 1), (counts.putBytes += b.length), store.putIfAbsent(k, b, o))),
+  putIfMatch: (k, b, e, o) => Effect.suspend(() => ((counts.puts += 1), (counts.putBytes += b.length), store.putIfMatch(k, b, e, o))),
+  listPage: (p, o) => Effect.suspend(() => ((counts.lists += 1), store.listPage(p, o))),
+  list: (p, o) => Stream.unwrap(Effect.sync(() => ((counts.lists += 1), store.list(p, o)))),
+  delete: (k) => Effect.suspend(() => ((counts.deletes += 1), store.delete(k)))
+})
+
+const filesBytes = (dir: string): number => {
+  let total = 0
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name)
+    if (entry.isDirectory()) total += filesBytes(p)
+    else if (entry.isFile()) total += fs.statSync(p).size
+  }
+  return total
+}
+
+const keyKinds: Record<string, string> = {
+  h: "dictionary (hash -> labels)",
+  S: "series (id -> labels)",
+  n: "next id",
+  i: "postings",
+  c: "sealed chunks",
+  H: "head chunks",
+  O: "out-of-order buffers",
+  m: "metadata",
+  b: "bucket list"
+}
+
+interface AtRest {
+  readonly objects: number
+  readonly objectBytes: number
+  readonly fileBytes: number
+  readonly byKind: Map<string, { keys: number; bytes: number }>
+  readonly sortedRuns: number
+  readonly l0: number
+}
+
+const inProcess = async (pool: ReadonlyArray<ReadonlyArray<Payload>>) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-"))
+  try {
+    const counts: Counts = { puts: 0, putBytes: 0, gets: 0, lists: 0, deletes: 0 }
+    const store = Layer.effect(ObjectStore.ObjectStore, Effect.map(ObjectStore.ObjectStore, (s) => counting(s, counts))).pipe(
+      Layer.provide(ObjectStore.layerLocal({ root }))
+    )
+    // Ingest: the TSDB as the runtime builds it (background GC off: it runs once at the end, below).
+    const ingest = await Effect.runPromise(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        Tsdb.layer().pipe(Layer.provideMerge(Db.layer({ path: "tsdb/", flushIntervalMs, gc: false })), Layer.provide(store)),
+        scope
+      )
+      const tsdb = Context.get(context, Tsdb.Tsdb)
+      const db = Context.get(context, Db.Db)
+      const putsBefore = counts.puts
+      const result = yield* Effect.promise(() =>
+        drive("ours in-process", pool, (p) =>
+          Effect.runPromise(Effect.gen(function*() {
+            const decoded = decodeRemoteWrite(p.body, false)
+            const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
+            return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
+          }).pipe(Effect.catch((e) => Effect.succeed(e.message)))))
+      )
+      const stats = yield* db.stats
+      yield* Scope.close(scope, Exit.void) // flushes the memtable
+      return { result, puts: counts.puts - putsBefore, putBytes: counts.putBytes, stats }
+    }))
+    // At rest: reopen, flush, compact to one sorted run, collect garbage with no minimum age.
+    const atRest = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const db = yield* Db.make({ path: "tsdb/", flushIntervalMs, gc: false, gcMinAgeMs: 0, l0CompactionTrigger: 1, sortedRunsMax: 1 })
+      yield* db.flush
+      while (yield* db.compact) {
+        // until there is nothing left to compact
+      }
+      while ((yield* db.collectGarbage) > 0) {
+        // until a pass deletes nothing
+      }
+      const stats = yield* db.stats
+      const byKind = new Map<string, { keys: number; bytes: number }>()
+      yield* Stream.runForEach(db.scan(), (kv) =>
+        Effect.sync(() => {
+          const kind = String.fromCharCode(kv.key[0]!)
+          const entry = byKind.get(kind) ?? { keys: 0, bytes: 0 }
+          entry.keys += 1
+          entry.bytes += kv.key.length + kv.value.length
+          byKind.set(kind, entry)
+        }))
+      const objects = yield* Stream.runCollect((yield* ObjectStore.ObjectStore).list(""))
+      return {
+        objects: objects.length,
+        objectBytes: objects.reduce((n, o) => n + o.size, 0),
+        fileBytes: 0,
+        byKind,
+        sortedRuns: stats.sortedRuns,
+        l0: stats.l0Tables
+      } satisfies AtRest
+    }).pipe(Effect.provide(ObjectStore.layerLocal({ root })))))
+    return { ...ingest, atRest: { ...atRest, fileBytes: filesBytes(root) } }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Over HTTP: our server process and Prometheus
+// -------------------------------------------------------------------------------------------------
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+    server.on("error", reject)
+  })
+
+interface Proc {
+  readonly child: ChildProcess
+  readonly exited: Promise<number | null>
+  readonly output: () => string
+}
+
+const launch = (command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Proc => {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+  let output = ""
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20_000)
+  }
+  child.stdout!.on("data", keep)
+  child.stderr!.on("data", keep)
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return { child, exited, output: () => output }
+}
+
+const waitReady = async (url: string, proc: Proc, what: string) => {
+  const until = Date.now() + 60_000
+  for (;;) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return
+    if (proc.child.exitCode !== null || Date.now() > until) throw new Error(`${what} did not come up:\n${proc.output()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const stop = async (proc: Proc, what: string) => {
+  if (proc.child.exitCode !== null) return proc.child.exitCode
+  proc.child.kill("SIGTERM")
+  const code = await Promise.race([proc.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
+  if (code === "timeout") {
+    proc.child.kill("SIGKILL")
+    console.log(`  (${what} did not stop within 30 s of SIGTERM; killed)`)
+    return null
+  }
+  return code
+}
+
+const remoteWrite = (url: string) => async (p: Payload): Promise<string | undefined> => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-protobuf",
+      "content-encoding": "snappy",
+      "x-prometheus-remote-write-version": "0.1.0",
+      "user-agent": "opendata-bench-tsdb"
+    },
+    body: p.body
+  })
+  const text = await response.text()
+  return response.status >= 200 && response.status < 300 ? undefined : `${response.status} ${text.slice(0, 200)}`
+}
+
+const overHttpOurs = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): Promise<Result> => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-server-"))
+  const port = await freePort()
+  const proc = launch(process.execPath, [path.join(repoRoot, "packages/runtime/dist/main.js")], {
+    OPENDATA_STORE: "local",
+    OPENDATA_DATA_DIR: dir,
+    OPENDATA_HOST: "127.0.0.1",
+    OPENDATA_PORT: String(port)
+  })
+  try {
+    const base = `http://127.0.0.1:${port}`
+    await waitReady(`${base}/-/ready`, proc, "our server")
+    const result = await drive("ours over HTTP", pool, remoteWrite(`${base}/api/v1/write`))
+    const code = await stop(proc, "our server")
+    if (code !== 0) console.log(`  (our server exited with ${code}:\n${proc.output().slice(-2000)})`)
+    return result
+  } finally {
+    if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const overHttpPrometheus = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): Promise<Result> => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-prometheus-"))
+  const port = await freePort()
+  fs.writeFileSync(path.join(dir, "prometheus.yml"), "global:\n  scrape_interval: 1m\n")
+  const proc = launch(prometheusBin, [
+    `--config.file=${path.join(dir, "prometheus.yml")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    `--storage.tsdb.path=${path.join(dir, "data")}`,
+    "--web.enable-remote-write-receiver"
+  ])
+  try {
+    const base = `http://127.0.0.1:${port}`
+    await waitReady(`${base}/-/ready`, proc, "Prometheus")
+    const result = await drive("Prometheus over HTTP", pool, remoteWrite(`${base}/api/v1/write`))
+    const code = await stop(proc, "Prometheus")
+    if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
+    return result
+  } finally {
+    if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Report
+// -------------------------------------------------------------------------------------------------
+
+const fmt = (n: number, digits = 0) => (Number.isNaN(n) ? "-" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }))
+
+const header = () =>
+  console.log(
+    "  " + "target".padEnd(22) +
+      ["samples", "requests", "seconds", "samples/s", "ack p50 ms", "ack p99 ms", "errors"].map((h) => h.padStart(12)).join("")
+  )
+
+const row = (r: Result) => {
+  console.log(
+    "  " + r.target.padEnd(22) +
+      [fmt(r.samples), fmt(r.requests), fmt(r.elapsedS, 1), fmt(r.samples / r.elapsedS), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.errors)]
+        .map((c) => c.padStart(12)).join("")
+  )
+  if (r.firstError !== undefined) console.log(`    first error: ${r.firstError}`)
+}
+
+const main = async () => {
+  const prometheusVersion = fs.existsSync(prometheusBin)
+    ? execFileSync(prometheusBin, ["--version"], { encoding: "utf8" }).split("\n")[0]!.replace(/^prometheus, /, "")
+    : undefined
+  console.log(
+    `TSDB benchmark: ${senders} concurrent senders, each awaiting its ack; cap ${seconds}s per target and shape; ` +
+      `flushIntervalMs ${flushIntervalMs}; ${os.cpus().length} CPUs; node ${process.versions.node}; ` +
+      `Prometheus ${prometheusVersion ?? `not found at ${prometheusBin}: skipped`}`
+  )
+  // Our server is started as `npm start` starts it: build it first.
+  execFileSync(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/runtime"], { cwd: repoRoot, stdio: "inherit" })
+
+  const shapes: ReadonlyArray<Shape> = [
+    { name: "a", seriesPerRequest: 10_000, samplesPerSeries: 1, requestsPerSender: requestsA },
+    { name: "b", seriesPerRequest: 2_000, samplesPerSeries: 50, requestsPerSender: requestsB }
+  ]
+  for (const shape of shapes) {
+    // Data ending about now: a fresh Prometheus accepts any start, but nothing older than its head's
+    // newest sample minus an hour, so the senders' timelines stay together (they do the same work).
+    const spanMs = shape.requestsPerSender * shape.samplesPerSeries * scrapeIntervalMs
+    const startMs = Math.floor((Date.now() - spanMs - 60_000) / scrapeIntervalMs) * scrapeIntervalMs
+    const t0 = performance.now()
+    const pool = buildPool(shape, startMs)
+    const bodies = pool.flat()
+    const compressed = bodies.reduce((n, p) => n + p.body.length, 0)
+    console.log(
+      `\n(${shape.name}) ${fmt(shape.seriesPerRequest)} series x ${shape.samplesPerSeries} sample${shape.samplesPerSeries > 1 ? "s" : ""} per request ` +
+        `(${fmt(shape.seriesPerRequest * shape.samplesPerSeries)} samples), ${senders} senders x ${shape.requestsPerSender} requests ` +
+        `(${fmt(senders * shape.seriesPerRequest)} series in all, 15 s between samples); pool of ${bodies.length} requests, ` +
+        `${fmt(compressed / bodies.length / 1024, 0)} KiB each compressed (${fmt(compressed / (bodies.length * shape.seriesPerRequest * shape.samplesPerSeries), 2)} B/sample on the wire), ` +
+        `built in ${fmt((performance.now() - t0) / 1000, 1)}s`
+    )
+    header()
+    const ours = await inProcess(pool)
+    row(ours.result)
+    const http = await overHttpOurs(pool)
+    row(http)
+    if (prometheusVersion !== undefined) row(await overHttpPrometheus(pool))
+
+    const samples = ours.result.samples
+    const s = ours.stats
+    console.log(
+      `  ours in-process: ${fmt(ours.puts)} object PUTs = ${fmt((ours.puts / samples) * 1e6)} per million samples ` +
+        `(WAL objects ${fmt(s.walObjectsWritten)}, tables ${fmt(s.tablesWritten)}, compactions ${fmt(s.compactions)}, ` +
+        `${fmt(ours.putBytes / 1e6, 1)} MB put = ${fmt(ours.putBytes / samples, 1)} B per sample written)`
+    )
+    const r = ours.atRest
+    console.log(
+      `  at rest (flushed, compacted to ${r.sortedRuns} sorted run${r.sortedRuns === 1 ? "" : "s"} + ${r.l0} L0, GC'd): ` +
+        `${fmt(r.objects)} objects, ${fmt(r.objectBytes / 1e6, 2)} MB = ${fmt(r.objectBytes / samples, 2)} bytes/sample ` +
+        `(files on disk ${fmt(r.fileBytes / 1e6, 2)} MB = ${fmt(r.fileBytes / samples, 2)} B/sample); ` +
+        `${fmt(samples / (senders * shape.seriesPerRequest), 1)} samples per series`
+    )
+    const logical = [...r.byKind.entries()].sort(([, a], [, b]) => b.bytes - a.bytes)
+    console.log(
+      "  logical key+value bytes by kind: " +
+        logical.map(([k, v]) => `${keyKinds[k] ?? k} ${fmt(v.bytes / 1e6, 2)} MB (${fmt(v.keys)} keys, ${fmt(v.bytes / samples, 2)} B/sample)`).join("; ")
+    )
+  }
+  console.log(
+    "\nsamples/s: samples in acknowledged requests / wall time, decode (snappy + protobuf) included; ack = request sent -> " +
+      "acknowledged (ours: durable in an fsynced WAL object; Prometheus: in its head and WAL, not fsynced per request). " +
+      "PUTs: every put/putIfAbsent/putIfMatch from opening the Db to closing it. Bytes at rest: every object under the " +
+      "store root (WAL, SSTs with their blocks, index and bloom filters, manifests) after flush, full compaction and GC; " +
+      "they hold the series dictionary, postings, sealed and head chunks, everything."
+  )
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
