@@ -1,0 +1,82 @@
+/**
+ * End to end: PromQL over the Prometheus HTTP API of the real server process, after remote writes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { RemoteWrite } from "@opendata/tsdb"
+import { killAll, type ServerProcess, start } from "./process.ts"
+
+let server: ServerProcess
+const t0 = 1_700_000_000 // seconds
+
+beforeAll(async () => {
+  server = await start({ OPENDATA_STORE: "memory" })
+  const series = ["0", "1"].flatMap((instance) =>
+    ["200", "500"].map((code) => ({
+      labels: [["__name__", "http_requests_total"], ["code", code], ["instance", instance], ["job", "api"]] as Array<[string, string]>,
+      samples: Array.from({ length: 21 }, (_, i) => ({ timestampMs: (t0 + i * 15) * 1000, value: i * (code === "200" ? 10 : 1) * (instance === "0" ? 1 : 2) }))
+    }))
+  )
+  const res = await fetch(`${server.base}/api/v1/write`, {
+    method: "POST",
+    headers: { "content-type": "application/x-protobuf", "content-encoding": "snappy" },
+    body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 }))
+  })
+  expect(res.status).toBe(204)
+})
+afterAll(killAll)
+
+const get = async (path: string) => {
+  const res = await fetch(`${server.base}${path}`)
+  return { status: res.status, body: (await res.json()) as any }
+}
+
+describe("the query API", () => {
+  it("answers an instant query in Prometheus's vector shape", async () => {
+    const { status, body } = await get(`/api/v1/query?query=${encodeURIComponent('sum by (code) (rate(http_requests_total[1m]))')}&time=${t0 + 300}`)
+    expect(status).toBe(200)
+    expect(body.status).toBe("success")
+    expect(body.data.resultType).toBe("vector")
+    const byCode = Object.fromEntries(body.data.result.map((r: any) => [r.metric.code, Number(r.value[1])]))
+    // 10/15s and 20/15s for code 200; 1/15s and 2/15s for 500.
+    expect(byCode["200"]).toBeCloseTo(30 / 15, 6)
+    expect(byCode["500"]).toBeCloseTo(3 / 15, 6)
+    expect(body.data.result[0].value[0]).toBe(t0 + 300)
+  })
+
+  it("answers a range query in the matrix shape, step by step", async () => {
+    const q = encodeURIComponent('http_requests_total{code="200",instance="1"}')
+    const { status, body } = await get(`/api/v1/query_range?query=${q}&start=${t0}&end=${t0 + 60}&step=15s`)
+    expect(status).toBe(200)
+    expect(body.data.resultType).toBe("matrix")
+    expect(body.data.result).toHaveLength(1)
+    expect(body.data.result[0].metric).toEqual({ __name__: "http_requests_total", code: "200", instance: "1", job: "api" })
+    expect(body.data.result[0].values).toEqual([0, 1, 2, 3, 4].map((i) => [t0 + i * 15, String(i * 20)]))
+  })
+
+  it("answers scalars, POST forms, and formats queries", async () => {
+    expect((await get(`/api/v1/query?query=1%2B2&time=${t0}`)).body.data).toEqual({ resultType: "scalar", result: [t0, "3"] })
+    const res = await fetch(`${server.base}/api/v1/query`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `query=${encodeURIComponent("count(http_requests_total)")}&time=${t0 + 60}`
+    })
+    expect(((await res.json()) as any).data.result[0].value[1]).toBe("4")
+    expect((await get(`/api/v1/format_query?query=${encodeURIComponent("sum(rate(x[5m]))by(job)")}`)).body.data).toBe(
+      "sum by (job) (rate(x[5m]))"
+    )
+  })
+
+  it("answers errors in Prometheus's envelope", async () => {
+    const bad = await get(`/api/v1/query?query=${encodeURIComponent("sum(")}`)
+    expect(bad.status).toBe(400)
+    expect(bad.body).toMatchObject({ status: "error", errorType: "bad_data" })
+    const step = await get(`/api/v1/query_range?query=up&start=${t0}&end=${t0 + 60}&step=0`)
+    expect(step.status).toBe(400)
+    const missing = await get(`/api/v1/query_range?query=up&start=${t0}&step=15`)
+    expect(missing.body.errorType).toBe("bad_data")
+    const execution = await get(`/api/v1/query?query=${encodeURIComponent("http_requests_total + on(job) http_requests_total")}&time=${t0 + 60}`)
+    expect(execution.status).toBe(422)
+    expect(execution.body.errorType).toBe("execution")
+    expect((await fetch(`${server.base}/-/healthy`)).status).toBe(200)
+  })
+})
