@@ -8,7 +8,7 @@
  *   npm run promqltest -- --unsupported       with --verbose: the unsupported evals too
  *   npm run promqltest -- --causes            failures (and unsupported evals) grouped by cause, with examples
  *   npm run promqltest -- --no-range-mode     skip the range-mode re-run of instant evals
- *   npm run promqltest -- --dir <dir>         the scripts (default $PROMQLTEST_DIR or /work/shared/promqltest/v3.14.0)
+ *   npm run promqltest -- --dir <dir>         the scripts (default $PROMQLTEST_DIR or shared/promqltest/v3.14.0 beside the repository)
  *
  * The runner is src/promql/testRunner.ts; the scripts are data read from --dir, not part of this repo.
  */

@@ -35,6 +35,7 @@
  * An experimental eval that passes counts as passed. The "float-only non-experimental" subset is the
  * evals with neither native histograms nor experimental features.
  */
+import * as path from "node:path"
 import { readdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Cause, Effect, Exit } from "effect"
@@ -1347,8 +1348,11 @@ export const runScript = async (file: string, text: string, engine: Engine, opti
   return { file, outcomes, unknownCommands, histogramLoads, loadErrors }
 }
 
-/** Where the Prometheus v3.14.0 scripts are on the development machines (data, not part of the repo). */
-export const defaultDir = "/work/shared/promqltest/v3.14.0"
+/**
+ * Where the Prometheus v3.14.0 scripts are: `shared/promqltest/v3.14.0` beside the repository's root
+ * (data, not part of the repo).
+ */
+export const defaultDir = path.resolve(import.meta.dirname, "../../../../..", "shared/promqltest/v3.14.0")
 
 /**
  * The engine (engine.ts), imported when asked (so the runner's parsing and comparison work, and are

@@ -4,6 +4,7 @@
  * duration expressions), a table of invalid queries with Prometheus's messages, durations, and a walk over
  * every `eval` query of Prometheus's own test corpus (promqltest v3.14.0), which must parse.
  */
+import { defaultDir } from "../../src/promql/testRunner.ts"
 import { assert, describe, it } from "@effect/vitest"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -586,7 +587,7 @@ describe("the function table", () => {
 
 // ---------------------------------------------------------------------------------------------------------
 
-const corpusDir = "/work/shared/promqltest/v3.14.0"
+const corpusDir = process.env["PROMQLTEST_DIR"] ?? defaultDir
 
 interface EvalQuery {
   readonly file: string
