@@ -15,6 +15,7 @@ import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventsto
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Tsdb, TsdbHttp } from "@opendata/tsdb"
 import type { RuntimeConfig, StoreConfig } from "./Config.ts"
+import * as Metrics from "./Metrics.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
 export class Readiness extends Context.Service<Readiness, Ref.Ref<boolean>>()("@opendata/runtime/Readiness") {}
@@ -102,7 +103,9 @@ export const layer = (
   HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable
 > =>
   signalShutdown.pipe(
-    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(healthRoutes, EventStoreHttp.routes, TsdbHttp.routes))),
+    Layer.provideMerge(
+      HttpRouter.serve(Layer.mergeAll(healthRoutes, EventStoreHttp.routes, TsdbHttp.routes, Metrics.routes, Metrics.httpMiddleware))
+    ),
     Layer.provideMerge(markReady),
     Layer.provideMerge(
       NodeHttpServer.layer(createServer, {
@@ -116,5 +119,16 @@ export const layer = (
     Layer.provideMerge(shuttingDown),
     Layer.provideMerge(layerEventStore(config.eventStore)),
     Layer.provideMerge(layerTsdb()),
-    Layer.provideMerge(layerStore(config.store, config.preflight))
+    Layer.provideMerge(layerCountedStore(config.store, config.preflight)),
+    Layer.provideMerge(Metrics.layer)
   )
+
+/** The configured store, with every request counted and timed for `/metrics`. */
+const layerCountedStore = (store: StoreConfig, preflight: boolean) =>
+  Layer.effect(
+    ObjectStore.ObjectStore,
+    Effect.gen(function*() {
+      const inner = yield* ObjectStore.ObjectStore
+      return Metrics.countingStore(inner, yield* Metrics.Metrics)
+    })
+  ).pipe(Layer.provide(layerStore(store, preflight)))
