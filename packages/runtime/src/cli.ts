@@ -2,22 +2,30 @@
 /**
  * The `opendata` command:
  *
- *   opendata serve   [--port N] [--data-dir DIR] [--store local|s3|memory]   serve both products (npm start)
+ *   opendata serve   [--port N] [--data-dir DIR] [--store local|s3|memory] [--config FILE]   serve both (npm start)
  *   opendata inspect [--data-dir DIR] [--store ...]   manifest versions, epochs, objects and sizes per product
  *   opendata verify  [--data-dir DIR] [--store ...]   read every referenced object and check every checksum
  *
- * Flags override the `OPENDATA_*` environment variables, which override the defaults.
+ * Flags override the `OPENDATA_*` environment variables, which override the configuration file
+ * (`opendata.yaml`, see ConfigFile.ts), which overrides the defaults.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Cause, ConfigProvider, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Db } from "@opendata/core"
 import * as Config from "./Config.ts"
+import * as ConfigFile from "./ConfigFile.ts"
 import * as Server from "./Server.ts"
 
 const port = Flag.Int("port").pipe(Flag.withDescription("HTTP port (default 9095; env OPENDATA_PORT)"), Flag.optional)
 const dataDir = Flag.String("data-dir").pipe(Flag.withDescription("directory of the local store (default ./data; env OPENDATA_DATA_DIR)"), Flag.optional)
 const store = Flag.Literals("store", ["local", "s3", "memory"]).pipe(Flag.withDescription("object store kind (default local; env OPENDATA_STORE)"), Flag.optional)
+const configFile = Flag.String("config").pipe(Flag.withDescription("configuration file (default ./opendata.yaml if present; env OPENDATA_CONFIG)"), Flag.optional)
+
+/** The configuration: flags (already in the environment), then the environment, then the file. */
+const loadConfig = (file: Option.Option<string>) =>
+  Effect.flatMap(ConfigFile.provider(Option.getOrUndefined(file)), (provider) =>
+    Effect.provideService(Config.load, ConfigProvider.ConfigProvider, provider))
 
 /** Flags win over the environment: they are written into it before the configuration is read. */
 const applyFlags = (flags: { readonly port?: Option.Option<number>; readonly dataDir: Option.Option<string>; readonly store: Option.Option<string> }) =>
@@ -30,12 +38,12 @@ const applyFlags = (flags: { readonly port?: Option.Option<number>; readonly dat
 const products = ["eventstore/", "tsdb/"] as const
 
 /** The configured object store, opened read-only (no preflight probes). */
-const storeLayer = Effect.map(Config.fromEnv, (config) => Server.layerStore(config.store, false))
+const storeLayer = (file: Option.Option<string>) => Effect.map(loadConfig(file), (config) => Server.layerStore(config.store, false))
 
-const serve = Command.make("serve", { port, dataDir, store }, (flags) =>
+const serve = Command.make("serve", { port, dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {
     yield* applyFlags(flags)
-    const config = yield* Config.fromEnv
+    const config = yield* loadConfig(flags.config)
     return yield* Layer.launch(Server.layer(config))
   })).pipe(
     Command.withDescription("Serve the EventStore and the TSDB over HTTP (what `npm start` runs)"),
@@ -44,10 +52,10 @@ const serve = Command.make("serve", { port, dataDir, store }, (flags) =>
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
 
-const inspectCommand = Command.make("inspect", { dataDir, store }, (flags) =>
+const inspectCommand = Command.make("inspect", { dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {
     yield* applyFlags({ ...flags })
-    const layer = yield* storeLayer
+    const layer = yield* storeLayer(flags.config)
     for (const path of products) {
       const report = yield* Db.inspect(path).pipe(Effect.provide(layer))
       yield* Console.log(`${path}`)
@@ -63,10 +71,10 @@ const inspectCommand = Command.make("inspect", { dataDir, store }, (flags) =>
     }
   })).pipe(Command.withDescription("Show manifest versions, epochs, and objects with their sizes, for each product"))
 
-const verifyCommand = Command.make("verify", { dataDir, store }, (flags) =>
+const verifyCommand = Command.make("verify", { dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {
     yield* applyFlags({ ...flags })
-    const layer = yield* storeLayer
+    const layer = yield* storeLayer(flags.config)
     const tty = process.stdout.isTTY === true
     let failed = 0
     for (const path of products) {

@@ -4,12 +4,15 @@
  * requests, finishes those in flight, closes the object store, and the process exits with code 0.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Runtime } from "effect"
 import * as Config from "./Config.ts"
+import * as ConfigFile from "./ConfigFile.ts"
 import * as Server from "./Server.ts"
 
 const main = Effect.gen(function*() {
-  const config = yield* Config.fromEnv
+  // The environment, then opendata.yaml (or the file OPENDATA_CONFIG names).
+  const provider = yield* ConfigFile.provider(undefined)
+  const config = yield* Effect.provideService(Config.load, ConfigProvider.ConfigProvider, provider)
   return yield* Layer.launch(Server.layer(config))
 })
 

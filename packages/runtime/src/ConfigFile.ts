@@ -1,0 +1,114 @@
+/**
+ * The configuration file, `opendata.yaml` (or the file `--config` / `OPENDATA_CONFIG` names). Its
+ * fields mirror the `OPENDATA_*` environment variables; the environment overrides the file, and flags
+ * override the environment. The file is validated: an unknown field or a bad value stops the process
+ * with an error that names the field, the value and what is allowed.
+ *
+ *   host: 0.0.0.0
+ *   port: 9095
+ *   store: local              # local | s3 | memory
+ *   dataDir: ./data
+ *   preflight: true
+ *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
+ *   eventstore: { tailHeartbeatMs: 5000, retentionIntervalMs: 60000, retentionMaxAgeMs: 604800000, retentionMaxBytes: 1073741824 }
+ */
+import * as fs from "node:fs"
+import { ConfigProvider, Effect, Schema, SchemaIssue } from "effect"
+import { parse as parseYaml } from "yaml"
+
+const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+const Positive = Schema.Int.check(Schema.isGreaterThan(0))
+
+const File = Schema.Struct({
+  host: Schema.optional(Schema.String),
+  port: Schema.optional(Port),
+  store: Schema.optional(Schema.Literals(["local", "s3", "memory"])),
+  dataDir: Schema.optional(Schema.String),
+  preflight: Schema.optional(Schema.Boolean),
+  s3: Schema.optional(Schema.Struct({
+    bucket: Schema.optional(Schema.String),
+    endpoint: Schema.optional(Schema.String),
+    region: Schema.optional(Schema.String),
+    prefix: Schema.optional(Schema.String),
+    accessKeyId: Schema.optional(Schema.String),
+    secretAccessKey: Schema.optional(Schema.String),
+    forcePathStyle: Schema.optional(Schema.Boolean),
+    ifMatchUnquoted: Schema.optional(Schema.Boolean)
+  })),
+  eventstore: Schema.optional(Schema.Struct({
+    tailHeartbeatMs: Schema.optional(Positive),
+    retentionIntervalMs: Schema.optional(Positive),
+    retentionMaxAgeMs: Schema.optional(Positive),
+    retentionMaxBytes: Schema.optional(Positive)
+  }))
+})
+type File = typeof File.Type
+
+export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
+  file: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `configuration file ${this.file}: ${this.reason}`
+  }
+}
+
+/** The file's settings as the environment variables they stand for. */
+const asEnv = (f: File): Record<string, string> => {
+  const env: Record<string, string | undefined> = {
+    OPENDATA_HOST: f.host,
+    OPENDATA_PORT: f.port?.toString(),
+    OPENDATA_STORE: f.store,
+    OPENDATA_DATA_DIR: f.dataDir,
+    OPENDATA_STORE_PREFLIGHT: f.preflight?.toString(),
+    OPENDATA_S3_BUCKET: f.s3?.bucket,
+    OPENDATA_S3_ENDPOINT: f.s3?.endpoint,
+    OPENDATA_S3_REGION: f.s3?.region,
+    OPENDATA_S3_PREFIX: f.s3?.prefix,
+    OPENDATA_S3_ACCESS_KEY_ID: f.s3?.accessKeyId,
+    OPENDATA_S3_SECRET_ACCESS_KEY: f.s3?.secretAccessKey,
+    OPENDATA_S3_FORCE_PATH_STYLE: f.s3?.forcePathStyle?.toString(),
+    OPENDATA_S3_IF_MATCH_UNQUOTED: f.s3?.ifMatchUnquoted?.toString(),
+    OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: f.eventstore?.tailHeartbeatMs?.toString(),
+    OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS: f.eventstore?.retentionIntervalMs?.toString(),
+    OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS: f.eventstore?.retentionMaxAgeMs?.toString(),
+    OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES: f.eventstore?.retentionMaxBytes?.toString()
+  }
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))
+}
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Reads and validates a configuration file; its settings as environment variables. */
+export const read = (file: string): Effect.Effect<Record<string, string>, ConfigFileError> =>
+  Effect.gen(function*() {
+    const text = yield* Effect.try({
+      try: () => fs.readFileSync(file, "utf8"),
+      catch: (e) => new ConfigFileError({ file, reason: `cannot be read: ${(e as Error).message}` })
+    })
+    const raw = yield* Effect.try({
+      try: () => parseYaml(text) as unknown,
+      catch: (e) => new ConfigFileError({ file, reason: `is not valid YAML: ${(e as Error).message}` })
+    })
+    const decoded = yield* Schema.decodeUnknownEffect(File)(raw ?? {}, { onExcessProperty: "error", errors: "first" }).pipe(
+      Effect.mapError((error) => {
+        const issue = formatter(error.issue).issues[0]
+        const field = (issue?.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p))).join(".")
+        const message = issue?.message === "Expected no excess property" ? "is not a known field" : issue?.message ?? "is invalid"
+        return new ConfigFileError({ file, reason: `${field === "" ? "the file" : field} ${message}` })
+      })
+    )
+    return asEnv(decoded)
+  })
+
+/**
+ * The configuration source of the process: the environment, then the file. The file is `explicit` if
+ * given (it must exist), else `opendata.yaml` in the working directory if there is one.
+ */
+export const provider = (explicit: string | undefined): Effect.Effect<ConfigProvider.ConfigProvider, ConfigFileError> =>
+  Effect.gen(function*() {
+    const file = explicit ?? process.env["OPENDATA_CONFIG"] ?? (fs.existsSync("opendata.yaml") ? "opendata.yaml" : undefined)
+    const env = ConfigProvider.fromEnv()
+    if (file === undefined) return env
+    return ConfigProvider.orElse(env, ConfigProvider.fromEnvRecord(yield* read(file)))
+  })
