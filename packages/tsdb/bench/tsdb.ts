@@ -12,8 +12,10 @@
  *
  * `BENCH_SENDERS` (default 4) senders run concurrently, each owning its own series (as Prometheus's
  * remote-write shards do; so (a) writes 4 x 10,000 series) and sending its requests in order, awaiting
- * each ack. A target gets the whole payload pool or `BENCH_SECONDS` (default 10) of it, whichever ends
- * first; samples/s = samples in acknowledged requests / wall time.
+ * each ack. Each target first gets an untimed warm-up that creates every series (its first sample, 500
+ * series a request, Prometheus 2.42's default batch; reported as series creation), then the timed
+ * requests: the whole pool or `BENCH_SECONDS` (default 10) of it, whichever ends first (requests in
+ * flight at the cap finish and count); samples/s = samples in acknowledged requests / wall time.
  *
  * Targets:
  *
@@ -21,7 +23,8 @@
  *     counting `ObjectStore.layerLocal` in a temp dir; each request goes through `decodeRemoteWrite` (snappy
  *     + protobuf, the HTTP handler's decoder) and `tsdb.write`, which returns once the batch is durable
  *     (its WAL object written and fsynced). Also printed: object PUTs per million samples (every put,
- *     putIfAbsent, putIfMatch from opening the Db to closing it, its final memtable flush included), and
+ *     putIfAbsent, putIfMatch from the start of the timed requests to closing the Db, its final memtable
+ *     flush included, which also holds the warm-up's writes), and
  *     bytes per sample at rest: the Db closed, reopened, flushed, compacted until there is one sorted run
  *     and nothing left to compact, then garbage-collected with gcMinAgeMs 0; then the size of every object
  *     under the store root (WAL, SSTs with their index and bloom filters, manifests: everything the TSDB
@@ -57,6 +60,8 @@ const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
 const flushIntervalMs = 100
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const scrapeIntervalMs = 15_000
+/** Series per request of the untimed warm-up that creates every series (Prometheus 2.42 sends 500 samples a request by default). */
+const warmupSeriesPerRequest = 500
 
 // -------------------------------------------------------------------------------------------------
 // Payloads
@@ -156,11 +161,31 @@ const step = (s: SeriesState, random: () => number): number => {
   }
 }
 
-/** The payload pool: for each sender, its requests in order (same bodies for every target). */
-const buildPool = (shape: Shape, startMs: number): Array<Array<Payload>> =>
-  Array.from({ length: senders }, (_, sender) => {
+const encode = (series: Array<RemoteWrite.Series>, samples: number): Payload => ({
+  body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 })),
+  samples
+})
+
+interface Pool {
+  /** For each sender: its series' first sample, in requests of `warmupSeriesPerRequest` series. */
+  readonly warmup: Array<Array<Payload>>
+  /** For each sender: its timed requests, in order. */
+  readonly timed: Array<Array<Payload>>
+}
+
+/** The payload pool (the same bodies for every target). */
+const buildPool = (shape: Shape, startMs: number): Pool => {
+  const warmup: Array<Array<Payload>> = []
+  const timed: Array<Array<Payload>> = []
+  for (let sender = 0; sender < senders; sender++) {
     const random = prng(1 + sender + shape.seriesPerRequest)
     const series = seriesOf(shape.name, sender, shape.seriesPerRequest, random)
+    const first: Array<Payload> = []
+    for (let i = 0; i < series.length; i += warmupSeriesPerRequest) {
+      const chunk = series.slice(i, i + warmupSeriesPerRequest)
+      first.push(encode(chunk.map((s) => ({ labels: s.labels, samples: [{ timestampMs: startMs - scrapeIntervalMs + s.offsetMs, value: s.value }] })), chunk.length))
+    }
+    warmup.push(first)
     const payloads: Array<Payload> = []
     let t = startMs
     for (let r = 0; r < shape.requestsPerSender; r++) {
@@ -172,11 +197,12 @@ const buildPool = (shape: Shape, startMs: number): Array<Array<Payload>> =>
         }
         t += scrapeIntervalMs
       }
-      const raw = RemoteWrite.encodeWriteRequestV1({ series: out, metadata: [], histograms: 0, exemplars: 0 })
-      payloads.push({ body: RemoteWrite.snappyCompress(raw), samples: shape.seriesPerRequest * shape.samplesPerSeries })
+      payloads.push(encode(out, shape.seriesPerRequest * shape.samplesPerSeries))
     }
-    return payloads
-  })
+    timed.push(payloads)
+  }
+  return { warmup, timed }
+}
 
 // -------------------------------------------------------------------------------------------------
 // Measuring
@@ -199,7 +225,12 @@ const quantile = (sorted: ReadonlyArray<number>, q: number) => sorted[Math.min(s
  * Runs the senders: each sends its payloads in order, awaiting each ack, until its pool is done or the
  * time cap passes. `send` returns undefined on success or an error text.
  */
-const drive = async (target: string, pool: ReadonlyArray<ReadonlyArray<Payload>>, send: (p: Payload) => Promise<string | undefined>): Promise<Result> => {
+const drive = async (
+  target: string,
+  pool: ReadonlyArray<ReadonlyArray<Payload>>,
+  send: (p: Payload) => Promise<string | undefined>,
+  capSeconds = seconds
+): Promise<Result> => {
   const latencies: Array<number> = []
   let samples = 0
   let errors = 0
@@ -207,7 +238,7 @@ const drive = async (target: string, pool: ReadonlyArray<ReadonlyArray<Payload>>
   const start = performance.now()
   await Promise.all(pool.map(async (payloads) => {
     for (const p of payloads) {
-      if (performance.now() - start > seconds * 1000) break
+      if (performance.now() - start > capSeconds * 1000) break
       const t0 = performance.now()
       const error = await send(p)
       latencies.push(performance.now() - t0)
@@ -279,7 +310,12 @@ interface AtRest {
   readonly l0: number
 }
 
-const inProcess = async (pool: ReadonlyArray<ReadonlyArray<Payload>>) => {
+interface Run {
+  readonly warmup: Result
+  readonly timed: Result
+}
+
+const inProcess = async (pool: Pool) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-"))
   try {
     const counts: Counts = { puts: 0, putBytes: 0, gets: 0, lists: 0, deletes: 0 }
@@ -295,18 +331,26 @@ const inProcess = async (pool: ReadonlyArray<ReadonlyArray<Payload>>) => {
       )
       const tsdb = Context.get(context, Tsdb.Tsdb)
       const db = Context.get(context, Db.Db)
-      const putsBefore = counts.puts
-      const result = yield* Effect.promise(() =>
-        drive("ours in-process", pool, (p) =>
-          Effect.runPromise(Effect.gen(function*() {
-            const decoded = decodeRemoteWrite(p.body, false)
-            const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
-            return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
-          }).pipe(Effect.catch((e) => Effect.succeed(e.message)))))
-      )
-      const stats = yield* db.stats
+      // What the HTTP handler does with a body: decode (snappy + protobuf), write, answer once durable.
+      const send = (p: Payload) =>
+        Effect.runPromise(Effect.gen(function*() {
+          const decoded = decodeRemoteWrite(p.body, false)
+          const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
+          return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
+        }).pipe(Effect.catch((e) => Effect.succeed(e.message))))
+      const warmup = yield* Effect.promise(() => drive("ours in-process", pool.warmup, send, Number.POSITIVE_INFINITY))
+      const before = { puts: counts.puts, putBytes: counts.putBytes, stats: yield* db.stats }
+      const timed = yield* Effect.promise(() => drive("ours in-process", pool.timed, send))
+      const after = yield* db.stats
       yield* Scope.close(scope, Exit.void) // flushes the memtable
-      return { result, puts: counts.puts - putsBefore, putBytes: counts.putBytes, stats }
+      return {
+        run: { warmup, timed } satisfies Run,
+        puts: counts.puts - before.puts,
+        putBytes: counts.putBytes - before.putBytes,
+        walObjects: after.walObjectsWritten - before.stats.walObjectsWritten,
+        tables: after.tablesWritten - before.stats.tablesWritten,
+        compactions: after.compactions - before.stats.compactions
+      }
     }))
     // At rest: reopen, flush, compact to one sorted run, collect garbage with no minimum age.
     const atRest = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -412,7 +456,7 @@ const remoteWrite = (url: string) => async (p: Payload): Promise<string | undefi
   return response.status >= 200 && response.status < 300 ? undefined : `${response.status} ${text.slice(0, 200)}`
 }
 
-const overHttpOurs = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): Promise<Result> => {
+const overHttpOurs = async (pool: Pool): Promise<Run> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-server-"))
   const port = await freePort()
   const proc = launch(process.execPath, [path.join(repoRoot, "packages/runtime/dist/main.js")], {
@@ -424,17 +468,19 @@ const overHttpOurs = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): Promis
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "our server")
-    const result = await drive("ours over HTTP", pool, remoteWrite(`${base}/api/v1/write`))
+    const send = remoteWrite(`${base}/api/v1/write`)
+    const warmup = await drive("ours over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY)
+    const timed = await drive("ours over HTTP", pool.timed, send)
     const code = await stop(proc, "our server")
     if (code !== 0) console.log(`  (our server exited with ${code}:\n${proc.output().slice(-2000)})`)
-    return result
+    return { warmup, timed }
   } finally {
     if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
     fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 
-const overHttpPrometheus = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): Promise<Result> => {
+const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-prometheus-"))
   const port = await freePort()
   fs.writeFileSync(path.join(dir, "prometheus.yml"), "global:\n  scrape_interval: 1m\n")
@@ -447,10 +493,12 @@ const overHttpPrometheus = async (pool: ReadonlyArray<ReadonlyArray<Payload>>): 
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "Prometheus")
-    const result = await drive("Prometheus over HTTP", pool, remoteWrite(`${base}/api/v1/write`))
+    const send = remoteWrite(`${base}/api/v1/write`)
+    const warmup = await drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY)
+    const timed = await drive("Prometheus over HTTP", pool.timed, send)
     const code = await stop(proc, "Prometheus")
     if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
-    return result
+    return { warmup, timed }
   } finally {
     if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
     fs.rmSync(dir, { recursive: true, force: true })
@@ -501,46 +549,50 @@ const main = async () => {
     const startMs = Math.floor((Date.now() - spanMs - 60_000) / scrapeIntervalMs) * scrapeIntervalMs
     const t0 = performance.now()
     const pool = buildPool(shape, startMs)
-    const bodies = pool.flat()
+    const bodies = pool.timed.flat()
     const compressed = bodies.reduce((n, p) => n + p.body.length, 0)
+    const perRequest = shape.seriesPerRequest * shape.samplesPerSeries
+    const seriesAll = senders * shape.seriesPerRequest
     console.log(
       `\n(${shape.name}) ${fmt(shape.seriesPerRequest)} series x ${shape.samplesPerSeries} sample${shape.samplesPerSeries > 1 ? "s" : ""} per request ` +
-        `(${fmt(shape.seriesPerRequest * shape.samplesPerSeries)} samples), ${senders} senders x ${shape.requestsPerSender} requests ` +
-        `(${fmt(senders * shape.seriesPerRequest)} series in all, 15 s between samples); pool of ${bodies.length} requests, ` +
-        `${fmt(compressed / bodies.length / 1024, 0)} KiB each compressed (${fmt(compressed / (bodies.length * shape.seriesPerRequest * shape.samplesPerSeries), 2)} B/sample on the wire), ` +
-        `built in ${fmt((performance.now() - t0) / 1000, 1)}s`
+        `(${fmt(perRequest)} samples; ${fmt(compressed / bodies.length / 1024, 0)} KiB compressed, ` +
+        `${fmt(compressed / (bodies.length * perRequest), 2)} B/sample on the wire); ${senders} senders with ${fmt(shape.seriesPerRequest)} series each ` +
+        `(${fmt(seriesAll)} in all), a pool of ${shape.requestsPerSender} requests each; built in ${fmt((performance.now() - t0) / 1000, 1)}s`
     )
-    header()
     const ours = await inProcess(pool)
-    row(ours.result)
     const http = await overHttpOurs(pool)
-    row(http)
-    if (prometheusVersion !== undefined) row(await overHttpPrometheus(pool))
+    const prom = prometheusVersion === undefined ? undefined : await overHttpPrometheus(pool)
+    const runs = [ours.run, http, ...(prom === undefined ? [] : [prom])]
+    console.log(`  series creation (untimed warm-up: every series' first sample, ${warmupSeriesPerRequest} series a request; samples = new series)`)
+    header()
+    for (const run of runs) row(run.warmup)
+    console.log(`  steady state (existing series; cap ${seconds}s)`)
+    header()
+    for (const run of runs) row(run.timed)
 
-    const samples = ours.result.samples
-    const s = ours.stats
+    const samples = ours.run.timed.samples
     console.log(
-      `  ours in-process: ${fmt(ours.puts)} object PUTs = ${fmt((ours.puts / samples) * 1e6)} per million samples ` +
-        `(WAL objects ${fmt(s.walObjectsWritten)}, tables ${fmt(s.tablesWritten)}, compactions ${fmt(s.compactions)}, ` +
-        `${fmt(ours.putBytes / 1e6, 1)} MB put = ${fmt(ours.putBytes / samples, 1)} B per sample written)`
+      `  ours in-process: ${fmt(ours.puts)} object PUTs in the timed phase and the final flush = ${fmt((ours.puts / samples) * 1e6)} per million samples ` +
+        `(WAL objects ${fmt(ours.walObjects)}, tables ${fmt(ours.tables)}, compactions ${fmt(ours.compactions)}; ` +
+        `${fmt(ours.putBytes / 1e6, 1)} MB put = ${fmt(ours.putBytes / samples, 1)} B per sample)`
     )
+    const stored = samples + ours.run.warmup.samples
     const r = ours.atRest
     console.log(
-      `  at rest (flushed, compacted to ${r.sortedRuns} sorted run${r.sortedRuns === 1 ? "" : "s"} + ${r.l0} L0, GC'd): ` +
-        `${fmt(r.objects)} objects, ${fmt(r.objectBytes / 1e6, 2)} MB = ${fmt(r.objectBytes / samples, 2)} bytes/sample ` +
-        `(files on disk ${fmt(r.fileBytes / 1e6, 2)} MB = ${fmt(r.fileBytes / samples, 2)} B/sample); ` +
-        `${fmt(samples / (senders * shape.seriesPerRequest), 1)} samples per series`
+      `  at rest (closed, reopened, flushed, compacted to ${r.sortedRuns} sorted run${r.sortedRuns === 1 ? "" : "s"} + ${r.l0} L0 tables, GC'd with gcMinAgeMs 0): ` +
+        `${fmt(r.objects)} objects, ${fmt(r.objectBytes / 1e6, 2)} MB for ${fmt(stored)} samples = ${fmt(r.objectBytes / stored, 2)} bytes/sample ` +
+        `(files on disk ${fmt(r.fileBytes / 1e6, 2)} MB = ${fmt(r.fileBytes / stored, 2)} B/sample); ${fmt(stored / seriesAll, 1)} samples per series`
     )
     const logical = [...r.byKind.entries()].sort(([, a], [, b]) => b.bytes - a.bytes)
     console.log(
-      "  logical key+value bytes by kind: " +
-        logical.map(([k, v]) => `${keyKinds[k] ?? k} ${fmt(v.bytes / 1e6, 2)} MB (${fmt(v.keys)} keys, ${fmt(v.bytes / samples, 2)} B/sample)`).join("; ")
+      "  of which logical key+value bytes by kind: " +
+        logical.map(([k, v]) => `${keyKinds[k] ?? k} ${fmt(v.bytes / 1e6, 2)} MB (${fmt(v.keys)} keys, ${fmt(v.bytes / stored, 2)} B/sample)`).join("; ")
     )
   }
   console.log(
     "\nsamples/s: samples in acknowledged requests / wall time, decode (snappy + protobuf) included; ack = request sent -> " +
       "acknowledged (ours: durable in an fsynced WAL object; Prometheus: in its head and WAL, not fsynced per request). " +
-      "PUTs: every put/putIfAbsent/putIfMatch from opening the Db to closing it. Bytes at rest: every object under the " +
+      "PUTs: every put/putIfAbsent/putIfMatch from the start of the timed requests to closing the Db. Bytes at rest: every object under the " +
       "store root (WAL, SSTs with their blocks, index and bloom filters, manifests) after flush, full compaction and GC; " +
       "they hold the series dictionary, postings, sealed and head chunks, everything."
   )

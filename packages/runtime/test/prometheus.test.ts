@@ -1,0 +1,318 @@
+/**
+ * End to end against a real Prometheus (Debian's 2.42, `/usr/bin/prometheus`): it scrapes itself every second
+ * and remote-writes (protobuf + snappy, plus its metadata-only requests) into the real server process
+ * (`dist/main.js`, memory store). Once the data has arrived, our Prometheus API must answer what
+ * Prometheus's own API answers for the same series, label names, label values and metadata; then bad
+ * input gets Prometheus's error envelope, malformed remote-write bodies a 4xx, and both processes stop on
+ * SIGTERM (ours with exit code 0).
+ *
+ * Without Prometheus installed the suite is skipped with a warning, except under `CI=true`, where it fails.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as fsp from "node:fs/promises"
+import * as path from "node:path"
+import { RemoteWrite } from "@opendata/tsdb"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort, killAll, type ServerProcess, start, tempDir } from "./process.ts"
+
+const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
+const available = fs.existsSync(prometheusBin)
+const inCi = process.env["CI"] === "true"
+
+if (!available && !inCi) {
+  console.warn(`prometheus.test.ts: ${prometheusBin} not found; the real-Prometheus suite is SKIPPED (apt-get install prometheus)`)
+}
+
+if (!available && inCi) {
+  describe("real Prometheus in CI", () => {
+    it("is installed", () => {
+      throw new Error(`${prometheusBin} is missing; CI must install it (apt-get install prometheus)`)
+    })
+  })
+}
+
+/** How long to wait for data to travel scrape -> Prometheus WAL -> remote write -> us. Generous: no timing is asserted. */
+const arrivalDeadlineMs = 90_000
+
+interface Json {
+  readonly status: number
+  readonly body: any
+}
+
+const getJson = async (url: string, init?: RequestInit): Promise<Json> => {
+  const response = await fetch(url, init)
+  const text = await response.text()
+  let body: unknown = text
+  try {
+    body = JSON.parse(text)
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, body }
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails with `what` at the deadline. */
+const eventually = async <A>(what: string, probe: () => Promise<A | undefined>, deadlineMs = arrivalDeadlineMs): Promise<A> => {
+  const until = Date.now() + deadlineMs
+  let lastError: unknown
+  for (;;) {
+    try {
+      const value = await probe()
+      if (value !== undefined) return value
+    } catch (e) {
+      lastError = e
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${lastError === undefined ? "" : `: ${String(lastError)}`}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+/** Series (label objects) in a canonical order, to compare two answers. */
+const sortSeries = (series: ReadonlyArray<Record<string, string>>) =>
+  series.map((s) => JSON.stringify(Object.fromEntries(Object.entries(s).sort(([a], [b]) => (a < b ? -1 : 1))))).sort()
+
+describe.skipIf(!available)("a real Prometheus remote-writing into the server", () => {
+  let dir = ""
+  let ours: ServerProcess
+  let prometheus: ChildProcess
+  let prometheusExited: Promise<number | null>
+  let prometheusOutput = ""
+  let promBase = ""
+  const api = (p: string) => `${ours.base}/api/v1/${p}`
+  const promApi = (p: string) => `${promBase}/api/v1/${p}`
+  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prometheusOutput.slice(-4000)}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
+
+  /** Both answers for the same API path: ours and Prometheus's. */
+  const both = async (p: string, init?: RequestInit) => {
+    const [a, b] = await Promise.all([getJson(api(p), init), getJson(promApi(p), init)])
+    return { ours: a, prom: b }
+  }
+
+  beforeAll(async () => {
+    dir = await tempDir()
+    ours = await start({ OPENDATA_STORE: "memory" })
+    const promPort = await freePort()
+    promBase = `http://127.0.0.1:${promPort}`
+    const config = [
+      "global:",
+      "  scrape_interval: 1s",
+      "  evaluation_interval: 1s",
+      "scrape_configs:",
+      "  - job_name: prometheus",
+      "    static_configs:",
+      `      - targets: ["127.0.0.1:${promPort}"]`,
+      "remote_write:",
+      `  - url: ${ours.base}/api/v1/write`,
+      "    queue_config:",
+      "      batch_send_deadline: 1s",
+      "    metadata_config:",
+      "      send: true",
+      "      send_interval: 2s",
+      ""
+    ].join("\n")
+    await fsp.writeFile(path.join(dir, "prometheus.yml"), config)
+    prometheus = spawn(prometheusBin, [
+      `--config.file=${path.join(dir, "prometheus.yml")}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      `--storage.tsdb.path=${path.join(dir, "data")}`,
+      // On SIGTERM it flushes its remote-write queue to us (still up then); do not wait a minute if that fails.
+      "--storage.remote.flush-deadline=10s"
+    ], { stdio: ["ignore", "pipe", "pipe"] })
+    prometheus.stdout!.on("data", (d) => (prometheusOutput += d))
+    prometheus.stderr!.on("data", (d) => (prometheusOutput += d))
+    prometheusExited = new Promise((resolve) => prometheus.on("exit", (code) => resolve(code)))
+    await eventually("Prometheus to be ready", async () => {
+      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}${diagnostics()}`)
+      return (await fetch(`${promBase}/-/ready`)).ok ? true : undefined
+    }, 60_000)
+    // The data has arrived once our API has the series (scraped, then remote-written) Prometheus has.
+    await eventually("the scraped series to arrive by remote write", async () => {
+      for (const metric of ["up", "prometheus_build_info", "prometheus_http_requests_total"]) {
+        const r = await getJson(api(`series?match[]=${metric}`))
+        if (r.status !== 200 || r.body.data.length === 0) return undefined
+      }
+      return true
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}${diagnostics()}`)
+    })
+  })
+
+  afterAll(async () => {
+    // Prometheus first, while we still accept its last remote-write flush; then us.
+    if (prometheus !== undefined && prometheus.exitCode === null) {
+      prometheus.kill("SIGTERM")
+      const code = await Promise.race([prometheusExited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
+      if (code === "timeout") prometheus.kill("SIGKILL")
+    }
+    killAll()
+    if (dir !== "") await fsp.rm(dir, { recursive: true, force: true })
+  })
+
+  it("has the same series as Prometheus for match[]=up and match[]=prometheus_build_info", async () => {
+    for (const match of ["up", "prometheus_build_info"]) {
+      const r = await both(`series?match[]=${match}`)
+      expect(r.ours.status).toBe(200)
+      expect(r.prom.status).toBe(200)
+      expect(r.ours.body.status).toBe("success")
+      expect(r.prom.body.data.length).toBeGreaterThan(0)
+      expect(sortSeries(r.ours.body.data)).toEqual(sortSeries(r.prom.body.data))
+    }
+    // Spot check the content, not just the agreement.
+    const up = await getJson(api("series?match[]=up"))
+    expect(up.body.data).toContainEqual(expect.objectContaining({ __name__: "up", job: "prometheus" }))
+  })
+
+  it("eventually has every prometheus_http_requests_total series Prometheus has", async () => {
+    // Our queries to Prometheus's API create new handler series there: they reach us a scrape later.
+    let last: { ours: Array<string>; prom: Array<string> } = { ours: [], prom: [] }
+    await eventually("the same prometheus_http_requests_total series", async () => {
+      const r = await both(`series?match[]=prometheus_http_requests_total`)
+      last = { ours: sortSeries(r.ours.body.data), prom: sortSeries(r.prom.body.data) }
+      return JSON.stringify(last.ours) === JSON.stringify(last.prom) ? true : undefined
+    }).catch(() => {
+      expect(last.ours).toEqual(last.prom)
+    })
+  })
+
+  it("has the same label values and label names as Prometheus", async () => {
+    const job = await both("label/job/values")
+    expect(job.ours.status).toBe(200)
+    expect(job.ours.body.data).toEqual(job.prom.body.data)
+    expect(job.ours.body.data).toContain("prometheus")
+
+    const labels = await both("labels?match[]=prometheus_build_info")
+    expect(labels.ours.status).toBe(200)
+    expect(labels.ours.body.data).toEqual(labels.prom.body.data)
+    expect(labels.ours.body.data).toEqual(expect.arrayContaining(["__name__", "instance", "job", "version", "goversion"]))
+
+    // Metric names: ours may lag Prometheus by a scrape, so ours must be a subset holding the ones checked.
+    const names = await both("label/__name__/values")
+    expect(names.ours.status).toBe(200)
+    for (const name of ["up", "prometheus_build_info", "prometheus_http_requests_total", "go_goroutines"]) {
+      expect(names.prom.body.data).toContain(name)
+      expect(names.ours.body.data).toContain(name)
+    }
+    const prom = new Set<string>(names.prom.body.data)
+    expect((names.ours.body.data as Array<string>).filter((n) => !prom.has(n))).toEqual([])
+    expect(names.ours.body.data).toEqual([...names.ours.body.data].sort())
+  })
+
+  it("has the metadata Prometheus sent (type and help of prometheus_http_requests_total)", async () => {
+    // Prometheus 2.42 sends metadata in requests of their own (no samples), every metadata send_interval.
+    const metric = "prometheus_http_requests_total"
+    const ours = await eventually("metadata to arrive", async () => {
+      const r = await getJson(api(`metadata?metric=${metric}`))
+      return r.status === 200 && r.body.data[metric] !== undefined ? r.body.data[metric] : undefined
+    })
+    expect(ours).toEqual([{ type: "counter", help: "Counter of HTTP requests.", unit: "" }])
+    const prom = await getJson(promApi(`metadata?metric=${metric}`))
+    expect(ours).toEqual(prom.body.data[metric])
+    // Every metric's metadata: the same as Prometheus's, once the next metadata send has arrived.
+    let last: { ours: unknown; prom: unknown } = { ours: undefined, prom: undefined }
+    await eventually("the same metadata for every metric", async () => {
+      const r = await both("metadata")
+      last = { ours: r.ours.body.data, prom: r.prom.body.data }
+      return JSON.stringify(Object.entries(last.ours as object).sort()) === JSON.stringify(Object.entries(last.prom as object).sort()) ? true : undefined
+    }).catch(() => {
+      expect(last.ours).toEqual(last.prom)
+    })
+  })
+
+  it("answers POSTed forms (application/x-www-form-urlencoded) as Prometheus does", async () => {
+    const form = (fields: Record<string, string>): RequestInit => ({
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields).toString()
+    })
+    const series = await both("series", form({ "match[]": "prometheus_build_info" }))
+    expect(series.ours.status).toBe(200)
+    expect(series.prom.status).toBe(200)
+    expect(sortSeries(series.ours.body.data)).toEqual(sortSeries(series.prom.body.data))
+    expect(series.ours.body.data.length).toBe(1)
+
+    const labels = await both("labels", form({ "match[]": "prometheus_build_info" }))
+    expect(labels.ours.status).toBe(200)
+    expect(labels.ours.body.data).toEqual(labels.prom.body.data)
+
+    // A form and the query string together: both sets of match[] count.
+    const merged = await both("series?match[]=up", form({ "match[]": "prometheus_build_info" }))
+    expect(merged.ours.status).toBe(200)
+    expect(sortSeries(merged.ours.body.data)).toEqual(sortSeries(merged.prom.body.data))
+    expect(merged.ours.body.data.length).toBe(2)
+  })
+
+  it("answers a bad match[] with Prometheus's error envelope (400, bad_data)", async () => {
+    for (const p of ["series?match[]=up{", "labels?match[]=up{", "label/job/values?match[]=up{", `series?match[]=${encodeURIComponent("{job=~\".*\"}")}`]) {
+      const r = await both(p)
+      expect(r.prom.status, p).toBe(400)
+      expect(r.ours.status, p).toBe(400)
+      for (const body of [r.ours.body, r.prom.body]) {
+        expect(body).toEqual({ status: "error", errorType: "bad_data", error: expect.any(String) })
+      }
+      // Prometheus words the messages itself (its series endpoint names the parameter, labels does not).
+      expect(r.ours.body.error).toMatch(/^invalid parameter "match\[\]": ./)
+    }
+    const none = await both("series")
+    expect(none.ours.status).toBe(400)
+    expect(none.ours.body).toEqual(none.prom.body)
+    const badName = await both("label/1bad/values")
+    expect(badName.ours.status).toBe(400)
+    expect(badName.ours.body).toEqual(badName.prom.body)
+  })
+
+  it("refuses malformed, non-snappy and oversized remote-write bodies with a 4xx and stays healthy", async () => {
+    const write = (body: Uint8Array, headers: Record<string, string> = {}) =>
+      fetch(api("write"), {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-protobuf",
+          "content-encoding": "snappy",
+          "x-prometheus-remote-write-version": "0.1.0",
+          ...headers
+        },
+        body
+      }).then(async (r) => ({ status: r.status, text: await r.text() }))
+    const sample = { labels: [["__name__", "e2e_probe"], ["job", "e2e"]] as Array<[string, string]>, samples: [{ timestampMs: Date.now(), value: 1 }] }
+    const protobuf = RemoteWrite.encodeWriteRequestV1({ series: [sample], metadata: [], histograms: 0, exemplars: 0 })
+
+    // Valid snappy around bytes that are not a WriteRequest.
+    const garbage = RemoteWrite.snappyCompress(Uint8Array.of(0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02))
+    expect((await write(garbage)).status).toBe(400)
+    // A protobuf body sent uncompressed (not snappy) while claiming snappy.
+    expect((await write(protobuf)).status).toBe(400)
+    // A truncated snappy block.
+    const compressed = RemoteWrite.snappyCompress(protobuf)
+    expect((await write(compressed.subarray(0, compressed.length - 3))).status).toBe(400)
+    // Another encoding or content type than remote write's.
+    expect((await write(compressed, { "content-encoding": "gzip" })).status).toBe(415)
+    expect((await write(compressed, { "content-type": "application/json" })).status).toBe(415)
+    // A snappy header announcing more than the decompressed-size limit (a decompression bomb).
+    const bomb = Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x02, 0x00, 0x61) // announces 512 MiB
+    const bombAnswer = await write(bomb)
+    expect(bombAnswer.status, bombAnswer.text).toBe(413)
+    // A body over the request-size limit.
+    const oversized = new Uint8Array(33 * 1024 * 1024)
+    const oversizedAnswer = await write(oversized)
+    expect(oversizedAnswer.status, oversizedAnswer.text).toBe(413)
+
+    // Still healthy, and a well-formed request right after is stored.
+    expect((await fetch(`${ours.base}/-/healthy`)).status).toBe(200)
+    expect((await write(compressed)).status).toBe(204)
+    const stored = await getJson(api("series?match[]=e2e_probe"))
+    expect(stored.body.data).toEqual([{ __name__: "e2e_probe", job: "e2e" }])
+    // Nothing of the refused bodies was stored.
+    const names = await getJson(api("label/__name__/values"))
+    expect(names.body.data.filter((n: string) => n.startsWith("e2e_"))).toEqual(["e2e_probe"])
+  })
+
+  it("both stop on SIGTERM; ours exits 0", async () => {
+    prometheus.kill("SIGTERM")
+    expect(await prometheusExited).toBe(0)
+    expect(prometheusOutput).not.toMatch(/level=error/)
+    // Prometheus's remote-write queue did not have to drop anything it sent us.
+    expect(prometheusOutput).not.toMatch(/non-recoverable error/)
+    ours.child.kill("SIGTERM")
+    expect(await ours.exited).toBe(0)
+  }, 60_000)
+})
