@@ -1,14 +1,14 @@
 /**
- * An Effect app with OpenData embedded: it appends events to a log and follows them as a Stream, and
- * writes samples to the TSDB and selects them back, all in process, on the memory store (pass a
- * directory to use the local store instead).
+ * An Effect app with OpenData embedded: it appends events to a log and follows them as a Stream,
+ * writes samples to the TSDB, selects them back and runs a PromQL query over them, all in process, on the
+ * memory store (pass a directory to use the local store instead).
  *
  *   npm run embedded -w examples [-- ./some-dir]
  */
 import { Effect, Fiber, Stream } from "effect"
 import { EventStore } from "@opendata/eventstore"
 import { OpenData } from "@opendata/runtime"
-import { Tsdb } from "@opendata/tsdb"
+import { PromQL, Tsdb } from "@opendata/tsdb"
 
 const text = new TextEncoder()
 
@@ -44,6 +44,10 @@ const app = Effect.gen(function*() {
     now + 60_000
   )
   for (const s of selected) console.log(Object.fromEntries(s.labels), s.samples.map((x) => x.value))
+
+  // PromQL in process, over the same TSDB.
+  const result = yield* PromQL.instantQuery(tsdb, 'sum by (code) (rate(http_requests_total[1m]))', now + 15_000)
+  if (result.type === "vector") for (const s of result.samples) console.log("rate:", Object.fromEntries(s.labels), s.v)
 })
 
 const root = process.argv[2]
