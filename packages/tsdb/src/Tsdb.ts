@@ -257,7 +257,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.gen(function*() {
         const decided = yield* lock.withPermit(Effect.gen(function*() {
           const ops: Array<CoreDb.WriteOp> = []
-          const remember: Array<Uint8Array> = []
+          /** Single-key writes of this batch that later reads (before it is durable) must see, by key. */
+          const remember = new Map<string, Uint8Array>()
           let written = 0
           let waitFor = 0
           const touched: Array<SeriesState> = []
@@ -324,12 +325,14 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
             }
             if (headChanged) {
-              ops.push({ _tag: "put", key: headKey(state.id), value: encodeSamples(state.head) })
-              remember.push(headKey(state.id))
+              const value = encodeSamples(state.head)
+              ops.push({ _tag: "put", key: headKey(state.id), value })
+              remember.set(okey(headKey(state.id)), value)
             }
             if (oooChanged) {
-              ops.push({ _tag: "put", key: oooKey(state.id), value: encodeSamples(state.ooo) })
-              remember.push(oooKey(state.id))
+              const value = encodeSamples(state.ooo)
+              ops.push({ _tag: "put", key: oooKey(state.id), value })
+              remember.set(okey(oooKey(state.id)), value)
             }
           }
           // Bound the head state kept in memory: the least recently written series go (their state is in the Db).
@@ -339,7 +342,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           const outcome: WriteOutcome = { samplesWritten: written, outOfOrder, tooOld, duplicates }
           if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
-          remember.push(nextIdKey)
+          if (nextId !== undefined) remember.set(okey(nextIdKey), u64(nextId))
           const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), (e) =>
             e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e)).pipe(
               // The Db refused the batch: forget the in-memory changes made for it (the touched series reload
@@ -352,15 +355,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 })
               )
             )
-          for (const k of remember) {
-            const op = ops.find((o) => o._tag === "put" && Buffer.compare(o.key, k) === 0)
-            if (op !== undefined && op._tag === "put") overlay.set(okey(k), { value: op.value, seq: result.seq })
-          }
+          for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
           for (const state of touched) state.pendingSeq = result.seq
           const durable = Effect.mapError(result.durable, failed).pipe(Effect.ensuring(Effect.sync(() => {
-            for (const k of remember) {
-              const entry = overlay.get(okey(k))
-              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(okey(k))
+            for (const k of remember.keys()) {
+              const entry = overlay.get(k)
+              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(k)
             }
           })))
           return { outcome, durable: Effect.andThen(durable, Effect.mapError(db.awaitDurable(waitFor), failed)) }
