@@ -306,6 +306,22 @@ describe.skipIf(!available)("a real Prometheus remote-writing into the server", 
     expect(names.body.data.filter((n: string) => n.startsWith("e2e_"))).toEqual(["e2e_probe"])
   })
 
+  it("took every sample and metadata entry Prometheus sent (its own remote-write counters)", async () => {
+    // Live values from its /metrics (a PromQL query would see them only a scrape later): the sum over the
+    // remote-write queues of each counter.
+    const value = async (metric: string) => {
+      const text = await (await fetch(`${promBase}/metrics`)).text()
+      const lines = text.split("\n").filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `))
+      expect(lines.length, `${metric} in Prometheus's /metrics`).toBeGreaterThan(0)
+      return lines.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
+    }
+    await eventually("Prometheus to count sent samples and metadata", async () =>
+      (await value("prometheus_remote_storage_samples_total")) > 0 && (await value("prometheus_remote_storage_metadata_total")) > 0 ? true : undefined)
+    expect(await value("prometheus_remote_storage_samples_failed_total")).toBe(0)
+    expect(await value("prometheus_remote_storage_metadata_failed_total")).toBe(0)
+    expect(await value("prometheus_remote_storage_samples_dropped_total")).toBe(0)
+  })
+
   it("both stop on SIGTERM; ours exits 0", async () => {
     prometheus.kill("SIGTERM")
     expect(await prometheusExited).toBe(0)
