@@ -1,6 +1,7 @@
 /**
  * End to end: PromQL over the Prometheus HTTP API of the real server process, after remote writes.
  */
+import * as http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { RemoteWrite } from "@opendata/tsdb"
 import { killAll, type ServerProcess, start } from "./process.ts"
@@ -79,4 +80,37 @@ describe("the query API", () => {
     expect(execution.body.errorType).toBe("execution")
     expect((await fetch(`${server.base}/-/healthy`)).status).toBe(200)
   })
+
+  it("stops reading a chunked body (no Content-Length) at the limit, for remote write and for forms", async () => {
+    // Streams 1 MiB chunks until the server answers, up to `totalMiB`, and never ends the body: only a
+    // server that stops reading at its limit can answer.
+    const chunked = (path: string, contentType: string, totalMiB: number) =>
+      new Promise<{ status: number; body: string; sentMiB: number }>((resolve, reject) => {
+        const url = new URL(path, server.base)
+        let sent = 0
+        let answered = false
+        const req = http.request(url, { method: "POST", headers: { "content-type": contentType, "content-encoding": "snappy" } }, (res) => {
+          answered = true
+          let body = ""
+          res.on("data", (d) => (body += d))
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body, sentMiB: sent }))
+        })
+        req.on("error", (e) => answered || reject(e))
+        const chunk = Buffer.alloc(1024 * 1024, "a")
+        const pump = () => {
+          while (!answered && sent < totalMiB) {
+            sent++
+            if (!req.write(chunk)) return void req.once("drain", pump)
+          }
+        }
+        pump()
+      })
+    const write = await chunked("/api/v1/write", "application/x-protobuf", 200)
+    expect(write.status).toBe(413)
+    expect(JSON.parse(write.body)).toMatchObject({ status: "error", errorType: "bad_data" })
+    const form = await chunked("/api/v1/query", "application/x-www-form-urlencoded", 200)
+    expect(form.status).toBe(400)
+    expect(JSON.parse(form.body).error).toMatch(/over the limit/)
+    expect((await get(`/api/v1/query?query=${encodeURIComponent("count(http_requests_total)")}&time=${t0 + 60}`)).body.data.result[0].value[1]).toBe("4")
+  }, 30_000)
 })

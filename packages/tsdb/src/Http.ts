@@ -4,8 +4,8 @@
  * envelope (`{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`).
  * GET and POST (form-encoded) where Prometheus has both.
  */
-import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Effect, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
 import type { Matcher } from "./internal/labels.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
@@ -42,14 +42,39 @@ const parseTime = (value: string | undefined, fallback: number, name: string): n
 const minTime = 0
 const maxTime = Number.MAX_SAFE_INTEGER
 
+/**
+ * The request body, read with a limit that holds for chunked bodies too (no Content-Length): reading
+ * stops, and the effect fails, once `maxBytes` have arrived.
+ */
+const boundedBody = (request: HttpServerRequest.HttpServerRequest, maxBytes: number) =>
+  request.arrayBuffer.pipe(
+    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBytes)),
+    Effect.map((buffer) => ({ _tag: "Body" as const, bytes: new Uint8Array(buffer) })),
+    Effect.catch((e) =>
+      Effect.succeed(
+        isMaxBytes(e)
+          ? { _tag: "TooLarge" as const, message: `request body over the limit of ${maxBytes} bytes` }
+          : { _tag: "Unreadable" as const, message: `could not read the request body: ${String((e as { cause?: unknown }).cause ?? e)}` }
+      ))
+  )
+
+const isMaxBytes = (e: unknown): boolean => {
+  for (let cur: unknown = e, depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    if ((cur as { _tag?: unknown })._tag === "MaxBytesError") return true
+    cur = (cur as { cause?: unknown }).cause
+  }
+  return false
+}
+
 /** Query parameters, merged with a form-encoded body for POST (as Prometheus does). */
 const params = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const url = new URL(request.url, "http://localhost")
   const all = new URLSearchParams(url.search)
   if (request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
-    const text = yield* Effect.orElseSucceed(request.text, () => "")
-    for (const [k, v] of new URLSearchParams(text)) all.append(k, v)
+    const body = yield* boundedBody(request, Limits.formBodyBytesMax)
+    if (body._tag !== "Body") return yield* Effect.die(new BadRequest(body.message))
+    for (const [k, v] of new URLSearchParams(new TextDecoder().decode(body.bytes))) all.append(k, v)
   }
   return all
 })
@@ -280,8 +305,10 @@ const writeHandler = Effect.gen(function*() {
   if (!contentType.startsWith("application/x-protobuf")) return failure(415, "bad_data", `unsupported content type ${contentType}`)
   const encoding = request.headers["content-encoding"] ?? "snappy"
   if (encoding !== "snappy") return failure(415, "bad_data", `unsupported content encoding ${encoding}`)
-  const body = new Uint8Array(yield* Effect.orElseSucceed(request.arrayBuffer, () => new ArrayBuffer(0)))
-  if (body.length > Limits.writeBodyBytesMax) return failure(413, "bad_data", `request body over the limit of ${Limits.writeBodyBytesMax} bytes`)
+  const read = yield* boundedBody(request, Limits.writeBodyBytesMax)
+  if (read._tag === "TooLarge") return failure(413, "bad_data", read.message)
+  if (read._tag === "Unreadable") return failure(400, "bad_data", read.message)
+  const body = read.bytes
   let decoded: ReturnType<typeof decodeRemoteWrite>
   try {
     decoded = decodeRemoteWrite(body, v2)

@@ -5,6 +5,8 @@
 /** A remote-write request body, compressed, and once decompressed. */
 export const writeBodyBytesMax = 32 * 1024 * 1024
 export const writeDecompressedBytesMax = 256 * 1024 * 1024
+/** A form-encoded query body (POST /api/v1/query and the like); Prometheus's cap is the same 10 MB. */
+export const formBodyBytesMax = 10 * 1024 * 1024
 /** Samples older than the newest sample of their series by at most this are accepted (out of order). */
 export const outOfOrderWindowMs = 10 * 60_000
 /** Out-of-order samples buffered per series before they are sealed into a chunk. */
@@ -17,7 +19,11 @@ export const chunkSamplesMax = 120
 export const headSeriesMax = 1_000_000
 /** Series one selection may return, and samples one query may read. */
 export const selectSeriesMax = 500_000
-export const querySamplesMax = 50_000_000
+/**
+ * Each selected sample is held as an object (about 100 bytes with the engine's copy), so this keeps a
+ * query well inside a default Node heap; Prometheus streams and allows 50,000,000.
+ */
+export const querySamplesMax = 10_000_000
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
 /** Retention: default age of samples kept, and how often the background pass runs. */
