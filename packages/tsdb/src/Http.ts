@@ -5,7 +5,7 @@
  * GET and POST (form-encoded) where Prometheus has both.
  */
 import { ByteSize, Effect, Layer } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
 import type { Matcher } from "./internal/labels.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
@@ -353,7 +353,8 @@ const writeHandler = Effect.gen(function*() {
 
 /** The routes; they need the `Tsdb` service. */
 export const routes = Layer.mergeAll(
-  HttpRouter.add("POST", "/api/v1/write", writeHandler),
+  // Remote writers send a request every few hundred samples: no access log line for each.
+  HttpRouter.add("POST", "/api/v1/write", HttpMiddleware.withLoggerDisabled(writeHandler)),
   HttpRouter.add("GET", "/api/v1/query", queryHandler),
   HttpRouter.add("POST", "/api/v1/query", queryHandler),
   HttpRouter.add("GET", "/api/v1/query_range", queryRangeHandler),
