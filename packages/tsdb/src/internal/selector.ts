@@ -5,6 +5,7 @@
  */
 import type { Matcher, MatchType } from "./labels.ts"
 import { anchored, matchesEmpty } from "./labels.ts"
+import { StringEscapeError, unquote } from "./goString.ts"
 
 export class SelectorError extends Error {}
 
@@ -14,46 +15,12 @@ const labelStart = /[a-zA-Z_]/
 const labelChar = /[a-zA-Z0-9_]/
 
 const unescape = (quote: string, body: string): string => {
-  if (quote === "`") return body
-  let out = ""
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!
-    if (c !== "\\") {
-      out += c
-      continue
-    }
-    const n = body[++i]
-    switch (n) {
-      case "n": out += "\n"; break
-      case "t": out += "\t"; break
-      case "r": out += "\r"; break
-      case "\\": out += "\\"; break
-      case '"': out += '"'; break
-      case "'": out += "'"; break
-      case "a": out += "\x07"; break
-      case "b": out += "\b"; break
-      case "f": out += "\f"; break
-      case "v": out += "\v"; break
-      case "x": {
-        const hex = body.slice(i + 1, i + 3)
-        if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new SelectorError(`invalid escape \\x${hex}`)
-        out += String.fromCharCode(parseInt(hex, 16))
-        i += 2
-        break
-      }
-      case "u": case "U": {
-        const len = n === "u" ? 4 : 8
-        const hex = body.slice(i + 1, i + 1 + len)
-        if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(hex)) throw new SelectorError(`invalid escape \\${n}${hex}`)
-        out += String.fromCodePoint(parseInt(hex, 16))
-        i += len
-        break
-      }
-      default:
-        throw new SelectorError(`unknown escape sequence \\${n ?? ""}`)
-    }
+  try {
+    return unquote(quote, body)
+  } catch (e) {
+    if (e instanceof StringEscapeError) throw new SelectorError(e.message)
+    throw e
   }
-  return out
 }
 
 export const parseSelector = (input: string): Array<Matcher> => {

@@ -41,6 +41,7 @@ import { join } from "node:path"
 import { Cause, Effect, Exit } from "effect"
 import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, labelValue, matchesAll, sortLabels } from "../internal/labels.ts"
+import { StringEscapeError, unquote } from "../internal/goString.ts"
 import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../Tsdb.ts"
 import type { Expr } from "./ast.ts"
 import type { QueryOptions, Value } from "./types.ts"
@@ -129,47 +130,12 @@ const omitted: SeqPoint = { kind: "omitted", value: 0 }
 const histogramPoint: SeqPoint = { kind: "histogram", value: NaN }
 
 const goUnquote = (quote: string, body: string): string => {
-  if (quote === "`") return body
-  let out = ""
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!
-    if (c !== "\\") {
-      out += c
-      continue
-    }
-    const n = body[++i]
-    switch (n) {
-      case "n": out += "\n"; break
-      case "t": out += "\t"; break
-      case "r": out += "\r"; break
-      case "\\": out += "\\"; break
-      case '"': out += '"'; break
-      case "'": out += "'"; break
-      case "a": out += "\x07"; break
-      case "b": out += "\b"; break
-      case "f": out += "\f"; break
-      case "v": out += "\v"; break
-      case "x": {
-        out += String.fromCharCode(parseInt(body.slice(i + 1, i + 3), 16))
-        i += 2
-        break
-      }
-      case "u": case "U": {
-        const len = n === "u" ? 4 : 8
-        out += String.fromCodePoint(parseInt(body.slice(i + 1, i + 1 + len), 16))
-        i += len
-        break
-      }
-      default:
-        if (n !== undefined && /[0-7]/.test(n)) {
-          out += String.fromCharCode(parseInt(body.slice(i, i + 3), 8))
-          i += 2
-          break
-        }
-        throw new ScriptError(`unknown escape sequence \\${n ?? ""}`)
-    }
+  try {
+    return unquote(quote, body)
+  } catch (e) {
+    if (e instanceof StringEscapeError) throw new ScriptError(e.message)
+    throw e
   }
-  return out
 }
 
 /** A quoted string at `s[i]`: its value and the index after the closing quote. */
