@@ -299,7 +299,12 @@ const dir = process.env["PROMQLTEST_DIR"] ?? Runner.defaultDir
 const ratchet = JSON.parse(readFileSync(new URL("./ratchet.json", import.meta.url), "utf8")) as { passed: number }
 
 describe("promqltest ratchet", () => {
-  it.skipIf(!existsSync(dir))(
+  // Prometheus's test files are data beside the project; without them the ratchet is skipped with a
+  // warning, except in CI (CI=true), where their absence fails.
+  if (!existsSync(dir) && process.env["CI"] !== "true") {
+    console.warn(`\n[promqltest] SKIPPED: no PromQL test files at ${dir} (set PROMQLTEST_DIR)\n`)
+  }
+  it.skipIf(!existsSync(dir) && process.env["CI"] !== "true")(
     `Prometheus's PromQL scripts: at least ratchet.json's passed evals pass (${dir})`,
     async () => {
       const engine = await Runner.loadEngine()
