@@ -320,24 +320,28 @@ const quantile = (q: number, values: Array<number>): number => {
   return sorted[lower]! * (1 - weight) + sorted[upper]! * weight
 }
 
+/**
+ * The mean as Prometheus computes it: a compensated sum divided by the count while the sum stays finite;
+ * once it would overflow, an incremental mean (mean = (n-1)/n * mean + x/n) that never leaves the range of
+ * the inputs. With an infinity or NaN among the inputs, plain IEEE arithmetic decides (Inf, -Inf or NaN).
+ */
 const mean = (xs: ReadonlyArray<number>) => {
-  // Incremental mean, as Prometheus, to stay finite for large values.
-  let m = 0
-  let n = 0
-  let sumForm = true
-  for (const x of xs) {
-    if (!Number.isFinite(x)) sumForm = false
-    n++
-  }
-  if (!sumForm) {
-    for (const x of xs) m += (x - m) / ++n
-    return xs.reduce((a, x) => (Number.isNaN(a) ? a : a + x), 0) / xs.length
-  }
+  if (!xs.every(Number.isFinite)) return xs.reduce((a, x) => a + x, 0) / xs.length
   const s = kahanSum(xs)
-  if (Number.isFinite(s)) return s / n
-  n = 0
-  for (const x of xs) m += (x - m) / ++n
-  return m
+  if (Number.isFinite(s)) return s / xs.length
+  let m = 0
+  let c = 0
+  let n = 0
+  for (const x of xs) {
+    n++
+    const q = (n - 1) / n
+    const base = q * m
+    const add = x / n
+    const t = base + add
+    c = q * c + (Math.abs(base) >= Math.abs(add) ? (base - t) + add : (add - t) + base)
+    m = t
+  }
+  return m + c
 }
 
 /** Population variance, Welford's way (as Prometheus): exactly 0 for equal values. */
@@ -515,41 +519,24 @@ const histogramFraction = (lower: number, upper: number, input: Array<{ le: numb
   const count = buckets.at(-1)!.count
   if (count === 0 || Number.isNaN(lower) || Number.isNaN(upper)) return Number.NaN
   if (lower >= upper) return 0
-  let rank = 0
-  let lowerRank = 0
-  let upperRank = 0
-  let lowerSet = false
-  let upperSet = false
+  // Each bucket contributes its observations in proportion to the part of it inside [lower, upper],
+  // assuming they spread evenly; a bucket of infinite width contributes all of them when the range reaches
+  // its unbounded end, and none otherwise.
+  let observed = 0
   for (let i = 0; i < buckets.length; i++) {
-    const b = buckets[i]!
-    let lowerBound = i > 0 ? buckets[i - 1]!.le : Number.NEGATIVE_INFINITY
-    const upperBound = b.le
+    const hi = buckets[i]!.le
     // As for quantiles: the first bucket starts at zero when its upper bound is positive.
-    if (i === 0 && upperBound > 0) lowerBound = 0
-    const interpolate = (v: number) => rank + (b.count - rank) * (v - lowerBound) / (upperBound - lowerBound)
-    if (!lowerSet && lowerBound >= lower) {
-      lowerRank = rank
-      lowerSet = true
+    const lo = i > 0 ? buckets[i - 1]!.le : hi > 0 ? 0 : Number.NEGATIVE_INFINITY
+    const inBucket = buckets[i]!.count - (i > 0 ? buckets[i - 1]!.count : 0)
+    if (upper <= lo || lower >= hi) continue
+    if (lower <= lo && upper >= hi) observed += inBucket
+    else if (Number.isFinite(lo) && Number.isFinite(hi)) {
+      observed += inBucket * (Math.min(upper, hi) - Math.max(lower, lo)) / (hi - lo)
+    } else if ((hi === Number.POSITIVE_INFINITY && upper === hi) || (lo === Number.NEGATIVE_INFINITY && lower === lo)) {
+      observed += inBucket // the range is unbounded on the bucket's unbounded side
     }
-    if (!upperSet && lowerBound >= upper) {
-      upperRank = rank
-      upperSet = true
-    }
-    if (lowerSet && upperSet) break
-    if (!lowerSet && lowerBound < lower && upperBound > lower) {
-      lowerRank = Number.isFinite(lowerBound) && Number.isFinite(upperBound) ? interpolate(lower) : rank
-      lowerSet = true
-    }
-    if (!upperSet && lowerBound < upper && upperBound > upper) {
-      upperRank = Number.isFinite(lowerBound) && Number.isFinite(upperBound) ? interpolate(upper) : b.count
-      upperSet = true
-    }
-    if (lowerSet && upperSet) break
-    rank = b.count
   }
-  if (!lowerSet || lowerRank > count) lowerRank = count
-  if (!upperSet || upperRank > count) upperRank = count
-  return (upperRank - lowerRank) / count
+  return observed / count
 }
 
 const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
@@ -1192,11 +1179,11 @@ export const rangeQuery = (
       case "scalar":
         return { type: "matrix", series: [{ labels: [], samples: v.values.map((x, i) => ({ t: stepTime(ctx, i), v: x })) }] }
       case "vector": {
-        const series = v.series.map((s) => ({
+        // Series that share labels (their names dropped) merge when no step holds two values.
+        const series = checkUnique(v.series.map((s) => ({ labels: s.labels, values: [...s.values] }))).map((s) => ({
           labels: s.labels,
           samples: s.values.flatMap((x, i) => (x === undefined ? [] : [{ t: stepTime(ctx, i), v: x }]))
         })).filter((s) => s.samples.length > 0)
-        assertUnique(series.map((s) => s.labels))
         // Prometheus sorts a range result by labels.
         series.sort((a, b) => compareLabels(a.labels, b.labels))
         return { type: "matrix", series }
