@@ -31,14 +31,26 @@ const defaultLookbackMs = 5 * 60_000
 interface VSeries {
   labels: Labels
   values: Array<number | undefined>
-  /** Whether a function or operator dropped the metric name (kept in `labels` until output). */
+  /**
+   * A function or operator dropped the metric name: it stays in `labels` (with `__type__` and `__unit__`)
+   * until the result is returned, so `label_replace`, `by (__name__)` and matching still see it. This is
+   * Prometheus's delayed name removal, which its own test engine runs with.
+   */
+  dropName?: boolean | undefined
+}
+
+/** One series of a range vector. */
+interface MSeries {
+  labels: Labels
+  points: Array<Point>
+  dropName?: boolean | undefined
 }
 
 type EvalValue =
   | { readonly kind: "scalar"; readonly values: Array<number> }
   | { readonly kind: "string"; readonly value: string }
   | { readonly kind: "vector"; readonly series: Array<VSeries> }
-  | { readonly kind: "matrix"; readonly series: Array<{ labels: Labels; points: Array<Point> }>; readonly rangeMs: number }
+  | { readonly kind: "matrix"; readonly series: Array<MSeries>; readonly rangeMs: number }
 
 interface Ctx {
   readonly start: number
@@ -67,6 +79,8 @@ const fail = (kind: "bad_data" | "execution" | "unsupported", message: string): 
 
 /** Drops the metric name (and the type and unit labels that describe it, as Prometheus 3 does). */
 const dropName = (labels: Labels): Labels => labels.filter(([n]) => n !== "__name__" && n !== "__type__" && n !== "__unit__")
+/** The labels a series is returned with. */
+const outputLabels = (s: { labels: Labels; dropName?: boolean | undefined }): Labels => (s.dropName === true ? dropName(s.labels) : s.labels)
 const sigOf = (labels: Labels) => canonical(labels)
 
 /** Evaluation time of a selector at step time t, with its @ and offset. */
@@ -134,7 +148,7 @@ const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
 type WindowFn = (points: ReadonlyArray<Point>, t: number, rangeMs: number, extra: ReadonlyArray<number>, stepT: number) => number | undefined
 
 interface RangeInput {
-  readonly series: ReadonlyArray<{ labels: Labels; points: Array<Point> }>
+  readonly series: ReadonlyArray<MSeries>
   readonly rangeMs: number
   /** The evaluation time (after @ and offset) of step i. */
   readonly timeAt: (i: number) => number
@@ -170,6 +184,7 @@ const loadSubquery = (ctx: Ctx, node: Subquery) =>
       ? [{ labels: [] as Labels, points: value.values.map((v, i) => ({ t: innerStart + i * stepMs, v })) }]
       : value.series.map((s) => ({
         labels: s.labels,
+        dropName: s.dropName,
         points: s.values.flatMap((v, i) => (v === undefined ? [] : [{ t: innerStart + i * stepMs, v }]))
       }))
     ctx.samples += series.reduce((n, s) => n + s.points.length, 0)
@@ -211,7 +226,7 @@ const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyA
       values[i] = v
       any = true
     }
-    if (any) out.push({ labels: keepName ? s.labels : dropName(s.labels), values })
+    if (any) out.push({ labels: s.labels, dropName: keepName ? s.dropName : true, values })
   }
   return out
 }
@@ -453,7 +468,7 @@ const mapVector = (v: EvalValue, f: (x: number) => number, keepName = false): Ev
   const series = (v as { series: Array<VSeries> }).series
   return {
     kind: "vector",
-    series: series.map((s) => ({ labels: keepName ? s.labels : dropName(s.labels), values: s.values.map((x) => (x === undefined ? undefined : f(x))) }))
+    series: series.map((s) => ({ labels: s.labels, dropName: keepName ? s.dropName : true, values: s.values.map((x) => (x === undefined ? undefined : f(x))) }))
   }
 }
 
@@ -607,12 +622,12 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
               values[i] = p.t / 1000
               any = true
             }
-            if (any) series.push({ labels: dropName(s.labels), values })
+            if (any) series.push({ labels: s.labels, dropName: true, values })
           }
           return { kind: "vector", series }
         }
         const v = vectorOf(yield* evaluate(ctx, arg))
-        return { kind: "vector", series: v.map((s) => ({ labels: dropName(s.labels), values: s.values.map((x, i) => (x === undefined ? undefined : stepTime(ctx, i) / 1000)) })) }
+        return { kind: "vector", series: v.map((s) => ({ labels: s.labels, dropName: true, values: s.values.map((x, i) => (x === undefined ? undefined : stepTime(ctx, i) / 1000)) })) }
       }
       case "round": {
         const v = yield* evaluate(ctx, call.args[0]!)
@@ -621,7 +636,8 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         return {
           kind: "vector",
           series: series.map((s) => ({
-            labels: dropName(s.labels),
+            labels: s.labels,
+            dropName: true,
             values: s.values.map((x, i) => {
               if (x === undefined) return undefined
               const inv = 1 / to[i]!
@@ -645,7 +661,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
             if (a[i]! > b![i]!) return undefined
             return Number.isNaN(x) ? x : Math.max(a[i]!, Math.min(b![i]!, x))
           })
-          if (values.some((x) => x !== undefined)) out.push({ labels: dropName(s.labels), values })
+          if (values.some((x) => x !== undefined)) out.push({ labels: s.labels, dropName: true, values })
         }
         return { kind: "vector", series: out }
       }
@@ -679,7 +695,9 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
               return group ?? ""
             })
             const labels = s.labels.filter(([n]) => n !== dst)
-            return { labels: expanded === "" ? labels : sortLabelsLocal([...labels, [dst!, expanded]]), values: s.values }
+            // Writing the name keeps it: a name set by label_replace is not dropped later.
+            const dropName = dst === "__name__" ? false : s.dropName
+            return { labels: expanded === "" ? labels : sortLabelsLocal([...labels, [dst!, expanded]]), dropName, values: s.values }
           }))
         }
       }
@@ -694,7 +712,8 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
           series: checkUnique(series.map((s) => {
             const joined = srcs.map((n) => s.labels.find(([k]) => k === n)?.[1] ?? "").join(sep)
             const labels = s.labels.filter(([n]) => n !== dst)
-            return { labels: joined === "" ? labels : sortLabelsLocal([...labels, [dst, joined]]), values: s.values }
+            const dropName = dst === "__name__" ? false : s.dropName
+            return { labels: joined === "" ? labels : sortLabelsLocal([...labels, [dst, joined]]), dropName, values: s.values }
           }))
         }
       }
@@ -778,12 +797,14 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
   Effect.gen(function*() {
     const series = vectorOf(yield* evaluate(ctx, agg.expr))
     const param = agg.param === undefined ? undefined : yield* evaluate(ctx, agg.param)
-    const groups = new Map<string, { labels: Labels; members: Array<VSeries> }>()
+    // A group drops its name (kept only by `by (__name__)`) when any of its members drops theirs.
+    const groups = new Map<string, { labels: Labels; members: Array<VSeries>; dropName: boolean }>()
     for (const s of series) {
       const labels = groupLabels(s.labels, agg.grouping, agg.without)
       const key = sigOf(labels)
-      const g = groups.get(key) ?? { labels, members: [] }
+      const g = groups.get(key) ?? { labels, members: [], dropName: false }
       g.members.push(s)
+      if (s.dropName === true) g.dropName = true
       groups.set(key, g)
     }
     const op = agg.op
@@ -806,7 +827,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
           })
           for (const s of present.slice(0, kk)) {
             const key = sigOf(s.labels)
-            const o = out.get(key) ?? { labels: s.labels, values: new Array(ctx.steps) }
+            const o = out.get(key) ?? { labels: s.labels, dropName: s.dropName, values: new Array(ctx.steps) }
             o.values[i] = s.values[i]
             out.set(key, o)
           }
@@ -826,7 +847,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
             const text = formatValue(v)
             const labels = sortLabelsLocal([...g.labels.filter(([n]) => n !== label), [label, text]])
             const key = sigOf(labels)
-            const o = out.get(key) ?? { labels, values: new Array(ctx.steps) }
+            const o = out.get(key) ?? { labels, dropName: g.dropName, values: new Array(ctx.steps) }
             o.values[i] = (o.values[i] ?? 0) + 1
             out.set(key, o)
           }
@@ -863,7 +884,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
             return fail("unsupported", `aggregation ${op} is not supported`) as never
         }
       })
-      out.push({ labels: g.labels, values })
+      out.push({ labels: g.labels, dropName: g.dropName, values })
     }
     return { kind: "vector", series: out }
   })
@@ -956,7 +977,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           return arith(op, a, b)
         })
         if (values.some((v) => v !== undefined)) {
-          out.push({ labels: isCmp && !node.bool ? s.labels : dropName(s.labels), values })
+          out.push({ labels: s.labels, dropName: isCmp && !node.bool ? s.dropName : true, values })
         }
       }
       return { kind: "vector", series: out }
@@ -987,7 +1008,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           for (const s of rhs.series) {
             const sig = matchSig(s.labels, matching.on, names)
             const values = s.values.map((v, j) => (v !== undefined && !leftSigs[j]!.has(sig) ? v : undefined))
-            if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, values })
+            if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, dropName: s.dropName, values })
           }
           return { kind: "vector", series: mergeSameLabels(out) }
         }
@@ -998,7 +1019,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
             const has = rightSigs[j]!.has(sig)
             return (op === "and" ? has : !has) ? v : undefined
           })
-          if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, values })
+          if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, dropName: s.dropName, values })
         }
       }
       return { kind: "vector", series: out }
@@ -1047,17 +1068,15 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
         if (value === undefined) continue
         // The result's labels.
         let labels: Labels
+        const filter = isCmp && !node.bool
         if (matching.card === "one-to-one") {
-          const base = isCmp && !node.bool ? s.labels : dropName(s.labels)
-          labels = matching.on ? base.filter(([n]) => names.includes(n)) : base.filter(([n]) => !names.includes(n))
-          if (isCmp && !node.bool) labels = s.labels
+          labels = filter ? s.labels : matching.on ? s.labels.filter(([n]) => names.includes(n)) : s.labels.filter(([n]) => !names.includes(n))
         } else {
-          const base = isCmp && !node.bool ? s.labels : dropName(s.labels)
           const copied = matching.include.map((n) => [n, other.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
-          labels = sortLabelsLocal([...base.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
+          labels = sortLabelsLocal([...s.labels.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
         }
         const key = sigOf(labels)
-        const o = out.get(key) ?? { labels, values: new Array(ctx.steps) }
+        const o = out.get(key) ?? { labels, dropName: filter ? s.dropName : true, values: new Array(ctx.steps) }
         if (o.values[i] !== undefined) fail("execution", "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
         o.values[i] = value
         out.set(key, o)
@@ -1071,7 +1090,7 @@ const mergeSameLabels = (series: Array<VSeries>): Array<VSeries> => {
   for (const s of series) {
     const key = sigOf(s.labels)
     const o = seen.get(key)
-    if (o === undefined) seen.set(key, { labels: s.labels, values: [...s.values] })
+    if (o === undefined) seen.set(key, { labels: s.labels, dropName: s.dropName, values: [...s.values] })
     else s.values.forEach((v, i) => {
       if (o.values[i] === undefined) o.values[i] = v
     })
@@ -1106,6 +1125,7 @@ const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
           kind: "matrix",
           series: input.series.map((s) => ({
             labels: s.labels,
+            dropName: s.dropName,
             points: s.points.filter((p) => p.t > input.timeAt(0) - input.rangeMs && p.t <= input.timeAt(0))
           })).filter((s) => s.points.length > 0),
           rangeMs: input.rangeMs
@@ -1149,10 +1169,13 @@ export const instantQuery = (source: SeriesSource, query: string, timeMs: number
         return { type: "scalar", t: timeMs, v: v.values[0]! }
       case "string":
         return { type: "string", t: timeMs, v: v.value }
-      case "matrix":
-        return { type: "matrix", series: v.series.map((s) => ({ labels: s.labels, samples: s.points })) }
+      case "matrix": {
+        const series = v.series.map((s) => ({ labels: outputLabels(s), samples: s.points }))
+        assertUnique(series.map((s) => s.labels))
+        return { type: "matrix", series }
+      }
       case "vector": {
-        const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: s.labels, t: timeMs, v: s.values[0] }]))
+        const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: outputLabels(s), t: timeMs, v: s.values[0] }]))
         assertUnique(samples.map((s) => s.labels))
         const sorted = isSorting(expr) ? sortForFunction(expr, samples) : samples
         return { type: "vector", samples: sorted }
@@ -1180,7 +1203,7 @@ export const rangeQuery = (
         return { type: "matrix", series: [{ labels: [], samples: v.values.map((x, i) => ({ t: stepTime(ctx, i), v: x })) }] }
       case "vector": {
         // Series that share labels (their names dropped) merge when no step holds two values.
-        const series = checkUnique(v.series.map((s) => ({ labels: s.labels, values: [...s.values] }))).map((s) => ({
+        const series = checkUnique(v.series.map((s) => ({ labels: outputLabels(s), values: [...s.values] }))).map((s) => ({
           labels: s.labels,
           samples: s.values.flatMap((x, i) => (x === undefined ? [] : [{ t: stepTime(ctx, i), v: x }]))
         })).filter((s) => s.samples.length > 0)

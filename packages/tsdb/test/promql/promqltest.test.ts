@@ -313,6 +313,9 @@ describe("promqltest ratchet", () => {
       for (const r of reports) console.log(Runner.fileLine(r))
       console.log(Runner.summaryLine(total))
       assert.isAtLeast(total.passed, ratchet.passed, `fewer evals pass than ratchet.json records; run \`npm run promqltest -- --causes\` to see why`)
+      // Every float-only non-experimental eval passes; none fails anywhere.
+      assert.strictEqual(total.floatOnlyPassed, total.floatOnlyTotal, "a float-only non-experimental eval does not pass")
+      assert.strictEqual(total.failed, 0, "an eval fails; run `npm run promqltest -- --verbose all` to see which")
     },
     600_000
   )
