@@ -95,6 +95,13 @@ export class DbClosed extends Schema.TaggedError<DbClosed>()("DbClosed", { reaso
   }
 }
 
+/** A write to a read-only follower (`layerFollower`): writes go to the process that holds the writer role. */
+export class ReadOnly extends Schema.TaggedError<ReadOnly>()("ReadOnly", { path: Schema.String }) {
+  override get message() {
+    return `the Db${this.path === "" ? "" : ` at ${this.path}`} is a read-only follower here: send writes to the writer`
+  }
+}
+
 /** Input the Db cannot take: fix it. */
 export class InvalidWrite extends Schema.TaggedError<InvalidWrite>()("InvalidWrite", { reason: Schema.String }) {
   override get message() {
@@ -102,7 +109,7 @@ export class InvalidWrite extends Schema.TaggedError<InvalidWrite>()("InvalidWri
   }
 }
 
-export type DbError = Fenced | Unavailable | CorruptObject | DbClosed
+export type DbError = Fenced | Unavailable | CorruptObject | DbClosed | ReadOnly
 export type DbReadError = Unavailable | CorruptObject
 
 export interface DbSettings {
@@ -122,10 +129,15 @@ export interface DbSettings {
   readonly metaCacheBytes?: number | undefined
   readonly gcIntervalMs?: number | undefined
   readonly gcMinAgeMs?: number | undefined
-  /** Run the compactor in this process (default true). */
+  /**
+   * Run the compactor in this process (default true). Without it, a compactor process (`layerCompactor`)
+   * does the job, and this writer adopts its manifest versions every `manifestPollMs`.
+   */
   readonly compactor?: boolean | undefined
-  /** Run garbage collection in this process (default true). */
+  /** Run garbage collection in this process (default true; a compactor process collects otherwise). */
   readonly gc?: boolean | undefined
+  /** How often a writer without its own compactor, a follower or a compactor process reads the latest manifest. */
+  readonly manifestPollMs?: number | undefined
   readonly merge?: MergeOperator | undefined
   /**
    * Simulation only: swaps in a deliberately broken variant so the simulator can show that its checker
@@ -164,6 +176,7 @@ const resolveSettingsUnchecked = (s: DbSettings): ResolvedSettings => ({
   gcMinAgeMs: s.gcMinAgeMs ?? Limits.gcMinAgeMs,
   compactor: s.compactor ?? true,
   gc: s.gc ?? true,
+  manifestPollMs: s.manifestPollMs ?? Limits.manifestPollMs,
   merge: s.merge,
   simulationMutant: s.simulationMutant ?? "none"
 })
@@ -535,7 +548,7 @@ export const make = (
 
     const gcOnce = Effect.gen(function*() {
       const deleted = yield* collectGarbage(store, manifests, {
-        writerEpoch: epoch,
+        fencing: { role: "writer", epoch },
         pinnedVersions: new Set(pins.keys()),
         uncommittedTables: uncommitted,
         minAgeMs: settings.gcMinAgeMs,
@@ -580,6 +593,19 @@ export const make = (
     const flusherFiber = yield* Effect.forkScoped(supervise("flusher", flusherLoop))
     const compactorFiber = settings.compactor ? yield* Effect.forkScoped(supervise("compactor", compactorLoop)) : undefined
     const gcFiber = settings.gc ? yield* Effect.forkScoped(supervise("gc", gcLoop)) : undefined
+    // With compaction in another process, adopt its manifest versions (and notice a newer writer) promptly:
+    // the tables they replaced are collected once older than the GC lease.
+    if (!settings.compactor) {
+      yield* Effect.forkScoped(supervise("manifest follower", Effect.forever(
+        Effect.sleep(`${settings.manifestPollMs} millis`).pipe(
+          Effect.andThen(reloadManifest),
+          Effect.catchTags({
+            Unavailable: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`),
+            CorruptObject: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`)
+          })
+        )
+      )))
+    }
 
     // Close: stop intake, drain the mailbox into the WAL, flush the memtable, stop the actors.
     yield* Effect.addFinalizer(() =>
@@ -775,7 +801,22 @@ export class DbReader extends Context.Service<DbReader, DbReaderShape>()("@opend
  */
 export const makeReader = (
   input: ReaderSettings = {}
-): Effect.Effect<DbReaderShape, DbReadError, ObjectStore | Scope.Scope> =>
+): Effect.Effect<DbReaderShape, DbReadError, ObjectStore | Scope.Scope> => Effect.map(openFollower(input), (f) => f.reader)
+
+/**
+ * A read-only follower with the whole `Db` interface, so that a product runs on it unchanged in a reader
+ * process: reads, snapshots and the change feed follow the writer a poll interval behind; writes fail with
+ * `ReadOnly`. Snapshots pin state in this process only: the collector (in the writer or compactor
+ * process) keeps what they read for its lease (`gcMinAgeMs`, 10 minutes by default).
+ */
+export const makeFollower = (input: ReaderSettings = {}): Effect.Effect<DbShape, DbReadError, ObjectStore | Scope.Scope> =>
+  Effect.map(openFollower(input), (f) => f.db)
+
+/** The read-only follower as the `Db` service (see `makeFollower`). */
+export const layerFollower = (settings: ReaderSettings = {}): Layer.Layer<Db, DbReadError, ObjectStore> =>
+  Layer.effect(Db, makeFollower(settings))
+
+const openFollower = (input: ReaderSettings) =>
   Effect.gen(function*() {
     const settings = resolveSettings({
       path: input.path,
@@ -783,10 +824,10 @@ export const makeReader = (
       metaCacheBytes: input.metaCacheBytes,
       merge: input.merge
     })
-    const pollIntervalMs = input.pollIntervalMs ?? 1000
+    const pollIntervalMs = input.pollIntervalMs ?? Limits.manifestPollMs
     const store = prefixed(yield* ObjectStore, settings.path)
     const manifests = makeManifestStore(store)
-    const { tables } = tableAccess(store, settings)
+    const { tables, blockCache, metaCache } = tableAccess(store, settings)
     const first = yield* manifests.load
     const state = yield* Ref.make<ReadState>({ manifest: first, active: new Memtable(), frozen: [] })
     const durable = yield* Ref.make(first.value.lastSeq)
@@ -852,24 +893,225 @@ export const makeReader = (
       )
     ))
 
-    const view = () =>
+    const snapshotViews = new WeakMap<Snapshot, { readonly s: ReadState; readonly seq: number }>()
+    const view = (options?: ReadOptions) =>
       Effect.gen(function*() {
+        const snapshot = options?.snapshot
+        if (snapshot !== undefined) {
+          const pinned = snapshotViews.get(snapshot)
+          if (pinned === undefined) return yield* Effect.die(new Error("a snapshot of another Db, or one already released"))
+          return { s: pinned.s, seq: pinned.seq, manifest: pinned.s.manifest.value }
+        }
         const s = yield* Ref.get(state)
         return { s, seq: yield* Ref.get(durable), manifest: s.manifest.value }
       })
     const { get, scan } = readPath(tables, settings.merge, view)
-    return {
+
+    const reader: DbReaderShape = {
       get: (key) => get(key),
       scan: (range) => scan(range),
       durableSeq: Ref.get(durable),
       changes: Stream.fromPubSub(changes),
       refresh
-    } satisfies DbReaderShape
+    }
+    const readOnly = Effect.fail(new ReadOnly({ path: settings.path }))
+    const db: DbShape = {
+      put: () => readOnly,
+      delete: () => readOnly,
+      merge: () => readOnly,
+      write: () => readOnly,
+      get,
+      scan,
+      snapshot: Effect.acquireRelease(
+        Effect.gen(function*() {
+          // A memtable is only ever added to: the snapshot gets its own copy of what is durable now.
+          const s = yield* Ref.get(state)
+          const seq = yield* Ref.get(durable)
+          const active = new Memtable()
+          for (const e of s.active.range(undefined, undefined)) active.add(e)
+          const snap: Snapshot = { seq, manifestVersion: s.manifest.version }
+          snapshotViews.set(snap, { s: { ...s, active }, seq })
+          return snap
+        }),
+        (snap) => Effect.sync(() => snapshotViews.delete(snap))
+      ),
+      durableSeq: Ref.get(durable),
+      // A follower has no writes of its own: it waits until it has caught up with the writer's.
+      awaitDurable: (seq) =>
+        Effect.gen(function*() {
+          while ((yield* Ref.get(durable)) < seq) yield* Effect.sleep(`${Math.max(10, Math.floor(pollIntervalMs / 4))} millis`)
+        }),
+      changes: Stream.fromPubSub(changes),
+      subscribe: Effect.map(PubSub.subscribe(changes), (subscription) => PubSub.take(subscription)),
+      flush: Effect.void,
+      compact: Effect.succeed(false),
+      collectGarbage: Effect.succeed(0),
+      stats: Effect.gen(function*() {
+        const s = yield* Ref.get(state)
+        return {
+          durableSeq: yield* Ref.get(durable),
+          manifestVersion: s.manifest.version,
+          writerEpoch: s.manifest.value.writerEpoch,
+          walObjectsWritten: 0,
+          walBytesWritten: 0,
+          l0Tables: s.manifest.value.l0.length,
+          sortedRuns: s.manifest.value.runs.length,
+          tablesWritten: 0,
+          compactions: 0,
+          objectsCollected: 0,
+          blockCache: blockCache.stats(),
+          metaCache: metaCache.stats()
+        }
+      })
+    }
+    return { reader, db }
   })
 
 /** The read-only follower as a Layer over the `ObjectStore` in context. */
 export const layerReader = (settings: ReaderSettings = {}): Layer.Layer<DbReader, DbReadError, ObjectStore> =>
   Layer.effect(DbReader, makeReader(settings))
+
+// -------------------------------------------------------------------------------------------------
+// Compactor: compaction and garbage collection in a process of their own
+// -------------------------------------------------------------------------------------------------
+
+export interface CompactorStats {
+  readonly compactorEpoch: number
+  readonly manifestVersion: number
+  readonly l0Tables: number
+  readonly sortedRuns: number
+  readonly compactions: number
+  readonly tablesWritten: number
+  readonly objectsCollected: number
+}
+
+export interface CompactorShape {
+  /** Runs one compaction step now if one is due; true if it did. */
+  readonly compact: Effect.Effect<boolean, DbError>
+  /** Runs one garbage-collection pass now; returns the number of objects deleted. */
+  readonly collectGarbage: Effect.Effect<number, DbError>
+  readonly stats: Effect.Effect<CompactorStats>
+  /** Completes with the reason once this compactor stops working (`Fenced` by a newer compactor). */
+  readonly stopped: Effect.Effect<DbError>
+}
+
+export class Compactor extends Context.Service<Compactor, CompactorShape>()("@opendata/core/Compactor") {}
+
+/**
+ * Takes the compactor role for the Db at `path`: bumps the compactor epoch in the manifest (fencing any
+ * previous compactor process), then every `manifestPollMs` plans against the latest manifest, merges,
+ * and commits under its own epoch, rebasing on the writer's flushes; and every `gcIntervalMs` collects
+ * garbage. The writer then runs with `compactor: false, gc: false`. A newer compactor fences this one:
+ * its commits fail with `Fenced`, `stopped` completes, and the tables it wrote are never referenced.
+ */
+export const makeCompactor = (input: DbSettings = {}): Effect.Effect<CompactorShape, DbError, ObjectStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = resolveSettings(input)
+    const store = prefixed(yield* ObjectStore, settings.path)
+    const manifests = makeManifestStore(store)
+    const { tables } = tableAccess(store, settings)
+    const opened = yield* settled(Effect.flatMap(manifests.load, (loaded) =>
+      manifests.commit(loaded, (m) => ({ ...m, compactorEpoch: m.compactorEpoch + 1 }))))
+    const epoch = opened.value.compactorEpoch
+    const fencing = { role: "compactor", epoch } as const
+    const current = yield* Ref.make(opened)
+    const counters = { compactions: 0, tables: 0, collected: 0 }
+    const stoppedSignal = yield* Deferred.make<DbError>()
+    const uncommitted = new Set<string>()
+    // `c` keeps these ids apart from the writer's (`<time>-<writer epoch>-<n>`): both share `sst/`.
+    const newTableId = Effect.map(Clock.currentTimeMillis, (now) => {
+      const id = `${Math.floor(now).toString(36)}-c${epoch}-${(counters.tables++).toString(36)}`
+      uncommitted.add(id)
+      return id
+    })
+
+    const latest = Effect.gen(function*() {
+      const known = yield* Ref.get(current)
+      const newer = yield* manifests.log.latest(known.version)
+      const m = newer ?? known
+      if (m.value.compactorEpoch > epoch) return yield* new Fenced({ role: "compactor", epoch, newerEpoch: m.value.compactorEpoch })
+      yield* Ref.set(current, m)
+      return m
+    })
+
+    const lock = Semaphore.makeUnsafe(1)
+    const compactOnce = lock.withPermit(settled(Effect.scoped(Effect.gen(function*() {
+      const m = yield* latest
+      const job = planCompaction(m.value, settings)
+      if (job === undefined) return false
+      const written: Array<string> = []
+      yield* Effect.addFinalizer(() => Effect.sync(() => written.forEach((id) => uncommitted.delete(id))))
+      // Snapshots of other processes read the tables of the manifest they pinned (kept for the GC lease),
+      // never this job's output: every version below the manifest's last seq may be collapsed.
+      const output = yield* runCompaction(tables, job, {
+        retainAbove: m.value.lastSeq,
+        merge: settings.merge,
+        newTableId: Effect.tap(newTableId, (id) => Effect.sync(() => written.push(id))),
+        settings
+      })
+      const committed = yield* manifests.commit(m, (latestManifest) => job.apply(latestManifest, output), fencing)
+      yield* Ref.update(current, (known) => newest(known, committed))
+      counters.compactions += 1
+      return true
+    }))))
+
+    const gcOnce = Effect.gen(function*() {
+      const deleted = yield* collectGarbage(store, manifests, {
+        fencing,
+        pinnedVersions: new Set(),
+        uncommittedTables: uncommitted,
+        minAgeMs: settings.gcMinAgeMs,
+        walPrefix
+      })
+      counters.collected += deleted
+      return deleted
+    })
+
+    // An unreachable store or a defect (say, a job whose inputs another compactor changed) costs one
+    // round: the next one plans again from the latest manifest. Being fenced ends the compactor.
+    const loop = (name: string, intervalMs: number, step: Effect.Effect<unknown, DbError>) =>
+      Effect.forever(Effect.sleep(`${intervalMs} millis`).pipe(
+        Effect.andThen(step),
+        Effect.catchTags({
+          Unavailable: (e) => Effect.logWarning(`${name} failed: ${e.message}`),
+          CorruptObject: (e) => Effect.logError(`${name} failed: ${e.message}`)
+        }),
+        Effect.catchDefect((d) => Effect.logError(`${name} crashed; trying again`, d))
+      )).pipe(
+        Effect.catch((e) => Effect.andThen(Effect.logError(`compactor stopped: ${e.message}`), Deferred.succeed(stoppedSignal, e)))
+      )
+    const compactFiber = yield* Effect.forkScoped(loop("compaction", settings.manifestPollMs, Effect.gen(function*() {
+      while (yield* compactOnce) {
+        // keep compacting while there is work
+      }
+    })))
+    const gcFiber = yield* Effect.forkScoped(loop("garbage collection", settings.gcIntervalMs, gcOnce))
+    // Fenced: the other loop stops too.
+    yield* Effect.forkScoped(Effect.andThen(Deferred.await(stoppedSignal), Effect.andThen(Fiber.interrupt(compactFiber), Fiber.interrupt(gcFiber))))
+    yield* Effect.logInfo(`compactor ${settings.path === "" ? "" : `for ${settings.path} `}took epoch ${epoch}`)
+
+    return {
+      compact: compactOnce,
+      collectGarbage: gcOnce,
+      stopped: Deferred.await(stoppedSignal),
+      stats: Effect.gen(function*() {
+        const m = yield* Ref.get(current)
+        return {
+          compactorEpoch: epoch,
+          manifestVersion: m.version,
+          l0Tables: m.value.l0.length,
+          sortedRuns: m.value.runs.length,
+          compactions: counters.compactions,
+          tablesWritten: counters.tables,
+          objectsCollected: counters.collected
+        }
+      })
+    } satisfies CompactorShape
+  })
+
+/** The compactor role as a Layer over the `ObjectStore` in context. */
+export const layerCompactor = (settings: DbSettings = {}): Layer.Layer<Compactor, DbError, ObjectStore> =>
+  Layer.effect(Compactor, makeCompactor(settings))
 
 // -------------------------------------------------------------------------------------------------
 // Operator tools: inspect and verify (read-only)

@@ -66,6 +66,11 @@ export const metaCacheBytes = 16 * 1024 * 1024
 /** Garbage collection: how often, and how old an unreferenced object must be before it is deleted. */
 export const gcIntervalMs = 60_000
 export const gcMinAgeMs = 10 * 60_000
+/**
+ * How often a process that does not commit every manifest itself (a writer whose compactor runs elsewhere,
+ * a read-only follower, a compactor process) reads the latest manifest version.
+ */
+export const manifestPollMs = 1000
 /** Durable batches a change-feed subscriber may lag before the oldest are dropped (it sees the gap). */
 export const changeFeedBatchesMax = 1024
 /** Restarts of a crashed (defective) actor before the Db gives up and closes. */
@@ -76,6 +81,7 @@ assert(dbKeyBytesMax <= 65535, "dbKeyBytesMax fits the 16-bit key length of the 
 assert(dbKeyBytesMax + dbValueBytesMax + 64 <= walBatchBytesMax, "one write fits one WAL object")
 assert(memtableBytesMax <= unflushedBytesMax, "memtableBytesMax <= unflushedBytesMax")
 assert(l0CompactionTrigger < l0Max, "l0CompactionTrigger < l0Max")
+assert(manifestPollMs * 10 <= gcMinAgeMs, "followers adopt new manifests well within the GC lease")
 // A table is closed once past its target, so it can exceed it by one key's versions plus the index.
 assert(2 * sstBytesTarget <= objectPutBytesMax, "2 * sstBytesTarget <= objectPutBytesMax")
 assert(2 * memtableBytesMax <= objectPutBytesMax, "a flushed memtable fits one object")

@@ -1,8 +1,9 @@
 /**
- * Garbage collection: deletes objects no reader can need. Only the current writer collects: after
- * listing, it reads the latest manifest (by GET, so a lagging listing cannot hide it) and gives up if a
- * newer writer has opened since, whose tables may not be committed yet. Then an object goes only if it is
- * older than `minAgeMs` (a lease for readers in other processes) and:
+ * Garbage collection: deletes objects no reader can need. Only the current writer collects, or, when
+ * the roles run in separate processes, the current compactor: after listing, it reads the latest manifest
+ * (by GET, so a lagging listing cannot hide it) and gives up if a newer one of its role has opened since.
+ * Then an object goes only if it is older than `minAgeMs` (a lease for readers, snapshots and uncommitted
+ * tables in other processes) and:
  * - a manifest: it is below the latest and below the head pointer, and no live snapshot of this process
  *   pins it;
  * - a table: no remaining manifest references it, and this process is not about to commit it;
@@ -13,7 +14,7 @@ import { Clock, Effect, Option, Stream } from "effect"
 import type { ObjectStoreShape } from "../../ObjectStore.ts"
 import type { CorruptObject } from "../format/errors.ts"
 import type { ListEntry, Unavailable } from "../objectStore/model.ts"
-import type { ManifestStore } from "./manifestStore.ts"
+import type { ManifestStore, Role } from "./manifestStore.ts"
 import { manifestPrefix } from "./manifestStore.ts"
 import { parseVersion } from "./versionedLog.ts"
 
@@ -21,8 +22,8 @@ export const collectGarbage = (
   store: ObjectStoreShape,
   manifests: ManifestStore,
   options: {
-    /** The collecting writer's epoch: nothing is deleted once a newer writer exists. */
-    readonly writerEpoch: number
+    /** The collector's role and epoch: nothing is deleted once a newer one of that role exists. */
+    readonly fencing: { readonly role: Role; readonly epoch: number }
     readonly pinnedVersions: ReadonlySet<number>
     /** Tables this process is writing and has not committed yet. */
     readonly uncommittedTables: ReadonlySet<string>
@@ -38,7 +39,9 @@ export const collectGarbage = (
     const tableEntries = yield* list("sst/")
     const walEntries = yield* list(options.walPrefix)
     const latest = yield* manifests.log.latest()
-    if (latest === undefined || latest.value.writerEpoch !== options.writerEpoch) return 0
+    if (latest === undefined) return 0
+    const epoch = options.fencing.role === "writer" ? latest.value.writerEpoch : latest.value.compactorEpoch
+    if (epoch !== options.fencing.epoch) return 0
     // Versions from the head pointer on stay, so that `latest` can always read forward from it.
     const head = yield* manifests.log.head
 
