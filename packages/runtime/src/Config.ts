@@ -12,6 +12,9 @@
  * | `OPENDATA_S3_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY` | SDK default chain | S3 credentials |
  * | `OPENDATA_S3_FORCE_PATH_STYLE`, `_IF_MATCH_UNQUOTED` | `false` | S3 compatibility switches |
  * | `OPENDATA_STORE_PREFLIGHT` | `true` | check on open that the store honours conditional writes |
+ * | `OPENDATA_ROLE` | `all` | `all`, or one role over a shared `s3` store: `writer`, `reader`, `compactor` |
+ * | `OPENDATA_FLUSH_INTERVAL_MS` | `100` on s3, `5` otherwise | least time between two WAL writes (group commit) |
+ * | `OPENDATA_TSDB_RETENTION_MS` | `1296000000` (15 days) | TSDB samples older than this are deleted |
  * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5000` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `60000` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
@@ -21,6 +24,25 @@ import type { ObjectStore } from "@opendata/core"
 import type { EventStoreSettings } from "@opendata/eventstore"
 
 export const defaultPort = 9095
+
+/**
+ * What a process does. `all` runs everything in one process (the embedded default). Split over one shared
+ * bucket: `writer` takes ingest (and serves reads), `reader` follows the manifests and serves queries and
+ * tails, `compactor` compacts and collects garbage under its own epoch.
+ */
+export type Role = "all" | "writer" | "reader" | "compactor"
+export const roles: ReadonlyArray<Role> = ["all", "writer", "reader", "compactor"]
+
+/** A configuration that parses but cannot run, named by field, value and what is allowed. */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  field: Schema.String,
+  value: Schema.String,
+  allowed: Schema.String
+}) {
+  override get message() {
+    return `invalid configuration: ${this.field}=${this.value}: ${this.allowed}`
+  }
+}
 
 export type StoreConfig =
   | { readonly kind: "memory" }
@@ -32,8 +54,19 @@ export interface RuntimeConfig {
   readonly port: number
   readonly store: StoreConfig
   readonly preflight: boolean
+  readonly role: Role
+  /** Least time between the starts of two WAL writes; defaults by store (see `flushIntervalFor`). */
+  readonly flushIntervalMs?: number | undefined
+  readonly tsdbRetentionMs?: number | undefined
   readonly eventStore: EventStoreSettings
 }
+
+/**
+ * The group-commit interval: on S3 every WAL object is a paid PUT, so writes gather for 100 ms; on a local
+ * disk (or in memory) a write costs an fsync, so acknowledgements come after a few milliseconds.
+ */
+export const flushIntervalFor = (config: Pick<RuntimeConfig, "store" | "flushIntervalMs">): number =>
+  config.flushIntervalMs ?? (config.store.kind === "s3" ? 100 : 5)
 
 const s3Config: Config.Config<StoreConfig> = Config.all({
   bucket: Config.NonEmptyString("OPENDATA_S3_BUCKET"),
@@ -101,16 +134,39 @@ const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
   }))
 )
 
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
 /** The runtime configuration from the environment. */
 export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   host: Config.String("OPENDATA_HOST").pipe(Config.withDefault("0.0.0.0")),
   port: Config.Port("OPENDATA_PORT").pipe(Config.withDefault(defaultPort)),
   store: storeConfig,
   preflight: Config.Boolean("OPENDATA_STORE_PREFLIGHT").pipe(Config.withDefault(true)),
+  role: Config.Literals(roles, "OPENDATA_ROLE").pipe(Config.withDefault("all" as const)),
+  flushIntervalMs: Config.option(Config.schema(NonNegativeInt, "OPENDATA_FLUSH_INTERVAL_MS")),
+  tsdbRetentionMs: positiveInt("OPENDATA_TSDB_RETENTION_MS"),
   eventStore: eventStoreConfig
-})
+}).pipe(
+  Config.map(({ flushIntervalMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
+    ...c,
+    ...(Option.isSome(flushIntervalMs) ? { flushIntervalMs: flushIntervalMs.value } : {}),
+    ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {})
+  }))
+)
 
-/** Reads `fromEnv`, for use where a plain effect is handier than a `Config`. */
+/** Checks what the fields cannot check one by one. */
+export const validate = (config: RuntimeConfig): Effect.Effect<RuntimeConfig, InvalidConfig> =>
+  config.role !== "all" && config.store.kind !== "s3"
+    ? Effect.fail(
+      new InvalidConfig({
+        field: "OPENDATA_ROLE",
+        value: config.role,
+        allowed: `a role other than "all" needs a store that processes share: OPENDATA_STORE=s3 (the ${config.store.kind} store belongs to one process)`
+      })
+    )
+    : Effect.succeed(config)
+
+/** Reads `fromEnv` and validates it, for use where a plain effect is handier than a `Config`. */
 export const load = Effect.gen(function*() {
-  return yield* fromEnv
+  return yield* validate(yield* fromEnv)
 })

@@ -1,8 +1,14 @@
 /**
  * The one HTTP server of a process. It opens the configured object store, then serves the health
- * endpoints (`/-/healthy`, `/-/ready`, as Prometheus names them) and the products' APIs: the EventStore
- * (`/v1/logs`, `/v1/groups`, `/v1/tail`, on its own `Db` under `eventstore/` in the store) and the TSDB
- * (the Prometheus API under `/api/v1/`, on its own `Db` under `tsdb/`).
+ * endpoints (`/-/healthy`, `/-/ready`, as Prometheus names them), `/metrics`, and the products' APIs: the
+ * EventStore (`/v1/logs`, `/v1/groups`, `/v1/tail`, on its own `Db` under `eventstore/` in the store) and
+ * the TSDB (the Prometheus API under `/api/v1/`, on its own `Db` under `tsdb/`).
+ *
+ * Roles (see `Config.Role`): `all` opens each product's Db as the writer, with compaction and garbage
+ * collection in process. Over one shared bucket, `writer` does the same without compaction and GC,
+ * `reader` runs the products on read-only followers of the Dbs (writes answer 503, naming the writer),
+ * and `compactor` serves no product API: it compacts and collects both Dbs under its own epoch.
+ *
  * Closing its scope (SIGINT/SIGTERM in `main.ts`) marks it not ready, stops accepting requests, lets
  * in-flight ones finish, then closes the products and the store.
  */
@@ -14,7 +20,8 @@ import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Tsdb, TsdbHttp } from "@opendata/tsdb"
-import type { RuntimeConfig, StoreConfig } from "./Config.ts"
+import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
+import { flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
@@ -48,15 +55,73 @@ const healthRoutes = Layer.mergeAll(
 
 const readiness = Layer.effect(Readiness, Ref.make(false))
 
+/** Where each product's Db lives in the object store. */
+export const productPaths = { eventStore: "eventstore/", tsdb: "tsdb/" } as const
+
+/** A product's Db as a role opens it: the writer (with or without compaction and GC), or a follower. */
+export const layerDb = (
+  path: string,
+  role: Exclude<Role, "compactor">,
+  settings: Db.DbSettings = {}
+): Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore> =>
+  role === "reader"
+    ? Db.layerFollower({ path })
+    : Db.layer({ ...settings, path, ...(role === "writer" ? { compactor: false, gc: false } : {}) })
+
 /** The EventStore service on its own Db (object keys under `eventstore/`) in the object store. */
 export const layerEventStore = (
-  settings: EventStoreSettings
-): Layer.Layer<EventStore.EventStore, Db.DbError, ObjectStore.ObjectStore> =>
-  layerEventStoreOnDb(settings).pipe(Layer.provide(Db.layer({ path: "eventstore/" })))
+  settings: EventStoreSettings,
+  db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore> = Db.layer({ path: productPaths.eventStore })
+): Layer.Layer<EventStore.EventStore, Db.DbError, ObjectStore.ObjectStore> => layerEventStoreOnDb(settings).pipe(Layer.provide(db))
 
 /** The TSDB service on its own Db (object keys under `tsdb/`) in the object store. */
-export const layerTsdb = (settings: Tsdb.TsdbSettings = {}): Layer.Layer<Tsdb.Tsdb, Db.DbError, ObjectStore.ObjectStore> =>
-  Tsdb.layer(settings).pipe(Layer.provide(Db.layer({ path: "tsdb/" })))
+export const layerTsdb = (
+  settings: Tsdb.TsdbSettings = {},
+  db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore> = Db.layer({ path: productPaths.tsdb })
+): Layer.Layer<Tsdb.Tsdb, Db.DbError, ObjectStore.ObjectStore> => Tsdb.layer(settings).pipe(Layer.provide(db))
+
+/**
+ * A reader never enforces retention (that deletes, which is the writer's job): its retention loops wait
+ * this long, the longest timer Node keeps (about 24.8 days), and the process is normally restarted sooner.
+ */
+const readerRetentionIntervalMs = 2 ** 31 - 1
+
+/** Both products, on their Dbs as the role opens them. */
+const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) => {
+  const dbSettings: Db.DbSettings = { flushIntervalMs: flushIntervalFor(config) }
+  const reader = role === "reader"
+  return Layer.mergeAll(
+    layerEventStore(
+      { ...config.eventStore, ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {}) },
+      layerDb(productPaths.eventStore, role, dbSettings)
+    ),
+    layerTsdb(
+      {
+        ...(config.tsdbRetentionMs !== undefined ? { retentionMs: config.tsdbRetentionMs } : {}),
+        ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {})
+      },
+      layerDb(productPaths.tsdb, role, dbSettings)
+    )
+  )
+}
+
+/**
+ * The compactor role: compaction and garbage collection of both products' Dbs under its own epoch. A
+ * newer compactor fences this one: it stops working and reports not ready (it does not exit, which would
+ * have a supervisor restart it and fence the other one in turn).
+ */
+const layerCompactors = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const ready = yield* Readiness
+    for (const path of Object.values(productPaths)) {
+      const compactor = yield* Db.makeCompactor({ path })
+      yield* Effect.forkScoped(
+        Effect.flatMap(compactor.stopped, (reason) =>
+          Effect.andThen(Effect.logError(`compactor for ${path} stopped: ${reason.message}`), Ref.set(ready, false)))
+      )
+    }
+  })
+)
 
 /** Completed when shutdown begins, before the HTTP server waits for in-flight requests. */
 class ShuttingDown extends Context.Service<ShuttingDown, Deferred.Deferred<void>>()("@opendata/runtime/ShuttingDown") {}
@@ -81,12 +146,12 @@ const signalShutdown = Layer.effectDiscard(
 const webSocketPayloadMax = 64 * 1024
 
 /** Marks the process ready once everything is open, and not ready as soon as shutdown begins. */
-const markReady = Layer.effectDiscard(
+const markReady = (role: Role) => Layer.effectDiscard(
   Effect.gen(function*() {
     const ready = yield* Readiness
     const store = yield* ObjectStore.ObjectStore
     yield* Effect.acquireRelease(
-      Effect.andThen(Ref.set(ready, true), Effect.logInfo(`ready; object store: ${store.name}`)),
+      Effect.andThen(Ref.set(ready, true), Effect.logInfo(`ready; object store: ${store.name}; role: ${role}`)),
       () => Effect.andThen(Ref.set(ready, false), Effect.logInfo("shutting down"))
     )
   })
@@ -98,30 +163,36 @@ const markReady = Layer.effectDiscard(
  */
 export const layer = (
   config: RuntimeConfig
-): Layer.Layer<
-  HttpServer.HttpServer | Readiness | EventStore.EventStore | Tsdb.Tsdb | ObjectStore.ObjectStore,
-  HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable
-> =>
-  signalShutdown.pipe(
-    Layer.provideMerge(
-      HttpRouter.serve(Layer.mergeAll(healthRoutes, EventStoreHttp.routes, TsdbHttp.routes, Metrics.routes, Metrics.httpMiddleware))
-    ),
-    Layer.provideMerge(markReady),
-    Layer.provideMerge(
-      NodeHttpServer.layer(createServer, {
-        port: config.port,
-        host: config.host,
-        gracefulShutdownTimeout: "10 seconds",
-        websocket: { maxPayload: webSocketPayloadMax }
-      })
-    ),
-    Layer.provideMerge(readiness),
-    Layer.provideMerge(shuttingDown),
-    Layer.provideMerge(layerEventStore(config.eventStore)),
-    Layer.provideMerge(layerTsdb()),
+): Layer.Layer<HttpServer.HttpServer | Readiness | ObjectStore.ObjectStore, HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable> => {
+  const listener = NodeHttpServer.layer(createServer, {
+    port: config.port,
+    host: config.host,
+    gracefulShutdownTimeout: "10 seconds",
+    websocket: { maxPayload: webSocketPayloadMax }
+  })
+  const base = Layer.mergeAll(healthRoutes, Metrics.routes, Metrics.httpMiddleware)
+  const served = config.role === "compactor"
+    ? signalShutdown.pipe(
+      Layer.provideMerge(HttpRouter.serve(base)),
+      Layer.provideMerge(markReady(config.role)),
+      Layer.provideMerge(listener),
+      Layer.provideMerge(layerCompactors),
+      Layer.provideMerge(readiness),
+      Layer.provideMerge(shuttingDown)
+    )
+    : signalShutdown.pipe(
+      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes))),
+      Layer.provideMerge(markReady(config.role)),
+      Layer.provideMerge(listener),
+      Layer.provideMerge(readiness),
+      Layer.provideMerge(shuttingDown),
+      Layer.provideMerge(layerProducts(config, config.role))
+    )
+  return served.pipe(
     Layer.provideMerge(layerCountedStore(config.store, config.preflight)),
     Layer.provideMerge(Metrics.layer)
   )
+}
 
 /** The configured store, with every request counted and timed for `/metrics`. */
 const layerCountedStore = (store: StoreConfig, preflight: boolean) =>

@@ -2,7 +2,8 @@
 /**
  * The `opendata` command:
  *
- *   opendata serve   [--port N] [--data-dir DIR] [--store local|s3|memory] [--config FILE]   serve both (npm start)
+ *   opendata serve   [--port N] [--data-dir DIR] [--store local|s3|memory] [--role all|writer|reader|compactor] [--config FILE]
+ *                    serve both products (npm start); with --role, one role over a shared s3 bucket
  *   opendata inspect [--data-dir DIR] [--store ...]   manifest versions, epochs, objects and sizes per product
  *   opendata verify  [--data-dir DIR] [--store ...]   read every referenced object and check every checksum
  *
@@ -16,10 +17,15 @@ import { Db } from "@opendata/core"
 import * as Config from "./Config.ts"
 import * as ConfigFile from "./ConfigFile.ts"
 import * as Server from "./Server.ts"
+import { forceExitOnSecondSignal } from "./Signals.ts"
 
 const port = Flag.Int("port").pipe(Flag.withDescription("HTTP port (default 9095; env OPENDATA_PORT)"), Flag.optional)
 const dataDir = Flag.String("data-dir").pipe(Flag.withDescription("directory of the local store (default ./data; env OPENDATA_DATA_DIR)"), Flag.optional)
 const store = Flag.Literals("store", ["local", "s3", "memory"]).pipe(Flag.withDescription("object store kind (default local; env OPENDATA_STORE)"), Flag.optional)
+const role = Flag.Literals("role", ["all", "writer", "reader", "compactor"]).pipe(
+  Flag.withDescription("what this process does (default all; env OPENDATA_ROLE): writer, reader and compactor split the work over one s3 bucket"),
+  Flag.optional
+)
 const configFile = Flag.String("config").pipe(Flag.withDescription("configuration file (default ./opendata.yaml if present; env OPENDATA_CONFIG)"), Flag.optional)
 
 /** The configuration: flags (already in the environment), then the environment, then the file. */
@@ -28,8 +34,14 @@ const loadConfig = (file: Option.Option<string>) =>
     Effect.provideService(Config.load, ConfigProvider.ConfigProvider, provider))
 
 /** Flags win over the environment: they are written into it before the configuration is read. */
-const applyFlags = (flags: { readonly port?: Option.Option<number>; readonly dataDir: Option.Option<string>; readonly store: Option.Option<string> }) =>
+const applyFlags = (flags: {
+  readonly port?: Option.Option<number>
+  readonly dataDir: Option.Option<string>
+  readonly store: Option.Option<string>
+  readonly role?: Option.Option<string>
+}) =>
   Effect.sync(() => {
+    if (flags.role !== undefined && Option.isSome(flags.role)) process.env["OPENDATA_ROLE"] = flags.role.value
     if (flags.port !== undefined && Option.isSome(flags.port)) process.env["OPENDATA_PORT"] = String(flags.port.value)
     if (Option.isSome(flags.dataDir)) process.env["OPENDATA_DATA_DIR"] = flags.dataDir.value
     if (Option.isSome(flags.store)) process.env["OPENDATA_STORE"] = flags.store.value
@@ -40,14 +52,19 @@ const products = ["eventstore/", "tsdb/"] as const
 /** The configured object store, opened read-only (no preflight probes). */
 const storeLayer = (file: Option.Option<string>) => Effect.map(loadConfig(file), (config) => Server.layerStore(config.store, false))
 
-const serve = Command.make("serve", { port, dataDir, store, config: configFile }, (flags) =>
+const serve = Command.make("serve", { port, dataDir, store, role, config: configFile }, (flags) =>
   Effect.gen(function*() {
     yield* applyFlags(flags)
     const config = yield* loadConfig(flags.config)
     return yield* Layer.launch(Server.layer(config))
   })).pipe(
     Command.withDescription("Serve the EventStore and the TSDB over HTTP (what `npm start` runs)"),
-    Command.withExamples([{ command: "opendata serve --port 9095 --data-dir ./data", description: "embedded, on a local directory" }])
+    Command.withExamples([
+      { command: "opendata serve --port 9095 --data-dir ./data", description: "embedded, on a local directory" },
+      { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role writer", description: "the ingest role over a shared bucket" },
+      { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role reader --port 9096", description: "a query and tail role over the same bucket" },
+      { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role compactor --port 9097", description: "compaction and garbage collection" }
+    ])
   )
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
@@ -97,4 +114,5 @@ const opendata = Command.make("opendata").pipe(
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
+forceExitOnSecondSignal()
 opendata.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer), (self) => NodeRuntime.runMain(self as never, { teardown }))

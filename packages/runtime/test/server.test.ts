@@ -2,6 +2,7 @@
  * End to end: the real server process, started as `npm start` starts it, driven over HTTP.
  */
 import * as fs from "node:fs/promises"
+import * as net from "node:net"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { killAll, runToExit, start, tempDir } from "./process.ts"
@@ -37,6 +38,25 @@ describe("the server process", () => {
     expect(await server.exited).toBe(0)
   })
 
+  it("a second signal forces the exit while the graceful shutdown waits on a request in flight", async () => {
+    const server = await start({ OPENDATA_STORE: "memory" })
+    // A request whose body never finishes keeps the graceful shutdown waiting (up to its 10 s timeout).
+    const socket = net.connect(server.port, "127.0.0.1")
+    await new Promise<void>((resolve) => socket.on("connect", resolve))
+    socket.write("POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\nabc")
+    await new Promise((r) => setTimeout(r, 200))
+    server.child.kill("SIGTERM")
+    // Not ready once the shutdown began, but still up: the request holds it.
+    for (let i = 0; i < 100 && (await fetch(`${server.base}/-/ready`).then((r) => r.status, () => 0)) === 200; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(server.child.exitCode).toBe(null)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(130)
+    expect(server.output()).toMatch(/exiting now/)
+    socket.destroy()
+  })
+
   it("refuses to start on a data directory another server holds", async () => {
     const dir = await tempDir()
     const first = await start({ OPENDATA_DATA_DIR: dir })
@@ -52,5 +72,13 @@ describe("the server process", () => {
     const { code, output } = await runToExit({ OPENDATA_STORE: "floppy" })
     expect(code).not.toBe(0)
     expect(output).toMatch(/OPENDATA_STORE/)
+  })
+
+  it("refuses a split role on a store that one process owns", async () => {
+    const dir = await tempDir()
+    const { code, output } = await runToExit({ OPENDATA_DATA_DIR: dir, OPENDATA_ROLE: "reader" })
+    expect(code).not.toBe(0)
+    expect(output).toMatch(/OPENDATA_ROLE=reader: a role other than "all" needs a store that processes share/)
+    await fs.rm(dir, { recursive: true, force: true })
   })
 })
