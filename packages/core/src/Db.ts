@@ -194,6 +194,39 @@ export interface DbStats {
   readonly objectsCollected: number
   readonly blockCache: CacheStats
   readonly metaCache: CacheStats
+  /** Writes waiting in the writer's mailbox (bounded by `writeQueueMax`). */
+  readonly writeQueueDepth: number
+  /** Bytes in memtables not yet flushed to tables (the active one and the frozen ones). */
+  readonly memtableBytes: number
+  /** Frozen memtables waiting for the flusher. */
+  readonly frozenMemtables: number
+  /** How long WAL writes took, from the first attempt to the object being durable. */
+  readonly walWriteMs: LatencyHistogram
+}
+
+/** Counts of observations at or below each bound (the last count: above every bound), with their sum. */
+export interface LatencyHistogram {
+  readonly boundsMs: ReadonlyArray<number>
+  readonly counts: ReadonlyArray<number>
+  readonly sumMs: number
+  readonly count: number
+}
+
+const latencyBoundsMs = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const
+
+const makeLatencyHistogram = () => {
+  const counts = new Array<number>(latencyBoundsMs.length + 1).fill(0)
+  let sumMs = 0
+  let count = 0
+  return {
+    observe: (ms: number) => {
+      const i = latencyBoundsMs.findIndex((b) => ms <= b)
+      counts[i === -1 ? latencyBoundsMs.length : i]! += 1
+      sumMs += ms
+      count += 1
+    },
+    snapshot: (): LatencyHistogram => ({ boundsMs: latencyBoundsMs, counts: [...counts], sumMs, count })
+  }
 }
 
 export interface DbShape {
@@ -284,6 +317,7 @@ export const make = (
     const opened = yield* settled(openWriter(store, manifests))
     const epoch = opened.manifest.value.writerEpoch
     const counters = { walObjects: 0, walBytes: 0, tables: 0, compactions: 0, collected: 0 }
+    const walWriteMs = makeLatencyHistogram()
 
     const state = yield* Ref.make<ReadState>({ manifest: opened.manifest, active: opened.memtable, frozen: [] })
     const durable = yield* Ref.make(opened.lastSeq)
@@ -424,6 +458,7 @@ export const make = (
         lastStartMs = yield* Clock.currentTimeMillis
         const entries = batch.flatMap((r) => r.entries)
         const exit = yield* Effect.exit(settled(writeWal(entries)))
+        walWriteMs.observe((yield* Clock.currentTimeMillis) - lastStartMs)
         if (Exit.isFailure(exit)) {
           const error = Cause.findErrorOption(exit.cause)
           const reason: DbError = Option.isSome(error) ? error.value : new DbClosed({ reason: "the writer failed" })
@@ -759,7 +794,11 @@ export const make = (
           compactions: counters.compactions,
           objectsCollected: counters.collected,
           blockCache: blockCache.stats(),
-          metaCache: metaCache.stats()
+          metaCache: metaCache.stats(),
+          writeQueueDepth: yield* Queue.size(mailbox),
+          memtableBytes: s.active.bytes + s.frozen.reduce((n, m) => n + m.bytes, 0),
+          frozenMemtables: s.frozen.length,
+          walWriteMs: walWriteMs.snapshot()
         }
       })
     } satisfies DbShape
@@ -960,7 +999,11 @@ const openFollower = (input: ReaderSettings) =>
           compactions: 0,
           objectsCollected: 0,
           blockCache: blockCache.stats(),
-          metaCache: metaCache.stats()
+          metaCache: metaCache.stats(),
+          writeQueueDepth: 0,
+          memtableBytes: s.active.bytes,
+          frozenMemtables: 0,
+          walWriteMs: makeLatencyHistogram().snapshot()
         }
       })
     }

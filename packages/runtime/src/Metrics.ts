@@ -1,11 +1,14 @@
 /**
  * The runtime's own metrics, served at `/metrics` in Prometheus's text format: HTTP requests by route
- * and status with a latency histogram, object-store requests by operation and outcome with latency,
- * and process gauges. Counters live in memory and are bounded by the fixed sets of routes, operations
- * and outcomes.
+ * and status with a latency histogram, requests in flight and open tails, object-store requests by
+ * operation and outcome with latency, each product Db's WAL write latency, write queue depth, memtables,
+ * compaction backlog (level-0 tables, sorted runs) and cache hit ratios, the compactor role's work, and
+ * process gauges. Counters live in memory and are bounded by the fixed sets of routes, operations,
+ * outcomes and Dbs.
  */
 import { Context, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { Db } from "@opendata/core"
 import { ObjectStore } from "@opendata/core"
 
 const latencyBucketsS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -23,10 +26,23 @@ class Histogram {
   }
 }
 
+/** One sample of a metric family that a collector reports when `/metrics` is read. */
+export interface Sample {
+  readonly name: string
+  readonly type: "counter" | "gauge" | "histogram"
+  readonly help: string
+  readonly labels: Record<string, string>
+  readonly value: number
+}
+
 export interface MetricsShape {
   readonly observeHttp: (route: string, method: string, status: number, seconds: number) => void
   readonly observeStore: (operation: string, outcome: string, seconds: number) => void
-  readonly render: () => string
+  /** Requests being served now on a route (`delta` +1 when one starts, -1 when it ends). */
+  readonly inFlight: (route: string, delta: number) => void
+  /** Adds a source of samples read at each scrape (a product's Db, a compactor); removed with its scope. */
+  readonly register: (collector: Effect.Effect<ReadonlyArray<Sample>>) => Effect.Effect<void, never, import("effect").Scope.Scope>
+  readonly render: Effect.Effect<string>
 }
 
 export class Metrics extends Context.Service<Metrics, MetricsShape>()("@opendata/runtime/Metrics") {}
@@ -34,7 +50,30 @@ export class Metrics extends Context.Service<Metrics, MetricsShape>()("@opendata
 const labelText = (labels: Record<string, string>) =>
   "{" + Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",") + "}"
 
+const renderSamples = (samples: ReadonlyArray<Sample>): Array<string> => {
+  const families = new Map<string, Array<Sample>>()
+  for (const sample of samples) {
+    const family = families.get(sample.name) ?? []
+    family.push(sample)
+    families.set(sample.name, family)
+  }
+  const lines: Array<string> = []
+  const described = new Set<string>()
+  for (const [name, family] of families) {
+    // A histogram's _bucket, _sum and _count series share one HELP and TYPE, under the base name.
+    const base = family[0]!.type === "histogram" ? name.replace(/_(bucket|sum|count)$/, "") : name
+    if (!described.has(base)) {
+      described.add(base)
+      lines.push(`# HELP ${base} ${family[0]!.help}`, `# TYPE ${base} ${family[0]!.type}`)
+    }
+    for (const sample of family) lines.push(`${name}${labelText(sample.labels)} ${sample.value}`)
+  }
+  return lines
+}
+
 export const make = (): MetricsShape => {
+  const collectors = new Set<Effect.Effect<ReadonlyArray<Sample>>>()
+  const inFlight = new Map<string, number>()
   const http = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
   const store = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
   const observe = (map: typeof http, labels: Record<string, string>, seconds: number) => {
@@ -64,11 +103,27 @@ export const make = (): MetricsShape => {
   return {
     observeHttp: (route, method, status, seconds) => observe(http, { route, method, code: String(status) }, seconds),
     observeStore: (operation, outcome, seconds) => observe(store, { operation, outcome }, seconds),
-    render: () => {
+    inFlight: (route, delta) => {
+      inFlight.set(route, (inFlight.get(route) ?? 0) + delta)
+    },
+    register: (collector) =>
+      Effect.acquireRelease(Effect.sync(() => collectors.add(collector)), () => Effect.sync(() => collectors.delete(collector))),
+    render: Effect.gen(function*() {
+      const collected: Array<Sample> = []
+      for (const collector of collectors) collected.push(...(yield* collector))
       const memory = process.memoryUsage()
+      const flight = [...inFlight].map(([route, n]): Sample => ({
+        name: "opendata_http_requests_in_flight",
+        type: "gauge",
+        help: "HTTP requests being served, by route (an open WebSocket tail is one).",
+        labels: { route },
+        value: n
+      }))
       return [
         ...histogramLines("opendata_http_request_duration_seconds", "HTTP requests by route, method and status code.", http),
+        ...renderSamples(flight),
         ...histogramLines("opendata_object_store_request_duration_seconds", "Object-store requests by operation and outcome.", store),
+        ...renderSamples(collected),
         "# HELP opendata_process_resident_memory_bytes Resident memory.",
         "# TYPE opendata_process_resident_memory_bytes gauge",
         `opendata_process_resident_memory_bytes ${memory.rss}`,
@@ -80,8 +135,73 @@ export const make = (): MetricsShape => {
         `opendata_process_uptime_seconds ${process.uptime()}`,
         ""
       ].join("\n")
-    }
+    })
   }
+}
+
+/** A histogram of milliseconds as Prometheus samples in seconds. */
+const histogramSamples = (name: string, help: string, labels: Record<string, string>, h: Db.LatencyHistogram): Array<Sample> => {
+  const out: Array<Sample> = []
+  let cumulative = 0
+  h.boundsMs.forEach((b, i) => {
+    cumulative += h.counts[i]!
+    out.push({ name: `${name}_bucket`, type: "histogram", help, labels: { ...labels, le: String(b / 1000) }, value: cumulative })
+  })
+  cumulative += h.counts[h.boundsMs.length]!
+  out.push({ name: `${name}_bucket`, type: "histogram", help, labels: { ...labels, le: "+Inf" }, value: cumulative })
+  out.push({ name: `${name}_sum`, type: "histogram", help, labels, value: h.sumMs / 1000 })
+  out.push({ name: `${name}_count`, type: "histogram", help, labels, value: h.count })
+  return out
+}
+
+/** The samples of one product's Db (`db` names it: `eventstore` or `tsdb`). */
+export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
+  const labels = { db }
+  const gauge = (name: string, help: string, value: number, extra: Record<string, string> = {}): Sample => ({
+    name,
+    type: "gauge",
+    help,
+    labels: { ...labels, ...extra },
+    value
+  })
+  const counter = (name: string, help: string, value: number): Sample => ({ name, type: "counter", help, labels, value })
+  const caches = (["block", "meta"] as const).flatMap((cache) => {
+    const c = cache === "block" ? stats.blockCache : stats.metaCache
+    const requests = c.hits + c.misses
+    return [
+      gauge("opendata_db_cache_hit_ratio", "Share of cache lookups that hit, since start (NaN before the first).", requests === 0 ? Number.NaN : c.hits / requests, { cache }),
+      gauge("opendata_db_cache_bytes", "Bytes held by the cache.", c.bytes, { cache })
+    ]
+  })
+  return [
+    ...histogramSamples("opendata_db_wal_write_duration_seconds", "WAL object writes, from the first attempt to durable.", labels, stats.walWriteMs),
+    counter("opendata_db_wal_objects_written_total", "WAL objects written.", stats.walObjectsWritten),
+    counter("opendata_db_wal_bytes_written_total", "WAL bytes written.", stats.walBytesWritten),
+    gauge("opendata_db_write_queue_depth", "Writes waiting in the writer's mailbox.", stats.writeQueueDepth),
+    gauge("opendata_db_memtable_bytes", "Bytes in memtables not yet flushed to tables.", stats.memtableBytes),
+    gauge("opendata_db_frozen_memtables", "Memtables waiting to be flushed.", stats.frozenMemtables),
+    gauge("opendata_db_l0_tables", "Level-0 tables (the compaction backlog).", stats.l0Tables),
+    gauge("opendata_db_sorted_runs", "Sorted runs.", stats.sortedRuns),
+    counter("opendata_db_tables_written_total", "Tables written by flushes and compactions in this process.", stats.tablesWritten),
+    counter("opendata_db_compactions_total", "Compactions committed by this process.", stats.compactions),
+    counter("opendata_db_objects_collected_total", "Objects deleted by garbage collection in this process.", stats.objectsCollected),
+    gauge("opendata_db_durable_seq", "Highest durable sequence number.", stats.durableSeq),
+    gauge("opendata_db_manifest_version", "Manifest version this process reads.", stats.manifestVersion),
+    ...caches
+  ]
+}
+
+/** The samples of a compactor role for one product's Db. */
+export const compactorSamples = (db: string, stats: Db.CompactorStats): Array<Sample> => {
+  const labels = { db }
+  return [
+    { name: "opendata_compactor_epoch", type: "gauge", help: "Compactor epoch this process holds.", labels, value: stats.compactorEpoch },
+    { name: "opendata_db_l0_tables", type: "gauge", help: "Level-0 tables (the compaction backlog).", labels, value: stats.l0Tables },
+    { name: "opendata_db_sorted_runs", type: "gauge", help: "Sorted runs.", labels, value: stats.sortedRuns },
+    { name: "opendata_db_compactions_total", type: "counter", help: "Compactions committed by this process.", labels, value: stats.compactions },
+    { name: "opendata_db_tables_written_total", type: "counter", help: "Tables written by flushes and compactions in this process.", labels, value: stats.tablesWritten },
+    { name: "opendata_db_objects_collected_total", type: "counter", help: "Objects deleted by garbage collection in this process.", labels, value: stats.objectsCollected }
+  ]
 }
 
 /** A fixed, small set of route names (never the raw path: keys and label values would be unbounded). */
@@ -105,10 +225,13 @@ export const httpMiddleware = HttpRouter.middleware(
       const metrics = yield* Metrics
       const request = yield* HttpServerRequest.HttpServerRequest
       const started = performance.now()
+      const route = routeOf(request.url)
+      metrics.inFlight(route, 1)
       return yield* httpEffect.pipe(
         Effect.tap((response) =>
-          Effect.sync(() => metrics.observeHttp(routeOf(request.url), request.method, response.status, (performance.now() - started) / 1000))
-        )
+          Effect.sync(() => metrics.observeHttp(route, request.method, response.status, (performance.now() - started) / 1000))
+        ),
+        Effect.ensuring(Effect.sync(() => metrics.inFlight(route, -1)))
       )
     }),
   { global: true }
@@ -117,8 +240,8 @@ export const httpMiddleware = HttpRouter.middleware(
 export const routes = HttpRouter.add(
   "GET",
   "/metrics",
-  Metrics.useSync((metrics) =>
-    HttpServerResponse.text(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }))
+  Metrics.use((metrics) =>
+    Effect.map(metrics.render, (text) => HttpServerResponse.text(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } })))
 )
 
 /** Counts and times every request the object store serves. */

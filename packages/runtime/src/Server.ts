@@ -69,22 +69,34 @@ export const layerDb = (
     : Db.layer({ ...settings, path, ...(role === "writer" ? { compactor: false, gc: false } : {}) })
 
 /** The EventStore service on its own Db (object keys under `eventstore/`) in the object store. */
-export const layerEventStore = (
+export const layerEventStore = <R = ObjectStore.ObjectStore>(
   settings: EventStoreSettings,
-  db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore> = Db.layer({ path: productPaths.eventStore })
-): Layer.Layer<EventStore.EventStore, Db.DbError, ObjectStore.ObjectStore> => layerEventStoreOnDb(settings).pipe(Layer.provide(db))
+  db: Layer.Layer<Db.Db, Db.DbError, R> = Db.layer({ path: productPaths.eventStore }) as Layer.Layer<Db.Db, Db.DbError, R>
+): Layer.Layer<EventStore.EventStore, Db.DbError, R> => layerEventStoreOnDb(settings).pipe(Layer.provide(db))
 
 /** The TSDB service on its own Db (object keys under `tsdb/`) in the object store. */
-export const layerTsdb = (
+export const layerTsdb = <R = ObjectStore.ObjectStore>(
   settings: Tsdb.TsdbSettings = {},
-  db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore> = Db.layer({ path: productPaths.tsdb })
-): Layer.Layer<Tsdb.Tsdb, Db.DbError, ObjectStore.ObjectStore> => Tsdb.layer(settings).pipe(Layer.provide(db))
+  db: Layer.Layer<Db.Db, Db.DbError, R> = Db.layer({ path: productPaths.tsdb }) as Layer.Layer<Db.Db, Db.DbError, R>
+): Layer.Layer<Tsdb.Tsdb, Db.DbError, R> => Tsdb.layer(settings).pipe(Layer.provide(db))
 
 /**
  * A reader never enforces retention (that deletes, which is the writer's job): its retention loops wait
  * this long, the longest timer Node keeps (about 24.8 days), and the process is normally restarted sooner.
  */
 const readerRetentionIntervalMs = 2 ** 31 - 1
+
+/** A product's Db whose stats `/metrics` reports, labelled `db="<name>"`. */
+const measured = (name: string, db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.ObjectStore>) =>
+  Layer.effect(
+    Db.Db,
+    Effect.gen(function*() {
+      const opened = yield* Db.Db
+      const metrics = yield* Metrics.Metrics
+      yield* metrics.register(Effect.map(opened.stats, (stats) => Metrics.dbSamples(name, stats)))
+      return opened
+    })
+  ).pipe(Layer.provide(db))
 
 /** Both products, on their Dbs as the role opens them. */
 const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) => {
@@ -93,14 +105,14 @@ const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) 
   return Layer.mergeAll(
     layerEventStore(
       { ...config.eventStore, ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {}) },
-      layerDb(productPaths.eventStore, role, dbSettings)
+      measured("eventstore", layerDb(productPaths.eventStore, role, dbSettings))
     ),
     layerTsdb(
       {
         ...(config.tsdbRetentionMs !== undefined ? { retentionMs: config.tsdbRetentionMs } : {}),
         ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {})
       },
-      layerDb(productPaths.tsdb, role, dbSettings)
+      measured("tsdb", layerDb(productPaths.tsdb, role, dbSettings))
     )
   )
 }
@@ -113,8 +125,10 @@ const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) 
 const layerCompactors = Layer.effectDiscard(
   Effect.gen(function*() {
     const ready = yield* Readiness
-    for (const path of Object.values(productPaths)) {
+    const metrics = yield* Metrics.Metrics
+    for (const [name, path] of [["eventstore", productPaths.eventStore], ["tsdb", productPaths.tsdb]] as const) {
       const compactor = yield* Db.makeCompactor({ path })
+      yield* metrics.register(Effect.map(compactor.stats, (stats) => Metrics.compactorSamples(name, stats)))
       yield* Effect.forkScoped(
         Effect.flatMap(compactor.stopped, (reason) =>
           Effect.andThen(Effect.logError(`compactor for ${path} stopped: ${reason.message}`), Ref.set(ready, false)))

@@ -1,6 +1,7 @@
 /** `/metrics`: the runtime's own metrics in Prometheus's text format, checked by promtool when present. */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import WebSocket from "ws"
 import { afterAll, describe, expect, it } from "vitest"
 import { killAll, start } from "./process.ts"
 
@@ -18,9 +19,35 @@ describe("/metrics", () => {
     expect(text).toMatch(/opendata_http_request_duration_seconds_count\{route="\/v1\/logs\/\{key\}\/records",method="POST",code="200"\} 1/)
     expect(text).toMatch(/opendata_http_request_duration_seconds_count\{route="\/api\/v1\/labels",method="GET",code="200"\} 1/)
     expect(text).toMatch(/opendata_object_store_request_duration_seconds_count\{operation="put_if_absent",outcome="ok"\} \d+/)
+    // Each product's Db: WAL write latency, queue depth, compaction backlog, cache hit ratio.
+    expect(text).toMatch(/opendata_db_wal_write_duration_seconds_count\{db="eventstore"\} [1-9]\d*/)
+    expect(text).toMatch(/opendata_db_wal_write_duration_seconds_bucket\{db="tsdb",le="\+Inf"\} \d+/)
+    expect(text).toMatch(/opendata_db_write_queue_depth\{db="eventstore"\} 0/)
+    expect(text).toMatch(/opendata_db_l0_tables\{db="tsdb"\} \d+/)
+    expect(text).toMatch(/opendata_db_cache_hit_ratio\{db="eventstore",cache="block"\} /)
+    expect(text).toMatch(/opendata_http_requests_in_flight\{route="\/metrics"\} 1/)
     if (fs.existsSync("/usr/bin/promtool")) {
       // promtool reads the exposition on stdin and exits non-zero on a format error.
       execFileSync("/usr/bin/promtool", ["check", "metrics"], { input: text })
     }
+  })
+
+  it("shows open WebSocket tails as requests in flight on the tail route", async () => {
+    const server = await start({ OPENDATA_STORE: "memory" })
+    const tails = await Promise.all([1, 2].map(() =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${server.base.replace(/^http/, "ws")}/v1/logs/k/tail`)
+        ws.on("open", () => resolve(ws))
+        ws.on("error", reject)
+      })))
+    const open = await (await fetch(`${server.base}/metrics`)).text()
+    expect(open).toMatch(/opendata_http_requests_in_flight\{route="\/v1\/logs\/\{key\}\/tail"\} 2/)
+    for (const ws of tails) ws.close()
+    for (let i = 0; i < 100; i++) {
+      const text = await (await fetch(`${server.base}/metrics`)).text()
+      if (/opendata_http_requests_in_flight\{route="\/v1\/logs\/\{key\}\/tail"\} 0/.test(text)) return
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect.fail("the tails did not leave the in-flight gauge")
   })
 })
