@@ -261,12 +261,22 @@ const scanAll = (scan: Stream.Stream<Db.KeyValue, Db.DbReadError>) =>
 /**
  * The core Db under faults, crashes and zombies, checked against a model of acknowledged writes.
  */
-export const dbWorkload: Workload = {
-  name: "db",
-  run: (sim) =>
+export const dbWorkload: Workload = { name: "db", run: (sim) => runDbWorkload(sim, false) }
+
+/**
+ * The same, with the roles split: the writer neither compacts nor collects; a compactor process does,
+ * under its own epoch, and is itself crashed and replaced (the replaced one left running as a zombie).
+ * Snapshots are checked only within the cross-process lease (`gcMinAgeMs`), which is all they are promised.
+ */
+export const dbRolesWorkload: Workload = { name: "db-roles", run: (sim) => runDbWorkload(sim, true) }
+
+/** The lease that protects other processes' snapshots and uncommitted tables when the roles are split. */
+const splitLeaseMs = 60_000
+
+const runDbWorkload = (sim: Sim, split: boolean) =>
     Effect.gen(function*() {
       const { rng } = sim
-      const settings: Db.DbSettings = {
+      const drawn: Db.DbSettings = {
         flushIntervalMs: rng.nextInt(3) === 0 ? 0 : rng.nextInt(100),
         memtableBytesMax: 512 + rng.nextInt(4096),
         unflushedBytesMax: 64 * 1024,
@@ -280,6 +290,7 @@ export const dbWorkload: Workload = {
         merge: addition,
         simulationMutant: sim.mutant ?? "none"
       }
+      const settings: Db.DbSettings = split ? { ...drawn, compactor: false, gc: false, gcMinAgeMs: splitLeaseMs, manifestPollMs: 1000 } : drawn
       yield* sim.trace(`db settings ${JSON.stringify({ ...settings, merge: undefined })}`)
       const incarnations: Array<Incarnation> = []
       const keys = Array.from({ length: 3 + rng.nextInt(20) }, (_, i) => `k${i}`)
@@ -372,17 +383,19 @@ export const dbWorkload: Workload = {
           return yield* sim.fail(`process ${inc.process.id}: get ${k} = ${value} matches no state between seq ${before} and ${after}`)
         })
 
-      const snapshots: Array<{ inc: Incarnation; snapshot: Db.Snapshot; scope: Scope.Closeable; expected: KvState }> = []
+      const snapshots: Array<{ inc: Incarnation; snapshot: Db.Snapshot; scope: Scope.Closeable; expected: KvState; takenMs: number }> = []
       const takeSnapshot = (inc: Incarnation) =>
         Effect.gen(function*() {
           const scope = yield* Scope.make()
           const snapshot = yield* inc.db.snapshot.pipe(Scope.provide(scope))
-          snapshots.push({ inc, snapshot, scope, expected: stateAt(inc, snapshot.seq) })
+          snapshots.push({ inc, snapshot, scope, expected: stateAt(inc, snapshot.seq), takenMs: yield* Clock.currentTimeMillis })
           yield* sim.trace(`process ${inc.process.id} took a snapshot at seq ${snapshot.seq}`)
         })
       const checkSnapshot = Effect.gen(function*() {
         const s = snapshots[rng.nextInt(snapshots.length)]
         if (s === undefined || incarnations.at(-1) !== s.inc) return
+        // With the roles split, the collector in another process keeps a snapshot's tables for the lease only.
+        if (split && (yield* Clock.currentTimeMillis) - s.takenMs > splitLeaseMs / 2) return
         const seen = yield* Effect.exit(scanAll(s.inc.db.scan(undefined, { snapshot: s.snapshot })))
         if (Exit.isFailure(seen)) return
         if (!same(seen.value, s.expected)) {
@@ -414,8 +427,20 @@ export const dbWorkload: Workload = {
         }
       })
 
+      /** The compactor role in a process of its own (split roles only). */
+      const openCompactor = Effect.gen(function*() {
+        const process = yield* sim.spawn
+        const compactor = yield* persist(
+          "opening a compactor",
+          Db.makeCompactor(settings).pipe(Effect.provideService(ObjectStore.ObjectStore, process.store), Scope.provide(process.scope))
+        )
+        yield* sim.trace(`process ${process.id} opened a compactor at epoch ${(yield* compactor.stats).compactorEpoch}`)
+        return { process, compactor }
+      })
+
       let current = yield* openWriter
       let zombie: Incarnation | undefined
+      let compactor = split ? yield* openCompactor : undefined
       for (let step = 0; step < sim.steps; step++) {
         if (failures.length > 0) return yield* Effect.fail(failures[0]!)
         const roll = rng.nextInt(100)
@@ -426,8 +451,8 @@ export const dbWorkload: Workload = {
         else if (roll < 73) yield* takeSnapshot(current)
         else if (roll < 77) yield* checkSnapshot
         else if (roll < 80) yield* Effect.ignore(current.db.flush)
-        else if (roll < 83) yield* Effect.ignore(current.db.compact)
-        else if (roll < 86) yield* Effect.ignore(current.db.collectGarbage)
+        else if (roll < 83) yield* Effect.ignore(compactor === undefined ? current.db.compact : compactor.compactor.compact)
+        else if (roll < 86) yield* Effect.ignore(compactor === undefined ? current.db.collectGarbage : compactor.compactor.collectGarbage)
         else if (roll < 89) yield* checkReader
         else if (roll < 92) {
           yield* sim.trace(`process ${current.process.id} crashes`)
@@ -442,6 +467,13 @@ export const dbWorkload: Workload = {
           const closing = yield* Effect.forkChild(current.process.close)
           yield* Fiber.await(closing).pipe(Effect.timeout("60 seconds"), Effect.ignore)
           current = yield* openWriter
+        } else if (compactor !== undefined && roll < 98) {
+          // The compactor process crashes, or is left running while a new one takes over.
+          if (rng.nextInt(2) === 0) {
+            yield* sim.trace(`compactor process ${compactor.process.id} crashes`)
+            yield* compactor.process.crash
+          } else yield* sim.trace(`compactor process ${compactor.process.id} is left running: a new compactor opens`)
+          compactor = yield* openCompactor
         } else {
           yield* sim.sleep(rng.nextInt(2000))
         }
@@ -477,7 +509,6 @@ export const dbWorkload: Workload = {
       }
       yield* last.process.close
     }).pipe(Effect.scoped)
-}
 
 /** The shared layer used by tests that want a faulty memory store with a given seed. */
 export const layerFaultyMemory = (seed: number, faults: Omit<ObjectStore.FaultSettings, "seed">) =>

@@ -27,7 +27,7 @@ const int = (name: string, fallback: number) => {
   return n
 }
 
-const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
+const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, "db-roles": Simulation.dbRolesWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const mutantFlag = flag("mutant")
 if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()

@@ -31,6 +31,14 @@ describe("simulation", () => {
       assert.match(result.violation ?? "", /acknowledged/)
     }))
 
+  it.live("split roles: a compactor process, crashed and replaced, loses nothing (seeds 1-5)", () =>
+    Effect.gen(function*() {
+      for (let seed = 1; seed <= 5; seed++) {
+        const result = yield* Simulation.run(Simulation.dbRolesWorkload, { seed })
+        assert.isTrue(result.ok, `${result.violation}\n${result.trace.join("\n")}\nreproduce: npm run sim -- --seed ${seed} --workload db-roles`)
+      }
+    }), 60_000)
+
   for (const { seed, found } of regressions.db) {
     it.live(`regression seed ${seed}: ${found}`, () =>
       Effect.gen(function*() {
