@@ -48,7 +48,8 @@
  *
  * Knobs: SERIES (default 1,000; the issue's full size is 10,000), HOURS (default 6; full size 24), STEP
  * (seconds, default 60), REPS (default 5), FROM_ZERO (1: counters start at 0, see above), PROMETHEUS_BIN
- * (default /usr/bin/prometheus; without it only our latencies are printed).
+ * (default /usr/bin/prometheus; without it only our latencies are printed), OURS_NODE_ARGS (extra node flags for
+ * our server, e.g. `--cpu-prof --cpu-prof-dir=DIR` or `--max-old-space-size=N`).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -63,6 +64,7 @@ const stepS = Number(process.env["STEP"] ?? 60)
 const reps = Math.max(1, Number(process.env["REPS"] ?? 5))
 const fromZero = process.env["FROM_ZERO"] === "1"
 const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
+const ourNodeArgs = (process.env["OURS_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "")
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const scrapeMs = 15_000
 const tolerance = 1e-6
@@ -363,10 +365,10 @@ const stop = async (proc: Proc): Promise<void> => {
   }
 }
 
-/** The process's resident memory (MB; Linux), or NaN. */
-const rssMb = (proc: Proc): number => {
+/** The process's resident memory (MB; Linux), now or (`VmHWM`) its peak so far, or NaN. */
+const rssMb = (proc: Proc, field: "VmRSS" | "VmHWM" = "VmRSS"): number => {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.child.pid}/status`, "utf8"))
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${proc.child.pid}/status`, "utf8"))
     return m === null ? Number.NaN : Number(m[1]) / 1024
   } catch {
     return Number.NaN
@@ -376,7 +378,7 @@ const rssMb = (proc: Proc): number => {
 const startOurs = async (): Promise<Proc> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-promql-"))
   const port = await freePort()
-  const proc = launch("our server", `http://127.0.0.1:${port}`, dir, process.execPath, [path.join(repoRoot, "packages/runtime/dist/main.js")], {
+  const proc = launch("our server", `http://127.0.0.1:${port}`, dir, process.execPath, [...ourNodeArgs, path.join(repoRoot, "packages/runtime/dist/main.js")], {
     OPENDATA_STORE: "local",
     OPENDATA_DATA_DIR: path.join(dir, "data"),
     OPENDATA_HOST: "127.0.0.1",
@@ -717,7 +719,10 @@ const main = async () => {
           `${r.agree.padEnd(11)}  ${r.expr}`
       )
     }
-    console.log(`RSS after the queries: ours ${fmt(rssMb(ours))} MB${prometheus !== undefined ? `, Prometheus ${fmt(rssMb(prometheus))} MB` : ""}`)
+    console.log(
+      `RSS after the queries: ours ${fmt(rssMb(ours))} MB (peak ${fmt(rssMb(ours, "VmHWM"))} MB)` +
+        (prometheus !== undefined ? `, Prometheus ${fmt(rssMb(prometheus))} MB (peak ${fmt(rssMb(prometheus, "VmHWM"))} MB)` : "")
+    )
   } finally {
     for (const p of procs.reverse()) await stop(p)
   }
