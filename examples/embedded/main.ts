@@ -43,7 +43,7 @@ const app = Effect.gen(function*() {
     now,
     now + 60_000
   )
-  for (const s of selected) console.log(Object.fromEntries(s.labels), s.samples.map((x) => x.value))
+  for (const s of selected) console.log(Object.fromEntries(s.labels), Array.from(s.values))
 
   // PromQL in process, over the same TSDB.
   const result = yield* PromQL.instantQuery(tsdb, 'sum by (code) (rate(http_requests_total[1m]))', now + 15_000)

@@ -9,7 +9,7 @@ import { Db, ObjectStore } from "@opendata/core"
 import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
 import { Violation } from "@opendata/core/simulation"
 import type { TsdbShape } from "./Tsdb.ts"
-import { layer, Tsdb } from "./Tsdb.ts"
+import { layer, samplesOf, Tsdb } from "./Tsdb.ts"
 
 interface Node {
   readonly process: SimProcess
@@ -127,7 +127,7 @@ export const tsdbWorkload: Workload = {
         Effect.retry({ times: 20 }),
         Effect.mapError((e) => new Violation(`select failed: ${e.message}`))
       )
-      const stored = new Map(selected.map((s) => [JSON.stringify([...s.labels]), s.samples]))
+      const stored = new Map(selected.map((s) => [JSON.stringify([...s.labels]), samplesOf(s)]))
       for (const [key, samples] of acked) {
         const got = stored.get(key) ?? []
         const byTime = new Map(got.map((s) => [s.timestampMs, s.value]))

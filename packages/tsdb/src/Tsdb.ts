@@ -23,6 +23,7 @@ import { Clock, Context, Effect, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import * as Limits from "./limits.ts"
+import { ChunkIterator, chunkSampleCount } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
@@ -59,15 +60,50 @@ export interface WriteOutcome {
   readonly duplicates: number
 }
 
+/**
+ * A selected series: its samples in [mint, maxt] (both inclusive) as two columns, index for index, by
+ * strictly increasing timestamp. No object per sample: a selection of millions of samples costs 16 bytes
+ * each, outside the JavaScript heap.
+ */
 export interface SelectedSeries {
   readonly labels: Labels
-  /** Samples in [mint, maxt], by timestamp. */
-  readonly samples: ReadonlyArray<Sample>
+  /** Timestamps (ms, integers), strictly increasing. */
+  readonly timestamps: Float64Array
+  /** Values, bit for bit as written (the stale marker's NaN payload included). */
+  readonly values: Float64Array
+}
+
+export interface SelectOptions {
+  /**
+   * Samples the selection may hold at most (default `querySamplesMax`): past it, `select` fails with a
+   * `limit` error as soon as it knows, without decoding the rest.
+   */
+  readonly samplesMax?: number | undefined
 }
 
 /** What the PromQL engine reads through: series by matchers over a time range. */
 export interface SeriesSource {
-  readonly select: (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) => Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError>
+  readonly select: (
+    matchers: ReadonlyArray<Matcher>,
+    mint: number,
+    maxt: number,
+    options?: SelectOptions
+  ) => Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError>
+}
+
+/** A selected series' samples as objects (for tests and checks; the engine reads the columns). */
+export const samplesOf = (series: SelectedSeries): Array<Sample> =>
+  Array.from(series.timestamps, (timestampMs, i) => ({ timestampMs, value: series.values[i]! }))
+
+/** A selected series from samples sorted by strictly increasing timestamp (for `SeriesSource` test doubles). */
+export const selectedSeries = (labels: Labels, samples: ReadonlyArray<Sample>): SelectedSeries => {
+  const timestamps = new Float64Array(samples.length)
+  const values = new Float64Array(samples.length)
+  for (let i = 0; i < samples.length; i++) {
+    timestamps[i] = samples[i]!.timestampMs
+    values[i] = samples[i]!.value
+  }
+  return { labels, timestamps, values }
 }
 
 /** Why a TSDB operation failed: `unavailable` (retry later), `bad_data` (fix the input), `limit` (too large). */
@@ -77,6 +113,15 @@ export class TsdbError extends Error {
   constructor(kind: "unavailable" | "bad_data" | "limit", message: string) {
     super(message)
     this.kind = kind
+  }
+}
+
+/** A selection would hold more than `samplesMax` samples (a `limit` error the PromQL engine words as Prometheus does). */
+export class SamplesLimitExceeded extends TsdbError {
+  readonly samplesMax: number
+  constructor(samplesMax: number) {
+    super("limit", `more than ${samplesMax} samples selected`)
+    this.samplesMax = samplesMax
   }
 }
 
@@ -167,6 +212,67 @@ const sameBits = (a: number, b: number) => {
   v.setFloat64(0, a)
   v.setFloat64(8, b)
   return v.getBigUint64(0) === v.getBigUint64(8)
+}
+
+// -------------------------------------------------------------------------------------------------
+// Decoding a series' chunks into columns
+// -------------------------------------------------------------------------------------------------
+
+/** Float64 lanes as uint32 pairs: which of the two holds the high half on this machine. */
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+const hiLane = littleEndian ? 1 : 0
+const loLane = 1 - hiLane
+
+/**
+ * The samples in [mint, maxt] of a series' chunks (sealed chunks by bucket and first timestamp, then the
+ * head, then the out-of-order buffer), merged by timestamp; where two chunks hold the same timestamp the
+ * earlier chunk's sample wins. Values are copied as their 64-bit patterns, never through a float.
+ */
+const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: number, maxt: number): SelectedSeries => {
+  let capacity = 0
+  for (const c of chunks) capacity += chunkSampleCount(c)
+  let ts = new Float64Array(capacity)
+  let vs = new Float64Array(capacity)
+  const bits = new Uint32Array(vs.buffer)
+  let n = 0
+  /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
+  let ordered = true
+  for (const c of chunks) {
+    const it = new ChunkIterator(c)
+    while (it.next()) {
+      const t = it.t
+      if (t > maxt) break
+      if (t < mint) continue
+      if (n > 0 && ts[n - 1]! >= t) ordered = false
+      ts[n] = t
+      bits[2 * n + hiLane] = it.valueHi
+      bits[2 * n + loLane] = it.valueLo
+      n++
+    }
+  }
+  if (!ordered) {
+    // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept.
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b)
+    const mts = new Float64Array(n)
+    const mvs = new Float64Array(n)
+    const mbits = new Uint32Array(mvs.buffer)
+    let m = 0
+    for (const i of order) {
+      if (m > 0 && mts[m - 1] === ts[i]) continue
+      mts[m] = ts[i]!
+      mbits[2 * m] = bits[2 * i]!
+      mbits[2 * m + 1] = bits[2 * i + 1]!
+      m++
+    }
+    ts = mts
+    vs = mvs
+    n = m
+  }
+  if (n < ts.length) {
+    ts = ts.slice(0, n)
+    vs = vs.slice(0, n)
+  }
+  return { labels, timestamps: ts, values: vs }
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -419,39 +525,59 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return found
       })
 
-    const samplesOf = (id: number, mint: number, maxt: number) =>
+    /**
+     * The encoded chunks of each series in `ids` (ascending) that may hold samples up to maxt, in merge
+     * order: sealed chunks by bucket and first timestamp (a chunk that starts after maxt is not read),
+     * then the head, then the out-of-order buffer. Many series are read with one scan per bucket over the
+     * span of their ids (other series' chunks in that span are skipped unread), few with a scan each.
+     */
+    const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
       Effect.gen(function*() {
-        const all: Array<Sample> = []
-        // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
-        for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))) {
-          const p = chunkPrefix(b, id)
-          const chunks = yield* Stream.runCollect(db.scan({ start: p, end: prefixEnd(p) })).pipe(Effect.mapError(failed))
-          for (const kv of chunks) all.push(...decodeSamples(kv.value))
+        const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
+        if (ids.length === 0) return chunks
+        const wide = ids.length >= Limits.selectScanSeriesMin
+        const lowId = ids[0]!
+        const highId = ids.at(-1)!
+        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, sealed: boolean) =>
+          Stream.runForEach(db.scan({ start, end }), (kv) =>
+            Effect.sync(() => {
+              const list = chunks.get(readU64(kv.key, idAt))
+              // A sealed chunk's key ends with its first timestamp.
+              if (list !== undefined && (!sealed || readU64(kv.key, kv.key.length - 8) <= maxt)) list.push(kv.value)
+            })).pipe(Effect.mapError(failed))
+        for (const b of buckets) {
+          if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, true)
+          else for (const id of ids) yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, true)
         }
-        for (const k of [headKey(id), oooKey(id)]) {
-          const bytes = yield* Effect.mapError(db.get(k), failed)
-          if (bytes !== undefined) all.push(...decodeSamples(bytes))
+        for (const key of [headKey, oooKey]) {
+          if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, false)
+          else {
+            for (const id of ids) {
+              const bytes = yield* Effect.mapError(db.get(key(id)), failed)
+              if (bytes !== undefined) chunks.get(id)!.push(bytes)
+            }
+          }
         }
-        all.sort((a, b) => a.timestampMs - b.timestampMs)
-        const out: Array<Sample> = []
-        for (const s of all) {
-          if (s.timestampMs < mint || s.timestampMs > maxt) continue
-          if (out.length > 0 && out.at(-1)!.timestampMs === s.timestampMs) continue
-          out.push(s)
-        }
-        return out
+        return chunks
       })
 
-    const select = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+    const select: SeriesSource["select"] = (matchers, mint, maxt, options) =>
       Effect.gen(function*() {
+        const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const ids = yield* selectIds(matchers, mint, maxt)
+        // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
+        const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
+        const chunks = yield* readChunks([...ids.keys()].sort((a, b) => a - b), buckets, maxt)
+        const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
         const out: Array<SelectedSeries> = []
         let total = 0
-        for (const [id, labels] of [...ids].sort(([, a], [, b]) => (canonical(a) < canonical(b) ? -1 : 1))) {
-          const samples = yield* samplesOf(id, mint, maxt)
-          total += samples.length
-          if (total > Limits.querySamplesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.querySamplesMax} samples selected`))
-          if (samples.length > 0) out.push({ labels, samples })
+        for (const { id, labels } of sorted) {
+          const series = decodeRange(labels, chunks.get(id)!, mint, maxt)
+          // Decoded chunks go as soon as they are read.
+          chunks.delete(id)
+          total += series.timestamps.length
+          if (total > samplesMax) return yield* Effect.fail(new SamplesLimitExceeded(samplesMax))
+          if (series.timestamps.length > 0) out.push(series)
         }
         return out
       })

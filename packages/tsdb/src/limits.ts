@@ -17,13 +17,20 @@ export const bucketMs = 2 * 60 * 60_000
 export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
-/** Series one selection may return, and samples one query may read. */
+/** Series one selection may return. */
 export const selectSeriesMax = 500_000
 /**
- * Each selected sample is held as an object (about 100 bytes with the engine's copy), so this keeps a
- * query well inside a default Node heap; Prometheus streams and allows 50,000,000.
+ * Samples one query may select over all its selectors (Prometheus's `--query.max-samples` default).
+ * Selected samples are held as two float64 columns, 16 bytes each outside the JavaScript heap (no object
+ * per sample), so a query at the limit holds about 800 MB of samples; past it the query fails with
+ * Prometheus's "query processing would load too many samples into memory" (HTTP 422, `execution`).
  */
-export const querySamplesMax = 10_000_000
+export const querySamplesMax = 50_000_000
+/**
+ * A selection of at least this many series reads their chunks with one scan per time bucket over the span
+ * of their ids (skipping other series' chunks in it) instead of one scan per series and bucket.
+ */
+export const selectScanSeriesMin = 32
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
 /** Retention: default age of samples kept, and how often the background pass runs. */

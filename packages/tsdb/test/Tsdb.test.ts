@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
-import { Tsdb, layer } from "../src/Tsdb.ts"
+import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
 import type { Labels, Matcher } from "../src/Tsdb.ts"
 
 const staleNaN = (() => {
@@ -55,7 +55,7 @@ describe("Tsdb", () => {
         { __name__: "up", instance: "1", job: "a" },
         { __name__: "up", instance: "1", job: "b" }
       ])
-      assert.deepStrictEqual(ups[0]!.samples, [{ timestampMs: 1000, value: 1 }, { timestampMs: 2000, value: 0 }])
+      assert.deepStrictEqual(samplesOf(ups[0]!), [{ timestampMs: 1000, value: 1 }, { timestampMs: 2000, value: 0 }])
       const regex = yield* tsdb.select([{ name: "job", type: "=~", value: "a|c" }], 0, 10_000)
       assert.strictEqual(regex.length, 2)
       const notB = yield* tsdb.select([eq("__name__", "up"), { name: "job", type: "!=", value: "b" }], 0, 10_000)
@@ -63,7 +63,7 @@ describe("Tsdb", () => {
       // Anchored regexes: "u" does not match "up".
       assert.strictEqual((yield* tsdb.select([{ name: "__name__", type: "=~", value: "u" }], 0, 10_000)).length, 0)
       const late = yield* tsdb.select([eq("__name__", "up")], 1500, 10_000)
-      assert.deepStrictEqual(late.map((s) => s.samples.length), [1])
+      assert.deepStrictEqual(late.map((s) => s.timestamps.length), [1])
       assert.deepStrictEqual(yield* tsdb.labelNames([], 0, 10_000), ["__name__", "instance", "job"])
       assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 0, 10_000), ["a", "b"])
       assert.deepStrictEqual(yield* tsdb.labelValues("job", [[eq("__name__", "other")]], 0, 10_000), ["a"])
@@ -80,9 +80,40 @@ describe("Tsdb", () => {
       const second = yield* open
       yield* second.tsdb.write({ series: [{ labels, samples: [{ timestampMs: 1000 + 300 * 15_000, value: 300 }] }] })
       const [series] = yield* second.tsdb.select([eq("__name__", "counter")], 0, Number.MAX_SAFE_INTEGER)
-      assert.strictEqual(series!.samples.length, 301)
-      assert.deepStrictEqual(series!.samples.map((s) => s.value), Array.from({ length: 301 }, (_, i) => i))
+      assert.strictEqual(series!.timestamps.length, 301)
+      assert.deepStrictEqual(Array.from(series!.values), Array.from({ length: 301 }, (_, i) => i))
       yield* second.close
+    }))
+
+  it.effect("selects only the samples in [mint, maxt] from sealed chunks, the head and the out-of-order buffer, by timestamp", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb } = yield* open
+      const labels = L({ __name__: "c" })
+      const at = (i: number) => 1_000_000 + i * 15_000
+      // 300 samples: two sealed chunks of 120 and a head of 60; sample 295 arrives late (out of order).
+      for (let i = 0; i < 300; i++) if (i !== 295) yield* tsdb.write({ series: [{ labels, samples: [{ timestampMs: at(i), value: i }] }] })
+      const late = yield* tsdb.write({ series: [{ labels, samples: [{ timestampMs: at(295), value: 295 }] }] })
+      assert.strictEqual(late.outOfOrder, 1)
+      const [s] = yield* tsdb.select([eq("__name__", "c")], at(100), at(297))
+      assert.deepStrictEqual(Array.from(s!.timestamps), Array.from({ length: 198 }, (_, k) => at(100 + k)))
+      assert.deepStrictEqual(Array.from(s!.values), Array.from({ length: 198 }, (_, k) => 100 + k))
+      // Bounds are inclusive; a range between two samples selects nothing.
+      assert.deepStrictEqual(Array.from((yield* tsdb.select([eq("__name__", "c")], at(7), at(7)))[0]!.values), [7])
+      assert.strictEqual((yield* tsdb.select([eq("__name__", "c")], at(7) + 1, at(8) - 1)).length, 0)
+    }))
+
+  it.effect("fails with SamplesLimitExceeded when a selection would hold more than samplesMax samples", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb } = yield* open
+      for (const job of ["a", "b"]) {
+        yield* tsdb.write({ series: [{ labels: L({ __name__: "m", job }), samples: Array.from({ length: 10 }, (_, i) => ({ timestampMs: 1000 + i, value: i })) }] })
+      }
+      assert.strictEqual((yield* tsdb.select([eq("__name__", "m")], 0, 10_000, { samplesMax: 20 })).length, 2)
+      const error = yield* Effect.flip(tsdb.select([eq("__name__", "m")], 0, 10_000, { samplesMax: 19 }))
+      assert.instanceOf(error, SamplesLimitExceeded)
+      assert.strictEqual(error.kind, "limit")
     }))
 
   it.effect("accepts out-of-order samples within the window, rejects older ones and conflicting duplicates", () =>
@@ -105,7 +136,7 @@ describe("Tsdb", () => {
       })
       assert.deepStrictEqual(outcome, { samplesWritten: 1, outOfOrder: 1, tooOld: 1, duplicates: 1 })
       const [s] = yield* tsdb.select([eq("__name__", "g")], 0, Number.MAX_SAFE_INTEGER)
-      assert.deepStrictEqual(s!.samples, [{ timestampMs: base - 60_000, value: 2 }, { timestampMs: base, value: 1 }])
+      assert.deepStrictEqual(samplesOf(s!), [{ timestampMs: base - 60_000, value: 2 }, { timestampMs: base, value: 1 }])
       yield* close
     }))
 
@@ -115,7 +146,7 @@ describe("Tsdb", () => {
       const { tsdb, close } = yield* open
       yield* tsdb.write({ series: [{ labels: L({ __name__: "s" }), samples: [{ timestampMs: 1, value: 5 }, { timestampMs: 2, value: staleNaN }] }] })
       const [s] = yield* tsdb.select([eq("__name__", "s")], 0, 10)
-      assert.strictEqual(bits(s!.samples[1]!.value), "7ff0000000000002")
+      assert.strictEqual(bits(s!.values[1]!), "7ff0000000000002")
       yield* close
     }))
 
@@ -132,7 +163,7 @@ describe("Tsdb", () => {
       assert.isAbove(yield* tsdb.enforceRetention, 0)
       const left = yield* tsdb.select([eq("__name__", "old")], 0, Number.MAX_SAFE_INTEGER)
       // The sealed chunk and its index bucket went; the head's 10 samples stay until heads expire.
-      assert.isAtMost(left.reduce((n, s) => n + s.samples.length, 0), 10)
+      assert.isAtMost(left.reduce((n, s) => n + s.timestamps.length, 0), 10)
       yield* close
     }))
 })

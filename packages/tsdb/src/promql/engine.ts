@@ -11,7 +11,8 @@ import { Effect } from "effect"
 import * as Limits from "../limits.ts"
 import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, matchesAll } from "../internal/labels.ts"
-import type { SeriesSource } from "../Tsdb.ts"
+import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
+import { SamplesLimitExceeded } from "../Tsdb.ts"
 import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
 import { ParseError } from "./ast.ts"
 import { parse } from "./parser.ts"
@@ -39,10 +40,11 @@ interface VSeries {
   dropName?: boolean | undefined
 }
 
-/** One series of a range vector. */
+/** One series of a range vector: its samples as columns, timestamps strictly increasing. */
 interface MSeries {
   labels: Labels
-  points: Array<Point>
+  ts: Float64Array
+  vs: Float64Array
   dropName?: boolean | undefined
 }
 
@@ -66,11 +68,11 @@ interface Ctx {
 
 const stepTime = (ctx: Ctx, i: number) => ctx.start + i * ctx.step
 
+const staleBits = new DataView(new ArrayBuffer(8))
 const isStale = (v: number) => {
   if (!Number.isNaN(v)) return false
-  const d = new DataView(new ArrayBuffer(8))
-  d.setFloat64(0, v)
-  return d.getUint32(0) === 0x7ff00000 && d.getUint32(4) === 2
+  staleBits.setFloat64(0, v)
+  return staleBits.getUint32(0) === 0x7ff00000 && staleBits.getUint32(4) === 2
 }
 
 const fail = (kind: "bad_data" | "execution" | "unsupported", message: string): never => {
@@ -93,22 +95,22 @@ const evalTime = (ctx: Ctx, t: number, at: AtModifier | undefined, offsetMs: num
 // Selectors
 // -------------------------------------------------------------------------------------------------
 
-interface Loaded {
-  readonly labels: Labels
-  readonly points: Array<Point>
-}
+const tooManySamples = (ctx: Ctx) =>
+  new QueryError("execution", `query processing would load too many samples into memory (more than ${ctx.samplesMax})`)
 
+/** The series a selector reads over [mint, maxt], counted against the query's sample limit. */
 const load = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
   Effect.gen(function*() {
-    const selected = yield* Effect.mapError(ctx.source.select(matchers, mint, maxt), (e) => new QueryError("execution", e.message))
-    const out: Array<Loaded> = []
+    const selected = yield* Effect.mapError(
+      ctx.source.select(matchers, mint, maxt, { samplesMax: Math.max(0, ctx.samplesMax - ctx.samples) }),
+      (e) => (e instanceof SamplesLimitExceeded ? tooManySamples(ctx) : new QueryError("execution", e.message))
+    )
+    const out: Array<SelectedSeries> = []
     for (const s of selected) {
       if (!matchesAll(matchers, s.labels)) continue
-      ctx.samples += s.samples.length
-      if (ctx.samples > ctx.samplesMax) {
-        return yield* Effect.fail(new QueryError("execution", `query processing would load too many samples into memory (more than ${ctx.samplesMax})`))
-      }
-      out.push({ labels: s.labels, points: s.samples.map((p) => ({ t: p.timestampMs, v: p.value })) })
+      ctx.samples += s.timestamps.length
+      if (ctx.samples > ctx.samplesMax) return yield* Effect.fail(tooManySamples(ctx))
+      out.push(s)
     }
     return out
   })
@@ -120,6 +122,26 @@ const span = (ctx: Ctx, at: AtModifier | undefined, offsetMs: number, backMs: nu
   return { mint: Math.min(first, last) - backMs, maxt: Math.max(first, last) }
 }
 
+/**
+ * For each step, the index of the newest sample at or before the selector's evaluation time that is
+ * inside the lookback window and not a stale marker, or -1. Step times only grow (without @; with @
+ * they are all equal), so a cursor walks the samples once.
+ */
+const lookback = (ctx: Ctx, ts: Float64Array, vs: Float64Array, at: AtModifier | undefined, offsetMs: number, visit: (i: number, j: number) => void) => {
+  let j = 0
+  let lastT = Number.NEGATIVE_INFINITY
+  for (let i = 0; i < ctx.steps; i++) {
+    const t = evalTime(ctx, stepTime(ctx, i), at, offsetMs)
+    if (t < lastT) j = 0
+    lastT = t
+    while (j < ts.length && ts[j]! <= t) j++
+    if (j === 0) continue
+    const k = j - 1
+    if (ts[k]! <= t - ctx.lookbackMs || isStale(vs[k]!)) continue
+    visit(i, k)
+  }
+}
+
 const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
   Effect.gen(function*() {
     const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, ctx.lookbackMs)
@@ -128,24 +150,30 @@ const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
     for (const s of loaded) {
       const values: Array<number | undefined> = new Array(ctx.steps)
       let any = false
-      // Step times only grow (without @), so a cursor walks the samples once.
-      let j = 0
-      for (let i = 0; i < ctx.steps; i++) {
-        const t = evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
-        if (sel.at !== undefined) j = 0
-        while (j < s.points.length && s.points[j]!.t <= t) j++
-        const p = s.points[j - 1]
-        if (p === undefined || p.t <= t - ctx.lookbackMs || isStale(p.v)) continue
-        values[i] = p.v
+      const vs = s.values
+      lookback(ctx, s.timestamps, vs, sel.at, sel.offsetMs, (i, k) => {
+        values[i] = vs[k]!
         any = true
-      }
+      })
       if (any) series.push({ labels: s.labels, values })
     }
     return { kind: "vector", series } as EvalValue
   })
 
-/** Points of each series in the window (t - range, t] at every step: a function of the window. */
-type WindowFn = (points: ReadonlyArray<Point>, t: number, rangeMs: number, extra: ReadonlyArray<number>, stepT: number) => number | undefined
+/**
+ * A function of the samples of one series in the window (t - range, t] at one step: the samples are
+ * `ts[lo..hi)` and `vs[lo..hi)` (lo < hi), read in place.
+ */
+type WindowFn = (
+  ts: Float64Array,
+  vs: Float64Array,
+  lo: number,
+  hi: number,
+  t: number,
+  rangeMs: number,
+  extra: ReadonlyArray<number>,
+  stepT: number
+) => number | undefined
 
 interface RangeInput {
   readonly series: ReadonlyArray<MSeries>
@@ -154,17 +182,52 @@ interface RangeInput {
   readonly timeAt: (i: number) => number
 }
 
+/** The series without its stale markers (the same columns when it has none). */
+const withoutStale = (s: SelectedSeries): MSeries => {
+  const { timestamps: ts, values: vs } = s
+  let stale = 0
+  for (let i = 0; i < vs.length; i++) if (isStale(vs[i]!)) stale++
+  if (stale === 0) return { labels: s.labels, ts, vs }
+  const kts = new Float64Array(ts.length - stale)
+  const kvs = new Float64Array(ts.length - stale)
+  let n = 0
+  for (let i = 0; i < vs.length; i++) {
+    if (isStale(vs[i]!)) continue
+    kts[n] = ts[i]!
+    kvs[n] = vs[i]!
+    n++
+  }
+  return { labels: s.labels, ts: kts, vs: kvs }
+}
+
 const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
   Effect.gen(function*() {
     const sel = node.vector
     const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, node.rangeMs)
     const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     return {
-      series: loaded.map((s) => ({ labels: s.labels, points: s.points.filter((p) => !isStale(p.v)) })),
+      series: loaded.map(withoutStale),
       rangeMs: Math.round(node.rangeMs),
       timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
     } satisfies RangeInput
   })
+
+/** The defined steps of an inner evaluation (step i at start + i * step) as a range series. */
+const stepColumns = (labels: Labels, values: ReadonlyArray<number | undefined>, start: number, step: number, dropName?: boolean | undefined): MSeries => {
+  let n = 0
+  for (const v of values) if (v !== undefined) n++
+  const ts = new Float64Array(n)
+  const vs = new Float64Array(n)
+  let k = 0
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (v === undefined) continue
+    ts[k] = start + i * step
+    vs[k] = v
+    k++
+  }
+  return { labels, ts, vs, dropName }
+}
 
 const loadSubquery = (ctx: Ctx, node: Subquery) =>
   Effect.gen(function*() {
@@ -181,13 +244,9 @@ const loadSubquery = (ctx: Ctx, node: Subquery) =>
     const value = innerSteps === 0 ? ({ kind: "vector", series: [] } as EvalValue) : yield* evaluate(inner, node.expr)
     if (value.kind !== "vector" && value.kind !== "scalar") return fail("bad_data", "subquery is only allowed on instant vector")
     const series = value.kind === "scalar"
-      ? [{ labels: [] as Labels, points: value.values.map((v, i) => ({ t: innerStart + i * stepMs, v })) }]
-      : value.series.map((s) => ({
-        labels: s.labels,
-        dropName: s.dropName,
-        points: s.values.flatMap((v, i) => (v === undefined ? [] : [{ t: innerStart + i * stepMs, v }]))
-      }))
-    ctx.samples += series.reduce((n, s) => n + s.points.length, 0)
+      ? [stepColumns([], value.values, innerStart, stepMs)]
+      : value.series.map((s) => stepColumns(s.labels, s.values, innerStart, stepMs, s.dropName))
+    ctx.samples += series.reduce((n, s) => n + s.ts.length, 0)
     return {
       series,
       rangeMs: node.rangeMs,
@@ -202,10 +261,13 @@ const rangeInput = (ctx: Ctx, node: Expr): Effect.Effect<RangeInput, QueryError>
   return Effect.fail(new QueryError("bad_data", "expected type range vector"))
 }
 
-/** Applies `fn` to each series' window at each step, with two cursors sliding over its points. */
+/** Applies `fn` to each series' window at each step, with two cursors sliding over its samples. */
 const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyArray<number>, keepName: boolean): Array<VSeries> => {
   const out: Array<VSeries> = []
+  const rangeMs = input.rangeMs
   for (const s of input.series) {
+    const { ts, vs } = s
+    const n = ts.length
     const values: Array<number | undefined> = new Array(ctx.steps)
     let any = false
     let lo = 0
@@ -218,10 +280,10 @@ const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyA
         hi = 0
       }
       lastT = t
-      while (hi < s.points.length && s.points[hi]!.t <= t) hi++
-      while (lo < hi && s.points[lo]!.t <= t - input.rangeMs) lo++
+      while (hi < n && ts[hi]! <= t) hi++
+      while (lo < hi && ts[lo]! <= t - rangeMs) lo++
       if (hi <= lo) continue
-      const v = fn(s.points.slice(lo, hi), t, input.rangeMs, extra, stepTime(ctx, i))
+      const v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
       if (v === undefined) continue
       values[i] = v
       any = true
@@ -235,10 +297,14 @@ const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyA
 // Functions over ranges
 // -------------------------------------------------------------------------------------------------
 
-const kahanSum = (xs: Iterable<number>) => {
+/** Numbers read by index: an array, or a typed array's columns. `lo` and `hi` bound the part read. */
+type Nums = ArrayLike<number>
+
+const kahanSum = (xs: Nums, lo = 0, hi = xs.length) => {
   let sum = 0
   let c = 0
-  for (const x of xs) {
+  for (let i = lo; i < hi; i++) {
+    const x = xs[i]!
     const t = sum + x
     if (Math.abs(sum) >= Math.abs(x)) c += (sum - t) + x
     else c += (x - t) + sum
@@ -249,29 +315,31 @@ const kahanSum = (xs: Iterable<number>) => {
 }
 
 /** Prometheus's rate/increase/delta with extrapolation to the window edges. */
-const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (points, t, rangeMs) => {
-  if (points.length < 2) return undefined
-  const first = points[0]!
-  const last = points.at(-1)!
-  let result = last.v - first.v
+const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs, lo, hi, t, rangeMs) => {
+  const count = hi - lo
+  if (count < 2) return undefined
+  const firstT = ts[lo]!
+  const firstV = vs[lo]!
+  const lastT = ts[hi - 1]!
+  let result = vs[hi - 1]! - firstV
   if (isCounter) {
-    let prev = first.v
-    for (let i = 1; i < points.length; i++) {
-      const v = points[i]!.v
+    let prev = firstV
+    for (let i = lo + 1; i < hi; i++) {
+      const v = vs[i]!
       if (v < prev) result += prev
       prev = v
     }
   }
   const rangeStart = t - rangeMs
-  let durationToStart = (first.t - rangeStart) / 1000
-  let durationToEnd = (t - last.t) / 1000
-  const sampledInterval = (last.t - first.t) / 1000
-  const averageBetween = sampledInterval / (points.length - 1)
+  let durationToStart = (firstT - rangeStart) / 1000
+  let durationToEnd = (t - lastT) / 1000
+  const sampledInterval = (lastT - firstT) / 1000
+  const averageBetween = sampledInterval / (count - 1)
   const threshold = averageBetween * 1.1
   if (durationToStart >= threshold) durationToStart = averageBetween / 2
-  if (isCounter && result > 0 && first.v >= 0) {
+  if (isCounter && result > 0 && firstV >= 0) {
     // A counter does not go below zero: do not extrapolate past where it would have been zero.
-    const durationToZero = sampledInterval * (first.v / result)
+    const durationToZero = sampledInterval * (firstV / result)
     if (durationToZero < durationToStart) durationToStart = durationToZero
   }
   if (durationToEnd >= threshold) durationToEnd = averageBetween / 2
@@ -281,38 +349,39 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (points,
   return result * factor
 }
 
-const instantDelta = (isRate: boolean): WindowFn => (points) => {
-  if (points.length < 2) return undefined
-  const last = points.at(-1)!
-  const prev = points.at(-2)!
-  let result = isRate && last.v < prev.v ? last.v : last.v - prev.v
+const instantDelta = (isRate: boolean): WindowFn => (ts, vs, lo, hi) => {
+  if (hi - lo < 2) return undefined
+  const lastV = vs[hi - 1]!
+  const prevV = vs[hi - 2]!
+  let result = isRate && lastV < prevV ? lastV : lastV - prevV
   if (isRate) {
-    const dt = (last.t - prev.t) / 1000
+    const dt = (ts[hi - 1]! - ts[hi - 2]!) / 1000
     if (dt === 0) return undefined
     result /= dt
   }
   return result
 }
 
-/** Least squares slope and intercept, times relative to `interceptTime` (ms). */
-const linearRegression = (points: ReadonlyArray<Point>, interceptTime: number) => {
+/** Least squares slope and intercept of samples [lo, hi), times relative to `interceptTime` (ms). */
+const linearRegression = (ts: Float64Array, vs: Float64Array, lo: number, hi: number, interceptTime: number) => {
   let n = 0
   let sumX = 0
   let sumY = 0
   let sumXY = 0
   let sumX2 = 0
   let constY = true
-  const initY = points[0]!.v
-  for (const p of points) {
-    if (p.v !== initY) constY = false
-    const x = (p.t - interceptTime) / 1000
+  const initY = vs[lo]!
+  for (let i = lo; i < hi; i++) {
+    const v = vs[i]!
+    if (v !== initY) constY = false
+    const x = (ts[i]! - interceptTime) / 1000
     n++
     sumX += x
-    sumY += p.v
-    sumXY += x * p.v
+    sumY += v
+    sumXY += x * v
     sumX2 += x * x
   }
-  if (constY) return { slope: 0, intercept: Number.isFinite(initY) ? initY : initY }
+  if (constY) return { slope: 0, intercept: initY }
   const covXY = sumXY - (sumX * sumY) / n
   const varX = sumX2 - (sumX * sumX) / n
   const slope = covXY / varX
@@ -340,14 +409,27 @@ const quantile = (q: number, values: Array<number>): number => {
  * once it would overflow, an incremental mean (mean = (n-1)/n * mean + x/n) that never leaves the range of
  * the inputs. With an infinity or NaN among the inputs, plain IEEE arithmetic decides (Inf, -Inf or NaN).
  */
-const mean = (xs: ReadonlyArray<number>) => {
-  if (!xs.every(Number.isFinite)) return xs.reduce((a, x) => a + x, 0) / xs.length
-  const s = kahanSum(xs)
-  if (Number.isFinite(s)) return s / xs.length
+const mean = (xs: Nums, lo = 0, hi = xs.length) => {
+  const count = hi - lo
+  let finite = true
+  for (let i = lo; i < hi; i++) {
+    if (!Number.isFinite(xs[i]!)) {
+      finite = false
+      break
+    }
+  }
+  if (!finite) {
+    let a = 0
+    for (let i = lo; i < hi; i++) a += xs[i]!
+    return a / count
+  }
+  const s = kahanSum(xs, lo, hi)
+  if (Number.isFinite(s)) return s / count
   let m = 0
   let c = 0
   let n = 0
-  for (const x of xs) {
+  for (let i = lo; i < hi; i++) {
+    const x = xs[i]!
     n++
     const q = (n - 1) / n
     const base = q * m
@@ -360,11 +442,12 @@ const mean = (xs: ReadonlyArray<number>) => {
 }
 
 /** Population variance, Welford's way (as Prometheus): exactly 0 for equal values. */
-const variance = (xs: ReadonlyArray<number>) => {
+const variance = (xs: Nums, lo = 0, hi = xs.length) => {
   let count = 0
   let m = 0
   let m2 = 0
-  for (const x of xs) {
+  for (let i = lo; i < hi; i++) {
+    const x = xs[i]!
     count++
     const delta = x - m
     m += delta / count
@@ -379,44 +462,52 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
   delta: { fn: extrapolated(false, false) },
   irate: { fn: instantDelta(true) },
   idelta: { fn: instantDelta(false) },
-  deriv: { fn: (ps) => (ps.length < 2 ? undefined : linearRegression(ps, ps[0]!.t).slope) },
+  deriv: { fn: (ts, vs, lo, hi) => (hi - lo < 2 ? undefined : linearRegression(ts, vs, lo, hi, ts[lo]!).slope) },
   predict_linear: {
     // The intercept is at the evaluation step, not at an @ time (as Prometheus).
-    fn: (ps, _t, _r, [duration], stepT) => {
-      if (ps.length < 2) return undefined
-      const { slope, intercept } = linearRegression(ps, stepT)
+    fn: (ts, vs, lo, hi, _t, _r, [duration], stepT) => {
+      if (hi - lo < 2) return undefined
+      const { slope, intercept } = linearRegression(ts, vs, lo, hi, stepT)
       return slope * duration! + intercept
     },
     params: 1
   },
   changes: {
-    fn: (ps) => {
+    fn: (_ts, vs, lo, hi) => {
       let n = 0
-      for (let i = 1; i < ps.length; i++) if (ps[i]!.v !== ps[i - 1]!.v && !(Number.isNaN(ps[i]!.v) && Number.isNaN(ps[i - 1]!.v))) n++
+      for (let i = lo + 1; i < hi; i++) if (vs[i]! !== vs[i - 1]! && !(Number.isNaN(vs[i]!) && Number.isNaN(vs[i - 1]!))) n++
       return n
     }
   },
   resets: {
-    fn: (ps) => {
+    fn: (_ts, vs, lo, hi) => {
       let n = 0
-      for (let i = 1; i < ps.length; i++) if (ps[i]!.v < ps[i - 1]!.v) n++
+      for (let i = lo + 1; i < hi; i++) if (vs[i]! < vs[i - 1]!) n++
       return n
     }
   },
-  avg_over_time: { fn: (ps) => mean(ps.map((p) => p.v)) },
-  sum_over_time: { fn: (ps) => kahanSum(ps.map((p) => p.v)) },
-  count_over_time: { fn: (ps) => ps.length },
+  avg_over_time: { fn: (_ts, vs, lo, hi) => mean(vs, lo, hi) },
+  sum_over_time: { fn: (_ts, vs, lo, hi) => kahanSum(vs, lo, hi) },
+  count_over_time: { fn: (_ts, _vs, lo, hi) => hi - lo },
   min_over_time: {
-    fn: (ps) => ps.reduce((m, p) => (Number.isNaN(m) || p.v < m ? p.v : m), ps[0]!.v)
+    fn: (_ts, vs, lo, hi) => {
+      let m = vs[lo]!
+      for (let i = lo; i < hi; i++) if (Number.isNaN(m) || vs[i]! < m) m = vs[i]!
+      return m
+    }
   },
   max_over_time: {
-    fn: (ps) => ps.reduce((m, p) => (Number.isNaN(m) || p.v > m ? p.v : m), ps[0]!.v)
+    fn: (_ts, vs, lo, hi) => {
+      let m = vs[lo]!
+      for (let i = lo; i < hi; i++) if (Number.isNaN(m) || vs[i]! > m) m = vs[i]!
+      return m
+    }
   },
-  last_over_time: { fn: (ps) => ps.at(-1)!.v, keepName: true },
+  last_over_time: { fn: (_ts, vs, _lo, hi) => vs[hi - 1]!, keepName: true },
   present_over_time: { fn: () => 1 },
-  stddev_over_time: { fn: (ps) => Math.sqrt(variance(ps.map((p) => p.v))) },
-  stdvar_over_time: { fn: (ps) => variance(ps.map((p) => p.v)) },
-  quantile_over_time: { fn: (ps, _t, _r, [q]) => quantile(q!, ps.map((p) => p.v)), params: 1 }
+  stddev_over_time: { fn: (_ts, vs, lo, hi) => Math.sqrt(variance(vs, lo, hi)) },
+  stdvar_over_time: { fn: (_ts, vs, lo, hi) => variance(vs, lo, hi) },
+  quantile_over_time: { fn: (_ts, vs, lo, hi, _t, _r, [q]) => quantile(q!, Array.from(vs.subarray(lo, hi))), params: 1 }
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -614,14 +705,11 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
           for (const s of loaded) {
             const values: Array<number | undefined> = new Array(ctx.steps)
             let any = false
-            for (let i = 0; i < ctx.steps; i++) {
-              const t = evalTime(ctx, stepTime(ctx, i), inner.at, inner.offsetMs)
-              let p: Point | undefined
-              for (const x of s.points) if (x.t <= t) p = x
-              if (p === undefined || p.t <= t - ctx.lookbackMs || isStale(p.v)) continue
-              values[i] = p.t / 1000
+            const ts = s.timestamps
+            lookback(ctx, ts, s.values, inner.at, inner.offsetMs, (i, k) => {
+              values[i] = ts[k]! / 1000
               any = true
-            }
+            })
             if (any) series.push({ labels: s.labels, dropName: true, values })
           }
           return { kind: "vector", series }
@@ -857,9 +945,15 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     }
     const q = op === "quantile" ? scalarOf(param!) : undefined
     const out: Array<VSeries> = []
+    /** The group's values at one step (reused: the functions below only read it). */
+    const xs: Array<number> = []
     for (const g of groups.values()) {
       const values = Array.from({ length: ctx.steps }, (_, i) => {
-        const xs = g.members.flatMap((s) => (s.values[i] === undefined ? [] : [s.values[i]!]))
+        xs.length = 0
+        for (const s of g.members) {
+          const x = s.values[i]
+          if (x !== undefined) xs.push(x)
+        }
         if (xs.length === 0) return undefined
         switch (op) {
           case "sum":
@@ -1029,11 +1123,16 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     const manySide = matching.card === "one-to-many" ? rhs.series : lhs.series
     const manyIsLeft = matching.card !== "one-to-many"
     const out = new Map<string, VSeries>()
+    // Signatures do not change from step to step.
+    const oneSigs = oneSide.map((s) => matchSig(s.labels, matching.on, names))
+    const manySigs = manySide.map((s) => matchSig(s.labels, matching.on, names))
+    /** By many-side series: its result's labels (and their key) with each one-side series it matched. */
+    const resultOf: Array<Map<VSeries, { readonly labels: Labels; readonly key: string }> | undefined> = new Array(manySide.length)
     for (let i = 0; i < ctx.steps; i++) {
       const ones = new Map<string, VSeries>()
-      for (const s of oneSide) {
+      for (const [k, s] of oneSide.entries()) {
         if (s.values[i] === undefined) continue
-        const sig = matchSig(s.labels, matching.on, names)
+        const sig = oneSigs[k]!
         if (ones.has(sig)) {
           fail(
             "execution",
@@ -1045,10 +1144,10 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
         ones.set(sig, s)
       }
       const seenMany = new Set<string>()
-      for (const s of manySide) {
+      for (const [k, s] of manySide.entries()) {
         const x = s.values[i]
         if (x === undefined) continue
-        const sig = matchSig(s.labels, matching.on, names)
+        const sig = manySigs[k]!
         const other = ones.get(sig)
         if (other === undefined) continue
         if (matching.card === "one-to-one") {
@@ -1066,16 +1165,22 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           value = node.bool ? (ok ? 1 : 0) : ok ? a : undefined
         } else value = arith(op, a, b)
         if (value === undefined) continue
-        // The result's labels.
-        let labels: Labels
+        // The result's labels: a function of the pair, worked out once for it.
         const filter = isCmp && !node.bool
-        if (matching.card === "one-to-one") {
-          labels = filter ? s.labels : matching.on ? s.labels.filter(([n]) => names.includes(n)) : s.labels.filter(([n]) => !names.includes(n))
-        } else {
-          const copied = matching.include.map((n) => [n, other.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
-          labels = sortLabelsLocal([...s.labels.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
+        const pairs = resultOf[k] ?? (resultOf[k] = new Map())
+        let result = pairs.get(other)
+        if (result === undefined) {
+          let labels: Labels
+          if (matching.card === "one-to-one") {
+            labels = filter ? s.labels : matching.on ? s.labels.filter(([n]) => names.includes(n)) : s.labels.filter(([n]) => !names.includes(n))
+          } else {
+            const copied = matching.include.map((n) => [n, other.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
+            labels = sortLabelsLocal([...s.labels.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
+          }
+          result = { labels, key: sigOf(labels) }
+          pairs.set(other, result)
         }
-        const key = sigOf(labels)
+        const { labels, key } = result
         const o = out.get(key) ?? { labels, dropName: filter ? s.dropName : true, values: new Array(ctx.steps) }
         if (o.values[i] !== undefined) fail("execution", "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
         o.values[i] = value
@@ -1121,15 +1226,19 @@ const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
         return evalVectorSelector(ctx, node)
       case "MatrixSelector":
       case "Subquery":
-        return Effect.map(rangeInput(ctx, node), (input) => ({
-          kind: "matrix",
-          series: input.series.map((s) => ({
-            labels: s.labels,
-            dropName: s.dropName,
-            points: s.points.filter((p) => p.t > input.timeAt(0) - input.rangeMs && p.t <= input.timeAt(0))
-          })).filter((s) => s.points.length > 0),
-          rangeMs: input.rangeMs
-        }))
+        return Effect.map(rangeInput(ctx, node), (input) => {
+          // The window (t - range, t] at the (only) step.
+          const t = input.timeAt(0)
+          const series: Array<MSeries> = []
+          for (const s of input.series) {
+            let lo = 0
+            while (lo < s.ts.length && s.ts[lo]! <= t - input.rangeMs) lo++
+            let hi = lo
+            while (hi < s.ts.length && s.ts[hi]! <= t) hi++
+            if (hi > lo) series.push({ labels: s.labels, dropName: s.dropName, ts: s.ts.subarray(lo, hi), vs: s.vs.subarray(lo, hi) })
+          }
+          return { kind: "matrix", series, rangeMs: input.rangeMs }
+        })
       case "Call":
         return evalCall(ctx, node)
       case "Aggregate":
@@ -1170,7 +1279,7 @@ export const instantQuery = (source: SeriesSource, query: string, timeMs: number
       case "string":
         return { type: "string", t: timeMs, v: v.value }
       case "matrix": {
-        const series = v.series.map((s) => ({ labels: outputLabels(s), samples: s.points }))
+        const series = v.series.map((s) => ({ labels: outputLabels(s), samples: Array.from(s.ts, (t, i): Point => ({ t, v: s.vs[i]! })) }))
         assertUnique(series.map((s) => s.labels))
         return { type: "matrix", series }
       }

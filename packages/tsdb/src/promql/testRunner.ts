@@ -43,6 +43,7 @@ import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, labelValue, matchesAll, sortLabels } from "../internal/labels.ts"
 import { StringEscapeError, unquote } from "../internal/goString.ts"
 import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../Tsdb.ts"
+import { selectedSeries } from "../Tsdb.ts"
 import type { Expr } from "./ast.ts"
 import type { QueryOptions, Value } from "./types.ts"
 import { QueryError } from "./types.ts"
@@ -804,7 +805,7 @@ export class MemoryStore {
             if (!matchesAll(matchers, s.labels)) continue
             const from = lowerBound(s.samples, mint)
             const to = lowerBound(s.samples, maxt + 1)
-            if (from < to) out.push({ labels: s.labels, samples: s.samples.slice(from, to) })
+            if (from < to) out.push(selectedSeries(s.labels, s.samples.slice(from, to)))
           }
           return out
         })

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { SeriesSource } from "../../src/Tsdb.ts"
+import { samplesOf } from "../../src/Tsdb.ts"
 import { parseSelector } from "../../src/internal/selector.ts"
 import * as Runner from "../../src/promql/testRunner.ts"
 import type { Expr } from "../../src/promql/ast.ts"
@@ -42,7 +43,7 @@ const fakeInstant = (source: SeriesSource, query: string, time: number): Effect.
     if (q.startsWith('"')) return { type: "string", t, v: q.slice(1, -1) }
     const series = yield* source.select(parseSelector(q), t - 300_000, t).pipe(Effect.orDie)
     const samples = series.flatMap((s) => {
-      const last = lastAt(s.samples, t)
+      const last = lastAt(samplesOf(s), t)
       return last === undefined ? [] : [{ labels: s.labels, t, v: last.value }]
     })
     return { type: "vector", samples }
@@ -175,8 +176,8 @@ frobnicate 1m
       const touched = { histograms: false, startTimestamps: false }
       const got = yield* store.source(touched).select([{ name: "__name__", type: "=", value: "m" }, { name: "a", type: "=", value: "1" }], 0, 60_000)
       assert.strictEqual(got.length, 1)
-      assert.deepStrictEqual(got[0]!.samples.map((s) => s.timestampMs), [0, 60_000])
-      assert.strictEqual(bits(got[0]!.samples[1]!.value), "7ff0000000000002")
+      assert.deepStrictEqual(Array.from(got[0]!.timestamps), [0, 60_000])
+      assert.strictEqual(bits(got[0]!.values[1]!), "7ff0000000000002")
       const all = yield* store.source(touched).select([{ name: "__name__", type: "=~", value: "m|n" }], 0, 0)
       assert.strictEqual(all.length, 3)
     }))
