@@ -528,16 +528,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     /**
      * The encoded chunks of each series in `ids` (ascending) that may hold samples up to maxt, in merge
      * order: sealed chunks by bucket and first timestamp (a chunk that starts after maxt is not read),
-     * then the head, then the out-of-order buffer. Many series are read with one scan per bucket over the
-     * span of their ids (other series' chunks in that span are skipped unread), few with a scan each.
+     * then the head, then the out-of-order buffer. Many series close together by id are read with one
+     * scan per bucket over the span of their ids (other series' chunks in that span are skipped
+     * undecoded), others with a scan each.
      */
     const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
       Effect.gen(function*() {
         const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
         if (ids.length === 0) return chunks
-        const wide = ids.length >= Limits.selectScanSeriesMin
         const lowId = ids[0]!
         const highId = ids.at(-1)!
+        const wide = ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1
         const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, sealed: boolean) =>
           Stream.runForEach(db.scan({ start, end }), (kv) =>
             Effect.sync(() => {

@@ -27,10 +27,12 @@ export const selectSeriesMax = 500_000
  */
 export const querySamplesMax = 50_000_000
 /**
- * A selection of at least this many series reads their chunks with one scan per time bucket over the span
- * of their ids (skipping other series' chunks in it) instead of one scan per series and bucket.
+ * A selection of at least `selectScanSeriesMin` series whose ids span at most `selectScanSpanPerSeriesMax`
+ * ids per selected series reads their chunks with one scan per time bucket over that span (reading, and
+ * skipping, the chunks of the other series in it) instead of one scan per series and bucket.
  */
 export const selectScanSeriesMin = 32
+export const selectScanSpanPerSeriesMax = 8
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
 /** Retention: default age of samples kept, and how often the background pass runs. */

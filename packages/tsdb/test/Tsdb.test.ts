@@ -103,6 +103,30 @@ describe("Tsdb", () => {
       assert.strictEqual((yield* tsdb.select([eq("__name__", "c")], at(7) + 1, at(8) - 1)).length, 0)
     }))
 
+  it.effect("selects many series (read with one scan per bucket) as it selects one", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb } = yield* open
+      const at = (i: number) => 1_000_000 + i * 60_000
+      // 80 series, every other one selected; 300 samples each (sealed chunks in several buckets and a head).
+      for (let i = 0; i < 300; i += 20) {
+        yield* tsdb.write({
+          series: Array.from({ length: 80 }, (_, k) => ({
+            labels: L({ __name__: "w", parity: String(k % 2), k: String(k).padStart(2, "0") }),
+            samples: Array.from({ length: 20 }, (_, j) => ({ timestampMs: at(i + j), value: k * 1000 + i + j }))
+          }))
+        })
+      }
+      const got = yield* tsdb.select([eq("__name__", "w"), eq("parity", "0")], at(50), at(280))
+      assert.strictEqual(got.length, 40)
+      for (const [n, s] of got.entries()) {
+        const k = n * 2
+        assert.deepStrictEqual(s.labels, L({ __name__: "w", k: String(k).padStart(2, "0"), parity: "0" }))
+        assert.deepStrictEqual(Array.from(s.timestamps), Array.from({ length: 231 }, (_, j) => at(50 + j)))
+        assert.deepStrictEqual(Array.from(s.values), Array.from({ length: 231 }, (_, j) => k * 1000 + 50 + j))
+      }
+    }))
+
   it.effect("fails with SamplesLimitExceeded when a selection would hold more than samplesMax samples", () =>
     Effect.gen(function*() {
       const { open } = yield* world
