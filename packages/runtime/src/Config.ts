@@ -15,6 +15,8 @@
  * | `OPENDATA_ROLE` | `all` | `all`, or one role over a shared `s3` store: `writer`, `reader`, `compactor` |
  * | `OPENDATA_FLUSH_INTERVAL_MS` | `100` on s3, `5` otherwise | least time between two WAL writes (group commit) |
  * | `OPENDATA_TSDB_RETENTION_MS` | `1296000000` (15 days) | TSDB samples older than this are deleted |
+ * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `120000` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
+ * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
  * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5000` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `60000` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
@@ -58,6 +60,8 @@ export interface RuntimeConfig {
   /** Least time between the starts of two WAL writes; defaults by store (see `flushIntervalFor`). */
   readonly flushIntervalMs?: number | undefined
   readonly tsdbRetentionMs?: number | undefined
+  readonly tsdbQueryTimeoutMs?: number | undefined
+  readonly tsdbQuerySamplesMax?: number | undefined
   readonly eventStore: EventStoreSettings
 }
 
@@ -145,12 +149,16 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   role: Config.Literals(roles, "OPENDATA_ROLE").pipe(Config.withDefault("all" as const)),
   flushIntervalMs: Config.option(Config.schema(NonNegativeInt, "OPENDATA_FLUSH_INTERVAL_MS")),
   tsdbRetentionMs: positiveInt("OPENDATA_TSDB_RETENTION_MS"),
+  tsdbQueryTimeoutMs: positiveInt("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
+  tsdbQuerySamplesMax: positiveInt("OPENDATA_TSDB_QUERY_SAMPLES_MAX"),
   eventStore: eventStoreConfig
 }).pipe(
-  Config.map(({ flushIntervalMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
+  Config.map(({ flushIntervalMs, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
     ...c,
     ...(Option.isSome(flushIntervalMs) ? { flushIntervalMs: flushIntervalMs.value } : {}),
-    ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {})
+    ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {}),
+    ...(Option.isSome(tsdbQueryTimeoutMs) ? { tsdbQueryTimeoutMs: tsdbQueryTimeoutMs.value } : {}),
+    ...(Option.isSome(tsdbQuerySamplesMax) ? { tsdbQuerySamplesMax: tsdbQuerySamplesMax.value } : {})
   }))
 )
 

@@ -12,7 +12,7 @@
  *   role: all                 # all | writer | reader | compactor (the split roles need store: s3)
  *   flushIntervalMs: 5        # default 100 on s3, 5 otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
- *   tsdb: { retentionMs: 1296000000 }
+ *   tsdb: { retentionMs: 1296000000, queryTimeoutMs: 120000, querySamplesMax: 50000000 }
  *   eventstore: { tailHeartbeatMs: 5000, retentionIntervalMs: 60000, retentionMaxAgeMs: 604800000, retentionMaxBytes: 1073741824 }
  */
 import * as fs from "node:fs"
@@ -31,7 +31,9 @@ const File = Schema.Struct({
   role: Schema.optional(Schema.Literals(["all", "writer", "reader", "compactor"])),
   flushIntervalMs: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   tsdb: Schema.optional(Schema.Struct({
-    retentionMs: Schema.optional(Positive)
+    retentionMs: Schema.optional(Positive),
+    queryTimeoutMs: Schema.optional(Positive),
+    querySamplesMax: Schema.optional(Positive)
   })),
   s3: Schema.optional(Schema.Struct({
     bucket: Schema.optional(Schema.String),
@@ -72,6 +74,8 @@ const asEnv = (f: File): Record<string, string> => {
     OPENDATA_ROLE: f.role,
     OPENDATA_FLUSH_INTERVAL_MS: f.flushIntervalMs?.toString(),
     OPENDATA_TSDB_RETENTION_MS: f.tsdb?.retentionMs?.toString(),
+    OPENDATA_TSDB_QUERY_TIMEOUT_MS: f.tsdb?.queryTimeoutMs?.toString(),
+    OPENDATA_TSDB_QUERY_SAMPLES_MAX: f.tsdb?.querySamplesMax?.toString(),
     OPENDATA_S3_BUCKET: f.s3?.bucket,
     OPENDATA_S3_ENDPOINT: f.s3?.endpoint,
     OPENDATA_S3_REGION: f.s3?.region,

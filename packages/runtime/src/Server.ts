@@ -19,7 +19,7 @@ import { HttpRouter, type HttpServer, type HttpServerError, HttpServerResponse }
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
-import { Tsdb, TsdbHttp } from "@opendata/tsdb"
+import { Limits as TsdbLimits, Tsdb, TsdbHttp } from "@opendata/tsdb"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
@@ -196,6 +196,10 @@ export const layer = (
     )
     : signalShutdown.pipe(
       Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes))),
+      Layer.provideMerge(Layer.succeed(TsdbHttp.QueryLimits, {
+        timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
+        samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
+      })),
       Layer.provideMerge(markReady(config.role)),
       Layer.provideMerge(listener),
       Layer.provideMerge(readiness),

@@ -81,6 +81,28 @@ describe("the query API", () => {
     expect((await fetch(`${server.base}/-/healthy`)).status).toBe(200)
   })
 
+  it("holds a query to the server's configured sample and time limits", async () => {
+    const limited = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_QUERY_SAMPLES_MAX: "10", OPENDATA_TSDB_QUERY_TIMEOUT_MS: "60000" })
+    const series = [{ labels: [["__name__", "m"]] as Array<[string, string]>, samples: Array.from({ length: 20 }, (_, i) => ({ timestampMs: (t0 + i * 15) * 1000, value: i })) }]
+    const written = await fetch(`${limited.base}/api/v1/write`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf", "content-encoding": "snappy" },
+      body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 }))
+    })
+    expect(written.status).toBe(204)
+    const query = async (q: string) => {
+      const res = await fetch(`${limited.base}/api/v1/query?query=${encodeURIComponent(q)}&time=${t0 + 300}`)
+      return { status: res.status, body: (await res.json()) as any }
+    }
+    expect((await query("count_over_time(m[1m])")).status).toBe(200)
+    const over = await query("count_over_time(m[10m])")
+    expect(over.status).toBe(422)
+    expect(over.body.errorType).toBe("execution")
+    expect(over.body.error).toMatch(/query processing would load too many samples into memory \(more than 10\)/)
+    limited.child.kill("SIGTERM")
+    expect(await limited.exited).toBe(0)
+  })
+
   it("stops reading a chunked body (no Content-Length) at the limit, for remote write and for forms", async () => {
     // Streams 1 MiB chunks until the server answers, up to `totalMiB`, and never ends the body: only a
     // server that stops reading at its limit can answer.

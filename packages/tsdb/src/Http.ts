@@ -4,7 +4,7 @@
  * envelope (`{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`).
  * GET and POST (form-encoded) where Prometheus has both.
  */
-import { ByteSize, Effect, Layer } from "effect"
+import { ByteSize, Context, Effect, Layer } from "effect"
 import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
 import type { Matcher } from "./internal/labels.ts"
@@ -224,10 +224,19 @@ const queryFailure = (e: QueryError) =>
     ? failure(503, "timeout", e.message)
     : failure(422, "execution", e.message)
 
-/** Runs a query with the `timeout` parameter (default 2 minutes) as a limit on query time. */
-const withTimeout = (p: URLSearchParams, self: Effect.Effect<Value, QueryError>) => {
+/**
+ * The server's bounds on one query, as Prometheus's `--query.timeout` and `--query.max-samples`: the time
+ * a query may run (a request's `timeout` parameter may shorten it, never lengthen it) and the samples it
+ * may select. A server provides its configured values; the default is Prometheus's.
+ */
+export const QueryLimits = Context.Reference<{ readonly timeoutMs: number; readonly samplesMax: number }>("@opendata/tsdb/Http/QueryLimits", {
+  defaultValue: () => ({ timeoutMs: Limits.queryTimeoutMsDefault, samplesMax: Limits.querySamplesMax })
+})
+
+/** Runs a query with the `timeout` parameter, capped by the server's query timeout, as its time limit. */
+const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number }, self: Effect.Effect<Value, QueryError>) => {
   const timeout = p.get("timeout")
-  const ms = timeout === null || timeout === "" ? 120_000 : parseStep(timeout, "timeout")
+  const ms = timeout === null || timeout === "" ? limits.timeoutMs : Math.min(limits.timeoutMs, parseStep(timeout, "timeout"))
   return self.pipe(
     Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError("timeout", "query timed out in query execution")) })
   )
@@ -240,7 +249,8 @@ const queryHandler = answer(Effect.gen(function*() {
   if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
   const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
   const time = parseTime(p.get("time") ?? undefined, clock, "time")
-  const result = yield* Effect.exit(withTimeout(p, instantQuery(tsdb, query, time)))
+  const limits = yield* QueryLimits
+  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, { samplesMax: limits.samplesMax })))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)
@@ -265,7 +275,8 @@ const queryRangeHandler = answer(Effect.gen(function*() {
   const step = parseStep(p.get("step"), "step")
   if (step <= 0) throw new BadRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
   if ((end - start) / step > 11_000) throw new BadRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
-  const result = yield* Effect.exit(withTimeout(p, rangeQuery(tsdb, query, start, end, step)))
+  const limits = yield* QueryLimits
+  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, { samplesMax: limits.samplesMax })))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)

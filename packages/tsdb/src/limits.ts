@@ -26,6 +26,8 @@ export const selectSeriesMax = 500_000
  * Prometheus's "query processing would load too many samples into memory" (HTTP 422, `execution`).
  */
 export const querySamplesMax = 50_000_000
+/** How long a query may run unless the server is configured otherwise (Prometheus's `--query.timeout`). */
+export const queryTimeoutMsDefault = 2 * 60_000
 /**
  * A selection of at least `selectScanSeriesMin` series whose ids span at most `selectScanSpanPerSeriesMax`
  * ids per selected series reads their chunks with one scan per time bucket over that span (reading, and
