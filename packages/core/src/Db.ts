@@ -1431,7 +1431,7 @@ const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, view: (op
         const start = range.start === undefined ? undefined : keyString(range.start)
         const end = range.end === undefined ? undefined : keyString(range.end)
         const cursors: Array<Cursor<ReadError>> = [
-          ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end))),
+          ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end, seq))),
           ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
           ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
         ]

@@ -44,6 +44,28 @@ describe("Db", () => {
       yield* close
     }))
 
+  it.effect("scans see each key's newest visible version in the memtable, at the current seq and at a snapshot", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open({ ...small, memtableBytesMax: 64 * 1024, merge: addition })
+      yield* db.put(b("a"), b("1"))
+      yield* db.merge(b("b"), b("10"))
+      yield* Effect.gen(function*() {
+        const first = yield* db.snapshot
+        for (let i = 0; i < 50; i++) yield* db.put(b("a"), b(String(100 + i)))
+        yield* db.merge(b("a"), b("2"))
+        yield* db.merge(b("b"), b("5"))
+        const second = yield* db.snapshot
+        yield* db.put(b("a"), b("7"))
+        yield* db.merge(b("a"), b("3"))
+        yield* db.delete(b("b"))
+        assert.deepStrictEqual(yield* scanAll(db), ["a=10"])
+        assert.deepStrictEqual(yield* scanAll(db, { snapshot: first }), ["a=1", "b=10"])
+        assert.deepStrictEqual(yield* scanAll(db, { snapshot: second }), ["a=151", "b=15"])
+      }).pipe(Effect.scoped)
+      yield* close
+    }))
+
   it.effect("rejects invalid writes with InvalidWrite", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore

@@ -61,8 +61,12 @@ export class Memtable {
     return this.sorted
   }
 
-  /** Entries with keys in [start, end) (strings from `keyString`; undefined = unbounded), by `compareEntries`. */
-  *range(start: string | undefined, end: string | undefined): Generator<Entry> {
+  /**
+   * Entries with keys in [start, end) (strings from `keyString`; undefined = unbounded), by `compareEntries`.
+   * With `seqMax`, only what a read at that seq needs: each key's versions with seq <= `seqMax`, newest
+   * first, down to the first that is not a merge operand (as `get`), so overwritten versions cost nothing.
+   */
+  *range(start: string | undefined, end: string | undefined, seqMax?: number): Generator<Entry> {
     const keys = this.keysSorted()
     let lo = 0
     if (start !== undefined) {
@@ -77,7 +81,16 @@ export class Memtable {
       const k = keys[i]!
       if (end !== undefined && k >= end) return
       const list = this.versions.get(k)!
-      for (let j = list.length - 1; j >= 0; j--) yield list[j]!
+      if (seqMax === undefined) {
+        for (let j = list.length - 1; j >= 0; j--) yield list[j]!
+        continue
+      }
+      for (let j = list.length - 1; j >= 0; j--) {
+        const e = list[j]!
+        if (e.seq > seqMax) continue
+        yield e
+        if (e.kind !== "merge") break
+      }
     }
   }
 
