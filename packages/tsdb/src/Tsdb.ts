@@ -24,6 +24,8 @@ import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import * as Limits from "./limits.ts"
 import { ChunkIterator, chunkSampleCount } from "./internal/chunk.ts"
+import type { XorChunk } from "./internal/chunk.ts"
+import { newChunk, openChunk } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
@@ -156,9 +158,29 @@ export interface TsdbSettings {
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
+/** Writes a non-negative safe integer as 8 big-endian bytes at `at`. */
+const writeU64 = (b: Uint8Array, at: number, n: number) => {
+  const hi = Math.floor(n / 0x1_0000_0000)
+  const lo = n >>> 0
+  b[at] = hi >>> 24
+  b[at + 1] = (hi >>> 16) & 0xff
+  b[at + 2] = (hi >>> 8) & 0xff
+  b[at + 3] = hi & 0xff
+  b[at + 4] = lo >>> 24
+  b[at + 5] = (lo >>> 16) & 0xff
+  b[at + 6] = (lo >>> 8) & 0xff
+  b[at + 7] = lo & 0xff
+}
 const u64 = (n: number) => {
   const b = new Uint8Array(8)
-  new DataView(b.buffer).setBigUint64(0, BigInt(n))
+  writeU64(b, 0, n)
+  return b
+}
+/** A one-byte tag and a u64: the keys written for every series on every write. */
+const taggedU64 = (tag: string, n: number) => {
+  const b = new Uint8Array(9)
+  b[0] = tag.charCodeAt(0)
+  writeU64(b, 1, n)
   return b
 }
 const u32 = (n: number) => {
@@ -166,7 +188,10 @@ const u32 = (n: number) => {
   new DataView(b.buffer).setUint32(0, n)
   return b
 }
-const readU64 = (b: Uint8Array, at: number) => Number(new DataView(b.buffer, b.byteOffset + at, 8).getBigUint64(0))
+const readU64 = (b: Uint8Array, at: number) => {
+  const v = new DataView(b.buffer, b.byteOffset + at, 8)
+  return v.getUint32(0) * 0x1_0000_0000 + v.getUint32(4)
+}
 const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
 const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
   const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
@@ -192,14 +217,14 @@ const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
 
 const dictPrefix = (hash: number) => cat("h", u64(hash))
 const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
-const seriesKey = (id: number) => cat("S", u64(id))
+const seriesKey = (id: number) => taggedU64("S", id)
 const nextIdKey = encoder.encode("n")
 const postingPrefix = (bucket: number, name?: string, value?: string) =>
   name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
 const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
 const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
-const headKey = (id: number) => cat("H", u64(id))
-const oooKey = (id: number) => cat("O", u64(id))
+const headKey = (id: number) => taggedU64("H", id)
+const oooKey = (id: number) => taggedU64("O", id)
 const metaKey = (metric: string) => cat("m", metric)
 const bucketKey = (bucket: number) => cat("b", u32(bucket))
 
@@ -284,6 +309,8 @@ interface SeriesState {
   readonly labels: Labels
   /** Samples of the head chunk, by timestamp. */
   head: Array<Sample>
+  /** The head chunk's XOR encoding, appended to sample by sample (not re-encoded for each write). */
+  headChunk: XorChunk
   /** Out-of-order samples not yet sealed, by timestamp. */
   ooo: Array<Sample>
   /** Buckets whose postings already hold this series. */
@@ -325,22 +352,26 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       return nextId
     })
 
+    /** The series state of a label set (its canonical form) if it is in memory, now the most recently used. */
+    const cachedState = (key: string): SeriesState | undefined => {
+      const cached = states.get(key)
+      if (cached !== undefined) {
+        states.delete(key)
+        states.set(key, cached)
+      }
+      return cached
+    }
+
     /** Finds or creates the series for a label set; new series add their dictionary ops to `ops`. */
-    const resolve = (labels: Labels, ops: Array<CoreDb.WriteOp>) =>
+    const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>) =>
       Effect.gen(function*() {
-        const key = canonical(labels)
-        const cached = states.get(key)
-        if (cached !== undefined) {
-          states.delete(key)
-          states.set(key, cached)
-          return cached
-        }
         const hash = hashLabels(labels)
         let id: number | undefined
         // The dictionary: every id under this hash, compared by labels (a collision is just another id).
         const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
         for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
         let head: Array<Sample> = []
+        let headChunk = newChunk()
         let ooo: Array<Sample> = []
         if (id === undefined) {
           id = yield* loadNextId
@@ -352,9 +383,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const h = yield* getKey(headKey(id))
           const o = yield* getKey(oooKey(id))
           head = h === undefined ? [] : decodeSamples(h)
+          if (h !== undefined) headChunk = openChunk(h)
           ooo = o === undefined ? [] : decodeSamples(o)
         }
-        const state: SeriesState = { id, labels, head, ooo, indexed: new Set(), pendingSeq: 0 }
+        const state: SeriesState = { id, labels, head, headChunk, ooo, indexed: new Set(), pendingSeq: 0 }
         states.set(key, state)
         return state
       })
@@ -378,7 +410,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           for (const s of input.series) {
             if (s.samples.length === 0) continue
             const labels = sortLabels(s.labels)
-            const state = yield* resolve(labels, ops)
+            const key = canonical(labels)
+            // Most series are in memory already: no effect to run for them.
+            const state = cachedState(key) ?? (yield* resolve(labels, key, ops))
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             touched.push(state)
@@ -394,10 +428,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               if (last === undefined || t > last.timestampMs) {
                 if (state.head.length >= Limits.chunkSamplesMax) {
                   const first = state.head[0]!
-                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: encodeSamples(state.head) })
+                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: state.headChunk.bytes() })
                   state.head = []
+                  state.headChunk = newChunk()
                 }
                 state.head.push(sample)
+                state.headChunk.append(sample.timestampMs, sample.value)
                 headChanged = true
               } else if (t === last.timestampMs || state.head.some((x) => x.timestampMs === t) || state.ooo.some((x) => x.timestampMs === t)) {
                 // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
@@ -431,7 +467,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
             }
             if (headChanged) {
-              const value = encodeSamples(state.head)
+              const value = state.headChunk.bytes()
               ops.push({ _tag: "put", key: headKey(state.id), value })
               remember.set(okey(headKey(state.id)), value)
             }
