@@ -85,21 +85,8 @@ export const make = (): MetricsShape => {
     }
     entry.histogram.observe(seconds)
   }
-  const histogramLines = (name: string, help: string, map: typeof http) => {
-    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`]
-    for (const { labels, histogram } of map.values()) {
-      let cumulative = 0
-      latencyBucketsS.forEach((b, i) => {
-        cumulative += histogram.counts[i]!
-        lines.push(`${name}_bucket${labelText({ ...labels, le: String(b) })} ${cumulative}`)
-      })
-      cumulative += histogram.counts[latencyBucketsS.length]!
-      lines.push(`${name}_bucket${labelText({ ...labels, le: "+Inf" })} ${cumulative}`)
-      lines.push(`${name}_sum${labelText(labels)} ${histogram.sum}`)
-      lines.push(`${name}_count${labelText(labels)} ${histogram.count}`)
-    }
-    return lines
-  }
+  const histogramLines = (name: string, help: string, map: typeof http) =>
+    renderSamples([...map.values()].flatMap(({ labels, histogram }) => histogramSamples(name, help, labels, latencyBucketsS, histogram)))
   return {
     observeHttp: (route, method, status, seconds) => observe(http, { route, method, code: String(status) }, seconds),
     observeStore: (operation, outcome, seconds) => observe(store, { operation, outcome }, seconds),
@@ -139,20 +126,38 @@ export const make = (): MetricsShape => {
   }
 }
 
-/** A histogram of milliseconds as Prometheus samples in seconds. */
-const histogramSamples = (name: string, help: string, labels: Record<string, string>, h: Db.LatencyHistogram): Array<Sample> => {
+/** A histogram (counts per bucket, the last above every bound) as Prometheus's cumulative samples. */
+const histogramSamples = (
+  name: string,
+  help: string,
+  labels: Record<string, string>,
+  boundsS: ReadonlyArray<number>,
+  h: { readonly counts: ReadonlyArray<number>; readonly sum: number; readonly count: number }
+): Array<Sample> => {
   const out: Array<Sample> = []
   let cumulative = 0
-  h.boundsMs.forEach((b, i) => {
+  boundsS.forEach((b, i) => {
     cumulative += h.counts[i]!
-    out.push({ name: `${name}_bucket`, type: "histogram", help, labels: { ...labels, le: String(b / 1000) }, value: cumulative })
+    out.push({ name: `${name}_bucket`, type: "histogram", help, labels: { ...labels, le: String(b) }, value: cumulative })
   })
-  cumulative += h.counts[h.boundsMs.length]!
+  cumulative += h.counts[boundsS.length]!
   out.push({ name: `${name}_bucket`, type: "histogram", help, labels: { ...labels, le: "+Inf" }, value: cumulative })
-  out.push({ name: `${name}_sum`, type: "histogram", help, labels, value: h.sumMs / 1000 })
+  out.push({ name: `${name}_sum`, type: "histogram", help, labels, value: h.sum })
   out.push({ name: `${name}_count`, type: "histogram", help, labels, value: h.count })
   return out
 }
+
+/** Compaction backlog and work, reported alike by a writer's Db and by a compactor process. */
+const compactionSamples = (
+  labels: Record<string, string>,
+  stats: Pick<Db.CompactorStats, "l0Tables" | "sortedRuns" | "compactions" | "tablesWritten" | "objectsCollected">
+): Array<Sample> => [
+  { name: "opendata_db_l0_tables", type: "gauge", help: "Level-0 tables (the compaction backlog).", labels, value: stats.l0Tables },
+  { name: "opendata_db_sorted_runs", type: "gauge", help: "Sorted runs.", labels, value: stats.sortedRuns },
+  { name: "opendata_db_compactions_total", type: "counter", help: "Compactions committed by this process.", labels, value: stats.compactions },
+  { name: "opendata_db_tables_written_total", type: "counter", help: "Tables written by flushes and compactions in this process.", labels, value: stats.tablesWritten },
+  { name: "opendata_db_objects_collected_total", type: "counter", help: "Objects deleted by garbage collection in this process.", labels, value: stats.objectsCollected }
+]
 
 /** The samples of one product's Db (`db` names it: `eventstore` or `tsdb`). */
 export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
@@ -174,17 +179,17 @@ export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
     ]
   })
   return [
-    ...histogramSamples("opendata_db_wal_write_duration_seconds", "WAL object writes, from the first attempt to durable.", labels, stats.walWriteMs),
+    ...histogramSamples("opendata_db_wal_write_duration_seconds", "WAL object writes, from the first attempt to durable.", labels, stats.walWriteMs.boundsMs.map((b) => b / 1000), {
+      counts: stats.walWriteMs.counts,
+      sum: stats.walWriteMs.sumMs / 1000,
+      count: stats.walWriteMs.count
+    }),
     counter("opendata_db_wal_objects_written_total", "WAL objects written.", stats.walObjectsWritten),
     counter("opendata_db_wal_bytes_written_total", "WAL bytes written.", stats.walBytesWritten),
     gauge("opendata_db_write_queue_depth", "Writes waiting in the writer's mailbox.", stats.writeQueueDepth),
     gauge("opendata_db_memtable_bytes", "Bytes in memtables not yet flushed to tables.", stats.memtableBytes),
     gauge("opendata_db_frozen_memtables", "Memtables waiting to be flushed.", stats.frozenMemtables),
-    gauge("opendata_db_l0_tables", "Level-0 tables (the compaction backlog).", stats.l0Tables),
-    gauge("opendata_db_sorted_runs", "Sorted runs.", stats.sortedRuns),
-    counter("opendata_db_tables_written_total", "Tables written by flushes and compactions in this process.", stats.tablesWritten),
-    counter("opendata_db_compactions_total", "Compactions committed by this process.", stats.compactions),
-    counter("opendata_db_objects_collected_total", "Objects deleted by garbage collection in this process.", stats.objectsCollected),
+    ...compactionSamples(labels, stats),
     gauge("opendata_db_durable_seq", "Highest durable sequence number.", stats.durableSeq),
     gauge("opendata_db_manifest_version", "Manifest version this process reads.", stats.manifestVersion),
     ...caches
@@ -196,11 +201,7 @@ export const compactorSamples = (db: string, stats: Db.CompactorStats): Array<Sa
   const labels = { db }
   return [
     { name: "opendata_compactor_epoch", type: "gauge", help: "Compactor epoch this process holds.", labels, value: stats.compactorEpoch },
-    { name: "opendata_db_l0_tables", type: "gauge", help: "Level-0 tables (the compaction backlog).", labels, value: stats.l0Tables },
-    { name: "opendata_db_sorted_runs", type: "gauge", help: "Sorted runs.", labels, value: stats.sortedRuns },
-    { name: "opendata_db_compactions_total", type: "counter", help: "Compactions committed by this process.", labels, value: stats.compactions },
-    { name: "opendata_db_tables_written_total", type: "counter", help: "Tables written by flushes and compactions in this process.", labels, value: stats.tablesWritten },
-    { name: "opendata_db_objects_collected_total", type: "counter", help: "Objects deleted by garbage collection in this process.", labels, value: stats.objectsCollected }
+    ...compactionSamples(labels, stats)
   ]
 }
 

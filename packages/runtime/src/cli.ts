@@ -47,7 +47,7 @@ const applyFlags = (flags: {
     if (Option.isSome(flags.store)) process.env["OPENDATA_STORE"] = flags.store.value
   })
 
-const products = ["eventstore/", "tsdb/"] as const
+const products = Object.values(Server.productPaths)
 
 /** The configured object store, opened read-only (no preflight probes). */
 const storeLayer = (file: Option.Option<string>) => Effect.map(loadConfig(file), (config) => Server.layerStore(config.store, false))
