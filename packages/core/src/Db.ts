@@ -37,6 +37,7 @@ import { makeTables, runCursor } from "./internal/db/tables.ts"
 import type { Versioned } from "./internal/db/versionedLog.ts"
 import { parseVersion, versionKey } from "./internal/db/versionedLog.ts"
 import { planCompaction, runCompaction } from "./internal/db/compactor.ts"
+import { putOnce } from "./internal/db/putOnce.ts"
 import { collectGarbage } from "./internal/db/gc.ts"
 import { OutcomeUnknown, Unavailable } from "./internal/objectStore/model.ts"
 
@@ -141,10 +142,20 @@ export interface DbSettings {
   readonly merge?: MergeOperator | undefined
   /**
    * Simulation only: swaps in a deliberately broken variant so the simulator can show that its checker
-   * catches it. `skip-fencing` lets a fenced writer carry on past the fence. Never set it otherwise.
+   * catches it. Never set it otherwise. See `SimulationMutant`.
    */
-  readonly simulationMutant?: "skip-fencing" | "none" | undefined
+  readonly simulationMutant?: SimulationMutant | "none" | undefined
 }
+
+/**
+ * Deliberately broken variants, one per protocol rule, each caught by the simulator:
+ * - `skip-fencing`: a fenced writer skips past the fence and carries on;
+ * - `unrecorded-fences`: an opener records only its own fence, not those of earlier openers it replayed;
+ * - `flush-not-idempotent`: a retried flush writes a new table and commits it again;
+ * - `forget-ambiguous-put`: a retried put-if-absent that finds its own earlier object takes it for another's;
+ * - `gc-lease-from-creation`: the GC lease counts from an object's creation, by the local clock.
+ */
+export type SimulationMutant = "skip-fencing" | "unrecorded-fences" | "flush-not-idempotent" | "forget-ambiguous-put" | "gc-lease-from-creation"
 
 export type ResolvedSettings = { readonly [K in keyof Omit<DbSettings, "merge">]-?: NonNullable<DbSettings[K]> } & {
   readonly merge: MergeOperator | undefined
@@ -314,7 +325,7 @@ export const make = (
     const { tables, blockCache, metaCache } = tableAccess(store, settings)
 
     // --- open: bump the writer epoch, replay the WAL, fence the previous writer ----------------------
-    const opened = yield* settled(openWriter(store, manifests))
+    const opened = yield* settled(openWriter(store, manifests, settings.simulationMutant))
     const epoch = opened.manifest.value.writerEpoch
     const counters = { walObjects: 0, walBytes: 0, tables: 0, compactions: 0, collected: 0 }
     const walWriteMs = makeLatencyHistogram()
@@ -352,24 +363,22 @@ export const make = (
 
     // --- the writer actor ------------------------------------------------------------------------
 
-    /** Writes one WAL object in the next slot, retrying until it is written or the slot is taken. */
+    /**
+     * Writes one WAL object in the next slot, retrying until it is written or the slot is taken. The
+     * put-id names the attempt: a slot found taken by our own earlier attempt (whose reply was lost) is
+     * ours, not a newer writer's fence.
+     */
     const writeWal = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
         for (;;) {
           const walId = nextWalId
           const bytes = encodeWal({ writerEpoch: epoch, walId, kind: "data", entries })
-          // The put-id names the attempt, so a retry after a lost reply recognises its own object.
-          const taken = yield* store.putIfAbsent(walKey("", walId), bytes, { putId: `w${epoch}-${walId}` }).pipe(
-            Effect.as(false),
-            Effect.catchTag("InvalidKey", (e) => Effect.die(e)),
-            Effect.tapError((e) => e._tag === "AlreadyExists" ? Effect.void : Effect.logWarning(`WAL write ${walId} failed, retrying: ${e.message}`)),
-            Effect.retry({ schedule: retrySchedule, while: (e) => e._tag !== "AlreadyExists" }),
-            Effect.catchTag("AlreadyExists", () =>
-              settings.simulationMutant === "skip-fencing"
-                ? Effect.succeed(true)
-                : Effect.fail(new Fenced({ role: "writer", epoch, newerEpoch: epoch + 1 })))
+          const outcome = yield* putOnce(store, walKey("", walId), bytes, `w${epoch}-${walId}`, settings.simulationMutant).pipe(
+            Effect.tapError((e) => Effect.logWarning(`WAL write ${walId} failed, retrying: ${e.message}`)),
+            Effect.retry({ schedule: retrySchedule })
           )
-          if (taken) {
+          if (outcome === "taken") {
+            if (settings.simulationMutant !== "skip-fencing") return yield* new Fenced({ role: "writer", epoch, newerEpoch: epoch + 1 })
             // Deliberately broken (simulation only): a fenced writer skips past the fence and goes on.
             nextWalId = walId + 1
             continue
@@ -495,13 +504,18 @@ export const make = (
         yield* Effect.raceFirst(Queue.take(l0Freed), Effect.andThen(Effect.sleep("1 second"), reloadManifest))
       }
       const entries = [...oldest.range(undefined, undefined)]
-      const id = yield* newTableId
+      // One table id for the memtable, whatever the attempt: a retry rewrites (or finds) the same table.
+      const id = oldest.tableId ?? (yield* newTableId)
+      if (settings.simulationMutant !== "flush-not-idempotent") oldest.tableId = id
+      uncommitted.add(id)
       yield* Effect.addFinalizer(() => Effect.sync(() => uncommitted.delete(id)))
       const ref = yield* tables.write(id, entries, settings).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
       const current = (yield* Ref.get(state)).manifest
       const committed = yield* manifests.commit(
         current,
-        (m) => m.l0.some((t) => t.id === ref.id) ? undefined : ({
+        // Idempotent: a manifest that has flushed past this memtable's last WAL object already holds it
+        // (an earlier attempt's commit landed, though its reply or the steps after it failed).
+        (m) => (settings.simulationMutant === "flush-not-idempotent" ? m.l0.some((t) => t.id === ref.id) : m.walIdFlushed >= oldest.walIdLast) ? undefined : ({
           ...m,
           l0: [ref, ...m.l0],
           walIdFlushed: Math.max(m.walIdFlushed, oldest.walIdLast),
@@ -587,16 +601,23 @@ export const make = (
         pinnedVersions: new Set(pins.keys()),
         uncommittedTables: uncommitted,
         minAgeMs: settings.gcMinAgeMs,
-        walPrefix
+        walPrefix,
+        mutant: settings.simulationMutant === "gc-lease-from-creation" ? "gc-lease-from-creation" : undefined
       })
       counters.collected += deleted
       return deleted
-    })
+    }).pipe(
+      // A newer writer exists: this one stops, whichever fiber found out.
+      Effect.tapError((e) => (e._tag === "Fenced" ? stop(e) : Effect.void))
+    )
 
     const gcLoop = Effect.forever(
       Effect.sleep(`${settings.gcIntervalMs} millis`).pipe(
         Effect.andThen(gcOnce),
-        Effect.catch((e) => Effect.logWarning(`garbage collection failed: ${e.message}`))
+        Effect.catchTags({
+          Unavailable: (e) => Effect.logWarning(`garbage collection failed: ${e.message}`),
+          CorruptObject: (e) => Effect.logError(`garbage collection failed: ${e.message}`)
+        })
       )
     )
 
@@ -1104,7 +1125,8 @@ export const makeCompactor = (input: DbSettings = {}): Effect.Effect<CompactorSh
         pinnedVersions: new Set(),
         uncommittedTables: uncommitted,
         minAgeMs: settings.gcMinAgeMs,
-        walPrefix
+        walPrefix,
+        mutant: settings.simulationMutant === "gc-lease-from-creation" ? "gc-lease-from-creation" : undefined
       })
       counters.collected += deleted
       return deleted
@@ -1313,7 +1335,7 @@ interface Opened {
  * a memtable, and claims the next free WAL slot with a fence object, so the previous writer's next WAL
  * write fails. Records the fence in the manifest so garbage collection never deletes it.
  */
-const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
+const openWriter = (store: ObjectStoreShape, manifests: ManifestStore, mutant: ResolvedSettings["simulationMutant"]) =>
   Effect.gen(function*() {
     const loaded = yield* manifests.load
     const bumped = yield* manifests.commit(loaded, (m) => ({ ...m, writerEpoch: m.writerEpoch + 1 }))
@@ -1321,6 +1343,9 @@ const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
     const memtable = new Memtable()
     let lastSeq = bumped.value.lastSeq
     let walId = bumped.value.walIdFlushed
+    // Fences of earlier openers met in the WAL. An opener may have put its fence and failed before
+    // recording it: recorded now, it is kept from garbage collection, so the writer it fenced stays fenced.
+    const fencesMet: Array<number> = []
     const replay = (id: number) =>
       Effect.gen(function*() {
         const key = walKey("", id)
@@ -1334,6 +1359,7 @@ const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
           try: () => decodeWal(key, got),
           catch: (e) => (e instanceof CorruptObject ? e : new CorruptObject({ object: key, reason: String(e) }))
         })
+        if (wal.kind === "fence" && mutant !== "unrecorded-fences") fencesMet.push(id)
         for (const e of wal.entries) {
           if (e.seq > lastSeq) {
             memtable.add(e)
@@ -1357,21 +1383,21 @@ const openWriter = (store: ObjectStoreShape, manifests: ManifestStore) =>
     for (;;) {
       const fenceId = walId + 1
       const fence = encodeWal({ writerEpoch: epoch, walId: fenceId, kind: "fence", entries: [] })
-      const claimed = yield* store.putIfAbsent(walKey("", fenceId), fence, { putId: `f${epoch}-${fenceId}` }).pipe(
-        Effect.as(true),
-        Effect.catchTag("AlreadyExists", () => Effect.succeed(false)),
-        Effect.catchTag("InvalidKey", (e) => Effect.die(e))
-      )
+      const claimed = (yield* putOnce(store, walKey("", fenceId), fence, `f${epoch}-${fenceId}`, mutant)) === "written"
       if (claimed) {
         memtable.walIdLast = fenceId
+        const fences = [...fencesMet, fenceId]
         const manifest = yield* manifests.commit(
           bumped,
-          (m) => (m.walFences.includes(fenceId) ? undefined : { ...m, walFences: [...m.walFences, fenceId] }),
+          (m) => {
+            const missing = fences.filter((f) => !m.walFences.includes(f))
+            return missing.length === 0 ? undefined : { ...m, walFences: [...m.walFences, ...missing].sort((x, y) => x - y) }
+          },
           { role: "writer", epoch }
         )
         return { manifest, memtable, lastSeq, fenceWalId: fenceId } satisfies Opened
       }
-      yield* replay(fenceId)
+      if (!(yield* replay(fenceId))) return yield* Effect.die(new Error(`WAL slot ${fenceId} is taken but cannot be read`))
       walId = fenceId
     }
   })

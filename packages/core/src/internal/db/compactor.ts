@@ -31,7 +31,11 @@ export interface CompactionJob {
   readonly sources: ReadonlyArray<ReadonlyArray<SstRef>>
   /** The job includes the oldest data: tombstones can be dropped and merges resolved. */
   readonly bottom: boolean
-  /** The manifest with the inputs replaced by `output`; undefined if already applied. */
+  /**
+   * The manifest with the inputs replaced by `output`; undefined if there is nothing to commit: the job
+   * was applied already, or its inputs are no longer all there (an earlier attempt of it landed, or a
+   * newer compactor replaced them). Its output tables are then left for garbage collection.
+   */
   readonly apply: (m: DbManifest, output: SortedRun) => DbManifest | undefined
 }
 
@@ -43,7 +47,7 @@ export const planCompaction = (m: DbManifest, settings: CompactionSettings): Com
       bottom: m.runs.length === 0,
       apply: (current, output) => {
         if (current.runs.some((r) => r.id === output.id)) return undefined
-        if (!m.l0.every((t) => current.l0.some((c) => c.id === t.id))) throw new Error("compaction inputs changed under the job")
+        if (!m.l0.every((t) => current.l0.some((c) => c.id === t.id))) return undefined
         return {
           ...current,
           l0: current.l0.filter((t) => !inputs.has(t.id)),
@@ -59,7 +63,7 @@ export const planCompaction = (m: DbManifest, settings: CompactionSettings): Com
       bottom: true,
       apply: (current, output) => {
         if (current.runs.some((r) => r.id === output.id)) return undefined
-        if (!m.runs.every((r) => current.runs.some((c) => c.id === r.id))) throw new Error("compaction inputs changed under the job")
+        if (!m.runs.every((r) => current.runs.some((c) => c.id === r.id))) return undefined
         const kept = current.runs.filter((r) => !inputs.has(r.id))
         return { ...current, runs: output.ssts.length === 0 ? kept : [...kept, output] }
       }

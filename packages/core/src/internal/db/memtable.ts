@@ -23,6 +23,11 @@ export class Memtable {
   permits = 0
   /** Highest WAL id whose entries are all in this memtable (0: none). */
   walIdLast = 0
+  /**
+   * The id of the level-0 table this memtable is flushed into, chosen at the first attempt and kept by
+   * every retry, so a retry recognises the table (and the manifest commit) of an earlier attempt.
+   */
+  tableId: string | undefined = undefined
 
   add(entry: Entry): void {
     const k = keyString(entry.key)

@@ -13,6 +13,7 @@ import { bloomMayContain } from "../format/bloom.ts"
 import type { BlockHandle, SstFooter } from "../format/sst.ts"
 import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSst, findBlocks, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
+import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
 import type { Cursor } from "./read.ts"
 
@@ -91,12 +92,9 @@ export const makeTables = (
     write: (id, entries, options) =>
       Effect.gen(function*() {
         const { bytes, info } = encodeSst(entries, options)
-        yield* store.putIfAbsent(sstKey(id), bytes).pipe(
-          Effect.catchTags({
-            AlreadyExists: (e) => Effect.die(new Error(`table id reused: ${e.key}`)),
-            InvalidKey: (e) => Effect.die(e)
-          })
-        )
+        // A retry of the same table finds its own object (same put-id) and goes on; another's is a bug.
+        const outcome = yield* putOnce(store, sstKey(id), bytes, `t-${id}`)
+        if (outcome === "taken") return yield* Effect.die(new Error(`table id reused: ${sstKey(id)}`))
         return {
           id,
           size: info.size,
