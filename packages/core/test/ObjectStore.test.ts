@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Random } from "effect"
+import { TestClock } from "effect/testing"
 import { ObjectStore } from "@opendata/core"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
@@ -126,6 +127,63 @@ describe("ObjectStore", () => {
       assert.deepStrictEqual((yield* store.listPage("lag/")).entries.map((e) => e.key), ["lag/a"])
     }).pipe(
       Effect.provide(ObjectStore.layerFaulty({ seed: 1, listingLagMs: 50 }).pipe(Layer.provide(ObjectStore.layerMemory)))
+    ))
+
+  it.effect("keeps freshly deleted keys in listings for the configured lag", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      yield* store.put("lag/a", bytes("a"))
+      yield* store.put("lag/b", bytes("b"))
+      yield* TestClock.adjust("100 millis")
+      yield* store.delete("lag/a")
+      assert.strictEqual(Exit.isFailure(yield* Effect.exit(store.get("lag/a"))), true)
+      assert.deepStrictEqual((yield* store.listPage("lag/")).entries.map((e) => e.key), ["lag/a", "lag/b"])
+      yield* TestClock.adjust("60 millis")
+      assert.deepStrictEqual((yield* store.listPage("lag/")).entries.map((e) => e.key), ["lag/b"])
+    }).pipe(
+      Effect.provide(ObjectStore.layerFaulty({ seed: 1, listingLagMs: 50 }).pipe(Layer.provide(ObjectStore.layerMemory)))
+    ))
+
+  it.effect("fails every request of a kind during an outage window, then heals", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      yield* store.put("o/a", bytes("a"))
+      yield* TestClock.adjust("100 millis")
+      // Writes refused from 100 ms to 200 ms; reads still work.
+      assert.strictEqual(errorOf(yield* Effect.exit(store.put("o/c", bytes("c"))))?._tag, "Unavailable")
+      assert.strictEqual(yield* Effect.map(store.get("o/a"), (r) => r.body.length), 1)
+      yield* TestClock.adjust("100 millis")
+      // From 200 ms to 300 ms, writes reach the store and lose their reply: a plain put fails though it was
+      // applied; a conditional one is settled by reading its put-id back.
+      assert.strictEqual(errorOf(yield* Effect.exit(store.put("o/d", bytes("d"))))?._tag, "Unavailable")
+      assert.strictEqual((yield* store.head("o/d")).size, 1)
+      yield* store.putIfAbsent("o/f", bytes("f"), { putId: "p1" })
+      assert.deepStrictEqual(yield* store.resolvePut("o/f", "p1"), { _tag: "Written", etag: (yield* store.head("o/f")).etag })
+      yield* TestClock.adjust("100 millis")
+      yield* store.put("o/e", bytes("e"))
+    }).pipe(
+      Effect.provide(ObjectStore.layerFaulty({
+        seed: 1,
+        outages: [
+          { startMs: 100, endMs: 200, operations: "writes", mode: "refuse" },
+          { startMs: 200, endMs: 300, operations: "writes", mode: "loseReply" }
+        ]
+      }, { retry: { retriesMax: 0 } }).pipe(Layer.provide(ObjectStore.layerMemory)))
+    ))
+
+  it.effect("a write that lands late is applied after its caller was told it failed", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      const exit = yield* Effect.exit(store.put("late/a", bytes("a")))
+      assert.strictEqual(errorOf(exit)?._tag, "Unavailable")
+      assert.strictEqual(errorOf(yield* Effect.exit(store.head("late/a")))?._tag, "NotFound")
+      yield* TestClock.adjust("100 millis")
+      yield* Effect.yieldNow
+      assert.strictEqual((yield* store.head("late/a")).size, 1)
+    }).pipe(
+      Effect.provide(ObjectStore.layerFaulty({ seed: 1, lateRate: 1, lateMsMax: 50 }, { retry: { retriesMax: 0 } }).pipe(
+        Layer.provide(ObjectStore.layerMemory)
+      ))
     ))
 
   it.effect("derives put-ids from the Random service", () =>
