@@ -64,6 +64,9 @@ export const collectGarbage = (
     const manifestEntries = yield* list(manifestPrefix)
     const tableEntries = yield* list("sst/")
     const walEntries = yield* list(options.walPrefix)
+    // Copied before the latest manifest is read: a table this process commits from now on is missing from
+    // that manifest, and must stay here even once the live set has let it go.
+    const uncommitted = new Set(options.uncommittedTables)
     const latest = yield* manifests.log.latest()
     if (latest === undefined) return 0
     const epoch = options.fencing.role === "writer" ? latest.value.writerEpoch : latest.value.compactorEpoch
@@ -117,7 +120,7 @@ export const collectGarbage = (
 
     for (const entry of tableEntries) {
       const id = entry.key.slice("sst/".length).replace(/\.sst$/, "")
-      if (referenced.has(id) || options.uncommittedTables.has(id) || !oldEnough(entry)) continue
+      if (referenced.has(id) || uncommitted.has(id) || !oldEnough(entry)) continue
       yield* remove(entry.key)
       deleted += 1
     }
