@@ -12,8 +12,12 @@
  * core `Db`: every acknowledged write survives any crash, nothing appears that was neither acknowledged
  * nor in flight, snapshot reads are stable, a fenced writer's writes never appear, readers agree, and
  * once faults heal everything settles within a bounded virtual time.
+ *
+ * Every run also has a liveness budget, in virtual time and in scheduler rounds (never wall time, so a
+ * budget verdict replays like any other): a run that has no verdict when either is spent is a violation,
+ * whatever the workload is waiting for.
  */
-import { Cause, Clock, Effect, Exit, Fiber, Layer, Option, Random, References, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Random, References, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Db from "./Db.ts"
 import * as ObjectStore from "./ObjectStore.ts"
@@ -29,14 +33,39 @@ export class Violation extends Error {
 
 export type Mutant = "skip-fencing"
 
+/** Workload steps of a run unless `SimOptions.steps` says otherwise. */
+export const stepsDefault = 200
+
+/**
+ * Liveness budget in virtual time for `stepsDefault` steps (scaled up for more). Over seeds 1-100 the
+ * longest passing runs took 36.8 s (db, db-roles), 62.3 s (eventstore, seeds 1-200) and 68.8 s (tsdb) of
+ * virtual time: this is about 9 times the longest, and above the deadlines the workloads wait out
+ * themselves (up to 5 minutes after faults heal), so that their more precise verdicts come first.
+ */
+export const virtualTimeMsMaxDefault = 600_000
+
+/**
+ * Liveness budget in scheduler rounds for `stepsDefault` steps (scaled up for more). The clock driver
+ * advances virtual time 1 ms a round, so rounds never outrun virtual time and today this binds together
+ * with the time budget at most; it bounds the work of a run should the driver ever jump ahead in time.
+ */
+export const roundsMaxDefault = 600_000
+
+/** Once a budget is spent, how long (virtual) the interrupted workload may take to finish its finalizers. */
+const interruptMsMax = 60_000
+
 export interface SimOptions {
   readonly seed: number
-  /** Workload steps (default 200). */
+  /** Workload steps (default `stepsDefault`). */
   readonly steps?: number | undefined
   /** Run a deliberately broken variant, to see the checker catch it. */
   readonly mutant?: Mutant | undefined
   /** Events kept for the failure report (default 40). */
   readonly traceMax?: number | undefined
+  /** Virtual time after which a run without a verdict is a liveness violation (default `virtualTimeMsMaxDefault`, per 200 steps). */
+  readonly virtualTimeMsMax?: number | undefined
+  /** Scheduler rounds after which a run without a verdict is a liveness violation (default `roundsMaxDefault`, per 200 steps). */
+  readonly roundsMax?: number | undefined
 }
 
 /** One simulated process: its own view of the shared store, which a crash cuts off mid-operation. */
@@ -90,6 +119,10 @@ export interface SimResult {
   readonly faults: FaultPlan
   /** A digest of the whole trace: equal for two runs of one seed. */
   readonly digest: string
+  /** Virtual time the run took. */
+  readonly virtualTimeMs: number
+  /** Scheduler rounds the clock driver made (1 ms of virtual time each). */
+  readonly rounds: number
 }
 
 /** Runs one seed of a workload. Never fails: a violation (or a defect) is reported in the result. */
@@ -107,6 +140,13 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
       listingLagMs: faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200)
     }
     const traceMax = options.traceMax ?? 40
+    const steps = options.steps ?? stepsDefault
+    const scale = Math.max(1, steps / stepsDefault)
+    const virtualTimeMsMax = options.virtualTimeMsMax ?? Math.ceil(virtualTimeMsMaxDefault * scale)
+    const roundsMax = options.roundsMax ?? Math.ceil(roundsMaxDefault * scale)
+    if (!(virtualTimeMsMax > 0 && roundsMax > 0)) throw new Error("Simulation.run: the liveness budgets must be positive")
+    let rounds = 0
+    let virtualTimeMs = 0
     const events: Array<string> = []
     let digest = 0x811c9dc5
     const trace = (event: string) =>
@@ -156,12 +196,29 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           close: Scope.close(scope, Exit.void)
         } satisfies SimProcess
       })
-      // Virtual time flows while the program runs: one millisecond per scheduler round.
-      const clock = yield* Effect.forkChild(Effect.forever(Effect.andThen(TestClock.adjust("1 millis"), Effect.yieldNow)))
+      // Virtual time flows while the program runs: one millisecond per scheduler round. The driver counts
+      // its rounds and raises `spent` once a budget is; it keeps ticking after, so that the workload's
+      // finalizers can still wait out virtual time while it is interrupted.
+      const spent = yield* Deferred.make<string>()
+      let raised = false
+      const clock = yield* Effect.forkChild(Effect.forever(Effect.gen(function*() {
+        yield* TestClock.adjust("1 millis")
+        yield* Effect.yieldNow
+        rounds += 1
+        virtualTimeMs = yield* Clock.currentTimeMillis
+        if (!raised && (rounds >= roundsMax || virtualTimeMs >= virtualTimeMsMax)) {
+          raised = true
+          yield* Deferred.succeed(
+            spent,
+            `no verdict after ${Math.floor(virtualTimeMs)} ms of virtual time / ${rounds} scheduler rounds ` +
+              `(budget ${virtualTimeMsMax} ms / ${roundsMax} rounds): a run that never settles (liveness)`
+          )
+        }
+      })))
       const sim: Sim = {
         seed: options.seed,
         mutant: options.mutant,
-        steps: options.steps ?? 200,
+        steps,
         rng,
         faults,
         trace,
@@ -174,9 +231,21 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
         fail: (message) => Effect.fail(new Violation(message))
       }
       yield* trace(`seed ${options.seed}: ${workload.name}; faults ${JSON.stringify(faults)}`)
-      const exit = yield* Effect.exit(workload.run(sim))
+      // The workload runs in a fiber of its own, so that a budget verdict does not wait for it; detached,
+      // so that one that never stops (a finalizer that hangs) does not keep the run from returning.
+      const running = yield* Effect.forkDetach(workload.run(sim))
+      const first = yield* Effect.raceFirst(
+        Effect.map(Fiber.await(running), (exit) => ({ _tag: "verdict", exit }) as const),
+        Effect.map(Deferred.await(spent), (message) => ({ _tag: "spent", message }) as const)
+      )
+      if (first._tag === "spent") {
+        yield* trace("liveness budget spent: the workload is interrupted")
+        // A workload that does not stop within a bounded (virtual) time is left behind.
+        const stopped = yield* Effect.exit(Effect.timeout(Fiber.interrupt(running), `${interruptMsMax} millis`))
+        if (Exit.isFailure(stopped)) yield* trace(`the workload did not stop within ${interruptMsMax} ms of being interrupted: left behind`)
+      }
       yield* Fiber.interrupt(clock)
-      return exit
+      return first._tag === "verdict" ? first.exit : Exit.fail(new Violation(first.message))
     })
 
     const exit = yield* program.pipe(
@@ -196,7 +265,9 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
       violation,
       trace: events,
       faults,
-      digest: digest.toString(16).padStart(8, "0")
+      digest: digest.toString(16).padStart(8, "0"),
+      virtualTimeMs,
+      rounds
     }
   })
 

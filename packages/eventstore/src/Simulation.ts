@@ -4,7 +4,8 @@
  * same batch through lost replies, unavailability, crashes and zombie writers; tail subscribers follow
  * each log and resume after their process dies. Checked at the end, with faults healed: every log is a
  * gap-free, duplicate-free sequence that holds every acknowledged batch exactly once (and each producer's
- * batches in order), and every subscriber saw exactly that sequence, in order.
+ * batches in order), and every subscriber saw exactly that sequence, in order. Once faults heal, the store
+ * must also verify: every table the latest manifest references is there and intact.
  */
 import { Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
@@ -22,6 +23,16 @@ interface Node {
   readonly store: EventStoreShape
 }
 
+/** The Db's objects live under this path of the shared store. */
+const dbPath = "eventstore/"
+
+/** A subscriber whose tail ended on the process that is still current waits this long before resuming. */
+const subscriberRetryMs = 100
+
+/** After faults heal: how long producers may take to finish, and how often the store is verified meanwhile. */
+const settleMsMax = 300_000
+const storeCheckIntervalMs = 5_000
+
 /** "producer:seq:index", the identity of one record. */
 const label = (producer: number, seq: number, index: number) => `${producer}:${seq}:${index}`
 
@@ -34,7 +45,7 @@ export const eventStoreWorkload: Workload = {
       const producers = 2 + rng.nextInt(4)
       const batchesPerProducer = 10 + rng.nextInt(30)
       const dbSettings: Db.DbSettings = {
-        path: "eventstore/",
+        path: dbPath,
         flushIntervalMs: rng.nextInt(3) === 0 ? 0 : rng.nextInt(100),
         memtableBytesMax: 1024 + rng.nextInt(8192),
         l0CompactionTrigger: 2 + rng.nextInt(3),
@@ -65,6 +76,8 @@ export const eventStoreWorkload: Workload = {
       /** Acknowledged batches: producer -> seq -> the log and offsets the append answered. */
       const acked = new Map<string, { readonly log: string; readonly offsets: ReadonlyArray<number> }>()
       let settledProducers = 0
+      /** The last failed append, for the verdict if producers never finish. */
+      let lastFailure = "none"
 
       const producer = (id: number) =>
         Effect.gen(function*() {
@@ -83,6 +96,7 @@ export const eventStoreWorkload: Workload = {
                 acked.set(`${id}:${seq}`, { log, offsets: result.value.offsets })
                 break
               }
+              lastFailure = `producer ${id} batch ${seq}: ${String(result.cause).slice(0, 240)}`
               if (attempt % 20 === 19) {
                 yield* sim.trace(`producer ${id} batch ${seq}: attempt ${attempt + 1} failed: ${String(Exit.isFailure(result) ? result.cause : "").slice(0, 160)}`)
               }
@@ -112,6 +126,10 @@ export const eventStoreWorkload: Workload = {
               Effect.timeout("3 seconds"),
               Effect.ignore
             )
+            // Ended on the process that is still current (the store failed, or the timeout): resume after a
+            // pause, as a client would. Resuming at once spins when the tail fails at once, and virtual time
+            // hardly moves while it does.
+            if ((yield* Ref.get(current)) === node) yield* sim.sleep(subscriberRetryMs)
           })
         )
 
@@ -141,10 +159,36 @@ export const eventStoreWorkload: Workload = {
       }
       void zombie
 
+      /**
+       * With faults healed, every table the latest manifest references must be there and intact. A problem
+       * counts only if that manifest stayed the latest throughout: a newer one may have dropped a table,
+       * which the collector may then take.
+       */
+      const checkStore = Effect.gen(function*() {
+        const latestVersion = Effect.map(Db.inspect(dbPath), (i) => i.latest?.version)
+        const before = yield* latestVersion
+        const { problems } = yield* Db.verify(dbPath)
+        if (problems.length === 0 || (yield* latestVersion) !== before) return
+        return yield* sim.fail(`the store is damaged after faults healed: ${problems.slice(0, 4).join("; ")}`)
+      }).pipe(
+        Effect.provideService(ObjectStore.ObjectStore, sim.inspect),
+        Effect.catchTags({
+          Unavailable: (e) => sim.fail(`checking the store after faults healed: ${e.message}`),
+          CorruptObject: (e) => sim.fail(`checking the store after faults healed: ${e.message}`)
+        })
+      )
+
       // Heal and let everything settle.
       yield* sim.heal
-      for (let waited = 0; settledProducers < producers && waited < 300_000; waited += 100) yield* sim.sleep(100)
-      if (settledProducers < producers) return yield* sim.fail(`producers did not finish within bounded time after faults healed`)
+      for (let waited = 100; settledProducers < producers && waited <= settleMsMax; waited += 100) {
+        yield* sim.sleep(100)
+        // A store that lost data fails the producers for good: say so, rather than wait out the deadline.
+        if (waited % storeCheckIntervalMs === 0) yield* checkStore
+      }
+      if (settledProducers < producers) {
+        return yield* sim.fail(`producers did not finish within ${settleMsMax} ms after faults healed; last failure: ${lastFailure}`)
+      }
+      yield* checkStore
       for (const f of producerFibers) yield* Fiber.await(f)
       const node = yield* Ref.get(current)
 

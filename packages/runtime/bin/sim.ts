@@ -1,9 +1,11 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore|tsdb]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|db-roles|eventstore|tsdb]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
- * `reproduce: npm run sim -- --seed N`, and exits with code 1.
+ * `reproduce: npm run sim -- --seed N`, and exits with code 1. A run with no verdict within its liveness
+ * budget (virtual time and scheduler rounds, see `Simulation.run`) is such a violation too. A sweep ends with
+ * its longest run in virtual time, against which the budget is set.
  */
 import { Effect } from "effect"
 import * as Simulation from "@opendata/core/simulation"
@@ -16,7 +18,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|eventstore|tsdb]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|db-roles|eventstore|tsdb]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -32,24 +34,26 @@ const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const mutantFlag = flag("mutant")
 if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()
 const mutant = mutantFlag as Simulation.Mutant | undefined
-const steps = int("steps", 200)
+const steps = int("steps", Simulation.stepsDefault)
 const seeds = flag("seed") !== undefined
   ? [int("seed", 0)]
   : Array.from({ length: int("seeds", 100) }, (_, i) => int("from", 1) + i)
 
 const reproduce = (seed: number) =>
-  `reproduce: npm run sim -- --seed ${seed}${workload.name === "db" ? "" : ` --workload ${workload.name}`}${steps === 200 ? "" : ` --steps ${steps}`}${
+  `reproduce: npm run sim -- --seed ${seed}${workload.name === "db" ? "" : ` --workload ${workload.name}`}${steps === Simulation.stepsDefault ? "" : ` --steps ${steps}`}${
     mutant === undefined ? "" : ` --mutant ${mutant}`
   }`
 
 const main = async () => {
   const started = performance.now()
   let passed = 0
+  let longest: Simulation.SimResult | undefined
   for (const seed of seeds) {
     const result = await Effect.runPromise(Simulation.run(workload, { seed, steps, mutant }))
     if (result.ok) {
       passed += 1
-      if (seeds.length === 1) console.log(`seed ${seed}: ok (trace digest ${result.digest})`)
+      if (longest === undefined || result.virtualTimeMs > longest.virtualTimeMs) longest = result
+      if (seeds.length === 1) console.log(`seed ${seed}: ok (trace digest ${result.digest}; ${Math.floor(result.virtualTimeMs)} ms of virtual time)`)
       continue
     }
     console.log(`seed ${seed}: VIOLATION (${workload.name}${mutant === undefined ? "" : `, mutant ${mutant}`})`)
@@ -61,6 +65,9 @@ const main = async () => {
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1)
   console.log(`${passed}/${seeds.length} seeds passed (${workload.name}, ${steps} steps each${mutant === undefined ? "" : `, mutant ${mutant}`}) in ${seconds}s`)
+  if (longest !== undefined) {
+    console.log(`longest run: seed ${longest.seed}, ${Math.floor(longest.virtualTimeMs)} ms of virtual time, ${longest.rounds} scheduler rounds`)
+  }
 }
 
 main().catch((e) => {

@@ -39,6 +39,43 @@ describe("simulation", () => {
       }
     }), 60_000)
 
+  it.live("ends a run that never settles as a liveness violation, with its trace, and replays it exactly", () =>
+    Effect.gen(function*() {
+      // A workload that waits for something that never comes: only virtual time passes.
+      const waiting: Simulation.Workload = {
+        name: "waiting",
+        run: (sim) => Effect.andThen(sim.trace("waiting for a verdict that never comes"), Effect.never)
+      }
+      const a = yield* Simulation.run(waiting, { seed: 7, virtualTimeMsMax: 5_000 })
+      assert.isFalse(a.ok)
+      assert.match(a.violation ?? "", /^no verdict after 5000 ms of virtual time \/ 5000 scheduler rounds .*\(liveness\)$/)
+      assert.include(a.trace.join("\n"), "waiting for a verdict that never comes")
+      assert.strictEqual(a.virtualTimeMs, 5_000)
+      const b = yield* Simulation.run(waiting, { seed: 7, virtualTimeMsMax: 5_000 })
+      assert.strictEqual(a.digest, b.digest)
+    }))
+
+  it.live("ends a run whose workload spins without waiting, by the rounds budget", () =>
+    Effect.gen(function*() {
+      // Yields to the scheduler and nothing else; its finalizer, once interrupted, never finishes either.
+      const spinning: Simulation.Workload = {
+        name: "spinning",
+        run: () => Effect.forever(Effect.yieldNow).pipe(Effect.onInterrupt(() => Effect.never))
+      }
+      const result = yield* Simulation.run(spinning, { seed: 7, roundsMax: 2_000 })
+      assert.isFalse(result.ok)
+      assert.match(result.violation ?? "", /^no verdict after 2000 ms of virtual time \/ 2000 scheduler rounds .*\(liveness\)$/)
+      assert.include(result.trace.join("\n"), "left behind")
+    }))
+
+  it.live("sets the default budget well above a long passing run", () =>
+    Effect.gen(function*() {
+      const result = yield* Simulation.run(Simulation.dbWorkload, { seed: 27 })
+      assert.isTrue(result.ok, result.violation)
+      assert.isBelow(result.virtualTimeMs * 4, Simulation.virtualTimeMsMaxDefault)
+      assert.isAtMost(result.rounds, result.virtualTimeMs)
+    }))
+
   for (const { seed, found } of regressions.db) {
     it.live(`regression seed ${seed}: ${found}`, () =>
       Effect.gen(function*() {
