@@ -242,10 +242,10 @@ export const make = (settings: DbSettings = {}): Effect.Effect<DbShape, DbError,
 export const layer = (settings: DbSettings = {}): Layer.Layer<Db, DbError, ObjectStore> => Layer.effect(Db, make(settings))
 
 // -------------------------------------------------------------------------------------------------
-// DbReader: a read-only follower
+// The read-only follower
 // -------------------------------------------------------------------------------------------------
 
-export interface ReaderSettings {
+export interface FollowerSettings {
   readonly path?: string | undefined
   /** How often to look for new WAL objects and manifest versions. */
   readonly pollIntervalMs?: number | undefined
@@ -254,42 +254,16 @@ export interface ReaderSettings {
   readonly merge?: MergeOperator | undefined
 }
 
-export interface DbReaderShape {
-  readonly get: (key: Uint8Array) => Effect.Effect<Uint8Array | undefined, DbReadError>
-  readonly scan: (range?: ScanRange) => Stream.Stream<KeyValue, DbReadError>
-  /** Highest sequence number this reader has caught up to. */
-  readonly durableSeq: Effect.Effect<number>
-  /** Batches as this reader finds them in the WAL. */
-  readonly changes: Stream.Stream<DurableBatch>
-  /** Catches up now with new WAL objects and manifest versions (otherwise done every `pollIntervalMs`). */
-  readonly refresh: Effect.Effect<void, DbReadError>
-}
-
-export class DbReader extends Context.Service<DbReader, DbReaderShape>()("@opendata/core/DbReader") {}
-
 /**
- * Opens the Db at `path` read-only, from any process: reads the latest manifest, replays the WAL after
- * it, then follows new WAL objects and manifest versions. It writes nothing and fences nobody; it sees
- * what the writer made durable, a poll interval later.
+ * Opens the Db at `path` read-only, from any process, with the whole `Db` interface, so that a product
+ * runs on it unchanged in a reader process. It reads the latest manifest, replays the WAL after it, then
+ * follows new WAL objects and manifest versions every `pollIntervalMs`; it writes nothing and fences
+ * nobody. Reads, snapshots and the change feed follow the writer a poll interval behind; `awaitDurable`
+ * waits until the follower has caught up; writes fail with `ReadOnly`. Snapshots pin state in this process
+ * only: the collector (in the writer or compactor process) keeps what they read for its lease
+ * (`gcMinAgeMs`, 10 minutes by default).
  */
-export const makeReader = (
-  input: ReaderSettings = {}
-): Effect.Effect<DbReaderShape, DbReadError, ObjectStore | Scope.Scope> => Effect.map(openFollower(input), (f) => f.reader)
-
-/**
- * A read-only follower with the whole `Db` interface, so that a product runs on it unchanged in a reader
- * process: reads, snapshots and the change feed follow the writer a poll interval behind; writes fail with
- * `ReadOnly`. Snapshots pin state in this process only: the collector (in the writer or compactor
- * process) keeps what they read for its lease (`gcMinAgeMs`, 10 minutes by default).
- */
-export const makeFollower = (input: ReaderSettings = {}): Effect.Effect<DbShape, DbReadError, ObjectStore | Scope.Scope> =>
-  Effect.map(openFollower(input), (f) => f.db)
-
-/** The read-only follower as the `Db` service (see `makeFollower`). */
-export const layerFollower = (settings: ReaderSettings = {}): Layer.Layer<Db, DbReadError, ObjectStore> =>
-  Layer.effect(Db, makeFollower(settings))
-
-const openFollower = (input: ReaderSettings) =>
+export const makeFollower = (input: FollowerSettings = {}): Effect.Effect<DbShape, DbReadError, ObjectStore | Scope.Scope> =>
   Effect.suspend(() =>
     Follower.openFollower(
       resolveSettings({ path: input.path, blockCacheBytes: input.blockCacheBytes, metaCacheBytes: input.metaCacheBytes, merge: input.merge }),
@@ -297,9 +271,12 @@ const openFollower = (input: ReaderSettings) =>
     )
   )
 
-/** The read-only follower as a Layer over the `ObjectStore` in context. */
-export const layerReader = (settings: ReaderSettings = {}): Layer.Layer<DbReader, DbReadError, ObjectStore> =>
-  Layer.effect(DbReader, makeReader(settings))
+/** The read-only follower as the `Db` service (see `makeFollower`). */
+export const layerFollower = (settings: FollowerSettings = {}): Layer.Layer<Db, DbReadError, ObjectStore> =>
+  Layer.effect(Db, makeFollower(settings))
+
+/** @deprecated Use `makeFollower`, which replaced `DbReader` (the simulation's reader check still calls this name). */
+export const makeReader = makeFollower
 
 // -------------------------------------------------------------------------------------------------
 // Compactor: compaction and garbage collection in a process of their own

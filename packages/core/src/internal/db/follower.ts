@@ -1,5 +1,5 @@
 /**
- * The read-only follower (RFC 0003, "DbReader"): opens a Db's path from any process, reads the latest
+ * The read-only follower (RFC 0003, "Followers"): opens a Db's path from any process, reads the latest
  * manifest, replays the WAL after it, then every poll interval adopts newer manifest versions (dropping
  * from its memtable what they flushed) and reads the new WAL objects. It writes nothing and fences
  * nobody: it sees what the writer made durable, a poll interval later.
@@ -10,8 +10,8 @@
  * `ReadOnly`. Its snapshots pin nothing in other processes: the collector keeps what they read for its
  * lease (`gcMinAgeMs`).
  */
-import { Effect, PubSub, Ref, Semaphore, Stream } from "effect"
-import type { DbReaderShape, DbShape, DurableBatch, ReadOptions, ResolvedSettings, Snapshot } from "../../Db.ts"
+import { Effect, PubSub, Ref, Scope, Semaphore, Stream } from "effect"
+import type { DbReadError, DbShape, DurableBatch, ReadOptions, ResolvedSettings, Snapshot } from "../../Db.ts"
 import * as Limits from "../../limits.ts"
 import { ObjectStore } from "../../ObjectStore.ts"
 import { CorruptObject } from "../format/errors.ts"
@@ -27,8 +27,8 @@ import { readPath, tableAccess } from "./readPath.ts"
 import { prefixed, walKey } from "./storeView.ts"
 import type { Versioned } from "./versionedLog.ts"
 
-/** Opens the follower; returns it as the `Db` interface and as the older `DbReader` one. */
-export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number) =>
+/** Opens the follower at `settings.path`, reading the store again every `pollIntervalMs`. */
+export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number): Effect.Effect<DbShape, DbReadError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const store = prefixed(yield* ObjectStore, settings.path)
     const manifests = makeManifestStore(store)
@@ -112,13 +112,6 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
       })
     const { get, scan } = readPath(tables, settings.merge, view)
 
-    const reader: DbReaderShape = {
-      get: (key) => get(key),
-      scan: (range) => scan(range),
-      durableSeq: Ref.get(durable),
-      changes: Stream.fromPubSub(changes),
-      refresh
-    }
     const readOnly = Effect.fail(new ReadOnly({ path: settings.path }))
     const db: DbShape = {
       put: () => readOnly,
@@ -173,5 +166,5 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
         }
       })
     }
-    return { reader, db }
+    return db
   })
