@@ -75,6 +75,10 @@ export const manifestPollMs = 1000
 export const changeFeedBatchesMax = 1024
 /** Restarts of a crashed (defective) actor before the Db gives up and closes. */
 export const actorRestartsMax = 5
+/** An actor that ran this long since its last (re)start has its restart budget back. */
+export const actorRestartWindowMs = 60_000
+/** Closing a Db waits at most this long for each of its WAL drain and final flush, then gives up on them. */
+export const closeDrainMs = 30_000
 
 assert(walBatchBytesMax <= objectPutBytesMax, "walBatchBytesMax <= objectPutBytesMax")
 assert(dbKeyBytesMax <= 65535, "dbKeyBytesMax fits the 16-bit key length of the table format")

@@ -371,6 +371,48 @@ describe("Db", () => {
         assert.strictEqual(s(yield* db.get(b("after"))), "restart")
       }).pipe(Effect.scoped))
 
+    it.effect("a write whose WAL object the writer crashed on fails instead of waiting forever", () =>
+      Effect.gen(function*() {
+        const inner = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+        let armed = false
+        const store: ObjectStore.ObjectStoreShape = {
+          ...inner,
+          putIfAbsent: (key, body, options) =>
+            key.startsWith("wal/") && armed ? Effect.die(new Error("injected defect")) : inner.putIfAbsent(key, body, options)
+        }
+        const db = yield* Db.make(small).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
+        yield* db.put(b("k"), b("v"))
+        armed = true
+        // Crashed between starting its WAL write and applying it, the writer cannot go on consistently.
+        assert.strictEqual(failureTag(yield* Effect.exit(db.put(b("k2"), b("v")))), "DbClosed")
+        assert.strictEqual(failureTag(yield* Effect.exit(db.put(b("k3"), b("v")))), "DbClosed")
+      }).pipe(Effect.scoped))
+
+    it.effect("a write waiting for the unflushed budget fails when the Db closes, and the close ends", () =>
+      Effect.gen(function*() {
+        const inner = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+        // Tables cannot be written: nothing is ever flushed, so the budget is never given back.
+        const store: ObjectStore.ObjectStoreShape = {
+          ...inner,
+          putIfAbsent: (key, body, options) =>
+            key.startsWith("sst/")
+              ? Effect.fail(new ObjectStore.Unavailable({ operation: "putIfAbsent", key, reason: "scripted" }))
+              : inner.putIfAbsent(key, body, options)
+        }
+        const clock = yield* Effect.forkChild(Effect.forever(Effect.andThen(TestClock.adjust("10 millis"), Effect.yieldNow)))
+        const scope = yield* Scope.make()
+        const db = yield* Db.make({ ...small, memtableBytesMax: 1024, unflushedBytesMax: 2048 }).pipe(
+          Effect.provideService(ObjectStore.ObjectStore, store),
+          Scope.provide(scope)
+        )
+        for (let i = 0; i < 6; i++) yield* db.put(b(`k${i}`), b("x".repeat(300)))
+        const waiting = yield* Effect.forkChild(db.put(b("late"), b("x".repeat(300))))
+        yield* Effect.sleep("100 millis")
+        yield* Scope.close(scope, Exit.void)
+        assert.strictEqual(failureTag(yield* Fiber.await(waiting)), "DbClosed")
+        yield* Fiber.interrupt(clock)
+      }))
+
     it.effect("closes the Db once an actor keeps crashing past its restart budget", () =>
       Effect.gen(function*() {
         const store = yield* dyingTables(1000)

@@ -87,6 +87,36 @@ describe("Db roles", () => {
       yield* close
     }))
 
+  it.effect("one compactor at a time: a writer that compacts hands over to a compactor process, and fences an older one", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      // A compactor process first; a writer that compacts itself then opens and takes the role.
+      const older = yield* openIn(store.shared, Db.makeCompactor({ ...small, manifestPollMs: 3_600_000 }))
+      const { db, close } = yield* store.open(small)
+      assert.strictEqual(failureTag(yield* Effect.exit(older.value.compact)), "Fenced")
+      for (let i = 0; i < 200; i++) yield* db.put(b(`k${i % 50}`), b(`v${i}`))
+      yield* db.flush
+      const before = (yield* db.stats).compactions
+      // A compactor process opened now takes the role over: the writer's compaction is fenced and stops.
+      const newer = yield* openIn(store.shared, Db.makeCompactor({ ...small, manifestPollMs: 3_600_000 }))
+      for (let i = 0; i < 50; i++) yield* db.put(b(`k${i % 50}`), b(`w${i}`))
+      yield* db.flush
+      assert.strictEqual(failureTag(yield* Effect.exit(db.compact)), "Fenced")
+      assert.strictEqual((yield* db.stats).compactions, before)
+      while (yield* newer.value.compact) {
+        // the compactor process does the work now
+      }
+      // The writer still writes, and adopts the compactor's manifests (its follower polls every second).
+      yield* db.put(b("after"), b("handover"))
+      yield* TestClock.adjust("2 seconds")
+      assert.isAtLeast((yield* db.stats).manifestVersion, (yield* newer.value.stats).manifestVersion)
+      assert.strictEqual(s(yield* db.get(b("k49"))), "w49")
+      assert.strictEqual(s(yield* db.get(b("after"))), "handover")
+      yield* newer.close
+      yield* older.close
+      yield* close
+    }))
+
   it.effect("a follower serves reads, snapshots and the change feed, and refuses writes with ReadOnly", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore

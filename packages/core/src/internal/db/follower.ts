@@ -94,7 +94,10 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
     yield* Effect.forkScoped(Effect.forever(
       Effect.sleep(`${pollIntervalMs} millis`).pipe(
         Effect.andThen(refresh),
-        Effect.catch((e) => Effect.logWarning(`reader refresh failed: ${e.message}`))
+        Effect.catch((e) => Effect.logWarning(`reader refresh failed: ${e.message}`)),
+        // Supervised: a defect in one refresh is logged and the next poll tries again, so the follower
+        // never silently stops following.
+        Effect.catchDefect((d) => Effect.logError("reader refresh crashed; trying again at the next poll", d))
       )
     ))
 

@@ -28,10 +28,20 @@ export interface Opened {
  * a memtable, and claims the next free WAL slot with a fence object, so the previous writer's next WAL
  * write fails. Records the fence in the manifest so garbage collection never deletes it.
  */
-export const openWriter = (store: ObjectStoreShape, manifests: ManifestStore, mutant: ResolvedSettings["simulationMutant"]) =>
+export const openWriter = (
+  store: ObjectStoreShape,
+  manifests: ManifestStore,
+  mutant: ResolvedSettings["simulationMutant"],
+  /** Also take the compactor role (a writer that compacts in its own process): fences any compactor process. */
+  compactor: boolean
+) =>
   Effect.gen(function*() {
     const loaded = yield* manifests.load
-    const bumped = yield* manifests.commit(loaded, (m) => ({ ...m, writerEpoch: m.writerEpoch + 1 }))
+    const bumped = yield* manifests.commit(loaded, (m) => ({
+      ...m,
+      writerEpoch: m.writerEpoch + 1,
+      compactorEpoch: compactor ? m.compactorEpoch + 1 : m.compactorEpoch
+    }))
     const epoch = bumped.value.writerEpoch
     const memtable = new Memtable()
     let lastSeq = bumped.value.lastSeq

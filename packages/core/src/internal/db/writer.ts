@@ -46,13 +46,19 @@ const retryUnavailable = Schedule.min([Schedule.exponential("50 millis"), Schedu
 export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const rootStore = yield* ObjectStore
+    /** The Db's scope: actors started later (a manifest follower after a hand-over) live as long as it. */
+    const dbScope = yield* Effect.scope
     const store = prefixed(rootStore, settings.path)
     const manifests = makeManifestStore(store)
     const { tables, blockCache, metaCache } = tableAccess(store, settings)
 
     // --- open: bump the writer epoch, replay the WAL, fence the previous writer ----------------------
-    const opened = yield* settled(openWriter(store, manifests, settings.simulationMutant))
+    const opened = yield* settled(openWriter(store, manifests, settings.simulationMutant, settings.compactor))
     const epoch = opened.manifest.value.writerEpoch
+    // A writer that compacts holds the compactor role too, under an epoch of its own: exactly one process
+    // compacts and collects. A compactor process opened later takes the role over (and this writer then
+    // adopts its manifest versions); one opened earlier is fenced by this one.
+    const compactorEpoch = opened.manifest.value.compactorEpoch
     const counters = { walObjects: 0, walBytes: 0 }
     const walWriteMs = makeLatencyHistogram()
 
@@ -86,6 +92,19 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
     })
 
     const retrySchedule = retryUnavailable
+
+    /** Adopts manifest versions committed by a compactor process every `manifestPollMs`. */
+    const manifestFollower = Effect.suspend(() =>
+      supervise("manifest follower", Effect.forever(
+        Effect.sleep(`${settings.manifestPollMs} millis`).pipe(
+          Effect.andThen(reloadManifest),
+          Effect.catchTags({
+            Unavailable: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`),
+            CorruptObject: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`)
+          })
+        )
+      ))
+    )
 
     // --- the writer actor ------------------------------------------------------------------------
 
@@ -155,6 +174,13 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         for (const r of rest) yield* Deferred.fail(r.done, error)
       })
 
+    /**
+     * The writes the writer actor has taken from the mailbox and not yet answered, and whether their WAL
+     * object may exist: if the actor crashes, they are failed (not dropped); if it crashes after their WAL
+     * write began, the memtable can no longer be made to match the WAL, and the Db stops.
+     */
+    const inFlight = { requests: [] as Array<WriteRequest>, walWriteBegun: false }
+
     const writerLoop = Effect.gen(function*() {
       let carry: WriteRequest | undefined
       let lastStartMs = Number.NEGATIVE_INFINITY
@@ -163,12 +189,14 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         const first = carry ?? (yield* Queue.take(mailbox))
         carry = undefined
         const batch: Array<WriteRequest> = [first]
+        inFlight.requests = batch
         let bytes = first.bytes
         while (true) {
           const more = yield* Queue.poll(mailbox)
           if (Option.isNone(more)) break
           if (bytes + more.value.bytes > settings.walBatchBytesMax) {
             carry = more.value
+            inFlight.requests = [...batch, carry]
             break
           }
           batch.push(more.value)
@@ -183,8 +211,10 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
           while (carry === undefined) {
             const more = yield* Queue.poll(mailbox)
             if (Option.isNone(more)) break
-            if (bytes + more.value.bytes > settings.walBatchBytesMax) carry = more.value
-            else {
+            if (bytes + more.value.bytes > settings.walBatchBytesMax) {
+              carry = more.value
+              inFlight.requests = [...batch, carry]
+            } else {
               batch.push(more.value)
               bytes += more.value.bytes
             }
@@ -192,6 +222,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         }
         lastStartMs = yield* Clock.currentTimeMillis
         const entries = batch.flatMap((r) => r.entries)
+        inFlight.walWriteBegun = true
         const exit = yield* Effect.exit(settled(writeWal(entries)))
         walWriteMs.observe((yield* Clock.currentTimeMillis) - lastStartMs)
         if (Exit.isFailure(exit)) {
@@ -199,13 +230,33 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
           const reason: DbError = Option.isSome(error) ? error.value : new DbClosed({ reason: "the writer failed" })
           for (const r of batch) yield* Deferred.fail(r.done, reason)
           if (carry !== undefined) yield* Deferred.fail(carry.done, reason)
+          inFlight.requests = []
+          inFlight.walWriteBegun = false
           yield* stop(reason)
           return yield* Effect.failCause(exit.cause)
         }
         yield* publishDurable(entries, exit.value, batch.reduce((n, r) => n + r.permits, 0))
         for (const r of batch) yield* Deferred.succeed(r.done, undefined)
+        inFlight.requests = carry === undefined ? [] : [carry]
+        inFlight.walWriteBegun = false
       }
-    }).pipe(Effect.catchIf((e): e is Cause.Done => Cause.isDone(e), () => Effect.void))
+    }).pipe(
+      Effect.catchIf((e): e is Cause.Done => Cause.isDone(e), () => Effect.void),
+      // Crashed (a defect) or interrupted: nobody will answer the writes in hand, so they fail here.
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) || inFlight.requests.length === 0
+          ? Effect.void
+          : Effect.gen(function*() {
+            const requests = inFlight.requests
+            inFlight.requests = []
+            const reason = stopped ?? new DbClosed({ reason: "the writer crashed while writing this batch; it may or may not be durable" })
+            for (const r of requests) yield* Deferred.fail(r.done, reason)
+            if (inFlight.walWriteBegun) {
+              inFlight.walWriteBegun = false
+              yield* stop(new DbClosed({ reason: "the writer crashed between writing the WAL and applying it" }))
+            }
+          }))
+    )
 
     // --- compaction and garbage collection, as the writer runs them (maintenance.ts) --------------
 
@@ -218,7 +269,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
     }
     const currentManifest = Effect.map(Ref.get(state), (s) => s.manifest)
     const maintenance = makeMaintenance(store, manifests, tables, settings, {
-      fencing: { role: "writer", epoch },
+      fencing: settings.compactor ? { role: "compactor", epoch: compactorEpoch } : { role: "writer", epoch },
       planBase: currentManifest,
       // The flusher may have committed since the job was planned.
       commitBase: () => currentManifest,
@@ -291,43 +342,68 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
 
     const compactOnce = maintenance.compactOnce
 
-    const compactorLoop = Effect.forever(
+    /**
+     * A compactor process took the compactor role over: this writer stops compacting and collecting, and
+     * from now on adopts that process's manifest versions (as a writer without a compactor does).
+     */
+    let handedOver = false
+    const handOver = (e: Fenced) =>
       Effect.gen(function*() {
+        if (handedOver) return
+        handedOver = true
+        yield* Effect.logInfo(`a compactor process (epoch ${e.newerEpoch}) took over compaction and garbage collection`)
+        yield* Effect.forkIn(manifestFollower, dbScope)
+      })
+    /** A `Fenced` of the compactor role hands compaction over; one of the writer role stops the Db. */
+    const onFenced = (e: Fenced) => (e.role === "compactor" ? handOver(e) : stop(e))
+
+    const compactorLoop = Effect.gen(function*() {
+      while (!handedOver) {
         yield* Queue.take(compactRequests)
         while (yield* compactOnce) {
           // keep compacting while there is work
         }
-      }).pipe(
-        // An unreachable store delays compaction; the next request (or flush) tries again.
-        Effect.catchTag("Unavailable", (e) => Effect.logWarning(`compaction failed: ${e.message}`))
-      )
+      }
+    }).pipe(
+      // An unreachable store delays compaction; the next request (or flush) tries again.
+      Effect.catchTag("Unavailable", (e) => Effect.logWarning(`compaction failed: ${e.message}`)),
+      Effect.catchTag("Fenced", (e) => (e.role === "compactor" ? handOver(e) : Effect.fail(e))),
+      Effect.repeat({ while: () => !handedOver })
     )
 
     // --- garbage collection ----------------------------------------------------------------------
 
     const gcOnce = maintenance.gcOnce.pipe(
-      // A newer writer exists: this one stops, whichever fiber found out.
-      Effect.tapError((e) => (e._tag === "Fenced" ? stop(e) : Effect.void))
+      // A newer writer exists: this one stops, whichever fiber found out; a newer compactor takes over.
+      Effect.tapError((e) => (e._tag === "Fenced" ? onFenced(e) : Effect.void))
     )
 
-    const gcLoop = Effect.forever(
-      Effect.sleep(`${settings.gcIntervalMs} millis`).pipe(
-        Effect.andThen(gcOnce),
-        Effect.catchTags({
-          Unavailable: (e) => Effect.logWarning(`garbage collection failed: ${e.message}`),
-          CorruptObject: (e) => Effect.logError(`garbage collection failed: ${e.message}`)
-        })
-      )
-    )
+    const gcLoop = Effect.gen(function*() {
+      while (!handedOver) {
+        yield* Effect.sleep(`${settings.gcIntervalMs} millis`)
+        yield* gcOnce.pipe(
+          Effect.catchTags({
+            Unavailable: (e) => Effect.logWarning(`garbage collection failed: ${e.message}`),
+            CorruptObject: (e) => Effect.logError(`garbage collection failed: ${e.message}`),
+            Fenced: (e) => (e.role === "compactor" ? Effect.void : Effect.fail(e))
+          })
+        )
+      }
+    })
 
     // --- supervision -----------------------------------------------------------------------------
 
-    /** Runs an actor; a defect restarts it (a bounded number of times), a typed failure stops the Db. */
+    /**
+     * Runs an actor; a defect restarts it, a typed failure stops the Db. Restarts are bounded within a
+     * window: an actor that ran `actorRestartWindowMs` since its last start has its budget back.
+     */
     const supervise = <E extends DbError>(name: string, loop: Effect.Effect<void, E>) =>
       Effect.gen(function*() {
         for (let restarts = 0; ; restarts++) {
+          const startedMs = yield* Clock.currentTimeMillis
           const exit = yield* Effect.exit(loop)
           if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return
+          if ((yield* Clock.currentTimeMillis) - startedMs >= Limits.actorRestartWindowMs) restarts = 0
           const error = Cause.findErrorOption(exit.cause)
           if (Option.isSome(error)) {
             yield* Effect.logError(`${name} stopped: ${error.value.message}`)
@@ -350,17 +426,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
     const gcFiber = settings.gc ? yield* Effect.forkScoped(supervise("gc", gcLoop)) : undefined
     // With compaction in another process, adopt its manifest versions (and notice a newer writer) promptly:
     // the tables they replaced are collected once older than the GC lease.
-    if (!settings.compactor) {
-      yield* Effect.forkScoped(supervise("manifest follower", Effect.forever(
-        Effect.sleep(`${settings.manifestPollMs} millis`).pipe(
-          Effect.andThen(reloadManifest),
-          Effect.catchTags({
-            Unavailable: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`),
-            CorruptObject: (e) => Effect.logWarning(`manifest reload failed: ${e.message}`)
-          })
-        )
-      )))
-    }
+    if (!settings.compactor) yield* Effect.forkScoped(manifestFollower)
 
     // Close: stop intake, drain the mailbox into the WAL, flush the memtable, stop the actors.
     yield* Effect.addFinalizer(() =>
@@ -369,15 +435,19 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         const healthy = stopped === undefined
         if (stopped === undefined) stopped = new DbClosed({ reason: "closed" })
         yield* Queue.end(mailbox)
-        yield* Fiber.await(writerFiber)
-        if (healthy) {
+        // Bounded: a store that stays unreachable must not hold the close forever (what was not written
+        // is failed, never acknowledged).
+        const drained = yield* Fiber.await(writerFiber).pipe(Effect.timeout(`${Limits.closeDrainMs} millis`), Effect.option)
+        if (Option.isNone(drained)) yield* Fiber.interrupt(writerFiber)
+        if (healthy && Option.isSome(drained)) {
           yield* freeze
           const done = yield* Deferred.make<void, DbError>()
           yield* Queue.offer(flushRequests, done)
-          yield* Deferred.await(done).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+          yield* Deferred.await(done).pipe(Effect.timeout(`${Limits.closeDrainMs} millis`), Effect.ignore)
         }
         yield* Queue.end(flushRequests)
-        yield* Fiber.await(flusherFiber)
+        const flushed = yield* Fiber.await(flusherFiber).pipe(Effect.timeout(`${Limits.closeDrainMs} millis`), Effect.option)
+        if (Option.isNone(flushed)) yield* Fiber.interrupt(flusherFiber)
         if (compactorFiber !== undefined) yield* Fiber.interrupt(compactorFiber)
         if (gcFiber !== undefined) yield* Fiber.interrupt(gcFiber)
         yield* stop(stopped)
@@ -403,23 +473,28 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         if (bytes > settings.walBatchBytesMax) return yield* new InvalidWrite({ reason: `a batch must be at most ${settings.walBatchBytesMax} bytes` })
         if (stopped !== undefined) return yield* Effect.fail(stopped)
         const permits = Math.min(bytes, settings.unflushedBytesMax)
-        yield* unflushed.take(permits)
+        // A write waiting for budget must not outlive the Db: closing or stopping ends the wait.
+        yield* Effect.raceFirst(unflushed.take(permits), Deferred.await(stoppedSignal))
         const done = yield* Deferred.make<void, DbError>()
         // Sequence numbers are assigned in mailbox order: take both under one lock.
         const seq = yield* sequencer.withPermit(
           Effect.gen(function*() {
+            // The Db may have stopped (or begun closing) while this write waited.
+            if (stopped !== undefined) return yield* Effect.fail(stopped)
             const first = nextSeq
-            nextSeq += batch.length
             const entries: Array<Entry> = batch.map((op, i) => ({
               key: op.key.slice(),
               seq: first + i,
               kind: op._tag,
               value: op._tag === "delete" ? new Uint8Array(0) : op.value.slice()
             }))
-            yield* Queue.offer(mailbox, { entries, bytes, permits, done })
+            if (!(yield* Queue.offer(mailbox, { entries, bytes, permits, done }))) {
+              return yield* Effect.fail(stopped ?? new DbClosed({ reason: "closed" }))
+            }
+            nextSeq += batch.length
             return first + batch.length - 1
           })
-        ).pipe(Effect.onInterrupt(() => unflushed.release(permits)))
+        ).pipe(Effect.onError(() => unflushed.release(permits)))
         const durableEffect = Deferred.await(done)
         if (options?.awaitDurable !== false) yield* durableEffect
         return { seq, durable: durableEffect }
