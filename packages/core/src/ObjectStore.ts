@@ -15,7 +15,7 @@
  */
 import { Context, Effect, Layer, Option, Random, Schedule, Stream } from "effect"
 import * as Limits from "./limits.ts"
-import type { FaultSettings } from "./internal/objectStore/faulty.ts"
+import type { FaultSettings, Outage } from "./internal/objectStore/faulty.ts"
 import { makeFaultyDriver } from "./internal/objectStore/faulty.ts"
 
 export { makeFaultyDriver }
@@ -44,7 +44,7 @@ import {
 } from "./internal/objectStore/model.ts"
 import type { S3Settings } from "./internal/objectStore/s3.ts"
 
-export type { ByteRange, Driver, FaultSettings, GetResult, ListEntry, ListPage, ListPageOptions, ObjectMeta, PutResult, S3Settings }
+export type { ByteRange, Driver, FaultSettings, Outage, GetResult, ListEntry, ListPage, ListPageOptions, ObjectMeta, PutResult, S3Settings }
 export { AlreadyExists, InvalidKey, InvalidRange, NotFound, OutcomeUnknown, PreconditionFailed, StoreUnusable, Unavailable }
 
 export interface PutOptions {

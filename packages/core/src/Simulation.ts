@@ -17,7 +17,7 @@
  * budget verdict replays like any other): a run that has no verdict when either is spent is a violation,
  * whatever the workload is waiting for.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Random, References, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Random, References, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Db from "./Db.ts"
 import * as ObjectStore from "./ObjectStore.ts"
@@ -31,7 +31,16 @@ export class Violation extends Error {
   readonly _tag = "Violation"
 }
 
-export type Mutant = "skip-fencing"
+/** The deliberately broken variants the simulator runs on demand (see `Db.SimulationMutant`). */
+export type Mutant = Db.SimulationMutant
+
+export const mutants: ReadonlyArray<Mutant> = [
+  "skip-fencing",
+  "unrecorded-fences",
+  "flush-not-idempotent",
+  "forget-ambiguous-put",
+  "gc-lease-from-creation"
+]
 
 /** Workload steps of a run unless `SimOptions.steps` says otherwise. */
 export const stepsDefault = 200
@@ -73,8 +82,20 @@ export interface SimProcess {
   readonly id: number
   readonly store: ObjectStore.ObjectStoreShape
   readonly scope: Scope.Closeable
+  /** The process's own clock: the true (virtual) time plus this process's skew. */
+  readonly clock: Clock.Clock
+  readonly skewMs: number
+  /** Runs `self` as this process: its store, its clock, its scope. */
+  readonly run: <A, E>(self: Effect.Effect<A, E, ObjectStore.ObjectStore | Scope.Scope>) => Effect.Effect<A, E>
   /** The process dies: every store call it makes from now on never completes; nothing is cleaned up. */
   readonly crash: Effect.Effect<void>
+  /** The process dies just before its `calls`-th store call from now (0: before the next one). */
+  readonly crashAfter: (calls: number) => Effect.Effect<void>
+  /**
+   * The process stops for `ms` of virtual time (a long GC pause, a frozen VM) and then resumes: every store
+   * call it makes meanwhile waits until the pause ends.
+   */
+  readonly pause: (ms: number) => Effect.Effect<void>
   /** Closes the process gracefully (its scope's finalizers run). */
   readonly close: Effect.Effect<void>
 }
@@ -85,6 +106,13 @@ export interface FaultPlan {
   readonly lostRequestRate: number
   readonly latencyMsMax: number
   readonly listingLagMs: number
+  /** Windows in which every request of a kind fails or loses its reply (rate 1.0), then heals. */
+  readonly outages: ReadonlyArray<ObjectStore.Outage>
+  /** Probability that a write lands up to `lateMsMax` after its caller was told it failed. */
+  readonly lateRate: number
+  readonly lateMsMax: number
+  /** Each process's clock is off by a skew drawn from [-clockSkewMsMax, clockSkewMsMax]. */
+  readonly clockSkewMsMax: number
 }
 
 export interface Sim {
@@ -104,7 +132,19 @@ export interface Sim {
   /** Lets `ms` of virtual time pass. */
   readonly sleep: (ms: number) => Effect.Effect<void>
   readonly fail: (message: string) => Effect.Effect<never, Violation>
+  /**
+   * Retries what the store's own retries gave up on (`Unavailable`), as an operator would: faults are
+   * transient, and an outage lasts at most about 15 s of virtual time, so this waits out a minute. Any
+   * other failure, or one that outlasts that, is a violation named by `what`.
+   */
+  readonly persist: <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) => Effect.Effect<A, Violation>
 }
+
+const persistUnavailable = <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) =>
+  self.pipe(
+    Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 120, while: (e) => e._tag === "Unavailable" }),
+    Effect.mapError((e) => new Violation(`${what}: ${e.message}`))
+  )
 
 export interface Workload {
   readonly name: string
@@ -137,7 +177,19 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
       lostReplyRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
       lostRequestRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.05,
       latencyMsMax: faultRng.nextInt(60),
-      listingLagMs: faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200)
+      listingLagMs: faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200),
+      outages: Array.from({ length: faultRng.nextInt(4) }, (): ObjectStore.Outage => {
+        const startMs = faultRng.nextInt(40_000)
+        return {
+          startMs,
+          endMs: startMs + 500 + faultRng.nextInt(15_000),
+          operations: (["writes", "reads", "lists", "all"] as const)[faultRng.nextInt(4)]!,
+          mode: faultRng.nextInt(2) === 0 ? "refuse" : "loseReply"
+        }
+      }),
+      lateRate: faultRng.nextInt(3) === 0 ? faultRng.next() * 0.02 : 0,
+      lateMsMax: 1000 + faultRng.nextInt(10_000),
+      clockSkewMsMax: faultRng.nextInt(2) === 0 ? 0 : faultRng.nextInt(600_000)
     }
     const traceMax = options.traceMax ?? 40
     const steps = options.steps ?? stepsDefault
@@ -165,11 +217,39 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
       )
       let healed = false
       let processes = 0
+      const trueClock = yield* Clock.Clock
+      const skewRng = faultRng.fork()
       const spawn = Effect.gen(function*() {
         const id = ++processes
         let alive = true
+        let pausedUntilMs = 0
+        /** Store calls left before a planned crash (`crashAfter`); -1: none planned. */
+        let callsBeforeCrash = -1
+        const skewMs = faults.clockSkewMsMax === 0 ? 0 : skewRng.nextInt(2 * faults.clockSkewMsMax + 1) - faults.clockSkewMsMax
+        const clock: Clock.Clock = skewMs === 0 ? trueClock : {
+          ...trueClock,
+          currentTimeMillisUnsafe: () => trueClock.currentTimeMillisUnsafe() + skewMs,
+          currentTimeMillis: Effect.map(trueClock.currentTimeMillis, (t) => t + skewMs),
+          currentTimeNanosUnsafe: () => trueClock.currentTimeNanosUnsafe() + BigInt(skewMs) * 1_000_000n,
+          currentTimeNanos: Effect.map(trueClock.currentTimeNanos, (t) => t + BigInt(skewMs) * 1_000_000n),
+          sleep: (d) => trueClock.sleep(d)
+        }
+        // The store runs on the true clock (it stamps what it stores), whatever the caller's skew; a paused
+        // process's calls wait for the pause to end; a crashed one's never complete.
         const gate = <A, E>(self: () => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-          Effect.suspend(() => (alive ? self() : Effect.never))
+          Effect.provideService(
+            Effect.gen(function*() {
+              if (callsBeforeCrash === 0) alive = false
+              if (callsBeforeCrash > 0) callsBeforeCrash -= 1
+              if (!alive) return yield* Effect.never
+              const now = yield* Clock.currentTimeMillis
+              if (now < pausedUntilMs) yield* Effect.sleep(`${pausedUntilMs - now} millis`)
+              if (!alive) return yield* Effect.never
+              return yield* self()
+            }),
+            Clock.Clock,
+            trueClock
+          )
         const via = () => (healed ? memory : faulty)
         const store: ObjectStore.ObjectStoreShape = {
           name: `process ${id}`,
@@ -190,9 +270,21 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           id,
           store,
           scope,
+          clock,
+          skewMs,
+          run: (self) =>
+            self.pipe(Effect.provideService(ObjectStore.ObjectStore, store), Scope.provide(scope), Effect.provideService(Clock.Clock, clock)),
           crash: Effect.sync(() => {
             alive = false
           }),
+          crashAfter: (calls) =>
+            Effect.sync(() => {
+              callsBeforeCrash = calls
+            }),
+          pause: (ms) =>
+            Effect.map(trueClock.currentTimeMillis, (now) => {
+              pausedUntilMs = Math.max(pausedUntilMs, now + ms)
+            }),
           close: Scope.close(scope, Exit.void)
         } satisfies SimProcess
       })
@@ -228,7 +320,8 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           healed = true
         }), trace("faults healed")),
         sleep: (ms) => Effect.sleep(`${ms} millis`),
-        fail: (message) => Effect.fail(new Violation(message))
+        fail: (message) => Effect.fail(new Violation(message)),
+        persist: persistUnavailable
       }
       yield* trace(`seed ${options.seed}: ${workload.name}; faults ${JSON.stringify(faults)}`)
       // The workload runs in a fiber of its own, so that a budget verdict does not wait for it; detached,
@@ -294,6 +387,10 @@ interface Incarnation {
   readonly writes: Array<WriteRecord>
   /** Set when a later writer opened: the last seq of this incarnation that it recovered. */
   recoveredUpTo: number | undefined
+  /** What its change feed delivered, in order. */
+  readonly feed: Array<Db.DurableBatch>
+  /** How many writers had begun opening when it opened. */
+  readonly opensAtOpen: number
 }
 
 const decoder = new TextDecoder()
@@ -376,20 +473,34 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           )
           : Effect.void
 
-      /** Opens a writer in a new process, and checks what it recovered against the previous writer's model. */
-      /** Retries what the store's own retries gave up on: an operator would, and faults are transient. */
-      const persist = <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) =>
-        self.pipe(
-          Effect.retry({ times: 20, while: (e) => e._tag === "Unavailable" }),
-          Effect.mapError((e) => new Violation(`${what}: ${e.message}`))
-        )
+      /**
+       * Retries what the store's own retries gave up on: an operator would, and faults are transient (an
+       * outage lasts at most about 15 s of virtual time; this waits out a minute).
+       */
+      const persist = sim.persist
 
+      let healed = false
+      /**
+       * Whether a failed read is explained: only an unreachable store while faults last. A read that finds
+       * an object missing or corrupt, or dies, is a violation whenever it happens.
+       */
+      const readFailure = (what: string, exit: Exit.Exit<unknown, { readonly _tag: string; readonly message: string }>) => {
+        if (Exit.isSuccess(exit)) return Effect.void
+        const error = Exit.findErrorOption(exit)
+        if (Option.isSome(error) && error.value._tag === "Unavailable" && !healed) return Effect.void
+        if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
+        return sim.fail(`${what} failed${healed ? " after faults healed" : ""}: ${Option.isSome(error) ? error.value.message : Cause.pretty(exit.cause)}`)
+      }
+
+      /** Writers that began opening so far: a writer may be fenced only by one that began after it. */
+      let opensStarted = 0
+
+      /** Opens a writer in a new process, and checks what it recovered against the previous writer's model. */
       const openWriter = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const db = yield* persist(
-          "opening a writer",
-          Db.make(settings).pipe(Effect.provideService(ObjectStore.ObjectStore, process.store), Scope.provide(process.scope))
-        )
+        opensStarted += 1
+        const opensAtOpen = opensStarted
+        const db = yield* persist("opening a writer", process.run(Db.make(settings)))
         const recovered = yield* persist("scan after open", scanAll(db.scan()))
         const seq = yield* db.durableSeq
         const previous = incarnations.at(-1)
@@ -406,8 +517,11 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
         } else if (recovered.size !== 0) {
           return yield* sim.fail(`a new store is not empty: ${show(recovered)}`)
         }
-        const inc: Incarnation = { process, db, base: recovered, baseSeq: seq, writes: [], recoveredUpTo: undefined }
+        const inc: Incarnation = { process, db, base: recovered, baseSeq: seq, writes: [], recoveredUpTo: undefined, feed: [], opensAtOpen }
         incarnations.push(inc)
+        // Follow its change feed from now on: checked at the end for contiguous seqs and the model's writes.
+        const next = yield* process.run(db.subscribe)
+        yield* Effect.forkIn(Effect.forever(Effect.map(next, (batch) => void inc.feed.push(batch))), process.scope)
         yield* sim.trace(`process ${process.id} opened the writer at seq ${seq} (${recovered.size} keys)`)
         return inc
       })
@@ -431,7 +545,15 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
             Effect.exit(submitted.value.durable).pipe(
               Effect.flatMap((exit) => {
                 record.settled = true
-                if (Exit.isFailure(exit)) return Effect.void
+                if (Exit.isFailure(exit)) {
+                  // Fenced only if a newer writer began opening: a writer that fences itself (say, taking its
+                  // own earlier WAL object for another's) stops for nothing.
+                  const error = Exit.findErrorOption(exit)
+                  if (Option.isSome(error) && error.value._tag === "Fenced" && opensStarted === inc.opensAtOpen) {
+                    return sim.fail(`process ${inc.process.id}: write seq ${record.seq} failed with Fenced, yet no newer writer began opening`)
+                  }
+                  return Effect.void
+                }
                 record.acked = true
                 return checkAck(inc, record)
               }),
@@ -448,7 +570,7 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           const before = yield* inc.db.durableSeq
           const got = yield* Effect.exit(inc.db.get(encoder.encode(k)))
           const after = yield* inc.db.durableSeq
-          if (Exit.isFailure(got)) return
+          if (Exit.isFailure(got)) return yield* readFailure(`process ${inc.process.id}: get ${k}`, got)
           const value = got.value === undefined ? undefined : text(got.value)
           for (let s = before; s <= after; s++) if (stateAt(inc, s).get(k) === value) return
           return yield* sim.fail(`process ${inc.process.id}: get ${k} = ${value} matches no state between seq ${before} and ${after}`)
@@ -462,32 +584,34 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           snapshots.push({ inc, snapshot, scope, expected: stateAt(inc, snapshot.seq), takenMs: yield* Clock.currentTimeMillis })
           yield* sim.trace(`process ${inc.process.id} took a snapshot at seq ${snapshot.seq}`)
         })
-      const checkSnapshot = Effect.gen(function*() {
-        const s = snapshots[rng.nextInt(snapshots.length)]
-        if (s === undefined || incarnations.at(-1) !== s.inc) return
+      const checkOneSnapshot = (s: typeof snapshots[number]) => Effect.gen(function*() {
+        if (incarnations.at(-1) !== s.inc) return
         // With the roles split, the collector in another process keeps a snapshot's tables for the lease only.
         if (split && (yield* Clock.currentTimeMillis) - s.takenMs > splitLeaseMs / 2) return
         const seen = yield* Effect.exit(scanAll(s.inc.db.scan(undefined, { snapshot: s.snapshot })))
-        if (Exit.isFailure(seen)) return
+        if (Exit.isFailure(seen)) return yield* readFailure(`a scan of the snapshot at seq ${s.snapshot.seq}`, seen)
         if (!same(seen.value, s.expected)) {
           return yield* sim.fail(
             `snapshot at seq ${s.snapshot.seq} changed:\n  expected ${show(s.expected)}\n  found    ${show(seen.value)}`
           )
         }
       })
+      const checkSnapshot = Effect.suspend(() => {
+        const s = snapshots[rng.nextInt(snapshots.length)]
+        return s === undefined ? Effect.void : checkOneSnapshot(s)
+      })
 
       const checkReader = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const reader = yield* Db.makeReader({ pollIntervalMs: 3_600_000, merge: addition }).pipe(
-          Effect.provideService(ObjectStore.ObjectStore, process.store),
-          Scope.provide(process.scope),
-          Effect.exit
-        )
-        if (Exit.isFailure(reader)) return yield* process.close
+        const reader = yield* process.run(Db.makeFollower({ pollIntervalMs: 3_600_000, merge: addition })).pipe(Effect.exit)
+        if (Exit.isFailure(reader)) {
+          yield* process.close
+          return yield* readFailure("opening a follower", reader)
+        }
         const seen = yield* Effect.exit(scanAll(reader.value.scan()))
         const seq = yield* reader.value.durableSeq
         yield* process.close
-        if (Exit.isFailure(seen)) return
+        if (Exit.isFailure(seen)) return yield* readFailure(`a follower's scan at seq ${seq}`, seen)
         const inc = incarnations.findLast((i) => i.baseSeq <= seq)
         if (inc === undefined) return
         // The reader may have caught up to a writer that opened since, or be behind the current one.
@@ -501,10 +625,7 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
       /** The compactor role in a process of its own (split roles only). */
       const openCompactor = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const compactor = yield* persist(
-          "opening a compactor",
-          Db.makeCompactor(settings).pipe(Effect.provideService(ObjectStore.ObjectStore, process.store), Scope.provide(process.scope))
-        )
+        const compactor = yield* persist("opening a compactor", process.run(Db.makeCompactor(settings)))
         yield* sim.trace(`process ${process.id} opened a compactor at epoch ${(yield* compactor.stats).compactorEpoch}`)
         return { process, compactor }
       })
@@ -538,6 +659,54 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           const closing = yield* Effect.forkChild(current.process.close)
           yield* Fiber.await(closing).pipe(Effect.timeout("60 seconds"), Effect.ignore)
           current = yield* openWriter
+        } else if (roll < 96) {
+          const what = rng.nextInt(5)
+          if (what === 0) {
+            // Crash inside opening: a new writer starts opening and its process dies midway; then another opens.
+            const process = yield* sim.spawn
+            const calls = rng.nextInt(16)
+            yield* sim.trace(`process ${process.id} starts opening a writer and crashes before its store call ${calls + 1}`)
+            yield* process.crashAfter(calls)
+            opensStarted += 1
+            const opening = yield* Effect.forkChild(process.run(Db.make(settings)))
+            yield* sim.sleep(200)
+            yield* process.crash
+            yield* Fiber.interrupt(opening)
+            zombie = current
+            current = yield* openWriter
+          } else if (what === 1) {
+            // A pause: the writer stops for minutes mid-operation; a new writer takes over meanwhile, and the
+            // old one resumes as a zombie (epochs moved on, objects it knew collected, its leases expired).
+            const pauseMs = 60_000 + rng.nextInt(240_000)
+            yield* sim.trace(`process ${current.process.id} pauses for ${pauseMs} ms; a new writer opens`)
+            yield* Effect.forkChild(Effect.ignore(current.db.flush))
+            yield* current.process.pause(pauseMs)
+            zombie = current
+            current = yield* openWriter
+          } else if (what === 2 && compactor !== undefined) {
+            const pauseMs = 60_000 + rng.nextInt(240_000)
+            yield* sim.trace(`compactor process ${compactor.process.id} pauses for ${pauseMs} ms mid-operation`)
+            yield* Effect.forkChild(Effect.ignore(compactor.compactor.collectGarbage))
+            yield* sim.sleep(rng.nextInt(20))
+            yield* compactor.process.pause(pauseMs)
+          } else {
+            // Crash inside a flush, a compaction or a collection.
+            const op = (["flush", "compaction", "garbage collection"] as const)[rng.nextInt(3)]!
+            const running = op === "flush"
+              ? current.db.flush
+              : compactor === undefined
+              ? (op === "compaction" ? current.db.compact : current.db.collectGarbage)
+              : (op === "compaction" ? compactor.compactor.compact : compactor.compactor.collectGarbage)
+            const crashed = compactor !== undefined && op !== "flush" ? compactor.process : current.process
+            const calls = rng.nextInt(10)
+            yield* sim.trace(`process ${crashed.id} crashes inside a ${op}, before its store call ${calls + 1}`)
+            yield* crashed.crashAfter(calls)
+            yield* Effect.forkChild(Effect.ignore(running))
+            yield* sim.sleep(200)
+            yield* crashed.crash
+            if (crashed === current.process) current = yield* openWriter
+            else if (compactor !== undefined) compactor = yield* openCompactor
+          }
         } else if (compactor !== undefined && roll < 98) {
           // The compactor process crashes, or is left running while a new one takes over.
           if (rng.nextInt(2) === 0) {
@@ -552,6 +721,7 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
       if (failures.length > 0) return yield* Effect.fail(failures[0]!)
 
       // Liveness: once faults heal, every write of the current writer settles within a bounded time.
+      healed = true
       yield* sim.heal
       const deadline = 120_000
       let waited = 0
@@ -566,9 +736,60 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
       for (const w of current.writes) {
         if (!w.acked) return yield* sim.fail(`write seq ${w.seq} failed on a healthy writer after faults healed`)
       }
+      // And it still takes writes: it did not stop on its own during the run.
+      const probeBatch: ReadonlyArray<Db.WriteOp> = [{ _tag: "put", key: encoder.encode(key()), value: encoder.encode("0") }]
+      const probe = yield* Effect.exit(Effect.timeout(current.db.write(probeBatch), "60 seconds"))
+      if (Exit.isFailure(probe)) {
+        return yield* sim.fail(`the current writer (process ${current.process.id}) refuses writes after faults healed: ${Cause.pretty(probe.cause).slice(0, 300)}`)
+      }
+      current.writes.push({ seq: probe.value.seq, batch: probeBatch, acked: true, settled: true })
       if (failures.length > 0) return yield* Effect.fail(failures[0]!)
+      // Every live snapshot of the current writer still reads what it read when taken.
+      for (const s of snapshots) yield* checkOneSnapshot(s)
       for (const s of snapshots) yield* Scope.close(s.scope, Exit.void)
-      yield* checkSnapshot
+      // awaitDurable answers at once for what is acknowledged.
+      for (const w of current.writes) {
+        const awaited = yield* Effect.exit(Effect.timeout(current.db.awaitDurable(w.seq), "1 second"))
+        if (Exit.isFailure(awaited)) return yield* sim.fail(`awaitDurable(${w.seq}) of an acknowledged write did not return: ${Cause.pretty(awaited.cause)}`)
+      }
+      // The change feed delivered every write of the current writer, in seq order, with no gap, as written.
+      yield* sim.sleep(10)
+      let expectSeq = current.baseSeq + 1
+      const bySeq = new Map(current.writes.map((w) => [w.seq - w.batch.length + 1, w]))
+      for (const batch of current.feed) {
+        if (batch.firstSeq !== expectSeq) {
+          return yield* sim.fail(`change feed of process ${current.process.id}: a batch starts at seq ${batch.firstSeq}, expected ${expectSeq} (a gap or a repeat)`)
+        }
+        for (let i = 0; i < batch.entries.length;) {
+          const w = bySeq.get(batch.entries[i]!.seq)
+          if (w === undefined || !w.batch.every((op, j) => batch.entries[i + j]?.kind === op._tag && text(batch.entries[i + j]!.key) === text(op.key))) {
+            return yield* sim.fail(`change feed of process ${current.process.id}: seq ${batch.entries[i]!.seq} is not the write the model holds`)
+          }
+          i += w.batch.length
+        }
+        expectSeq = batch.lastSeq + 1
+      }
+      const lastWritten = Math.max(current.baseSeq, ...current.writes.map((w) => w.seq))
+      if (expectSeq !== lastWritten + 1) {
+        return yield* sim.fail(`change feed of process ${current.process.id} ends at seq ${expectSeq - 1}, the writer acknowledged up to ${lastWritten}`)
+      }
+      // A follower polling the store catches up with the writer within a bounded time and agrees with it.
+      {
+        const process = yield* sim.spawn
+        const follower = yield* persist("opening a follower", process.run(Db.makeFollower({ pollIntervalMs: 500, merge: addition })))
+        let caughtUp = false
+        for (let waited = 0; waited < 30_000 && !caughtUp; waited += 100) {
+          caughtUp = (yield* follower.durableSeq) >= lastWritten
+          if (!caughtUp) yield* sim.sleep(100)
+        }
+        if (!caughtUp) return yield* sim.fail(`a follower did not reach seq ${lastWritten} within 30 s of polling after faults healed`)
+        const seen = yield* persist("a follower's scan", scanAll(follower.scan()))
+        const expected = stateAt(current, lastWritten)
+        if (!same(seen, expected)) {
+          return yield* sim.fail(`a follower at seq ${lastWritten} disagrees with the writer:\n  expected ${show(expected)}\n  found    ${show(seen)}`)
+        }
+        yield* process.close
+      }
       // A last writer must recover everything the current one acknowledged.
       yield* sim.trace(`process ${current.process.id} closes; a last writer checks what it recovers`)
       const closing = yield* Effect.forkChild(current.process.close)

@@ -7,7 +7,7 @@
  * batches in order), and every subscriber saw exactly that sequence, in order. Once faults heal, the store
  * must also verify: every table the latest manifest references is there and intact.
  */
-import { Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
 import { Violation } from "@opendata/core/simulation"
@@ -60,13 +60,16 @@ export const eventStoreWorkload: Workload = {
       const open = Effect.gen(function*() {
         const process = yield* sim.spawn
         // Built in the process's scope: the store lives until the process closes (or is abandoned by a crash).
-        const context = yield* Layer.buildWithScope(
-          layer({ tailHeartbeatMs: 200 }).pipe(
-            Layer.provide(Db.layer(dbSettings)),
-            Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
-          ),
-          process.scope
-        ).pipe(Effect.mapError((e) => new Violation(`opening the event store failed: ${e.message}`)))
+        const context = yield* sim.persist(
+          "opening the event store failed",
+          Layer.buildWithScope(
+            layer({ tailHeartbeatMs: 200 }).pipe(
+              Layer.provide(Db.layer(dbSettings)),
+              Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
+            ),
+            process.scope
+          )
+        )
         const store = Context.get(context, EventStore)
         yield* sim.trace(`process ${process.id} opened the event store`)
         return { process, store } satisfies Node
@@ -114,9 +117,12 @@ export const eventStoreWorkload: Workload = {
             const node = yield* Ref.get(current)
             const got = seen.get(log)!
             const from = got.length === 0 ? 0 : got.at(-1)!.offset + 1
-            yield* node.store.tail(log, { _tag: "offset", offset: from }).pipe(
+            const dbgT = yield* Clock.currentTimeMillis
+            if (log === "log-0") console.log(`DBG t=${dbgT} sub ${log} start proc ${node.process.id} from ${from}`)
+            const dbgExit = yield* node.store.tail(log, { _tag: "offset", offset: from }).pipe(
               Stream.runForEach((event) =>
                 Effect.suspend(() => {
+                  if (log === "log-0" && event._tag === "records") console.log(`DBG sub ${log} proc ${node.process.id} got ${event.records.map((r) => r.offset).join(",")}`)
                   if (event._tag === "records") got.push(...event.records)
                   return Ref.get(current).pipe(
                     // Follow the current process: a subscriber on a dead or fenced one resumes elsewhere.
@@ -124,8 +130,9 @@ export const eventStoreWorkload: Workload = {
                   )
                 })),
               Effect.timeout("3 seconds"),
-              Effect.ignore
+              Effect.exit
             )
+            if (log === "log-0") console.log(`DBG sub ${log} proc ${node.process.id} ended ${String(dbgExit).slice(0, 300)}`)
             // Ended on the process that is still current (the store failed, or the timeout): resume after a
             // pause, as a client would. Resuming at once spins when the tail fails at once, and virtual time
             // hardly moves while it does.

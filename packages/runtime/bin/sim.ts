@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|db-roles|eventstore|tsdb]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--workload db|db-roles|eventstore|tsdb]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
@@ -18,7 +18,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant skip-fencing] [--workload db|db-roles|eventstore|tsdb]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--workload db|db-roles|eventstore|tsdb]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -32,7 +32,10 @@ const int = (name: string, fallback: number) => {
 const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, "db-roles": Simulation.dbRolesWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const mutantFlag = flag("mutant")
-if (mutantFlag !== undefined && mutantFlag !== "skip-fencing") usage()
+if (mutantFlag !== undefined && !(Simulation.mutants as ReadonlyArray<string>).includes(mutantFlag)) {
+  console.error(`unknown mutant ${mutantFlag}; one of: ${Simulation.mutants.join(", ")}`)
+  usage()
+}
 const mutant = mutantFlag as Simulation.Mutant | undefined
 const steps = int("steps", Simulation.stepsDefault)
 const seeds = flag("seed") !== undefined

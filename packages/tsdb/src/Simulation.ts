@@ -39,15 +39,15 @@ export const tsdbWorkload: Workload = {
 
       const open = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const context = yield* Layer.buildWithScope(
-          layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
-            Layer.provide(Db.layer(dbSettings)),
-            Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
-          ),
-          process.scope
-        ).pipe(
-          Effect.retry({ times: 20, while: (e) => e._tag === "Unavailable" }),
-          Effect.mapError((e) => new Violation(`opening the TSDB failed: ${e.message}`))
+        const context = yield* sim.persist(
+          "opening the TSDB failed",
+          Layer.buildWithScope(
+            layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
+              Layer.provide(Db.layer(dbSettings)),
+              Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
+            ),
+            process.scope
+          )
         )
         yield* sim.trace(`process ${process.id} opened the TSDB`)
         return { process, tsdb: Context.get(context, Tsdb) } satisfies Node
