@@ -6,12 +6,13 @@
  * producer sequence and `expectedOffset`; assign offsets and a timestamp; write records, metadata, time
  * index and producer state as ONE Db batch (atomic); release the lock; answer once the batch is durable.
  * The lock covers only the decision, not the durable wait, so a hot log is not limited to one append per
- * flush interval.
+ * flush interval. An overlay entry stays until its write settles, not until its caller stops waiting: an
+ * append that timed out is still queued, and the next decision on the log must see it.
  *
  * Tail: subscribe to the Db's change feed first, then catch up from storage, then follow the feed,
  * dropping what the catch-up already delivered. A gap (a seq jump in the feed: the subscriber fell behind
- * and the bounded feed dropped batches; or an offset jump) sends it back to storage reads, so memory stays
- * bounded and nothing is skipped.
+ * and the bounded feed dropped batches; or offsets that do not follow on, skipping or repeating one) sends
+ * it back to storage reads, so memory stays bounded and nothing is skipped or sent twice.
  */
 import { Clock, Effect, Layer, Option, Schema, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
@@ -93,6 +94,7 @@ const storeFailure = (e: { readonly message: string }) => new Unavailable({ reas
 export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStoreShape, never, CoreDb.Db | Scope.Scope> =>
   Effect.gen(function*() {
     const db = yield* Db.Db
+    const scope = yield* Scope.Scope
     const heartbeatMs = settings.tailHeartbeatMs ?? Limits.tailHeartbeatMs
     const retentionIntervalMs = settings.retentionIntervalMs ?? Limits.retentionIntervalMs
 
@@ -114,23 +116,39 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
     const existingMeta = (key: string) =>
       Effect.flatMap(durableMeta(key), (m) => (m === undefined ? Effect.fail(new LogNotFound({ key })) : Effect.succeed(m)))
+    /**
+     * The metadata once every write decided on it is durable, for a decision under the log's lock that also
+     * scans the log's records (trim, delete): an append releases the lock before its write is durable.
+     */
+    const settledMeta = (key: string) =>
+      Effect.gen(function*() {
+        const pending = overlay.get(overlayKey(K.metaKey(key)))
+        if (pending !== undefined) yield* Effect.mapError(db.awaitDurable(pending.seq), storeFailure)
+        return yield* existingMeta(key)
+      })
 
-    /** Writes a batch; remembers its single-key writes until durable; returns the durable effect. */
+    /**
+     * Writes a batch; remembers its single-key writes until the write settles (durable, or failed: the Db
+     * then stops); returns the durable effect. The overlay entry outlives the caller's wait on purpose: an
+     * append that times out leaves its write queued, and the next decision on the log must still see it,
+     * or it reuses the same offsets (a producer's retry wrote its batch again; another producer's batch
+     * overwrote it).
+     */
     const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
       Effect.gen(function*() {
         const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure)
         for (const k of remember) {
-          const op = ops.find((o) => o.key === k)
+          const op = ops.findLast((o) => overlayKey(o.key) === overlayKey(k))
           overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
         }
-        return Effect.mapError(result.durable, storeFailure).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            for (const k of remember) {
-              const entry = overlay.get(overlayKey(k))
-              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
-            }
-          }))
-        )
+        const forget = Effect.sync(() => {
+          for (const k of remember) {
+            const entry = overlay.get(overlayKey(k))
+            if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
+          }
+        })
+        if (remember.length > 0) yield* Effect.forkIn(Effect.ensuring(Effect.exit(result.durable), forget), scope)
+        return Effect.mapError(result.durable, storeFailure)
       })
 
     // --- per-log locks ------------------------------------------------------------------------------
@@ -367,8 +385,16 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         return { logs, cursor: rows.length > limit ? logs.at(-1)?.key : undefined }
       })
 
-    /** Deletes every key in [start, end) in batches; `last` ops ride along with the final batch. */
-    const deleteRange = (start: Uint8Array, end: Uint8Array | undefined, last: ReadonlyArray<CoreDb.WriteOp> = []) =>
+    /**
+     * Deletes every key in [start, end) in batches; `last` ops ride along with the final batch, and the keys
+     * of them in `remember` go through the overlay (see `writeBatch`).
+     */
+    const deleteRange = (
+      start: Uint8Array,
+      end: Uint8Array | undefined,
+      last: ReadonlyArray<CoreDb.WriteOp> = [],
+      remember: ReadonlyArray<Uint8Array> = []
+    ) =>
       Effect.gen(function*() {
         for (;;) {
           const keys = yield* Stream.runCollect(
@@ -377,7 +403,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           const done = keys.length < Limits.trimBatchRecords
           const ops: Array<CoreDb.WriteOp> = keys.map((k) => ({ _tag: "delete", key: k }))
           if (done) ops.push(...last)
-          if (ops.length > 0) yield* Effect.mapError(db.write(ops), storeFailure)
+          if (ops.length > 0) yield* Effect.flatten(writeBatch(ops, done ? remember : []))
           if (done) return
         }
       })
@@ -388,9 +414,10 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         yield* withLog(
           key,
           Effect.gen(function*() {
-            yield* existingMeta(key)
+            yield* settledMeta(key)
             // The metadata goes first: from then on the log does not exist, whatever is left to delete.
-            yield* Effect.mapError(db.delete(K.metaKey(key)), storeFailure)
+            const metaKey = K.metaKey(key)
+            yield* Effect.flatten(writeBatch([{ _tag: "delete", key: metaKey }], [metaKey]))
             yield* deleteRange(K.recordPrefix(key), K.prefixEnd(K.recordPrefix(key)))
             yield* deleteRange(K.timePrefix(key), K.prefixEnd(K.timePrefix(key)))
             yield* deleteRange(K.producerPrefix(key), K.prefixEnd(K.producerPrefix(key)))
@@ -401,7 +428,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     /** Trims records below `before`, under the log's lock. */
     const trimLocked = (key: string, before: number) =>
       Effect.gen(function*() {
-        const m = yield* existingMeta(key)
+        const m = yield* settledMeta(key)
         const until = Math.min(before, m.nextOffset)
         if (until <= m.firstOffset) return m
         let bytes = 0
@@ -424,10 +451,11 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         for (let i = 0; i + 1 < times.length; i++) {
           if (K.readU64(times[i + 1]!.value, 0) <= until) timeDeletes.push({ _tag: "delete", key: times[i]!.key })
         }
+        const metaKey = K.metaKey(key)
         yield* deleteRange(K.recordKey(key, m.firstOffset), K.recordKey(key, until), [
           ...timeDeletes,
-          { _tag: "put", key: K.metaKey(key), value: json(updated) }
-        ])
+          { _tag: "put", key: metaKey, value: json(updated) }
+        ], [metaKey])
         return updated
       })
 
@@ -573,8 +601,9 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             const gap = lastSeq !== undefined && batch.value.firstSeq !== lastSeq + 1
             lastSeq = batch.value.lastSeq
             const records = recordsIn(batch.value, prefix).map((r) => r.record).filter((r) => r.offset >= next)
-            if (gap || (records.length > 0 && records[0]!.offset !== next)) {
-              // Fell behind the feed, or an append is missing from it: storage has everything.
+            if (gap || records.some((r, i) => r.offset !== next + i)) {
+              // Fell behind the feed, an append is missing from it, or the batch holds an offset twice (two
+              // writes of one offset became durable together): storage has the log exactly once.
               catchingUp = true
               return []
             }
@@ -615,15 +644,14 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             }
             const byLog = new Map<string, Array<LogRecord>>()
             for (const { key: k, record } of recordsIn(batch.value, prefix)) {
+              // Below what this tail sent: an earlier batch or this one already has it.
               if (record.offset < (nextOf.get(k) ?? 0)) continue
+              nextOf.set(k, record.offset + 1)
               const list = byLog.get(k) ?? []
               list.push(record)
               byLog.set(k, list)
             }
-            for (const [k, records] of byLog) {
-              nextOf.set(k, records.at(-1)!.offset + 1)
-              events.push({ _tag: "records", key: k, records })
-            }
+            for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
             return events
           })
           return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)

@@ -7,7 +7,7 @@
  * batches in order), and every subscriber saw exactly that sequence, in order. Once faults heal, the store
  * must also verify: every table the latest manifest references is there and intact.
  */
-import { Clock, Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
 import { Violation } from "@opendata/core/simulation"
@@ -117,12 +117,9 @@ export const eventStoreWorkload: Workload = {
             const node = yield* Ref.get(current)
             const got = seen.get(log)!
             const from = got.length === 0 ? 0 : got.at(-1)!.offset + 1
-            const dbgT = yield* Clock.currentTimeMillis
-            if (log === "log-0") console.log(`DBG t=${dbgT} sub ${log} start proc ${node.process.id} from ${from}`)
-            const dbgExit = yield* node.store.tail(log, { _tag: "offset", offset: from }).pipe(
+            yield* node.store.tail(log, { _tag: "offset", offset: from }).pipe(
               Stream.runForEach((event) =>
                 Effect.suspend(() => {
-                  if (log === "log-0" && event._tag === "records") console.log(`DBG sub ${log} proc ${node.process.id} got ${event.records.map((r) => r.offset).join(",")}`)
                   if (event._tag === "records") got.push(...event.records)
                   return Ref.get(current).pipe(
                     // Follow the current process: a subscriber on a dead or fenced one resumes elsewhere.
@@ -130,9 +127,8 @@ export const eventStoreWorkload: Workload = {
                   )
                 })),
               Effect.timeout("3 seconds"),
-              Effect.exit
+              Effect.ignore
             )
-            if (log === "log-0") console.log(`DBG sub ${log} proc ${node.process.id} ended ${String(dbgExit).slice(0, 300)}`)
             // Ended on the process that is still current (the store failed, or the timeout): resume after a
             // pause, as a client would. Resuming at once spins when the tail fails at once, and virtual time
             // hardly moves while it does.

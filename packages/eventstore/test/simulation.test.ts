@@ -10,6 +10,15 @@ const regressions = [
     seed: 1245,
     found: "a garbage-collection pass deleted a level-0 table its own flush committed while the pass was under way; " +
       "producers then retried forever against the missing table while subscribers spun without letting virtual time pass"
+  },
+  {
+    seed: 48,
+    found: "an append that timed out during a write outage dropped its overlay entry while its write was still queued; " +
+      "the producer's retry wrote the batch again at the same offsets, and a tail sent them three times"
+  },
+  {
+    seed: 122,
+    found: "the same timed-out appends: other producers reused their offsets, and a retry wrote a batch twice into the log"
   }
 ]
 
@@ -24,7 +33,8 @@ describe("EventStore simulation", () => {
 
   it.live("catches a writer that ignores fencing", () =>
     Effect.gen(function*() {
-      const result = yield* Simulation.run(eventStoreWorkload, { seed: 2, mutant: "skip-fencing" })
+      // Seed 2 stopped catching it when outages, late writes and clock skew joined the fault plan; seed 4 does.
+      const result = yield* Simulation.run(eventStoreWorkload, { seed: 4, mutant: "skip-fencing" })
       assert.isFalse(result.ok)
     }))
 
