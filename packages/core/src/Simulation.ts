@@ -31,6 +31,11 @@ export class Violation extends Error {
   readonly _tag = "Violation"
 }
 
+/** Fault kinds a run can leave out (`SimOptions.without`). */
+export type FaultKind = "outages" | "late-writes" | "clock-skew" | "listing-shows-deleted" | "pauses" | "crashes-inside"
+
+export const faultKinds: ReadonlyArray<FaultKind> = ["outages", "late-writes", "clock-skew", "listing-shows-deleted", "pauses", "crashes-inside"]
+
 /** The deliberately broken variants the simulator runs on demand (see `Db.SimulationMutant`). */
 export type Mutant = Db.SimulationMutant
 
@@ -69,6 +74,8 @@ export interface SimOptions {
   readonly steps?: number | undefined
   /** Run a deliberately broken variant, to see the checker catch it. */
   readonly mutant?: Mutant | undefined
+  /** Fault kinds left out of the run, to see which kind a mutant needs. */
+  readonly without?: ReadonlyArray<FaultKind> | undefined
   /** Events kept for the failure report (default 40). */
   readonly traceMax?: number | undefined
   /** Virtual time after which a run without a verdict is a liveness violation (default `virtualTimeMsMaxDefault`, per 200 steps). */
@@ -91,6 +98,8 @@ export interface SimProcess {
   readonly crash: Effect.Effect<void>
   /** The process dies just before its `calls`-th store call from now (0: before the next one). */
   readonly crashAfter: (calls: number) => Effect.Effect<void>
+  /** The process dies just before its `writes`-th write (put, put-if-absent, put-if-match, delete) from now. */
+  readonly crashAfterWrites: (writes: number) => Effect.Effect<void>
   /**
    * The process stops for `ms` of virtual time (a long GC pause, a frozen VM) and then resumes: every store
    * call it makes meanwhile waits until the pause ends.
@@ -138,6 +147,8 @@ export interface Sim {
    * other failure, or one that outlasts that, is a violation named by `what`.
    */
   readonly persist: <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) => Effect.Effect<A, Violation>
+  /** Whether the run injects this kind of fault (workloads consult it for pauses and crashes inside operations). */
+  readonly injects: (kind: FaultKind) => boolean
 }
 
 const persistUnavailable = <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) =>
@@ -172,7 +183,7 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
     const faultRng = root.fork()
     const rng = root.fork()
     const randomSeed = root.fork().nextInt(2 ** 31)
-    const faults: FaultPlan = {
+    const drawnFaults: FaultPlan = {
       unavailableRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
       lostReplyRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
       lostRequestRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.05,
@@ -190,6 +201,15 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
       lateRate: faultRng.nextInt(3) === 0 ? faultRng.next() * 0.02 : 0,
       lateMsMax: 1000 + faultRng.nextInt(10_000),
       clockSkewMsMax: faultRng.nextInt(2) === 0 ? 0 : faultRng.nextInt(600_000)
+    }
+    const without = new Set(options.without ?? [])
+    const injects = (kind: FaultKind) => !without.has(kind)
+    // Drawn in full whatever is left out, so that the rest of the run's choices stay the same.
+    const faults: FaultPlan = {
+      ...drawnFaults,
+      outages: injects("outages") ? drawnFaults.outages : [],
+      lateRate: injects("late-writes") ? drawnFaults.lateRate : 0,
+      clockSkewMsMax: injects("clock-skew") ? drawnFaults.clockSkewMsMax : 0
     }
     const traceMax = options.traceMax ?? 40
     const steps = options.steps ?? stepsDefault
@@ -212,7 +232,7 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
     const program = Effect.gen(function*() {
       const memory = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
       const faulty = ObjectStore.make(
-        ObjectStore.makeFaultyDriver(ObjectStore.toDriver(memory), { seed: faultRng.nextInt(2 ** 31), ...faults }),
+        ObjectStore.makeFaultyDriver(ObjectStore.toDriver(memory), { seed: faultRng.nextInt(2 ** 31), ...faults, listingShowsDeleted: injects("listing-shows-deleted") }),
         { retry: { retriesMax: 4, delayBaseMs: 5, delayMaxMs: 200 } }
       )
       let healed = false
@@ -223,8 +243,9 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
         const id = ++processes
         let alive = true
         let pausedUntilMs = 0
-        /** Store calls left before a planned crash (`crashAfter`); -1: none planned. */
+        /** Store calls (or writes) left before a planned crash (`crashAfter`, `crashAfterWrites`); -1: none planned. */
         let callsBeforeCrash = -1
+        let writesBeforeCrash = -1
         const skewMs = faults.clockSkewMsMax === 0 ? 0 : skewRng.nextInt(2 * faults.clockSkewMsMax + 1) - faults.clockSkewMsMax
         const clock: Clock.Clock = skewMs === 0 ? trueClock : {
           ...trueClock,
@@ -236,11 +257,13 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
         }
         // The store runs on the true clock (it stamps what it stores), whatever the caller's skew; a paused
         // process's calls wait for the pause to end; a crashed one's never complete.
-        const gate = <A, E>(self: () => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+        const gate = <A, E>(self: () => Effect.Effect<A, E>, write = false): Effect.Effect<A, E> =>
           Effect.provideService(
             Effect.gen(function*() {
               if (callsBeforeCrash === 0) alive = false
               if (callsBeforeCrash > 0) callsBeforeCrash -= 1
+              if (write && writesBeforeCrash === 0) alive = false
+              if (write && writesBeforeCrash > 0) writesBeforeCrash -= 1
               if (!alive) return yield* Effect.never
               const now = yield* Clock.currentTimeMillis
               if (now < pausedUntilMs) yield* Effect.sleep(`${pausedUntilMs - now} millis`)
@@ -257,12 +280,12 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           etagsUnique: memory.etagsUnique,
           get: (k, r) => gate(() => via().get(k, r)),
           head: (k) => gate(() => via().head(k)),
-          put: (k, b, o) => gate(() => via().put(k, b, o)),
-          putIfAbsent: (k, b, o) => gate(() => via().putIfAbsent(k, b, o)),
-          putIfMatch: (k, b, e, o) => gate(() => via().putIfMatch(k, b, e, o)),
+          put: (k, b, o) => gate(() => via().put(k, b, o), true),
+          putIfAbsent: (k, b, o) => gate(() => via().putIfAbsent(k, b, o), true),
+          putIfMatch: (k, b, e, o) => gate(() => via().putIfMatch(k, b, e, o), true),
           listPage: (p, o) => gate(() => via().listPage(p, o)),
           list: (p, o) => Stream.unwrap(gate(() => Effect.succeed(via().list(p, o)))),
-          delete: (k) => gate(() => via().delete(k)),
+          delete: (k) => gate(() => via().delete(k), true),
           resolvePut: (k, p) => gate(() => via().resolvePut(k, p))
         }
         const scope = yield* Scope.make()
@@ -280,6 +303,10 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           crashAfter: (calls) =>
             Effect.sync(() => {
               callsBeforeCrash = calls
+            }),
+          crashAfterWrites: (writes) =>
+            Effect.sync(() => {
+              writesBeforeCrash = writes
             }),
           pause: (ms) =>
             Effect.map(trueClock.currentTimeMillis, (now) => {
@@ -321,7 +348,8 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
         }), trace("faults healed")),
         sleep: (ms) => Effect.sleep(`${ms} millis`),
         fail: (message) => Effect.fail(new Violation(message)),
-        persist: persistUnavailable
+        persist: persistUnavailable,
+        injects
       }
       yield* trace(`seed ${options.seed}: ${workload.name}; faults ${JSON.stringify(faults)}`)
       // The workload runs in a fiber of its own, so that a budget verdict does not wait for it; detached,
@@ -632,6 +660,8 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
 
       let current = yield* openWriter
       let zombie: Incarnation | undefined
+      let pauses = 0
+      const pausesMax = 2
       let compactor = split ? yield* openCompactor : undefined
       for (let step = 0; step < sim.steps; step++) {
         if (failures.length > 0) return yield* Effect.fail(failures[0]!)
@@ -654,19 +684,27 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           yield* sim.trace(`process ${current.process.id} is left running: a new writer opens`)
           zombie = current
           current = yield* openWriter
-        } else if (roll < 97) {
+        } else if (roll < 96) {
           yield* sim.trace(`process ${current.process.id} restarts gracefully`)
           const closing = yield* Effect.forkChild(current.process.close)
           yield* Fiber.await(closing).pipe(Effect.timeout("60 seconds"), Effect.ignore)
           current = yield* openWriter
-        } else if (roll < 96) {
+        } else if (roll < 98) {
           const what = rng.nextInt(5)
-          if (what === 0) {
+          const kind: FaultKind = what === 1 || what === 2 ? "pauses" : "crashes-inside"
+          // At most `pausesMax` pauses a run: a paused compactor stalls the writer (backpressure) meanwhile.
+          if (!sim.injects(kind) || (kind === "pauses" && pauses >= pausesMax)) {
+            yield* sim.sleep(rng.nextInt(200))
+          } else if (what === 0) {
             // Crash inside opening: a new writer starts opening and its process dies midway; then another opens.
             const process = yield* sim.spawn
-            const calls = rng.nextInt(16)
-            yield* sim.trace(`process ${process.id} starts opening a writer and crashes before its store call ${calls + 1}`)
-            yield* process.crashAfter(calls)
+            // Opening writes: the epoch commit, its head pointer, the fence, the commit recording it, its head.
+            const writes = rng.nextInt(5)
+            yield* sim.trace(`process ${process.id} starts opening a writer and crashes before its write ${writes + 1}`)
+            // The writer it was taking over from is slow meanwhile (a pause): it resumes once the next writer
+            // has taken over, flushed and collected, and its next WAL write must still meet a fence.
+            if (sim.injects("pauses")) yield* current.process.pause(5_000 + rng.nextInt(55_000))
+            yield* process.crashAfterWrites(writes)
             opensStarted += 1
             const opening = yield* Effect.forkChild(process.run(Db.make(settings)))
             yield* sim.sleep(200)
@@ -677,14 +715,16 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
           } else if (what === 1) {
             // A pause: the writer stops for minutes mid-operation; a new writer takes over meanwhile, and the
             // old one resumes as a zombie (epochs moved on, objects it knew collected, its leases expired).
-            const pauseMs = 60_000 + rng.nextInt(240_000)
+            const pauseMs = 60_000 + rng.nextInt(120_000)
+            pauses += 1
             yield* sim.trace(`process ${current.process.id} pauses for ${pauseMs} ms; a new writer opens`)
             yield* Effect.forkChild(Effect.ignore(current.db.flush))
             yield* current.process.pause(pauseMs)
             zombie = current
             current = yield* openWriter
           } else if (what === 2 && compactor !== undefined) {
-            const pauseMs = 60_000 + rng.nextInt(240_000)
+            const pauseMs = 60_000 + rng.nextInt(120_000)
+            pauses += 1
             yield* sim.trace(`compactor process ${compactor.process.id} pauses for ${pauseMs} ms mid-operation`)
             yield* Effect.forkChild(Effect.ignore(compactor.compactor.collectGarbage))
             yield* sim.sleep(rng.nextInt(20))
@@ -699,15 +739,16 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
               : (op === "compaction" ? compactor.compactor.compact : compactor.compactor.collectGarbage)
             const crashed = compactor !== undefined && op !== "flush" ? compactor.process : current.process
             const calls = rng.nextInt(10)
-            yield* sim.trace(`process ${crashed.id} crashes inside a ${op}, before its store call ${calls + 1}`)
-            yield* crashed.crashAfter(calls)
+            const byWrites = rng.nextInt(2) === 0
+            yield* sim.trace(`process ${crashed.id} crashes inside a ${op}, before its ${byWrites ? "write" : "store call"} ${calls + 1}`)
+            yield* (byWrites ? crashed.crashAfterWrites(calls) : crashed.crashAfter(calls))
             yield* Effect.forkChild(Effect.ignore(running))
             yield* sim.sleep(200)
             yield* crashed.crash
             if (crashed === current.process) current = yield* openWriter
             else if (compactor !== undefined) compactor = yield* openCompactor
           }
-        } else if (compactor !== undefined && roll < 98) {
+        } else if (compactor !== undefined && roll < 99) {
           // The compactor process crashes, or is left running while a new one takes over.
           if (rng.nextInt(2) === 0) {
             yield* sim.trace(`compactor process ${compactor.process.id} crashes`)

@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--workload db|db-roles|eventstore|tsdb]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|tsdb]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
@@ -18,7 +18,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--workload db|db-roles|eventstore|tsdb]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|tsdb]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -31,6 +31,14 @@ const int = (name: string, fallback: number) => {
 
 const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, "db-roles": Simulation.dbRolesWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
+const withoutFlag = flag("without")
+const without = withoutFlag === undefined ? [] : withoutFlag.split(",")
+for (const kind of without) {
+  if (!(Simulation.faultKinds as ReadonlyArray<string>).includes(kind)) {
+    console.error(`unknown fault kind ${kind}; one of: ${Simulation.faultKinds.join(", ")}`)
+    usage()
+  }
+}
 const mutantFlag = flag("mutant")
 if (mutantFlag !== undefined && !(Simulation.mutants as ReadonlyArray<string>).includes(mutantFlag)) {
   console.error(`unknown mutant ${mutantFlag}; one of: ${Simulation.mutants.join(", ")}`)
@@ -45,14 +53,14 @@ const seeds = flag("seed") !== undefined
 const reproduce = (seed: number) =>
   `reproduce: npm run sim -- --seed ${seed}${workload.name === "db" ? "" : ` --workload ${workload.name}`}${steps === Simulation.stepsDefault ? "" : ` --steps ${steps}`}${
     mutant === undefined ? "" : ` --mutant ${mutant}`
-  }`
+  }${without.length === 0 ? "" : ` --without ${without.join(",")}`}`
 
 const main = async () => {
   const started = performance.now()
   let passed = 0
   let longest: Simulation.SimResult | undefined
   for (const seed of seeds) {
-    const result = await Effect.runPromise(Simulation.run(workload, { seed, steps, mutant }))
+    const result = await Effect.runPromise(Simulation.run(workload, { seed, steps, mutant, without: without as ReadonlyArray<Simulation.FaultKind> }))
     if (result.ok) {
       passed += 1
       if (longest === undefined || result.virtualTimeMs > longest.virtualTimeMs) longest = result

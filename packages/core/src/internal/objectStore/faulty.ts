@@ -33,6 +33,8 @@ export interface FaultSettings {
    * this long ago is still in them.
    */
   readonly listingLagMs?: number | undefined
+  /** Whether listings keep showing keys deleted less than `listingLagMs` ago (default true). */
+  readonly listingShowsDeleted?: boolean | undefined
   /**
    * Probability that a write lands late: its caller is told it failed (`OutcomeUnknown` for a conditional
    * write, `Unavailable` otherwise) at once, and the store applies it up to `lateMsMax` later.
@@ -167,7 +169,7 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
     delete: (key) =>
       Effect.gen(function*() {
         // What the listing showed of the key, to keep showing it for the lag after it is gone.
-        const shown = listingLagMs > 0 ? yield* Effect.option(inner.head(key)) : undefined
+        const shown = listingLagMs > 0 && faults.listingShowsDeleted !== false ? yield* Effect.option(inner.head(key)) : undefined
         yield* write("delete", key, inner.delete(key), idempotent("delete", key), false)
         if (shown !== undefined && shown._tag === "Some") {
           const { key: k, size, etag, lastModifiedMs } = shown.value
