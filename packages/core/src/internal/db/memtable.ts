@@ -1,6 +1,7 @@
 /**
  * The memtable: recent writes in memory, every version of each key, until they are flushed into a
- * level-0 table. Point reads are a map lookup; ordered iteration sorts the keys once per change.
+ * level-0 table. Point reads are a map lookup; ordered iteration keeps the keys sorted: keys added since
+ * the last ordered read are sorted on their own and merged in (linear), not the whole set sorted again.
  * Keys are held as latin1 strings, whose JavaScript order is the unsigned byte order of the keys.
  */
 import type { Entry } from "../format/entry.ts"
@@ -14,7 +15,9 @@ const entryOverheadBytes = 48
 export class Memtable {
   /** Versions of each key, oldest first (sequence numbers only grow). */
   private readonly versions = new Map<string, Array<Entry>>()
-  private sorted: Array<string> | undefined
+  /** Every key, in order, except those added since the last ordered read (`added`). */
+  private sorted: Array<string> = []
+  private added: Array<string> = []
   bytes = 0
   entryCount = 0
   minSeq = Number.POSITIVE_INFINITY
@@ -35,7 +38,7 @@ export class Memtable {
     if (list === undefined) {
       list = []
       this.versions.set(k, list)
-      this.sorted = undefined
+      this.added.push(k)
     }
     list.push(entry)
     this.bytes += entry.key.length + entry.value.length + entryOverheadBytes
@@ -62,8 +65,23 @@ export class Memtable {
   }
 
   private keysSorted(): Array<string> {
-    if (this.sorted === undefined) this.sorted = [...this.versions.keys()].sort()
-    return this.sorted
+    if (this.added.length === 0) return this.sorted
+    const added = this.added.sort()
+    this.added = []
+    if (this.sorted.length === 0) {
+      this.sorted = added
+      return added
+    }
+    // Merge two sorted arrays of distinct keys (a key is added once).
+    const merged = new Array<string>(this.sorted.length + added.length)
+    let i = 0
+    let j = 0
+    let k = 0
+    while (i < this.sorted.length && j < added.length) merged[k++] = this.sorted[i]! < added[j]! ? this.sorted[i++]! : added[j++]!
+    while (i < this.sorted.length) merged[k++] = this.sorted[i++]!
+    while (j < added.length) merged[k++] = added[j++]!
+    this.sorted = merged
+    return merged
   }
 
   /**
