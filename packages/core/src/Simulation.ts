@@ -703,7 +703,11 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
             yield* sim.trace(`process ${process.id} starts opening a writer and crashes before its write ${writes + 1}`)
             // The writer it was taking over from is slow meanwhile (a pause): it resumes once the next writer
             // has taken over, flushed and collected, and its next WAL write must still meet a fence.
-            if (sim.injects("pauses")) yield* current.process.pause(5_000 + rng.nextInt(55_000))
+            if (sim.injects("pauses")) {
+              // It has a write in hand when it stops, whose WAL put goes out when it resumes.
+              yield* current.process.pause(3_000 + rng.nextInt(12_000))
+              yield* write(current)
+            }
             yield* process.crashAfterWrites(writes)
             opensStarted += 1
             const opening = yield* Effect.forkChild(process.run(Db.make(settings)))
@@ -712,6 +716,7 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
             yield* Fiber.interrupt(opening)
             zombie = current
             current = yield* openWriter
+            yield* Effect.ignore(current.db.flush)
           } else if (what === 1) {
             // A pause: the writer stops for minutes mid-operation; a new writer takes over meanwhile, and the
             // old one resumes as a zombie (epochs moved on, objects it knew collected, its leases expired).
