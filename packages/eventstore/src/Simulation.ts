@@ -91,7 +91,9 @@ export const eventStoreWorkload: Workload = {
             const records = Array.from({ length: size }, (_, i) => ({ value: encoder.encode(label(id, seq, i)) }))
             // Retry the same (producer, seq) until it is acknowledged: a retry must never write twice.
             for (let attempt = 0; ; attempt++) {
-              const node = yield* Ref.get(current)
+              // Now and then through a zombie writer: fenced, it must fail; if it acknowledges, the batch
+              // must be in the log like any other.
+              const node = zombie !== undefined && rng.nextInt(5) === 0 ? zombie : yield* Ref.get(current)
               const result = yield* Effect.exit(
                 node.store.append(log, records, { producerId: `p${id}`, producerSeq: seq }).pipe(Effect.timeout("5 seconds"))
               )
@@ -136,11 +138,12 @@ export const eventStoreWorkload: Workload = {
           })
         )
 
+      /** A writer left running after a newer one opened: producers sometimes append through it. */
+      let zombie: Node | undefined
       const producerFibers = yield* Effect.forEach(Array.from({ length: producers }, (_, i) => i), (i) => Effect.forkChild(producer(i)))
       const subscriberFibers = yield* Effect.forEach(logs, (log) => Effect.forkChild(subscriber(log)))
 
       // The world happens to the producers and subscribers: crashes, zombies, restarts.
-      let zombie: Node | undefined
       for (let step = 0; step < sim.steps && settledProducers < producers; step++) {
         yield* sim.sleep(rng.nextInt(300))
         const roll = rng.nextInt(100)
@@ -160,7 +163,6 @@ export const eventStoreWorkload: Workload = {
           yield* Ref.set(current, yield* open)
         }
       }
-      void zombie
 
       /**
        * With faults healed, every table the latest manifest references must be there and intact. A problem
