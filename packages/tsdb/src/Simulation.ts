@@ -78,7 +78,8 @@ export const tsdbWorkload: Workload = {
             }
             // A remote writer retries the same request until it is acknowledged.
             for (;;) {
-              const node = yield* Ref.get(current)
+              // Now and then through a zombie writer: fenced, it must fail; what it acknowledges must be read.
+              const node = zombie !== undefined && rng.nextInt(5) === 0 ? zombie : yield* Ref.get(current)
               const result = yield* Effect.exit(node.tsdb.write({ series }).pipe(Effect.timeout("5 seconds")))
               if (Exit.isSuccess(result)) {
                 yield* sim.trace(`writer ${w} request ${r} acknowledged by process ${node.process.id}: ${JSON.stringify(result.value)}`)
@@ -96,6 +97,8 @@ export const tsdbWorkload: Workload = {
           finished += 1
         })
 
+      /** A writer left running after a newer one opened: remote writers sometimes send to it. */
+      let zombie: Node | undefined
       const fibers = yield* Effect.forEach(Array.from({ length: writers }, (_, w) => w), (w) => Effect.forkChild(writer(w)))
 
       for (let step = 0; step < sim.steps && finished < writers; step++) {
@@ -108,6 +111,7 @@ export const tsdbWorkload: Workload = {
           yield* Ref.set(current, yield* open)
         } else if (roll < 14) {
           yield* sim.trace(`process ${node.process.id} is left running: a new writer opens`)
+          zombie = node
           yield* Ref.set(current, yield* open)
         } else if (roll < 17) {
           yield* sim.trace(`process ${node.process.id} restarts gracefully`)
