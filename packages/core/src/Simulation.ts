@@ -266,7 +266,7 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
               if (write && writesBeforeCrash > 0) writesBeforeCrash -= 1
               if (!alive) return yield* Effect.never
               const now = yield* Clock.currentTimeMillis
-              if (now < pausedUntilMs) yield* Effect.sleep(`${pausedUntilMs - now} millis`)
+              if (now < pausedUntilMs) yield* Effect.sleep(`${Math.ceil(pausedUntilMs - now)} millis`)
               if (!alive) return yield* Effect.never
               return yield* self()
             }),

@@ -206,7 +206,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         const now = yield* Clock.currentTimeMillis
         const wait = lastStartMs + settings.flushIntervalMs - now
         if (wait > 0) {
-          yield* Effect.sleep(`${wait} millis`)
+          yield* Effect.sleep(`${Math.ceil(wait)} millis`)
           // Writes that arrived meanwhile ride along.
           while (carry === undefined) {
             const more = yield* Queue.poll(mailbox)
@@ -300,8 +300,10 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
       // One table id for the memtable, whatever the attempt: a retry rewrites (or finds) the same table.
       const id = oldest.tableId ?? (yield* newTableId)
       if (settings.simulationMutant !== "flush-not-idempotent") oldest.tableId = id
+      // Uncommitted from its first attempt until a commit holding it is known: not per attempt, or a
+      // collection between two attempts would take the table that an earlier attempt's commit (or the
+      // next one) references.
       uncommitted.add(id)
-      yield* Effect.addFinalizer(() => Effect.sync(() => uncommitted.delete(id)))
       const ref = yield* tables.write(id, entries, settings).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
       const current = (yield* Ref.get(state)).manifest
       const committed = yield* manifests.commit(
@@ -317,6 +319,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         { role: "writer", epoch }
       )
       yield* Ref.update(state, (s) => ({ ...s, manifest: newest(s.manifest, committed), frozen: s.frozen.filter((t) => t !== oldest) }))
+      uncommitted.delete(id)
       if (oldest.permits > 0) yield* unflushed.release(oldest.permits)
       if (committed.value.l0.length >= settings.l0CompactionTrigger) yield* Queue.offer(compactRequests, undefined)
       return true
