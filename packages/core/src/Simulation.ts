@@ -284,7 +284,8 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
           putIfAbsent: (k, b, o) => gate(() => via().putIfAbsent(k, b, o), true),
           putIfMatch: (k, b, e, o) => gate(() => via().putIfMatch(k, b, e, o), true),
           listPage: (p, o) => gate(() => via().listPage(p, o)),
-          list: (p, o) => Stream.unwrap(gate(() => Effect.succeed(via().list(p, o)))),
+          // The pages are fetched as the stream runs, outside `gate`: they too run on the true clock.
+          list: (p, o) => Stream.unwrap(gate(() => Effect.succeed(Stream.provideService(via().list(p, o), Clock.Clock, trueClock)))),
           delete: (k) => gate(() => via().delete(k), true),
           resolvePut: (k, p) => gate(() => via().resolvePut(k, p))
         }

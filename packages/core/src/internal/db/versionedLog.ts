@@ -110,6 +110,11 @@ export const makeVersionedLog = <T, D>(options: {
           if (value === undefined) break
           found = { version: next, value }
         }
+        // A head pointer says versions exist: finding none means they are not visible yet (a listing that
+        // lags, a head pointer that a late write moved back to a collected version), never an empty log.
+        if (found === undefined && after === undefined && head !== undefined) {
+          return yield* Effect.fail(new Unavailable({ operation: "list", key: prefix, reason: `the head pointer names version ${head}, yet no version from it on can be read` }))
+        }
         return found
       }),
     head: readHead,
