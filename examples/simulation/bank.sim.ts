@@ -5,8 +5,8 @@
  *
  *   npm run simulation -w examples -- --seeds 50      (or --seed N to replay one)
  */
-import { Effect, Exit, Scope } from "effect"
-import { Db, ObjectStore } from "@opendata/core"
+import { Effect, Exit } from "effect"
+import { Db } from "@opendata/core"
 import * as Simulation from "@opendata/core/simulation"
 import { addition, makeBank } from "./bank.ts"
 
@@ -20,16 +20,13 @@ const bankWorkload: Simulation.Workload = {
       let acknowledged = 0
       const open = Effect.gen(function*() {
         const process = yield* sim.spawn
-        const db = yield* Db.make({ merge: addition, flushIntervalMs: 20, memtableBytesMax: 2048 }).pipe(
-          Effect.provideService(ObjectStore.ObjectStore, process.store),
-          Scope.provide(process.scope),
-          Effect.orDie
-        )
+        // Opening and auditing wait out store outages (`sim.persist`), as an operator would.
+        const db = yield* sim.persist("opening the Db", process.run(Db.make({ merge: addition, flushIntervalMs: 20, memtableBytesMax: 2048 })))
         return { process, bank: makeBank(db) }
       })
       const check = (bank: ReturnType<typeof makeBank>) =>
         Effect.gen(function*() {
-          const audit = yield* Effect.orDie(bank.audit)
+          const audit = yield* sim.persist("the audit", bank.audit)
           if (audit.total !== accounts * initial) return yield* sim.fail(`money changed: total ${audit.total}`)
           if (audit.transfers < acknowledged) {
             return yield* sim.fail(`${acknowledged} transfers acknowledged, ${audit.transfers} recorded`)
@@ -37,7 +34,7 @@ const bankWorkload: Simulation.Workload = {
           acknowledged = audit.transfers
         })
       let current = yield* open
-      yield* Effect.orDie(current.bank.open(accounts, initial))
+      yield* sim.persist("opening the accounts", current.bank.open(accounts, initial))
       for (let step = 0; step < sim.steps; step++) {
         const roll = sim.rng.nextInt(100)
         if (roll < 80) {
