@@ -1,5 +1,5 @@
 /** Helpers for the Db tests: byte keys, a store that can "crash", and opening Dbs in their own scopes. */
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 
 export const b = (s: string) => new TextEncoder().encode(s)
@@ -63,3 +63,10 @@ export const crashableStore = Effect.gen(function*() {
 })
 
 export const layerMemoryDb = (settings: Db.DbSettings = small) => Db.layer(settings).pipe(Layer.provide(ObjectStore.layerMemory))
+
+/** "ok", the tag of the typed failure, or "defect". */
+export const failureTag = (exit: Exit.Exit<unknown, { readonly _tag: string }>) => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const e = Exit.findErrorOption(exit)
+  return Option.isSome(e) ? e.value._tag : "defect"
+}

@@ -3,16 +3,10 @@
  * of one chosen request, and time is `TestClock` time. Each test here failed before the fix it names.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { Clock, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
-import { b, s, small } from "./helpers.ts"
-
-const failureTag = (exit: Exit.Exit<unknown, { readonly _tag: string }>) => {
-  if (Exit.isSuccess(exit)) return "ok"
-  const e = Exit.findErrorOption(exit)
-  return Option.isSome(e) ? e.value._tag : "defect"
-}
+import { b, failureTag, s, small } from "./helpers.ts"
 
 const addition: Db.MergeOperator = (_key, existing, operands) =>
   b(String(operands.reduce((sum, o) => sum + Number(s(o)), existing === undefined ? 0 : Number(s(existing)))))
