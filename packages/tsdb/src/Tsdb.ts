@@ -19,7 +19,7 @@
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  */
-import { Clock, Context, Effect, Layer, Scope, Semaphore, Stream } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import * as Limits from "./limits.ts"
@@ -331,9 +331,32 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const lock = Semaphore.makeUnsafe(1)
     /** Series state by canonical labels, least recently written first (a Map keeps insertion order). */
     const states = new Map<string, SeriesState>()
-    /** Single-key writes not yet durable: Db reads do not see them yet. */
+    /**
+     * Single-key writes not yet durable: Db reads do not see them yet. An entry lives until the Db's
+     * durable watermark reaches its seq (not until the request that wrote it returns: a request given up
+     * on by its client still lands).
+     */
     const overlay = new Map<string, { readonly value: Uint8Array; readonly seq: number }>()
+    /** Series created by writes not yet durable (canonical labels -> id): the dictionary scan misses them. */
+    const pendingSeries = new Map<string, { readonly id: number; readonly seq: number }>()
+    /** The overlay's keys and pending series by write, oldest first, to drop them once durable. */
+    const overlayBySeq: Array<{ readonly seq: number; readonly keys: ReadonlyArray<string>; readonly series: ReadonlyArray<string> }> = []
     const okey = (k: Uint8Array) => Buffer.from(k).toString("latin1")
+    const dropDurableOverlay = (durableSeq: number) => {
+      let n = 0
+      while (n < overlayBySeq.length && overlayBySeq[n]!.seq <= durableSeq) {
+        for (const k of overlayBySeq[n]!.keys) {
+          const entry = overlay.get(k)
+          if (entry !== undefined && entry.seq <= durableSeq) overlay.delete(k)
+        }
+        for (const k of overlayBySeq[n]!.series) {
+          const entry = pendingSeries.get(k)
+          if (entry !== undefined && entry.seq <= durableSeq) pendingSeries.delete(k)
+        }
+        n += 1
+      }
+      if (n > 0) overlayBySeq.splice(0, n)
+    }
     let nextId: number | undefined
     /** Buckets this process has registered (re-registering after a restart is harmless). */
     const knownBuckets = new Set<number>()
@@ -343,6 +366,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const pending = overlay.get(okey(k))
         return pending !== undefined ? Effect.succeed(pending.value as Uint8Array | undefined) : Effect.mapError(db.get(k), failed)
       })
+    /** The seq of a write of `k` that is not durable yet (0 if none). */
+    const pendingSeqOf = (k: Uint8Array) => overlay.get(okey(k))?.seq ?? 0
 
     const loadNextId = Effect.gen(function*() {
       if (nextId === undefined) {
@@ -363,19 +388,23 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     }
 
     /** Finds or creates the series for a label set; new series add their dictionary ops to `ops`. */
-    const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>) =>
+    const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
       Effect.gen(function*() {
         const hash = hashLabels(labels)
-        let id: number | undefined
-        // The dictionary: every id under this hash, compared by labels (a collision is just another id).
-        const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
-        for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
+        // A series created by a write not durable yet is not in the Db's dictionary yet.
+        let id: number | undefined = pendingSeries.get(key)?.id
+        if (id === undefined) {
+          // The dictionary: every id under this hash, compared by labels (a collision is just another id).
+          const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
+          for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
+        }
         let head: Array<Sample> = []
         let headChunk = newChunk()
         let ooo: Array<Sample> = []
         if (id === undefined) {
           id = yield* loadNextId
           nextId = id + 1
+          created.set(key, id)
           ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
           ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
           ops.push({ _tag: "put", key: nextIdKey, value: u64(nextId) })
@@ -386,20 +415,26 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           if (h !== undefined) headChunk = openChunk(h)
           ooo = o === undefined ? [] : decodeSamples(o)
         }
-        const state: SeriesState = { id, labels, head, headChunk, ooo, indexed: new Set(), pendingSeq: 0 }
+        // Reloaded from a write that is not durable yet: a retry finding its samples here must wait for it.
+        const pendingSeq = Math.max(pendingSeqOf(headKey(id)), pendingSeqOf(oooKey(id)))
+        const state: SeriesState = { id, labels, head, headChunk, ooo, indexed: new Set(), pendingSeq }
         states.set(key, state)
         return state
       })
 
     const write = (input: WriteInput) =>
       Effect.gen(function*() {
+        let submitted = false
+        const touched: Array<SeriesState> = []
+        /** Series created by this request (canonical labels -> id). */
+        const created = new Map<string, number>()
         const decided = yield* lock.withPermit(Effect.gen(function*() {
+          dropDurableOverlay(yield* db.durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
           /** Single-key writes of this batch that later reads (before it is durable) must see, by key. */
           const remember = new Map<string, Uint8Array>()
           let written = 0
           let waitFor = 0
-          const touched: Array<SeriesState> = []
           let outOfOrder = 0
           let tooOld = 0
           let duplicates = 0
@@ -412,7 +447,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const labels = sortLabels(s.labels)
             const key = canonical(labels)
             // Most series are in memory already: no effect to run for them.
-            const state = cachedState(key) ?? (yield* resolve(labels, key, ops))
+            const state = cachedState(key) ?? (yield* resolve(labels, key, ops, created))
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             touched.push(state)
@@ -485,28 +520,34 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const outcome: WriteOutcome = { samplesWritten: written, outOfOrder, tooOld, duplicates }
           if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
           if (nextId !== undefined) remember.set(okey(nextIdKey), u64(nextId))
-          const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), (e) =>
-            e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e)).pipe(
-              // The Db refused the batch: forget the in-memory changes made for it (the touched series reload
-              // from durable state), or a retry would find its samples "already written".
-              Effect.tapError(() =>
+          // Db.write either queues the batch (and answers its seq) or fails having queued nothing, even when
+          // interrupted; what it queued is recorded here before any interruption can land.
+          const result = yield* Effect.uninterruptibleMask((restore) =>
+            Effect.tap(
+              restore(Effect.mapError(db.write(ops, { awaitDurable: false }), (e) => e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e))),
+              (result) =>
                 Effect.sync(() => {
-                  for (const state of touched) states.delete(canonical(state.labels))
-                  nextId = undefined
-                  knownBuckets.clear()
+                  submitted = true
+                  for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
+                  for (const [k, id] of created) pendingSeries.set(k, { id, seq: result.seq })
+                  overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
+                  for (const state of touched) state.pendingSeq = result.seq
                 })
-              )
             )
-          for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
-          for (const state of touched) state.pendingSeq = result.seq
-          const durable = Effect.mapError(result.durable, failed).pipe(Effect.ensuring(Effect.sync(() => {
-            for (const k of remember.keys()) {
-              const entry = overlay.get(k)
-              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(k)
-            }
-          })))
-          return { outcome, durable: Effect.andThen(durable, Effect.mapError(db.awaitDurable(waitFor), failed)) }
-        }))
+          )
+          return { outcome, durable: Effect.andThen(Effect.mapError(result.durable, failed), Effect.mapError(db.awaitDurable(waitFor), failed)) }
+        }).pipe(
+          // Nothing was queued (the Db refused the batch, a lookup failed, or the request was interrupted):
+          // forget the in-memory changes made for it (the touched series reload from the Db and the
+          // overlay), or a retry would find its samples "already written" and acknowledge what was never
+          // written. Ids handed out stay used: an id is never given twice.
+          Effect.onExit((exit) =>
+            Exit.isSuccess(exit) || submitted ? Effect.void : Effect.sync(() => {
+              for (const state of touched) states.delete(canonical(state.labels))
+              knownBuckets.clear()
+            })
+          )
+        ))
         yield* decided.durable
         return decided.outcome
       })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
@@ -189,5 +189,49 @@ describe("Tsdb", () => {
       // The sealed chunk and its index bucket went; the head's 10 samples stay until heads expire.
       assert.isAtMost(left.reduce((n, s) => n + s.timestamps.length, 0), 10)
       yield* close
+    }))
+
+  it.effect("a request interrupted before the Db took it leaves nothing behind: its retry writes its samples", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+      // WAL writes wait at a gate while it is closed.
+      let gate: Deferred.Deferred<void> | undefined
+      const gated: ObjectStore.ObjectStoreShape = {
+        ...store,
+        putIfAbsent: (key, body, options) =>
+          Effect.andThen(
+            Effect.suspend(() => gate === undefined || !key.endsWith(".wal") ? Effect.void : Deferred.await(gate)),
+            store.putIfAbsent(key, body, options)
+          )
+      }
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
+          // A budget of one unflushed write: a second write waits for the first to be flushed.
+          Layer.provide(Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 1, unflushedBytesMax: 1, gc: false })),
+          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, gated))
+        ),
+        scope
+      )
+      const tsdb = Context.get(context, Tsdb)
+      const labels = L({ __name__: "up", job: "a" })
+      const at = (t: number) => ({ series: [{ labels, samples: [{ timestampMs: t, value: t }] }] })
+      yield* tsdb.write(at(1000))
+      // Its flush returns the budget.
+      for (let i = 0; i < 200; i++) yield* Effect.yieldNow
+      gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(tsdb.write(at(2000)))
+      const second = yield* Effect.forkChild(tsdb.write(at(3000)))
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+      // The second request waits for budget; its client gives up.
+      yield* Fiber.interrupt(second)
+      yield* Deferred.succeed(gate, undefined)
+      gate = undefined
+      yield* Fiber.join(first)
+      const retried = yield* tsdb.write(at(3000))
+      assert.strictEqual(retried.samplesWritten, 1)
+      const [series] = yield* tsdb.select([eq("__name__", "up")], 0, 10_000)
+      assert.deepStrictEqual(Array.from(series!.timestamps), [1000, 2000, 3000])
+      yield* Scope.close(scope, Exit.void)
     }))
 })

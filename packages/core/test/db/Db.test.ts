@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { b, crashableStore, s, small } from "./helpers.ts"
@@ -412,6 +412,34 @@ describe("Db", () => {
         assert.strictEqual(failureTag(yield* Fiber.await(waiting)), "DbClosed")
         yield* Fiber.interrupt(clock)
       }))
+
+    it.effect("a write interrupted while it waits for budget queues nothing, takes no seq and gives its budget back", () =>
+      Effect.gen(function*() {
+        const inner = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
+        // WAL writes wait at a gate while it is closed.
+        let gate: Deferred.Deferred<void> | undefined
+        const store: ObjectStore.ObjectStoreShape = {
+          ...inner,
+          putIfAbsent: (key, body, options) =>
+            Effect.andThen(
+              Effect.suspend(() => gate === undefined || !key.endsWith(".wal") ? Effect.void : Deferred.await(gate)),
+              inner.putIfAbsent(key, body, options)
+            )
+        }
+        const db = yield* Db.make({ ...small, memtableBytesMax: 300, unflushedBytesMax: 400 }).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
+        gate = yield* Deferred.make<void>()
+        const first = yield* db.write([{ _tag: "put", key: b("k0"), value: b("x".repeat(300)) }], { awaitDurable: false })
+        const waiting = yield* Effect.forkChild(db.put(b("late"), b("x".repeat(300))))
+        for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+        yield* Fiber.interrupt(waiting)
+        yield* Deferred.succeed(gate, undefined)
+        gate = undefined
+        yield* first.durable
+        const next = yield* db.put(b("k1"), b("x".repeat(300)))
+        assert.strictEqual(next.seq, first.seq + 1)
+        assert.strictEqual(yield* db.get(b("late")), undefined)
+        assert.deepStrictEqual(yield* db.get(b("k1")), b("x".repeat(300)))
+      }).pipe(Effect.scoped))
 
     it.effect("closes the Db once an actor keeps crashing past its restart budget", () =>
       Effect.gen(function*() {

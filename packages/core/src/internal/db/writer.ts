@@ -476,28 +476,35 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         if (bytes > settings.walBatchBytesMax) return yield* new InvalidWrite({ reason: `a batch must be at most ${settings.walBatchBytesMax} bytes` })
         if (stopped !== undefined) return yield* Effect.fail(stopped)
         const permits = Math.min(bytes, settings.unflushedBytesMax)
-        // A write waiting for budget must not outlive the Db: closing or stopping ends the wait.
-        yield* Effect.raceFirst(unflushed.take(permits), Deferred.await(stoppedSignal))
         const done = yield* Deferred.make<void, DbError>()
-        // Sequence numbers are assigned in mailbox order: take both under one lock.
-        const seq = yield* sequencer.withPermit(
+        // All or nothing, even when interrupted: the batch is queued and its seq answered, or nothing is
+        // queued and its budget is returned. Only the waits (for budget, for the sequencer, for room in the
+        // mailbox) can be interrupted, and an interrupted wait leaves nothing behind.
+        const seq = yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
-            // The Db may have stopped (or begun closing) while this write waited.
-            if (stopped !== undefined) return yield* Effect.fail(stopped)
-            const first = nextSeq
-            const entries: Array<Entry> = batch.map((op, i) => ({
-              key: op.key.slice(),
-              seq: first + i,
-              kind: op._tag,
-              value: op._tag === "delete" ? new Uint8Array(0) : op.value.slice()
-            }))
-            if (!(yield* Queue.offer(mailbox, { entries, bytes, permits, done }))) {
-              return yield* Effect.fail(stopped ?? new DbClosed({ reason: "closed" }))
-            }
-            nextSeq += batch.length
-            return first + batch.length - 1
+            // A write waiting for budget must not outlive the Db: closing or stopping ends the wait.
+            yield* restore(Effect.raceFirst(unflushed.take(permits), Deferred.await(stoppedSignal)))
+            // Sequence numbers are assigned in mailbox order: take both under one lock.
+            return yield* sequencer.withPermit(
+              Effect.gen(function*() {
+                // The Db may have stopped (or begun closing) while this write waited.
+                if (stopped !== undefined) return yield* Effect.fail(stopped)
+                const first = nextSeq
+                const entries: Array<Entry> = batch.map((op, i) => ({
+                  key: op.key.slice(),
+                  seq: first + i,
+                  kind: op._tag,
+                  value: op._tag === "delete" ? new Uint8Array(0) : op.value.slice()
+                }))
+                if (!(yield* restore(Queue.offer(mailbox, { entries, bytes, permits, done })))) {
+                  return yield* Effect.fail(stopped ?? new DbClosed({ reason: "closed" }))
+                }
+                nextSeq += batch.length
+                return first + batch.length - 1
+              })
+            ).pipe(Effect.onError(() => unflushed.release(permits)))
           })
-        ).pipe(Effect.onError(() => unflushed.release(permits)))
+        )
         const durableEffect = Deferred.await(done)
         if (options?.awaitDurable !== false) yield* durableEffect
         return { seq, durable: durableEffect }
