@@ -135,21 +135,25 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
      * overwrote it).
      */
     const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
-      Effect.gen(function*() {
-        const result = yield* Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure)
-        for (const k of remember) {
-          const op = ops.findLast((o) => overlayKey(o.key) === overlayKey(k))
-          overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
-        }
-        const forget = Effect.sync(() => {
+      // Db.write queues all or nothing, even when interrupted; what it queued is remembered (and its
+      // forgetting scheduled) before any interruption can land.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const result = yield* restore(Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure))
           for (const k of remember) {
-            const entry = overlay.get(overlayKey(k))
-            if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
+            const op = ops.findLast((o) => overlayKey(o.key) === overlayKey(k))
+            overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
           }
+          const forget = Effect.sync(() => {
+            for (const k of remember) {
+              const entry = overlay.get(overlayKey(k))
+              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
+            }
+          })
+          if (remember.length > 0) yield* Effect.forkIn(Effect.ensuring(Effect.exit(result.durable), forget), scope)
+          return Effect.mapError(result.durable, storeFailure)
         })
-        if (remember.length > 0) yield* Effect.forkIn(Effect.ensuring(Effect.exit(result.durable), forget), scope)
-        return Effect.mapError(result.durable, storeFailure)
-      })
+      )
 
     // --- per-log locks ------------------------------------------------------------------------------
 
