@@ -10,7 +10,7 @@
  * keys of any permitted length (the router caps parameters at 100 characters), and gives JSON 404/405s.
  */
 import * as Arrow from "apache-arrow"
-import { Cause, Context, Effect, Layer, Option, Schema, SchemaIssue, Stream } from "effect"
+import { Cause, Context, Effect, Layer, Option, Schema, SchemaGetter, SchemaIssue, Stream } from "effect"
 import { Base64 } from "effect/encoding"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
@@ -216,7 +216,21 @@ const appendBody = <V extends Schema.Top>(value: V) =>
     producerSeq: Schema.optionalKey(Offset)
   })
 const AppendBodyUtf8 = appendBody(WellFormedString)
-const AppendBodyBase64 = appendBody(Schema.Uint8ArrayFromBase64)
+/**
+ * Canonical base64 (RFC 4648 section 4, padded, no whitespace, zero pad bits): exactly what encoding the
+ * bytes gives back, so one value has one spelling and a mangled one (`\r\n` inside, a trailing newline,
+ * the URL alphabet) is refused rather than guessed at.
+ */
+const CanonicalBase64 = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    (/^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0 && Buffer.from(s, "base64").toString("base64") === s) ||
+    "must be canonical base64 (padded, no whitespace)"
+  )
+).pipe(Schema.decodeTo(Schema.Uint8Array, {
+  decode: SchemaGetter.transform((s: string) => new Uint8Array(Buffer.from(s, "base64"))),
+  encode: SchemaGetter.transform((bytes: Uint8Array) => Buffer.from(bytes).toString("base64"))
+}))
+const AppendBodyBase64 = appendBody(CanonicalBase64)
 
 const TrimBody = Schema.Struct({ before: Offset })
 const FencingTokenBody = Schema.Struct({
@@ -293,11 +307,20 @@ const queryParams = (query: string): Effect.Effect<Record<string, string>, Inval
     return Effect.succeed(out)
   })
 
-const decodeQuery = <S extends Schema.Top & { readonly DecodingServices: never }>(
-  schema: S,
-  query: string
-): Effect.Effect<S["Type"], InvalidInput> =>
-  Effect.flatMap(queryParams(query), (params) => decodeWith(schema, params, "query", "parameter"))
+/** A route's query parameters: the ones it knows, each optional or required, each of one type. */
+type QuerySchema = Schema.Struct<Schema.Struct.Fields> & { readonly DecodingServices: never }
+
+/**
+ * A route's query, decoded before its handler runs: an unknown parameter (`?force=true` on a DELETE) or
+ * a repeated one is a 400 and nothing happens.
+ */
+const decodeQuery = <S extends QuerySchema>(schema: S, query: string): Effect.Effect<S["Type"], InvalidInput> =>
+  Effect.flatMap(queryParams(query), (params) => {
+    for (const name of Object.keys(params)) {
+      if (!Object.hasOwn(schema.fields, name)) return Effect.fail(new InvalidInput({ field: name, reason: "is not a known parameter" }))
+    }
+    return decodeWith(schema, params, "query", "parameter")
+  })
 
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
@@ -618,8 +641,7 @@ type Answered = Effect.fn.Return<HttpServerResponse.HttpServerResponse, ApiError
 type Request = HttpServerRequest.HttpServerRequest
 
 const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => {
-  const list = Effect.fnUntraced(function*(query: string): Answered {
-    const q = yield* decodeQuery(ListQuery, query)
+  const list = Effect.fnUntraced(function*(q: typeof ListQuery.Type): Answered {
     const result = yield* store.list(q)
     return ok({
       logs: result.logs.map(metaJson),
@@ -627,19 +649,17 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     })
   })
 
-  const meta = Effect.fnUntraced(function*(key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const meta = Effect.fnUntraced(function*(key: string): Answered {
     return ok(metaJson(yield* store.meta(key)))
   })
 
-  const remove = Effect.fnUntraced(function*(key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const remove = Effect.fnUntraced(function*(key: string): Answered {
     yield* store.delete(key)
     return HttpServerResponse.empty({ status: 204 })
   })
 
-  const append = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    const { encoding = "utf8" } = yield* decodeQuery(EncodingQuery, query)
+  const append = Effect.fnUntraced(function*(request: Request, key: string, q: typeof EncodingQuery.Type): Answered {
+    const encoding = q.encoding ?? "utf8"
     const json = yield* readJson(request)
     // Over-long batches are refused before their records are validated one by one.
     const raw = typeof json === "object" && json !== null ? (json as { readonly records?: unknown }).records : undefined
@@ -663,8 +683,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     return ok({ offsets: result.offsets, next: result.next })
   })
 
-  const read = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    const q = yield* decodeQuery(ReadQuery, query)
+  const read = Effect.fnUntraced(function*(request: Request, key: string, q: typeof ReadQuery.Type): Answered {
     if (q.from !== undefined && q.fromTime !== undefined) {
       return yield* new InvalidInput({ field: "fromTime", reason: "give either from or fromTime, not both" })
     }
@@ -679,34 +698,29 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     return ok({ records, next: result.next })
   })
 
-  const trim = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const trim = Effect.fnUntraced(function*(request: Request, key: string): Answered {
     const body = yield* decodeBody(request, TrimBody)
     return ok(metaJson(yield* store.trim(key, body.before)))
   })
 
-  const fencingToken = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const fencingToken = Effect.fnUntraced(function*(request: Request, key: string): Answered {
     const body = yield* decodeBody(request, FencingTokenBody)
     return ok(metaJson(yield* store.setFencingToken(key, body.token ?? undefined, body.current)))
   })
 
-  const retention = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const retention = Effect.fnUntraced(function*(request: Request, key: string): Answered {
     const body = yield* decodeBody(request, RetentionBody)
     return ok(metaJson(yield* store.setRetention(key, body ?? undefined)))
   })
 
-  const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string, query: string): Answered {
-    yield* decodeQuery(NoQuery, query)
+  const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string): Answered {
     const result = request.method === "PUT"
       ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset))
       : yield* store.fetchOffset(group, key)
     return ok({ group: result.group, key: result.key, offset: result.offset ?? null, lag: result.lag })
   })
 
-  const tail = Effect.fnUntraced(function*(request: Request, key: string, query: string): Answered {
-    const q = yield* decodeQuery(TailQuery, query)
+  const tail = Effect.fnUntraced(function*(request: Request, key: string, q: typeof TailQuery.Type): Answered {
     const given = [q.from !== undefined, q.fromTime !== undefined, q.now !== undefined].filter(Boolean).length
     if (given > 1) {
       return yield* new InvalidInput({ field: "from", reason: "give at most one of from, fromTime and now" })
@@ -723,21 +737,30 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     return yield* serveTail(request, store.tail(key, start), q.encoding ?? "utf8", shutdown)
   })
 
-  const tailPrefix = Effect.fnUntraced(function*(request: Request, query: string): Answered {
-    const q = yield* decodeQuery(TailPrefixQuery, query)
+  const tailPrefix = Effect.fnUntraced(function*(request: Request, q: typeof TailPrefixQuery.Type): Answered {
     if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
     return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", shutdown)
   })
 
-  /** Runs the handler of the request's method (HEAD runs GET's), or answers 405. */
+  /** A route's handler for one method, given the raw query: decodes the parameters it takes, then runs. */
+  type Route = (query: string) => Handler
+  const route = <S extends QuerySchema>(schema: S, run: (query: S["Type"]) => Handler): Route => (query) =>
+    Effect.flatMap(decodeQuery(schema, query), run)
+  const plain = (run: () => Handler): Route => route(NoQuery, run)
+
+  /**
+   * Runs the route of the request's method (HEAD runs GET's), or answers 405. Every route's query is
+   * decoded here, once, before its handler runs.
+   */
   const methods = (
     request: Request,
-    table: Partial<Record<"GET" | "POST" | "PUT" | "DELETE", () => Handler>>
+    query: string,
+    table: Partial<Record<"GET" | "POST" | "PUT" | "DELETE", Route>>
   ): Handler => {
     const method = request.method === "HEAD" ? "GET" : request.method
-    const handler = (table as Record<string, (() => Handler) | undefined>)[method]
-    return handler !== undefined
-      ? handler()
+    const r = (table as Record<string, Route | undefined>)[method]
+    return r !== undefined
+      ? r(query)
       : Effect.fail(new MethodNotAllowed({ method: request.method, allow: Object.keys(table) }))
   }
 
@@ -747,10 +770,10 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     const notFound = new RouteNotFound({ method: request.method, path })
     if (s[0] !== "v1") return yield* notFound
     if (s[1] === "tail" && s.length === 2) {
-      return yield* methods(request, { GET: () => tailPrefix(request, query) })
+      return yield* methods(request, query, { GET: route(TailPrefixQuery, (q) => tailPrefix(request, q)) })
     }
     if (s[1] === "logs") {
-      if (s.length === 2) return yield* methods(request, { GET: () => list(query) })
+      if (s.length === 2) return yield* methods(request, query, { GET: route(ListQuery, list) })
       if (s.length > 4) return yield* notFound
       const action = s[3]
       if (action !== undefined && !["records", "trim", "fencing-token", "retention", "tail"].includes(action)) {
@@ -759,27 +782,27 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
       const key = yield* decodeName(s[2], "key")
       switch (action) {
         case undefined:
-          return yield* methods(request, { GET: () => meta(key, query), DELETE: () => remove(key, query) })
+          return yield* methods(request, query, { GET: plain(() => meta(key)), DELETE: plain(() => remove(key)) })
         case "records":
-          return yield* methods(request, {
-            GET: () => read(request, key, query),
-            POST: () => append(request, key, query)
+          return yield* methods(request, query, {
+            GET: route(ReadQuery, (q) => read(request, key, q)),
+            POST: route(EncodingQuery, (q) => append(request, key, q))
           })
         case "trim":
-          return yield* methods(request, { POST: () => trim(request, key, query) })
+          return yield* methods(request, query, { POST: plain(() => trim(request, key)) })
         case "fencing-token":
-          return yield* methods(request, { PUT: () => fencingToken(request, key, query) })
+          return yield* methods(request, query, { PUT: plain(() => fencingToken(request, key)) })
         case "retention":
-          return yield* methods(request, { PUT: () => retention(request, key, query) })
+          return yield* methods(request, query, { PUT: plain(() => retention(request, key)) })
         default:
-          return yield* methods(request, { GET: () => tail(request, key, query) })
+          return yield* methods(request, query, { GET: route(TailQuery, (q) => tail(request, key, q)) })
       }
     }
     if (s[1] === "groups" && s.length === 5 && s[3] === "offsets") {
       const group = yield* decodeName(s[2], "group")
       const key = yield* decodeName(s[4], "key")
-      const handler = () => groupOffset(request, group, key, query)
-      return yield* methods(request, { GET: handler, PUT: handler })
+      const handler = plain(() => groupOffset(request, group, key))
+      return yield* methods(request, query, { GET: handler, PUT: handler })
     }
     return yield* notFound
   })

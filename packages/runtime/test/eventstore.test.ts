@@ -352,6 +352,54 @@ describe("EventStore HTTP API", () => {
     expect((await fetch(`${base}/-/healthy`)).status).toBe(200)
   })
 
+  it("refuses an unknown or repeated query parameter on every route with 400, before anything happens", async () => {
+    const key = freshKey("params")
+    await append(key, ["a", "b", "c"])
+    const log = `/v1/logs/${enc(key)}`
+    const refused: ReadonlyArray<[string, string, unknown?]> = [
+      ["DELETE", `${log}?force=true`],
+      ["POST", `${log}/trim?x=1`, { before: 2 }],
+      ["PUT", `${log}/fencing-token?token=a`, { token: "a" }],
+      ["PUT", `${log}/retention?maxBytes=1`, { maxBytes: 1 }],
+      ["PUT", `/v1/groups/g/offsets/${enc(key)}?offset=1`, { offset: 1 }],
+      ["POST", `${log}/records?encoding=utf8&sync=1`, { records: [{ value: "d" }] }],
+      ["POST", `${log}/records?encoding=utf8&encoding=utf8`, { records: [{ value: "d" }] }],
+      ["GET", `${log}?verbose=1`],
+      ["GET", `${log}/records?x=1`],
+      ["GET", `/v1/logs?prefix=t&prefix=u`],
+      ["GET", `/v1/groups/g/offsets/${enc(key)}?x=1`]
+    ]
+    for (const [method, path, body] of refused) {
+      const answer = await call(method, path, body)
+      expect(answer.status, `${method} ${path}`).toBe(400)
+      expect(answer.body.error, `${method} ${path}`).toBe("InvalidInput")
+    }
+    // Nothing happened: the log is there, untrimmed, unfenced, with no retention and no group offset.
+    const meta = await get(log)
+    expect(meta.status).toBe(200)
+    expect(meta.body).toMatchObject({ firstOffset: 0, nextOffset: 3 })
+    expect(meta.body.retention ?? null).toBeNull()
+    expect(meta.body.fenced ?? false).toBe(false)
+    expect((await get(`/v1/groups/g/offsets/${enc(key)}`)).body.offset).toBeNull()
+    // A fencing token put with a stray parameter created no log either.
+    const other = freshKey("params-none")
+    expect((await call("PUT", `/v1/logs/${enc(other)}/fencing-token?token=a`, { token: "a" })).status).toBe(400)
+    expect((await get(`/v1/logs/${enc(other)}`)).status).toBe(404)
+  })
+
+  it("takes only canonical base64 with ?encoding=base64", async () => {
+    const key = freshKey("base64")
+    const records = `/v1/logs/${enc(key)}/records?encoding=base64`
+    for (const value of ["aGVsbG8gd29ybGQ=\n", "aGVs\r\nbG8=", "aGVsbG8", "aGVsbG9=", "aGV sbG8=", "aGVsbG8_", "aGVsbG8-"]) {
+      const answer = await post(records, { records: [{ value }] })
+      expect(answer.status, JSON.stringify(value)).toBe(400)
+      expect(answer.body.field, JSON.stringify(value)).toBe("records[0].value")
+    }
+    expect((await get(`/v1/logs/${enc(key)}`)).status).toBe(404)
+    expect((await post(records, { records: [{ value: "aGVsbG8=" }, { value: "" }] })).status).toBe(200)
+    expect((await readAll(key)).records.map((r) => r.value)).toEqual(["hello", ""])
+  })
+
   it("answers 404 for an unknown log", async () => {
     const key = freshKey("missing")
     for (const answer of [
