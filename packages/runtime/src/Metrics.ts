@@ -6,8 +6,8 @@
  * process gauges. Counters live in memory and are bounded by the fixed sets of routes, operations,
  * outcomes and Dbs.
  */
-import { Context, Effect, Layer } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Cause, Clock, Context, Effect, Layer, Option } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { Db } from "@opendata/core"
 import { ObjectStore } from "@opendata/core"
 
@@ -40,6 +40,11 @@ export interface MetricsShape {
   readonly observeStore: (operation: string, outcome: string, seconds: number) => void
   /** Requests being served now on a route (`delta` +1 when one starts, -1 when it ends). */
   readonly inFlight: (route: string, delta: number) => void
+  /**
+   * A request for a path no route serves arrived at `nowMs`: the number of such requests not logged since
+   * the last one logged, when this one should be logged (once per `unknownRouteLogIntervalMs`), else undefined.
+   */
+  readonly unknownRouteLog: (nowMs: number) => number | undefined
   /** Adds a source of samples read at each scrape (a product's Db, a compactor); removed with its scope. */
   readonly register: (collector: Effect.Effect<ReadonlyArray<Sample>>) => Effect.Effect<void, never, import("effect").Scope.Scope>
   readonly render: Effect.Effect<string>
@@ -74,6 +79,8 @@ const renderSamples = (samples: ReadonlyArray<Sample>): Array<string> => {
 export const make = (): MetricsShape => {
   const collectors = new Set<Effect.Effect<ReadonlyArray<Sample>>>()
   const inFlight = new Map<string, number>()
+  let unknownRouteLoggedMs = Number.NEGATIVE_INFINITY
+  let unknownRouteUnlogged = 0
   const http = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
   const store = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
   const observe = (map: typeof http, labels: Record<string, string>, seconds: number) => {
@@ -92,6 +99,16 @@ export const make = (): MetricsShape => {
     observeStore: (operation, outcome, seconds) => observe(store, { operation, outcome }, seconds),
     inFlight: (route, delta) => {
       inFlight.set(route, (inFlight.get(route) ?? 0) + delta)
+    },
+    unknownRouteLog: (nowMs) => {
+      if (nowMs - unknownRouteLoggedMs < unknownRouteLogIntervalMs) {
+        unknownRouteUnlogged += 1
+        return undefined
+      }
+      const unlogged = unknownRouteUnlogged
+      unknownRouteLoggedMs = nowMs
+      unknownRouteUnlogged = 0
+      return unlogged
     },
     register: (collector) =>
       Effect.acquireRelease(Effect.sync(() => collectors.add(collector)), () => Effect.sync(() => collectors.delete(collector))),
@@ -205,19 +222,46 @@ export const compactorSamples = (db: string, stats: Db.CompactorStats): Array<Sa
   ]
 }
 
+/** The API's endpoints under `/api/v1/` (anything else there is counted as `other`). */
+const apiEndpoints: ReadonlySet<string> = new Set([
+  "write", "query", "query_range", "format_query", "parse_query", "series", "labels", "label", "metadata", "status", "query_exemplars"
+])
+
 /** A fixed, small set of route names (never the raw path: keys and label values would be unbounded). */
-const routeOf = (url: string): string => {
+export const routeOf = (url: string): string => {
   const path = url.split("?")[0] ?? ""
   if (path.startsWith("/api/v1/")) {
     const name = path.slice("/api/v1/".length).split("/")[0] ?? ""
+    if (!apiEndpoints.has(name)) return "other"
     return `/api/v1/${["label", "status"].includes(name) ? `${name}/...` : name}`
   }
-  if (path.startsWith("/v1/logs")) return path.endsWith("/tail") ? "/v1/logs/{key}/tail" : path.includes("/records") ? "/v1/logs/{key}/records" : "/v1/logs"
-  if (path.startsWith("/v1/groups")) return "/v1/groups"
-  if (path.startsWith("/v1/tail")) return "/v1/tail"
+  if (path === "/v1/logs" || path.startsWith("/v1/logs/")) return path.endsWith("/tail") ? "/v1/logs/{key}/tail" : path.includes("/records") ? "/v1/logs/{key}/records" : "/v1/logs"
+  if (path.startsWith("/v1/groups/")) return "/v1/groups"
+  if (path === "/v1/tail") return "/v1/tail"
   if (["/-/healthy", "/-/ready", "/metrics"].includes(path)) return path
   return "other"
 }
+
+/** HTTP's standard methods; any other a client sends is counted as `other` (label values stay bounded). */
+const standardMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"])
+export const methodOf = (method: string): string => (standardMethods.has(method) ? method : "other")
+
+/** At most one log line per this many ms about requests for paths no route serves. */
+export const unknownRouteLogIntervalMs = 10_000
+
+/**
+ * A request no route serves: a plain 404, not an error. It is counted under route `other`; it is logged
+ * at debug level, at most once per `unknownRouteLogIntervalMs` (with how many went unlogged), and never in
+ * the access log: scanners probing paths must not flood the log.
+ */
+const unknownRoute = (metrics: MetricsShape, method: string, url: string) =>
+  Effect.gen(function*() {
+    const unlogged = metrics.unknownRouteLog(yield* Clock.currentTimeMillis)
+    if (unlogged !== undefined) {
+      yield* Effect.logDebug("no route for the request", { method: methodOf(method), path: (url.split("?")[0] ?? "").slice(0, 200), unlogged })
+    }
+    return yield* HttpMiddleware.withLoggerDisabled(Effect.succeed(HttpServerResponse.text("404 page not found\n", { status: 404 })))
+  })
 
 /** Times every request, whatever route answers it. */
 export const httpMiddleware = HttpRouter.middleware(
@@ -229,8 +273,14 @@ export const httpMiddleware = HttpRouter.middleware(
       const route = routeOf(request.url)
       metrics.inFlight(route, 1)
       return yield* httpEffect.pipe(
+        Effect.catchCause((cause) => {
+          const error = Option.getOrUndefined(Cause.findErrorOption(cause)) as unknown
+          return HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+            ? unknownRoute(metrics, request.method, request.url)
+            : Effect.failCause(cause)
+        }),
         Effect.tap((response) =>
-          Effect.sync(() => metrics.observeHttp(route, request.method, response.status, (performance.now() - started) / 1000))
+          Effect.sync(() => metrics.observeHttp(route, methodOf(request.method), response.status, (performance.now() - started) / 1000))
         ),
         Effect.ensuring(Effect.sync(() => metrics.inFlight(route, -1)))
       )

@@ -172,13 +172,26 @@ const markReady = (role: Role) => Layer.effectDiscard(
 )
 
 /**
+ * Node's HTTP server, answering `CONNECT` (which Node hands to a `connect` listener, or else drops the
+ * connection without a word) with 405: this server is no proxy.
+ */
+const newHttpServer = () => {
+  const server = createServer()
+  server.on("connect", (_request, socket) => {
+    socket.on("error", () => {})
+    socket.end("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+  })
+  return server
+}
+
+/**
  * The whole server: object store, products, routes and the Node HTTP listener. The products open before
  * the server is marked ready and close after it stopped serving.
  */
 export const layer = (
   config: RuntimeConfig
 ): Layer.Layer<HttpServer.HttpServer | Readiness | ObjectStore.ObjectStore, HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable> => {
-  const listener = NodeHttpServer.layer(createServer, {
+  const listener = NodeHttpServer.layer(newHttpServer, {
     port: config.port,
     host: config.host,
     gracefulShutdownTimeout: "10 seconds",

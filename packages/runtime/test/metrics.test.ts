@@ -32,6 +32,32 @@ describe("/metrics", () => {
     }
   })
 
+  it("keeps its label values bounded whatever paths and methods clients send, and logs unknown paths only at debug", async () => {
+    const server = await start({ OPENDATA_STORE: "memory" })
+    const net = await import("node:net")
+    // Methods Node accepts but no route serves, and paths no route serves: each set shares one label value.
+    for (const method of ["PROPFIND", "MKCOL", "LOCK", "PURGE", "SEARCH"]) await fetch(`${server.base}/metrics`, { method })
+    for (let i = 0; i < 30; i++) await fetch(`${server.base}/${i === 0 ? "api/v1" : "no/such"}/path-${i}?x=${i}`)
+    // CONNECT gets an answer (405), not a dropped connection.
+    const connect = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(server.port, "127.0.0.1", () => socket.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"))
+      let got = ""
+      socket.on("data", (d) => (got += d.toString()))
+      socket.on("end", () => resolve(got))
+      socket.on("error", reject)
+    })
+    expect(connect).toMatch(/^HTTP\/1\.1 405 /)
+    const text = await (await fetch(`${server.base}/metrics`)).text()
+    const series = text.split("\n").filter((l) => l.startsWith("opendata_http_request_duration_seconds_count"))
+    expect(series.filter((l) => l.includes('route="other"'))).toEqual([
+      'opendata_http_request_duration_seconds_count{route="other",method="GET",code="404"} 30'
+    ])
+    expect(series.filter((l) => l.includes('method="other"'))).toEqual([
+      'opendata_http_request_duration_seconds_count{route="/metrics",method="other",code="404"} 5'
+    ])
+    expect(server.output()).not.toMatch(/path-\d/)
+  })
+
   it("shows open WebSocket tails as requests in flight on the tail route", async () => {
     const server = await start({ OPENDATA_STORE: "memory" })
     const tails = await Promise.all([1, 2].map(() =>

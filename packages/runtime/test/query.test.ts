@@ -7,7 +7,8 @@ import { RemoteWrite } from "@opendata/tsdb"
 import { killAll, type ServerProcess, start } from "./process.ts"
 
 let server: ServerProcess
-const t0 = 1_700_000_000 // seconds
+/** An hour ago, on a whole minute (seconds): inside the retention horizon, which remote write enforces. */
+const t0 = Math.floor(Date.now() / 60_000) * 60 - 3600
 
 beforeAll(async () => {
   server = await start({ OPENDATA_STORE: "memory" })
@@ -135,4 +136,59 @@ describe("the query API", () => {
     expect(JSON.parse(form.body).error).toMatch(/over the limit/)
     expect((await get(`/api/v1/query?query=${encodeURIComponent("count(http_requests_total)")}&time=${t0 + 60}`)).body.data.result[0].value[1]).toBe("4")
   }, 30_000)
+})
+
+describe("input the API refuses", () => {
+  const remoteWrite = (samples: Array<{ timestampMs: number; value: number }>, contentType = "application/x-protobuf") =>
+    fetch(`${server.base}/api/v1/write`, {
+      method: "POST",
+      headers: { "content-type": contentType, "content-encoding": "snappy" },
+      body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({
+        series: [{ labels: [["__name__", "refused_probe"]], samples }],
+        metadata: [],
+        histograms: 0,
+        exemplars: 0
+      }))
+    })
+
+  it("answers an unknown or repeated parameter with 400 bad_data, on every endpoint", async () => {
+    for (
+      const path of [
+        `/api/v1/query?query=up&tme=${t0}`,
+        `/api/v1/query?query=up&query=down`,
+        `/api/v1/query_range?query=up&start=${t0}&end=${t0 + 60}&step=15&stepp=1`,
+        "/api/v1/series?match[]=up&match[]=down&foo=1",
+        "/api/v1/labels?x=1",
+        "/api/v1/label/job/values?start=1&start=2",
+        "/api/v1/metadata?metrics=up",
+        "/api/v1/status/buildinfo?x",
+        "/api/v1/format_query?query=up&pretty=1"
+      ]
+    ) {
+      const { status, body } = await get(path)
+      expect(status, path).toBe(400)
+      expect(body, path).toMatchObject({ status: "error", errorType: "bad_data" })
+    }
+    // Repeating match[] is how several selectors are given.
+    expect((await get("/api/v1/series?match[]=up&match[]=http_requests_total")).status).toBe(200)
+  })
+
+  it("refuses samples it would never keep (timestamp 0, before the retention horizon) with 400 and the count", async () => {
+    for (const timestampMs of [0, Date.now() - 400 * 86_400_000]) {
+      const res = await remoteWrite([{ timestampMs, value: 1 }])
+      expect(res.status, String(timestampMs)).toBe(400)
+      expect(await res.text()).toMatch(/^1 samples rejected/)
+    }
+    const now = Date.now()
+    const mixed = await remoteWrite([{ timestampMs: now - 400 * 86_400_000, value: 1 }, { timestampMs: now, value: 2 }])
+    expect(mixed.status).toBe(400)
+    const { body } = await get(`/api/v1/query?query=refused_probe&time=${now / 1000}`)
+    expect(body.data.result.map((r: any) => r.value[1])).toEqual(["2"])
+  })
+
+  it("answers a remote write message type it does not know with 415", async () => {
+    const res = await remoteWrite([{ timestampMs: Date.now(), value: 1 }], "application/x-protobuf;proto=io.prometheus.write.v3.Request")
+    expect(res.status).toBe(415)
+    expect((await remoteWrite([{ timestampMs: Date.now(), value: 1 }], "application/x-protobuf;proto=prometheus.WriteRequest")).status).toBe(204)
+  })
 })

@@ -66,18 +66,35 @@ const isMaxBytes = (e: unknown): boolean => {
   return false
 }
 
-/** Query parameters, merged with a form-encoded body for POST (as Prometheus does). */
-const params = Effect.gen(function*() {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const url = new URL(request.url, "http://localhost")
-  const all = new URLSearchParams(url.search)
-  if (request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
-    const body = yield* boundedBody(request, Limits.formBodyBytesMax)
-    if (body._tag !== "Body") return yield* Effect.die(new BadRequest(body.message))
-    for (const [k, v] of new URLSearchParams(new TextDecoder().decode(body.bytes))) all.append(k, v)
-  }
-  return all
-})
+/** Parameters a route may repeat (selectors); any other given twice is refused rather than guessed at. */
+const repeatable: ReadonlySet<string> = new Set(["match[]"])
+
+/**
+ * A request's parameters: the query string, merged with a form-encoded body for POST (as Prometheus does),
+ * checked against the route's known names before its handler runs. Prometheus ignores what it does not
+ * know; here an unknown or repeated parameter is a 400, so a typo never silently changes an answer.
+ */
+const readParams = (known: ReadonlySet<string>) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const q = request.url.indexOf("?")
+    const all = new URLSearchParams(q === -1 ? "" : request.url.slice(q + 1))
+    if (request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
+      const body = yield* boundedBody(request, Limits.formBodyBytesMax)
+      if (body._tag !== "Body") return yield* Effect.die(new BadRequest(body.message))
+      for (const [k, v] of new URLSearchParams(new TextDecoder().decode(body.bytes))) all.append(k, v)
+    }
+    const seen = new Set<string>()
+    for (const name of all.keys()) {
+      if (!known.has(name)) return yield* Effect.die(new BadRequest(`unknown parameter "${name}": this endpoint takes ${[...known].join(", ") || "none"}`))
+      if (seen.has(name) && !repeatable.has(name)) return yield* Effect.die(new BadRequest(`invalid parameter "${name}": given more than once`))
+      seen.add(name)
+    }
+    return all
+  })
+
+/** The request's parameters, checked by its route (see `route`). */
+class Params extends Context.Service<Params, URLSearchParams>()("@opendata/tsdb/Http/Params") {}
 
 const selectorsOf = (p: URLSearchParams): Array<Array<Matcher>> =>
   p.getAll("match[]").map((m) => {
@@ -122,7 +139,7 @@ const answer = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse,
 
 const seriesHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const selectors = selectorsOf(p)
   if (selectors.length === 0) throw new BadRequest("no match[] parameter provided")
   const { start, end } = range(p)
@@ -132,14 +149,14 @@ const seriesHandler = answer(Effect.gen(function*() {
 
 const labelsHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const { start, end } = range(p)
   return success(yield* tsdb.labelNames(selectorsOf(p), start, end, limitOf(p)))
 }))
 
 const labelValuesHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const name = (yield* HttpRouter.params)["name"] ?? ""
   if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new BadRequest(`invalid label name: "${name}"`)
   const { start, end } = range(p)
@@ -148,7 +165,7 @@ const labelValuesHandler = answer(Effect.gen(function*() {
 
 const metadataHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const metric = p.get("metric") ?? undefined
   const all = yield* tsdb.metadata(metric === "" ? undefined : metric, limitOf(p))
   const data: Record<string, Array<{ type: string; help: string; unit: string }>> = {}
@@ -166,7 +183,7 @@ const buildinfoHandler = Effect.succeed(success({
 }))
 
 const exemplarsHandler = answer(Effect.gen(function*() {
-  const p = yield* params
+  const p = yield* Params
   range(p)
   return success([])
 }))
@@ -244,7 +261,7 @@ const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number },
 
 const queryHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const query = p.get("query")
   if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
   const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
@@ -264,7 +281,7 @@ const queryHandler = answer(Effect.gen(function*() {
 
 const queryRangeHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
-  const p = yield* params
+  const p = yield* Params
   const query = p.get("query")
   if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
   const start = parseTime(p.get("start") ?? undefined, Number.NaN, "start")
@@ -286,7 +303,7 @@ const queryRangeHandler = answer(Effect.gen(function*() {
 }))
 
 const formatQueryHandler = answer(Effect.gen(function*() {
-  const p = yield* params
+  const p = yield* Params
   try {
     return success(formatExpr(parse(p.get("query") ?? "")))
   } catch (e) {
@@ -296,7 +313,7 @@ const formatQueryHandler = answer(Effect.gen(function*() {
 }))
 
 const parseQueryHandler = answer(Effect.gen(function*() {
-  const p = yield* params
+  const p = yield* Params
   try {
     return success(parse(p.get("query") ?? ""))
   } catch (e) {
@@ -312,8 +329,14 @@ const writeHandler = Effect.gen(function*() {
   const length = Number(request.headers["content-length"] ?? "0")
   if (length > Limits.writeBodyBytesMax) return failure(413, "bad_data", `request body of ${length} bytes is over the limit of ${Limits.writeBodyBytesMax}`)
   const contentType = request.headers["content-type"] ?? "application/x-protobuf"
-  const v2 = /proto=io\.prometheus\.write\.v2\.Request/.test(contentType)
-  if (!contentType.startsWith("application/x-protobuf")) return failure(415, "bad_data", `unsupported content type ${contentType}`)
+  const [mediaType = "", ...parameters] = contentType.split(";").map((part) => part.trim())
+  if (mediaType.toLowerCase() !== "application/x-protobuf") return failure(415, "bad_data", `unsupported content type ${contentType}`)
+  // As Prometheus: no `proto` is 1.0; a message type it does not know is a 415, never read as another.
+  const proto = parameters.find((p) => p.toLowerCase().startsWith("proto="))?.slice("proto=".length).replace(/^"|"$/g, "") ?? "prometheus.WriteRequest"
+  if (proto !== "prometheus.WriteRequest" && proto !== "io.prometheus.write.v2.Request") {
+    return failure(415, "bad_data", `unknown remote write proto message ${proto}: use prometheus.WriteRequest or io.prometheus.write.v2.Request`)
+  }
+  const v2 = proto === "io.prometheus.write.v2.Request"
   const encoding = request.headers["content-encoding"] ?? "snappy"
   if (encoding !== "snappy") return failure(415, "bad_data", `unsupported content encoding ${encoding}`)
   const read = yield* boundedBody(request, Limits.writeBodyBytesMax)
@@ -362,25 +385,34 @@ const writeHandler = Effect.gen(function*() {
   Effect.catchDefect((d) => Effect.succeed(HttpServerResponse.text(`internal error: ${d instanceof Error ? d.message : String(d)}`, { status: 500 })))
 )
 
+/** A route and the parameters it takes: they are checked here, once, before its handler runs. */
+const route = <R>(
+  methods: ReadonlyArray<"GET" | "POST">,
+  path: HttpRouter.PathInput,
+  known: ReadonlyArray<string>,
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | Params>
+) => {
+  const names: ReadonlySet<string> = new Set(known)
+  const checked = answer(Effect.flatMap(readParams(names), (p) => Effect.provideService(handler, Params, p)))
+  const [first, ...rest] = methods.map((method) => HttpRouter.add(method, path, checked))
+  return Layer.mergeAll(first!, ...rest)
+}
+
+const both = ["GET", "POST"] as const
+const selection = ["match[]", "start", "end", "limit"]
+
 /** The routes; they need the `Tsdb` service. */
 export const routes = Layer.mergeAll(
   // Remote writers send a request every few hundred samples: no access log line for each.
-  HttpRouter.add("POST", "/api/v1/write", HttpMiddleware.withLoggerDisabled(writeHandler)),
-  HttpRouter.add("GET", "/api/v1/query", queryHandler),
-  HttpRouter.add("POST", "/api/v1/query", queryHandler),
-  HttpRouter.add("GET", "/api/v1/query_range", queryRangeHandler),
-  HttpRouter.add("POST", "/api/v1/query_range", queryRangeHandler),
-  HttpRouter.add("GET", "/api/v1/format_query", formatQueryHandler),
-  HttpRouter.add("POST", "/api/v1/format_query", formatQueryHandler),
-  HttpRouter.add("GET", "/api/v1/parse_query", parseQueryHandler),
-  HttpRouter.add("POST", "/api/v1/parse_query", parseQueryHandler),
-  HttpRouter.add("GET", "/api/v1/series", seriesHandler),
-  HttpRouter.add("POST", "/api/v1/series", seriesHandler),
-  HttpRouter.add("GET", "/api/v1/labels", labelsHandler),
-  HttpRouter.add("POST", "/api/v1/labels", labelsHandler),
-  HttpRouter.add("GET", "/api/v1/label/:name/values", labelValuesHandler),
-  HttpRouter.add("GET", "/api/v1/metadata", metadataHandler),
-  HttpRouter.add("GET", "/api/v1/status/buildinfo", buildinfoHandler),
-  HttpRouter.add("GET", "/api/v1/query_exemplars", exemplarsHandler),
-  HttpRouter.add("POST", "/api/v1/query_exemplars", exemplarsHandler)
+  route(["POST"], "/api/v1/write", [], HttpMiddleware.withLoggerDisabled(writeHandler)),
+  route(both, "/api/v1/query", ["query", "time", "timeout", "limit"], queryHandler),
+  route(both, "/api/v1/query_range", ["query", "start", "end", "step", "timeout"], queryRangeHandler),
+  route(both, "/api/v1/format_query", ["query"], formatQueryHandler),
+  route(both, "/api/v1/parse_query", ["query"], parseQueryHandler),
+  route(both, "/api/v1/series", selection, seriesHandler),
+  route(both, "/api/v1/labels", selection, labelsHandler),
+  route(["GET"], "/api/v1/label/:name/values", selection, labelValuesHandler),
+  route(["GET"], "/api/v1/metadata", ["metric", "limit"], metadataHandler),
+  route(["GET"], "/api/v1/status/buildinfo", [], buildinfoHandler),
+  route(both, "/api/v1/query_exemplars", ["query", "start", "end"], exemplarsHandler)
 )

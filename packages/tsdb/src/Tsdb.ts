@@ -58,6 +58,11 @@ export interface WriteInput {
 export interface WriteOutcome {
   readonly samplesWritten: number
   readonly outOfOrder: number
+  /**
+   * Samples refused as out of bounds: before the retention horizon (now - retention: retention would drop
+   * them at once), too far behind the series' newest sample for the out-of-order window, or at a
+   * timestamp that is not a non-negative integer of milliseconds.
+   */
   readonly tooOld: number
   readonly duplicates: number
 }
@@ -437,6 +442,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           let waitFor = 0
           let outOfOrder = 0
           let tooOld = 0
+          // A sample before the retention horizon would be dropped as soon as it was stored: refused.
+          const horizon = (yield* Clock.currentTimeMillis) - retentionMs
           let duplicates = 0
           for (const m of input.metadata ?? []) {
             if (m.metric === "") continue
@@ -455,7 +462,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             let oooChanged = false
             for (const sample of s.samples) {
               const t = sample.timestampMs
-              if (!Number.isSafeInteger(t) || t < 0) {
+              if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1
                 continue
               }
