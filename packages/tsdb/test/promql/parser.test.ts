@@ -6,7 +6,7 @@
  */
 import { defaultDir } from "../../src/promql/testRunner.ts"
 import { assert, describe, it } from "@effect/vitest"
-import { readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { ParseError } from "../../src/promql/ast.ts"
 import {
@@ -628,7 +628,11 @@ const knownCause = (message: string): string | undefined =>
       : undefined
 
 describe("the promqltest corpus", () => {
-  it("parses every eval query that is expected to succeed", () => {
+  // Prometheus's test files are data beside the project; without them this test is skipped with a
+  // warning, except in CI (CI=true), where their absence fails.
+  const absent = !existsSync(corpusDir) && process.env["CI"] !== "true"
+  if (absent) console.warn(`\n[promqltest corpus] SKIPPED: no PromQL test files at ${corpusDir} (set PROMQLTEST_DIR)\n`)
+  it.skipIf(absent)("parses every eval query that is expected to succeed", () => {
     const files = readdirSync(corpusDir).filter((f) => f.endsWith(".test")).sort()
     assert.isAbove(files.length, 0)
     const all = files.flatMap((f) => evalQueries(f, readFileSync(join(corpusDir, f), "utf8")))
