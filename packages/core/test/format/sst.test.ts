@@ -14,6 +14,7 @@ import {
   decodeSstIndex,
   type Entry,
   encodeSst,
+  encodeSstInSteps,
   findBlocks,
   type SstBuildOptions,
   sstFooterBytes
@@ -90,6 +91,22 @@ describe("SST", () => {
     const entries = sorted(Array.from({ length: 20_000 }, (_, i) => entry(`key/${(i * 7919) % 20_000}`, i + 1, "put", random.bytes(i % 64))))
     const { read } = roundTrip(entries, { blockBytesTarget: 1024, bloomBitsPerKey: 10 })
     assert.isAbove(read.index.length, 300)
+  })
+
+  it("encodes in slices that pause between them, to the same bytes as in one go", () => {
+    const random = makeRandom(11)
+    const entries = sorted(Array.from({ length: 5_000 }, (_, i) => entry(`key/${(i * 7919) % 5_000}`, i + 1, "put", random.bytes(i % 32))))
+    const opts: SstBuildOptions = { blockBytesTarget: 512, bloomBitsPerKey: 10 }
+    const steps = encodeSstInSteps(entries, opts, 1_000)
+    let pauses = 0
+    let step = steps.next()
+    while (step.done !== true) {
+      pauses += 1
+      step = steps.next()
+    }
+    // Five slices in the validating pass and about five in the writing pass.
+    assert.isAtLeast(pauses, 9)
+    assert.deepStrictEqual(step.value.bytes, encodeSst(entries, opts).bytes)
   })
 
   it("pins the encoding with golden bytes", () => {

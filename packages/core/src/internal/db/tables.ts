@@ -11,7 +11,7 @@ import type { Entry } from "../format/entry.ts"
 import { CorruptObject } from "../format/errors.ts"
 import { bloomMayContain } from "../format/bloom.ts"
 import type { BlockHandle, SstFooter } from "../format/sst.ts"
-import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSst, findBlocks, sstFooterBytes } from "../format/sst.ts"
+import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
@@ -91,7 +91,15 @@ export const makeTables = (
   return {
     write: (id, entries, options) =>
       Effect.gen(function*() {
-        const { bytes, info } = encodeSst(entries, options)
+        // Encoded in slices, each followed by a turn of the event loop: a large table (a compaction's
+        // output) must not hold up every request and acknowledgement while it is encoded.
+        const steps = encodeSstInSteps(entries, options)
+        let step = steps.next()
+        while (step.done !== true) {
+          yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+          step = steps.next()
+        }
+        const { bytes, info } = step.value
         // A retry of the same table finds its own object (same put-id) and goes on; another's is a bug.
         const outcome = yield* putOnce(store, sstKey(id), bytes, `t-${id}`)
         if (outcome === "taken") return yield* Effect.die(new Error(`table id reused: ${sstKey(id)}`))

@@ -73,6 +73,27 @@ export const encodeSst = (
   entries: ReadonlyArray<Entry>,
   options: SstBuildOptions
 ): { readonly bytes: Uint8Array; readonly info: SstInfo } => {
+  const steps = encodeSstInSteps(entries, options)
+  for (;;) {
+    const step = steps.next()
+    if (step.done === true) return step.value
+  }
+}
+
+/** Entries encoded between two pauses of `encodeSstInSteps`: a few milliseconds of work. */
+export const sstEncodeSliceEntries = 16_384
+
+/**
+ * `encodeSst` as resumable work: the generator pauses (yields) after every `sliceEntries` entries of each
+ * pass, so that a caller can give the event loop a turn in between (encoding a table of hundreds of
+ * thousands of entries in one go would hold up every request and acknowledgement for that long). Returns
+ * what `encodeSst` returns.
+ */
+export function* encodeSstInSteps(
+  entries: ReadonlyArray<Entry>,
+  options: SstBuildOptions,
+  sliceEntries: number = sstEncodeSliceEntries
+): Generator<void, { readonly bytes: Uint8Array; readonly info: SstInfo }> {
   const n = entries.length
   if (n === 0) throw new Error("sst: no entries")
   if (n > 0xffff_ffff) throw new Error(`sst: ${n} entries do not fit a u32 count`)
@@ -104,6 +125,7 @@ export const encodeSst = (
       blockSize = blockOverheadBytes
     }
     prev = entry
+    if ((i + 1) % sliceEntries === 0) yield
   }
 
   const bloom = buildBloom(distinctKeys, distinctKeys.length, options.bloomBitsPerKey)
@@ -121,6 +143,7 @@ export const encodeSst = (
   const w = new ByteWriter(size)
   const handles: Array<{ offset: number; length: number; first: Uint8Array; last: Uint8Array }> = []
   let i = 0
+  let written = 0
   for (const end of blockEnds) {
     const offset = w.length
     const first = entries[i]!.key
@@ -128,6 +151,10 @@ export const encodeSst = (
     for (; i < end; i++) writeEntry(w, entries[i]!)
     w.u32(w.crcSince(offset))
     handles.push({ offset, length: w.length - offset, first, last: entries[end - 1]!.key })
+    if (i - written >= sliceEntries) {
+      written = i
+      yield
+    }
   }
 
   const bloomOffset = w.length
