@@ -35,8 +35,26 @@ export const queryTimeoutMsDefault = 2 * 60_000
  */
 export const selectScanSeriesMin = 32
 export const selectScanSpanPerSeriesMax = 8
+/**
+ * Compiled PromQL regexes kept, per kind (selector matchers, `label_replace` regexes); past it the
+ * oldest is dropped. Prometheus's `FastRegexMatcher` cache holds as many.
+ */
+export const regexCacheMax = 10_000
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
+/**
+ * How deep a PromQL expression may nest: the parser rejects a query whose syntax tree would be more than
+ * this many nodes deep, counting every operand, argument, parenthesis, sign, subquery and duration
+ * expression (a chain `a + b + c + ...` is as deep as it is long), with the parse error "expression nested
+ * too deeply (more than 256 levels)" (HTTP 400, `bad_data`). Prometheus has no cap (Go stacks grow); here
+ * the parser, the type checker, the printer (`format_query`) and the JSON encoder (`parse_query`) recurse
+ * over the tree on Node's fixed stack of about 1 MB. The most stack per level goes to nested aggregations
+ * (six parser frames a level): measured behind the HTTP server they overflow at about 1,000 levels before
+ * V8 has compiled the parser (the first requests) and 1,500 after; the evaluator runs on Effect's fiber loop
+ * and uses no stack per level. 256 keeps a fourfold margin in the worst case and is far deeper than
+ * queries are written (a longer `or` chain can be grouped with parentheses: `(a or b) or (c or d)`).
+ */
+export const promqlDepthMax = 256
 /** Retention: default age of samples kept, and how often the background pass runs. */
 export const retentionMsDefault = 15 * 24 * 60 * 60_000
 export const retentionIntervalMs = 60 * 60_000
@@ -47,3 +65,4 @@ const assert = (condition: boolean, message: string): void => {
 assert(writeBodyBytesMax <= writeDecompressedBytesMax, "writeBodyBytesMax <= writeDecompressedBytesMax")
 assert(chunkSamplesMax <= 65535, "chunkSamplesMax fits the chunk header")
 assert(outOfOrderWindowMs < bucketMs, "outOfOrderWindowMs < bucketMs")
+assert(Number.isSafeInteger(promqlDepthMax) && promqlDepthMax >= 1, "promqlDepthMax is a positive integer")

@@ -3,6 +3,10 @@
  * string (`{a="1",b="2"}` with Go-style escaping) identifies a series. Regex matchers are fully anchored.
  */
 
+import { compileMatcher, type Regex } from "./regex.ts"
+
+export { RegexSyntaxError } from "./regex.ts"
+
 export type Labels = ReadonlyArray<readonly [string, string]>
 
 export type MatchType = "=" | "!=" | "=~" | "!~"
@@ -21,71 +25,11 @@ export const sortLabels = (labels: Labels): Labels => [...labels].sort(([a], [b]
 export const labelValue = (labels: Labels, name: string): string => labels.find(([n]) => n === name)?.[1] ?? ""
 
 /**
- * RE2 (Go) syntax JavaScript lacks: `(?i)` (to the end of its group) and `(?i:...)`: each letter they cover,
- * outside a character class, is written as `[xX]`.
+ * The compiled regex of a `=~` / `!~` matcher: Go RE2 syntax, fully anchored (Prometheus: `^(?s:re)$`),
+ * matched in linear time (src/internal/regex.ts), compiled once. Throws a `RegexSyntaxError` (Go's code as
+ * its message, Go's whole text as `goMessage`) on a pattern Go rejects.
  */
-const fromRe2 = (pattern: string): { readonly source: string; readonly flags: string } => {
-  let out = ""
-  let inClass = false
-  // One entry per open group: whether case-insensitivity applies inside it.
-  const stack: Array<boolean> = [false]
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!
-    const fold = stack.at(-1)!
-    if (c === "\\") {
-      out += c + (pattern[i + 1] ?? "")
-      i++
-      continue
-    }
-    if (inClass) {
-      if (c === "]") inClass = false
-      out += c
-      continue
-    }
-    if (c === "[") {
-      inClass = true
-      out += c
-      continue
-    }
-    if (pattern.startsWith("(?i)", i)) {
-      // From here to the end of the enclosing group.
-      stack[stack.length - 1] = true
-      i += 3
-      continue
-    }
-    if (pattern.startsWith("(?i:", i)) {
-      stack.push(true)
-      out += "(?:"
-      i += 3
-      continue
-    }
-    if (c === "(") {
-      stack.push(fold)
-      out += c
-      continue
-    }
-    if (c === ")") {
-      if (stack.length > 1) stack.pop()
-      out += c
-      continue
-    }
-    out += fold && /[a-zA-Z]/.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c
-  }
-  return { source: out, flags: "su" }
-}
-
-const regexCache = new Map<string, RegExp>()
-/** A fully anchored regex (Prometheus: `^(?:re)$`), compiled once. Throws on an invalid pattern. */
-export const anchored = (pattern: string): RegExp => {
-  let re = regexCache.get(pattern)
-  if (re === undefined) {
-    const { source, flags } = fromRe2(pattern)
-    re = new RegExp(`^(?:${source})$`, flags)
-    if (regexCache.size > 10_000) regexCache.clear()
-    regexCache.set(pattern, re)
-  }
-  return re
-}
+export const anchored = (pattern: string): Regex => compileMatcher(pattern)
 
 /** Whether a label value (the empty string when the label is absent) satisfies the matcher. */
 export const matches = (m: Matcher, value: string): boolean => {

@@ -1,6 +1,8 @@
 /**
  * The PromQL syntax tree. Positions are character offsets into the query ([start, end)). Durations are
  * in milliseconds. This is the contract between the parser (parser.ts) and the evaluator (engine.ts).
+ * A tree from the parser is at most `promqlDepthMax` (limits.ts) nodes deep, duration expressions
+ * (`offsetExpr`, `rangeExpr`, `stepExpr`) included: code may recurse over it.
  */
 import type { Matcher } from "../internal/labels.ts"
 

@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import * as Limits from "../limits.ts"
 import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, matchesAll } from "../internal/labels.ts"
+import { compileLabelReplace, expand, type SubmatchRegex } from "../internal/regex.ts"
 import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
 import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
@@ -762,26 +763,25 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       case "sort_desc":
         return yield* evaluate(ctx, call.args[0]!)
       case "label_replace": {
-        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
         const [dst, replacement, src, regex] = [1, 2, 3, 4].map((i) => stringOf(call.args[i] === undefined ? { kind: "string", value: "" } : { kind: "string", value: (call.args[i] as { value: string }).value }))
-        if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(dst!)) fail("bad_data", `invalid destination label name in label_replace(): ${dst}`)
-        let re: RegExp
+        // As Prometheus: the regex is compiled first (Go RE2, `^(?s:regex)$`, linear-time matching), then
+        // the destination is checked, then the vector is evaluated.
+        let re: SubmatchRegex
         try {
-          re = new RegExp(`^(?:${regex})$`, "su")
+          re = compileLabelReplace(regex!)
         } catch {
           return fail("bad_data", `invalid regular expression in label_replace(): ${regex}`) as never
         }
+        if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(dst!)) fail("bad_data", `invalid destination label name in label_replace(): ${dst}`)
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
         return {
           kind: "vector",
           series: checkUnique(series.map((s) => {
             const value = s.labels.find(([n]) => n === src)?.[1] ?? ""
             const m = re.exec(value)
-            if (m === null) return s
-            const expanded = replacement!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
-              const key = a ?? b!
-              const group = /^\d+$/.test(key) ? m[Number(key)] : m.groups?.[key]
-              return group ?? ""
-            })
+            if (m === undefined) return s
+            // Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}`, `$$`; `$1x` is the (absent) group `1x`.
+            const expanded = expand(replacement!, m)
             const labels = s.labels.filter(([n]) => n !== dst)
             // Writing the name keeps it: a name set by label_replace is not dropped later.
             const dropName = dst === "__name__" ? false : s.dropName

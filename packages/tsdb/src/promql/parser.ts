@@ -8,6 +8,10 @@
  * front of a number literal is folded into it. `[..]`, `offset`, `@`, `anchored` and `smoothed` are postfix
  * and bind tighter than any binary operator. Keywords are case-insensitive; function names are not.
  * As in Prometheus, syntax errors are reported first, then a separate pass checks types (`checkTypes`).
+ * Unlike Prometheus, nesting is bounded: no tree `parse` returns is more than `promqlDepthMax` (limits.ts)
+ * nodes deep, and a deeper query is the parse error "expression nested too deeply (more than N levels)",
+ * so every recursion over the tree (here, in the evaluator, in the printer) stays far from Node's stack
+ * limit.
  *
  * Besides the stable language it accepts the experimental features that Prometheus's own test corpus
  * (promqltest v3.14.0) enables: duration expressions in `[..]` and after `offset` (`[5m + step()]`,
@@ -25,7 +29,8 @@
  * `formatDuration`, `resolveDurations`, `describeParseError` (`1:5: parse error: ...`), `functions` (the
  * function table), `goQuote`.
  */
-import { anchored, type Matcher, type MatchType, matchesEmpty } from "../internal/labels.ts"
+import { anchored, type Matcher, type MatchType, matchesEmpty, RegexSyntaxError } from "../internal/labels.ts"
+import { promqlDepthMax } from "../limits.ts"
 import type {
   AggregateOp,
   AtModifier,
@@ -700,6 +705,11 @@ class Parser {
   private readonly buffer: Array<Token> = []
   /** The end of the last consumed token. */
   private prevEnd = 0
+  /**
+   * How many expressions (`parseExpr`, `parseDurationExpr`) are being parsed, one inside the other: the
+   * depth in the tree at which the one being parsed will sit, at least (see `nestingCheck`).
+   */
+  private depth = 0
 
   constructor(input: string) {
     this.lexer = new Lexer(input)
@@ -743,6 +753,32 @@ class Parser {
     return this.next()
   }
 
+  // --- nesting: no tree deeper than `promqlDepthMax` (limits.ts), and no recursion deeper either
+  //
+  // Every recursion of the parser goes through `parseExpr` or `parseDurationExpr`, which count `depth`
+  // (the query is at depth 1) and refuse to start an expression deeper than the limit. An expression
+  // parsed at depth d is a child of one parsed at depth d - 1 (a sign folded into a number literal
+  // aside), so a tree that `parseExpr` or `parseDurationExpr` returns at depth d must be at most
+  // `promqlDepthMax - d + 1` high. Nodes built from the operands of one recursion level, which add height
+  // without recursing (a left-deep chain `a + b + c`, a subquery `x[5m:]`, `offset`), are checked by
+  // `nestingCheck`; the others (parentheses, signs, calls, aggregations) are one higher than a child
+  // parsed one level deeper, which holds by induction.
+
+  /** Starts an expression at `depth + 1`; `leave` ends it. */
+  private enter(): void {
+    if (++this.depth > promqlDepthMax) throw nestedTooDeeply(this.peek().start)
+  }
+
+  private leave(): void {
+    this.depth--
+  }
+
+  /** `e`, built at the current depth; fails at `at` if it is higher than the depth left. */
+  private nestingCheck<E extends Expr>(e: E, at: number): E {
+    if (this.depth - 1 + heightOf(e) > promqlDepthMax) throw nestedTooDeeply(at)
+    return e
+  }
+
   // --- expressions
 
   parseQuery(): Expr {
@@ -763,23 +799,28 @@ class Parser {
   }
 
   private parseExpr(minPrec: number): Expr {
-    let lhs = this.parseUnary()
-    for (;;) {
-      const opTok = this.peek()
-      const op = this.binaryOp(opTok)
-      const prec = op === undefined ? undefined : precedence.get(op)
-      if (op === undefined || prec === undefined || prec < minPrec) return lhs
-      this.next()
-      if (op === "</" || op === ">/") {
-        throw new ParseError(
-          `histogram trim operator ${goQuote(op)} is not supported (native histograms are not stored)`,
-          opTok.start
-        )
+    this.enter()
+    try {
+      let lhs = this.parseUnary()
+      for (;;) {
+        const opTok = this.peek()
+        const op = this.binaryOp(opTok)
+        const prec = op === undefined ? undefined : precedence.get(op)
+        if (op === undefined || prec === undefined || prec < minPrec) return lhs
+        this.next()
+        if (op === "</" || op === ">/") {
+          throw new ParseError(
+            `histogram trim operator ${goQuote(op)} is not supported (native histograms are not stored)`,
+            opTok.start
+          )
+        }
+        const mods = this.parseBinaryModifiers(op)
+        const rhs = this.parseExpr(op === "^" ? prec : prec + 1)
+        lhs = this.nestingCheck(binary(op, lhs, rhs, mods), opTok.start)
+        operatorStart.set(lhs, opTok.start)
       }
-      const mods = this.parseBinaryModifiers(op)
-      const rhs = this.parseExpr(op === "^" ? prec : prec + 1)
-      lhs = binary(op, lhs, rhs, mods)
-      operatorStart.set(lhs, opTok.start)
+    } finally {
+      this.leave()
     }
   }
 
@@ -1031,6 +1072,7 @@ class Parser {
       else if (t.kind === "@") e = this.parseAt(e)
       else if (this.isWord(t, "anchored", "smoothed")) e = this.parseExtendedModifier(e)
       else return e
+      this.nestingCheck(e, t.start)
     }
   }
 
@@ -1171,23 +1213,31 @@ class Parser {
   // --- duration expressions: numbers (seconds), durations, + - * / % ^, (..), step(), range(), min_of, max_of
 
   private parseDurationExpr(minPrec = 0): Expr {
-    let lhs: Expr
-    const t = this.peek()
-    if (this.isOp(t, "+", "-")) {
-      this.next()
-      lhs = unary(t.text === "-" ? "-" : "+", this.parseDurationExpr(unaryPrecedence), t.start)
-    } else {
-      lhs = this.parseDurationPrimary("duration expression", "number or duration")
-    }
-    for (;;) {
-      const opTok = this.peek()
-      if (!this.isOp(opTok, "+", "-", "*", "/", "%", "^")) return lhs
-      const op = opTok.text as BinaryOp
-      const prec = precedence.get(op) ?? 0
-      if (prec < minPrec) return lhs
-      this.next()
-      const rhs = this.parseDurationExpr(op === "^" ? prec : prec + 1)
-      lhs = { type: "Binary", op, lhs, rhs, bool: false, matching: undefined, pos: pos(lhs.pos.start, rhs.pos.end) }
+    this.enter()
+    try {
+      let lhs: Expr
+      const t = this.peek()
+      if (this.isOp(t, "+", "-")) {
+        this.next()
+        lhs = unary(t.text === "-" ? "-" : "+", this.parseDurationExpr(unaryPrecedence), t.start)
+      } else {
+        lhs = this.parseDurationPrimary("duration expression", "number or duration")
+      }
+      for (;;) {
+        const opTok = this.peek()
+        if (!this.isOp(opTok, "+", "-", "*", "/", "%", "^")) return lhs
+        const op = opTok.text as BinaryOp
+        const prec = precedence.get(op) ?? 0
+        if (prec < minPrec) return lhs
+        this.next()
+        const rhs = this.parseDurationExpr(op === "^" ? prec : prec + 1)
+        lhs = this.nestingCheck<Expr>(
+          { type: "Binary", op, lhs, rhs, bool: false, matching: undefined, pos: pos(lhs.pos.start, rhs.pos.end) },
+          opTok.start
+        )
+      }
+    } finally {
+      this.leave()
     }
   }
 
@@ -1219,6 +1269,50 @@ class Parser {
     }
     return this.unexpected(t, context, expected)
   }
+}
+
+/** The error for an expression deeper than `promqlDepthMax`, at the token where it gets too deep. */
+const nestedTooDeeply = (at: number): ParseError =>
+  new ParseError(`expression nested too deeply (more than ${promqlDepthMax} levels)`, at)
+
+/** The expressions directly inside `e`, duration expressions included (what a walk over the tree visits). */
+const childrenOf = (e: Expr): ReadonlyArray<Expr | undefined> => {
+  switch (e.type) {
+    case "NumberLiteral":
+    case "StringLiteral":
+      return []
+    case "VectorSelector":
+      return [e.offsetExpr]
+    case "MatrixSelector":
+      return [e.vector, e.rangeExpr]
+    case "Subquery":
+      return [e.expr, e.rangeExpr, e.stepExpr, e.offsetExpr]
+    case "Call":
+      return e.args
+    case "Aggregate":
+      return [e.param, e.expr]
+    case "Binary":
+      return [e.lhs, e.rhs]
+    case "Unary":
+    case "Paren":
+      return [e.expr]
+  }
+}
+
+const heights = new WeakMap<Expr, number>()
+
+/**
+ * The height of a tree: 1 for a leaf, 1 + the highest child's otherwise. Remembered per node, so that the
+ * parser's checks (a node at a time, over subtrees it checked already) cost O(1) each. Recurses only over
+ * trees the parser has bounded.
+ */
+const heightOf = (e: Expr): number => {
+  const known = heights.get(e)
+  if (known !== undefined) return known
+  let h = 1
+  for (const c of childrenOf(e)) if (c !== undefined) h = Math.max(h, 1 + heightOf(c))
+  heights.set(e, h)
+  return h
 }
 
 interface Modifiers {
@@ -1287,8 +1381,11 @@ const newMatcher = (name: string, type: MatchType, value: string, at: number): M
     try {
       anchored(value)
     } catch (e) {
-      const detail = e instanceof Error ? (e.message.split(": ").pop() ?? e.message) : String(e)
-      throw new ParseError(`error parsing regexp: ${detail}: \`${value}\``, at)
+      // Go's own text, `error parsing regexp: <code>: \`<the part at fault>\``, as Prometheus reports it.
+      throw new ParseError(
+        e instanceof RegexSyntaxError ? e.goMessage : `error parsing regexp: ${e instanceof Error ? e.message : String(e)}: \`${value}\``,
+        at
+      )
     }
   }
   return { name, type, value }

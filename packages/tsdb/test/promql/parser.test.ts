@@ -617,15 +617,10 @@ const evalQueries = (file: string, text: string): ReadonlyArray<EvalQuery> => {
 
 /**
  * Failures that are known and not the parser's to fix: the histogram trim operators (no `BinaryOp` for
- * them in ast.ts; native histograms are not stored) and RE2 inline flags that the JS `RegExp` of
- * `anchored()` (labels.ts) does not compile.
+ * them in ast.ts; native histograms are not stored).
  */
 const knownCause = (message: string): string | undefined =>
-  message.includes("histogram trim operator")
-    ? "histogram trim operators </ and >/ (not in BinaryOp)"
-    : message.startsWith("error parsing regexp") && message.includes("(?i")
-      ? "RE2 inline flags (?i) not compiled by anchored() (labels.ts)"
-      : undefined
+  message.includes("histogram trim operator") ? "histogram trim operators </ and >/ (not in BinaryOp)" : undefined
 
 describe("the promqltest corpus", () => {
   // Prometheus's test files are data beside the project; without them this test is skipped with a
