@@ -196,8 +196,21 @@ const TailQuery = Schema.Struct({
   encoding: Schema.optionalKey(Encoding)
 })
 
+/** A key prefix, checked as keys are (at most logKeyBytesMax bytes of well-formed UTF-8, no NUL). */
+const KeyPrefix = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    !s.isWellFormed()
+      ? "must be well-formed Unicode (no lone surrogates)"
+      : s.includes("\u0000")
+      ? "must not contain NUL"
+      : Buffer.byteLength(s, "utf8") > Limits.logKeyBytesMax
+      ? `must be at most ${Limits.logKeyBytesMax} bytes of UTF-8`
+      : true
+  )
+)
+
 const TailPrefixQuery = Schema.Struct({
-  prefix: Schema.optionalKey(Schema.String),
+  prefix: Schema.optionalKey(KeyPrefix),
   encoding: Schema.optionalKey(Encoding)
 })
 
@@ -294,32 +307,23 @@ const splitUrl = (url: string): Target => {
   return { segments: path.split("/").slice(1), path, query }
 }
 
-/** The query parameters; each may be given once. */
-const queryParams = (query: string): Effect.Effect<Record<string, string>, InvalidInput> =>
-  Effect.suspend(() => {
-    const out: Record<string, string> = {}
-    for (const [name, value] of new URLSearchParams(query)) {
-      if (Object.hasOwn(out, name)) {
-        return Effect.fail(new InvalidInput({ field: name, reason: "is given more than once" }))
-      }
-      out[name] = value
-    }
-    return Effect.succeed(out)
-  })
-
 /** A route's query parameters: the ones it knows, each optional or required, each of one type. */
 type QuerySchema = Schema.Struct<Schema.Struct.Fields> & { readonly DecodingServices: never }
 
 /**
- * A route's query, decoded before its handler runs: an unknown parameter (`?force=true` on a DELETE) or
- * a repeated one is a 400 and nothing happens.
+ * A route's query, decoded before its handler runs: an unknown parameter (`?force=true` on a DELETE,
+ * `?__proto__=1` included) or a repeated one is a 400 and nothing happens.
  */
 const decodeQuery = <S extends QuerySchema>(schema: S, query: string): Effect.Effect<S["Type"], InvalidInput> =>
-  Effect.flatMap(queryParams(query), (params) => {
-    for (const name of Object.keys(params)) {
+  Effect.suspend(() => {
+    // Only names the schema defines become properties, so no parameter can reach the prototype.
+    const params: Record<string, string> = Object.create(null)
+    for (const [name, value] of new URLSearchParams(query)) {
       if (!Object.hasOwn(schema.fields, name)) return Effect.fail(new InvalidInput({ field: name, reason: "is not a known parameter" }))
+      if (Object.hasOwn(params, name)) return Effect.fail(new InvalidInput({ field: name, reason: "is given more than once" }))
+      params[name] = value
     }
-    return decodeWith(schema, params, "query", "parameter")
+    return decodeWith(schema, { ...params }, "query", "parameter")
   })
 
 const utf8Encoder = new TextEncoder()

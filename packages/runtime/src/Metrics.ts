@@ -224,7 +224,8 @@ export const compactorSamples = (db: string, stats: Db.CompactorStats): Array<Sa
 
 /** The API's endpoints under `/api/v1/` (anything else there is counted as `other`). */
 const apiEndpoints: ReadonlySet<string> = new Set([
-  "write", "query", "query_range", "format_query", "parse_query", "series", "labels", "label", "metadata", "status", "query_exemplars"
+  "write", "query", "query_range", "format_query", "parse_query", "series", "labels", "label", "metadata", "status", "query_exemplars",
+  "rules", "alerts"
 ])
 
 /** A fixed, small set of route names (never the raw path: keys and label values would be unbounded). */

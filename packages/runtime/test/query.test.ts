@@ -156,6 +156,8 @@ describe("input the API refuses", () => {
       const path of [
         `/api/v1/query?query=up&tme=${t0}`,
         `/api/v1/query?query=up&query=down`,
+        `/api/v1/query?query=up&timeout=0`,
+        `/api/v1/query?query=up&timeout=-1`,
         `/api/v1/query_range?query=up&start=${t0}&end=${t0 + 60}&step=15&stepp=1`,
         "/api/v1/series?match[]=up&match[]=down&foo=1",
         "/api/v1/labels?x=1",
@@ -189,6 +191,8 @@ describe("input the API refuses", () => {
   it("answers a remote write message type it does not know with 415", async () => {
     const res = await remoteWrite([{ timestampMs: Date.now(), value: 1 }], "application/x-protobuf;proto=io.prometheus.write.v3.Request")
     expect(res.status).toBe(415)
+    // Not read as a form either (only routes that take parameters read form bodies).
+    expect((await remoteWrite([{ timestampMs: Date.now(), value: 1 }], "application/x-www-form-urlencoded")).status).toBe(415)
     expect((await remoteWrite([{ timestampMs: Date.now(), value: 1 }], "application/x-protobuf;proto=prometheus.WriteRequest")).status).toBe(204)
   })
 })

@@ -1,12 +1,18 @@
 /**
- * The Prometheus HTTP API of the TSDB: remote write in (`POST /api/v1/write`, 1.0 and 2.0), and the
- * series, labels, label values, metadata, buildinfo and exemplars endpoints, in Prometheus's JSON
- * envelope (`{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`).
- * GET and POST (form-encoded) where Prometheus has both.
+ * The Prometheus HTTP API of the TSDB: remote write in (`POST /api/v1/write`, 1.0 and 2.0), queries, and
+ * the series, labels, label values, metadata, exemplars, rules, alerts and status endpoints, in Prometheus's
+ * JSON envelope (`{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`).
+ * GET and POST (form-encoded, optionally gzip-encoded) where Prometheus has both; another method on a known
+ * path is a 405. Answers are gzip-compressed for clients that accept it.
  */
-import { ByteSize, Context, Effect, Layer } from "effect"
-import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as os from "node:os"
+import * as v8 from "node:v8"
+import { ByteSize, Context, Effect, Layer, Option } from "effect"
+import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
+import { encodeResponse, gunzipBounded } from "./internal/compression.ts"
+import { isValidLabelName, unescapeName } from "./internal/names.ts"
+import { cardinality, formatDuration, headStart, sampleBounds } from "./internal/status.ts"
 import type { Matcher } from "./internal/labels.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
 import { parseSelector } from "./internal/selector.ts"
@@ -16,8 +22,22 @@ import type { Value } from "./promql/types.ts"
 import { formatExpr, parse, parseDuration } from "./promql/parser.ts"
 import { ParseError } from "./promql/ast.ts"
 
-/** The version this server reports in buildinfo. */
+/** This server's own version (buildinfo's `opendataVersion`). */
 export const version = "0.1.0"
+
+/**
+ * The Prometheus version buildinfo reports as `version`, which clients compare to decide what the server
+ * can do (Grafana keeps it as the data source's Prometheus version and gates features on it with semver).
+ * 3.0.0: the API and PromQL are Prometheus 3's (left-open range windows, UTF-8 label names in the label
+ * values API with `U__` escapes, `holt_winters` gone), and in 3.0.0 native histograms were still behind a
+ * feature flag, off by default, so a default 3.0.0 server stores none either. A later 3.x would promise what
+ * came after 3.0 (native histograms by default from 3.8, the `/api/v1/features` and notifications
+ * endpoints); 2.x would hide the UTF-8 names support.
+ */
+export const prometheusVersion = "3.0.0"
+
+/** The staleness lookback of queries (Prometheus's `--query.lookback-delta` default), passed to the engine. */
+const lookbackDeltaMs = 5 * 60_000
 
 type ErrorType = "bad_data" | "execution" | "internal" | "unavailable" | "not_found" | "timeout" | "canceled"
 
@@ -25,7 +45,14 @@ const success = (data: unknown) => HttpServerResponse.jsonUnsafe({ status: "succ
 const failure = (status: number, errorType: ErrorType, error: string) =>
   HttpServerResponse.jsonUnsafe({ status: "error", errorType, error }, { status })
 
-class BadRequest extends Error {}
+/** Bad input, answered with its status (400 unless told) and `bad_data`. */
+class BadRequest extends Error {
+  readonly status: number
+  constructor(message: string, status = 400) {
+    super(message)
+    this.status = status
+  }
+}
 
 /** Prometheus time parameters: a float of Unix seconds or RFC 3339; in ms. */
 const parseTime = (value: string | undefined, fallback: number, name: string): number => {
@@ -66,8 +93,25 @@ const isMaxBytes = (e: unknown): boolean => {
   return false
 }
 
-/** Parameters a route may repeat (selectors); any other given twice is refused rather than guessed at. */
-const repeatable: ReadonlySet<string> = new Set(["match[]"])
+/** Parameters a route may repeat (selectors, rule filters); any other given twice is refused rather than guessed at. */
+const repeatable: ReadonlySet<string> = new Set(["match[]", "rule_name[]", "rule_group[]", "file[]"])
+
+/**
+ * A form body's bytes, decoded as its `Content-Encoding` says: none (or `identity`), or gzip, decompressed
+ * up to `formBodyBytesMax` (past it: 413, however small the compressed body). Another coding is a 415.
+ */
+const decodeFormBody = (encoding: string | undefined, bytes: Uint8Array) =>
+  Effect.gen(function*() {
+    const coding = (encoding ?? "").trim().toLowerCase()
+    if (coding === "" || coding === "identity") return bytes
+    if (coding !== "gzip" && coding !== "x-gzip") {
+      return yield* Effect.die(new BadRequest(`unsupported content encoding ${encoding}: a form body may be gzip-encoded or not encoded`, 415))
+    }
+    const decoded = yield* gunzipBounded(bytes, Limits.formBodyBytesMax)
+    if (decoded._tag === "TooLarge") return yield* Effect.die(new BadRequest(decoded.message, 413))
+    if (decoded._tag === "Corrupt") return yield* Effect.die(new BadRequest(decoded.message))
+    return decoded.bytes
+  })
 
 /**
  * A request's parameters: the query string, merged with a form-encoded body for POST (as Prometheus does),
@@ -79,10 +123,12 @@ const readParams = (known: ReadonlySet<string>) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const q = request.url.indexOf("?")
     const all = new URLSearchParams(q === -1 ? "" : request.url.slice(q + 1))
-    if (request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
+    // A route that takes no parameters (remote write) never reads its body as a form.
+    if (known.size > 0 && request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
       const body = yield* boundedBody(request, Limits.formBodyBytesMax)
       if (body._tag !== "Body") return yield* Effect.die(new BadRequest(body.message))
-      for (const [k, v] of new URLSearchParams(new TextDecoder().decode(body.bytes))) all.append(k, v)
+      const bytes = yield* decodeFormBody(request.headers["content-encoding"], body.bytes)
+      for (const [k, v] of new URLSearchParams(new TextDecoder().decode(bytes))) all.append(k, v)
     }
     const seen = new Set<string>()
     for (const name of all.keys()) {
@@ -133,7 +179,7 @@ const answer = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse,
       )),
     Effect.catchDefect((d) =>
       Effect.succeed(
-        d instanceof BadRequest ? failure(400, "bad_data", d.message) : failure(500, "internal", d instanceof Error ? d.message : String(d))
+        d instanceof BadRequest ? failure(d.status, "bad_data", d.message) : failure(500, "internal", d instanceof Error ? d.message : String(d))
       ))
   )
 
@@ -154,13 +200,24 @@ const labelsHandler = answer(Effect.gen(function*() {
   return success(yield* tsdb.labelNames(selectorsOf(p), start, end, limitOf(p)))
 }))
 
+/**
+ * Label values. The name is checked as Prometheus 3 checks it (any non-empty UTF-8 name), after undoing the
+ * `U__` escape clients use for names that are not `[a-zA-Z_][a-zA-Z0-9_]*` (Grafana sends `my.label` as
+ * `U__my_2e_label`). Remote write stores only such legacy names, so another name has no values: an empty
+ * list, not an error.
+ */
 const labelValuesHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
-  const name = (yield* HttpRouter.params)["name"] ?? ""
-  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new BadRequest(`invalid label name: "${name}"`)
+  const raw = (yield* HttpRouter.params)["name"] ?? ""
+  const name = raw.startsWith("U__") ? unescapeName(raw) : raw
+  if (!isValidLabelName(name)) throw new BadRequest(`invalid label name: ${JSON.stringify(name)}`)
+  const limit = limitOf(p)
   const { start, end } = range(p)
-  return success(yield* tsdb.labelValues(name, selectorsOf(p), start, end, limitOf(p)))
+  const selectors = selectorsOf(p)
+  // NUL separates names from values in the index keys: no stored name holds one (and a lookup must not alias).
+  if (name.includes("\0")) return success([])
+  return success(yield* tsdb.labelValues(name, selectors, start, end, limit))
 }))
 
 const metadataHandler = answer(Effect.gen(function*() {
@@ -173,19 +230,187 @@ const metadataHandler = answer(Effect.gen(function*() {
   return success(data)
 }))
 
+/**
+ * Prometheus's build information, with a Prometheus `version` (see `prometheusVersion`) and this server's
+ * name and version in fields of its own. No `features` field: Grafana reads one as the mark of Mimir (and
+ * then expects Mimir's ruler API).
+ */
 const buildinfoHandler = Effect.succeed(success({
-  version,
+  version: prometheusVersion,
   revision: "",
   branch: "",
   buildUser: "",
   buildDate: "",
-  goVersion: `node ${process.versions.node}`
+  goVersion: `node ${process.versions.node}`,
+  application: "opendata",
+  opendataVersion: version
 }))
 
 const exemplarsHandler = answer(Effect.gen(function*() {
   const p = yield* Params
   range(p)
   return success([])
+}))
+
+/** Go's `strconv.ParseInt(s, 10, 32)`, with its error text; undefined for the empty string. */
+const parseInt32 = (s: string): number | undefined | Error => {
+  if (s === "") return undefined
+  if (!/^[+-]?[0-9]+$/.test(s)) return new Error(`strconv.ParseInt: parsing ${JSON.stringify(s)}: invalid syntax`)
+  const n = Number(s)
+  if (n < -(2 ** 31) || n > 2 ** 31 - 1) return new Error(`strconv.ParseInt: parsing ${JSON.stringify(s)}: value out of range`)
+  return n
+}
+
+/**
+ * Recording and alerting rules. This server evaluates none, so the answer is always an empty list of groups;
+ * the parameters are checked as Prometheus checks them (a bad `type`, `exclude_alerts`, `match[]` or
+ * pagination is a 400 with its message). Mimir's `file`, `rule_group` and `rule_name` (no brackets) are
+ * accepted too: Grafana's alerting pages send both spellings.
+ */
+const rulesHandler = answer(Effect.gen(function*() {
+  const p = yield* Params
+  selectorsOf(p)
+  const type = (p.get("type") ?? "").toLowerCase()
+  if (type !== "" && type !== "alert" && type !== "record") throw new BadRequest(`invalid parameter "type": not supported value ${JSON.stringify(type)}`)
+  const excludeAlerts = (p.get("exclude_alerts") ?? "").toLowerCase()
+  if (excludeAlerts !== "" && !["1", "t", "true", "0", "f", "false"].includes(excludeAlerts)) {
+    throw new BadRequest(`invalid parameter "exclude_alerts": error converting exclude_alerts: strconv.ParseBool: parsing ${JSON.stringify(excludeAlerts)}: invalid syntax`)
+  }
+  const groupLimit = parseInt32(p.get("group_limit") ?? "")
+  const nextToken = p.get("group_next_token") ?? ""
+  if (nextToken !== "" && groupLimit === undefined) {
+    throw new BadRequest(`invalid parameter "group_next_token": group_limit needs to be present in order to paginate over the groups`)
+  }
+  if (groupLimit instanceof Error) throw new BadRequest(`invalid parameter "group_limit": group_limit needs to be a valid number: ${groupLimit.message}`)
+  if (groupLimit !== undefined && groupLimit <= 0) throw new BadRequest(`invalid parameter "group_limit": group_limit needs to be greater than 0`)
+  // There is no rule group, so no token can name one.
+  if (groupLimit !== undefined && nextToken !== "") {
+    throw new BadRequest(`invalid parameter "group_next_token": invalid group_next_token '${nextToken}'. were rule groups changed?`)
+  }
+  return success({ groups: [] })
+}))
+
+/** Active alerts: none, as no alerting rule is evaluated here. */
+const alertsHandler = Effect.succeed(success({ alerts: [] }))
+
+/**
+ * What the status endpoints report about the server's settings beyond `QueryLimits`. A server provides
+ * them; retention left undefined is reported as unknown (absent from flags and config, `""` in runtimeinfo)
+ * rather than guessed.
+ */
+export const StatusSettings = Context.Reference<{ readonly retentionMs: number | undefined; readonly outOfOrderWindowMs: number }>(
+  "@opendata/tsdb/Http/StatusSettings",
+  { defaultValue: () => ({ retentionMs: undefined, outOfOrderWindowMs: Limits.outOfOrderWindowMs }) }
+)
+
+/** Where the server listens, as Prometheus's `--web.listen-address` reads (`0.0.0.0:9090`), if known. */
+const listenAddress = Effect.map(Effect.serviceOption(HttpServer.HttpServer), (server) =>
+  Option.map(server, (s) => HttpServer.formatAddress(s.address).replace(/^http:\/\//, "")))
+
+/**
+ * The command-line flags of a Prometheus server that apply here, with this server's values, as Prometheus
+ * prints them. Other Prometheus flags have no equivalent and are absent.
+ */
+const flagsHandler = Effect.gen(function*() {
+  const limits = yield* QueryLimits
+  const settings = yield* StatusSettings
+  const address = yield* listenAddress
+  const flags: Record<string, string> = {
+    "query.lookback-delta": formatDuration(lookbackDeltaMs),
+    "query.max-samples": String(limits.samplesMax),
+    "query.timeout": formatDuration(limits.timeoutMs),
+    ...(settings.retentionMs === undefined ? {} : { "storage.tsdb.retention.time": formatDuration(settings.retentionMs) }),
+    "web.enable-admin-api": "false",
+    "web.enable-lifecycle": "false",
+    ...(Option.isSome(address) ? { "web.listen-address": address.value } : {})
+  }
+  return success(flags)
+})
+
+/**
+ * The configuration in Prometheus's format, with only what applies: there is no scraping, no rule
+ * evaluation and no alerting (samples arrive by remote write), so `global` is empty and there is no
+ * `scrape_configs`, `rule_files` or `alerting`; `storage.tsdb` has the out-of-order window and, when known,
+ * the retention.
+ */
+const configHandler = Effect.gen(function*() {
+  const settings = yield* StatusSettings
+  const lines = [
+    `# opendata ${version}: only the parts of a Prometheus configuration that apply to this server.`,
+    "# Samples arrive by remote write (POST /api/v1/write): nothing is scraped, no rule is evaluated, no alert sent.",
+    "global: {}",
+    "storage:",
+    "  tsdb:",
+    `    out_of_order_time_window: ${formatDuration(settings.outOfOrderWindowMs)}`,
+    ...(settings.retentionMs === undefined ? [] : ["    retention:", `      time: ${formatDuration(settings.retentionMs)}`])
+  ]
+  return success({ yaml: lines.join("\n") + "\n" })
+})
+
+/** When the process started (the configuration is read once, then). */
+const startTime = new Date(performance.timeOrigin).toISOString()
+
+/**
+ * Prometheus's runtime information, with Node's equivalents where there are some: `GOMAXPROCS` is 1 (the one
+ * thread that runs JavaScript), `GOMEMLIMIT` the V8 heap limit in bytes. `goroutineCount` and
+ * `corruptionCount` have no equivalent here and are 0; `GOGC` and `GODEBUG` are Go settings, empty.
+ */
+const runtimeinfoHandler = Effect.gen(function*() {
+  const settings = yield* StatusSettings
+  const now = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+  return success({
+    startTime,
+    CWD: process.cwd(),
+    hostname: os.hostname(),
+    serverTime: new Date(now).toISOString(),
+    reloadConfigSuccess: true,
+    lastConfigTime: startTime,
+    corruptionCount: 0,
+    goroutineCount: 0,
+    GOMAXPROCS: 1,
+    GOMEMLIMIT: v8.getHeapStatistics().heap_size_limit,
+    GOGC: "",
+    GODEBUG: "",
+    storageRetention: settings.retentionMs === undefined ? "" : formatDuration(settings.retentionMs)
+  })
+})
+
+/** Prometheus's `/status/tsdb` limit: 10 unless given, at most this. */
+const tsdbStatusLimitMax = 10_000
+
+/**
+ * TSDB statistics, computed from the store (see `internal/status.ts`): the head's series, label pairs and
+ * first and last sample, and the top `limit` of each cardinality table. `chunkCount` has no equivalent
+ * through the store's interface and is 0. An empty head has Prometheus's bounds (`minTime` the largest
+ * int64, `maxTime` the smallest), which its UI shows as "no datapoints yet".
+ */
+const tsdbStatusHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const p = yield* Params
+  const given = p.get("limit") ?? ""
+  let limit = 10
+  if (given !== "") {
+    limit = /^[+-]?[0-9]+$/.test(given) ? Number(given) : Number.NaN
+    if (!(limit >= 1)) throw new BadRequest("limit must be a positive number")
+    if (limit > tsdbStatusLimitMax) throw new BadRequest(`limit must not exceed ${tsdbStatusLimitMax}`)
+  }
+  const now = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+  const start = headStart(now)
+  const stats = cardinality(yield* tsdb.series([], start, Number.MAX_SAFE_INTEGER), limit)
+  const bounds = stats.numSeries === 0 ? undefined : yield* sampleBounds(tsdb, start, now, (yield* QueryLimits).samplesMax)
+  return success({
+    headStats: {
+      numSeries: stats.numSeries,
+      numLabelPairs: stats.numLabelPairs,
+      chunkCount: 0,
+      minTime: bounds?.minTime ?? 2 ** 63,
+      maxTime: bounds?.maxTime ?? -(2 ** 63)
+    },
+    seriesCountByMetricName: stats.seriesCountByMetricName,
+    labelValueCountByLabelName: stats.labelValueCountByLabelName,
+    memoryInBytesByLabelName: stats.memoryInBytesByLabelName,
+    seriesCountByLabelValuePair: stats.seriesCountByLabelValuePair
+  })
 }))
 
 /** A float as Prometheus renders sample values (Go's FormatFloat 'f', -1). */
@@ -253,11 +478,15 @@ export const QueryLimits = Context.Reference<{ readonly timeoutMs: number; reado
 /** Runs a query with the `timeout` parameter, capped by the server's query timeout, as its time limit. */
 const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number }, self: Effect.Effect<Value, QueryError>) => {
   const timeout = p.get("timeout")
-  const ms = timeout === null || timeout === "" ? limits.timeoutMs : Math.min(limits.timeoutMs, parseStep(timeout, "timeout"))
+  const given = timeout === null || timeout === "" ? undefined : parseStep(timeout, "timeout")
+  if (given !== undefined && !(given > 0)) throw new BadRequest(`invalid parameter "timeout": must be a positive duration`)
+  const ms = given === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, given)
   return self.pipe(
     Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError("timeout", "query timed out in query execution")) })
   )
 }
+
+const queryOptions = (limits: { readonly samplesMax: number }) => ({ samplesMax: limits.samplesMax, lookbackMs: lookbackDeltaMs })
 
 const queryHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -267,7 +496,7 @@ const queryHandler = answer(Effect.gen(function*() {
   const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
   const time = parseTime(p.get("time") ?? undefined, clock, "time")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, { samplesMax: limits.samplesMax })))
+  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, queryOptions(limits))))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)
@@ -293,7 +522,7 @@ const queryRangeHandler = answer(Effect.gen(function*() {
   if (step <= 0) throw new BadRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
   if ((end - start) / step > 11_000) throw new BadRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, { samplesMax: limits.samplesMax })))
+  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, queryOptions(limits))))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)
@@ -385,7 +614,29 @@ const writeHandler = Effect.gen(function*() {
   Effect.catchDefect((d) => Effect.succeed(HttpServerResponse.text(`internal error: ${d instanceof Error ? d.message : String(d)}`, { status: 500 })))
 )
 
-/** A route and the parameters it takes: they are checked here, once, before its handler runs. */
+/** The answer compressed as the request's `Accept-Encoding` allows (see `internal/compression.ts`). */
+const compressed = <E, R>(self: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.flatMap(self, (response) => encodeResponse(request.headers["accept-encoding"], response)))
+
+/** Methods a client may try on a known path; those the route does not take are a 405. */
+const otherMethods = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const
+
+/**
+ * A known path asked with a method it does not take: 405 with the methods it does take in `Allow`, as
+ * Prometheus's router answers (e.g. `POST /api/v1/label/job/values`), not the 404 of an unknown path.
+ */
+const methodNotAllowed = (allowed: ReadonlyArray<string>) =>
+  HttpServerResponse.text("Method Not Allowed\n", {
+    status: 405,
+    contentType: "text/plain; charset=utf-8",
+    headers: { allow: allowed.join(", "), "x-content-type-options": "nosniff" }
+  })
+
+/**
+ * A route and the parameters it takes: they are checked here, once, before its handler runs; its answers
+ * are compressed for clients that accept gzip; the other methods on its path are a 405.
+ */
 const route = <R>(
   methods: ReadonlyArray<"GET" | "POST">,
   path: HttpRouter.PathInput,
@@ -393,8 +644,12 @@ const route = <R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | Params>
 ) => {
   const names: ReadonlySet<string> = new Set(known)
-  const checked = answer(Effect.flatMap(readParams(names), (p) => Effect.provideService(handler, Params, p)))
-  const [first, ...rest] = methods.map((method) => HttpRouter.add(method, path, checked))
+  const checked = compressed(answer(Effect.flatMap(readParams(names), (p) => Effect.provideService(handler, Params, p))))
+  const refused = methodNotAllowed(methods)
+  const [first, ...rest] = [
+    ...methods.map((method) => HttpRouter.add(method, path, checked)),
+    ...otherMethods.filter((m) => !methods.includes(m as "GET" | "POST")).map((method) => HttpRouter.add(method, path, refused))
+  ]
   return Layer.mergeAll(first!, ...rest)
 }
 
@@ -414,5 +669,16 @@ export const routes = Layer.mergeAll(
   route(["GET"], "/api/v1/label/:name/values", selection, labelValuesHandler),
   route(["GET"], "/api/v1/metadata", ["metric", "limit"], metadataHandler),
   route(["GET"], "/api/v1/status/buildinfo", [], buildinfoHandler),
-  route(both, "/api/v1/query_exemplars", ["query", "start", "end"], exemplarsHandler)
+  route(["GET"], "/api/v1/status/flags", [], flagsHandler),
+  route(["GET"], "/api/v1/status/config", [], configHandler),
+  route(["GET"], "/api/v1/status/runtimeinfo", [], runtimeinfoHandler),
+  route(["GET"], "/api/v1/status/tsdb", ["limit"], tsdbStatusHandler),
+  route(both, "/api/v1/query_exemplars", ["query", "start", "end"], exemplarsHandler),
+  route(
+    ["GET"],
+    "/api/v1/rules",
+    ["type", "rule_name[]", "rule_group[]", "file[]", "exclude_alerts", "match[]", "group_limit", "group_next_token", "rule_name", "rule_group", "file"],
+    rulesHandler
+  ),
+  route(["GET"], "/api/v1/alerts", [], alertsHandler)
 )
