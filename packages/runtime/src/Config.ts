@@ -13,17 +13,25 @@
  * | `OPENDATA_S3_FORCE_PATH_STYLE`, `_IF_MATCH_UNQUOTED` | `false` | S3 compatibility switches |
  * | `OPENDATA_STORE_PREFLIGHT` | `true` | check on open that the store honours conditional writes |
  * | `OPENDATA_ROLE` | `all` | `all`, or one role over a shared `s3` store: `writer`, `reader`, `compactor` |
- * | `OPENDATA_FLUSH_INTERVAL_MS` | `100` on s3, `5` otherwise | least time between two WAL writes (group commit) |
- * | `OPENDATA_TSDB_RETENTION_MS` | `1296000000` (15 days) | TSDB samples older than this are deleted |
- * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `120000` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
+ * | `OPENDATA_LOG_LEVEL` | `info` | `debug` (every request is access-logged), `info`, `warn`, `error` |
+ * | `OPENDATA_LOG_FORMAT` | `logfmt` | `logfmt` or `json`, one line per entry on stderr |
+ * | `OPENDATA_FLUSH_INTERVAL_MS` | `100ms` on s3, `5ms` otherwise | least time between two WAL writes (group commit) |
+ * | `OPENDATA_TSDB_RETENTION_MS` | `15d` | TSDB samples older than this are deleted |
+ * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
- * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5000` | an idle EventStore tail sends a heartbeat this often |
- * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `60000` | how often EventStore retention runs |
+ * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5s` | an idle EventStore tail sends a heartbeat this often |
+ * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `1m` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
+ *
+ * Durations (the `_MS` settings) are written as Prometheus writes them (`15d`, `1h30m`, `90s`, `500ms`) or
+ * as a plain number of milliseconds; sizes as `512MiB`, `1GB`, `64KiB` or a plain number of bytes (see
+ * `parseDurationMs`, `parseBytes`). An invalid value fails `load` with an `InvalidConfig` naming the setting.
  */
-import { Config, Effect, Option, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Effect, Option, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { ObjectStore } from "@opendata/core"
+import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
+import { Limits as TsdbLimits } from "@opendata/tsdb"
 
 export const defaultPort = 9095
 
@@ -35,14 +43,16 @@ export const defaultPort = 9095
 export type Role = "all" | "writer" | "reader" | "compactor"
 export const roles: ReadonlyArray<Role> = ["all", "writer", "reader", "compactor"]
 
-/** A configuration that parses but cannot run, named by field, value and what is allowed. */
+/** A configuration that does not parse or cannot run, named by field, value (if any) and what is allowed. */
 export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
   field: Schema.String,
   value: Schema.String,
   allowed: Schema.String
 }) {
   override get message() {
-    return `invalid configuration: ${this.field}=${this.value}: ${this.allowed}`
+    return this.value === ""
+      ? `invalid configuration: ${this.field}: ${this.allowed}`
+      : `invalid configuration: ${this.field}=${this.value}: ${this.allowed}`
   }
 }
 
@@ -51,12 +61,24 @@ export type StoreConfig =
   | { readonly kind: "local"; readonly root: string }
   | { readonly kind: "s3"; readonly settings: ObjectStore.S3Settings }
 
+/** The least severity logged: `debug` adds every request to the access log (see `Server.layerLogging`). */
+export type LogLevel = "debug" | "info" | "warn" | "error"
+export const logLevels: ReadonlyArray<LogLevel> = ["debug", "info", "warn", "error"]
+
+/** How log entries are written: logfmt (`key=value` pairs, Prometheus's default) or JSON, one per line. */
+export type LogFormat = "logfmt" | "json"
+export const logFormats: ReadonlyArray<LogFormat> = ["logfmt", "json"]
+
 export interface RuntimeConfig {
   readonly host: string
   readonly port: number
   readonly store: StoreConfig
   readonly preflight: boolean
   readonly role: Role
+  /** Default `info`. */
+  readonly logLevel?: LogLevel | undefined
+  /** Default `logfmt`. */
+  readonly logFormat?: LogFormat | undefined
   /** Least time between the starts of two WAL writes; defaults by store (see `flushIntervalFor`). */
   readonly flushIntervalMs?: number | undefined
   readonly tsdbRetentionMs?: number | undefined
@@ -115,14 +137,121 @@ const storeConfig: Config.Config<StoreConfig> = Config.Literals(["local", "s3", 
   })
 )
 
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
-const positiveInt = (name: string) => Config.option(Config.schema(PositiveInt, name))
+// -------------------------------------------------------------------------------------------------
+// Durations and sizes
+// -------------------------------------------------------------------------------------------------
+
+/** Milliseconds per duration unit, in the order Prometheus requires them (largest first). */
+const durationUnits = [["y", 365 * 86_400_000], ["w", 7 * 86_400_000], ["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], [
+  "s",
+  1_000
+], ["ms", 1]] as const
+const durationPattern = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/
+
+/**
+ * A duration in milliseconds, written as Prometheus writes one (`15d`, `1h30m`, `90s`, `500ms`: units y,
+ * w, d, h, m, s, ms, each at most once, largest first) or as a plain integer of milliseconds (what every
+ * `_MS` setting took before); `undefined` if the text is neither.
+ */
+export const parseDurationMs = (text: string): number | undefined => {
+  const t = text.trim()
+  if (/^\d+$/.test(t)) return Number.isSafeInteger(Number(t)) ? Number(t) : undefined
+  const match = t === "" ? null : durationPattern.exec(t)
+  if (match === null) return undefined
+  let total = 0
+  durationUnits.forEach(([, ms], i) => {
+    if (match[i + 1] !== undefined) total += Number(match[i + 1]) * ms
+  })
+  return Number.isSafeInteger(total) ? total : undefined
+}
+
+/** Bytes per size unit: decimal (`KB` = 1000) and binary (`KiB` = 1024), case-insensitive. */
+const sizeUnits: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40
+}
+
+/**
+ * A size in bytes: `512MiB`, `1GB`, `64KiB`, `1.5GiB` (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB,
+ * TiB powers of 1024), or a plain integer of bytes; `undefined` if the text is neither.
+ */
+export const parseBytes = (text: string): number | undefined => {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)?$/i.exec(text.trim())
+  if (match === null) return undefined
+  const unit = match[2] === undefined ? 1 : sizeUnits[match[2].toLowerCase()]
+  if (unit === undefined || (match[2] === undefined && match[1]!.includes("."))) return undefined
+  const bytes = Math.round(Number(match[1]) * unit)
+  return Number.isSafeInteger(bytes) ? bytes : undefined
+}
+
+/** A duration in Prometheus's notation, for reading it back: `15d`, `1h30m`, `500ms`; `0s` for zero. */
+export const formatDurationMs = (ms: number): string => {
+  if (ms === 0) return "0s"
+  let rest = ms
+  let text = ""
+  for (const [unit, unitMs] of durationUnits) {
+    if (unit === "y" || unit === "w") continue
+    const n = Math.floor(rest / unitMs)
+    if (n > 0) text += `${n}${unit}`
+    rest -= n * unitMs
+  }
+  return text
+}
+
+/** A size in the largest binary unit that divides it (`1GiB`, `64KiB`), else in bytes. */
+export const formatBytes = (bytes: number): string => {
+  for (const unit of ["TiB", "GiB", "MiB", "KiB"]) {
+    const size = sizeUnits[unit.toLowerCase()]!
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`
+  }
+  return `${bytes}B`
+}
+
+export const durationExpected = "a duration such as 15d, 1h30m, 90s or 500ms (a plain number is milliseconds)"
+export const sizeExpected = "a size such as 512MiB, 1GB or 64KiB (a plain number is bytes)"
+
+/** A setting's text decoded by `parse`, failing with "must be <expected>" and the value. */
+const textCodec = (expected: string, parse: (text: string) => number | undefined) =>
+  Schema.String.pipe(Schema.decodeTo(
+    Schema.Number,
+    SchemaTransformation.transformEffect({
+      decode: (text: string) => {
+        const value = parse(text)
+        return value === undefined
+          ? Effect.fail(new SchemaIssue.InvalidValue({ message: `must be ${expected}` }))
+          : Effect.succeed(value)
+      },
+      encode: (value: number) => Effect.succeed(String(value))
+    })
+  ))
+
+/** A duration setting (see `parseDurationMs`) in milliseconds. */
+export const DurationMs = textCodec(durationExpected, parseDurationMs)
+/** A size setting (see `parseBytes`) in bytes. */
+export const Bytes = textCodec(sizeExpected, parseBytes)
+
+const positive = Schema.isGreaterThan(0, { message: "must be more than 0" })
+const optional = <A>(codec: Schema.Codec<A, string>, name: string) => Config.option(Config.schema(codec, name))
+const positiveDuration = (name: string) => optional(DurationMs.check(positive), name)
+const positiveSize = (name: string) => optional(Bytes.check(positive), name)
+const positiveInt = (name: string) => optional(Schema.NumberFromString.check(Schema.isInt(), positive), name)
+
+// -------------------------------------------------------------------------------------------------
+// The settings
+// -------------------------------------------------------------------------------------------------
 
 const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
-  tailHeartbeatMs: positiveInt("OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS"),
-  retentionIntervalMs: positiveInt("OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS"),
-  maxAgeMs: positiveInt("OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS"),
-  maxBytes: positiveInt("OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES")
+  tailHeartbeatMs: positiveDuration("OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS"),
+  retentionIntervalMs: positiveDuration("OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS"),
+  maxAgeMs: positiveDuration("OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS"),
+  maxBytes: positiveSize("OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES")
 }).pipe(
   Config.map((c): EventStoreSettings => ({
     ...(Option.isSome(c.tailHeartbeatMs) ? { tailHeartbeatMs: c.tailHeartbeatMs.value } : {}),
@@ -138,8 +267,6 @@ const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
   }))
 )
 
-const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
-
 /** The runtime configuration from the environment. */
 export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   host: Config.String("OPENDATA_HOST").pipe(Config.withDefault("0.0.0.0")),
@@ -147,9 +274,11 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   store: storeConfig,
   preflight: Config.Boolean("OPENDATA_STORE_PREFLIGHT").pipe(Config.withDefault(true)),
   role: Config.Literals(roles, "OPENDATA_ROLE").pipe(Config.withDefault("all" as const)),
-  flushIntervalMs: Config.option(Config.schema(NonNegativeInt, "OPENDATA_FLUSH_INTERVAL_MS")),
-  tsdbRetentionMs: positiveInt("OPENDATA_TSDB_RETENTION_MS"),
-  tsdbQueryTimeoutMs: positiveInt("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
+  logLevel: Config.Literals(logLevels, "OPENDATA_LOG_LEVEL").pipe(Config.withDefault("info" as const)),
+  logFormat: Config.Literals(logFormats, "OPENDATA_LOG_FORMAT").pipe(Config.withDefault("logfmt" as const)),
+  flushIntervalMs: optional(DurationMs, "OPENDATA_FLUSH_INTERVAL_MS"),
+  tsdbRetentionMs: positiveDuration("OPENDATA_TSDB_RETENTION_MS"),
+  tsdbQueryTimeoutMs: positiveDuration("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
   tsdbQuerySamplesMax: positiveInt("OPENDATA_TSDB_QUERY_SAMPLES_MAX"),
   eventStore: eventStoreConfig
 }).pipe(
@@ -174,7 +303,65 @@ export const validate = (config: RuntimeConfig): Effect.Effect<RuntimeConfig, In
     )
     : Effect.succeed(config)
 
+const issueFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/**
+ * A `ConfigError` as an `InvalidConfig`: the setting it is about (the first in its path), the value it
+ * has in the provider (secrets are not repeated), and what is wrong with it.
+ */
+const explain = (error: Config.ConfigError) =>
+  Effect.gen(function*() {
+    if (error.cause._tag !== "SchemaError") return new InvalidConfig({ field: "configuration", value: "", allowed: error.message })
+    const issue = issueFormatter(error.cause.issue).issues[0]
+    const field = String((issue?.path ?? [])[0] ?? "configuration")
+    const provider = yield* ConfigProvider.ConfigProvider
+    const node = yield* provider.load([field]).pipe(Effect.orElseSucceed(() => undefined))
+    if (node === undefined) return new InvalidConfig({ field, value: "", allowed: "must be set" })
+    const raw = node._tag === "Value" ? node.value : ""
+    return new InvalidConfig({ field, value: /SECRET/.test(field) ? "<redacted>" : raw, allowed: issue?.message ?? "is invalid" })
+  })
+
 /** Reads `fromEnv` and validates it, for use where a plain effect is handier than a `Config`. */
 export const load = Effect.gen(function*() {
-  return yield* validate(yield* fromEnv)
+  const config = yield* fromEnv.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
+  return yield* validate(config)
 })
+
+/**
+ * The effective configuration, every default filled in, as flat `name=value` pairs for the startup log:
+ * durations and sizes in the notation they may be written in, the S3 secret access key redacted.
+ */
+export const describe = (config: RuntimeConfig): Record<string, string | number | boolean> => {
+  const store = config.store
+  const retention = config.eventStore.defaultRetention
+  return {
+    host: config.host,
+    port: config.port,
+    store: store.kind,
+    ...(store.kind === "local" ? { dataDir: store.root } : {}),
+    ...(store.kind === "s3"
+      ? {
+        "s3.bucket": store.settings.bucket,
+        "s3.endpoint": store.settings.endpoint ?? "AWS",
+        "s3.region": store.settings.region ?? "",
+        "s3.prefix": store.settings.prefix ?? "",
+        "s3.forcePathStyle": store.settings.forcePathStyle ?? false,
+        "s3.ifMatchUnquoted": store.settings.ifMatchUnquoted ?? false,
+        "s3.accessKeyId": store.settings.credentials?.accessKeyId ?? "SDK default chain",
+        "s3.secretAccessKey": store.settings.credentials === undefined ? "SDK default chain" : "<redacted>"
+      }
+      : {}),
+    preflight: config.preflight,
+    role: config.role,
+    "log.level": config.logLevel ?? "info",
+    "log.format": config.logFormat ?? "logfmt",
+    flushInterval: formatDurationMs(flushIntervalFor(config)),
+    "tsdb.retention": formatDurationMs(config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault),
+    "tsdb.queryTimeout": formatDurationMs(config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault),
+    "tsdb.querySamplesMax": config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax,
+    "eventstore.tailHeartbeat": formatDurationMs(config.eventStore.tailHeartbeatMs ?? EventStoreLimits.tailHeartbeatMs),
+    "eventstore.retentionInterval": formatDurationMs(config.eventStore.retentionIntervalMs ?? EventStoreLimits.retentionIntervalMs),
+    "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),
+    "eventstore.retentionMaxBytes": retention?.maxBytes === undefined ? "none" : formatBytes(retention.maxBytes)
+  }
+}

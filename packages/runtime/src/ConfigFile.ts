@@ -10,17 +10,36 @@
  *   dataDir: ./data
  *   preflight: true
  *   role: all                 # all | writer | reader | compactor (the split roles need store: s3)
- *   flushIntervalMs: 5        # default 100 on s3, 5 otherwise
+ *   log: { level: info, format: logfmt }   # debug | info | warn | error; logfmt | json
+ *   flushIntervalMs: 5ms      # default 100ms on s3, 5ms otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
- *   tsdb: { retentionMs: 1296000000, queryTimeoutMs: 120000, querySamplesMax: 50000000 }
- *   eventstore: { tailHeartbeatMs: 5000, retentionIntervalMs: 60000, retentionMaxAgeMs: 604800000, retentionMaxBytes: 1073741824 }
+ *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000 }
+ *   eventstore: { tailHeartbeatMs: 5s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
+ *
+ * Durations (the `...Ms` fields) take Prometheus's notation (`15d`, `1h30m`, `90s`, `500ms`) or a number of
+ * milliseconds; sizes (`retentionMaxBytes`) take `512MiB`, `1GB`, `64KiB` or a number of bytes.
  */
 import * as fs from "node:fs"
 import { ConfigProvider, Effect, Schema, SchemaIssue } from "effect"
 import { parse as parseYaml } from "yaml"
+import { durationExpected, logFormats, logLevels, parseBytes, parseDurationMs, sizeExpected } from "./Config.ts"
 
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
 const Positive = Schema.Int.check(Schema.isGreaterThan(0))
+
+/**
+ * A field written as a number or as text that `parse` reads (a duration, a size), above zero if
+ * `positive`. It stays as written: the environment variable it stands for is parsed the same way.
+ */
+const measured = (expected: string, parse: (text: string) => number | undefined, positive: boolean) =>
+  Schema.Union([Schema.Number, Schema.String]).check(Schema.makeFilter((value: number | string) => {
+    const parsed = parse(String(value))
+    if (parsed === undefined) return `must be ${expected}, not ${JSON.stringify(value)}`
+    return !positive || parsed > 0 || "must be more than 0"
+  }))
+const Duration = measured(durationExpected, parseDurationMs, true)
+const DurationOrZero = measured(durationExpected, parseDurationMs, false)
+const Size = measured(sizeExpected, parseBytes, true)
 
 const File = Schema.Struct({
   host: Schema.optional(Schema.String),
@@ -29,10 +48,14 @@ const File = Schema.Struct({
   dataDir: Schema.optional(Schema.String),
   preflight: Schema.optional(Schema.Boolean),
   role: Schema.optional(Schema.Literals(["all", "writer", "reader", "compactor"])),
-  flushIntervalMs: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  log: Schema.optional(Schema.Struct({
+    level: Schema.optional(Schema.Literals(logLevels)),
+    format: Schema.optional(Schema.Literals(logFormats))
+  })),
+  flushIntervalMs: Schema.optional(DurationOrZero),
   tsdb: Schema.optional(Schema.Struct({
-    retentionMs: Schema.optional(Positive),
-    queryTimeoutMs: Schema.optional(Positive),
+    retentionMs: Schema.optional(Duration),
+    queryTimeoutMs: Schema.optional(Duration),
     querySamplesMax: Schema.optional(Positive)
   })),
   s3: Schema.optional(Schema.Struct({
@@ -46,10 +69,10 @@ const File = Schema.Struct({
     ifMatchUnquoted: Schema.optional(Schema.Boolean)
   })),
   eventstore: Schema.optional(Schema.Struct({
-    tailHeartbeatMs: Schema.optional(Positive),
-    retentionIntervalMs: Schema.optional(Positive),
-    retentionMaxAgeMs: Schema.optional(Positive),
-    retentionMaxBytes: Schema.optional(Positive)
+    tailHeartbeatMs: Schema.optional(Duration),
+    retentionIntervalMs: Schema.optional(Duration),
+    retentionMaxAgeMs: Schema.optional(Duration),
+    retentionMaxBytes: Schema.optional(Size)
   }))
 })
 type File = typeof File.Type
@@ -72,6 +95,8 @@ const asEnv = (f: File): Record<string, string> => {
     OPENDATA_DATA_DIR: f.dataDir,
     OPENDATA_STORE_PREFLIGHT: f.preflight?.toString(),
     OPENDATA_ROLE: f.role,
+    OPENDATA_LOG_LEVEL: f.log?.level,
+    OPENDATA_LOG_FORMAT: f.log?.format,
     OPENDATA_FLUSH_INTERVAL_MS: f.flushIntervalMs?.toString(),
     OPENDATA_TSDB_RETENTION_MS: f.tsdb?.retentionMs?.toString(),
     OPENDATA_TSDB_QUERY_TIMEOUT_MS: f.tsdb?.queryTimeoutMs?.toString(),

@@ -14,14 +14,14 @@
  */
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Deferred, Effect, Layer, Ref } from "effect"
-import { HttpRouter, type HttpServer, type HttpServerError, HttpServerResponse } from "effect/http"
+import { Clock, Context, Deferred, Effect, Layer, Logger, LogLevel, Ref, References } from "effect"
+import { HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "effect/http"
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits, Tsdb, TsdbHttp } from "@opendata/tsdb"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
-import { flushIntervalFor } from "./Config.ts"
+import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
@@ -96,7 +96,7 @@ const measured = (name: string, db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.O
       yield* metrics.register(Effect.map(opened.stats, (stats) => Metrics.dbSamples(name, stats)))
       return opened
     })
-  ).pipe(Layer.provide(db))
+  ).pipe(Layer.provide(logOpening(name, db)))
 
 /** Both products, on their Dbs as the role opens them. */
 const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) => {
@@ -164,6 +164,7 @@ const markReady = (role: Role) => Layer.effectDiscard(
   Effect.gen(function*() {
     const ready = yield* Readiness
     const store = yield* ObjectStore.ObjectStore
+    yield* HttpServer.addressFormattedWith((address) => Effect.logInfo(`listening on ${address}`))
     yield* Effect.acquireRelease(
       Effect.andThen(Ref.set(ready, true), Effect.logInfo(`ready; object store: ${store.name}; role: ${role}`)),
       () => Effect.andThen(Ref.set(ready, false), Effect.logInfo("shutting down"))
@@ -200,7 +201,7 @@ export const layer = (
   const base = Layer.mergeAll(healthRoutes, Metrics.routes, Metrics.httpMiddleware)
   const served = config.role === "compactor"
     ? signalShutdown.pipe(
-      Layer.provideMerge(HttpRouter.serve(base)),
+      Layer.provideMerge(HttpRouter.serve(base, serveOptions)),
       Layer.provideMerge(markReady(config.role)),
       Layer.provideMerge(listener),
       Layer.provideMerge(layerCompactors),
@@ -208,10 +209,14 @@ export const layer = (
       Layer.provideMerge(shuttingDown)
     )
     : signalShutdown.pipe(
-      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes))),
+      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes), serveOptions)),
       Layer.provideMerge(Layer.succeed(TsdbHttp.QueryLimits, {
         timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
+      })),
+      Layer.provideMerge(Layer.succeed(TsdbHttp.StatusSettings, {
+        retentionMs: config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault,
+        outOfOrderWindowMs: TsdbLimits.outOfOrderWindowMs
       })),
       Layer.provideMerge(markReady(config.role)),
       Layer.provideMerge(listener),
@@ -234,3 +239,81 @@ const layerCountedStore = (store: StoreConfig, preflight: boolean) =>
       return Metrics.countingStore(inner, yield* Metrics.Metrics)
     })
   ).pipe(Layer.provide(layerStore(store, preflight)))
+
+// -------------------------------------------------------------------------------------------------
+// Logging: format and level, the access-log policy, and what the server logs as it starts
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * A request that takes longer than this is access-logged (at warn) even when it succeeded. WebSocket
+ * tails (status 101) last as long as their client wants and are never slow.
+ */
+export const slowRequestMs = 1_000
+
+/**
+ * Effect's access log (`HttpMiddleware.logger`, which `HttpRouter.serve` installs, and which routes such
+ * as remote write or the unknown-route 404 turn off with `withLoggerDisabled`) stays; the address it
+ * would log is logged by `markReady` instead, in the same words as the rest.
+ */
+const serveOptions = { disableListenLog: true } as const
+
+const effectLevels = { debug: "Debug", info: "Info", warn: "Warn", error: "Error" } as const
+
+/**
+ * The access-log policy. An entry of Effect's access log (annotated `http.status`, timed by its
+ * `http.span`) is re-levelled: a 5xx is an error, a slow request a warning, anything else debug, so that
+ * only errors and slow requests show at the default level and every request at `debug`. Any other entry
+ * is left as it is.
+ */
+const accessLogEntry = (options: Logger.Options<unknown>): Logger.Options<unknown> => {
+  const status = options.fiber.getRef(References.CurrentLogAnnotations)["http.status"]
+  if (typeof status !== "number") return options
+  if (status >= 500) return { ...options, logLevel: "Error" }
+  const span = options.fiber.getRef(References.CurrentLogSpans).find(([label]) => label === "http.span")
+  const tookMs = span === undefined ? 0 : options.date.getTime() - span[1]
+  return status !== 101 && tookMs > slowRequestMs
+    ? { ...options, logLevel: "Warn", message: `slow request (over ${slowRequestMs} ms)` }
+    : { ...options, logLevel: "Debug" }
+}
+
+/**
+ * The process's logger: one line per entry on stderr, in logfmt or JSON, at the configured level and
+ * above, with the access-log policy applied. Effect's own minimum stays at `Info` (unless `debug`), so
+ * that the access log's entries reach the policy before the configured level filters them.
+ */
+export const layerLogging = (config: Pick<RuntimeConfig, "logLevel" | "logFormat">): Layer.Layer<never> => {
+  const minimum = effectLevels[config.logLevel ?? "info"]
+  const format = config.logFormat === "json" ? Logger.formatJson : Logger.formatLogFmt
+  const logger = Logger.make((options) => {
+    const entry = accessLogEntry(options)
+    if (LogLevel.isLessThan(entry.logLevel, minimum)) return
+    process.stderr.write(`${format.log(entry)}\n`)
+  })
+  return Layer.mergeAll(
+    Logger.layer([logger]),
+    Layer.succeed(References.MinimumLogLevel, minimum === "Debug" ? "Debug" : "Info")
+  )
+}
+
+/**
+ * A product's Db, logged as it opens: opening replays the WAL written since the last flush, which can take
+ * a while after a crash, and the Db reports no progress of its own.
+ */
+const logOpening = <E, R>(name: string, db: Layer.Layer<Db.Db, E, R>): Layer.Layer<Db.Db, E, R> =>
+  Layer.effectContext(Effect.gen(function*() {
+    yield* Effect.logInfo(`opening ${name}...`)
+    const startedMs = yield* Clock.currentTimeMillis
+    const context = yield* Layer.build(db)
+    yield* Effect.logInfo(`opened ${name} in ${(yield* Clock.currentTimeMillis) - startedMs} ms`)
+    return context
+  }))
+
+/**
+ * Serves until interrupted (SIGINT, SIGTERM), as `main.ts` and `opendata serve` do: logs the effective
+ * configuration (secrets redacted), then builds and runs `layer`, all with the configured logger.
+ */
+export const launch = (config: RuntimeConfig) =>
+  Effect.andThen(
+    Effect.logInfo("configuration").pipe(Effect.annotateLogs(describeConfig(config))),
+    Layer.launch(layer(config))
+  ).pipe(Effect.provide(layerLogging(config)))

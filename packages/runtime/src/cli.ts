@@ -1,29 +1,45 @@
 #!/usr/bin/env node
 /**
- * The `opendata` command:
+ * The `opendata` command (`bin/opendata.js` runs it, built or from source):
  *
- *   opendata serve   [--port N] [--data-dir DIR] [--store local|s3|memory] [--role all|writer|reader|compactor] [--config FILE]
+ *   opendata serve   [--host H] [--port N] [--data-dir DIR] [--store local|s3|memory] [--role all|writer|reader|compactor]
+ *                    [--log-level debug|info|warn|error] [--log-format logfmt|json] [--config FILE]
  *                    serve both products (npm start); with --role, one role over a shared s3 bucket
  *   opendata inspect [--data-dir DIR] [--store ...]   manifest versions, epochs, objects and sizes per product
  *   opendata verify  [--data-dir DIR] [--store ...]   read every referenced object and check every checksum
+ *   opendata compact [--data-dir DIR] [--store ...]   compact and collect garbage of a stopped store, to completion
+ *   opendata version                                  the runtime's version, Node's, and the platform
  *
  * Flags override the `OPENDATA_*` environment variables, which override the configuration file
  * (`opendata.yaml`, see ConfigFile.ts), which overrides the defaults.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, ConfigProvider, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
-import { Command, Flag } from "effect/cli"
+import * as fs from "node:fs"
+import { NodeServices } from "@effect/platform-node"
+import { ConfigProvider, Console, Effect, Fiber, Layer, Option, Schema } from "effect"
+import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { Db } from "@opendata/core"
 import * as Config from "./Config.ts"
 import * as ConfigFile from "./ConfigFile.ts"
 import * as Server from "./Server.ts"
-import { forceExitOnSecondSignal } from "./Signals.ts"
+import { runMain } from "./Signals.ts"
 
+/** The runtime package's version, read from its package.json (one directory above `src/` and `dist/`). */
+const version: string = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version
+
+const host = Flag.String("host").pipe(Flag.withDescription("address the HTTP server binds (default 0.0.0.0; env OPENDATA_HOST)"), Flag.optional)
 const port = Flag.Int("port").pipe(Flag.withDescription("HTTP port (default 9095; env OPENDATA_PORT)"), Flag.optional)
 const dataDir = Flag.String("data-dir").pipe(Flag.withDescription("directory of the local store (default ./data; env OPENDATA_DATA_DIR)"), Flag.optional)
 const store = Flag.Literals("store", ["local", "s3", "memory"]).pipe(Flag.withDescription("object store kind (default local; env OPENDATA_STORE)"), Flag.optional)
 const role = Flag.Literals("role", ["all", "writer", "reader", "compactor"]).pipe(
   Flag.withDescription("what this process does (default all; env OPENDATA_ROLE): writer, reader and compactor split the work over one s3 bucket"),
+  Flag.optional
+)
+const logLevel = Flag.Literals("log-level", Config.logLevels).pipe(
+  Flag.withDescription("least severity logged (default info; env OPENDATA_LOG_LEVEL); debug also logs every request"),
+  Flag.optional
+)
+const logFormat = Flag.Literals("log-format", Config.logFormats).pipe(
+  Flag.withDescription("log line format on stderr (default logfmt; env OPENDATA_LOG_FORMAT)"),
   Flag.optional
 )
 const configFile = Flag.String("config").pipe(Flag.withDescription("configuration file (default ./opendata.yaml if present; env OPENDATA_CONFIG)"), Flag.optional)
@@ -33,34 +49,46 @@ const loadConfig = (file: Option.Option<string>) =>
   Effect.flatMap(ConfigFile.provider(Option.getOrUndefined(file)), (provider) =>
     Effect.provideService(Config.load, ConfigProvider.ConfigProvider, provider))
 
+/** The environment variable each flag stands for. */
+const flagVariables = {
+  host: "OPENDATA_HOST",
+  port: "OPENDATA_PORT",
+  dataDir: "OPENDATA_DATA_DIR",
+  store: "OPENDATA_STORE",
+  role: "OPENDATA_ROLE",
+  logLevel: "OPENDATA_LOG_LEVEL",
+  logFormat: "OPENDATA_LOG_FORMAT"
+} as const
+
 /** Flags win over the environment: they are written into it before the configuration is read. */
-const applyFlags = (flags: {
-  readonly port?: Option.Option<number>
-  readonly dataDir: Option.Option<string>
-  readonly store: Option.Option<string>
-  readonly role?: Option.Option<string>
-}) =>
+const applyFlags = (flags: { readonly [K in keyof typeof flagVariables]?: Option.Option<string | number> }) =>
   Effect.sync(() => {
-    if (flags.role !== undefined && Option.isSome(flags.role)) process.env["OPENDATA_ROLE"] = flags.role.value
-    if (flags.port !== undefined && Option.isSome(flags.port)) process.env["OPENDATA_PORT"] = String(flags.port.value)
-    if (Option.isSome(flags.dataDir)) process.env["OPENDATA_DATA_DIR"] = flags.dataDir.value
-    if (Option.isSome(flags.store)) process.env["OPENDATA_STORE"] = flags.store.value
+    for (const [flag, variable] of Object.entries(flagVariables)) {
+      const value = flags[flag as keyof typeof flagVariables]
+      if (value !== undefined && Option.isSome(value)) process.env[variable] = String(value.value)
+    }
   })
 
 const products = Object.values(Server.productPaths)
 
+/**
+ * What the one-shot commands (inspect, verify, compact) log: warnings and errors only, as logfmt on stderr,
+ * so that their report on stdout stays readable.
+ */
+const quietLogging = Server.layerLogging({ logLevel: "warn", logFormat: "logfmt" })
+
 /** The configured object store, opened read-only (no preflight probes). */
 const storeLayer = (file: Option.Option<string>) => Effect.map(loadConfig(file), (config) => Server.layerStore(config.store, false))
 
-const serve = Command.make("serve", { port, dataDir, store, role, config: configFile }, (flags) =>
+const serve = Command.make("serve", { host, port, dataDir, store, role, logLevel, logFormat, config: configFile }, (flags) =>
   Effect.gen(function*() {
     yield* applyFlags(flags)
-    const config = yield* loadConfig(flags.config)
-    return yield* Layer.launch(Server.layer(config))
+    return yield* Server.launch(yield* loadConfig(flags.config))
   })).pipe(
     Command.withDescription("Serve the EventStore and the TSDB over HTTP (what `npm start` runs)"),
     Command.withExamples([
       { command: "opendata serve --port 9095 --data-dir ./data", description: "embedded, on a local directory" },
+      { command: "opendata serve --host 127.0.0.1 --log-level debug --log-format json", description: "loopback only; every request logged, as JSON" },
       { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role writer", description: "the ingest role over a shared bucket" },
       { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role reader --port 9096", description: "a query and tail role over the same bucket" },
       { command: "OPENDATA_STORE=s3 OPENDATA_S3_BUCKET=b opendata serve --role compactor --port 9097", description: "compaction and garbage collection" }
@@ -71,7 +99,7 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
 
 const inspectCommand = Command.make("inspect", { dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {
-    yield* applyFlags({ ...flags })
+    yield* applyFlags(flags)
     const layer = yield* storeLayer(flags.config)
     for (const path of products) {
       const report = yield* Db.inspect(path).pipe(Effect.provide(layer))
@@ -86,11 +114,11 @@ const inspectCommand = Command.make("inspect", { dataDir, store, config: configF
       }
       for (const [kind, o] of Object.entries(report.objects)) yield* Console.log(`  ${kind}: ${o.count} objects, ${mib(o.bytes)}`)
     }
-  })).pipe(Command.withDescription("Show manifest versions, epochs, and objects with their sizes, for each product"))
+  }).pipe(Effect.provide(quietLogging))).pipe(Command.withDescription("Show manifest versions, epochs, and objects with their sizes, for each product"))
 
 const verifyCommand = Command.make("verify", { dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {
-    yield* applyFlags({ ...flags })
+    yield* applyFlags(flags)
     const layer = yield* storeLayer(flags.config)
     const tty = process.stdout.isTTY === true
     let failed = 0
@@ -104,15 +132,188 @@ const verifyCommand = Command.make("verify", { dataDir, store, config: configFil
       failed += report.problems.length
     }
     if (failed > 0) return yield* Effect.fail(new Error(`${failed} problems found`))
-  })).pipe(Command.withDescription("Read every object the latest manifests reference and check every checksum"))
+  }).pipe(Effect.provide(quietLogging))).pipe(Command.withDescription("Read every object the latest manifests reference and check every checksum"))
+
+// -------------------------------------------------------------------------------------------------
+// compact
+// -------------------------------------------------------------------------------------------------
+
+/** `compact` refused: nothing to compact, or a store it must not take over. */
+class CompactRefused extends Schema.TaggedError<CompactRefused>()("CompactRefused", { reason: Schema.String }) {
+  override get message() {
+    return `compact: ${this.reason}`
+  }
+}
+
+/** The four steps of compacting one product, in order: what the progress reports. */
+const compactSteps = ["opening (replaying the WAL)", "flushing", "compacting", "collecting garbage"] as const
+
+/**
+ * Progress on stderr: on a terminal, one bar redrawn in place; otherwise one plain line per step, so that
+ * a log file or a CI job shows where it is without control characters.
+ */
+const makeProgress = (total: number) => {
+  const tty = process.stderr.isTTY === true
+  const width = 30
+  let done = 0
+  let label = ""
+  const draw = () => {
+    const filled = Math.round((done / Math.max(1, total)) * width)
+    process.stderr.write(`\r\x1b[K[${"#".repeat(filled).padEnd(width, ".")}] ${done}/${total} ${label}`)
+  }
+  return {
+    /** A step begins. */
+    begin: (text: string) =>
+      Effect.sync(() => {
+        label = text
+        if (tty) draw()
+        else process.stderr.write(`${text}...\n`)
+      }),
+    /** More detail on the step under way (the terminal bar only). */
+    detail: (text: string) =>
+      Effect.sync(() => {
+        if (tty) {
+          label = text
+          draw()
+        }
+      }),
+    /** The step under way is done. */
+    end: Effect.sync(() => {
+      done += 1
+      if (tty) draw()
+    }),
+    /** Clears the bar, before the report is printed. */
+    finish: Effect.sync(() => {
+      if (tty) process.stderr.write("\r\x1b[K")
+    })
+  }
+}
+type Progress = ReturnType<typeof makeProgress>
+
+/**
+ * Whether a product is compact already: one manifest version, at most one sorted run and nothing in level
+ * 0, every table referenced, and no WAL object but the fences (which stay forever). Opening it as the
+ * writer would only add a fence, so `compact` leaves it alone, and running it twice changes nothing.
+ */
+const isCompact = (report: Db.Inspection) => {
+  const latest = report.latest
+  return latest !== undefined && latest.l0Tables === 0 && latest.sortedRuns <= 1 && report.manifestVersions.length === 1 &&
+    (report.objects["sst"]?.count ?? 0) === latest.tables && (report.objects["wal"]?.count ?? 0) <= latest.walFences.length
+}
+
+/** Bytes and objects stored under a product's path. */
+const footprint = (report: Db.Inspection) =>
+  Object.values(report.objects).reduce((t, o) => ({ bytes: t.bytes + o.bytes, objects: t.objects + o.count }), { bytes: 0, objects: 0 })
+
+/**
+ * Compacts one product's Db to completion. Opening it as the writer replays the WAL and fences any
+ * previous writer (the store is stopped, so there is none alive); the settings make every level-0 table
+ * due for compaction and allow a single sorted run, so compaction goes on until everything is one sorted
+ * run (versions no snapshot can read any more are dropped on the way); garbage collection then runs with
+ * no lease, since no reader is left to protect. Closing the scope closes the Db.
+ */
+const compactProduct = (path: string, progress: Progress) =>
+  Effect.scoped(Effect.gen(function*() {
+    yield* progress.begin(`${path} ${compactSteps[0]}`)
+    const db = yield* Db.make({ path, l0CompactionTrigger: 1, sortedRunsMax: 1, gcMinAgeMs: 0, gc: false })
+    yield* progress.end
+    yield* progress.begin(`${path} ${compactSteps[1]}`)
+    yield* db.flush
+    yield* progress.end
+    yield* progress.begin(`${path} ${compactSteps[2]}`)
+    const watch = yield* Effect.forkScoped(Effect.forever(Effect.andThen(
+      Effect.sleep("200 millis"),
+      Effect.flatMap(db.stats, (s) => progress.detail(`${path} ${compactSteps[2]}: ${s.compactions} merges, ${s.tablesWritten} tables written`))
+    )))
+    while (yield* db.compact) {
+      // keep compacting while a job is due
+    }
+    yield* Fiber.interrupt(watch)
+    yield* progress.end
+    yield* progress.begin(`${path} ${compactSteps[3]}`)
+    const collected = yield* db.collectGarbage
+    yield* progress.end
+    return { stats: yield* db.stats, collected }
+  }))
+
+const compactCommand = Command.make("compact", { dataDir, store, config: configFile }, (flags) =>
+  Effect.gen(function*() {
+    yield* applyFlags(flags)
+    const config = yield* loadConfig(flags.config)
+    if (config.store.kind === "memory") {
+      return yield* new CompactRefused({ reason: "the memory store holds nothing once its process has exited; use --data-dir DIR or --store s3" })
+    }
+    if (config.store.kind === "local" && !fs.existsSync(config.store.root)) {
+      return yield* new CompactRefused({ reason: `${config.store.root} does not exist` })
+    }
+    // The local store's lock refuses a directory a running server holds.
+    const layer = Server.layerStore(config.store, false)
+    yield* Effect.gen(function*() {
+      const before = new Map<string, Db.Inspection>()
+      for (const path of products) before.set(path, yield* Db.inspect(path))
+      const present = products.filter((path) => before.get(path)!.latest !== undefined && !isCompact(before.get(path)!))
+      const progress = makeProgress(present.length * compactSteps.length)
+      const done = new Map<string, { readonly compactions: number; readonly tables: number; readonly collected: number }>()
+      for (const path of present) {
+        const { collected, stats } = yield* compactProduct(path, progress)
+        done.set(path, { compactions: stats.compactions, tables: stats.tablesWritten, collected })
+      }
+      yield* progress.finish
+      const total = { before: 0, after: 0 }
+      for (const path of products) {
+        const was = footprint(before.get(path)!)
+        if (!done.has(path)) {
+          const latest = before.get(path)!.latest
+          yield* Console.log(latest === undefined ? `${path}: nothing stored` : `${path}: ${was.bytes} bytes, compact already (${latest.tables} tables in ${latest.sortedRuns} sorted runs)`)
+          total.before += was.bytes
+          total.after += was.bytes
+          continue
+        }
+        const report = yield* Db.inspect(path)
+        const is = footprint(report)
+        const work = done.get(path)!
+        total.before += was.bytes
+        total.after += is.bytes
+        yield* Console.log(
+          `${path}: ${was.bytes} -> ${is.bytes} bytes (${mib(was.bytes)} -> ${mib(is.bytes)}), ${was.objects} -> ${is.objects} objects; ` +
+            `${work.compactions} merges, ${work.tables} tables written, ${work.collected} objects deleted; ` +
+            `now ${report.latest?.tables ?? 0} tables in ${report.latest?.sortedRuns ?? 0} sorted runs`
+        )
+      }
+      yield* Console.log(`total: ${total.before} -> ${total.after} bytes (${mib(total.before)} -> ${mib(total.after)})`)
+    }).pipe(Effect.provide(layer))
+  }).pipe(Effect.provide(quietLogging))).pipe(
+    Command.withShortDescription("Compact and garbage-collect a STOPPED store to completion; print the bytes before and after"),
+    Command.withDescription(
+      "Compact and garbage-collect each product of a STOPPED store to completion (one sorted run, no garbage left), " +
+        "with progress on stderr, then print the bytes before and after per product and in total. It takes over as " +
+        "the writer: a local directory a server holds is refused, but on a shared s3 bucket it would fence a running " +
+        "writer, so stop every process first"
+    ),
+    Command.withExamples([{ command: "opendata compact --data-dir ./data", description: "after stopping the server on ./data" }])
+  )
+
+// -------------------------------------------------------------------------------------------------
+// version, and the command itself
+// -------------------------------------------------------------------------------------------------
+
+const versionCommand = Command.make("version", {}, () =>
+  Console.log(`opendata, version ${version}\n  node version: ${process.version}\n  platform:     ${process.platform}/${process.arch}`)).pipe(
+    Command.withDescription("Print the version of OpenData, of Node.js, and the platform")
+  )
 
 const opendata = Command.make("opendata").pipe(
   Command.withDescription("OpenData: a Prometheus-compatible TSDB and an event store on object storage"),
-  Command.withSubcommands([serve, inspectCommand, verifyCommand])
+  Command.withSubcommands([serve, inspectCommand, verifyCommand, compactCommand, versionCommand])
 )
 
-const teardown: Runtime.Teardown = (exit, onExit) =>
-  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+/**
+ * The CLI's built-in global flags, but for its `--log-level`: `serve` has its own, which also takes
+ * `OPENDATA_LOG_LEVEL` and the file, and sets the format and the access-log policy with it.
+ */
+const cliConfig = CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version, GlobalFlag.Wizard, GlobalFlag.Completions] })
 
-forceExitOnSecondSignal()
-opendata.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer), (self) => NodeRuntime.runMain(self as never, { teardown }))
+// The CLI shows its own usage errors (with the help); every other failure is one line on stderr.
+runMain(opendata.pipe(Command.run({ version }), Effect.provide(Layer.merge(NodeServices.layer, cliConfig))), {
+  alreadyReported: CliError.isCliError
+})

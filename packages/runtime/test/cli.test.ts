@@ -1,22 +1,101 @@
 /**
- * The `opendata` command as an operator runs it: serve, then inspect and verify the data directory, and
- * verify finds a damaged table.
+ * The `opendata` command as an operator runs it, through the launcher npm links (`bin/opendata.js`): help
+ * and version, built and from source; serve with its flags; inspect and verify a data directory (verify
+ * finds a damaged table); compact a stopped data directory written by real server runs, after which the
+ * server reads back everything unchanged.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { RemoteWrite } from "@opendata/tsdb"
 import { afterEach, describe, expect, it } from "vitest"
-import { killAll, start, tempDir } from "./process.ts"
+import { freePort, killAll, start, tempDir } from "./process.ts"
 
 afterEach(killAll)
 
-const cli = path.resolve(import.meta.dirname, "../dist/cli.js")
-const run = (args: Array<string>) =>
-  new Promise<{ code: number; out: string }>((resolve) =>
-    execFile(process.execPath, [cli, ...args], (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? 1, out: stdout + stderr })))
+const launcher = path.resolve(import.meta.dirname, "../bin/opendata.js")
+const packageJson = path.resolve(import.meta.dirname, "../package.json")
+
+/** Runs the command to its exit (through `bin`, the launcher by default); its code, stdout and stderr. */
+const run = (args: Array<string>, bin = launcher) =>
+  new Promise<{ code: number; out: string; stdout: string; stderr: string }>((resolve) =>
+    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? 1, out: stdout + stderr, stdout, stderr })))
+
+const remoteWrite = (base: string, series: Array<{ labels: Array<[string, string]>; samples: Array<{ timestampMs: number; value: number }> }>) =>
+  fetch(`${base}/api/v1/write`, {
+    method: "POST",
+    headers: { "content-type": "application/x-protobuf", "content-encoding": "snappy", "x-prometheus-remote-write-version": "0.1.0" },
+    body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 }))
+  })
 
 describe("the opendata command", () => {
+  it("prints help and its version, built or from the TypeScript source", async () => {
+    const help = await run(["--help"])
+    expect(help.code).toBe(0)
+    expect(help.out).toMatch(/serve[\s\S]*inspect[\s\S]*verify[\s\S]*compact[\s\S]*version/)
+    const serveHelp = await run(["serve", "--help"])
+    expect(serveHelp.out).toMatch(/--host[\s\S]*--log-level[\s\S]*debug, info, warn, error[\s\S]*--log-format[\s\S]*logfmt, json/)
+
+    const { version } = JSON.parse(await fs.readFile(packageJson, "utf8")) as { version: string }
+    const expected = `opendata, version ${version}\n  node version: ${process.version}\n  platform:     ${process.platform}/${process.arch}\n`
+    const built = await run(["version"])
+    expect(built.code).toBe(0)
+    expect(built.stdout).toBe(expected)
+
+    // Before any build: a copy of the launcher with no dist/ beside it runs src/cli.ts in a child Node.
+    const dir = await tempDir()
+    await fs.mkdir(path.join(dir, "bin"))
+    await fs.copyFile(launcher, path.join(dir, "bin", "opendata.js"))
+    await fs.symlink(path.resolve(import.meta.dirname, "../src"), path.join(dir, "src"))
+    const fromSource = await run(["version"], path.join(dir, "bin", "opendata.js"))
+    expect(fromSource.code).toBe(0)
+    expect(fromSource.stdout).toBe(expected)
+    const failing = await run(["compact", "--store", "memory"], path.join(dir, "bin", "opendata.js"))
+    expect(failing.code).toBe(1)
+    expect(failing.stderr).toMatch(/^opendata: compact: the memory store holds nothing/)
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it("serves with --host, --log-level and --log-format; by default only errors and slow requests are access-logged", async () => {
+    const port = await freePort()
+    const child = spawn(process.execPath, [launcher, "serve", "--host", "127.0.0.1", "--port", String(port), "--store", "memory", "--log-level", "debug", "--log-format", "json"], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout.on("data", (d) => (output += d))
+    child.stderr.on("data", (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve))
+    try {
+      for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/-/healthy`).then((r) => r.ok, () => false)); i++) {
+        if (i > 400) throw new Error(`serve did not come up:\n${output}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await new Promise((r) => setTimeout(r, 100))
+      const lines = output.trim().split("\n").map((line) => JSON.parse(line) as { message: string; level: string; annotations: Record<string, unknown> })
+      expect(lines.find((l) => l.message === "configuration")?.annotations).toMatchObject({ host: "127.0.0.1", port, store: "memory", "log.level": "debug", "log.format": "json" })
+      expect(lines.some((l) => l.message === `listening on http://127.0.0.1:${port}`)).toBe(true)
+      expect(lines.some((l) => l.message === "opening eventstore...")).toBe(true)
+      expect(lines.some((l) => /^opened tsdb in \d+ ms$/.test(l.message))).toBe(true)
+      // At debug, every request is in the access log.
+      expect(lines.find((l) => l.annotations["http.url"] === "/-/healthy")).toMatchObject({ level: "DEBUG", annotations: { "http.status": 200 } })
+    } finally {
+      child.kill("SIGTERM")
+    }
+    expect(await exited).toBe(0)
+
+    // The default (info, logfmt): the start is logged, successful fast requests are not.
+    const server = await start({ OPENDATA_STORE: "memory" })
+    await fetch(`${server.base}/-/healthy`)
+    await fetch(`${server.base}/v1/logs/k/records`, { method: "POST", body: JSON.stringify({ records: [{ value: "v" }] }) })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(server.output()).toContain(`message="listening on http://127.0.0.1:${server.port}"`)
+    expect(server.output()).toMatch(/level=INFO .*message=configuration host=127\.0\.0\.1 port=\d+ store=memory/)
+    expect(server.output()).not.toContain("http.url")
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+  })
+
   it("inspects and verifies a data directory, and finds a damaged table", async () => {
     const dir = await tempDir()
     const server = await start({ OPENDATA_DATA_DIR: dir })
@@ -46,8 +125,79 @@ describe("the opendata command", () => {
     await fs.rm(dir, { recursive: true, force: true })
   })
 
-  it("prints help", async () => {
-    const help = await run(["--help"])
-    expect(help.out).toMatch(/serve[\s\S]*inspect[\s\S]*verify/)
+  it("compacts a stopped data directory to one sorted run; the server then reads back everything unchanged", async () => {
+    const dir = await tempDir()
+    const env = { OPENDATA_DATA_DIR: dir }
+    const logs = ["orders", "users/1", "users/2"]
+    const records = new Map<string, Array<string>>(logs.map((log) => [log, []]))
+    const samples = new Map<string, Array<[number, string]>>([["0", []], ["1", []]])
+    const startMs = Date.now() - 10 * 60_000
+    // Three runs: two stop cleanly (each leaves a level-0 table per product), the last is killed (its
+    // writes are only in the WAL, which compact replays).
+    for (let round = 0; round < 3; round++) {
+      const server = await start(env)
+      for (let i = 0; i < 30; i++) {
+        const log = logs[i % logs.length]!
+        const value = `r${round}-${i}-${"x".repeat(i * 10)}`
+        const res = await fetch(`${server.base}/v1/logs/${encodeURIComponent(log)}/records`, { method: "POST", body: JSON.stringify({ records: [{ value }] }) })
+        expect(res.status).toBe(200)
+        records.get(log)!.push(value)
+      }
+      for (const [s, written] of samples) {
+        const batch = Array.from({ length: 40 }, (_, j) => ({ timestampMs: startMs + round * 60_000 + j * 1_000, value: round * 1000 + j }))
+        const res = await remoteWrite(server.base, [{ labels: [["__name__", "compact_test"], ["s", s]], samples: batch }])
+        expect(res.status).toBe(204)
+        written.push(...batch.map((b): [number, string] => [b.timestampMs / 1000, String(b.value)]))
+      }
+      server.child.kill(round < 2 ? "SIGTERM" : "SIGKILL")
+      expect(await server.exited).toBe(round < 2 ? 0 : null)
+    }
+
+    // A directory a server holds is refused.
+    const holder = await start(env)
+    const refused = await run(["compact", "--data-dir", dir])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/in use by process/)
+    holder.child.kill("SIGTERM")
+    expect(await holder.exited).toBe(0)
+
+    const compacted = await run(["compact", "--data-dir", dir])
+    expect(compacted.code).toBe(0)
+    // Not a terminal: plain progress lines on stderr, the report on stdout.
+    expect(compacted.stderr).toMatch(/eventstore\/ opening \(replaying the WAL\)\.\.\.\n[\s\S]*tsdb\/ collecting garbage\.\.\./)
+    for (const product of ["eventstore", "tsdb"]) {
+      const [, before, after] = new RegExp(`^${product}/: (\\d+) -> (\\d+) bytes .*now 1 tables in 1 sorted runs$`, "m").exec(compacted.stdout) ?? []
+      expect(before, compacted.out).toBeDefined()
+      expect(Number(after)).toBeLessThanOrEqual(Number(before))
+    }
+    const [, totalBefore, totalAfter] = /^total: (\d+) -> (\d+) bytes/m.exec(compacted.stdout) ?? []
+    expect(Number(totalAfter)).toBeLessThanOrEqual(Number(totalBefore))
+    const inspect = await run(["inspect", "--data-dir", dir])
+    expect(inspect.out.match(/tables: 1 \(0 in level 0, 1 sorted runs\)/g)).toHaveLength(2)
+    expect(inspect.out.match(/manifest versions: (\d+)\.\.\1 \(1 kept\)/g)).toHaveLength(2)
+    const verify = await run(["verify", "--data-dir", dir])
+    expect(verify.code).toBe(0)
+    expect(verify.out.match(/ 0 problems/g)).toHaveLength(2)
+    // Compacting a compact store changes nothing (not even a writer's fence).
+    const again = await run(["compact", "--data-dir", dir])
+    expect(again.code).toBe(0)
+    expect(again.stdout.match(/: \d+ bytes, compact already \(1 tables in 1 sorted runs\)/g)).toHaveLength(2)
+    expect(again.stdout).toContain(`total: ${totalAfter} -> ${totalAfter} bytes`)
+
+    const server = await start(env)
+    for (const [log, values] of records) {
+      const body = (await (await fetch(`${server.base}/v1/logs/${encodeURIComponent(log)}/records?from=0&limit=1000`)).json()) as {
+        records: Array<{ offset: number; value: string }>
+      }
+      expect(body.records.map((r) => [r.offset, r.value])).toEqual(values.map((v, i) => [i, v]))
+    }
+    const query = new URLSearchParams({ query: "compact_test[1h]", time: String(Date.now() / 1000) })
+    const result = (await (await fetch(`${server.base}/api/v1/query?${query}`)).json()) as {
+      data: { result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }> }
+    }
+    expect(result.data.result.map((s) => [s.metric["s"], s.values]).sort()).toEqual([...samples].sort())
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    await fs.rm(dir, { recursive: true, force: true })
   })
 })

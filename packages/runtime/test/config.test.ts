@@ -1,4 +1,8 @@
-/** The configuration file: it configures the server, the environment overrides it, and bad files stop it. */
+/**
+ * The configuration as the server process reads it: the file configures it and the environment overrides
+ * it; durations and sizes in their readable forms; the log level and format; and bad values stop it with
+ * an error naming the setting.
+ */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
@@ -36,6 +40,55 @@ describe("opendata.yaml", () => {
     await fs.writeFile(bad, "store: [unclosed\n")
     const yaml = await runToExit({ OPENDATA_CONFIG: bad })
     expect(yaml.output).toMatch(/is not valid YAML/)
+    await fs.writeFile(bad, "tsdb: { retentionMs: 15 days }\n")
+    const duration = await runToExit({ OPENDATA_CONFIG: bad })
+    expect(duration.code).toBe(1)
+    expect(duration.output).toMatch(/^opendata: configuration file .*bad\.yaml: tsdb\.retentionMs must be a duration such as 15d, .*, not "15 days"$/m)
+    await fs.writeFile(bad, "eventstore: { retentionMaxBytes: 1 parsec }\n")
+    const size = await runToExit({ OPENDATA_CONFIG: bad })
+    expect(size.output).toMatch(/eventstore\.retentionMaxBytes must be a size such as 512MiB/)
     await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it("takes durations and sizes as Prometheus writes them, and the log level and format, from the file", async () => {
+    const dir = await tempDir()
+    const file = path.join(dir, "opendata.yaml")
+    await fs.writeFile(
+      file,
+      "store: memory\nlog: { level: warn, format: json }\nflushIntervalMs: 20ms\ntsdb: { retentionMs: 30d, queryTimeoutMs: 1m30s }\n" +
+        "eventstore: { tailHeartbeatMs: 1500, retentionMaxAgeMs: 1w, retentionMaxBytes: 512MiB }\n"
+    )
+    // The effective configuration is logged at info: raise the level to see it, in the file's format.
+    const server = await start({ OPENDATA_CONFIG: file, OPENDATA_LOG_LEVEL: "info" })
+    const entry = server.output().trim().split("\n").map((l) => JSON.parse(l) as { message: string; annotations: Record<string, unknown> })
+      .find((l) => l.message === "configuration")
+    expect(entry?.annotations).toMatchObject({
+      "log.level": "info",
+      "log.format": "json",
+      flushInterval: "20ms",
+      "tsdb.retention": "30d",
+      "tsdb.queryTimeout": "1m30s",
+      "eventstore.tailHeartbeat": "1s500ms",
+      "eventstore.retentionMaxAge": "7d",
+      "eventstore.retentionMaxBytes": "512MiB"
+    })
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    // At warn, a clean start and stop logs nothing at all.
+    const quiet = await start({ OPENDATA_CONFIG: file })
+    quiet.child.kill("SIGTERM")
+    expect(await quiet.exited).toBe(0)
+    expect(quiet.output()).toBe("")
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it("stops at start with one line naming an environment variable whose value is invalid", async () => {
+    const bad = await runToExit({ OPENDATA_STORE: "memory", OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS: "7 days" })
+    expect(bad.code).toBe(1)
+    expect(bad.output).toBe(
+      "opendata: invalid configuration: OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS=7 days: must be a duration such as 15d, 1h30m, 90s or 500ms (a plain number is milliseconds)\n"
+    )
+    const level = await runToExit({ OPENDATA_STORE: "memory", OPENDATA_LOG_LEVEL: "verbose" })
+    expect(level.output).toMatch(/^opendata: invalid configuration: OPENDATA_LOG_LEVEL=verbose: Expected "debug" \| "info" \| "warn" \| "error"$/m)
   })
 })

@@ -14,7 +14,7 @@ let base = ""
 let wsBase = ""
 
 beforeAll(async () => {
-  server = await start({ OPENDATA_STORE: "memory", OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: String(heartbeatMs) })
+  server = await start({ OPENDATA_STORE: "memory", OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: String(heartbeatMs), OPENDATA_LOG_LEVEL: "debug" })
   base = server.base
   wsBase = base.replace(/^http/, "ws")
 })
@@ -358,6 +358,9 @@ describe("EventStore HTTP API", () => {
     const log = `/v1/logs/${enc(key)}`
     const refused: ReadonlyArray<[string, string, unknown?]> = [
       ["DELETE", `${log}?force=true`],
+      ["DELETE", `${log}?__proto__=1`],
+      ["POST", `${log}/records?__proto__=x`, { records: [{ value: "d" }] }],
+      ["POST", `${log}/trim?constructor=1`, { before: 2 }],
       ["POST", `${log}/trim?x=1`, { before: 2 }],
       ["PUT", `${log}/fencing-token?token=a`, { token: "a" }],
       ["PUT", `${log}/retention?maxBytes=1`, { maxBytes: 1 }],
@@ -633,6 +636,9 @@ describe("EventStore WebSocket tail", () => {
     await expect(openTail(`/v1/logs/${enc(key)}/tail?from=x`)).rejects.toMatchObject({ status: 400, body: { field: "from" } })
     await expect(openTail(`/v1/logs/a%00b/tail`)).rejects.toMatchObject({ status: 400, body: { field: "key" } })
     await expect(openTail(`/v1/tail?prefix=a&extra=1`)).rejects.toMatchObject({ status: 400, body: { field: "extra" } })
+    await expect(openTail(`/v1/tail?__proto__=1`)).rejects.toMatchObject({ status: 400, body: { field: "__proto__" } })
+    await expect(openTail(`/v1/tail?prefix=a%00b`)).rejects.toMatchObject({ status: 400, body: { field: "prefix" } })
+    await expect(openTail(`/v1/tail?prefix=${"x".repeat(513)}`)).rejects.toMatchObject({ status: 400, body: { field: "prefix" } })
     const plain = await get(`/v1/logs/${enc(key)}/tail`)
     expect(plain.status).toBe(426)
     expect(plain.body.error).toBe("UpgradeRequired")
@@ -677,7 +683,7 @@ describe("EventStore WebSocket tail", () => {
     const tail = await openTail(path)
     await eventually(() => (tail.records().length >= 1 ? true : undefined), "a record")
     // The server logs the request once its handler (which runs the subscription) has ended.
-    const handlerEnded = () => server.output().includes(`'http.url': '${path}'`)
+    const handlerEnded = () => server.output().includes(`http.url=${path} `)
     await sleep(heartbeatMs * 2)
     expect(handlerEnded()).toBe(false)
     tail.close()
@@ -688,7 +694,7 @@ describe("EventStore WebSocket tail", () => {
     await Promise.all(many.map((t) => eventually(() => (t.records().length >= 1 ? true : undefined), "a record")))
     for (const t of many) t.close()
     await eventually(
-      () => (server.output().split(`'http.url': '${path}'`).length - 1 >= 21 ? true : undefined),
+      () => (server.output().split(`http.url=${path} `).length - 1 >= 21 ? true : undefined),
       "the end of 20 subscriptions"
     )
   })

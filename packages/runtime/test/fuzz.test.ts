@@ -289,19 +289,9 @@ const healthyWithin = async (server: ServerProcess, ms: number) => {
 const hasExited = (server: ServerProcess) => server.child.exitCode !== null || server.child.signalCode !== null
 
 /** The server's log lines that are not the access log: errors, defects, exit messages (the last 25). */
-const serverErrors = (output: string): string => {
-  const lines = output.split("\n")
-  const kept: Array<string> = []
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!
-    if (/Sent HTTP response/.test(line)) {
-      while (i + 1 < lines.length && !/^\[\d\d:\d\d/.test(lines[i + 1]!)) i++
-      continue
-    }
-    kept.push(line.slice(0, 300))
-  }
-  return kept.slice(-25).join("\n      ")
-}
+/** The server's last log lines, without access-log lines (one logfmt line each). */
+const serverErrors = (output: string): string =>
+  output.split("\n").filter((line) => !/Sent HTTP response/.test(line)).map((line) => line.slice(0, 300)).slice(-25).join("\n      ")
 
 const startServer = async () => {
   const server = await start(serverEnv)
