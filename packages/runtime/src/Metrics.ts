@@ -1,30 +1,34 @@
 /**
- * The runtime's own metrics, served at `/metrics` in Prometheus's text format: HTTP requests by route
- * and status with a latency histogram, requests in flight and open tails, object-store requests by
- * operation and outcome with latency, each product Db's WAL write latency, write queue depth, memtables,
- * compaction backlog (level-0 tables, sorted runs) and cache hit ratios, the compactor role's work, and
- * process gauges. Counters live in memory and are bounded by the fixed sets of routes, operations,
- * outcomes and Dbs.
+ * The runtime's own metrics, served at `/metrics` in Prometheus's text format from a `prom-client`
+ * registry: HTTP requests by route, method and status with a latency histogram, requests in flight,
+ * object-store requests by operation and outcome with latency, the products' work (TSDB samples, series
+ * and queries; EventStore appends, records and tail subscribers), each product Db's WAL write latency,
+ * write queue depth, memtables, compaction backlog and cache hits and misses (reported by collectors read
+ * at each scrape), the compactor role's work, `opendata_build_info`, and prom-client's standard
+ * `process_*` and `nodejs_*` metrics (CPU, memory, file descriptors, event-loop lag, GC, heap).
+ *
+ * Every label value comes from a fixed set (routes, methods, operations, outcomes, Dbs, query types): no
+ * request can add a series.
  */
-import { Cause, Clock, Context, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import { Cause, Clock, Context, Effect, Layer, Option, type Scope, Stream } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { Db } from "@opendata/core"
 import { ObjectStore } from "@opendata/core"
+import { EventStore } from "@opendata/eventstore"
+import { Tsdb } from "@opendata/tsdb"
+import * as Prom from "prom-client"
 
 const latencyBucketsS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-class Histogram {
-  readonly counts = new Array<number>(latencyBucketsS.length + 1).fill(0)
-  sum = 0
-  count = 0
-  observe(seconds: number) {
-    let i = latencyBucketsS.findIndex((b) => seconds <= b)
-    if (i === -1) i = latencyBucketsS.length
-    this.counts[i]! += 1
-    this.sum += seconds
-    this.count += 1
+/** The runtime package's version, read from its package.json (one directory above `src/` and `dist/`). */
+const version: string = (() => {
+  try {
+    return String(JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version)
+  } catch {
+    return "unknown"
   }
-}
+})()
 
 /** One sample of a metric family that a collector reports when `/metrics` is read. */
 export interface Sample {
@@ -34,6 +38,9 @@ export interface Sample {
   readonly labels: Record<string, string>
   readonly value: number
 }
+
+/** What `opendata_tsdb_queries_total` counts, by `type`. */
+export type TsdbQueryType = "instant" | "range" | "metadata"
 
 export interface MetricsShape {
   readonly observeHttp: (route: string, method: string, status: number, seconds: number) => void
@@ -46,60 +53,132 @@ export interface MetricsShape {
    */
   readonly unknownRouteLog: (nowMs: number) => number | undefined
   /** Adds a source of samples read at each scrape (a product's Db, a compactor); removed with its scope. */
-  readonly register: (collector: Effect.Effect<ReadonlyArray<Sample>>) => Effect.Effect<void, never, import("effect").Scope.Scope>
+  readonly register: (collector: Effect.Effect<ReadonlyArray<Sample>>) => Effect.Effect<void, never, Scope.Scope>
+  /** The exposition, in Prometheus's text format (`contentType`). */
   readonly render: Effect.Effect<string>
+  readonly contentType: string
+  /** Samples the TSDB stored (`opendata_tsdb_samples_ingested_total`). */
+  readonly tsdbSamplesIngested: (samples: number) => void
+  /** Series the TSDB created (`opendata_tsdb_series_created_total`). */
+  readonly tsdbSeriesCreated: (series: number) => void
+  /** One TSDB query of a type (`opendata_tsdb_queries_total{type}`). */
+  readonly tsdbQueries: (type: TsdbQueryType) => void
+  /** EventStore appends (batches) done (`opendata_eventstore_appends_total`). */
+  readonly eventStoreAppends: (appends: number) => void
+  /** Records those appends held (`opendata_eventstore_records_appended_total`). */
+  readonly eventStoreRecordsAppended: (records: number) => void
+  /** EventStore tail subscribers (`delta` +1 when one starts following, -1 when it stops). */
+  readonly eventStoreTailSubscribers: (delta: number) => void
+  /**
+   * Whether a product's counts come from its service (`measureTsdb`, `measureEventStore`). Until then,
+   * `httpMiddleware` derives what it can from the requests it sees; after, it leaves them to the service,
+   * so that nothing is counted twice.
+   */
+  readonly measured: { tsdb: boolean; eventStore: boolean }
 }
 
 export class Metrics extends Context.Service<Metrics, MetricsShape>()("@opendata/runtime/Metrics") {}
 
-const labelText = (labels: Record<string, string>) =>
-  "{" + Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",") + "}"
-
-const renderSamples = (samples: ReadonlyArray<Sample>): Array<string> => {
-  const families = new Map<string, Array<Sample>>()
-  for (const sample of samples) {
-    const family = families.get(sample.name) ?? []
-    family.push(sample)
-    families.set(sample.name, family)
-  }
-  const lines: Array<string> = []
-  const described = new Set<string>()
-  for (const [name, family] of families) {
-    // A histogram's _bucket, _sum and _count series share one HELP and TYPE, under the base name.
-    const base = family[0]!.type === "histogram" ? name.replace(/_(bucket|sum|count)$/, "") : name
-    if (!described.has(base)) {
-      described.add(base)
-      lines.push(`# HELP ${base} ${family[0]!.help}`, `# TYPE ${base} ${family[0]!.type}`)
-    }
-    for (const sample of family) lines.push(`${name}${labelText(sample.labels)} ${sample.value}`)
-  }
-  return lines
+/** A metric family as prom-client's registry reads it (what its own metric classes return from `get`). */
+interface Family {
+  readonly name: string
+  readonly help: string
+  readonly type: Sample["type"]
+  readonly aggregator: "sum"
+  readonly values: Array<{ readonly metricName: string; readonly labels: Record<string, string>; readonly value: number }>
 }
+
+/**
+ * The collectors' samples as a registry of their own for one scrape: one family per name (a histogram's
+ * `_bucket`, `_sum` and `_count` series under its base name), registered as prom-client reads metrics.
+ */
+const collectedRegistry = (samples: ReadonlyArray<Sample>): Prom.Registry => {
+  const families = new Map<string, Family>()
+  for (const sample of samples) {
+    const name = sample.type === "histogram" ? sample.name.replace(/_(bucket|sum|count)$/, "") : sample.name
+    let family = families.get(name)
+    if (family === undefined) {
+      family = { name, help: sample.help, type: sample.type, aggregator: "sum", values: [] }
+      families.set(name, family)
+    }
+    family.values.push({ metricName: sample.name, labels: sample.labels, value: sample.value })
+  }
+  const registry = new Prom.Registry()
+  for (const family of families.values()) {
+    registry.registerMetric({ name: family.name, get: () => family } as unknown as Prom.Metric)
+  }
+  return registry
+}
+
+/** Where the HTTP API's query routes count in `opendata_tsdb_queries_total`. */
+const queryTypes: ReadonlyMap<string, TsdbQueryType> = new Map([
+  ["/api/v1/query", "instant"],
+  ["/api/v1/query_range", "range"],
+  ["/api/v1/series", "metadata"],
+  ["/api/v1/labels", "metadata"],
+  ["/api/v1/label/...", "metadata"],
+  ["/api/v1/metadata", "metadata"]
+])
 
 export const make = (): MetricsShape => {
   const collectors = new Set<Effect.Effect<ReadonlyArray<Sample>>>()
-  const inFlight = new Map<string, number>()
   let unknownRouteLoggedMs = Number.NEGATIVE_INFINITY
   let unknownRouteUnlogged = 0
-  const http = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
-  const store = new Map<string, { labels: Record<string, string>; histogram: Histogram }>()
-  const observe = (map: typeof http, labels: Record<string, string>, seconds: number) => {
-    const key = JSON.stringify(labels)
-    let entry = map.get(key)
-    if (entry === undefined) {
-      entry = { labels, histogram: new Histogram() }
-      map.set(key, entry)
-    }
-    entry.histogram.observe(seconds)
+  // Three registries, merged at each scrape in this order: the runtime's own, the collectors', prom-client's defaults.
+  const own = new Prom.Registry()
+  const defaults = new Prom.Registry()
+  Prom.collectDefaultMetrics({ register: defaults })
+  // Gauges named like counters, which `promtool check metrics` refuses: each is the sum of the gauge of the
+  // same name without `_total`, by `type` (`sum(nodejs_active_handles)`), which stays.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) defaults.removeSingleMetric(name)
+  const registers = [own]
+  const http = new Prom.Histogram({
+    name: "opendata_http_request_duration_seconds",
+    help: "HTTP requests by route, method and status code.",
+    labelNames: ["route", "method", "code"],
+    buckets: latencyBucketsS,
+    registers
+  })
+  const inFlight = new Prom.Gauge({
+    name: "opendata_http_requests_in_flight",
+    help: "HTTP requests being served, by route (an open WebSocket tail is one).",
+    labelNames: ["route"],
+    registers
+  })
+  const store = new Prom.Histogram({
+    name: "opendata_object_store_request_duration_seconds",
+    help: "Object-store requests by operation and outcome.",
+    labelNames: ["operation", "outcome"],
+    buckets: latencyBucketsS,
+    registers
+  })
+  const samplesIngested = new Prom.Counter({ name: "opendata_tsdb_samples_ingested_total", help: "Samples the TSDB stored.", registers })
+  const seriesCreated = new Prom.Counter({ name: "opendata_tsdb_series_created_total", help: "Series the TSDB created.", registers })
+  const queries = new Prom.Counter({
+    name: "opendata_tsdb_queries_total",
+    help: "TSDB queries by type: instant, range, metadata (series, label names and values, metric metadata).",
+    labelNames: ["type"],
+    registers
+  })
+  for (const type of ["instant", "range", "metadata"] as const) queries.inc({ type }, 0)
+  const appends = new Prom.Counter({ name: "opendata_eventstore_appends_total", help: "EventStore appends (batches).", registers })
+  const recordsAppended = new Prom.Counter({ name: "opendata_eventstore_records_appended_total", help: "Records the EventStore's appends held.", registers })
+  const tailSubscribers = new Prom.Gauge({ name: "opendata_eventstore_tail_subscribers", help: "EventStore tails being followed (one log or a key prefix).", registers })
+  new Prom.Gauge({
+    name: "opendata_build_info",
+    help: "The runtime's version and Node's; always 1.",
+    labelNames: ["version", "node_version"],
+    registers
+  }).set({ version, node_version: process.versions.node }, 1)
+  /** Adds `n` to a counter; nothing if it is not a positive number (prom-client throws on a negative one). */
+  const add = (counter: Prom.Counter, n: number) => {
+    if (n > 0 && Number.isFinite(n)) counter.inc(n)
   }
-  const histogramLines = (name: string, help: string, map: typeof http) =>
-    renderSamples([...map.values()].flatMap(({ labels, histogram }) => histogramSamples(name, help, labels, latencyBucketsS, histogram)))
+  const seconds = (s: number) => (Number.isFinite(s) && s >= 0 ? s : 0)
   return {
-    observeHttp: (route, method, status, seconds) => observe(http, { route, method, code: String(status) }, seconds),
-    observeStore: (operation, outcome, seconds) => observe(store, { operation, outcome }, seconds),
-    inFlight: (route, delta) => {
-      inFlight.set(route, (inFlight.get(route) ?? 0) + delta)
-    },
+    observeHttp: (route, method, status, s) => http.observe({ route, method, code: String(status) }, seconds(s)),
+    observeStore: (operation, outcome, s) => store.observe({ operation, outcome }, seconds(s)),
+    inFlight: (route, delta) => inFlight.inc({ route }, delta),
     unknownRouteLog: (nowMs) => {
       if (nowMs - unknownRouteLoggedMs < unknownRouteLogIntervalMs) {
         unknownRouteUnlogged += 1
@@ -115,31 +194,17 @@ export const make = (): MetricsShape => {
     render: Effect.gen(function*() {
       const collected: Array<Sample> = []
       for (const collector of collectors) collected.push(...(yield* collector))
-      const memory = process.memoryUsage()
-      const flight = [...inFlight].map(([route, n]): Sample => ({
-        name: "opendata_http_requests_in_flight",
-        type: "gauge",
-        help: "HTTP requests being served, by route (an open WebSocket tail is one).",
-        labels: { route },
-        value: n
-      }))
-      return [
-        ...histogramLines("opendata_http_request_duration_seconds", "HTTP requests by route, method and status code.", http),
-        ...renderSamples(flight),
-        ...histogramLines("opendata_object_store_request_duration_seconds", "Object-store requests by operation and outcome.", store),
-        ...renderSamples(collected),
-        "# HELP opendata_process_resident_memory_bytes Resident memory.",
-        "# TYPE opendata_process_resident_memory_bytes gauge",
-        `opendata_process_resident_memory_bytes ${memory.rss}`,
-        "# HELP opendata_process_heap_used_bytes JavaScript heap in use.",
-        "# TYPE opendata_process_heap_used_bytes gauge",
-        `opendata_process_heap_used_bytes ${memory.heapUsed}`,
-        "# HELP opendata_process_uptime_seconds Seconds since the process started.",
-        "# TYPE opendata_process_uptime_seconds gauge",
-        `opendata_process_uptime_seconds ${process.uptime()}`,
-        ""
-      ].join("\n")
-    })
+      const scrape = Prom.Registry.merge([own, collectedRegistry(collected), defaults])
+      return yield* Effect.promise(() => scrape.metrics())
+    }),
+    contentType: Prom.Registry.PROMETHEUS_CONTENT_TYPE,
+    tsdbSamplesIngested: (n) => add(samplesIngested, n),
+    tsdbSeriesCreated: (n) => add(seriesCreated, n),
+    tsdbQueries: (type) => queries.inc({ type }),
+    eventStoreAppends: (n) => add(appends, n),
+    eventStoreRecordsAppended: (n) => add(recordsAppended, n),
+    eventStoreTailSubscribers: (delta) => tailSubscribers.inc(delta),
+    measured: { tsdb: false, eventStore: false }
   }
 }
 
@@ -179,20 +244,20 @@ const compactionSamples = (
 /** The samples of one product's Db (`db` names it: `eventstore` or `tsdb`). */
 export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
   const labels = { db }
-  const gauge = (name: string, help: string, value: number, extra: Record<string, string> = {}): Sample => ({
+  const sample = (type: "counter" | "gauge", name: string, help: string, value: number, extra: Record<string, string> = {}): Sample => ({
     name,
-    type: "gauge",
+    type,
     help,
     labels: { ...labels, ...extra },
     value
   })
-  const counter = (name: string, help: string, value: number): Sample => ({ name, type: "counter", help, labels, value })
+  // Hits and misses as counters (a hit ratio is `rate(hits) / (rate(hits) + rate(misses))` over any window).
   const caches = (["block", "meta"] as const).flatMap((cache) => {
     const c = cache === "block" ? stats.blockCache : stats.metaCache
-    const requests = c.hits + c.misses
     return [
-      gauge("opendata_db_cache_hit_ratio", "Share of cache lookups that hit, since start (NaN before the first).", requests === 0 ? Number.NaN : c.hits / requests, { cache }),
-      gauge("opendata_db_cache_bytes", "Bytes held by the cache.", c.bytes, { cache })
+      sample("counter", "opendata_db_cache_hits_total", "Cache lookups that found their entry.", c.hits, { cache }),
+      sample("counter", "opendata_db_cache_misses_total", "Cache lookups that did not.", c.misses, { cache }),
+      sample("gauge", "opendata_db_cache_bytes", "Bytes held by the cache.", c.bytes, { cache })
     ]
   })
   return [
@@ -201,14 +266,14 @@ export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
       sum: stats.walWriteMs.sumMs / 1000,
       count: stats.walWriteMs.count
     }),
-    counter("opendata_db_wal_objects_written_total", "WAL objects written.", stats.walObjectsWritten),
-    counter("opendata_db_wal_bytes_written_total", "WAL bytes written.", stats.walBytesWritten),
-    gauge("opendata_db_write_queue_depth", "Writes waiting in the writer's mailbox.", stats.writeQueueDepth),
-    gauge("opendata_db_memtable_bytes", "Bytes in memtables not yet flushed to tables.", stats.memtableBytes),
-    gauge("opendata_db_frozen_memtables", "Memtables waiting to be flushed.", stats.frozenMemtables),
+    sample("counter", "opendata_db_wal_objects_written_total", "WAL objects written.", stats.walObjectsWritten),
+    sample("counter", "opendata_db_wal_bytes_written_total", "WAL bytes written.", stats.walBytesWritten),
+    sample("gauge", "opendata_db_write_queue_depth", "Writes waiting in the writer's mailbox.", stats.writeQueueDepth),
+    sample("gauge", "opendata_db_memtable_bytes", "Bytes in memtables not yet flushed to tables.", stats.memtableBytes),
+    sample("gauge", "opendata_db_frozen_memtables", "Memtables waiting to be flushed.", stats.frozenMemtables),
     ...compactionSamples(labels, stats),
-    gauge("opendata_db_durable_seq", "Highest durable sequence number.", stats.durableSeq),
-    gauge("opendata_db_manifest_version", "Manifest version this process reads.", stats.manifestVersion),
+    sample("gauge", "opendata_db_durable_seq", "Highest durable sequence number.", stats.durableSeq),
+    sample("gauge", "opendata_db_manifest_version", "Manifest version this process reads.", stats.manifestVersion),
     ...caches
   ]
 }
@@ -264,7 +329,28 @@ const unknownRoute = (metrics: MetricsShape, method: string, url: string) =>
     return yield* HttpMiddleware.withLoggerDisabled(Effect.succeed(HttpServerResponse.text("404 page not found\n", { status: 404 })))
   })
 
-/** Times every request, whatever route answers it. */
+/** The tail routes, whose WebSocket upgrades are tail subscribers until `measureEventStore` counts them. */
+const tailRoutes: ReadonlySet<string> = new Set(["/v1/logs/{key}/tail", "/v1/tail"])
+
+/**
+ * The products' counts a response shows: TSDB queries by type (a 404 or 405 reached no query handler);
+ * until the products' services are measured, samples a remote write 2.0 stored (its
+ * `X-Prometheus-Remote-Write-Samples-Written` header: 1.0 answers carry none) and EventStore appends
+ * (not the records they held: only the service knows).
+ */
+const countProducts = (metrics: MetricsShape, route: string, method: string, response: HttpServerResponse.HttpServerResponse) => {
+  const query = queryTypes.get(route)
+  if (query !== undefined && response.status !== 404 && response.status !== 405) metrics.tsdbQueries(query)
+  if (!metrics.measured.tsdb && route === "/api/v1/write") {
+    const written = Number(response.headers["x-prometheus-remote-write-samples-written"] ?? "0")
+    if (Number.isSafeInteger(written)) metrics.tsdbSamplesIngested(written)
+  }
+  if (!metrics.measured.eventStore && route === "/v1/logs/{key}/records" && method === "POST" && response.status >= 200 && response.status < 300) {
+    metrics.eventStoreAppends(1)
+  }
+}
+
+/** Times every request, whatever route answers it, and counts the products' work it shows. */
 export const httpMiddleware = HttpRouter.middleware(
   (httpEffect) =>
     Effect.gen(function*() {
@@ -272,7 +358,9 @@ export const httpMiddleware = HttpRouter.middleware(
       const request = yield* HttpServerRequest.HttpServerRequest
       const started = performance.now()
       const route = routeOf(request.url)
+      const tail = !metrics.measured.eventStore && tailRoutes.has(route) && request.headers["upgrade"]?.toLowerCase() === "websocket"
       metrics.inFlight(route, 1)
+      if (tail) metrics.eventStoreTailSubscribers(1)
       return yield* httpEffect.pipe(
         Effect.catchCause((cause) => {
           const error = Option.getOrUndefined(Cause.findErrorOption(cause)) as unknown
@@ -281,9 +369,15 @@ export const httpMiddleware = HttpRouter.middleware(
             : Effect.failCause(cause)
         }),
         Effect.tap((response) =>
-          Effect.sync(() => metrics.observeHttp(route, methodOf(request.method), response.status, (performance.now() - started) / 1000))
+          Effect.sync(() => {
+            metrics.observeHttp(route, methodOf(request.method), response.status, (performance.now() - started) / 1000)
+            countProducts(metrics, route, request.method, response)
+          })
         ),
-        Effect.ensuring(Effect.sync(() => metrics.inFlight(route, -1)))
+        Effect.ensuring(Effect.sync(() => {
+          metrics.inFlight(route, -1)
+          if (tail) metrics.eventStoreTailSubscribers(-1)
+        }))
       )
     }),
   { global: true }
@@ -292,8 +386,7 @@ export const httpMiddleware = HttpRouter.middleware(
 export const routes = HttpRouter.add(
   "GET",
   "/metrics",
-  Metrics.use((metrics) =>
-    Effect.map(metrics.render, (text) => HttpServerResponse.text(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } })))
+  Metrics.use((metrics) => Effect.map(metrics.render, (text) => HttpServerResponse.text(text, { headers: { "content-type": metrics.contentType } })))
 )
 
 /** Counts and times every request the object store serves. */
@@ -323,5 +416,63 @@ export const countingStore = (store: ObjectStore.ObjectStoreShape, metrics: Metr
     delete: (k) => timed("delete", store.delete(k))
   }
 }
+
+/**
+ * Counts the samples every TSDB write stored, whatever protocol brought them (remote write 1.0 and 2.0),
+ * and the series it created when its outcome reports them (`seriesCreated`).
+ */
+export const countingTsdb = (tsdb: Tsdb.TsdbShape, metrics: MetricsShape): Tsdb.TsdbShape => ({
+  ...tsdb,
+  write: (input) =>
+    Effect.tap(tsdb.write(input), (outcome) =>
+      Effect.sync(() => {
+        metrics.tsdbSamplesIngested(outcome.samplesWritten)
+        metrics.tsdbSeriesCreated((outcome as { readonly seriesCreated?: number | undefined }).seriesCreated ?? 0)
+      }))
+})
+
+/** Counts the EventStore's appends and the records they held, and its tails while they are followed. */
+export const countingEventStore = (store: EventStore.EventStoreShape, metrics: MetricsShape): EventStore.EventStoreShape => {
+  const followed = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+    Stream.unwrap(Effect.as(
+      Effect.acquireRelease(Effect.sync(() => metrics.eventStoreTailSubscribers(1)), () => Effect.sync(() => metrics.eventStoreTailSubscribers(-1))),
+      stream
+    ))
+  return {
+    ...store,
+    append: (key, records, options) =>
+      Effect.tap(store.append(key, records, options), () =>
+        Effect.sync(() => {
+          metrics.eventStoreAppends(1)
+          metrics.eventStoreRecordsAppended(records.length)
+        })),
+    tail: (key, start) => followed(store.tail(key, start)),
+    tailPrefix: (prefix) => followed(store.tailPrefix(prefix))
+  }
+}
+
+/** The TSDB a layer builds, counted for `/metrics` (`countingTsdb`); the HTTP middleware then leaves its samples to it. */
+export const measureTsdb = <E, R>(tsdb: Layer.Layer<Tsdb.Tsdb, E, R>): Layer.Layer<Tsdb.Tsdb, E, R | Metrics> =>
+  Layer.effect(
+    Tsdb.Tsdb,
+    Effect.gen(function*() {
+      const metrics = yield* Metrics
+      metrics.measured.tsdb = true
+      return countingTsdb(yield* Tsdb.Tsdb, metrics)
+    })
+  ).pipe(Layer.provide(tsdb))
+
+/** The EventStore a layer builds, counted for `/metrics` (`countingEventStore`); the HTTP middleware then leaves its counts to it. */
+export const measureEventStore = <E, R>(
+  eventStore: Layer.Layer<EventStore.EventStore, E, R>
+): Layer.Layer<EventStore.EventStore, E, R | Metrics> =>
+  Layer.effect(
+    EventStore.EventStore,
+    Effect.gen(function*() {
+      const metrics = yield* Metrics
+      metrics.measured.eventStore = true
+      return countingEventStore(yield* EventStore.EventStore, metrics)
+    })
+  ).pipe(Layer.provide(eventStore))
 
 export const layer = Layer.sync(Metrics, make)

@@ -102,18 +102,19 @@ const measured = (name: string, db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.O
 const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) => {
   const dbSettings: Db.DbSettings = { flushIntervalMs: flushIntervalFor(config) }
   const reader = role === "reader"
+  // Each product's service is wrapped to count its writes, appends, tails and queries for `/metrics`.
   return Layer.mergeAll(
-    layerEventStore(
+    Metrics.measureEventStore(layerEventStore(
       { ...config.eventStore, ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {}) },
       measured("eventstore", layerDb(productPaths.eventStore, role, dbSettings))
-    ),
-    layerTsdb(
+    )),
+    Metrics.measureTsdb(layerTsdb(
       {
         ...(config.tsdbRetentionMs !== undefined ? { retentionMs: config.tsdbRetentionMs } : {}),
         ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {})
       },
       measured("tsdb", layerDb(productPaths.tsdb, role, dbSettings))
-    )
+    ))
   )
 }
 

@@ -57,6 +57,8 @@ export interface WriteInput {
 /** What a write did. Rejected samples are not stored; the rest of the request is. */
 export interface WriteOutcome {
   readonly samplesWritten: number
+  /** Series this write created (new label sets); left out when none. */
+  readonly seriesCreated?: number | undefined
   readonly outOfOrder: number
   /**
    * Samples refused as out of bounds: before the retention horizon (now - retention: retention would drop
@@ -524,7 +526,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const [k] = states.keys()
             states.delete(k!)
           }
-          const outcome: WriteOutcome = { samplesWritten: written, outOfOrder, tooOld, duplicates }
+          const outcome: WriteOutcome = { samplesWritten: written, ...(created.size > 0 ? { seriesCreated: created.size } : {}), outOfOrder, tooOld, duplicates }
           if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
           if (nextId !== undefined) remember.set(okey(nextIdKey), u64(nextId))
           // Db.write either queues the batch (and answers its seq) or fails having queued nothing, even when
