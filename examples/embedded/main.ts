@@ -31,7 +31,8 @@ const app = Effect.gen(function*() {
   console.log("tailed:", yield* Fiber.join(tail))
 
   // Samples in, series out, as Prometheus's remote write and the PromQL engine would.
-  const now = 1_700_000_000_000
+  // A minute ago (samples before the retention horizon, 15 days by default, are refused).
+  const now = Math.floor(Date.now() / 60_000) * 60_000 - 60_000
   yield* tsdb.write({
     series: [0, 1, 2].map((i) => ({
       labels: [["__name__", "http_requests_total"], ["code", "200"], ["instance", `web-${i}`]] as Array<[string, string]>,

@@ -3,6 +3,8 @@
  * not seen, so it never misses or repeats a record. Against a server started with `npm start`:
  *
  *   npm run live-tail -w examples -- orders/42 [http://localhost:9095] [--seconds 10]
+ *
+ * With authentication on, give a token with read scope in OPENDATA_TOKEN.
  */
 import WebSocket from "ws"
 
@@ -12,11 +14,14 @@ const base = (args.find((a) => a.startsWith("http")) ?? "http://localhost:9095")
 const secondsAt = args.indexOf("--seconds")
 const seconds = secondsAt === -1 ? Number.POSITIVE_INFINITY : Number(args[secondsAt + 1])
 
+const token = process.env["OPENDATA_TOKEN"]
+const headers = token === undefined || token === "" ? {} : { authorization: `Bearer ${token}` }
+
 let next = 0
 let stopping = false
 
 const connect = () => {
-  const ws = new WebSocket(`${base}/v1/logs/${encodeURIComponent(log)}/tail?from=${next}`)
+  const ws = new WebSocket(`${base}/v1/logs/${encodeURIComponent(log)}/tail?from=${next}`, { headers })
   ws.on("message", (data) => {
     const message = JSON.parse(String(data)) as
       | { type: "records"; records: Array<{ offset: number; timestamp: number; value: string }> }

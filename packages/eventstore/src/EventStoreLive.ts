@@ -381,7 +381,9 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           return yield* new InvalidInput({ field: "limit", reason: `must be 1..${Limits.listLogsMax}` })
         }
         const base = K.metaKey(prefix)
-        const start = options.cursor === undefined ? base : Uint8Array.from([...K.metaKey(options.cursor), 0])
+        const after = options.cursor === undefined ? undefined : Uint8Array.from([...K.metaKey(options.cursor), 0])
+        // A cursor before the prefix starts the listing at the prefix, never outside it.
+        const start = after === undefined || Buffer.compare(after, base) < 0 ? base : after
         const rows = yield* Stream.runCollect(
           db.scan({ start, end: K.prefixEnd(base) }).pipe(Stream.take(limit + 1), Stream.mapError(storeFailure))
         )

@@ -22,6 +22,10 @@
  * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5s` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `1m` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
+ * | `OPENDATA_AUTH_FILE` | none | a YAML or JSON file of API tokens (see Auth.ts); relative to the working directory |
+ * | `OPENDATA_AUTH_TOKENS` | none | API tokens as YAML or JSON text, the same list; with the file's, both count |
+ *
+ * Without tokens the API is open to whoever can connect (and the server says so at start).
  *
  * Durations (the `_MS` settings) are written as Prometheus writes them (`15d`, `1h30m`, `90s`, `500ms`) or
  * as a plain number of milliseconds; sizes as `512MiB`, `1GB`, `64KiB` or a plain number of bytes (see
@@ -32,6 +36,7 @@ import type { ObjectStore } from "@opendata/core"
 import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits } from "@opendata/tsdb"
+import * as Auth from "./Auth.ts"
 
 export const defaultPort = 9095
 
@@ -85,6 +90,15 @@ export interface RuntimeConfig {
   readonly tsdbQueryTimeoutMs?: number | undefined
   readonly tsdbQuerySamplesMax?: number | undefined
   readonly eventStore: EventStoreSettings
+  /** API tokens (see Auth.ts); none: the API is open. */
+  readonly auth?: AuthConfig | undefined
+}
+
+/** The API tokens, from `OPENDATA_AUTH_TOKENS` and the file `OPENDATA_AUTH_FILE` names, together. */
+export interface AuthConfig {
+  readonly tokens: ReadonlyArray<Auth.Token>
+  /** The tokens file, if one was given. */
+  readonly file?: string | undefined
 }
 
 /**
@@ -318,18 +332,40 @@ const explain = (error: Config.ConfigError) =>
     const node = yield* provider.load([field]).pipe(Effect.orElseSucceed(() => undefined))
     if (node === undefined) return new InvalidConfig({ field, value: "", allowed: "must be set" })
     const raw = node._tag === "Value" ? node.value : ""
-    return new InvalidConfig({ field, value: /SECRET/.test(field) ? "<redacted>" : raw, allowed: issue?.message ?? "is invalid" })
+    return new InvalidConfig({ field, value: /SECRET|TOKEN/.test(field) ? "<redacted>" : raw, allowed: issue?.message ?? "is invalid" })
   })
 
-/** Reads `fromEnv` and validates it, for use where a plain effect is handier than a `Config`. */
+/**
+ * The API tokens: `OPENDATA_AUTH_TOKENS` (YAML or JSON text) and the file `OPENDATA_AUTH_FILE` names, both
+ * if both are set. An error names the setting and the problem, never a secret.
+ */
+export const loadAuth: Effect.Effect<AuthConfig, InvalidConfig | Config.ConfigError> = Effect.gen(function*() {
+  const file = yield* Config.option(Config.NonEmptyString("OPENDATA_AUTH_FILE"))
+  const inline = yield* Config.option(Config.Redacted("OPENDATA_AUTH_TOKENS"))
+  const invalid = (field: string, value: string) => (e: Auth.InvalidTokens) => new InvalidConfig({ field, value, allowed: e.message })
+  const fromText = Option.isSome(inline)
+    ? yield* Auth.parseTokens(Redacted.value(inline.value)).pipe(Effect.mapError(invalid("OPENDATA_AUTH_TOKENS", "")))
+    : []
+  const fromFile = Option.isSome(file)
+    ? yield* Auth.readTokensFile(file.value).pipe(Effect.mapError(invalid("OPENDATA_AUTH_FILE", file.value)))
+    : []
+  const tokens = yield* Auth.checkUnique([...fromText, ...fromFile]).pipe(
+    Effect.mapError((e) => new InvalidConfig({ field: "auth", value: "", allowed: e.message }))
+  )
+  return { tokens, ...(Option.isSome(file) ? { file: file.value } : {}) }
+})
+
+/** Reads `fromEnv` and the API tokens, and validates them, for use where a plain effect is handier than a `Config`. */
 export const load = Effect.gen(function*() {
   const config = yield* fromEnv.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
-  return yield* validate(config)
+  const auth = yield* loadAuth.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
+  return yield* validate(auth.tokens.length === 0 && auth.file === undefined ? config : { ...config, auth })
 })
 
 /**
  * The effective configuration, every default filled in, as flat `name=value` pairs for the startup log:
- * durations and sizes in the notation they may be written in, the S3 secret access key redacted.
+ * durations and sizes in the notation they may be written in, the S3 secret access key redacted, the API
+ * tokens by name, scope and prefix (never their secrets).
  */
 export const describe = (config: RuntimeConfig): Record<string, string | number | boolean> => {
   const store = config.store
@@ -362,6 +398,8 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "eventstore.tailHeartbeat": formatDurationMs(config.eventStore.tailHeartbeatMs ?? EventStoreLimits.tailHeartbeatMs),
     "eventstore.retentionInterval": formatDurationMs(config.eventStore.retentionIntervalMs ?? EventStoreLimits.retentionIntervalMs),
     "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),
-    "eventstore.retentionMaxBytes": retention?.maxBytes === undefined ? "none" : formatBytes(retention.maxBytes)
+    "eventstore.retentionMaxBytes": retention?.maxBytes === undefined ? "none" : formatBytes(retention.maxBytes),
+    "auth.tokens": config.auth === undefined || config.auth.tokens.length === 0 ? "none" : Auth.describeTokens(config.auth.tokens),
+    ...(config.auth?.file !== undefined ? { "auth.file": config.auth.file } : {})
   }
 }

@@ -15,13 +15,20 @@
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
  *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000 }
  *   eventstore: { tailHeartbeatMs: 5s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
+ *   auth:
+ *     file: ./tokens.yaml     # more tokens, in a file of their own (relative to this file); OPENDATA_AUTH_FILE
+ *     tokens:                 # OPENDATA_AUTH_TOKENS; see Auth.ts
+ *       - { name: grafana, token: "<secret>", scope: read }            # read | write | admin
+ *       - { name: orders-app, token: "<secret>", scope: write, prefix: "orders/" }
  *
  * Durations (the `...Ms` fields) take Prometheus's notation (`15d`, `1h30m`, `90s`, `500ms`) or a number of
  * milliseconds; sizes (`retentionMaxBytes`) take `512MiB`, `1GB`, `64KiB` or a number of bytes.
  */
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { ConfigProvider, Effect, Schema, SchemaIssue } from "effect"
 import { parse as parseYaml } from "yaml"
+import { decodeTokens } from "./Auth.ts"
 import { durationExpected, logFormats, logLevels, parseBytes, parseDurationMs, sizeExpected } from "./Config.ts"
 
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
@@ -73,6 +80,11 @@ const File = Schema.Struct({
     retentionIntervalMs: Schema.optional(Duration),
     retentionMaxAgeMs: Schema.optional(Duration),
     retentionMaxBytes: Schema.optional(Size)
+  })),
+  auth: Schema.optional(Schema.Struct({
+    file: Schema.optional(Schema.String),
+    // Checked by `decodeTokens`, whose errors never repeat a secret.
+    tokens: Schema.optional(Schema.Unknown)
   }))
 })
 type File = typeof File.Type
@@ -86,8 +98,8 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
   }
 }
 
-/** The file's settings as the environment variables they stand for. */
-const asEnv = (f: File): Record<string, string> => {
+/** The file's settings as the environment variables they stand for; `file` is the configuration file. */
+const asEnv = (f: File, file: string): Record<string, string> => {
   const env: Record<string, string | undefined> = {
     OPENDATA_HOST: f.host,
     OPENDATA_PORT: f.port?.toString(),
@@ -112,7 +124,10 @@ const asEnv = (f: File): Record<string, string> => {
     OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: f.eventstore?.tailHeartbeatMs?.toString(),
     OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS: f.eventstore?.retentionIntervalMs?.toString(),
     OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS: f.eventstore?.retentionMaxAgeMs?.toString(),
-    OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES: f.eventstore?.retentionMaxBytes?.toString()
+    OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES: f.eventstore?.retentionMaxBytes?.toString(),
+    // A tokens file named here is found next to this file, wherever the server was started.
+    OPENDATA_AUTH_FILE: f.auth?.file === undefined ? undefined : path.resolve(path.dirname(file), f.auth.file),
+    OPENDATA_AUTH_TOKENS: f.auth?.tokens === undefined ? undefined : JSON.stringify(f.auth.tokens)
   }
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))
 }
@@ -128,7 +143,8 @@ export const read = (file: string): Effect.Effect<Record<string, string>, Config
     })
     const raw = yield* Effect.try({
       try: () => parseYaml(text) as unknown,
-      catch: (e) => new ConfigFileError({ file, reason: `is not valid YAML: ${(e as Error).message}` })
+      // Only the first line: the parser's next lines quote the source, which may hold a token.
+      catch: (e) => new ConfigFileError({ file, reason: `is not valid YAML: ${(e as Error).message.split("\n")[0]!.replace(/:$/, "")}` })
     })
     const decoded = yield* Schema.decodeUnknownEffect(File)(raw ?? {}, { onExcessProperty: "error", errors: "first" }).pipe(
       Effect.mapError((error) => {
@@ -138,7 +154,10 @@ export const read = (file: string): Effect.Effect<Record<string, string>, Config
         return new ConfigFileError({ file, reason: `${field === "" ? "the file" : field} ${message}` })
       })
     )
-    return asEnv(decoded)
+    if (decoded.auth?.tokens !== undefined) {
+      yield* decodeTokens(decoded.auth.tokens, "auth.tokens").pipe(Effect.mapError((e) => new ConfigFileError({ file, reason: e.message })))
+    }
+    return asEnv(decoded, file)
   })
 
 /**

@@ -20,6 +20,7 @@ import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits, Tsdb, TsdbHttp } from "@opendata/tsdb"
+import * as Auth from "./Auth.ts"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
@@ -199,7 +200,8 @@ export const layer = (
     gracefulShutdownTimeout: "10 seconds",
     websocket: { maxPayload: webSocketPayloadMax }
   })
-  const base = Layer.mergeAll(healthRoutes, Metrics.routes, Metrics.httpMiddleware)
+  // Auth's middleware is added after (so runs inside) the metrics' one: refused requests are counted too.
+  const base = Layer.mergeAll(healthRoutes, Metrics.routes, Metrics.httpMiddleware, Auth.layer(config.auth?.tokens ?? []))
   const served = config.role === "compactor"
     ? signalShutdown.pipe(
       Layer.provideMerge(HttpRouter.serve(base, serveOptions)),
@@ -311,10 +313,14 @@ const logOpening = <E, R>(name: string, db: Layer.Layer<Db.Db, E, R>): Layer.Lay
 
 /**
  * Serves until interrupted (SIGINT, SIGTERM), as `main.ts` and `opendata serve` do: logs the effective
- * configuration (secrets redacted), then builds and runs `layer`, all with the configured logger.
+ * configuration (secrets redacted) and, without API tokens, a warning that the API is open; then builds and
+ * runs `layer`, all with the configured logger.
  */
 export const launch = (config: RuntimeConfig) =>
   Effect.andThen(
-    Effect.logInfo("configuration").pipe(Effect.annotateLogs(describeConfig(config))),
+    Effect.logInfo("configuration").pipe(
+      Effect.annotateLogs(describeConfig(config)),
+      Effect.andThen(Auth.warnIfOpen({ host: config.host, port: config.port, tokens: config.auth?.tokens ?? [] }))
+    ),
     Layer.launch(layer(config))
   ).pipe(Effect.provide(layerLogging(config)))

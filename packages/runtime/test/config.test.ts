@@ -74,8 +74,9 @@ describe("opendata.yaml", () => {
     })
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
-    // At warn, a clean start and stop logs nothing at all.
-    const quiet = await start({ OPENDATA_CONFIG: file })
+    // At warn, a clean start and stop logs nothing at all (with a token configured: without one, the
+    // server warns that its API is unauthenticated).
+    const quiet = await start({ OPENDATA_CONFIG: file, OPENDATA_AUTH_TOKENS: '[{name: t, token: "0123456789abcdef", scope: read}]' })
     quiet.child.kill("SIGTERM")
     expect(await quiet.exited).toBe(0)
     expect(quiet.output()).toBe("")

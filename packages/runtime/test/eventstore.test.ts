@@ -436,6 +436,10 @@ describe("EventStore HTTP API", () => {
     expect(seen).toEqual(keys)
     expect(pages).toBeGreaterThanOrEqual(3)
 
+    // A cursor that sorts before the prefix lists from the prefix, never keys outside it.
+    const early = await get(`/v1/logs?prefix=${enc(prefix)}&cursor=${enc("0")}`)
+    expect(early.body.logs.map((m: { key: string }) => m.key)).toEqual(keys)
+
     const meta = (await get(`/v1/logs?prefix=${enc(keys[0]!)}`)).body.logs[0]
     expect(meta).toMatchObject({ key: keys[0], firstOffset: 0, nextOffset: 1, records: 1, fenced: false, retention: null })
   })
