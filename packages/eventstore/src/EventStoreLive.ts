@@ -45,6 +45,7 @@ import {
 import * as Limits from "./limits.ts"
 import * as K from "./internal/keys.ts"
 import { decodeRecord, encodeRecord, recordSize } from "./internal/record.ts"
+import { makeTailRegistry } from "./internal/tails.ts"
 
 export interface EventStoreSettings {
   /** Retention of logs that have none of their own. */
@@ -540,31 +541,16 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     // --- tail ---------------------------------------------------------------------------------------
 
-    /** Records of `key` in a durable batch, in offset order. */
-    const recordsIn = (batch: CoreDb.DurableBatch, prefix: Uint8Array) => {
-      const out: Array<{ readonly key: string; readonly record: LogRecord }> = []
-      for (const e of batch.entries) {
-        if (e.kind !== "put" || e.key.length < prefix.length) continue
-        let match = true
-        for (let i = 0; i < prefix.length; i++) {
-          if (e.key[i] !== prefix[i]) {
-            match = false
-            break
-          }
-        }
-        if (!match) continue
-        const parsed = K.parseRecordKey(e.key)
-        if (parsed !== undefined) out.push({ key: parsed.key, record: decodeRecord(parsed.offset, e.value) })
-      }
-      return out
-    }
+    // One reader of the change feed for every tail, which wakes only the subscribers of the logs a
+    // durable batch touched (internal/tails.ts).
+    const tails = yield* makeTailRegistry(db, scope)
 
     const tail = (key: string, start: TailStart): Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable> =>
       Stream.unwrap(
         Effect.gen(function*() {
           yield* checkKey(key)
-          // Subscribe before reading storage: every append durable from now on is in the feed.
-          const take = yield* db.subscribe
+          // Subscribe before reading storage: every append durable from now on is delivered.
+          const subscription = yield* tails.subscribeKey(key)
           const m = yield* durableMeta(key)
           const first = m?.firstOffset ?? 0
           const end = m?.nextOffset ?? 0
@@ -582,8 +568,6 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
               if (!isCount(start.time)) return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
               next = Math.max(first, (yield* offsetAtTime(key, start.time)) ?? end)
           }
-          const prefix = K.recordPrefix(key)
-          let lastSeq: number | undefined
           let catchingUp = true
 
           /** Reads one page from storage at `next`; empty when caught up with what is durable. */
@@ -602,14 +586,17 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
               if (page.length > 0) return [{ _tag: "records", key, records: page } as const]
               catchingUp = false
             }
-            const batch = yield* Effect.timeoutOption(take, `${heartbeatMs} millis`)
-            if (Option.isNone(batch)) return [{ _tag: "heartbeat", key, next } as const]
-            const gap = lastSeq !== undefined && batch.value.firstSeq !== lastSeq + 1
-            lastSeq = batch.value.lastSeq
-            const records = recordsIn(batch.value, prefix).map((r) => r.record).filter((r) => r.offset >= next)
-            if (gap || records.some((r, i) => r.offset !== next + i)) {
-              // Fell behind the feed, an append is missing from it, or the batch holds an offset twice (two
-              // writes of one offset became durable together): storage has the log exactly once.
+            const taken = yield* subscription.take(heartbeatMs)
+            if (taken._tag === "idle") return [{ _tag: "heartbeat", key, next } as const]
+            if (taken._tag === "lost") {
+              // Deliveries were dropped (a slow reader, or the feed skipped batches): storage has them.
+              catchingUp = true
+              return []
+            }
+            const records = taken.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
+            if (records.some((r, i) => r.offset !== next + i)) {
+              // An append is missing from the feed, or an offset came twice (two writes of one offset became
+              // durable together): storage has the log exactly once.
               catchingUp = true
               return []
             }
@@ -625,19 +612,15 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       Stream.unwrap(
         Effect.gen(function*() {
           if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
-          const take = yield* db.subscribe
-          const prefix = Uint8Array.from([0x72, ...K.utf8(prefixKey)])
+          const subscription = yield* tails.subscribePrefix(prefixKey)
           const nextOf = new Map<string, number>()
-          let lastSeq: number | undefined
 
           const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
-            const batch = yield* Effect.timeoutOption(take, `${heartbeatMs} millis`)
-            if (Option.isNone(batch)) return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
-            const gap = lastSeq !== undefined && batch.value.firstSeq !== lastSeq + 1
-            lastSeq = batch.value.lastSeq
+            const taken = yield* subscription.take(heartbeatMs)
+            if (taken._tag === "idle") return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
             const events: Array<TailEvent> = []
-            if (gap) {
-              // The feed dropped batches: read what the logs already followed got meanwhile.
+            if (taken._tag === "lost") {
+              // Deliveries were dropped: read what the logs already followed got meanwhile.
               for (const [k, from] of nextOf) {
                 const m = yield* durableMeta(k)
                 if (m === undefined) continue
@@ -647,15 +630,18 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
                   events.push({ _tag: "records", key: k, records })
                 }
               }
+              return events
             }
             const byLog = new Map<string, Array<LogRecord>>()
-            for (const { key: k, record } of recordsIn(batch.value, prefix)) {
-              // Below what this tail sent: an earlier batch or this one already has it.
-              if (record.offset < (nextOf.get(k) ?? 0)) continue
-              nextOf.set(k, record.offset + 1)
-              const list = byLog.get(k) ?? []
-              list.push(record)
-              byLog.set(k, list)
+            for (const d of taken.deliveries) {
+              for (const record of d.records) {
+                // Below what this tail sent: an earlier batch or this one already has it.
+                if (record.offset < (nextOf.get(d.key) ?? 0)) continue
+                nextOf.set(d.key, record.offset + 1)
+                const list = byLog.get(d.key) ?? []
+                list.push(record)
+                byLog.set(d.key, list)
+              }
             }
             for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
             return events

@@ -1,0 +1,192 @@
+/**
+ * The tail registry: one reader of the Db's change feed for the whole store, and the tail subscribers
+ * indexed by the log they follow (and, for prefix tails, by prefix). A durable batch is parsed once and
+ * wakes only the subscribers of the logs it touched, so idle tails cost nothing per batch and many tails
+ * cost one pass over each batch rather than one each.
+ *
+ * A subscriber never blocks the feed: deliveries wait in its buffer (at most `tailBufferRecords` records);
+ * past that, or when the feed itself skipped batches, the buffer is dropped and the subscriber is told it
+ * `lost` deliveries, and catches up from storage (which has every durable record exactly once).
+ */
+import { Deferred, Effect, Scope } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import * as Limits from "../limits.ts"
+import * as K from "./keys.ts"
+import { decodeRecord } from "./record.ts"
+import type { LogRecord } from "../EventStore.ts"
+
+/** What a subscriber takes: records of one log from one durable batch, in offset order. */
+export interface Delivery {
+  readonly key: string
+  readonly records: ReadonlyArray<LogRecord>
+}
+
+/** The next deliveries, or `lost`: some were dropped (read storage to catch up), or none within the wait. */
+export type Taken =
+  | { readonly _tag: "deliveries"; readonly deliveries: ReadonlyArray<Delivery> }
+  | { readonly _tag: "lost" }
+  | { readonly _tag: "idle" }
+
+export interface Subscription {
+  /** Waits up to `waitMs` for deliveries. */
+  readonly take: (waitMs: number) => Effect.Effect<Taken>
+}
+
+interface Subscriber {
+  pending: Array<Delivery>
+  pendingRecords: number
+  lost: boolean
+  wake: Deferred.Deferred<void> | undefined
+}
+
+export interface TailRegistry {
+  /** Follows one log from now on (registered before this returns); ends with the scope. */
+  readonly subscribeKey: (key: string) => Effect.Effect<Subscription, never, Scope.Scope>
+  /** Follows every log whose key starts with `prefix` from now on; ends with the scope. */
+  readonly subscribePrefix: (prefix: string) => Effect.Effect<Subscription, never, Scope.Scope>
+}
+
+const deliver = (s: Subscriber, d: Delivery) => {
+  if (s.lost) return
+  if (s.pendingRecords + d.records.length > Limits.tailBufferRecords) {
+    // A slow subscriber: storage has what it dropped.
+    s.pending = []
+    s.pendingRecords = 0
+    s.lost = true
+  } else {
+    s.pending.push(d)
+    s.pendingRecords += d.records.length
+  }
+}
+
+const markLost = (s: Subscriber) => {
+  s.pending = []
+  s.pendingRecords = 0
+  s.lost = true
+}
+
+/** Runs the feed reader in `scope` (subscribed to the Db before this returns). */
+export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect.Effect<TailRegistry> =>
+  Effect.gen(function*() {
+    const byKey = new Map<string, Set<Subscriber>>()
+    const byPrefix = new Map<string, Set<Subscriber>>()
+    const take = yield* Scope.provide(db.subscribe, scope)
+    let lastSeq: number | undefined
+
+    const wakeAll = (woken: Set<Subscriber>) =>
+      Effect.forEach(woken, (s) => {
+        const wake = s.wake
+        s.wake = undefined
+        return wake === undefined ? Effect.void : Deferred.succeed(wake, undefined)
+      }, { discard: true })
+
+    /** Parses a batch once and hands each touched log's records to its subscribers. */
+    const dispatch = (batch: CoreDb.DurableBatch) =>
+      Effect.suspend(() => {
+        const woken = new Set<Subscriber>()
+        if (lastSeq !== undefined && batch.firstSeq !== lastSeq + 1) {
+          // The feed dropped batches: every subscriber catches up from storage.
+          for (const set of [...byKey.values(), ...byPrefix.values()]) {
+            for (const s of set) {
+              markLost(s)
+              woken.add(s)
+            }
+          }
+        }
+        lastSeq = batch.lastSeq
+        if (byKey.size === 0 && byPrefix.size === 0) return wakeAll(woken)
+        // Records by log, decoded only for logs someone follows.
+        const records = new Map<string, Array<LogRecord>>()
+        const wanted = new Map<string, boolean>()
+        for (const e of batch.entries) {
+          if (e.kind !== "put" || e.key[0] !== 0x72) continue
+          const parsed = K.parseRecordKey(e.key)
+          if (parsed === undefined) continue
+          let want = wanted.get(parsed.key)
+          if (want === undefined) {
+            want = byKey.has(parsed.key)
+            if (!want) for (const p of byPrefix.keys()) if (parsed.key.startsWith(p)) want = true
+            wanted.set(parsed.key, want)
+          }
+          if (!want) continue
+          const list = records.get(parsed.key)
+          const record = decodeRecord(parsed.offset, e.value)
+          if (list === undefined) records.set(parsed.key, [record])
+          else list.push(record)
+        }
+        for (const [key, list] of records) {
+          // Offsets of one log are in order within a batch (sorted by seq, appends in offset order).
+          const delivery: Delivery = { key, records: list }
+          for (const s of byKey.get(key) ?? []) {
+            deliver(s, delivery)
+            woken.add(s)
+          }
+          for (const [p, set] of byPrefix) {
+            if (!key.startsWith(p)) continue
+            for (const s of set) {
+              deliver(s, delivery)
+              woken.add(s)
+            }
+          }
+        }
+        return wakeAll(woken)
+      })
+
+    // A batch that cannot be dispatched (a record that does not decode) must not stop every tail: its
+    // subscribers read storage instead, which reports the damage to them.
+    const dispatchOrCatchUp = (batch: CoreDb.DurableBatch) =>
+      dispatch(batch).pipe(
+        Effect.catchCause((cause) =>
+          Effect.andThen(
+            Effect.logError("tail registry: a durable batch could not be dispatched; tails read storage", cause),
+            wakeAll(new Set([...byKey.values(), ...byPrefix.values()].flatMap((set) => [...set].map((s) => (markLost(s), s)))))
+          )
+        )
+      )
+    yield* Effect.forkIn(Effect.forever(Effect.flatMap(take, dispatchOrCatchUp)), scope)
+
+    const subscribe = (index: Map<string, Set<Subscriber>>, name: string) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, wake: undefined }
+          let set = index.get(name)
+          if (set === undefined) {
+            set = new Set()
+            index.set(name, set)
+          }
+          set.add(s)
+          return s
+        }),
+        (s) =>
+          Effect.sync(() => {
+            const set = index.get(name)
+            set?.delete(s)
+            if (set !== undefined && set.size === 0) index.delete(name)
+          })
+      ).pipe(Effect.map((s): Subscription => ({
+        take: (waitMs) =>
+          Effect.gen(function*() {
+            if (!s.lost && s.pending.length === 0) {
+              const wake = yield* Deferred.make<void>()
+              s.wake = wake
+              // Checked again once registered: a delivery may have come in between.
+              if (!s.lost && s.pending.length === 0) yield* Effect.timeoutOption(Deferred.await(wake), `${waitMs} millis`)
+              if (s.wake === wake) s.wake = undefined
+              if (!s.lost && s.pending.length === 0) return { _tag: "idle" } as const
+            }
+            if (s.lost) {
+              s.lost = false
+              return { _tag: "lost" } as const
+            }
+            const deliveries = s.pending
+            s.pending = []
+            s.pendingRecords = 0
+            return { _tag: "deliveries", deliveries } as const
+          })
+      })))
+
+    return {
+      subscribeKey: (key) => subscribe(byKey, key),
+      subscribePrefix: (prefix) => subscribe(byPrefix, prefix)
+    }
+  })
