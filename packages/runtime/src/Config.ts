@@ -102,11 +102,13 @@ export interface AuthConfig {
 }
 
 /**
- * The group-commit interval: on S3 every WAL object is a paid PUT, so writes gather for 100 ms; on a local
- * disk (or in memory) a write costs an fsync, so acknowledgements come after a few milliseconds.
+ * The least time between the starts of two WAL writes: a cost bound, not a latency floor. On S3 every WAL
+ * object is a paid PUT, so writes gather for 100 ms (at most 10 PUTs a second). On a local disk (or in
+ * memory) a WAL write costs an fsync and nothing else, so none waits for a timer: a write alone is written
+ * at once, and writes that arrive while one is in flight ride together in the next (group commit).
  */
 export const flushIntervalFor = (config: Pick<RuntimeConfig, "store" | "flushIntervalMs">): number =>
-  config.flushIntervalMs ?? (config.store.kind === "s3" ? 100 : 5)
+  config.flushIntervalMs ?? (config.store.kind === "s3" ? 100 : 0)
 
 const s3Config: Config.Config<StoreConfig> = Config.all({
   bucket: Config.NonEmptyString("OPENDATA_S3_BUCKET"),

@@ -22,14 +22,14 @@ const loaded = async (env: Record<string, string>) => {
 }
 
 describe("configuration values", () => {
-  it("defaults: everything in one process, a short group commit on the local store, 100 ms on s3", async () => {
+  it("defaults: everything in one process, no wait for a WAL write on the local store, 100 ms on s3", async () => {
     const local = await loaded({})
     expect(local.role).toBe("all")
-    expect(Config.flushIntervalFor(local)).toBe(5)
+    expect(Config.flushIntervalFor(local)).toBe(0)
     const s3 = await loaded({ OPENDATA_STORE: "s3", OPENDATA_S3_BUCKET: "b" })
     expect(Config.flushIntervalFor(s3)).toBe(100)
-    const set = await loaded({ OPENDATA_FLUSH_INTERVAL_MS: "0", OPENDATA_TSDB_RETENTION_MS: "3600000" })
-    expect(Config.flushIntervalFor(set)).toBe(0)
+    const set = await loaded({ OPENDATA_FLUSH_INTERVAL_MS: "7", OPENDATA_TSDB_RETENTION_MS: "3600000" })
+    expect(Config.flushIntervalFor(set)).toBe(7)
     expect(set.tsdbRetentionMs).toBe(3_600_000)
   })
 

@@ -132,6 +132,13 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
       return full
     }
 
+    /**
+     * Directories this process made or found (the store never removes one), so that a put checks each
+     * directory once rather than once per object. Bounded: past the limit it starts over.
+     */
+    const knownDirs = new Set<string>()
+    const knownDirsMax = 100_000
+
     /** Creates the key's directories; a new directory is made durable by an fsync of its parent. */
     const ensureParents = async (key: string) => {
       const { dirs } = namesOf(key)
@@ -139,6 +146,7 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
       for (const { segment, name: dirName } of dirs) {
         const parent = dir
         dir = path.join(dir, dirName)
+        if (knownDirs.has(dir)) continue
         const created = await fs.mkdir(dir).then(() => true, (e: unknown) => {
           if (isErrno(e, "EEXIST")) return false
           throw e
@@ -149,6 +157,8 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
           const exists = await fs.access(segmentFile).then(() => true, () => false)
           if (!exists) await writeDurably(segmentFile, [Buffer.from(segment, "utf8")], "rename").catch(afterMoveIsDone)
         }
+        if (knownDirs.size >= knownDirsMax) knownDirs.clear()
+        knownDirs.add(dir)
       }
     }
 
