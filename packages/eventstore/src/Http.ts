@@ -356,15 +356,16 @@ const decodeName = (raw: string | undefined, field: "key" | "group"): Effect.Eff
 /** The request body, refused with 413 beyond `requestBodyBytesMax` bytes before anything is parsed. */
 const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Uint8Array, InvalidInput | LimitExceeded> =>
   Effect.gen(function*() {
-    const tooLarge = new LimitExceeded({ field: "body", limit: requestBodyBytesMax })
+    // Errors are made only when they happen: constructing one captures a stack, too dear per request.
+    const tooLarge = () => new LimitExceeded({ field: "body", limit: requestBodyBytesMax })
     const declared = request.headers["content-length"]
-    if (declared !== undefined && Number(declared) > requestBodyBytesMax) return yield* tooLarge
+    if (declared !== undefined && Number(declared) > requestBodyBytesMax) return yield* tooLarge()
     const chunks: Array<Uint8Array> = []
     let size = 0
     yield* request.stream.pipe(
       Stream.runForEach((chunk) => {
         size += chunk.length
-        if (size > requestBodyBytesMax) return Effect.fail(tooLarge)
+        if (size > requestBodyBytesMax) return Effect.fail(tooLarge())
         chunks.push(chunk)
         return Effect.void
       }),
@@ -771,17 +772,17 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
   /** Every route of the API, matched on the raw path. */
   const dispatch = Effect.fnUntraced(function*(request: Request): Answered {
     const { segments: s, path, query } = splitUrl(request.url)
-    const notFound = new RouteNotFound({ method: request.method, path })
-    if (s[0] !== "v1") return yield* notFound
+    const notFound = () => new RouteNotFound({ method: request.method, path })
+    if (s[0] !== "v1") return yield* notFound()
     if (s[1] === "tail" && s.length === 2) {
       return yield* methods(request, query, { GET: route(TailPrefixQuery, (q) => tailPrefix(request, q)) })
     }
     if (s[1] === "logs") {
       if (s.length === 2) return yield* methods(request, query, { GET: route(ListQuery, list) })
-      if (s.length > 4) return yield* notFound
+      if (s.length > 4) return yield* notFound()
       const action = s[3]
       if (action !== undefined && !["records", "trim", "fencing-token", "retention", "tail"].includes(action)) {
-        return yield* notFound
+        return yield* notFound()
       }
       const key = yield* decodeName(s[2], "key")
       switch (action) {
@@ -808,7 +809,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
       const handler = plain(() => groupOffset(request, group, key))
       return yield* methods(request, query, { GET: handler, PUT: handler })
     }
-    return yield* notFound
+    return yield* notFound()
   })
 
   return { dispatch }
