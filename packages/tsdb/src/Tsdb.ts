@@ -19,7 +19,7 @@
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  */
-import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Option, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import * as Limits from "./limits.ts"
@@ -683,9 +683,41 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     const series: TsdbShape["series"] = (selectors, mint, maxt, limit) => Effect.map(seriesMatching(selectors, mint, maxt), (s) => limited(s, limit))
 
+    /**
+     * The distinct segments (up to the next zero byte) that follow `prefix` in the keys under it, found by
+     * seeking past each one: one short scan per distinct segment, however many keys share it.
+     */
+    const distinctSegments = (prefix: Uint8Array) =>
+      Effect.gen(function*() {
+        const out: Array<string> = []
+        const end = prefixEnd(prefix)
+        let start: Uint8Array | undefined = prefix
+        while (start !== undefined) {
+          const first = yield* Stream.runHead(db.scan({ start, end })).pipe(Effect.mapError(failed))
+          if (Option.isNone(first)) break
+          const k = first.value.key
+          const z = k.indexOf(0, prefix.length)
+          if (z < 0) break
+          out.push(decoder.decode(k.subarray(prefix.length, z)))
+          start = prefixEnd(k.subarray(0, z + 1))
+        }
+        return out
+      })
+
     const labelNames: TsdbShape["labelNames"] = (selectors, mint, maxt, limit) =>
-      Effect.map(seriesMatching(selectors, mint, maxt), (all) =>
-        limited([...new Set(all.flatMap((l) => l.map(([n]) => n)))].sort(), limit ?? Limits.labelValuesMax))
+      Effect.gen(function*() {
+        if (selectors.length > 0) {
+          const all = yield* seriesMatching(selectors, mint, maxt)
+          return limited([...new Set(all.flatMap((l) => l.map(([n]) => n)))].sort(), limit ?? Limits.labelValuesMax)
+        }
+        // Without selectors the postings alone answer: the names in each bucket, one seek per name (was: the
+        // labels of every series, read one by one).
+        const names = new Set<string>()
+        for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
+          for (const name of yield* distinctSegments(postingPrefix(b))) names.add(name)
+        }
+        return limited([...names].sort(), limit ?? Limits.labelValuesMax)
+      })
 
     const labelValues: TsdbShape["labelValues"] = (name, selectors, mint, maxt, limit) =>
       Effect.gen(function*() {

@@ -164,6 +164,26 @@ describe("Tsdb", () => {
       yield* close
     }))
 
+  it.effect("lists label names from the postings of the buckets in range, with or without selectors", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      const hour = 3_600_000
+      yield* tsdb.write({
+        series: [
+          { labels: L({ __name__: "a", zone: "z1" }), samples: [{ timestampMs: 1000, value: 1 }] },
+          { labels: L({ __name__: "b", region: "r1" }), samples: [{ timestampMs: 10 * hour, value: 1 }] },
+          { labels: L({ __name__: "b", region: "r2", rack: "k" }), samples: [{ timestampMs: 10 * hour, value: 2 }] }
+        ]
+      })
+      assert.deepStrictEqual(yield* tsdb.labelNames([], 0, 20 * hour), ["__name__", "rack", "region", "zone"])
+      // Only the buckets in range: the first sample's bucket (hours 0-2) is out.
+      assert.deepStrictEqual(yield* tsdb.labelNames([], 9 * hour, 20 * hour), ["__name__", "rack", "region"])
+      assert.deepStrictEqual(yield* tsdb.labelNames([], 0, 20 * hour, 2), ["__name__", "rack"])
+      assert.deepStrictEqual(yield* tsdb.labelNames([[eq("region", "r1")]], 0, 20 * hour), ["__name__", "region"])
+      yield* close
+    }))
+
   it.effect("keeps Prometheus staleness markers bit for bit", () =>
     Effect.gen(function*() {
       const { open } = yield* world
