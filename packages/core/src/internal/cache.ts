@@ -15,6 +15,8 @@ export interface CacheStats {
 
 export interface Cache<V> {
   readonly getOrLoad: <E>(key: string, load: Effect.Effect<V, E>) => Effect.Effect<V, E>
+  /** The value if it is cached (a hit, now the most recently used), else undefined (no load, no miss). */
+  readonly peek: (key: string) => V | undefined
   readonly invalidate: (key: string) => void
   readonly stats: () => CacheStats
 }
@@ -87,6 +89,14 @@ export const makeCache = <V>(options: {
           )
         )
       }),
+    peek: (key) => {
+      const found = values.get(key)
+      if (found === undefined) return undefined
+      hits += 1
+      values.delete(key)
+      values.set(key, found)
+      return found.value
+    },
     invalidate: (key) => {
       const old = values.get(key)
       if (old !== undefined) {

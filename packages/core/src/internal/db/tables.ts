@@ -29,6 +29,8 @@ export const sstKey = (id: string) => `sst/${id}.sst`
 
 /** A scan fetches up to this many bytes of consecutive blocks in one request. */
 const scanReadAheadBytes = 1024 * 1024
+/** The second request of a scan reads this much; each later one twice as much, up to `scanReadAheadBytes`. */
+const scanReadAheadFirstBytes = 64 * 1024
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"))
@@ -129,15 +131,25 @@ export const makeTables = (
     cursor: (ref, start, end) => {
       let handles: ReadonlyArray<BlockHandle> | undefined
       let blockIndex = 0
-      // Blocks fetched ahead: a scan reads up to `scanReadAheadBytes` of consecutive blocks per request.
+      // Blocks fetched ahead: a scan reads consecutive blocks in one request, one block at first, then
+      // twice as many bytes each time up to `scanReadAheadBytes`, so a short scan (a seek, a small range)
+      // reads and decodes what it needs and a long one few, large requests. Cached blocks are not fetched.
       const ahead: Array<ReadonlyArray<Entry>> = []
       let entries: ReadonlyArray<Entry> = []
       let i = 0
+      let aheadBytes = 0
       const fetchAhead = (hs: ReadonlyArray<BlockHandle>) =>
         Effect.gen(function*() {
           const first = hs[blockIndex]!
+          const cached = caches.blocks.peek(`${ref.id}@${first.offset}`)
+          if (cached !== undefined) {
+            ahead.push(cached)
+            blockIndex += 1
+            return
+          }
           let last = blockIndex
-          while (last + 1 < hs.length && hs[last + 1]!.offset + hs[last + 1]!.length - first.offset <= scanReadAheadBytes) last++
+          while (last + 1 < hs.length && hs[last + 1]!.offset + hs[last + 1]!.length - first.offset <= aheadBytes) last++
+          aheadBytes = aheadBytes === 0 ? scanReadAheadFirstBytes : Math.min(aheadBytes * 2, scanReadAheadBytes)
           if (last === blockIndex) {
             ahead.push(yield* block(ref, first))
             blockIndex += 1
