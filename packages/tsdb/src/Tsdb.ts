@@ -395,12 +395,35 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     }
 
     /** Finds or creates the series for a label set; new series add their dictionary ops to `ops`. */
+    /**
+     * Every label hash in the dictionary (loaded once, then kept up to date by this writer, the only one),
+     * so that a series never seen before is known new without a dictionary scan. Undefined until loaded,
+     * and for good past `knownHashesMax` hashes (then every new series scans, as before).
+     */
+    let knownHashes: Set<number> | undefined
+    let knownHashesLoaded = false
+    const loadKnownHashes = Effect.gen(function*() {
+      const hashes = new Set<number>()
+      const rows = db.scan({ start: encoder.encode("h"), end: encoder.encode("i") })
+      yield* Stream.runForEachWhile(rows, (kv) =>
+        Effect.sync(() => {
+          hashes.add(readU64(kv.key, 1))
+          return hashes.size <= Limits.knownHashesMax
+        }))
+      knownHashesLoaded = true
+      if (hashes.size <= Limits.knownHashesMax) knownHashes = hashes
+    }).pipe(
+      // Not loaded this time (the store is unavailable): this write scans, a later one loads again.
+      Effect.catch(() => Effect.void)
+    )
+
     const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
       Effect.gen(function*() {
         const hash = hashLabels(labels)
+        if (!knownHashesLoaded) yield* loadKnownHashes
         // A series created by a write not durable yet is not in the Db's dictionary yet.
         let id: number | undefined = pendingSeries.get(key)?.id
-        if (id === undefined) {
+        if (id === undefined && (knownHashes === undefined || knownHashes.has(hash))) {
           // The dictionary: every id under this hash, compared by labels (a collision is just another id).
           const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
           for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
@@ -412,9 +435,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           id = yield* loadNextId
           nextId = id + 1
           created.set(key, id)
+          if (knownHashes !== undefined) {
+            knownHashes.add(hash)
+            if (knownHashes.size > Limits.knownHashesMax) knownHashes = undefined
+          }
           ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
           ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
-          ops.push({ _tag: "put", key: nextIdKey, value: u64(nextId) })
         } else {
           const h = yield* getKey(headKey(id))
           const o = yield* getKey(oooKey(id))
@@ -528,6 +554,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           const outcome: WriteOutcome = { samplesWritten: written, ...(created.size > 0 ? { seriesCreated: created.size } : {}), outOfOrder, tooOld, duplicates }
           if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
+          // The next free id, once a batch (not once a new series).
+          if (created.size > 0) ops.push({ _tag: "put", key: nextIdKey, value: u64(nextId!) })
           if (nextId !== undefined) remember.set(okey(nextIdKey), u64(nextId))
           // Db.write either queues the batch (and answers its seq) or fails having queued nothing, even when
           // interrupted; what it queued is recorded here before any interruption can land.

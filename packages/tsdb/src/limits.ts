@@ -17,6 +17,11 @@ export const bucketMs = 2 * 60 * 60_000
 export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
+/**
+ * Label hashes the writer keeps in memory to know a never-seen series is new without a dictionary scan
+ * (8 bytes of key a series, some 40 MB at the limit); past it every new series scans the dictionary.
+ */
+export const knownHashesMax = 1_000_000
 /** Series one selection may return. */
 export const selectSeriesMax = 500_000
 /**
