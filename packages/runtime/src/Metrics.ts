@@ -383,10 +383,23 @@ export const httpMiddleware = HttpRouter.middleware(
   { global: true }
 )
 
+/**
+ * A route that takes no query parameters: any given is a 400 before the handler runs, as on every other
+ * route of the server (a typo is an error, never silently ignored).
+ */
+export const noParameters = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const q = request.url.indexOf("?")
+    const first = q === -1 ? undefined : [...new URLSearchParams(request.url.slice(q + 1)).keys()][0]
+    return first === undefined
+      ? handler
+      : Effect.succeed(HttpServerResponse.text(`unknown parameter ${JSON.stringify(first)}: this endpoint takes none\n`, { status: 400 }))
+  })
+
 export const routes = HttpRouter.add(
   "GET",
   "/metrics",
-  Metrics.use((metrics) => Effect.map(metrics.render, (text) => HttpServerResponse.text(text, { headers: { "content-type": metrics.contentType } })))
+  noParameters(Metrics.use((metrics) => Effect.map(metrics.render, (text) => HttpServerResponse.text(text, { headers: { "content-type": metrics.contentType } }))))
 )
 
 /** Counts and times every request the object store serves. */

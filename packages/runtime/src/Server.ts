@@ -41,16 +41,16 @@ export const layerStore = (store: StoreConfig, preflight: boolean): Layer.Layer<
 }
 
 const healthRoutes = Layer.mergeAll(
-  HttpRouter.add("GET", "/-/healthy", HttpServerResponse.text("OpenData is Healthy.\n")),
+  HttpRouter.add("GET", "/-/healthy", Metrics.noParameters(Effect.succeed(HttpServerResponse.text("OpenData is Healthy.\n")))),
   HttpRouter.add(
     "GET",
     "/-/ready",
-    Effect.gen(function*() {
+    Metrics.noParameters(Effect.gen(function*() {
       const ready = yield* Ref.get(yield* Readiness)
       return ready
         ? HttpServerResponse.text("OpenData is Ready.\n")
         : HttpServerResponse.text("Service Unavailable\n", { status: 503 })
-    })
+    }))
   )
 )
 

@@ -110,6 +110,16 @@ describe("/metrics", () => {
     promtoolCheck(text)
   })
 
+  it("refuses query parameters on /metrics and the health endpoints, which take none", async () => {
+    const server = await start({ OPENDATA_STORE: "memory" })
+    for (const path of ["/metrics?name[]=up", "/-/healthy?x=1", "/-/ready?verbose"]) {
+      const res = await fetch(`${server.base}${path}`)
+      expect(res.status, path).toBe(400)
+      expect(await res.text(), path).toMatch(/^unknown parameter /)
+    }
+    for (const path of ["/metrics", "/-/healthy", "/-/ready", "/-/healthy?"]) expect((await fetch(`${server.base}${path}`)).status, path).toBe(200)
+  })
+
   it("scrapes fast", async () => {
     const server = await start({ OPENDATA_STORE: "memory" })
     await fetch(`${server.base}/metrics`)
