@@ -33,9 +33,15 @@ describe("EventStore simulation", () => {
 
   it.live("catches a writer that ignores fencing", () =>
     Effect.gen(function*() {
-      // Seed 2 stopped catching it when outages, late writes and clock skew joined the fault plan; seed 4 does.
-      const result = yield* Simulation.run(eventStoreWorkload, { seed: 4, mutant: "skip-fencing" })
-      assert.isFalse(result.ok)
+      // Which seed catches it moves whenever the schedule of store calls changes (seed 2 stopped when
+      // outages joined the fault plan, seed 4 when table scans began to ramp their read-ahead): one of the
+      // first eight must.
+      const caught: Array<number> = []
+      for (let seed = 1; seed <= 8 && caught.length === 0; seed++) {
+        const result = yield* Simulation.run(eventStoreWorkload, { seed, mutant: "skip-fencing" })
+        if (!result.ok) caught.push(seed)
+      }
+      assert.isNotEmpty(caught, "no seed of 1..8 caught a writer that ignores fencing")
     }))
 
   it.live("reports tables lost from the store once faults heal, without waiting out the producers' deadline", () =>
