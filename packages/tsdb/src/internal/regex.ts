@@ -317,7 +317,7 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
     } else {
       const l = literalAt(p, i)
       if (l === undefined) return undefined
-      const cp = l.char.charCodeAt(0)
+      const cp = l.char.codePointAt(0)!
       // Printable ASCII, or (case-sensitive only) a character beyond ASCII.
       if (cp < 0x20 || cp === 0x7f || (cp >= 0x80 && fold)) return undefined
       set = fold ? foldSet(l.char) : oneChar(cp)
