@@ -13,6 +13,7 @@
  * would have it; ops/s = values tested per second, over rounds of the whole set until at least
  * `BENCH_MS` (default 500) ms, after one untimed round. The three must agree on how many values match.
  */
+import { matches, type Matcher } from "../src/internal/labels.ts"
 import { compileMatcher, compileMatcherSlow } from "../src/internal/regex.ts"
 
 /** The old labels.ts translation of RE2's `(?i)` / `(?i:...)` for JavaScript. */
@@ -52,6 +53,17 @@ const oldFromRe2 = (pattern: string): string => {
   return out
 }
 const oldAnchored = (pattern: string): RegExp => new RegExp(`^(?:${oldFromRe2(pattern)})$`, "su")
+
+/** The old selector path of labels.ts `matches`: its pattern cache, then the backtracking RegExp. */
+const oldCache = new Map<string, RegExp>()
+const oldMatches = (m: Matcher, value: string): boolean => {
+  let re = oldCache.get(m.value)
+  if (re === undefined) {
+    re = oldAnchored(m.value)
+    oldCache.set(m.value, re)
+  }
+  return m.type === "=~" ? re.test(value) : !re.test(value)
+}
 
 /** mulberry32: a fixed seed, so every run tests the same values. */
 const prng = (seed: number) => () => {
@@ -112,6 +124,7 @@ const run = (test: (v: string) => boolean, vs: ReadonlyArray<string>): { readonl
 const fmt = (x: number) => `${(x / 1e6).toFixed(1)}M`
 console.log(`${N.toLocaleString("en")} values per matcher, >= ${benchMs} ms per measurement, ${process.version}\n`)
 console.log(["matcher".padEnd(28), "strategy".padEnd(16), "matched".padStart(8), "old ops/s".padStart(10), "new ops/s".padStart(10), "re2js ops/s".padStart(12), "new/old".padStart(8)].join("  "))
+const paths: Array<string> = []
 for (const [label, op, pattern, vs] of matchers) {
   const negate = op === "!~"
   const old = oldAnchored(pattern)
@@ -120,6 +133,12 @@ for (const [label, op, pattern, vs] of matchers) {
   const a = run((v) => old.test(v) !== negate, vs)
   const b = run((v) => fresh.test(v) !== negate, vs)
   const c = run((v) => slow.test(v) !== negate, vs)
+  // The whole selector path, as a selection runs it for each series: labels.ts `matches` (pattern cache,
+  // then the matcher), against the old one.
+  const m: Matcher = { name: label, type: op as "=~" | "!~", value: pattern }
+  const oldPath = run((v) => oldMatches(m, v), vs)
+  const newPath = run((v) => matches(m, v), vs)
+  paths.push(`${`${label}${op}${JSON.stringify(pattern)}`.padEnd(28)}  ${fmt(oldPath.opsPerSec).padStart(10)}  ${fmt(newPath.opsPerSec).padStart(10)}  ${(newPath.opsPerSec / oldPath.opsPerSec).toFixed(2).padStart(8)}`)
   if (a.matched !== b.matched || b.matched !== c.matched) throw new Error(`${pattern}: old ${a.matched}, new ${b.matched}, re2js ${c.matched} matches`)
   console.log(
     [
@@ -133,3 +152,6 @@ for (const [label, op, pattern, vs] of matchers) {
     ].join("  ")
   )
 }
+console.log(`\nthrough labels.ts matches(), as a selection calls it for each series:`)
+console.log(["matcher".padEnd(28), "old ops/s".padStart(10), "new ops/s".padStart(10), "new/old".padStart(8)].join("  "))
+for (const line of paths) console.log(line)
