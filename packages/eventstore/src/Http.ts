@@ -31,6 +31,7 @@ import {
   type Unavailable
 } from "./EventStore.ts"
 import * as Limits from "./limits.ts"
+import * as K from "./internal/keys.ts"
 
 // -------------------------------------------------------------------------------------------------
 // Limits and names of the API
@@ -196,17 +197,9 @@ const TailQuery = Schema.Struct({
   encoding: Schema.optionalKey(Encoding)
 })
 
-/** A key prefix, checked as keys are (at most logKeyBytesMax bytes of well-formed UTF-8, no NUL). */
+/** A key prefix: empty, or checked as keys are (`nameProblem`: well-formed UTF-8, no NUL, at most logKeyBytesMax bytes). */
 const KeyPrefix = Schema.String.check(
-  Schema.makeFilter((s: string) =>
-    !s.isWellFormed()
-      ? "must be well-formed Unicode (no lone surrogates)"
-      : s.includes("\u0000")
-      ? "must not contain NUL"
-      : Buffer.byteLength(s, "utf8") > Limits.logKeyBytesMax
-      ? `must be at most ${Limits.logKeyBytesMax} bytes of UTF-8`
-      : true
-  )
+  Schema.makeFilter((s: string) => s === "" || (K.nameProblem(s, Limits.logKeyBytesMax) ?? true))
 )
 
 const TailPrefixQuery = Schema.Struct({
