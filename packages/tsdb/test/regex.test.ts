@@ -268,7 +268,7 @@ describe("fast paths decide what the regex engine decides", () => {
         case 2:
           return literal() + pick(tails)
         case 3:
-          // Atoms with greedy quantifiers: the native deterministic path when no choice is possible.
+          // Atoms with greedy quantifiers: the deterministic sequence path when no choice is possible.
           return i + Array.from({ length: 1 + Math.floor(random() * 5) }, () => pick(atoms) + pick(quantifiers)).join("")
         default:
           return Array.from({ length: 1 + Math.floor(random() * 6) }, () => pick(tokens)).join("")
@@ -276,7 +276,7 @@ describe("fast paths decide what the regex engine decides", () => {
     }
     const atoms = ["a", "b", "k", "s", ".", "[ab]", "[^a]", "[0-9]", "[a-z0-9]", "[^0-9/]", "\\.", "-", "/", "x", "é"]
     const quantifiers = ["", "", "*", "+", "?"]
-    const inputChars = ["a", "b", "A", "B", ".", "-", "k", "K", "\u212a", "s", "S", "\u017f", "é", "É", "\n", "😀", "0", "1", "x", "/"]
+    const inputChars = ["a", "b", "A", "B", ".", "-", "k", "K", "\u212a", "s", "S", "\u017f", "é", "É", "\n", "😀", "\ud83d", "\ude00", "0", "1", "x", "/"]
     const input = () => Array.from({ length: Math.floor(random() * 7) }, () => pick(inputChars)).join("")
     /** Inputs built from the pattern's own characters, so that matches are common. */
     const near = (p: string) => {
@@ -310,7 +310,7 @@ describe("fast paths decide what the regex engine decides", () => {
       }
     }
     assert.isAbove(compared, 50_000)
-    for (const s of ["equal", "set", "any", "nonEmpty", "glob", "foldEqual", "foldSet", "foldGlob", "native", "prefix+re2", "re2"]) {
+    for (const s of ["equal", "set", "any", "nonEmpty", "prefix", "suffix", "contains", "glob", "foldEqual", "foldSet", "foldGlob", "sequence", "prefix+re2", "re2"]) {
       assert.isTrue(strategies.has(s), `strategy ${s} exercised`)
     }
   })
@@ -345,14 +345,16 @@ describe("fast paths decide what the regex engine decides", () => {
     assert.strictEqual(strategy("(?:api|web)"), "set")
     assert.strictEqual(strategy(".*"), "any")
     assert.strictEqual(strategy(".+"), "nonEmpty")
-    assert.strictEqual(strategy("10\\.0\\..*"), "glob")
-    assert.strictEqual(strategy(".*foo.*"), "glob")
+    assert.strictEqual(strategy("10\\.0\\..*"), "prefix")
+    assert.strictEqual(strategy(".*_total"), "suffix")
+    assert.strictEqual(strategy(".*foo.*"), "contains")
+    assert.strictEqual(strategy("a.*b.*c"), "glob")
     assert.strictEqual(strategy("(?i)error"), "foldEqual")
     assert.strictEqual(strategy("(?i)error|warn"), "foldSet")
     assert.strictEqual(strategy("(?i).*error.*"), "foldGlob")
-    assert.strictEqual(strategy("/api/v[0-9]+/.*"), "native")
-    assert.strictEqual(strategy("5.."), "native")
-    assert.strictEqual(strategy("x.+"), "native")
+    assert.strictEqual(strategy("/api/v[0-9]+/.*"), "sequence")
+    assert.strictEqual(strategy("5.."), "sequence")
+    assert.strictEqual(strategy("x.+"), "sequence")
     assert.strictEqual(strategy("[0-9]+[0-9]"), "re2") // a choice to make: not deterministic
     assert.strictEqual(strategy("ab\\d+"), "prefix+re2")
     assert.strictEqual(strategy("a(?i)*"), "re2") // `a*`: no prefix

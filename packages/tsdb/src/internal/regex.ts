@@ -5,7 +5,7 @@
  * of Prometheus's `FastRegexMatcher`, each deciding exactly what the regex would: a literal is an
  * equality, `a|b|c` a set lookup, `.*` matches everything, `foo.*` / `.*foo.*` prefix and substring
  * checks, `(?i)` over ASCII literals a case-folded comparison, and a pattern that never has a choice to
- * make (`/api/v[0-9]+/.*`, `5..`) a native RegExp, which then cannot backtrack more than a step at a time.
+ * make (`/api/v[0-9]+/.*`, `5..`) one greedy pass over the value, atom by atom.
  * Everything else goes to re2js, which also validates every pattern but a plain literal alternation.
  *
  * - Selector matchers (`{a=~"re"}`): `compileMatcher(re)` is Prometheus's `NewFastRegexMatcher(re)`: the
@@ -239,7 +239,7 @@ const foldAscii = (v: string): string => {
   return from === 0 ? v : out + v.slice(from)
 }
 
-// --- deterministic patterns on native RegExp
+// --- deterministic sequences of atoms
 
 /** The code points one atom matches: any (`.`), or ranges, possibly negated. */
 type CharSet = { readonly any: true } | { readonly any: false; readonly negated: boolean; readonly ranges: ReadonlyArray<readonly [number, number]> }
@@ -263,8 +263,8 @@ const overlap = (a: CharSet, b: CharSet): boolean => {
 
 interface Atom {
   readonly set: CharSet
-  /** The atom for a native `u`-flag RegExp. */
-  readonly js: string
+  /** The character, when the atom is a literal. */
+  readonly literal?: string
   readonly quantifier: "" | "*" | "+" | "?"
 }
 
@@ -282,10 +282,9 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
   let i = 0
   while (i < p.length) {
     let set: CharSet
-    let js: string
+    let literal: string | undefined
     if (p[i] === ".") {
       set = anyChar
-      js = "."
       i++
     } else if (p[i] === "[") {
       if (fold) return undefined
@@ -293,7 +292,6 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
       const negated = p[j] === "^"
       if (negated) j++
       const ranges: Array<readonly [number, number]> = []
-      js = negated ? "[^" : "["
       while (p[j] !== "]") {
         const lo = p[j]
         if (!classChar(lo)) return undefined
@@ -302,17 +300,14 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
           // `[z-a]` is an error: left to re2js, which reports it.
           if (!classChar(hi) || hi < lo) return undefined
           ranges.push([lo.charCodeAt(0), hi.charCodeAt(0)])
-          js += `${jsChar(lo)}-${jsChar(hi)}`
           j += 3
         } else {
           ranges.push([lo.charCodeAt(0), lo.charCodeAt(0)])
-          js += jsChar(lo)
           j++
         }
       }
       if (ranges.length === 0) return undefined
       set = { any: false, negated, ranges }
-      js += "]"
       i = j + 1
     } else {
       const l = literalAt(p, i)
@@ -321,7 +316,7 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
       // Printable ASCII, or (case-sensitive only) a character beyond ASCII.
       if (cp < 0x20 || cp === 0x7f || (cp >= 0x80 && fold)) return undefined
       set = fold ? foldSet(l.char) : oneChar(cp)
-      js = jsChar(l.char)
+      literal = l.char
       i = l.end
     }
     const q = p[i]
@@ -329,7 +324,7 @@ const parseAtoms = (p: string, fold: boolean): Array<Atom> | undefined => {
     if (quantifier !== "") i++
     // `a**`, `a*?`, `a{2}`: not this shape.
     if (isQuantifier(p[i])) return undefined
-    atoms.push({ set, js, quantifier })
+    atoms.push(literal === undefined ? { set, quantifier } : { set, literal, quantifier })
   }
   return atoms
 }
@@ -360,16 +355,50 @@ const deterministic = (atoms: ReadonlyArray<Atom>): boolean =>
   })
 
 /**
- * A native RegExp for a deterministic sequence of atoms: `^(?:atoms)$` with `su` (`iu` too for `(?i)`).
- * The same language as Go's: a literal is itself (folded as `foldFinder` says), `.` with `s` any code
- * point (Go: any rune), a class of ASCII characters and ranges (negated: any other code point, line
- * feed included, as Go's Perl flags have it), greedy `*` `+` `?`.
+ * A matcher for a deterministic sequence of atoms, deciding what `^(?s:atoms)$` decides: a literal is
+ * itself (folded as `foldFinder` says), `.` any code point (Go: any rune), a class of ASCII characters and
+ * ranges (negated: any other code point, line feed included, as Go's Perl flags have it), greedy `*` `+`
+ * `?`. Deterministic, so each quantified atom takes every character it can and nothing is given back: one
+ * pass over the value, no RegExp, no allocation. A surrogate pair is one code point; a lone surrogate is
+ * a code point of its own (as a `u`-flag RegExp reads it).
  */
-const nativeDeterministic = (p: string): RegExp | undefined => {
+const sequenceMatcher = (p: string): ((v: string) => boolean) | undefined => {
   const fold = p.startsWith("(?i)")
   const atoms = parseAtoms(fold ? p.slice(4) : p, fold)
   if (atoms === undefined || atoms.length === 0 || !deterministic(atoms)) return undefined
-  return new RegExp(`^(?:${atoms.map((a) => a.js + a.quantifier).join("")})$`, fold ? "siu" : "su")
+  // The leading run of single-character, unquantified, unfolded literals: one `startsWith`.
+  let prefix = ""
+  let first = 0
+  while (first < atoms.length && !fold && atoms[first]!.quantifier === "" && atoms[first]!.literal !== undefined) {
+    prefix += atoms[first]!.literal
+    first++
+  }
+  // A final `.*` accepts whatever is left.
+  const last = atoms.length - 1
+  const anyTail = last >= first && atoms[last]!.set.any && atoms[last]!.quantifier === "*"
+  const rest = atoms.slice(first, anyTail ? last : atoms.length)
+  const minUnits = prefix.length + rest.filter((a) => a.quantifier === "" || a.quantifier === "+").length
+  // Straight-line code, one block per atom, which V8 compiles as it compiles its own regexes; only numbers
+  // from the parsed atoms go into the source (the prefix is an argument).
+  const test = (set: CharSet): string =>
+    set.any ? "true" : `${set.negated ? "!" : ""}(${set.ranges.map(([lo, hi]) => (lo === hi ? `cp === ${lo}` : `(cp >= ${lo} && cp <= ${hi})`)).join(" || ")})`
+  const read = "cp = v.charCodeAt(i); w = 1; if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < len) { const lo = v.charCodeAt(i + 1); if (lo >= 0xdc00 && lo <= 0xdfff) { cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00); w = 2 } }"
+  const body = rest.map((a) => {
+    const t = test(a.set)
+    switch (a.quantifier) {
+      case "":
+        return `if (i >= len) return false; ${read} if (!(${t})) return false; i += w;`
+      case "?":
+        return `if (i < len) { ${read} if (${t}) i += w }`
+      case "*":
+        return `while (i < len) { ${read} if (!(${t})) break; i += w }`
+      case "+":
+        return `start = i; while (i < len) { ${read} if (!(${t})) break; i += w } if (i === start) return false;`
+    }
+  })
+  const source = `return (v) => { const len = v.length; if (len < ${minUnits} || !v.startsWith(prefix)) return false; ` +
+    `let i = ${prefix.length}, cp = 0, w = 0, start = 0; ${body.join("\n")} return ${anyTail ? "true" : "i === len"} }`
+  return new Function("prefix", source)(prefix) as (v: string) => boolean
 }
 
 /** A fast path deciding exactly what `^(?s:p)$` decides, when the pattern has one of the simple shapes. */
@@ -389,6 +418,19 @@ const fastPath = (p: string): { readonly strategy: string; readonly test: (v: st
   if (p === ".+") return { strategy: "nonEmpty", test: (v) => v.length > 0 }
   const glob = globLiterals(p)
   if (glob !== undefined) {
+    // The common globs as one string call each: `L.*`, `.*L`, `.*L.*`.
+    if (glob.length === 2 && glob[1] === "") {
+      const prefix = glob[0]!
+      return { strategy: "prefix", test: (v) => v.startsWith(prefix) }
+    }
+    if (glob.length === 2 && glob[0] === "") {
+      const suffix = glob[1]!
+      return { strategy: "suffix", test: (v) => v.endsWith(suffix) }
+    }
+    if (glob.length === 3 && glob[0] === "" && glob[2] === "") {
+      const infix = glob[1]!
+      return { strategy: "contains", test: (v) => v.includes(infix) }
+    }
     const test = globTest(glob, (v, i, k) => v.startsWith(glob[k]!, i), (v, from, k) => v.indexOf(glob[k]!, from))
     return { strategy: "glob", test }
   }
@@ -414,8 +456,8 @@ const fastPath = (p: string): { readonly strategy: string; readonly test: (v: st
       return { strategy: "foldGlob", test }
     }
   }
-  const native = nativeDeterministic(p)
-  if (native !== undefined) return { strategy: "native", test: (v) => native.test(v) }
+  const sequence = sequenceMatcher(p)
+  if (sequence !== undefined) return { strategy: "sequence", test: sequence }
   return undefined
 }
 
