@@ -128,9 +128,17 @@ export interface DbSettings {
  * - `unrecorded-fences`: an opener records only its own fence, not those of earlier openers it replayed;
  * - `flush-not-idempotent`: a retried flush writes a new table and commits it again;
  * - `forget-ambiguous-put`: a retried put-if-absent that finds its own earlier object takes it for another's;
- * - `gc-lease-from-creation`: the GC lease counts from an object's creation, by the local clock.
+ * - `gc-lease-from-creation`: the GC lease counts from an object's creation, by the local clock;
+ * - `head-pointer-trusted`: the latest manifest is read forward from the head pointer alone, as if the
+ *   pointer only ever moved forward (a write that lands late moves it back to a collected version).
  */
-export type SimulationMutant = "skip-fencing" | "unrecorded-fences" | "flush-not-idempotent" | "forget-ambiguous-put" | "gc-lease-from-creation"
+export type SimulationMutant =
+  | "skip-fencing"
+  | "unrecorded-fences"
+  | "flush-not-idempotent"
+  | "forget-ambiguous-put"
+  | "gc-lease-from-creation"
+  | "head-pointer-trusted"
 
 export type ResolvedSettings = { readonly [K in keyof Omit<DbSettings, "merge">]-?: NonNullable<DbSettings[K]> } & {
   readonly merge: MergeOperator | undefined

@@ -44,7 +44,8 @@ export const mutants: ReadonlyArray<Mutant> = [
   "unrecorded-fences",
   "flush-not-idempotent",
   "forget-ambiguous-put",
-  "gc-lease-from-creation"
+  "gc-lease-from-creation",
+  "head-pointer-trusted"
 ]
 
 /** Workload steps of a run unless `SimOptions.steps` says otherwise. */

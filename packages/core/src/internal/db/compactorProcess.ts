@@ -17,7 +17,7 @@ import { prefixed, settled } from "./storeView.ts"
 export const makeCompactor = (settings: ResolvedSettings): Effect.Effect<CompactorShape, DbError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const store = prefixed(yield* ObjectStore, settings.path)
-    const manifests = makeManifestStore(store)
+    const manifests = makeManifestStore(store, settings.simulationMutant)
     const { tables } = tableAccess(store, settings)
     const opened = yield* settled(Effect.flatMap(manifests.load, (loaded) =>
       manifests.commit(loaded, (m) => ({ ...m, compactorEpoch: m.compactorEpoch + 1 }))))

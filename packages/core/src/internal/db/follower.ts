@@ -31,7 +31,7 @@ import type { Versioned } from "./versionedLog.ts"
 export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number): Effect.Effect<DbShape, DbReadError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const store = prefixed(yield* ObjectStore, settings.path)
-    const manifests = makeManifestStore(store)
+    const manifests = makeManifestStore(store, settings.simulationMutant)
     const { tables, blockCache, metaCache } = tableAccess(store, settings)
     const first = yield* manifests.load
     const state = yield* Ref.make<ReadState>({ manifest: first, active: new Memtable(), frozen: [] })

@@ -47,9 +47,10 @@ export interface ManifestStore {
 
 export const manifestPrefix = "manifest/"
 
-export const makeManifestStore = (store: ObjectStoreShape): ManifestStore => {
+export const makeManifestStore = (store: ObjectStoreShape, mutant?: string): ManifestStore => {
   const log = makeVersionedLog<DbManifest, CorruptObject>({
     store,
+    mutant: mutant === "head-pointer-trusted" ? mutant : undefined,
     prefix: manifestPrefix,
     encode: encodeManifest,
     decode: decodeManifest

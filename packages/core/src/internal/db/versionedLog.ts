@@ -55,6 +55,8 @@ export const makeVersionedLog = <T, D>(options: {
   readonly encode: (value: T) => Uint8Array
   /** Decodes and validates; fails with `D` for a corrupt or invalid object. */
   readonly decode: (key: string, bytes: Uint8Array) => Effect.Effect<T, D>
+  /** Simulation only: `latest` reads forward from the head pointer alone, as if it never moved back. */
+  readonly mutant?: "head-pointer-trusted" | undefined
 }): VersionedLog<T, D> => {
   const { store, prefix } = options
   const orDieKey = <A, E>(self: Effect.Effect<A, E | { readonly _tag: "InvalidKey" }>) =>
@@ -95,7 +97,7 @@ export const makeVersionedLog = <T, D>(options: {
         // Start from the newest version known to exist: the head pointer (versions from it on are never
         // collected) or the listing's last entry (which a lagging listing may not show yet).
         const head = yield* readHead
-        const listed = (yield* versionsAfter(after)).at(-1)
+        const listed = options.mutant === "head-pointer-trusted" && head !== undefined ? undefined : (yield* versionsAfter(after)).at(-1)
         let found: Versioned<T> | undefined
         for (const candidate of [listed, head].filter((v): v is number => v !== undefined && v > floor).sort((x, y) => y - x)) {
           const value = yield* read(candidate)

@@ -49,7 +49,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
     /** The Db's scope: actors started later (a manifest follower after a hand-over) live as long as it. */
     const dbScope = yield* Effect.scope
     const store = prefixed(rootStore, settings.path)
-    const manifests = makeManifestStore(store)
+    const manifests = makeManifestStore(store, settings.simulationMutant)
     const { tables, blockCache, metaCache } = tableAccess(store, settings)
 
     // --- open: bump the writer epoch, replay the WAL, fence the previous writer ----------------------
