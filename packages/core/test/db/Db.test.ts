@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { b, crashableStore, s, small } from "./helpers.ts"
@@ -117,6 +117,28 @@ describe("Db", () => {
       assert.strictEqual(s(yield* third.db.get(b("after"))), "crash")
       assert.strictEqual(s(yield* third.db.get(b("k49"))), "v49")
       yield* third.close
+    }))
+
+  it.live("a WAL replay that takes a while logs its progress and how long it took", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const first = yield* store.open()
+      for (let i = 0; i < 40; i++) yield* first.db.put(b(`k${i}`), b(`v${i}`))
+      yield* store.crash
+      // Reopened over a store whose reads take 40 ms: replaying 40 WAL objects takes over a second.
+      const slow: ObjectStore.ObjectStoreShape = { ...store.shared, get: (k, r) => Effect.delay(store.shared.get(k, r), "40 millis") }
+      const lines: Array<string> = []
+      const capture = Logger.make((options) => {
+        lines.push(String(options.message))
+      })
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const db = yield* Db.make(small)
+          assert.strictEqual(s(yield* db.get(b("k39"))), "v39")
+        }).pipe(Effect.provideService(ObjectStore.ObjectStore, slow), Effect.provide(Logger.layer([capture])))
+      )
+      assert.isTrue(lines.some((l) => /^replaying the WAL: \d+ of \d+ objects, \d+ entries/.test(l)), lines.join("\n"))
+      assert.isTrue(lines.some((l) => /^replayed \d+ WAL objects in \d+ ms, up to seq \d+$/.test(l)), lines.join("\n"))
     }))
 
   it.effect("fences the old writer when a new writer opens; the zombie's writes never become visible", () =>

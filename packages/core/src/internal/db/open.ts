@@ -4,7 +4,7 @@
  * the fence (and those of earlier openers met in the replay) in the manifest, so that garbage collection
  * never deletes them and the writers they fenced stay fenced.
  */
-import { Effect, Option, Stream } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import type { ResolvedSettings } from "../../Db.ts"
 import type { ObjectStoreShape } from "../../ObjectStore.ts"
 import { CorruptObject } from "../format/errors.ts"
@@ -15,6 +15,9 @@ import { Memtable } from "./memtable.ts"
 import { putOnce } from "./putOnce.ts"
 import { parseWalId, walKey, walPrefix } from "./storeView.ts"
 import type { Versioned } from "./versionedLog.ts"
+
+/** How often a long WAL replay logs its progress. */
+const replayLogEveryMs = 1000
 
 export interface Opened {
   readonly manifest: Versioned<DbManifest>
@@ -77,11 +80,23 @@ export const openWriter = (
       Effect.catchTag("InvalidKey", (e) => Effect.die(e))
     )
     const ids = listed.flatMap((e) => Option.toArray(Option.fromUndefinedOr(parseWalId("", e.key)))).sort((a, b) => a - b)
+    // A long replay says how far it is, every `replayLogEveryMs`, and how long it took.
+    const startedMs = yield* Clock.currentTimeMillis
+    let loggedMs = startedMs
+    let replayed = 0
     for (const id of ids) {
       if (id !== walId + 1) break
       if (!(yield* replay(id))) break
       walId = id
+      replayed++
+      const now = yield* Clock.currentTimeMillis
+      if (now - loggedMs >= replayLogEveryMs) {
+        loggedMs = now
+        yield* Effect.logInfo(`replaying the WAL: ${replayed} of ${ids.length} objects, ${memtable.entryCount} entries (${memtable.bytes} bytes), up to seq ${lastSeq}`)
+      }
     }
+    const tookMs = (yield* Clock.currentTimeMillis) - startedMs
+    if (tookMs >= replayLogEveryMs) yield* Effect.logInfo(`replayed ${replayed} WAL objects in ${tookMs} ms, up to seq ${lastSeq}`)
     // Claim the next free slot with a fence. If the previous writer just wrote it, replay that and go on.
     for (;;) {
       const fenceId = walId + 1
