@@ -192,6 +192,22 @@ if (server === undefined) {
 
       for (const p of [second, reader, compactor]) p.child.kill("SIGTERM")
       for (const p of [second, reader, compactor]) expect(await p.exited).toBe(0)
+
+      // `opendata compact` on the stopped bucket: one sorted run per product, nothing lost.
+      const compacted = await cli(["compact"])
+      expect(compacted.code, compacted.output).toBe(0)
+      for (const product of ["eventstore", "tsdb"]) {
+        expect(compacted.output).toMatch(new RegExp(`^${product}/: \\d+ -> \\d+ bytes .*now 1 tables in 1 sorted runs$`, "m"))
+      }
+      const verifiedAfter = await cli(["verify"])
+      expect(verifiedAfter.code, verifiedAfter.output).toBe(0)
+      const third = await start({ ...s3Env(), OPENDATA_ROLE: "writer" })
+      const after = await (await fetch(`${third.base}/v1/logs/${encodeURIComponent(key)}/records?limit=1000`)).json() as { records: Array<{ value: string }> }
+      expect(after.records.map((r) => r.value)).toEqual([...appended, "last"])
+      const allAfter = await instant(third.base, "count_over_time(roles_test[1h])", lastT)
+      expect(allAfter.data.result[0]?.value[1]).toBe("50")
+      third.child.kill("SIGTERM")
+      expect(await third.exited).toBe(0)
     }, 180_000)
   })
 }
