@@ -42,6 +42,12 @@ export interface AppendOptions {
   readonly producerSeq?: number | undefined
 }
 
+/** An append decided and queued (`appendQueued`): its offsets, and the wait until it is durable. */
+export interface QueuedAppend {
+  readonly result: AppendResult
+  readonly durable: Effect.Effect<void, Unavailable>
+}
+
 export interface AppendResult {
   /** The offsets assigned to the records, in order. */
   readonly offsets: ReadonlyArray<number>
@@ -212,6 +218,17 @@ export interface EventStoreShape {
     records: ReadonlyArray<RecordInput>,
     options?: AppendOptions
   ) => Effect.Effect<AppendResult, InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable>
+  /**
+   * `append` in two steps, for pipelining (append sessions): succeeds once the batch's offsets are
+   * decided and its write is queued, with `durable`, which completes once it is durable (the append is
+   * acknowledged only then). Appends to one log get their offsets in the order their decisions complete,
+   * so a caller that starts the next append to a log after the previous one's decision keeps its order.
+   */
+  readonly appendQueued: (
+    key: string,
+    records: ReadonlyArray<RecordInput>,
+    options?: AppendOptions
+  ) => Effect.Effect<QueuedAppend, InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable>
   readonly read: (
     key: string,
     options?: ReadOptions

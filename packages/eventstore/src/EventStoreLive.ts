@@ -23,6 +23,7 @@ import type {
   EventStoreShape,
   GroupOffset,
   ListOptions,
+  QueuedAppend,
   LogMeta,
   LogRecord,
   ReadOptions,
@@ -222,7 +223,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     // --- append -------------------------------------------------------------------------------------
 
-    const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
+    const appendQueued = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
       Effect.gen(function*() {
         yield* checkKey(key)
         const total = yield* checkRecords(records)
@@ -303,9 +304,11 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             return { _tag: "written" as const, result: { offsets, next }, durable }
           })
         )
-        yield* decided.durable
-        return decided.result satisfies AppendResult
+        return { result: decided.result, durable: decided.durable } satisfies QueuedAppend
       })
+
+    const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
+      Effect.flatMap(appendQueued(key, records, options), (queued) => Effect.as(queued.durable, queued.result satisfies AppendResult))
 
     // --- read ---------------------------------------------------------------------------------------
 
@@ -701,6 +704,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     return {
       append,
+      appendQueued,
       read,
       meta,
       list,

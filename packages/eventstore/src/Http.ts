@@ -10,11 +10,12 @@
  * keys of any permitted length (the router caps parameters at 100 characters), and gives JSON 404/405s.
  */
 import * as Arrow from "apache-arrow"
-import { Cause, Context, Effect, Layer, Option, Schema, SchemaGetter, SchemaIssue, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Layer, Option, Schema, SchemaGetter, SchemaIssue, Semaphore, Stream } from "effect"
 import { Base64 } from "effect/encoding"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import {
+  type AppendResult,
   EventStore,
   type EventStoreError,
   type EventStoreShape,
@@ -237,6 +238,17 @@ const CanonicalBase64 = Schema.String.check(
   encode: SchemaGetter.transform((bytes: Uint8Array) => Buffer.from(bytes).toString("base64"))
 }))
 const AppendBodyBase64 = appendBody(CanonicalBase64)
+
+/** One append of an append session: the HTTP append's body with the client's `id` and the log's `key`. */
+const appendFrame = <V extends Schema.Top>(value: V) =>
+  Schema.Struct({ id: Offset, key: Schema.String, ...appendBody(value).fields })
+const AppendFrameUtf8 = appendFrame(WellFormedString)
+const AppendFrameBase64 = appendFrame(CanonicalBase64)
+
+const AppendSessionQuery = Schema.Struct({
+  prefix: Schema.optionalKey(KeyPrefix),
+  encoding: Schema.optionalKey(Encoding)
+})
 
 const TrimBody = Schema.Struct({ before: Offset })
 const FencingTokenBody = Schema.Struct({
@@ -631,6 +643,159 @@ const serveTail = (
   )
 
 // -------------------------------------------------------------------------------------------------
+// Append sessions
+// -------------------------------------------------------------------------------------------------
+
+type AppendBody = typeof AppendBodyUtf8.Type | typeof AppendBodyBase64.Type
+
+const inputRecords = (body: AppendBody): Array<RecordInput> =>
+  body.records.map((r) => ({
+    value: typeof r.value === "string" ? utf8Encoder.encode(r.value) : r.value,
+    headers: r.headers,
+    eventTime: r.eventTime
+  }))
+
+const appendOptions = (body: AppendBody) => ({
+  expectedOffset: body.expectedOffset,
+  fencingToken: body.fencingToken,
+  producerId: body.producerId,
+  producerSeq: body.producerSeq
+})
+
+/** An append session's answer to a frame it cannot take: the HTTP error body with its status. */
+const errorFrame = (id: number | null, e: ApiError): string => {
+  const answer = errorAnswer(e)
+  return JSON.stringify({ id, error: { ...answer.body, status: answer.status } })
+}
+
+/**
+ * An append session: upgrades to a WebSocket and takes JSON text frames, each one append
+ * (`{"id", "key", "records", "expectedOffset"?, "fencingToken"?, "producerId"?, "producerSeq"?}`), many in
+ * flight; answers each once it is durable (`{"id", "offsets", "next"}`) or refused (`{"id", "error"}`).
+ *
+ * Frames are read in order; each append starts once the previous append to its log has its offsets
+ * decided, and is answered after that one's answer, so answers for one log keep the order of its frames
+ * while appends to different logs proceed (and are answered) independently. At most
+ * `appendSessionAppendsMax` appends (`appendSessionBytesMax` bytes of frames) are in flight: then the
+ * server stops reading, which stops the client's sends. A frame that is not valid is answered with its
+ * error (`id` null when the frame has no valid id) and appends nothing; the session goes on.
+ */
+const serveAppendSession = (
+  request: HttpServerRequest.HttpServerRequest,
+  store: EventStoreShape,
+  query: typeof AppendSessionQuery.Type,
+  shutdown: Effect.Effect<void>
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.gen(function*() {
+    const frameSchema = query.encoding === "base64" ? AppendFrameBase64 : AppendFrameUtf8
+    const prefix = query.prefix ?? ""
+    const socket = yield* request.upgrade
+    const reader = yield* socket.reader
+    const writer = yield* socket.writer
+    const scope = yield* Effect.scope
+    const appends = Semaphore.makeUnsafe(Limits.appendSessionAppendsMax)
+    const bytes = Semaphore.makeUnsafe(Limits.appendSessionBytesMax)
+    const inFlight = new Set<number>()
+    /** Per log, its latest append in flight: the next one waits for its decision, then for its answer. */
+    const latest = new Map<string, { readonly decided: Deferred.Deferred<void>; readonly answered: Deferred.Deferred<void> }>()
+    // Answers wait while the client does not read them (its connection's send buffer is full), which holds
+    // their appends in flight, which stops the reading of frames: backpressure end to end. A client that
+    // reads nothing for `tailDrainTimeoutMs` is closed with 1008.
+    const buffer = sendBufferOf(request)
+    const tooSlow = Deferred.makeUnsafe<void>()
+    const send = (message: string) =>
+      Effect.andThen(awaitDrain(buffer), writer.write(message)).pipe(
+        Effect.catchTag("SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
+      )
+    const refuse = (id: number | null, e: ApiError) => send(errorFrame(id, e))
+
+    const frame = (data: string | Uint8Array): Effect.Effect<void, Socket.SocketError> =>
+      Effect.gen(function*() {
+        if (typeof data !== "string") {
+          return yield* refuse(null, new InvalidInput({ field: "frame", reason: "must be a text frame holding one JSON append" }))
+        }
+        const size = Buffer.byteLength(data, "utf8")
+        if (size > requestBodyBytesMax) return yield* refuse(null, new LimitExceeded({ field: "frame", limit: requestBodyBytesMax }))
+        let json: unknown
+        try {
+          json = JSON.parse(data)
+        } catch (e) {
+          return yield* refuse(null, new InvalidInput({ field: "frame", reason: `is not valid JSON (${e instanceof Error ? e.message : String(e)})` }))
+        }
+        const rawId = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
+        const id = Number.isSafeInteger(rawId) && (rawId as number) >= 0 ? rawId as number : null
+        if (id === null) return yield* refuse(null, new InvalidInput({ field: "id", reason: "must be a non-negative integer" }))
+        if (inFlight.has(id)) return yield* refuse(id, new InvalidInput({ field: "id", reason: "is already in flight in this session" }))
+        const raw = (json as { readonly records?: unknown }).records
+        if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) {
+          return yield* refuse(id, new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax }))
+        }
+        const decoded = yield* Effect.exit(decodeWith(frameSchema, json, "frame", "field"))
+        if (Exit.isFailure(decoded)) {
+          return yield* refuse(id, Option.getOrThrow(Exit.findErrorOption(decoded)))
+        }
+        const body = decoded.value
+        if (!body.key.startsWith(prefix)) {
+          return yield* refuse(id, new InvalidInput({ field: "key", reason: `must start with the session's prefix ${JSON.stringify(prefix)}` }))
+        }
+        // Backpressure: wait for room before taking the frame (and so before reading the next one).
+        const weight = Math.min(size, Limits.appendSessionBytesMax)
+        yield* appends.take(1)
+        yield* bytes.take(weight)
+        inFlight.add(id)
+        const previous = latest.get(body.key)
+        const mine = { decided: Deferred.makeUnsafe<void>(), answered: Deferred.makeUnsafe<void>() }
+        latest.set(body.key, mine)
+        const run = Effect.gen(function*() {
+          if (previous !== undefined) yield* Deferred.await(previous.decided)
+          const queued = yield* Effect.exit(store.appendQueued(body.key, inputRecords(body), appendOptions(body)))
+          yield* Deferred.succeed(mine.decided, undefined)
+          const outcome: Exit.Exit<AppendResult, EventStoreError> = Exit.isSuccess(queued)
+            ? yield* Effect.exit(Effect.as(queued.value.durable, queued.value.result))
+            : Exit.failCause(queued.cause)
+          if (previous !== undefined) yield* Deferred.await(previous.answered)
+          if (Exit.isSuccess(outcome)) {
+            yield* send(JSON.stringify({ id, offsets: outcome.value.offsets, next: outcome.value.next }))
+          } else {
+            const error = Exit.findErrorOption(outcome)
+            yield* Option.isSome(error)
+              ? refuse(id, error.value)
+              : Effect.andThen(
+                Effect.logError("eventstore append session: unexpected failure", outcome.cause),
+                send(JSON.stringify({ id, error: { error: "InternalError", message: "internal error; see the server log", status: 500 } }))
+              )
+          }
+        }).pipe(
+          Effect.ensuring(Effect.gen(function*() {
+            yield* Deferred.succeed(mine.decided, undefined)
+            yield* Deferred.succeed(mine.answered, undefined)
+            if (latest.get(body.key) === mine) latest.delete(body.key)
+            inFlight.delete(id)
+            yield* bytes.release(weight)
+            yield* appends.release(1)
+          })),
+          Effect.ignore
+        )
+        yield* Effect.forkIn(run, scope)
+      })
+
+    const readLoop = Effect.forever(Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, frame, { discard: true }))).pipe(
+      Effect.ignore
+    )
+    const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
+      Effect.ignore
+    )
+    const clientTooSlow = Effect.andThen(Deferred.await(tooSlow), writer.write(new Socket.CloseEvent(1008, "client too slow"))).pipe(
+      Effect.ignore
+    )
+    yield* Effect.raceAllFirst([readLoop, serverGone, clientTooSlow])
+    return HttpServerResponse.empty()
+  }).pipe(
+    Effect.catch(() => Effect.succeed(HttpServerResponse.empty())),
+    Effect.scoped
+  )
+
+// -------------------------------------------------------------------------------------------------
 // Handlers
 // -------------------------------------------------------------------------------------------------
 
@@ -667,17 +832,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     const body = encoding === "base64"
       ? yield* decodeWith(AppendBodyBase64, json, "body", "field")
       : yield* decodeWith(AppendBodyUtf8, json, "body", "field")
-    const records: Array<RecordInput> = body.records.map((r) => ({
-      value: typeof r.value === "string" ? utf8Encoder.encode(r.value) : r.value,
-      headers: r.headers,
-      eventTime: r.eventTime
-    }))
-    const result = yield* store.append(key, records, {
-      expectedOffset: body.expectedOffset,
-      fencingToken: body.fencingToken,
-      producerId: body.producerId,
-      producerSeq: body.producerSeq
-    })
+    const result = yield* store.append(key, inputRecords(body), appendOptions(body))
     return ok({ offsets: result.offsets, next: result.next })
   })
 
@@ -740,6 +895,11 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", shutdown)
   })
 
+  const appendSession = Effect.fnUntraced(function*(request: Request, q: typeof AppendSessionQuery.Type): Answered {
+    if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
+    return yield* serveAppendSession(request, store, q, shutdown)
+  })
+
   /** A route's handler for one method, given the raw query: decodes the parameters it takes, then runs. */
   type Route = (query: string) => Handler
   const route = <S extends QuerySchema>(schema: S, run: (query: S["Type"]) => Handler): Route => (query) =>
@@ -769,6 +929,9 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     if (s[0] !== "v1") return yield* notFound()
     if (s[1] === "tail" && s.length === 2) {
       return yield* methods(request, query, { GET: route(TailPrefixQuery, (q) => tailPrefix(request, q)) })
+    }
+    if (s[1] === "append" && s.length === 2) {
+      return yield* methods(request, query, { GET: route(AppendSessionQuery, (q) => appendSession(request, q)) })
     }
     if (s[1] === "logs") {
       if (s.length === 2) return yield* methods(request, query, { GET: route(ListQuery, list) })
@@ -812,7 +975,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
 // Routes
 // -------------------------------------------------------------------------------------------------
 
-const apiPrefixes = ["/v1/logs", "/v1/groups", "/v1/tail"]
+const apiPrefixes = ["/v1/logs", "/v1/groups", "/v1/tail", "/v1/append"]
 const isApiPath = (url: string) =>
   apiPrefixes.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))
 
@@ -861,6 +1024,7 @@ export const routes: Layer.Layer<never, never, HttpRouter.HttpRouter | EventStor
       yield* router.add("*", "/v1/logs/*", handler)
       yield* router.add("*", "/v1/groups/*", handler)
       yield* router.add("*", "/v1/tail", handler)
+      yield* router.add("*", "/v1/append", handler)
     })
   ),
   malformedPathAsJson

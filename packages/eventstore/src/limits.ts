@@ -31,6 +31,13 @@ export const tailBufferRecords = 10_000
 export const tailPageRecords = 500
 /** A tail sends a heartbeat after this long without records. */
 export const tailHeartbeatMs = 5_000
+/**
+ * An append session (`GET /v1/append`): appends it may have in flight (read, not yet answered), and their
+ * frames' bytes. At either bound the server stops reading the socket until an answer goes out
+ * (backpressure: the client's sends block, nothing is refused).
+ */
+export const appendSessionAppendsMax = 256
+export const appendSessionBytesMax = 16 * 1024 * 1024
 /** Retention: how often the background pass runs, and how many logs one pass examines. */
 export const retentionIntervalMs = 60_000
 export const retentionLogsPerPass = 10_000

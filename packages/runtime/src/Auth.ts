@@ -19,11 +19,12 @@
  * (`{"error":"Unauthorized"|"Forbidden","message":...}`), plain text elsewhere.
  *
  * Scopes: `read` reads (every GET and HEAD, including tails and `/metrics`, and the POSTed Prometheus
- * queries); `write` also writes (remote write, appends, offset commits, fencing tokens, retention, and any
- * other non-GET request); `admin` also destroys (DELETE of a log, trim). A `prefix` restricts a token to
- * the EventStore logs whose keys start with it (and the group offsets of those logs): listing and prefix
- * tails must ask for a prefix (and a list `cursor`) that starts with it, and every other route (the TSDB,
- * `/metrics`) is refused.
+ * queries); `write` also writes (remote write, appends and append sessions, offset commits, fencing
+ * tokens, retention, and any other non-GET request); `admin` also destroys (DELETE of a log, trim). A
+ * `prefix` restricts a token to the EventStore logs whose keys start with it (and the group offsets of those
+ * logs): listing, prefix tails and append sessions must ask for a prefix (and a list `cursor`) that starts
+ * with it (a session then refuses frames for other logs), and every other route (the TSDB, `/metrics`) is
+ * refused.
  *
  * Secrets are compared in constant time (SHA-256 digests of the presented and of every configured token,
  * compared with `timingSafeEqual`, all of them every time), and never logged: a `Token` holds its secret
@@ -279,6 +280,8 @@ const need = (method: string, url: string): Need => {
   const s = path.split("/").slice(1)
   if (s[0] === "v1") {
     if (s[1] === "tail" && s.length === 2) return { scope: byMethod, prefixRefusal: queryRefusal(query, ["prefix"]) }
+    // An append session writes whatever its frames name: write scope, and within its `prefix`.
+    if (s[1] === "append" && s.length === 2) return { scope: "write", prefixRefusal: queryRefusal(query, ["prefix"]) }
     if (s[1] === "logs" && s.length === 2) return { scope: byMethod, prefixRefusal: queryRefusal(query, ["prefix", "cursor"]) }
     if (s[1] === "logs" && (s.length === 3 || s.length === 4)) {
       return { scope: s[3] === "trim" && !safe ? "admin" : byMethod, prefixRefusal: keyRefusal(s[2]) }

@@ -304,6 +304,7 @@ export const routeOf = (url: string): string => {
   if (path === "/v1/logs" || path.startsWith("/v1/logs/")) return path.endsWith("/tail") ? "/v1/logs/{key}/tail" : path.includes("/records") ? "/v1/logs/{key}/records" : "/v1/logs"
   if (path.startsWith("/v1/groups/")) return "/v1/groups"
   if (path === "/v1/tail") return "/v1/tail"
+  if (path === "/v1/append") return "/v1/append"
   if (["/-/healthy", "/-/ready", "/metrics"].includes(path)) return path
   return "other"
 }
@@ -459,6 +460,15 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
           metrics.eventStoreAppends(1)
           metrics.eventStoreRecordsAppended(records.length)
         })),
+    appendQueued: (key, records, options) =>
+      Effect.map(store.appendQueued(key, records, options), (queued) => ({
+        result: queued.result,
+        durable: Effect.tap(queued.durable, () =>
+          Effect.sync(() => {
+            metrics.eventStoreAppends(1)
+            metrics.eventStoreRecordsAppended(records.length)
+          }))
+      })),
     tail: (key, start) => followed(store.tail(key, start)),
     tailPrefix: (prefix) => followed(store.tailPrefix(prefix))
   }

@@ -156,10 +156,11 @@ const signalShutdown = Layer.effectDiscard(
 )
 
 /**
- * WebSocket frames a client may send: the EventStore's tails read nothing from their clients, so frames
- * are kept small (the `ws` default would buffer up to 100 MiB per message).
+ * WebSocket frames a client may send: an append session's frame is one append, as large as an HTTP
+ * append's body may be (the `ws` default would buffer up to 100 MiB per message); a larger one closes the
+ * connection with 1009.
  */
-const webSocketPayloadMax = 64 * 1024
+const webSocketPayloadMax = EventStoreHttp.requestBodyBytesMax
 
 /** Marks the process ready once everything is open, and not ready as soon as shutdown begins. */
 const markReady = (role: Role) => Layer.effectDiscard(

@@ -328,6 +328,40 @@ describe("a token with a prefix", () => {
     expect((await tail("/v1/tail?prefix=orders%2F", token, append)).first).toMatchObject({ type: "records", key: "orders/2" })
   })
 
+  it("opens append sessions only under it, which then refuse frames for other logs", async () => {
+    // `tail` opens the socket; the session answers the frame sent once it is open.
+    const session = (p: string, t: string | undefined, frame: unknown) =>
+      new Promise<{ status: number; body?: string; first?: any }>((resolve, reject) => {
+        const ws = new WebSocket(`${server.base.replace(/^http/, "ws")}${p}`, t === undefined ? {} : { headers: { authorization: `Bearer ${t}` } })
+        ws.on("unexpected-response", (_req, res) => {
+          let body = ""
+          res.on("data", (d) => (body += d))
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
+        })
+        ws.on("open", () => ws.send(JSON.stringify(frame)))
+        ws.on("message", (data) => {
+          ws.close()
+          resolve({ status: 101, first: JSON.parse(String(data)) })
+        })
+        ws.on("error", (e) => {
+          if (!/Unexpected server response/.test(e.message)) reject(e)
+        })
+      })
+    const frame = (key: string) => ({ id: 1, key, records: [{ value: "placed" }] })
+    expect((await session("/v1/append", undefined, frame("orders/3"))).status).toBe(401)
+    expect((await session("/v1/append", secrets.reader, frame("orders/3"))).status).toBe(403)
+    for (const p of ["/v1/append", "/v1/append?prefix=", "/v1/append?prefix=v"]) {
+      const refused = await session(p, token, frame("orders/3"))
+      expect(refused.status, p).toBe(403)
+      expect(JSON.parse(refused.body!), p).toEqual({ error: "Forbidden", message: expect.any(String) })
+    }
+    expect((await session("/v1/append?prefix=orders%2F", token, frame("orders/3"))).first).toEqual({ id: 1, offsets: [0], next: 1 })
+    const outside = await session("/v1/append?prefix=orders%2F", token, frame("victim"))
+    expect(outside.first).toMatchObject({ id: 1, error: { error: "InvalidInput", field: "key", status: 400 } })
+    expect((await request("GET", "/v1/logs/victim/records?from=0", { token: secrets.reader })).json.records).toHaveLength(3)
+    expect((await session("/v1/append", secrets.writer, frame("victim"))).first).toMatchObject({ id: 1, offsets: [3] })
+  })
+
   it("reaches nothing but EventStore logs: no TSDB, no /metrics", async () => {
     expectRefused(await request("GET", "/api/v1/query?query=1", { token }), 403, "prometheus", "query")
     expectRefused(await request("POST", "/api/v1/write", { token, ...remoteWrite("orders_total") }), 403, "prometheus", "write")

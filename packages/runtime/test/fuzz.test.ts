@@ -206,7 +206,8 @@ const judge = (c: Case, o: Outcome): string | undefined => {
     if (o.closeCode === 1011 || (o.closeCode !== undefined && o.closeCode >= 4500 && o.closeCode < 4600)) {
       return `tail closed with a server-error code ${o.closeCode}`
     }
-    const serverError = o.messages.find((m) => /"type":"error"/.test(m) && /"status":5\d\d/.test(m))
+    // A tail's error message, or an append session's answer, with a 5xx status.
+    const serverError = o.messages.find((m) => /"status":5\d\d/.test(m))
     if (serverError !== undefined) return `tail sent a server error: ${serverError.slice(0, 200)}`
     if (c.expect === "bad") return `upgraded (101) although the input is bad (the contract: refused with a 4xx before the upgrade)${o.closeCode !== undefined ? `; then closed ${o.closeCode}` : ""}`
     return undefined
@@ -303,7 +304,7 @@ const startServer = async () => {
 
 /** Route and method label values `/metrics` may show (see Metrics.routeOf and methodOf). */
 const metricRoutes = new Set([
-  "other", "/-/healthy", "/-/ready", "/metrics", "/v1/logs", "/v1/logs/{key}/records", "/v1/logs/{key}/tail", "/v1/groups", "/v1/tail",
+  "other", "/-/healthy", "/-/ready", "/metrics", "/v1/logs", "/v1/logs/{key}/records", "/v1/logs/{key}/tail", "/v1/groups", "/v1/tail", "/v1/append",
   ...["write", "query", "query_range", "format_query", "parse_query", "series", "labels", "metadata", "query_exemplars", "rules", "alerts"].map((n) => `/api/v1/${n}`),
   "/api/v1/label/...", "/api/v1/status/..."
 ])

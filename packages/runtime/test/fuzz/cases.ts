@@ -631,6 +631,7 @@ const allRoutes: ReadonlyArray<AnyRoute> = [
   { path: (c) => `/v1/logs/${enc(keyFor(c, true))}/tail`, allow: ["GET"] },
   { path: (c) => `/v1/groups/${enc(c.fx.controlGroup)}/offsets/${enc(c.fx.controlKey)}`, allow: ["GET", "PUT"] },
   { path: () => "/v1/tail", allow: ["GET"] },
+  { path: () => "/v1/append", allow: ["GET"] },
   { path: () => "/api/v1/write", allow: ["POST"] },
   { path: () => "/api/v1/query?query=1", allow: ["GET", "POST"] },
   { path: (c) => `/api/v1/query_range?query=1&start=${c.nowMs / 1000 - 60}&end=${c.nowMs / 1000}&step=15`, allow: ["GET", "POST"] },
@@ -1263,7 +1264,7 @@ const garbage = (ctx: Ctx): readonly [ReadonlyArray<WsAction>, string] => {
     [[{ _tag: "text", data: r.text(r.range(1, 100)) }], "random text"],
     [[{ _tag: "text", data: "{\"type\":\"subscribe\",\"key\":\"x\"}" }], "a JSON message"],
     [[{ _tag: "binary", data: r.bytes(r.range(1, 1000)) }], "random binary"],
-    [[{ _tag: "text", data: "x".repeat(70 * 1024) }], "a 70 KiB text frame (over the 64 KiB limit)"],
+    [[{ _tag: "text", data: "x".repeat(70 * 1024) }], "a 70 KiB text frame"],
     [[{ _tag: "textBytes", data: Uint8Array.from([0xff, 0xfe, 0xc3, 0x28]) }], "a text frame that is not UTF-8"],
     [[{ _tag: "ping", data: r.bytes(125) }], "a 125-byte ping"],
     [Array.from({ length: 200 }, () => ({ _tag: "text", data: "m" }) as const), "200 small frames"],
@@ -1333,6 +1334,81 @@ const webSocket: Generator = (ctx) => {
   ])
   const [actions, why] = garbage(ctx)
   return { variant: kind, expect: "any", why: `open tail, then ${why}`, run: { _tag: "ws", target, actions } }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Append sessions: hostile frames on an open session, bad upgrades
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * One append frame, usually broken in one way. Frames naming the control log are all refused by
+ * construction (a bad field, a bad id, or the control log's fencing token missing is not a guarantee, so
+ * never a valid one); valid frames go to pool logs only.
+ */
+const appendFrame = (ctx: Ctx, base64: boolean): string => {
+  const r = ctx.rng
+  const id = r.range(0, 1000)
+  const pool = poolKey(ctx)
+  const value = base64 ? "aGVsbG8=" : "hello"
+  const ok = { id, key: pool, records: [{ value }] }
+  const control = ctx.fx.controlKey
+  return r.pick<() => string>([
+    () => JSON.stringify(ok),
+    () => JSON.stringify({ ...ok, records: [{ value, headers: { a: "b" }, eventTime: 5 }], producerId: "p", producerSeq: r.range(0, 5) }),
+    () => JSON.stringify({ ...ok, key: control, force: true }),
+    () => JSON.stringify({ ...ok, key: control, id: -1 }),
+    () => JSON.stringify({ ...ok, key: control, id: 1.5 }),
+    () => JSON.stringify({ ...ok, key: control, id: "1" }),
+    () => JSON.stringify({ ...ok, key: control, id: 2 ** 60 }),
+    () => JSON.stringify({ key: control, records: [{ value }] }),
+    () => JSON.stringify({ ...ok, key: control, records: [] }),
+    () => JSON.stringify({ ...ok, key: control, records: "hello" }),
+    () => JSON.stringify({ ...ok, key: control, records: [{ value: 5 }] }),
+    () => JSON.stringify({ ...ok, key: control, records: [{ value, eventTime: -1.5 }] }),
+    () => JSON.stringify({ ...ok, key: control, records: Array.from({ length: 1001 }, () => ({ value })) }),
+    () => JSON.stringify({ ...ok, key: control, expectedOffset: "0" }),
+    () => JSON.stringify({ ...ok, key: control, producerId: "p" }),
+    () => JSON.stringify({ ...ok, key: control, records: [{ value: base64 ? "aGVsbG8gd29ybGQ=\n" : "\ud800" }] }),
+    () => JSON.stringify({ ...ok, key: "" }),
+    () => JSON.stringify({ ...ok, key: "\u0000" }),
+    () => JSON.stringify({ ...ok, key: "k".repeat(600) }),
+    () => `{"id":${id},"key":${JSON.stringify(control)},"records":[{"value":"a"}],"__proto__":{"admin":true}}`,
+    () => `{"id":${id},"key":${JSON.stringify(control)},"records":${"[".repeat(5000)}${"]".repeat(5000)}}`,
+    () => `{"id":${id},"key":${JSON.stringify(pool)},"records":[{"value":"a"}]`,
+    () => "null",
+    () => "[]",
+    () => String(id),
+    () => r.text(r.range(1, 80))
+  ])()
+}
+
+const appendSession: Generator = (ctx) => {
+  const r = ctx.rng
+  const kind = r.weighted<"badParams" | "frames" | "garbage">([[2, "badParams"], [6, "frames"], [2, "garbage"]])
+  if (kind === "badParams") {
+    const [target, why] = r.pick<readonly [string, string]>([
+      ["/v1/append?encoding=hex", "encoding=hex"],
+      ["/v1/append?prefix=%00", "NUL prefix"],
+      ["/v1/append?prefix=" + "p".repeat(600), "over-long prefix"],
+      ["/v1/append?prefix=a&prefix=b", "prefix twice"],
+      ["/v1/append?from=0", "unknown parameter from"],
+      ["/v1/append/x", "a path below the session"]
+    ])
+    const statuses = why === "a path below the session" ? [404] : [400]
+    return { variant: kind, expect: "bad", statuses, why: `append session upgrade with ${why}`, run: { _tag: "ws", target, actions: [] } }
+  }
+  if (kind === "garbage") {
+    const [actions, why] = garbage(ctx)
+    return { variant: kind, expect: "any", why: `open append session, then ${why}`, run: { _tag: "ws", target: "/v1/append", actions } }
+  }
+  const base64 = r.chance(0.3)
+  const frames = Array.from({ length: r.range(1, 20) }, () => ({ _tag: "text", data: appendFrame(ctx, base64) }) as const)
+  return {
+    variant: kind,
+    expect: "any",
+    why: `append session${base64 ? " (base64)" : ""}: ${frames.length} frames, those on the control log all bad`,
+    run: { _tag: "ws", target: base64 ? "/v1/append?encoding=base64" : "/v1/append", actions: frames }
+  }
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -1417,6 +1493,7 @@ export const families: ReadonlyArray<readonly [number, string, Generator]> = [
   [4, "promql.regex", promqlRegex],
   [13, "tsdb.remoteWrite", remoteWrite],
   [6, "websocket", webSocket],
+  [5, "eventstore.appendSession", appendSession],
   [3, "http.framing", framing],
   [1, "misc", misc]
 ]
