@@ -134,6 +134,11 @@ export interface StoreSettings {
 export interface LocalSettings extends StoreSettings {
   /** Directory holding the objects; created if missing. */
   readonly root: string
+  /**
+   * The Db's WAL objects are frames of an append-only log (`<root>/.packed`), rolled to a new segment
+   * file past this many bytes (default 64 MiB).
+   */
+  readonly packedSegmentBytes?: number | undefined
 }
 
 /** The retry policy of `make`: capped exponential backoff with jitter, retrying `Unavailable` only. */
@@ -409,7 +414,7 @@ export const layerMemory: Layer.Layer<ObjectStore> = Layer.sync(ObjectStore, () 
 
 /** A store in a local directory: atomic creates, fsynced writes; one process per directory. */
 export const layerLocal = (settings: LocalSettings): Layer.Layer<ObjectStore, StoreUnusable> =>
-  Layer.effect(ObjectStore, Effect.flatMap(makeLocalDriver(settings.root), (driver) => open(driver, settings)))
+  Layer.effect(ObjectStore, Effect.flatMap(makeLocalDriver(settings.root, settings), (driver) => open(driver, settings)))
 
 /** A store in an S3 bucket (AWS, Ceph radosgw, MinIO, ...), under an optional key prefix. */
 export const layerS3 = (settings: S3Settings & StoreSettings): Layer.Layer<ObjectStore, StoreUnusable> =>

@@ -7,7 +7,10 @@
  *
  * - ours: `packages/runtime/dist/main.js` (built with `npm run build` if missing) with `OPENDATA_STORE=local`;
  *   appends are `POST /v1/logs/{key}/records` over HTTP/1.1 keep-alive (an undici `Pool` with one connection
- *   per producer), answered once durable.
+ *   per producer), answered once durable;
+ * - ours over append sessions (`ours-session`): the same server, the same appends sent as frames of
+ *   `GET /v1/append` sessions, one session per producer up to 64 (more producers share them), each
+ *   producer still awaiting each answer: a session carries many producers' appends at once.
  * - Redis: `redis-server --appendonly yes --appendfsync always --save ""` (acknowledged once fsynced, as
  *   ours); one stream per key, `XADD key * v <value>` on one connection per producer (node-redis), a batch
  *   is a MULTI/EXEC of its XADDs awaited as one.
@@ -29,7 +32,8 @@
  * The client shares the machine with the server: where its CPU use nears 100% (one core, as for Redis with
  * 64 producers or more), the records/s are the client's limit, not the server's; the CPU per record holds.
  *
- * Knobs: BENCH_SECONDS (window, default 10), BENCH_CELLS (e.g. `a,b`, default all), BENCH_TAILS (idle tails
+ * Knobs: BENCH_SECONDS (window, default 10), BENCH_CELLS (e.g. `a,b`, default all), BENCH_SERVERS (e.g.
+ * `ours-session,redis`, default all three), BENCH_TAILS (idle tails
  * of cell e, default 10000), BENCH_PROFILE=1 (run our server with `--cpu-prof`, and print at the end the
  * top 25 self-time functions of its main thread over every cell's measurement window, then each cell's top
  * 10), BENCH_REDIS_SERVER (default `redis-server`).
@@ -123,6 +127,8 @@ const allCells: ReadonlyArray<Cell> = [
   { id: "e", title: `(b) + ${tailCount.toLocaleString("en-US")} idle tails`, producers: 64, batch: 1, tails: tailCount }
 ]
 const cells = allCells.filter((c) => cellFilter === undefined || cellFilter.includes(c.id))
+const serverFilter = process.env["BENCH_SERVERS"]?.split(",").map((s) => s.trim()).filter((s) => s !== "")
+const servers = (["ours", "ours-session", "redis"] as const).filter((n) => serverFilter === undefined || serverFilter.includes(n))
 
 // -------------------------------------------------------------------------------------------------
 // Processes: CPU, memory, temporary directories, cleanup
@@ -242,7 +248,10 @@ const profileDir = path.join(tmpRoot, "profiles")
 const profileWindows = new Map<string, { readonly startUs: number; readonly endUs: number }>()
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
-const startOurs = async (dir: string, cell: Cell): Promise<Running> => {
+/** Which of our runs a profile belongs to: the cell, and `s` for the append-session run. */
+const profileKey = (cell: Cell, name: ServerName) => (name === "ours-session" ? `${cell.id}s` : cell.id)
+
+const startOurs = async (dir: string, cell: Cell, name: ServerName): Promise<Running> => {
   if (!fs.existsSync(serverMain)) {
     console.log(`${path.relative(repoRoot, serverMain)} is missing: npm run build`)
     execFileSync("npm", ["run", "build"], { cwd: repoRoot, stdio: "inherit" })
@@ -256,7 +265,7 @@ const startOurs = async (dir: string, cell: Cell): Promise<Running> => {
     OPENDATA_PORT: String(port),
     OPENDATA_HOST: "127.0.0.1"
   })
-  const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", path.join(profileDir, cell.id)] : []
+  const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", path.join(profileDir, profileKey(cell, name))] : []
   // cwd: the fresh directory, so that no opendata.yaml of the caller's is read.
   const server = launch("ours", process.execPath, [...nodeFlags, serverMain], env, dir, port)
   await waitReady(server, async () => {
@@ -340,6 +349,53 @@ const oursDriver = (server: Running, cell: Cell): Driver => {
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
     },
     close: () => pool.close()
+  }
+}
+
+/** How many append sessions the session run opens: one per producer, at most 64 (more producers share them). */
+const sessionsFor = (cell: Cell) => Math.min(cell.producers, 64)
+
+/**
+ * Ours over append sessions (`GET /v1/append`): producer p sends its appends on session p mod 64, each
+ * frame the HTTP body with an `id` and the `key`, and awaits its answer as over HTTP; a session carries
+ * the appends of all its producers at once.
+ */
+const oursSessionDriver = async (server: Running, cell: Cell): Promise<Driver> => {
+  const bodies = bodiesFor(cell.batch)
+  const sessions = await Promise.all(Array.from({ length: sessionsFor(cell) }, async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/v1/append`)
+    const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+    ws.addEventListener("message", (event) => {
+      const answer = JSON.parse(String(event.data)) as { id: number | null; error?: { status: number; message: string } }
+      const waiter = answer.id === null ? undefined : pending.get(answer.id)
+      if (waiter === undefined) return
+      pending.delete(answer.id!)
+      if (answer.error === undefined) waiter.resolve()
+      else waiter.reject(new Error(`session answer ${answer.error.status}: ${answer.error.message}`))
+    })
+    ws.addEventListener("close", () => {
+      for (const w of pending.values()) w.reject(new Error("session closed"))
+      pending.clear()
+    })
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener("open", () => resolve(), { once: true })
+      ws.addEventListener("error", () => reject(new Error("append session did not open")), { once: true })
+    })
+    return { ws, pending }
+  }))
+  let nextId = 0
+  return {
+    append: (producer, key, seq) =>
+      new Promise<void>((resolve, reject) => {
+        const session = sessions[producer % sessions.length]!
+        const id = nextId++
+        session.pending.set(id, { resolve, reject })
+        const body = bodies[seq % bodies.length]!
+        session.ws.send(`{"id":${id},"key":${JSON.stringify(key)},${body.slice(1)}`)
+      }),
+    close: async () => {
+      for (const { ws } of sessions) ws.close()
+    }
   }
 }
 
@@ -453,9 +509,12 @@ const openRedisTails = async (server: Running, n: number): Promise<Tails> => {
 // One cell on one server
 // -------------------------------------------------------------------------------------------------
 
+/** Our server over HTTP, our server over append sessions, and Redis. */
+type ServerName = "ours" | "ours-session" | "redis"
+
 interface Result {
   readonly cell: Cell
-  readonly server: "ours" | "redis"
+  readonly server: ServerName
   readonly records: number
   readonly recordsPerSecond: number
   readonly p50: number
@@ -472,9 +531,10 @@ interface Result {
 const quantile = (sorted: ArrayLike<number>, q: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 
-const runCell = async (cell: Cell, name: "ours" | "redis"): Promise<Result> => {
+const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
   const dir = fs.mkdtempSync(path.join(tmpRoot, `${cell.id}-${name}-`))
-  const server = name === "ours" ? await startOurs(dir, cell) : await startRedis(dir)
+  const ours = name !== "redis"
+  const server = ours ? await startOurs(dir, cell, name) : await startRedis(dir)
   const notes: Array<string> = []
   let tails: Tails | undefined
   let driver: Driver | undefined
@@ -485,7 +545,7 @@ const runCell = async (cell: Cell, name: "ours" | "redis"): Promise<Result> => {
     await sleep(1000)
     const idleCores = cpuSeconds(server.pid) - idle0
     if (cell.tails > 0) {
-      tails = name === "ours" ? await openOursTails(server, cell.tails) : await openRedisTails(server, cell.tails)
+      tails = ours ? await openOursTails(server, cell.tails) : await openRedisTails(server, cell.tails)
       const rss = vmMb(server.pid, "VmRSS")
       await sleep(500)
       const cpu0 = cpuSeconds(server.pid)
@@ -496,7 +556,7 @@ const runCell = async (cell: Cell, name: "ours" | "redis"): Promise<Result> => {
           `${(idleCpu * 100).toFixed(1)}% CPU idle`
       )
     }
-    driver = name === "ours" ? oursDriver(server, cell) : await redisDriver(server, cell)
+    driver = name === "ours" ? oursDriver(server, cell) : name === "ours-session" ? await oursSessionDriver(server, cell) : await redisDriver(server, cell)
     const append = driver.append
 
     let phase: "warmup" | "window" | "done" = "warmup"
@@ -542,7 +602,7 @@ const runCell = async (cell: Cell, name: "ours" | "redis"): Promise<Result> => {
       cpuEnd = cpuSeconds(server.pid)
       const used = process.cpuUsage(client0)
       windowEnd = performance.now()
-      if (name === "ours") profileWindows.set(cell.id, { startUs, endUs: monotonicUs() })
+      if (ours) profileWindows.set(profileKey(cell, name), { startUs, endUs: monotonicUs() })
       clientCpu = (used.user + used.system) / 1e6
       phase = "done"
     })()
@@ -671,22 +731,25 @@ const printSelfTimes = (title: string, t: SelfTimes, top: number) => {
 /** The top self-time functions of our server over every cell's window, then each cell's own top 10. */
 const printProfile = () => {
   const all = emptySelfTimes()
-  const perCell: Array<[Cell, SelfTimes]> = []
+  const perCell: Array<[string, SelfTimes]> = []
   for (const cell of cells) {
-    const dir = path.join(profileDir, cell.id)
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : []
-    if (files.length === 0) {
-      console.log(`\nno CPU profile of our server for cell ${cell.id} (did it exit cleanly?)`)
-      continue
+    for (const name of servers.filter((n) => n !== "redis")) {
+      const key = profileKey(cell, name)
+      const dir = path.join(profileDir, key)
+      const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : []
+      if (files.length === 0) {
+        console.log(`\nno CPU profile of our server for cell ${cell.id} (${name}; did it exit cleanly?)`)
+        continue
+      }
+      const own = emptySelfTimes()
+      for (const f of files) readProfile(path.join(dir, f), [all, own])
+      perCell.push([`${cell.id}: ${cell.title}, ${name}`, own])
     }
-    const own = emptySelfTimes()
-    for (const f of files) readProfile(path.join(dir, f), [all, own])
-    perCell.push([cell, own])
   }
   if (perCell.length === 0) return
   console.log(`\n## Our server's CPU profile (main thread, self time, measurement windows only)`)
-  printSelfTimes(`Top 25 over cells ${perCell.map(([c]) => c.id).join(",")}`, all, 25)
-  if (perCell.length > 1) for (const [cell, own] of perCell) printSelfTimes(`Top 10 of cell ${cell.id}: ${cell.title}`, own, 10)
+  printSelfTimes(`Top 25 over every run of ours`, all, 25)
+  if (perCell.length > 1) for (const [title, own] of perCell) printSelfTimes(`Top 10 of cell ${title}`, own, 10)
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -709,12 +772,12 @@ const main = async () => {
   const results: Array<Result> = []
   let failed = false
   for (const cell of cells) {
-    for (const name of ["ours", "redis"] as const) {
+    for (const name of servers) {
       try {
         const r = await runCell(cell, name)
         results.push(r)
         console.log(
-          `${cell.id} ${cell.title.padEnd(32)} ${name.padEnd(5)} ${fmt(r.recordsPerSecond).padStart(10)} rec/s  p50 ${fmt(r.p50, 2)} ms  ` +
+          `${cell.id} ${cell.title.padEnd(32)} ${name.padEnd(12)} ${fmt(r.recordsPerSecond).padStart(10)} rec/s  p50 ${fmt(r.p50, 2)} ms  ` +
             `p99 ${fmt(r.p99, 2)} ms  ${fmt(r.cpuPerMillion, 1)} CPU s/M  ${fmt(r.cpuCores * 100)}% server CPU  ` +
             `${fmt(r.rssMb)} MB  idle ${fmt(r.idleCpuPercent, 1)}% CPU  client ${fmt(r.clientCpuPercent)}% CPU${r.notes.length > 0 ? "  (" + r.notes.join("; ") + ")" : ""}`
         )
@@ -725,16 +788,14 @@ const main = async () => {
     }
   }
 
-  const find = (id: string, server: "ours" | "redis") => results.find((r) => r.cell.id === id && r.server === server)
+  const find = (id: string, server: ServerName) => results.find((r) => r.cell.id === id && r.server === server)
   console.log(`\n## EventStore vs Redis Streams (${seconds} s windows, 100 B records, durable acks)\n`)
   console.log(
     "| cell | server | records/s | p50 ms | p99 ms | server CPU s / M rec | server CPU (cores) | server idle CPU % | peak RSS MB | client CPU % | ours/Redis records/s | ours/Redis CPU/rec | notes |"
   )
   console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
   for (const r of results) {
-    const other = find(r.cell.id, r.server === "ours" ? "redis" : "ours")
-    const ours = r.server === "ours" ? r : other
-    const redis = r.server === "redis" ? r : other
+    const redis = find(r.cell.id, "redis")
     const notes = [...r.notes]
     if (r.cell.tails > 0) {
       const plain = find("b", r.server)
@@ -747,8 +808,8 @@ const main = async () => {
     console.log(
       `| ${r.cell.id}: ${r.cell.title} | ${r.server} | ${fmt(r.recordsPerSecond)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ` +
         `${fmt(r.cpuPerMillion, 1)} | ${fmt(r.cpuCores, 2)} | ${fmt(r.idleCpuPercent, 1)} | ${fmt(r.rssMb)} | ${fmt(r.clientCpuPercent)} | ` +
-        (r.server === "ours" && ours !== undefined && redis !== undefined
-          ? `${fmt(ours.recordsPerSecond / redis.recordsPerSecond, 2)} | ${fmt(ours.cpuPerMillion / redis.cpuPerMillion, 1)} | `
+        (r.server !== "redis" && redis !== undefined
+          ? `${fmt(r.recordsPerSecond / redis.recordsPerSecond, 2)} | ${fmt(r.cpuPerMillion / redis.cpuPerMillion, 1)} | `
           : "| | ") +
         `${notes.join("; ").replaceAll("|", "\\|")} |`
     )

@@ -5,7 +5,9 @@
  * put-if-absent (fails atomically if the name exists), `rename` for put and put-if-match, followed by an
  * fsync of the directory. Put-if-match and delete are serialized per key within the process and check the
  * etag under that lock; a `.lock` file keeps a second process off the same root. Key-to-path mapping:
- * see `keys.ts`; no key can name a path outside the root.
+ * see `keys.ts`; no key can name a path outside the root. The Db's WAL objects (`.../wal/<n>.wal`) are
+ * not files but frames of an append-only log under `<root>/.packed`, made durable in batches by one
+ * `fdatasync` each (see `packedLog.ts`).
  *
  * Object file layout (all integers big-endian):
  *
@@ -22,6 +24,7 @@ import * as path from "node:path"
 import { Effect, Semaphore } from "effect"
 import type { Scope } from "effect"
 import { compareKeys, decodeSegment, digestMark, encodeSegment, fileSuffix, needsDigest } from "./keys.ts"
+import { isPackedKey, openPackedLog } from "./packedLog.ts"
 import type { ByteRange, Driver, ListEntry, ObjectMeta, PutResult } from "./model.ts"
 import { AlreadyExists, InvalidRange, NotFound, OutcomeUnknown, PreconditionFailed, StoreUnusable, Unavailable } from "./model.ts"
 
@@ -72,7 +75,10 @@ const readHeader = async (handle: FileHandle, file: string) => {
 
 const etagOf = (putId: string, body: Uint8Array) => createHash("md5").update(putId).update(body).digest("hex")
 
-export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusable, Scope.Scope> =>
+export const makeLocalDriver = (
+  root: string,
+  options: { readonly packedSegmentBytes?: number | undefined } = {}
+): Effect.Effect<Driver, StoreUnusable, Scope.Scope> =>
   Effect.gen(function*() {
     const rootDir = path.resolve(root)
     const tmpDir = path.join(rootDir, tmpDirName)
@@ -97,6 +103,13 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
         catch: (e) => unusable(e instanceof Error ? e.message : String(e))
       }),
       (lockPath) => Effect.promise(() => releaseLock(rootDir, lockPath))
+    )
+
+    // The Db's WAL objects live in the packed log (see packedLog.ts); a WAL object stored as a file by an
+    // earlier version is still read, listed, overwritten and deleted where it is.
+    const packed = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => openPackedLog(rootDir, { segmentBytes: options.packedSegmentBytes }), catch: (e) => unusable(e instanceof Error ? e.message : String(e)) }),
+      (log) => Effect.promise(() => log.close())
     )
 
     const reasonOf = (e: unknown): string => (e instanceof AfterMove ? `after the write: ${reasonOf(e.cause)}` : e instanceof Error ? e.message : String(e))
@@ -325,7 +338,7 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
       }
     }
 
-    const driver: Driver = {
+    const fileDriver: Driver = {
       name,
       get: (key: string, range: ByteRange | undefined) =>
         Effect.tryPromise({
@@ -431,6 +444,126 @@ export const makeLocalDriver = (root: string): Effect.Effect<Driver, StoreUnusab
             catch: fail("delete", key)
           })
         )
+    }
+    // --- packed keys: the log first, a file of an earlier version second ---------------------------
+
+    const legacyMeta = (key: string) =>
+      readMeta(key, pathOf(key)).catch((e) => {
+        if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return undefined
+        throw e
+      })
+    /** Removes a file an earlier version stored for a key the log now holds. */
+    const removeLegacy = async (key: string) => {
+      const file = pathOf(key)
+      try {
+        await fs.unlink(file)
+      } catch (e) {
+        if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return
+        throw e
+      }
+      await fsyncDir(path.dirname(file))
+    }
+    /** A packed write: the log's failure may come after its bytes reached the disk. */
+    const packedPut = async (key: string, body: Uint8Array, putId: string): Promise<PutResult> => {
+      const etag = etagOf(putId, body)
+      try {
+        await packed.put(key, body, putId, etag)
+      } catch (e) {
+        throw new AfterMove(e)
+      }
+      return { etag, putId }
+    }
+
+    const driver: Driver = {
+      name,
+      get: (key, range) => {
+        if (!isPackedKey(key)) return fileDriver.get(key, range)
+        return Effect.tryPromise({
+          try: async () => {
+            const meta = packed.meta(key)
+            if (meta === undefined) return undefined
+            const start = range?.start ?? 0
+            if (range !== undefined && start >= meta.size) return new InvalidRange({ key, start, end: range.end, size: meta.size })
+            return await packed.read(key, start, Math.min(range?.end ?? meta.size, meta.size))
+          },
+          catch: fail("get", key)
+        }).pipe(
+          Effect.flatMap((r) => (r === undefined ? fileDriver.get(key, range) : "_tag" in r ? Effect.fail(r) : Effect.succeed(r)))
+        )
+      },
+      head: (key) => {
+        const meta = isPackedKey(key) ? packed.meta(key) : undefined
+        return meta === undefined ? fileDriver.head(key) : Effect.succeed(meta)
+      },
+      put: (key, body, putId) => {
+        if (!isPackedKey(key)) return fileDriver.put(key, body, putId)
+        return withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              const result = await packedPut(key, body, putId)
+              await removeLegacy(key)
+              return result
+            },
+            catch: fail("put", key)
+          })
+        )
+      },
+      putIfAbsent: (key, body, putId) => {
+        if (!isPackedKey(key)) return fileDriver.putIfAbsent(key, body, putId)
+        return withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              if (packed.meta(key) !== undefined || (await legacyMeta(key)) !== undefined) return new AlreadyExists({ key })
+              return await packedPut(key, body, putId)
+            },
+            catch: failConditional("putIfAbsent", key, putId)
+          })
+        ).pipe(Effect.flatMap((r) => (r instanceof AlreadyExists ? Effect.fail(r) : Effect.succeed(r))))
+      },
+      putIfMatch: (key, body, etag, putId) => {
+        if (!isPackedKey(key)) return fileDriver.putIfMatch(key, body, etag, putId)
+        return withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              const current = packed.meta(key) ?? (await legacyMeta(key))
+              if (current?.etag !== etag) return new PreconditionFailed({ key, expectedEtag: etag })
+              const result = await packedPut(key, body, putId)
+              await removeLegacy(key).catch((e) => {
+                throw new AfterMove(e)
+              })
+              return result
+            },
+            catch: failConditional("putIfMatch", key, putId)
+          })
+        ).pipe(Effect.flatMap((r) => (r instanceof PreconditionFailed ? Effect.fail(r) : Effect.succeed(r))))
+      },
+      listPage: (prefix, startAfter, limit) =>
+        Effect.map(fileDriver.listPage(prefix, startAfter, limit), (files) => {
+          const logged = packed.list(prefix, startAfter, limit + 1)
+          if (logged.length === 0) return files
+          // Both in key order; a key in both (a file being replaced) is the log's.
+          const inLog = new Set(logged.map((e) => e.key))
+          const merged = [...logged, ...files.entries.filter((e) => !inLog.has(e.key))].sort((a, b) => compareKeys(a.key, b.key))
+          const entries = merged.slice(0, limit)
+          const more = files.next !== undefined || logged.length > limit || merged.length > limit
+          return { entries, next: more ? entries.at(-1)?.key : undefined }
+        }),
+      delete: (key) => {
+        if (!isPackedKey(key)) return fileDriver.delete(key)
+        return withKeyLock(
+          key,
+          Effect.tryPromise({
+            try: async () => {
+              await packed.remove(key)
+              await removeLegacy(key)
+            },
+            catch: fail("delete", key)
+          })
+        )
+      }
     }
     return driver
   })
