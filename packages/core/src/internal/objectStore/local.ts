@@ -447,20 +447,41 @@ export const makeLocalDriver = (
     }
     // --- packed keys: the log first, a file of an earlier version second ---------------------------
 
-    const legacyMeta = (key: string) =>
-      readMeta(key, pathOf(key)).catch((e) => {
+    /**
+     * The files an earlier version left in each WAL directory, read once per directory: no file is made
+     * there any more, so after that a WAL write costs no file-system call but its append.
+     */
+    const legacyFiles = new Map<string, Set<string>>()
+    const legacyIn = async (dir: string) => {
+      let names = legacyFiles.get(dir)
+      if (names === undefined) {
+        names = new Set(await fs.readdir(dir).catch((e: unknown) => {
+          if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return []
+          throw e
+        }))
+        legacyFiles.set(dir, names)
+      }
+      return names
+    }
+    const legacyMeta = async (key: string) => {
+      const file = pathOf(key)
+      if (!(await legacyIn(path.dirname(file))).has(path.basename(file))) return undefined
+      return readMeta(key, file).catch((e) => {
         if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return undefined
         throw e
       })
+    }
     /** Removes a file an earlier version stored for a key the log now holds. */
     const removeLegacy = async (key: string) => {
       const file = pathOf(key)
+      const names = await legacyIn(path.dirname(file))
+      if (!names.has(path.basename(file))) return
       try {
         await fs.unlink(file)
       } catch (e) {
-        if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return
-        throw e
+        if (!isErrno(e, "ENOENT") && !isErrno(e, "ENOTDIR")) throw e
       }
+      names.delete(path.basename(file))
       await fsyncDir(path.dirname(file))
     }
     /** A packed write: the log's failure may come after its bytes reached the disk. */
