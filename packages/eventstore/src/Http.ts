@@ -241,7 +241,7 @@ const AppendBodyBase64 = appendBody(CanonicalBase64)
 
 /** One append of an append session: the HTTP append's body with the client's `id` and the log's `key`. */
 const appendFrame = <V extends Schema.Top>(value: V) =>
-  Schema.Struct({ id: Offset, key: Schema.String, ...appendBody(value).fields })
+  Schema.Struct({ id: Offset, key: Schema.String, encoding: Schema.optionalKey(Encoding), ...appendBody(value).fields })
 const AppendFrameUtf8 = appendFrame(WellFormedString)
 const AppendFrameBase64 = appendFrame(CanonicalBase64)
 
@@ -670,7 +670,7 @@ const errorFrame = (id: number | null, e: ApiError): string => {
 
 /**
  * An append session: upgrades to a WebSocket and takes JSON text frames, each one append
- * (`{"id", "key", "records", "expectedOffset"?, "fencingToken"?, "producerId"?, "producerSeq"?}`), many in
+ * (`{"id", "key", "records", "expectedOffset"?, "fencingToken"?, "producerId"?, "producerSeq"?, "encoding"?}`), many in
  * flight; answers each once it is durable (`{"id", "offsets", "next"}`) or refused (`{"id", "error"}`).
  *
  * Frames are read in order; each append starts once the previous append to its log has its offsets
@@ -730,7 +730,10 @@ const serveAppendSession = (
         if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) {
           return yield* refuse(id, new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax }))
         }
-        const decoded = yield* Effect.exit(decodeWith(frameSchema, json, "frame", "field"))
+        // A frame's own `encoding` wins over the session's.
+        const encoding = (json as { readonly encoding?: unknown }).encoding
+        const schema = encoding === "base64" ? AppendFrameBase64 : encoding === "utf8" ? AppendFrameUtf8 : frameSchema
+        const decoded = yield* Effect.exit(decodeWith(schema, json, "frame", "field"))
         if (Exit.isFailure(decoded)) {
           return yield* refuse(id, Option.getOrThrow(Exit.findErrorOption(decoded)))
         }

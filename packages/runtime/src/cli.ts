@@ -9,6 +9,7 @@
  *   opendata verify  [--data-dir DIR] [--store ...]   read every referenced object and check every checksum
  *   opendata compact [--data-dir DIR] [--store ...]   compact and collect garbage of a stopped store, to completion
  *   opendata version                                  the runtime's version, Node's, and the platform
+ *   opendata logs append|read|tail|list ...           the EventStore of a running server, over its API
  *
  * Flags override the `OPENDATA_*` environment variables, which override the configuration file
  * (`opendata.yaml`, see ConfigFile.ts), which overrides the defaults.
@@ -16,8 +17,9 @@
 import * as fs from "node:fs"
 import { NodeServices } from "@effect/platform-node"
 import { ConfigProvider, Console, Effect, Fiber, Layer, Option, Schema } from "effect"
-import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
+import { Argument, CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { Db } from "@opendata/core"
+import { EventStoreClientError, makeClient } from "@opendata/eventstore/client"
 import * as Config from "./Config.ts"
 import * as ConfigFile from "./ConfigFile.ts"
 import * as Server from "./Server.ts"
@@ -302,9 +304,166 @@ const versionCommand = Command.make("version", {}, () =>
     Command.withDescription("Print the version of OpenData, of Node.js, and the platform")
   )
 
+// -------------------------------------------------------------------------------------------------
+// logs: the EventStore of a running server, through the client
+// -------------------------------------------------------------------------------------------------
+
+const url = Flag.String("url").pipe(
+  Flag.withDescription("the server (default http://localhost:9095; env OPENDATA_URL)"),
+  Flag.optional
+)
+const token = Flag.String("token").pipe(Flag.withDescription("a bearer token (env OPENDATA_TOKEN)"), Flag.optional)
+const json = Flag.Boolean("json").pipe(Flag.withDescription("one JSON object a record, as the API returns it"), Flag.withDefault(false))
+const key = Argument.String("key").pipe(Argument.withDescription("the log's key"))
+
+const clientOf = (flags: { readonly url: Option.Option<string>; readonly token: Option.Option<string> }) =>
+  makeClient({
+    url: Option.getOrUndefined(flags.url) ?? process.env["OPENDATA_URL"] ?? "http://localhost:9095",
+    token: Option.getOrUndefined(flags.token) ?? process.env["OPENDATA_TOKEN"]
+  })
+
+/** A client call as an effect; its error is the server's message, on one line. */
+const api = <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: run,
+    catch: (e) => new Error(e instanceof EventStoreClientError ? `${e.code}: ${e.message}` : String(e))
+  })
+
+const recordLine = (r: { offset: number; timestamp: number; value: string }, asJson: boolean) =>
+  asJson ? JSON.stringify(r) : `${r.offset}\t${new Date(r.timestamp).toISOString()}\t${r.value}`
+
+/** Lines of standard input, in batches of at most `max` (the last one as soon as input ends). */
+async function* stdinBatches(max: number): AsyncGenerator<Array<string>> {
+  let batch: Array<string> = []
+  let rest = ""
+  for await (const chunk of process.stdin) {
+    const lines = (rest + String(chunk)).split("\n")
+    rest = lines.pop()!
+    for (const line of lines) {
+      batch.push(line)
+      if (batch.length === max) {
+        yield batch
+        batch = []
+      }
+    }
+  }
+  if (rest !== "") batch.push(rest)
+  if (batch.length > 0) yield batch
+}
+
+const logsAppend = Command.make(
+  "append",
+  { url, token, key, values: Argument.String("value").pipe(Argument.withDescription("records to append (none: one a line of standard input)"), Argument.variadic()) },
+  (flags) =>
+    Effect.gen(function*() {
+      const client = clientOf(flags)
+      const k = flags.key
+      if (flags.values.length > 0) {
+        const result = yield* api(() => client.append(k, flags.values))
+        return yield* Console.log(`appended ${result.offsets.length} to ${k}: offsets ${result.offsets[0]}..${result.offsets.at(-1)}, next ${result.next}`)
+      }
+      // Standard input: batches of up to 1,000 lines, pipelined over one append session.
+      const appended = yield* api(async () => {
+        const session = await client.session()
+        const inFlight: Array<Promise<unknown>> = []
+        let records = 0
+        let next = 0
+        try {
+          for await (const batch of stdinBatches(1000)) {
+            inFlight.push(session.append(k, batch).then((r) => {
+              records += r.offsets.length
+              next = Math.max(next, r.next)
+            }))
+            if (inFlight.length >= 64) await inFlight.shift()
+          }
+          await Promise.all(inFlight)
+        } finally {
+          session.close()
+        }
+        return { records, next }
+      })
+      yield* Console.log(`appended ${appended.records} to ${k}, next ${appended.next}`)
+    })
+).pipe(
+  Command.withDescription("Append records to a log (created on first append); each is answered once durable"),
+  Command.withExamples([
+    { command: "opendata logs append orders/42 placed paid", description: "two records" },
+    { command: "tail -f app.log | opendata logs append app/web-1", description: "a record a line, pipelined" }
+  ])
+)
+
+const logsRead = Command.make(
+  "read",
+  {
+    url,
+    token,
+    json,
+    key,
+    from: Flag.Int("from").pipe(Flag.withDescription("first offset (default: the first stored)"), Flag.optional),
+    limit: Flag.Int("limit").pipe(Flag.withDescription("records at most (default: all from the start)"), Flag.optional)
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const client = clientOf(flags)
+      let from = Option.getOrUndefined(flags.from)
+      let left = Option.getOrUndefined(flags.limit) ?? Number.POSITIVE_INFINITY
+      while (left > 0) {
+        const page = yield* api(() => client.read(flags.key, { from, limit: Math.min(1000, left) }))
+        for (const r of page.records) yield* Console.log(recordLine(r, flags.json))
+        left -= page.records.length
+        if (page.records.length === 0 || page.next === from) break
+        from = page.next
+      }
+    })
+).pipe(Command.withDescription("Print a log's records: offset, time and value, a line each (or JSON)"))
+
+const logsTail = Command.make(
+  "tail",
+  {
+    url,
+    token,
+    json,
+    key,
+    from: Flag.Int("from").pipe(Flag.withDescription("start at this offset (default: only what is appended from now on)"), Flag.optional)
+  },
+  (flags) =>
+    api(async () => {
+      const client = clientOf(flags)
+      const from = Option.getOrUndefined(flags.from)
+      const abort = new AbortController()
+      process.once("SIGINT", () => abort.abort())
+      process.once("SIGTERM", () => abort.abort())
+      for await (const r of client.tail(flags.key, from === undefined ? { now: true, signal: abort.signal } : { from, signal: abort.signal })) {
+        process.stdout.write(`${recordLine(r, flags.json)}\n`)
+      }
+    })
+).pipe(Command.withDescription("Follow a log: print its records as they become durable, until interrupted (resumes after a dropped connection)"))
+
+const logsList = Command.make(
+  "list",
+  { url, token, json, prefix: Flag.String("prefix").pipe(Flag.withDescription("only keys starting with this"), Flag.optional) },
+  (flags) =>
+    Effect.gen(function*() {
+      const client = clientOf(flags)
+      let cursor: string | undefined
+      do {
+        const page = yield* api(() => client.list({ ...Option.match(flags.prefix, { onNone: () => ({}), onSome: (p) => ({ prefix: p }) }), ...(cursor === undefined ? {} : { cursor }), limit: 1000 }))
+        for (const m of page.logs) {
+          yield* Console.log(flags.json ? JSON.stringify(m) : `${m.key}\t${m.records} records\t${m.bytes} bytes\tnext ${m.nextOffset}`)
+        }
+        cursor = page.cursor
+      } while (cursor !== undefined)
+    })
+).pipe(Command.withDescription("List logs (by key prefix): records, bytes, next offset"))
+
+const logsCommand = Command.make("logs").pipe(
+  Command.withDescription("The EventStore of a running server: append, read, tail and list logs over its API"),
+  Command.withSubcommands([logsAppend, logsRead, logsTail, logsList])
+)
+
 const opendata = Command.make("opendata").pipe(
   Command.withDescription("OpenData: a Prometheus-compatible TSDB and an event store on object storage"),
-  Command.withSubcommands([serve, inspectCommand, verifyCommand, compactCommand, versionCommand])
+  Command.withSubcommands([serve, inspectCommand, verifyCommand, compactCommand, versionCommand, logsCommand])
 )
 
 /**

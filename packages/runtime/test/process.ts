@@ -36,9 +36,9 @@ export interface ServerProcess {
   readonly output: () => string
 }
 
-/** Starts the server process as `npm start` does, with extra environment. */
+/** Starts the server process as `npm start` does, with extra environment (`OPENDATA_PORT` in it: that port). */
 export const spawnServer = async (env: Record<string, string>): Promise<ServerProcess> => {
-  const port = await freePort()
+  const port = env["OPENDATA_PORT"] !== undefined ? Number(env["OPENDATA_PORT"]) : await freePort()
   const child = spawn(process.execPath, [main], {
     env: { ...process.env, OPENDATA_HOST: "127.0.0.1", OPENDATA_PORT: String(port), ...env },
     stdio: ["ignore", "pipe", "pipe"]
