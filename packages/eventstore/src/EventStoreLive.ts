@@ -75,6 +75,13 @@ type ProducerState = typeof ProducerState.Type
 const decodeProducer = Schema.decodeUnknownSync(ProducerState)
 
 const json = (value: unknown) => K.utf8(JSON.stringify(value))
+/** Encoded metadata, remembered with what it encodes so that a write of it can update the cache unparsed. */
+const encodedMetas = new WeakMap<Uint8Array, StoredMeta>()
+const encodeMeta = (meta: StoredMeta): Uint8Array => {
+  const bytes = json(meta)
+  encodedMetas.set(bytes, meta)
+  return bytes
+}
 const parse = <A>(decode: (u: unknown) => A, bytes: Uint8Array): A => decode(JSON.parse(K.fromUtf8(bytes)))
 
 const toMeta = (key: string, m: StoredMeta): LogMeta => ({
@@ -102,8 +109,25 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     // --- reads of single keys, through the overlay of writes not yet durable ----------------------
 
-    /** Writes this process issued and that are not durable yet: Db reads do not see them. */
+    /**
+     * Writes this process issued and that are not durable yet: Db reads do not see them. An entry lives
+     * until the Db's durable watermark reaches its seq (swept at the next write), not until its caller stops
+     * waiting: an append given up on still lands.
+     */
     const overlay = new Map<string, { readonly value: Uint8Array | undefined; readonly seq: number }>()
+    /** The overlay's keys by write, oldest first, to drop them once durable. */
+    const overlayBySeq: Array<{ readonly seq: number; readonly keys: ReadonlyArray<string> }> = []
+    const dropDurableOverlay = (durableSeq: number) => {
+      let n = 0
+      while (n < overlayBySeq.length && overlayBySeq[n]!.seq <= durableSeq) {
+        for (const k of overlayBySeq[n]!.keys) {
+          const entry = overlay.get(k)
+          if (entry !== undefined && entry.seq <= durableSeq) overlay.delete(k)
+        }
+        n += 1
+      }
+      if (n > 0) overlayBySeq.splice(0, n)
+    }
     const overlayKey = (k: Uint8Array) => Buffer.from(k).toString("latin1")
     const getKey = (k: Uint8Array) =>
       Effect.suspend(() => {
@@ -112,8 +136,31 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         return Effect.mapError(db.get(k), storeFailure)
       })
 
-    const loadMeta = (key: string) =>
-      Effect.map(getKey(K.metaKey(key)), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
+    /**
+     * Each log's latest metadata as this process decided it (durable or not), least recently used first,
+     * at most `metadataCacheEntries`: this process is the only writer, so what it wrote last is current. An
+     * entry is set where a write of the metadata is queued (`writeBatch`), so it never runs ahead of the
+     * overlay; a log without an entry is read from the overlay or the Db.
+     */
+    const metaCache = new Map<string, StoredMeta | undefined>()
+    const cacheMeta = (k: string, meta: StoredMeta | undefined) => {
+      metaCache.delete(k)
+      metaCache.set(k, meta)
+      if (metaCache.size > Limits.metadataCacheEntries) metaCache.delete(metaCache.keys().next().value!)
+    }
+    const loadMeta = (key: string): Effect.Effect<StoredMeta | undefined, Unavailable> => {
+      const k = overlayKey(K.metaKey(key))
+      if (metaCache.has(k)) {
+        const cached = metaCache.get(k)
+        cacheMeta(k, cached)
+        return Effect.succeed(cached)
+      }
+      return Effect.map(getKey(K.metaKey(key)), (bytes) => {
+        const meta = bytes === undefined ? undefined : parse(decodeMeta, bytes)
+        cacheMeta(k, meta)
+        return meta
+      })
+    }
     const durableMeta = (key: string) =>
       Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
     const existingMeta = (key: string) =>
@@ -130,8 +177,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       })
 
     /**
-     * Writes a batch; remembers its single-key writes until the write settles (durable, or failed: the Db
-     * then stops); returns the durable effect. The overlay entry outlives the caller's wait on purpose: an
+     * Writes a batch; remembers its single-key writes until they are durable (or the Db stops, failing
+     * everything after); returns the durable effect. The overlay entry outlives the caller's wait on purpose: an
      * append that times out leaves its write queued, and the next decision on the log must still see it,
      * or it reuses the same offsets (a producer's retry wrote its batch again; another producer's batch
      * overwrote it).
@@ -142,17 +189,21 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const result = yield* restore(Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure))
+          dropDurableOverlay(yield* db.durableSeq)
+          const keys: Array<string> = []
           for (const k of remember) {
             const op = ops.findLast((o) => overlayKey(o.key) === overlayKey(k))
+            keys.push(overlayKey(k))
             overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
           }
-          const forget = Effect.sync(() => {
-            for (const k of remember) {
-              const entry = overlay.get(overlayKey(k))
-              if (entry !== undefined && entry.seq <= result.seq) overlay.delete(overlayKey(k))
-            }
-          })
-          if (remember.length > 0) yield* Effect.forkIn(Effect.ensuring(Effect.exit(result.durable), forget), scope)
+          if (keys.length > 0) overlayBySeq.push({ seq: result.seq, keys })
+          for (const op of ops) {
+            if (!K.isMetaKey(op.key)) continue
+            const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
+            // Metadata written from bytes this module did not encode is read back when next needed.
+            if (op._tag !== "delete" && decided === undefined) metaCache.delete(overlayKey(op.key))
+            else cacheMeta(overlayKey(op.key), decided)
+          }
           return Effect.mapError(result.durable, storeFailure)
         })
       )
@@ -293,7 +344,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
               lastTimestamp: timestamp
             }
             const metaKey = K.metaKey(key)
-            ops.push({ _tag: "put", key: metaKey, value: json(updated) })
+            ops.push({ _tag: "put", key: metaKey, value: encodeMeta(updated) })
             const remember = [metaKey]
             if (options.producerId !== undefined) {
               const pk = K.producerKey(key, options.producerId)
@@ -464,7 +515,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         const metaKey = K.metaKey(key)
         yield* deleteRange(K.recordKey(key, m.firstOffset), K.recordKey(key, until), [
           ...timeDeletes,
-          { _tag: "put", key: metaKey, value: json(updated) }
+          { _tag: "put", key: metaKey, value: encodeMeta(updated) }
         ], [metaKey])
         return updated
       })
@@ -485,7 +536,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           const current = yield* loadMeta(key)
           if (current === undefined && !create) return yield* new LogNotFound({ key })
           const next = yield* f(current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: Math.floor(now), lastTimestamp: 0 })
-          const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: json(next) }], [K.metaKey(key)])
+          const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: encodeMeta(next) }], [K.metaKey(key)])
           yield* durable
           return toMeta(key, next)
         })
