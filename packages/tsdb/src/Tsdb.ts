@@ -19,7 +19,7 @@
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  */
-import { Clock, Context, Effect, Exit, Layer, Option, Scope, Semaphore, Stream } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import * as Limits from "./limits.ts"
@@ -364,6 +364,29 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }
       if (n > 0) overlayBySeq.splice(0, n)
     }
+    /**
+     * The label names and values of recent buckets, for the label APIs: a bucket's are read from its
+     * postings by one scan when first asked for, then kept current from this process's writes, each applied
+     * once the Db's durable watermark reaches it (a value is listed once its postings are durable, as a
+     * scan would find them). At most `labelIndexBucketsMax` buckets, the least recently asked for first.
+     */
+    const labelIndex = new Map<number, Map<string, Set<string>>>()
+    /** Postings written and not yet applied to the label index, oldest first. */
+    const pendingPostings: Array<{ readonly seq: number; readonly postings: ReadonlyArray<readonly [number, string, string]> }> = []
+    const applyDurablePostings = (durableSeq: number) => {
+      let n = 0
+      while (n < pendingPostings.length && pendingPostings[n]!.seq <= durableSeq) {
+        for (const [bucket, name, value] of pendingPostings[n]!.postings) {
+          const names = labelIndex.get(bucket)
+          if (names === undefined) continue
+          let values = names.get(name)
+          if (values === undefined) names.set(name, (values = new Set()))
+          values.add(value)
+        }
+        n += 1
+      }
+      if (n > 0) pendingPostings.splice(0, n)
+    }
     let nextId: number | undefined
     /** Buckets this process has registered (re-registering after a restart is harmless). */
     const knownBuckets = new Set<number>()
@@ -461,8 +484,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const touched: Array<SeriesState> = []
         /** Series created by this request (canonical labels -> id). */
         const created = new Map<string, number>()
+        /** Postings this request adds (bucket, name, value), for the label index once they are durable. */
+        const postings: Array<readonly [number, string, string]> = []
         const decided = yield* lock.withPermit(Effect.gen(function*() {
-          dropDurableOverlay(yield* db.durableSeq)
+          const durableSeq = yield* db.durableSeq
+          dropDurableOverlay(durableSeq)
+          applyDurablePostings(durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
           /** Single-key writes of this batch that later reads (before it is durable) must see, by key. */
           const remember = new Map<string, Uint8Array>()
@@ -533,7 +560,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
               if (!state.indexed.has(bucket)) {
                 state.indexed.add(bucket)
-                for (const [name, value] of labels) ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
+                for (const [name, value] of labels) {
+                  ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
+                  postings.push([bucket, name, value])
+                }
               }
             }
             if (headChanged) {
@@ -568,6 +598,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                   for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
                   for (const [k, id] of created) pendingSeries.set(k, { id, seq: result.seq })
                   overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
+                  if (postings.length > 0) pendingPostings.push({ seq: result.seq, postings })
                   for (const state of touched) state.pendingSeq = result.seq
                 })
             )
@@ -711,25 +742,32 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     const series: TsdbShape["series"] = (selectors, mint, maxt, limit) => Effect.map(seriesMatching(selectors, mint, maxt), (s) => limited(s, limit))
 
-    /**
-     * The distinct segments (up to the next zero byte) that follow `prefix` in the keys under it, found by
-     * seeking past each one: one short scan per distinct segment, however many keys share it.
-     */
-    const distinctSegments = (prefix: Uint8Array) =>
+    /** A bucket's label names and their values, from the label index (read from its postings if not there). */
+    const bucketLabels = (bucket: number) =>
       Effect.gen(function*() {
-        const out: Array<string> = []
-        const end = prefixEnd(prefix)
-        let start: Uint8Array | undefined = prefix
-        while (start !== undefined) {
-          const first = yield* Stream.runHead(db.scan({ start, end })).pipe(Effect.mapError(failed))
-          if (Option.isNone(first)) break
-          const k = first.value.key
-          const z = k.indexOf(0, prefix.length)
-          if (z < 0) break
-          out.push(decoder.decode(k.subarray(prefix.length, z)))
-          start = prefixEnd(k.subarray(0, z + 1))
+        applyDurablePostings(yield* db.durableSeq)
+        const cached = labelIndex.get(bucket)
+        if (cached !== undefined) {
+          labelIndex.delete(bucket)
+          labelIndex.set(bucket, cached)
+          return cached
         }
-        return out
+        // Writes that land during the scan are applied from `pendingPostings` later: adding twice is harmless.
+        const names = new Map<string, Set<string>>()
+        const p = postingPrefix(bucket)
+        yield* Stream.runForEach(db.scan({ start: p, end: prefixEnd(p) }), (kv) =>
+          Effect.sync(() => {
+            const k = kv.key
+            const z = k.indexOf(0, p.length)
+            if (z < 0 || k.length < z + 10) return
+            const name = decoder.decode(k.subarray(p.length, z))
+            let values = names.get(name)
+            if (values === undefined) names.set(name, (values = new Set()))
+            values.add(decoder.decode(k.subarray(z + 1, k.length - 9)))
+          })).pipe(Effect.mapError(failed))
+        labelIndex.set(bucket, names)
+        if (labelIndex.size > Limits.labelIndexBucketsMax) labelIndex.delete(labelIndex.keys().next().value!)
+        return names
       })
 
     const labelNames: TsdbShape["labelNames"] = (selectors, mint, maxt, limit) =>
@@ -738,11 +776,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const all = yield* seriesMatching(selectors, mint, maxt)
           return limited([...new Set(all.flatMap((l) => l.map(([n]) => n)))].sort(), limit ?? Limits.labelValuesMax)
         }
-        // Without selectors the postings alone answer: the names in each bucket, one seek per name (was: the
-        // labels of every series, read one by one).
+        // Without selectors the label index answers: the names of each bucket in range.
         const names = new Set<string>()
         for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
-          for (const name of yield* distinctSegments(postingPrefix(b))) names.add(name)
+          for (const name of (yield* bucketLabels(b)).keys()) names.add(name)
         }
         return limited([...names].sort(), limit ?? Limits.labelValuesMax)
       })
@@ -753,11 +790,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const all = yield* seriesMatching(selectors, mint, maxt)
           return limited([...new Set(all.map((l) => labelValue(l, name)).filter((v) => v !== ""))].sort(), limit ?? Limits.labelValuesMax)
         }
-        // Without selectors the postings alone answer: values of `name` in each bucket.
+        // Without selectors the label index answers: the values of `name` in each bucket in range.
         const values = new Set<string>()
         for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
-          const p = postingPrefix(b, name)
-          for (const k of yield* scanKeys(p, prefixEnd(p))) values.add(decoder.decode(k.subarray(p.length, k.length - 9)))
+          for (const value of (yield* bucketLabels(b)).get(name) ?? []) values.add(value)
         }
         return limited([...values].sort(), limit ?? Limits.labelValuesMax)
       })
@@ -787,6 +823,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         }
       }
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
+      for (const b of labelIndex.keys()) if (b < cutoff) labelIndex.delete(b)
       return dropped
     })
 

@@ -48,6 +48,11 @@ export const regexCacheMax = 10_000
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
 /**
+ * Buckets whose label names and values are kept in memory for the label APIs (the least recently asked
+ * for goes first): 24 two-hour buckets, the last two days, what dashboards ask about.
+ */
+export const labelIndexBucketsMax = 24
+/**
  * How deep a PromQL expression may nest: the parser rejects a query whose syntax tree would be more than
  * this many nodes deep, counting every operand, argument, parenthesis, sign, subquery and duration
  * expression (a chain `a + b + c + ...` is as deep as it is long), with the parse error "expression nested

@@ -184,6 +184,31 @@ describe("Tsdb", () => {
       yield* close
     }))
 
+  it.effect("the label index: built from a bucket's postings once, then kept current by every write", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const first = yield* open
+      const hour = 3_600_000
+      yield* first.tsdb.write({ series: [{ labels: L({ __name__: "a", job: "j1" }), samples: [{ timestampMs: hour, value: 1 }] }] })
+      assert.deepStrictEqual(yield* first.tsdb.labelValues("job", [], 0, 3 * hour), ["j1"])
+      // Written after the bucket's index was built: new values, a new name, and a new bucket.
+      yield* first.tsdb.write({
+        series: [
+          { labels: L({ __name__: "a", job: "j2" }), samples: [{ timestampMs: hour + 1, value: 1 }] },
+          { labels: L({ __name__: "b", job: "j3", dc: "x" }), samples: [{ timestampMs: hour + 2, value: 1 }, { timestampMs: 5 * hour, value: 2 }] }
+        ]
+      })
+      assert.deepStrictEqual(yield* first.tsdb.labelValues("job", [], 0, 3 * hour), ["j1", "j2", "j3"])
+      assert.deepStrictEqual(yield* first.tsdb.labelNames([], 0, 3 * hour), ["__name__", "dc", "job"])
+      assert.deepStrictEqual(yield* first.tsdb.labelValues("__name__", [], 4 * hour, 6 * hour), ["b"])
+      yield* first.close
+      // Another process reads the same from the postings.
+      const second = yield* open
+      assert.deepStrictEqual(yield* second.tsdb.labelValues("job", [], 0, 3 * hour), ["j1", "j2", "j3"])
+      assert.deepStrictEqual(yield* second.tsdb.labelNames([], 0, 6 * hour), ["__name__", "dc", "job"])
+      yield* second.close
+    }))
+
   it.effect("keeps Prometheus staleness markers bit for bit", () =>
     Effect.gen(function*() {
       const { open } = yield* world
