@@ -46,8 +46,11 @@
  * vs ours). Where `topk` has ties (integer counters make equal rates likely) the two may keep different
  * series with the same value: such picks are listed and counted, not as differences.
  *
+ * The metadata APIs Grafana calls when a query editor opens (labels, label values, series) run the same
+ * way over the whole window; their answers are compared as sets.
+ *
  * Knobs: SERIES (default 1,000; the issue's full size is 10,000), HOURS (default 6; full size 24), STEP
- * (seconds, default 60), REPS (default 5), FROM_ZERO (1: counters start at 0, see above), PROMETHEUS_BIN
+ * (seconds, default 60), REPS (default 5), QUERIES (e.g. `10,11`: only those, numbered as printed), FROM_ZERO (1: counters start at 0, see above), PROMETHEUS_BIN
  * (default /usr/bin/prometheus; without it only our latencies are printed), OURS_NODE_ARGS (extra node flags for
  * our server, e.g. `--cpu-prof --cpu-prof-dir=DIR` or `--max-old-space-size=N`).
  */
@@ -63,6 +66,8 @@ const hours = Number(process.env["HOURS"] ?? 6)
 const stepS = Number(process.env["STEP"] ?? 60)
 const reps = Math.max(1, Number(process.env["REPS"] ?? 5))
 const fromZero = process.env["FROM_ZERO"] === "1"
+/** QUERIES=10,11: only those queries (numbered as printed). */
+const only = process.env["QUERIES"]?.split(",").map((n) => Number(n.trim())).filter((n) => Number.isInteger(n))
 const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
 const ourNodeArgs = (process.env["OURS_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "")
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
@@ -456,8 +461,9 @@ const load = async (proc: Proc, ds: Dataset): Promise<Load> => {
 // -------------------------------------------------------------------------------------------------
 
 interface Query {
+  /** PromQL, or for `meta` the API path and its parameters but the window. */
   readonly expr: string
-  readonly kind: "range" | "instant"
+  readonly kind: "range" | "instant" | "meta"
 }
 
 const queries: ReadonlyArray<Query> = [
@@ -469,7 +475,12 @@ const queries: ReadonlyArray<Query> = [
   { kind: "range", expr: "max_over_time(sum(rate(http_requests_total[5m]))[1h:1m])" },
   { kind: "range", expr: "avg by (job) (rate(http_request_duration_seconds_sum[5m]) / rate(http_request_duration_seconds_count[5m]))" },
   { kind: "range", expr: "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m])) / sum by (job) (rate(http_requests_total[5m]))" },
-  { kind: "instant", expr: "sum by (job, code) (increase(http_requests_total[1h]))" }
+  { kind: "instant", expr: "sum by (job, code) (increase(http_requests_total[1h]))" },
+  // What Grafana asks when a query editor opens, over the whole window.
+  { kind: "meta", expr: "/api/v1/labels" },
+  { kind: "meta", expr: "/api/v1/label/__name__/values" },
+  { kind: "meta", expr: "/api/v1/label/instance/values" },
+  { kind: "meta", expr: "/api/v1/series?match[]=http_requests_total{code=\"500\",method=\"GET\"}" }
 ]
 
 interface Answer {
@@ -481,10 +492,15 @@ interface Answer {
 const ask = async (proc: Proc, q: Query, window: { start: number; end: number }): Promise<Answer> => {
   const params = q.kind === "range"
     ? new URLSearchParams({ query: q.expr, start: String(window.start / 1000), end: String(window.end / 1000), step: String(stepS) })
-    : new URLSearchParams({ query: q.expr, time: String(window.end / 1000) })
+    : q.kind === "instant"
+    ? new URLSearchParams({ query: q.expr, time: String(window.end / 1000) })
+    : new URLSearchParams({ start: String(window.start / 1000), end: String(window.end / 1000) })
+  const url = q.kind === "meta"
+    ? `${proc.base}${q.expr}${q.expr.includes("?") ? "&" : "?"}${params}`
+    : `${proc.base}/api/v1/${q.kind === "range" ? "query_range" : "query"}?${params}`
   const t0 = performance.now()
   try {
-    const response = await fetch(`${proc.base}/api/v1/${q.kind === "range" ? "query_range" : "query"}?${params}`)
+    const response = await fetch(url)
     const text = await response.text()
     return { ms: performance.now() - t0, status: response.status, text }
   } catch (e) {
@@ -511,6 +527,11 @@ const pointsOf = (answer: Answer): Points | string => {
   if (answer.status !== 200 || body.status !== "success") return `HTTP ${answer.status}: ${body.errorType ?? ""} ${body.error ?? answer.text.slice(0, 300)}`
   const out: Points = new Map()
   const data = body.data
+  // The metadata APIs answer a list (names, values, or label sets): compared as a set.
+  if (Array.isArray(data)) {
+    for (const item of data) out.set(typeof item === "string" ? item : labelsKey(item), new Map([[0, 1]]))
+    return out
+  }
   switch (data.resultType) {
     case "matrix":
       for (const s of data.result) out.set(labelsKey(s.metric), new Map(s.values.map(([t, v]: [number, string]) => [Math.round(t * 1000), parseValue(v)])))
@@ -675,6 +696,7 @@ const main = async () => {
     )
     const rows: Array<{ expr: string; ours: number; theirs: number; agree: string }> = []
     for (const [i, q] of queries.entries()) {
+      if (only !== undefined && !only.includes(i + 1)) continue
       const ourRuns: Array<Answer> = []
       const theirRuns: Array<Answer> = []
       for (let r = 0; r < reps; r++) {
@@ -686,7 +708,7 @@ const main = async () => {
       const ourP50 = median(ourRuns.filter(ok).map((a) => a.ms))
       const theirP50 = prometheus !== undefined ? median(theirRuns.filter(ok).map((a) => a.ms)) : Number.NaN
       const runs = (as: ReadonlyArray<Answer>) => as.map((a) => (ok(a) ? fmt(a.ms, 0) : "failed")).join(", ")
-      console.log(`\n[${i + 1}] ${q.kind === "range" ? "range" : "instant"}: ${q.expr}`)
+      console.log(`\n[${i + 1}] ${q.kind}: ${q.expr}`)
       console.log(
         `    ours p50 ${fmt(ourP50, 1)} ms (${runs(ourRuns)})` +
           (prometheus !== undefined
