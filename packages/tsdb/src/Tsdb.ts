@@ -622,8 +622,19 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     // --- reads -----------------------------------------------------------------------------------
 
-    const labelsOf = (id: number) =>
-      Effect.map(Effect.mapError(db.get(seriesKey(id)), failed), (bytes) => (bytes === undefined ? undefined : decodeLabels(bytes)))
+    /** Label sets by series id, read once (they never change), at most `seriesLabelsCacheMax`. */
+    const labelsCache = new Map<number, Labels>()
+    const labelsOf = (id: number): Effect.Effect<Labels | undefined, TsdbError> => {
+      const cached = labelsCache.get(id)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return Effect.map(Effect.mapError(db.get(seriesKey(id)), failed), (bytes) => {
+        if (bytes === undefined) return undefined
+        const labels = decodeLabels(bytes)
+        labelsCache.set(id, labels)
+        if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
+        return labels
+      })
+    }
 
     const scanKeys = (start: Uint8Array, end: Uint8Array | undefined) =>
       Effect.map(Stream.runCollect(db.scan({ start, end })).pipe(Effect.mapError(failed)), (kvs) => kvs.map((kv) => kv.key))

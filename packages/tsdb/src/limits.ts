@@ -18,6 +18,11 @@ export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
 /**
+ * Label sets of series kept in memory for selections, by id (a series' labels never change): beyond this
+ * the first cached goes first. Some 200 bytes each, 20 MB at the limit.
+ */
+export const seriesLabelsCacheMax = 100_000
+/**
  * Label hashes the writer keeps in memory to know a never-seen series is new without a dictionary scan
  * (8 bytes of key a series, some 40 MB at the limit); past it every new series scans the dictionary.
  */
