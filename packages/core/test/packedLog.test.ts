@@ -142,6 +142,27 @@ describe("local store: the packed log of WAL objects", () => {
         }), settings)
     }))
 
+  it.live("a segment mostly collected is rolled early, so the disk holds little more than the live objects", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      yield* withStore(root, (store) =>
+        Effect.gen(function*() {
+          for (let i = 1; i <= 30; i++) yield* store.putIfAbsent(wal(i), new Uint8Array(1024).fill(i))
+          for (let i = 2; i <= 30; i++) yield* store.delete(wal(i))
+          // One more write after the collection: the log notices and rolls.
+          yield* store.putIfAbsent(wal(31), bytes("x"))
+        }), { packedSegmentBytes: 160 * 1024 })
+      const dir = path.join(root, ".packed")
+      const sizes = yield* Effect.promise(async () => Promise.all((await segmentFiles(root)).map(async (f) => (await fs.stat(path.join(dir, f))).size)))
+      // 31 KiB were written; what stays is under the early-roll size (a sixteenth: 10 KiB) plus the live.
+      assert.isBelow(sizes.reduce((a, b) => a + b, 0), 12 * 1024, sizes.join(", "))
+      yield* withStore(root, (store) =>
+        Effect.gen(function*() {
+          assert.deepStrictEqual(yield* keys(store, "db/"), [wal(1), wal(31)])
+          assert.deepStrictEqual((yield* store.get(wal(1))).body, new Uint8Array(1024).fill(1))
+        }))
+    }))
+
   it.live("reads, lists, replaces and deletes a WAL object an earlier version stored as a file", () =>
     Effect.gen(function*() {
       const root = freshRoot()

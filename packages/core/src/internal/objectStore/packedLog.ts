@@ -6,7 +6,8 @@
  * are frames appended to a segment file, and every write waiting when a batch starts goes out in that
  * batch, made durable by one `fdatasync` (group commit).
  *
- * Segments are `<root>/.packed/<n>.log`, one active (appended to) at a time, rolled past `segmentBytesMax`.
+ * Segments are `<root>/.packed/<n>.log`, one active (appended to) at a time, rolled past `segmentBytesMax`
+ * (or past a sixteenth of it when three quarters are dead).
  * An in-memory index, rebuilt by scanning the segments in order at open, maps each key to its latest
  * frame; a delete appends a tombstone. The oldest segment goes once nothing in it is live, or its few live
  * objects (a writer's fence stays forever) are copied forward first; segments go oldest first, so a
@@ -242,7 +243,10 @@ export const openPackedLog = async (
 
   /** Drops the oldest segments that hold nothing live, copying a few live objects forward first. */
   const maintain = async () => {
-    if (active().size >= segmentBytes) {
+    // Rolled when full, or when a sixteenth full and mostly dead (what the collector deleted), so that the
+    // disk holds little more than the live objects.
+    const current = active()
+    if (current.size >= segmentBytes || (current.size >= segmentBytes / 16 && current.liveBytes < current.size / 4)) {
       segments.push(await openSegment(active().id + 1, "wx+"))
       await fsyncDir(dir)
     }
