@@ -24,7 +24,7 @@ import * as path from "node:path"
 import { Effect, Semaphore } from "effect"
 import type { Scope } from "effect"
 import { compareKeys, decodeSegment, digestMark, encodeSegment, fileSuffix, needsDigest } from "./keys.ts"
-import { isPackedKey, openPackedLog } from "./packedLog.ts"
+import { fsyncDir, isPackedKey, openPackedLog } from "./packedLog.ts"
 import type { ByteRange, Driver, ListEntry, ObjectMeta, PutResult } from "./model.ts"
 import { AlreadyExists, InvalidRange, NotFound, OutcomeUnknown, PreconditionFailed, StoreUnusable, Unavailable } from "./model.ts"
 
@@ -179,15 +179,6 @@ export const makeLocalDriver = (
 
     let tmpCounter = 0
     const tmpPath = () => path.join(tmpDir, `${process.pid}-${++tmpCounter}`)
-
-    const fsyncDir = async (dir: string) => {
-      const handle = await fs.open(dir, "r")
-      try {
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-    }
 
     /**
      * Writes `chunks` to a temporary file, fsyncs it and moves it to `target` by `link` or `rename`, then

@@ -388,7 +388,8 @@ const readFully = async (handle: FileHandle, into: Buffer, position: number) => 
   }
 }
 
-const fsyncDir = async (dir: string) => {
+/** Makes a directory's entries durable (new, renamed and removed names in it). */
+export const fsyncDir = async (dir: string) => {
   const handle = await fs.open(dir, "r")
   try {
     await handle.sync()
