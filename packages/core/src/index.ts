@@ -4,3 +4,4 @@
 export * as Limits from "./limits.ts"
 export * as ObjectStore from "./ObjectStore.ts"
 export * as Db from "./Db.ts"
+export * as Keys from "./Keys.ts"

@@ -21,7 +21,7 @@
  */
 import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
-import { Db } from "@opendata/core"
+import { Db, Keys } from "@opendata/core"
 import * as Limits from "./limits.ts"
 import { ChunkIterator, chunkSampleCount } from "./internal/chunk.ts"
 import type { XorChunk } from "./internal/chunk.ts"
@@ -165,24 +165,7 @@ export interface TsdbSettings {
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-/** Writes a non-negative safe integer as 8 big-endian bytes at `at`. */
-const writeU64 = (b: Uint8Array, at: number, n: number) => {
-  const hi = Math.floor(n / 0x1_0000_0000)
-  const lo = n >>> 0
-  b[at] = hi >>> 24
-  b[at + 1] = (hi >>> 16) & 0xff
-  b[at + 2] = (hi >>> 8) & 0xff
-  b[at + 3] = hi & 0xff
-  b[at + 4] = lo >>> 24
-  b[at + 5] = (lo >>> 16) & 0xff
-  b[at + 6] = (lo >>> 8) & 0xff
-  b[at + 7] = lo & 0xff
-}
-const u64 = (n: number) => {
-  const b = new Uint8Array(8)
-  writeU64(b, 0, n)
-  return b
-}
+const { readU64, u64, writeU64 } = Keys
 /** A one-byte tag and a u64: the keys written for every series on every write. */
 const taggedU64 = (tag: string, n: number) => {
   const b = new Uint8Array(9)
@@ -194,10 +177,6 @@ const u32 = (n: number) => {
   const b = new Uint8Array(4)
   new DataView(b.buffer).setUint32(0, n)
   return b
-}
-const readU64 = (b: Uint8Array, at: number) => {
-  const v = new DataView(b.buffer, b.byteOffset + at, 8)
-  return v.getUint32(0) * 0x1_0000_0000 + v.getUint32(4)
 }
 const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
 const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {

@@ -6,6 +6,8 @@
  *   t<key>\0<ts u64 BE>     time index          p<key>\0<producer id>     producer state
  *   g<group>\0<key>         group offset
  */
+import { Keys } from "@opendata/core"
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -25,27 +27,7 @@ const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 const kind = (c: string) => Uint8Array.of(c.charCodeAt(0))
 const zero = Uint8Array.of(0)
 
-/** A non-negative safe integer as 8 bytes, big-endian (two 32-bit halves: no BigInt). */
-export const u64 = (n: number): Uint8Array => {
-  const b = new Uint8Array(8)
-  writeU64(b, 0, n)
-  return b
-}
-const writeU64 = (b: Uint8Array, at: number, n: number) => {
-  const hi = Math.floor(n / 0x1_0000_0000)
-  const lo = n >>> 0
-  b[at] = hi >>> 24
-  b[at + 1] = (hi >>> 16) & 0xff
-  b[at + 2] = (hi >>> 8) & 0xff
-  b[at + 3] = hi & 0xff
-  b[at + 4] = lo >>> 24
-  b[at + 5] = (lo >>> 16) & 0xff
-  b[at + 6] = (lo >>> 8) & 0xff
-  b[at + 7] = lo & 0xff
-}
-export const readU64 = (b: Uint8Array, at: number): number =>
-  ((b[at]! << 24) >>> 0) * 0x1_0000_0000 + (b[at + 1]! << 16 | b[at + 2]! << 8 | b[at + 3]!) * 0x1_0000_0000 +
-  ((b[at + 4]! << 24) >>> 0) + (b[at + 5]! << 16 | b[at + 6]! << 8 | b[at + 7]!)
+export const { readU64, u64 } = Keys
 
 export const metaKey = (key: string) => concat(kind("m"), utf8(key))
 export const isMetaKey = (k: Uint8Array) => k[0] === 0x6d // "m"
