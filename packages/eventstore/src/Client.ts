@@ -38,6 +38,11 @@ export interface ClientOptions {
   readonly token?: string | undefined
   /** The `fetch` to use (default: the global one). */
   readonly fetch?: typeof fetch | undefined
+  /**
+   * Runs `run` after `ms` (default: the global `setTimeout`): when a tail reconnects. A test or a
+   * simulation passes its own clock here.
+   */
+  readonly schedule?: ((run: () => void, ms: number) => void) | undefined
 }
 
 export type Value = string | Uint8Array
@@ -156,6 +161,7 @@ export const makeClient = (options: ClientOptions): Client => {
   const base = options.url.replace(/\/+$/, "")
   const wsBase = base.replace(/^http/, "ws")
   const doFetch = options.fetch ?? fetch
+  const schedule = options.schedule ?? ((run: () => void, ms: number) => void setTimeout(run, ms))
   const authorization: Record<string, string> = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }
   const log = (key: string) => `/v1/logs/${encodeURIComponent(key)}`
 
@@ -271,7 +277,7 @@ export const makeClient = (options: ClientOptions): Client => {
           return finish()
         }
         // The server went away (a restart, a network blip): resume where the last record left off.
-        setTimeout(connect, backoffMs)
+        schedule(connect, backoffMs)
         backoffMs = Math.min(backoffMs * 2, 10_000)
       }
       ws.addEventListener("close", lost)

@@ -192,9 +192,10 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           dropDurableOverlay(yield* db.durableSeq)
           const keys: Array<string> = []
           for (const k of remember) {
-            const op = ops.findLast((o) => overlayKey(o.key) === overlayKey(k))
-            keys.push(overlayKey(k))
-            overlay.set(overlayKey(k), { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
+            const ok = overlayKey(k)
+            const op = ops.findLast((o) => o.key.length === k.length && overlayKey(o.key) === ok)
+            keys.push(ok)
+            overlay.set(ok, { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
           }
           if (keys.length > 0) overlayBySeq.push({ seq: result.seq, keys })
           for (const op of ops) {
