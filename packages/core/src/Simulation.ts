@@ -116,6 +116,8 @@ export interface FaultPlan {
   readonly lostRequestRate: number
   readonly latencyMsMax: number
   readonly listingLagMs: number
+  /** Whether each listing lags by its own amount in [0, listingLagMs] rather than by all of it. */
+  readonly listingLagVaries: boolean
   /** Windows in which every request of a kind fails or loses its reply (rate 1.0), then heals. */
   readonly outages: ReadonlyArray<ObjectStore.Outage>
   /** Probability that a write lands up to `lateMsMax` after its caller was told it failed. */
@@ -184,12 +186,19 @@ export const run = (workload: Workload, options: SimOptions): Effect.Effect<SimR
     const faultRng = root.fork()
     const rng = root.fork()
     const randomSeed = root.fork().nextInt(2 ** 31)
+    // One seed in eight has listings that lag by varying amounts, up to longer than the workloads' GC
+    // leases (up to 2 s): a listing may then show versions the collector deleted after a fresher listing
+    // showed it their successors, while hiding those successors. Drawn from a generator of its own, so
+    // that the seeds it leaves alone keep every other choice.
+    const longLagRng = root.fork()
+    const longLagMs = longLagRng.nextInt(8) === 0 ? 2_000 + longLagRng.nextInt(8_000) : 0
     const drawnFaults: FaultPlan = {
       unavailableRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
       lostReplyRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.1,
       lostRequestRate: faultRng.nextInt(4) === 0 ? 0 : faultRng.next() * 0.05,
       latencyMsMax: faultRng.nextInt(60),
-      listingLagMs: faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200),
+      listingLagMs: Math.max(longLagMs, faultRng.nextInt(3) === 0 ? 0 : faultRng.nextInt(200)),
+      listingLagVaries: longLagMs > 0,
       outages: Array.from({ length: faultRng.nextInt(4) }, (): ObjectStore.Outage => {
         const startMs = faultRng.nextInt(40_000)
         return {
@@ -632,6 +641,9 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
       })
 
       const checkReader = Effect.gen(function*() {
+        // Everything acknowledged before a reader opens is durable, so the reader must see it.
+        let ackedBefore = 0
+        for (const inc of incarnations) for (const w of inc.writes) if (w.acked && w.seq > ackedBefore) ackedBefore = w.seq
         const process = yield* sim.spawn
         const reader = yield* process.run(Db.makeFollower({ pollIntervalMs: 3_600_000, merge: addition })).pipe(Effect.exit)
         if (Exit.isFailure(reader)) {
@@ -642,6 +654,9 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
         const seq = yield* reader.value.durableSeq
         yield* process.close
         if (Exit.isFailure(seen)) return yield* readFailure(`a follower's scan at seq ${seq}`, seen)
+        if (seq < ackedBefore) {
+          return yield* sim.fail(`a reader opened at seq ${seq}, after seq ${ackedBefore} had been acknowledged`)
+        }
         const inc = incarnations.findLast((i) => i.baseSeq <= seq)
         if (inc === undefined) return
         // The reader may have caught up to a writer that opened since, or be behind the current one.

@@ -33,6 +33,12 @@ export interface FaultSettings {
    * this long ago is still in them.
    */
   readonly listingLagMs?: number | undefined
+  /**
+   * Whether the lag varies over time, between 0 and `listingLagMs`, as a replica that falls behind and
+   * catches up: each second of `Clock` time has a lag of its own, so that a listing may show what an
+   * earlier one did not, and the reverse (default false: every listing lags by `listingLagMs`).
+   */
+  readonly listingLagVaries?: boolean | undefined
   /** Whether listings keep showing keys deleted less than `listingLagMs` ago (default true). */
   readonly listingShowsDeleted?: boolean | undefined
   /**
@@ -64,6 +70,9 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
   const latencyMsMax = faults.latencyMsMax ?? 0
   const latencyMsMin = Math.min(faults.latencyMsMin ?? 0, latencyMsMax)
   const listingLagMs = faults.listingLagMs ?? 0
+  /** The listing lag during the second that `nowMs` falls in. */
+  const lagAt = (nowMs: number) =>
+    faults.listingLagVaries === true ? makePrng((faults.seed ^ Math.floor(nowMs / 1000)) >>> 0).nextInt(listingLagMs + 1) : listingLagMs
   const lateRate = faults.lateRate ?? 0
   const lateMsMax = faults.lateMsMax ?? 0
   const outages = faults.outages ?? []
@@ -145,9 +154,10 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
         const page = yield* inner.listPage(prefix, startAfter, limit)
         if (listingLagMs === 0) return page
         const now = yield* Clock.currentTimeMillis
+        const lagMs = lagAt(now)
         const visible = (entry: ListEntry) => {
           const at = writtenAtMs.get(entry.key)
-          return at === undefined || now - at >= listingLagMs
+          return at === undefined || now - at >= lagMs
         }
         // Keys deleted a moment ago that this page covers still show, as a lagging index would show them.
         const ghosts: Array<ListEntry> = []
@@ -156,6 +166,7 @@ export const makeFaultyDriver = (inner: Driver, faults: FaultSettings): Driver =
             deleted.delete(key)
             continue
           }
+          if (now - d.atMs >= lagMs) continue
           if (!key.startsWith(prefix) || (startAfter !== undefined && key <= startAfter)) continue
           if (page.next !== undefined && key > page.next) continue
           ghosts.push(d.entry)
