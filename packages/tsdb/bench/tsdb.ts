@@ -38,9 +38,37 @@
  *     request); ours means "in a WAL object that is fsynced".
  *
  * Each (shape, target) pair starts from empty storage (a fresh temp dir, a fresh process).
+ *
+ * CPU (the metric our targets are stated in), per target, for series creation and the steady phase
+ * separately: the CPU seconds (user + system) the server spends on the phase, and samples/cpu-s = samples
+ * in acknowledged requests / those seconds.
+ *
+ *   - ours in-process: `process.cpuUsage()` of this process. Only the in-process target runs while it is
+ *     measured and the payloads are prebuilt, so this is the TSDB's work (decode, write, WAL, flushes,
+ *     compaction) plus this process's share of driving it (the senders' promises; no HTTP).
+ *   - over HTTP (ours and Prometheus): the server process's own utime + stime (fields 14 and 15 of
+ *     /proc/<pid>/stat, all its threads, in clock ticks of `getconf CLK_TCK`); its children, if any, are
+ *     not counted. The pid is the server's itself: if the command were a shell or npm, the descendant
+ *     running the server's binary. The client (this process, building the requests' HTTP) is not counted.
+ *
+ * The "before" reading is taken right before a phase's first request. Deferred work counts: after a
+ * phase's last ack the bench waits until the server's CPU stops growing (a reading every 250 ms; it stops
+ * once two consecutive readings differ by less than one clock tick, or after 10 s) and takes the "after"
+ * reading then, so work the server does after acking (flushes, compaction, head maintenance) is charged
+ * to the phase that caused it, including the warm-up's (the timed phase starts once it has settled). The
+ * "after" reading also holds whatever idle CPU the server uses while settling (under one tick in the last
+ * 250 ms).
+ * Also printed, `rss MB` (MiB): for the servers, their peak RSS so far (VmHWM of /proc/<pid>/status) at the
+ * end of each phase; for ours in-process, this whole process's current RSS (`process.memoryUsage().rss`,
+ * payloads included) at the end of each phase, as its peak is the bench's, not the TSDB's.
+ * After each table: `ratio ours/Prometheus samples per CPU-second` for ours in-process and over HTTP
+ * (only the pairs that ran).
+ *
  * Knobs: BENCH_SECONDS (cap per target and shape, default 10), BENCH_SENDERS (default 4),
- * BENCH_REQUESTS_A / BENCH_REQUESTS_B (payload pool per sender, defaults 60 / 10), PROMETHEUS_BIN
- * (default /usr/bin/prometheus; skipped with a note when missing).
+ * BENCH_REQUESTS_A / BENCH_REQUESTS_B (payload pool per sender, defaults 60 / 10), BENCH_SHAPES (comma
+ * list of `a`, `b`; default both), BENCH_TARGETS (comma list of `ours` (in-process), `http` (ours over
+ * HTTP), `prometheus`; default all; skipped targets are not printed, and the runtime is built only when
+ * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -57,6 +85,16 @@ const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
 const requestsA = Number(process.env["BENCH_REQUESTS_A"] ?? 60)
 const requestsB = Number(process.env["BENCH_REQUESTS_B"] ?? 10)
 const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
+/** A comma list knob: the names it lists (each one of `allowed`), or all of `allowed` when unset or empty. */
+const listKnob = <A extends string>(name: string, allowed: ReadonlyArray<A>): ReadonlyArray<A> => {
+  const listed = (process.env[name] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const unknown = listed.filter((s) => !(allowed as ReadonlyArray<string>).includes(s))
+  if (unknown.length > 0) throw new Error(`${name}: unknown ${unknown.join(", ")} (expected a comma list of ${allowed.join(", ")})`)
+  return listed.length === 0 ? allowed : allowed.filter((a) => listed.includes(a))
+}
+const shapeNames = listKnob("BENCH_SHAPES", ["a", "b"])
+const targets = listKnob("BENCH_TARGETS", ["ours", "http", "prometheus"])
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 const flushIntervalMs = 100
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const scrapeIntervalMs = 15_000
@@ -254,6 +292,69 @@ const drive = async (
   return { target, samples, requests: latencies.length, errors, firstError, elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) }
 }
 
+/** Where a target's CPU and memory are read: this process (in-process) or a server process. */
+interface Meter {
+  /** CPU seconds (user + system) so far. */
+  readonly cpuS: () => number
+  /** RSS in MiB: the server's peak so far, or this process's current one. */
+  readonly rssMb: () => number
+}
+
+const selfMeter: Meter = {
+  cpuS: () => {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1e6
+  },
+  rssMb: () => process.memoryUsage().rss / 1024 / 1024
+}
+
+/** A server process: utime + stime (fields 14 and 15 of /proc/<pid>/stat, all threads) and VmHWM. */
+const processMeter = (pid: number): Meter => ({
+  cpuS: () => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // After the command name (in parentheses, which may hold spaces): fields[0] is field 3 (state), so
+    // utime (field 14) is fields[11] and stime (field 15) fields[12].
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  },
+  rssMb: () => {
+    const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmHWM:"))
+    return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
+  }
+})
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Waits until the deferred work is done: reads the CPU every 250 ms until two consecutive readings
+ * differ by less than one clock tick, or 10 s have passed; returns the last reading.
+ */
+const settle = async (meter: Meter): Promise<number> => {
+  const until = performance.now() + 10_000
+  let last = meter.cpuS()
+  for (;;) {
+    await sleep(250)
+    const now = meter.cpuS()
+    if (now - last < 1 / clockTicks || performance.now() >= until) return now
+    last = now
+  }
+}
+
+interface Phase {
+  readonly result: Result
+  /** CPU seconds from right before the first request to the settled reading after the last ack. */
+  readonly cpuS: number
+  readonly rssMb: number
+}
+
+/** Runs one phase (a `drive`) and charges it the CPU its server spends on it, deferred work included. */
+const phase = async (meter: Meter, run: () => Promise<Result>): Promise<Phase> => {
+  const before = meter.cpuS()
+  const result = await run()
+  const after = await settle(meter)
+  return { result, cpuS: after - before, rssMb: meter.rssMb() }
+}
+
 // -------------------------------------------------------------------------------------------------
 // Ours, in-process
 // -------------------------------------------------------------------------------------------------
@@ -311,8 +412,8 @@ interface AtRest {
 }
 
 interface Run {
-  readonly warmup: Result
-  readonly timed: Result
+  readonly warmup: Phase
+  readonly timed: Phase
 }
 
 const inProcess = async (pool: Pool) => {
@@ -338,9 +439,9 @@ const inProcess = async (pool: Pool) => {
           const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
           return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
         }).pipe(Effect.catch((e) => Effect.succeed(e.message))))
-      const warmup = yield* Effect.promise(() => drive("ours in-process", pool.warmup, send, Number.POSITIVE_INFINITY))
+      const warmup = yield* Effect.promise(() => phase(selfMeter, () => drive("ours in-process", pool.warmup, send, Number.POSITIVE_INFINITY)))
       const before = { puts: counts.puts, putBytes: counts.putBytes, stats: yield* db.stats }
-      const timed = yield* Effect.promise(() => drive("ours in-process", pool.timed, send))
+      const timed = yield* Effect.promise(() => phase(selfMeter, () => drive("ours in-process", pool.timed, send)))
       const after = yield* db.stats
       yield* Scope.close(scope, Exit.void) // flushes the memtable
       return {
@@ -441,6 +542,27 @@ const stop = async (proc: Proc, what: string) => {
   return code
 }
 
+/**
+ * The pid of the process running `exe`: `pid` itself, or, were the server started through a shell or npm,
+ * its first descendant (breadth first, /proc/<pid>/task/<tid>/children) whose /proc/<pid>/exe is `exe`.
+ */
+const serverPid = (pid: number, exe: string): number => {
+  const want = fs.realpathSync(exe)
+  const queue = [pid]
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    try {
+      if (fs.readlinkSync(`/proc/${p}/exe`) === want) return p
+      for (const task of fs.readdirSync(`/proc/${p}/task`)) {
+        const children = fs.readFileSync(`/proc/${p}/task/${task}/children`, "utf8").trim()
+        if (children !== "") queue.push(...children.split(/\s+/).map(Number))
+      }
+    } catch {
+      // gone, or not ours to read: not the server
+    }
+  }
+  throw new Error(`no process running ${want} at or under pid ${pid}`)
+}
+
 const remoteWrite = (url: string) => async (p: Payload): Promise<string | undefined> => {
   const response = await fetch(url, {
     method: "POST",
@@ -468,9 +590,10 @@ const overHttpOurs = async (pool: Pool): Promise<Run> => {
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "our server")
+    const meter = processMeter(serverPid(proc.child.pid!, process.execPath))
     const send = remoteWrite(`${base}/api/v1/write`)
-    const warmup = await drive("ours over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY)
-    const timed = await drive("ours over HTTP", pool.timed, send)
+    const warmup = await phase(meter, () => drive("ours over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
+    const timed = await phase(meter, () => drive("ours over HTTP", pool.timed, send))
     const code = await stop(proc, "our server")
     if (code !== 0) console.log(`  (our server exited with ${code}:\n${proc.output().slice(-2000)})`)
     return { warmup, timed }
@@ -493,9 +616,10 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "Prometheus")
+    const meter = processMeter(serverPid(proc.child.pid!, prometheusBin))
     const send = remoteWrite(`${base}/api/v1/write`)
-    const warmup = await drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY)
-    const timed = await drive("Prometheus over HTTP", pool.timed, send)
+    const warmup = await phase(meter, () => drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
+    const timed = await phase(meter, () => drive("Prometheus over HTTP", pool.timed, send))
     const code = await stop(proc, "Prometheus")
     if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
     return { warmup, timed }
@@ -509,39 +633,63 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
 // Report
 // -------------------------------------------------------------------------------------------------
 
-const fmt = (n: number, digits = 0) => (Number.isNaN(n) ? "-" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }))
+const fmt = (n: number, digits = 0) => (!Number.isFinite(n) ? "-" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }))
 
-const header = () =>
-  console.log(
-    "  " + "target".padEnd(22) +
-      ["samples", "requests", "seconds", "samples/s", "ack p50 ms", "ack p99 ms", "errors"].map((h) => h.padStart(12)).join("")
-  )
+const columns = ["samples", "requests", "seconds", "samples/s", "ack p50 ms", "ack p99 ms", "errors", "cpu s", "samples/cpu-s", "rss MB"]
+const line = (first: string, cells: ReadonlyArray<string>) =>
+  console.log("  " + first.padEnd(22) + cells.map((c, i) => c.padStart(Math.max(12, columns[i]!.length + 2))).join(""))
 
-const row = (r: Result) => {
-  console.log(
-    "  " + r.target.padEnd(22) +
-      [fmt(r.samples), fmt(r.requests), fmt(r.elapsedS, 1), fmt(r.samples / r.elapsedS), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.errors)]
-        .map((c) => c.padStart(12)).join("")
-  )
+const header = () => line("target", columns)
+
+const row = ({ result: r, cpuS, rssMb }: Phase) => {
+  line(r.target, [
+    fmt(r.samples),
+    fmt(r.requests),
+    fmt(r.elapsedS, 1),
+    fmt(r.samples / r.elapsedS),
+    fmt(r.p50, 1),
+    fmt(r.p99, 1),
+    fmt(r.errors),
+    fmt(cpuS, 2),
+    fmt(r.samples / cpuS),
+    fmt(rssMb)
+  ])
   if (r.firstError !== undefined) console.log(`    first error: ${r.firstError}`)
 }
 
+const perCpu = (p: Phase) => p.result.samples / p.cpuS
+
+/** `ratio ours/Prometheus samples per CPU-second: ...` for the pairs that ran (nothing without Prometheus). */
+const ratios = (ours: Phase | undefined, http: Phase | undefined, prom: Phase | undefined) => {
+  if (prom === undefined || (ours === undefined && http === undefined)) return
+  const parts = [
+    ...(ours === undefined ? [] : [`in-process ${fmt(perCpu(ours) / perCpu(prom), 2)}`]),
+    ...(http === undefined ? [] : [`HTTP ${fmt(perCpu(http) / perCpu(prom), 2)}`])
+  ]
+  console.log(`  ratio ours/Prometheus samples per CPU-second: ${parts.join(", ")}`)
+}
+
 const main = async () => {
-  const prometheusVersion = fs.existsSync(prometheusBin)
+  const prometheusVersion = targets.includes("prometheus") && fs.existsSync(prometheusBin)
     ? execFileSync(prometheusBin, ["--version"], { encoding: "utf8" }).split("\n")[0]!.replace(/^prometheus, /, "")
     : undefined
   console.log(
     `TSDB benchmark: ${senders} concurrent senders, each awaiting its ack; cap ${seconds}s per target and shape; ` +
       `flushIntervalMs ${flushIntervalMs}; ${os.cpus().length} CPUs; node ${process.versions.node}; ` +
-      `Prometheus ${prometheusVersion ?? `not found at ${prometheusBin}: skipped`}`
+      `shapes ${shapeNames.join(",")}; targets ${targets.join(",")}; ` +
+      `Prometheus ${
+        !targets.includes("prometheus") ? "not selected" : prometheusVersion ?? `not found at ${prometheusBin}: skipped`
+      }`
   )
   // Our server is started as `npm start` starts it: build it first.
-  execFileSync(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/runtime"], { cwd: repoRoot, stdio: "inherit" })
+  if (targets.includes("http")) {
+    execFileSync(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/runtime"], { cwd: repoRoot, stdio: "inherit" })
+  }
 
-  const shapes: ReadonlyArray<Shape> = [
+  const shapes: ReadonlyArray<Shape> = ([
     { name: "a", seriesPerRequest: 10_000, samplesPerSeries: 1, requestsPerSender: requestsA },
     { name: "b", seriesPerRequest: 2_000, samplesPerSeries: 50, requestsPerSender: requestsB }
-  ]
+  ] satisfies Array<Shape>).filter((s) => (shapeNames as ReadonlyArray<string>).includes(s.name))
   for (const shape of shapes) {
     // Data ending about now: a fresh Prometheus accepts any start, but nothing older than its head's
     // newest sample minus an hour, so the senders' timelines stay together (they do the same work).
@@ -559,24 +707,28 @@ const main = async () => {
         `${fmt(compressed / (bodies.length * perRequest), 2)} B/sample on the wire); ${senders} senders with ${fmt(shape.seriesPerRequest)} series each ` +
         `(${fmt(seriesAll)} in all), a pool of ${shape.requestsPerSender} requests each; built in ${fmt((performance.now() - t0) / 1000, 1)}s`
     )
-    const ours = await inProcess(pool)
-    const http = await overHttpOurs(pool)
+    const ours = targets.includes("ours") ? await inProcess(pool) : undefined
+    const http = targets.includes("http") ? await overHttpOurs(pool) : undefined
     const prom = prometheusVersion === undefined ? undefined : await overHttpPrometheus(pool)
-    const runs = [ours.run, http, ...(prom === undefined ? [] : [prom])]
+    const runs = [ours?.run, http, prom].filter((r) => r !== undefined)
+    if (runs.length === 0) continue
     console.log(`  series creation (untimed warm-up: every series' first sample, ${warmupSeriesPerRequest} series a request; samples = new series)`)
     header()
     for (const run of runs) row(run.warmup)
+    ratios(ours?.run.warmup, http?.warmup, prom?.warmup)
     console.log(`  steady state (existing series; cap ${seconds}s)`)
     header()
     for (const run of runs) row(run.timed)
+    ratios(ours?.run.timed, http?.timed, prom?.timed)
+    if (ours === undefined) continue
 
-    const samples = ours.run.timed.samples
+    const samples = ours.run.timed.result.samples
     console.log(
       `  ours in-process: ${fmt(ours.puts)} object PUTs in the timed phase and the final flush = ${fmt((ours.puts / samples) * 1e6)} per million samples ` +
         `(WAL objects ${fmt(ours.walObjects)}, tables ${fmt(ours.tables)}, compactions ${fmt(ours.compactions)}; ` +
         `${fmt(ours.putBytes / 1e6, 1)} MB put = ${fmt(ours.putBytes / samples, 1)} B per sample)`
     )
-    const stored = samples + ours.run.warmup.samples
+    const stored = samples + ours.run.warmup.result.samples
     const r = ours.atRest
     console.log(
       `  at rest (closed, reopened, flushed, compacted to ${r.sortedRuns} sorted run${r.sortedRuns === 1 ? "" : "s"} + ${r.l0} L0 tables, GC'd with gcMinAgeMs 0): ` +
@@ -592,6 +744,10 @@ const main = async () => {
   console.log(
     "\nsamples/s: samples in acknowledged requests / wall time, decode (snappy + protobuf) included; ack = request sent -> " +
       "acknowledged (ours: durable in an fsynced WAL object; Prometheus: in its head and WAL, not fsynced per request). " +
+      "cpu s: the server's CPU (user + system) from the phase's first request until its CPU settles after the last ack (deferred " +
+      "work included; in-process: this process, process.cpuUsage(); over HTTP: the server process's utime + stime from /proc); " +
+      "samples/cpu-s: samples in acknowledged requests / cpu s. rss MB: servers' peak RSS so far (VmHWM); in-process: this " +
+      "process's RSS at the end of the phase. " +
       "PUTs: every put/putIfAbsent/putIfMatch from the start of the timed requests to closing the Db. Bytes at rest: every object under the " +
       "store root (WAL, SSTs with their blocks, index and bloom filters, manifests) after flush, full compaction and GC; " +
       "they hold the series dictionary, postings, sealed and head chunks, everything."
