@@ -36,13 +36,15 @@ export const tsdbWorkload: Workload = {
         gcIntervalMs: 500 + rng.nextInt(2000),
         simulationMutant: sim.mutant ?? "none"
       }
+      // Checkpoints of the heads every few log records: crashes land between them, and replays start from them.
+      const headCheckpointRecords = 1 + rng.nextInt(16)
 
       const open = Effect.gen(function*() {
         const process = yield* sim.spawn
         const context = yield* sim.persist(
           "opening the TSDB failed",
           Layer.buildWithScope(
-            layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
+            layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER, headCheckpointRecords }).pipe(
               Layer.provide(Db.layer(dbSettings)),
               Layer.provide(Layer.succeed(ObjectStore.ObjectStore, process.store))
             ),
@@ -105,7 +107,14 @@ export const tsdbWorkload: Workload = {
         yield* sim.sleep(rng.nextInt(300))
         const roll = rng.nextInt(100)
         const node = yield* Ref.get(current)
-        if (roll < 8) {
+        if (roll < 4 && sim.injects("crashes-inside")) {
+          // Inside whatever it does next: a write, a checkpoint, a replay of the head log.
+          const calls = rng.nextInt(30)
+          yield* sim.trace(`process ${node.process.id} will crash before its ${calls}th store call from now`)
+          yield* node.process.crashAfter(calls)
+          yield* sim.sleep(rng.nextInt(2000))
+          yield* Ref.set(current, yield* open)
+        } else if (roll < 8) {
           yield* sim.trace(`process ${node.process.id} crashes`)
           yield* node.process.crash
           yield* Ref.set(current, yield* open)
@@ -126,26 +135,38 @@ export const tsdbWorkload: Workload = {
       if (finished < writers) return yield* sim.fail("remote writers did not finish within bounded time after faults healed")
       for (const f of fibers) yield* Fiber.await(f)
 
-      const node = yield* Ref.get(current)
-      const selected = yield* node.tsdb.select([{ name: "__name__", type: "=", value: "sim" }], 0, Number.MAX_SAFE_INTEGER).pipe(
-        Effect.retry({ times: 20 }),
-        Effect.mapError((e) => new Violation(`select failed: ${e.message}`))
-      )
-      const stored = new Map(selected.map((s) => [JSON.stringify([...s.labels]), samplesOf(s)]))
-      for (const [key, samples] of acked) {
-        const got = stored.get(key) ?? []
-        const byTime = new Map(got.map((s) => [s.timestampMs, s.value]))
-        if (byTime.size !== got.length) return yield* sim.fail(`${key}: a timestamp appears twice`)
-        for (const [t, v] of samples) {
-          if (byTime.get(t) !== v) return yield* sim.fail(`${key}: acknowledged sample at ${t} = ${v} reads as ${byTime.get(t)}`)
-        }
-      }
-      for (const [key, samples] of stored) {
-        const known = sent.get(key)
-        for (const s of samples) {
-          if (known?.get(s.timestampMs) !== s.value) return yield* sim.fail(`${key}: a sample at ${s.timestampMs} = ${s.value} was never sent`)
-        }
-      }
+      /** Every acknowledged sample is readable once, with its value, and nothing is that was never sent. */
+      const check = (phase: string) =>
+        Effect.gen(function*() {
+          const node = yield* Ref.get(current)
+          const selected = yield* node.tsdb.select([{ name: "__name__", type: "=", value: "sim" }], 0, Number.MAX_SAFE_INTEGER).pipe(
+            Effect.retry({ times: 20 }),
+            Effect.mapError((e) => new Violation(`select by ${phase} failed: ${e.message}`))
+          )
+          const stored = new Map(selected.map((s) => [JSON.stringify([...s.labels]), samplesOf(s)]))
+          for (const [key, samples] of acked) {
+            const got = stored.get(key) ?? []
+            const byTime = new Map(got.map((s) => [s.timestampMs, s.value]))
+            if (byTime.size !== got.length) return yield* sim.fail(`${key}: a timestamp appears twice (read by ${phase})`)
+            for (const [t, v] of samples) {
+              if (byTime.get(t) !== v) return yield* sim.fail(`${key}: acknowledged sample at ${t} = ${v} reads as ${byTime.get(t)} (read by ${phase})`)
+            }
+          }
+          for (const [key, samples] of stored) {
+            const known = sent.get(key)
+            for (const s of samples) {
+              if (known?.get(s.timestampMs) !== s.value) return yield* sim.fail(`${key}: a sample at ${s.timestampMs} = ${s.value} was never sent (read by ${phase})`)
+            }
+          }
+        })
+      // Checked twice: by the writer that took the last writes, then by a writer that replaced it after a
+      // crash and replayed the head log.
+      yield* check("the last writer")
+      const last = yield* Ref.get(current)
+      yield* sim.trace(`process ${last.process.id} crashes; a new writer replays the head log`)
+      yield* last.process.crash
+      yield* Ref.set(current, yield* open)
+      yield* check("a writer replaying after a crash")
       yield* sim.trace(`${[...acked.values()].reduce((n, m) => n + m.size, 0)} acknowledged samples checked`)
     }).pipe(Effect.scoped)
 }

@@ -3,11 +3,16 @@
  *
  * Write path (one remote-write request = one atomic Db batch, acknowledged once durable): each series'
  * labels resolve to an id through a dictionary keyed by a hash of the labels (collisions resolved by
- * comparing the stored labels); each sample goes to the series' head chunk (XOR-encoded, rewritten in
- * the batch, so the WAL makes it durable), or, if older than the head but within the out-of-order window,
- * to the series' out-of-order buffer; a full head (120 samples) or buffer is sealed into an immutable
- * chunk in its time bucket; the first sample of a series in a bucket adds it to that bucket's inverted
- * index. Decisions are taken under one lock; the durable wait is not.
+ * comparing the stored labels); each accepted sample goes to the series' head in memory (an XOR chunk
+ * appended to, or, if older than the head but within the out-of-order window, the out-of-order buffer),
+ * and the request's accepted samples are logged as one columnar record (`W`), which the WAL makes
+ * durable: the batch carries what arrived, not re-encoded chunks. A full head (120 samples) or buffer is
+ * sealed into an immutable chunk in its time bucket in the same batch; the first sample of a series in a
+ * bucket adds it to that bucket's inverted index. Every `headCheckpointRecords` records (or
+ * `headCheckpointBytes`), and on close, the changed heads are checkpointed (`H`, each saying which record
+ * it reflects) and the records they cover deleted; a restart, or a reader, replays the records after the
+ * checkpoint into the heads (see internal/headLog.ts). Decisions are taken under one lock; the durable
+ * wait is not.
  *
  * Key layout in the Db (`tsdb/` path; integers big-endian):
  *   h<hash u64><id u64>                       -> labels     the dictionary
@@ -15,7 +20,10 @@
  *   n                                         -> u64        next series id
  *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings of a time bucket
  *   c<bucket u32><id u64><minT u64>           -> chunk      sealed chunks
- *   H<id u64> / O<id u64>                     -> chunk      head chunk / out-of-order buffer
+ *   H<id u64>                                 -> head       checkpointed head and out-of-order buffer
+ *   W<record u64>                             -> record     the head log: one request's samples
+ *   w                                         -> u64        the last record checkpointed
+ *   O<id u64>                                 -> chunk      out-of-order buffer (older versions; read only)
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  */
@@ -27,6 +35,8 @@ import { ChunkIterator, chunkSampleCount } from "./internal/chunk.ts"
 import type { XorChunk } from "./internal/chunk.ts"
 import { newChunk, openChunk } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
+import type { LogRecord } from "./internal/headLog.ts"
+import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
 
@@ -157,6 +167,10 @@ export interface TsdbSettings {
   readonly retentionMs?: number | undefined
   readonly outOfOrderWindowMs?: number | undefined
   readonly retentionIntervalMs?: number | undefined
+  /** Log records after which the heads are checkpointed (default `headCheckpointRecords`). */
+  readonly headCheckpointRecords?: number | undefined
+  /** Log bytes after which the heads are checkpointed (default `headCheckpointBytes`). */
+  readonly headCheckpointBytes?: number | undefined
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -210,20 +224,16 @@ const postingPrefix = (bucket: number, name?: string, value?: string) =>
 const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
 const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
 const headKey = (id: number) => taggedU64("H", id)
+/** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
 const oooKey = (id: number) => taggedU64("O", id)
+const recordKey = (n: number) => taggedU64("W", n)
+const recordsEnd = encoder.encode("X")
+const checkpointKey = encoder.encode("w")
 const metaKey = (metric: string) => cat("m", metric)
 const bucketKey = (bucket: number) => cat("b", u32(bucket))
 
 const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
 const decodeLabels = (bytes: Uint8Array): Labels => JSON.parse(decoder.decode(bytes)) as Labels
-
-/** Same float64 bits (so NaN payloads such as the stale marker compare exactly). */
-const sameBits = (a: number, b: number) => {
-  const v = new DataView(new ArrayBuffer(16))
-  v.setFloat64(0, a)
-  v.setFloat64(8, b)
-  return v.getBigUint64(0) === v.getBigUint64(8)
-}
 
 // -------------------------------------------------------------------------------------------------
 // Decoding a series' chunks into columns
@@ -286,37 +296,126 @@ const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: nu
   return { labels, timestamps: ts, values: vs }
 }
 
+/** Adds a stored head (`H`: its chunk and out-of-order buffer) or an older version's `O` buffer to a series' chunks. */
+const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
+  if (kind === "ooo") {
+    list.push(bytes)
+    return
+  }
+  const stored = decodeCheckpointed(bytes)
+  if (stored.head !== undefined) list.push(stored.head)
+  if (stored.ooo !== undefined) list.push(stored.ooo)
+}
+
 // -------------------------------------------------------------------------------------------------
 // Implementation
 // -------------------------------------------------------------------------------------------------
 
+/**
+ * A series' head, in memory: its open chunk and out-of-order buffer. Every series with samples logged
+ * after its checkpointed head (`lastRecord > asOf`) is here; clean ones may be dropped (their `H` key
+ * holds them).
+ */
 interface SeriesState {
   readonly id: number
-  readonly labels: Labels
-  /** Samples of the head chunk, by timestamp. */
-  head: Array<Sample>
-  /** The head chunk's XOR encoding, appended to sample by sample (not re-encoded for each write). */
+  /** The head chunk, appended to sample by sample. */
   headChunk: XorChunk
   /** Out-of-order samples not yet sealed, by timestamp. */
   ooo: Array<Sample>
-  /** Buckets whose postings already hold this series. */
+  /** Chunks sealed by writes not durable yet (until `pendingSeq` is durable): reads find them here. */
+  sealedPending: Array<Uint8Array>
+  /** Buckets whose postings already hold this series (in this process). */
   readonly indexed: Set<number>
   /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
   pendingSeq: number
+  /** The last log record holding samples of this series. */
+  lastRecord: number
+  /** The record its checkpointed head (`H` key) reflects. */
+  asOf: number
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
+
+const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0 })
+
+/** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
+const scratchF64 = new Float64Array(1)
+const scratchU32 = new Uint32Array(scratchF64.buffer)
+const bitsToNumber = (lo: number, hi: number) => {
+  scratchU32[loLane] = lo
+  scratchU32[hiLane] = hi
+  return scratchF64[0]!
+}
+
+/**
+ * Applies an accepted sample to a head: appended if after the head's last (the full head sealed first),
+ * otherwise inserted into the out-of-order buffer (sealed when full). The write path and the replay of
+ * the log take the same steps, so a replayed head is the head the writes built. `seal` gets each sealed
+ * chunk (the write path stores it; a replay finds it stored already).
+ */
+const applySample = (
+  state: SeriesState,
+  t: number,
+  lo: number,
+  hi: number,
+  seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined
+): "head" | "ooo" => {
+  const head = state.headChunk
+  if (head.count === 0 || t > head.maxTime!) {
+    if (head.count >= Limits.chunkSamplesMax) {
+      const first = head.minTime!
+      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes())
+      state.headChunk = newChunk()
+    }
+    state.headChunk.appendBits(t, hi, lo)
+    return "head"
+  }
+  const ooo = state.ooo
+  let at = ooo.length
+  while (at > 0 && ooo[at - 1]!.timestampMs > t) at--
+  ooo.splice(at, 0, { timestampMs: t, value: bitsToNumber(lo, hi) })
+  if (ooo.length >= Limits.outOfOrderBufferSamples) {
+    const first = ooo[0]!
+    seal?.(chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), encodeSamples(ooo))
+    state.ooo = []
+  }
+  return "ooo"
+}
+
+/** The value at `t` in a head (its chunk or its out-of-order buffer) as its 64-bit pattern, if any. */
+const valueAt = (state: SeriesState, t: number): { readonly lo: number; readonly hi: number } | undefined => {
+  const head = state.headChunk
+  if (head.count > 0 && t === head.maxTime) return { lo: head.lastLo, hi: head.lastHi }
+  if (head.count > 0 && t >= head.minTime!) {
+    const it = new ChunkIterator(head.bytes())
+    while (it.next()) {
+      if (it.t === t) return { lo: it.valueLo, hi: it.valueHi }
+      if (it.t > t) break
+    }
+  }
+  for (const s of state.ooo) {
+    if (s.timestampMs === t) {
+      scratchF64[0] = s.value
+      return { lo: scratchU32[loLane]!, hi: scratchU32[hiLane]! }
+    }
+  }
+  return undefined
+}
 
 export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, never, CoreDb.Db | Scope.Scope> =>
   Effect.gen(function*() {
     const db = yield* Db.Db
     const retentionMs = settings.retentionMs ?? Limits.retentionMsDefault
     const oooWindowMs = settings.outOfOrderWindowMs ?? Limits.outOfOrderWindowMs
+    const checkpointRecords = settings.headCheckpointRecords ?? Limits.headCheckpointRecords
+    const checkpointBytes = settings.headCheckpointBytes ?? Limits.headCheckpointBytes
     const failed = (e: { readonly message: string }) => new TsdbError("unavailable", e.message)
 
     const lock = Semaphore.makeUnsafe(1)
-    /** Series state by canonical labels, least recently written first (a Map keeps insertion order). */
-    const states = new Map<string, SeriesState>()
+    /** The head: series state by id, least recently written first (a Map keeps insertion order). */
+    const heads = new Map<number, SeriesState>()
+    /** Series ids by canonical labels, least recently written first, at most `headSeriesMax`. */
+    const idsByKey = new Map<string, number>()
     /**
      * Single-key writes not yet durable: Db reads do not see them yet. An entry lives until the Db's
      * durable watermark reaches its seq (not until the request that wrote it returns: a request given up
@@ -386,17 +485,165 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       return nextId
     })
 
-    /** The series state of a label set (its canonical form) if it is in memory, now the most recently used. */
-    const cachedState = (key: string): SeriesState | undefined => {
-      const cached = states.get(key)
-      if (cached !== undefined) {
-        states.delete(key)
-        states.set(key, cached)
-      }
-      return cached
+    // --- the log and its checkpoints ----------------------------------------------------------------
+
+    /** The next record number to log, once the log has been read (`catchUp`). */
+    let nextRecord = 1
+    /** The last record applied to the head. */
+    let lastApplied = 0
+    /** The last checkpoint: records up to it are reflected in the `H` keys (and deleted). */
+    let checkpointed = 0
+    /** Records and their bytes logged since the last checkpoint. */
+    let recordsSinceCheckpoint = 0
+    let bytesSinceCheckpoint = 0
+    /** Whether the log has been read since this process started (writes wait for it). */
+    let caughtUpOnce = false
+    /** The seq of the last batch this process queued (a head read back from the Db waits for it). */
+    let lastSubmittedSeq = 0
+
+    /** A series' head from its `H` key (undefined: none stored), given the key's bytes. */
+    const stateFrom = (id: number, bytes: Uint8Array | undefined): SeriesState => {
+      const state = emptyState(id)
+      if (bytes === undefined) return state
+      const c = decodeCheckpointed(bytes)
+      state.asOf = c.asOf
+      state.lastRecord = c.asOf
+      if (c.head !== undefined) state.headChunk = openChunk(c.head)
+      if (c.ooo !== undefined) state.ooo = decodeSamples(c.ooo)
+      state.pendingSeq = pendingSeqOf(headKey(id))
+      return state
     }
 
-    /** Finds or creates the series for a label set; new series add their dictionary ops to `ops`. */
+    /**
+     * The `H` values of many series (ascending ids): one scan over their span when they are close together,
+     * a read each otherwise; not yet durable ones from the overlay.
+     */
+    const readHeads = (ids: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const found = new Map<number, Uint8Array>()
+        if (ids.length === 0) return found
+        const wanted = new Set(ids)
+        const lowId = ids[0]!
+        const highId = ids.at(-1)!
+        if (ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1) {
+          yield* Stream.runForEach(db.scan({ start: headKey(lowId), end: prefixEnd(headKey(highId)) }), (kv) =>
+            Effect.sync(() => {
+              const id = readU64(kv.key, 1)
+              if (wanted.has(id)) found.set(id, kv.value)
+            })).pipe(Effect.mapError(failed))
+        } else {
+          for (const id of ids) {
+            const bytes = yield* Effect.mapError(db.get(headKey(id)), failed)
+            if (bytes !== undefined) found.set(id, bytes)
+          }
+        }
+        for (const id of ids) {
+          const pending = overlay.get(okey(headKey(id)))
+          if (pending !== undefined) found.set(id, pending.value)
+        }
+        return found
+      })
+
+    /**
+     * Brings the head up to the log: applies the records after the last one applied (a writer after a
+     * restart; a reader whenever it is asked). If a checkpoint covered records not applied here (they are
+     * deleted), the head restarts from the checkpointed heads.
+     */
+    const catchUp = Effect.gen(function*() {
+      // Db reads see durable writes only: what this process queued must be there first.
+      if (!caughtUpOnce && lastSubmittedSeq > 0) yield* Effect.mapError(db.awaitDurable(lastSubmittedSeq), failed)
+      const rows = yield* Stream.runCollect(db.scan({ start: recordKey(lastApplied + 1), end: recordsEnd })).pipe(Effect.mapError(failed))
+      const markerBytes = yield* getKey(checkpointKey)
+      const marker = markerBytes === undefined ? 0 : readU64(markerBytes, 0)
+      if (marker > lastApplied) {
+        heads.clear()
+        lastApplied = marker
+      }
+      checkpointed = Math.max(checkpointed, marker)
+      const records: Array<{ readonly n: number; readonly record: LogRecord; readonly bytes: number }> = []
+      const missing = new Set<number>()
+      for (const kv of rows) {
+        const n = readU64(kv.key, 1)
+        if (n <= lastApplied) continue
+        const record = yield* Effect.try({ try: () => decodeRecord(kv.value), catch: (e) => new TsdbError("unavailable", `head log record ${n}: ${String(e)}`) })
+        records.push({ n, record, bytes: kv.value.length })
+        for (let i = 0; i < record.count; i++) if (!heads.has(record.ids[i]!)) missing.add(record.ids[i]!)
+      }
+      if (records.length > 0) {
+        const stored = yield* readHeads([...missing].sort((a, b) => a - b))
+        for (const id of missing) heads.set(id, stateFrom(id, stored.get(id)))
+        for (const { bytes, n, record } of records) {
+          for (let i = 0; i < record.count; i++) {
+            const state = heads.get(record.ids[i]!)!
+            if (n <= state.asOf) continue
+            applySample(state, record.timestamps[i]!, record.bits[2 * i]!, record.bits[2 * i + 1]!, undefined)
+            state.lastRecord = n
+          }
+          lastApplied = n
+          recordsSinceCheckpoint += 1
+          bytesSinceCheckpoint += bytes
+        }
+      }
+      nextRecord = Math.max(nextRecord, lastApplied + 1)
+      caughtUpOnce = true
+    })
+
+    /**
+     * Writes the heads that changed since their last checkpoint (`H` keys, each saying which record it
+     * reflects), then, in the last batch, the checkpoint marker and the deletion of the records it covers.
+     * Queued, not awaited: the Db makes batches durable in order, and a crash between batches leaves heads
+     * that say what they reflect, so a replay skips what they hold.
+     */
+    const checkpoint = Effect.gen(function*() {
+      const upTo = nextRecord - 1
+      if (upTo <= checkpointed) return
+      const batches: Array<Array<CoreDb.WriteOp>> = [[]]
+      let batchBytes = 0
+      const written: Array<readonly [string, Uint8Array, number]> = []
+      /** Heads written, and the record each reflects: clean once every batch is queued. */
+      const clean: Array<readonly [SeriesState, number]> = []
+      for (const state of heads.values()) {
+        if (state.lastRecord <= state.asOf) continue
+        const value = encodeCheckpointed(
+          state.lastRecord,
+          state.headChunk.count > 0 ? state.headChunk.bytes() : undefined,
+          state.ooo.length > 0 ? encodeSamples(state.ooo) : undefined
+        )
+        if (batchBytes + value.length > Limits.headCheckpointBatchBytes) {
+          batches.push([])
+          batchBytes = 0
+        }
+        const key = headKey(state.id)
+        batches.at(-1)!.push({ _tag: "put", key, value })
+        batchBytes += value.length + key.length
+        written.push([okey(key), value, batches.length - 1])
+        clean.push([state, state.lastRecord])
+      }
+      const last = batches.at(-1)!
+      last.push({ _tag: "put", key: checkpointKey, value: u64(upTo) })
+      for (let n = checkpointed + 1; n <= upTo; n++) last.push({ _tag: "delete", key: recordKey(n) })
+      for (let b = 0; b < batches.length; b++) {
+        const { seq } = yield* Effect.mapError(db.write(batches[b]!, { awaitDurable: false }), failed)
+        const keys: Array<string> = []
+        for (const [k, value, batch] of written) {
+          if (batch !== b) continue
+          overlay.set(k, { value, seq })
+          keys.push(k)
+        }
+        if (b === batches.length - 1) {
+          overlay.set(okey(checkpointKey), { value: u64(upTo), seq })
+          keys.push(okey(checkpointKey))
+        }
+        overlayBySeq.push({ seq, keys, series: [] })
+        lastSubmittedSeq = seq
+      }
+      for (const [state, asOf] of clean) state.asOf = Math.max(state.asOf, asOf)
+      checkpointed = upTo
+      recordsSinceCheckpoint = 0
+      bytesSinceCheckpoint = 0
+    })
+
+    /** Finds or creates the series id of a label set; a new series adds its dictionary ops to `ops`. */
     /**
      * Every label hash in the dictionary (loaded once, then kept up to date by this writer, the only one),
      * so that a series never seen before is known new without a dictionary scan. Undefined until loaded,
@@ -419,6 +666,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.catch(() => Effect.void)
     )
 
+    /** The head of a series: in memory, or read from its `H` key (a new series' is empty). */
     const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
       Effect.gen(function*() {
         const hash = hashLabels(labels)
@@ -430,9 +678,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
           for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
         }
-        let head: Array<Sample> = []
-        let headChunk = newChunk()
-        let ooo: Array<Sample> = []
+        let state: SeriesState
         if (id === undefined) {
           id = yield* loadNextId
           nextId = id + 1
@@ -443,19 +689,27 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
           ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
+          state = emptyState(id)
         } else {
-          const h = yield* getKey(headKey(id))
-          const o = yield* getKey(oooKey(id))
-          head = h === undefined ? [] : decodeSamples(h)
-          if (h !== undefined) headChunk = openChunk(h)
-          ooo = o === undefined ? [] : decodeSamples(o)
+          state = heads.get(id) ?? stateFrom(id, yield* getKey(headKey(id)))
         }
-        // Reloaded from a write that is not durable yet: a retry finding its samples here must wait for it.
-        const pendingSeq = Math.max(pendingSeqOf(headKey(id)), pendingSeqOf(oooKey(id)))
-        const state: SeriesState = { id, labels, head, headChunk, ooo, indexed: new Set(), pendingSeq }
-        states.set(key, state)
+        idsByKey.set(key, id)
+        heads.set(id, state)
         return state
       })
+
+    /** The head of a label set if it is in memory, now the most recently written. */
+    const cachedState = (key: string): SeriesState | undefined => {
+      const id = idsByKey.get(key)
+      if (id === undefined) return undefined
+      const state = heads.get(id)
+      if (state === undefined) return undefined
+      idsByKey.delete(key)
+      idsByKey.set(key, id)
+      heads.delete(id)
+      heads.set(id, state)
+      return state
+    }
 
     const write = (input: WriteInput) =>
       Effect.gen(function*() {
@@ -466,12 +720,19 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         /** Postings this request adds (bucket, name, value), for the label index once they are durable. */
         const postings: Array<readonly [number, string, string]> = []
         const decided = yield* lock.withPermit(Effect.gen(function*() {
+          if (!caughtUpOnce) yield* catchUp
           const durableSeq = yield* db.durableSeq
           dropDurableOverlay(durableSeq)
           applyDurablePostings(durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
-          /** Single-key writes of this batch that later reads (before it is durable) must see, by key. */
-          const remember = new Map<string, Uint8Array>()
+          const record = new RecordBuilder()
+          const recordNo = nextRecord
+          /** The series being written (a sealed chunk is also kept with it until durable). */
+          let sealing: SeriesState | undefined
+          const seal = (key: Uint8Array, value: Uint8Array) => {
+            ops.push({ _tag: "put", key, value })
+            sealing!.sealedPending.push(value)
+          }
           let written = 0
           let waitFor = 0
           let outOfOrder = 0
@@ -491,46 +752,36 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const state = cachedState(key) ?? (yield* resolve(labels, key, ops, created))
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
+            if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
             touched.push(state)
-            let headChanged = false
-            let oooChanged = false
+            sealing = state
+            let logged = false
             for (const sample of s.samples) {
               const t = sample.timestampMs
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1
                 continue
               }
-              const last = state.head.at(-1)
-              if (last === undefined || t > last.timestampMs) {
-                if (state.head.length >= Limits.chunkSamplesMax) {
-                  const first = state.head[0]!
-                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: state.headChunk.bytes() })
-                  state.head = []
-                  state.headChunk = newChunk()
-                }
-                state.head.push(sample)
-                state.headChunk.append(sample.timestampMs, sample.value)
-                headChanged = true
-              } else if (t === last.timestampMs || state.head.some((x) => x.timestampMs === t) || state.ooo.some((x) => x.timestampMs === t)) {
+              scratchF64[0] = sample.value
+              const lo = scratchU32[loLane]!
+              const hi = scratchU32[hiLane]!
+              const head = state.headChunk
+              if (head.count > 0 && t <= head.maxTime!) {
                 // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
-                const existing = state.head.find((x) => x.timestampMs === t) ?? state.ooo.find((x) => x.timestampMs === t)
-                if (existing !== undefined && sameBits(existing.value, sample.value)) continue
-                duplicates += 1
-                continue
-              } else if (last.timestampMs - t <= oooWindowMs) {
-                const at = state.ooo.findIndex((x) => x.timestampMs > t)
-                state.ooo.splice(at === -1 ? state.ooo.length : at, 0, sample)
-                outOfOrder += 1
-                oooChanged = true
-                if (state.ooo.length >= Limits.outOfOrderBufferSamples) {
-                  const first = state.ooo[0]!
-                  ops.push({ _tag: "put", key: chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), value: encodeSamples(state.ooo) })
-                  state.ooo = []
+                const existing = valueAt(state, t)
+                if (existing !== undefined) {
+                  if (existing.lo !== lo || existing.hi !== hi) duplicates += 1
+                  continue
                 }
-              } else {
-                tooOld += 1
-                continue
+                if (head.maxTime! - t > oooWindowMs) {
+                  tooOld += 1
+                  continue
+                }
+                outOfOrder += 1
               }
+              applySample(state, t, lo, hi, seal)
+              record.add(state.id, t, lo, hi)
+              logged = true
               written += 1
               const bucket = bucketOf(t)
               if (!knownBuckets.has(bucket)) {
@@ -545,25 +796,18 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 }
               }
             }
-            if (headChanged) {
-              const value = state.headChunk.bytes()
-              ops.push({ _tag: "put", key: headKey(state.id), value })
-              remember.set(okey(headKey(state.id)), value)
-            }
-            if (oooChanged) {
-              const value = encodeSamples(state.ooo)
-              ops.push({ _tag: "put", key: oooKey(state.id), value })
-              remember.set(okey(oooKey(state.id)), value)
-            }
-          }
-          // Bound the head state kept in memory: the least recently written series go (their state is in the Db).
-          while (states.size > Limits.headSeriesMax) {
-            const [k] = states.keys()
-            states.delete(k!)
+            if (logged) state.lastRecord = recordNo
           }
           const outcome: WriteOutcome = { samplesWritten: written, ...(created.size > 0 ? { seriesCreated: created.size } : {}), outOfOrder, tooOld, duplicates }
-          if (ops.length === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
+          if (ops.length === 0 && record.count === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
+          let recordBytes = 0
+          if (record.count > 0) {
+            const bytes = record.encode()
+            recordBytes = bytes.length
+            ops.push({ _tag: "put", key: recordKey(recordNo), value: bytes })
+          }
           // The next free id, once a batch (not once a new series).
+          const remember = new Map<string, Uint8Array>()
           if (created.size > 0) ops.push({ _tag: "put", key: nextIdKey, value: u64(nextId!) })
           if (nextId !== undefined) remember.set(okey(nextIdKey), u64(nextId))
           // Db.write either queues the batch (and answers its seq) or fails having queued nothing, even when
@@ -574,6 +818,13 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               (result) =>
                 Effect.sync(() => {
                   submitted = true
+                  lastSubmittedSeq = result.seq
+                  if (record.count > 0) {
+                    nextRecord = recordNo + 1
+                    lastApplied = recordNo
+                    recordsSinceCheckpoint += 1
+                    bytesSinceCheckpoint += recordBytes
+                  }
                   for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
                   for (const [k, id] of created) pendingSeries.set(k, { id, seq: result.seq })
                   overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
@@ -582,6 +833,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 })
             )
           )
+          // Bound the log a restart replays, and the heads kept in memory: a checkpoint makes every head
+          // clean, and clean heads can go (the least recently written first).
+          if (recordsSinceCheckpoint >= checkpointRecords || bytesSinceCheckpoint >= checkpointBytes || heads.size > Limits.headSeriesMax) {
+            yield* checkpoint.pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint failed: ${e.message}`)))
+          }
+          dropCleanHeads()
           return { outcome, durable: Effect.andThen(Effect.mapError(result.durable, failed), Effect.mapError(db.awaitDurable(waitFor), failed)) }
         }).pipe(
           // Nothing was queued (the Db refused the batch, a lookup failed, or the request was interrupted):
@@ -590,7 +847,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           // written. Ids handed out stay used: an id is never given twice.
           Effect.onExit((exit) =>
             Exit.isSuccess(exit) || submitted ? Effect.void : Effect.sync(() => {
-              for (const state of touched) states.delete(canonical(state.labels))
+              // A head with logged samples of earlier records cannot be read back from its `H` key: the
+              // whole head is read again from the log.
+              for (const state of touched) heads.delete(state.id)
+              for (const k of created.keys()) idsByKey.delete(k)
+              if (touched.some((s) => s.lastRecord > s.asOf)) {
+                heads.clear()
+                idsByKey.clear()
+                lastApplied = 0
+                caughtUpOnce = false
+              }
               knownBuckets.clear()
             })
           )
@@ -598,6 +864,18 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         yield* decided.durable
         return decided.outcome
       })
+
+    /** Drops the least recently written clean heads past `headSeriesMax` (their `H` keys hold them). */
+    const dropCleanHeads = () => {
+      if (heads.size <= Limits.headSeriesMax) return
+      for (const [id, state] of heads) {
+        if (heads.size <= Limits.headSeriesMax) break
+        if (state.lastRecord > state.asOf) continue
+        heads.delete(id)
+      }
+      while (idsByKey.size > Limits.headSeriesMax) idsByKey.delete(idsByKey.keys().next().value!)
+    }
+
 
     // --- reads -----------------------------------------------------------------------------------
 
@@ -667,32 +945,69 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * scan per bucket over the span of their ids (other series' chunks in that span are skipped
      * undecoded), others with a scan each.
      */
+    /**
+     * The heads of `ids` that are in memory, as encoded chunks (sealed chunks not durable yet, the head
+     * chunk, the out-of-order buffer), taken at one instant: the log read up to now first, so that a reader
+     * sees what the writer logged.
+     */
+    const headsInMemory = (ids: ReadonlyArray<number>) =>
+      lock.withPermit(Effect.gen(function*() {
+        yield* catchUp
+        const durableSeq = yield* db.durableSeq
+        const found = new Map<number, Array<Uint8Array>>()
+        for (const id of ids) {
+          const state = heads.get(id)
+          if (state === undefined) continue
+          if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
+          const chunks = [...state.sealedPending]
+          if (state.headChunk.count > 0) chunks.push(state.headChunk.bytes())
+          if (state.ooo.length > 0) chunks.push(encodeSamples(state.ooo))
+          found.set(id, chunks)
+        }
+        return found
+      }))
+
+    /**
+     * The encoded chunks of each series in `ids` (ascending) that may hold samples up to maxt, in merge
+     * order: sealed chunks by bucket and first timestamp (a chunk that starts after maxt is not read),
+     * then the head and the out-of-order buffer (from memory, or from their checkpoint). Many series close
+     * together by id are read with one scan per bucket over the span of their ids (other series' chunks
+     * in that span are skipped undecoded), others with a scan each.
+     */
     const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
       Effect.gen(function*() {
         const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
         if (ids.length === 0) return chunks
+        // Heads first: a chunk sealed after this is in them or already stored, never in neither.
+        const inMemory = yield* headsInMemory(ids)
         const lowId = ids[0]!
         const highId = ids.at(-1)!
         const wide = ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1
-        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, sealed: boolean) =>
+        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "head" | "ooo") =>
           Stream.runForEach(db.scan({ start, end }), (kv) =>
             Effect.sync(() => {
-              const list = chunks.get(readU64(kv.key, idAt))
+              const id = readU64(kv.key, idAt)
+              const list = chunks.get(id)
+              if (list === undefined) return
               // A sealed chunk's key ends with its first timestamp.
-              if (list !== undefined && (!sealed || readU64(kv.key, kv.key.length - 8) <= maxt)) list.push(kv.value)
+              if (kind === "sealed") {
+                if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
+              } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
             })).pipe(Effect.mapError(failed))
         for (const b of buckets) {
-          if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, true)
-          else for (const id of ids) yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, true)
+          if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
+          else for (const id of ids) yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
         }
-        for (const key of [headKey, oooKey]) {
-          if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, false)
+        for (const [kind, key] of [["head", headKey], ["ooo", oooKey]] as const) {
+          if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, kind)
           else {
             for (const id of ids) {
+              if (kind === "head" && inMemory.has(id)) continue
               const bytes = yield* Effect.mapError(db.get(key(id)), failed)
-              if (bytes !== undefined) chunks.get(id)!.push(bytes)
+              if (bytes !== undefined) pushStored(chunks.get(id)!, kind, bytes)
             }
           }
+          if (kind === "head") for (const [id, list] of inMemory) chunks.get(id)!.push(...list)
         }
         return chunks
       })
@@ -823,6 +1138,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         Effect.catch((e) => Effect.logWarning(`retention pass failed: ${e.message}`))
       )
     ))
+
+    // Closing checkpoints the heads this process logged, so that the next start replays nothing.
+    yield* Effect.addFinalizer(() =>
+      lock.withPermit(Effect.gen(function*() {
+        if (lastSubmittedSeq === 0 || nextRecord - 1 <= checkpointed) return
+        yield* checkpoint
+        yield* Effect.mapError(db.awaitDurable(lastSubmittedSeq), failed)
+      })).pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint on close failed: ${e.message}`)))
+    )
 
     return { write, select, series, labelNames, labelValues, metadata, enforceRetention } satisfies TsdbShape
   })

@@ -18,6 +18,15 @@ export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
 /**
+ * The heads are checkpointed (each changed head written whole, the log records it covers deleted) after
+ * this many log records or bytes of them since the last checkpoint, whichever comes first: what a restart
+ * replays is bounded by these.
+ */
+export const headCheckpointRecords = 4096
+export const headCheckpointBytes = 32 * 1024 * 1024
+/** A checkpoint is written in Db batches of at most this many bytes of heads. */
+export const headCheckpointBatchBytes = 4 * 1024 * 1024
+/**
  * Label sets of series kept in memory for selections, by id (a series' labels never change): beyond this
  * the first cached goes first. Some 200 bytes each, 20 MB at the limit.
  */

@@ -3,7 +3,7 @@ import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
-import type { Labels, Matcher } from "../src/Tsdb.ts"
+import type { Labels, Matcher, TsdbSettings } from "../src/Tsdb.ts"
 
 const staleNaN = (() => {
   const v = new DataView(new ArrayBuffer(8))
@@ -23,19 +23,23 @@ const eq = (name: string, value: string): Matcher => ({ name, type: "=", value }
 /** A TSDB over a Db over a memory store that outlives it, so tests can reopen. */
 const world = Effect.gen(function*() {
   const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
-  const open = Effect.gen(function*() {
+  const openWith = (settings: TsdbSettings, role: "writer" | "reader" = "writer") => Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       // No background passes: tests move the TestClock far, which would run every pass in between.
-      layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER }).pipe(
-        Layer.provide(Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })),
+      layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER, ...settings }).pipe(
+        Layer.provide(
+          role === "reader"
+            ? Db.layerFollower({ path: "tsdb/", pollIntervalMs: 1000 })
+            : Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })
+        ),
         Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
       ),
       scope
     )
     return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
   })
-  return { open }
+  return { open: openWith({}), openWith, store }
 })
 
 describe("Tsdb", () => {
@@ -83,6 +87,71 @@ describe("Tsdb", () => {
       assert.strictEqual(series!.timestamps.length, 301)
       assert.deepStrictEqual(Array.from(series!.values), Array.from({ length: 301 }, (_, i) => i))
       yield* second.close
+    }))
+
+  it.effect("a writer that crashed (no checkpoint on close) replays the head log: every head as the writes built it", () =>
+    Effect.gen(function*() {
+      const { openWith } = yield* world
+      const first = yield* openWith({ headCheckpointRecords: 7 })
+      const at = (i: number) => 1_000_000 + i * 15_000
+      const expected = new Map<string, Map<number, number>>()
+      // Three series, 250 requests: heads cut every 120 samples, late samples into the out-of-order
+      // buffer, checkpoints every 7 records in between.
+      for (let i = 0; i < 250; i++) {
+        const series = [0, 1, 2].filter((s) => (i + s) % 4 !== 0).map((s) => {
+          const t = i % 10 === 9 && i > 20 ? at(i - 5) + 1 : at(i)
+          const m = expected.get(String(s)) ?? new Map<number, number>()
+          m.set(t, i * 10 + s)
+          expected.set(String(s), m)
+          return { labels: L({ __name__: "m", s: String(s) }), samples: [{ timestampMs: t, value: i * 10 + s }] }
+        })
+        yield* first.tsdb.write({ series })
+      }
+      // No close: a second writer fences the first, as after a crash, and replays what is durable.
+      const second = yield* openWith({ headCheckpointRecords: 7 })
+      const check = Effect.gen(function*() {
+        const selected = yield* second.tsdb.select([eq("__name__", "m")], 0, Number.MAX_SAFE_INTEGER)
+        assert.strictEqual(selected.length, 3)
+        for (const s of selected) {
+          const want = [...expected.get(Object.fromEntries(s.labels)["s"]!)!].sort(([a], [b]) => a - b)
+          assert.deepStrictEqual(samplesOf(s), want.map(([timestampMs, value]) => ({ timestampMs, value })))
+        }
+      })
+      yield* check
+      // The replayed heads go on: the next sample appends (and a retried one is a no-op).
+      for (let k = 0; k < 2; k++) {
+        const outcome = yield* second.tsdb.write({ series: [{ labels: L({ __name__: "m", s: "1" }), samples: [{ timestampMs: at(250), value: 2501 }] }] })
+        assert.strictEqual(outcome.samplesWritten, k === 0 ? 1 : 0)
+        assert.strictEqual(outcome.duplicates, 0)
+      }
+      expected.get("1")!.set(at(250), 2501)
+      yield* check
+      yield* second.close
+      // Closed gracefully: the heads are checkpointed, and a third writer finds them whole.
+      const third = yield* openWith({})
+      const selected = yield* third.tsdb.select([eq("__name__", "m")], 0, Number.MAX_SAFE_INTEGER)
+      assert.deepStrictEqual(selected.map((s) => s.timestamps.length), [0, 1, 2].map((s) => expected.get(String(s))!.size))
+      yield* third.close
+    }))
+
+  it.effect("a reader (follower Db) sees the writer's head samples, before and after a checkpoint deletes the records", () =>
+    Effect.gen(function*() {
+      const { openWith } = yield* world
+      const writer = yield* openWith({ headCheckpointRecords: 1000 })
+      const labels = L({ __name__: "r", job: "x" })
+      for (let i = 0; i < 30; i++) yield* writer.tsdb.write({ series: [{ labels, samples: [{ timestampMs: 1000 + i * 15_000, value: i }] }] })
+      const reader = yield* openWith({}, "reader")
+      const read = Effect.map(reader.tsdb.select([eq("__name__", "r")], 0, Number.MAX_SAFE_INTEGER), (s) => Array.from(s[0]?.values ?? []))
+      assert.deepStrictEqual(yield* read, Array.from({ length: 30 }, (_, i) => i))
+      // The writer closes (checkpointing: the records go) and a new one writes more.
+      yield* writer.close
+      const next = yield* openWith({ headCheckpointRecords: 1000 })
+      for (let i = 30; i < 40; i++) yield* next.tsdb.write({ series: [{ labels, samples: [{ timestampMs: 1000 + i * 15_000, value: i }] }] })
+      // The follower Db polls the store every second.
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(yield* read, Array.from({ length: 40 }, (_, i) => i))
+      yield* next.close
+      yield* reader.close
     }))
 
   it.effect("selects only the samples in [mint, maxt] from sealed chunks, the head and the out-of-order buffer, by timestamp", () =>

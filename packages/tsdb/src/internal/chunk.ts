@@ -112,6 +112,15 @@ export class XorChunk {
     return this.n === 0 ? undefined : this.tLast
   }
 
+  /** The last sample's value as its 64-bit pattern: the high and low uint32 halves (0 while empty). */
+  get lastHi(): number {
+    return this.hi
+  }
+
+  get lastLo(): number {
+    return this.lo
+  }
+
   /** Encoded size so far, in bytes (header included). */
   get byteLength(): number {
     return (this.bitLen + 7) >>> 3

@@ -1,0 +1,184 @@
+/**
+ * The head's log and checkpoints (see rfcs/0002-head-log.md).
+ *
+ * A remote-write request is logged as one record: the samples it accepted, in the order it accepted
+ * them, as three columns. Replaying the records after a checkpoint, in order, into the checkpointed heads
+ * rebuilds every head exactly (the same appends, cuts and out-of-order inserts the writes made).
+ *
+ *   record  = version u8 (1) | count varint | ids | timestamps | values
+ *   ids     = count zigzag varints, each the difference from the previous id (the first from 0)
+ *   times   = count zigzag varints, each the difference from the previous timestamp (the first from 0)
+ *   values  = count x 8 bytes, each value's 64-bit pattern, little-endian
+ *
+ * A checkpointed head (the value of a series' `H` key) says which record it reflects:
+ *
+ *   head    = 0xff | asOf u64 (big-endian) | head length u32 | head chunk | out-of-order chunk (may be empty)
+ *
+ * A value whose first byte is not 0xff is the older form: the head chunk alone (its sample count's high
+ * byte comes first, at most 0x00 for 120 samples), reflecting no record.
+ */
+
+/** The record format's version byte. */
+const recordVersion = 1
+/** The first byte of a checkpointed head. */
+const headMagic = 0xff
+
+export class HeadLogCorrupt extends Error {
+  readonly _tag = "HeadLogCorrupt"
+}
+
+/** The samples of one record, as columns; values as their 64-bit patterns (two uint32 lanes each). */
+export interface LogRecord {
+  readonly count: number
+  readonly ids: Float64Array
+  readonly timestamps: Float64Array
+  /** `bits[2i]` is the low half of sample i's value pattern, `bits[2i + 1]` the high half. */
+  readonly bits: Uint32Array
+}
+
+/** Builds a record sample by sample (plain loops: no allocation per sample beyond the growing buffer). */
+export class RecordBuilder {
+  private ids: Float64Array
+  private timestamps: Float64Array
+  private bits: Uint32Array
+  private n = 0
+
+  constructor(capacity = 1024) {
+    this.ids = new Float64Array(capacity)
+    this.timestamps = new Float64Array(capacity)
+    this.bits = new Uint32Array(capacity * 2)
+  }
+
+  get count(): number {
+    return this.n
+  }
+
+  add(id: number, t: number, lo: number, hi: number): void {
+    if (this.n === this.ids.length) this.grow()
+    const i = this.n++
+    this.ids[i] = id
+    this.timestamps[i] = t
+    this.bits[2 * i] = lo
+    this.bits[2 * i + 1] = hi
+  }
+
+  private grow() {
+    const ids = new Float64Array(this.ids.length * 2)
+    ids.set(this.ids)
+    const timestamps = new Float64Array(this.timestamps.length * 2)
+    timestamps.set(this.timestamps)
+    const bits = new Uint32Array(this.bits.length * 2)
+    bits.set(this.bits)
+    this.ids = ids
+    this.timestamps = timestamps
+    this.bits = bits
+  }
+
+  /** The encoded record. */
+  encode(): Uint8Array {
+    const n = this.n
+    // Each varint of a safe integer's difference takes at most 8 bytes (zigzag of 2^54 fits 56 bits).
+    const out = new Uint8Array(1 + 10 + n * (8 + 8) + n * 8)
+    const view = new DataView(out.buffer)
+    out[0] = recordVersion
+    let at = writeVarint(out, 1, n)
+    let prev = 0
+    for (let i = 0; i < n; i++) {
+      at = writeVarint(out, at, zigzag(this.ids[i]! - prev))
+      prev = this.ids[i]!
+    }
+    prev = 0
+    for (let i = 0; i < n; i++) {
+      at = writeVarint(out, at, zigzag(this.timestamps[i]! - prev))
+      prev = this.timestamps[i]!
+    }
+    for (let i = 0; i < n; i++) {
+      view.setUint32(at, this.bits[2 * i]!, true)
+      view.setUint32(at + 4, this.bits[2 * i + 1]!, true)
+      at += 8
+    }
+    return out.slice(0, at)
+  }
+}
+
+export const decodeRecord = (bytes: Uint8Array): LogRecord => {
+  if (bytes.length < 2 || bytes[0] !== recordVersion) throw new HeadLogCorrupt(`head log record: unknown version ${bytes[0]}`)
+  const cursor = { at: 1 }
+  const count = readVarint(bytes, cursor)
+  if (count > bytes.length) throw new HeadLogCorrupt(`head log record: ${count} samples in ${bytes.length} bytes`)
+  const ids = new Float64Array(count)
+  const timestamps = new Float64Array(count)
+  const bits = new Uint32Array(count * 2)
+  let prev = 0
+  for (let i = 0; i < count; i++) ids[i] = prev = prev + unzigzag(readVarint(bytes, cursor))
+  prev = 0
+  for (let i = 0; i < count; i++) timestamps[i] = prev = prev + unzigzag(readVarint(bytes, cursor))
+  let at = cursor.at
+  if (at + count * 8 !== bytes.length) throw new HeadLogCorrupt(`head log record: ${bytes.length - at} bytes of values for ${count} samples`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let i = 0; i < count; i++) {
+    bits[2 * i] = view.getUint32(at, true)
+    bits[2 * i + 1] = view.getUint32(at + 4, true)
+    at += 8
+  }
+  return { count, ids, timestamps, bits }
+}
+
+/** A checkpointed head: the record it reflects (0: none), its head chunk and out-of-order chunk. */
+export interface Checkpointed {
+  readonly asOf: number
+  readonly head: Uint8Array | undefined
+  readonly ooo: Uint8Array | undefined
+}
+
+export const encodeCheckpointed = (asOf: number, head: Uint8Array | undefined, ooo: Uint8Array | undefined): Uint8Array => {
+  const headLength = head?.length ?? 0
+  const out = new Uint8Array(1 + 8 + 4 + headLength + (ooo?.length ?? 0))
+  const view = new DataView(out.buffer)
+  out[0] = headMagic
+  view.setUint32(1, Math.floor(asOf / 0x1_0000_0000))
+  view.setUint32(5, asOf >>> 0)
+  view.setUint32(9, headLength)
+  if (head !== undefined) out.set(head, 13)
+  if (ooo !== undefined) out.set(ooo, 13 + headLength)
+  return out
+}
+
+export const decodeCheckpointed = (bytes: Uint8Array): Checkpointed => {
+  if (bytes.length === 0 || bytes[0] !== headMagic) return { asOf: 0, head: bytes.length === 0 ? undefined : bytes, ooo: undefined }
+  if (bytes.length < 13) throw new HeadLogCorrupt(`checkpointed head: ${bytes.length} bytes`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const asOf = view.getUint32(1) * 0x1_0000_0000 + view.getUint32(5)
+  const headLength = view.getUint32(9)
+  if (13 + headLength > bytes.length) throw new HeadLogCorrupt(`checkpointed head: a head of ${headLength} bytes in ${bytes.length}`)
+  const head = headLength === 0 ? undefined : bytes.subarray(13, 13 + headLength)
+  const ooo = 13 + headLength === bytes.length ? undefined : bytes.subarray(13 + headLength)
+  return { asOf, head, ooo }
+}
+
+// Varints of non-negative safe integers (7 bits a byte, low first).
+
+const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
+const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
+
+const writeVarint = (out: Uint8Array, at: number, n: number): number => {
+  while (n >= 0x80) {
+    out[at++] = (n % 0x80) | 0x80
+    n = Math.floor(n / 0x80)
+  }
+  out[at++] = n
+  return at
+}
+
+const readVarint = (bytes: Uint8Array, cursor: { at: number }): number => {
+  let n = 0
+  let scale = 1
+  for (let shift = 0; shift < 63; shift += 7) {
+    if (cursor.at >= bytes.length) throw new HeadLogCorrupt("head log record: truncated")
+    const b = bytes[cursor.at++]!
+    n += (b & 0x7f) * scale
+    if (b < 0x80) return n
+    scale *= 0x80
+  }
+  throw new HeadLogCorrupt("head log record: a varint longer than 9 bytes")
+}
