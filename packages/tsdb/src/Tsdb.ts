@@ -36,6 +36,7 @@ import type { XorChunk } from "./internal/chunk.ts"
 import { newChunk, openChunk } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
+import { hash32, SeriesLookup } from "./internal/seriesLookup.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
@@ -307,6 +308,12 @@ const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8A
   if (stored.ooo !== undefined) list.push(stored.ooo)
 }
 
+/** The labels sorted by name (the same array when they are, as senders send them). */
+const sorted = (labels: Labels): Labels => {
+  for (let i = 1; i < labels.length; i++) if (!(labels[i - 1]![0] < labels[i]![0])) return sortLabels(labels)
+  return labels
+}
+
 // -------------------------------------------------------------------------------------------------
 // Implementation
 // -------------------------------------------------------------------------------------------------
@@ -332,11 +339,13 @@ interface SeriesState {
   lastRecord: number
   /** The record its checkpointed head (`H` key) reflects. */
   asOf: number
+  /** When it was last written (a count of series writes), to drop the least recently written first. */
+  touched: number
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 
-const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0 })
+const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0, touched: 0 })
 
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 const scratchF64 = new Float64Array(1)
@@ -414,8 +423,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const lock = Semaphore.makeUnsafe(1)
     /** The head: series state by id, least recently written first (a Map keeps insertion order). */
     const heads = new Map<number, SeriesState>()
-    /** Series ids by canonical labels, least recently written first, at most `headSeriesMax`. */
-    const idsByKey = new Map<string, number>()
+    /** Series ids by labels, at most `headSeriesMax`. */
+    const ids = new SeriesLookup()
+    /** Series writes so far (see `SeriesState.touched`). */
+    let writes = 0
     /**
      * Single-key writes not yet durable: Db reads do not see them yet. An entry lives until the Db's
      * durable watermark reaches its seq (not until the request that wrote it returns: a request given up
@@ -666,13 +677,48 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.catch(() => Effect.void)
     )
 
+    /** Creates a series never seen before: its dictionary ops go into `ops`. */
+    const createSeries = (labels: Labels, key: string, hash: number, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) => {
+      const id = nextId!
+      nextId = id + 1
+      created.set(key, id)
+      if (knownHashes !== undefined) {
+        knownHashes.add(hash)
+        if (knownHashes.size > Limits.knownHashesMax) knownHashes = undefined
+      }
+      ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
+      ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
+      return emptyState(id)
+    }
+
+    /**
+     * The head of a series not in memory when that needs no Db read: a new series (its hash unknown to
+     * the dictionary), or one created by a write not durable yet. Undefined otherwise (see `resolve`).
+     */
+    const resolveInMemory = (labels: Labels, h: number, ops: Array<CoreDb.WriteOp>, created: Map<string, number>): SeriesState | undefined => {
+      if (knownHashes === undefined || nextId === undefined) return undefined
+      const key = canonical(labels)
+      const pending = pendingSeries.get(key)
+      let state: SeriesState | undefined
+      if (pending !== undefined) state = heads.get(pending.id)
+      else {
+        const hash = hashLabels(labels)
+        if (!knownHashes.has(hash)) state = createSeries(labels, key, hash, ops, created)
+      }
+      if (state === undefined) return undefined
+      ids.set(labels, h, state.id)
+      heads.set(state.id, state)
+      return state
+    }
+
     /** The head of a series: in memory, or read from its `H` key (a new series' is empty). */
-    const resolve = (labels: Labels, key: string, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
+    const resolve = (labels: Labels, h: number, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
       Effect.gen(function*() {
+        const key = canonical(labels)
         const hash = hashLabels(labels)
         if (!knownHashesLoaded) yield* loadKnownHashes
         // A series created by a write not durable yet is not in the Db's dictionary yet.
-        let id: number | undefined = pendingSeries.get(key)?.id
+        let id: number | undefined = ids.get(labels, h) ?? pendingSeries.get(key)?.id
         if (id === undefined && (knownHashes === undefined || knownHashes.has(hash))) {
           // The dictionary: every id under this hash, compared by labels (a collision is just another id).
           const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
@@ -680,43 +726,29 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         }
         let state: SeriesState
         if (id === undefined) {
-          id = yield* loadNextId
-          nextId = id + 1
-          created.set(key, id)
-          if (knownHashes !== undefined) {
-            knownHashes.add(hash)
-            if (knownHashes.size > Limits.knownHashesMax) knownHashes = undefined
-          }
-          ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
-          ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
-          state = emptyState(id)
+          yield* loadNextId
+          state = createSeries(labels, key, hash, ops, created)
         } else {
           state = heads.get(id) ?? stateFrom(id, yield* getKey(headKey(id)))
         }
-        idsByKey.set(key, id)
-        heads.set(id, state)
+        ids.set(labels, h, state.id)
+        heads.set(state.id, state)
         return state
       })
 
-    /** The head of a label set if it is in memory, now the most recently written. */
-    const cachedState = (key: string): SeriesState | undefined => {
-      const id = idsByKey.get(key)
-      if (id === undefined) return undefined
-      const state = heads.get(id)
-      if (state === undefined) return undefined
-      idsByKey.delete(key)
-      idsByKey.set(key, id)
-      heads.delete(id)
-      heads.set(id, state)
-      return state
+    /** The head of a label set if it is in memory. */
+    const cachedState = (labels: Labels, h: number): SeriesState | undefined => {
+      const id = ids.get(labels, h)
+      return id === undefined ? undefined : heads.get(id)
     }
 
     const write = (input: WriteInput) =>
       Effect.gen(function*() {
         let submitted = false
         const touched: Array<SeriesState> = []
-        /** Series created by this request (canonical labels -> id). */
+        /** Series created by this request (canonical labels -> id), and their lookup keys. */
         const created = new Map<string, number>()
+        const createdLabels: Array<readonly [Labels, number]> = []
         /** Postings this request adds (bucket, name, value), for the label index once they are durable. */
         const postings: Array<readonly [number, string, string]> = []
         const decided = yield* lock.withPermit(Effect.gen(function*() {
@@ -725,6 +757,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           dropDurableOverlay(durableSeq)
           applyDurablePostings(durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
+          /** Ids from here on are created by this request. */
+          const firstNewId = nextId ?? Number.POSITIVE_INFINITY
           const record = new RecordBuilder()
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
@@ -746,10 +780,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           for (const s of input.series) {
             if (s.samples.length === 0) continue
-            const labels = sortLabels(s.labels)
-            const key = canonical(labels)
-            // Most series are in memory already: no effect to run for them.
-            const state = cachedState(key) ?? (yield* resolve(labels, key, ops, created))
+            const labels = sorted(s.labels)
+            const h = hash32(labels)
+            // Most series are in memory already, and new ones usually known new: no effect to run for them.
+            const state = cachedState(labels, h) ?? resolveInMemory(labels, h, ops, created) ?? (yield* resolve(labels, h, ops, created))
+            state.touched = ++writes
+            if (state.id >= firstNewId) createdLabels.push([labels, h])
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
@@ -850,10 +886,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               // A head with logged samples of earlier records cannot be read back from its `H` key: the
               // whole head is read again from the log.
               for (const state of touched) heads.delete(state.id)
-              for (const k of created.keys()) idsByKey.delete(k)
+              for (const [labels, h] of createdLabels) ids.delete(labels, h)
               if (touched.some((s) => s.lastRecord > s.asOf)) {
                 heads.clear()
-                idsByKey.clear()
+                ids.clear()
                 lastApplied = 0
                 caughtUpOnce = false
               }
@@ -867,15 +903,13 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     /** Drops the least recently written clean heads past `headSeriesMax` (their `H` keys hold them). */
     const dropCleanHeads = () => {
-      if (heads.size <= Limits.headSeriesMax) return
-      for (const [id, state] of heads) {
-        if (heads.size <= Limits.headSeriesMax) break
-        if (state.lastRecord > state.asOf) continue
-        heads.delete(id)
+      if (heads.size > Limits.headSeriesMax) {
+        const clean = [...heads.values()].filter((s) => s.lastRecord <= s.asOf).sort((a, b) => a.touched - b.touched)
+        for (const state of clean.slice(0, heads.size - Limits.headSeriesMax)) heads.delete(state.id)
       }
-      while (idsByKey.size > Limits.headSeriesMax) idsByKey.delete(idsByKey.keys().next().value!)
+      // The lookup keys go in the order they came (a key whose head went is looked up again).
+      ids.trim(Limits.headSeriesMax)
     }
-
 
     // --- reads -----------------------------------------------------------------------------------
 
