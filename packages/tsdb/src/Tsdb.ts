@@ -759,7 +759,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const ops: Array<CoreDb.WriteOp> = []
           /** Ids from here on are created by this request. */
           const firstNewId = nextId ?? Number.POSITIVE_INFINITY
-          const record = new RecordBuilder()
+          let samplesIn = 0
+          for (const s of input.series) samplesIn += s.samples.length
+          const record = new RecordBuilder(Math.max(16, samplesIn))
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
           let sealing: SeriesState | undefined
