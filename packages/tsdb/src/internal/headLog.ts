@@ -5,10 +5,15 @@
  * them, as three columns. Replaying the records after a checkpoint, in order, into the checkpointed heads
  * rebuilds every head exactly (the same appends, cuts and out-of-order inserts the writes made).
  *
- *   record  = version u8 (1) | count varint | ids | timestamps | values
+ *   record  = version u8 (2) | zstd frame of body
+ *   body    = count varint | ids | timestamps | values
  *   ids     = count zigzag varints, each the difference from the previous id (the first from 0)
  *   times   = count zigzag varints, each the difference from the previous timestamp (the first from 0)
  *   values  = count x 8 bytes, each value's 64-bit pattern, little-endian
+ *
+ * (Version 1 is the body uncompressed; it is read too.) zstd at level 1 takes the body from about 12 to
+ * 4-6 bytes a sample for a few percent of the write path's CPU, and every byte saved is a byte the WAL,
+ * the memtable and a flush do not carry.
  *
  * A checkpointed head (the value of a series' `H` key) says which record it reflects:
  *
@@ -18,8 +23,15 @@
  * byte comes first, at most 0x00 for 120 samples), reflecting no record.
  */
 
-/** The record format's version byte. */
-const recordVersion = 1
+import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib"
+
+/** The record format's version bytes: the body as is, and the body compressed with zstd. */
+const recordPlain = 1
+const recordZstd = 2
+/** zstd level: the fastest, which already takes most of what there is to take. */
+const zstdLevel = 1
+/** A record's body decompresses to at most this many bytes (a batch of the Db's is at most 8 MiB). */
+const recordBodyBytesMax = 64 * 1024 * 1024
 /** The first byte of a checkpointed head. */
 const headMagic = 0xff
 
@@ -74,14 +86,31 @@ export class RecordBuilder {
     this.bits = bits
   }
 
-  /** The encoded record. */
+  /** The encoded record (compressed). */
   encode(): Uint8Array {
+    const body = this.encodeBody()
+    const compressed = zstdCompressSync(body, { params: { [zlibConstants.ZSTD_c_compressionLevel]: zstdLevel } })
+    const out = new Uint8Array(1 + compressed.length)
+    out[0] = recordZstd
+    out.set(compressed, 1)
+    return out
+  }
+
+  /** The record uncompressed (version 1). */
+  encodePlain(): Uint8Array {
+    const body = this.encodeBody()
+    const out = new Uint8Array(1 + body.length)
+    out[0] = recordPlain
+    out.set(body, 1)
+    return out
+  }
+
+  private encodeBody(): Uint8Array {
     const n = this.n
     // Each varint of a safe integer's difference takes at most 8 bytes (zigzag of 2^54 fits 56 bits).
-    const out = new Uint8Array(1 + 10 + n * (8 + 8) + n * 8)
+    const out = new Uint8Array(10 + n * (8 + 8) + n * 8)
     const view = new DataView(out.buffer)
-    out[0] = recordVersion
-    let at = writeVarint(out, 1, n)
+    let at = writeVarint(out, 0, n)
     let prev = 0
     for (let i = 0; i < n; i++) {
       at = writeVarint(out, at, zigzag(this.ids[i]! - prev))
@@ -101,9 +130,20 @@ export class RecordBuilder {
   }
 }
 
-export const decodeRecord = (bytes: Uint8Array): LogRecord => {
-  if (bytes.length < 2 || bytes[0] !== recordVersion) throw new HeadLogCorrupt(`head log record: unknown version ${bytes[0]}`)
-  const cursor = { at: 1 }
+export const decodeRecord = (record: Uint8Array): LogRecord => {
+  if (record.length < 2 || (record[0] !== recordPlain && record[0] !== recordZstd)) {
+    throw new HeadLogCorrupt(`head log record: unknown version ${record[0]}`)
+  }
+  let bytes: Uint8Array
+  if (record[0] === recordPlain) bytes = record.subarray(1)
+  else {
+    try {
+      bytes = zstdDecompressSync(record.subarray(1), { maxOutputLength: recordBodyBytesMax })
+    } catch (e) {
+      throw new HeadLogCorrupt(`head log record: ${String(e)}`)
+    }
+  }
+  const cursor = { at: 0 }
   const count = readVarint(bytes, cursor)
   if (count > bytes.length) throw new HeadLogCorrupt(`head log record: ${count} samples in ${bytes.length} bytes`)
   const ids = new Float64Array(count)
