@@ -432,10 +432,12 @@ const inProcess = async (pool: Pool) => {
       )
       const tsdb = Context.get(context, Tsdb.Tsdb)
       const db = Context.get(context, Db.Db)
-      // What the HTTP handler does with a body: decode (snappy + protobuf), write, answer once durable.
+      // What the HTTP handler does with a body: decode (snappy + protobuf; label sets seen before are
+      // taken as they were decoded), write, answer once durable.
+      const interner = new RemoteWrite.LabelsInterner(1_000_000)
       const send = (p: Payload) =>
         Effect.runPromise(Effect.gen(function*() {
-          const decoded = decodeRemoteWrite(p.body, false)
+          const decoded = decodeRemoteWrite(p.body, false, interner)
           const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
           return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
         }).pipe(Effect.catch((e) => Effect.succeed(e.message))))

@@ -14,6 +14,7 @@ import { encodeResponse, gunzipBounded } from "./internal/compression.ts"
 import { isValidLabelName, unescapeName } from "./internal/names.ts"
 import { cardinality, formatDuration, headStart, sampleBounds } from "./internal/status.ts"
 import type { Matcher } from "./internal/labels.ts"
+import { LabelsInterner } from "./internal/remoteWrite/index.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
 import { parseSelector } from "./internal/selector.ts"
 import { Tsdb, TsdbError } from "./Tsdb.ts"
@@ -551,6 +552,13 @@ const parseQueryHandler = answer(Effect.gen(function*() {
   }
 }))
 
+/**
+ * Label sets of remote-write 1.0 series seen before, by their bytes: a scrape sends the same ones every
+ * time, and they are then neither decoded nor looked up again (see `LabelsInterner`). A cache: the same
+ * bytes are the same labels whichever server decodes them.
+ */
+const labelsInterner = new LabelsInterner(Limits.remoteWriteLabelsCacheMax)
+
 /** Remote write 1.0 and 2.0. 204 once every stored sample is durable; 400 for what could not be stored. */
 const writeHandler = Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -574,7 +582,7 @@ const writeHandler = Effect.gen(function*() {
   const body = read.bytes
   let decoded: ReturnType<typeof decodeRemoteWrite>
   try {
-    decoded = decodeRemoteWrite(body, v2)
+    decoded = decodeRemoteWrite(body, v2, labelsInterner)
   } catch (e) {
     if (e instanceof RemoteWriteLimitError) return failure(413, "bad_data", e.message)
     if (e instanceof RemoteWriteDecodeError) return failure(400, "bad_data", e.message)

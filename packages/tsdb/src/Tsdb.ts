@@ -425,6 +425,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const heads = new Map<number, SeriesState>()
     /** Series ids by labels, at most `headSeriesMax`. */
     const ids = new SeriesLookup()
+    /** Series ids by label sets shared by requests (see the write path), by identity. */
+    const idsByIdentity = new WeakMap<Labels, number>()
     /** Series writes so far (see `SeriesState.touched`). */
     let writes = 0
     /**
@@ -782,12 +784,21 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           for (const s of input.series) {
             if (s.samples.length === 0) continue
-            const labels = sorted(s.labels)
-            const h = hash32(labels)
-            // Most series are in memory already, and new ones usually known new: no effect to run for them.
-            const state = cachedState(labels, h) ?? resolveInMemory(labels, h, ops, created) ?? (yield* resolve(labels, h, ops, created))
+            // A label set shared by requests (frozen: remembered by the remote-write decoder) is found by
+            // identity; others by their hash and a comparison.
+            const shared = Object.isFrozen(s.labels)
+            const sharedId = shared ? idsByIdentity.get(s.labels) : undefined
+            let state = sharedId === undefined ? undefined : heads.get(sharedId)
+            let labels = s.labels
+            if (state === undefined) {
+              labels = sorted(s.labels)
+              const h = hash32(labels)
+              // Most series are in memory already, and new ones usually known new: no effect to run for them.
+              state = cachedState(labels, h) ?? resolveInMemory(labels, h, ops, created) ?? (yield* resolve(labels, h, ops, created))
+              if (state.id >= firstNewId) createdLabels.push([labels, h])
+              else if (shared) idsByIdentity.set(s.labels, state.id)
+            }
             state.touched = ++writes
-            if (state.id >= firstNewId) createdLabels.push([labels, h])
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []

@@ -17,6 +17,8 @@ export const bucketMs = 2 * 60 * 60_000
 export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
+/** Remote-write label sets remembered by their bytes, so that a series sent again is not decoded again. */
+export const remoteWriteLabelsCacheMax = 1_000_000
 /**
  * The heads are checkpointed (each changed head written whole, the log records it covers deleted) after
  * this many log records or bytes of them since the last checkpoint, whichever comes first: what a restart

@@ -6,6 +6,7 @@ import {
   encodeWriteRequestV2,
   isRemoteWriteError,
   isStaleNaN,
+  LabelsInterner,
   limits,
   RemoteWriteDecodeError,
   RemoteWriteLimitError,
@@ -619,5 +620,50 @@ describe("encoder", () => {
   it("negative timestamps take 10 bytes, like Go", () => {
     const bytes = encodeWriteRequestV1(req([{ labels: [["a", "b"]], samples: [{ timestampMs: -2, value: 0 }] }]))
     expect(bytes.subarray(bytes.length - 11)).toEqual(hex("10 fe ff ff ff ff ff ff ff ff 01"))
+  })
+})
+
+describe("labels remembered by their bytes (LabelsInterner)", () => {
+  const body = (n: number) =>
+    encodeWriteRequestV1(req(Array.from({ length: n }, (_, i) => ({
+      labels: [["__name__", "m"], ["i", String(i)]] as Array<[string, string]>,
+      samples: [{ timestampMs: i, value: i }]
+    }))))
+
+  it("a series sent again gets the same (frozen) labels, and decodes exactly as without it", () => {
+    const interner = new LabelsInterner(100)
+    const first = decodeWriteRequestV1(body(3), limits, interner)
+    const again = decodeWriteRequestV1(body(3), limits, interner)
+    expect(again).toEqual(decodeWriteRequestV1(body(3)))
+    for (let i = 0; i < 3; i++) {
+      expect(again.series[i]!.labels).toBe(first.series[i]!.labels)
+      expect(Object.isFrozen(again.series[i]!.labels)).toBe(true)
+    }
+    expect(interner.size).toBe(3)
+  })
+
+  it("labels after other fields are decoded in full, however the first run matched", () => {
+    const interner = new LabelsInterner(100)
+    const plain = cat(ld(1, label("__name__", "up"), sample1(1, 2)))
+    decodeWriteRequestV1(plain, limits, interner)
+    // The same first label run, then a sample, then another label: not the remembered set.
+    const interleaved = cat(ld(1, label("__name__", "up"), sample1(1, 2), label("job", "x")))
+    const decoded = decodeWriteRequestV1(interleaved, limits, interner)
+    expect(decoded.series[0]!.labels).toEqual([["__name__", "up"], ["job", "x"]])
+    expect(decoded.series[0]!.samples).toEqual([{ timestampMs: 2, value: 1 }])
+    expect(decodeWriteRequestV1(interleaved, limits, interner).series[0]!.labels).toEqual([["__name__", "up"], ["job", "x"]])
+  })
+
+  it("limits still hold: a request over a limit fails with it, remembered labels or not", () => {
+    const interner = new LabelsInterner(100)
+    decodeWriteRequestV1(body(3), limits, interner)
+    expect(() => decodeWriteRequestV1(body(3), { maxSeriesPerRequest: 2 }, interner)).toThrow(RemoteWriteLimitError)
+    expect(() => decodeWriteRequestV1(body(3), { maxSamplesPerRequest: 2 }, interner)).toThrow(RemoteWriteLimitError)
+  })
+
+  it("holds at most its bound", () => {
+    const interner = new LabelsInterner(5)
+    decodeWriteRequestV1(body(12), limits, interner)
+    expect(interner.size).toBeLessThanOrEqual(5)
   })
 })

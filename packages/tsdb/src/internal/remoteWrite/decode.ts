@@ -113,6 +113,87 @@ const finishLabels = (r: Reader, labels: Array<[string, string]>, field: string,
   }
 }
 
+/**
+ * Label sets already decoded, by their bytes on the wire (the run of label fields a series starts with):
+ * a series sent again, as every scrape sends it, is not decoded again, and its labels are the same array
+ * as before, which a caller can use as an identity. At most `max` entries (then it starts over). Labels
+ * decoded once passed every check, and the same bytes decode to the same labels. Remembered label sets
+ * are frozen: shared by every request that sends them.
+ */
+export class LabelsInterner {
+  private readonly byHash = new Map<number, { readonly raw: Uint8Array; readonly labels: Array<[string, string]> } | Array<{ readonly raw: Uint8Array; readonly labels: Array<[string, string]> }>>()
+  private entries = 0
+  readonly max: number
+
+  constructor(max: number) {
+    this.max = max
+  }
+
+  get size(): number {
+    return this.entries
+  }
+
+  find(buf: Uint8Array, start: number, end: number, hash: number): Array<[string, string]> | undefined {
+    const found = this.byHash.get(hash)
+    if (found === undefined) return undefined
+    if (!Array.isArray(found)) return sameBytes(found.raw, buf, start, end) ? found.labels : undefined
+    for (const e of found) if (sameBytes(e.raw, buf, start, end)) return e.labels
+    return undefined
+  }
+
+  /** Remembers a label set; it is frozen (it is shared from now on). */
+  add(buf: Uint8Array, start: number, end: number, hash: number, labels: Array<[string, string]>): void {
+    if (this.entries >= this.max) {
+      this.byHash.clear()
+      this.entries = 0
+    }
+    for (const pair of labels) Object.freeze(pair)
+    Object.freeze(labels)
+    const entry = { raw: buf.slice(start, end), labels }
+    const found = this.byHash.get(hash)
+    if (found === undefined) this.byHash.set(hash, entry)
+    else if (Array.isArray(found)) found.push(entry)
+    else this.byHash.set(hash, [found, entry])
+    this.entries++
+  }
+}
+
+const sameBytes = (raw: Uint8Array, buf: Uint8Array, start: number, end: number): boolean => {
+  if (raw.length !== end - start) return false
+  for (let i = 0; i < raw.length; i++) if (raw[i] !== buf[start + i]) return false
+  return true
+}
+
+/** FNV-1a over bytes. */
+const hashBytes = (buf: Uint8Array, start: number, end: number): number => {
+  let h = 0x811c9dc5
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * The end of the run of label fields (tag 1, length-delimited) starting at `start`, or `start` if there
+ * is none or it does not parse (the full decode then says why).
+ */
+const labelRunEnd = (buf: Uint8Array, start: number, end: number): number => {
+  let p = start
+  while (p < end && buf[p] === V1_TS_LABELS) {
+    let q = p + 1
+    let len = 0
+    let shift = 0
+    for (;;) {
+      if (q >= end || shift > 28) return start
+      const b = buf[q++]!
+      len += (b & 0x7f) * 2 ** shift
+      if (b < 0x80) break
+      shift += 7
+    }
+    if (q + len > end) return start
+    p = q + len
+  }
+  return p
+}
+
 const labelScratch: Array<[string, string]> = []
 const sampleScratch: Array<Sample> = []
 
@@ -132,6 +213,7 @@ const clearScratch = (): void => {
 
 interface Counters {
   readonly lim: RemoteWriteLimits
+  readonly interner: LabelsInterner | undefined
   samples: number
   histograms: number
   exemplars: number
@@ -178,18 +260,23 @@ const V1_MD_KNOWN = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 5)
  * Decodes a (decompressed) `prometheus.WriteRequest`. Throws `RemoteWriteDecodeError` if malformed,
  * `RemoteWriteLimitError` if over `limits` (defaults: the exported `limits`).
  */
-export const decodeWriteRequestV1 = (bytes: Uint8Array, overrides: Partial<RemoteWriteLimits> = limits): WriteRequestV1 => {
+export const decodeWriteRequestV1 = (
+  bytes: Uint8Array,
+  overrides: Partial<RemoteWriteLimits> = limits,
+  /** Label sets decoded before, to take instead of decoding them again (see `LabelsInterner`). */
+  interner?: LabelsInterner | undefined
+): WriteRequestV1 => {
   try {
-    return decodeV1(bytes, resolveLimits(overrides))
+    return decodeV1(bytes, resolveLimits(overrides), interner)
   } finally {
     clearScratch()
   }
 }
 
-const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits): WriteRequestV1 => {
+const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined): WriteRequestV1 => {
   const r = new Reader(bytes)
   const end = bytes.length
-  const c: Counters = { lim, samples: 0, histograms: 0, exemplars: 0 }
+  const c: Counters = { lim, interner, samples: 0, histograms: 0, exemplars: 0 }
   const series: Array<Series> = []
   const metadata: Array<Metadata> = []
   while (r.pos < end) {
@@ -220,17 +307,48 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   const samples = sampleScratch
   labels.length = 0
   samples.length = 0
+  // A label set seen before (the same bytes) is taken as it was decoded then.
+  let known: Array<[string, string]> | undefined
+  let runEnd = start
+  let runHash = 0
+  if (c.interner !== undefined) {
+    runEnd = labelRunEnd(r.buf, start, end)
+    if (runEnd > start) {
+      runHash = hashBytes(r.buf, start, runEnd)
+      known = c.interner.find(r.buf, start, runEnd, runHash)
+      if (known !== undefined) r.pos = runEnd
+    }
+  }
+  /** The counts before this series, to count it again if it is decoded again. */
+  const counted = { samples: c.samples, histograms: c.histograms, exemplars: c.exemplars }
+  /** Whether a label field came after another field. */
+  let interleaved = false
+  let other = false
   while (r.pos < end) {
     const at = r.pos
     const tag = r.uint32(end, "TimeSeries")
     switch (tag) {
       case V1_TS_SAMPLES: {
+        other = true
         const stop = r.len(end, "TimeSeries.samples")
         countSample(c)
         samples.push(decodeSampleV1(r, stop))
         break
       }
       case V1_TS_LABELS: {
+        // Labels after other fields: not the run looked up, so decoded (all of them) after all.
+        if (known !== undefined) {
+          r.pos = start
+          known = undefined
+          runEnd = start
+          samples.length = 0
+          other = false
+          c.samples = counted.samples
+          c.histograms = counted.histograms
+          c.exemplars = counted.exemplars
+          continue
+        }
+        if (other) interleaved = true
         const stop = r.len(end, "TimeSeries.labels")
         if (labels.length >= lim.maxLabelsPerSeries) {
           throw new RemoteWriteLimitError("maxLabelsPerSeries", lim.maxLabelsPerSeries)
@@ -239,24 +357,37 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
         break
       }
       case V1_TS_EXEMPLARS: {
+        other = true
         const stop = r.len(end, "TimeSeries.exemplars")
         checkExemplarV1(r, stop)
         c.exemplars++
         break
       }
       case V1_TS_HISTOGRAMS: {
+        other = true
         const stop = r.len(end, "TimeSeries.histograms")
         r.walk(stop, "TimeSeries.histograms")
         c.histograms++
         break
       }
       default:
+        other = true
         r.other(tag, V1_TS_KNOWN, end, "TimeSeries", at)
     }
   }
+  if (known !== undefined) {
+    const series: Series = { labels: known, samples: samples.slice() }
+    samples.length = 0
+    return series
+  }
   finishLabels(r, labels, "TimeSeries.labels", start)
-  return take(labels, samples)
+  const series = take(labels, samples)
+  // Only a series whose labels are the run at its start is remembered (its bytes are its labels').
+  if (c.interner !== undefined && runEnd > start && !interleaved) c.interner.add(r.buf, start, runEnd, runHash, series.labels)
+  return series
 }
+
+
 
 const decodeLabel = (r: Reader, end: number, lim: RemoteWriteLimits): [string, string] => {
   const start = r.pos
@@ -405,7 +536,7 @@ const decodeV2 = (bytes: Uint8Array, lim: RemoteWriteLimits): WriteRequestV2 => 
   }
   // Pass 2: the series.
   const symbols: SymbolTable = { strings, bytes: lengths, nameState: new Uint8Array(strings.length) }
-  const c: Counters = { lim, samples: 0, histograms: 0, exemplars: 0 }
+  const c: Counters = { lim, interner: undefined, samples: 0, histograms: 0, exemplars: 0 }
   const series: Array<Series> = []
   const metadata: Array<Metadata> = []
   const seen = new Map<string, Array<Metadata>>()
