@@ -68,7 +68,8 @@
  * BENCH_REQUESTS_A / BENCH_REQUESTS_B (payload pool per sender, defaults 60 / 10), BENCH_SHAPES (comma
  * list of `a`, `b`; default both), BENCH_TARGETS (comma list of `ours` (in-process), `http` (ours over
  * HTTP), `prometheus`; default all; skipped targets are not printed, and the runtime is built only when
- * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing).
+ * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
+ * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -583,7 +584,9 @@ const remoteWrite = (url: string) => async (p: Payload): Promise<string | undefi
 const overHttpOurs = async (pool: Pool): Promise<Run> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-server-"))
   const port = await freePort()
-  const proc = launch(process.execPath, [path.join(repoRoot, "packages/runtime/dist/main.js")], {
+  // BENCH_SERVER_CPU_PROF=<dir>: the server writes a CPU profile there when it exits.
+  const profile = process.env["BENCH_SERVER_CPU_PROF"]
+  const proc = launch(process.execPath, [...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), path.join(repoRoot, "packages/runtime/dist/main.js")], {
     OPENDATA_STORE: "local",
     OPENDATA_DATA_DIR: dir,
     OPENDATA_HOST: "127.0.0.1",

@@ -341,11 +341,13 @@ interface SeriesState {
   asOf: number
   /** When it was last written (a count of series writes), to drop the least recently written first. */
   touched: number
+  /** The bucket of the last sample written in this process (its postings and bucket key are written). */
+  lastBucket: number
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 
-const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0, touched: 0 })
+const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0, touched: 0, lastBucket: -1 })
 
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 const scratchF64 = new Float64Array(1)
@@ -833,6 +835,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               logged = true
               written += 1
               const bucket = bucketOf(t)
+              // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
+              if (bucket === state.lastBucket) continue
+              state.lastBucket = bucket
               if (!knownBuckets.has(bucket)) {
                 knownBuckets.add(bucket)
                 ops.push({ _tag: "put", key: bucketKey(bucket), value: new Uint8Array(0) })

@@ -121,7 +121,7 @@ const finishLabels = (r: Reader, labels: Array<[string, string]>, field: string,
  * are frozen: shared by every request that sends them.
  */
 export class LabelsInterner {
-  private readonly byHash = new Map<number, { readonly raw: Uint8Array; readonly labels: Array<[string, string]> } | Array<{ readonly raw: Uint8Array; readonly labels: Array<[string, string]> }>>()
+  private readonly byHash = new Map<number, { readonly raw: Buffer; readonly labels: Array<[string, string]> } | Array<{ readonly raw: Buffer; readonly labels: Array<[string, string]> }>>()
   private entries = 0
   readonly max: number
 
@@ -133,7 +133,8 @@ export class LabelsInterner {
     return this.entries
   }
 
-  find(buf: Uint8Array, start: number, end: number, hash: number): Array<[string, string]> | undefined {
+  /** The labels of the bytes [start, end) of `buf` if remembered (`hash`: `hashBytes` of them). */
+  find(buf: Buffer, start: number, end: number, hash: number): Array<[string, string]> | undefined {
     const found = this.byHash.get(hash)
     if (found === undefined) return undefined
     if (!Array.isArray(found)) return sameBytes(found.raw, buf, start, end) ? found.labels : undefined
@@ -142,14 +143,14 @@ export class LabelsInterner {
   }
 
   /** Remembers a label set; it is frozen (it is shared from now on). */
-  add(buf: Uint8Array, start: number, end: number, hash: number, labels: Array<[string, string]>): void {
+  add(buf: Buffer, start: number, end: number, hash: number, labels: Array<[string, string]>): void {
     if (this.entries >= this.max) {
       this.byHash.clear()
       this.entries = 0
     }
     for (const pair of labels) Object.freeze(pair)
     Object.freeze(labels)
-    const entry = { raw: buf.slice(start, end), labels }
+    const entry = { raw: Buffer.from(buf.subarray(start, end)), labels }
     const found = this.byHash.get(hash)
     if (found === undefined) this.byHash.set(hash, entry)
     else if (Array.isArray(found)) found.push(entry)
@@ -158,11 +159,9 @@ export class LabelsInterner {
   }
 }
 
-const sameBytes = (raw: Uint8Array, buf: Uint8Array, start: number, end: number): boolean => {
-  if (raw.length !== end - start) return false
-  for (let i = 0; i < raw.length; i++) if (raw[i] !== buf[start + i]) return false
-  return true
-}
+/** Whether `raw` holds the bytes [start, end) of `buf` (a native comparison, no copy). */
+const sameBytes = (raw: Buffer, buf: Buffer, start: number, end: number): boolean =>
+  raw.length === end - start && raw.compare(buf, start, end) === 0
 
 /** FNV-1a over bytes. */
 const hashBytes = (buf: Uint8Array, start: number, end: number): number => {
@@ -315,7 +314,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
     runEnd = labelRunEnd(r.buf, start, end)
     if (runEnd > start) {
       runHash = hashBytes(r.buf, start, runEnd)
-      known = c.interner.find(r.buf, start, runEnd, runHash)
+      known = c.interner.find(r.text, start, runEnd, runHash)
       if (known !== undefined) r.pos = runEnd
     }
   }
@@ -383,7 +382,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   finishLabels(r, labels, "TimeSeries.labels", start)
   const series = take(labels, samples)
   // Only a series whose labels are the run at its start is remembered (its bytes are its labels').
-  if (c.interner !== undefined && runEnd > start && !interleaved) c.interner.add(r.buf, start, runEnd, runHash, series.labels)
+  if (c.interner !== undefined && runEnd > start && !interleaved) c.interner.add(r.text, start, runEnd, runHash, series.labels)
   return series
 }
 
