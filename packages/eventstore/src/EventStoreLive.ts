@@ -382,14 +382,17 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           Stream.take(limit),
           Stream.mapError(storeFailure)
         )
-        yield* Stream.runForEachWhile(rows, (kv) =>
+        // One effect per batch of rows, not per record; past `maxBytes` the scan stops after its batch.
+        yield* Stream.runForEachArray(rows.pipe(Stream.takeWhile(() => bytes < maxBytes)), (kvs) =>
           Effect.sync(() => {
-            const parsed = K.parseRecordKey(kv.key)
-            if (parsed === undefined) return true
-            const record = decodeRecord(parsed.offset, kv.value)
-            records.push(record)
-            bytes += recordSize(record.value, record.headers)
-            return bytes < maxBytes
+            for (const kv of kvs) {
+              if (bytes >= maxBytes) return
+              const parsed = K.parseRecordKey(kv.key)
+              if (parsed === undefined) continue
+              const record = decodeRecord(parsed.offset, kv.value)
+              records.push(record)
+              bytes += recordSize(record.value, record.headers)
+            }
           }))
         return records
       })
@@ -496,13 +499,15 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         let bytes = 0
         let count = 0
         const rows = db.scan({ start: K.recordKey(key, m.firstOffset), end: K.recordKey(key, until) }).pipe(Stream.mapError(storeFailure))
-        yield* Stream.runForEach(rows, (kv) =>
+        yield* Stream.runForEachArray(rows, (kvs) =>
           Effect.sync(() => {
-            const parsed = K.parseRecordKey(kv.key)
-            if (parsed === undefined) return
-            const r = decodeRecord(parsed.offset, kv.value)
-            bytes += recordSize(r.value, r.headers)
-            count += 1
+            for (const kv of kvs) {
+              const parsed = K.parseRecordKey(kv.key)
+              if (parsed === undefined) continue
+              const r = decodeRecord(parsed.offset, kv.value)
+              bytes += recordSize(r.value, r.headers)
+              count += 1
+            }
           }))
         const updated: StoredMeta = { ...m, firstOffset: until, bytes: Math.max(0, m.bytes - bytes), records: Math.max(0, m.records - count) }
         // Time index: drop an entry once the next entry starts at or below the trim point.

@@ -541,10 +541,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const lowId = ids[0]!
         const highId = ids.at(-1)!
         if (ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1) {
-          yield* Stream.runForEach(db.scan({ start: headKey(lowId), end: prefixEnd(headKey(highId)) }), (kv) =>
+          yield* Stream.runForEachArray(db.scan({ start: headKey(lowId), end: prefixEnd(headKey(highId)) }), (kvs) =>
             Effect.sync(() => {
-              const id = readU64(kv.key, 1)
-              if (wanted.has(id)) found.set(id, kv.value)
+              for (const kv of kvs) {
+                const id = readU64(kv.key, 1)
+                if (wanted.has(id)) found.set(id, kv.value)
+              }
             })).pipe(Effect.mapError(failed))
         } else {
           for (const id of ids) {
@@ -1036,15 +1038,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const highId = ids.at(-1)!
         const wide = ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1
         const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "head" | "ooo") =>
-          Stream.runForEach(db.scan({ start, end }), (kv) =>
+          Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
             Effect.sync(() => {
-              const id = readU64(kv.key, idAt)
-              const list = chunks.get(id)
-              if (list === undefined) return
-              // A sealed chunk's key ends with its first timestamp.
-              if (kind === "sealed") {
-                if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
-              } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
+              for (const kv of kvs) {
+                const id = readU64(kv.key, idAt)
+                const list = chunks.get(id)
+                if (list === undefined) continue
+                // A sealed chunk's key ends with its first timestamp.
+                if (kind === "sealed") {
+                  if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
+                } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
+              }
             })).pipe(Effect.mapError(failed))
         for (const b of buckets) {
           if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
@@ -1112,15 +1116,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         // Writes that land during the scan are applied from `pendingPostings` later: adding twice is harmless.
         const names = new Map<string, Set<string>>()
         const p = postingPrefix(bucket)
-        yield* Stream.runForEach(db.scan({ start: p, end: prefixEnd(p) }), (kv) =>
+        yield* Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
           Effect.sync(() => {
-            const k = kv.key
-            const z = k.indexOf(0, p.length)
-            if (z < 0 || k.length < z + 10) return
-            const name = decoder.decode(k.subarray(p.length, z))
-            let values = names.get(name)
-            if (values === undefined) names.set(name, (values = new Set()))
-            values.add(decoder.decode(k.subarray(z + 1, k.length - 9)))
+            for (const kv of kvs) {
+              const k = kv.key
+              const z = k.indexOf(0, p.length)
+              if (z < 0 || k.length < z + 10) continue
+              const name = decoder.decode(k.subarray(p.length, z))
+              let values = names.get(name)
+              if (values === undefined) names.set(name, (values = new Set()))
+              values.add(decoder.decode(k.subarray(z + 1, k.length - 9)))
+            }
           })).pipe(Effect.mapError(failed))
         labelIndex.set(bucket, names)
         if (labelIndex.size > Limits.labelIndexBucketsMax) labelIndex.delete(labelIndex.keys().next().value!)

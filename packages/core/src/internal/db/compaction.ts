@@ -14,7 +14,7 @@ import { entryBytes } from "../format/entry.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import type { DbManifest, SortedRun, SstRef } from "./manifest.ts"
 import type { Cursor, MergeOperator } from "./read.ts"
-import { mergeCursors, resolveVersions } from "./read.ts"
+import { mergeCursors, pending, resolveVersions } from "./read.ts"
 import type { ReadError, Tables } from "./tables.ts"
 import { runCursor } from "./tables.ts"
 
@@ -135,7 +135,8 @@ export const runCompaction = (
       versions = []
     })
     for (;;) {
-      const e = yield* cursor.next
+      let e = cursor.nextSync()
+      if (e === pending) e = yield* cursor.next
       if (e === undefined) break
       if (versions.length > 0 && compareBytes(versions[0]!.key, e.key) !== 0) yield* finishKey
       versions.push(e)

@@ -35,17 +35,27 @@ export const resolveVersions = (
   return merge(key, base, operands.reverse())
 }
 
-/** Pulls entries one at a time, in `compareEntries` order; `undefined` at the end. */
+/** What `Cursor.nextSync` answers when the next entry needs I/O: run `next` instead. */
+export const pending: unique symbol = Symbol("pending")
+export type Pending = typeof pending
+
+/**
+ * Pulls entries one at a time, in `compareEntries` order; `undefined` at the end. `nextSync` answers
+ * without an effect whenever the entry is in memory (a loaded block, a memtable), or `pending` (having
+ * consumed nothing) when it needs I/O: a scan runs one effect per block read, not one per entry.
+ */
 export interface Cursor<E> {
+  readonly nextSync: () => Entry | undefined | Pending
   readonly next: Effect.Effect<Entry | undefined, E>
 }
 
-export const cursorFromIterator = (it: Iterator<Entry>): Cursor<never> => ({
-  next: Effect.sync(() => {
+export const cursorFromIterator = (it: Iterator<Entry>): Cursor<never> => {
+  const nextSync = () => {
     const r = it.next()
     return r.done === true ? undefined : r.value
-  })
-})
+  }
+  return { nextSync, next: Effect.sync(nextSync) }
+}
 
 /**
  * Merges cursors into one, in `compareEntries` order. Sequence numbers are unique, so equal entries
@@ -83,20 +93,40 @@ export const mergeCursors = <E>(cursors: ReadonlyArray<Cursor<E>>): Cursor<E> =>
     }
     return top
   }
-  const fill = (source: number) =>
-    Effect.map(cursors[source]!.next, (entry) => {
-      if (entry !== undefined) push({ entry, source })
-    })
+  /** The source whose next entry is still to go into the heap (the one the last entry came from). */
+  let refill = -1
+  const take = (): Entry | undefined => {
+    if (heads.length === 0) return undefined
+    const top = pop()
+    refill = top.source
+    return top.entry
+  }
+  const nextSync = (): Entry | undefined | Pending => {
+    if (!started) return pending
+    if (refill >= 0) {
+      const entry = cursors[refill]!.nextSync()
+      if (entry === pending) return pending
+      if (entry !== undefined) push({ entry, source: refill })
+      refill = -1
+    }
+    return take()
+  }
   return {
+    nextSync,
     next: Effect.gen(function*() {
       if (!started) {
         started = true
-        for (let i = 0; i < cursors.length; i++) yield* fill(i)
+        for (let i = 0; i < cursors.length; i++) {
+          const entry = yield* cursors[i]!.next
+          if (entry !== undefined) push({ entry, source: i })
+        }
       }
-      if (heads.length === 0) return undefined
-      const top = pop()
-      yield* fill(top.source)
-      return top.entry
+      if (refill >= 0) {
+        const entry = yield* cursors[refill]!.next
+        if (entry !== undefined) push({ entry, source: refill })
+        refill = -1
+      }
+      return take()
     })
   }
 }
@@ -121,7 +151,8 @@ export const resolveBatch = <E>(
   Effect.gen(function*() {
     const out: Array<KeyValue> = []
     while (out.length < limit && !state.done) {
-      const first = state.pending ?? (yield* cursor.next)
+      let first = state.pending ?? cursor.nextSync()
+      if (first === pending) first = yield* cursor.next
       state.pending = undefined
       if (first === undefined) {
         state.done = true
@@ -129,7 +160,8 @@ export const resolveBatch = <E>(
       }
       const versions: Array<Entry> = [first]
       for (;;) {
-        const e = yield* cursor.next
+        let e = cursor.nextSync()
+        if (e === pending) e = yield* cursor.next
         if (e === undefined) {
           state.done = true
           break

@@ -15,7 +15,8 @@ import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encode
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
-import type { Cursor } from "./read.ts"
+import type { Cursor, Pending } from "./read.ts"
+import { pending } from "./read.ts"
 
 export type ReadError = Unavailable | CorruptObject
 
@@ -166,22 +167,34 @@ export const makeTables = (
           }
           blockIndex = last + 1
         })
+      /** The next entry of the blocks in memory; `pending` when the next block must be read first. */
+      const nextSync = (): Entry | undefined | Pending => {
+        if (handles === undefined) return pending
+        for (;;) {
+          while (i < entries.length) {
+            const e = entries[i++]!
+            if (start !== undefined && compareBytes(e.key, start) < 0) continue
+            if (end !== undefined && compareBytes(e.key, end) >= 0) {
+              i = entries.length
+              blockIndex = handles.length
+              ahead.length = 0
+              return undefined
+            }
+            return e
+          }
+          if (ahead.length === 0) return blockIndex >= handles.length ? undefined : pending
+          entries = ahead.shift()!
+          i = 0
+        }
+      }
       return {
+        nextSync,
         next: Effect.gen(function*() {
           if (handles === undefined) handles = findBlocks((yield* meta(ref)).index, start, end)
           for (;;) {
-            while (i < entries.length) {
-              const e = entries[i++]!
-              if (start !== undefined && compareBytes(e.key, start) < 0) continue
-              if (end !== undefined && compareBytes(e.key, end) >= 0) return undefined
-              return e
-            }
-            if (ahead.length === 0) {
-              if (blockIndex >= handles.length) return undefined
-              yield* fetchAhead(handles)
-            }
-            entries = ahead.shift()!
-            i = 0
+            const e = nextSync()
+            if (e !== pending) return e
+            yield* fetchAhead(handles)
           }
         })
       }
@@ -197,6 +210,17 @@ export const runCursor = (tables: Tables, ssts: ReadonlyArray<SstRef>, start: Ui
   let i = 0
   let current: Cursor<ReadError> | undefined
   return {
+    nextSync: () => {
+      for (;;) {
+        if (current === undefined) {
+          if (i >= inRange.length) return undefined
+          current = tables.cursor(inRange[i++]!, start, end)
+        }
+        const e = current.nextSync()
+        if (e !== undefined) return e
+        current = undefined
+      }
+    },
     next: Effect.gen(function*() {
       for (;;) {
         if (current === undefined) {
