@@ -18,8 +18,15 @@ export const makeMemoryDriver = (): Driver => {
   let sortedKeys: Array<string> | undefined
   let generation = 0
 
-  const store = (key: string, body: Uint8Array, putId: string) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
+  /**
+   * Stores the object if `allowed` holds when it is stored: the condition is checked in the same
+   * synchronous step as the write (a check in one effect and the write in another would let another
+   * fiber's conditional write run in between, and both succeed).
+   */
+  const store = <E>(key: string, body: Uint8Array, putId: string, refused?: () => E | undefined) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<{ readonly etag: string; readonly putId: string }, E> => {
+      const refusal = refused?.()
+      if (refusal !== undefined) return Effect.fail(refusal)
       generation += 1
       const meta: ObjectMeta = {
         key,
@@ -31,7 +38,7 @@ export const makeMemoryDriver = (): Driver => {
       if (!objects.has(key)) sortedKeys = undefined
       // Copy: the caller may reuse its buffer, and the store must not see later changes.
       objects.set(key, { meta, body: body.slice() })
-      return { etag: meta.etag, putId }
+      return Effect.succeed({ etag: meta.etag, putId })
     })
 
   const keysInOrder = (): Array<string> => {
@@ -55,14 +62,9 @@ export const makeMemoryDriver = (): Driver => {
         return found === undefined ? Effect.fail(new NotFound({ key })) : Effect.succeed(found.meta)
       }),
     put: (key, body, putId) => store(key, body, putId),
-    putIfAbsent: (key, body, putId) =>
-      Effect.suspend(() => (objects.has(key) ? Effect.fail(new AlreadyExists({ key })) : store(key, body, putId))),
+    putIfAbsent: (key, body, putId) => store(key, body, putId, () => (objects.has(key) ? new AlreadyExists({ key }) : undefined)),
     putIfMatch: (key, body, etag, putId) =>
-      Effect.suspend(() =>
-        objects.get(key)?.meta.etag === etag
-          ? store(key, body, putId)
-          : Effect.fail(new PreconditionFailed({ key, expectedEtag: etag }))
-      ),
+      store(key, body, putId, () => (objects.get(key)?.meta.etag === etag ? undefined : new PreconditionFailed({ key, expectedEtag: etag }))),
     listPage: (prefix, startAfter, limit) =>
       Effect.sync(() => {
         const keys = keysInOrder()
