@@ -314,6 +314,13 @@ const sorted = (labels: Labels): Labels => {
   return labels
 }
 
+/**
+ * Whether many series close together by id (ascending) are read with one scan over the span of their
+ * ids (other series' keys in it skipped), rather than a read each.
+ */
+const scanWide = (ids: ReadonlyArray<number>) =>
+  ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= ids.at(-1)! - ids[0]! + 1
+
 // -------------------------------------------------------------------------------------------------
 // Implementation
 // -------------------------------------------------------------------------------------------------
@@ -540,7 +547,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const wanted = new Set(ids)
         const lowId = ids[0]!
         const highId = ids.at(-1)!
-        if (ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1) {
+        if (scanWide(ids)) {
           yield* Stream.runForEachArray(db.scan({ start: headKey(lowId), end: prefixEnd(headKey(highId)) }), (kvs) =>
             Effect.sync(() => {
               for (const kv of kvs) {
@@ -1036,7 +1043,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const inMemory = yield* headsInMemory(ids)
         const lowId = ids[0]!
         const highId = ids.at(-1)!
-        const wide = ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= highId - lowId + 1
+        const wide = scanWide(ids)
         const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "head" | "ooo") =>
           Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
             Effect.sync(() => {
