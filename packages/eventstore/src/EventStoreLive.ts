@@ -1,20 +1,21 @@
 /**
  * The EventStore on the core `Db` (see EventStore.ts for the model and the key layout).
  *
- * Append path: validate; take the log's lock; read its metadata and producer state (the in-flight
- * overlay first: writes not yet durable are invisible to Db reads); check the fencing token, the
- * producer sequence and `expectedOffset`; assign offsets and a timestamp; write records, metadata, time
- * index and producer state as ONE Db batch (atomic); release the lock; answer once the batch is durable.
- * The lock covers only the decision, not the durable wait, so a hot log is not limited to one append per
- * flush interval. An overlay entry stays until its write settles, not until its caller stops waiting: an
- * append that timed out is still queued, and the next decision on the log must see it.
+ * Append path: validate; decide from the log's metadata and producer state as this process last decided
+ * them (held in memory, bounded, least recently used dropped; loaded from the overlay or the Db under the
+ * log's lock when missing): the fencing token, the producer sequence and `expectedOffset`; assign offsets
+ * and a timestamp; add records, metadata, time-index entry and producer state to the open write group
+ * (internal/groups.ts), which reaches the Db as ONE atomic batch with the other decisions taken meanwhile;
+ * answer once that group is durable. The common case is synchronous: one effect per append, no lock, no
+ * read. An overlay entry stays until its group settles, not until its caller stops waiting: an append that
+ * timed out is still queued, and the next decision on the log must see it.
  *
  * Tail: subscribe to the Db's change feed first, then catch up from storage, then follow the feed,
  * dropping what the catch-up already delivered. A gap (a seq jump in the feed: the subscriber fell behind
  * and the bounded feed dropped batches; or offsets that do not follow on, skipping or repeating one) sends
  * it back to storage reads, so memory stays bounded and nothing is skipped or sent twice.
  */
-import { Clock, Effect, Layer, Option, Schema, Scope, Semaphore, Stream } from "effect"
+import { Clock, Deferred, Effect, Layer, Option, Schema, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db } from "@opendata/core"
 import type {
@@ -45,7 +46,11 @@ import {
 } from "./EventStore.ts"
 import * as Limits from "./limits.ts"
 import * as K from "./internal/keys.ts"
+import type { StoredMeta } from "./internal/meta.ts"
+import { decodeMeta, encodeMeta as encodeMetaBytes } from "./internal/meta.ts"
 import { decodeRecord, encodeRecord, recordSize } from "./internal/record.ts"
+import type { Group, Remembered } from "./internal/groups.ts"
+import { makeGroupWriter, opBytes, overlayKey } from "./internal/groups.ts"
 import { makeTailRegistry } from "./internal/tails.ts"
 
 export interface EventStoreSettings {
@@ -55,21 +60,6 @@ export interface EventStoreSettings {
   readonly tailHeartbeatMs?: number | undefined
 }
 
-/** What the metadata object of a log holds. */
-const StoredMeta = Schema.Struct({
-  firstOffset: Schema.Number,
-  nextOffset: Schema.Number,
-  bytes: Schema.Number,
-  records: Schema.Number,
-  createdMs: Schema.Number,
-  lastAppendMs: Schema.optional(Schema.Number),
-  lastTimestamp: Schema.Number,
-  retention: Schema.optional(Schema.Struct({ maxAgeMs: Schema.optional(Schema.Number), maxBytes: Schema.optional(Schema.Number) })),
-  token: Schema.optional(Schema.String)
-})
-type StoredMeta = typeof StoredMeta.Type
-const decodeMeta = Schema.decodeUnknownSync(StoredMeta)
-
 const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
 type ProducerState = typeof ProducerState.Type
 const decodeProducer = Schema.decodeUnknownSync(ProducerState)
@@ -78,7 +68,7 @@ const json = (value: unknown) => K.utf8(JSON.stringify(value))
 /** Encoded metadata, remembered with what it encodes so that a write of it can update the cache unparsed. */
 const encodedMetas = new WeakMap<Uint8Array, StoredMeta>()
 const encodeMeta = (meta: StoredMeta): Uint8Array => {
-  const bytes = json(meta)
+  const bytes = encodeMetaBytes(meta)
   encodedMetas.set(bytes, meta)
   return bytes
 }
@@ -107,109 +97,107 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     const heartbeatMs = settings.tailHeartbeatMs ?? Limits.tailHeartbeatMs
     const retentionIntervalMs = settings.retentionIntervalMs ?? Limits.retentionIntervalMs
 
-    // --- reads of single keys, through the overlay of writes not yet durable ----------------------
+    // --- writes: decisions grouped into Db writes (internal/groups.ts) -----------------------------
 
-    /**
-     * Writes this process issued and that are not durable yet: Db reads do not see them. An entry lives
-     * until the Db's durable watermark reaches its seq (swept at the next write), not until its caller stops
-     * waiting: an append given up on still lands.
-     */
-    const overlay = new Map<string, { readonly value: Uint8Array | undefined; readonly seq: number }>()
-    /** The overlay's keys by write, oldest first, to drop them once durable. */
-    const overlayBySeq: Array<{ readonly seq: number; readonly keys: ReadonlyArray<string> }> = []
-    const dropDurableOverlay = (durableSeq: number) => {
-      let n = 0
-      while (n < overlayBySeq.length && overlayBySeq[n]!.seq <= durableSeq) {
-        for (const k of overlayBySeq[n]!.keys) {
-          const entry = overlay.get(k)
-          if (entry !== undefined && entry.seq <= durableSeq) overlay.delete(k)
-        }
-        n += 1
-      }
-      if (n > 0) overlayBySeq.splice(0, n)
-    }
-    const overlayKey = (k: Uint8Array) => Buffer.from(k).toString("latin1")
+    const clock = yield* Clock.Clock
+    const groups = yield* makeGroupWriter(db, scope, () => {
+      // A group failed (the Db stopped): what was cached from decisions may be ahead of storage.
+      metaCache.clear()
+      producerCache.clear()
+    })
+    const overlay = groups.overlay
+
+    /** A key's value: a write not yet durable first (Db reads see only durable writes), then the Db. */
     const getKey = (k: Uint8Array) =>
       Effect.suspend(() => {
         const pending = overlay.get(overlayKey(k))
         if (pending !== undefined) return Effect.succeed(pending.value)
         return Effect.mapError(db.get(k), storeFailure)
       })
+    const awaitGroup = (group: Group) => Deferred.await(group.done)
 
     /**
-     * Each log's latest metadata as this process decided it (durable or not), least recently used first,
-     * at most `metadataCacheEntries`: this process is the only writer, so what it wrote last is current. An
-     * entry is set where a write of the metadata is queued (`writeBatch`), so it never runs ahead of the
-     * overlay; a log without an entry is read from the overlay or the Db.
+     * Each log's latest metadata as this process decided it (durable or not), by log key, least recently
+     * used first, at most `metadataCacheEntries`: this process is the only writer, so what it decided last is
+     * current. An entry is set where the write of the metadata is added to a group, so it never runs ahead of
+     * the overlay; a log without an entry is read from the overlay or the Db.
      */
     const metaCache = new Map<string, StoredMeta | undefined>()
-    const cacheMeta = (k: string, meta: StoredMeta | undefined) => {
-      metaCache.delete(k)
-      metaCache.set(k, meta)
+    const cacheMeta = (key: string, meta: StoredMeta | undefined) => {
+      metaCache.delete(key)
+      metaCache.set(key, meta)
       if (metaCache.size > Limits.metadataCacheEntries) metaCache.delete(metaCache.keys().next().value!)
     }
+    /** Producer states by `log NUL producerId` (null: none stored), as `metaCache`, at most `producerCacheEntries`. */
+    const producerCache = new Map<string, ProducerState | null>()
+    const producerCacheKey = (key: string, producerId: string) => `${key}\u0000${producerId}`
+    const cacheProducer = (k: string, state: ProducerState | null) => {
+      producerCache.delete(k)
+      producerCache.set(k, state)
+      if (producerCache.size > Limits.producerCacheEntries) producerCache.delete(producerCache.keys().next().value!)
+    }
     const loadMeta = (key: string): Effect.Effect<StoredMeta | undefined, Unavailable> => {
-      const k = overlayKey(K.metaKey(key))
-      if (metaCache.has(k)) {
-        const cached = metaCache.get(k)
-        cacheMeta(k, cached)
+      if (metaCache.has(key)) {
+        const cached = metaCache.get(key)
+        cacheMeta(key, cached)
         return Effect.succeed(cached)
       }
       return Effect.map(getKey(K.metaKey(key)), (bytes) => {
-        const meta = bytes === undefined ? undefined : parse(decodeMeta, bytes)
-        cacheMeta(k, meta)
+        const meta = bytes === undefined ? undefined : decodeMeta(bytes)
+        cacheMeta(key, meta)
         return meta
       })
     }
+    const loadProducer = (key: string, producerId: string): Effect.Effect<ProducerState | null, Unavailable> => {
+      const ck = producerCacheKey(key, producerId)
+      const cached = producerCache.get(ck)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return Effect.map(getKey(K.producerKey(key, producerId)), (bytes) => {
+        const state = bytes === undefined ? null : parse(decodeProducer, bytes)
+        cacheProducer(ck, state)
+        return state
+      })
+    }
     const durableMeta = (key: string) =>
-      Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : parse(decodeMeta, bytes)))
+      Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : decodeMeta(bytes)))
     const existingMeta = (key: string) =>
       Effect.flatMap(durableMeta(key), (m) => (m === undefined ? Effect.fail(new LogNotFound({ key })) : Effect.succeed(m)))
     /**
      * The metadata once every write decided on it is durable, for a decision under the log's lock that also
-     * scans the log's records (trim, delete): an append releases the lock before its write is durable.
+     * scans the log's records (trim, delete): an append does not wait for its write to be durable.
      */
     const settledMeta = (key: string) =>
       Effect.gen(function*() {
         const pending = overlay.get(overlayKey(K.metaKey(key)))
-        if (pending !== undefined) yield* Effect.mapError(db.awaitDurable(pending.seq), storeFailure)
+        if (pending !== undefined) yield* awaitGroup(pending.group)
         return yield* existingMeta(key)
       })
 
     /**
-     * Writes a batch; remembers its single-key writes until they are durable (or the Db stops, failing
-     * everything after); returns the durable effect. The overlay entry outlives the caller's wait on purpose: an
-     * append that times out leaves its write queued, and the next decision on the log must still see it,
-     * or it reuses the same offsets (a producer's retry wrote its batch again; another producer's batch
-     * overwrote it).
+     * Adds a batch to the open group (waiting for room first) and remembers its `remember` keys in the
+     * overlay; returns the wait until it is durable. Metadata it writes is cached as decided (read back when
+     * written from bytes this module did not encode).
      */
     const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
-      // Db.write queues all or nothing, even when interrupted; what it queued is remembered (and its
-      // forgetting scheduled) before any interruption can land.
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const result = yield* restore(Effect.mapError(db.write(ops, { awaitDurable: false }), storeFailure))
-          dropDurableOverlay(yield* db.durableSeq)
-          const keys: Array<string> = []
-          for (const k of remember) {
-            const ok = overlayKey(k)
-            const op = ops.findLast((o) => o.key.length === k.length && overlayKey(o.key) === ok)
-            keys.push(ok)
-            overlay.set(ok, { value: op === undefined || op._tag === "delete" ? undefined : op.value, seq: result.seq })
-          }
-          if (keys.length > 0) overlayBySeq.push({ seq: result.seq, keys })
-          for (const op of ops) {
-            if (!K.isMetaKey(op.key)) continue
-            const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
-            // Metadata written from bytes this module did not encode is read back when next needed.
-            if (op._tag !== "delete" && decided === undefined) metaCache.delete(overlayKey(op.key))
-            else cacheMeta(overlayKey(op.key), decided)
-          }
-          return Effect.mapError(result.durable, storeFailure)
+      Effect.map(groups.awaitRoom, () => {
+        let bytes = 0
+        for (const op of ops) bytes += opBytes(op.key, op._tag === "delete" ? undefined : op.value)
+        const remembered = remember.map((k): Remembered => {
+          const op = ops.findLast((o) => o.key.length === k.length && Buffer.compare(o.key, k) === 0)
+          return { key: overlayKey(k), value: op === undefined || op._tag === "delete" ? undefined : op.value }
         })
-      )
+        // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
+        for (const op of ops) {
+          if (!K.isMetaKey(op.key)) continue
+          const logKey = K.fromUtf8(op.key.subarray(1))
+          const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
+          if (op._tag !== "delete" && decided === undefined) metaCache.delete(logKey)
+          else cacheMeta(logKey, decided)
+        }
+        return awaitGroup(groups.add(ops, bytes, remembered))
+      })
 
-    // --- per-log locks ------------------------------------------------------------------------------
+    // --- per-log locks (the rare decisions that read storage: trims, deletes, metadata updates) -----
 
     const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
     const withLog = <A, E, R>(key: string, self: Effect.Effect<A, E, R>) =>
@@ -231,132 +219,198 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           })
       )
 
-    // --- validation ---------------------------------------------------------------------------------
+    // --- validation (synchronous: an error, or the records' total size) ------------------------------
 
-    const checkKey = (key: string, field = "key") => {
+    const keyProblem = (key: string, field = "key") => {
       const problem = K.nameProblem(key, Limits.logKeyBytesMax)
-      return problem === undefined ? Effect.void : Effect.fail(new InvalidInput({ field, reason: problem }))
+      return problem === undefined ? undefined : new InvalidInput({ field, reason: problem })
+    }
+    const checkKey = (key: string, field = "key") => {
+      const problem = keyProblem(key, field)
+      return problem === undefined ? Effect.void : Effect.fail(problem)
+    }
+    const tokenProblem = (value: string | undefined, field: string) => {
+      if (value === undefined) return undefined
+      const problem = K.nameProblem(value, Limits.tokenBytesMax)
+      return problem === undefined ? undefined : new InvalidInput({ field, reason: problem })
     }
     const checkToken = (value: string | undefined, field: string) => {
-      if (value === undefined) return Effect.void
-      const problem = K.nameProblem(value, Limits.tokenBytesMax)
-      return problem === undefined ? Effect.void : Effect.fail(new InvalidInput({ field, reason: problem }))
+      const problem = tokenProblem(value, field)
+      return problem === undefined ? Effect.void : Effect.fail(problem)
     }
 
-    const checkRecords = (records: ReadonlyArray<RecordInput>) =>
-      Effect.gen(function*() {
-        if (!Array.isArray(records) || records.length === 0) {
-          return yield* new InvalidInput({ field: "records", reason: "must be a non-empty array" })
-        }
-        if (records.length > Limits.batchRecordsMax) return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
-        let total = 0
-        for (let i = 0; i < records.length; i++) {
-          const r = records[i]!
-          if (!(r.value instanceof Uint8Array)) return yield* new InvalidInput({ field: `records[${i}].value`, reason: "must be bytes" })
-          const headers = r.headers ?? {}
-          const entries = Object.entries(headers)
-          if (entries.length > Limits.headersMax) return yield* new LimitExceeded({ field: `records[${i}].headers`, limit: Limits.headersMax })
+    const recordsProblem = (records: ReadonlyArray<RecordInput>): InvalidInput | LimitExceeded | number => {
+      if (!Array.isArray(records) || records.length === 0) return new InvalidInput({ field: "records", reason: "must be a non-empty array" })
+      if (records.length > Limits.batchRecordsMax) return new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
+      let total = 0
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!
+        if (!(r.value instanceof Uint8Array)) return new InvalidInput({ field: `records[${i}].value`, reason: "must be bytes" })
+        let size = r.value.length
+        if (r.headers !== undefined) {
+          const entries = Object.entries(r.headers)
+          if (entries.length > Limits.headersMax) return new LimitExceeded({ field: `records[${i}].headers`, limit: Limits.headersMax })
           for (const [k, v] of entries) {
-            if (typeof v !== "string") return yield* new InvalidInput({ field: `records[${i}].headers.${k}`, reason: "must be a string" })
-            if (K.utf8(k).length > Limits.headerBytesMax || K.utf8(v).length > Limits.headerBytesMax) {
-              return yield* new LimitExceeded({ field: `records[${i}].headers.${k}`, limit: Limits.headerBytesMax })
+            if (typeof v !== "string") return new InvalidInput({ field: `records[${i}].headers.${k}`, reason: "must be a string" })
+            const kb = K.utf8(k).length
+            const vb = K.utf8(v).length
+            if (kb > Limits.headerBytesMax || vb > Limits.headerBytesMax) {
+              return new LimitExceeded({ field: `records[${i}].headers.${k}`, limit: Limits.headerBytesMax })
             }
+            size += kb + vb
           }
-          if (r.eventTime !== undefined && !isCount(r.eventTime)) {
-            return yield* new InvalidInput({ field: `records[${i}].eventTime`, reason: "must be a non-negative integer (ms)" })
-          }
-          const size = recordSize(r.value, headers)
-          if (size > Limits.recordBytesMax) return yield* new LimitExceeded({ field: `records[${i}]`, limit: Limits.recordBytesMax })
-          total += size
         }
-        if (total > Limits.batchBytesMax) return yield* new LimitExceeded({ field: "records", limit: Limits.batchBytesMax })
-        return total
-      })
+        if (r.eventTime !== undefined && !isCount(r.eventTime)) {
+          return new InvalidInput({ field: `records[${i}].eventTime`, reason: "must be a non-negative integer (ms)" })
+        }
+        if (size > Limits.recordBytesMax) return new LimitExceeded({ field: `records[${i}]`, limit: Limits.recordBytesMax })
+        total += size
+      }
+      if (total > Limits.batchBytesMax) return new LimitExceeded({ field: "records", limit: Limits.batchBytesMax })
+      return total
+    }
+
+    const appendProblem = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions) => {
+      const bad = keyProblem(key)
+      if (bad !== undefined) return bad
+      const total = recordsProblem(records)
+      if (typeof total !== "number") return total
+      const badToken = tokenProblem(options.fencingToken, "fencingToken") ?? tokenProblem(options.producerId, "producerId")
+      if (badToken !== undefined) return badToken
+      if (options.expectedOffset !== undefined && !isCount(options.expectedOffset)) {
+        return new InvalidInput({ field: "expectedOffset", reason: "must be a non-negative integer" })
+      }
+      if ((options.producerId === undefined) !== (options.producerSeq === undefined)) {
+        return new InvalidInput({ field: "producerSeq", reason: "producerId and producerSeq go together" })
+      }
+      if (options.producerSeq !== undefined && !isCount(options.producerSeq)) {
+        return new InvalidInput({ field: "producerSeq", reason: "must be a non-negative integer" })
+      }
+      return total
+    }
 
     // --- append -------------------------------------------------------------------------------------
 
+    type AppendError = InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable
+
+    /**
+     * The decision on an append, synchronous, from the log's metadata and producer state as decided so far;
+     * its writes are added to the open group before anything else runs, so decisions on a log are written in
+     * the order they were taken.
+     */
+    const decideAppend = (
+      key: string,
+      current: StoredMeta | undefined,
+      producer: ProducerState | null,
+      records: ReadonlyArray<RecordInput>,
+      total: number,
+      options: AppendOptions
+    ): QueuedAppend | AppendError => {
+      // A closed store takes no decisions (it would cache what it can no longer write).
+      if (groups.isClosed()) return new Unavailable({ reason: "the event store is closed" })
+      const now = Math.floor(clock.currentTimeMillisUnsafe())
+      const meta: StoredMeta = current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: now, lastTimestamp: 0, lastIndexedMs: 0 }
+      if (meta.token !== undefined || options.fencingToken !== undefined) {
+        if (options.fencingToken !== meta.token) return new FencingConflict({ key, next: meta.nextOffset })
+      }
+      if (options.producerId !== undefined && producer !== null) {
+        if (options.producerSeq === producer.seq) {
+          // A retry of the last batch: answer as the first attempt did, write nothing, but only once that
+          // attempt is durable.
+          const pending = overlay.get(overlayKey(K.producerKey(key, options.producerId)))
+          return { result: { offsets: producer.offsets, next: producer.next }, durable: pending === undefined ? Effect.void : awaitGroup(pending.group) }
+        }
+        if (options.producerSeq! < producer.seq) {
+          return new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
+        }
+      }
+      if (options.expectedOffset !== undefined && options.expectedOffset !== meta.nextOffset) {
+        return new OffsetConflict({ key, expected: options.expectedOffset, next: meta.nextOffset })
+      }
+      const timestamp = Math.max(now, meta.lastTimestamp)
+      const first = meta.nextOffset
+      const next = first + records.length
+      const offsets: Array<number> = new Array(records.length)
+      const ops: Array<CoreDb.WriteOp> = []
+      let bytes = 0
+      const prefix = K.recordPrefix(key)
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!
+        offsets[i] = first + i
+        const recordKey = K.withU64(prefix, first + i)
+        const value = encodeRecord(timestamp, r.eventTime, r.headers ?? {}, r.value)
+        ops.push({ _tag: "put", key: recordKey, value })
+        bytes += opBytes(recordKey, value)
+      }
+      // The time index holds an entry at least every `timeIndexIntervalMs` of a log's timestamps (see
+      // `offsetAtTime`), not one per append.
+      const indexed = meta.records === 0 || timestamp >= meta.lastIndexedMs + Limits.timeIndexIntervalMs
+      if (indexed) {
+        const timeKey = K.timeKey(key, timestamp)
+        const value = K.u64(first)
+        ops.push({ _tag: "put", key: timeKey, value })
+        bytes += opBytes(timeKey, value)
+      }
+      const updated: StoredMeta = {
+        ...meta,
+        nextOffset: next,
+        bytes: meta.bytes + total,
+        records: meta.records + records.length,
+        lastAppendMs: now,
+        lastTimestamp: timestamp,
+        lastIndexedMs: indexed ? timestamp : meta.lastIndexedMs
+      }
+      const metaKey = K.metaKey(key)
+      const metaValue = encodeMetaBytes(updated)
+      ops.push({ _tag: "put", key: metaKey, value: metaValue })
+      bytes += opBytes(metaKey, metaValue)
+      const remember: Array<Remembered> = [{ key: overlayKey(metaKey), value: metaValue }]
+      let state: ProducerState | undefined
+      if (options.producerId !== undefined) {
+        const pk = K.producerKey(key, options.producerId)
+        state = { seq: options.producerSeq!, offsets, next }
+        const value = json(state)
+        ops.push({ _tag: "put", key: pk, value })
+        bytes += opBytes(pk, value)
+        remember.push({ key: overlayKey(pk), value })
+      }
+      // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
+      cacheMeta(key, updated)
+      if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
+      const group = groups.add(ops, bytes, remember)
+      return { result: { offsets, next }, durable: awaitGroup(group) }
+    }
+
+    const toEffect = (decided: QueuedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
+      "result" in decided ? Effect.succeed(decided) : Effect.fail(decided)
+
+    /** An append whose log state is not all in memory, or that must wait: under the log's lock. */
+    const appendLocked = (key: string, records: ReadonlyArray<RecordInput>, total: number, options: AppendOptions) =>
+      withLog(
+        key,
+        Effect.gen(function*() {
+          yield* groups.awaitRoom
+          const meta = yield* loadMeta(key)
+          const producer = options.producerId === undefined ? null : yield* loadProducer(key, options.producerId)
+          return yield* toEffect(decideAppend(key, meta, producer, records, total, options))
+        })
+      )
+
     const appendQueued = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
-      Effect.gen(function*() {
-        yield* checkKey(key)
-        const total = yield* checkRecords(records)
-        yield* checkToken(options.fencingToken, "fencingToken")
-        yield* checkToken(options.producerId, "producerId")
-        if (options.expectedOffset !== undefined && !isCount(options.expectedOffset)) {
-          return yield* new InvalidInput({ field: "expectedOffset", reason: "must be a non-negative integer" })
+      Effect.suspend((): Effect.Effect<QueuedAppend, AppendError> => {
+        const total = appendProblem(key, records, options)
+        if (typeof total !== "number") return Effect.fail(total)
+        // The common case decides at once: the log's state is in memory, no locked decision on it is
+        // running or waiting, and the groups have room.
+        if (!locks.has(key) && metaCache.has(key) && groups.hasRoom()) {
+          const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
+          if (producer !== undefined) {
+            const meta = metaCache.get(key)
+            cacheMeta(key, meta)
+            return toEffect(decideAppend(key, meta, producer, records, total, options))
+          }
         }
-        if ((options.producerId === undefined) !== (options.producerSeq === undefined)) {
-          return yield* new InvalidInput({ field: "producerSeq", reason: "producerId and producerSeq go together" })
-        }
-        if (options.producerSeq !== undefined && !isCount(options.producerSeq)) {
-          return yield* new InvalidInput({ field: "producerSeq", reason: "must be a non-negative integer" })
-        }
-        const decided = yield* withLog(
-          key,
-          Effect.gen(function*() {
-            const now = yield* Clock.currentTimeMillis
-            const meta: StoredMeta = (yield* loadMeta(key)) ?? {
-              firstOffset: 0,
-              nextOffset: 0,
-              bytes: 0,
-              records: 0,
-              createdMs: now,
-              lastTimestamp: 0
-            }
-            if (meta.token !== undefined || options.fencingToken !== undefined) {
-              if (options.fencingToken !== meta.token) return yield* new FencingConflict({ key, next: meta.nextOffset })
-            }
-            let producer: ProducerState | undefined
-            if (options.producerId !== undefined) {
-              const pk = K.producerKey(key, options.producerId)
-              const pending = overlay.get(overlayKey(pk))
-              const bytes = yield* getKey(pk)
-              producer = bytes === undefined ? undefined : parse(decodeProducer, bytes)
-              if (producer !== undefined && options.producerSeq === producer.seq) {
-                // A retry of the last batch: answer as the first attempt did, write nothing, but only once
-                // that attempt is durable.
-                const durable = pending === undefined ? Effect.void : Effect.mapError(db.awaitDurable(pending.seq), storeFailure)
-                return { _tag: "duplicate" as const, result: { offsets: producer.offsets, next: producer.next }, durable }
-              }
-              if (producer !== undefined && options.producerSeq! < producer.seq) {
-                return yield* new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
-              }
-            }
-            if (options.expectedOffset !== undefined && options.expectedOffset !== meta.nextOffset) {
-              return yield* new OffsetConflict({ key, expected: options.expectedOffset, next: meta.nextOffset })
-            }
-            const timestamp = Math.max(Math.floor(now), meta.lastTimestamp)
-            const first = meta.nextOffset
-            const offsets = records.map((_, i) => first + i)
-            const next = first + records.length
-            const ops: Array<CoreDb.WriteOp> = records.map((r, i) => ({
-              _tag: "put",
-              key: K.recordKey(key, first + i),
-              value: encodeRecord(timestamp, r.eventTime, r.headers ?? {}, r.value)
-            }))
-            if (timestamp > meta.lastTimestamp || meta.records === 0) {
-              ops.push({ _tag: "put", key: K.timeKey(key, timestamp), value: K.u64(first) })
-            }
-            const updated: StoredMeta = {
-              ...meta,
-              nextOffset: next,
-              bytes: meta.bytes + total,
-              records: meta.records + records.length,
-              lastAppendMs: Math.floor(now),
-              lastTimestamp: timestamp
-            }
-            const metaKey = K.metaKey(key)
-            ops.push({ _tag: "put", key: metaKey, value: encodeMeta(updated) })
-            const remember = [metaKey]
-            if (options.producerId !== undefined) {
-              const pk = K.producerKey(key, options.producerId)
-              ops.push({ _tag: "put", key: pk, value: json({ seq: options.producerSeq, offsets, next }) })
-              remember.push(pk)
-            }
-            const durable = yield* writeBatch(ops, remember)
-            return { _tag: "written" as const, result: { offsets, next }, durable }
-          })
-        )
-        return { result: decided.result, durable: decided.durable } satisfies QueuedAppend
+        return appendLocked(key, records, total, options)
       })
 
     const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
@@ -364,12 +418,30 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     // --- read ---------------------------------------------------------------------------------------
 
-    /** The first offset whose timestamp is at or after `time`, or undefined if none. */
+    /**
+     * The first offset whose timestamp is at or after `time`, or undefined if none. The time index has an
+     * entry at least every `timeIndexIntervalMs` of timestamps: a record r with ts(r) lies less than that
+     * after the entry before it. So every record before the first entry above `time - timeIndexIntervalMs`
+     * is below `time`, and the answer is found by reading records on from that entry (at most that
+     * interval's worth of them before one reaches `time`).
+     */
     const offsetAtTime = (key: string, time: number) =>
       Effect.gen(function*() {
-        const start = K.timeKey(key, Math.max(0, Math.floor(time)))
-        const first = yield* Stream.runHead(db.scan({ start, end: K.prefixEnd(K.timePrefix(key)) })).pipe(Effect.mapError(storeFailure))
-        return Option.map(first, (kv) => K.readU64(kv.value, 0)).pipe(Option.getOrUndefined)
+        const t = Math.max(0, Math.floor(time))
+        const start = K.timeKey(key, Math.max(0, t - Limits.timeIndexIntervalMs + 1))
+        const entry = yield* Stream.runHead(db.scan({ start, end: K.prefixEnd(K.timePrefix(key)) })).pipe(Effect.mapError(storeFailure))
+        if (Option.isNone(entry)) return undefined
+        const from = K.readU64(entry.value.value, 0)
+        if (K.readU64(entry.value.key, entry.value.key.length - 8) >= t) return from
+        let found: number | undefined
+        const rows = db.scan({ start: K.recordKey(key, from), end: K.prefixEnd(K.recordPrefix(key)) }).pipe(Stream.mapError(storeFailure))
+        yield* Stream.runForEachWhile(rows, (kv) =>
+          Effect.sync(() => {
+            if (K.readU64(kv.value, 0) < t) return true
+            found = K.readU64(kv.key, kv.key.length - 8)
+            return false
+          }))
+        return found
       })
 
     const readRange = (key: string, from: number, until: number, limit: number, maxBytes: number) =>
@@ -446,7 +518,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         const rows = yield* Stream.runCollect(
           db.scan({ start, end: K.prefixEnd(base) }).pipe(Stream.take(limit + 1), Stream.mapError(storeFailure))
         )
-        const logs = rows.slice(0, limit).map((kv) => toMeta(K.fromUtf8(kv.key.subarray(1)), parse(decodeMeta, kv.value)))
+        const logs = rows.slice(0, limit).map((kv) => toMeta(K.fromUtf8(kv.key.subarray(1)), decodeMeta(kv.value)))
         return { logs, cursor: rows.length > limit ? logs.at(-1)?.key : undefined }
       })
 
@@ -541,7 +613,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           const now = yield* Clock.currentTimeMillis
           const current = yield* loadMeta(key)
           if (current === undefined && !create) return yield* new LogNotFound({ key })
-          const next = yield* f(current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: Math.floor(now), lastTimestamp: 0 })
+          const next = yield* f(current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: Math.floor(now), lastTimestamp: 0, lastIndexedMs: 0 })
           const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: encodeMeta(next) }], [K.metaKey(key)])
           yield* durable
           return toMeta(key, next)

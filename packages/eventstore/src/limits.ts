@@ -25,6 +25,19 @@ export const listLogsMax = 1000
 export const listLogsDefault = 100
 /** Log metadata kept in memory (least recently used beyond this is dropped, unless it has writes in flight). */
 export const metadataCacheEntries = 100_000
+/**
+ * A log's time index (for reads and tails from a time, and retention by age) gets an entry when an append's
+ * timestamp is at least this far past the last entry: finding a time reads at most this much of the log.
+ */
+export const timeIndexIntervalMs = 250
+/** Producer states (last sequence and its answer) held in memory, least recently used dropped first. */
+export const producerCacheEntries = 100_000
+/** A group of decisions handed to the Db as one write closes before it passes this (a decision is never split). */
+export const appendGroupBytesMax = 1024 * 1024
+/** Decided writes waiting to be handed to the Db (while it pushes back); past this, appends wait. */
+export const appendQueuedBytesMax = 16 * 1024 * 1024
+/** How long closing the store waits for decided writes to reach the Db. */
+export const closeDrainMs = 10_000
 /** Records a tail subscriber may have buffered before it falls back to reading from storage. */
 export const tailBufferRecords = 10_000
 /** A tail reads storage in pages of this many records while catching up. */

@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStore, layer } from "@opendata/eventstore"
 import * as K from "../src/internal/keys.ts"
+import * as Meta from "../src/internal/meta.ts"
 import { encodeRecord } from "../src/internal/record.ts"
 
 const b = (s: string) => new TextEncoder().encode(s)
@@ -107,6 +108,47 @@ describe("EventStore", () => {
       assert.deepStrictEqual((yield* es.read("k", { fromTime: 2_000 })).records.map((r) => r.timestamp), [2_000, 3_000])
       assert.deepStrictEqual((yield* es.read("k", { fromTime: 9_000 })).records, [])
     }).pipe(Effect.provide(store())))
+
+  it.effect("reads from a timestamp between the time index's entries (appends closer than its interval)", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      // One append per 10 ms for 2 s: the index has an entry every timeIndexIntervalMs, not per append.
+      for (let i = 0; i < 200; i++) {
+        yield* TestClock.setTime(1_000 + 10 * i)
+        yield* es.append("k", [rec(`r${i}`)])
+      }
+      for (const t of [0, 1_000, 1_005, 1_010, 1_249, 1_250, 1_251, 1_777, 2_990, 2_991]) {
+        const got = (yield* es.read("k", { fromTime: t, limit: 1 })).records
+        const expected = t <= 2_990 ? Math.ceil(Math.max(0, t - 1_000) / 10) : undefined
+        assert.strictEqual(got[0]?.offset, expected, `fromTime ${t}`)
+      }
+      // After a trim, answers start at the first record kept.
+      yield* es.trim("k", 120)
+      assert.strictEqual((yield* es.read("k", { fromTime: 1_500, limit: 1 })).records[0]?.offset, 120)
+      assert.strictEqual((yield* es.read("k", { fromTime: 2_500, limit: 1 })).records[0]?.offset, 150)
+    }).pipe(Effect.provide(store())))
+
+  it("encodes log metadata compactly and still reads the JSON it used to write", () => {
+    const full = {
+      firstOffset: 3,
+      nextOffset: 2 ** 40,
+      bytes: Number.MAX_SAFE_INTEGER,
+      records: 127,
+      createdMs: 1_700_000_000_000,
+      lastAppendMs: 1_700_000_000_128,
+      lastTimestamp: 1_700_000_000_128,
+      lastIndexedMs: 1_700_000_000_000,
+      retention: { maxAgeMs: 86_400_000, maxBytes: 1 },
+      token: "épée"
+    }
+    assert.deepStrictEqual(Meta.decodeMeta(Meta.encodeMeta(full)), full)
+    const bare = { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: 5, lastTimestamp: 0, lastIndexedMs: 0, retention: {} }
+    assert.deepStrictEqual(Meta.decodeMeta(Meta.encodeMeta(bare)), bare)
+    assert.isBelow(Meta.encodeMeta(full).length, 60)
+    const legacy = new TextEncoder().encode(JSON.stringify({ firstOffset: 1, nextOffset: 9, bytes: 80, records: 8, createdMs: 7, lastTimestamp: 42, token: "t" }))
+    assert.deepStrictEqual(Meta.decodeMeta(legacy), { firstOffset: 1, nextOffset: 9, bytes: 80, records: 8, createdMs: 7, lastTimestamp: 42, lastIndexedMs: 42, token: "t" })
+    assert.throws(() => Meta.decodeMeta(Meta.encodeMeta(full).subarray(0, 10)), /truncated/)
+  })
 
   it.effect("trims, deletes, and says where a trimmed log starts", () =>
     Effect.gen(function*() {

@@ -27,12 +27,19 @@ const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 const kind = (c: string) => Uint8Array.of(c.charCodeAt(0))
 const zero = Uint8Array.of(0)
 
-export const { readU64, u64 } = Keys
+export const { readU64, u64, writeU64 } = Keys
 
 export const metaKey = (key: string) => concat(kind("m"), utf8(key))
 export const isMetaKey = (k: Uint8Array) => k[0] === 0x6d // "m"
 export const recordPrefix = (key: string) => concat(kind("r"), utf8(key), zero)
-export const recordKey = (key: string, offset: number) => concat(recordPrefix(key), u64(offset))
+export const recordKey = (key: string, offset: number) => withU64(recordPrefix(key), offset)
+/** `prefix` followed by `n` as 8 big-endian bytes. */
+export const withU64 = (prefix: Uint8Array, n: number) => {
+  const out = new Uint8Array(prefix.length + 8)
+  out.set(prefix)
+  writeU64(out, prefix.length, n)
+  return out
+}
 export const timePrefix = (key: string) => concat(kind("t"), utf8(key), zero)
 export const timeKey = (key: string, ts: number) => concat(timePrefix(key), u64(ts))
 export const producerPrefix = (key: string) => concat(kind("p"), utf8(key), zero)
