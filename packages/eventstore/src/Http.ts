@@ -10,7 +10,7 @@
  * keys of any permitted length (the router caps parameters at 100 characters), and gives JSON 404/405s.
  */
 import * as Arrow from "apache-arrow"
-import { Cause, Context, Deferred, Effect, Exit, Layer, Option, Schema, SchemaGetter, SchemaIssue, Semaphore, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Layer, Option, Schema, SchemaGetter, SchemaIssue, Stream } from "effect"
 import { Base64 } from "effect/encoding"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
@@ -280,6 +280,19 @@ const toInvalidInput = (error: Schema.SchemaError, root: string, what: "field" |
     ? "is required"
     : message
   return new InvalidInput({ field, reason })
+}
+
+/** `decodeWith` without an effect: the decoded value, or the error the API answers with. */
+const decodeSync = <S extends Schema.Top & { readonly DecodingServices: never }>(
+  schema: S,
+  input: unknown,
+  root: string,
+  what: "field" | "parameter"
+): S["Type"] | InvalidInput => {
+  const exit = Schema.decodeUnknownExit(schema)(input, parseOptions)
+  if (Exit.isSuccess(exit)) return exit.value
+  const error = Exit.findErrorOption(exit)
+  return Option.isSome(error) ? toInvalidInput(error.value, root, what) : new InvalidInput({ field: root, reason: "is invalid" })
 }
 
 const decodeWith = <S extends Schema.Top & { readonly DecodingServices: never }>(
@@ -673,12 +686,14 @@ const errorFrame = (id: number | null, e: ApiError): string => {
  * (`{"id", "key", "records", "expectedOffset"?, "fencingToken"?, "producerId"?, "producerSeq"?, "encoding"?}`), many in
  * flight; answers each once it is durable (`{"id", "offsets", "next"}`) or refused (`{"id", "error"}`).
  *
- * Frames are read in order; each append starts once the previous append to its log has its offsets
- * decided, and is answered after that one's answer, so answers for one log keep the order of its frames
- * while appends to different logs proceed (and are answered) independently. At most
- * `appendSessionAppendsMax` appends (`appendSessionBytesMax` bytes of frames) are in flight: then the
- * server stops reading, which stops the client's sends. A frame that is not valid is answered with its
- * error (`id` null when the frame has no valid id) and appends nothing; the session goes on.
+ * Frames are read and validated in order (synchronously); each append then runs in a fiber of its own,
+ * starts once the previous append to its log has its offsets decided, and is answered after that one's
+ * answer, so answers for one log keep the order of its frames while appends to different logs proceed
+ * (and are answered) independently: a log whose decision waits (its state is read from storage) holds up
+ * only itself. At most `appendSessionAppendsMax` appends (`appendSessionBytesMax` bytes of frames) are in
+ * flight: then the server stops reading, which stops the client's sends. A frame that is not valid is
+ * answered with its error (`id` null when the frame has no valid id) and appends nothing; the session goes
+ * on.
  */
 const serveAppendSession = (
   request: HttpServerRequest.HttpServerRequest,
@@ -693,11 +708,16 @@ const serveAppendSession = (
     const reader = yield* socket.reader
     const writer = yield* socket.writer
     const scope = yield* Effect.scope
-    const appends = Semaphore.makeUnsafe(Limits.appendSessionAppendsMax)
-    const bytes = Semaphore.makeUnsafe(Limits.appendSessionBytesMax)
     const inFlight = new Set<number>()
+    let bytesInFlight = 0
+    /** Signalled when an answer frees room for more appends. */
+    let room: Deferred.Deferred<void> | undefined
     /** Per log, its latest append in flight: the next one waits for its decision, then for its answer. */
-    const latest = new Map<string, { readonly decided: Deferred.Deferred<void>; readonly answered: Deferred.Deferred<void> }>()
+    const latest = new Map<string, Step>()
+    interface Step {
+      readonly decided: Deferred.Deferred<void>
+      readonly answered: Deferred.Deferred<void>
+    }
     // Answers wait while the client does not read them (its connection's send buffer is full), which holds
     // their appends in flight, which stops the reading of frames: backpressure end to end. A client that
     // reads nothing for `tailDrainTimeoutMs` is closed with 1008.
@@ -707,84 +727,96 @@ const serveAppendSession = (
       Effect.andThen(awaitDrain(buffer), writer.write(message)).pipe(
         Effect.catchTag("SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
       )
-    const refuse = (id: number | null, e: ApiError) => send(errorFrame(id, e))
+    const after = (d: Deferred.Deferred<void> | undefined) => (d === undefined || Deferred.isDoneUnsafe(d) ? Effect.void : Deferred.await(d))
+
+    /** The answer of an append once it is settled. */
+    const answerOf = (id: number, outcome: Exit.Exit<AppendResult, EventStoreError>): Effect.Effect<string> => {
+      if (Exit.isSuccess(outcome)) return Effect.succeed(JSON.stringify({ id, offsets: outcome.value.offsets, next: outcome.value.next }))
+      const error = Exit.findErrorOption(outcome)
+      if (Option.isSome(error)) return Effect.succeed(errorFrame(id, error.value))
+      return Effect.as(
+        Effect.logError("eventstore append session: unexpected failure", outcome.cause),
+        JSON.stringify({ id, error: { error: "InternalError", message: "internal error; see the server log", status: 500 } })
+      )
+    }
+
+    /** Validates a frame (synchronously): the append to run, or the refusal to send. */
+    const validate = (data: string | Uint8Array): { readonly id: number; readonly size: number; readonly body: typeof AppendFrameUtf8.Type | typeof AppendFrameBase64.Type } | string => {
+      if (typeof data !== "string") return errorFrame(null, new InvalidInput({ field: "frame", reason: "must be a text frame holding one JSON append" }))
+      const size = Buffer.byteLength(data, "utf8")
+      if (size > requestBodyBytesMax) return errorFrame(null, new LimitExceeded({ field: "frame", limit: requestBodyBytesMax }))
+      let json: unknown
+      try {
+        json = JSON.parse(data)
+      } catch (e) {
+        return errorFrame(null, new InvalidInput({ field: "frame", reason: `is not valid JSON (${e instanceof Error ? e.message : String(e)})` }))
+      }
+      const rawId = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
+      const id = Number.isSafeInteger(rawId) && (rawId as number) >= 0 ? rawId as number : null
+      if (id === null) return errorFrame(null, new InvalidInput({ field: "id", reason: "must be a non-negative integer" }))
+      if (inFlight.has(id)) return errorFrame(id, new InvalidInput({ field: "id", reason: "is already in flight in this session" }))
+      const raw = (json as { readonly records?: unknown }).records
+      if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) return errorFrame(id, new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax }))
+      // A frame's own `encoding` wins over the session's.
+      const encoding = (json as { readonly encoding?: unknown }).encoding
+      const schema = encoding === "base64" ? AppendFrameBase64 : encoding === "utf8" ? AppendFrameUtf8 : frameSchema
+      const body = decodeSync(schema, json, "frame", "field")
+      if (body instanceof InvalidInput) return errorFrame(id, body)
+      if (!body.key.startsWith(prefix)) {
+        return errorFrame(id, new InvalidInput({ field: "key", reason: `must start with the session's prefix ${JSON.stringify(prefix)}` }))
+      }
+      return { id, size, body }
+    }
 
     const frame = (data: string | Uint8Array): Effect.Effect<void, Socket.SocketError> =>
-      Effect.gen(function*() {
-        if (typeof data !== "string") {
-          return yield* refuse(null, new InvalidInput({ field: "frame", reason: "must be a text frame holding one JSON append" }))
-        }
-        const size = Buffer.byteLength(data, "utf8")
-        if (size > requestBodyBytesMax) return yield* refuse(null, new LimitExceeded({ field: "frame", limit: requestBodyBytesMax }))
-        let json: unknown
-        try {
-          json = JSON.parse(data)
-        } catch (e) {
-          return yield* refuse(null, new InvalidInput({ field: "frame", reason: `is not valid JSON (${e instanceof Error ? e.message : String(e)})` }))
-        }
-        const rawId = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
-        const id = Number.isSafeInteger(rawId) && (rawId as number) >= 0 ? rawId as number : null
-        if (id === null) return yield* refuse(null, new InvalidInput({ field: "id", reason: "must be a non-negative integer" }))
-        if (inFlight.has(id)) return yield* refuse(id, new InvalidInput({ field: "id", reason: "is already in flight in this session" }))
-        const raw = (json as { readonly records?: unknown }).records
-        if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) {
-          return yield* refuse(id, new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax }))
-        }
-        // A frame's own `encoding` wins over the session's.
-        const encoding = (json as { readonly encoding?: unknown }).encoding
-        const schema = encoding === "base64" ? AppendFrameBase64 : encoding === "utf8" ? AppendFrameUtf8 : frameSchema
-        const decoded = yield* Effect.exit(decodeWith(schema, json, "frame", "field"))
-        if (Exit.isFailure(decoded)) {
-          return yield* refuse(id, Option.getOrThrow(Exit.findErrorOption(decoded)))
-        }
-        const body = decoded.value
-        if (!body.key.startsWith(prefix)) {
-          return yield* refuse(id, new InvalidInput({ field: "key", reason: `must start with the session's prefix ${JSON.stringify(prefix)}` }))
-        }
-        // Backpressure: wait for room before taking the frame (and so before reading the next one).
-        const weight = Math.min(size, Limits.appendSessionBytesMax)
-        yield* appends.take(1)
-        yield* bytes.take(weight)
+      Effect.suspend(() => {
+        const valid = validate(data)
+        if (typeof valid === "string") return send(valid)
+        const { id, body } = valid
+        const weight = Math.min(valid.size, Limits.appendSessionBytesMax)
         inFlight.add(id)
+        bytesInFlight += weight
         const previous = latest.get(body.key)
-        const mine = { decided: Deferred.makeUnsafe<void>(), answered: Deferred.makeUnsafe<void>() }
+        const mine: Step = { decided: Deferred.makeUnsafe<void>(), answered: Deferred.makeUnsafe<void>() }
         latest.set(body.key, mine)
         const run = Effect.gen(function*() {
-          if (previous !== undefined) yield* Deferred.await(previous.decided)
+          yield* after(previous?.decided)
           const queued = yield* Effect.exit(store.appendQueued(body.key, inputRecords(body), appendOptions(body)))
-          yield* Deferred.succeed(mine.decided, undefined)
+          Deferred.doneUnsafe(mine.decided, Exit.void)
           const outcome: Exit.Exit<AppendResult, EventStoreError> = Exit.isSuccess(queued)
             ? yield* Effect.exit(Effect.as(queued.value.durable, queued.value.result))
             : Exit.failCause(queued.cause)
-          if (previous !== undefined) yield* Deferred.await(previous.answered)
-          if (Exit.isSuccess(outcome)) {
-            yield* send(JSON.stringify({ id, offsets: outcome.value.offsets, next: outcome.value.next }))
-          } else {
-            const error = Exit.findErrorOption(outcome)
-            yield* Option.isSome(error)
-              ? refuse(id, error.value)
-              : Effect.andThen(
-                Effect.logError("eventstore append session: unexpected failure", outcome.cause),
-                send(JSON.stringify({ id, error: { error: "InternalError", message: "internal error; see the server log", status: 500 } }))
-              )
-          }
+          const message = yield* answerOf(id, outcome)
+          yield* after(previous?.answered)
+          yield* send(message)
         }).pipe(
-          Effect.ensuring(Effect.gen(function*() {
-            yield* Deferred.succeed(mine.decided, undefined)
-            yield* Deferred.succeed(mine.answered, undefined)
+          Effect.ensuring(Effect.sync(() => {
+            Deferred.doneUnsafe(mine.decided, Exit.void)
+            Deferred.doneUnsafe(mine.answered, Exit.void)
             if (latest.get(body.key) === mine) latest.delete(body.key)
             inFlight.delete(id)
-            yield* bytes.release(weight)
-            yield* appends.release(1)
+            bytesInFlight -= weight
+            if (room !== undefined) {
+              const r = room
+              room = undefined
+              Deferred.doneUnsafe(r, Exit.void)
+            }
           })),
           Effect.ignore
         )
-        yield* Effect.forkIn(run, scope)
+        return Effect.asVoid(Effect.forkIn(run, scope))
       })
 
-    const readLoop = Effect.forever(Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, frame, { discard: true }))).pipe(
-      Effect.ignore
-    )
+    /** Backpressure: wait for room before taking a frame (and so before reading the next ones). */
+    const awaitRoom: Effect.Effect<void> = Effect.suspend(() => {
+      if (inFlight.size < Limits.appendSessionAppendsMax && bytesInFlight < Limits.appendSessionBytesMax) return Effect.void
+      room ??= Deferred.makeUnsafe<void>()
+      return Effect.andThen(Deferred.await(room), awaitRoom)
+    })
+
+    const readLoop = Effect.forever(
+      Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, (data) => Effect.andThen(awaitRoom, frame(data)), { discard: true }))
+    ).pipe(Effect.ignore)
     const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
       Effect.ignore
     )
@@ -833,8 +865,9 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
       return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
     }
     const body = encoding === "base64"
-      ? yield* decodeWith(AppendBodyBase64, json, "body", "field")
-      : yield* decodeWith(AppendBodyUtf8, json, "body", "field")
+      ? decodeSync(AppendBodyBase64, json, "body", "field")
+      : decodeSync(AppendBodyUtf8, json, "body", "field")
+    if (body instanceof InvalidInput) return yield* body
     const result = yield* store.append(key, inputRecords(body), appendOptions(body))
     return ok({ offsets: result.offsets, next: result.next })
   })
