@@ -52,6 +52,11 @@ export type WriteOp =
 export interface WriteOptions {
   /** Wait until the write is durable (the default). With `false`, return once it is queued. */
   readonly awaitDurable?: boolean | undefined
+  /**
+   * The batch's keys and values are handed to the Db: the caller never changes them afterwards, so the Db
+   * keeps them as they are instead of copying them (for writers that build fresh buffers per write).
+   */
+  readonly handOver?: boolean | undefined
 }
 
 export interface WriteResult {

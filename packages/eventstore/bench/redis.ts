@@ -27,7 +27,8 @@
  * server process from /proc/<pid>/stat, so Redis's AOF-rewrite children count too), its CPU use in cores,
  * its peak RSS (VmHWM, the server is fresh for each cell), its CPU use over 1 s idle right after start,
  * and this client's CPU use. Cell e also says how long the tails took to open, the server's RSS with them
- * and its CPU use with them and no appends (over 5 s, one heartbeat period of ours).
+ * and its CPU use with them and no appends (over one heartbeat period of ours, BENCH_TAIL_HEARTBEAT_MS,
+ * default 30 s, our default); its load window is a whole number of heartbeat periods too.
  *
  * The client shares the machine with the server: where its CPU use nears 100% (one core, as for Redis with
  * 64 producers or more), the records/s are the client's limit, not the server's; the CPU per record holds.
@@ -55,7 +56,14 @@ const tailsWanted = Number(process.env["BENCH_TAILS"] ?? 10_000)
 const redisServer = process.env["BENCH_REDIS_SERVER"] ?? "redis-server"
 const keyCount = 1_000
 const valueBytes = 100
-const idleSampleSeconds = 5 // one tail heartbeat period of ours (tailHeartbeatMs, 5 s)
+/** Our server's tail heartbeat period (its default); idle tails cost what their heartbeats cost. */
+const tailHeartbeatMs = Number(process.env["BENCH_TAIL_HEARTBEAT_MS"] ?? 30_000)
+/**
+ * Cells with tails are measured over whole heartbeat periods (idle, and under load), so that every tail's
+ * heartbeat falls in the window once per period rather than the window missing them.
+ */
+const idleSampleSeconds = tailHeartbeatMs / 1000
+const windowSecondsOf = (cell: { readonly tails: number }) => (cell.tails > 0 ? Math.max(seconds, Math.ceil(seconds / idleSampleSeconds) * idleSampleSeconds) : seconds)
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const serverMain = path.join(repoRoot, "packages/runtime/dist/main.js")
@@ -263,7 +271,8 @@ const startOurs = async (dir: string, cell: Cell, name: ServerName): Promise<Run
     OPENDATA_STORE: "local",
     OPENDATA_DATA_DIR: path.join(dir, "data"),
     OPENDATA_PORT: String(port),
-    OPENDATA_HOST: "127.0.0.1"
+    OPENDATA_HOST: "127.0.0.1",
+    OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: String(tailHeartbeatMs)
   })
   const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", path.join(profileDir, profileKey(cell, name))] : []
   // cwd: the fresh directory, so that no opendata.yaml of the caller's is read.
@@ -598,7 +607,7 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
       windowStart = performance.now()
       const startUs = monotonicUs()
       phase = "window"
-      await sleep(seconds * 1000)
+      await sleep(windowSecondsOf(cell) * 1000)
       cpuEnd = cpuSeconds(server.pid)
       const used = process.cpuUsage(client0)
       windowEnd = performance.now()

@@ -377,7 +377,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
       cacheMeta(key, updated)
       if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
-      const group = groups.add(ops, bytes, remember)
+      // Every key and value above was made for this write (record values are encoded copies).
+      const group = groups.add(ops, bytes, remember, true)
       return { result: { offsets, next }, durable: awaitGroup(group) }
     }
 

@@ -42,8 +42,12 @@ export const closeDrainMs = 10_000
 export const tailBufferRecords = 10_000
 /** A tail reads storage in pages of this many records while catching up. */
 export const tailPageRecords = 500
-/** A tail sends a heartbeat after this long without records. */
-export const tailHeartbeatMs = 5_000
+/**
+ * A tail sends a heartbeat after this long without records: often enough for proxies' idle timeouts
+ * (commonly 60 s) and for a client to notice a dead connection, rarely enough that idle tails cost little
+ * (10,000 idle tails are 333 heartbeats a second at 30 s; at 5 s, 2,000, about a fifth of a core).
+ */
+export const tailHeartbeatMs = 30_000
 /**
  * An append session (`GET /v1/append`): appends it may have in flight (read, not yet answered), and their
  * frames' bytes. At either bound the server stops reading the socket until an answer goes out

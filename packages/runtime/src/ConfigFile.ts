@@ -14,7 +14,7 @@
  *   flushIntervalMs: 5ms      # default 100ms on s3, 5ms otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
  *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000 }
- *   eventstore: { tailHeartbeatMs: 5s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
+ *   eventstore: { tailHeartbeatMs: 30s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
  *   auth:
  *     file: ./tokens.yaml     # more tokens, in a file of their own (relative to this file); OPENDATA_AUTH_FILE
  *     tokens:                 # OPENDATA_AUTH_TOKENS; see Auth.ts

@@ -44,6 +44,24 @@ describe("Db", () => {
       yield* close
     }))
 
+  it.effect("keeps a copy of what a write gives it, unless the write hands its buffers over", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open(small)
+      const key = b("k")
+      const value = b("before")
+      yield* db.write([{ _tag: "put", key, value }])
+      value.set(b("AFTER!"))
+      key.set(b("z"))
+      assert.strictEqual(s(yield* db.get(b("k"))), "before")
+      yield* db.write([{ _tag: "put", key: b("h"), value: b("handed") }, { _tag: "delete", key: b("k") }], { handOver: true })
+      assert.deepStrictEqual(yield* scanAll(db), ["h=handed"])
+      yield* close
+      const reopened = yield* store.open(small)
+      assert.deepStrictEqual(yield* scanAll(reopened.db), ["h=handed"])
+      yield* reopened.close
+    }))
+
   it.effect("scans see each key's newest visible version in the memtable, at the current seq and at a snapshot", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore

@@ -22,6 +22,8 @@ import * as Limits from "../limits.ts"
 export interface Group {
   readonly ops: Array<CoreDb.WriteOp>
   bytes: number
+  /** Whether every op's buffers were made for it (then the Db keeps them rather than copying). */
+  fresh: boolean
   /** The overlay keys this group set. */
   readonly keys: Array<string>
   /** Settles once the group is durable (or failed). */
@@ -49,8 +51,10 @@ export interface GroupWriter {
   /**
    * Adds one decision's ops (`bytes` as the Db counts them) to the open group, remembering `remember` in the
    * overlay; returns the group. Synchronous: the caller decided under the state this module's order keeps.
+   * `fresh`: the ops' keys and values were made for this write and are never changed (nor views of
+   * buffers something else holds), so the Db may keep them without a copy.
    */
-  readonly add: (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>) => Group
+  readonly add: (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>, fresh?: boolean) => Group
   /** Fails adds from now on (the store is closing). */
   readonly isClosed: () => boolean
 }
@@ -88,7 +92,7 @@ export const makeGroupWriter = (
     let wakeWriter: Deferred.Deferred<void> | undefined
     let roomFreed: Deferred.Deferred<void> | undefined
 
-    const newGroup = (): Group => ({ ops: [], bytes: 0, keys: [], done: Deferred.makeUnsafe<void, Unavailable>() })
+    const newGroup = (): Group => ({ ops: [], bytes: 0, fresh: true, keys: [], done: Deferred.makeUnsafe<void, Unavailable>() })
 
     const settle = (group: Group, exit: Exit.Exit<void, Unavailable>) => {
       for (const k of group.keys) {
@@ -98,7 +102,7 @@ export const makeGroupWriter = (
       Deferred.doneUnsafe(group.done, exit)
     }
 
-    const add = (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>): Group => {
+    const add = (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>, fresh = false): Group => {
       if (open !== undefined && open.ops.length > 0 && open.bytes + bytes > Limits.appendGroupBytesMax) {
         queue.push(open)
         open = undefined
@@ -106,6 +110,7 @@ export const makeGroupWriter = (
       const group = open ?? (open = newGroup())
       for (const op of ops) group.ops.push(op)
       group.bytes += bytes
+      group.fresh &&= fresh
       queuedBytes += bytes
       for (const r of remember) {
         overlay.set(r.key, { value: r.value, group })
@@ -161,7 +166,7 @@ export const makeGroupWriter = (
         if (group === open) open = undefined
         // The Db queues all or nothing; an interrupted writer (the store's scope closing without a drain)
         // leaves the group unsettled, and its callers' waits end with their own scopes.
-        const written = yield* Effect.exit(db.write(group.ops, { awaitDurable: false }))
+        const written = yield* Effect.exit(db.write(group.ops, { awaitDurable: false, handOver: group.fresh }))
         freeRoom(group.bytes)
         if (Exit.isFailure(written)) {
           settle(group, failed(written.cause))

@@ -65,11 +65,22 @@ const markLost = (s: Subscriber) => {
   s.lost = true
 }
 
+const latin1 = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset + start, end - start).toString("latin1")
+
 /** Runs the feed reader in `scope` (subscribed to the Db before this returns). */
 export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect.Effect<TailRegistry> =>
   Effect.gen(function*() {
     const byKey = new Map<string, Set<Subscriber>>()
     const byPrefix = new Map<string, Set<Subscriber>>()
+    /** The followed logs' and prefixes' UTF-8 bytes as latin1 strings, with how many subscriptions each. */
+    const followedBytes = new Map<string, number>()
+    const prefixBytes = new Map<string, number>()
+    const count = (index: Map<string, number>, name: string, by: number) => {
+      const raw = Buffer.from(name, "utf8").toString("latin1")
+      const n = (index.get(raw) ?? 0) + by
+      if (n === 0) index.delete(raw)
+      else index.set(raw, n)
+    }
     const take = yield* Scope.provide(db.subscribe, scope)
     let lastSeq: number | undefined
 
@@ -95,23 +106,25 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
         }
         lastSeq = batch.lastSeq
         if (byKey.size === 0 && byPrefix.size === 0) return wakeAll(woken)
-        // Records by log, decoded only for logs someone follows.
+        // Records by log, decoded only for logs someone follows. A record's log is looked up by its key's
+        // bytes (as a latin1 string: no UTF-8 decoding of the logs nobody follows).
         const records = new Map<string, Array<LogRecord>>()
-        const wanted = new Map<string, boolean>()
+        const wanted = new Map<string, string | null>()
         for (const e of batch.entries) {
-          if (e.kind !== "put" || e.key[0] !== 0x72) continue
-          const parsed = K.parseRecordKey(e.key)
-          if (parsed === undefined) continue
-          let want = wanted.get(parsed.key)
-          if (want === undefined) {
-            want = byKey.has(parsed.key)
-            if (!want) for (const p of byPrefix.keys()) if (parsed.key.startsWith(p)) want = true
-            wanted.set(parsed.key, want)
+          const k = e.key
+          if (e.kind !== "put" || k[0] !== 0x72 || k.length < 10 || k[k.length - 9] !== 0) continue
+          const raw = latin1(k, 1, k.length - 9)
+          let key = wanted.get(raw)
+          if (key === undefined) {
+            let want = followedBytes.has(raw)
+            if (!want) for (const p of prefixBytes.keys()) if (raw.startsWith(p)) want = true
+            key = want ? K.fromUtf8(k.subarray(1, k.length - 9)) : null
+            wanted.set(raw, key)
           }
-          if (!want) continue
-          const list = records.get(parsed.key)
-          const record = decodeRecord(parsed.offset, e.value)
-          if (list === undefined) records.set(parsed.key, [record])
+          if (key === null) continue
+          const list = records.get(key)
+          const record = decodeRecord(K.readU64(k, k.length - 8), e.value)
+          if (list === undefined) records.set(key, [record])
           else list.push(record)
         }
         for (const [key, list] of records) {
@@ -148,6 +161,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
     const subscribe = (index: Map<string, Set<Subscriber>>, name: string) =>
       Effect.acquireRelease(
         Effect.sync(() => {
+          count(index === byKey ? followedBytes : prefixBytes, name, 1)
           const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, wake: undefined }
           let set = index.get(name)
           if (set === undefined) {
@@ -159,6 +173,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
         }),
         (s) =>
           Effect.sync(() => {
+            count(index === byKey ? followedBytes : prefixBytes, name, -1)
             const set = index.get(name)
             set?.delete(s)
             if (set !== undefined && set.size === 0) index.delete(name)

@@ -43,6 +43,9 @@ interface WriteRequest {
 const retryUnavailable = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("2 seconds")]).pipe(Schedule.jittered)
 
 /** Opens the Db on the `ObjectStore`: takes over as the writer, replays the WAL, starts the actors. */
+
+/** The value of every delete entry. */
+const empty = new Uint8Array(0)
 export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const rootStore = yield* ObjectStore
@@ -490,11 +493,12 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
                 // The Db may have stopped (or begun closing) while this write waited.
                 if (stopped !== undefined) return yield* Effect.fail(stopped)
                 const first = nextSeq
+                const copy = options?.handOver !== true
                 const entries: Array<Entry> = batch.map((op, i) => ({
-                  key: op.key.slice(),
+                  key: copy ? op.key.slice() : op.key,
                   seq: first + i,
                   kind: op._tag,
-                  value: op._tag === "delete" ? new Uint8Array(0) : op.value.slice()
+                  value: op._tag === "delete" ? empty : copy ? op.value.slice() : op.value
                 }))
                 if (!(yield* restore(Queue.offer(mailbox, { entries, bytes, permits, done })))) {
                   return yield* Effect.fail(stopped ?? new DbClosed({ reason: "closed" }))
