@@ -29,10 +29,24 @@ const zero = Uint8Array.of(0)
 
 export const { readU64, u64, writeU64 } = Keys
 
-export const metaKey = (key: string) => concat(kind("m"), utf8(key))
+/** `tag`, the UTF-8 of `key`, then `tail` zero bytes: one allocation. */
+const tagged = (tag: number, key: string, tail: number) => {
+  const size = Buffer.byteLength(key, "utf8")
+  const out = new Uint8Array(1 + size + tail)
+  out[0] = tag
+  encoder.encodeInto(key, out.subarray(1, 1 + size))
+  return out
+}
+
+export const metaKey = (key: string) => tagged(0x6d, key, 0) // "m"
 export const isMetaKey = (k: Uint8Array) => k[0] === 0x6d // "m"
-export const recordPrefix = (key: string) => concat(kind("r"), utf8(key), zero)
-export const recordKey = (key: string, offset: number) => withU64(recordPrefix(key), offset)
+export const recordPrefix = (key: string) => tagged(0x72, key, 1) // "r" key NUL
+/** A record's key: `recordPrefix(key)` then the offset. */
+export const recordKey = (key: string, offset: number) => {
+  const out = tagged(0x72, key, 9)
+  writeU64(out, out.length - 8, offset)
+  return out
+}
 /** `prefix` followed by `n` as 8 big-endian bytes. */
 export const withU64 = (prefix: Uint8Array, n: number) => {
   const out = new Uint8Array(prefix.length + 8)
@@ -40,9 +54,13 @@ export const withU64 = (prefix: Uint8Array, n: number) => {
   writeU64(out, prefix.length, n)
   return out
 }
-export const timePrefix = (key: string) => concat(kind("t"), utf8(key), zero)
-export const timeKey = (key: string, ts: number) => concat(timePrefix(key), u64(ts))
-export const producerPrefix = (key: string) => concat(kind("p"), utf8(key), zero)
+export const timePrefix = (key: string) => tagged(0x74, key, 1) // "t" key NUL
+export const timeKey = (key: string, ts: number) => {
+  const out = tagged(0x74, key, 9)
+  writeU64(out, out.length - 8, ts)
+  return out
+}
+export const producerPrefix = (key: string) => tagged(0x70, key, 1) // "p" key NUL
 export const producerKey = (key: string, producerId: string) => concat(producerPrefix(key), utf8(producerId))
 export const groupKey = (group: string, key: string) => concat(kind("g"), utf8(group), zero, utf8(key))
 
@@ -69,7 +87,7 @@ export const nameProblem = (name: string, bytesMax: number): string | undefined 
   if (typeof name !== "string" || name.length === 0) return "must be a non-empty string"
   if (!name.isWellFormed()) return "must be valid UTF-8 (no lone surrogates)"
   if (name.includes("\u0000")) return "must not contain NUL"
-  const bytes = encoder.encode(name).length
+  const bytes = Buffer.byteLength(name, "utf8")
   if (bytes > bytesMax) return `must be at most ${bytesMax} bytes of UTF-8, got ${bytes}`
   return undefined
 }

@@ -5,29 +5,40 @@
  *   | per header: nameLength u16, name, valueLength u16, value | value (the rest)
  */
 import type { LogRecord } from "../EventStore.ts"
-import { fromUtf8, readU64, u64, utf8 } from "./keys.ts"
+import { fromUtf8, readU64, utf8, writeU64 } from "./keys.ts"
 
 export const encodeRecord = (timestamp: number, eventTime: number | undefined, headers: Readonly<Record<string, string>>, value: Uint8Array) => {
-  const entries = Object.entries(headers).map(([k, v]) => [utf8(k), utf8(v)] as const)
-  const size = 8 + 1 + (eventTime === undefined ? 0 : 8) + 2 + entries.reduce((n, [k, v]) => n + 4 + k.length + v.length, 0) + value.length
+  let entries: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  let headerBytes = 0
+  for (const k of Object.keys(headers)) {
+    const kb = utf8(k)
+    const vb = utf8(headers[k]!)
+    ;(entries ??= []).push([kb, vb])
+    headerBytes += 4 + kb.length + vb.length
+  }
+  const size = 8 + 1 + (eventTime === undefined ? 0 : 8) + 2 + headerBytes + value.length
   const out = new Uint8Array(size)
-  const view = new DataView(out.buffer)
-  out.set(u64(timestamp), 0)
+  writeU64(out, 0, timestamp)
   let at = 8
   out[at++] = eventTime === undefined ? 0 : 1
   if (eventTime !== undefined) {
-    out.set(u64(eventTime), at)
+    writeU64(out, at, eventTime)
     at += 8
   }
-  view.setUint16(at, entries.length)
+  const count = entries?.length ?? 0
+  out[at] = count >>> 8
+  out[at + 1] = count & 0xff
   at += 2
-  for (const [k, v] of entries) {
-    view.setUint16(at, k.length)
-    out.set(k, at + 2)
-    at += 2 + k.length
-    view.setUint16(at, v.length)
-    out.set(v, at + 2)
-    at += 2 + v.length
+  if (entries !== undefined) {
+    const view = new DataView(out.buffer)
+    for (const [k, v] of entries) {
+      view.setUint16(at, k.length)
+      out.set(k, at + 2)
+      at += 2 + k.length
+      view.setUint16(at, v.length)
+      out.set(v, at + 2)
+      at += 2 + v.length
+    }
   }
   out.set(value, at)
   return out
