@@ -371,6 +371,73 @@ const decodeName = (raw: string | undefined, field: "key" | "group"): Effect.Eff
     return Effect.succeed(name)
   })
 
+/** A Node request body not read yet (duck-typed: other platforms read through `request.stream`). */
+interface NodeBody {
+  readonly readableEnded: boolean
+  on(event: "data" | "end" | "error" | "close", listener: (chunk?: unknown) => void): unknown
+  off(event: "data" | "end" | "error" | "close", listener: (chunk?: unknown) => void): unknown
+  resume(): unknown
+}
+
+const nodeBodyOf = (request: HttpServerRequest.HttpServerRequest): NodeBody | undefined => {
+  const source = request.source as Partial<NodeBody> | undefined
+  return typeof source === "object" && source !== null && source.readableEnded === false && typeof source.on === "function" &&
+      typeof source.off === "function" && typeof source.resume === "function"
+    ? source as NodeBody
+    : undefined
+}
+
+const concatChunks = (chunks: ReadonlyArray<Uint8Array>, size: number) => {
+  if (chunks.length === 1) return chunks[0]!
+  const body = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    body.set(chunk, at)
+    at += chunk.length
+  }
+  return body
+}
+
+/**
+ * A Node request's body read straight from its events: one callback effect per request instead of a
+ * stream step per chunk (an append's body is one small chunk).
+ */
+const readNodeBody = (source: NodeBody, tooLarge: () => LimitExceeded): Effect.Effect<Uint8Array, InvalidInput | LimitExceeded> =>
+  Effect.callback<Uint8Array, InvalidInput | LimitExceeded>((resume) => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    const cleanup = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+      source.off("close", onError)
+    }
+    const onData = (chunk: unknown) => {
+      const bytes = chunk as Uint8Array
+      size += bytes.length
+      if (size > requestBodyBytesMax) {
+        cleanup()
+        source.resume() // the rest is discarded
+        resume(Effect.fail(tooLarge()))
+        return
+      }
+      chunks.push(bytes)
+    }
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed(concatChunks(chunks, size)))
+    }
+    const onError = () => {
+      cleanup()
+      resume(Effect.fail(new InvalidInput({ field: "body", reason: "could not be read" })))
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onError)
+    source.on("close", onError)
+    return Effect.sync(cleanup)
+  })
+
 /** The request body, refused with 413 beyond `requestBodyBytesMax` bytes before anything is parsed. */
 const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Uint8Array, InvalidInput | LimitExceeded> =>
   Effect.gen(function*() {
@@ -378,6 +445,8 @@ const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<U
     const tooLarge = () => new LimitExceeded({ field: "body", limit: requestBodyBytesMax })
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > requestBodyBytesMax) return yield* tooLarge()
+    const node = nodeBodyOf(request)
+    if (node !== undefined) return yield* readNodeBody(node, tooLarge)
     const chunks: Array<Uint8Array> = []
     let size = 0
     yield* request.stream.pipe(
