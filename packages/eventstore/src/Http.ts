@@ -460,13 +460,7 @@ const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<U
         e instanceof LimitExceeded ? e : new InvalidInput({ field: "body", reason: "could not be read" })
       )
     )
-    const body = new Uint8Array(size)
-    let at = 0
-    for (const chunk of chunks) {
-      body.set(chunk, at)
-      at += chunk.length
-    }
-    return body
+    return concatChunks(chunks, size)
   })
 
 /** The request body as JSON (UTF-8), not yet validated. */
