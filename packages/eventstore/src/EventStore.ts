@@ -48,6 +48,15 @@ export interface QueuedAppend {
   readonly durable: Effect.Effect<void, Unavailable>
 }
 
+/** An append decided at once (`appendNow`): its offsets, and its durability as a callback as well. */
+export interface DecidedAppend extends QueuedAppend {
+  /**
+   * Calls `callback` (synchronously, once) when the append is durable (`undefined`) or has failed (the
+   * error); at once if that is known already.
+   */
+  readonly whenDurable: (callback: (failure: Unavailable | undefined) => void) => void
+}
+
 export interface AppendResult {
   /** The offsets assigned to the records, in order. */
   readonly offsets: ReadonlyArray<number>
@@ -229,6 +238,16 @@ export interface EventStoreShape {
     records: ReadonlyArray<RecordInput>,
     options?: AppendOptions
   ) => Effect.Effect<QueuedAppend, InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable>
+  /**
+   * `appendQueued` without an effect, when it can be decided at once (the log's state is in memory and
+   * nothing waits): the decided append or its error, or undefined when it must wait (call `appendQueued`).
+   * For callers that take many appends at once (append sessions) and must not spend an effect on each.
+   */
+  readonly appendNow?: (
+    key: string,
+    records: ReadonlyArray<RecordInput>,
+    options?: AppendOptions
+  ) => DecidedAppend | InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable | undefined
   readonly read: (
     key: string,
     options?: ReadOptions

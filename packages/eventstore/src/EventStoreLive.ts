@@ -21,6 +21,7 @@ import { Db } from "@opendata/core"
 import type {
   AppendOptions,
   AppendResult,
+  DecidedAppend,
   EventStoreShape,
   GroupOffset,
   ListOptions,
@@ -50,7 +51,7 @@ import type { StoredMeta } from "./internal/meta.ts"
 import { decodeMeta, encodeMeta as encodeMetaBytes } from "./internal/meta.ts"
 import { decodeRecord, encodeRecord, recordSize } from "./internal/record.ts"
 import type { Group, Remembered } from "./internal/groups.ts"
-import { makeGroupWriter, opBytes, overlayKey } from "./internal/groups.ts"
+import { makeGroupWriter, opBytes, overlayKey, whenSettled } from "./internal/groups.ts"
 import { makeTailRegistry } from "./internal/tails.ts"
 
 export interface EventStoreSettings {
@@ -305,7 +306,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       records: ReadonlyArray<RecordInput>,
       total: number,
       options: AppendOptions
-    ): QueuedAppend | AppendError => {
+    ): DecidedAppend | AppendError => {
       // A closed store takes no decisions (it would cache what it can no longer write).
       if (groups.isClosed()) return new Unavailable({ reason: "the event store is closed" })
       const now = Math.floor(clock.currentTimeMillisUnsafe())
@@ -318,7 +319,11 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           // A retry of the last batch: answer as the first attempt did, write nothing, but only once that
           // attempt is durable.
           const pending = overlay.get(overlayKey(K.producerKey(key, options.producerId)))
-          return { result: { offsets: producer.offsets, next: producer.next }, durable: pending === undefined ? Effect.void : awaitGroup(pending.group) }
+          return {
+            result: { offsets: producer.offsets, next: producer.next },
+            durable: pending === undefined ? Effect.void : awaitGroup(pending.group),
+            whenDurable: pending === undefined ? (callback) => callback(undefined) : (callback) => whenSettled(pending.group, callback)
+          }
         }
         if (options.producerSeq! < producer.seq) {
           return new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
@@ -379,10 +384,10 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
       // Every key and value above was made for this write (record values are encoded copies).
       const group = groups.add(ops, bytes, remember, true)
-      return { result: { offsets, next }, durable: awaitGroup(group) }
+      return { result: { offsets, next }, durable: awaitGroup(group), whenDurable: (callback) => whenSettled(group, callback) }
     }
 
-    const toEffect = (decided: QueuedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
+    const toEffect = (decided: DecidedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
       "result" in decided ? Effect.succeed(decided) : Effect.fail(decided)
 
     /** An append whose log state is not all in memory, or that must wait: under the log's lock. */
@@ -397,21 +402,30 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         })
       )
 
+    /**
+     * The common case, decided at once: the log's state is in memory, no locked decision on it is running
+     * or waiting, and the groups have room. Undefined otherwise.
+     */
+    const decideNow = (key: string, records: ReadonlyArray<RecordInput>, total: number, options: AppendOptions) => {
+      if (locks.has(key) || !metaCache.has(key) || !groups.hasRoom()) return undefined
+      const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
+      if (producer === undefined) return undefined
+      const meta = metaCache.get(key)
+      cacheMeta(key, meta)
+      return decideAppend(key, meta, producer, records, total, options)
+    }
+
+    const appendNow = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) => {
+      const total = appendProblem(key, records, options)
+      return typeof total !== "number" ? total : decideNow(key, records, total, options)
+    }
+
     const appendQueued = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
       Effect.suspend((): Effect.Effect<QueuedAppend, AppendError> => {
         const total = appendProblem(key, records, options)
         if (typeof total !== "number") return Effect.fail(total)
-        // The common case decides at once: the log's state is in memory, no locked decision on it is
-        // running or waiting, and the groups have room.
-        if (!locks.has(key) && metaCache.has(key) && groups.hasRoom()) {
-          const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
-          if (producer !== undefined) {
-            const meta = metaCache.get(key)
-            cacheMeta(key, meta)
-            return toEffect(decideAppend(key, meta, producer, records, total, options))
-          }
-        }
-        return appendLocked(key, records, total, options)
+        const decided = decideNow(key, records, total, options)
+        return decided === undefined ? appendLocked(key, records, total, options) : toEffect(decided)
       })
 
     const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
@@ -835,6 +849,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     return {
       append,
       appendQueued,
+      appendNow,
       read,
       meta,
       list,

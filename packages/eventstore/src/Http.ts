@@ -749,14 +749,16 @@ const errorFrame = (id: number | null, e: ApiError): string => {
  * (`{"id", "key", "records", "expectedOffset"?, "fencingToken"?, "producerId"?, "producerSeq"?, "encoding"?}`), many in
  * flight; answers each once it is durable (`{"id", "offsets", "next"}`) or refused (`{"id", "error"}`).
  *
- * Frames are read and validated in order (synchronously); each append then runs in a fiber of its own,
- * starts once the previous append to its log has its offsets decided, and is answered after that one's
- * answer, so answers for one log keep the order of its frames while appends to different logs proceed
- * (and are answered) independently: a log whose decision waits (its state is read from storage) holds up
- * only itself. At most `appendSessionAppendsMax` appends (`appendSessionBytesMax` bytes of frames) are in
- * flight: then the server stops reading, which stops the client's sends. A frame that is not valid is
- * answered with its error (`id` null when the frame has no valid id) and appends nothing; the session goes
- * on.
+ * Frames are read and validated in order, synchronously; an append the store can decide at once
+ * (`appendNow`: its log's state is in memory) is decided right there and answered from the store's
+ * durability callback, with no effect of its own. One that must wait (its log's state is read from
+ * storage, or the store pushes back) runs in a fiber of its own, as do the later appends to its log until
+ * it is decided: a log that waits holds up only itself. Answers for one log go out in the order of its
+ * frames (each log keeps a queue of its unanswered appends); one sender fiber writes them. At most
+ * `appendSessionAppendsMax` appends (`appendSessionBytesMax` bytes of frames) are in flight, counted until
+ * their answers are written: then the server stops reading, which stops the client's sends. A frame that is
+ * not valid is answered with its error (`id` null when the frame has no valid id) and appends nothing; the
+ * session goes on.
  */
 const serveAppendSession = (
   request: HttpServerRequest.HttpServerRequest,
@@ -771,16 +773,47 @@ const serveAppendSession = (
     const reader = yield* socket.reader
     const writer = yield* socket.writer
     const scope = yield* Effect.scope
+
+    /** An append in flight: answered once it has its message and every earlier one to its log is answered. */
+    interface InFlight {
+      readonly id: number
+      readonly key: string
+      readonly weight: number
+      message: string | undefined
+    }
     const inFlight = new Set<number>()
     let bytesInFlight = 0
-    /** Signalled when an answer frees room for more appends. */
+    /** Per log, its unanswered appends in frame order. */
+    const unanswered = new Map<string, Array<InFlight>>()
+    /** Per log, the decision its appends wait for (an append that could not be decided at once). */
+    const undecided = new Map<string, Deferred.Deferred<void>>()
+    /** Answers ready to write, in order; `done` frees an append's room once written. */
+    const outbox: Array<{ readonly message: string; readonly done?: InFlight | undefined }> = []
+    let wakeSender: Deferred.Deferred<void> | undefined
+    /** Signalled when a written answer frees room for more appends. */
     let room: Deferred.Deferred<void> | undefined
-    /** Per log, its latest append in flight: the next one waits for its decision, then for its answer. */
-    const latest = new Map<string, Step>()
-    interface Step {
-      readonly decided: Deferred.Deferred<void>
-      readonly answered: Deferred.Deferred<void>
+
+    const post = (message: string, done?: InFlight) => {
+      outbox.push({ message, done })
+      if (wakeSender !== undefined) {
+        const wake = wakeSender
+        wakeSender = undefined
+        Deferred.doneUnsafe(wake, Exit.void)
+      }
     }
+    /** Records an append's answer; posts every answer of its log that is now due. */
+    const complete = (entry: InFlight, message: string) => {
+      entry.message = message
+      const queue = unanswered.get(entry.key)
+      if (queue === undefined) return
+      while (queue.length > 0 && queue[0]!.message !== undefined) {
+        const due = queue.shift()!
+        post(due.message!, due)
+      }
+      if (queue.length === 0) unanswered.delete(entry.key)
+    }
+    const answered = (id: number, result: AppendResult) => JSON.stringify({ id, offsets: result.offsets, next: result.next })
+
     // Answers wait while the client does not read them (its connection's send buffer is full), which holds
     // their appends in flight, which stops the reading of frames: backpressure end to end. A client that
     // reads nothing for `tailDrainTimeoutMs` is closed with 1008.
@@ -790,11 +823,30 @@ const serveAppendSession = (
       Effect.andThen(awaitDrain(buffer), writer.write(message)).pipe(
         Effect.catchTag("SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
       )
-    const after = (d: Deferred.Deferred<void> | undefined) => (d === undefined || Deferred.isDoneUnsafe(d) ? Effect.void : Deferred.await(d))
+    const sender: Effect.Effect<never, Socket.SocketError> = Effect.forever(
+      Effect.gen(function*() {
+        if (outbox.length === 0) {
+          wakeSender = Deferred.makeUnsafe<void>()
+          yield* Deferred.await(wakeSender)
+        }
+        const ready = outbox.splice(0)
+        for (const { message, done } of ready) {
+          yield* send(message)
+          if (done === undefined) continue
+          inFlight.delete(done.id)
+          bytesInFlight -= done.weight
+        }
+        if (room !== undefined) {
+          const r = room
+          room = undefined
+          Deferred.doneUnsafe(r, Exit.void)
+        }
+      })
+    )
 
     /** The answer of an append once it is settled. */
     const answerOf = (id: number, outcome: Exit.Exit<AppendResult, EventStoreError>): Effect.Effect<string> => {
-      if (Exit.isSuccess(outcome)) return Effect.succeed(JSON.stringify({ id, offsets: outcome.value.offsets, next: outcome.value.next }))
+      if (Exit.isSuccess(outcome)) return Effect.succeed(answered(id, outcome.value))
       const error = Exit.findErrorOption(outcome)
       if (Option.isSome(error)) return Effect.succeed(errorFrame(id, error.value))
       return Effect.as(
@@ -831,44 +883,53 @@ const serveAppendSession = (
       return { id, size, body }
     }
 
-    const frame = (data: string | Uint8Array): Effect.Effect<void, Socket.SocketError> =>
-      Effect.suspend(() => {
-        const valid = validate(data)
-        if (typeof valid === "string") return send(valid)
-        const { id, body } = valid
-        const weight = Math.min(valid.size, Limits.appendSessionBytesMax)
-        inFlight.add(id)
-        bytesInFlight += weight
-        const previous = latest.get(body.key)
-        const mine: Step = { decided: Deferred.makeUnsafe<void>(), answered: Deferred.makeUnsafe<void>() }
-        latest.set(body.key, mine)
-        const run = Effect.gen(function*() {
-          yield* after(previous?.decided)
-          const queued = yield* Effect.exit(store.appendQueued(body.key, inputRecords(body), appendOptions(body)))
-          Deferred.doneUnsafe(mine.decided, Exit.void)
-          const outcome: Exit.Exit<AppendResult, EventStoreError> = Exit.isSuccess(queued)
-            ? yield* Effect.exit(Effect.as(queued.value.durable, queued.value.result))
-            : Exit.failCause(queued.cause)
-          const message = yield* answerOf(id, outcome)
-          yield* after(previous?.answered)
-          yield* send(message)
-        }).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            Deferred.doneUnsafe(mine.decided, Exit.void)
-            Deferred.doneUnsafe(mine.answered, Exit.void)
-            if (latest.get(body.key) === mine) latest.delete(body.key)
-            inFlight.delete(id)
-            bytesInFlight -= weight
-            if (room !== undefined) {
-              const r = room
-              room = undefined
-              Deferred.doneUnsafe(r, Exit.void)
-            }
-          })),
-          Effect.ignore
-        )
-        return Effect.asVoid(Effect.forkIn(run, scope))
-      })
+    /** Takes one frame: answers it, decides it at once, or starts the fiber that decides it. */
+    const frame = (data: string | Uint8Array): Effect.Effect<void> => {
+      const valid = validate(data)
+      if (typeof valid === "string") {
+        post(valid)
+        return Effect.void
+      }
+      const { id, body } = valid
+      const key = body.key
+      const entry: InFlight = { id, key, weight: Math.min(valid.size, Limits.appendSessionBytesMax), message: undefined }
+      inFlight.add(id)
+      bytesInFlight += entry.weight
+      const queue = unanswered.get(key)
+      if (queue === undefined) unanswered.set(key, [entry])
+      else queue.push(entry)
+      const records = inputRecords(body)
+      const options = appendOptions(body)
+      const previous = undecided.get(key)
+      if (previous === undefined && store.appendNow !== undefined) {
+        const decided = store.appendNow(key, records, options)
+        if (decided !== undefined) {
+          if ("result" in decided) {
+            decided.whenDurable((failure) => complete(entry, failure === undefined ? answered(id, decided.result) : errorFrame(id, failure)))
+          } else {
+            complete(entry, errorFrame(id, decided))
+          }
+          return Effect.void
+        }
+      }
+      // Decided in a fiber: the log's later appends wait for this decision.
+      const mine = Deferred.makeUnsafe<void>()
+      undecided.set(key, mine)
+      const decide = () => {
+        Deferred.doneUnsafe(mine, Exit.void)
+        if (undecided.get(key) === mine) undecided.delete(key)
+      }
+      const run = Effect.gen(function*() {
+        if (previous !== undefined) yield* Deferred.await(previous)
+        const queued = yield* Effect.exit(store.appendQueued(key, records, options))
+        decide()
+        const outcome: Exit.Exit<AppendResult, EventStoreError> = Exit.isSuccess(queued)
+          ? yield* Effect.exit(Effect.as(queued.value.durable, queued.value.result))
+          : Exit.failCause(queued.cause)
+        complete(entry, yield* answerOf(id, outcome))
+      }).pipe(Effect.ensuring(Effect.sync(decide)))
+      return Effect.asVoid(Effect.forkIn(run, scope))
+    }
 
     /** Backpressure: wait for room before taking a frame (and so before reading the next ones). */
     const awaitRoom: Effect.Effect<void> = Effect.suspend(() => {
@@ -878,7 +939,7 @@ const serveAppendSession = (
     })
 
     const readLoop = Effect.forever(
-      Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, (data) => Effect.andThen(awaitRoom, frame(data)), { discard: true }))
+      Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, (data) => Effect.andThen(awaitRoom, Effect.suspend(() => frame(data))), { discard: true }))
     ).pipe(Effect.ignore)
     const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
       Effect.ignore
@@ -886,7 +947,7 @@ const serveAppendSession = (
     const clientTooSlow = Effect.andThen(Deferred.await(tooSlow), writer.write(new Socket.CloseEvent(1008, "client too slow"))).pipe(
       Effect.ignore
     )
-    yield* Effect.raceAllFirst([readLoop, serverGone, clientTooSlow])
+    yield* Effect.raceAllFirst([readLoop, Effect.ignore(sender), serverGone, clientTooSlow])
     return HttpServerResponse.empty()
   }).pipe(
     Effect.catch(() => Effect.succeed(HttpServerResponse.empty())),

@@ -469,6 +469,29 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
             metrics.eventStoreRecordsAppended(records.length)
           }))
       })),
+    ...(store.appendNow === undefined ? {} : {
+      appendNow: (key: string, records: ReadonlyArray<EventStore.RecordInput>, options?: EventStore.AppendOptions) => {
+        const decided = store.appendNow!(key, records, options)
+        if (decided === undefined || !("result" in decided)) return decided
+        // Counted once durable, whichever of the two ways the caller waits.
+        let counted = false
+        const count = () => {
+          if (counted) return
+          counted = true
+          metrics.eventStoreAppends(1)
+          metrics.eventStoreRecordsAppended(records.length)
+        }
+        return {
+          ...decided,
+          durable: Effect.tap(decided.durable, () => Effect.sync(count)),
+          whenDurable: (callback: (failure: EventStore.Unavailable | undefined) => void) =>
+            decided.whenDurable((failure) => {
+              if (failure === undefined) count()
+              callback(failure)
+            })
+        }
+      }
+    }),
     tail: (key, start) => followed(store.tail(key, start)),
     tailPrefix: (prefix) => followed(store.tailPrefix(prefix))
   }

@@ -202,6 +202,11 @@ describe("append session, end to end on the server process", () => {
   }
 
   it("takes 2,000 appends over 10 logs in flight at once; every log holds them in the order sent", async () => {
+    const appendsCounted = async () => {
+      const text = await (await fetch(`${server.base}/metrics`)).text()
+      return Number(/^opendata_eventstore_appends_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN)
+    }
+    const countedBefore = await appendsCounted()
     const session = await openSession(url())
     const prefix = `e2e-${Date.now().toString(36)}/`
     const sent = Array.from({ length: 2000 }, (_, id) => ({ id, key: `${prefix}${id % 10}`, records: records(`v${id}`) }))
@@ -215,6 +220,8 @@ describe("append session, end to end on the server process", () => {
       expect(await readValues(key)).toEqual(sent.filter((f) => f.key === key).map((f, i) => `${i}:v${f.id}`))
     }
     expect(answers.every((a) => a.error === undefined)).toBe(true)
+    // Every acknowledged append is counted in /metrics, once.
+    expect((await appendsCounted()) - countedBefore).toBe(2000)
     session.close()
   })
 

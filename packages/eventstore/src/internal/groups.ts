@@ -14,7 +14,7 @@
  * durable writes). An entry is removed when its group settles, not when its caller stops waiting: an
  * append given up on still lands, and the next decision on its log must see it.
  */
-import { Cause, Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Scope } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
@@ -28,6 +28,16 @@ export interface Group {
   readonly keys: Array<string>
   /** Settles once the group is durable (or failed). */
   readonly done: Deferred.Deferred<void, Unavailable>
+  /** How it settled: undefined until then; null when durable, else the failure. */
+  outcome: Unavailable | null | undefined
+  /** Called (synchronously) when it settles. */
+  listeners: Array<(failure: Unavailable | undefined) => void> | undefined
+}
+
+/** Calls `callback` when `group` settles (at once if it has): `undefined` when durable, else the failure. */
+export const whenSettled = (group: Group, callback: (failure: Unavailable | undefined) => void) => {
+  if (group.outcome !== undefined) callback(group.outcome ?? undefined)
+  else (group.listeners ??= []).push(callback)
 }
 
 /** A key's value in a write not yet durable (undefined: a delete). */
@@ -92,14 +102,28 @@ export const makeGroupWriter = (
     let wakeWriter: Deferred.Deferred<void> | undefined
     let roomFreed: Deferred.Deferred<void> | undefined
 
-    const newGroup = (): Group => ({ ops: [], bytes: 0, fresh: true, keys: [], done: Deferred.makeUnsafe<void, Unavailable>() })
+    const newGroup = (): Group => ({
+      ops: [],
+      bytes: 0,
+      fresh: true,
+      keys: [],
+      done: Deferred.makeUnsafe<void, Unavailable>(),
+      outcome: undefined,
+      listeners: undefined
+    })
 
     const settle = (group: Group, exit: Exit.Exit<void, Unavailable>) => {
       for (const k of group.keys) {
         if (overlay.get(k)?.group === group) overlay.delete(k)
       }
+      if (group.outcome !== undefined) return
       if (Exit.isFailure(exit)) onFailed()
+      const failure = Exit.isFailure(exit) ? (Option.getOrUndefined(Exit.findErrorOption(exit)) ?? closedError) : undefined
+      group.outcome = failure ?? null
       Deferred.doneUnsafe(group.done, exit)
+      const listeners = group.listeners
+      group.listeners = undefined
+      if (listeners !== undefined) for (const listener of listeners) listener(failure)
     }
 
     const add = (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>, fresh = false): Group => {
