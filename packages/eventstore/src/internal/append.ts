@@ -1,0 +1,165 @@
+/**
+ * The append path: validate; decide from the log's state in memory (`internal/logState.ts`), or under the
+ * log's lock after reading it; add the decision's writes to the open group (`internal/groups.ts`); answer
+ * once the group is durable. `appendNow` is the synchronous case, for callers that take many appends at once.
+ */
+import { Effect } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import type { AppendOptions, AppendResult, DecidedAppend, QueuedAppend, RecordInput } from "../EventStore.ts"
+import { FencingConflict, InvalidInput, LimitExceeded, OffsetConflict, Unavailable } from "../EventStore.ts"
+import * as Limits from "../limits.ts"
+import type { Remembered } from "./groups.ts"
+import { opBytes, overlayKey, whenSettled } from "./groups.ts"
+import * as K from "./keys.ts"
+import type { LogState, ProducerState } from "./logState.ts"
+import { json } from "./logState.ts"
+import type { StoredMeta } from "./meta.ts"
+import { encodeMeta as encodeMetaBytes } from "./meta.ts"
+import { encodeRecord } from "./record.ts"
+import { appendProblem } from "./validate.ts"
+
+export const makeAppendPath = (state: LogState) => {
+  const { clock, groups, overlay, awaitGroup, metaCache, cacheMeta, producerCache, producerCacheKey, cacheProducer, loadMeta, loadProducer, locks, withLog } =
+    state
+
+  type AppendError = InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable
+
+  /**
+   * The decision on an append, synchronous, from the log's metadata and producer state as decided so far;
+   * its writes are added to the open group before anything else runs, so decisions on a log are written in
+   * the order they were taken.
+   */
+  const decideAppend = (
+    key: string,
+    current: StoredMeta | undefined,
+    producer: ProducerState | null,
+    records: ReadonlyArray<RecordInput>,
+    total: number,
+    options: AppendOptions
+  ): DecidedAppend | AppendError => {
+    // A closed store takes no decisions (it would cache what it can no longer write).
+    if (groups.isClosed()) return new Unavailable({ reason: "the event store is closed" })
+    const now = Math.floor(clock.currentTimeMillisUnsafe())
+    const meta: StoredMeta = current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: now, lastTimestamp: 0, lastIndexedMs: 0 }
+    if (meta.token !== undefined || options.fencingToken !== undefined) {
+      if (options.fencingToken !== meta.token) return new FencingConflict({ key, next: meta.nextOffset })
+    }
+    if (options.producerId !== undefined && producer !== null) {
+      if (options.producerSeq === producer.seq) {
+        // A retry of the last batch: answer as the first attempt did, write nothing, but only once that
+        // attempt is durable.
+        const pending = overlay.get(overlayKey(K.producerKey(key, options.producerId)))
+        return {
+          result: { offsets: producer.offsets, next: producer.next },
+          durable: pending === undefined ? Effect.void : awaitGroup(pending.group),
+          whenDurable: pending === undefined ? (callback) => callback(undefined) : (callback) => whenSettled(pending.group, callback)
+        }
+      }
+      if (options.producerSeq! < producer.seq) {
+        return new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
+      }
+    }
+    if (options.expectedOffset !== undefined && options.expectedOffset !== meta.nextOffset) {
+      return new OffsetConflict({ key, expected: options.expectedOffset, next: meta.nextOffset })
+    }
+    const timestamp = Math.max(now, meta.lastTimestamp)
+    const first = meta.nextOffset
+    const next = first + records.length
+    const offsets: Array<number> = new Array(records.length)
+    const ops: Array<CoreDb.WriteOp> = []
+    let bytes = 0
+    const prefix = K.recordPrefix(key)
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      offsets[i] = first + i
+      const recordKey = K.withU64(prefix, first + i)
+      const value = encodeRecord(timestamp, r.eventTime, r.headers ?? {}, r.value)
+      ops.push({ _tag: "put", key: recordKey, value })
+      bytes += opBytes(recordKey, value)
+    }
+    // The time index holds an entry at least every `timeIndexIntervalMs` of a log's timestamps (see
+    // `offsetAtTime`), not one per append.
+    const indexed = meta.records === 0 || timestamp >= meta.lastIndexedMs + Limits.timeIndexIntervalMs
+    if (indexed) {
+      const timeKey = K.timeKey(key, timestamp)
+      const value = K.u64(first)
+      ops.push({ _tag: "put", key: timeKey, value })
+      bytes += opBytes(timeKey, value)
+    }
+    const updated: StoredMeta = {
+      ...meta,
+      nextOffset: next,
+      bytes: meta.bytes + total,
+      records: meta.records + records.length,
+      lastAppendMs: now,
+      lastTimestamp: timestamp,
+      lastIndexedMs: indexed ? timestamp : meta.lastIndexedMs
+    }
+    const metaKey = K.metaKey(key)
+    const metaValue = encodeMetaBytes(updated)
+    ops.push({ _tag: "put", key: metaKey, value: metaValue })
+    bytes += opBytes(metaKey, metaValue)
+    const remember: Array<Remembered> = [{ key: overlayKey(metaKey), value: metaValue }]
+    let state: ProducerState | undefined
+    if (options.producerId !== undefined) {
+      const pk = K.producerKey(key, options.producerId)
+      state = { seq: options.producerSeq!, offsets, next }
+      const value = json(state)
+      ops.push({ _tag: "put", key: pk, value })
+      bytes += opBytes(pk, value)
+      remember.push({ key: overlayKey(pk), value })
+    }
+    // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
+    cacheMeta(key, updated)
+    if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
+    // Every key and value above was made for this write (record values are encoded copies).
+    const group = groups.add(ops, bytes, remember, true)
+    return { result: { offsets, next }, durable: awaitGroup(group), whenDurable: (callback) => whenSettled(group, callback) }
+  }
+
+  const toEffect = (decided: DecidedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
+    "result" in decided ? Effect.succeed(decided) : Effect.fail(decided)
+
+  /** An append whose log state is not all in memory, or that must wait: under the log's lock. */
+  const appendLocked = (key: string, records: ReadonlyArray<RecordInput>, total: number, options: AppendOptions) =>
+    withLog(
+      key,
+      Effect.gen(function*() {
+        yield* groups.awaitRoom
+        const meta = yield* loadMeta(key)
+        const producer = options.producerId === undefined ? null : yield* loadProducer(key, options.producerId)
+        return yield* toEffect(decideAppend(key, meta, producer, records, total, options))
+      })
+    )
+
+  /**
+   * The common case, decided at once: the log's state is in memory, no locked decision on it is running
+   * or waiting, and the groups have room. Undefined otherwise.
+   */
+  const decideNow = (key: string, records: ReadonlyArray<RecordInput>, total: number, options: AppendOptions) => {
+    if (locks.has(key) || !metaCache.has(key) || !groups.hasRoom()) return undefined
+    const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
+    if (producer === undefined) return undefined
+    const meta = metaCache.get(key)
+    cacheMeta(key, meta)
+    return decideAppend(key, meta, producer, records, total, options)
+  }
+
+  const appendNow = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) => {
+    const total = appendProblem(key, records, options)
+    return typeof total !== "number" ? total : decideNow(key, records, total, options)
+  }
+
+  const appendQueued = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
+    Effect.suspend((): Effect.Effect<QueuedAppend, AppendError> => {
+      const total = appendProblem(key, records, options)
+      if (typeof total !== "number") return Effect.fail(total)
+      const decided = decideNow(key, records, total, options)
+      return decided === undefined ? appendLocked(key, records, total, options) : toEffect(decided)
+    })
+
+  const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
+    Effect.flatMap(appendQueued(key, records, options), (queued) => Effect.as(queued.durable, queued.result satisfies AppendResult))
+
+  return { append, appendQueued, appendNow }
+}

@@ -1,0 +1,177 @@
+/**
+ * What the EventStore's decisions share about each log: its metadata and producer states as this process
+ * last decided them (bounded caches), the overlay of writes not yet durable (internal/groups.ts), reads of
+ * single keys through it, the per-log locks of the rare decisions that read storage (trims, deletes,
+ * metadata updates), and `writeBatch` for those decisions' writes.
+ */
+import { Clock, Deferred, Effect, Schema, Scope, Semaphore } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import { LogNotFound, Unavailable } from "../EventStore.ts"
+import * as Limits from "../limits.ts"
+import type { Group, Remembered } from "./groups.ts"
+import { makeGroupWriter, opBytes, overlayKey } from "./groups.ts"
+import * as K from "./keys.ts"
+import type { StoredMeta } from "./meta.ts"
+import { decodeMeta, encodeMeta as encodeMetaBytes } from "./meta.ts"
+
+export const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
+export type ProducerState = typeof ProducerState.Type
+const decodeProducer = Schema.decodeUnknownSync(ProducerState)
+
+export const json = (value: unknown) => K.utf8(JSON.stringify(value))
+/** Encoded metadata, remembered with what it encodes so that a write of it can update the cache unparsed. */
+const encodedMetas = new WeakMap<Uint8Array, StoredMeta>()
+export const encodeMeta = (meta: StoredMeta): Uint8Array => {
+  const bytes = encodeMetaBytes(meta)
+  encodedMetas.set(bytes, meta)
+  return bytes
+}
+const parse = <A>(decode: (u: unknown) => A, bytes: Uint8Array): A => decode(JSON.parse(K.fromUtf8(bytes)))
+
+export const storeFailure = (e: { readonly message: string }) => new Unavailable({ reason: e.message })
+
+export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
+  Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    const groups = yield* makeGroupWriter(db, scope, () => {
+      // A group failed (the Db stopped): what was cached from decisions may be ahead of storage.
+      metaCache.clear()
+      producerCache.clear()
+    })
+    const overlay = groups.overlay
+
+    /** A key's value: a write not yet durable first (Db reads see only durable writes), then the Db. */
+    const getKey = (k: Uint8Array) =>
+      Effect.suspend(() => {
+        const pending = overlay.get(overlayKey(k))
+        if (pending !== undefined) return Effect.succeed(pending.value)
+        return Effect.mapError(db.get(k), storeFailure)
+      })
+    const awaitGroup = (group: Group) => Deferred.await(group.done)
+
+    /**
+     * Each log's latest metadata as this process decided it (durable or not), by log key, least recently
+     * used first, at most `metadataCacheEntries`: this process is the only writer, so what it decided last is
+     * current. An entry is set where the write of the metadata is added to a group, so it never runs ahead of
+     * the overlay; a log without an entry is read from the overlay or the Db.
+     */
+    const metaCache = new Map<string, StoredMeta | undefined>()
+    const cacheMeta = (key: string, meta: StoredMeta | undefined) => {
+      metaCache.delete(key)
+      metaCache.set(key, meta)
+      if (metaCache.size > Limits.metadataCacheEntries) metaCache.delete(metaCache.keys().next().value!)
+    }
+    /** Producer states by `log NUL producerId` (null: none stored), as `metaCache`, at most `producerCacheEntries`. */
+    const producerCache = new Map<string, ProducerState | null>()
+    const producerCacheKey = (key: string, producerId: string) => `${key}\u0000${producerId}`
+    const cacheProducer = (k: string, state: ProducerState | null) => {
+      producerCache.delete(k)
+      producerCache.set(k, state)
+      if (producerCache.size > Limits.producerCacheEntries) producerCache.delete(producerCache.keys().next().value!)
+    }
+    const loadMeta = (key: string): Effect.Effect<StoredMeta | undefined, Unavailable> => {
+      if (metaCache.has(key)) {
+        const cached = metaCache.get(key)
+        cacheMeta(key, cached)
+        return Effect.succeed(cached)
+      }
+      return Effect.map(getKey(K.metaKey(key)), (bytes) => {
+        const meta = bytes === undefined ? undefined : decodeMeta(bytes)
+        cacheMeta(key, meta)
+        return meta
+      })
+    }
+    const loadProducer = (key: string, producerId: string): Effect.Effect<ProducerState | null, Unavailable> => {
+      const ck = producerCacheKey(key, producerId)
+      const cached = producerCache.get(ck)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return Effect.map(getKey(K.producerKey(key, producerId)), (bytes) => {
+        const state = bytes === undefined ? null : parse(decodeProducer, bytes)
+        cacheProducer(ck, state)
+        return state
+      })
+    }
+    const durableMeta = (key: string) =>
+      Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : decodeMeta(bytes)))
+    const existingMeta = (key: string) =>
+      Effect.flatMap(durableMeta(key), (m) => (m === undefined ? Effect.fail(new LogNotFound({ key })) : Effect.succeed(m)))
+    /**
+     * The metadata once every write decided on it is durable, for a decision under the log's lock that also
+     * scans the log's records (trim, delete): an append does not wait for its write to be durable.
+     */
+    const settledMeta = (key: string) =>
+      Effect.gen(function*() {
+        const pending = overlay.get(overlayKey(K.metaKey(key)))
+        if (pending !== undefined) yield* awaitGroup(pending.group)
+        return yield* existingMeta(key)
+      })
+
+    /**
+     * Adds a batch to the open group (waiting for room first) and remembers its `remember` keys in the
+     * overlay; returns the wait until it is durable. Metadata it writes is cached as decided (read back when
+     * written from bytes this module did not encode).
+     */
+    const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
+      Effect.map(groups.awaitRoom, () => {
+        let bytes = 0
+        for (const op of ops) bytes += opBytes(op.key, op._tag === "delete" ? undefined : op.value)
+        const remembered = remember.map((k): Remembered => {
+          const op = ops.findLast((o) => o.key.length === k.length && Buffer.compare(o.key, k) === 0)
+          return { key: overlayKey(k), value: op === undefined || op._tag === "delete" ? undefined : op.value }
+        })
+        // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
+        for (const op of ops) {
+          if (!K.isMetaKey(op.key)) continue
+          const logKey = K.fromUtf8(op.key.subarray(1))
+          const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
+          if (op._tag !== "delete" && decided === undefined) metaCache.delete(logKey)
+          else cacheMeta(logKey, decided)
+        }
+        return awaitGroup(groups.add(ops, bytes, remembered))
+      })
+
+    // --- per-log locks (the rare decisions that read storage: trims, deletes, metadata updates) -----
+
+    const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
+    const withLog = <A, E, R>(key: string, self: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          let lock = locks.get(key)
+          if (lock === undefined) {
+            lock = { semaphore: Semaphore.makeUnsafe(1), users: 0 }
+            locks.set(key, lock)
+          }
+          lock.users += 1
+          return lock
+        }),
+        (lock) => lock.semaphore.withPermit(self),
+        (lock) =>
+          Effect.sync(() => {
+            lock.users -= 1
+            if (lock.users === 0) locks.delete(key)
+          })
+      )
+
+    return {
+      clock,
+      groups,
+      overlay,
+      getKey,
+      awaitGroup,
+      metaCache,
+      cacheMeta,
+      producerCache,
+      producerCacheKey,
+      cacheProducer,
+      loadMeta,
+      loadProducer,
+      durableMeta,
+      existingMeta,
+      settledMeta,
+      writeBatch,
+      locks,
+      withLog
+    }
+  })
+
+export type LogState = Effect.Success<ReturnType<typeof makeLogState>>

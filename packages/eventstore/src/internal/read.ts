@@ -1,0 +1,206 @@
+/**
+ * The read path: reads of a log from an offset or a time, and tails (catch up from storage, then follow
+ * the durable change feed through the tail registry, `internal/tails.ts`).
+ */
+import { Effect, Option, Stream } from "effect"
+import type { Db as CoreDb } from "@opendata/core"
+import type { LogRecord, ReadOptions, ReadResult, TailEvent, TailStart } from "../EventStore.ts"
+import { InvalidInput, OffsetTrimmed, Unavailable } from "../EventStore.ts"
+import * as Limits from "../limits.ts"
+import * as K from "./keys.ts"
+import type { LogState } from "./logState.ts"
+import { storeFailure } from "./logState.ts"
+import { decodeRecord, recordSize } from "./record.ts"
+import type { TailRegistry } from "./tails.ts"
+import { checkKey, isCount } from "./validate.ts"
+
+export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailRegistry, heartbeatMs: number) => {
+  const { durableMeta, existingMeta } = state
+
+  /**
+   * The first offset whose timestamp is at or after `time`, or undefined if none. The time index has an
+   * entry at least every `timeIndexIntervalMs` of timestamps: a record r with ts(r) lies less than that
+   * after the entry before it. So every record before the first entry above `time - timeIndexIntervalMs`
+   * is below `time`, and the answer is found by reading records on from that entry (at most that
+   * interval's worth of them before one reaches `time`).
+   */
+  const offsetAtTime = (key: string, time: number) =>
+    Effect.gen(function*() {
+      const t = Math.max(0, Math.floor(time))
+      const start = K.timeKey(key, Math.max(0, t - Limits.timeIndexIntervalMs + 1))
+      const entry = yield* Stream.runHead(db.scan({ start, end: K.prefixEnd(K.timePrefix(key)) })).pipe(Effect.mapError(storeFailure))
+      if (Option.isNone(entry)) return undefined
+      const from = K.readU64(entry.value.value, 0)
+      if (K.readU64(entry.value.key, entry.value.key.length - 8) >= t) return from
+      let found: number | undefined
+      const rows = db.scan({ start: K.recordKey(key, from), end: K.prefixEnd(K.recordPrefix(key)) }).pipe(Stream.mapError(storeFailure))
+      yield* Stream.runForEachWhile(rows, (kv) =>
+        Effect.sync(() => {
+          if (K.readU64(kv.value, 0) < t) return true
+          found = K.readU64(kv.key, kv.key.length - 8)
+          return false
+        }))
+      return found
+    })
+
+  const readRange = (key: string, from: number, until: number, limit: number, maxBytes: number) =>
+    Effect.gen(function*() {
+      const records: Array<LogRecord> = []
+      let bytes = 0
+      if (from >= until) return records
+      // End the scan at `from + limit` too: the table cursor then fetches only the blocks it needs.
+      const rows = db.scan({ start: K.recordKey(key, from), end: K.recordKey(key, Math.min(until, from + limit)) }).pipe(
+        Stream.take(limit),
+        Stream.mapError(storeFailure)
+      )
+      // One effect per batch of rows, not per record; past `maxBytes` the scan stops after its batch.
+      yield* Stream.runForEachArray(rows.pipe(Stream.takeWhile(() => bytes < maxBytes)), (kvs) =>
+        Effect.sync(() => {
+          for (const kv of kvs) {
+            if (bytes >= maxBytes) return
+            const parsed = K.parseRecordKey(kv.key)
+            if (parsed === undefined) continue
+            const record = decodeRecord(parsed.offset, kv.value)
+            records.push(record)
+            bytes += recordSize(record.value, record.headers)
+          }
+        }))
+      return records
+    })
+
+  const read = (key: string, options: ReadOptions = {}) =>
+    Effect.gen(function*() {
+      yield* checkKey(key)
+      if (options.from !== undefined && options.fromTime !== undefined) {
+        return yield* new InvalidInput({ field: "from", reason: "give from or fromTime, not both" })
+      }
+      if (options.from !== undefined && !isCount(options.from)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
+      if (options.fromTime !== undefined && !isCount(options.fromTime)) {
+        return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
+      }
+      const limit = options.limit ?? Limits.readRecordsDefault
+      if (!isCount(limit) || limit < 1 || limit > Limits.readRecordsMax) {
+        return yield* new InvalidInput({ field: "limit", reason: `must be 1..${Limits.readRecordsMax}` })
+      }
+      const maxBytes = options.maxBytes ?? Limits.readBytesMax
+      if (!isCount(maxBytes) || maxBytes < 1 || maxBytes > Limits.readBytesMax) {
+        return yield* new InvalidInput({ field: "maxBytes", reason: `must be 1..${Limits.readBytesMax}` })
+      }
+      const meta = yield* existingMeta(key)
+      let from = options.from ?? meta.firstOffset
+      if (options.fromTime !== undefined) from = Math.max(meta.firstOffset, (yield* offsetAtTime(key, options.fromTime)) ?? meta.nextOffset)
+      if (from < meta.firstOffset) return yield* new OffsetTrimmed({ key, requested: from, first: meta.firstOffset })
+      if (from > meta.nextOffset) {
+        return yield* new InvalidInput({ field: "from", reason: `is past the end of the log (next offset ${meta.nextOffset})` })
+      }
+      const records = yield* readRange(key, from, meta.nextOffset, limit, maxBytes)
+      return { records, next: records.length === 0 ? from : records.at(-1)!.offset + 1 } satisfies ReadResult
+    })
+
+  const tail = (key: string, start: TailStart): Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable> =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        // Subscribe before reading storage: every append durable from now on is delivered.
+        const subscription = yield* tails.subscribeKey(key)
+        const m = yield* durableMeta(key)
+        const first = m?.firstOffset ?? 0
+        const end = m?.nextOffset ?? 0
+        let next: number
+        switch (start._tag) {
+          case "now":
+            next = end
+            break
+          case "offset":
+            if (!isCount(start.offset)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
+            if (start.offset < first) return yield* new OffsetTrimmed({ key, requested: start.offset, first })
+            next = start.offset
+            break
+          case "time":
+            if (!isCount(start.time)) return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
+            next = Math.max(first, (yield* offsetAtTime(key, start.time)) ?? end)
+        }
+        let catchingUp = true
+
+        /** Reads one page from storage at `next`; empty when caught up with what is durable. */
+        const catchUp = Effect.gen(function*() {
+          const current = yield* durableMeta(key)
+          if (current === undefined) return []
+          if (next < current.firstOffset) next = current.firstOffset // trimmed meanwhile: skip what is gone
+          const page = yield* readRange(key, next, current.nextOffset, Limits.tailPageRecords, Limits.readBytesMax)
+          if (page.length > 0) next = page.at(-1)!.offset + 1
+          return page
+        })
+
+        const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
+          if (catchingUp) {
+            const page = yield* catchUp
+            if (page.length > 0) return [{ _tag: "records", key, records: page } as const]
+            catchingUp = false
+          }
+          const taken = yield* subscription.take(heartbeatMs)
+          if (taken._tag === "idle") return [{ _tag: "heartbeat", key, next } as const]
+          if (taken._tag === "lost") {
+            // Deliveries were dropped (a slow reader, or the feed skipped batches): storage has them.
+            catchingUp = true
+            return []
+          }
+          const records = taken.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
+          if (records.some((r, i) => r.offset !== next + i)) {
+            // An append is missing from the feed, or an offset came twice (two writes of one offset became
+            // durable together): storage has the log exactly once.
+            catchingUp = true
+            return []
+          }
+          if (records.length === 0) return []
+          next = records.at(-1)!.offset + 1
+          return [{ _tag: "records", key, records } as const]
+        })
+        return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
+      })
+    )
+
+  const tailPrefix = (prefixKey: string): Stream.Stream<TailEvent, InvalidInput | Unavailable> =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
+        const subscription = yield* tails.subscribePrefix(prefixKey)
+        const nextOf = new Map<string, number>()
+
+        const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
+          const taken = yield* subscription.take(heartbeatMs)
+          if (taken._tag === "idle") return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
+          const events: Array<TailEvent> = []
+          if (taken._tag === "lost") {
+            // Deliveries were dropped: read what the logs already followed got meanwhile.
+            for (const [k, from] of nextOf) {
+              const m = yield* durableMeta(k)
+              if (m === undefined) continue
+              const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
+              if (records.length > 0) {
+                nextOf.set(k, records.at(-1)!.offset + 1)
+                events.push({ _tag: "records", key: k, records })
+              }
+            }
+            return events
+          }
+          const byLog = new Map<string, Array<LogRecord>>()
+          for (const d of taken.deliveries) {
+            for (const record of d.records) {
+              // Below what this tail sent: an earlier batch or this one already has it.
+              if (record.offset < (nextOf.get(d.key) ?? 0)) continue
+              nextOf.set(d.key, record.offset + 1)
+              const list = byLog.get(d.key) ?? []
+              list.push(record)
+              byLog.set(d.key, list)
+            }
+          }
+          for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
+          return events
+        })
+        return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
+      })
+    )
+
+  return { offsetAtTime, readRange, read, tail, tailPrefix }
+}
