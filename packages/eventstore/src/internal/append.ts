@@ -137,7 +137,7 @@ export const makeAppendPath = (state: LogState) => {
    * or waiting, and the groups have room. Undefined otherwise.
    */
   const decideNow = (key: string, records: ReadonlyArray<RecordInput>, total: number, options: AppendOptions) => {
-    if (locks.has(key) || !metaCache.has(key) || !groups.hasRoom()) return undefined
+    if (locks.isBusy(key) || !metaCache.has(key) || !groups.hasRoom()) return undefined
     const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
     if (producer === undefined) return undefined
     const meta = metaCache.get(key)

@@ -4,8 +4,9 @@
  * single keys through it, the per-log locks of the rare decisions that read storage (trims, deletes,
  * metadata updates), and `writeBatch` for those decisions' writes.
  */
-import { Clock, Deferred, Effect, Schema, Scope, Semaphore } from "effect"
+import { Clock, Deferred, Effect, Schema, Scope } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
+import { KeyedLock } from "@opendata/core"
 import { LogNotFound, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
 import type { Group, Remembered } from "./groups.ts"
@@ -132,25 +133,8 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
 
     // --- per-log locks (the rare decisions that read storage: trims, deletes, metadata updates) -----
 
-    const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
-    const withLog = <A, E, R>(key: string, self: Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          let lock = locks.get(key)
-          if (lock === undefined) {
-            lock = { semaphore: Semaphore.makeUnsafe(1), users: 0 }
-            locks.set(key, lock)
-          }
-          lock.users += 1
-          return lock
-        }),
-        (lock) => lock.semaphore.withPermit(self),
-        (lock) =>
-          Effect.sync(() => {
-            lock.users -= 1
-            if (lock.users === 0) locks.delete(key)
-          })
-      )
+    const locks = KeyedLock.make()
+    const withLog = locks.withLock
 
     return {
       clock,

@@ -22,7 +22,8 @@ import { crc32 } from "node:zlib"
 import type { FileHandle } from "node:fs/promises"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Semaphore } from "effect"
+import { Effect } from "effect"
+import * as KeyedLock from "../../KeyedLock.ts"
 import type { Scope } from "effect"
 import { compareKeys, decodeSegment, digestMark, encodeSegment, fileSuffix, needsDigest } from "./keys.ts"
 import { fsyncDir, isPackedKey, openPackedLog } from "./packedLog.ts"
@@ -231,28 +232,12 @@ export const makeLocalDriver = (
       }
     }
 
-    const locks = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
+    const keyLocks = KeyedLock.make()
     /** Serializes the writes of one key that must check-then-act (put-if-match) against the others. */
     const withKeyLock = <A, E>(key: string, self: Effect.Effect<A, E>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          let lock = locks.get(key)
-          if (lock === undefined) {
-            lock = { semaphore: Semaphore.makeUnsafe(1), users: 0 }
-            locks.set(key, lock)
-          }
-          lock.users += 1
-          return lock
-        }),
-        // Uninterruptible inside the lock: an abandoned file operation would keep running after the
-        // lock is released and could overwrite a later write.
-        (lock) => lock.semaphore.withPermit(Effect.uninterruptible(self)),
-        (lock) =>
-          Effect.sync(() => {
-            lock.users -= 1
-            if (lock.users === 0) locks.delete(key)
-          })
-      )
+      // Uninterruptible inside the lock: an abandoned file operation would keep running after the lock is
+      // released and could overwrite a later write.
+      keyLocks.withLock(key, Effect.uninterruptible(self))
 
     const write = (key: string, body: Uint8Array, putId: string): { chunks: Array<Uint8Array>; result: PutResult } => {
       const etag = etagOf(putId, body)
