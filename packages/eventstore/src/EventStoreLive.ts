@@ -32,6 +32,8 @@ export interface EventStoreSettings {
   readonly defaultRetention?: Retention | undefined
   readonly retentionIntervalMs?: number | undefined
   readonly tailHeartbeatMs?: number | undefined
+  /** How many records follow a log's stored metadata before it is rewritten (`Limits.metaCheckpointRecords`). */
+  readonly metaCheckpointRecords?: number | undefined
 }
 
 const toMeta = (key: string, m: StoredMeta): LogMeta => ({
@@ -54,8 +56,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     const retentionIntervalMs = settings.retentionIntervalMs ?? Limits.retentionIntervalMs
 
     const state = yield* makeLogState(db, scope)
-    const { loadMeta, existingMeta, settledMeta, writeBatch, withLog } = state
-    const { append, appendQueued, appendNow } = makeAppendPath(state)
+    const { bringForward, loadMeta, existingMeta, settledMeta, writeBatch, withLog } = state
+    const { append, appendQueued, appendNow } = makeAppendPath(state, settings.metaCheckpointRecords ?? Limits.metaCheckpointRecords)
 
     // One reader of the change feed for every tail, which wakes only the subscribers of the logs a
     // durable batch touched (internal/tails.ts).
@@ -82,7 +84,12 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         const rows = yield* Stream.runCollect(
           db.scan({ start, end: K.prefixEnd(base) }).pipe(Stream.take(limit + 1), Stream.mapError(storeFailure))
         )
-        const logs = rows.slice(0, limit).map((kv) => toMeta(K.fromUtf8(kv.key.subarray(1)), decodeMeta(kv.value)))
+        // Each stored metadata is a checkpoint: the records after it complete it.
+        const logs: Array<LogMeta> = []
+        for (const kv of rows.slice(0, limit)) {
+          const key = K.fromUtf8(kv.key.subarray(1))
+          logs.push(toMeta(key, (yield* bringForward(key, decodeMeta(kv.value))).meta))
+        }
         return { logs, cursor: rows.length > limit ? logs.at(-1)?.key : undefined }
       })
 

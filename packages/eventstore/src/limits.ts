@@ -30,6 +30,12 @@ export const metadataCacheEntries = 100_000
  * timestamp is at least this far past the last entry: finding a time reads at most this much of the log.
  */
 export const timeIndexIntervalMs = 250
+/**
+ * A log's stored metadata is a checkpoint, rewritten once this many records have been appended after it
+ * (and by trims, token and retention changes): reading a log's exact metadata counts at most this many
+ * records after the checkpoint.
+ */
+export const metaCheckpointRecords = 256
 /** Producer states (last sequence and its answer) held in memory, least recently used dropped first. */
 export const producerCacheEntries = 100_000
 /** A group of decisions handed to the Db as one write closes before it passes this (a decision is never split). */

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStore, layer } from "@opendata/eventstore"
@@ -149,6 +149,45 @@ describe("EventStore", () => {
     assert.deepStrictEqual(Meta.decodeMeta(legacy), { firstOffset: 1, nextOffset: 9, bytes: 80, records: 8, createdMs: 7, lastTimestamp: 42, lastIndexedMs: 42, token: "t" })
     assert.throws(() => Meta.decodeMeta(Meta.encodeMeta(full).subarray(0, 10)), /truncated/)
   })
+
+  it.effect("keeps a log's metadata exact between checkpoints: after a restart, in listings, for the next append", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore.ObjectStore
+      /** Runs `f` on an EventStore (and its Db) opened on the same objects, closed after. */
+      const session = <A, E>(f: (es: EventStore.EventStoreShape, db: Db.DbShape) => Effect.Effect<A, E>) =>
+        Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(
+            layer({ tailHeartbeatMs: 1000 }).pipe(
+              Layer.provideMerge(Db.layer({ path: "eventstore/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024 }))
+            )
+          )
+          return yield* f(Context.get(context, EventStore.EventStore), Context.get(context, Db.Db))
+        })).pipe(Effect.provideService(ObjectStore.ObjectStore, objects))
+      const expected = { nextOffset: 300, records: 300, bytes: 300 + 100 * 4 }
+      const counts = (m: EventStore.LogMeta) => ({ nextOffset: m.nextOffset, records: m.records, bytes: m.bytes })
+      yield* session((es, db) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 300; i++) yield* es.append("k", [rec("x", i % 3 === 0 ? { headers: { hh: "vv" } } : {})])
+          yield* es.append("j", [rec("y")])
+          assert.deepStrictEqual(counts(yield* es.meta("k")), expected)
+          // The stored metadata is a checkpoint, not rewritten by every append.
+          const stored = Meta.decodeMeta((yield* db.get(K.metaKey("k")))!)
+          assert.isBelow(stored.nextOffset, 300)
+          assert.isAbove(stored.nextOffset, 0)
+        }))
+      yield* session((es) =>
+        Effect.gen(function*() {
+          assert.deepStrictEqual(counts(yield* es.meta("k")), expected)
+          const listed = (yield* es.list()).logs
+          assert.deepStrictEqual(listed.map((m) => [m.key, m.nextOffset, m.records]), [["j", 1, 1], ["k", 300, 300]])
+          assert.deepStrictEqual((yield* es.append("k", [rec("z")])).offsets, [300])
+          assert.deepStrictEqual((yield* es.read("k", { from: 298 })).records.map((r) => s(r.value)), ["x", "x", "z"])
+          yield* es.trim("k", 100)
+          // Kept: "x" at 100..299 (those at multiples of 3 with a 4-byte header) and "z".
+          const withHeader = Array.from({ length: 200 }, (_, i) => i + 100).filter((i) => i % 3 === 0).length
+          assert.deepStrictEqual(counts(yield* es.meta("k")), { nextOffset: 301, records: 201, bytes: 201 + withHeader * 4 })
+        }))
+    }).pipe(Effect.provide(ObjectStore.layerMemory)))
 
   it.effect("trims, deletes, and says where a trimmed log starts", () =>
     Effect.gen(function*() {

@@ -18,8 +18,8 @@ import { encodeMeta as encodeMetaBytes } from "./meta.ts"
 import { encodeRecord } from "./record.ts"
 import { appendProblem } from "./validate.ts"
 
-export const makeAppendPath = (state: LogState) => {
-  const { clock, groups, overlay, awaitGroup, metaCache, cacheMeta, producerCache, producerCacheKey, cacheProducer, loadMeta, loadProducer, locks, withLog } =
+export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) => {
+  const { clock, groups, overlay, awaitGroup, metaCache, sinceCheckpoint, cacheMeta, producerCache, producerCacheKey, cacheProducer, loadMeta, loadProducer, locks, withLog } =
     state
 
   type AppendError = InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | Unavailable
@@ -95,11 +95,18 @@ export const makeAppendPath = (state: LogState) => {
       lastTimestamp: timestamp,
       lastIndexedMs: indexed ? timestamp : meta.lastIndexedMs
     }
-    const metaKey = K.metaKey(key)
-    const metaValue = encodeMetaBytes(updated)
-    ops.push({ _tag: "put", key: metaKey, value: metaValue })
-    bytes += opBytes(metaKey, metaValue)
-    const remember: Array<Remembered> = [{ key: overlayKey(metaKey), value: metaValue }]
+    // The stored metadata is a checkpoint (see `sinceCheckpoint`): written with the log's first append, then
+    // once enough records have followed it; readers count the records after it.
+    const since = (sinceCheckpoint.get(key) ?? 0) + records.length
+    const checkpoint = current === undefined || meta.records === 0 || since >= metaCheckpointRecords
+    const remember: Array<Remembered> = []
+    if (checkpoint) {
+      const metaKey = K.metaKey(key)
+      const metaValue = encodeMetaBytes(updated)
+      ops.push({ _tag: "put", key: metaKey, value: metaValue })
+      bytes += opBytes(metaKey, metaValue)
+      remember.push({ key: overlayKey(metaKey), value: metaValue })
+    }
     let state: ProducerState | undefined
     if (options.producerId !== undefined) {
       const pk = K.producerKey(key, options.producerId)
@@ -111,6 +118,7 @@ export const makeAppendPath = (state: LogState) => {
     }
     // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
     cacheMeta(key, updated)
+    sinceCheckpoint.set(key, checkpoint ? 0 : since)
     if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
     // Every key and value above was made for this write (record values are encoded copies).
     const group = groups.add(ops, bytes, remember, true)

@@ -67,6 +67,8 @@ export interface GroupWriter {
   readonly add: (ops: ReadonlyArray<CoreDb.WriteOp>, bytes: number, remember: ReadonlyArray<Remembered>, fresh?: boolean) => Group
   /** Fails adds from now on (the store is closing). */
   readonly isClosed: () => boolean
+  /** Waits until every group added so far has settled (fails if one of them failed). */
+  readonly awaitSettled: Effect.Effect<void, Unavailable>
 }
 
 /** The bytes `Db.write` counts for an op. */
@@ -96,6 +98,8 @@ export const makeGroupWriter = (
     /** Closed groups, oldest first, not yet handed to the Db. */
     const queue: Array<Group> = []
     let open: Group | undefined
+    /** The newest group: groups settle in order, so once it has, every one before it has. */
+    let last: Group | undefined
     /** Bytes of the open and queued groups. */
     let queuedBytes = 0
     let closed = false
@@ -132,6 +136,7 @@ export const makeGroupWriter = (
         open = undefined
       }
       const group = open ?? (open = newGroup())
+      last = group
       for (const op of ops) group.ops.push(op)
       group.bytes += bytes
       group.fresh &&= fresh
@@ -216,5 +221,9 @@ export const makeGroupWriter = (
       })
     )
 
-    return { overlay, hasRoom, awaitRoom, add, isClosed: () => closed } satisfies GroupWriter
+    const awaitSettled: Effect.Effect<void, Unavailable> = Effect.suspend(() =>
+      last === undefined || last.outcome === null ? Effect.void : Deferred.await(last.done)
+    )
+
+    return { overlay, hasRoom, awaitRoom, add, isClosed: () => closed, awaitSettled } satisfies GroupWriter
   })

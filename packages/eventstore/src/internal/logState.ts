@@ -4,7 +4,7 @@
  * single keys through it, the per-log locks of the rare decisions that read storage (trims, deletes,
  * metadata updates), and `writeBatch` for those decisions' writes.
  */
-import { Clock, Deferred, Effect, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Schema, Scope, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { KeyedLock } from "@opendata/core"
 import { LogNotFound, Unavailable } from "../EventStore.ts"
@@ -14,6 +14,7 @@ import { makeGroupWriter, opBytes, overlayKey } from "./groups.ts"
 import * as K from "./keys.ts"
 import type { StoredMeta } from "./meta.ts"
 import { decodeMeta, encodeMeta as encodeMetaBytes } from "./meta.ts"
+import { encodedRecordSize } from "./record.ts"
 
 export const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
 export type ProducerState = typeof ProducerState.Type
@@ -37,6 +38,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
     const groups = yield* makeGroupWriter(db, scope, () => {
       // A group failed (the Db stopped): what was cached from decisions may be ahead of storage.
       metaCache.clear()
+      sinceCheckpoint.clear()
       producerCache.clear()
     })
     const overlay = groups.overlay
@@ -57,10 +59,21 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
      * the overlay; a log without an entry is read from the overlay or the Db.
      */
     const metaCache = new Map<string, StoredMeta | undefined>()
+    /**
+     * Records appended to each cached log since its metadata was last written: the stored metadata is a
+     * checkpoint, written with a log's first append and then once `metaCheckpointRecords` records have
+     * followed it (and by every trim, token or retention change), not with every append. The records after
+     * it say the rest (`resolve`).
+     */
+    const sinceCheckpoint = new Map<string, number>()
     const cacheMeta = (key: string, meta: StoredMeta | undefined) => {
       metaCache.delete(key)
       metaCache.set(key, meta)
-      if (metaCache.size > Limits.metadataCacheEntries) metaCache.delete(metaCache.keys().next().value!)
+      if (metaCache.size > Limits.metadataCacheEntries) {
+        const evicted = metaCache.keys().next().value!
+        metaCache.delete(evicted)
+        sinceCheckpoint.delete(evicted)
+      }
     }
     /** Producer states by `log NUL producerId` (null: none stored), as `metaCache`, at most `producerCacheEntries`. */
     const producerCache = new Map<string, ProducerState | null>()
@@ -70,16 +83,54 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
       producerCache.set(k, state)
       if (producerCache.size > Limits.producerCacheEntries) producerCache.delete(producerCache.keys().next().value!)
     }
+    /**
+     * A log's metadata as durable: its checkpoint, brought forward by the records after it (their count,
+     * bytes and last timestamp), with how many there were. Undefined: no such log.
+     */
+    const resolve = (key: string): Effect.Effect<{ readonly meta: StoredMeta; readonly after: number } | undefined, Unavailable> =>
+      Effect.flatMap(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) =>
+        bytes === undefined ? Effect.succeed(undefined) : bringForward(key, decodeMeta(bytes)))
+    /** A checkpoint brought forward by the durable records after it. */
+    const bringForward = (key: string, checkpoint: StoredMeta): Effect.Effect<{ readonly meta: StoredMeta; readonly after: number }, Unavailable> =>
+      Effect.gen(function*() {
+        let nextOffset = checkpoint.nextOffset
+        let size = checkpoint.bytes
+        let records = checkpoint.records
+        let lastTimestamp = checkpoint.lastTimestamp
+        let after = 0
+        const rows = db.scan({ start: K.recordKey(key, checkpoint.nextOffset), end: K.prefixEnd(K.recordPrefix(key)) })
+        yield* Stream.runForEachArray(Stream.mapError(rows, storeFailure), (kvs) =>
+          Effect.sync(() => {
+            for (const kv of kvs) {
+              nextOffset = K.readU64(kv.key, kv.key.length - 8) + 1
+              size += encodedRecordSize(kv.value)
+              records += 1
+              lastTimestamp = Math.max(lastTimestamp, K.readU64(kv.value, 0))
+              after += 1
+            }
+          }))
+        if (after === 0) return { meta: checkpoint, after }
+        return { meta: { ...checkpoint, nextOffset, bytes: size, records, lastTimestamp, lastAppendMs: lastTimestamp }, after }
+      })
+
+    /**
+     * The log's metadata as last decided: cached, or (a log not in memory) resolved from storage once every
+     * write decided so far is durable, so that the records after its checkpoint are all there to count.
+     * Under the log's lock: no decision on it can be taken meanwhile.
+     */
     const loadMeta = (key: string): Effect.Effect<StoredMeta | undefined, Unavailable> => {
       if (metaCache.has(key)) {
         const cached = metaCache.get(key)
         cacheMeta(key, cached)
         return Effect.succeed(cached)
       }
-      return Effect.map(getKey(K.metaKey(key)), (bytes) => {
-        const meta = bytes === undefined ? undefined : decodeMeta(bytes)
-        cacheMeta(key, meta)
-        return meta
+      return Effect.gen(function*() {
+        yield* groups.awaitSettled
+        const resolved = yield* resolve(key)
+        cacheMeta(key, resolved?.meta)
+        if (resolved === undefined) sinceCheckpoint.delete(key)
+        else sinceCheckpoint.set(key, resolved.after)
+        return resolved?.meta
       })
     }
     const loadProducer = (key: string, producerId: string): Effect.Effect<ProducerState | null, Unavailable> => {
@@ -92,20 +143,15 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
         return state
       })
     }
-    const durableMeta = (key: string) =>
-      Effect.map(Effect.mapError(db.get(K.metaKey(key)), storeFailure), (bytes) => (bytes === undefined ? undefined : decodeMeta(bytes)))
+    /** The log's metadata as durable (what reads see). */
+    const durableMeta = (key: string) => Effect.map(resolve(key), (resolved) => resolved?.meta)
     const existingMeta = (key: string) =>
       Effect.flatMap(durableMeta(key), (m) => (m === undefined ? Effect.fail(new LogNotFound({ key })) : Effect.succeed(m)))
     /**
      * The metadata once every write decided on it is durable, for a decision under the log's lock that also
      * scans the log's records (trim, delete): an append does not wait for its write to be durable.
      */
-    const settledMeta = (key: string) =>
-      Effect.gen(function*() {
-        const pending = overlay.get(overlayKey(K.metaKey(key)))
-        if (pending !== undefined) yield* awaitGroup(pending.group)
-        return yield* existingMeta(key)
-      })
+    const settledMeta = (key: string) => Effect.andThen(groups.awaitSettled, existingMeta(key))
 
     /**
      * Adds a batch to the open group (waiting for room first) and remembers its `remember` keys in the
@@ -127,6 +173,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
           const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
           if (op._tag !== "delete" && decided === undefined) metaCache.delete(logKey)
           else cacheMeta(logKey, decided)
+          sinceCheckpoint.set(logKey, 0)
         }
         return awaitGroup(groups.add(ops, bytes, remembered))
       })
@@ -143,6 +190,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
       getKey,
       awaitGroup,
       metaCache,
+      sinceCheckpoint,
       cacheMeta,
       producerCache,
       producerCacheKey,
@@ -150,6 +198,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
       loadMeta,
       loadProducer,
       durableMeta,
+      bringForward,
       existingMeta,
       settledMeta,
       writeBatch,

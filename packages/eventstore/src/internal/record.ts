@@ -72,3 +72,21 @@ export const decodeRecord = (offset: number, bytes: Uint8Array): LogRecord => {
 /** Bytes a record counts for (its value and headers), for limits and retention. */
 export const recordSize = (value: Uint8Array, headers: Readonly<Record<string, string>>) =>
   value.length + Object.entries(headers).reduce((n, [k, v]) => n + utf8(k).length + utf8(v).length, 0)
+
+/** `recordSize` of an encoded record, read from its header lengths (nothing decoded). */
+export const encodedRecordSize = (bytes: Uint8Array): number => {
+  let at = 8
+  const flags = bytes[at++]!
+  if ((flags & 1) !== 0) at += 8
+  const count = (bytes[at]! << 8) | bytes[at + 1]!
+  at += 2
+  let headerBytes = 0
+  for (let i = 0; i < count; i++) {
+    const kl = (bytes[at]! << 8) | bytes[at + 1]!
+    at += 2 + kl
+    const vl = (bytes[at]! << 8) | bytes[at + 1]!
+    at += 2 + vl
+    headerBytes += kl + vl
+  }
+  return bytes.length - at + headerBytes
+}
