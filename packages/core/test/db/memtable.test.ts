@@ -26,4 +26,28 @@ describe("Memtable", () => {
       [...keys].sort().filter((k) => k >= "k2" && k < "k3")
     )
   })
+
+  it("keeps every key in order, and ranges exact, as its recent keys are merged into the bulk (tens of thousands of keys)", () => {
+    const rng = makePrngForTests(11)
+    const table = new Memtable()
+    const keys = new Set<string>()
+    const pad = (n: number) => String(n).padStart(6, "0")
+    for (let seq = 1; seq <= 40_000; seq++) {
+      const key = `k${pad(rng.nextInt(30_000))}`
+      table.add(entry(key, seq))
+      keys.add(key)
+      if (rng.nextInt(500) === 0 || seq === 40_000) {
+        const sorted = [...keys].sort()
+        // A bounded range that starts inside both runs, and the whole table.
+        const lo = `k${pad(rng.nextInt(30_000))}`
+        const hi = `k${pad(rng.nextInt(30_000))}`
+        const [from, to] = lo < hi ? [lo, hi] : [hi, lo]
+        assert.deepStrictEqual(
+          [...table.range(from, to, seq)].map((e) => keyString(e.key)),
+          sorted.filter((k) => k >= from && k < to)
+        )
+        if (seq % 5 === 0 || seq === 40_000) assert.deepStrictEqual([...table.range(undefined, undefined, seq)].map((e) => keyString(e.key)), sorted)
+      }
+    }
+  })
 })

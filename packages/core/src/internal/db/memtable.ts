@@ -1,7 +1,11 @@
 /**
  * The memtable: recent writes in memory, every version of each key, until they are flushed into a
- * level-0 table. Point reads are a map lookup; ordered iteration keeps the keys sorted: keys added since
- * the last ordered read are sorted on their own and merged in (linear), not the whole set sorted again.
+ * level-0 table. Point reads are a map lookup. Ordered iteration keeps the keys in two sorted runs, a
+ * large one and a small recent one, and merges them as it goes: keys added since the last ordered read
+ * are sorted on their own and merged into the recent run, which is merged into the large one only once it
+ * holds a sixty-fourth of its keys (at least `recentKeysMin`). So a scan between writes costs about the
+ * new keys and the recent run (plus its own range), not a pass over every key the memtable holds, and
+ * each key is merged into the large run once.
  * Keys are held as latin1 strings, whose JavaScript order is the unsigned byte order of the keys.
  */
 import type { Entry } from "../format/entry.ts"
@@ -9,14 +13,18 @@ import type { Entry } from "../format/entry.ts"
 export const keyString = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
 export const keyBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"))
 
+/** The recent run of keys is merged into the large one past this many keys (or a 64th of the large one). */
+const recentKeysMin = 4096
+
 /** Rough memory cost of one entry beyond its key and value bytes. */
 const entryOverheadBytes = 48
 
 export class Memtable {
   /** Versions of each key, oldest first (sequence numbers only grow). */
   private readonly versions = new Map<string, Array<Entry>>()
-  /** Every key, in order, except those added since the last ordered read (`added`). */
+  /** Every key, in order, in two runs (`sorted`, then the smaller `recent`), except those added since the last ordered read (`added`). */
   private sorted: Array<string> = []
+  private recent: Array<string> = []
   private added: Array<string> = []
   bytes = 0
   entryCount = 0
@@ -64,24 +72,16 @@ export class Memtable {
     return out
   }
 
-  private keysSorted(): Array<string> {
-    if (this.added.length === 0) return this.sorted
+  /** Folds the keys added since the last ordered read into the runs. */
+  private sortRuns(): void {
+    if (this.added.length === 0) return
     const added = this.added.sort()
     this.added = []
-    if (this.sorted.length === 0) {
-      this.sorted = added
-      return added
+    this.recent = mergeSorted(this.recent, added)
+    if (this.recent.length > Math.max(recentKeysMin, this.sorted.length >>> 6)) {
+      this.sorted = mergeSorted(this.sorted, this.recent)
+      this.recent = []
     }
-    // Merge two sorted arrays of distinct keys (a key is added once).
-    const merged = new Array<string>(this.sorted.length + added.length)
-    let i = 0
-    let j = 0
-    let k = 0
-    while (i < this.sorted.length && j < added.length) merged[k++] = this.sorted[i]! < added[j]! ? this.sorted[i++]! : added[j++]!
-    while (i < this.sorted.length) merged[k++] = this.sorted[i++]!
-    while (j < added.length) merged[k++] = added[j++]!
-    this.sorted = merged
-    return merged
   }
 
   /**
@@ -90,26 +90,25 @@ export class Memtable {
    * first, down to the first that is not a merge operand (as `get`), so overwritten versions cost nothing.
    */
   *range(start: string | undefined, end: string | undefined, seqMax?: number): Generator<Entry> {
-    const keys = this.keysSorted()
-    let lo = 0
-    if (start !== undefined) {
-      let hi = keys.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (keys[mid]! < start) lo = mid + 1
-        else hi = mid
-      }
-    }
-    for (let i = lo; i < keys.length; i++) {
-      const k = keys[i]!
+    this.sortRuns()
+    const a = this.sorted
+    const b = this.recent
+    let i = start === undefined ? 0 : lowerBound(a, start)
+    let j = start === undefined ? 0 : lowerBound(b, start)
+    for (;;) {
+      // The next key of the two runs (a key is in one run only).
+      let k: string
+      if (i < a.length && (j >= b.length || a[i]! < b[j]!)) k = a[i++]!
+      else if (j < b.length) k = b[j++]!
+      else return
       if (end !== undefined && k >= end) return
       const list = this.versions.get(k)!
       if (seqMax === undefined) {
-        for (let j = list.length - 1; j >= 0; j--) yield list[j]!
+        for (let v = list.length - 1; v >= 0; v--) yield list[v]!
         continue
       }
-      for (let j = list.length - 1; j >= 0; j--) {
-        const e = list[j]!
+      for (let v = list.length - 1; v >= 0; v--) {
+        const e = list[v]!
         if (e.seq > seqMax) continue
         yield e
         if (e.kind !== "merge") break
@@ -120,4 +119,30 @@ export class Memtable {
   get isEmpty(): boolean {
     return this.entryCount === 0
   }
+}
+
+/** The first index of `keys` (sorted) whose key is >= `key`. */
+const lowerBound = (keys: ReadonlyArray<string>, key: string): number => {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (keys[mid]! < key) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** Two sorted arrays of distinct keys (no key in both), merged. */
+const mergeSorted = (a: Array<string>, b: Array<string>): Array<string> => {
+  if (a.length === 0) return b
+  if (b.length === 0) return a
+  const merged = new Array<string>(a.length + b.length)
+  let i = 0
+  let j = 0
+  let k = 0
+  while (i < a.length && j < b.length) merged[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!
+  while (i < a.length) merged[k++] = a[i++]!
+  while (j < b.length) merged[k++] = b[j++]!
+  return merged
 }
