@@ -61,7 +61,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     // One reader of the change feed for every tail, which wakes only the subscribers of the logs a
     // durable batch touched (internal/tails.ts).
-    const tails = yield* makeTailRegistry(db, scope)
+    const tails = yield* makeTailRegistry(db, scope, heartbeatMs)
     const { offsetAtTime, read, tail, tailPrefix } = makeReadPath(db, state, tails, heartbeatMs)
 
     // --- metadata, list, delete, trim, tokens, retention, groups -----------------------------------

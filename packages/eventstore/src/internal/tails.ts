@@ -8,7 +8,7 @@
  * past that, or when the feed itself skipped batches, the buffer is dropped and the subscriber is told it
  * `lost` deliveries, and catches up from storage (which has every durable record exactly once).
  */
-import { Deferred, Effect, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Scope } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import * as Limits from "../limits.ts"
 import * as K from "./keys.ts"
@@ -37,6 +37,8 @@ interface Subscriber {
   pendingRecords: number
   lost: boolean
   wake: Deferred.Deferred<void> | undefined
+  /** While waiting: when (Clock ms) the wait ends with nothing. */
+  deadline: number
 }
 
 export interface TailRegistry {
@@ -68,8 +70,27 @@ const markLost = (s: Subscriber) => {
 const latin1 = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset + start, end - start).toString("latin1")
 
 /** Runs the feed reader in `scope` (subscribed to the Db before this returns). */
-export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect.Effect<TailRegistry> =>
+export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbeatMs: number): Effect.Effect<TailRegistry> =>
   Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    /**
+     * Subscribers waiting with nothing to take. One sweep every quarter heartbeat ends the waits that are
+     * due, rather than a timer (and the fibers of a timeout race) per waiting subscriber: an idle tail holds
+     * only its wait.
+     */
+    const waiting = new Set<Subscriber>()
+    const sweepMs = Math.max(10, Math.floor(heartbeatMs / 4))
+    const sweep = Effect.sync(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      for (const s of waiting) {
+        if (now < s.deadline) continue
+        waiting.delete(s)
+        const wake = s.wake
+        s.wake = undefined
+        if (wake !== undefined) Deferred.doneUnsafe(wake, Exit.void)
+      }
+    })
+    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(`${sweepMs} millis`), sweep)), scope)
     const byKey = new Map<string, Set<Subscriber>>()
     const byPrefix = new Map<string, Set<Subscriber>>()
     /** The followed logs' and prefixes' UTF-8 bytes as latin1 strings, with how many subscriptions each. */
@@ -85,11 +106,14 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
     let lastSeq: number | undefined
 
     const wakeAll = (woken: Set<Subscriber>) =>
-      Effect.forEach(woken, (s) => {
-        const wake = s.wake
-        s.wake = undefined
-        return wake === undefined ? Effect.void : Deferred.succeed(wake, undefined)
-      }, { discard: true })
+      Effect.sync(() => {
+        for (const s of woken) {
+          waiting.delete(s)
+          const wake = s.wake
+          s.wake = undefined
+          if (wake !== undefined) Deferred.doneUnsafe(wake, Exit.void)
+        }
+      })
 
     /** Parses a batch once and hands each touched log's records to its subscribers. */
     const dispatch = (batch: CoreDb.DurableBatch) =>
@@ -162,7 +186,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
       Effect.acquireRelease(
         Effect.sync(() => {
           count(index === byKey ? followedBytes : prefixBytes, name, 1)
-          const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, wake: undefined }
+          const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, wake: undefined, deadline: 0 }
           let set = index.get(name)
           if (set === undefined) {
             set = new Set()
@@ -174,6 +198,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
         (s) =>
           Effect.sync(() => {
             count(index === byKey ? followedBytes : prefixBytes, name, -1)
+            waiting.delete(s)
             const set = index.get(name)
             set?.delete(s)
             if (set !== undefined && set.size === 0) index.delete(name)
@@ -182,11 +207,17 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope): Effect
         take: (waitMs) =>
           Effect.gen(function*() {
             if (!s.lost && s.pending.length === 0) {
-              const wake = yield* Deferred.make<void>()
+              const wake = Deferred.makeUnsafe<void>()
               s.wake = wake
-              // Checked again once registered: a delivery may have come in between.
-              if (!s.lost && s.pending.length === 0) yield* Effect.timeoutOption(Deferred.await(wake), `${waitMs} millis`)
-              if (s.wake === wake) s.wake = undefined
+              s.deadline = clock.currentTimeMillisUnsafe() + waitMs
+              waiting.add(s)
+              // Woken by a delivery, a loss, or the sweep once the deadline has passed.
+              yield* Deferred.await(wake).pipe(Effect.onInterrupt(() =>
+                Effect.sync(() => {
+                  waiting.delete(s)
+                  if (s.wake === wake) s.wake = undefined
+                })
+              ))
               if (!s.lost && s.pending.length === 0) return { _tag: "idle" } as const
             }
             if (s.lost) {
