@@ -12,7 +12,7 @@
 import * as Arrow from "apache-arrow"
 import { Cause, Context, Deferred, Effect, Exit, Layer, Option, Schema, SchemaGetter, SchemaIssue, Stream } from "effect"
 import { Base64 } from "effect/encoding"
-import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import {
   type AppendResult,
@@ -1107,7 +1107,9 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
         case "records":
           return yield* methods(request, query, {
             GET: route(ReadQuery, (q) => read(request, key, q)),
-            POST: route(EncodingQuery, (q) => append(request, key, q))
+            // Producers append many times a second: no access-log line for each (failures are logged).
+            POST: route(EncodingQuery, (q) =>
+              Effect.provideService(HttpMiddleware.withLoggerDisabled(append(request, key, q)), HttpServerRequest.HttpServerRequest, request))
           })
         case "trim":
           return yield* methods(request, query, { POST: plain(() => trim(request, key)) })

@@ -156,6 +156,11 @@ describe("EventStore HTTP API", () => {
     const page = await readAll(key, "?from=1&limit=1")
     expect(page.records.map((r) => r.offset)).toEqual([1])
     expect(page.next).toBe(2)
+
+    // At debug, reads are in the access log; appends, many a second, are not.
+    const logged = (method: string) => new RegExp(`http\\.method=${method} http\\.url="?/v1/logs/${enc(key)}/records`).test(server.output())
+    await eventually(() => (logged("GET") ? true : undefined), "a read's access-log line")
+    expect(logged("POST")).toBe(false)
   })
 
   it("takes and gives base64 values with ?encoding=base64", async () => {
