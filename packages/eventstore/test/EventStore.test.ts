@@ -207,6 +207,18 @@ describe("EventStore", () => {
       assert.deepStrictEqual((yield* es.read("k")).records.map((r) => s(r.value)), ["new"])
     }).pipe(Effect.provide(store())))
 
+  it.effect("forgets a deleted log's producers: a recreated log takes their sequences afresh", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      const first = yield* es.append("k", [rec("a"), rec("b"), rec("c")], { producerId: "p", producerSeq: 5 })
+      assert.deepStrictEqual(first.offsets, [0, 1, 2])
+      yield* es.delete("k")
+      // Not a retry of the deleted log's batch: a new append to the new log.
+      const again = yield* es.append("k", [rec("new")], { producerId: "p", producerSeq: 5 })
+      assert.deepStrictEqual(again.offsets, [0])
+      assert.deepStrictEqual((yield* es.read("k")).records.map((r) => s(r.value)), ["new"])
+    }).pipe(Effect.provide(store())))
+
   it.effect("lists logs by prefix, a page at a time", () =>
     Effect.gen(function*() {
       const es = yield* EventStore.EventStore

@@ -40,6 +40,7 @@ const tagged = (tag: number, key: string, tail: number) => {
 
 export const metaKey = (key: string) => tagged(0x6d, key, 0) // "m"
 export const isMetaKey = (k: Uint8Array) => k[0] === 0x6d // "m"
+export const isProducerKey = (k: Uint8Array) => k[0] === 0x70 // "p"
 export const recordPrefix = (key: string) => tagged(0x72, key, 1) // "r" key NUL
 /** A record's key: `recordPrefix(key)` then the offset. */
 export const recordKey = (key: string, offset: number) => {

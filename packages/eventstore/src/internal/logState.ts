@@ -168,6 +168,8 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
         })
         // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
         for (const op of ops) {
+          // A deleted producer state (its log deleted) is forgotten: `log NUL producerId` is its key's rest.
+          if (op._tag === "delete" && K.isProducerKey(op.key)) producerCache.delete(K.fromUtf8(op.key.subarray(1)))
           if (!K.isMetaKey(op.key)) continue
           const logKey = K.fromUtf8(op.key.subarray(1))
           const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
