@@ -19,11 +19,11 @@ import { EventStore, FencingConflict, InvalidInput, LogNotFound } from "./EventS
 import * as Limits from "./limits.ts"
 import { makeAppendPath } from "./internal/append.ts"
 import * as K from "./internal/keys.ts"
-import { encodeMeta, makeLogState, storeFailure } from "./internal/logState.ts"
+import { makeLogState, storeFailure } from "./internal/logState.ts"
 import type { StoredMeta } from "./internal/meta.ts"
-import { decodeMeta } from "./internal/meta.ts"
+import { decodeMeta, encodeMeta } from "./internal/meta.ts"
 import { makeReadPath } from "./internal/read.ts"
-import { decodeRecord, recordSize } from "./internal/record.ts"
+import { encodedRecordSize } from "./internal/record.ts"
 import { makeTailRegistry } from "./internal/tails.ts"
 import { checkKey, checkToken, isCount } from "./internal/validate.ts"
 
@@ -94,14 +94,14 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       })
 
     /**
-     * Deletes every key in [start, end) in batches; `last` ops ride along with the final batch, and the keys
-     * of them in `remember` go through the overlay (see `writeBatch`).
+     * Deletes every key in [start, end) in batches; `last` ops ride along with the final batch, which writes
+     * the log's metadata `decided` (see `writeBatch`).
      */
     const deleteRange = (
       start: Uint8Array,
       end: Uint8Array | undefined,
       last: ReadonlyArray<CoreDb.WriteOp> = [],
-      remember: ReadonlyArray<Uint8Array> = []
+      decided?: { readonly key: string; readonly meta: StoredMeta }
     ) =>
       Effect.gen(function*() {
         for (;;) {
@@ -111,7 +111,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           const done = keys.length < Limits.trimBatchRecords
           const ops: Array<CoreDb.WriteOp> = keys.map((k) => ({ _tag: "delete", key: k }))
           if (done) ops.push(...last)
-          if (ops.length > 0) yield* Effect.flatten(writeBatch(ops, done ? remember : []))
+          if (ops.length > 0) yield* Effect.flatten(writeBatch(ops, done ? decided : undefined))
           if (done) return
         }
       })
@@ -124,8 +124,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           Effect.gen(function*() {
             yield* settledMeta(key)
             // The metadata goes first: from then on the log does not exist, whatever is left to delete.
-            const metaKey = K.metaKey(key)
-            yield* Effect.flatten(writeBatch([{ _tag: "delete", key: metaKey }], [metaKey]))
+            yield* Effect.flatten(writeBatch([{ _tag: "delete", key: K.metaKey(key) }], { key, meta: undefined }))
             yield* deleteRange(K.recordPrefix(key), K.prefixEnd(K.recordPrefix(key)))
             yield* deleteRange(K.timePrefix(key), K.prefixEnd(K.timePrefix(key)))
             yield* deleteRange(K.producerPrefix(key), K.prefixEnd(K.producerPrefix(key)))
@@ -145,10 +144,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         yield* Stream.runForEachArray(rows, (kvs) =>
           Effect.sync(() => {
             for (const kv of kvs) {
-              const parsed = K.parseRecordKey(kv.key)
-              if (parsed === undefined) continue
-              const r = decodeRecord(parsed.offset, kv.value)
-              bytes += recordSize(r.value, r.headers)
+              bytes += encodedRecordSize(kv.value)
               count += 1
             }
           }))
@@ -161,11 +157,10 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         for (let i = 0; i + 1 < times.length; i++) {
           if (K.readU64(times[i + 1]!.value, 0) <= until) timeDeletes.push({ _tag: "delete", key: times[i]!.key })
         }
-        const metaKey = K.metaKey(key)
         yield* deleteRange(K.recordKey(key, m.firstOffset), K.recordKey(key, until), [
           ...timeDeletes,
-          { _tag: "put", key: metaKey, value: encodeMeta(updated) }
-        ], [metaKey])
+          { _tag: "put", key: K.metaKey(key), value: encodeMeta(updated) }
+        ], { key, meta: updated })
         return updated
       })
 
@@ -185,7 +180,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           const current = yield* loadMeta(key)
           if (current === undefined && !create) return yield* new LogNotFound({ key })
           const next = yield* f(current ?? { firstOffset: 0, nextOffset: 0, bytes: 0, records: 0, createdMs: Math.floor(now), lastTimestamp: 0, lastIndexedMs: 0 })
-          const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: encodeMeta(next) }], [K.metaKey(key)])
+          const durable = yield* writeBatch([{ _tag: "put", key: K.metaKey(key), value: encodeMeta(next) }], { key, meta: next })
           yield* durable
           return toMeta(key, next)
         })
@@ -266,11 +261,9 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             const rows = db.scan({ start: K.recordKey(log.key, before), end: K.recordKey(log.key, log.nextOffset) }).pipe(Stream.mapError(storeFailure))
             yield* Stream.runForEachWhile(rows, (kv) =>
               Effect.sync(() => {
-                const parsed = K.parseRecordKey(kv.key)
-                if (parsed === undefined || excess <= 0) return false
-                const r = decodeRecord(parsed.offset, kv.value)
-                excess -= recordSize(r.value, r.headers)
-                before = parsed.offset + 1
+                if (excess <= 0) return false
+                excess -= encodedRecordSize(kv.value)
+                before = K.readU64(kv.key, kv.key.length - 8) + 1
                 return excess > 0
               }))
           }

@@ -8,13 +8,13 @@ import type { Db as CoreDb } from "@opendata/core"
 import type { AppendOptions, AppendResult, DecidedAppend, QueuedAppend, RecordInput } from "../EventStore.ts"
 import { FencingConflict, InvalidInput, LimitExceeded, OffsetConflict, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
-import type { Remembered } from "./groups.ts"
+import type { Group, Remembered } from "./groups.ts"
 import { opBytes, overlayKey, whenSettled } from "./groups.ts"
 import * as K from "./keys.ts"
 import type { LogState, ProducerState } from "./logState.ts"
 import { json } from "./logState.ts"
 import type { StoredMeta } from "./meta.ts"
-import { encodeMeta as encodeMetaBytes } from "./meta.ts"
+import { encodeMeta } from "./meta.ts"
 import { encodeRecord } from "./record.ts"
 import { appendProblem } from "./validate.ts"
 
@@ -49,11 +49,7 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
         // A retry of the last batch: answer as the first attempt did, write nothing, but only once that
         // attempt is durable.
         const pending = overlay.get(overlayKey(K.producerKey(key, options.producerId)))
-        return {
-          result: { offsets: producer.offsets, next: producer.next },
-          durable: pending === undefined ? Effect.void : awaitGroup(pending.group),
-          whenDurable: pending === undefined ? (callback) => callback(undefined) : (callback) => whenSettled(pending.group, callback)
-        }
+        return decided({ offsets: producer.offsets, next: producer.next }, pending?.group)
       }
       if (options.producerSeq! < producer.seq) {
         return new InvalidInput({ field: "producerSeq", reason: `must be above the last one seen (${producer.seq})` })
@@ -99,14 +95,14 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     // once enough records have followed it; readers count the records after it.
     const since = (sinceCheckpoint.get(key) ?? 0) + records.length
     const checkpoint = current === undefined || meta.records === 0 || since >= metaCheckpointRecords
-    const remember: Array<Remembered> = []
     if (checkpoint) {
       const metaKey = K.metaKey(key)
-      const metaValue = encodeMetaBytes(updated)
+      const metaValue = encodeMeta(updated)
       ops.push({ _tag: "put", key: metaKey, value: metaValue })
       bytes += opBytes(metaKey, metaValue)
-      remember.push({ key: overlayKey(metaKey), value: metaValue })
     }
+    // Producer states are read through the overlay while not durable (a retry must see its first attempt).
+    const remember: Array<Remembered> = []
     let state: ProducerState | undefined
     if (options.producerId !== undefined) {
       const pk = K.producerKey(key, options.producerId)
@@ -121,9 +117,14 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     sinceCheckpoint.set(key, checkpoint ? 0 : since)
     if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
     // Every key and value above was made for this write (record values are encoded copies).
-    const group = groups.add(ops, bytes, remember, true)
-    return { result: { offsets, next }, durable: awaitGroup(group), whenDurable: (callback) => whenSettled(group, callback) }
+    return decided({ offsets, next }, groups.add(ops, bytes, remember, true))
   }
+
+  /** An append's answer, durable once `group` is (at once without one). */
+  const decided = (result: AppendResult, group: Group | undefined): DecidedAppend =>
+    group === undefined
+      ? { result, durable: Effect.void, whenDurable: (callback) => callback(undefined) }
+      : { result, durable: awaitGroup(group), whenDurable: (callback) => whenSettled(group, callback) }
 
   const toEffect = (decided: DecidedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
     "result" in decided ? Effect.succeed(decided) : Effect.fail(decided)

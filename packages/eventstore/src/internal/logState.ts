@@ -9,11 +9,11 @@ import type { Db as CoreDb } from "@opendata/core"
 import { KeyedLock } from "@opendata/core"
 import { LogNotFound, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
-import type { Group, Remembered } from "./groups.ts"
+import type { Group } from "./groups.ts"
 import { makeGroupWriter, opBytes, overlayKey } from "./groups.ts"
 import * as K from "./keys.ts"
 import type { StoredMeta } from "./meta.ts"
-import { decodeMeta, encodeMeta as encodeMetaBytes } from "./meta.ts"
+import { decodeMeta } from "./meta.ts"
 import { encodedRecordSize } from "./record.ts"
 
 export const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
@@ -21,13 +21,6 @@ export type ProducerState = typeof ProducerState.Type
 const decodeProducer = Schema.decodeUnknownSync(ProducerState)
 
 export const json = (value: unknown) => K.utf8(JSON.stringify(value))
-/** Encoded metadata, remembered with what it encodes so that a write of it can update the cache unparsed. */
-const encodedMetas = new WeakMap<Uint8Array, StoredMeta>()
-export const encodeMeta = (meta: StoredMeta): Uint8Array => {
-  const bytes = encodeMetaBytes(meta)
-  encodedMetas.set(bytes, meta)
-  return bytes
-}
 const parse = <A>(decode: (u: unknown) => A, bytes: Uint8Array): A => decode(JSON.parse(K.fromUtf8(bytes)))
 
 export const storeFailure = (e: { readonly message: string }) => new Unavailable({ reason: e.message })
@@ -55,8 +48,8 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
     /**
      * Each log's latest metadata as this process decided it (durable or not), by log key, least recently
      * used first, at most `metadataCacheEntries`: this process is the only writer, so what it decided last is
-     * current. An entry is set where the write of the metadata is added to a group, so it never runs ahead of
-     * the overlay; a log without an entry is read from the overlay or the Db.
+     * current. An entry is set where the decision is added to a group; a log without an entry is read from
+     * storage once every write decided so far is durable (`loadMeta`).
      */
     const metaCache = new Map<string, StoredMeta | undefined>()
     /**
@@ -154,30 +147,23 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
     const settledMeta = (key: string) => Effect.andThen(groups.awaitSettled, existingMeta(key))
 
     /**
-     * Adds a batch to the open group (waiting for room first) and remembers its `remember` keys in the
-     * overlay; returns the wait until it is durable. Metadata it writes is cached as decided (read back when
-     * written from bytes this module did not encode).
+     * Adds a batch to the open group (waiting for room first); returns the wait until it is durable. `decided`:
+     * the log's metadata the batch writes (or deletes, undefined), cached as decided.
      */
-    const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, remember: ReadonlyArray<Uint8Array>) =>
+    const writeBatch = (ops: ReadonlyArray<CoreDb.WriteOp>, decided?: { readonly key: string; readonly meta: StoredMeta | undefined }) =>
       Effect.map(groups.awaitRoom, () => {
         let bytes = 0
-        for (const op of ops) bytes += opBytes(op.key, op._tag === "delete" ? undefined : op.value)
-        const remembered = remember.map((k): Remembered => {
-          const op = ops.findLast((o) => o.key.length === k.length && Buffer.compare(o.key, k) === 0)
-          return { key: overlayKey(k), value: op === undefined || op._tag === "delete" ? undefined : op.value }
-        })
-        // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
         for (const op of ops) {
+          bytes += opBytes(op.key, op._tag === "delete" ? undefined : op.value)
           // A deleted producer state (its log deleted) is forgotten: `log NUL producerId` is its key's rest.
           if (op._tag === "delete" && K.isProducerKey(op.key)) producerCache.delete(K.fromUtf8(op.key.subarray(1)))
-          if (!K.isMetaKey(op.key)) continue
-          const logKey = K.fromUtf8(op.key.subarray(1))
-          const decided = op._tag === "put" ? encodedMetas.get(op.value) : undefined
-          if (op._tag !== "delete" && decided === undefined) metaCache.delete(logKey)
-          else cacheMeta(logKey, decided)
-          sinceCheckpoint.set(logKey, 0)
         }
-        return awaitGroup(groups.add(ops, bytes, remembered))
+        // Cached first: a group that fails at once (the Db stopped) clears the caches as it settles.
+        if (decided !== undefined) {
+          cacheMeta(decided.key, decided.meta)
+          sinceCheckpoint.set(decided.key, 0)
+        }
+        return awaitGroup(groups.add(ops, bytes, []))
       })
 
     // --- per-log locks (the rare decisions that read storage: trims, deletes, metadata updates) -----
