@@ -189,6 +189,21 @@ export const describeTokens = (tokens: ReadonlyArray<Token>): string =>
 /** Paths served to anyone: the health checks, which orchestrators and load balancers probe without credentials. */
 const openPaths: ReadonlySet<string> = new Set(["/-/healthy", "/-/ready"])
 
+/**
+ * The web UI's pages and static assets, read without a token (they hold no data: the UI asks for a token
+ * and sends it with every API call it makes).
+ */
+const isUiPath = (method: string, url: string): boolean => {
+  if (method !== "GET" && method !== "HEAD") return false
+  const routed = routedPath(url)
+  if (routed === undefined) return false
+  return uiPages.has(routed) || /^\/assets\/[a-z0-9._-]+$/.test(routed)
+}
+const uiPages: ReadonlySet<string> = new Set(["/", "/query", "/logs", "/status"])
+
+/** Who asks: `GET /v1/whoami` needs any valid token (prefix-restricted ones too). */
+const whoamiPath = "/v1/whoami"
+
 /** The Prometheus API's routes that take a POSTed form and only read. */
 const postedReads: ReadonlySet<string> = new Set([
   "/api/v1/query",
@@ -279,6 +294,7 @@ const need = (method: string, url: string): Need => {
   const { path, query } = splitUrl(url)
   const s = path.split("/").slice(1)
   if (s[0] === "v1") {
+    if (s[1] === "whoami" && s.length === 2) return { scope: "read", prefixRefusal: () => undefined }
     if (s[1] === "tail" && s.length === 2) return { scope: byMethod, prefixRefusal: queryRefusal(query, ["prefix"]) }
     // An append session writes whatever its frames name: write scope, and within its `prefix`.
     if (s[1] === "append" && s.length === 2) return { scope: "write", prefixRefusal: queryRefusal(query, ["prefix"]) }
@@ -307,13 +323,10 @@ export interface Refusal {
   readonly error?: "invalid_token" | "insufficient_scope" | undefined
 }
 
-/**
- * The check of every request against `tokens`: `undefined` if it may go on, else why not. Every
- * configured token's digest is compared with the presented one's, whichever matches.
- */
-export const makeCheck = (tokens: ReadonlyArray<Token>) => {
+/** The configured token whose secret is `presented`, if any: every token's digest is compared, always. */
+const makeFind = (tokens: ReadonlyArray<Token>) => {
   const entries = tokens.map((token) => ({ token, digest: sha256(Redacted.value(token.token)) }))
-  const find = (presented: string): Token | undefined => {
+  return (presented: string): Token | undefined => {
     const digest = sha256(presented)
     let found: Token | undefined
     for (const entry of entries) {
@@ -321,8 +334,37 @@ export const makeCheck = (tokens: ReadonlyArray<Token>) => {
     }
     return found
   }
+}
+
+/**
+ * The credentials a request presents: its `Authorization` header; or, for a WebSocket upgrade without
+ * one (a browser's WebSocket cannot send that header), a subprotocol `bearer.<token as base64url>` offered
+ * beside the real one (`new WebSocket(url, ["opendata", "bearer." + base64url(token)])`; the server picks
+ * the first, so the token is never echoed back).
+ */
+export const presentedAuthorization = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const authorization = headers["authorization"]
+  if (authorization !== undefined) return authorization
+  const protocols = headers["sec-websocket-protocol"]
+  if (protocols === undefined || headers["upgrade"]?.toLowerCase() !== "websocket") return undefined
+  for (const protocol of protocols.split(",")) {
+    const p = protocol.trim()
+    if (p.startsWith("bearer.")) {
+      const token = Buffer.from(p.slice("bearer.".length), "base64url").toString("utf8")
+      return `Bearer ${token}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * The check of every request against `tokens`: `undefined` if it may go on, else why not. Every
+ * configured token's digest is compared with the presented one's, whichever matches.
+ */
+export const makeCheck = (tokens: ReadonlyArray<Token>) => {
+  const find = makeFind(tokens)
   return (method: string, url: string, authorization: string | undefined): Refusal | undefined => {
-    if (openPaths.has(splitUrl(url).path)) return undefined
+    if (openPaths.has(splitUrl(url).path) || isUiPath(method, url)) return undefined
     if (authorization === undefined || authorization.trim() === "") {
       return { status: 401, message: "this server requires a token: send Authorization: Bearer <token>" }
     }
@@ -378,15 +420,46 @@ export const refusalResponse = (url: string, refusal: Refusal): HttpServerRespon
  * with its HTTP status instead of an upgrade. Nothing without tokens.
  */
 export const layer = (tokens: ReadonlyArray<Token>): Layer.Layer<never, never, HttpRouter.HttpRouter> => {
-  if (tokens.length === 0) return Layer.empty
+  const whoami = whoamiRoute(tokens)
+  if (tokens.length === 0) return whoami
   const check = makeCheck(tokens)
-  return HttpRouter.middleware(
-    (httpEffect) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        const refusal = check(request.method, request.url, request.headers["authorization"])
-        return refusal === undefined ? httpEffect : Effect.succeed(refusalResponse(request.url, refusal))
-      }),
-    { global: true }
+  return Layer.merge(
+    whoami,
+    HttpRouter.middleware(
+      (httpEffect) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const refusal = check(request.method, request.url, presentedAuthorization(request.headers))
+          return refusal === undefined ? httpEffect : Effect.succeed(refusalResponse(request.url, refusal))
+        }),
+      { global: true }
+    )
+  )
+}
+
+/**
+ * `GET /v1/whoami`: what the presented token may do, `{"auth": true, "name", "scope", "prefix"?}`, so a
+ * client (the web UI) can offer only what it may do; `{"auth": false, "scope": "admin"}` without tokens.
+ * The check above has already refused a request without a valid token.
+ */
+const whoamiRoute = (tokens: ReadonlyArray<Token>) => {
+  const find = makeFind(tokens)
+  return HttpRouter.add(
+    "GET",
+    whoamiPath,
+    Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+      if (tokens.length === 0) return HttpServerResponse.jsonUnsafe({ auth: false, scope: "admin" })
+      const match = /^bearer +([\x21-\x7e]+) *$/i.exec(presentedAuthorization(request.headers) ?? "")
+      const token = match === null ? undefined : find(match[1]!)
+      if (token === undefined) {
+        return refusalResponse(request.url, { status: 401, message: "the bearer token is not valid", error: "invalid_token" })
+      }
+      return HttpServerResponse.jsonUnsafe({
+        auth: true,
+        name: token.name,
+        scope: token.scope,
+        ...(token.prefix !== undefined ? { prefix: token.prefix } : {})
+      })
+    })
   )
 }
 

@@ -24,6 +24,7 @@ import * as Auth from "./Auth.ts"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Ui from "./Ui.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
 export class Readiness extends Context.Service<Readiness, Ref.Ref<boolean>>()("@opendata/runtime/Readiness") {}
@@ -213,7 +214,7 @@ export const layer = (
       Layer.provideMerge(shuttingDown)
     )
     : signalShutdown.pipe(
-      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes), serveOptions)),
+      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes, Ui.routes()), serveOptions)),
       Layer.provideMerge(Layer.succeed(TsdbHttp.QueryLimits, {
         timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
