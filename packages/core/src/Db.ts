@@ -188,6 +188,12 @@ export interface DbStats {
   readonly walBytesWritten: number
   readonly l0Tables: number
   readonly sortedRuns: number
+  /** The epoch of the compactor the manifest names (0: none has run). */
+  readonly compactorEpoch: number
+  /** Tables the manifest references (level 0 and sorted runs), their bytes and entries. */
+  readonly tables: number
+  readonly tableBytes: number
+  readonly tableEntries: number
   readonly tablesWritten: number
   readonly compactions: number
   readonly objectsCollected: number

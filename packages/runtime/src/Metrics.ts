@@ -22,7 +22,7 @@ import * as Prom from "prom-client"
 const latencyBucketsS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** The runtime package's version, read from its package.json (one directory above `src/` and `dist/`). */
-const version: string = (() => {
+export const version: string = (() => {
   try {
     return String(JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version)
   } catch {
@@ -75,6 +75,15 @@ export interface MetricsShape {
    * so that nothing is counted twice.
    */
   readonly measured: { tsdb: boolean; eventStore: boolean }
+  /** The product counters' values since the process started (for the status page). */
+  readonly totals: () => Totals
+}
+
+export interface Totals {
+  readonly tsdbSamplesIngested: number
+  readonly tsdbSeriesCreated: number
+  readonly eventStoreAppends: number
+  readonly eventStoreRecordsAppended: number
 }
 
 export class Metrics extends Context.Service<Metrics, MetricsShape>()("@opendata/runtime/Metrics") {}
@@ -171,8 +180,12 @@ export const make = (): MetricsShape => {
     registers
   }).set({ version, node_version: process.versions.node }, 1)
   /** Adds `n` to a counter; nothing if it is not a positive number (prom-client throws on a negative one). */
-  const add = (counter: Prom.Counter, n: number) => {
-    if (n > 0 && Number.isFinite(n)) counter.inc(n)
+  const totals = { tsdbSamplesIngested: 0, tsdbSeriesCreated: 0, eventStoreAppends: 0, eventStoreRecordsAppended: 0 }
+  const add = (counter: Prom.Counter, n: number, total: keyof typeof totals) => {
+    if (n > 0 && Number.isFinite(n)) {
+      counter.inc(n)
+      totals[total] += n
+    }
   }
   const seconds = (s: number) => (Number.isFinite(s) && s >= 0 ? s : 0)
   return {
@@ -198,13 +211,14 @@ export const make = (): MetricsShape => {
       return yield* Effect.promise(() => scrape.metrics())
     }),
     contentType: Prom.Registry.PROMETHEUS_CONTENT_TYPE,
-    tsdbSamplesIngested: (n) => add(samplesIngested, n),
-    tsdbSeriesCreated: (n) => add(seriesCreated, n),
+    tsdbSamplesIngested: (n) => add(samplesIngested, n, "tsdbSamplesIngested"),
+    tsdbSeriesCreated: (n) => add(seriesCreated, n, "tsdbSeriesCreated"),
     tsdbQueries: (type) => queries.inc({ type }),
-    eventStoreAppends: (n) => add(appends, n),
-    eventStoreRecordsAppended: (n) => add(recordsAppended, n),
+    eventStoreAppends: (n) => add(appends, n, "eventStoreAppends"),
+    eventStoreRecordsAppended: (n) => add(recordsAppended, n, "eventStoreRecordsAppended"),
     eventStoreTailSubscribers: (delta) => tailSubscribers.inc(delta),
-    measured: { tsdb: false, eventStore: false }
+    measured: { tsdb: false, eventStore: false },
+    totals: () => ({ ...totals })
   }
 }
 
@@ -271,6 +285,8 @@ export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
     sample("gauge", "opendata_db_write_queue_depth", "Writes waiting in the writer's mailbox.", stats.writeQueueDepth),
     sample("gauge", "opendata_db_memtable_bytes", "Bytes in memtables not yet flushed to tables.", stats.memtableBytes),
     sample("gauge", "opendata_db_frozen_memtables", "Memtables waiting to be flushed.", stats.frozenMemtables),
+    sample("gauge", "opendata_db_tables", "Tables the manifest references.", stats.tables),
+    sample("gauge", "opendata_db_table_bytes", "Bytes of the tables the manifest references.", stats.tableBytes),
     ...compactionSamples(labels, stats),
     sample("gauge", "opendata_db_durable_seq", "Highest durable sequence number.", stats.durableSeq),
     sample("gauge", "opendata_db_manifest_version", "Manifest version this process reads.", stats.manifestVersion),

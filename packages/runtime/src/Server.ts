@@ -24,6 +24,7 @@ import * as Auth from "./Auth.ts"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Status from "./Status.ts"
 import * as Ui from "./Ui.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
@@ -96,6 +97,8 @@ const measured = (name: string, db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.O
       const opened = yield* Db.Db
       const metrics = yield* Metrics.Metrics
       yield* metrics.register(Effect.map(opened.stats, (stats) => Metrics.dbSamples(name, stats)))
+      const dbs = yield* Status.ProductDbs
+      yield* Effect.acquireRelease(Effect.sync(() => dbs.set(name, opened.stats)), () => Effect.sync(() => dbs.delete(name)))
       return opened
     })
   ).pipe(Layer.provide(logOpening(name, db)))
@@ -214,7 +217,7 @@ export const layer = (
       Layer.provideMerge(shuttingDown)
     )
     : signalShutdown.pipe(
-      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes, Ui.routes()), serveOptions)),
+      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes, Status.routes(config, config.role), Ui.routes()), serveOptions)),
       Layer.provideMerge(Layer.succeed(TsdbHttp.QueryLimits, {
         timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
@@ -231,7 +234,8 @@ export const layer = (
     )
   return served.pipe(
     Layer.provideMerge(layerCountedStore(config.store, config.preflight)),
-    Layer.provideMerge(Metrics.layer)
+    Layer.provideMerge(Metrics.layer),
+    Layer.provideMerge(Status.layerProductDbs)
   )
 }
 

@@ -19,7 +19,7 @@ import type { WalObject } from "../format/wal.ts"
 import { decodeWal } from "../format/wal.ts"
 import { ReadOnly } from "./errors.ts"
 import { makeLatencyHistogram } from "./latency.ts"
-import type { DbManifest } from "./manifest.ts"
+import { type DbManifest, tableTotals } from "./manifest.ts"
 import { makeManifestStore } from "./manifestStore.ts"
 import { Memtable } from "./memtable.ts"
 import type { ReadState } from "./readPath.ts"
@@ -157,6 +157,7 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
           walBytesWritten: 0,
           l0Tables: s.manifest.value.l0.length,
           sortedRuns: s.manifest.value.runs.length,
+          ...tableTotals(s.manifest.value),
           tablesWritten: 0,
           compactions: 0,
           objectsCollected: 0,

@@ -58,6 +58,21 @@ export const emptyManifest: DbManifest = {
   runs: []
 }
 
+/** The compactor epoch and the tables a manifest references: how many, their bytes and entries (for stats). */
+export const tableTotals = (m: DbManifest) => {
+  let tables = 0
+  let tableBytes = 0
+  let tableEntries = 0
+  const count = (sst: SstRef) => {
+    tables += 1
+    tableBytes += sst.size
+    tableEntries += sst.entryCount
+  }
+  for (const sst of m.l0) count(sst)
+  for (const run of m.runs) for (const sst of run.ssts) count(sst)
+  return { compactorEpoch: m.compactorEpoch, tables, tableBytes, tableEntries }
+}
+
 /** What is wrong with a manifest, or `undefined`. */
 export const manifestProblem = (m: DbManifest): string | undefined => {
   const ids = new Set<string>()

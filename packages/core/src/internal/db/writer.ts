@@ -24,6 +24,7 @@ import { encodeWal } from "../format/wal.ts"
 import { DbClosed, InvalidWrite } from "./errors.ts"
 import { makeLatencyHistogram } from "./latency.ts"
 import { makeMaintenance, newest } from "./maintenance.ts"
+import { tableTotals } from "./manifest.ts"
 import { Fenced, makeManifestStore } from "./manifestStore.ts"
 import { Memtable } from "./memtable.ts"
 import { putOnce } from "./putOnce.ts"
@@ -599,6 +600,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
           walBytesWritten: counters.walBytes,
           l0Tables: s.manifest.value.l0.length,
           sortedRuns: s.manifest.value.runs.length,
+          ...tableTotals(s.manifest.value),
           tablesWritten: maintenance.counters.tables,
           compactions: maintenance.counters.compactions,
           objectsCollected: maintenance.counters.collected,
