@@ -87,6 +87,13 @@ export const promApi = async <A>(path: string, params: Record<string, string>): 
   return { data: json.data, warnings: [...(json.warnings ?? []), ...(json.infos ?? [])] }
 }
 
+/** A Prometheus API GET (`/api/v1/status/...`, label values): its `data`, or an ApiError with Prometheus's message. */
+export const promGet = async <A>(path: string, params: Record<string, string> = {}): Promise<A> => {
+  const query = new URLSearchParams(params).toString()
+  const json = await getJson<{ status: string; data: A }>(query === "" ? path : `${path}?${query}`)
+  return json.data
+}
+
 const base64url = (text: string): string =>
   btoa(String.fromCharCode(...new TextEncoder().encode(text))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")
 
