@@ -8,6 +8,7 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as http from "node:http"
 import WebSocket from "ws"
 import { RemoteWrite } from "@opendata/tsdb"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -366,6 +367,79 @@ describe("a token with a prefix", () => {
     expectRefused(await request("GET", "/api/v1/query?query=1", { token }), 403, "prometheus", "query")
     expectRefused(await request("POST", "/api/v1/write", { token, ...remoteWrite("orders_total") }), 403, "prometheus", "write")
     expectRefused(await request("GET", "/metrics", { token }), 403, "text", "/metrics")
+  })
+})
+
+describe("the web UI and browsers", () => {
+  it("serves the UI's pages and assets without a token; they hold no data", async () => {
+    for (const p of ["/query", "/logs", "/status"]) {
+      const answer = await request("GET", p)
+      expect(answer.status, p).toBe(200)
+      expect(answer.text, p).toMatch(/<div id="app">/)
+    }
+    const script = /src="(\/assets\/app-[0-9a-f]+\.js)"/.exec((await request("GET", "/query")).text)![1]!
+    expect((await request("GET", script)).status).toBe(200)
+    // Not a way around the check: other paths under /assets, and the APIs, still need a token.
+    const raw = (p: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: "127.0.0.1", port: server.port, path: p }, (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        }).on("error", reject)
+      })
+    for (const p of ["/assets/../v1/logs/victim/records?from=0", "/assets/%2e%2e/v1/status", "/assets/x/../../v1/status"]) {
+      expect(await raw(p), p).not.toBe(200)
+    }
+    expect((await request("POST", "/query")).status).toBe(401)
+    expect((await request("GET", "/v1/status")).status).toBe(401)
+  })
+
+  it("tells a token what it may do (GET /v1/whoami), prefix-restricted tokens included", async () => {
+    expect((await request("GET", "/v1/whoami")).status).toBe(401)
+    expect((await request("GET", "/v1/whoami", { token: "not-a-token" })).status).toBe(401)
+    expect((await request("GET", "/v1/whoami", { token: secrets.reader })).json).toEqual({ auth: true, name: "reader", scope: "read" })
+    expect((await request("GET", "/v1/whoami", { token: secrets.orders })).json).toEqual({
+      auth: true,
+      name: "orders-app",
+      scope: "write",
+      prefix: "orders/"
+    })
+  })
+
+  it("takes a WebSocket's token from a bearer.<base64url> subprotocol, as a browser must send it", async () => {
+    const open = (protocols: Array<string>) =>
+      new Promise<{ status: number; protocol?: string; first?: any }>((resolve, reject) => {
+        const ws = new WebSocket(`${server.base.replace(/^http/, "ws")}/v1/logs/victim/tail?from=0`, protocols)
+        ws.on("unexpected-response", (_req, res) => {
+          res.resume()
+          resolve({ status: res.statusCode ?? 0 })
+        })
+        ws.on("message", (data) => {
+          const message = JSON.parse(String(data))
+          if (message.type === "heartbeat") return
+          ws.close()
+          resolve({ status: 101, protocol: ws.protocol, first: message })
+        })
+        ws.on("error", (e) => {
+          if (!/Unexpected server response/.test(e.message)) reject(e)
+        })
+      })
+    const b64 = (t: string) => Buffer.from(t).toString("base64url")
+    expect((await open(["opendata"])).status).toBe(401)
+    expect((await open(["opendata", `bearer.${b64("wrong")}`])).status).toBe(401)
+    const opened = await open(["opendata", `bearer.${b64(secrets.reader)}`])
+    expect(opened).toMatchObject({ status: 101, protocol: "opendata", first: { type: "records", key: "victim" } })
+    // The scope still applies: a reader's token opens no append session.
+    const session = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${server.base.replace(/^http/, "ws")}/v1/append`, ["opendata", `bearer.${b64(secrets.reader)}`])
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0))
+      ws.on("open", () => {
+        ws.close()
+        resolve(101)
+      })
+      ws.on("error", () => {})
+    })
+    expect(session).toBe(403)
   })
 })
 

@@ -1,4 +1,7 @@
-/** Builds the runtime once before the tests, so they start the server exactly as `npm start` does. */
+/**
+ * Builds the runtime and the web UI once before the tests, so they start the server exactly as `npm start`
+ * does.
+ */
 import { execFileSync } from "node:child_process"
 import * as path from "node:path"
 
@@ -8,4 +11,5 @@ export default function setup() {
     cwd: root,
     stdio: "inherit"
   })
+  execFileSync(process.execPath, [path.join(root, "packages/ui/build.mjs")], { cwd: root, stdio: "inherit" })
 }
