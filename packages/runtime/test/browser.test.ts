@@ -130,10 +130,13 @@ describe.skipIf(!available)("the web UI in Chromium", () => {
 
   it("shows Prometheus's error for a bad query", async () => {
     const { page, errors } = await newPage(browser)
-    await page.goto(`${server.base}/query?expr=up&tab=graph`)
-    await runQuery(page, "sum(rate(demo_requests_total[5m])")
+    // From a link (typing would have the editor close the parenthesis).
+    await page.goto(`${server.base}/query?expr=${encodeURIComponent("sum(rate(demo_requests_total[5m])")}&tab=graph`)
     const error = page.getByTestId("query-error").first()
-    await expect.poll(() => error.textContent(), { timeout: 10_000 }).toMatch(/parse error/)
+    await expect.poll(() => error.textContent(), { timeout: 10_000 }).toMatch(/unclosed left parenthesis/)
+    // Typed: a binary operator without its right-hand side.
+    await runQuery(page, "demo_requests_total +")
+    await expect.poll(() => error.textContent(), { timeout: 10_000 }).toMatch(/unexpected end of input/)
     await shot(page, "query-error")
     expect(errors).toEqual([])
     await page.close()
