@@ -133,6 +133,27 @@ export interface GroupOffset {
   readonly offset: number | undefined
   /** next offset of the log - committed offset (the whole log if nothing was committed). */
   readonly lag: number
+  /** What the consumer committed with the offset (as Kafka's offset metadata), if anything. */
+  readonly metadata?: string | undefined
+}
+
+/** One log's records in a transaction. */
+export interface TransactAppend {
+  readonly key: string
+  readonly records: ReadonlyArray<RecordInput>
+}
+
+/** A group offset committed with a transaction, with the consumer's own metadata (its state, say). */
+export interface OffsetCommit {
+  readonly group: string
+  readonly key: string
+  readonly offset: number
+  readonly metadata?: string | undefined
+}
+
+/** A transaction's answer: one append result per append given, in order. */
+export interface TransactResult {
+  readonly results: ReadonlyArray<AppendResult>
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -275,8 +296,21 @@ export interface EventStoreShape {
   readonly commitOffset: (
     group: string,
     key: string,
-    offset: number
-  ) => Effect.Effect<GroupOffset, InvalidInput | LogNotFound | Unavailable>
+    offset: number,
+    metadata?: string
+  ) => Effect.Effect<GroupOffset, InvalidInput | LimitExceeded | LogNotFound | Unavailable>
+  /** Deletes every offset `group` committed (all logs); returns how many. */
+  readonly deleteGroup: (group: string) => Effect.Effect<number, InvalidInput | Unavailable>
+  /**
+   * Appends to several logs and, optionally, commits a group offset with metadata, atomically: after a
+   * crash, all of it or none of it is there (what Kafka's transactions with `sendOffsetsToTransaction`
+   * give a consume-transform-produce loop). Answers once durable. A fenced log refuses it
+   * (`FencingConflict`); at most `transactLogsMax` logs and `transactBytesMax` bytes.
+   */
+  readonly transact: (
+    appends: ReadonlyArray<TransactAppend>,
+    commit?: OffsetCommit
+  ) => Effect.Effect<TransactResult, InvalidInput | LimitExceeded | OffsetConflict | FencingConflict | LogNotFound | Unavailable>
   readonly fetchOffset: (group: string, key: string) => Effect.Effect<GroupOffset, InvalidInput | LogNotFound | Unavailable>
   /**
    * Follows one log: catches up from storage from `start`, then delivers durable appends as they happen,

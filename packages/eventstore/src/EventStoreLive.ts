@@ -17,7 +17,7 @@ import { Db } from "@opendata/core"
 import type { EventStoreShape, GroupOffset, ListOptions, LogMeta, Retention } from "./EventStore.ts"
 import { EventStore, FencingConflict, InvalidInput, LogNotFound } from "./EventStore.ts"
 import * as Limits from "./limits.ts"
-import { makeAppendPath } from "./internal/append.ts"
+import { commitProblem, makeAppendPath } from "./internal/append.ts"
 import * as K from "./internal/keys.ts"
 import { makeLogState, storeFailure } from "./internal/logState.ts"
 import type { StoredMeta } from "./internal/meta.ts"
@@ -57,7 +57,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     const state = yield* makeLogState(db, scope)
     const { bringForward, loadMeta, existingMeta, settledMeta, writeBatch, withLog } = state
-    const { append, appendQueued, appendNow } = makeAppendPath(state, settings.metaCheckpointRecords ?? Limits.metaCheckpointRecords)
+    const { append, appendQueued, appendNow, transact } = makeAppendPath(state, settings.metaCheckpointRecords ?? Limits.metaCheckpointRecords)
 
     // One reader of the change feed for every tail, which wakes only the subscribers of the logs a
     // durable batch touched (internal/tails.ts).
@@ -219,23 +219,43 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       Effect.gen(function*() {
         const m = yield* existingMeta(key)
         const bytes = yield* Effect.mapError(db.get(K.groupKey(group, key)), storeFailure)
-        const offset = bytes === undefined ? undefined : K.readU64(bytes, 0)
-        return { group, key, offset, lag: Math.max(0, m.nextOffset - (offset ?? m.firstOffset)) } satisfies GroupOffset
+        const stored = bytes === undefined ? undefined : K.readGroupValue(bytes)
+        const offset = stored?.offset
+        return {
+          group,
+          key,
+          offset,
+          lag: Math.max(0, m.nextOffset - (offset ?? m.firstOffset)),
+          ...(stored?.metadata !== undefined ? { metadata: stored.metadata } : {})
+        } satisfies GroupOffset
       })
 
-    const commitOffset = (group: string, key: string, offset: number) =>
+    const commitOffset = (group: string, key: string, offset: number, metadata?: string) =>
       Effect.gen(function*() {
-        yield* checkKey(group, "group")
-        yield* checkKey(key)
-        if (!isCount(offset)) return yield* new InvalidInput({ field: "offset", reason: "must be a non-negative integer" })
+        const problem = commitProblem({ group, key, offset, metadata })
+        if (problem !== undefined) return yield* problem
         const m = yield* existingMeta(key)
         if (offset > m.nextOffset) return yield* new InvalidInput({ field: "offset", reason: `is past the end of the log (next offset ${m.nextOffset})` })
-        yield* Effect.mapError(db.put(K.groupKey(group, key), K.u64(offset)), storeFailure)
+        yield* Effect.mapError(db.put(K.groupKey(group, key), K.groupValue(offset, metadata)), storeFailure)
         return yield* groupOffset(group, key)
       })
 
     const fetchOffset = (group: string, key: string) =>
       Effect.andThen(Effect.andThen(checkKey(group, "group"), checkKey(key)), groupOffset(group, key))
+
+    /** Deletes a group's offsets, `deleteGroupBatch` per Db batch (each batch atomic, the whole not). */
+    const deleteGroup = (group: string) =>
+      Effect.gen(function*() {
+        yield* checkKey(group, "group")
+        const prefix = K.groupPrefix(group)
+        let deleted = 0
+        while (true) {
+          const rows = yield* Stream.runCollect(Stream.take(Stream.mapError(db.scan({ start: prefix, end: K.prefixEnd(prefix) }), storeFailure), Limits.deleteGroupBatch))
+          if (rows.length === 0) return deleted
+          yield* Effect.mapError(db.write(rows.map((kv) => ({ _tag: "delete" as const, key: kv.key }))), storeFailure)
+          deleted += rows.length
+        }
+      })
 
     // --- retention ----------------------------------------------------------------------------------
 
@@ -297,6 +317,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       setRetention,
       commitOffset,
       fetchOffset,
+      deleteGroup,
+      transact,
       tail,
       tailPrefix,
       enforceRetention

@@ -258,7 +258,7 @@ const FencingTokenBody = Schema.Struct({
 const RetentionBody = Schema.NullOr(
   Schema.Struct({ maxAgeMs: Schema.optionalKey(Offset), maxBytes: Schema.optionalKey(Offset) })
 )
-const CommitBody = Schema.Struct({ offset: Offset })
+const CommitBody = Schema.Struct({ offset: Offset, metadata: Schema.optionalKey(Schema.String) })
 
 const parseOptions = { onExcessProperty: "error", errors: "first" } as const
 const issueFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
@@ -1028,9 +1028,15 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
 
   const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string): Answered {
     const result = request.method === "PUT"
-      ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset))
+      ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset, body.metadata))
       : yield* store.fetchOffset(group, key)
-    return ok({ group: result.group, key: result.key, offset: result.offset ?? null, lag: result.lag })
+    return ok({
+      group: result.group,
+      key: result.key,
+      offset: result.offset ?? null,
+      lag: result.lag,
+      ...(result.metadata !== undefined ? { metadata: result.metadata } : {})
+    })
   })
 
   const tail = Effect.fnUntraced(function*(request: Request, key: string, q: typeof TailQuery.Type): Answered {

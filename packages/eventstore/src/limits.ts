@@ -66,6 +66,13 @@ export const retentionIntervalMs = 60_000
 export const retentionLogsPerPass = 10_000
 /** Record deletions one trim writes per Db batch. */
 export const trimBatchRecords = 500
+/** A transaction (`transact`): the logs it may append to, and the bytes of all its records. */
+export const transactLogsMax = 1000
+export const transactBytesMax = 8 * 1024 * 1024
+/** A group offset's metadata (a consumer's own state, committed with the offset): UTF-8 bytes. */
+export const groupMetadataBytesMax = 64 * 1024
+/** Group offsets `deleteGroup` deletes per Db batch. */
+export const deleteGroupBatch = 1000
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)

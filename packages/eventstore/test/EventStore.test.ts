@@ -241,6 +241,75 @@ describe("EventStore", () => {
       assert.strictEqual(failureTag(yield* Effect.exit(es.commitOffset("g", "nope", 0))), "LogNotFound")
     }).pipe(Effect.provide(store())))
 
+  it.effect("group offsets carry the consumer's metadata; a group can be deleted", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      yield* es.append("k", [rec("a"), rec("b")])
+      yield* es.append("j", [rec("a")])
+      assert.deepStrictEqual(yield* es.commitOffset("g", "k", 1, '{"n":1}'), { group: "g", key: "k", offset: 1, lag: 1, metadata: '{"n":1}' })
+      assert.deepStrictEqual(yield* es.commitOffset("g", "j", 1, ""), { group: "g", key: "j", offset: 1, lag: 0, metadata: "" })
+      assert.deepStrictEqual(yield* es.commitOffset("h", "k", 2), { group: "h", key: "k", offset: 2, lag: 0 })
+      assert.strictEqual(failureTag(yield* Effect.exit(es.commitOffset("g", "k", 1, "x".repeat(64 * 1024 + 1)))), "LimitExceeded")
+      assert.strictEqual(yield* es.deleteGroup("g"), 2)
+      assert.deepStrictEqual(yield* es.fetchOffset("g", "k"), { group: "g", key: "k", offset: undefined, lag: 2 })
+      // Another group, whose name starts with the deleted one's, keeps its offsets.
+      assert.deepStrictEqual((yield* es.fetchOffset("h", "k")).offset, 2)
+      assert.strictEqual(yield* es.deleteGroup("g"), 0)
+    }).pipe(Effect.provide(store())))
+
+  it.effect("transactions append to several logs and commit an offset atomically", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      yield* es.append("in", [rec("x"), rec("y")])
+      yield* es.append("out/a", [rec("earlier")])
+      const answer = yield* es.transact(
+        [{ key: "out/a", records: [rec("x1")] }, { key: "out/b", records: [rec("x2"), rec("x3")] }, { key: "out/a", records: [rec("x4")] }],
+        { group: "t", key: "in", offset: 1, metadata: '{"count":1}' }
+      )
+      // One answer per append given; a log named twice got its records in order, in one decision.
+      assert.deepStrictEqual(answer.results, [{ offsets: [1, 2], next: 3 }, { offsets: [0, 1], next: 2 }, { offsets: [1, 2], next: 3 }])
+      assert.deepStrictEqual((yield* es.read("out/a")).records.map((r) => s(r.value)), ["earlier", "x1", "x4"])
+      assert.deepStrictEqual(yield* es.fetchOffset("t", "in"), { group: "t", key: "in", offset: 1, lag: 1, metadata: '{"count":1}' })
+      // Appends go on after a transaction as before.
+      assert.deepStrictEqual(yield* es.append("out/b", [rec("z")]), { offsets: [2], next: 3 })
+      // Only an offset: a commit through the same path.
+      assert.deepStrictEqual(yield* es.transact([], { group: "t", key: "in", offset: 2 }), { results: [] })
+      assert.strictEqual((yield* es.fetchOffset("t", "in")).offset, 2)
+      // Refused as a whole: nothing of it is written.
+      yield* es.setFencingToken("fenced", "tok")
+      const refusals = [
+        yield* Effect.exit(es.transact([{ key: "out/a", records: [rec("no")] }, { key: "fenced", records: [rec("no")] }])),
+        yield* Effect.exit(es.transact([{ key: "out/a", records: [rec("no")] }], { group: "t", key: "in", offset: 9 })),
+        yield* Effect.exit(es.transact([{ key: "out/a", records: [rec("no")] }], { group: "t", key: "missing", offset: 0 })),
+        yield* Effect.exit(es.transact([{ key: "out/a", records: [] }])),
+        yield* Effect.exit(es.transact([{ key: "", records: [rec("no")] }]))
+      ]
+      assert.deepStrictEqual(refusals.map(failureTag), ["FencingConflict", "InvalidInput", "LogNotFound", "InvalidInput", "InvalidInput"])
+      assert.deepStrictEqual((yield* es.read("out/a")).records.map((r) => s(r.value)), ["earlier", "x1", "x4"])
+      assert.strictEqual((yield* es.fetchOffset("t", "in")).offset, 2)
+    }).pipe(Effect.provide(store())))
+
+  it.effect("transactions and appends on the same logs keep one order, concurrently", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      yield* es.append("in", [rec("x")])
+      const appends = Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => es.append(i % 2 === 0 ? "o/1" : "o/2", [rec(`a${i}`)]), {
+        concurrency: 8
+      })
+      const transactions = Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => i),
+        (i) => es.transact([{ key: "o/1", records: [rec(`t${i}`)] }, { key: "o/2", records: [rec(`t${i}`)] }]),
+        { concurrency: 8 }
+      )
+      yield* Effect.all([appends, transactions], { concurrency: 2 })
+      for (const key of ["o/1", "o/2"]) {
+        const read = yield* es.read(key, { limit: 1000 })
+        assert.deepStrictEqual(read.records.map((r) => r.offset), Array.from({ length: 75 }, (_, i) => i))
+        assert.strictEqual(read.records.filter((r) => s(r.value).startsWith("t")).length, 50)
+        assert.strictEqual((yield* es.meta(key)).records, 75)
+      }
+    }).pipe(Effect.provide(store())))
+
   it.effect("enforces retention by age and by bytes", () =>
     Effect.gen(function*() {
       const es = yield* EventStore.EventStore

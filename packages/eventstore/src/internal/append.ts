@@ -5,8 +5,17 @@
  */
 import { Effect } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
-import type { AppendOptions, AppendResult, DecidedAppend, QueuedAppend, RecordInput } from "../EventStore.ts"
-import { FencingConflict, InvalidInput, LimitExceeded, OffsetConflict, Unavailable } from "../EventStore.ts"
+import type {
+  AppendOptions,
+  AppendResult,
+  DecidedAppend,
+  OffsetCommit,
+  QueuedAppend,
+  RecordInput,
+  TransactAppend,
+  TransactResult
+} from "../EventStore.ts"
+import { FencingConflict, InvalidInput, LimitExceeded, LogNotFound, OffsetConflict, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
 import type { Group, Remembered } from "./groups.ts"
 import { opBytes, overlayKey, whenSettled } from "./groups.ts"
@@ -16,7 +25,7 @@ import { json } from "./logState.ts"
 import type { StoredMeta } from "./meta.ts"
 import { encodeMeta } from "./meta.ts"
 import { encodeRecord } from "./record.ts"
-import { appendProblem } from "./validate.ts"
+import { appendProblem, isCount, keyProblem } from "./validate.ts"
 
 export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) => {
   const { clock, groups, overlay, awaitGroup, metaCache, sinceCheckpoint, cacheMeta, producerCache, producerCacheKey, cacheProducer, loadMeta, loadProducer, locks, withLog } =
@@ -35,7 +44,8 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     producer: ProducerState | null,
     records: ReadonlyArray<RecordInput>,
     total: number,
-    options: AppendOptions
+    options: AppendOptions,
+    gather?: Gathered
   ): DecidedAppend | AppendError => {
     // A closed store takes no decisions (it would cache what it can no longer write).
     if (groups.isClosed()) return new Unavailable({ reason: "the event store is closed" })
@@ -116,6 +126,12 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     cacheMeta(key, updated)
     sinceCheckpoint.set(key, checkpoint ? 0 : since)
     if (state !== undefined) cacheProducer(producerCacheKey(key, options.producerId!), state)
+    if (gather !== undefined) {
+      // Part of a transaction: its caller adds every decision's ops at once.
+      for (const op of ops) gather.ops.push(op)
+      gather.bytes += bytes
+      return decided({ offsets, next }, undefined)
+    }
     // Every key and value above was made for this write (record values are encoded copies).
     return decided({ offsets, next }, groups.add(ops, bytes, remember, true))
   }
@@ -170,5 +186,102 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
   const append = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) =>
     Effect.flatMap(appendQueued(key, records, options), (queued) => Effect.as(queued.durable, queued.result satisfies AppendResult))
 
-  return { append, appendQueued, appendNow }
+  /**
+   * Appends to several logs and commits a group offset (with its metadata) as ONE write: after a crash,
+   * all of it or none of it is there. Under the locks of every log it appends to (taken in key order, so
+   * two transactions cannot deadlock); the offset's log is read as decided so far, without its lock.
+   * Transactions take no producer ids, expected offsets or fencing tokens: a fenced log refuses them.
+   */
+  const transact = (appends: ReadonlyArray<TransactAppend>, commit?: OffsetCommit) =>
+    Effect.suspend((): Effect.Effect<TransactResult, AppendError | LogNotFound> => {
+      if (appends.length > Limits.transactLogsMax) {
+        return Effect.fail(new LimitExceeded({ field: "appends", limit: Limits.transactLogsMax }))
+      }
+      // One decision per log: a log named twice gets its records in the order given.
+      const byKey = new Map<string, { records: Array<RecordInput>; total: number }>()
+      let bytes = 0
+      for (const a of appends) {
+        const entry = byKey.get(a.key) ?? { records: [], total: 0 }
+        for (const r of a.records) entry.records.push(r)
+        byKey.set(a.key, entry)
+      }
+      for (const [key, entry] of byKey) {
+        const total = appendProblem(key, entry.records, {})
+        if (typeof total !== "number") return Effect.fail(total)
+        entry.total = total
+        bytes += total
+      }
+      if (bytes > Limits.transactBytesMax) return Effect.fail(new LimitExceeded({ field: "bytes", limit: Limits.transactBytesMax }))
+      const problem = commit === undefined ? undefined : commitProblem(commit)
+      if (problem !== undefined) return Effect.fail(problem)
+      const keys = [...byKey.keys()].sort()
+      const decide = Effect.gen(function*() {
+        yield* groups.awaitRoom
+        const metas: Array<StoredMeta | undefined> = []
+        for (const key of keys) metas.push(yield* loadMeta(key))
+        if (commit !== undefined) {
+          const at = keys.indexOf(commit.key)
+          const m = at !== -1 ? metas[at] : metaCache.has(commit.key) ? metaCache.get(commit.key) : yield* state.durableMeta(commit.key)
+          if (m === undefined) return yield* new LogNotFound({ key: commit.key })
+          if (commit.offset > m.nextOffset) {
+            return yield* new InvalidInput({ field: "offset", reason: `is past the end of the log (next offset ${m.nextOffset})` })
+          }
+        }
+        // From here on synchronous: every check before any decision, so that none is taken unless all are.
+        if (groups.isClosed()) return yield* new Unavailable({ reason: "the event store is closed" })
+        for (let i = 0; i < keys.length; i++) {
+          if (metas[i]?.token !== undefined) return yield* new FencingConflict({ key: keys[i]!, next: metas[i]!.nextOffset })
+        }
+        const gather: Gathered = { ops: [], bytes: 0 }
+        const results = new Map<string, AppendResult>()
+        for (let i = 0; i < keys.length; i++) {
+          const entry = byKey.get(keys[i]!)!
+          const d = decideAppend(keys[i]!, metas[i], null, entry.records, entry.total, {}, gather)
+          if (!("result" in d)) return yield* d
+          results.set(keys[i]!, d.result)
+        }
+        if (commit !== undefined) {
+          const k = K.groupKey(commit.group, commit.key)
+          const value = K.groupValue(commit.offset, commit.metadata)
+          gather.ops.push({ _tag: "put", key: k, value })
+          gather.bytes += opBytes(k, value)
+        }
+        const group = gather.ops.length === 0 ? undefined : groups.add(gather.ops, gather.bytes, [], true)
+        return { results, group }
+      })
+      const locked = keys.reduceRight<Effect.Effect<{ results: Map<string, AppendResult>; group: Group | undefined }, AppendError | LogNotFound>>(
+        (inner, key) => withLog(key, inner),
+        decide
+      )
+      return Effect.flatMap(locked, ({ group, results }) =>
+        Effect.as(group === undefined ? Effect.void : awaitGroup(group), {
+          results: appends.map((a) => results.get(a.key)!)
+        }))
+    })
+
+  return { append, appendQueued, appendNow, transact }
+}
+
+/** Ops gathered from several decisions, to be added as one. */
+interface Gathered {
+  readonly ops: Array<CoreDb.WriteOp>
+  bytes: number
+}
+
+/** Why a group offset commit is invalid, or undefined. */
+export const commitProblem = (commit: OffsetCommit): InvalidInput | LimitExceeded | undefined => {
+  const group = keyProblem(commit.group, "group")
+  if (group !== undefined) return group
+  const key = keyProblem(commit.key)
+  if (key !== undefined) return key
+  if (!isCount(commit.offset)) return new InvalidInput({ field: "offset", reason: "must be a non-negative integer" })
+  if (commit.metadata !== undefined) {
+    if (typeof commit.metadata !== "string" || !commit.metadata.isWellFormed()) {
+      return new InvalidInput({ field: "metadata", reason: "must be a string of valid UTF-16 (no lone surrogates)" })
+    }
+    if (Buffer.byteLength(commit.metadata, "utf8") > Limits.groupMetadataBytesMax) {
+      return new LimitExceeded({ field: "metadata", limit: Limits.groupMetadataBytesMax })
+    }
+  }
+  return undefined
 }

@@ -4,7 +4,7 @@
  *
  *   m<key>                  metadata            r<key>\0<offset u64 BE>   a record
  *   t<key>\0<ts u64 BE>     time index          p<key>\0<producer id>     producer state
- *   g<group>\0<key>         group offset
+ *   g<group>\0<key>         group offset (u64 BE, then 1 and the metadata's UTF-8 if any)
  */
 import { Keys } from "@opendata/core"
 
@@ -64,6 +64,23 @@ export const timeKey = (key: string, ts: number) => {
 export const producerPrefix = (key: string) => tagged(0x70, key, 1) // "p" key NUL
 export const producerKey = (key: string, producerId: string) => concat(producerPrefix(key), utf8(producerId))
 export const groupKey = (group: string, key: string) => concat(kind("g"), utf8(group), zero, utf8(key))
+/** Every group offset of `group`: the prefix of its keys. */
+export const groupPrefix = (group: string) => concat(kind("g"), utf8(group), zero)
+/** A group offset's value: the offset, then the metadata's UTF-8 (if any). */
+export const groupValue = (offset: number, metadata: string | undefined) => {
+  const m = metadata === undefined ? undefined : utf8(metadata)
+  const out = new Uint8Array(8 + (m === undefined ? 0 : m.length + 1))
+  writeU64(out, 0, offset)
+  if (m !== undefined) {
+    out[8] = 1 // metadata follows (an empty string is metadata too)
+    out.set(m, 9)
+  }
+  return out
+}
+export const readGroupValue = (bytes: Uint8Array): { readonly offset: number; readonly metadata: string | undefined } => ({
+  offset: readU64(bytes, 0),
+  metadata: bytes.length > 8 && bytes[8] === 1 ? fromUtf8(bytes.subarray(9)) : undefined
+})
 
 /** The first key after every key that starts with `prefix` (for scans). */
 export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
