@@ -8,3 +8,4 @@ export * as Limits from "./limits.ts"
 export * as EventStoreHttp from "./Http.ts"
 /** The client of the HTTP and WebSocket API (also `@opendata/eventstore/client`, with nothing else). */
 export * as EventStoreClient from "./Client.ts"
+export * as Transforms from "./Transforms.ts"

@@ -73,6 +73,22 @@ export const transactBytesMax = 8 * 1024 * 1024
 export const groupMetadataBytesMax = 64 * 1024
 /** Group offsets `deleteGroup` deletes per Db batch. */
 export const deleteGroupBatch = 1000
+/** Transforms: input records one batch reads (and commits) at most, and input logs processed at once. */
+export const transformBatchRecords = 500
+export const transformConcurrency = 8
+/**
+ * Input logs a transform remembers as having new records to process; past it, it forgets them and goes
+ * through its source's logs from storage instead (memory stays bounded however far behind it falls).
+ */
+export const transformDirtyLogsMax = 100_000
+/** Positions (and states) a transform keeps in memory, least recently used dropped first. */
+export const transformPositionsCached = 10_000
+/** Failed logs a transform remembers by key, and shows in its status. */
+export const transformFailedLogsKept = 10_000
+export const transformFailedLogsShown = 100
+/** Retries of what the store or the TSDB refuses for now: backoff from the first to the last. */
+export const transformRetryFirstMs = 100
+export const transformRetryMaxMs = 10_000
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)
