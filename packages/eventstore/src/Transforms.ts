@@ -174,6 +174,11 @@ export interface TransformSettings {
   readonly batchRecords?: number | undefined
   /** Input logs a transform processes at once (default `Limits.transformConcurrency`). */
   readonly concurrency?: number | undefined
+  /**
+   * Simulation only: a deliberately broken commit, for checking that the simulation catches it.
+   * `transform-position-apart` commits the position in one write and the outputs in another.
+   */
+  readonly simulationMutant?: "none" | "transform-position-apart" | undefined
 }
 
 /** Why a definition cannot run, or undefined. */

@@ -303,7 +303,14 @@ export const makeRunner = (
         }
         const appends: Array<TransactAppend> = []
         for (const [k, records] of batch.appends) appends.push({ key: k, records })
-        yield* store.transact(appends, { group, key, offset: after.offset, metadata: encodePosition(after) })
+        const position = { group, key, offset: after.offset, metadata: encodePosition(after) }
+        if (settings.simulationMutant === "transform-position-apart") {
+          // Broken on purpose (simulation): a crash between the two writes loses the outputs.
+          yield* store.transact([], position)
+          if (appends.length > 0) yield* store.transact(appends)
+        } else {
+          yield* store.transact(appends, position)
+        }
         for (const records of batch.appends.values()) counters.recordsOut += records.length
       })
 
