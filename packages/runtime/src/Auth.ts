@@ -295,6 +295,8 @@ const need = (method: string, url: string): Need => {
   const s = path.split("/").slice(1)
   if (s[0] === "v1") {
     if (s[1] === "whoami" && s.length === 2) return { scope: "read", prefixRefusal: () => undefined }
+    // Resetting a transform writes all its outputs again: admin's, as deleting is.
+    if (s[1] === "transforms" && s.length === 4 && s[3] === "reset" && !safe) return { scope: "admin" }
     if (s[1] === "tail" && s.length === 2) return { scope: byMethod, prefixRefusal: queryRefusal(query, ["prefix"]) }
     // An append session writes whatever its frames name: write scope, and within its `prefix`.
     if (s[1] === "append" && s.length === 2) return { scope: "write", prefixRefusal: queryRefusal(query, ["prefix"]) }

@@ -31,12 +31,14 @@
  * as a plain number of milliseconds; sizes as `512MiB`, `1GB`, `64KiB` or a plain number of bytes (see
  * `parseDurationMs`, `parseBytes`). An invalid value fails `load` with an `InvalidConfig` naming the setting.
  */
+import * as path from "node:path"
 import { Config, ConfigProvider, Effect, Option, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { ObjectStore } from "@opendata/core"
 import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
+import type { TransformConfig } from "./Transforms.ts"
 
 export const defaultPort = 9095
 
@@ -92,6 +94,8 @@ export interface RuntimeConfig {
   readonly eventStore: EventStoreSettings
   /** API tokens (see Auth.ts); none: the API is open. */
   readonly auth?: AuthConfig | undefined
+  /** Transforms to run where the EventStore is written (see Transforms.ts). */
+  readonly transforms?: ReadonlyArray<TransformConfig> | undefined
 }
 
 /** The API tokens, from `OPENDATA_AUTH_TOKENS` and the file `OPENDATA_AUTH_FILE` names, together. */
@@ -357,11 +361,51 @@ export const loadAuth: Effect.Effect<AuthConfig, InvalidConfig | Config.ConfigEr
   return { tokens, ...(Option.isSome(file) ? { file: file.value } : {}) }
 })
 
-/** Reads `fromEnv` and the API tokens, and validates them, for use where a plain effect is handier than a `Config`. */
+/**
+ * The transforms `OPENDATA_TRANSFORMS` lists (JSON: `[{ name, from | log, module }]`; a relative module path
+ * resolves from the working directory, or, written in the configuration file, from the file's directory).
+ */
+export const loadTransforms: Effect.Effect<ReadonlyArray<TransformConfig>, InvalidConfig | Config.ConfigError> = Effect.gen(function*() {
+  const text = yield* Config.option(Config.String("OPENDATA_TRANSFORMS"))
+  if (Option.isNone(text) || text.value.trim() === "") return []
+  const invalid = (allowed: string) => new InvalidConfig({ field: "OPENDATA_TRANSFORMS", value: "", allowed })
+  let raw: unknown
+  try {
+    raw = JSON.parse(text.value)
+  } catch (e) {
+    return yield* invalid(`must be a JSON list of { name, from | log, module }: ${(e as Error).message}`)
+  }
+  if (!Array.isArray(raw)) return yield* invalid("must be a list of { name, from | log, module }")
+  const names = new Set<string>()
+  const out: Array<TransformConfig> = []
+  for (const [i, t] of raw.entries()) {
+    const at = `transforms[${i}]`
+    if (typeof t !== "object" || t === null) return yield* invalid(`${at} must be a mapping { name, from | log, module }`)
+    const { from, log, module, name, ...rest } = t as Record<string, unknown>
+    const unknown = Object.keys(rest)[0]
+    if (unknown !== undefined) return yield* invalid(`${at}.${unknown} is not a known field (name, from, log, module)`)
+    if (typeof name !== "string" || name === "") return yield* invalid(`${at}.name must be a non-empty string`)
+    if (names.has(name)) return yield* invalid(`${at}.name ${JSON.stringify(name)} is taken by another transform`)
+    names.add(name)
+    if ((from === undefined) === (log === undefined)) return yield* invalid(`${at} must have exactly one of from (a key prefix) and log (one key)`)
+    if (from !== undefined && typeof from !== "string") return yield* invalid(`${at}.from must be a string`)
+    if (log !== undefined && (typeof log !== "string" || log === "")) return yield* invalid(`${at}.log must be a non-empty string`)
+    if (typeof module !== "string" || module === "") return yield* invalid(`${at}.module must be the path of a JavaScript module`)
+    out.push({ name, source: from !== undefined ? { prefix: from as string } : { log: log as string }, module: path.resolve(module) })
+  }
+  return out
+})
+
+/** Reads `fromEnv`, the API tokens and the transforms, and validates them, for use where a plain effect is handier than a `Config`. */
 export const load = Effect.gen(function*() {
   const config = yield* fromEnv.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
   const auth = yield* loadAuth.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
-  return yield* validate(auth.tokens.length === 0 && auth.file === undefined ? config : { ...config, auth })
+  const transforms = yield* loadTransforms.pipe(Effect.catchTag("ConfigError", (e) => Effect.flatMap(explain(e), Effect.fail)))
+  return yield* validate({
+    ...config,
+    ...(auth.tokens.length === 0 && auth.file === undefined ? {} : { auth }),
+    ...(transforms.length === 0 ? {} : { transforms })
+  })
 })
 
 /**
@@ -402,6 +446,9 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),
     "eventstore.retentionMaxBytes": retention?.maxBytes === undefined ? "none" : formatBytes(retention.maxBytes),
     "auth.tokens": config.auth === undefined || config.auth.tokens.length === 0 ? "none" : Auth.describeTokens(config.auth.tokens),
+    transforms: config.transforms === undefined || config.transforms.length === 0
+      ? "none"
+      : config.transforms.map((t) => `${t.name}(${"prefix" in t.source ? `${t.source.prefix}*` : t.source.log})`).join(" "),
     ...(config.auth?.file !== undefined ? { "auth.file": config.auth.file } : {})
   }
 }

@@ -20,6 +20,8 @@
  *     tokens:                 # OPENDATA_AUTH_TOKENS; see Auth.ts
  *       - { name: grafana, token: "<secret>", scope: read }            # read | write | admin
  *       - { name: orders-app, token: "<secret>", scope: write, prefix: "orders/" }
+ *   transforms:               # OPENDATA_TRANSFORMS (the same list as JSON); see Transforms.ts
+ *     - { name: orders-by-status, from: "orders/", module: ./transforms/status.mjs }   # or log: "<key>"
  *
  * Durations (the `...Ms` fields) take Prometheus's notation (`15d`, `1h30m`, `90s`, `500ms`) or a number of
  * milliseconds; sizes (`retentionMaxBytes`) take `512MiB`, `1GB`, `64KiB` or a number of bytes.
@@ -85,7 +87,13 @@ const File = Schema.Struct({
     file: Schema.optional(Schema.String),
     // Checked by `decodeTokens`, whose errors never repeat a secret.
     tokens: Schema.optional(Schema.Unknown)
-  }))
+  })),
+  transforms: Schema.optional(Schema.Array(Schema.Struct({
+    name: Schema.String,
+    from: Schema.optional(Schema.String),
+    log: Schema.optional(Schema.String),
+    module: Schema.String
+  })))
 })
 type File = typeof File.Type
 
@@ -127,7 +135,11 @@ const asEnv = (f: File, file: string): Record<string, string> => {
     OPENDATA_EVENTSTORE_RETENTION_MAX_BYTES: f.eventstore?.retentionMaxBytes?.toString(),
     // A tokens file named here is found next to this file, wherever the server was started.
     OPENDATA_AUTH_FILE: f.auth?.file === undefined ? undefined : path.resolve(path.dirname(file), f.auth.file),
-    OPENDATA_AUTH_TOKENS: f.auth?.tokens === undefined ? undefined : JSON.stringify(f.auth.tokens)
+    OPENDATA_AUTH_TOKENS: f.auth?.tokens === undefined ? undefined : JSON.stringify(f.auth.tokens),
+    // A transform's module is found next to this file too.
+    OPENDATA_TRANSFORMS: f.transforms === undefined
+      ? undefined
+      : JSON.stringify(f.transforms.map((t) => ({ ...t, module: path.resolve(path.dirname(file), t.module) })))
   }
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))
 }

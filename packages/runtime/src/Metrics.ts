@@ -476,6 +476,13 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
           metrics.eventStoreAppends(1)
           metrics.eventStoreRecordsAppended(records.length)
         })),
+    transact: (appends, commit) =>
+      Effect.tap(store.transact(appends, commit), () =>
+        Effect.sync(() => {
+          if (appends.length === 0) return
+          metrics.eventStoreAppends(appends.length)
+          metrics.eventStoreRecordsAppended(appends.reduce((n, a) => n + a.records.length, 0))
+        })),
     appendQueued: (key, records, options) =>
       Effect.map(store.appendQueued(key, records, options), (queued) => ({
         result: queued.result,

@@ -17,7 +17,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Context, Deferred, Effect, Layer, Logger, LogLevel, Ref, References } from "effect"
 import { HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "effect/http"
 import { Db, ObjectStore } from "@opendata/core"
-import { EventStoreHttp, layer as layerEventStoreOnDb } from "@opendata/eventstore"
+import { EventStoreHttp, layer as layerEventStoreOnDb, Transforms } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits, Tsdb, TsdbHttp } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
@@ -25,6 +25,7 @@ import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Status from "./Status.ts"
+import * as RuntimeTransforms from "./Transforms.ts"
 import * as Ui from "./Ui.ts"
 
 /** Whether the process is ready to serve: true once everything is open, false again while shutting down. */
@@ -124,6 +125,21 @@ const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) 
 }
 
 /**
+ * The configured transforms, where the EventStore is written (roles `all` and `writer`): their modules are
+ * loaded as the server starts (a module that fails to load stops it), and their figures go to `/metrics`.
+ */
+const layerTransforms = (config: RuntimeConfig) =>
+  config.role === "reader" || config.role === "compactor" || config.transforms === undefined || config.transforms.length === 0
+    ? Layer.empty
+    : Layer.unwrap(Effect.map(RuntimeTransforms.loadDefinitions(config.transforms), (definitions) =>
+      Layer.effectDiscard(Effect.gen(function*() {
+        const transforms = yield* Transforms.Transforms
+        const metrics = yield* Metrics.Metrics
+        yield* metrics.register(Effect.map(transforms.list, RuntimeTransforms.samples))
+        yield* Effect.logInfo(`transforms running: ${definitions.map((d) => d.name).join(", ")}`)
+      })).pipe(Layer.provideMerge(RuntimeTransforms.layer(definitions)))))
+
+/**
  * The compactor role: compaction and garbage collection of both products' Dbs under its own epoch. A
  * newer compactor fences this one: it stops working and reports not ready (it does not exit, which would
  * have a supervisor restart it and fence the other one in turn).
@@ -198,7 +214,10 @@ const newHttpServer = () => {
  */
 export const layer = (
   config: RuntimeConfig
-): Layer.Layer<HttpServer.HttpServer | Readiness | ObjectStore.ObjectStore, HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable> => {
+): Layer.Layer<
+  HttpServer.HttpServer | Readiness | ObjectStore.ObjectStore,
+  HttpServerError.ServeError | Db.DbError | ObjectStore.StoreUnusable | Transforms.InvalidDefinition | RuntimeTransforms.TransformModuleError
+> => {
   const listener = NodeHttpServer.layer(newHttpServer, {
     port: config.port,
     host: config.host,
@@ -217,7 +236,12 @@ export const layer = (
       Layer.provideMerge(shuttingDown)
     )
     : signalShutdown.pipe(
-      Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes, Status.routes(config, config.role), Ui.routes()), serveOptions)),
+      Layer.provideMerge(
+        HttpRouter.serve(
+          Layer.mergeAll(base, EventStoreHttp.routes, TsdbHttp.routes, RuntimeTransforms.routes, Status.routes(config, config.role), Ui.routes()),
+          serveOptions
+        )
+      ),
       Layer.provideMerge(Layer.succeed(TsdbHttp.QueryLimits, {
         timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
@@ -230,6 +254,7 @@ export const layer = (
       Layer.provideMerge(listener),
       Layer.provideMerge(readiness),
       Layer.provideMerge(shuttingDown),
+      Layer.provideMerge(layerTransforms(config)),
       Layer.provideMerge(layerProducts(config, config.role))
     )
   return served.pipe(
