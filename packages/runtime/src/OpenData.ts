@@ -18,6 +18,7 @@ import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import type { Tsdb } from "@opendata/tsdb"
 import type { StoreConfig } from "./Config.ts"
 import { layerEventStore, layerStore, layerTsdb } from "./Server.ts"
+import * as RuntimeTransforms from "./Transforms.ts"
 
 export interface OpenDataConfig {
   /** Where the data lives: `{ kind: "memory" }`, `{ kind: "local", root }`, or `{ kind: "s3", settings }`. */
@@ -43,5 +44,13 @@ export const layerEventStoreOnly = (config: Omit<OpenDataConfig, "tsdb">) =>
 /** Only the TSDB (and its object store). */
 export const layerTsdbOnly = (config: Omit<OpenDataConfig, "eventStore">) =>
   layerTsdb(config.tsdb ?? {}).pipe(Layer.provideMerge(layerStore(config.store, config.preflight ?? true)))
+
+/**
+ * Transforms (`Transforms.define(...)` from `@opendata/eventstore`) over the EventStore and the TSDB in
+ * context: log outputs to the EventStore, samples to the TSDB. Provide `layer(...)` to it:
+ *
+ *   OpenData.layerTransforms([enrich]).pipe(Layer.provideMerge(OpenData.layer({ store: { kind: "memory" } })))
+ */
+export const layerTransforms = RuntimeTransforms.layer
 
 export { ObjectStore }
