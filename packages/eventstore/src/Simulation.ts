@@ -10,10 +10,12 @@
 import { Context, Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
-import { Violation } from "@opendata/core/simulation"
+import { dbMutant, Violation } from "@opendata/core/simulation"
 import type { EventStoreShape, LogRecord } from "./EventStore.ts"
 import { EventStore } from "./EventStore.ts"
 import { layer } from "./EventStoreLive.ts"
+
+export { transformsWorkload } from "./TransformsSimulation.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -54,7 +56,7 @@ export const eventStoreWorkload: Workload = {
         sstBytesTarget: 4096,
         gcMinAgeMs: rng.nextInt(2000),
         gcIntervalMs: 500 + rng.nextInt(2000),
-        simulationMutant: sim.mutant ?? "none"
+        simulationMutant: dbMutant(sim.mutant)
       }
 
       // From the seed, not the workload's generator (which would change every seed's scenario): logs'

@@ -49,7 +49,13 @@ export interface LogOutput {
   readonly eventTime?: number | undefined
 }
 
-/** A sample for the TSDB: `labels` must name the metric (`__name__`); `timestampMs` defaults to the record's timestamp. */
+/**
+ * A sample for the TSDB: `labels` must name the metric (`__name__`); `timestampMs` defaults to the record's
+ * timestamp. A series has one value per timestamp: within a batch the last sample at a timestamp wins; the
+ * TSDB refuses another value at a timestamp it already holds (counted in `samplesRejected`). Records of
+ * one append share their timestamp, so a counter per record wants timestamps of its own (`eventTime`,
+ * say).
+ */
 export interface SampleOutput {
   readonly labels: Readonly<Record<string, string>>
   readonly value: number
@@ -174,6 +180,8 @@ export interface TransformSettings {
   readonly batchRecords?: number | undefined
   /** Input logs a transform processes at once (default `Limits.transformConcurrency`). */
   readonly concurrency?: number | undefined
+  /** Input logs it remembers as behind before it goes through its source from storage instead (default `Limits.transformDirtyLogsMax`). */
+  readonly dirtyLogsMax?: number | undefined
   /**
    * Simulation only: a deliberately broken commit, for checking that the simulation catches it.
    * `transform-position-apart` commits the position in one write and the outputs in another.

@@ -182,6 +182,41 @@ describe("Transforms", () => {
       assert.strictEqual(info.lagRecords, 0)
     })))
 
+  it.live("remembers a bounded number of logs behind; past it, goes through its source from storage", () => {
+    const transforms = Transforms.layer([enrich], { dirtyLogsMax: 10 })
+    return Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      const t = yield* Transforms.Transforms
+      yield* eventually(Effect.map(t.get("enrich"), (i) => !i.catchingUp))
+      yield* t.pause("enrich")
+      yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) => es.append(`orders/${i}`, [rec(`v${i}`)]), { concurrency: 8 })
+      yield* Effect.sleep("100 millis")
+      const paused = yield* t.get("enrich")
+      // At most 10 logs remembered (their lag is what it knows of); the rest left to a pass over storage.
+      assert.isAtMost(paused.lagRecords, 10)
+      assert.isTrue(paused.catchingUp)
+      yield* t.resume("enrich")
+      yield* eventually(Effect.map(t.get("enrich"), (i) => i.recordsIn === 100 && !i.catchingUp))
+      assert.deepStrictEqual(yield* values("enriched/99"), ["V99"])
+    }).pipe(Effect.provide(transforms.pipe(Layer.provideMerge(storeOn(ObjectStore.layerMemory)))))
+  })
+
+  it.live("keeps the last sample of a series at a timestamp within a batch", () => {
+    const written: Array<Transforms.SampleWrite> = []
+    const counts = Transforms.define({
+      name: "counts",
+      source: { prefix: "c/" },
+      transform: { initial: 0, step: (n: number, r) => ({ state: n + 1, outputs: { labels: { __name__: "seen_total", log: r.key }, value: n + 1 } }) }
+    })
+    return withTransforms(ObjectStore.layerMemory, [counts], Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      // One append: three records at one timestamp.
+      yield* es.append("c/1", [rec("a"), rec("b"), rec("c")])
+      yield* eventually(Effect.map(Effect.flatMap(Transforms.Transforms, (t) => t.get("counts")), (i) => i.recordsIn === 3))
+      assert.deepStrictEqual(written.map((w) => w.value), [3])
+    }), { write: (samples) => Effect.sync(() => (written.push(...samples), { rejected: 0 })) })
+  })
+
   it.effect("refuses definitions that cannot run", () =>
     Effect.gen(function*() {
       const bad = [

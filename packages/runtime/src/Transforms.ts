@@ -79,7 +79,7 @@ export const layerSampleSink: Layer.Layer<Transforms.SampleSink, never, Tsdb.Tsd
 
 /** The transforms (and their sample sink) over the EventStore and the TSDB in context. */
 export const layer = (
-  definitions: ReadonlyArray<Transforms.Definition<unknown>>
+  definitions: ReadonlyArray<Transforms.Definition<any>>
 ): Layer.Layer<Transforms.Transforms, Transforms.InvalidDefinition, EventStore.EventStore | Tsdb.Tsdb> =>
   Transforms.layer(definitions).pipe(Layer.provide(layerSampleSink))
 

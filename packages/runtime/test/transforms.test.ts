@@ -119,7 +119,7 @@ describe("transforms in the server process", () => {
     }
     expect(all.map((t) => t.failedLogCount)).toEqual([0, 0, 0])
     // One sample per input record, none lost, none twice: as many samples as inputs, the last one the count.
-    for (const [expr, what] of [["count_over_time(transformed_total[2h])", "samples"], ["last_over_time(transformed_total[2h])", "last"]]) {
+    for (const [expr, what] of [["count_over_time(transformed_total[2h])", "samples"], ["last_over_time(transformed_total[2h])", "last"]] as const) {
       const query = await get(server, `/api/v1/query?query=${encodeURIComponent(expr)}`)
       const byLog = new Map<string, string>(query.body.data.result.map((r: any) => [r.metric.log, r.value[1]]))
       for (let k = 0; k < inputs; k++) expect(byLog.get(`in/${k}`), `${what} in/${k}`).toBe(String((await readAll(server, `in/${k}`)).length))

@@ -92,6 +92,21 @@ const sampleProblem = (s: SampleOutput): string | undefined => {
   return undefined
 }
 
+/** The samples, keeping only the last of each series at each timestamp (a series has one value per timestamp). */
+const lastPerTimestamp = (samples: ReadonlyArray<SampleWrite>): ReadonlyArray<SampleWrite> => {
+  const last = new Map<string, number>()
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i]!
+    const names = Object.keys(s.labels).sort()
+    let id = String(s.timestampMs)
+    for (const n of names) id += `\u0000${n}\u0000${s.labels[n]}`
+    last.set(id, i)
+  }
+  if (last.size === samples.length) return samples
+  const keep = [...last.values()].sort((a, b) => a - b)
+  return keep.map((i) => samples[i]!)
+}
+
 export const makeRunner = (
   definition: Definition<unknown>,
   store: EventStoreShape,
@@ -105,6 +120,7 @@ export const makeRunner = (
     const initial = stateful ? (transform as StatefulTransform<unknown>).initial : undefined
     const batchRecords = settings.batchRecords ?? Limits.transformBatchRecords
     const concurrency = settings.concurrency ?? Limits.transformConcurrency
+    const dirtyLogsMax = settings.dirtyLogsMax ?? Limits.transformDirtyLogsMax
     const inSource = "prefix" in source ? (k: string) => k.startsWith(source.prefix) : (k: string) => k === source.log
     const clock = yield* Clock.Clock
 
@@ -295,10 +311,11 @@ export const makeRunner = (
     const commit = (key: string, batch: Batch, after: Position) =>
       Effect.gen(function*() {
         if (batch.samples.length > 0) {
-          const { rejected } = yield* sink!.write(batch.samples).pipe(
+          const samples = lastPerTimestamp(batch.samples)
+          const { rejected } = yield* sink!.write(samples).pipe(
             Effect.mapError((e) => new SinkUnavailable(`the TSDB refused the samples: ${e.message}`))
           )
-          counters.samplesOut += batch.samples.length - rejected
+          counters.samplesOut += samples.length - rejected
           counters.samplesRejected += rejected
         }
         const appends: Array<TransactAppend> = []
@@ -431,7 +448,7 @@ export const makeRunner = (
         const known = dirty.get(event.key)
         if (known !== undefined) {
           known.next = Math.max(known.next, last.offset + 1)
-        } else if (dirty.size < Limits.transformDirtyLogsMax) {
+        } else if (dirty.size < dirtyLogsMax) {
           dirty.set(event.key, { from: first.offset, next: last.offset + 1, since: first.timestamp })
         } else if (catchUp === undefined) {
           // Too many logs behind to remember: go through the source's logs from storage instead.
