@@ -2,7 +2,7 @@
  * The transforms' simulation workload (test support; import from `@opendata/eventstore/simulation`), for
  * the core harness: producers append numbered batches (with producer ids, retried until acknowledged) to a
  * few input logs `in/<suffix>`, through lost replies, unavailability, outages, crashes (also inside the
- * store's writes), graceful restarts and zombie writers; every process runs two transforms over `in/`, in
+ * store's writes), pauses, graceful restarts and zombie writers; every process runs two transforms over `in/`, in
  * its own scope, with small batches:
  * - `mirror`, stateless: `in/<suffix>@<offset>` -> one record `out:<value>` in `out/<suffix>`;
  * - `count`, stateful (a running count per input log): -> one record `<count>` in `count/<suffix>`.
@@ -163,7 +163,7 @@ export const transformsWorkload: Workload = {
       const producerFibers = yield* Effect.forEach(Array.from({ length: producers }, (_, i) => i), (i) => Effect.forkChild(producer(i)))
 
       // The world happens to the producers and the transforms: crashes (also inside the store's writes, which
-      // the transforms' commits are among), zombies, restarts.
+      // the transforms' commits are among), zombies, restarts, pauses.
       for (let step = 0; step < sim.steps && settledProducers < producers; step++) {
         yield* sim.sleep(rng.nextInt(400))
         const roll = rng.nextInt(100)
@@ -187,6 +187,13 @@ export const transformsWorkload: Workload = {
           yield* sim.trace(`process ${node.process.id} restarts gracefully`)
           const closing = yield* Effect.forkChild(node.process.close)
           yield* Fiber.await(closing).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+          yield* Ref.set(current, yield* open)
+        } else if (roll < 19 && sim.injects("pauses")) {
+          // Its store calls in flight (a transform's commit among them) go out when it resumes, as a zombie.
+          const pauseMs = 2_000 + rng.nextInt(10_000)
+          yield* sim.trace(`process ${node.process.id} pauses for ${pauseMs} ms mid-operation; a new writer opens`)
+          yield* node.process.pause(pauseMs)
+          zombie = node
           yield* Ref.set(current, yield* open)
         }
       }

@@ -5,19 +5,15 @@
  *   | per header: nameLength u16, name, valueLength u16, value | value (the rest)
  */
 import type { LogRecord } from "../EventStore.ts"
-import { fromUtf8, readU64, utf8, writeU64 } from "./keys.ts"
+import { fromUtf8, readU64, writeU64 } from "./keys.ts"
 
 export const encodeRecord = (timestamp: number, eventTime: number | undefined, headers: Readonly<Record<string, string>>, value: Uint8Array) => {
-  let entries: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  // Header strings are measured, then written straight into the record: no intermediate buffers.
+  const names = Object.keys(headers)
   let headerBytes = 0
-  for (const k of Object.keys(headers)) {
-    const kb = utf8(k)
-    const vb = utf8(headers[k]!)
-    ;(entries ??= []).push([kb, vb])
-    headerBytes += 4 + kb.length + vb.length
-  }
+  for (const k of names) headerBytes += 4 + Buffer.byteLength(k, "utf8") + Buffer.byteLength(headers[k]!, "utf8")
   const size = 8 + 1 + (eventTime === undefined ? 0 : 8) + 2 + headerBytes + value.length
-  const out = new Uint8Array(size)
+  const out = Buffer.allocUnsafeSlow(size)
   writeU64(out, 0, timestamp)
   let at = 8
   out[at++] = eventTime === undefined ? 0 : 1
@@ -25,23 +21,18 @@ export const encodeRecord = (timestamp: number, eventTime: number | undefined, h
     writeU64(out, at, eventTime)
     at += 8
   }
-  const count = entries?.length ?? 0
-  out[at] = count >>> 8
-  out[at + 1] = count & 0xff
+  out.writeUInt16BE(names.length, at)
   at += 2
-  if (entries !== undefined) {
-    const view = new DataView(out.buffer)
-    for (const [k, v] of entries) {
-      view.setUint16(at, k.length)
-      out.set(k, at + 2)
-      at += 2 + k.length
-      view.setUint16(at, v.length)
-      out.set(v, at + 2)
-      at += 2 + v.length
-    }
+  for (const k of names) {
+    const kl = out.write(k, at + 2, "utf8")
+    out.writeUInt16BE(kl, at)
+    at += 2 + kl
+    const vl = out.write(headers[k]!, at + 2, "utf8")
+    out.writeUInt16BE(vl, at)
+    at += 2 + vl
   }
   out.set(value, at)
-  return out
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
 export const decodeRecord = (offset: number, bytes: Uint8Array): LogRecord => {
@@ -71,7 +62,7 @@ export const decodeRecord = (offset: number, bytes: Uint8Array): LogRecord => {
 
 /** Bytes a record counts for (its value and headers), for limits and retention. */
 export const recordSize = (value: Uint8Array, headers: Readonly<Record<string, string>>) =>
-  value.length + Object.entries(headers).reduce((n, [k, v]) => n + utf8(k).length + utf8(v).length, 0)
+  value.length + Object.entries(headers).reduce((n, [k, v]) => n + Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8"), 0)
 
 /** `recordSize` of an encoded record, read from its header lengths (nothing decoded). */
 export const encodedRecordSize = (bytes: Uint8Array): number => {

@@ -61,6 +61,30 @@ const labelNamePattern = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 const decoder = new TextDecoder()
 const encoder = new TextEncoder()
 
+/** An input record as a function sees it: `text` and `json` on the prototype, not closures per record. */
+class InputRecord implements TransformRecord {
+  readonly key: string
+  readonly offset: number
+  readonly timestamp: number
+  readonly eventTime: number | undefined
+  readonly headers: Readonly<Record<string, string>>
+  readonly value: Uint8Array
+  constructor(key: string, r: LogRecord) {
+    this.key = key
+    this.offset = r.offset
+    this.timestamp = r.timestamp
+    this.eventTime = r.eventTime
+    this.headers = r.headers
+    this.value = r.value
+  }
+  text() {
+    return decoder.decode(this.value)
+  }
+  json(): unknown {
+    return JSON.parse(decoder.decode(this.value))
+  }
+}
+
 /** The sink's failure: retried, as the store's `Unavailable` is. */
 class SinkUnavailable extends Error {
   readonly _tag = "SinkUnavailable"
@@ -178,16 +202,7 @@ export const makeRunner = (
 
     // --- running the function over a batch --------------------------------------------------------------
 
-    const toRecord = (key: string, r: LogRecord): TransformRecord => ({
-      key,
-      offset: r.offset,
-      timestamp: r.timestamp,
-      eventTime: r.eventTime,
-      headers: r.headers,
-      value: r.value,
-      text: () => decoder.decode(r.value),
-      json: () => JSON.parse(decoder.decode(r.value))
-    })
+    const toRecord = (key: string, r: LogRecord): TransformRecord => new InputRecord(key, r)
 
     /** Adds one record's outputs to the batch: a problem if they are invalid, "full" if they do not fit. */
     const addOutputs = (batch: Batch, input: TransformRecord, outputs: Outputs): string | "full" | undefined => {

@@ -38,8 +38,8 @@ export const recordsProblem = (records: ReadonlyArray<RecordInput>): InvalidInpu
       if (entries.length > Limits.headersMax) return new LimitExceeded({ field: `records[${i}].headers`, limit: Limits.headersMax })
       for (const [k, v] of entries) {
         if (typeof v !== "string") return new InvalidInput({ field: `records[${i}].headers.${k}`, reason: "must be a string" })
-        const kb = K.utf8(k).length
-        const vb = K.utf8(v).length
+        const kb = Buffer.byteLength(k, "utf8")
+        const vb = Buffer.byteLength(v, "utf8")
         if (kb > Limits.headerBytesMax || vb > Limits.headerBytesMax) {
           return new LimitExceeded({ field: `records[${i}].headers.${k}`, limit: Limits.headerBytesMax })
         }
