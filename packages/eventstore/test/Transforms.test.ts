@@ -217,6 +217,56 @@ describe("Transforms", () => {
     }), { write: (samples) => Effect.sync(() => (written.push(...samples), { rejected: 0 })) })
   })
 
+  it.live("a function may return an Effect: its value is the outputs, its failure fails the record", () => {
+    const lookup = Transforms.define({
+      name: "lookup",
+      source: { prefix: "e/" },
+      transform: (r) =>
+        r.text() === "unknown"
+          ? Effect.fail(new Error("no such customer"))
+          : Effect.succeed({ key: `enriched-e/${r.key}`, value: `${r.text()}!` })
+    })
+    return withTransforms(ObjectStore.layerMemory, [lookup], Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      yield* es.append("e/1", [rec("a"), rec("unknown"), rec("c")])
+      const t = yield* Transforms.Transforms
+      yield* eventually(Effect.map(t.get("lookup"), (i) => i.failedLogCount === 1))
+      assert.deepStrictEqual(yield* values("enriched-e/e/1"), ["a!"])
+      assert.deepStrictEqual((yield* t.get("lookup")).failedLogs[0], { key: "e/1", offset: 1, error: "no such customer" })
+    }))
+  })
+
+  it.live("retries what the sink refuses for now, showing why, and writes each sample once it takes them", () => {
+    let refusals = 2
+    const written: Array<Transforms.SampleWrite> = []
+    const gauge = Transforms.define({
+      name: "gauge",
+      source: { prefix: "g/" },
+      transform: (r) => ({ labels: { __name__: "g", log: r.key }, value: r.offset })
+    })
+    const sink: Transforms.SampleSinkShape = {
+      write: (samples) =>
+        Effect.suspend(() => {
+          if (refusals > 0) {
+            refusals -= 1
+            return Effect.fail({ message: "the TSDB is closing" })
+          }
+          written.push(...samples)
+          return Effect.succeed({ rejected: 0 })
+        })
+    }
+    return withTransforms(ObjectStore.layerMemory, [gauge], Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      const t = yield* Transforms.Transforms
+      yield* es.append("g/1", [rec("a")])
+      yield* eventually(Effect.map(t.get("gauge"), (i) => i.retrying !== undefined))
+      assert.match((yield* t.get("gauge")).retrying!, /the TSDB is closing/)
+      yield* eventually(Effect.map(t.get("gauge"), (i) => i.recordsIn === 1))
+      assert.strictEqual(written.length, 1)
+      assert.strictEqual((yield* t.get("gauge")).retrying, undefined)
+    }), sink)
+  })
+
   it.effect("refuses definitions that cannot run", () =>
     Effect.gen(function*() {
       const bad = [
