@@ -90,6 +90,34 @@ describe("alignSeries on the step grid", () => {
   })
 })
 
+describe("alignSeries with no grid", () => {
+  // These threw a RangeError (an invalid array length) before.
+  it("gives no points for a step that is not positive and finite", () => {
+    const s = [series([[0, "1"], [10, "2"]]), series(undefined)]
+    for (const step of [0, -0, -10, NaN, Infinity, -Infinity]) {
+      expect(alignSeries(s, 0, 20, step), String(step)).toEqual({ x: [], ys: [[], []] })
+    }
+  })
+
+  it("gives no points for an end before the start", () => {
+    expect(alignSeries([series([[100, "1"]])], 100, 50, 10)).toEqual({ x: [], ys: [[]] })
+    expect(alignSeries([series([[100, "1"]])], 100, 89.9, 10)).toEqual({ x: [], ys: [[]] })
+    expect(alignSeries([], 100, 0, 10)).toEqual({ x: [], ys: [] })
+  })
+
+  it("gives no points for times that are not numbers", () => {
+    expect(alignSeries([series([[0, "1"]])], NaN, 10, 1)).toEqual({ x: [], ys: [[]] })
+    expect(alignSeries([series([[0, "1"]])], 0, NaN, 1)).toEqual({ x: [], ys: [[]] })
+    expect(alignSeries([series([[0, "1"]])], 0, Infinity, 1)).toEqual({ x: [], ys: [[]] })
+  })
+
+  it("uses the union of timestamps rather than build a huge grid for a tiny step", () => {
+    const { x, ys } = alignSeries([series([[0, "1"], [1, "2"]])], 0, 1, 1e-12)
+    expect(x).toEqual([0, 1])
+    expect(ys).toEqual([[1, 2]])
+  })
+})
+
 describe("alignSeries off the grid (the union of timestamps)", () => {
   it("uses every timestamp of any series, sorted, with null where a series has none", () => {
     const a = series([[107, "1"], [100, "2"]])

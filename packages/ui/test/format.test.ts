@@ -19,9 +19,11 @@ describe("formatBytes", () => {
     expect(formatBytes(1024 ** 4)).toBe("1.00 TiB")
   })
 
-  it("stops at TiB", () => {
-    expect(formatBytes(1024 ** 5)).toBe("1024 TiB")
-    expect(formatBytes(2 ** 60)).toBe("1048576 TiB")
+  it("stops at PiB (the Logs page's largest unit, now that both pages share this)", () => {
+    expect(formatBytes(1024 ** 5)).toBe("1.00 PiB")
+    expect(formatBytes(2 ** 53)).toBe("8.00 PiB")
+    expect(formatBytes(2 ** 60)).toBe("1024 PiB")
+    expect(formatBytes(2 ** 70)).toBe("1048576 PiB")
   })
 
   it("keeps the sign of a negative size", () => {
@@ -35,9 +37,22 @@ describe("formatBytes", () => {
     expect(formatBytes(-Infinity)).toBe("-Infinity")
   })
 
-  // Bug (same as logs/format.ts): the unit is chosen before rounding, so 1 MiB - 1 byte is "1024 KiB".
-  it.fails("never writes 1024 of a unit below TiB", () => {
+  // Was a bug (also in logs/format.ts, which now uses this one): the unit was chosen before rounding, so
+  // 1 MiB - 1 byte was "1024 KiB".
+  it("never writes 1024 of a unit below PiB", () => {
     expect(formatBytes(1024 * 1024 - 1)).toBe("1.00 MiB")
+    expect(formatBytes(1024 ** 3 - 1)).toBe("1.00 GiB")
+    expect(formatBytes(1024 ** 4 - 1)).toBe("1.00 TiB")
+    expect(formatBytes(1024 ** 5 - 2 ** 20)).toBe("1.00 PiB")
+    expect(formatBytes(-(1024 * 1024 - 1))).toBe("-1.00 MiB")
+    expect(formatBytes(1023.4 * 1024)).toBe("1023 KiB")
+    for (let n = 1024; n < 2 ** 52; n = Math.ceil(n * 1.37)) expect(formatBytes(n), String(n)).not.toMatch(/^1024 (?!PiB)/)
+  })
+
+  it("chooses the decimals after rounding too", () => {
+    expect(formatBytes(9.999 * 1024)).toBe("10.0 KiB")
+    expect(formatBytes(99.96 * 1024)).toBe("100 KiB")
+    expect(formatBytes(9.994 * 1024)).toBe("9.99 KiB")
   })
 })
 
@@ -73,6 +88,21 @@ describe("formatDuration", () => {
 
   it("writes negative durations as 0s", () => {
     expect(formatDuration(-5)).toBe("0s")
+    expect(formatDuration(-Infinity)).toBe("0s")
+  })
+
+  it("leaves out zero seconds when larger units are there", () => {
+    expect(formatDuration(60)).toBe("1m")
+    expect(formatDuration(3600)).toBe("1h")
+    expect(formatDuration(86400)).toBe("1d")
+    expect(formatDuration(3600 + 60)).toBe("1h 1m")
+    expect(formatDuration(86400 + 3600)).toBe("1d 1h")
+    expect(formatDuration(0.5)).toBe("0s")
+  })
+
+  it("writes a dash for no duration", () => {
+    expect(formatDuration(NaN)).toBe("—")
+    expect(formatDuration(Infinity)).toBe("—")
   })
 })
 
@@ -81,6 +111,15 @@ describe("formatTime", () => {
     expect(formatTime(0)).toBe("1970-01-01 00:00:00Z")
     expect(formatTime(Date.UTC(2025, 10, 21, 8, 0, 0, 999))).toBe("2025-11-21 08:00:00Z")
     expect(formatTime(-1)).toBe("1969-12-31 23:59:59Z")
+  })
+
+  it("writes a dash, not throwing, for what is no time", () => {
+    expect(formatTime(NaN)).toBe("—")
+    expect(formatTime(Date.parse("not a date"))).toBe("—")
+    expect(formatTime(Infinity)).toBe("—")
+    expect(formatTime(-Infinity)).toBe("—")
+    expect(formatTime(8.64e15 + 1)).toBe("—")
+    expect(formatTime(8.64e15)).toBe("+275760-09-13 00:00:00Z")
   })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { defaultPanel, type PanelState, readPanels, writePanels } from "../app/query/params.ts"
+import { defaultPanel, maxPanels, type PanelState, readPanels, writePanels } from "../app/query/params.ts"
 
 const panel = (fields: Partial<PanelState>): PanelState => ({ ...defaultPanel, ...fields })
 const read = (query: string): Array<PanelState> => readPanels(new URLSearchParams(query))
@@ -54,6 +54,15 @@ describe("readPanels", () => {
     expect(read("stacked=1")[0]!.stacked).toBe(true)
     expect(read("stacked=true")[0]!.stacked).toBe(true)
     for (const value of ["0", "false", "yes", "", "TRUE", "on"]) expect(read(`stacked=${value}`)[0]!.stacked, value).toBe(false)
+  })
+
+  it("reads at most maxPanels (20) panels, ignoring names of panels past that", () => {
+    expect(maxPanels).toBe(20)
+    expect(read("p1000000.expr=x")).toEqual([defaultPanel])
+    expect(read("expr=a&p99999999999999999999999.expr=x&p20.expr=y")).toEqual([panel({ expr: "a" })])
+    const last = read("p19.expr=z&p20.expr=y&p21.tab=graph")
+    expect(last).toHaveLength(20)
+    expect(last[19]).toEqual(panel({ expr: "z" }))
   })
 
   it("uses the first of repeated names", () => {
@@ -144,9 +153,17 @@ describe("URL <-> panels round trip", () => {
     expect(roundTrip(panels)).toEqual(panels)
   })
 
-  it("round-trips many panels", () => {
-    const panels = Array.from({ length: 25 }, (_, i) => panel({ expr: `q${i}`, stacked: i % 3 === 0 }))
+  it("round-trips as many panels as there may be", () => {
+    const panels = Array.from({ length: maxPanels }, (_, i) => panel({ expr: `q${i}`, stacked: i % 3 === 0 }))
     expect(roundTrip(panels)).toEqual(panels)
+  })
+
+  it("writes only the first maxPanels panels, as only those are read back", () => {
+    const panels = Array.from({ length: maxPanels + 5 }, (_, i) => panel({ expr: `q${i}` }))
+    const out = writePanels(new URLSearchParams(), panels)
+    expect(out.has(`p${maxPanels - 1}.expr`)).toBe(true)
+    expect(out.has(`p${maxPanels}.expr`)).toBe(false)
+    expect(read(out.toString())).toEqual(panels.slice(0, maxPanels))
   })
 
   it("is stable: reading then writing a URL twice gives the same URL", () => {

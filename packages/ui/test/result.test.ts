@@ -129,6 +129,20 @@ describe("formatValue", () => {
     expect(formatValue(Number.MIN_VALUE)).toBe("4.941e-324")
   })
 
+  it("writes a value that rounds to a boundary as the boundary itself is written", () => {
+    expect(formatValue(999.9999999)).toBe(formatValue(1000))
+    expect(formatValue(999.9999999)).toBe("1,000")
+    expect(formatValue(-999.9999999)).toBe("-1,000")
+    expect(formatValue(999.9995)).toBe("1,000")
+    expect(formatValue(999.9994)).toBe("999.999")
+    expect(formatValue(0.0000999999999)).toBe(formatValue(0.0001))
+    expect(formatValue(0.00009999)).toBe("9.999e-5")
+    expect(formatValue(0.0000999996)).toBe("0.0001")
+    expect(formatValue(0.00009999996)).toBe("0.0001")
+    expect(formatValue(-0.00009999996)).toBe("-0.0001")
+    expect(formatValue(999999999999999.9)).toBe("999,999,999,999,999.9")
+  })
+
   it("writes what parseValue reads back for the special values", () => {
     for (const text of ["+Inf", "-Inf", "NaN"]) expect(formatValue(parseValue(text))).toBe(text)
   })

@@ -99,11 +99,16 @@ describe("formatDuration", () => {
     for (const preset of rangePresets) expect(parseDuration(formatDuration(parseDuration(preset)!))).toBe(parseDuration(preset))
   })
 
-  // Bug: a positive duration under half a millisecond rounds to 0 ms and then no unit is written, so the
-  // result is "" (not a duration at all; the panel shows "step " with nothing after it). The `seconds <= 0`
-  // guard runs before the rounding; it should test the rounded value (or fall back to "0s").
-  it.fails("writes a positive duration under half a millisecond as something (not an empty string)", () => {
-    expect(formatDuration(0.0001)).not.toBe("")
+  // Was a bug: a positive duration under half a millisecond rounded to 0 ms and then no unit was written, so
+  // the result was "" (the panel showed "step " with nothing after it). The guard now tests the rounded value.
+  it("writes a positive duration under half a millisecond as 0s (not an empty string)", () => {
+    expect(formatDuration(0.0001)).toBe("0s")
+    expect(formatDuration(0.000499)).toBe("0s")
+    expect(formatDuration(Number.MIN_VALUE)).toBe("0s")
+  })
+
+  it("writes NaN as 0s, never an empty string", () => {
+    expect(formatDuration(NaN)).toBe("0s")
   })
 })
 
@@ -234,12 +239,14 @@ describe("formatTime (seconds)", () => {
     expect(formatTime(local + 0.9996)).toBe("2024-05-01 13:45:01")
   })
 
-  // Bug: the milliseconds are `ms % 1000`, which is negative before 1970, so -0.25 s comes out as
-  // "…:59.-250". Using d.getMilliseconds() (as logs/format.ts does) would give ".750".
-  it.fails("writes times before 1970 with their milliseconds", () => {
+  // Was a bug: the milliseconds were `ms % 1000`, which is negative before 1970, so -0.25 s came out as
+  // "…:59.-250". They are now d.getMilliseconds(), as logs/format.ts has them.
+  it("writes times before 1970 with their milliseconds", () => {
     const d = new Date(-250)
     const base = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")} ` +
       `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`
     expect(formatTime(-0.25)).toBe(`${base}.750`)
+    expect(formatTime(-1)).toBe(formatTime(-1).slice(0, 19))
+    expect(formatTime(-1.001).endsWith(".999")).toBe(true)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { fromBase64, hexDump, searchTextOf, toBase64, type ValueView, viewOf } from "../app/logs/value.ts"
+import { fromBase64, hexDump, invalidBase64Text, prettyJson, searchTextOf, toBase64, type ValueView, viewOf } from "../app/logs/value.ts"
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 const b64 = (bytes: Uint8Array | ReadonlyArray<number>): string => toBase64(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes))
@@ -145,20 +145,71 @@ describe("viewOf", () => {
     expect(viewOfText('{"a": "\\u0001"}').kind).toBe("json")
   })
 
-  // Bug: the pretty view is JSON.stringify(JSON.parse(raw)), so a number beyond double precision is shown
-  // changed (an ID 12345678901234567890 is shown as 12345678901234567000): the JSON view misstates the record.
-  it.fails("shows large integers in pretty JSON with all their digits", () => {
+  // Was a bug: the pretty view was JSON.stringify(JSON.parse(raw)), so a number beyond double precision was
+  // shown changed (an ID 12345678901234567890 as 12345678901234567000). It is now re-indented from the text.
+  it("shows large integers in pretty JSON with all their digits", () => {
     const view = viewOfText('{"id": 12345678901234567890}')
     expect(view.kind).toBe("json")
     if (view.kind === "json") expect(view.text).toContain("12345678901234567890")
+    expect(viewOfText('{"id":12345678901234567890,"n":[-0.10000000000000000001]}')).toMatchObject({
+      kind: "json",
+      text: '{\n  "id": 12345678901234567890,\n  "n": [\n    -0.10000000000000000001\n  ]\n}'
+    })
   })
 
-  // Bug: likewise a number that overflows a double (1e400) parses to Infinity, which JSON.stringify writes
-  // as null: the value is shown as `null`.
-  it.fails("does not show an out-of-range number as null in pretty JSON", () => {
+  // Was a bug: likewise a number that overflows a double (1e400) parsed to Infinity, which JSON.stringify
+  // writes as null: the value was shown as `null`.
+  it("does not show an out-of-range number as null in pretty JSON", () => {
     const view = viewOfText('{"x": 1e400}')
     expect(view.kind).toBe("json")
     if (view.kind === "json") expect(view.text).not.toContain("null")
+    expect(viewOfText('[1e400, -1E-400, 1.50]')).toMatchObject({ kind: "json", text: "[\n  1e400,\n  -1E-400,\n  1.50\n]" })
+  })
+
+  it("keeps strings as written in pretty JSON, escapes and all", () => {
+    const raw = '{"a\\"b": "x\\u00e9\\/y", "c": "{[,:]}", "d": "\\\\"}'
+    expect(viewOfText(raw)).toMatchObject({ kind: "json", text: '{\n  "a\\"b": "x\\u00e9\\/y",\n  "c": "{[,:]}",\n  "d": "\\\\"\n}' })
+  })
+
+  it("shows an invalid value (base64 that is not) as such instead of throwing", () => {
+    for (const base64 of ["not base64!", "YQ=x", "@@@@", "Y"]) {
+      const view = viewOf(base64)
+      expect(view, base64).toEqual({ kind: "invalid", text: invalidBase64Text, raw: base64, size: base64.length })
+      expect(searchTextOf(view)).toContain(base64.toLowerCase())
+      expect(searchTextOf(view)).toContain("invalid base64")
+    }
+    expect(invalidBase64Text).toBe("invalid base64 from server")
+  })
+})
+
+describe("prettyJson", () => {
+  it("lays out JSON as JSON.stringify(value, null, 2) does when nothing is lost", () => {
+    const samples = [
+      '{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}',
+      "[]",
+      "{}",
+      "[[]]",
+      '[{}, {"a": {}}, [[], [1]]]',
+      ' \t\r\n{ "a" : [ 1 , 2 ] , "b" : { "c" : null } }\n ',
+      '{"deep": [[[[[{"x": [false]}]]]]]}',
+      '["{", "}", "[", "]", ",", ":", " ", "a b"]',
+      '{"": "", "k": -0.00125}',
+      "[0, -0.5, 10, 123456789]"
+    ]
+    for (const raw of samples) expect(prettyJson(raw), raw).toBe(JSON.stringify(JSON.parse(raw), null, 2))
+  })
+
+  it("keeps every key of an object, even repeated ones (JSON.parse keeps the last)", () => {
+    expect(prettyJson('{"a":1,"a":2}')).toBe('{\n  "a": 1,\n  "a": 2\n}')
+  })
+
+  it("handles long and deeply nested JSON without recursion", () => {
+    const deep = "[".repeat(1000) + "]".repeat(1000)
+    const pretty = prettyJson(deep)
+    expect(pretty.startsWith("[\n  [\n    [")).toBe(true)
+    expect(pretty.replace(/\s/g, "")).toBe(deep)
+    const long = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ i, s: `v${i}` })))
+    expect(prettyJson(long)).toBe(JSON.stringify(JSON.parse(long), null, 2))
   })
 })
 

@@ -1,22 +1,10 @@
 /** Readable numbers, sizes and times for the Logs page, and the time syntax its inputs accept. */
 
-const counts = new Intl.NumberFormat()
+// Counts and sizes are written as on every other page (one formatCount, one formatBytes: en-US grouping,
+// binary units); times here are local and to the millisecond, which the Logs page needs.
+import { formatBytes, formatCount } from "../format.ts"
 
-/** A count with thousands separators: 12,345. */
-export const formatCount = (n: number): string => counts.format(n)
-
-/** A byte size in binary units: 512 B, 1.5 KiB, 20 MiB. */
-export const formatBytes = (bytes: number): string => {
-  if (bytes < 1024) return `${bytes} B`
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`
-}
+export { formatBytes, formatCount }
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, "0")
 
@@ -46,9 +34,22 @@ const relative = /^-?\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)(?:\s+ago)?$/i
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /**
+ * An ISO 8601 date, with or without a time (after `T` or a space) and a zone: `2025-11-21`,
+ * `2025-11-21 08:00`, `2025-11-21T08:00:30.250Z`, `2025-11-21 08:00+01:00`.
+ */
+const isoLike = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|[+-]\d{2}:?\d{2})?)?$/i
+/** Only digits, signs, separators of numbers and spaces: a number (or numbers), never a date. */
+const numeric = /^[\d\s.,+-]*$/
+/** A four-digit year somewhere in it. */
+const hasYear = /(?:^|\D)\d{4}(?:\D|$)/
+
+/**
  * A time typed by the user, in ms since the epoch: epoch milliseconds (`1763712000123`), a relative time
  * in the past (`-5m`, `90s ago`, `2h`), or a date and time (`2025-11-21 08:00`, local unless it names a
- * zone). Undefined when it is none of these.
+ * zone; a date alone, `2025-11-21`, is local midnight). Undefined when it is none of these: in particular
+ * for a number that is neither epoch ms nor relative (`5`, `1.5`, `2025`), which Date.parse would take for
+ * some odd date. Dates in other forms Date.parse knows (`Nov 21 2025 08:00`, `2025/11/21`) are read when
+ * they name a four-digit year.
  */
 export const parseTime = (input: string, now = Date.now()): number | undefined => {
   const text = input.trim()
@@ -56,7 +57,18 @@ export const parseTime = (input: string, now = Date.now()): number | undefined =
   if (/^\d{10,}$/.test(text)) return Number(text)
   const rel = relative.exec(text)
   if (rel !== null) return Math.round(now - Number(rel[1]) * (unitMs[rel[2]!.toLowerCase()] ?? 0))
-  const ms = Date.parse(text.replace(" ", "T"))
+  let ms: number
+  const iso = isoLike.exec(text)
+  if (iso !== null) {
+    // Written out in the one form Date.parse reads the same everywhere: with a time (so that it is local,
+    // not UTC, when no zone is named) and the zone as Z or ±hh:mm.
+    const zone = iso[3]?.toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, "$1:$2") ?? ""
+    ms = Date.parse(`${iso[1]}T${iso[2] ?? "00:00"}${zone}`)
+  } else if (numeric.test(text) || !hasYear.test(text)) {
+    return undefined
+  } else {
+    ms = Date.parse(text)
+  }
   return Number.isNaN(ms) ? undefined : ms
 }
 

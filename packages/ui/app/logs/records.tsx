@@ -21,17 +21,21 @@ const Value = ({ value, binary }: { value: ValueView; binary: BinaryMode }) => {
     const shown = full ? value.size : previewMax
     text = binary === "hex" ? hexDump(value.bytes, shown) : value.base64.slice(0, full ? undefined : previewMax)
   } else {
-    length = value.text.length
-    text = full ? value.text : value.text.slice(0, previewMax)
+    // an invalid value shows what arrived, under a label that says it is not base64
+    const shownText = value.kind === "invalid" ? value.raw : value.text
+    length = shownText.length
+    text = full ? shownText : shownText.slice(0, previewMax)
   }
   const cut = !full && length > previewMax
   return (
     <div class="record-value">
-      {value.kind === "text" ? null : (
+      {value.kind === "text" ? null : value.kind === "invalid" ? <span class="value-kind invalid">{value.text}</span> : (
         <span class="value-kind">{value.kind === "json" ? "JSON" : `binary, ${binary}`} · {formatBytes(value.size)}</span>
       )}
       <pre class={value.kind}>{text === "" ? <span class="muted">(empty)</span> : text}</pre>
-      {cut ? <button class="link" onClick={() => setFull(true)}>Show all ({formatBytes(value.size)})</button> : null}
+      {cut
+        ? <button class="link" onClick={() => setFull(true)}>Show all ({value.kind === "invalid" ? `${value.size} characters` : formatBytes(value.size)})</button>
+        : null}
     </div>
   )
 }

@@ -4,15 +4,22 @@
  * (hex or base64) when they are not UTF-8 text or hold control characters.
  */
 
-/** How a value is shown: decided once, when the record arrives. */
+/**
+ * How a value is shown: decided once, when the record arrives. "invalid" is a value the server sent that is
+ * not base64 at all (so its bytes are unknown): `text` says so, `raw` is what arrived, `size` its length.
+ */
 export type ValueView =
   | { readonly kind: "text"; readonly text: string; readonly size: number }
   | { readonly kind: "json"; readonly text: string; readonly raw: string; readonly size: number }
   | { readonly kind: "binary"; readonly bytes: Uint8Array; readonly base64: string; readonly size: number }
+  | { readonly kind: "invalid"; readonly text: string; readonly raw: string; readonly size: number }
+
+/** What an "invalid" view says. */
+export const invalidBase64Text = "invalid base64 from server"
 
 export type BinaryMode = "hex" | "base64"
 
-/** Standard base64 to bytes. */
+/** Standard base64 to bytes; throws (a DOMException) when it is not base64. */
 export const fromBase64 = (base64: string): Uint8Array => {
   const binary = atob(base64)
   const bytes = new Uint8Array(binary.length)
@@ -31,9 +38,74 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 /** Control characters other than tab, line feed and carriage return: their presence means "binary". */
 const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 
+/**
+ * Pretty-prints text that JSON.parse has accepted, two spaces an indent, as JSON.stringify(value, null, 2)
+ * lays it out, but token by token from the text itself: strings and numbers are copied as they are written,
+ * so a number a double cannot hold (12345678901234567890, 1e400) keeps its digits instead of being rounded
+ * or written as null. Only for valid JSON: it does not check the syntax.
+ */
+export const prettyJson = (json: string): string => {
+  const out: Array<string> = []
+  let depth = 0
+  const newline = (): void => {
+    out.push("\n", "  ".repeat(depth))
+  }
+  const isSpace = (c: string | undefined): boolean => c === " " || c === "\t" || c === "\n" || c === "\r"
+  const n = json.length
+  let i = 0
+  while (i < n) {
+    const c = json[i]!
+    if (isSpace(c)) {
+      i++
+    } else if (c === "\"") {
+      // to the closing quote, skipping escaped characters (a valid string has no raw quote or control inside)
+      let end = i + 1
+      while (json[end] !== "\"") end += json[end] === "\\" ? 2 : 1
+      out.push(json.slice(i, end + 1))
+      i = end + 1
+    } else if (c === "{" || c === "[") {
+      let next = i + 1
+      while (isSpace(json[next])) next++
+      if (json[next] === (c === "{" ? "}" : "]")) {
+        out.push(c === "{" ? "{}" : "[]")
+        i = next + 1
+      } else {
+        out.push(c)
+        depth++
+        newline()
+        i++
+      }
+    } else if (c === "}" || c === "]") {
+      depth--
+      newline()
+      out.push(c)
+      i++
+    } else if (c === ",") {
+      out.push(",")
+      newline()
+      i++
+    } else if (c === ":") {
+      out.push(": ")
+      i++
+    } else {
+      // a number, true, false or null: to the next delimiter
+      let end = i + 1
+      while (end < n && !isSpace(json[end]) && json[end] !== "," && json[end] !== "}" && json[end] !== "]") end++
+      out.push(json.slice(i, end))
+      i = end
+    }
+  }
+  return out.join("")
+}
+
 /** Classifies a value that arrived as base64. */
 export const viewOf = (base64: string): ValueView => {
-  const bytes = fromBase64(base64)
+  let bytes: Uint8Array
+  try {
+    bytes = fromBase64(base64)
+  } catch {
+    return { kind: "invalid", text: invalidBase64Text, raw: base64, size: base64.length }
+  }
   let text: string
   try {
     text = utf8.decode(bytes)
@@ -44,10 +116,12 @@ export const viewOf = (base64: string): ValueView => {
   const first = text.trimStart()[0]
   if (first === "{" || first === "[") {
     try {
-      return { kind: "json", text: JSON.stringify(JSON.parse(text), null, 2), raw: text, size: bytes.length }
+      JSON.parse(text)
     } catch {
       // not JSON after all: plain text
+      return { kind: "text", text, size: bytes.length }
     }
+    return { kind: "json", text: prettyJson(text), raw: text, size: bytes.length }
   }
   return { kind: "text", text, size: bytes.length }
 }
@@ -77,4 +151,5 @@ export const hexDump = (bytes: Uint8Array, max = bytes.length): string => {
 
 /** The text a filter matches against for this value (lower case): JSON both as sent and as shown. */
 export const searchTextOf = (view: ValueView): string =>
-  (view.kind === "binary" ? view.base64 : view.kind === "json" ? `${view.raw}\n${view.text}` : view.text).toLowerCase()
+  (view.kind === "binary" ? view.base64 : view.kind === "json" || view.kind === "invalid" ? `${view.raw}\n${view.text}` : view.text)
+    .toLowerCase()

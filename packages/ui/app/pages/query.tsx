@@ -4,7 +4,7 @@
  */
 import { useRef } from "preact/hooks"
 import { QueryPanel } from "../query/panel.tsx"
-import { defaultPanel, type PanelState, readPanels, writePanels } from "../query/params.ts"
+import { defaultPanel, maxPanels, type PanelState, readPanels, writePanels } from "../query/params.ts"
 import "../query/query.css"
 import { type Route, setParams } from "../router.ts"
 
@@ -37,7 +37,13 @@ export const QueryPage = ({ route }: { route: Route }) => {
           onRemove={panels.length > 1 ? () => remove(index) : undefined}
         />
       ))}
-      <button type="button" data-testid="add-panel" onClick={() => savePanels([...currentPanels(), defaultPanel])}>
+      <button
+        type="button"
+        data-testid="add-panel"
+        disabled={panels.length >= maxPanels}
+        title={panels.length >= maxPanels ? `At most ${maxPanels} panels` : undefined}
+        onClick={() => savePanels([...currentPanels(), defaultPanel])}
+      >
         Add panel
       </button>
     </div>

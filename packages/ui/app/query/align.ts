@@ -10,12 +10,20 @@ export interface Aligned {
   readonly ys: Array<Array<number | null>>
 }
 
+/** The most points of a step grid alignSeries lays out. */
+const maxGrid = 1_000_000
+
 /**
  * Aligns `series` on the query's step grid start, start + step, … end; if a timestamp falls off that grid
- * (a server that did not snap to it), on the union of all timestamps instead.
+ * (a server that did not snap to it), on the union of all timestamps instead. A range with no grid (a step
+ * that is not positive and finite, an end before the start, or times that are not numbers) gives no points:
+ * an empty x and an empty y array per series. A grid of more than maxGrid points (a tiny step) is not built:
+ * the union of the timestamps is used, as its size is bounded by the data.
  */
 export const alignSeries = (series: ReadonlyArray<RangeSeries>, start: number, end: number, step: number): Aligned => {
   const n = Math.floor((end - start) / step + 1e-9) + 1
+  if (!(step > 0) || !Number.isFinite(step) || !Number.isFinite(n) || n < 1) return { x: [], ys: series.map(() => []) }
+  if (n > maxGrid) return alignOnUnion(series)
   const tolerance = step * 1e-6
   const ys: Array<Array<number | null>> = []
   for (const s of series) {

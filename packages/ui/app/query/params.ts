@@ -1,7 +1,9 @@
 /**
  * A query panel's settings and how they live in the URL. Panel 0 uses plain names (`expr`, `tab`, `range`,
  * `end`, `step`, `stacked`); panel i >= 1 the same names prefixed `p<i>.` (e.g. `p1.expr`). A panel i >= 1
- * exists when any of its names is present, so an added panel always writes its `expr` (even empty).
+ * exists when any of its names is present, so an added panel always writes its `expr` (even empty). At most
+ * `maxPanels` panels are read or written: names of panels past that are ignored (a URL naming `p1000000.expr`
+ * must not make a million panels).
  */
 import { parseDuration } from "./time.ts"
 
@@ -21,16 +23,21 @@ export interface PanelState {
 
 export const defaultPanel: PanelState = { expr: "", tab: "table", range: "1h", end: "", step: "", stacked: false }
 
+/** The most panels a page has. */
+export const maxPanels = 20
+
 const names = ["expr", "tab", "range", "end", "step", "stacked"] as const
 const prefix = (index: number): string => (index === 0 ? "" : `p${index}.`)
 const panelKey = /^p([1-9][0-9]*)\.(expr|tab|range|end|step|stacked)$/
 
-/** The number of panels the URL describes: at least one. */
+/** The number of panels the URL describes: at least one, at most maxPanels. */
 const panelCount = (params: URLSearchParams): number => {
   let count = 1
   for (const key of params.keys()) {
     const match = panelKey.exec(key)
-    if (match !== null) count = Math.max(count, Number(match[1]) + 1)
+    if (match === null) continue
+    const index = Number(match[1])
+    if (index < maxPanels) count = Math.max(count, index + 1)
   }
   return count
 }
@@ -55,13 +62,16 @@ const readPanel = (params: URLSearchParams, index: number): PanelState => {
 export const readPanels = (params: URLSearchParams): Array<PanelState> =>
   Array.from({ length: panelCount(params) }, (_, index) => readPanel(params, index))
 
-/** The URL's query with `panels` written in place of whatever panels it described (other names kept). */
+/**
+ * The URL's query with `panels` written in place of whatever panels it described (other names kept); only
+ * the first maxPanels are written, as only those are read back.
+ */
 export const writePanels = (params: URLSearchParams, panels: ReadonlyArray<PanelState>): URLSearchParams => {
   const next = new URLSearchParams()
   for (const [key, value] of params) {
     if (!panelKey.test(key) && !(names as ReadonlyArray<string>).includes(key)) next.append(key, value)
   }
-  panels.forEach((panel, index) => {
+  panels.slice(0, maxPanels).forEach((panel, index) => {
     const p = prefix(index)
     next.set(`${p}expr`, panel.expr)
     next.set(`${p}tab`, panel.tab)

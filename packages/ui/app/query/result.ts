@@ -58,12 +58,21 @@ export const parseValue = (text: string): number => {
   return parseFloat(text)
 }
 
-/** A number shortened for a tooltip or axis: about four significant decimals, exponent form when tiny or huge. */
+/**
+ * A number shortened for a tooltip or axis: about six significant digits below 1000, thousands grouped with
+ * at most two decimals from 1000, and exponent form (four significant digits) when tiny or huge. The form is
+ * chosen by the value as it will be written, rounded: 999.9999999 rounds to 1000 and is written as 1000 is
+ * ("1,000"), and 0.0000999999 rounds to 0.0001 and is written as 0.0001 is.
+ */
 export const formatValue = (value: number | null | undefined): string => {
   if (value === null || value === undefined) return "–"
   if (!Number.isFinite(value)) return Number.isNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf"
-  const abs = Math.abs(value)
-  if (abs !== 0 && (abs >= 1e15 || abs < 1e-4)) return value.toExponential(3).replace(/\.?0+e/, "e")
-  if (abs >= 1000) return value.toLocaleString("en-US", { maximumFractionDigits: 2 })
-  return String(Number(value.toPrecision(6)))
+  if (value === 0) return "0"
+  const plain = Number(value.toPrecision(6))
+  if (Math.abs(plain) >= 1e-4 && Math.abs(plain) < 1000) return String(plain)
+  if (Math.abs(plain) >= 1000 && Math.abs(value) < 1e15) return value.toLocaleString("en-US", { maximumFractionDigits: 2 })
+  const exponent = value.toExponential(3)
+  // A tiny value whose four digits round up to 1e-4 is written as 0.0001 is.
+  if (Math.abs(value) < 1e-4 && Math.abs(Number(exponent)) >= 1e-4) return String(Number(exponent))
+  return exponent.replace(/\.?0+e/, "e")
 }

@@ -26,8 +26,10 @@ export const parseDuration = (text: string): number | undefined => {
 
 /** Seconds as a Prometheus duration, largest units first: 5400 → `1h30m`, 0.25 → `250ms`. */
 export const formatDuration = (seconds: number): string => {
-  if (seconds <= 0) return "0s"
+  // Test the value rounded to whole milliseconds: a positive duration under half a millisecond is 0 ms, and
+  // without this would write no unit at all (an empty string). Not finite (or NaN) is no duration either.
   let rest = Math.round(seconds * 1000)
+  if (!Number.isFinite(rest) || rest <= 0) return "0s"
   let out = ""
   for (const [unit, size] of [["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000], ["ms", 1]] as const) {
     const count = Math.floor(rest / size)
@@ -77,7 +79,8 @@ export const toLocalInput = (ms: number): string => {
 export const formatTime = (seconds: number): string => {
   const ms = Math.round(seconds * 1000)
   const d = new Date(ms)
-  const millis = ms % 1000
+  // getMilliseconds, not ms % 1000: the remainder is negative before 1970.
+  const millis = d.getMilliseconds()
   const base = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
   return millis === 0 ? base : `${base}.${pad(millis, 3)}`
 }
