@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks"
 import { getJson, promGet } from "../api.ts"
 import { formatBytes, formatCount, formatDuration, formatRatio, formatTime } from "../format.ts"
-import type { NameValue, ServerStatus, StorageStatus, TsdbStatus } from "../status/types.ts"
+import type { NameValue, ServerStatus, StorageStatus, TransformStatus, TsdbStatus } from "../status/types.ts"
 import "../status/status.css"
 
 const KeyValues = ({ rows }: { rows: ReadonlyArray<readonly [string, string]> }) => (
@@ -96,6 +96,45 @@ const TopTable = ({ title, name, value, rows, bytes }: {
   </div>
 )
 
+/** The transforms this process runs (none listed: none configured, or they run in another process). */
+const TransformsTable = ({ transforms }: { transforms: ReadonlyArray<TransformStatus> }) => {
+  if (transforms.length === 0) return <p class="muted">No transforms configured.</p>
+  return (
+    <div class="scroll">
+      <table data-testid="transforms">
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Source</th>
+            <th>Status</th>
+            <th class="num">In</th>
+            <th class="num">Out</th>
+            <th class="num">Lag</th>
+            <th class="num">Failed logs</th>
+          </tr>
+        </thead>
+        <tbody>
+          {transforms.map((t) => (
+            <tr key={t.name}>
+              <td class="mono">{t.name}</td>
+              <td class="mono">{"prefix" in t.source ? `${t.source.prefix}*` : t.source.log}</td>
+              <td>
+                {t.status}
+                {t.catchingUp ? " (catching up)" : ""}
+                {t.retrying !== null ? <span class="muted"> retrying: {t.retrying}</span> : null}
+              </td>
+              <td class="num">{formatCount(t.recordsIn)}</td>
+              <td class="num">{formatCount(t.recordsOut + t.samplesOut)}</td>
+              <td class="num">{formatCount(t.lagRecords)}{t.lagMs > 0 ? ` (${formatDuration(t.lagMs / 1000)})` : ""}</td>
+              <td class="num" title={t.failedLogs.map((f) => `${f.key}@${f.offset}: ${f.error}`).join("\n")}>{formatCount(t.failedLogCount)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  )
+}
+
 const headTime = (ms: number): string => (Math.abs(ms) >= 2 ** 62 ? "no samples yet" : formatTime(ms))
 
 const Tsdb = ({ tsdb, status }: { tsdb: TsdbStatus; status: ServerStatus }) => {
@@ -126,17 +165,20 @@ const Tsdb = ({ tsdb, status }: { tsdb: TsdbStatus; status: ServerStatus }) => {
 export const StatusPage = () => {
   const [status, setStatus] = useState<ServerStatus | undefined>()
   const [tsdb, setTsdb] = useState<TsdbStatus | undefined>()
+  const [transforms, setTransforms] = useState<ReadonlyArray<TransformStatus> | undefined>()
   const [error, setError] = useState<string | undefined>()
   const [loading, setLoading] = useState(false)
   const load = useCallback(async () => {
     setLoading(true)
     try {
-      const [s, t] = await Promise.all([
+      const [s, t, x] = await Promise.all([
         getJson<ServerStatus>("/v1/status"),
-        promGet<TsdbStatus>("/api/v1/status/tsdb", { limit: "10" }).catch(() => undefined)
+        promGet<TsdbStatus>("/api/v1/status/tsdb", { limit: "10" }).catch(() => undefined),
+        getJson<{ transforms: ReadonlyArray<TransformStatus> }>("/v1/transforms").then((r) => r.transforms, () => undefined)
       ])
       setStatus(s)
       setTsdb(t)
+      setTransforms(x)
       setError(undefined)
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e))
@@ -189,6 +231,14 @@ export const StatusPage = () => {
           />
         )}
       </section>
+      {transforms !== undefined
+        ? (
+          <section class="panel">
+            <h2>Transforms</h2>
+            <TransformsTable transforms={transforms} />
+          </section>
+        )
+        : null}
       <section class="panel">
         <h2>TSDB head and cardinality</h2>
         {tsdb === undefined ? <p class="muted">The TSDB status is not available.</p> : <Tsdb tsdb={tsdb} status={status} />}

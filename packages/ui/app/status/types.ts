@@ -65,3 +65,18 @@ export interface TsdbStatus {
   readonly memoryInBytesByLabelName: ReadonlyArray<NameValue>
   readonly seriesCountByLabelValuePair: ReadonlyArray<NameValue>
 }
+
+export interface TransformStatus {
+  readonly name: string
+  readonly source: { readonly prefix: string } | { readonly log: string }
+  readonly status: "running" | "paused"
+  readonly recordsIn: number
+  readonly recordsOut: number
+  readonly samplesOut: number
+  readonly lagRecords: number
+  readonly lagMs: number
+  readonly catchingUp: boolean
+  readonly failedLogCount: number
+  readonly failedLogs: ReadonlyArray<{ readonly key: string; readonly offset: number; readonly error: string }>
+  readonly retrying: string | null
+}
