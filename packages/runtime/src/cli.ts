@@ -10,6 +10,7 @@
  *   opendata compact [--data-dir DIR] [--store ...]   compact and collect garbage of a stopped store, to completion
  *   opendata version                                  the runtime's version, Node's, and the platform
  *   opendata logs append|read|tail|list ...           the EventStore of a running server, over its API
+ *   opendata transforms list|show|pause|resume|reset|skip ...   the transforms of a running server, over its API
  *
  * Flags override the `OPENDATA_*` environment variables, which override the configuration file
  * (`opendata.yaml`, see ConfigFile.ts), which overrides the defaults.
@@ -19,6 +20,7 @@ import { NodeServices } from "@effect/platform-node"
 import { ConfigProvider, Console, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Argument, CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { Db } from "@opendata/core"
+import type { Transforms } from "@opendata/eventstore"
 import { EventStoreClientError, makeClient } from "@opendata/eventstore/client"
 import * as Config from "./Config.ts"
 import * as ConfigFile from "./ConfigFile.ts"
@@ -316,11 +318,18 @@ const token = Flag.String("token").pipe(Flag.withDescription("a bearer token (en
 const json = Flag.Boolean("json").pipe(Flag.withDescription("one JSON object a record, as the API returns it"), Flag.withDefault(false))
 const key = Argument.String("key").pipe(Argument.withDescription("the log's key"))
 
-const clientOf = (flags: { readonly url: Option.Option<string>; readonly token: Option.Option<string> }) =>
-  makeClient({
-    url: Option.getOrUndefined(flags.url) ?? process.env["OPENDATA_URL"] ?? "http://localhost:9095",
-    token: Option.getOrUndefined(flags.token) ?? process.env["OPENDATA_TOKEN"]
-  })
+interface ServerFlags {
+  readonly url: Option.Option<string>
+  readonly token: Option.Option<string>
+}
+
+/** The server and the token: the flags, else `OPENDATA_URL` and `OPENDATA_TOKEN`. */
+const serverOf = (flags: ServerFlags) => ({
+  url: Option.getOrUndefined(flags.url) ?? process.env["OPENDATA_URL"] ?? "http://localhost:9095",
+  token: Option.getOrUndefined(flags.token) ?? process.env["OPENDATA_TOKEN"]
+})
+
+const clientOf = (flags: ServerFlags) => makeClient(serverOf(flags))
 
 /** A client call as an effect; its error is the server's message, on one line. */
 const api = <A>(run: () => Promise<A>) =>
@@ -461,9 +470,164 @@ const logsCommand = Command.make("logs").pipe(
   Command.withSubcommands([logsAppend, logsRead, logsTail, logsList])
 )
 
+// -------------------------------------------------------------------------------------------------
+// transforms: the transforms of a running server, over its HTTP API
+// -------------------------------------------------------------------------------------------------
+
+/** A transform's status as the API returns it (`TransformInfo`, with `retrying` null when there is nothing). */
+type TransformStatus = Omit<Transforms.TransformInfo, "retrying"> & { readonly retrying: string | null }
+
+/**
+ * One call to the transforms API (the EventStore's client has none); a failure is the server's error
+ * envelope, reported as the `logs` commands report theirs (`<code>: <message>`).
+ */
+const transformsApi = <A>(flags: ServerFlags, method: "GET" | "POST", path: string) =>
+  api(async (): Promise<A> => {
+    const { token, url } = serverOf(flags)
+    const base = url.replace(/\/+$/, "")
+    let response: Response
+    try {
+      response = await fetch(`${base}${path}`, { method, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+    } catch (e) {
+      throw new EventStoreClientError(0, "Network", `cannot reach ${base}: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    const text = await response.text()
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      body = undefined
+    }
+    if (!response.ok) {
+      const envelope = typeof body === "object" && body !== null ? body as Record<string, unknown> : {}
+      throw new EventStoreClientError(
+        response.status,
+        String(envelope["error"] ?? `HTTP ${response.status}`),
+        String(envelope["message"] ?? (text.trim() || response.statusText))
+      )
+    }
+    return body as A
+  })
+
+const transformPath = (name: string, action?: string) =>
+  `/v1/transforms/${encodeURIComponent(name)}${action === undefined ? "" : `/${action}`}`
+
+const sourceText = (source: Transforms.Source) => ("prefix" in source ? `${source.prefix}*` : source.log)
+
+/** Rows of cells as columns aligned on spaces, the first row the header. */
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n")
+}
+
+/** A word as a shell reads it back: as it is if it is plain, else in single quotes. */
+const shellWord = (word: string) => (/^[\w./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)
+
+/** One transform as a readable block: its figures, then each failed log with the command that skips its record. */
+const statusBlock = (t: TransformStatus) => {
+  const lines = [
+    `name:         ${t.name}`,
+    `source:       ${"prefix" in t.source ? `prefix ${JSON.stringify(t.source.prefix)}` : `log ${JSON.stringify(t.source.log)}`}`,
+    `status:       ${t.status}${t.catchingUp ? " (catching up)" : ""}`,
+    `in:           ${t.recordsIn} records (${t.commits} commits)`,
+    `out:          ${t.recordsOut} log records, ${t.samplesOut} samples (${t.samplesRejected} rejected)`,
+    `lag:          ${t.lagRecords} records, ${t.lagMs} ms`,
+    `retrying:     ${t.retrying ?? "no"}`,
+    `failed logs:  ${t.failedLogCount}`
+  ]
+  for (const f of t.failedLogs) {
+    lines.push(`  ${f.key} at offset ${f.offset}: ${f.error}`)
+    lines.push(`    skip it: opendata transforms skip ${shellWord(t.name)} --log ${shellWord(f.key)} --offset ${f.offset}`)
+  }
+  if (t.failedLogCount > t.failedLogs.length) lines.push(`  ... and ${t.failedLogCount - t.failedLogs.length} more`)
+  return lines.join("\n")
+}
+
+const transformName = Argument.String("name").pipe(Argument.withDescription("the transform's name"))
+const transformJson = Flag.Boolean("json").pipe(Flag.withDescription("the transform's status as the API returns it"), Flag.withDefault(false))
+
+const listJson = Flag.Boolean("json").pipe(Flag.withDescription("one JSON object a transform, as the API returns it"), Flag.withDefault(false))
+
+const transformsList = Command.make("list", { url, token, json: listJson }, (flags) =>
+  Effect.gen(function*() {
+    const { transforms } = yield* transformsApi<{ transforms: ReadonlyArray<TransformStatus> }>(flags, "GET", "/v1/transforms")
+    if (flags.json) {
+      for (const t of transforms) yield* Console.log(JSON.stringify(t))
+      return
+    }
+    yield* Console.log(table([
+      ["NAME", "SOURCE", "STATUS", "IN", "OUT", "SAMPLES", "LAG RECORDS", "LAG MS", "FAILED LOGS"],
+      ...transforms.map((t) => [
+        t.name,
+        sourceText(t.source),
+        t.status,
+        String(t.recordsIn),
+        String(t.recordsOut),
+        String(t.samplesOut),
+        String(t.lagRecords),
+        String(t.lagMs),
+        String(t.failedLogCount)
+      ])
+    ]))
+  })).pipe(
+    Command.withShortDescription("A table of the transforms, a row each"),
+    Command.withDescription(
+      "A table of the transforms: name, source, status, input records processed, log records and samples written (since the server started), lag (records, ms), failed logs"
+    )
+  )
+
+const transformsShow = Command.make("show", { url, token, json: transformJson, name: transformName }, (flags) =>
+  Effect.gen(function*() {
+    const t = yield* transformsApi<TransformStatus>(flags, "GET", transformPath(flags.name))
+    yield* Console.log(flags.json ? JSON.stringify(t, null, 2) : statusBlock(t))
+  })).pipe(Command.withDescription("One transform's status, with its failed logs (the record each stopped at, and why)"))
+
+/** pause, resume and reset: the action, then the transform's status. */
+const transformAction = (action: "pause" | "resume" | "reset", done: string, short: string, description = short) =>
+  Command.make(action, { url, token, json: transformJson, name: transformName }, (flags) =>
+    Effect.gen(function*() {
+      const t = yield* transformsApi<TransformStatus>(flags, "POST", transformPath(flags.name, action))
+      yield* Console.log(flags.json ? JSON.stringify(t, null, 2) : `${done} ${t.name}\n${statusBlock(t)}`)
+    })).pipe(Command.withShortDescription(short), Command.withDescription(description))
+
+const transformsPause = transformAction("pause", "paused", "Stop processing after the batch in flight, until resumed (or the server restarts)")
+const transformsResume = transformAction("resume", "resumed", "Go on processing after a pause")
+const transformsReset = transformAction(
+  "reset",
+  "reset",
+  "Process the source again from the start, writing every output again (admin scope)",
+  "Forget every position, state and failure, and process the source again from the start: every output is written again, after those written before (admin scope)"
+)
+
+const transformsSkip = Command.make(
+  "skip",
+  {
+    url,
+    token,
+    json: transformJson,
+    name: transformName,
+    log: Flag.String("log").pipe(Flag.withDescription("the failed input log (its key)")),
+    offset: Flag.Int("offset").pipe(Flag.withDescription("the offset of the record it failed at, as `show` gives it"))
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const query = new URLSearchParams({ log: flags.log, offset: String(flags.offset) })
+      const t = yield* transformsApi<TransformStatus>(flags, "POST", `${transformPath(flags.name, "skip")}?${query}`)
+      yield* Console.log(flags.json ? JSON.stringify(t, null, 2) : `skipped ${flags.log}@${flags.offset} in ${t.name}\n${statusBlock(t)}`)
+    })
+).pipe(
+  Command.withDescription("Move a failed log past the record it failed at (its state kept), so that the transform goes on with the next"),
+  Command.withExamples([{ command: "opendata transforms skip enrich --log orders/42 --offset 7", description: "as `opendata transforms show enrich` suggests" }])
+)
+
+const transformsCommand = Command.make("transforms").pipe(
+  Command.withDescription("The transforms of a running server: list, show, pause, resume, reset, and skip a failed record, over its API"),
+  Command.withSubcommands([transformsList, transformsShow, transformsPause, transformsResume, transformsReset, transformsSkip])
+)
+
 const opendata = Command.make("opendata").pipe(
   Command.withDescription("OpenData: a Prometheus-compatible TSDB and an event store on object storage"),
-  Command.withSubcommands([serve, inspectCommand, verifyCommand, compactCommand, versionCommand, logsCommand])
+  Command.withSubcommands([serve, inspectCommand, verifyCommand, compactCommand, versionCommand, logsCommand, transformsCommand])
 )
 
 /**

@@ -2,7 +2,8 @@
  * The `opendata` command as an operator runs it, through the launcher npm links (`bin/opendata.js`): help
  * and version, built and from source; serve with its flags; inspect and verify a data directory (verify
  * finds a damaged table); compact a stopped data directory written by real server runs, after which the
- * server reads back everything unchanged.
+ * server reads back everything unchanged; the transforms of a running server: list, show, pause, resume,
+ * skip a failed record, reset (admin's), with a token.
  */
 import { execFile, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -16,10 +17,10 @@ afterEach(killAll)
 const launcher = path.resolve(import.meta.dirname, "../bin/opendata.js")
 const packageJson = path.resolve(import.meta.dirname, "../package.json")
 
-/** Runs the command to its exit (through `bin`, the launcher by default); its code, stdout and stderr. */
-const run = (args: Array<string>, bin = launcher) =>
+/** Runs the command to its exit (through `bin`, the launcher by default; with more environment); its code, stdout and stderr. */
+const run = (args: Array<string>, bin = launcher, env: Record<string, string> = {}) =>
   new Promise<{ code: number; out: string; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) =>
+    execFile(process.execPath, [bin, ...args], { env: { ...process.env, ...env } }, (error, stdout, stderr) =>
       resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? 1, out: stdout + stderr, stdout, stderr })))
 
 const remoteWrite = (base: string, series: Array<{ labels: Array<[string, string]>; samples: Array<{ timestampMs: number; value: number }> }>) =>
@@ -33,7 +34,7 @@ describe("the opendata command", () => {
   it("prints help and its version, built or from the TypeScript source", async () => {
     const help = await run(["--help"])
     expect(help.code).toBe(0)
-    expect(help.out).toMatch(/serve[\s\S]*inspect[\s\S]*verify[\s\S]*compact[\s\S]*version/)
+    expect(help.out).toMatch(/serve[\s\S]*inspect[\s\S]*verify[\s\S]*compact[\s\S]*version[\s\S]*logs[\s\S]*transforms/)
     const serveHelp = await run(["serve", "--help"])
     expect(serveHelp.out).toMatch(/--host[\s\S]*--log-level[\s\S]*debug, info, warn, error[\s\S]*--log-format[\s\S]*logfmt, json/)
 
@@ -196,6 +197,125 @@ describe("the opendata command", () => {
       data: { result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }> }
     }
     expect(result.data.result.map((s) => [s.metric["s"], s.values]).sort()).toEqual([...samples].sort())
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it("transforms: lists, shows, pauses, resumes, skips a failed record and resets a running server's transforms", async () => {
+    // A server with two transforms: one copies in/* to out/in/*, one stops at a record "bad" of log p/1.
+    const dir = await tempDir()
+    const secrets = { writer: "writer-3b5d7f9a1c2e4f60", admin: "admin-8e6c4a2f0d1b3e57" }
+    await fs.writeFile(path.join(dir, "copy.mjs"), `export default (r) => ({ key: "out/" + r.key, value: r.text() })\n`)
+    await fs.writeFile(
+      path.join(dir, "picky.mjs"),
+      `export default (r) => { if (r.text() === "bad") throw new Error("cannot take bad"); return { key: "out/" + r.key, value: r.text() } }\n`
+    )
+    await fs.writeFile(path.join(dir, "opendata.yaml"), [
+      "store: memory",
+      "auth:",
+      "  tokens:",
+      `    - { name: writer, token: "${secrets.writer}", scope: write }`,
+      `    - { name: admin, token: "${secrets.admin}", scope: admin }`,
+      "transforms:",
+      `  - { name: copy, from: "in/", module: ./copy.mjs }`,
+      `  - { name: picky, log: "p/1", module: ./picky.mjs }`,
+      ""
+    ].join("\n"))
+    const server = await start({ OPENDATA_CONFIG: path.join(dir, "opendata.yaml") })
+    const env = { OPENDATA_URL: server.base, OPENDATA_TOKEN: secrets.writer }
+    const transforms = (args: Array<string>, more: Record<string, string> = {}) => run(["transforms", ...args], launcher, { ...env, ...more })
+    const auth = { authorization: `Bearer ${secrets.admin}` }
+    const append = async (key: string, ...values: Array<string>) => {
+      const res = await fetch(`${server.base}/v1/logs/${encodeURIComponent(key)}/records`, {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ records: values.map((value) => ({ value })) })
+      })
+      expect(res.status).toBe(200)
+    }
+    const status = async (name: string) =>
+      (await (await fetch(`${server.base}/v1/transforms/${name}`, { headers: auth })).json()) as { recordsIn: number; failedLogCount: number; lagRecords: number }
+    const until = async (what: string, done: () => Promise<boolean>) => {
+      for (let i = 0; !(await done()); i++) {
+        if (i > 200) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
+        await new Promise((r) => setTimeout(r, 25))
+      }
+    }
+    const values = async (key: string) =>
+      ((await (await fetch(`${server.base}/v1/logs/${encodeURIComponent(key)}/records?from=0`, { headers: auth })).json()) as {
+        records: Array<{ value: string }>
+      }).records.map((r) => r.value)
+
+    await append("in/a", "x", "y")
+    await append("p/1", "a", "bad", "c")
+    await until("copy to process 2 records", async () => (await status("copy")).recordsIn === 2)
+    await until("picky to fail at p/1@1", async () => (await status("picky")).failedLogCount === 1)
+
+    // Nothing changes until the next step: these commands run at once.
+    const [list, listJson, show, showJson, missing, anonymous, unreachable, noOffset] = await Promise.all([
+      transforms(["list"]),
+      transforms(["list", "--json"]),
+      transforms(["show", "picky"]),
+      transforms(["show", "picky", "--json"]),
+      transforms(["show", "nope"]),
+      transforms(["list"], { OPENDATA_TOKEN: "" }),
+      transforms(["list", "--url", "http://127.0.0.1:1"]),
+      transforms(["skip", "picky", "--log", "p/1"])
+    ])
+    // list: a table, a row a transform; --json: the API's objects, one a line.
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/^NAME +SOURCE +STATUS +IN +OUT +SAMPLES +LAG RECORDS +LAG MS +FAILED LOGS\n/)
+    expect(list.stdout).toMatch(/\ncopy +in\/\* +running +2 +2 +0 +0 +0 +0\n/)
+    expect(list.stdout).toMatch(/\npicky +p\/1 +running +1 +1 +0 +\d+ +\d+ +1\n$/)
+    expect(listJson.stdout.trim().split("\n").map((line) => JSON.parse(line))).toMatchObject([
+      { name: "copy", source: { prefix: "in/" }, status: "running", recordsIn: 2, recordsOut: 2, failedLogCount: 0, retrying: null },
+      { name: "picky", source: { log: "p/1" }, recordsIn: 1, failedLogCount: 1 }
+    ])
+    // show: a readable block with the failed log and the command that skips its record; or the JSON.
+    expect(show.code).toBe(0)
+    expect(show.stdout).toContain(`name:         picky\nsource:       log "p/1"\nstatus:       running\n`)
+    expect(show.stdout).toContain("failed logs:  1\n  p/1 at offset 1: cannot take bad\n    skip it: opendata transforms skip picky --log p/1 --offset 1\n")
+    expect(JSON.parse(showJson.stdout)).toMatchObject({ name: "picky", failedLogs: [{ key: "p/1", offset: 1, error: "cannot take bad" }] })
+    // Errors: the server's (or the network's), on one line, exit 1; a missing flag: the usage.
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(`opendata: NotFound: no transform "nope"\n`)
+    expect(anonymous.code).toBe(1)
+    expect(anonymous.stderr).toMatch(/^opendata: Unauthorized: /)
+    expect(unreachable.code).toBe(1)
+    expect(unreachable.stderr).toMatch(/^opendata: Network: cannot reach http:\/\/127\.0\.0\.1:1/)
+    expect(noOffset.code).toBe(1)
+    expect(noOffset.out).toMatch(/--offset/)
+
+    // pause: what is appended waits (as lag); resume: it is processed.
+    const paused = await transforms(["pause", "copy"])
+    expect(paused.stdout).toMatch(/^paused copy\nname: +copy\n[\s\S]*status: +paused\n/)
+    await append("in/a", "z")
+    await until("copy to see the lag", async () => (await status("copy")).lagRecords === 1)
+    expect((await transforms(["list"])).stdout).toMatch(/\ncopy +in\/\* +paused +2 +2 +0 +1 +\d+ +0\n/)
+    expect((await transforms(["resume", "copy"])).stdout).toMatch(/^resumed copy\n[\s\S]*status: +running/)
+    await until("copy to process the third record", async () => (await status("copy")).recordsIn === 3)
+
+    // skip: only at the offset the log failed at; then the log goes on.
+    const wrong = await transforms(["skip", "picky", "--log", "p/1", "--offset", "2"])
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/^opendata: InvalidInput: .*failed at offset 1/)
+    const skipped = await transforms(["skip", "picky", "--log", "p/1", "--offset", "1"])
+    expect(skipped.code, skipped.stderr).toBe(0)
+    expect(skipped.stdout).toMatch(/^skipped p\/1@1 in picky\n[\s\S]*failed logs:  0\n$/)
+    await until("picky to go on past the bad record", async () => (await values("out/p/1")).length === 2)
+    expect(await values("out/p/1")).toEqual(["a", "c"])
+
+    // reset: admin's; it writes every output again.
+    const refused = await transforms(["reset", "copy"])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^opendata: Forbidden: .*needs admin/)
+    const reset = await transforms(["reset", "copy", "--token", secrets.admin, "--json"])
+    expect(reset.code, reset.stderr).toBe(0)
+    expect(JSON.parse(reset.stdout)).toMatchObject({ name: "copy", status: "running" })
+    await until("copy to write its outputs again", async () => (await values("out/in/a")).length === 6)
+    expect(await values("out/in/a")).toEqual(["x", "y", "z", "x", "y", "z"])
+
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
     await fs.rm(dir, { recursive: true, force: true })
