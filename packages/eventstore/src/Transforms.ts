@@ -104,7 +104,11 @@ export interface TransformInfo {
   readonly status: "running" | "paused"
   /** Input records processed (committed) since start. */
   readonly recordsIn: number
-  /** Log records and samples written since start (samples the TSDB refused counted apart). */
+  /**
+   * Log records and samples written since start; samples not written are counted apart: the TSDB refused
+   * them (too old, another value at a timestamp it holds), or a later sample of the same series at the same
+   * timestamp in the batch replaced them.
+   */
   readonly recordsOut: number
   readonly samplesOut: number
   readonly samplesRejected: number

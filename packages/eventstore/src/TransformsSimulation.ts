@@ -326,7 +326,7 @@ export const transformsWorkload: Workload = {
             const twice = [...gotCounts].filter(([, n]) => n > 1).map(([g]) => g)
             const foreign = got.filter((g) => !wantSet.has(g))
             const at = got.findIndex((g, i) => g !== want[i])
-            const first = at === -1 ? want.length < got.length ? want.length : got.length : at
+            const first = at === -1 ? got.length : at // got is a strict prefix of want
             return yield* sim.fail(
               `${when}: ${key} holds ${got.length} records for ${want.length} inputs (not exactly once, in order)` +
                 `${missing.length === 0 ? "" : `\n  missing ${missing.length}: ${missing.slice(0, 5).join("; ")}`}` +

@@ -111,11 +111,12 @@ describe("Transforms", () => {
       assert.deepStrictEqual(info.failedLogs, [{ key: "in/1", offset: 1, error: "cannot take bad" }])
       assert.deepStrictEqual(yield* values("out/in/1"), ["a"])
       assert.deepStrictEqual(yield* values("out/in/2"), ["x", "y"])
-      // Later records of the failed log wait; other logs go on.
+      // Later records of the failed log wait (they are lag); other logs go on.
       yield* es.append("in/1", [rec("d")])
       yield* es.append("in/2", [rec("z")])
       yield* eventually(Effect.map(values("out/in/2"), (v) => v.length === 3))
       assert.deepStrictEqual(yield* values("out/in/1"), ["a"])
+      yield* eventually(Effect.map(t.get("picky"), (i) => i.lagRecords === 3))
       const wrong = yield* Effect.flip(t.skip("picky", "in/1", 2))
       assert.strictEqual(wrong._tag, "InvalidInput")
       yield* t.skip("picky", "in/1", 1)
@@ -214,6 +215,7 @@ describe("Transforms", () => {
       yield* es.append("c/1", [rec("a"), rec("b"), rec("c")])
       yield* eventually(Effect.map(Effect.flatMap(Transforms.Transforms, (t) => t.get("counts")), (i) => i.recordsIn === 3))
       assert.deepStrictEqual(written.map((w) => w.value), [3])
+      assert.strictEqual((yield* Effect.flatMap(Transforms.Transforms, (t) => t.get("counts"))).samplesRejected, 2)
     }), { write: (samples) => Effect.sync(() => (written.push(...samples), { rejected: 0 })) })
   })
 

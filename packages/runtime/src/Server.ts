@@ -129,8 +129,10 @@ const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) 
  * loaded as the server starts (a module that fails to load stops it), and their figures go to `/metrics`.
  */
 const layerTransforms = (config: RuntimeConfig) =>
-  config.role === "reader" || config.role === "compactor" || config.transforms === undefined || config.transforms.length === 0
+  config.role === "reader" || config.role === "compactor"
     ? Layer.empty
+    : config.transforms === undefined || config.transforms.length === 0
+    ? RuntimeTransforms.layer([]) // none configured: the API lists none
     : Layer.unwrap(Effect.map(RuntimeTransforms.loadDefinitions(config.transforms), (definitions) =>
       Layer.effectDiscard(Effect.gen(function*() {
         const transforms = yield* Transforms.Transforms

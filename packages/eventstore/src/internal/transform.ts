@@ -156,9 +156,15 @@ export const makeRunner = (
     }
     const dirty = new Map<string, Behind>()
     const failed = new Map<string, FailedLog>()
+    /** The next offset of each failed log as last seen: the records waiting behind its failure count as lag. */
+    const failedNext = new Map<string, number>()
     const noteFailure = (f: FailedLog | undefined, key: string) => {
-      if (f === undefined) failed.delete(key)
-      else if (failed.has(key) || failed.size < Limits.transformFailedLogsKept) failed.set(key, f)
+      if (f === undefined) {
+        failed.delete(key)
+        failedNext.delete(key)
+      } else if (failed.has(key) || failed.size < Limits.transformFailedLogsKept) {
+        failed.set(key, f)
+      }
     }
     /** The catch-up pass still to do: the list cursor to go on from (undefined: from the start). */
     let catchUp: { cursor: string | undefined } | undefined = { cursor: undefined }
@@ -327,6 +333,7 @@ export const makeRunner = (
       Effect.gen(function*() {
         if (batch.samples.length > 0) {
           const samples = lastPerTimestamp(batch.samples)
+          counters.samplesRejected += batch.samples.length - samples.length
           const { rejected } = yield* sink!.write(samples).pipe(
             Effect.mapError((e) => new SinkUnavailable(`the TSDB refused the samples: ${e.message}`))
           )
@@ -369,6 +376,7 @@ export const makeRunner = (
           )
           remember(key, after)
           noteFailure(after.failed, key)
+          if (after.failed !== undefined) failedNext.set(key, Math.max(failedNext.get(key) ?? 0, read[read.length - 1]!.offset + 1))
           counters.recordsIn += consumed
           counters.commits += 1
           retrying = undefined
@@ -419,6 +427,7 @@ export const makeRunner = (
         const behind: Array<string> = []
         for (const log of page.logs) {
           const p = yield* position(log.key)
+          if (p?.failed !== undefined && failed.has(log.key)) failedNext.set(log.key, log.nextOffset)
           if (p !== undefined && p.failed === undefined && p.offset < log.nextOffset) behind.push(log.key)
         }
         yield* Effect.forEach(behind, processLog, { concurrency, discard: true })
@@ -460,6 +469,11 @@ export const makeRunner = (
         if (event._tag !== "records" || event.records.length === 0) return
         const first = event.records[0]!
         const last = event.records[event.records.length - 1]!
+        if (failed.has(event.key)) {
+          // Stopped at a failure: nothing to do until skipped, but what waits is lag.
+          failedNext.set(event.key, last.offset + 1)
+          return
+        }
         const known = dirty.get(event.key)
         if (known !== undefined) {
           known.next = Math.max(known.next, last.offset + 1)
@@ -499,6 +513,7 @@ export const makeRunner = (
       yield* store.deleteGroup(group)
       positions.clear()
       failed.clear()
+      failedNext.clear()
       dirty.clear()
       catchUp = { cursor: undefined }
     }))
@@ -531,6 +546,7 @@ export const makeRunner = (
         lagRecords += Math.max(0, b.next - Math.max(b.from, p?.offset ?? 0))
         oldest = Math.min(oldest, b.since)
       }
+      for (const [key, next] of failedNext) lagRecords += Math.max(0, next - (failed.get(key)?.offset ?? next))
       const failedLogs: Array<FailedLog> = []
       for (const f of failed.values()) {
         if (failedLogs.length === Limits.transformFailedLogsShown) break
