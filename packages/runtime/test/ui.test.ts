@@ -92,6 +92,8 @@ describe("GET /v1/status", () => {
       eventStore: { logs: 1, records: 2, bytes: "createdpaid".length, complete: true }
     })
     expect(status.uptimeSeconds).toBeGreaterThanOrEqual(0)
+    // No transforms configured: the Status page lists none.
+    expect(await (await fetch(`${server.base}/v1/transforms`)).json()).toEqual({ transforms: [] })
     expect(Object.keys(status.storage).sort()).toEqual(["eventstore", "tsdb"])
     for (const product of ["eventstore", "tsdb"]) {
       expect(status.storage[product]).toMatchObject({
