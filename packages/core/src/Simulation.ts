@@ -36,8 +36,15 @@ export type FaultKind = "outages" | "late-writes" | "clock-skew" | "listing-show
 
 export const faultKinds: ReadonlyArray<FaultKind> = ["outages", "late-writes", "clock-skew", "listing-shows-deleted", "pauses", "crashes-inside"]
 
-/** The deliberately broken variants the simulator runs on demand (see `Db.SimulationMutant`). */
-export type Mutant = Db.SimulationMutant
+/**
+ * Deliberately broken variants of the products built on the Db, which the Db ignores (each product takes
+ * its own from `Sim.mutant`): `transform-position-apart`, the EventStore's transforms commit a batch's
+ * position apart from its outputs (`TransformSettings.simulationMutant`; the `transforms` workload catches it).
+ */
+export type ProductMutant = "transform-position-apart"
+
+/** The deliberately broken variants the simulator runs on demand (see `Db.SimulationMutant` and `ProductMutant`). */
+export type Mutant = Db.SimulationMutant | ProductMutant
 
 export const mutants: ReadonlyArray<Mutant> = [
   "skip-fencing",
@@ -45,8 +52,13 @@ export const mutants: ReadonlyArray<Mutant> = [
   "flush-not-idempotent",
   "forget-ambiguous-put",
   "gc-lease-from-creation",
-  "head-pointer-trusted"
+  "head-pointer-trusted",
+  "transform-position-apart"
 ]
+
+/** The Db's part of a run's mutant, for `Db.DbSettings.simulationMutant` ("none" for a product's mutant). */
+export const dbMutant = (mutant: Mutant | undefined): Db.SimulationMutant | "none" =>
+  mutant === undefined || mutant === "transform-position-apart" ? "none" : mutant
 
 /** Workload steps of a run unless `SimOptions.steps` says otherwise. */
 export const stepsDefault = 200
@@ -495,7 +507,7 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
         gcMinAgeMs: rng.nextInt(2000),
         gcIntervalMs: 200 + rng.nextInt(2000),
         merge: addition,
-        simulationMutant: sim.mutant ?? "none"
+        simulationMutant: dbMutant(sim.mutant)
       }
       const settings: Db.DbSettings = split ? { ...drawn, compactor: false, gc: false, gcMinAgeMs: splitLeaseMs, manifestPollMs: 1000 } : drawn
       yield* sim.trace(`db settings ${JSON.stringify({ ...settings, merge: undefined })}`)

@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|tsdb]`
+ * `npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|transforms|tsdb]`
  *
  * Runs the deterministic simulation: one seed (replays it exactly), or a sweep of seeds. On a violation
  * it prints the reason, the last events of the trace (the fault schedule included) and
@@ -9,7 +9,7 @@
  */
 import { Effect } from "effect"
 import * as Simulation from "@opendata/core/simulation"
-import { eventStoreWorkload } from "@opendata/eventstore/simulation"
+import { eventStoreWorkload, transformsWorkload } from "@opendata/eventstore/simulation"
 import { tsdbWorkload } from "@opendata/tsdb/simulation"
 
 const args = process.argv.slice(2)
@@ -18,7 +18,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1]
 }
 const usage = () => {
-  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|tsdb]")
+  console.error("usage: npm run sim -- [--seed N | --seeds COUNT [--from N]] [--steps S] [--mutant NAME] [--without KIND,...] [--workload db|db-roles|eventstore|transforms|tsdb]")
   process.exit(2)
 }
 const int = (name: string, fallback: number) => {
@@ -29,7 +29,7 @@ const int = (name: string, fallback: number) => {
   return n
 }
 
-const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, "db-roles": Simulation.dbRolesWorkload, eventstore: eventStoreWorkload, tsdb: tsdbWorkload }
+const workloads: Record<string, Simulation.Workload> = { db: Simulation.dbWorkload, "db-roles": Simulation.dbRolesWorkload, eventstore: eventStoreWorkload, transforms: transformsWorkload, tsdb: tsdbWorkload }
 const workload = workloads[flag("workload") ?? "db"] ?? usage()
 const withoutFlag = flag("without")
 const without = withoutFlag === undefined ? [] : withoutFlag.split(",")

@@ -7,7 +7,7 @@
 import { Context, Effect, Exit, Fiber, Layer, Ref } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
-import { Violation } from "@opendata/core/simulation"
+import { dbMutant, Violation } from "@opendata/core/simulation"
 import type { TsdbShape } from "./Tsdb.ts"
 import { layer, samplesOf, Tsdb } from "./Tsdb.ts"
 
@@ -34,7 +34,7 @@ export const tsdbWorkload: Workload = {
         sstBytesTarget: 8192,
         gcMinAgeMs: rng.nextInt(2000),
         gcIntervalMs: 500 + rng.nextInt(2000),
-        simulationMutant: sim.mutant ?? "none"
+        simulationMutant: dbMutant(sim.mutant)
       }
       // Checkpoints of the heads every few log records: crashes land between them, and replays start from them.
       const headCheckpointRecords = 1 + rng.nextInt(16)
