@@ -299,6 +299,11 @@ export interface EventStoreShape {
     offset: number,
     metadata?: string
   ) => Effect.Effect<GroupOffset, InvalidInput | LimitExceeded | LogNotFound | Unavailable>
+  /**
+   * The groups that committed an offset of the log, by group name (at most `listGroupsMax`), each with its
+   * offset, lag and metadata. Deleting the log deletes its groups' offsets.
+   */
+  readonly listGroups: (key: string) => Effect.Effect<ReadonlyArray<GroupOffset>, InvalidInput | LogNotFound | Unavailable>
   /** Deletes every offset `group` committed (all logs); returns how many. */
   readonly deleteGroup: (group: string) => Effect.Effect<number, InvalidInput | Unavailable>
   /**

@@ -128,6 +128,19 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
             yield* deleteRange(K.recordPrefix(key), K.prefixEnd(K.recordPrefix(key)))
             yield* deleteRange(K.timePrefix(key), K.prefixEnd(K.timePrefix(key)))
             yield* deleteRange(K.producerPrefix(key), K.prefixEnd(K.producerPrefix(key)))
+            // Its groups' offsets too: a log made again under the key starts without them.
+            const listed = K.logGroupPrefix(key)
+            for (;;) {
+              const rows = yield* Stream.runCollect(
+                db.scan({ start: listed, end: K.prefixEnd(listed) }).pipe(Stream.take(Limits.trimBatchRecords), Stream.mapError(storeFailure))
+              )
+              if (rows.length === 0) break
+              const ops: Array<CoreDb.WriteOp> = []
+              for (const row of rows) {
+                ops.push({ _tag: "delete", key: row.key }, { _tag: "delete", key: K.groupKey(K.fromUtf8(row.key.subarray(listed.length)), key) })
+              }
+              yield* Effect.flatten(writeBatch(ops))
+            }
           })
         )
       })
@@ -236,12 +249,30 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         if (problem !== undefined) return yield* problem
         const m = yield* existingMeta(key)
         if (offset > m.nextOffset) return yield* new InvalidInput({ field: "offset", reason: `is past the end of the log (next offset ${m.nextOffset})` })
-        yield* Effect.mapError(db.put(K.groupKey(group, key), K.groupValue(offset, metadata)), storeFailure)
+        yield* Effect.mapError(
+          db.write([
+            { _tag: "put", key: K.groupKey(group, key), value: K.groupValue(offset, metadata) },
+            { _tag: "put", key: K.logGroupKey(key, group), value: new Uint8Array(0) }
+          ]),
+          storeFailure
+        )
         return yield* groupOffset(group, key)
       })
 
     const fetchOffset = (group: string, key: string) =>
       Effect.andThen(Effect.andThen(checkKey(group, "group"), checkKey(key)), groupOffset(group, key))
+
+    /** The groups that committed an offset of the log (at most `listGroupsMax`), with their offsets and lag. */
+    const listGroups = (key: string) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        yield* existingMeta(key)
+        const listed = K.logGroupPrefix(key)
+        const rows = yield* Stream.runCollect(
+          db.scan({ start: listed, end: K.prefixEnd(listed) }).pipe(Stream.take(Limits.listGroupsMax), Stream.mapError(storeFailure))
+        )
+        return yield* Effect.forEach(rows, (row) => groupOffset(K.fromUtf8(row.key.subarray(listed.length)), key))
+      })
 
     /** Deletes a group's offsets, `deleteGroupBatch` per Db batch (each batch atomic, the whole not). */
     const deleteGroup = (group: string) =>
@@ -252,7 +283,11 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         while (true) {
           const rows = yield* Stream.runCollect(Stream.take(Stream.mapError(db.scan({ start: prefix, end: K.prefixEnd(prefix) }), storeFailure), Limits.deleteGroupBatch))
           if (rows.length === 0) return deleted
-          yield* Effect.mapError(db.write(rows.map((kv) => ({ _tag: "delete" as const, key: kv.key }))), storeFailure)
+          const ops: Array<CoreDb.WriteOp> = []
+          for (const kv of rows) {
+            ops.push({ _tag: "delete", key: kv.key }, { _tag: "delete", key: K.logGroupKey(K.fromUtf8(kv.key.subarray(prefix.length)), group) })
+          }
+          yield* Effect.mapError(db.write(ops), storeFailure)
           deleted += rows.length
         }
       })
@@ -318,6 +353,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       commitOffset,
       fetchOffset,
       deleteGroup,
+      listGroups,
       transact,
       tail,
       tailPrefix,

@@ -19,6 +19,7 @@ import {
   EventStore,
   type EventStoreError,
   type EventStoreShape,
+  type GroupOffset,
   InvalidInput,
   LimitExceeded,
   type LogMeta,
@@ -1026,17 +1027,23 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
     return ok(metaJson(yield* store.setRetention(key, body ?? undefined)))
   })
 
+  const groupJson = (g: GroupOffset) => ({
+    group: g.group,
+    key: g.key,
+    offset: g.offset ?? null,
+    lag: g.lag,
+    ...(g.metadata !== undefined ? { metadata: g.metadata } : {})
+  })
+
+  const logGroups = Effect.fnUntraced(function*(key: string): Answered {
+    return ok({ groups: (yield* store.listGroups(key)).map(groupJson) })
+  })
+
   const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string): Answered {
     const result = request.method === "PUT"
       ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset, body.metadata))
       : yield* store.fetchOffset(group, key)
-    return ok({
-      group: result.group,
-      key: result.key,
-      offset: result.offset ?? null,
-      lag: result.lag,
-      ...(result.metadata !== undefined ? { metadata: result.metadata } : {})
-    })
+    return ok(groupJson(result))
   })
 
   const tail = Effect.fnUntraced(function*(request: Request, key: string, q: typeof TailQuery.Type): Answered {
@@ -1103,7 +1110,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
       if (s.length === 2) return yield* methods(request, query, { GET: route(ListQuery, list) })
       if (s.length > 4) return yield* notFound()
       const action = s[3]
-      if (action !== undefined && !["records", "trim", "fencing-token", "retention", "tail"].includes(action)) {
+      if (action !== undefined && !["records", "trim", "fencing-token", "retention", "tail", "groups"].includes(action)) {
         return yield* notFound()
       }
       const key = yield* decodeName(s[2], "key")
@@ -1123,6 +1130,8 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
           return yield* methods(request, query, { PUT: plain(() => fencingToken(request, key)) })
         case "retention":
           return yield* methods(request, query, { PUT: plain(() => retention(request, key)) })
+        case "groups":
+          return yield* methods(request, query, { GET: plain(() => logGroups(key)) })
         default:
           return yield* methods(request, query, { GET: route(TailQuery, (q) => tail(request, key, q)) })
       }

@@ -71,6 +71,8 @@ export const transactLogsMax = 1000
 export const transactBytesMax = 8 * 1024 * 1024
 /** A group offset's metadata (a consumer's own state, committed with the offset): UTF-8 bytes. */
 export const groupMetadataBytesMax = 64 * 1024
+/** Groups `listGroups` lists of one log at most. */
+export const listGroupsMax = 1000
 /** Group offsets `deleteGroup` deletes per Db batch. */
 export const deleteGroupBatch = 1000
 /** Transforms: input records one batch reads (and commits) at most, and input logs processed at once. */

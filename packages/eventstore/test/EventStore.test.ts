@@ -255,6 +255,20 @@ describe("EventStore", () => {
       // Another group, whose name starts with the deleted one's, keeps its offsets.
       assert.deepStrictEqual((yield* es.fetchOffset("h", "k")).offset, 2)
       assert.strictEqual(yield* es.deleteGroup("g"), 0)
+      // A log lists the groups that committed an offset of it; deleting it deletes them.
+      yield* es.commitOffset("g", "k", 2)
+      yield* es.transact([], { group: "t", key: "k", offset: 1, metadata: "m" })
+      assert.deepStrictEqual((yield* es.listGroups("k")).map((g) => [g.group, g.offset, g.lag, g.metadata]), [
+        ["g", 2, 0, undefined],
+        ["h", 2, 0, undefined],
+        ["t", 1, 1, "m"]
+      ])
+      assert.deepStrictEqual((yield* es.listGroups("j")).map((g) => g.group), [])
+      yield* es.delete("k")
+      assert.strictEqual(failureTag(yield* Effect.exit(es.listGroups("k"))), "LogNotFound")
+      yield* es.append("k", [rec("again")])
+      assert.deepStrictEqual(yield* es.listGroups("k"), [])
+      assert.deepStrictEqual((yield* es.fetchOffset("t", "k")).offset, undefined)
     }).pipe(Effect.provide(store())))
 
   it.effect("transactions append to several logs and commit an offset atomically", () =>

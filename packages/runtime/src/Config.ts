@@ -446,9 +446,9 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),
     "eventstore.retentionMaxBytes": retention?.maxBytes === undefined ? "none" : formatBytes(retention.maxBytes),
     "auth.tokens": config.auth === undefined || config.auth.tokens.length === 0 ? "none" : Auth.describeTokens(config.auth.tokens),
+    ...(config.auth?.file !== undefined ? { "auth.file": config.auth.file } : {}),
     transforms: config.transforms === undefined || config.transforms.length === 0
       ? "none"
-      : config.transforms.map((t) => `${t.name}(${"prefix" in t.source ? `${t.source.prefix}*` : t.source.log})`).join(" "),
-    ...(config.auth?.file !== undefined ? { "auth.file": config.auth.file } : {})
+      : config.transforms.map((t) => `${t.name}(${"prefix" in t.source ? `${t.source.prefix}*` : t.source.log})`).join(" ")
   }
 }

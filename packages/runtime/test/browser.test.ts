@@ -161,10 +161,14 @@ describe.skipIf(!available)("the web UI in Chromium", () => {
     expect(await list.textContent()).toMatch(/orders\/2/)
     await shot(page, "logs-list")
 
+    // A consumer group that committed an offset of the log: the page lists it with its lag.
+    const commit = await fetch(`${server.base}/v1/groups/billing/offsets/orders%2F1`, { method: "PUT", body: JSON.stringify({ offset: 1 }) })
+    expect(commit.status).toBe(200)
     await page.goto(`${server.base}/logs?key=${encodeURIComponent("orders/1")}`)
     const records = page.getByTestId("log-records")
     await expect.poll(() => records.locator("[data-offset]").count(), { timeout: 10_000 }).toBe(2)
     expect(await records.locator('[data-offset="1"]').textContent()).toMatch(/paid/)
+    await expect.poll(() => page.locator('[data-testid="group-row"][data-group="billing"]').textContent(), { timeout: 10_000 }).toMatch(/1\s*1/)
     await page.getByTestId("tail-toggle").click()
     // The tail is open once the server counts its subscriber; then what is appended must show.
     await expect.poll(async () => /opendata_eventstore_tail_subscribers 1\b/.test(await (await fetch(`${server.base}/metrics`)).text()), {

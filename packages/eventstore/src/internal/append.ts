@@ -243,8 +243,9 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
         if (commit !== undefined) {
           const k = K.groupKey(commit.group, commit.key)
           const value = K.groupValue(commit.offset, commit.metadata)
-          gather.ops.push({ _tag: "put", key: k, value })
-          gather.bytes += opBytes(k, value)
+          const listed = K.logGroupKey(commit.key, commit.group)
+          gather.ops.push({ _tag: "put", key: k, value }, { _tag: "put", key: listed, value: new Uint8Array(0) })
+          gather.bytes += opBytes(k, value) + opBytes(listed, undefined)
         }
         const group = gather.ops.length === 0 ? undefined : groups.add(gather.ops, gather.bytes, [], true)
         return { results, group }

@@ -5,6 +5,7 @@
  *   m<key>                  metadata            r<key>\0<offset u64 BE>   a record
  *   t<key>\0<ts u64 BE>     time index          p<key>\0<producer id>     producer state
  *   g<group>\0<key>         group offset (u64 BE, then 1 and the metadata's UTF-8 if any)
+ *   G<key>\0<group>         the same offset listed under its log (empty value), to list a log's groups
  */
 import { Keys } from "@opendata/core"
 
@@ -64,6 +65,9 @@ export const timeKey = (key: string, ts: number) => {
 export const producerPrefix = (key: string) => tagged(0x70, key, 1) // "p" key NUL
 export const producerKey = (key: string, producerId: string) => concat(producerPrefix(key), utf8(producerId))
 export const groupKey = (group: string, key: string) => concat(kind("g"), utf8(group), zero, utf8(key))
+/** A log's groups: `G<key>\0<group>` for each group that committed an offset of the log. */
+export const logGroupPrefix = (key: string) => concat(kind("G"), utf8(key), zero)
+export const logGroupKey = (key: string, group: string) => concat(logGroupPrefix(key), utf8(group))
 /** Every group offset of `group`: the prefix of its keys. */
 export const groupPrefix = (group: string) => concat(kind("g"), utf8(group), zero)
 /** A group offset's value: the offset, then the metadata's UTF-8 (if any). */

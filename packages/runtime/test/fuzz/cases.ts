@@ -674,13 +674,13 @@ const methodMatrix: Generator = (ctx) => {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Unknown routes
+// Unknown routes (`/` is the web UI's: it redirects to `/query`)
 // -------------------------------------------------------------------------------------------------
 
 const unknownRoutes: Generator = (ctx) => {
   const r = ctx.rng
   const [path, expect] = r.pick<readonly [string, Expect]>([
-    ["/", "bad"], ["/v1", "bad"], ["/v1/", "bad"], ["/v1/logs/", "bad"], ["/v1/logsx", "bad"], ["/v1/log", "bad"], ["/v2/logs", "bad"],
+    ["/", "any"], ["/assets/x.js", "bad"], ["/assets/", "bad"], ["/assets/../../etc/passwd", "bad"], ["/query/x", "bad"], ["/v1", "bad"], ["/v1/", "bad"], ["/v1/logs/", "bad"], ["/v1/logsx", "bad"], ["/v1/log", "bad"], ["/v2/logs", "bad"],
     ["/v1/groups", "bad"], ["/v1/groups/", "bad"], ["/v1/groups/g", "bad"], ["/v1/groups/g/offsets", "bad"], ["/v1/groups/g/offsets/k/x", "bad"],
     ["/v1/groups/g/x/k", "bad"], ["/v1/logs/k/records/x", "bad"], ["/v1/logs/k/unknown", "bad"], ["/v1/logs/k/tail/x", "bad"], ["/v1/tail/x", "bad"],
     ["/v1/logs//records", "bad"], ["/api/v1", "bad"], ["/api/v1/", "bad"], ["/api/v1/nope", "bad"], ["/api/v1/label/job", "bad"],

@@ -118,6 +118,9 @@ export interface GroupOffset {
 }
 export const getGroupOffset = (group: string, key: string) =>
   getJson<GroupOffset>(`/v1/groups/${encodeURIComponent(group)}/offsets/${encodeURIComponent(key)}`)
+/** The groups that committed an offset of the log, with their lag. */
+export const listGroups = (key: string) =>
+  getJson<{ groups: ReadonlyArray<GroupOffset> }>(`/v1/logs/${encodeURIComponent(key)}/groups`).then((r) => r.groups)
 
 /** What the token may do. Without the whoami route (or without auth) it may do anything. */
 export interface Access {

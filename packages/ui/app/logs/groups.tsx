@@ -1,9 +1,9 @@
 /**
- * Consumer groups of a log. The API has no listing of groups, only a named group's committed offset and
- * lag, so the user names the groups to watch (kept in the URL as `group=` parameters).
+ * Consumer groups of a log: those that committed an offset of it (`GET /v1/logs/{key}/groups`), with
+ * their committed offset and lag, and any other group the user names (kept in the URL as `group=`).
  */
 import { useEffect, useState } from "preact/hooks"
-import { getGroupOffset, type GroupOffset } from "./api.ts"
+import { getGroupOffset, type GroupOffset, listGroups } from "./api.ts"
 import { formatCount } from "./format.ts"
 import { setParams } from "../router.ts"
 
@@ -24,13 +24,20 @@ export const Groups = ({ logKey, groups, refresh }: { logKey: string; groups: Re
 
   useEffect(() => {
     let cancelled = false
-    void Promise.all(groups.map((group): Promise<Row> =>
-      getGroupOffset(group, logKey).then(
-        (answer) => ({ group, answer }),
-        (e: unknown) => ({ group, error: e instanceof Error ? e.message : String(e) })
-      )
-    )).then((r) => {
-      if (!cancelled) setRows(r)
+    const listed = listGroups(logKey).then(
+      (all): ReadonlyArray<Row> => all.map((answer) => ({ group: answer.group, answer })),
+      (): ReadonlyArray<Row> => []
+    )
+    const named = listed.then((found) =>
+      Promise.all(groups.filter((g) => !found.some((r) => r.group === g)).map((group): Promise<Row> =>
+        getGroupOffset(group, logKey).then(
+          (answer) => ({ group, answer }),
+          (e: unknown) => ({ group, error: e instanceof Error ? e.message : String(e) })
+        )
+      ))
+    )
+    void Promise.all([listed, named]).then(([a, b]) => {
+      if (!cancelled) setRows([...a, ...b])
     })
     return () => {
       cancelled = true
@@ -59,7 +66,7 @@ export const Groups = ({ logKey, groups, refresh }: { logKey: string; groups: Re
         />
         <button type="submit">Show lag</button>
       </form>
-      {rows.length === 0 ? <p class="muted">Name a group to see its committed offset and lag.</p> : (
+      {rows.length === 0 ? <p class="muted">No group has committed an offset of this log. Name one to see its lag.</p> : (
         <table class="groups" data-testid="groups">
           <thead>
             <tr>
@@ -80,7 +87,9 @@ export const Groups = ({ logKey, groups, refresh }: { logKey: string; groups: Re
                   </>
                 )}
                 <td>
-                  <button class="link" title="Stop showing" onClick={() => setGroups(groups.filter((g) => g !== row.group))}>✕</button>
+                  {groups.includes(row.group)
+                    ? <button class="link" title="Stop showing" onClick={() => setGroups(groups.filter((g) => g !== row.group))}>✕</button>
+                    : null}
                 </td>
               </tr>
             ))}
