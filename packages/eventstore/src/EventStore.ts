@@ -322,7 +322,10 @@ export interface EventStoreShape {
    * with no gap and no duplicate; heartbeats while idle. A slow subscriber falls back to storage reads.
    */
   readonly tail: (key: string, start: TailStart) => Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable>
-  /** Follows every log whose key starts with `prefix`, from now on. */
+  /**
+   * Follows every log whose key starts with `prefix`, from now on: a heartbeat first, once subscribed, then
+   * every durable append under the prefix.
+   */
   readonly tailPrefix: (prefix: string) => Stream.Stream<TailEvent, InvalidInput | Unavailable>
   /** Runs one retention pass now (normally done every retentionIntervalMs); returns the logs trimmed. */
   readonly enforceRetention: Effect.Effect<number, Unavailable>

@@ -259,6 +259,9 @@ const FencingTokenBody = Schema.Struct({
 const RetentionBody = Schema.NullOr(
   Schema.Struct({ maxAgeMs: Schema.optionalKey(Offset), maxBytes: Schema.optionalKey(Offset) })
 )
+/** Group names the transforms keep their positions under: not committed through this API. */
+const reservedGroupPrefix = "transform/"
+
 const CommitBody = Schema.Struct({ offset: Offset, metadata: Schema.optionalKey(Schema.String) })
 
 const parseOptions = { onExcessProperty: "error", errors: "first" } as const
@@ -1040,6 +1043,9 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
   })
 
   const groupOffset = Effect.fnUntraced(function*(request: Request, group: string, key: string): Answered {
+    if (request.method === "PUT" && group.startsWith(reservedGroupPrefix)) {
+      return yield* new InvalidInput({ field: "group", reason: `groups under ${JSON.stringify(reservedGroupPrefix)} are the transforms' positions: use the transforms API (skip, reset)` })
+    }
     const result = request.method === "PUT"
       ? yield* Effect.flatMap(decodeBody(request, CommitBody), (body) => store.commitOffset(group, key, body.offset, body.metadata))
       : yield* store.fetchOffset(group, key)

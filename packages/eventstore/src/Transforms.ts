@@ -25,6 +25,7 @@ import { Context, Effect, Layer, Option, Schema, type Scope } from "effect"
 import { EventStore, type InvalidInput, type Unavailable } from "./EventStore.ts"
 import { makeRunner, type Runner } from "./internal/transform.ts"
 import { keyProblem } from "./internal/validate.ts"
+import * as Limits from "./limits.ts"
 
 /** An input record as a transform's function sees it. */
 export interface TransformRecord {
@@ -199,8 +200,15 @@ export const definitionProblem = (d: Definition<unknown>): string | undefined =>
   const name = keyProblem(d.name, "name")
   if (name !== undefined) return name.message
   if (typeof d.source !== "object" || d.source === null) return "source must be { prefix } or { log }"
+  if (typeof d.name === "string" && Buffer.byteLength(d.name, "utf8") > Limits.logKeyBytesMax - "transform/".length) {
+    return `name must be at most ${Limits.logKeyBytesMax - "transform/".length} bytes of UTF-8`
+  }
   if ("prefix" in d.source) {
     if (typeof d.source.prefix !== "string") return "source.prefix must be a string"
+    if (d.source.prefix !== "") {
+      const prefix = keyProblem(d.source.prefix, "source.prefix")
+      if (prefix !== undefined) return prefix.message
+    }
   } else if ("log" in d.source) {
     const log = keyProblem(d.source.log, "source.log")
     if (log !== undefined) return log.message

@@ -66,9 +66,12 @@ export const retentionIntervalMs = 60_000
 export const retentionLogsPerPass = 10_000
 /** Record deletions one trim writes per Db batch. */
 export const trimBatchRecords = 500
-/** A transaction (`transact`): the logs it may append to, and the bytes of all its records. */
+/**
+ * A transaction (`transact`): the logs it may append to, and the bytes of all its records (half the Db's
+ * largest write, leaving room for keys, metadata and index entries).
+ */
 export const transactLogsMax = 1000
-export const transactBytesMax = 8 * 1024 * 1024
+export const transactBytesMax = 4 * 1024 * 1024
 /** A group offset's metadata (a consumer's own state, committed with the offset): UTF-8 bytes. */
 export const groupMetadataBytesMax = 64 * 1024
 /** Groups `listGroups` lists of one log at most. */
@@ -83,14 +86,17 @@ export const transformConcurrency = 8
  * through its source's logs from storage instead (memory stays bounded however far behind it falls).
  */
 export const transformDirtyLogsMax = 100_000
-/** Positions (and states) a transform keeps in memory, least recently used dropped first. */
-export const transformPositionsCached = 10_000
 /** Failed logs a transform remembers by key, and shows in its status. */
 export const transformFailedLogsKept = 10_000
 export const transformFailedLogsShown = 100
 /** Retries of what the store or the TSDB refuses for now: backoff from the first to the last. */
 export const transformRetryFirstMs = 100
 export const transformRetryMaxMs = 10_000
+/**
+ * A transform also goes through its source's logs this often, in case its tail could not tell it of some
+ * appends (a tail drops deliveries it cannot buffer).
+ */
+export const transformRescanMs = 5 * 60_000
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)

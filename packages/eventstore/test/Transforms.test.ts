@@ -269,6 +269,52 @@ describe("Transforms", () => {
     }), sink)
   })
 
+  it.live("splits a batch whose outputs are over what one append to a log may hold", () => {
+    const big = new Uint8Array(20 * 1024).fill(65)
+    const fanIn = Transforms.define({ name: "fan-in", source: { prefix: "b/" }, transform: () => ({ key: "all", value: big }) })
+    return Effect.provide(
+      Effect.gen(function*() {
+        const es = yield* EventStore.EventStore
+        const t = yield* Transforms.Transforms
+        // 300 records, 6 MiB of outputs to one log: more than one append (4 MiB) may hold.
+        for (let i = 0; i < 3; i++) yield* es.append("b/1", Array.from({ length: 100 }, (_, j) => rec(`r${i * 100 + j}`)))
+        yield* eventually(Effect.map(t.get("fan-in"), (info) => info.recordsIn === 300 || info.failedLogCount > 0))
+        const info = yield* t.get("fan-in")
+        assert.strictEqual(info.failedLogCount, 0)
+        assert.isAbove(info.commits, 1)
+        assert.strictEqual((yield* es.meta("all")).records, 300)
+      }),
+      Transforms.layer([fanIn], { batchRecords: 500 }).pipe(Layer.provideMerge(storeOn(ObjectStore.layerMemory)))
+    )
+  })
+
+  it.live("a step that changes its state in place and then fails leaves no trace of that record in the state", () => {
+    const mutating = Transforms.define({
+      name: "mutating",
+      source: { prefix: "s/" },
+      transform: {
+        initial: { n: 0 },
+        step: (state: { n: number }, r) => {
+          state.n += 1
+          if (r.text() === "bad") throw new Error("bad record")
+          return { state, outputs: { key: `n/${r.key}`, value: String(state.n) } }
+        }
+      }
+    })
+    return withTransforms(ObjectStore.layerMemory, [mutating], Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      const t = yield* Transforms.Transforms
+      yield* es.append("s/1", [rec("a"), rec("bad"), rec("c")])
+      yield* es.append("s/2", [rec("x")])
+      yield* eventually(Effect.map(t.get("mutating"), (i) => i.failedLogCount === 1 && i.recordsIn === 2))
+      yield* t.skip("mutating", "s/1", 1)
+      yield* eventually(Effect.map(values("n/s/1"), (v) => v.length === 2))
+      // Each log counts from the initial state; the failed record counted for nothing.
+      assert.deepStrictEqual(yield* values("n/s/1"), ["1", "2"])
+      assert.deepStrictEqual(yield* values("n/s/2"), ["1"])
+    }))
+  })
+
   it.effect("refuses definitions that cannot run", () =>
     Effect.gen(function*() {
       const bad = [

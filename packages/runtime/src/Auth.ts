@@ -295,8 +295,7 @@ const need = (method: string, url: string): Need => {
   const s = path.split("/").slice(1)
   if (s[0] === "v1") {
     if (s[1] === "whoami" && s.length === 2) return { scope: "read", prefixRefusal: () => undefined }
-    // Resetting a transform writes all its outputs again: admin's, as deleting is.
-    if (s[1] === "transforms" && s.length === 4 && s[3] === "reset" && !safe) return { scope: "admin" }
+
     if (s[1] === "tail" && s.length === 2) return { scope: byMethod, prefixRefusal: queryRefusal(query, ["prefix"]) }
     // An append session writes whatever its frames name: write scope, and within its `prefix`.
     if (s[1] === "append" && s.length === 2) return { scope: "write", prefixRefusal: queryRefusal(query, ["prefix"]) }
@@ -308,6 +307,9 @@ const need = (method: string, url: string): Need => {
   }
   const routed = routedPath(url)
   if (method === "POST" && routed !== undefined && postedReads.has(routed)) return { scope: "read" }
+  // Resetting a transform writes all its outputs again: admin's, as deleting is. Matched as the router
+  // matches (case, slashes, percent-encoding), so that no spelling of the path gets past it.
+  if (!safe && routed !== undefined && /^\/v1\/transforms\/[^/]+\/reset$/.test(routed)) return { scope: "admin" }
   return { scope: routed === "/api/v1/write" ? "write" : byMethod }
 }
 

@@ -370,6 +370,23 @@ describe("a token with a prefix", () => {
   })
 })
 
+describe("transforms", () => {
+  it("reset needs admin, however its path is spelled; reading and pausing need read and write", async () => {
+    for (const p of ["/v1/transforms/x/reset", "/V1/transforms/x/reset", "//v1/transforms/x/reset", "/v1/transforms/x/reset/", "/v1/transforms/x/%72eset", "/v1/transforms/x/reset;a"]) {
+      expect((await request("POST", p, { token: secrets.writer })).status, p).toBe(403)
+    }
+    // Admin gets through to the route (no such transform here: 404).
+    expect((await request("POST", "/v1/transforms/x/reset", { token: secrets.admin })).status).toBe(404)
+    expect((await request("POST", "/v1/transforms/x/pause", { token: secrets.reader })).status).toBe(403)
+    expect((await request("POST", "/v1/transforms/x/pause", { token: secrets.writer })).status).toBe(404)
+    expect((await request("GET", "/v1/transforms", { token: secrets.reader })).json).toEqual({ transforms: [] })
+    // The transforms' positions are not committed through the group offsets API.
+    const put = await request("PUT", "/v1/groups/transform%2Fx/offsets/victim", { token: secrets.admin, body: JSON.stringify({ offset: 0 }) })
+    expect(put.status).toBe(400)
+    expect(put.json.message).toMatch(/transforms' positions/)
+  })
+})
+
 describe("the web UI and browsers", () => {
   it("serves the UI's pages and assets without a token; they hold no data", async () => {
     for (const p of ["/query", "/logs", "/status"]) {

@@ -215,13 +215,15 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
       const problem = commit === undefined ? undefined : commitProblem(commit)
       if (problem !== undefined) return Effect.fail(problem)
       const keys = [...byKey.keys()].sort()
+      // The offset's log is locked too (a log being deleted must not get a group offset after its deletion).
+      const locks = commit === undefined || byKey.has(commit.key) ? keys : [...keys, commit.key].sort()
       const decide = Effect.gen(function*() {
         yield* groups.awaitRoom
         const metas: Array<StoredMeta | undefined> = []
         for (const key of keys) metas.push(yield* loadMeta(key))
         if (commit !== undefined) {
           const at = keys.indexOf(commit.key)
-          const m = at !== -1 ? metas[at] : metaCache.has(commit.key) ? metaCache.get(commit.key) : yield* state.durableMeta(commit.key)
+          const m = at !== -1 ? metas[at] : yield* loadMeta(commit.key)
           if (m === undefined) return yield* new LogNotFound({ key: commit.key })
           if (commit.offset > m.nextOffset) {
             return yield* new InvalidInput({ field: "offset", reason: `is past the end of the log (next offset ${m.nextOffset})` })
@@ -250,7 +252,7 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
         const group = gather.ops.length === 0 ? undefined : groups.add(gather.ops, gather.bytes, [], true)
         return { results, group }
       })
-      const locked = keys.reduceRight<Effect.Effect<{ results: Map<string, AppendResult>; group: Group | undefined }, AppendError | LogNotFound>>(
+      const locked = locks.reduceRight<Effect.Effect<{ results: Map<string, AppendResult>; group: Group | undefined }, AppendError | LogNotFound>>(
         (inner, key) => withLog(key, inner),
         decide
       )

@@ -166,8 +166,14 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
         if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
         const subscription = yield* tails.subscribePrefix(prefixKey)
         const nextOf = new Map<string, number>()
+        // A heartbeat at once: from here on, every durable append under the prefix is delivered.
+        let subscribed = false
 
         const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
+          if (!subscribed) {
+            subscribed = true
+            return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
+          }
           const taken = yield* subscription.take(heartbeatMs)
           if (taken._tag === "idle") return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
           const events: Array<TailEvent> = []

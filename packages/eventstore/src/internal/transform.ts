@@ -8,7 +8,7 @@
  * (an effect only when the function returns one), then commit: samples to the sink, then the log outputs
  * with the new position and state as ONE transaction. Effects orchestrate batches, not records.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Option, Schedule, type Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Schedule, type Scope, Stream } from "effect"
 import type { EventStoreShape, LogRecord, RecordInput, TransactAppend, Unavailable } from "../EventStore.ts"
 import { InvalidInput } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
@@ -41,12 +41,15 @@ interface Position {
   readonly failed: FailedLog | undefined
 }
 
-/** A log seen to have records the transform has not processed: from which offset, up to which, since when. */
+/** A log known to have records the transform has not processed: from which offset, up to which, since when. */
 interface Behind {
   from: number
   next: number
   since: number
 }
+
+/** Batches one log may take in one turn before the others (and commands) get theirs. */
+const batchesPerTurn = 16
 
 export interface Runner {
   readonly info: Effect.Effect<TransformInfo>
@@ -85,19 +88,33 @@ class InputRecord implements TransformRecord {
   }
 }
 
-/** The sink's failure: retried, as the store's `Unavailable` is. */
+/** The sink's failure: retried (`SinkUnavailable`, as the store's `Unavailable` is), or refused for good. */
 class SinkUnavailable extends Error {
   readonly _tag = "SinkUnavailable"
 }
+class SinkRefused extends Error {
+  readonly _tag = "SinkRefused"
+}
 
-/** What the store answers a commit that will not succeed however often it is tried. */
-const refusedForGood: ReadonlySet<string> = new Set(["InvalidInput", "LimitExceeded", "FencingConflict", "OffsetConflict"])
+/** What answers a commit that will not succeed however often it is tried. */
+const refusedForGood: ReadonlySet<string> = new Set(["InvalidInput", "LimitExceeded", "FencingConflict", "OffsetConflict", "SinkRefused"])
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e) ?? String(e))
+/** Error texts kept in a position (committed as its metadata) are cut to this many characters. */
+const errorChars = 1000
 
-/** A batch's outputs so far, within the limits of one transaction. */
+const message = (e: unknown): string => {
+  let text: string
+  try {
+    text = e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e) ?? String(e)
+  } catch {
+    text = String(e)
+  }
+  return text.length > errorChars ? `${text.slice(0, errorChars)}...` : text
+}
+
+/** A batch's outputs so far, within the limits of one transaction (and of one append per log). */
 interface Batch {
-  readonly appends: Map<string, Array<RecordInput>>
+  readonly appends: Map<string, { readonly records: Array<RecordInput>; bytes: number }>
   readonly samples: Array<SampleWrite>
   bytes: number
 }
@@ -148,13 +165,10 @@ export const makeRunner = (
     const inSource = "prefix" in source ? (k: string) => k.startsWith(source.prefix) : (k: string) => k === source.log
     const clock = yield* Clock.Clock
 
-    const positions = new Map<string, Position>()
-    const remember = (key: string, p: Position) => {
-      positions.delete(key)
-      positions.set(key, p)
-      if (positions.size > Limits.transformPositionsCached) positions.delete(positions.keys().next().value!)
-    }
-    const dirty = new Map<string, Behind>()
+    /** Logs known to be behind (from the store's appends, or a catch-up page), at most `dirtyLogsMax`. */
+    const behind = new Map<string, Behind>()
+    /** Logs being processed now (never two turns of one log at once). */
+    const inFlight = new Set<string>()
     const failed = new Map<string, FailedLog>()
     /** The next offset of each failed log as last seen: the records waiting behind its failure count as lag. */
     const failedNext = new Map<string, number>()
@@ -166,8 +180,14 @@ export const makeRunner = (
         failed.set(key, f)
       }
     }
-    /** The catch-up pass still to do: the list cursor to go on from (undefined: from the start). */
-    let catchUp: { cursor: string | undefined } | undefined = { cursor: undefined }
+    /** The catch-up pass under way (the list cursor to go on from), and whether another must follow it. */
+    let catchUp: { cursor: string | undefined } | undefined
+    let catchUpAgain = false
+    const requestCatchUp = () => {
+      if (catchUp === undefined) catchUp = { cursor: undefined }
+      else catchUpAgain = true
+      signal()
+    }
     let paused = false
     const commands: Array<Effect.Effect<void>> = []
     const counters = { recordsIn: 0, recordsOut: 0, samplesOut: 0, samplesRejected: 0, commits: 0 }
@@ -179,32 +199,59 @@ export const makeRunner = (
         wake = undefined
       }
     }
-
-    // --- positions ------------------------------------------------------------------------------------
-
-    const decodePosition = (offset: number | undefined, metadata: string | undefined): Position => {
-      const m = metadata === undefined || metadata === "" ? {} : (JSON.parse(metadata) as { state?: unknown; failed?: FailedLog })
-      return { offset: offset ?? 0, state: stateful ? ("state" in m ? m.state : initial) : undefined, failed: m.failed }
+    /** Marks `key` behind up to `next` (bounded: past `dirtyLogsMax`, a catch-up pass finds it instead). */
+    const markBehind = (key: string, from: number, next: number, since: number) => {
+      const known = behind.get(key)
+      if (known !== undefined) {
+        known.next = Math.max(known.next, next)
+        known.from = Math.min(known.from, from)
+      } else if (behind.size < dirtyLogsMax) {
+        behind.set(key, { from, next, since })
+      } else {
+        requestCatchUp()
+      }
+      signal()
     }
-    const encodePosition = (p: Position): string | undefined => {
-      if (!stateful && p.failed === undefined) return undefined
-      return JSON.stringify({ ...(stateful ? { state: p.state } : {}), ...(p.failed !== undefined ? { failed: p.failed } : {}) })
+
+    // --- positions: read from storage for each turn of a log (a deleted log's went with it) -------------
+
+    const decodePosition = (key: string, offset: number | undefined, metadata: string | undefined): Position => {
+      const fresh = (): unknown => (stateful ? structuredClone(initial) : undefined)
+      if (metadata === undefined || metadata === "") return { offset: offset ?? 0, state: fresh(), failed: undefined }
+      try {
+        const m = JSON.parse(metadata) as { state?: unknown; failed?: FailedLog }
+        return { offset: offset ?? 0, state: stateful ? ("state" in m ? m.state : fresh()) : undefined, failed: m.failed }
+      } catch (e) {
+        // Not a position this transform committed (the group offsets API can write any metadata).
+        return { offset: offset ?? 0, state: fresh(), failed: { key, offset: offset ?? 0, error: `its position's metadata is not JSON: ${message(e)}` } }
+      }
     }
-    /** The log's position: remembered, or as committed (a log deleted meanwhile: undefined). */
-    const position = (key: string): Effect.Effect<Position | undefined, Unavailable> => {
-      const known = positions.get(key)
-      if (known !== undefined) return Effect.succeed(known)
-      return store.fetchOffset(group, key).pipe(
+    /** The position as metadata (undefined: nothing to keep), or the reason it cannot be. */
+    const encodePosition = (p: Position): { readonly metadata: string | undefined } | { readonly problem: string } => {
+      if (!stateful && p.failed === undefined) return { metadata: undefined }
+      let metadata: string
+      try {
+        metadata = JSON.stringify({ ...(stateful ? { state: p.state } : {}), ...(p.failed !== undefined ? { failed: p.failed } : {}) })
+      } catch (e) {
+        return { problem: `the state is not JSON: ${message(e)}` }
+      }
+      if (metadata === undefined) return { problem: "the state is not JSON" }
+      // Room is left for a failure's text beside the state.
+      if (Buffer.byteLength(metadata, "utf8") > Limits.groupMetadataBytesMax - 2 * errorChars) {
+        return { problem: `the state is over ${Limits.groupMetadataBytesMax - 2 * errorChars} bytes as JSON` }
+      }
+      return { metadata }
+    }
+    /** The log's position as committed; undefined: no such log (deleted meanwhile). */
+    const position = (key: string): Effect.Effect<Position | undefined, Unavailable> =>
+      store.fetchOffset(group, key).pipe(
         Effect.map((o) => {
-          const p = decodePosition(o.offset, o.metadata)
-          remember(key, p)
+          const p = decodePosition(key, o.offset, o.metadata)
           noteFailure(p.failed, key)
           return p
         }),
-        Effect.catchTag("LogNotFound", () => Effect.succeed(undefined)),
-        Effect.catchTag("InvalidInput", (e) => Effect.die(e))
+        Effect.catchTags({ LogNotFound: () => Effect.succeed(undefined), InvalidInput: () => Effect.succeed(undefined) })
       )
-    }
 
     // --- running the function over a batch --------------------------------------------------------------
 
@@ -214,7 +261,7 @@ export const makeRunner = (
     const addOutputs = (batch: Batch, input: TransformRecord, outputs: Outputs): string | "full" | undefined => {
       if (outputs === undefined || outputs === null) return undefined
       const list = Array.isArray(outputs) ? (outputs as ReadonlyArray<unknown>) : [outputs]
-      const appends: Array<readonly [string, RecordInput]> = []
+      const appends: Array<readonly [string, RecordInput, number]> = []
       const samples: Array<SampleWrite> = []
       let bytes = 0
       for (const o of list) {
@@ -241,24 +288,57 @@ export const makeRunner = (
         const checked = recordsProblem([record])
         if (typeof checked !== "number") return `log output: ${checked.message}`
         bytes += checked
-        appends.push([l.key, record])
+        appends.push([l.key, record, checked])
       }
+      // Within one transaction: logs, bytes, and per log the records and bytes an append may hold.
       let logs = batch.appends.size
-      for (const [key] of appends) {
+      const adding = new Map<string, { records: number; bytes: number }>()
+      for (const [key, , size] of appends) {
+        const a = adding.get(key) ?? { records: 0, bytes: 0 }
+        a.records += 1
+        a.bytes += size
+        adding.set(key, a)
+      }
+      for (const [key, a] of adding) {
         const queued = batch.appends.get(key)
         if (queued === undefined) logs += 1
-        if ((queued?.length ?? 0) + appends.filter(([k]) => k === key).length > Limits.batchRecordsMax) return "full"
+        if ((queued?.records.length ?? 0) + a.records > Limits.batchRecordsMax) return "full"
+        if ((queued?.bytes ?? 0) + a.bytes > Limits.batchBytesMax) return "full"
       }
       if (logs > Limits.transactLogsMax || batch.bytes + bytes > Limits.transactBytesMax) return "full"
-      for (const [key, record] of appends) {
+      for (const [key, record, size] of appends) {
         const queued = batch.appends.get(key)
-        if (queued === undefined) batch.appends.set(key, [record])
-        else queued.push(record)
+        if (queued === undefined) batch.appends.set(key, { records: [record], bytes: size })
+        else {
+          queued.records.push(record)
+          queued.bytes += size
+        }
       }
       for (const s of samples) batch.samples.push(s)
       batch.bytes += bytes
       return undefined
     }
+
+    /** Runs the function on one record: its outputs and next state, or why it failed. */
+    const apply = (state: unknown, input: TransformRecord) =>
+      Effect.gen(function*() {
+        try {
+          let result: unknown = stateful ? (transform as StatefulTransform<unknown>).step(state, input) : (transform as StatelessTransform)(input)
+          if (Effect.isEffect(result)) {
+            const exit = yield* Effect.exit(result as Effect.Effect<unknown, unknown>)
+            if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+            result = exit.value
+          } else if (typeof (result as { then?: unknown } | null)?.then === "function") {
+            throw new Error("the function returned a Promise: return outputs, or an Effect")
+          }
+          if (!stateful) return { outputs: result as Outputs, state }
+          const step = result as StepResult<unknown>
+          if (typeof step !== "object" || step === null || !("state" in step)) throw new Error("step must return { state, outputs? }")
+          return { outputs: step.outputs, state: step.state }
+        } catch (e) {
+          return { error: message(e) }
+        }
+      })
 
     /**
      * Runs the function over `records` from position `p`: the batch of outputs, the position after the last
@@ -267,36 +347,19 @@ export const makeRunner = (
     const runBatch = (key: string, p: Position, records: ReadonlyArray<LogRecord>) =>
       Effect.gen(function*() {
         const batch: Batch = { appends: new Map(), samples: [], bytes: 0 }
-        let state = p.state
+        // A step may change its state in place: the committed one is never handed out.
+        let state = stateful ? structuredClone(p.state) : undefined
         let offset = p.offset
         let failure: FailedLog | undefined
         let consumed = 0
         for (const r of records) {
           const input = toRecord(key, r)
-          let outputs: Outputs
-          let next = state
-          try {
-            let result: unknown = stateful
-              ? (transform as StatefulTransform<unknown>).step(state, input)
-              : (transform as StatelessTransform)(input)
-            if (Effect.isEffect(result)) {
-              const exit = yield* Effect.exit(result as Effect.Effect<unknown, unknown>)
-              if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
-              result = exit.value
-            }
-            if (stateful) {
-              const step = result as StepResult<unknown>
-              if (typeof step !== "object" || step === null || !("state" in step)) throw new Error("step must return { state, outputs? }")
-              next = step.state
-              outputs = step.outputs
-            } else {
-              outputs = result as Outputs
-            }
-          } catch (e) {
-            failure = { key, offset: r.offset, error: message(e) }
+          const applied = yield* apply(stateful ? structuredClone(state) : undefined, input)
+          if ("error" in applied) {
+            failure = { key, offset: r.offset, error: applied.error }
             break
           }
-          const added = addOutputs(batch, input, outputs)
+          const added = addOutputs(batch, input, applied.outputs)
           if (added === "full") {
             if (consumed === 0) failure = { key, offset: r.offset, error: "the outputs of this one record are over a transaction's limits" }
             break
@@ -305,19 +368,19 @@ export const makeRunner = (
             failure = { key, offset: r.offset, error: added }
             break
           }
-          state = next
+          state = applied.state
           offset = r.offset + 1
           consumed += 1
         }
-        const after: Position = { offset, state, failed: failure }
-        if (stateful) {
-          // The state is committed as JSON: it must survive that, within the metadata's bound.
-          const encoded = encodePosition(after)
-          if (encoded !== undefined && Buffer.byteLength(encoded, "utf8") > Limits.groupMetadataBytesMax) {
-            return { batch: { appends: new Map(), samples: [], bytes: 0 }, consumed: 0, after: { ...p, failed: { key, offset: p.offset, error: `the state is over ${Limits.groupMetadataBytesMax} bytes as JSON` } } }
-          }
+        let after: Position = { offset, state, failed: failure }
+        let encoded = encodePosition(after)
+        if ("problem" in encoded) {
+          // The new state cannot be kept: the log stops at the batch's first record, with the state it had.
+          after = { ...p, failed: { key, offset: p.offset, error: encoded.problem } }
+          encoded = encodePosition(after)
+          return { batch: { appends: new Map(), samples: [], bytes: 0 } as Batch, consumed: 0, after, metadata: "metadata" in encoded ? encoded.metadata : undefined }
         }
-        return { batch, consumed, after }
+        return { batch, consumed, after, metadata: encoded.metadata }
       })
 
     // --- committing ------------------------------------------------------------------------------------
@@ -329,20 +392,23 @@ export const makeRunner = (
     ])
 
     /** Samples, then the log outputs with the position: the commit of one batch. */
-    const commit = (key: string, batch: Batch, after: Position) =>
+    const commit = (key: string, batch: Batch, after: Position, metadata: string | undefined) =>
       Effect.gen(function*() {
         if (batch.samples.length > 0) {
           const samples = lastPerTimestamp(batch.samples)
-          counters.samplesRejected += batch.samples.length - samples.length
           const { rejected } = yield* sink!.write(samples).pipe(
-            Effect.mapError((e) => new SinkUnavailable(`the TSDB refused the samples: ${e.message}`))
+            Effect.mapError((e) =>
+              (e as { readonly kind?: string }).kind === undefined || (e as { readonly kind?: string }).kind === "unavailable"
+                ? new SinkUnavailable(`the TSDB cannot take the samples now: ${e.message}`)
+                : new SinkRefused(`the TSDB refused the samples: ${e.message}`)
+            )
           )
+          counters.samplesRejected += batch.samples.length - samples.length + rejected
           counters.samplesOut += samples.length - rejected
-          counters.samplesRejected += rejected
         }
         const appends: Array<TransactAppend> = []
-        for (const [k, records] of batch.appends) appends.push({ key: k, records })
-        const position = { group, key, offset: after.offset, metadata: encodePosition(after) }
+        for (const [k, queued] of batch.appends) appends.push({ key: k, records: queued.records })
+        const position = { group, key, offset: after.offset, metadata }
         if (settings.simulationMutant === "transform-position-apart") {
           // Broken on purpose (simulation): a crash between the two writes loses the outputs.
           yield* store.transact([], position)
@@ -350,91 +416,141 @@ export const makeRunner = (
         } else {
           yield* store.transact(appends, position)
         }
-        for (const records of batch.appends.values()) counters.recordsOut += records.length
+        for (const queued of batch.appends.values()) counters.recordsOut += queued.records.length
       })
 
-    /** Processes a log from its position until it has nothing more (or fails); retries what is refused for now. */
+    /** Stops a log at `offset` with `error`, committed if it can be (else kept in memory: the status shows it). */
+    const markFailed = (key: string, p: Position, offset: number, error: string) =>
+      Effect.gen(function*() {
+        const after: Position = { ...p, offset, failed: { key, offset, error } }
+        noteFailure(after.failed, key)
+        const encoded = encodePosition(after)
+        if ("problem" in encoded) return
+        yield* store.transact([], { group, key, offset, metadata: encoded.metadata }).pipe(Effect.ignore)
+      })
+
+    /**
+     * One turn of a log: from its committed position, batch after batch, until it has nothing more, fails,
+     * the transform is paused, or the turn's batches are spent (then it stays behind for the next turn).
+     * What the store (or the TSDB) refuses for now is retried; what it refuses for good stops the log at the
+     * record that caused it (a refused batch is tried again one record at a time to find that record).
+     */
     const processLog = (key: string): Effect.Effect<void> =>
       Effect.gen(function*() {
-        while (!paused) {
-          const p = yield* position(key)
-          if (p === undefined || p.failed !== undefined) return
-          const read = yield* store.read(key, { from: p.offset, limit: batchRecords }).pipe(
+        let p = yield* position(key)
+        let single = false
+        for (let batches = 0; ; batches++) {
+          if (p === undefined || p.failed !== undefined) {
+            behind.delete(key)
+            return
+          }
+          if (paused || batches === batchesPerTurn) {
+            markBehind(key, p.offset, Math.max(p.offset + 1, behind.get(key)?.next ?? 0), clock.currentTimeMillisUnsafe())
+            return
+          }
+          const known = behind.get(key)?.next
+          const current: Position = p
+          const read = yield* store.read(key, { from: current.offset, limit: single ? 1 : batchRecords }).pipe(
             Effect.map((r) => r.records),
-            Effect.catchTag("OffsetTrimmed", (e) => {
+            Effect.catchTags({
               // Records trimmed before the transform got to them: it goes on from the first one left.
-              remember(key, { ...p, offset: e.first })
-              return Effect.succeed(undefined)
-            }),
-            Effect.catchTag("LogNotFound", () => Effect.succeed([] as ReadonlyArray<LogRecord>))
+              OffsetTrimmed: (e) => Effect.succeed({ trimmedTo: e.first }),
+              LogNotFound: () => Effect.succeed(undefined),
+              InvalidInput: () => Effect.succeed(undefined)
+            })
           )
-          if (read === undefined) continue
-          if (read.length === 0) return
-          const { batch, consumed, after } = yield* runBatch(key, p, read)
-          yield* commit(key, batch, after).pipe(
-            Effect.tapError(() => Effect.sync(() => positions.delete(key))) // re-read what was committed before trying again
+          if (read === undefined) {
+            behind.delete(key)
+            return
+          }
+          if ("trimmedTo" in read) {
+            p = { ...current, offset: read.trimmedTo }
+            continue
+          }
+          if (read.length === 0) {
+            // Caught up, unless an append arrived during the read (then its records are there to read now).
+            if (behind.get(key)?.next === known) behind.delete(key)
+            else continue
+            return
+          }
+          const { after, batch, consumed, metadata } = yield* runBatch(key, current, read)
+          const refused = yield* commit(key, batch, after, metadata).pipe(
+            Effect.as(undefined),
+            Effect.catch((e: { readonly _tag: string; readonly message: string }) =>
+              refusedForGood.has(e._tag) ? Effect.succeed(message(e)) : e._tag === "LogNotFound" ? Effect.succeed(null) : Effect.fail(e)
+            )
           )
-          remember(key, after)
+          if (refused === null) {
+            behind.delete(key) // the input log was deleted meanwhile
+            return
+          }
+          if (refused !== undefined) {
+            if (read.length > 1 && !single) {
+              single = true
+              continue
+            }
+            yield* markFailed(key, current, current.offset, refused)
+            behind.delete(key)
+            return
+          }
+          single = false
           noteFailure(after.failed, key)
           if (after.failed !== undefined) failedNext.set(key, Math.max(failedNext.get(key) ?? 0, read[read.length - 1]!.offset + 1))
           counters.recordsIn += consumed
           counters.commits += 1
           retrying = undefined
-          if (after.failed !== undefined || read.length < batchRecords) return
+          p = after
+          const entry = behind.get(key)
+          if (after.failed === undefined && entry !== undefined) entry.from = after.offset
         }
       }).pipe(
-        Effect.catch((e: { readonly _tag: string; readonly message: string }) =>
-          e._tag === "LogNotFound"
-            ? Effect.sync(() => positions.delete(key)) // the input log was deleted meanwhile
-            : refusedForGood.has(e._tag)
-            ? // Refused for good (a fenced output log, an output over a limit): the log stops at the batch.
-              markFailed(key, e.message)
-            : Effect.fail(e)
-        ),
-        Effect.tapError((e) => Effect.sync(() => (retrying = e.message))),
+        Effect.tapError((e) => Effect.sync(() => (retrying = message(e)))),
         Effect.retry(retryPolicy),
         Effect.orDie
       )
 
-    /** Stops a log at its position, with `error`, committed so that a restart knows. */
-    const markFailed = (key: string, error: string) =>
-      Effect.gen(function*() {
-        const p = yield* position(key)
-        if (p === undefined) return
-        const after: Position = { ...p, failed: { key, offset: p.offset, error } }
-        yield* store.transact([], { group, key, offset: after.offset, metadata: encodePosition(after) }).pipe(
-          Effect.catchTag("LogNotFound", () => Effect.void),
-          Effect.catchTags({ InvalidInput: (e) => Effect.die(e), LimitExceeded: (e) => Effect.die(e) })
-        )
-        remember(key, after)
-        noteFailure(after.failed, key)
-      })
+    /** A turn for each of `keys`, at most `concurrency` at once. */
+    const turns = (keys: ReadonlyArray<string>) =>
+      Effect.forEach(keys, (key) =>
+        Effect.suspend(() => {
+          if (inFlight.has(key)) return Effect.void
+          inFlight.add(key)
+          return Effect.ensuring(processLog(key), Effect.sync(() => inFlight.delete(key)))
+        }), { concurrency, discard: true })
 
     // --- the loop --------------------------------------------------------------------------------------
 
-    /** One page of the catch-up pass: the source's logs that are behind their positions are processed. */
+    /** One page of a catch-up pass: the source's logs that are behind their positions are processed. */
     const catchUpPage = (from: { cursor: string | undefined }) =>
       Effect.gen(function*() {
+        const keys: Array<string> = []
+        let cursor: string | undefined
         if ("log" in source) {
-          const meta = yield* Effect.option(store.meta(source.log))
-          catchUp = undefined
-          if (Option.isSome(meta)) yield* processLog(source.log)
-          return
+          const meta = yield* store.meta(source.log).pipe(Effect.catchTag("LogNotFound", () => Effect.succeed(undefined)))
+          if (meta !== undefined) keys.push(source.log)
+        } else {
+          const page = yield* store.list({ prefix: source.prefix, cursor: from.cursor, limit: Limits.listLogsMax })
+          cursor = page.cursor
+          for (const log of page.logs) {
+            const p = yield* position(log.key)
+            if (p !== undefined && p.failed !== undefined) failedNext.set(log.key, log.nextOffset)
+            if (p !== undefined && p.failed === undefined && p.offset < log.nextOffset) {
+              markBehind(log.key, p.offset, log.nextOffset, log.lastAppendMs ?? clock.currentTimeMillisUnsafe())
+              keys.push(log.key)
+            }
+          }
         }
-        const page = yield* store.list({ prefix: source.prefix, cursor: from.cursor, limit: Limits.listLogsMax }).pipe(
-          Effect.catchTag("InvalidInput", (e) => Effect.die(e))
-        )
-        const behind: Array<string> = []
-        for (const log of page.logs) {
-          const p = yield* position(log.key)
-          if (p?.failed !== undefined && failed.has(log.key)) failedNext.set(log.key, log.nextOffset)
-          if (p !== undefined && p.failed === undefined && p.offset < log.nextOffset) behind.push(log.key)
-        }
-        yield* Effect.forEach(behind, processLog, { concurrency, discard: true })
-        // A reset may have started the pass again meanwhile: only the pass this page belongs to moves on.
-        if (catchUp === from) catchUp = page.cursor === undefined ? undefined : { cursor: page.cursor }
+        yield* turns(keys)
+        // Paused halfway: the page is done again after resuming.
+        if (paused) return
+        if (cursor !== undefined) catchUp = { cursor }
+        else if (catchUpAgain) {
+          catchUpAgain = false
+          catchUp = { cursor: undefined }
+        } else catchUp = undefined
       }).pipe(
-        Effect.tapError((e) => Effect.sync(() => (retrying = e.message))),
+        Effect.catchTag("InvalidInput", (e) => Effect.fail(new Error(e.message))),
+        Effect.tapError((e) => Effect.sync(() => (retrying = message(e)))),
         Effect.retry(retryPolicy),
         Effect.orDie
       )
@@ -442,61 +558,62 @@ export const makeRunner = (
     const step = Effect.suspend((): Effect.Effect<void> => {
       const command = commands.shift()
       if (command !== undefined) return command
-      if (paused) return waitForWork
-      if (dirty.size > 0) {
+      if (!paused) {
         const keys: Array<string> = []
-        for (const key of dirty.keys()) {
+        for (const key of behind.keys()) {
+          if (inFlight.has(key)) continue
           keys.push(key)
           if (keys.length === concurrency) break
         }
-        for (const key of keys) dirty.delete(key)
-        return Effect.forEach(keys, processLog, { concurrency, discard: true })
+        if (keys.length > 0) return turns(keys)
+        if (catchUp !== undefined) return catchUpPage(catchUp)
       }
-      if (catchUp !== undefined) return catchUpPage(catchUp)
-      return waitForWork
-    })
-    const waitForWork = Effect.suspend(() => {
+      // Nothing to do: wait for a signal (the deferred is made here, so none is missed in between).
       const w = wake ?? (wake = Deferred.makeUnsafe<void>())
       return Deferred.await(w)
     })
-    yield* Effect.forkScoped(Effect.forever(step))
+    // Supervised: a defect (a bug, a function that breaks the runtime) is logged, and the loop goes on.
+    yield* Effect.forkScoped(Effect.forever(step.pipe(
+      Effect.catchCause((cause) =>
+        Effect.andThen(
+          Effect.sync(() => (retrying = `the transform's loop failed: ${message(Cause.squash(cause))}`)),
+          Effect.andThen(Effect.logError(`transform ${name}: its loop failed; going on`, cause), Effect.sleep(`${Limits.transformRetryMaxMs} millis`))
+        )
+      )
+    )))
 
     // --- following the store's appends ---------------------------------------------------------------
 
-    const events = "prefix" in source ? store.tailPrefix(source.prefix) : store.tail(source.log, { _tag: "now" })
-    const follow = Stream.runForEach(events, (event) =>
+    // The source's durable appends, as a prefix tail (a one-log source: the prefix of its key, that key
+    // only). Its first heartbeat says it is subscribed: a catch-up pass then finds what came before.
+    const follow = Stream.runForEach(store.tailPrefix("prefix" in source ? source.prefix : source.log), (event) =>
       Effect.sync(() => {
-        if (event._tag !== "records" || event.records.length === 0) return
-        const first = event.records[0]!
-        const last = event.records[event.records.length - 1]!
-        if (failed.has(event.key)) {
-          // Stopped at a failure: nothing to do until skipped, but what waits is lag.
-          failedNext.set(event.key, last.offset + 1)
+        if (event._tag === "heartbeat") {
+          if (!subscribed) {
+            subscribed = true
+            requestCatchUp()
+          }
           return
         }
-        const known = dirty.get(event.key)
-        if (known !== undefined) {
-          known.next = Math.max(known.next, last.offset + 1)
-        } else if (dirty.size < dirtyLogsMax) {
-          dirty.set(event.key, { from: first.offset, next: last.offset + 1, since: first.timestamp })
-        } else if (catchUp === undefined) {
-          // Too many logs behind to remember: go through the source's logs from storage instead.
-          catchUp = { cursor: undefined }
-        }
-        signal()
+        if (!inSource(event.key) || event.records.length === 0) return
+        const first = event.records[0]!
+        const last = event.records[event.records.length - 1]!
+        if (failed.has(event.key)) failedNext.set(event.key, last.offset + 1)
+        markBehind(event.key, first.offset, last.offset + 1, first.timestamp)
       }))
-    // A tail that ends (the store closing) or fails is followed again; what it may have missed is caught up.
+    let subscribed = false
+    // A tail that ends (the store closing) or fails is followed again; a periodic pass over the source
+    // finds anything the tail could not tell (it drops deliveries it cannot buffer, and offsets of a log
+    // deleted and made again below what it already sent).
     yield* Effect.forkScoped(
       follow.pipe(
         Effect.ignore,
-        Effect.andThen(Effect.sync(() => {
-          catchUp ??= { cursor: undefined }
-          signal()
-        })),
+        Effect.andThen(Effect.sync(() => (subscribed = false))),
         Effect.andThen(Effect.sleep(`${Limits.transformRetryFirstMs} millis`)),
         Effect.forever
       )
     )
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(`${Limits.transformRescanMs} millis`), Effect.sync(requestCatchUp))))
 
     // --- commands --------------------------------------------------------------------------------------
 
@@ -511,11 +628,11 @@ export const makeRunner = (
 
     const reset = inLoop(Effect.gen(function*() {
       yield* store.deleteGroup(group)
-      positions.clear()
       failed.clear()
       failedNext.clear()
-      dirty.clear()
+      behind.clear()
       catchUp = { cursor: undefined }
+      catchUpAgain = false
     }))
 
     const skip = (log: string, offset: number) =>
@@ -529,21 +646,20 @@ export const makeRunner = (
           })
         }
         const after: Position = { offset: offset + 1, state: p.state, failed: undefined }
-        yield* store.transact([], { group, key: log, offset: after.offset, metadata: encodePosition(after) }).pipe(
+        const encoded = encodePosition(after)
+        yield* store.transact([], { group, key: log, offset: after.offset, metadata: "metadata" in encoded ? encoded.metadata : undefined }).pipe(
           Effect.catchTags({ LogNotFound: () => Effect.void, LimitExceeded: (e) => Effect.die(e), FencingConflict: (e) => Effect.die(e), OffsetConflict: (e) => Effect.die(e) })
         )
-        remember(log, after)
         noteFailure(undefined, log)
-        dirty.set(log, { from: after.offset, next: after.offset, since: Number.MAX_SAFE_INTEGER })
+        markBehind(log, after.offset, after.offset + 1, clock.currentTimeMillisUnsafe())
       }))
 
     const info = Effect.sync((): TransformInfo => {
       const now = clock.currentTimeMillisUnsafe()
       let lagRecords = 0
       let oldest = Number.POSITIVE_INFINITY
-      for (const [key, b] of dirty) {
-        const p = positions.get(key)
-        lagRecords += Math.max(0, b.next - Math.max(b.from, p?.offset ?? 0))
+      for (const b of behind.values()) {
+        lagRecords += Math.max(0, b.next - b.from)
         oldest = Math.min(oldest, b.since)
       }
       for (const [key, next] of failedNext) lagRecords += Math.max(0, next - (failed.get(key)?.offset ?? next))
@@ -559,7 +675,7 @@ export const makeRunner = (
         ...counters,
         lagRecords,
         lagMs: Number.isFinite(oldest) && lagRecords > 0 ? Math.max(0, now - oldest) : 0,
-        catchingUp: catchUp !== undefined,
+        catchingUp: catchUp !== undefined || !subscribed,
         failedLogCount: failed.size,
         failedLogs,
         retrying

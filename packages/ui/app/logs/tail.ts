@@ -81,8 +81,10 @@ export class Tail {
     }
     socket.onmessage = (event) => {
       if (this.socket !== socket || typeof event.data !== "string") return
-      this.attempt = 0
-      this.handle(JSON.parse(event.data) as Message)
+      const message = JSON.parse(event.data) as Message
+      // Records or a heartbeat show the tail works; an error message before a close does not.
+      if (message.type === "records" || message.type === "heartbeat") this.attempt = 0
+      this.handle(message)
     }
     socket.onclose = (event) => {
       if (this.socket !== socket) return
