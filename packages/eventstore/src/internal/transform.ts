@@ -319,26 +319,28 @@ export const makeRunner = (
       return undefined
     }
 
-    /** Runs the function on one record: its outputs and next state, or why it failed. */
-    const apply = (state: unknown, input: TransformRecord) =>
-      Effect.gen(function*() {
-        try {
-          let result: unknown = stateful ? (transform as StatefulTransform<unknown>).step(state, input) : (transform as StatelessTransform)(input)
-          if (Effect.isEffect(result)) {
-            const exit = yield* Effect.exit(result as Effect.Effect<unknown, unknown>)
-            if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
-            result = exit.value
-          } else if (typeof (result as { then?: unknown } | null)?.then === "function") {
-            throw new Error("the function returned a Promise: return outputs, or an Effect")
-          }
-          if (!stateful) return { outputs: result as Outputs, state }
-          const step = result as StepResult<unknown>
-          if (typeof step !== "object" || step === null || !("state" in step)) throw new Error("step must return { state, outputs? }")
-          return { outputs: step.outputs, state: step.state }
-        } catch (e) {
-          return { error: message(e) }
-        }
-      })
+    type Applied = { readonly outputs: Outputs; readonly state: unknown } | { readonly error: string }
+
+    /** The function's answer for one record as outputs and next state, or why it is not one. */
+    const interpret = (result: unknown, state: unknown): Applied => {
+      if (typeof (result as { then?: unknown } | null)?.then === "function") {
+        return { error: "the function returned a Promise: return outputs, or an Effect" }
+      }
+      if (!stateful) return { outputs: result as Outputs, state }
+      const step = result as StepResult<unknown>
+      if (typeof step !== "object" || step === null || !("state" in step)) return { error: "step must return { state, outputs? }" }
+      return { outputs: step.outputs, state: step.state }
+    }
+
+    /** Runs the function on one record, synchronously; an Effect it returns is handed back to be run. */
+    const apply = (state: unknown, input: TransformRecord): Applied | { readonly effect: Effect.Effect<unknown, unknown> } => {
+      try {
+        const result: unknown = stateful ? (transform as StatefulTransform<unknown>).step(state, input) : (transform as StatelessTransform)(input)
+        return Effect.isEffect(result) ? { effect: result as Effect.Effect<unknown, unknown> } : interpret(result, state)
+      } catch (e) {
+        return { error: message(e) }
+      }
+    }
 
     /**
      * Runs the function over `records` from position `p`: the batch of outputs, the position after the last
@@ -354,7 +356,13 @@ export const makeRunner = (
         let consumed = 0
         for (const r of records) {
           const input = toRecord(key, r)
-          const applied = yield* apply(stateful ? structuredClone(state) : undefined, input)
+          const given = stateful ? structuredClone(state) : undefined
+          let applied = apply(given, input)
+          if ("effect" in applied) {
+            // Only a function that returns an Effect costs an effect per record.
+            const exit = yield* Effect.exit(applied.effect)
+            applied = Exit.isSuccess(exit) ? interpret(exit.value, given) : { error: message(Cause.squash(exit.cause)) }
+          }
           if ("error" in applied) {
             failure = { key, offset: r.offset, error: applied.error }
             break
