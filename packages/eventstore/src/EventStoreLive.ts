@@ -228,9 +228,11 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         })
       })
 
-    const groupOffset = (group: string, key: string) =>
+    const groupOffset = (group: string, key: string) => Effect.flatMap(existingMeta(key), (m) => groupOffsetOf(m, group, key))
+
+    /** A group's offset of a log whose metadata is `m`. */
+    const groupOffsetOf = (m: StoredMeta, group: string, key: string) =>
       Effect.gen(function*() {
-        const m = yield* existingMeta(key)
         const bytes = yield* Effect.mapError(db.get(K.groupKey(group, key)), storeFailure)
         const stored = bytes === undefined ? undefined : K.readGroupValue(bytes)
         const offset = stored?.offset
@@ -266,12 +268,12 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     const listGroups = (key: string) =>
       Effect.gen(function*() {
         yield* checkKey(key)
-        yield* existingMeta(key)
+        const m = yield* existingMeta(key)
         const listed = K.logGroupPrefix(key)
         const rows = yield* Stream.runCollect(
           db.scan({ start: listed, end: K.prefixEnd(listed) }).pipe(Stream.take(Limits.listGroupsMax), Stream.mapError(storeFailure))
         )
-        return yield* Effect.forEach(rows, (row) => groupOffset(K.fromUtf8(row.key.subarray(listed.length)), key))
+        return yield* Effect.forEach(rows, (row) => groupOffsetOf(m, K.fromUtf8(row.key.subarray(listed.length)), key))
       })
 
     /** Deletes a group's offsets, `deleteGroupBatch` per Db batch (each batch atomic, the whole not). */

@@ -2,7 +2,7 @@
  * Consumer groups of a log: those that committed an offset of it (`GET /v1/logs/{key}/groups`), with
  * their committed offset and lag, and any other group the user names (kept in the URL as `group=`).
  */
-import { useEffect, useState } from "preact/hooks"
+import { useEffect, useRef, useState } from "preact/hooks"
 import { getGroupOffset, type GroupOffset, listGroups } from "./api.ts"
 import { formatCount } from "./format.ts"
 import { setParams } from "../router.ts"
@@ -16,8 +16,32 @@ const setGroups = (groups: ReadonlyArray<string>) => {
   setParams(params)
 }
 
-/** `refresh` changes (e.g. the log's next offset) re-fetch every group's lag. */
-export const Groups = ({ logKey, groups, refresh }: { logKey: string; groups: ReadonlyArray<string>; refresh: unknown }) => {
+/** Lags are fetched again when `refresh` changes (the log's next offset), at most once per this long. */
+const refreshMs = 5_000
+
+/** `value`, changing at most once per `ms` (the last change shows at the end of the period). */
+const useThrottled = <A,>(value: A, ms: number): A => {
+  const [shown, setShown] = useState(value)
+  const last = useRef(0)
+  useEffect(() => {
+    const wait = last.current + ms - Date.now()
+    if (wait <= 0) {
+      last.current = Date.now()
+      setShown(value)
+      return
+    }
+    const timer = setTimeout(() => {
+      last.current = Date.now()
+      setShown(value)
+    }, wait)
+    return () => clearTimeout(timer)
+  }, [value, ms])
+  return shown
+}
+
+/** `refresh` changes (e.g. the log's next offset) re-fetch every group's lag, at most every `refreshMs`. */
+export const Groups = ({ logKey, groups, refresh: given }: { logKey: string; groups: ReadonlyArray<string>; refresh: unknown }) => {
+  const refresh = useThrottled(given, refreshMs)
   const [rows, setRows] = useState<ReadonlyArray<Row>>([])
   const [name, setName] = useState("")
   const groupList = groups.join("\u0000")
