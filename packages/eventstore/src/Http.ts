@@ -612,6 +612,9 @@ interface SendBuffer {
   readonly destroyed: boolean
   once(event: "drain" | "close", listener: () => void): unknown
   off(event: "drain" | "close", listener: () => void): unknown
+  /** Node's: writes between `cork` and `uncork` leave in one system call. */
+  cork?(): void
+  uncork?(): void
 }
 
 const sendBufferOf = (request: HttpServerRequest.HttpServerRequest): SendBuffer | undefined => {
@@ -823,10 +826,6 @@ const serveAppendSession = (
     // reads nothing for `tailDrainTimeoutMs` is closed with 1008.
     const buffer = sendBufferOf(request)
     const tooSlow = Deferred.makeUnsafe<void>()
-    const send = (message: string) =>
-      Effect.andThen(awaitDrain(buffer), writer.write(message)).pipe(
-        Effect.catchTag("SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
-      )
     const sender: Effect.Effect<never, Socket.SocketError> = Effect.forever(
       Effect.gen(function*() {
         if (outbox.length === 0) {
@@ -834,8 +833,15 @@ const serveAppendSession = (
           yield* Deferred.await(wakeSender)
         }
         const ready = outbox.splice(0)
-        for (const { message, done } of ready) {
-          yield* send(message)
+        // The answers due at once leave together: one socket write for all of them (the connection is
+        // corked while they are framed), not one each.
+        yield* Effect.catchTag(awaitDrain(buffer), "SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
+        const messages = ready.map((r) => r.message)
+        if (messages.length > 0) {
+          buffer?.cork?.()
+          yield* writer.writeAll(messages as [string, ...Array<string>]).pipe(Effect.ensuring(Effect.sync(() => buffer?.uncork?.())))
+        }
+        for (const { done } of ready) {
           if (done === undefined) continue
           inFlight.delete(done.id)
           bytesInFlight -= done.weight
