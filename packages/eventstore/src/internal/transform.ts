@@ -503,7 +503,7 @@ export const makeRunner = (
           }
           single = false
           noteFailure(after.failed, key)
-          if (after.failed !== undefined) failedNext.set(key, Math.max(failedNext.get(key) ?? 0, read[read.length - 1]!.offset + 1))
+          if (after.failed !== undefined && failed.has(key)) failedNext.set(key, Math.max(failedNext.get(key) ?? 0, read[read.length - 1]!.offset + 1))
           counters.recordsIn += consumed
           counters.commits += 1
           retrying = undefined
@@ -541,7 +541,7 @@ export const makeRunner = (
           cursor = page.cursor
           for (const log of page.logs) {
             const p = yield* position(log.key)
-            if (p !== undefined && p.failed !== undefined) failedNext.set(log.key, log.nextOffset)
+            if (p !== undefined && p.failed !== undefined && failed.has(log.key)) failedNext.set(log.key, log.nextOffset)
             if (p !== undefined && p.failed === undefined && p.offset < log.nextOffset) {
               markBehind(log.key, p.offset, log.nextOffset, log.lastAppendMs ?? clock.currentTimeMillisUnsafe())
               keys.push(log.key)
