@@ -180,6 +180,8 @@ describe.skipIf(!available)("the web UI in Chromium", () => {
     const tookMs = Date.now() - appendedAt
     console.log(`browser.test.ts: a record appended over HTTP showed in the live tail after ${tookMs} ms`)
     expect(await records.locator('[data-offset="2"]').textContent()).toMatch(/shipped/)
+    // The log's figures and its groups' lag follow the live records (refreshed a second after them).
+    await expect.poll(() => page.locator('[data-testid="group-row"][data-group="billing"]').textContent(), { timeout: 10_000 }).toMatch(/1\s*3/)
     await shot(page, "logs-live")
     expect(errors).toEqual([])
     await page.close()
