@@ -18,6 +18,7 @@ import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { EventStore, Transforms } from "@opendata/eventstore"
 import { OpenData } from "@opendata/runtime"
+import { waitUntil } from "./wait.ts"
 
 const counter = Transforms.define({
   name: "click-counter",
@@ -41,20 +42,6 @@ const withTransform = <A, E>(body: Effect.Effect<A, E, EventStore.EventStore | T
   Effect.provide(body, OpenData.layerTransforms([counter]).pipe(Layer.provideMerge(store)))
 /** One "process" without it. */
 const withoutTransform = <A, E>(body: Effect.Effect<A, E, EventStore.EventStore>) => Effect.provide(body, store)
-
-/** Checks `done` every 20 ms until it holds; fails after 10 s, saying what it waited for and the transform's failed logs. */
-const waitUntil = <E, R>(what: string, done: Effect.Effect<boolean, E, R>) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 10_000
-    while (!(yield* done)) {
-      if (Date.now() > deadline) {
-        const failed = (yield* Effect.flatMap(Transforms.Transforms, (t) => t.list)).flatMap((i) => i.failedLogs)
-        const why = failed.map((f) => `; ${f.key} failed at offset ${f.offset}: ${f.error}`).join("")
-        return yield* Effect.fail(new Error(`timed out after 10 s waiting for ${what}${why}`))
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

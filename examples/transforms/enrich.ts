@@ -11,6 +11,7 @@
 import { Effect, Layer } from "effect"
 import { EventStore, Transforms } from "@opendata/eventstore"
 import { OpenData } from "@opendata/runtime"
+import { waitUntil } from "./wait.ts"
 
 interface Order {
   readonly id: string
@@ -42,20 +43,6 @@ const orders: ReadonlyArray<readonly [customer: string, order: Order]> = [
   ["carol", { id: "o-4", items: [{ sku: "chair", qty: 4, price: 80 }] }],
   ["bob", { id: "o-5", items: [{ sku: "cable", qty: 3, price: 4.99 }] }]
 ]
-
-/** Checks `done` every 20 ms until it holds; fails after 10 s, saying what it waited for and the transform's failed logs. */
-const waitUntil = <E, R>(what: string, done: Effect.Effect<boolean, E, R>) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 10_000
-    while (!(yield* done)) {
-      if (Date.now() > deadline) {
-        const failed = (yield* Effect.flatMap(Transforms.Transforms, (t) => t.list)).flatMap((i) => i.failedLogs)
-        const why = failed.map((f) => `; ${f.key} failed at offset ${f.offset}: ${f.error}`).join("")
-        return yield* Effect.fail(new Error(`timed out after 10 s waiting for ${what}${why}`))
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 const app = Effect.gen(function*() {
   const events = yield* EventStore.EventStore

@@ -17,6 +17,7 @@ import { Effect, Layer } from "effect"
 import { EventStore, Transforms } from "@opendata/eventstore"
 import { OpenData } from "@opendata/runtime"
 import { PromQL, Tsdb } from "@opendata/tsdb"
+import { waitUntil } from "./wait.ts"
 
 interface AccessEvent {
   readonly status: number
@@ -62,20 +63,6 @@ const traffic: ReadonlyArray<readonly [service: string, events: ReadonlyArray<Ac
   ["web", Array.from({ length: 12 }, (_, i) => ({ status: statuses[(i * 3) % statuses.length]!, path: i % 2 === 0 ? "/" : "/about", ms: 20 + i }))]
 ]
 const total = traffic.reduce((n, [, events]) => n + events.length, 0)
-
-/** Checks `done` every 20 ms until it holds; fails after 10 s, saying what it waited for and the transform's failed logs. */
-const waitUntil = <E, R>(what: string, done: Effect.Effect<boolean, E, R>) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 10_000
-    while (!(yield* done)) {
-      if (Date.now() > deadline) {
-        const failed = (yield* Effect.flatMap(Transforms.Transforms, (t) => t.list)).flatMap((i) => i.failedLogs)
-        const why = failed.map((f) => `; ${f.key} failed at offset ${f.offset}: ${f.error}`).join("")
-        return yield* Effect.fail(new Error(`timed out after 10 s waiting for ${what}${why}`))
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 /** Runs `query` now and returns its samples as `{ "<label value>": value }` by the one label it groups by. */
 const queryBy = (tsdb: Tsdb.TsdbShape, query: string, label: string) =>
