@@ -327,6 +327,9 @@ export interface Refusal {
   readonly error?: "invalid_token" | "insufficient_scope" | undefined
 }
 
+/** The token an `Authorization: Bearer <token>` header presents; undefined if it presents none. */
+const bearerToken = (authorization: string): string | undefined => /^bearer +([\x21-\x7e]+) *$/i.exec(authorization)?.[1]
+
 /** The configured token whose secret is `presented`, if any: every token's digest is compared, always. */
 const makeFind = (tokens: ReadonlyArray<Token>) => {
   const entries = tokens.map((token) => ({ token, digest: sha256(Redacted.value(token.token)) }))
@@ -372,13 +375,13 @@ export const makeCheck = (tokens: ReadonlyArray<Token>) => {
     if (authorization === undefined || authorization.trim() === "") {
       return { status: 401, message: "this server requires a token: send Authorization: Bearer <token>" }
     }
-    const match = /^bearer +([\x21-\x7e]+) *$/i.exec(authorization)
-    if (match === null) {
+    const presented = bearerToken(authorization)
+    if (presented === undefined) {
       return /^bearer\b/i.test(authorization)
         ? { status: 401, message: "the bearer token is malformed", error: "invalid_token" }
         : { status: 401, message: "only Bearer authorization is accepted: send Authorization: Bearer <token>" }
     }
-    const token = find(match[1]!)
+    const token = find(presented)
     if (token === undefined) return { status: 401, message: "the bearer token is not valid", error: "invalid_token" }
     const needed = need(method, url)
     const what = `${method} ${splitUrl(url).path}`
@@ -452,8 +455,8 @@ const whoamiRoute = (tokens: ReadonlyArray<Token>) => {
     whoamiPath,
     Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
       if (tokens.length === 0) return HttpServerResponse.jsonUnsafe({ auth: false, scope: "admin" })
-      const match = /^bearer +([\x21-\x7e]+) *$/i.exec(presentedAuthorization(request.headers) ?? "")
-      const token = match === null ? undefined : find(match[1]!)
+      const presented = bearerToken(presentedAuthorization(request.headers) ?? "")
+      const token = presented === undefined ? undefined : find(presented)
       if (token === undefined) {
         return refusalResponse(request.url, { status: 401, message: "the bearer token is not valid", error: "invalid_token" })
       }
