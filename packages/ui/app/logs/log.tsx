@@ -7,15 +7,13 @@ import { onLinkClick, type Route } from "../router.ts"
 import { getMeta, type LogMeta, type LogRecord, logPath, readRecords, type ReadStart } from "./api.ts"
 import { AppendForm } from "./append.tsx"
 import { Browse, pageSize } from "./browse.tsx"
-import { BinaryToggle, FilterInput, LiveMessage, LiveStatus } from "./controls.tsx"
-import { formatCount } from "./format.ts"
+import { LiveMessage, LiveStatus } from "./controls.tsx"
+import { FilteredRecords } from "./filtered.tsx"
 import { Groups } from "./groups.tsx"
 import { liveCap, useLiveTail } from "./live.ts"
 import { MetaStrip } from "./meta.tsx"
-import { intParam, replaceParams } from "./params.ts"
-import { matches, RecordList } from "./records.tsx"
+import { intParam } from "./params.ts"
 import { LiveToggle, startOfParams } from "./start.tsx"
-import type { BinaryMode } from "./value.ts"
 
 export const LogView = ({ route, logKey }: { route: Route; logKey: string }) => {
   const params = route.params
@@ -23,8 +21,6 @@ export const LogView = ({ route, logKey }: { route: Route; logKey: string }) => 
   const fromTime = intParam(params, "fromTime")
   const live = params.get("live") === "1"
   const start = startOfParams(params)
-  const filter = (params.get("filter") ?? "").toLowerCase()
-  const binary: BinaryMode = params.get("bin") === "base64" ? "base64" : "hex"
 
   const [meta, setMeta] = useState<LogMeta | undefined>(undefined)
   const [records, setRecords] = useState<Array<LogRecord>>([])
@@ -119,7 +115,6 @@ export const LogView = ({ route, logKey }: { route: Route; logKey: string }) => 
     }
   })
 
-  const shown = filter === "" ? records : records.filter((r) => matches(r, filter))
   const slash = logKey.lastIndexOf("/")
   const parent = slash < 0 ? "" : logKey.slice(0, slash + 1)
 
@@ -142,21 +137,12 @@ export const LogView = ({ route, logKey }: { route: Route; logKey: string }) => 
             </div>
             {live ? <LiveMessage live={tail} /> : null}
             {live ? null : <Browse meta={meta} records={records} next={next} onReload={() => setReload((n) => n + 1)} />}
-            <div class="row tools">
-              <FilterInput value={params.get("filter") ?? ""} onInput={(v) => replaceParams({ filter: v === "" ? undefined : v })} />
-              {records.some((r) => r.value.kind === "binary")
-                ? <BinaryToggle mode={binary} onChange={(m) => replaceParams({ bin: m === "hex" ? undefined : m })} />
-                : null}
-              {filter === "" ? null : <span class="muted">{formatCount(shown.length)} of {formatCount(records.length)} match</span>}
-            </div>
-            {released > 0
-              ? <p class="muted">Showing the newest {formatCount(liveCap)}; {formatCount(released)} older records left the page.</p>
-              : null}
-            <RecordList
-              records={shown}
+            <FilteredRecords
+              params={params}
+              records={records}
+              released={released}
               showKey={false}
-              binary={binary}
-              empty={!loaded ? "" : filter !== "" && records.length > 0 ? "No record matches the filter." : live ? "Waiting for records…" : "No records here."}
+              emptyText={!loaded ? "" : live ? "Waiting for records…" : "No records here."}
             />
           </section>
         </div>

@@ -2,16 +2,11 @@
 import { useRef, useState } from "preact/hooks"
 import type { Route } from "../router.ts"
 import type { LogRecord } from "./api.ts"
-import { BinaryToggle, FilterInput, LiveMessage, LiveStatus } from "./controls.tsx"
-import { formatCount } from "./format.ts"
+import { LiveMessage, LiveStatus } from "./controls.tsx"
+import { FilteredRecords } from "./filtered.tsx"
 import { liveCap, useLiveTail } from "./live.ts"
-import { replaceParams } from "./params.ts"
-import { matches, RecordList } from "./records.tsx"
-import type { BinaryMode } from "./value.ts"
 
 export const PrefixTail = ({ route, prefix }: { route: Route; prefix: string }) => {
-  const filter = (route.params.get("filter") ?? "").toLowerCase()
-  const binary: BinaryMode = route.params.get("bin") === "base64" ? "base64" : "hex"
   const [records, setRecords] = useState<Array<LogRecord>>([])
   const latest = useRef(records)
   latest.current = records
@@ -30,7 +25,6 @@ export const PrefixTail = ({ route, prefix }: { route: Route; prefix: string }) 
     }
   })
 
-  const shown = filter === "" ? records : records.filter((r) => matches(r, filter))
   return (
     <section class="panel records-panel" data-testid="prefix-tail-panel">
       <div class="row live-bar">
@@ -43,21 +37,12 @@ export const PrefixTail = ({ route, prefix }: { route: Route; prefix: string }) 
         }}>Clear</button>
       </div>
       <LiveMessage live={tail} />
-      <div class="row tools">
-        <FilterInput value={route.params.get("filter") ?? ""} onInput={(v) => replaceParams({ filter: v === "" ? undefined : v })} />
-        {records.some((r) => r.value.kind === "binary")
-          ? <BinaryToggle mode={binary} onChange={(m) => replaceParams({ bin: m === "hex" ? undefined : m })} />
-          : null}
-        {filter === "" ? null : <span class="muted">{formatCount(shown.length)} of {formatCount(records.length)} match</span>}
-      </div>
-      {released > 0
-        ? <p class="muted">Showing the newest {formatCount(liveCap)}; {formatCount(released)} older records left the page.</p>
-        : null}
-      <RecordList
-        records={shown}
+      <FilteredRecords
+        params={route.params}
+        records={records}
+        released={released}
         showKey={true}
-        binary={binary}
-        empty={filter !== "" && records.length > 0 ? "No record matches the filter." : "Waiting for appends to logs under this prefix…"}
+        emptyText="Waiting for appends to logs under this prefix…"
       />
     </section>
   )
