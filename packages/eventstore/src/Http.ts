@@ -10,7 +10,7 @@
  * keys of any permitted length (the router caps parameters at 100 characters), and gives JSON 404/405s.
  */
 import * as Arrow from "apache-arrow"
-import { Cause, Context, Deferred, Effect, Exit, Layer, Option, Schema, SchemaGetter, SchemaIssue, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Scope, SchemaGetter, SchemaIssue, Stream } from "effect"
 import { Base64 } from "effect/encoding"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
@@ -683,25 +683,83 @@ const eventMessages = (event: TailEvent, encoding: Encoding): Effect.Effect<Arra
 }
 
 /**
- * Upgrades to a WebSocket and sends the tail's events as JSON text messages until the client closes (which
- * interrupts the tail), or the tail fails (an error message, then a close with code 4000 + status).
+ * Where tails run once their connection is upgraded: fibers in the API's scope (interrupted when it closes),
+ * ended at shutdown by one fiber that waits for the shutdown signal, rather than a fiber per tail.
+ */
+interface TailHome {
+  readonly scope: Scope.Scope
+  /** Registers `end` to be called once the server begins to shut down; returns its removal. */
+  readonly onShutdown: (end: () => void) => () => void
+}
+
+const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailHome, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const ends = new Set<() => void>()
+    let shuttingDown = false
+    yield* Effect.forkScoped(Effect.andThen(
+      shutdown,
+      Effect.sync(() => {
+        shuttingDown = true
+        for (const end of ends) end()
+        ends.clear()
+      })
+    ))
+    return {
+      scope,
+      onShutdown: (end) => {
+        if (shuttingDown) {
+          end()
+          return () => {}
+        }
+        ends.add(end)
+        return () => ends.delete(end)
+      }
+    }
+  })
+
+/**
+ * Upgrades to a WebSocket and sends the tail's events as JSON text messages until the client closes, the
+ * server shuts down (close 1001), or the tail fails (an error message, then a close with code 4000 +
+ * status).
+ *
+ * Once the connection is upgraded the request is answered, and the tail goes on as one fiber of its own
+ * in `home.scope`, holding the socket in a scope of its own: an idle tail is that fiber, suspended in its
+ * subscription's wait, and the connection, not a request in the HTTP server's pipeline. The client's close
+ * and the server's shutdown interrupt it by callback (an interrupted tail closes with 1001). Messages from
+ * the client are not read: the socket keeps at most 64 KiB of them, then stops reading the connection until
+ * the tail ends.
  */
 const serveTail = (
   request: HttpServerRequest.HttpServerRequest,
   events: Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable>,
   encoding: Encoding,
-  shutdown: Effect.Effect<void>
+  home: TailHome
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.gen(function*() {
     const socket = yield* request.upgrade
+    const scope = yield* Scope.make()
     // The 101 handshake is sent when the reader is acquired.
-    const reader = yield* socket.reader
-    const writer = yield* socket.writer
+    const opened = yield* Effect.exit(Scope.provide(Effect.andThen(socket.reader, socket.writer), scope))
+    if (Exit.isFailure(opened)) {
+      yield* Scope.close(scope, Exit.void)
+      return HttpServerResponse.empty()
+    }
+    const writer = opened.value
     const buffer = sendBufferOf(request)
+    let ended = false
+    let fiber: Fiber.Fiber<void> | undefined
+    const end = () => {
+      ended = true
+      fiber?.interruptUnsafe()
+    }
+    buffer?.once("close", end)
+    const removeEnd = home.onShutdown(end)
     const send = (message: string) => Effect.andThen(awaitDrain(buffer), writer.write(message))
     const pump = events.pipe(
       Stream.runForEach((event) =>
-        Effect.flatMap(eventMessages(event, encoding), (messages) => Effect.forEach(messages, send, { discard: true }))
+        Effect.flatMap(eventMessages(event, encoding), (messages) =>
+          messages.length === 1 ? send(messages[0]!) : Effect.forEach(messages, send, { discard: true }))
       ),
       Effect.andThen(writer.write(new Socket.CloseEvent(1000, "end of stream"))),
       Effect.catch((e) => {
@@ -711,18 +769,22 @@ const serveTail = (
         return writer.write(JSON.stringify({ type: "error", status: answer.status, ...answer.body })).pipe(
           Effect.andThen(writer.write(new Socket.CloseEvent(tailErrorCloseCode(answer.status), e._tag)))
         )
+      }),
+      Effect.ignore,
+      Effect.onExit((exit) => {
+        buffer?.off("close", end)
+        removeEnd()
+        // Closes the socket: 1001 if the tail was interrupted, else after its own close message.
+        return Scope.close(scope, exit)
       })
     )
-    // Messages from the client are read and dropped; the read ends when the client closes.
-    const clientGone = Effect.forever(reader.pull).pipe(Effect.ignore)
-    const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
-      Effect.ignore
-    )
-    yield* Effect.raceAllFirst([pump, clientGone, serverGone])
+    const running = yield* Effect.forkIn(pump, home.scope)
+    fiber = running
+    // Ended before it started (the client gone, or the server shutting down, meanwhile).
+    if (ended) running.interruptUnsafe()
     return HttpServerResponse.empty()
   }).pipe(
-    Effect.catch(() => Effect.succeed(HttpServerResponse.empty())),
-    Effect.scoped
+    Effect.catch(() => Effect.succeed(HttpServerResponse.empty()))
   )
 
 // -------------------------------------------------------------------------------------------------
@@ -972,7 +1034,7 @@ type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError>
 type Answered = Effect.fn.Return<HttpServerResponse.HttpServerResponse, ApiError>
 type Request = HttpServerRequest.HttpServerRequest
 
-const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => {
+const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>, home: TailHome) => {
   const list = Effect.fnUntraced(function*(q: typeof ListQuery.Type): Answered {
     const result = yield* store.list(q)
     return ok({
@@ -1072,12 +1134,12 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>) => 
       : q.now !== undefined
       ? { _tag: "now" }
       : { _tag: "time", time: 0 }
-    return yield* serveTail(request, store.tail(key, start), q.encoding ?? "utf8", shutdown)
+    return yield* serveTail(request, store.tail(key, start), q.encoding ?? "utf8", home)
   })
 
   const tailPrefix = Effect.fnUntraced(function*(request: Request, q: typeof TailPrefixQuery.Type): Answered {
     if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
-    return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", shutdown)
+    return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", home)
   })
 
   const appendSession = Effect.fnUntraced(function*(request: Request, q: typeof AppendSessionQuery.Type): Answered {
@@ -1208,7 +1270,8 @@ const hasMalformedEscape = (url: string): boolean => {
 export const routes: Layer.Layer<never, never, HttpRouter.HttpRouter | EventStore> = Layer.mergeAll(
   HttpRouter.use((router) =>
     Effect.gen(function*() {
-      const { dispatch } = makeHandlers(yield* EventStore, yield* ShutdownSignal)
+      const shutdown = yield* ShutdownSignal
+      const { dispatch } = makeHandlers(yield* EventStore, shutdown, yield* makeTailHome(shutdown))
       const handler = (request: Request) => answerErrors(dispatch(request))
       yield* router.add("*", "/v1/logs/*", handler)
       yield* router.add("*", "/v1/groups/*", handler)

@@ -2,7 +2,7 @@
  * The read path: reads of a log from an offset or a time, and tails (catch up from storage, then follow
  * the durable change feed through the tail registry, `internal/tails.ts`).
  */
-import { Effect, Option, Stream } from "effect"
+import { Array as Arr, Channel, Effect, Option, Scope, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import type { LogRecord, ReadOptions, ReadResult, TailEvent, TailStart } from "../EventStore.ts"
 import { InvalidInput, OffsetTrimmed, Unavailable } from "../EventStore.ts"
@@ -11,7 +11,7 @@ import * as K from "./keys.ts"
 import type { LogState } from "./logState.ts"
 import { storeFailure } from "./logState.ts"
 import { decodeRecord, recordSize } from "./record.ts"
-import type { TailRegistry } from "./tails.ts"
+import type { Delivery, Taken, TailRegistry } from "./tails.ts"
 import { checkKey, isCount } from "./validate.ts"
 
 export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailRegistry, heartbeatMs: number) => {
@@ -97,12 +97,30 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
       return { records, next: records.length === 0 ? from : records.at(-1)!.offset + 1 } satisfies ReadResult
     })
 
+  /**
+   * A tail as a stream with one pull and nothing between it and its consumer: `open` subscribes (in the
+   * stream's scope) and returns `step`, which gives the next events (possibly none, then it is called
+   * again). An idle tail is then one suspended `take` on its subscription, not a pipeline of streams.
+   */
+  const tailStream = <E>(
+    open: (scope: Scope.Scope) => Effect.Effect<Effect.Effect<ReadonlyArray<TailEvent>, Unavailable>, E>
+  ): Stream.Stream<TailEvent, E | Unavailable> =>
+    Stream.fromChannel(Channel.fromTransform((_, scope) =>
+      Effect.map(open(scope), (step) => {
+        const pull: Effect.Effect<Arr.NonEmptyReadonlyArray<TailEvent>, Unavailable> = Effect.flatMap(
+          step,
+          (events) => Arr.isReadonlyArrayNonEmpty(events) ? Effect.succeed(events) : pull
+        )
+        return pull
+      })
+    ))
+
   const tail = (key: string, start: TailStart): Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable> =>
-    Stream.unwrap(
+    tailStream((scope) =>
       Effect.gen(function*() {
         yield* checkKey(key)
         // Subscribe before reading storage: every append durable from now on is delivered.
-        const subscription = yield* tails.subscribeKey(key)
+        const subscription = yield* Scope.provide(tails.subscribeKey(key), scope)
         const m = yield* durableMeta(key)
         const first = m?.firstOffset ?? 0
         const end = m?.nextOffset ?? 0
@@ -132,20 +150,15 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
           return page
         })
 
-        const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
-          if (catchingUp) {
-            const page = yield* catchUp
-            if (page.length > 0) return [{ _tag: "records", key, records: page } as const]
-            catchingUp = false
-          }
-          const taken = yield* subscription.take(heartbeatMs)
-          if (taken._tag === "idle") return [{ _tag: "heartbeat", key, next } as const]
-          if (taken._tag === "lost") {
+        /** What the subscription gave, as events (none when it must catch up from storage first). */
+        const taken = (t: Taken): ReadonlyArray<TailEvent> => {
+          if (t._tag === "idle") return [{ _tag: "heartbeat", key, next }]
+          if (t._tag === "lost") {
             // Deliveries were dropped (a slow reader, or the feed skipped batches): storage has them.
             catchingUp = true
             return []
           }
-          const records = taken.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
+          const records = t.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
           if (records.some((r, i) => r.offset !== next + i)) {
             // An append is missing from the feed, or an offset came twice (two writes of one offset became
             // durable together): storage has the log exactly once.
@@ -154,44 +167,49 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
           }
           if (records.length === 0) return []
           next = records.at(-1)!.offset + 1
-          return [{ _tag: "records", key, records } as const]
+          return [{ _tag: "records", key, records }]
+        }
+        const follow = Effect.map(subscription.take(heartbeatMs), taken)
+
+        return Effect.suspend((): Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> => {
+          if (!catchingUp) return follow
+          return Effect.flatMap(catchUp, (page) => {
+            if (page.length > 0) return Effect.succeed([{ _tag: "records", key, records: page }])
+            catchingUp = false
+            return follow
+          })
         })
-        return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
       })
     )
 
   const tailPrefix = (prefixKey: string): Stream.Stream<TailEvent, InvalidInput | Unavailable> =>
-    Stream.unwrap(
+    tailStream((scope) =>
       Effect.gen(function*() {
         if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
-        const subscription = yield* tails.subscribePrefix(prefixKey)
+        const subscription = yield* Scope.provide(tails.subscribePrefix(prefixKey), scope)
         const nextOf = new Map<string, number>()
         // A heartbeat at once: from here on, every durable append under the prefix is delivered.
         let subscribed = false
+        const heartbeat: ReadonlyArray<TailEvent> = [{ _tag: "heartbeat", key: undefined, next: undefined }]
 
-        const step: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.gen(function*() {
-          if (!subscribed) {
-            subscribed = true
-            return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
-          }
-          const taken = yield* subscription.take(heartbeatMs)
-          if (taken._tag === "idle") return [{ _tag: "heartbeat", key: undefined, next: undefined } as const]
+        /** After lost deliveries: reads what the logs already followed got meanwhile. */
+        const catchUp = Effect.gen(function*() {
           const events: Array<TailEvent> = []
-          if (taken._tag === "lost") {
-            // Deliveries were dropped: read what the logs already followed got meanwhile.
-            for (const [k, from] of nextOf) {
-              const m = yield* durableMeta(k)
-              if (m === undefined) continue
-              const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
-              if (records.length > 0) {
-                nextOf.set(k, records.at(-1)!.offset + 1)
-                events.push({ _tag: "records", key: k, records })
-              }
+          for (const [k, from] of nextOf) {
+            const m = yield* durableMeta(k)
+            if (m === undefined) continue
+            const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
+            if (records.length > 0) {
+              nextOf.set(k, records.at(-1)!.offset + 1)
+              events.push({ _tag: "records", key: k, records })
             }
-            return events
           }
+          return events
+        })
+
+        const delivered = (deliveries: ReadonlyArray<Delivery>): ReadonlyArray<TailEvent> => {
           const byLog = new Map<string, Array<LogRecord>>()
-          for (const d of taken.deliveries) {
+          for (const d of deliveries) {
             for (const record of d.records) {
               // Below what this tail sent: an earlier batch or this one already has it.
               if (record.offset < (nextOf.get(d.key) ?? 0)) continue
@@ -201,10 +219,22 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
               byLog.set(d.key, list)
             }
           }
+          const events: Array<TailEvent> = []
           for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
           return events
+        }
+
+        return Effect.suspend((): Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> => {
+          if (!subscribed) {
+            subscribed = true
+            return Effect.succeed(heartbeat)
+          }
+          return Effect.flatMap(subscription.take(heartbeatMs), (t) => {
+            if (t._tag === "idle") return Effect.succeed(heartbeat)
+            if (t._tag === "lost") return catchUp
+            return Effect.succeed(delivered(t.deliveries))
+          })
         })
-        return Stream.flatMap(Stream.fromEffectRepeat(step), Stream.fromIterable)
       })
     )
 
