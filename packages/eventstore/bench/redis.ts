@@ -28,7 +28,8 @@
  * its peak RSS (VmHWM, the server is fresh for each cell), its CPU use over 1 s idle right after start,
  * and this client's CPU use. Cell e also says how long the tails took to open, the server's RSS with them
  * and its CPU use with them and no appends (over one heartbeat period of ours, BENCH_TAIL_HEARTBEAT_MS,
- * default 30 s, our default); its load window is a whole number of heartbeat periods too.
+ * default 30 s, our default); its load window is a whole number of heartbeat periods too, and so is cell b's
+ * when e runs (b is its baseline: equal windows hold equal shares of the store's periodic flushes).
  *
  * The client shares the machine with the server: where its CPU use nears 100% (one core, as for Redis with
  * 64 producers or more), the records/s are the client's limit, not the server's; the CPU per record holds.
@@ -37,7 +38,7 @@
  * `ours-session,redis`, default all three), BENCH_TAILS (idle tails
  * of cell e, default 10000), BENCH_PROFILE=1 (run our server with `--cpu-prof`, and print at the end the
  * top 25 self-time functions of its main thread over every cell's measurement window, then each cell's top
- * 10), BENCH_REDIS_SERVER (default `redis-server`).
+ * 10; BENCH_PROFILE_DIR keeps the profiles there), BENCH_REDIS_SERVER (default `redis-server`).
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
@@ -63,7 +64,13 @@ const tailHeartbeatMs = Number(process.env["BENCH_TAIL_HEARTBEAT_MS"] ?? 30_000)
  * heartbeat falls in the window once per period rather than the window missing them.
  */
 const idleSampleSeconds = tailHeartbeatMs / 1000
-const windowSecondsOf = (cell: { readonly tails: number }) => (cell.tails > 0 ? Math.max(seconds, Math.ceil(seconds / idleSampleSeconds) * idleSampleSeconds) : seconds)
+const tailWindowSeconds = Math.max(seconds, Math.ceil(seconds / idleSampleSeconds) * idleSampleSeconds)
+/**
+ * Cell b is cell e's baseline ("vs plain (b)"), so when e runs, b is measured over e's window too: a longer
+ * window also holds the store's periodic work (memtable flushes to tables), which a shorter one may miss.
+ */
+const windowSecondsOf = (cell: { readonly id: string; readonly tails: number }) =>
+  cell.tails > 0 || (cell.id === "b" && (cellFilter === undefined || cellFilter.includes("e"))) ? tailWindowSeconds : seconds
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const serverMain = path.join(repoRoot, "packages/runtime/dist/main.js")
@@ -251,7 +258,8 @@ const waitReady = async (server: Running, probe: () => Promise<boolean>, timeout
   throw new Error(`${server.name} not ready after ${timeoutMs} ms:\n${server.output()}`)
 }
 
-const profileDir = path.join(tmpRoot, "profiles")
+/** BENCH_PROFILE_DIR keeps the profiles (one directory per cell and server); by default they go with the run. */
+const profileDir = process.env["BENCH_PROFILE_DIR"] ?? path.join(tmpRoot, "profiles")
 /** Each cell's measurement window on our server, in µs of the monotonic clock that V8's profiles use too. */
 const profileWindows = new Map<string, { readonly startUs: number; readonly endUs: number }>()
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)

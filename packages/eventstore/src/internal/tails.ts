@@ -69,6 +69,13 @@ const markLost = (s: Subscriber) => {
 
 const latin1 = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset + start, end - start).toString("latin1")
 
+/** FNV-1a over `b[start, end)`: a log's key bytes, to pass over the records of logs nobody follows cheaply. */
+const hashBytes = (b: Uint8Array, start: number, end: number): number => {
+  let h = 0x811c9dc5
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193)
+  return h >>> 0
+}
+
 /** Runs the feed reader in `scope` (subscribed to the Db before this returns). */
 export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbeatMs: number): Effect.Effect<TailRegistry> =>
   Effect.gen(function*() {
@@ -96,11 +103,20 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
     /** The followed logs' and prefixes' UTF-8 bytes as latin1 strings, with how many subscriptions each. */
     const followedBytes = new Map<string, number>()
     const prefixBytes = new Map<string, number>()
+    /** The hashes of the followed logs' key bytes, with how many subscriptions each. */
+    const followedHashes = new Map<number, number>()
     const count = (index: Map<string, number>, name: string, by: number) => {
-      const raw = Buffer.from(name, "utf8").toString("latin1")
+      const bytes = Buffer.from(name, "utf8")
+      const raw = bytes.toString("latin1")
       const n = (index.get(raw) ?? 0) + by
       if (n === 0) index.delete(raw)
       else index.set(raw, n)
+      if (index === followedBytes) {
+        const h = hashBytes(bytes, 0, bytes.length)
+        const m = (followedHashes.get(h) ?? 0) + by
+        if (m === 0) followedHashes.delete(h)
+        else followedHashes.set(h, m)
+      }
     }
     const take = yield* Scope.provide(db.subscribe, scope)
     let lastSeq: number | undefined
@@ -137,6 +153,8 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
         for (const e of batch.entries) {
           const k = e.key
           if (e.kind !== "put" || k[0] !== 0x72 || k.length < 10 || k[k.length - 9] !== 0) continue
+          // Without prefix tails, a log is followed only if its key's hash is: most records stop here.
+          if (byPrefix.size === 0 && !followedHashes.has(hashBytes(k, 1, k.length - 9))) continue
           const raw = latin1(k, 1, k.length - 9)
           let key = wanted.get(raw)
           if (key === undefined) {
