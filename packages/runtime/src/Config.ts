@@ -19,6 +19,9 @@
  * | `OPENDATA_TSDB_RETENTION_MS` | `15d` | TSDB samples older than this are deleted |
  * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
+ * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
+ * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
+ * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |
  * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5s` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `1m` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
@@ -36,7 +39,7 @@ import { Config, ConfigProvider, Effect, Option, Redacted, Schema, SchemaIssue, 
 import type { ObjectStore } from "@opendata/core"
 import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
-import { Limits as TsdbLimits } from "@opendata/tsdb"
+import { Limits as TsdbLimits, Otlp as TsdbOtlp } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
 import type { TransformConfig } from "./Transforms.ts"
 
@@ -91,6 +94,8 @@ export interface RuntimeConfig {
   readonly tsdbRetentionMs?: number | undefined
   readonly tsdbQueryTimeoutMs?: number | undefined
   readonly tsdbQuerySamplesMax?: number | undefined
+  /** How OTLP metrics are translated; default `TsdbOtlp.defaultSettings`. */
+  readonly tsdbOtlp?: TsdbOtlp.OtlpSettings | undefined
   readonly eventStore: EventStoreSettings
   /** API tokens (see Auth.ts); none: the API is open. */
   readonly auth?: AuthConfig | undefined
@@ -287,6 +292,25 @@ const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
   }))
 )
 
+const otlpConfig: Config.Config<TsdbOtlp.OtlpSettings | undefined> = Config.all({
+  translationStrategy: Config.option(Config.Literals(TsdbOtlp.translationStrategies, "OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY")),
+  promote: Config.option(Config.String("OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES")),
+  keepIdentifying: Config.option(Config.Boolean("OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES"))
+}).pipe(
+  Config.map((c) =>
+    Option.isNone(c.translationStrategy) && Option.isNone(c.promote) && Option.isNone(c.keepIdentifying)
+      ? undefined
+      : {
+        translationStrategy: Option.getOrElse(c.translationStrategy, () => TsdbOtlp.defaultSettings.translationStrategy),
+        promoteResourceAttributes: Option.match(c.promote, {
+          onNone: () => [],
+          onSome: (list) => list.split(",").map((a) => a.trim()).filter((a) => a !== "")
+        }),
+        keepIdentifyingResourceAttributes: Option.getOrElse(c.keepIdentifying, () => false)
+      }
+  )
+)
+
 /** The runtime configuration from the environment. */
 export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   host: Config.String("OPENDATA_HOST").pipe(Config.withDefault("0.0.0.0")),
@@ -300,10 +324,12 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   tsdbRetentionMs: positiveDuration("OPENDATA_TSDB_RETENTION_MS"),
   tsdbQueryTimeoutMs: positiveDuration("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
   tsdbQuerySamplesMax: positiveInt("OPENDATA_TSDB_QUERY_SAMPLES_MAX"),
+  tsdbOtlp: otlpConfig,
   eventStore: eventStoreConfig
 }).pipe(
-  Config.map(({ flushIntervalMs, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
+  Config.map(({ flushIntervalMs, tsdbOtlp, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
     ...c,
+    ...(tsdbOtlp !== undefined ? { tsdbOtlp } : {}),
     ...(Option.isSome(flushIntervalMs) ? { flushIntervalMs: flushIntervalMs.value } : {}),
     ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {}),
     ...(Option.isSome(tsdbQueryTimeoutMs) ? { tsdbQueryTimeoutMs: tsdbQueryTimeoutMs.value } : {}),
@@ -441,6 +467,9 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "tsdb.retention": formatDurationMs(config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault),
     "tsdb.queryTimeout": formatDurationMs(config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault),
     "tsdb.querySamplesMax": config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax,
+    "tsdb.otlp.translationStrategy": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).translationStrategy,
+    "tsdb.otlp.promoteResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).promoteResourceAttributes.join(",") || "none",
+    "tsdb.otlp.keepIdentifyingResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).keepIdentifyingResourceAttributes,
     "eventstore.tailHeartbeat": formatDurationMs(config.eventStore.tailHeartbeatMs ?? EventStoreLimits.tailHeartbeatMs),
     "eventstore.retentionInterval": formatDurationMs(config.eventStore.retentionIntervalMs ?? EventStoreLimits.retentionIntervalMs),
     "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),

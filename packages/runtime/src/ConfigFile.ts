@@ -13,7 +13,8 @@
  *   log: { level: info, format: logfmt }   # debug | info | warn | error; logfmt | json
  *   flushIntervalMs: 5ms      # default 100ms on s3, 5ms otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
- *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000 }
+ *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000,
+ *           otlp: { translationStrategy: UnderscoreEscapingWithSuffixes, promoteResourceAttributes: [k8s.namespace.name] } }
  *   eventstore: { tailHeartbeatMs: 30s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
  *   auth:
  *     file: ./tokens.yaml     # more tokens, in a file of their own (relative to this file); OPENDATA_AUTH_FILE
@@ -65,7 +66,12 @@ const File = Schema.Struct({
   tsdb: Schema.optional(Schema.Struct({
     retentionMs: Schema.optional(Duration),
     queryTimeoutMs: Schema.optional(Duration),
-    querySamplesMax: Schema.optional(Positive)
+    querySamplesMax: Schema.optional(Positive),
+    otlp: Schema.optional(Schema.Struct({
+      translationStrategy: Schema.optional(Schema.Literals(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"])),
+      promoteResourceAttributes: Schema.optional(Schema.Array(Schema.String)),
+      keepIdentifyingResourceAttributes: Schema.optional(Schema.Boolean)
+    }))
   })),
   s3: Schema.optional(Schema.Struct({
     bucket: Schema.optional(Schema.String),
@@ -121,6 +127,9 @@ const asEnv = (f: File, file: string): Record<string, string> => {
     OPENDATA_TSDB_RETENTION_MS: f.tsdb?.retentionMs?.toString(),
     OPENDATA_TSDB_QUERY_TIMEOUT_MS: f.tsdb?.queryTimeoutMs?.toString(),
     OPENDATA_TSDB_QUERY_SAMPLES_MAX: f.tsdb?.querySamplesMax?.toString(),
+    OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY: f.tsdb?.otlp?.translationStrategy,
+    OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.promoteResourceAttributes?.join(","),
+    OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.keepIdentifyingResourceAttributes?.toString(),
     OPENDATA_S3_BUCKET: f.s3?.bucket,
     OPENDATA_S3_ENDPOINT: f.s3?.endpoint,
     OPENDATA_S3_REGION: f.s3?.region,

@@ -19,7 +19,7 @@ import { HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from
 import { Db, ObjectStore } from "@opendata/core"
 import { EventStoreHttp, layer as layerEventStoreOnDb, Transforms } from "@opendata/eventstore"
 import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
-import { Limits as TsdbLimits, Tsdb, TsdbHttp } from "@opendata/tsdb"
+import { Limits as TsdbLimits, Otlp as TsdbOtlp, Tsdb, TsdbHttp } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
 import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
@@ -248,6 +248,7 @@ export const layer = (
         timeoutMs: config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault,
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
       })),
+      Layer.provideMerge(Layer.succeed(TsdbHttp.OtlpSettings, config.tsdbOtlp ?? TsdbOtlp.defaultSettings)),
       Layer.provideMerge(Layer.succeed(TsdbHttp.StatusSettings, {
         retentionMs: config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault,
         outOfOrderWindowMs: TsdbLimits.outOfOrderWindowMs

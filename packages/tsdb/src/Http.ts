@@ -16,6 +16,9 @@ import { cardinality, formatDuration, headStart, sampleBounds } from "./internal
 import type { Matcher } from "./internal/labels.ts"
 import { LabelsInterner } from "./internal/remoteWrite/index.ts"
 import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
+import * as OtlpDecode from "./internal/otlp/decode.ts"
+import * as Otlp from "./internal/otlp/translate.ts"
+import { limits as RemoteWriteLimits } from "./internal/remoteWrite/decode.ts"
 import { parseSelector } from "./internal/selector.ts"
 import { Tsdb, TsdbError } from "./Tsdb.ts"
 import { instantQuery, QueryError, rangeQuery } from "./promql/engine.ts"
@@ -560,6 +563,115 @@ const parseQueryHandler = answer(Effect.gen(function*() {
 const labelsInterner = new LabelsInterner(Limits.remoteWriteLabelsCacheMax)
 
 /** Remote write 1.0 and 2.0. 204 once every stored sample is durable; 400 for what could not be stored. */
+/** How OTLP metrics become Prometheus series (Prometheus's `otlp:` configuration); a server provides it from its config. */
+export const OtlpSettings = Context.Reference<Otlp.OtlpSettings>("@opendata/tsdb/Http/OtlpSettings", {
+  defaultValue: () => Otlp.defaultSettings
+})
+
+/** An OTLP `ExportMetricsServiceResponse`: empty, or a partial success with the points refused and why. */
+const otlpResponse = (json: boolean, rejected: number, message: string) => {
+  if (json) {
+    const body = rejected > 0 || message !== "" ? { partialSuccess: { rejectedDataPoints: String(rejected), errorMessage: message } } : {}
+    return HttpServerResponse.jsonUnsafe(body)
+  }
+  if (rejected === 0 && message === "") return HttpServerResponse.uint8Array(new Uint8Array(0), { contentType: "application/x-protobuf" })
+  // ExportMetricsPartialSuccess { int64 rejected_data_points = 1; string error_message = 2; } as field 1.
+  const text = new TextEncoder().encode(message)
+  const inner: Array<number> = []
+  const varint = (out: Array<number>, v: number) => {
+    while (v >= 0x80) {
+      out.push((v % 0x80) | 0x80)
+      v = Math.floor(v / 0x80)
+    }
+    out.push(v)
+  }
+  if (rejected > 0) {
+    inner.push(0x08)
+    varint(inner, rejected)
+  }
+  if (text.length > 0) {
+    inner.push(0x12)
+    varint(inner, text.length)
+  }
+  const head: Array<number> = [0x0a]
+  varint(head, inner.length + text.length)
+  const body = new Uint8Array(head.length + inner.length + text.length)
+  body.set(head, 0)
+  body.set(inner, head.length)
+  body.set(text, head.length + inner.length)
+  return HttpServerResponse.uint8Array(body, { contentType: "application/x-protobuf" })
+}
+
+/**
+ * `POST /api/v1/otlp/v1/metrics`: OTLP/HTTP metrics, protobuf (`application/x-protobuf`) or JSON
+ * (`application/json`), optionally gzip-encoded, translated as Prometheus 3 does (`internal/otlp/translate.ts`)
+ * and written like a remote write (answered once durable). Malformed bodies are a 400, bodies over a limit a
+ * 413, other media types a 415; points that cannot be translated (delta temporality, exponential
+ * histograms) or that the TSDB refuses (duplicates, too old) are reported in the response's
+ * `partial_success`, and the rest is written.
+ */
+const otlpMetricsHandler = Effect.gen(function*() {
+  const tsdb = yield* Tsdb
+  const settings = yield* OtlpSettings
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const length = Number(request.headers["content-length"] ?? "0")
+  if (length > Limits.writeBodyBytesMax) return HttpServerResponse.text(`request body of ${length} bytes is over the limit of ${Limits.writeBodyBytesMax}`, { status: 413 })
+  const mediaType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+  if (mediaType !== "application/x-protobuf" && mediaType !== "application/json") {
+    return HttpServerResponse.text(`unsupported content type ${request.headers["content-type"] ?? "(none)"}: use application/x-protobuf or application/json`, { status: 415 })
+  }
+  const json = mediaType === "application/json"
+  const coding = (request.headers["content-encoding"] ?? "").trim().toLowerCase()
+  if (coding !== "" && coding !== "identity" && coding !== "gzip") {
+    return HttpServerResponse.text(`unsupported content encoding ${coding}: use gzip or none`, { status: 415 })
+  }
+  const read = yield* boundedBody(request, Limits.writeBodyBytesMax)
+  if (read._tag === "TooLarge") return HttpServerResponse.text(read.message, { status: 413 })
+  if (read._tag === "Unreadable") return HttpServerResponse.text(read.message, { status: 400 })
+  let body: Uint8Array = read.bytes
+  if (coding === "gzip") {
+    const inflated = yield* gunzipBounded(body, Limits.writeDecompressedBytesMax)
+    if (inflated._tag === "TooLarge") return HttpServerResponse.text(inflated.message, { status: 413 })
+    if (inflated._tag === "Corrupt") return HttpServerResponse.text(inflated.message, { status: 400 })
+    body = inflated.bytes
+  }
+  let translated: Otlp.Translated
+  try {
+    const decodeLimits = { ...OtlpDecode.decodeLimits, pointsMax: RemoteWriteLimits.maxSamplesPerRequest, stringBytesMax: RemoteWriteLimits.maxLabelValueBytes }
+    const decoded = json
+      ? OtlpDecode.decodeMetricsJson(new TextDecoder("utf-8", { fatal: true }).decode(body), decodeLimits)
+      : OtlpDecode.decodeMetricsProto(body, decodeLimits)
+    translated = Otlp.translate(decoded, settings, {
+      labelsPerSeriesMax: RemoteWriteLimits.maxLabelsPerSeries,
+      labelValueBytesMax: RemoteWriteLimits.maxLabelValueBytes
+    })
+  } catch (e) {
+    if (e instanceof RemoteWriteLimitError) return HttpServerResponse.text(e.message.replace(/^remote write:/, "otlp:"), { status: 413 })
+    if (e instanceof RemoteWriteDecodeError) return HttpServerResponse.text(`otlp: ${e.field}: ${e.reason}`, { status: 400 })
+    if (e instanceof TypeError) return HttpServerResponse.text("otlp: the JSON body is not valid UTF-8", { status: 400 })
+    throw e
+  }
+  if (translated.series.length > RemoteWriteLimits.maxSamplesPerRequest) {
+    return HttpServerResponse.text(`otlp: ${translated.series.length} samples in one request, over the limit of ${RemoteWriteLimits.maxSamplesPerRequest}`, { status: 413 })
+  }
+  const outcome = yield* Effect.exit(tsdb.write({ series: translated.series, metadata: translated.metadata }))
+  if (outcome._tag === "Failure") {
+    const e = (outcome.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
+    if (e instanceof TsdbError) {
+      if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
+      return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
+    }
+    return HttpServerResponse.text("internal error", { status: 500 })
+  }
+  const o = outcome.value
+  const reasons = [...translated.reasons]
+  const refused = o.duplicates + o.tooOld
+  if (refused > 0) reasons.push(`${refused} samples refused by the TSDB (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`)
+  return otlpResponse(json, translated.rejectedPoints, reasons.join("; "))
+}).pipe(
+  Effect.catchDefect((d) => Effect.succeed(HttpServerResponse.text(`internal error: ${d instanceof Error ? d.message : String(d)}`, { status: 500 })))
+)
+
 const writeHandler = Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const request = yield* HttpServerRequest.HttpServerRequest
@@ -668,6 +780,7 @@ const selection = ["match[]", "start", "end", "limit"]
 export const routes = Layer.mergeAll(
   // Remote writers send a request every few hundred samples: no access log line for each.
   route(["POST"], "/api/v1/write", [], HttpMiddleware.withLoggerDisabled(writeHandler)),
+  route(["POST"], "/api/v1/otlp/v1/metrics", [], HttpMiddleware.withLoggerDisabled(otlpMetricsHandler)),
   route(both, "/api/v1/query", ["query", "time", "timeout", "limit"], queryHandler),
   route(both, "/api/v1/query_range", ["query", "start", "end", "step", "timeout"], queryRangeHandler),
   route(both, "/api/v1/format_query", ["query"], formatQueryHandler),

@@ -1,0 +1,204 @@
+/**
+ * OTLP metrics ingest against the real server process: the OpenTelemetry JS SDK's own OTLP exporters (protobuf
+ * and JSON) send counters, up-down counters, gauges and histograms to `POST /api/v1/otlp/v1/metrics`, and
+ * PromQL reads them back under Prometheus 3's names; delta temporality and bad bodies are refused with a reason.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as zlib from "node:zlib"
+import { AggregationTemporalityPreference, OTLPMetricExporter as OTLPJsonExporter } from "@opentelemetry/exporter-metrics-otlp-http"
+import { OTLPMetricExporter as OTLPProtoExporter } from "@opentelemetry/exporter-metrics-otlp-proto"
+import { resourceFromAttributes } from "@opentelemetry/resources"
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { killAll, type ServerProcess, start, tempDir } from "./process.ts"
+
+let server: ServerProcess
+
+beforeAll(async () => {
+  server = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES: "deployment.environment" })
+}, 60_000)
+afterAll(() => killAll())
+
+const otlpUrl = () => `${server.base}/api/v1/otlp/v1/metrics`
+
+interface VectorEntry {
+  readonly metric: Record<string, string>
+  readonly value: readonly [number, string]
+}
+
+const query = async (expr: string): Promise<Array<VectorEntry>> => {
+  const response = await fetch(`${server.base}/api/v1/query?query=${encodeURIComponent(expr)}`)
+  const body = (await response.json()) as { status: string; data: { result: Array<VectorEntry> }; error?: string }
+  expect(body.status, body.error).toBe("success")
+  return body.data.result
+}
+
+const valueOf = async (expr: string): Promise<number | undefined> => {
+  const result = await query(expr)
+  return result.length === 0 ? undefined : Number(result[0]!.value[1])
+}
+
+/** A meter provider whose one reader exports to the server with `exporter`, flushed by hand. */
+const provider = (exporter: OTLPProtoExporter | OTLPJsonExporter, service: string) => {
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })
+  const meterProvider = new MeterProvider({
+    resource: resourceFromAttributes({
+      "service.name": service,
+      "service.namespace": "shop",
+      "service.instance.id": "i-1",
+      "deployment.environment": "test",
+      "host.arch": "amd64"
+    }),
+    readers: [reader]
+  })
+  return { meter: meterProvider.getMeter("otlp-test", "1.2.3"), flush: () => reader.forceFlush(), close: () => meterProvider.shutdown() }
+}
+
+/** Records one of each instrument; the same for both exporters. */
+const record = (meter: ReturnType<typeof provider>["meter"]) => {
+  const attributes = { "http.request.method": "GET", "http.response.status_code": 200 }
+  meter.createCounter("http.server.requests", { unit: "{request}", description: "Requests served." }).add(5, attributes)
+  const queue = meter.createUpDownCounter("queue.size", { unit: "{item}" })
+  queue.add(7)
+  queue.add(-2)
+  meter.createGauge("process.memory.usage", { unit: "By" }).record(123_456)
+  meter.createGauge("cpu.utilization", { unit: "1" }).record(0.25)
+  const duration = meter.createHistogram("http.server.request.duration", { unit: "s", advice: { explicitBucketBoundaries: [0.1, 0.5, 1] } })
+  for (const v of [0.05, 0.2, 0.3, 0.7, 3]) duration.record(v, attributes)
+}
+
+describe("OTLP metrics from the OpenTelemetry SDK", () => {
+  for (const [format, exporter] of [
+    ["protobuf", () => new OTLPProtoExporter({ url: otlpUrl(), temporalityPreference: AggregationTemporalityPreference.CUMULATIVE })],
+    ["JSON", () => new OTLPJsonExporter({ url: otlpUrl(), temporalityPreference: AggregationTemporalityPreference.CUMULATIVE })]
+  ] as const) {
+    it(`stores what the ${format} exporter sends, under Prometheus's names`, async () => {
+      const service = `checkout-${format.toLowerCase()}`
+      const p = provider(exporter(), service)
+      record(p.meter)
+      await p.flush()
+      const job = `shop/${service}`
+      const sel = `job="${job}"`
+
+      const requests = await query(`http_server_requests_total{${sel}}`)
+      expect(requests).toHaveLength(1)
+      expect(requests[0]!.metric).toEqual({
+        __name__: "http_server_requests_total",
+        job,
+        instance: "i-1",
+        deployment_environment: "test",
+        http_request_method: "GET",
+        http_response_status_code: "200"
+      })
+      expect(requests[0]!.value[1]).toBe("5")
+      expect(await valueOf(`queue_size{${sel}}`)).toBe(5)
+      expect(await valueOf(`process_memory_usage_bytes{${sel}}`)).toBe(123_456)
+      expect(await valueOf(`cpu_utilization_ratio{${sel}}`)).toBe(0.25)
+
+      const buckets = await query(`http_server_request_duration_seconds_bucket{${sel}}`)
+      expect(Object.fromEntries(buckets.map((b) => [b.metric["le"], Number(b.value[1])]))).toEqual({ "0.1": 1, "0.5": 3, "1": 4, "+Inf": 5 })
+      expect(await valueOf(`http_server_request_duration_seconds_count{${sel}}`)).toBe(5)
+      expect(await valueOf(`http_server_request_duration_seconds_sum{${sel}}`)).toBeCloseTo(4.25, 9)
+      expect(await valueOf(`histogram_quantile(0.5, http_server_request_duration_seconds_bucket{${sel}})`)).toBeCloseTo(0.4, 9)
+
+      // The resource's other attributes are on target_info, not on every series.
+      const info = await query(`target_info{${sel}}`)
+      expect(info).toHaveLength(1)
+      expect(info[0]!.metric).toMatchObject({ host_arch: "amd64", deployment_environment: "test", instance: "i-1" })
+      expect(info[0]!.metric["service_name"]).toBeUndefined()
+
+      // Metadata as Prometheus keeps it.
+      const metadata = (await (await fetch(`${server.base}/api/v1/metadata?metric=http_server_requests_total`)).json()) as {
+        data: Record<string, Array<{ type: string; help: string }>>
+      }
+      expect(metadata.data["http_server_requests_total"]?.[0]).toMatchObject({ type: "counter", help: "Requests served." })
+
+      // A later export of the same instruments moves the counter on.
+      p.meter.createCounter("http.server.requests", { unit: "{request}" }).add(2, { "http.request.method": "GET", "http.response.status_code": 200 })
+      await new Promise((r) => setTimeout(r, 5))
+      await p.flush()
+      expect(await valueOf(`http_server_requests_total{${sel}}`)).toBe(7)
+      await p.close()
+    })
+  }
+})
+
+describe("OTLP metrics refused", () => {
+  const nowNanos = () => `${BigInt(Date.now()) * 1_000_000n}`
+  const sumMetric = (name: string, temporality: number) => ({
+    name,
+    sum: {
+      aggregationTemporality: temporality,
+      isMonotonic: true,
+      dataPoints: [{ asInt: "3", timeUnixNano: nowNanos(), attributes: [{ key: "k", value: { stringValue: "v" } }] }]
+    }
+  })
+  const body = (metrics: Array<unknown>) => ({
+    resourceMetrics: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: "refusals" } }] }, scopeMetrics: [{ metrics }] }]
+  })
+  const post = (payload: string | Uint8Array, headers: Record<string, string>) =>
+    fetch(otlpUrl(), { method: "POST", headers, body: payload })
+
+  it("refuses delta sums point by point, with the reason, and writes the rest", async () => {
+    const response = await post(JSON.stringify(body([sumMetric("delta.requests", 1), sumMetric("cumulative.requests", 2)])), {
+      "content-type": "application/json"
+    })
+    expect(response.status).toBe(200)
+    const answer = (await response.json()) as { partialSuccess?: { rejectedDataPoints: string; errorMessage: string } }
+    expect(answer.partialSuccess?.rejectedDataPoints).toBe("1")
+    expect(answer.partialSuccess?.errorMessage).toContain("delta.requests")
+    expect(await valueOf(`cumulative_requests_total{job="refusals"}`)).toBe(3)
+    expect(await query(`delta_requests_total`)).toEqual([])
+  })
+
+  it("takes gzip-encoded bodies", async () => {
+    const gz = zlib.gzipSync(JSON.stringify(body([sumMetric("gzipped.requests", 2)])))
+    const response = await post(gz, { "content-type": "application/json", "content-encoding": "gzip" })
+    expect(response.status).toBe(200)
+    expect(await valueOf(`gzipped_requests_total{job="refusals"}`)).toBe(3)
+  })
+
+  it("answers bad bodies with a clear error and writes nothing", async () => {
+    const bad = await post(new Uint8Array([0x0a, 0xff, 0xff, 0xff]), { "content-type": "application/x-protobuf" })
+    expect(bad.status).toBe(400)
+    expect(await bad.text()).toMatch(/^otlp: .*truncated|past the end/)
+    const notJson = await post("{", { "content-type": "application/json" })
+    expect(notJson.status).toBe(400)
+    expect(await notJson.text()).toContain("not JSON")
+    const wrongShape = await post(JSON.stringify({ resourceMetrics: {} }), { "content-type": "application/json" })
+    expect(wrongShape.status).toBe(400)
+    expect(await wrongShape.text()).toContain("resourceMetrics")
+    const mediaType = await post("x", { "content-type": "text/plain" })
+    expect(mediaType.status).toBe(415)
+    const coding = await post("x", { "content-type": "application/json", "content-encoding": "br" })
+    expect(coding.status).toBe(415)
+    const corrupt = await post(new Uint8Array([1, 2, 3]), { "content-type": "application/json", "content-encoding": "gzip" })
+    expect(corrupt.status).toBe(400)
+    // The server is still up and nothing of the above was written.
+    expect(await query(`{job="refusals", __name__!~"cumulative_requests_total|gzipped_requests_total|target_info"}`)).toEqual([])
+  })
+})
+
+describe("OTLP settings from opendata.yaml", () => {
+  it("names metrics without suffixes and keeps service attributes on target_info when told", async () => {
+    const dir = await tempDir()
+    const file = path.join(dir, "opendata.yaml")
+    await fs.writeFile(
+      file,
+      "store: memory\ntsdb:\n  otlp:\n    translationStrategy: UnderscoreEscapingWithoutSuffixes\n    keepIdentifyingResourceAttributes: true\n"
+    )
+    const own = await start({ OPENDATA_CONFIG: file })
+    const p = provider(new OTLPProtoExporter({ url: `${own.base}/api/v1/otlp/v1/metrics` }), "plain")
+    p.meter.createCounter("http.server.requests", { unit: "{request}" }).add(3)
+    await p.flush()
+    await p.close()
+    const ask = async (expr: string) =>
+      ((await (await fetch(`${own.base}/api/v1/query?query=${encodeURIComponent(expr)}`)).json()) as { data: { result: Array<VectorEntry> } }).data.result
+    expect((await ask("http_server_requests"))[0]?.value[1]).toBe("3")
+    expect(await ask("http_server_requests_total")).toEqual([])
+    expect((await ask("target_info"))[0]?.metric["service_name"]).toBe("plain")
+    own.child.kill("SIGTERM")
+    await own.exited
+  })
+})
