@@ -11,6 +11,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
+import * as http from "node:http"
 import * as path from "node:path"
 import { RemoteWrite } from "@opendata/tsdb"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -447,4 +448,125 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
     expect(await ours.exited).toBe(0)
     expect(ours.output()).not.toContain(writeToken)
   }, 60_000)
+})
+
+describe.skipIf(!available)("a real Prometheus forwarding exemplars (--enable-feature=exemplar-storage, send_exemplars)", () => {
+  let dir = ""
+  let ours: ServerProcess
+  let prometheus: ChildProcess
+  let prometheusExited: Promise<number | null>
+  let prometheusOutput = ""
+  let promBase = ""
+  let target: http.Server
+  let scrapes = 0
+  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prometheusOutput.slice(-4000)}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
+
+  beforeAll(async () => {
+    dir = await tempDir()
+    ours = await start({ OPENDATA_STORE: "memory" })
+    // A target exposing OpenMetrics with exemplars (a counter and a histogram), a new exemplar per scrape.
+    target = http.createServer((_request, response) => {
+      scrapes += 1
+      const now = (Date.now() / 1000).toFixed(3)
+      const body = [
+        "# TYPE checkout_requests counter",
+        `checkout_requests_total{path="/pay"} ${scrapes * 3} # {trace_id="trace-${scrapes}",span_id="span-${scrapes}"} 1 ${now}`,
+        "# TYPE checkout_latency_seconds histogram",
+        `checkout_latency_seconds_bucket{le="0.1"} ${scrapes}`,
+        `checkout_latency_seconds_bucket{le="1.0"} ${scrapes * 2} # {trace_id="slow-${scrapes}"} 0.${scrapes % 10}5 ${now}`,
+        `checkout_latency_seconds_bucket{le="+Inf"} ${scrapes * 2}`,
+        `checkout_latency_seconds_sum ${scrapes}`,
+        `checkout_latency_seconds_count ${scrapes * 2}`,
+        "# EOF",
+        ""
+      ].join("\n")
+      response.writeHead(200, { "content-type": "application/openmetrics-text; version=1.0.0; charset=utf-8" })
+      response.end(body)
+    })
+    await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve))
+    const targetPort = (target.address() as { port: number }).port
+    const promPort = await freePort()
+    promBase = `http://127.0.0.1:${promPort}`
+    const config = [
+      "global:",
+      "  scrape_interval: 1s",
+      "scrape_configs:",
+      "  - job_name: shop",
+      "    static_configs:",
+      `      - targets: ["127.0.0.1:${targetPort}"]`,
+      "remote_write:",
+      `  - url: ${ours.base}/api/v1/write`,
+      "    send_exemplars: true",
+      "    queue_config:",
+      "      batch_send_deadline: 1s",
+      ""
+    ].join("\n")
+    await fsp.writeFile(path.join(dir, "prometheus.yml"), config)
+    prometheus = spawn(prometheusBin, [
+      `--config.file=${path.join(dir, "prometheus.yml")}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      `--storage.tsdb.path=${path.join(dir, "data")}`,
+      "--enable-feature=exemplar-storage",
+      "--storage.remote.flush-deadline=10s"
+    ], { stdio: ["ignore", "pipe", "pipe"] })
+    prometheus.stdout!.on("data", (d) => (prometheusOutput += d))
+    prometheus.stderr!.on("data", (d) => (prometheusOutput += d))
+    prometheusExited = new Promise((resolve) => prometheus.on("exit", (code) => resolve(code)))
+    await eventually("Prometheus to be ready", async () => {
+      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}${diagnostics()}`)
+      return (await fetch(`${promBase}/-/ready`)).ok ? true : undefined
+    }, 60_000)
+  })
+
+  afterAll(async () => {
+    if (prometheus !== undefined && prometheus.exitCode === null) {
+      prometheus.kill("SIGTERM")
+      const code = await Promise.race([prometheusExited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
+      if (code === "timeout") prometheus.kill("SIGKILL")
+    }
+    killAll()
+    target?.close()
+    if (dir !== "") await fsp.rm(dir, { recursive: true, force: true })
+  })
+
+  interface SeriesExemplars {
+    readonly seriesLabels: Record<string, string>
+    readonly exemplars: ReadonlyArray<{ readonly labels: Record<string, string>; readonly value: string; readonly timestamp: number }>
+  }
+  const exemplarsOf = async (base: string, query: string, start: number, end: number): Promise<Array<SeriesExemplars>> => {
+    const r = await getJson(`${base}/api/v1/query_exemplars?query=${encodeURIComponent(query)}&start=${start}&end=${end}`)
+    if (r.status !== 200 || r.body.status !== "success") throw new Error(`query_exemplars answered ${r.status}: ${JSON.stringify(r.body)}`)
+    return r.body.data as Array<SeriesExemplars>
+  }
+  const key = (s: SeriesExemplars) => JSON.stringify(Object.entries(s.seriesLabels).sort())
+
+  it("answers query_exemplars with the exemplars Prometheus has, as Prometheus answers it", async () => {
+    const start = Date.now() / 1000 - 600
+    const query = `checkout_requests_total or checkout_latency_seconds_bucket{le="1.0"}`
+    // Wait until at least three exemplars of each series have come through.
+    const got = await eventually("exemplars to arrive by remote write", async () => {
+      const data = await exemplarsOf(ours.base, query, start, Date.now() / 1000 + 60)
+      return data.length === 2 && data.every((s) => s.exemplars.length >= 3) ? data : undefined
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}${diagnostics()}`)
+    })
+    const end = Math.max(...got.flatMap((s) => s.exemplars.map((e) => e.timestamp)))
+    // Over the same range (up to our newest), Prometheus's answer is ours: series, labels, values, times.
+    const ourAnswer = await exemplarsOf(ours.base, query, start, end)
+    const theirs = await exemplarsOf(promBase, query, start, end)
+    expect(ourAnswer.map(key).sort()).toEqual(theirs.map(key).sort())
+    for (const s of ourAnswer) {
+      const their = theirs.find((t) => key(t) === key(s))!
+      expect(s.exemplars).toEqual(their.exemplars)
+    }
+    expect(ourAnswer.find((s) => s.seriesLabels["__name__"] === "checkout_requests_total")?.exemplars[0]?.labels).toMatchObject({
+      trace_id: expect.stringMatching(/^trace-\d+$/),
+      span_id: expect.stringMatching(/^span-\d+$/)
+    })
+    // A query whose selectors match nothing has none; a bad query is Prometheus's 400.
+    expect(await exemplarsOf(ours.base, "nothing_here", start, end)).toEqual([])
+    const bad = await getJson(`${ours.base}/api/v1/query_exemplars?query=${encodeURIComponent("sum(")}`)
+    expect(bad.status).toBe(400)
+    expect(bad.body.errorType).toBe("bad_data")
+  })
 })

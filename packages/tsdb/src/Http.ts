@@ -24,6 +24,7 @@ import { Tsdb, TsdbError } from "./Tsdb.ts"
 import { instantQuery, QueryError, rangeQuery } from "./promql/engine.ts"
 import type { Value } from "./promql/types.ts"
 import { formatExpr, parse, parseDuration } from "./promql/parser.ts"
+import type { Expr } from "./promql/ast.ts"
 import { ParseError } from "./promql/ast.ts"
 
 /** This server's own version (buildinfo's `opendataVersion`). */
@@ -250,10 +251,51 @@ const buildinfoHandler = Effect.succeed(success({
   opendataVersion: version
 }))
 
+/** Every selector of a PromQL expression, as matcher sets (Prometheus's `parser.ExtractSelectors`). */
+const exprSelectors = (e: Expr): Array<ReadonlyArray<Matcher>> => {
+  switch (e.type) {
+    case "VectorSelector":
+      return [e.matchers]
+    case "MatrixSelector":
+      return [e.vector.matchers]
+    case "Subquery":
+    case "Unary":
+    case "Paren":
+      return exprSelectors(e.expr)
+    case "Aggregate":
+      return [...exprSelectors(e.expr), ...(e.param === undefined ? [] : exprSelectors(e.param))]
+    case "Binary":
+      return [...exprSelectors(e.lhs), ...exprSelectors(e.rhs)]
+    case "Call":
+      return e.args.flatMap(exprSelectors)
+    default:
+      return []
+  }
+}
+
+/**
+ * `/api/v1/query_exemplars`: the exemplars in [start, end] of the series any selector of `query` selects,
+ * in Prometheus's shape (`seriesLabels`, and `labels`, `value` as a string, `timestamp` in seconds).
+ */
 const exemplarsHandler = answer(Effect.gen(function*() {
+  const tsdb = yield* Tsdb
   const p = yield* Params
-  range(p)
-  return success([])
+  const { start, end } = range(p)
+  const query = p.get("query") ?? ""
+  let expr: Expr
+  try {
+    expr = parse(query)
+  } catch (e) {
+    if (e instanceof ParseError) throw new BadRequest(`invalid parameter "query": ${e.message}`)
+    throw e
+  }
+  const selectors = exprSelectors(expr)
+  if (selectors.length === 0) return success([])
+  const found = yield* tsdb.exemplars(selectors, start, end)
+  return success(found.map((s) => ({
+    seriesLabels: Object.fromEntries(s.labels),
+    exemplars: s.exemplars.map((x) => ({ labels: Object.fromEntries(x.labels), value: formatFloat(x.value), timestamp: x.timestampMs / 1000 }))
+  })))
 }))
 
 /** Go's `strconv.ParseInt(s, 10, 32)`, with its error text; undefined for the empty string. */
@@ -715,7 +757,7 @@ const writeHandler = Effect.gen(function*() {
     ? {
       "x-prometheus-remote-write-samples-written": String(o.samplesWritten),
       "x-prometheus-remote-write-histograms-written": "0",
-      "x-prometheus-remote-write-exemplars-written": "0"
+      "x-prometheus-remote-write-exemplars-written": String(o.exemplarsWritten ?? 0)
     }
     : {}
   const rejected = o.duplicates + o.tooOld

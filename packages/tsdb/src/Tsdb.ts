@@ -38,10 +38,12 @@ import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
 import { hash32, SeriesLookup } from "./internal/seriesLookup.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
+import type { Exemplar } from "./internal/exemplars.ts"
+import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
 
-export type { Labels, Matcher }
+export type { Exemplar, Labels, Matcher }
 
 export interface Sample {
   readonly timestampMs: number
@@ -51,6 +53,14 @@ export interface Sample {
 export interface SeriesInput {
   readonly labels: Labels
   readonly samples: ReadonlyArray<Sample>
+  /** Exemplars of the series (kept in one buffer of `exemplarsMax`, as Prometheus keeps them). */
+  readonly exemplars?: ReadonlyArray<Exemplar> | undefined
+}
+
+/** A series and its exemplars in a time range (`/api/v1/query_exemplars`). */
+export interface SeriesExemplars {
+  readonly labels: Labels
+  readonly exemplars: ReadonlyArray<Exemplar>
 }
 
 export interface MetricMetadata {
@@ -78,6 +88,10 @@ export interface WriteOutcome {
    */
   readonly tooOld: number
   readonly duplicates: number
+  /** Exemplars stored; left out when the request had none. */
+  readonly exemplarsWritten?: number | undefined
+  /** Exemplars refused (out of order, labels too long, or of a series that has no samples), left out when none. */
+  readonly exemplarsRefused?: number | undefined
 }
 
 /**
@@ -158,6 +172,8 @@ export interface TsdbShape extends SeriesSource {
     limit?: number
   ) => Effect.Effect<ReadonlyArray<string>, TsdbError>
   readonly metadata: (metric?: string, limit?: number) => Effect.Effect<ReadonlyArray<MetricMetadata>, TsdbError>
+  /** The exemplars in [mint, maxt] of the series matching any of the selectors, series with none left out. */
+  readonly exemplars: (selectors: ReadonlyArray<ReadonlyArray<Matcher>>, mint: number, maxt: number) => Effect.Effect<ReadonlyArray<SeriesExemplars>, TsdbError>
   /** Deletes chunks and index buckets older than the retention; returns the buckets dropped. */
   readonly enforceRetention: Effect.Effect<number, TsdbError>
 }
@@ -172,6 +188,8 @@ export interface TsdbSettings {
   readonly headCheckpointRecords?: number | undefined
   /** Log bytes after which the heads are checkpointed (default `headCheckpointBytes`). */
   readonly headCheckpointBytes?: number | undefined
+  /** Exemplars kept over all series (default `exemplarsMax`; 0 keeps none). */
+  readonly exemplarsMax?: number | undefined
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -232,6 +250,8 @@ const recordsEnd = encoder.encode("X")
 const checkpointKey = encoder.encode("w")
 const metaKey = (metric: string) => cat("m", metric)
 const bucketKey = (bucket: number) => cat("b", u32(bucket))
+const exemplarKey = (id: number, t: number) => cat("e", u64(id), u64(t))
+const exemplarsStart = encoder.encode("e")
 
 const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
 const decodeLabels = (bytes: Uint8Array): Labels => JSON.parse(decoder.decode(bytes)) as Labels
@@ -755,6 +775,24 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       return id === undefined ? undefined : heads.get(id)
     }
 
+    /** The exemplars kept (one buffer over all series), loaded from the store at the first write that has some. */
+    const exemplarRing = new ExemplarRing(settings.exemplarsMax ?? Limits.exemplarsMax)
+    let exemplarsLoaded = false
+    const loadExemplars = Effect.gen(function*() {
+      const rows = yield* Stream.runCollect(db.scan({ start: exemplarsStart, end: prefixEnd(exemplarsStart) })).pipe(Effect.mapError(failed))
+      const stored = rows
+        .map((kv) => ({ id: readU64(kv.key, 1), exemplar: decodeExemplar(readU64(kv.key, 9), kv.value) }))
+        .sort((a, b) => a.exemplar.timestampMs - b.exemplar.timestampMs)
+      const gone: Array<CoreDb.WriteOp> = []
+      for (const { exemplar, id } of stored) {
+        const old = exemplarRing.add(id, exemplar)
+        if (old !== undefined) gone.push({ _tag: "delete", key: exemplarKey(old.seriesId, old.exemplar.timestampMs) })
+      }
+      // More were stored than the buffer holds now (a smaller `exemplarsMax`): the oldest go.
+      if (gone.length > 0) yield* Effect.mapError(db.write(gone), failed)
+      exemplarsLoaded = true
+    })
+
     const write = (input: WriteInput) =>
       Effect.gen(function*() {
         let submitted = false
@@ -766,6 +804,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const postings: Array<readonly [number, string, string]> = []
         const decided = yield* lock.withPermit(Effect.gen(function*() {
           if (!caughtUpOnce) yield* catchUp
+          if (!exemplarsLoaded && input.series.some((s) => s.exemplars !== undefined && s.exemplars.length > 0)) yield* loadExemplars
           const durableSeq = yield* db.durableSeq
           dropDurableOverlay(durableSeq)
           applyDurablePostings(durableSeq)
@@ -789,12 +828,43 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           // A sample before the retention horizon would be dropped as soon as it was stored: refused.
           const horizon = (yield* Clock.currentTimeMillis) - retentionMs
           let duplicates = 0
+          /** Exemplars this request adds, in order, and the newest it decided per series. */
+          const exemplarAdds: Array<readonly [number, Exemplar]> = []
+          const exemplarNewest = new Map<number, Exemplar>()
+          let exemplarsRefused = 0
+          const decideExemplars = (state: SeriesState, list: ReadonlyArray<Exemplar>) => {
+            for (const e of list) {
+              const exemplar: Exemplar = { labels: sorted(e.labels), value: e.value, timestampMs: e.timestampMs }
+              const why = refusal(exemplarNewest.get(state.id) ?? exemplarRing.newest(state.id), exemplar)
+              if (why === "duplicate") {
+                // Perhaps from an earlier attempt of this request: its batch is the one to wait for.
+                waitFor = Math.max(waitFor, state.pendingSeq)
+                continue
+              }
+              if (why !== undefined) {
+                exemplarsRefused += 1
+                continue
+              }
+              exemplarNewest.set(state.id, exemplar)
+              exemplarAdds.push([state.id, exemplar])
+            }
+          }
           for (const m of input.metadata ?? []) {
             if (m.metric === "") continue
             ops.push({ _tag: "put", key: metaKey(m.metric), value: encoder.encode(JSON.stringify(m)) })
           }
           for (const s of input.series) {
-            if (s.samples.length === 0) continue
+            if (s.samples.length === 0) {
+              // Exemplars alone: of a series this process has in memory, else refused (as Prometheus
+              // refuses an exemplar of a series it does not know).
+              if (s.exemplars !== undefined && s.exemplars.length > 0) {
+                const labels = sorted(s.labels)
+                const known = cachedState(labels, hash32(labels))
+                if (known === undefined) exemplarsRefused += s.exemplars.length
+                else decideExemplars(known, s.exemplars)
+              }
+              continue
+            }
             // A label set shared by requests (frozen: remembered by the remote-write decoder) is found by
             // identity; others by their hash and a comparison.
             const shared = Object.isFrozen(s.labels)
@@ -860,8 +930,22 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
             }
             if (logged) state.lastRecord = recordNo
+            if (s.exemplars !== undefined && s.exemplars.length > 0) decideExemplars(state, s.exemplars)
           }
-          const outcome: WriteOutcome = { samplesWritten: written, ...(created.size > 0 ? { seriesCreated: created.size } : {}), outOfOrder, tooOld, duplicates }
+          // The buffer keeps at most `capacity`: of more in one request, the newest.
+          const keptAdds = exemplarAdds.slice(Math.max(0, exemplarAdds.length - exemplarRing.capacity))
+          for (const [id, e] of keptAdds) ops.push({ _tag: "put", key: exemplarKey(id, e.timestampMs), value: encodeExemplar(e) })
+          for (const old of exemplarRing.overwrittenBy(keptAdds.length)) {
+            ops.push({ _tag: "delete", key: exemplarKey(old.seriesId, old.exemplar.timestampMs) })
+          }
+          const outcome: WriteOutcome = {
+            samplesWritten: written,
+            ...(created.size > 0 ? { seriesCreated: created.size } : {}),
+            outOfOrder,
+            tooOld,
+            duplicates,
+            ...(exemplarAdds.length + exemplarsRefused > 0 ? { exemplarsWritten: keptAdds.length, exemplarsRefused } : {})
+          }
           if (ops.length === 0 && record.count === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
           let recordBytes = 0
           if (record.count > 0) {
@@ -893,6 +977,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                   overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
                   if (postings.length > 0) pendingPostings.push({ seq: result.seq, postings })
                   for (const state of touched) state.pendingSeq = result.seq
+                  for (const [id, e] of keptAdds) exemplarRing.add(id, e)
                 })
             )
           )
@@ -1110,6 +1195,22 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     const series: TsdbShape["series"] = (selectors, mint, maxt, limit) => Effect.map(seriesMatching(selectors, mint, maxt), (s) => limited(s, limit))
 
+    const exemplars: TsdbShape["exemplars"] = (selectors, mint, maxt) =>
+      Effect.gen(function*() {
+        const found = new Map<number, Labels>()
+        for (const matchers of selectors) {
+          for (const [id, labels] of yield* selectIds(matchers, mint, maxt)) found.set(id, labels)
+        }
+        const out: Array<SeriesExemplars> = []
+        for (const [id, labels] of found) {
+          const rows = yield* Stream.runCollect(db.scan({ start: exemplarKey(id, Math.max(0, mint)), end: exemplarKey(id, Math.max(0, maxt) + 1) })).pipe(
+            Effect.mapError(failed)
+          )
+          if (rows.length > 0) out.push({ labels, exemplars: rows.map((kv) => decodeExemplar(readU64(kv.key, 9), kv.value)) })
+        }
+        return out.sort((a, b) => (canonical(a.labels) < canonical(b.labels) ? -1 : 1))
+      })
+
     /** A bucket's label names and their values, from the label index (read from its postings if not there). */
     const bucketLabels = (bucket: number) =>
       Effect.gen(function*() {
@@ -1194,6 +1295,18 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
       for (const b of labelIndex.keys()) if (b < cutoff) labelIndex.delete(b)
+      // Exemplars of the dropped buckets' time go too (at most `exemplarsMax` keys to look at).
+      const cutoffMs = cutoff * Limits.bucketMs
+      const oldExemplars = yield* Stream.runCollect(
+        db.scan({ start: exemplarsStart, end: prefixEnd(exemplarsStart) }).pipe(
+          Stream.filter((kv) => readU64(kv.key, 9) < cutoffMs),
+          Stream.map((kv) => kv.key)
+        )
+      ).pipe(Effect.mapError(failed))
+      for (let i = 0; i < oldExemplars.length; i += 1000) {
+        const keys = oldExemplars.slice(i, i + 1000)
+        yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
+      }
       return dropped
     })
 
@@ -1213,7 +1326,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       })).pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint on close failed: ${e.message}`)))
     )
 
-    return { write, select, series, labelNames, labelValues, metadata, enforceRetention } satisfies TsdbShape
+    return { write, select, series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
   })
 
 /** The TSDB over the core `Db` in context (open it with its own path, e.g. `tsdb/`). */

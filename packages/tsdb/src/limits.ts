@@ -89,6 +89,8 @@ export const promqlDepthMax = 256
 /** Retention: default age of samples kept, and how often the background pass runs. */
 export const retentionMsDefault = 15 * 24 * 60 * 60_000
 export const retentionIntervalMs = 60 * 60_000
+/** Exemplars kept, over all series (Prometheus's `storage.exemplars.max_exemplars`): one circular buffer. */
+export const exemplarsMax = 100_000
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)

@@ -16,12 +16,12 @@
  * Empty label values are kept as sent (Prometheus treats them as absent; the ingest layer may drop them).
  */
 import { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
-import type { Metadata, MetricType, Sample, Series, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+import type { ExemplarSample, Metadata, MetricType, Sample, Series, WriteRequestV1, WriteRequestV2 } from "./types.ts"
 import { labelNameBytes, Reader } from "./wire.ts"
 import { metricTypes } from "./types.ts"
 
 export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
-export type { Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+export type { ExemplarSample, Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
 export { metricTypes } from "./types.ts"
 export { encodeWriteRequestV1, encodeWriteRequestV2 } from "./encode.ts"
 
@@ -320,6 +320,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   }
   /** The counts before this series, to count it again if it is decoded again. */
   const counted = { samples: c.samples, histograms: c.histograms, exemplars: c.exemplars }
+  let exemplars: Array<ExemplarSample> | undefined
   /** Whether a label field came after another field. */
   let interleaved = false
   let other = false
@@ -341,6 +342,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
           known = undefined
           runEnd = start
           samples.length = 0
+          exemplars = undefined
           other = false
           c.samples = counted.samples
           c.histograms = counted.histograms
@@ -358,7 +360,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
       case V1_TS_EXEMPLARS: {
         other = true
         const stop = r.len(end, "TimeSeries.exemplars")
-        checkExemplarV1(r, stop)
+        ;(exemplars ??= []).push(decodeExemplarV1(r, stop, lim))
         c.exemplars++
         break
       }
@@ -376,11 +378,13 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   }
   if (known !== undefined) {
     const series: Series = { labels: known, samples: samples.slice() }
+    if (exemplars !== undefined) series.exemplars = exemplars
     samples.length = 0
     return series
   }
   finishLabels(r, labels, "TimeSeries.labels", start)
   const series = take(labels, samples)
+  if (exemplars !== undefined) series.exemplars = exemplars
   // Only a series whose labels are the run at its start is remembered (its bytes are its labels').
   if (c.interner !== undefined && runEnd > start && !interleaved) c.interner.add(r.text, start, runEnd, runHash, series.labels)
   return series
@@ -416,23 +420,32 @@ const decodeSampleV1 = (r: Reader, end: number): Sample => {
   return { timestampMs, value }
 }
 
-/** An exemplar is counted, not kept: its wire data and label strings are checked. */
-const checkExemplarV1 = (r: Reader, end: number): void => {
+/** An exemplar: its labels (strings checked as UTF-8 and against the label limits), value and timestamp. */
+const decodeExemplarV1 = (r: Reader, end: number, lim: RemoteWriteLimits): ExemplarSample => {
+  const labels: Array<[string, string]> = []
+  let value = 0
+  let timestampMs = 0
   while (r.pos < end) {
     const at = r.pos
     const tag = r.uint32(end, "Exemplar")
     if (tag === EXEMPLAR_LABELS) {
       const stop = r.len(end, "Exemplar.labels")
+      let name = ""
+      let text = ""
       while (r.pos < stop) {
         const lat = r.pos
         const ltag = r.uint32(stop, "Exemplar.labels")
-        if (ltag === LABEL_NAME || ltag === LABEL_VALUE) r.checkUtf8To(r.len(stop, "Exemplar.labels"), "Exemplar.labels")
+        if (ltag === LABEL_NAME) name = r.string(stop, "Exemplar.labels.name", lim.maxLabelNameBytes, "maxLabelNameBytes")
+        else if (ltag === LABEL_VALUE) text = r.string(stop, "Exemplar.labels.value", lim.maxLabelValueBytes, "maxLabelValueBytes")
         else r.other(ltag, LABEL_KNOWN, stop, "Exemplar.labels", lat)
       }
-    } else if (tag === EXEMPLAR_VALUE) r.double(end, "Exemplar.value")
-    else if (tag === EXEMPLAR_TIMESTAMP) r.skipVarint(end, "Exemplar.timestamp")
+      if (labels.length >= lim.maxLabelsPerSeries) throw new RemoteWriteLimitError("maxLabelsPerSeries", lim.maxLabelsPerSeries, "labels of one exemplar")
+      labels.push([name, text])
+    } else if (tag === EXEMPLAR_VALUE) value = r.double(end, "Exemplar.value")
+    else if (tag === EXEMPLAR_TIMESTAMP) timestampMs = r.int64(end, "Exemplar.timestamp")
     else r.other(tag, EXEMPLAR_KNOWN, end, "Exemplar", at)
   }
+  return { labels, value, timestampMs }
 }
 
 const decodeMetadataV1 = (r: Reader, end: number): Metadata => {
@@ -598,6 +611,7 @@ const decodeSeriesV2 = (
   let mdUnit = 0
   let mdAt = 0
   let created = 0
+  let exemplars: Array<ExemplarSample> | undefined
   while (r.pos < end) {
     const at = r.pos
     const tag = r.uint32(end, "TimeSeries")
@@ -620,7 +634,7 @@ const decodeSeriesV2 = (
       }
       case V2_TS_EXEMPLARS: {
         const stop = r.len(end, "TimeSeries.exemplars")
-        checkExemplarV2(r, stop, symbols)
+        ;(exemplars ??= []).push(decodeExemplarV2(r, stop, symbols, lim))
         c.exemplars++
         break
       }
@@ -702,7 +716,9 @@ const decodeSeriesV2 = (
       }
     }
   }
-  return take(labels, samples)
+  const series = take(labels, samples)
+  if (exemplars !== undefined) series.exemplars = exemplars
+  return series
 }
 
 const decodeSampleV2 = (r: Reader, end: number): Sample => {
@@ -720,35 +736,42 @@ const decodeSampleV2 = (r: Reader, end: number): Sample => {
   return start === 0 ? { timestampMs, value } : { timestampMs, value, startTimestampMs: start }
 }
 
-const checkRef = (r: Reader, end: number, count: number): void => {
+/** A symbol reference of an exemplar's labels, resolved. */
+const exemplarRef = (r: Reader, end: number, symbols: SymbolTable): number => {
   const at = r.pos
   const ref = r.uint32(end, "Exemplar.labels_refs")
-  if (ref >= count) r.fail("Exemplar.labels_refs", `symbol reference ${ref} out of range (${count} symbols)`, at)
+  if (ref >= symbols.strings.length) r.fail("Exemplar.labels_refs", `symbol reference ${ref} out of range (${symbols.strings.length} symbols)`, at)
+  return ref
 }
 
-const checkExemplarV2 = (r: Reader, end: number, symbols: SymbolTable): void => {
-  const count = symbols.strings.length
-  let refs = 0
+/** An exemplar: its labels (resolved symbol pairs, checked against the label limits), value and timestamp. */
+const decodeExemplarV2 = (r: Reader, end: number, symbols: SymbolTable, lim: RemoteWriteLimits): ExemplarSample => {
+  const refs: Array<number> = []
+  let value = 0
+  let timestampMs = 0
   const start = r.pos
   while (r.pos < end) {
     const at = r.pos
     const tag = r.uint32(end, "Exemplar")
     if (tag === EXEMPLAR_LABELS || tag === V2_EXEMPLAR_LABEL_REF) {
-      if (tag === V2_EXEMPLAR_LABEL_REF) {
-        checkRef(r, end, count)
-        refs++
-      } else {
+      if (tag === V2_EXEMPLAR_LABEL_REF) refs.push(exemplarRef(r, end, symbols))
+      else {
         const stop = r.len(end, "Exemplar.labels_refs")
-        while (r.pos < stop) {
-          checkRef(r, stop, count)
-          refs++
-        }
+        while (r.pos < stop) refs.push(exemplarRef(r, stop, symbols))
       }
-    } else if (tag === EXEMPLAR_VALUE) r.double(end, "Exemplar.value")
-    else if (tag === EXEMPLAR_TIMESTAMP) r.skipVarint(end, "Exemplar.timestamp")
+      if (refs.length > 2 * lim.maxLabelsPerSeries) throw new RemoteWriteLimitError("maxLabelsPerSeries", lim.maxLabelsPerSeries, "labels of one exemplar")
+    } else if (tag === EXEMPLAR_VALUE) value = r.double(end, "Exemplar.value")
+    else if (tag === EXEMPLAR_TIMESTAMP) timestampMs = r.int64(end, "Exemplar.timestamp")
     else r.other(tag, EXEMPLAR_KNOWN, end, "Exemplar", at)
   }
-  if ((refs & 1) !== 0) r.fail("Exemplar.labels_refs", `odd number of references (${refs})`, start)
+  if ((refs.length & 1) !== 0) r.fail("Exemplar.labels_refs", `odd number of references (${refs.length})`, start)
+  const labels: Array<[string, string]> = []
+  for (let i = 0; i < refs.length; i += 2) {
+    if (symbols.bytes[refs[i]!]! > lim.maxLabelNameBytes) throw new RemoteWriteLimitError("maxLabelNameBytes", lim.maxLabelNameBytes, "an exemplar label name")
+    if (symbols.bytes[refs[i + 1]!]! > lim.maxLabelValueBytes) throw new RemoteWriteLimitError("maxLabelValueBytes", lim.maxLabelValueBytes, "an exemplar label value")
+    labels.push([symbols.strings[refs[i]!]!, symbols.strings[refs[i + 1]!]!])
+  }
+  return { labels, value, timestampMs }
 }
 
 /** For callers that need it: both error classes, to tell 400 from 413. */

@@ -2,10 +2,10 @@
  * Encoders from the normalized shape to remote-write protobuf bodies (uncompressed; see `snappy.ts`), for
  * tests and for benchmarks that send realistic payloads to a real Prometheus. Fields are written in
  * field-number order and proto3 defaults (0, "", +0.0) are left out, as Prometheus' own marshalling does.
- * Labels are written in the order given (the decoders sort). Histogram and exemplar counts are not
- * encoded (the normalized shape has no content for them).
+ * Labels are written in the order given (the decoders sort). Exemplars are encoded; histograms are not
+ * (the normalized shape has no content for them).
  */
-import type { Metadata, MetricType, Sample, WriteRequest } from "./types.ts"
+import type { ExemplarSample, Metadata, MetricType, Sample, WriteRequest } from "./types.ts"
 import { metricTypes } from "./types.ts"
 import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer } from "./wire.ts"
 
@@ -25,6 +25,38 @@ const sample = (w: Writer, s: Sample, v2: boolean): void => {
   if (v2 && s.startTimestampMs !== undefined && s.startTimestampMs !== 0) {
     w.tag(3, WIRE_VARINT)
     w.int64(s.startTimestampMs)
+  }
+  w.end(mark)
+}
+
+/** An exemplar (field `field` of a TimeSeries): labels as Label messages (1.0) or symbol refs (2.0). */
+const exemplar = (w: Writer, field: number, e: ExemplarSample, ref: ((s: string) => number) | undefined): void => {
+  w.tag(field, WIRE_LEN)
+  const mark = w.begin()
+  if (ref === undefined) {
+    for (const [name, value] of e.labels) {
+      w.tag(1, WIRE_LEN)
+      const l = w.begin()
+      stringField(w, 1, name)
+      stringField(w, 2, value)
+      w.end(l)
+    }
+  } else if (e.labels.length > 0) {
+    w.tag(1, WIRE_LEN)
+    const packed = w.begin()
+    for (const [name, value] of e.labels) {
+      w.varint(ref(name))
+      w.varint(ref(value))
+    }
+    w.end(packed)
+  }
+  if (!Object.is(e.value, 0)) {
+    w.tag(2, WIRE_FIXED64)
+    w.double(e.value)
+  }
+  if (e.timestampMs !== 0) {
+    w.tag(3, WIRE_VARINT)
+    w.int64(e.timestampMs)
   }
   w.end(mark)
 }
@@ -49,6 +81,7 @@ export const encodeWriteRequestV1 = (req: WriteRequest): Uint8Array => {
       w.end(l)
     }
     for (const x of s.samples) sample(w, x, false)
+    for (const e of s.exemplars ?? []) exemplar(w, 3, e, undefined)
     w.end(ts)
   }
   for (const m of req.metadata) {
@@ -93,7 +126,12 @@ export const encodeWriteRequestV2 = (req: WriteRequest): Uint8Array => {
   }
   const used = new Set<string>()
   const body = new Writer(64 * 1024)
-  const series = (labels: ReadonlyArray<readonly [string, string]>, samples: ReadonlyArray<Sample>, md: Metadata | undefined): void => {
+  const series = (
+    labels: ReadonlyArray<readonly [string, string]>,
+    samples: ReadonlyArray<Sample>,
+    md: Metadata | undefined,
+    exemplars: ReadonlyArray<ExemplarSample> = []
+  ): void => {
     body.tag(5, WIRE_LEN)
     const ts = body.begin()
     if (labels.length > 0) {
@@ -106,6 +144,7 @@ export const encodeWriteRequestV2 = (req: WriteRequest): Uint8Array => {
       body.end(packed)
     }
     for (const x of samples) sample(body, x, true)
+    for (const e of exemplars) exemplar(body, 4, e, ref)
     if (md !== undefined) {
       body.tag(5, WIRE_LEN)
       const mark = body.begin()
@@ -132,7 +171,7 @@ export const encodeWriteRequestV2 = (req: WriteRequest): Uint8Array => {
     const name = s.labels.find(([n]) => n === "__name__")?.[1]
     const md = name === undefined ? undefined : first.get(name)
     if (md !== undefined) used.add(md.metric)
-    series(s.labels, s.samples, md)
+    series(s.labels, s.samples, md, s.exemplars)
   }
   for (const [metric, m] of first) if (!used.has(metric)) series([["__name__", metric]], [], m)
   for (const m of extra) series([["__name__", m.metric]], [], m)

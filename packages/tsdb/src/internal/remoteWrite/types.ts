@@ -39,6 +39,16 @@ export interface Series {
   labels: Array<[string, string]>
   /** In the order sent (Prometheus sends them oldest first). May be empty (histogram- or metadata-only series). */
   samples: Array<Sample>
+  /** The series' exemplars, in the order sent; absent when it has none. */
+  exemplars?: Array<ExemplarSample>
+}
+
+export interface ExemplarSample {
+  /** As sent (names not checked here: the TSDB refuses an exemplar whose labels it cannot keep). */
+  labels: Array<[string, string]>
+  value: number
+  /** Milliseconds since the epoch. */
+  timestampMs: number
 }
 
 export interface Metadata {
@@ -54,7 +64,7 @@ export interface WriteRequest {
   metadata: Array<Metadata>
   /** Native histogram samples seen (checked for well-formed wire data, content not decoded). */
   histograms: number
-  /** Exemplars seen (checked, content not kept). */
+  /** Exemplars decoded (they are on their series). */
   exemplars: number
 }
 
