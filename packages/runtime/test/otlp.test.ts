@@ -152,6 +152,34 @@ describe("OTLP metrics refused", () => {
     expect(await query(`delta_requests_total`)).toEqual([])
   })
 
+  it("keeps the exemplars of data points, served by /api/v1/query_exemplars", async () => {
+    const t = Date.now()
+    const payload = body([{
+      name: "checkout.latency",
+      unit: "s",
+      histogram: {
+        aggregationTemporality: 2,
+        dataPoints: [{
+          timeUnixNano: `${BigInt(t) * 1_000_000n}`,
+          count: "2",
+          bucketCounts: ["1", "1"],
+          explicitBounds: [0.5],
+          exemplars: [{ timeUnixNano: `${BigInt(t - 10) * 1_000_000n}`, asDouble: 0.9, traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" }]
+        }]
+      }
+    }])
+    const response = await post(JSON.stringify(payload), { "content-type": "application/json" })
+    expect(response.status).toBe(200)
+    const q = encodeURIComponent(`histogram_quantile(0.9, rate(checkout_latency_seconds_bucket{job="refusals"}[5m]))`)
+    const answer = (await (await fetch(`${server.base}/api/v1/query_exemplars?query=${q}&start=${(t - 60_000) / 1000}&end=${(t + 60_000) / 1000}`)).json()) as {
+      data: Array<{ seriesLabels: Record<string, string>; exemplars: Array<{ labels: Record<string, string>; value: string; timestamp: number }> }>
+    }
+    expect(answer.data).toEqual([{
+      seriesLabels: { __name__: "checkout_latency_seconds_bucket", job: "refusals", le: "+Inf" },
+      exemplars: [{ labels: { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", span_id: "00f067aa0ba902b7" }, value: "0.9", timestamp: (t - 10) / 1000 }]
+    }])
+  })
+
   it("takes gzip-encoded bodies", async () => {
     const gz = zlib.gzipSync(JSON.stringify(body([sumMetric("gzipped.requests", 2)])))
     const response = await post(gz, { "content-type": "application/json", "content-encoding": "gzip" })
@@ -176,7 +204,7 @@ describe("OTLP metrics refused", () => {
     const corrupt = await post(new Uint8Array([1, 2, 3]), { "content-type": "application/json", "content-encoding": "gzip" })
     expect(corrupt.status).toBe(400)
     // The server is still up and nothing of the above was written.
-    expect(await query(`{job="refusals", __name__!~"cumulative_requests_total|gzipped_requests_total|target_info"}`)).toEqual([])
+    expect(await query(`{job="refusals", __name__!~"cumulative_requests_total|gzipped_requests_total|checkout_latency_seconds_.*|target_info"}`)).toEqual([])
   })
 })
 

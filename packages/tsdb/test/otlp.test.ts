@@ -153,6 +153,48 @@ describe("translation", () => {
     expect(out.metadata.find((m) => m.metric === "rpc_duration_milliseconds")).toEqual({ metric: "rpc_duration_milliseconds", type: "summary", help: "", unit: "milliseconds" })
   })
 
+  it("keeps exemplars: trace and span ids as labels, on the bucket a histogram's exemplar falls in", () => {
+    const withExemplars = decodeMetricsJson(JSON.stringify({
+      resourceMetrics: [{
+        resource: { attributes: [{ key: "service.name", value: { stringValue: "api" } }] },
+        scopeMetrics: [{
+          metrics: [
+            {
+              name: "latency",
+              unit: "s",
+              histogram: {
+                aggregationTemporality: 2,
+                dataPoints: [{
+                  timeUnixNano: ns(t0),
+                  count: "3",
+                  bucketCounts: ["1", "1", "1"],
+                  explicitBounds: [0.1, 1],
+                  exemplars: [
+                    { timeUnixNano: ns(t0 - 5), asDouble: 0.5, traceId: "5B8EFFF798038103D269B633813FC60C", spanId: "EEE19B7EC3C1B174" },
+                    { timeUnixNano: ns(t0 - 3), asDouble: 7, filteredAttributes: [{ key: "user.id", value: { stringValue: "u1" } }] }
+                  ]
+                }]
+              }
+            },
+            { name: "hits", gauge: { dataPoints: [{ timeUnixNano: ns(t0), asInt: "4", exemplars: [{ timeUnixNano: ns(t0), asInt: "1", spanId: "00ff" }] }] } }
+          ]
+        }]
+      }]
+    }))
+    const result = translate(withExemplars, defaultSettings, limits)
+    const exemplarsOf = (le: string) => result.series.find((x) => x.labels.some(([k, val]) => k === "le" && val === le))?.exemplars
+    expect(exemplarsOf("1")).toEqual([{
+      labels: [["trace_id", "5b8efff798038103d269b633813fc60c"], ["span_id", "eee19b7ec3c1b174"]],
+      value: 0.5,
+      timestampMs: t0 - 5
+    }])
+    expect(exemplarsOf("+Inf")).toEqual([{ labels: [["user_id", "u1"]], value: 7, timestampMs: t0 - 3 }])
+    expect(exemplarsOf("0.1")).toBeUndefined()
+    expect(result.series.find((x) => x.labels.some(([k, val]) => k === "__name__" && val === "hits"))?.exemplars).toEqual([
+      { labels: [["span_id", "00ff"]], value: 1, timestampMs: t0 }
+    ])
+  })
+
   it("promotes resource attributes when told, a point's own attribute winning", () => {
     const promoted = translate(request, { ...defaultSettings, promoteResourceAttributes: ["k8s.pod.uid"] }, limits)
     const s = promoted.series.find((x) => x.labels.some(([k, val]) => k === "__name__" && val === "rpc_duration_milliseconds_sum"))
@@ -187,7 +229,19 @@ describe("protobuf", () => {
         2,
         str(1, "h"),
         str(3, "s"),
-        ld(9, ld(1, fixed(3, t0 * 1e6), fixed(4, 3), d(5, 1.5), packedFixed(6, [1, 2, 0]), packedDouble(7, [0.5, 1])), v(2, 2))
+        ld(
+          9,
+          ld(
+            1,
+            fixed(3, t0 * 1e6),
+            fixed(4, 3),
+            d(5, 1.5),
+            packedFixed(6, [1, 2, 0]),
+            packedDouble(7, [0.5, 1]),
+            ld(8, fixed(2, t0 * 1e6), d(3, 0.7), ld(5, Uint8Array.of(0xab, 0xcd)), ld(7, cat(str(1, "user"), ld(2, str(1, "u9")))))
+          ),
+          v(2, 2)
+        )
       )
     )
   ))
@@ -201,6 +255,8 @@ describe("protobuf", () => {
     expect(byName.get("__name__=h_seconds_bucket,job=svc,le=+Inf")).toBe(3)
     expect(byName.get("__name__=h_seconds_sum,job=svc")).toBe(1.5)
     expect(out.rejectedPoints).toBe(0)
+    const bucket = out.series.find((x) => x.labels.some(([k, val]) => k === "le" && val === "1"))
+    expect(bucket?.exemplars).toEqual([{ labels: [["trace_id", "abcd"], ["user", "u9"]], value: 0.7, timestampMs: t0 }])
   })
 
   const decodesOrRefuses = (bytes: Uint8Array) => {

@@ -26,12 +26,22 @@ export const temporalityCumulative = 2
 /** `DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK`: the point marks the series as gone (stale). */
 export const flagNoRecordedValue = 1
 
+/** An exemplar of a data point: its filtered attributes, trace and span ids (hex), value and time. */
+export interface Exemplar {
+  readonly attributes: ReadonlyArray<Attribute>
+  readonly traceId: string
+  readonly spanId: string
+  readonly value: number
+  readonly timeMs: number
+}
+
 export interface NumberPoint {
   readonly attributes: ReadonlyArray<Attribute>
   /** Milliseconds since the epoch (nanoseconds truncated). */
   readonly timeMs: number
   readonly value: number
   readonly flags: number
+  readonly exemplars: ReadonlyArray<Exemplar>
 }
 
 export interface HistogramPoint {
@@ -42,6 +52,7 @@ export interface HistogramPoint {
   readonly bucketCounts: ReadonlyArray<number>
   readonly explicitBounds: ReadonlyArray<number>
   readonly flags: number
+  readonly exemplars: ReadonlyArray<Exemplar>
 }
 
 export interface SummaryPoint {
@@ -293,8 +304,67 @@ interface PointCommon {
   flags: number
 }
 
+const hex = (r: Reader, end: number, field: string): string => {
+  const stop = r.len(end, field)
+  const text = Buffer.from(r.buf.subarray(r.pos, stop)).toString("hex")
+  r.pos = stop
+  return text
+}
+
+const exemplar = (r: Reader, stop: number, limits: DecodeLimits): Exemplar => {
+  const e: { attributes: Array<Attribute>; traceId: string; spanId: string; value: number; timeMs: number } = {
+    attributes: [],
+    traceId: "",
+    spanId: "",
+    value: 0,
+    timeMs: 0
+  }
+  while (r.pos < stop) {
+    const at = r.pos
+    const tag = r.uint32(stop, "Exemplar")
+    switch (tag >>> 3) {
+      case 2:
+        expect(r, tag, WIRE_FIXED64, "Exemplar.time_unix_nano", at)
+        e.timeMs = nanosToMs(fixed64(r, stop, "Exemplar.time_unix_nano"))
+        break
+      case 3:
+        expect(r, tag, WIRE_FIXED64, "Exemplar.as_double", at)
+        e.value = r.double(stop, "Exemplar.as_double")
+        break
+      case 4:
+        expect(r, tag, WIRE_LEN, "Exemplar.span_id", at)
+        e.spanId = hex(r, stop, "Exemplar.span_id")
+        break
+      case 5:
+        expect(r, tag, WIRE_LEN, "Exemplar.trace_id", at)
+        e.traceId = hex(r, stop, "Exemplar.trace_id")
+        break
+      case 6:
+        expect(r, tag, WIRE_FIXED64, "Exemplar.as_int", at)
+        e.value = sfixed64(r, stop, "Exemplar.as_int")
+        break
+      case 7: {
+        expect(r, tag, WIRE_LEN, "Exemplar.filtered_attributes", at)
+        const end = r.len(stop, "Exemplar.filtered_attributes")
+        e.attributes.push(attribute(r, end, limits))
+        break
+      }
+      default:
+        r.skip(tag & 7, tag >>> 3, stop, "Exemplar")
+    }
+  }
+  return e
+}
+
+const pushExemplar = (r: Reader, tag: number, stop: number, field: string, at: number, out: Array<Exemplar>, limits: DecodeLimits) => {
+  expect(r, tag, WIRE_LEN, field, at)
+  const end = r.len(stop, field)
+  out.push(exemplar(r, end, limits))
+  if (out.length > limits.bucketsMax) throw new RemoteWriteLimitError("bucketsMax", limits.bucketsMax, `${field} of one point`)
+}
+
 const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint => {
-  const p: PointCommon & { value: number } = { attributes: [], timeMs: 0, flags: 0, value: 0 }
+  const p: PointCommon & { value: number; exemplars: Array<Exemplar> } = { attributes: [], timeMs: 0, flags: 0, value: 0, exemplars: [] }
   while (r.pos < stop) {
     const at = r.pos
     const tag = r.uint32(stop, "NumberDataPoint")
@@ -306,6 +376,9 @@ const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint
       case 4:
         expect(r, tag, WIRE_FIXED64, "NumberDataPoint.as_double", at)
         p.value = r.double(stop, "NumberDataPoint.as_double")
+        break
+      case 5:
+        pushExemplar(r, tag, stop, "NumberDataPoint.exemplars", at, p.exemplars, limits)
         break
       case 6:
         expect(r, tag, WIRE_FIXED64, "NumberDataPoint.as_int", at)
@@ -329,14 +402,21 @@ const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint
 }
 
 const histogramPoint = (r: Reader, stop: number, limits: DecodeLimits): HistogramPoint => {
-  const p: PointCommon & { count: number; sum: number | undefined; bucketCounts: Array<number>; explicitBounds: Array<number> } = {
+  const p: PointCommon & {
+    count: number
+    sum: number | undefined
+    bucketCounts: Array<number>
+    explicitBounds: Array<number>
+    exemplars: Array<Exemplar>
+  } = {
     attributes: [],
     timeMs: 0,
     flags: 0,
     count: 0,
     sum: undefined,
     bucketCounts: [],
-    explicitBounds: []
+    explicitBounds: [],
+    exemplars: []
   }
   while (r.pos < stop) {
     const at = r.pos
@@ -359,6 +439,9 @@ const histogramPoint = (r: Reader, stop: number, limits: DecodeLimits): Histogra
         break
       case 7:
         repeated64(r, tag, stop, "HistogramDataPoint.explicit_bounds", double, p.explicitBounds, limits)
+        break
+      case 8:
+        pushExemplar(r, tag, stop, "HistogramDataPoint.exemplars", at, p.exemplars, limits)
         break
       case 9: {
         expect(r, tag, WIRE_LEN, "HistogramDataPoint.attributes", at)
@@ -701,6 +784,24 @@ const common = (o: Record<string, unknown>, field: string, limits: DecodeLimits)
   flags: int64(o["flags"], `${field}.flags`)
 })
 
+const hexText = (v: unknown, field: string): string => {
+  if (v === undefined || v === null || v === "") return ""
+  if (typeof v !== "string" || !/^(?:[0-9a-fA-F]{2})+$/.test(v)) return fail(field, "must be hex")
+  return v.toLowerCase()
+}
+
+const exemplarsJson = (v: unknown, field: string, limits: DecodeLimits): Array<Exemplar> =>
+  bounded(list(v, field), field, limits).map((x) => {
+    const e = object(x, field)
+    return {
+      attributes: attributesJson(e["filteredAttributes"], `${field}.filteredAttributes`, limits),
+      traceId: hexText(e["traceId"], `${field}.traceId`),
+      spanId: hexText(e["spanId"], `${field}.spanId`),
+      value: e["asDouble"] !== undefined ? float(e["asDouble"], `${field}.asDouble`) : int64(e["asInt"], `${field}.asInt`),
+      timeMs: nanosToMs(int64(e["timeUnixNano"], `${field}.timeUnixNano`))
+    }
+  })
+
 const bounded = (xs: ReadonlyArray<unknown>, field: string, limits: DecodeLimits) => {
   if (xs.length > limits.bucketsMax) throw new RemoteWriteLimitError("bucketsMax", limits.bucketsMax, `${field} of one point`)
   return xs
@@ -728,7 +829,7 @@ const metricJson = (v: unknown, limits: DecodeLimits, counter: Counter): Metric 
       case "gauge":
       case "sum": {
         const value = p["asDouble"] !== undefined ? float(p["asDouble"], `${field}.asDouble`) : int64(p["asInt"], `${field}.asInt`)
-        m.numberPoints.push({ ...common(p, field, limits), value })
+        m.numberPoints.push({ ...common(p, field, limits), value, exemplars: exemplarsJson(p["exemplars"], `${field}.exemplars`, limits) })
         break
       }
       case "histogram":
@@ -741,7 +842,8 @@ const metricJson = (v: unknown, limits: DecodeLimits, counter: Counter): Metric 
           ),
           explicitBounds: bounded(list(p["explicitBounds"], `${field}.explicitBounds`), `${field}.explicitBounds`, limits).map((x) =>
             float(x, `${field}.explicitBounds`)
-          )
+          ),
+          exemplars: exemplarsJson(p["exemplars"], `${field}.exemplars`, limits)
         })
         break
       case "summary":

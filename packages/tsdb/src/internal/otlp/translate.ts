@@ -18,9 +18,9 @@
  *   the rest of the request is written.
  */
 import { Buffer } from "node:buffer"
-import type { Labels, SeriesInput, MetricMetadata } from "../../Tsdb.ts"
+import type { Exemplar, Labels, SeriesInput, MetricMetadata } from "../../Tsdb.ts"
 import { staleNaN } from "../remoteWrite/decode.ts"
-import type { Attribute, HistogramPoint, Metric, MetricsRequest, NumberPoint, SummaryPoint } from "./decode.ts"
+import type { Attribute, Exemplar as OtlpExemplar, HistogramPoint, Metric, MetricsRequest, NumberPoint, SummaryPoint } from "./decode.ts"
 import { flagNoRecordedValue, temporalityCumulative } from "./decode.ts"
 
 export type TranslationStrategy = "UnderscoreEscapingWithSuffixes" | "UnderscoreEscapingWithoutSuffixes"
@@ -273,6 +273,18 @@ const makeLabeller = (resource: ReadonlyArray<Attribute>, settings: OtlpSettings
   return { labels, targetInfo }
 }
 
+/** An OTLP exemplar as Prometheus keeps it: `trace_id`, `span_id` (hex) and its filtered attributes as labels. */
+const exemplarOf = (e: OtlpExemplar): Exemplar => {
+  const labels: Array<readonly [string, string]> = []
+  if (e.traceId !== "") labels.push(["trace_id", e.traceId])
+  if (e.spanId !== "") labels.push(["span_id", e.spanId])
+  for (const a of e.attributes) {
+    const name = labelName(a.key)
+    if (name !== "" && name !== "trace_id" && name !== "span_id") labels.push([name, a.value])
+  }
+  return { labels, value: e.value, timestampMs: e.timeMs }
+}
+
 const nameKind = (m: Metric): NameKind | undefined => {
   switch (m.kind) {
     case "gauge":
@@ -301,7 +313,12 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
     rejectedPoints += points
     reasons.set(reason, (reasons.get(reason) ?? 0) + points)
   }
-  const add = (labels: Labels, timeMs: number, value: number) => series.push({ labels, samples: [{ timestampMs: timeMs, value }] })
+  const add = (labels: Labels, timeMs: number, value: number, exemplars?: ReadonlyArray<Exemplar>) =>
+    series.push(
+      exemplars === undefined || exemplars.length === 0
+        ? { labels, samples: [{ timestampMs: timeMs, value }] }
+        : { labels, samples: [{ timestampMs: timeMs, value }], exemplars }
+    )
 
   for (const resource of request.resources) {
     const labeller = makeLabeller(resource.resource, settings, limits)
@@ -343,20 +360,29 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
             }
           }
         }
-        each(m.numberPoints, (p) => add(labeller.labels(p.attributes, name), p.timeMs, stale(p.flags) ? staleNaN : p.value))
+        each(m.numberPoints, (p) =>
+          add(labeller.labels(p.attributes, name), p.timeMs, stale(p.flags) ? staleNaN : p.value, p.exemplars.map(exemplarOf)))
         each(m.histogramPoints, (p) => {
           const st = stale(p.flags)
-          const made: Array<[Labels, number]> = []
+          const made: Array<[Labels, number, Array<Exemplar>?]> = []
           if (p.sum !== undefined) made.push([labeller.labels(p.attributes, `${name}_sum`), p.sum])
           made.push([labeller.labels(p.attributes, `${name}_count`), p.count])
           let cumulative = 0
           const n = Math.min(p.explicitBounds.length, p.bucketCounts.length)
+          const firstBucket = made.length
           for (let i = 0; i < n; i++) {
             cumulative += p.bucketCounts[i]!
             made.push([labeller.labels(p.attributes, `${name}_bucket`, ["le", plainFloat(p.explicitBounds[i]!)]), cumulative])
           }
           made.push([labeller.labels(p.attributes, `${name}_bucket`, ["le", "+Inf"]), p.count])
-          for (const [labels, value] of made) add(labels, p.timeMs, st ? staleNaN : value)
+          // Each exemplar goes with the bucket it falls in (the first bound at or above its value).
+          for (const e of p.exemplars) {
+            let i = 0
+            while (i < n && e.value > p.explicitBounds[i]!) i++
+            const bucket = made[firstBucket + i]!
+            ;(bucket[2] ??= []).push(exemplarOf(e))
+          }
+          for (const [labels, value, exemplars] of made) add(labels, p.timeMs, st ? staleNaN : value, exemplars)
         })
         each(m.summaryPoints, (p) => {
           const st = stale(p.flags)
