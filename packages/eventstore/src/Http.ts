@@ -782,7 +782,8 @@ const serveTail = (
     fiber = running
     // Ended before it started (the client gone, or the server shutting down, meanwhile).
     if (ended) running.interruptUnsafe()
-    return HttpServerResponse.empty()
+    // The HTTP exchange ends here, switched to the WebSocket (what request metrics and logs record).
+    return HttpServerResponse.empty({ status: 101 })
   }).pipe(
     Effect.catch(() => Effect.succeed(HttpServerResponse.empty()))
   )
