@@ -19,6 +19,7 @@
  * | `OPENDATA_TSDB_RETENTION_MS` | `15d` | TSDB samples older than this are deleted |
  * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
+ * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions` |
  * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
  * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
  * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |
@@ -94,6 +95,8 @@ export interface RuntimeConfig {
   readonly tsdbRetentionMs?: number | undefined
   readonly tsdbQueryTimeoutMs?: number | undefined
   readonly tsdbQuerySamplesMax?: number | undefined
+  /** Experimental PromQL switched on (Prometheus's `--enable-feature` names). */
+  readonly tsdbFeatures?: ReadonlyArray<TsdbFeature> | undefined
   /** How OTLP metrics are translated; default `TsdbOtlp.defaultSettings`. */
   readonly tsdbOtlp?: TsdbOtlp.OtlpSettings | undefined
   readonly eventStore: EventStoreSettings
@@ -292,6 +295,20 @@ const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
   }))
 )
 
+/** Prometheus's `--enable-feature` names this server knows. */
+export const tsdbFeatures = ["promql-experimental-functions"] as const
+export type TsdbFeature = (typeof tsdbFeatures)[number]
+
+const featureList = Schema.String.pipe(
+  Schema.decodeTo(
+    Schema.Array(Schema.Literals(tsdbFeatures)),
+    SchemaTransformation.transform({
+      decode: (text: string): ReadonlyArray<TsdbFeature> => text.split(",").map((f) => f.trim()).filter((f) => f !== "") as Array<TsdbFeature>,
+      encode: (list: ReadonlyArray<TsdbFeature>) => list.join(",")
+    })
+  )
+)
+
 const otlpConfig: Config.Config<TsdbOtlp.OtlpSettings | undefined> = Config.all({
   translationStrategy: Config.option(Config.Literals(TsdbOtlp.translationStrategies, "OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY")),
   promote: Config.option(Config.String("OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES")),
@@ -325,10 +342,12 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   tsdbQueryTimeoutMs: positiveDuration("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
   tsdbQuerySamplesMax: positiveInt("OPENDATA_TSDB_QUERY_SAMPLES_MAX"),
   tsdbOtlp: otlpConfig,
+  tsdbFeatures: optional(featureList, "OPENDATA_TSDB_ENABLE_FEATURES"),
   eventStore: eventStoreConfig
 }).pipe(
-  Config.map(({ flushIntervalMs, tsdbOtlp, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
+  Config.map(({ flushIntervalMs, tsdbFeatures, tsdbOtlp, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
     ...c,
+    ...(Option.isSome(tsdbFeatures) && tsdbFeatures.value.length > 0 ? { tsdbFeatures: tsdbFeatures.value } : {}),
     ...(tsdbOtlp !== undefined ? { tsdbOtlp } : {}),
     ...(Option.isSome(flushIntervalMs) ? { flushIntervalMs: flushIntervalMs.value } : {}),
     ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {}),
@@ -467,6 +486,7 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "tsdb.retention": formatDurationMs(config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault),
     "tsdb.queryTimeout": formatDurationMs(config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault),
     "tsdb.querySamplesMax": config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax,
+    "tsdb.enableFeatures": config.tsdbFeatures === undefined ? "none" : config.tsdbFeatures.join(","),
     "tsdb.otlp.translationStrategy": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).translationStrategy,
     "tsdb.otlp.promoteResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).promoteResourceAttributes.join(",") || "none",
     "tsdb.otlp.keepIdentifyingResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).keepIdentifyingResourceAttributes,

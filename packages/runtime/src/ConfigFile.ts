@@ -13,7 +13,7 @@
  *   log: { level: info, format: logfmt }   # debug | info | warn | error; logfmt | json
  *   flushIntervalMs: 5ms      # default 100ms on s3, 5ms otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
- *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000,
+ *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000, enableFeatures: [promql-experimental-functions],
  *           otlp: { translationStrategy: UnderscoreEscapingWithSuffixes, promoteResourceAttributes: [k8s.namespace.name] } }
  *   eventstore: { tailHeartbeatMs: 30s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
  *   auth:
@@ -67,6 +67,7 @@ const File = Schema.Struct({
     retentionMs: Schema.optional(Duration),
     queryTimeoutMs: Schema.optional(Duration),
     querySamplesMax: Schema.optional(Positive),
+    enableFeatures: Schema.optional(Schema.Array(Schema.String)),
     otlp: Schema.optional(Schema.Struct({
       translationStrategy: Schema.optional(Schema.Literals(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"])),
       promoteResourceAttributes: Schema.optional(Schema.Array(Schema.String)),
@@ -127,6 +128,7 @@ const asEnv = (f: File, file: string): Record<string, string> => {
     OPENDATA_TSDB_RETENTION_MS: f.tsdb?.retentionMs?.toString(),
     OPENDATA_TSDB_QUERY_TIMEOUT_MS: f.tsdb?.queryTimeoutMs?.toString(),
     OPENDATA_TSDB_QUERY_SAMPLES_MAX: f.tsdb?.querySamplesMax?.toString(),
+    OPENDATA_TSDB_ENABLE_FEATURES: f.tsdb?.enableFeatures?.join(","),
     OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY: f.tsdb?.otlp?.translationStrategy,
     OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.promoteResourceAttributes?.join(","),
     OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.keepIdentifyingResourceAttributes?.toString(),

@@ -4,7 +4,7 @@
 import * as http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { RemoteWrite } from "@opendata/tsdb"
-import { killAll, type ServerProcess, start } from "./process.ts"
+import { killAll, runToExit, type ServerProcess, start } from "./process.ts"
 
 let server: ServerProcess
 /** An hour ago, on a whole minute (seconds): inside the retention horizon, which remote write enforces. */
@@ -102,6 +102,36 @@ describe("the query API", () => {
     expect(over.body.error).toMatch(/query processing would load too many samples into memory \(more than 10\)/)
     limited.child.kill("SIGTERM")
     expect(await limited.exited).toBe(0)
+  })
+
+  it("answers experimental functions only when promql-experimental-functions is enabled", async () => {
+    const q = encodeURIComponent(`sort_by_label_desc(first_over_time(http_requests_total{code="200"}[1m]), "instance")`)
+    const off = await get(`/api/v1/query?query=${q}&time=${t0 + 300}`)
+    expect(off.status).toBe(400)
+    expect(off.body.errorType).toBe("bad_data")
+    expect(off.body.error).toContain("promql-experimental-functions")
+    const on = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_ENABLE_FEATURES: "promql-experimental-functions" })
+    const series = ["0", "1"].map((instance) => ({
+      labels: [["__name__", "http_requests_total"], ["code", "200"], ["instance", instance]] as Array<[string, string]>,
+      samples: Array.from({ length: 5 }, (_, i) => ({ timestampMs: (t0 + i * 15) * 1000, value: i + (instance === "1" ? 100 : 0) }))
+    }))
+    const written = await fetch(`${on.base}/api/v1/write`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf", "content-encoding": "snappy" },
+      body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 }))
+    })
+    expect(written.status).toBe(204)
+    // The window (t0, t0 + 60s] is open on the left: its first sample is the one at t0 + 15s.
+    const answer = (await (await fetch(`${on.base}/api/v1/query?query=${q}&time=${t0 + 60}`)).json()) as any
+    expect(answer.data.result.map((r: any) => [r.metric.instance, r.value[1]])).toEqual([["1", "101"], ["0", "1"]])
+    const flags = (await (await fetch(`${on.base}/api/v1/status/flags`)).json()) as any
+    expect(flags.data["enable-feature"]).toBe("promql-experimental-functions")
+    on.child.kill("SIGTERM")
+    expect(await on.exited).toBe(0)
+    // An unknown feature stops the server at start, naming it.
+    const bad = await runToExit({ OPENDATA_STORE: "memory", OPENDATA_TSDB_ENABLE_FEATURES: "promql-no-such-thing" })
+    expect(bad.code).not.toBe(0)
+    expect(bad.output).toContain("OPENDATA_TSDB_ENABLE_FEATURES")
   })
 
   it("stops reading a chunked body (no Content-Length) at the limit, for remote write and for forms", async () => {

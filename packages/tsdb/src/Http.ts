@@ -366,6 +366,7 @@ const flagsHandler = Effect.gen(function*() {
     "query.max-samples": String(limits.samplesMax),
     "query.timeout": formatDuration(limits.timeoutMs),
     ...(settings.retentionMs === undefined ? {} : { "storage.tsdb.retention.time": formatDuration(settings.retentionMs) }),
+    ...((yield* PromqlFeatures).experimentalFunctions ? { "enable-feature": "promql-experimental-functions" } : {}),
     "web.enable-admin-api": "false",
     "web.enable-lifecycle": "false",
     ...(Option.isSome(address) ? { "web.listen-address": address.value } : {})
@@ -532,7 +533,21 @@ const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number },
   )
 }
 
-const queryOptions = (limits: { readonly samplesMax: number }) => ({ samplesMax: limits.samplesMax, lookbackMs: lookbackDeltaMs })
+/**
+ * PromQL's experimental features a server switches on, as Prometheus's `--enable-feature`:
+ * `promql-experimental-functions` (`first_over_time`, `mad_over_time`, `ts_of_*_over_time`,
+ * `double_exponential_smoothing`, `sort_by_label`, `sort_by_label_desc`, ...). Off by default: a query
+ * that calls one is a 400.
+ */
+export const PromqlFeatures = Context.Reference<{ readonly experimentalFunctions: boolean }>("@opendata/tsdb/Http/PromqlFeatures", {
+  defaultValue: () => ({ experimentalFunctions: false })
+})
+
+const queryOptions = (limits: { readonly samplesMax: number }, features: { readonly experimentalFunctions: boolean }) => ({
+  samplesMax: limits.samplesMax,
+  lookbackMs: lookbackDeltaMs,
+  experimentalFunctions: features.experimentalFunctions
+})
 
 const queryHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -542,7 +557,7 @@ const queryHandler = answer(Effect.gen(function*() {
   const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
   const time = parseTime(p.get("time") ?? undefined, clock, "time")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, queryOptions(limits))))
+  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, queryOptions(limits, yield* PromqlFeatures))))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)
@@ -568,7 +583,7 @@ const queryRangeHandler = answer(Effect.gen(function*() {
   if (step <= 0) throw new BadRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
   if ((end - start) / step > 11_000) throw new BadRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, queryOptions(limits))))
+  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, queryOptions(limits, yield* PromqlFeatures))))
   if (result._tag === "Failure") {
     const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
     if (e instanceof QueryError) return queryFailure(e)

@@ -16,7 +16,7 @@ import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
 import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
 import { ParseError } from "./ast.ts"
-import { parse } from "./parser.ts"
+import { functions, parse, resolveDurations } from "./parser.ts"
 import type { Point, QueryOptions, Value } from "./types.ts"
 import { QueryError } from "./types.ts"
 
@@ -65,6 +65,7 @@ interface Ctx {
   /** Samples loaded so far, against samplesMax. */
   samples: number
   readonly samplesMax: number
+  readonly experimentalFunctions: boolean
 }
 
 const stepTime = (ctx: Ctx, i: number) => ctx.start + i * ctx.step
@@ -508,8 +509,57 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
   present_over_time: { fn: () => 1 },
   stddev_over_time: { fn: (_ts, vs, lo, hi) => Math.sqrt(variance(vs, lo, hi)) },
   stdvar_over_time: { fn: (_ts, vs, lo, hi) => variance(vs, lo, hi) },
-  quantile_over_time: { fn: (_ts, vs, lo, hi, _t, _r, [q]) => quantile(q!, Array.from(vs.subarray(lo, hi))), params: 1 }
+  quantile_over_time: { fn: (_ts, vs, lo, hi, _t, _r, [q]) => quantile(q!, Array.from(vs.subarray(lo, hi))), params: 1 },
+  // Experimental (promql-experimental-functions).
+  first_over_time: { fn: (_ts, vs, lo) => vs[lo]!, keepName: true },
+  ts_of_first_over_time: { fn: (ts, _vs, lo) => ts[lo]! / 1000 },
+  ts_of_last_over_time: { fn: (ts, _vs, _lo, hi) => ts[hi - 1]! / 1000 },
+  ts_of_max_over_time: { fn: (ts, vs, lo, hi) => tsOfExtreme(ts, vs, lo, hi, (x, m) => x >= m) },
+  ts_of_min_over_time: { fn: (ts, vs, lo, hi) => tsOfExtreme(ts, vs, lo, hi, (x, m) => x <= m) },
+  mad_over_time: {
+    fn: (_ts, vs, lo, hi) => {
+      // A NaN sample makes the answer NaN rather than being sorted away.
+      for (let i = lo; i < hi; i++) if (Number.isNaN(vs[i]!)) return Number.NaN
+      const median = quantile(0.5, Array.from(vs.subarray(lo, hi)))
+      return quantile(0.5, Array.from(vs.subarray(lo, hi), (x) => Math.abs(x - median)))
+    }
+  },
+  double_exponential_smoothing: { fn: (_ts, vs, lo, hi, _t, _r, [sf, tf]) => doubleExponentialSmoothing(vs, lo, hi, sf!, tf!), params: 2 }
 }
+
+/** The time (seconds) of the window's extreme value: the last one `better` keeps, NaN giving way to any number. */
+function tsOfExtreme(ts: Nums, vs: Nums, lo: number, hi: number, better: (x: number, m: number) => boolean): number {
+  let m = vs[lo]!
+  let t = ts[lo]!
+  for (let i = lo; i < hi; i++) {
+    if (better(vs[i]!, m) || Number.isNaN(m)) {
+      m = vs[i]!
+      t = ts[i]!
+    }
+  }
+  return t / 1000
+}
+
+/** Holt's linear smoothing (Prometheus's `double_exponential_smoothing`, once `holt_winters`); none below 2 samples. */
+function doubleExponentialSmoothing(vs: Nums, lo: number, hi: number, sf: number, tf: number): number | undefined {
+  if (!(sf > 0 && sf < 1)) throw new QueryError("execution", `invalid smoothing factor. Expected: 0 < sf < 1, got: ${goFloat(sf)}`)
+  if (!(tf > 0 && tf < 1)) throw new QueryError("execution", `invalid trend factor. Expected: 0 < tf < 1, got: ${goFloat(tf)}`)
+  if (hi - lo < 2) return undefined
+  let s0 = 0
+  let s1 = vs[lo]!
+  let b = vs[lo + 1]! - vs[lo]!
+  for (let i = 1; i < hi - lo; i++) {
+    const x = sf * vs[lo + i]!
+    if (i > 1) b = tf * (s1 - s0) + (1 - tf) * b
+    const y = (1 - sf) * (s1 + b)
+    s0 = s1
+    s1 = x + y
+  }
+  return s1
+}
+
+/** Go's `%f`: six decimals. */
+const goFloat = (v: number) => (Number.isFinite(v) ? v.toFixed(6) : Number.isNaN(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf")
 
 // -------------------------------------------------------------------------------------------------
 // Functions over instant vectors and scalars
@@ -649,6 +699,9 @@ const histogramFraction = (lower: number, upper: number, input: Array<{ le: numb
 const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
     const name = call.func
+    if (!ctx.experimentalFunctions && functions.get(name)?.experimental === true) {
+      return fail("bad_data", `function "${name}" is not enabled (promql-experimental-functions)`) as never
+    }
     const ranged = rangeFunctions[name]
     if (ranged !== undefined) {
       const extra: Array<number> = []
@@ -658,6 +711,9 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         rangeArg = call.args[1]!
       }
       if (name === "predict_linear") extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? 0)
+      if (name === "double_exponential_smoothing") {
+        extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? Number.NaN, scalarOf(yield* evaluate(ctx, call.args[2]!))[0] ?? Number.NaN)
+      }
       const input = yield* rangeInput(ctx, rangeArg)
       return { kind: "vector", series: overWindows(ctx, input, ranged.fn, extra, ranged.keepName === true) }
     }
@@ -681,6 +737,22 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         return { kind: "scalar", values: Array.from({ length: ctx.steps }, (_, i) => stepTime(ctx, i) / 1000) }
       case "pi":
         return { kind: "scalar", values: new Array(ctx.steps).fill(Math.PI) }
+      // The query's own bounds, in seconds (experimental, for duration expressions).
+      case "start":
+        return { kind: "scalar", values: new Array(ctx.steps).fill(ctx.start / 1000) }
+      case "end":
+        return { kind: "scalar", values: new Array(ctx.steps).fill(ctx.end / 1000) }
+      case "range":
+        return { kind: "scalar", values: new Array(ctx.steps).fill((ctx.end - ctx.start) / 1000) }
+      case "step":
+        return { kind: "scalar", values: new Array(ctx.steps).fill(ctx.step / 1000) }
+      case "min_of":
+      case "max_of": {
+        const args: Array<ReadonlyArray<number>> = []
+        for (const a of call.args) args.push(scalarOf(yield* evaluate(ctx, a)))
+        const pick = name === "min_of" ? Math.min : Math.max
+        return { kind: "scalar", values: Array.from({ length: ctx.steps }, (_, i) => pick(...args.map((v) => v[i]!))) }
+      }
       case "vector": {
         const s = scalarOf(yield* evaluate(ctx, call.args[0]!))
         return { kind: "vector", series: [{ labels: [], values: [...s] }] }
@@ -761,6 +833,8 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       }
       case "sort":
       case "sort_desc":
+      case "sort_by_label":
+      case "sort_by_label_desc":
         return yield* evaluate(ctx, call.args[0]!)
       case "label_replace": {
         const [dst, replacement, src, regex] = [1, 2, 3, 4].map((i) => stringOf(call.args[i] === undefined ? { kind: "string", value: "" } : { kind: "string", value: (call.args[i] as { value: string }).value }))
@@ -878,6 +952,73 @@ const absentResult = (ctx: Ctx, present: ReadonlyArray<VSeries>, matchers: Reado
 // Aggregations
 // -------------------------------------------------------------------------------------------------
 
+// xxHash64 (seed 0) of a label set as Prometheus's `labels.Hash` feeds it (name, 0xff, value, 0xff, ...),
+// for `limit_ratio` to pick the series Prometheus picks.
+const mask64 = (1n << 64n) - 1n
+const P1 = 11400714785074694791n
+const P2 = 14029467366897019727n
+const P3 = 1609587929392839161n
+const P4 = 9650029242287828579n
+const P5 = 2870177450012600261n
+const rotl = (x: bigint, r: bigint) => ((x << r) | (x >> (64n - r))) & mask64
+const xxRound = (acc: bigint, input: bigint) => (rotl((acc + input * P2) & mask64, 31n) * P1) & mask64
+const xxMerge = (acc: bigint, v: bigint) => (((acc ^ xxRound(0n, v)) * P1) + P4) & mask64
+
+export const xxhash64 = (b: Uint8Array): bigint => {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const n = b.length
+  let i = 0
+  let h: bigint
+  if (n >= 32) {
+    let v1 = (P1 + P2) & mask64
+    let v2 = P2
+    let v3 = 0n
+    let v4 = (-P1) & mask64
+    for (; i + 32 <= n; i += 32) {
+      v1 = xxRound(v1, view.getBigUint64(i, true))
+      v2 = xxRound(v2, view.getBigUint64(i + 8, true))
+      v3 = xxRound(v3, view.getBigUint64(i + 16, true))
+      v4 = xxRound(v4, view.getBigUint64(i + 24, true))
+    }
+    h = (rotl(v1, 1n) + rotl(v2, 7n) + rotl(v3, 12n) + rotl(v4, 18n)) & mask64
+    h = xxMerge(xxMerge(xxMerge(xxMerge(h, v1), v2), v3), v4)
+  } else h = P5
+  h = (h + BigInt(n)) & mask64
+  for (; i + 8 <= n; i += 8) {
+    h ^= xxRound(0n, view.getBigUint64(i, true))
+    h = ((rotl(h, 27n) * P1) + P4) & mask64
+  }
+  if (i + 4 <= n) {
+    h ^= (BigInt(view.getUint32(i, true)) * P1) & mask64
+    h = ((rotl(h, 23n) * P2) + P3) & mask64
+    i += 4
+  }
+  for (; i < n; i++) {
+    h ^= (BigInt(b[i]!) * P5) & mask64
+    h = (rotl(h, 11n) * P1) & mask64
+  }
+  h ^= h >> 33n
+  h = (h * P2) & mask64
+  h ^= h >> 29n
+  h = (h * P3) & mask64
+  h ^= h >> 32n
+  return h
+}
+
+const utf8 = new TextEncoder()
+/** Where a label set's hash falls in [0, 1]: `float64(hash) / float64(MaxUint64)`. */
+const labelsHashOffset = (labels: Labels): number => {
+  const parts: Array<Uint8Array> = []
+  for (const [name, value] of labels) parts.push(utf8.encode(name), Uint8Array.of(0xff), utf8.encode(value), Uint8Array.of(0xff))
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    bytes.set(p, at)
+    at += p.length
+  }
+  return Number(xxhash64(bytes)) / 18446744073709551615
+}
+
 const groupLabels = (labels: Labels, grouping: ReadonlyArray<string>, without: boolean): Labels =>
   without ? labels.filter(([n]) => n !== "__name__" && !grouping.includes(n)) : labels.filter(([n]) => grouping.includes(n))
 
@@ -896,8 +1037,28 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       groups.set(key, g)
     }
     const op = agg.op
-    if (op === "topk" || op === "bottomk" || op === "limitk" || op === "limit_ratio") {
-      if (op === "limitk" || op === "limit_ratio") fail("unsupported", `${op} is experimental and not supported`)
+    if ((op === "limitk" || op === "limit_ratio") && !ctx.experimentalFunctions) {
+      fail("bad_data", `${op} is not enabled (promql-experimental-functions)`)
+    }
+    if (op === "limit_ratio") {
+      // Each series is in or out by where the hash of its labels falls (Prometheus's `AddRatioSample`): a
+      // ratio r in [0, 1] keeps those below r, a negative one those at or above 1 + r, so r and r - 1 split
+      // the series between them.
+      const r = scalarOf(param!)
+      if (r.some((x) => Number.isNaN(x))) fail("execution", "Ratio value is NaN")
+      const out: Array<VSeries> = []
+      for (const s of series) {
+        const offset = labelsHashOffset(s.labels)
+        const values = s.values.map((v, i) => {
+          if (v === undefined) return undefined
+          const ratio = Math.max(-1, Math.min(1, r[i]!))
+          return (ratio >= 0 && offset < ratio) || (ratio < 0 && offset >= 1 + ratio) ? v : undefined
+        })
+        if (values.some((v) => v !== undefined)) out.push({ labels: s.labels, dropName: s.dropName, values })
+      }
+      return { kind: "vector", series: out }
+    }
+    if (op === "topk" || op === "bottomk" || op === "limitk") {
       const k = scalarOf(param!)
       if (k.some((x) => Number.isNaN(x))) fail("execution", "Parameter value is NaN")
       const out = new Map<string, VSeries>()
@@ -906,7 +1067,8 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
           const kk = Math.floor(k[i]!)
           if (!(kk >= 1)) continue
           const present = g.members.filter((s) => s.values[i] !== undefined)
-          present.sort((a, b) => {
+          // limitk: the first k of the group, in the input's order.
+          if (op !== "limitk") present.sort((a, b) => {
             const x = a.values[i]!
             const y = b.values[i]!
             if (Number.isNaN(x)) return 1
@@ -1035,8 +1197,10 @@ const compare = (op: string, a: number, b: number): boolean => {
   return false
 }
 
-const matchSig = (labels: Labels, on: boolean, names: ReadonlyArray<string>) =>
-  sigOf(on ? labels.filter(([n]) => names.includes(n)) : labels.filter(([n]) => n !== "__name__" && !names.includes(n)))
+/** The labels a series matches on: those of `on(...)`, or all but the name and those of `ignoring(...)`. */
+const matchLabels = (labels: Labels, on: boolean, names: ReadonlyArray<string>): Labels =>
+  on ? labels.filter(([n]) => names.includes(n)) : labels.filter(([n]) => n !== "__name__" && !names.includes(n))
+const matchSig = (labels: Labels, on: boolean, names: ReadonlyArray<string>) => sigOf(matchLabels(labels, on, names))
 
 const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
@@ -1127,7 +1291,14 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     const oneSigs = oneSide.map((s) => matchSig(s.labels, matching.on, names))
     const manySigs = manySide.map((s) => matchSig(s.labels, matching.on, names))
     /** By many-side series: its result's labels (and their key) with each one-side series it matched. */
-    const resultOf: Array<Map<VSeries, { readonly labels: Labels; readonly key: string }> | undefined> = new Array(manySide.length)
+    const resultOf: Array<Map<VSeries | undefined, { readonly labels: Labels; readonly key: string }> | undefined> = new Array(manySide.length)
+    // Fill modifiers (experimental): the value a missing match takes. `fill_right` fills the "one" side
+    // (the right, or the left of a group_right), `fill_left` the "many" side, as Prometheus swaps the sides
+    // of a group_right.
+    const oneFill = matching.fillRight
+    const manyFill = matching.fillLeft
+    /** Results of one-side series no many-side series matched (filled), by one-side series. */
+    const filledOf = new Map<VSeries, { readonly labels: Labels; readonly key: string }>()
     for (let i = 0; i < ctx.steps; i++) {
       const ones = new Map<string, VSeries>()
       for (const [k, s] of oneSide.entries()) {
@@ -1144,19 +1315,21 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
         ones.set(sig, s)
       }
       const seenMany = new Set<string>()
+      const matched = new Set<string>()
       for (const [k, s] of manySide.entries()) {
         const x = s.values[i]
         if (x === undefined) continue
         const sig = manySigs[k]!
         const other = ones.get(sig)
-        if (other === undefined) continue
+        if (other === undefined && oneFill === undefined) continue
+        matched.add(sig)
         if (matching.card === "one-to-one") {
           if (seenMany.has(sig)) {
             fail("execution", "found duplicate series for the match group on the left hand-side of the operation: many-to-many matching not allowed: matching labels must be unique on one side")
           }
           seenMany.add(sig)
         }
-        const y = other.values[i]!
+        const y = other === undefined ? oneFill! : other.values[i]!
         const a = manyIsLeft ? x : y
         const b = manyIsLeft ? y : x
         let value: number | undefined
@@ -1174,7 +1347,8 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           if (matching.card === "one-to-one") {
             labels = filter ? s.labels : matching.on ? s.labels.filter(([n]) => names.includes(n)) : s.labels.filter(([n]) => !names.includes(n))
           } else {
-            const copied = matching.include.map((n) => [n, other.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
+            // A filled "one" side has no labels to copy.
+            const copied = matching.include.map((n) => [n, other?.labels.find(([k]) => k === n)?.[1] ?? ""] as const)
             labels = sortLabelsLocal([...s.labels.filter(([n]) => !matching.include.includes(n)), ...copied.filter(([, v]) => v !== "")])
           }
           result = { labels, key: sigOf(labels) }
@@ -1185,6 +1359,31 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
         if (o.values[i] !== undefined) fail("execution", "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
         o.values[i] = value
         out.set(key, o)
+      }
+      if (manyFill === undefined) continue
+      // One-side series no many-side series matched: against the filled value, labelled by their match group.
+      for (const [sig, one] of ones) {
+        if (matched.has(sig)) continue
+        const x = manyFill
+        const y = one.values[i]!
+        const a = manyIsLeft ? x : y
+        const b = manyIsLeft ? y : x
+        let value: number | undefined
+        if (isCmp) {
+          const ok = compare(op, a, b)
+          value = node.bool ? (ok ? 1 : 0) : ok ? a : undefined
+        } else value = arith(op, a, b)
+        if (value === undefined) continue
+        let result = filledOf.get(one)
+        if (result === undefined) {
+          const labels = matchLabels(one.labels, matching.on, names)
+          result = { labels, key: sigOf(labels) }
+          filledOf.set(one, result)
+        }
+        const o = out.get(result.key) ?? { labels: result.labels, dropName: true, values: new Array(ctx.steps) }
+        if (o.values[i] !== undefined) fail("execution", "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+        o.values[i] = value
+        out.set(result.key, o)
       }
     }
     return { kind: "vector", series: [...out.values()] }
@@ -1256,6 +1455,13 @@ const parseQuery = (query: string): Effect.Effect<Expr, QueryError> =>
     catch: (e) => (e instanceof ParseError ? new QueryError("bad_data", e.message) : e instanceof QueryError ? e : new QueryError("bad_data", String(e)))
   })
 
+/** The query's duration expressions that use `step()` or `range()`, evaluated for this query. */
+const withDurations = (expr: Expr, stepMs: number, rangeMs: number) =>
+  Effect.try({
+    try: () => resolveDurations(expr, { stepMs, rangeMs }),
+    catch: (e) => (e instanceof ParseError ? new QueryError("bad_data", e.message) : e instanceof QueryError ? e : new QueryError("bad_data", String(e)))
+  })
+
 const makeCtx = (source: SeriesSource, start: number, end: number, step: number, options: QueryOptions | undefined): Ctx => ({
   start,
   end,
@@ -1264,13 +1470,14 @@ const makeCtx = (source: SeriesSource, start: number, end: number, step: number,
   lookbackMs: options?.lookbackMs ?? defaultLookbackMs,
   source,
   samples: 0,
-  samplesMax: options?.samplesMax ?? Limits.querySamplesMax
+  samplesMax: options?.samplesMax ?? Limits.querySamplesMax,
+  experimentalFunctions: options?.experimentalFunctions ?? false
 })
 
 /** Evaluates a query at one time. */
 export const instantQuery = (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions): Effect.Effect<Value, QueryError> =>
   asQueryError(Effect.gen(function*() {
-    const expr = yield* parseQuery(query)
+    const expr = yield* withDurations(yield* parseQuery(query), 0, 0)
     const ctx = makeCtx(source, timeMs, timeMs, 0, options)
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {
@@ -1304,7 +1511,7 @@ export const rangeQuery = (
   asQueryError(Effect.gen(function*() {
     if (!(stepMs > 0)) return yield* Effect.fail(new QueryError("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer"))
     if (endMs < startMs) return yield* Effect.fail(new QueryError("bad_data", "end timestamp must not be before start time"))
-    const expr = yield* parseQuery(query)
+    const expr = yield* withDurations(yield* parseQuery(query), stepMs, endMs - startMs)
     const ctx = makeCtx(source, startMs, endMs, stepMs, options)
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {
@@ -1349,10 +1556,45 @@ const assertUnique = (labelSets: ReadonlyArray<Labels>) => {
   }
 }
 
-const isSorting = (expr: Expr): boolean => expr.type === "Call" && (expr.func === "sort" || expr.func === "sort_desc")
+const sortingFunctions = new Set(["sort", "sort_desc", "sort_by_label", "sort_by_label_desc"])
+const isSorting = (expr: Expr): boolean => expr.type === "Call" && sortingFunctions.has(expr.func)
+
+/** Whether `a` sorts before `b` in natural order (runs of digits compared as numbers), as Go's `natsort.Compare`. */
+const naturalLess = (a: string, b: string): boolean => {
+  const chunksA = a.match(/\d+|\D+/g) ?? []
+  const chunksB = b.match(/\d+|\D+/g) ?? []
+  for (let i = 0; i < chunksA.length; i++) {
+    if (i >= chunksB.length) return false
+    const x = chunksA[i]!
+    const y = chunksB[i]!
+    const numeric = /^\d+$/.test(x) && /^\d+$/.test(y)
+    if (numeric ? Number(x) === Number(y) : x === y) {
+      if (i === chunksA.length - 1) return true
+      if (i === chunksB.length - 1) return false
+      continue
+    }
+    return numeric ? Number(x) < Number(y) : x < y
+  }
+  return false
+}
 
 const sortForFunction = (expr: Expr, samples: Array<{ labels: Labels; t: number; v: number }>) => {
-  const desc = expr.type === "Call" && expr.func === "sort_desc"
+  const call = expr as Call
+  if (call.func === "sort_by_label" || call.func === "sort_by_label_desc") {
+    const names = call.args.slice(1).map((a) => (a as { value: string }).value)
+    const sign = call.func === "sort_by_label_desc" ? -1 : 1
+    const get = (labels: Labels, name: string) => labels.find(([n]) => n === name)?.[1] ?? ""
+    return [...samples].sort((a, b) => {
+      for (const name of names) {
+        const x = get(a.labels, name)
+        const y = get(b.labels, name)
+        if (x === y) continue
+        return sign * (naturalLess(x, y) ? -1 : 1)
+      }
+      return sign * compareLabels(a.labels, b.labels)
+    })
+  }
+  const desc = call.func === "sort_desc"
   return [...samples].sort((a, b) => {
     if (Number.isNaN(a.v)) return 1
     if (Number.isNaN(b.v)) return -1

@@ -977,6 +977,9 @@ export const checkFailure = (cmd: EvalCommand, message: string): Mismatch | unde
 // -------------------------------------------------------------------------------------------------
 // Running
 
+/** As Prometheus's test engine: the experimental features switched on. */
+const engineOptions: QueryOptions = { experimentalFunctions: true }
+
 /** The engine under test (engine.ts's `instantQuery` / `rangeQuery`). */
 export interface Engine {
   readonly instantQuery: (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions) => Effect.Effect<Value, QueryError>
@@ -1151,7 +1154,7 @@ const runEval = async (cmd: EvalCommand, store: MemoryStore, engine: Engine, opt
   const source = store.source(touched)
   if (cmd.error !== undefined) return { status: "failed", reason: `runner could not read the eval: ${cmd.error}`, cause: "runner: unreadable eval", touched }
   if (!cmd.instant) {
-    const outcome = await runQuery(engine.rangeQuery(source, cmd.query, cmd.startMs, cmd.endMs, cmd.stepMs), timeoutMs)
+    const outcome = await runQuery(engine.rangeQuery(source, cmd.query, cmd.startMs, cmd.endMs, cmd.stepMs, engineOptions), timeoutMs)
     const j = judge(cmd, outcome, "")
     if (outcome._tag !== "ok" || j.status !== "passed" || cmd.fail.length > 0) return { ...j, touched }
     const got = formatResult(outcome.value)
@@ -1178,7 +1181,7 @@ const runInstant = async (cmd: EvalCommand, query: string, evalMs: number, sourc
   const timeoutMs = options.timeoutMs ?? 30_000
   const label = (s: string) => (variant === "" ? s : `@ variant ${variant}: ${s}`)
   const causeLabel = (s: string | undefined) => (variant === "" || s === undefined ? s : `@ variant: ${s}`)
-  const outcome = await runQuery(engine.instantQuery(source, query, evalMs), timeoutMs)
+  const outcome = await runQuery(engine.instantQuery(source, query, evalMs, engineOptions), timeoutMs)
   const j = judge(cmd, outcome, "")
   if (outcome._tag !== "ok" || j.status !== "passed" || cmd.fail.length > 0) {
     return j.status === "passed" || variant === "" ? j : { ...j, reason: label(j.reason ?? ""), cause: causeLabel(j.cause) }
@@ -1189,7 +1192,7 @@ const runInstant = async (cmd: EvalCommand, query: string, evalMs: number, sourc
   if (m !== undefined) return { status: "failed", reason: label(m.message), cause: causeLabel(m.kind), got }
   if (options.rangeMode === false || cmd.excludeFromRangeMode || contextFunctions.test(query)) return { status: "passed" }
   // Range mode: the same query from t-1m to t+1m step 1m must give the same result at t.
-  const rangeOutcome = await runQuery(engine.rangeQuery(source, query, evalMs - 60_000, evalMs + 60_000, 60_000), timeoutMs)
+  const rangeOutcome = await runQuery(engine.rangeQuery(source, query, evalMs - 60_000, evalMs + 60_000, 60_000, engineOptions), timeoutMs)
   if (rangeOutcome._tag !== "ok") {
     const rj = judge({ ...cmd, fail: [] }, rangeOutcome, "range mode")
     return { ...rj, reason: label(rj.reason ?? ""), cause: causeLabel(rj.cause) }

@@ -30,6 +30,11 @@ export interface QueryOptions {
   readonly lookbackMs?: number | undefined
   /** Samples a query may hold in memory at once (default querySamplesMax). */
   readonly samplesMax?: number | undefined
+  /**
+   * The experimental functions (`first_over_time`, `sort_by_label`, ...), as Prometheus's
+   * `--enable-feature=promql-experimental-functions`; off by default (a query using one is a `bad_data`).
+   */
+  readonly experimentalFunctions?: boolean | undefined
 }
 
 /**
