@@ -146,6 +146,7 @@ const lookback = (ctx: Ctx, ts: Float64Array, vs: Float64Array, at: AtModifier |
 
 const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
   Effect.gen(function*() {
+    if (sel.smoothed === true) return yield* evalSmoothedSelector(ctx, sel)
     const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, ctx.lookbackMs)
     const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     const series: Array<VSeries> = []
@@ -157,6 +158,37 @@ const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
         values[i] = vs[k]!
         any = true
       })
+      if (any) series.push({ labels: s.labels, values })
+    }
+    return { kind: "vector", series } as EvalValue
+  })
+
+/**
+ * `x smoothed` (experimental): at each step, the value interpolated between the newest sample at or before
+ * the time and the next one after it (each within the lookback); the newest alone when none follows.
+ */
+const evalSmoothedSelector = (ctx: Ctx, sel: VectorSelector) =>
+  Effect.gen(function*() {
+    const back = ctx.lookbackMs
+    const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, back)
+    const series: Array<VSeries> = []
+    for (const s of (yield* load(ctx, sel.matchers, mint, maxt + back)).map(withoutStale)) {
+      const { ts, vs } = s
+      const values: Array<number | undefined> = new Array(ctx.steps)
+      let any = false
+      let k = 0
+      let lastT = Number.NEGATIVE_INFINITY
+      for (let i = 0; i < ctx.steps; i++) {
+        const t = evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
+        if (t < lastT) k = 0
+        lastT = t
+        while (k < ts.length && ts[k]! <= t) k++
+        if (k === 0 || ts[k - 1]! <= t - back) continue
+        const b = k - 1
+        const next = k < ts.length && ts[k]! < t + back ? k : -1
+        values[i] = next < 0 || ts[b] === t ? vs[b]! : vs[b]! + (vs[next]! - vs[b]!) * (t - ts[b]!) / (ts[next]! - ts[b]!)
+        any = true
+      }
       if (any) series.push({ labels: s.labels, values })
     }
     return { kind: "vector", series } as EvalValue
@@ -294,6 +326,104 @@ const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyA
   }
   return out
 }
+
+// -------------------------------------------------------------------------------------------------
+// Extended range selectors (experimental): `x[r] anchored`, `x[r] smoothed`
+// -------------------------------------------------------------------------------------------------
+
+const anchoredFunctions = ["changes", "delta", "increase", "rate", "resets"]
+const smoothedFunctions = ["delta", "increase", "rate"]
+
+/**
+ * rate/increase/delta (and, anchored, changes/resets) over an extended window, without extrapolation:
+ * - anchored: the window's samples after the newest sample at or before its start (within the lookback),
+ *   which anchors it; at least one sample must be in the window;
+ * - smoothed: from the value at the window's start to the value at its end, each interpolated between
+ *   the samples around it (within the lookback either side); for counters, a reset between two samples
+ *   interpolates from zero.
+ * Counter resets in between count as for increase.
+ */
+const evalExtendedRange = (ctx: Ctx, name: string, sel: MatrixSelector) =>
+  Effect.gen(function*() {
+    const v = sel.vector
+    const smoothed = v.smoothed === true
+    const allowed = smoothed ? smoothedFunctions : anchoredFunctions
+    if (!allowed.includes(name)) {
+      return fail("bad_data", `${smoothed ? "smoothed" : "anchored"} modifier can only be used with: ${allowed.join(", ")} - not with ${name}`) as never
+    }
+    const back = ctx.lookbackMs
+    const { mint, maxt } = span(ctx, v.at, v.offsetMs, sel.rangeMs + back)
+    const loaded = (yield* load(ctx, v.matchers, mint, smoothed ? maxt + back : maxt)).map(withoutStale)
+    const rangeMs = sel.rangeMs
+    const counter = name === "increase" || name === "rate"
+    const out: Array<VSeries> = []
+    for (const s of loaded) {
+      const { ts, vs } = s
+      const n = ts.length
+      /** The first index with a timestamp above `x`. */
+      const after = (x: number) => {
+        let a = 0
+        let b = n
+        while (a < b) {
+          const m = (a + b) >> 1
+          if (ts[m]! <= x) a = m + 1
+          else b = m
+        }
+        return a
+      }
+      /** The value at `x`, interpolated between the samples around it. */
+      const at = (x: number): number | undefined => {
+        const k = after(x)
+        const before = k > 0 && ts[k - 1]! > x - back ? k - 1 : -1
+        const next = k < n && ts[k]! < x + back ? k : -1
+        if (before >= 0 && (next < 0 || ts[before] === x)) return vs[before]!
+        if (before < 0) return next < 0 ? undefined : vs[next]!
+        let from = vs[before]!
+        const to = vs[next]!
+        if (counter && to < from) from = 0
+        return from + (to - from) * (x - ts[before]!) / (ts[next]! - ts[before]!)
+      }
+      const values: Array<number | undefined> = new Array(ctx.steps)
+      let any = false
+      for (let i = 0; i < ctx.steps; i++) {
+        const t = evalTime(ctx, stepTime(ctx, i), v.at, v.offsetMs)
+        const lo = after(t - rangeMs)
+        const hi = after(t)
+        const seq: Array<number> = []
+        if (smoothed) {
+          // Data only before the window or only after it gives nothing.
+          if (lo >= n || hi === 0) continue
+          const first = at(t - rangeMs)
+          const last = at(t)
+          if (first === undefined || last === undefined) continue
+          seq.push(first)
+          for (let k = lo; k < hi; k++) seq.push(vs[k]!)
+          seq.push(last)
+        } else {
+          if (hi <= lo) continue
+          if (lo > 0 && ts[lo - 1]! > t - rangeMs - back) seq.push(vs[lo - 1]!)
+          for (let k = lo; k < hi; k++) seq.push(vs[k]!)
+        }
+        let result: number
+        if (name === "changes" || name === "resets") {
+          result = 0
+          for (let k = 1; k < seq.length; k++) {
+            const a = seq[k - 1]!
+            const b = seq[k]!
+            if (name === "resets" ? b < a : a !== b && !(Number.isNaN(a) && Number.isNaN(b))) result++
+          }
+        } else {
+          result = seq[seq.length - 1]! - seq[0]!
+          if (counter) for (let k = 1; k < seq.length; k++) if (seq[k]! < seq[k - 1]!) result += seq[k - 1]!
+          if (name === "rate") result /= rangeMs / 1000
+        }
+        values[i] = result
+        any = true
+      }
+      if (any) out.push({ labels: s.labels, dropName: true, values })
+    }
+    return { kind: "vector", series: out } as EvalValue
+  })
 
 // -------------------------------------------------------------------------------------------------
 // Functions over ranges
@@ -703,6 +833,11 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       return fail("bad_data", `function "${name}" is not enabled (promql-experimental-functions)`) as never
     }
     const ranged = rangeFunctions[name]
+    if (ranged !== undefined) {
+      const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
+      const sel = matrix === undefined ? undefined : (matrix.type === "Paren" ? matrix.expr : matrix) as MatrixSelector
+      if (sel !== undefined && (sel.vector.anchored === true || sel.vector.smoothed === true)) return yield* evalExtendedRange(ctx, name, sel)
+    }
     if (ranged !== undefined) {
       const extra: Array<number> = []
       let rangeArg = call.args[0]!

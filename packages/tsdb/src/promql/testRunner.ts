@@ -998,7 +998,9 @@ export interface RunOptions {
 }
 
 /** Functions whose result varies with the evaluation time even with `@` arguments (Prometheus's list). */
-const atModifierUnsafeFunctions = new Set(["days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year", "predict_linear", "time", "timestamp"])
+const atModifierUnsafeFunctions = new Set(["days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year", "predict_linear", "time", "timestamp",
+  // The query's own bounds (experimental), which depend on the evaluation time as time() does.
+  "start", "end", "range", "step"])
 
 const children = (e: Expr): ReadonlyArray<Expr> => {
   switch (e.type) {
