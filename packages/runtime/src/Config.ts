@@ -19,7 +19,7 @@
  * | `OPENDATA_TSDB_RETENTION_MS` | `15d` | TSDB samples older than this are deleted |
  * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
- * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions` |
+ * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions`, `promql-duration-expr`, `promql-extended-range-selectors`, `promql-binop-fill-modifiers` |
  * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
  * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
  * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |
@@ -40,7 +40,8 @@ import { Config, ConfigProvider, Effect, Option, Redacted, Schema, SchemaIssue, 
 import type { ObjectStore } from "@opendata/core"
 import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
-import { Limits as TsdbLimits, Otlp as TsdbOtlp } from "@opendata/tsdb"
+import { Limits as TsdbLimits, Otlp as TsdbOtlp, promqlFeatures } from "@opendata/tsdb"
+import type { PromqlFeature } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
 import type { TransformConfig } from "./Transforms.ts"
 
@@ -295,9 +296,9 @@ const eventStoreConfig: Config.Config<EventStoreSettings> = Config.all({
   }))
 )
 
-/** Prometheus's `--enable-feature` names this server knows. */
-export const tsdbFeatures = ["promql-experimental-functions"] as const
-export type TsdbFeature = (typeof tsdbFeatures)[number]
+/** Prometheus's `--enable-feature` names this server knows (experimental PromQL). */
+export const tsdbFeatures = promqlFeatures
+export type TsdbFeature = PromqlFeature
 
 const featureList = Schema.String.pipe(
   Schema.decodeTo(

@@ -249,9 +249,7 @@ export const layer = (
         samplesMax: config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax
       })),
       Layer.provideMerge(Layer.succeed(TsdbHttp.OtlpSettings, config.tsdbOtlp ?? TsdbOtlp.defaultSettings)),
-      Layer.provideMerge(Layer.succeed(TsdbHttp.PromqlFeatures, {
-        experimentalFunctions: config.tsdbFeatures?.includes("promql-experimental-functions") ?? false
-      })),
+      Layer.provideMerge(Layer.succeed(TsdbHttp.PromqlFeatures, config.tsdbFeatures ?? [])),
       Layer.provideMerge(Layer.succeed(TsdbHttp.StatusSettings, {
         retentionMs: config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault,
         outOfOrderWindowMs: TsdbLimits.outOfOrderWindowMs

@@ -110,6 +110,16 @@ describe("the query API", () => {
     expect(off.status).toBe(400)
     expect(off.body.errorType).toBe("bad_data")
     expect(off.body.error).toContain("promql-experimental-functions")
+    // Each experimental part of the language behind its own feature.
+    for (const [query, feature] of [
+      ["rate(http_requests_total[1m] anchored)", "promql-extended-range-selectors"],
+      ["rate(http_requests_total[1m + 1m])", "promql-duration-expr"],
+      ["http_requests_total + fill(0) http_requests_total", "promql-binop-fill-modifiers"]
+    ]) {
+      const refused = await get(`/api/v1/query?query=${encodeURIComponent(query!)}&time=${t0 + 300}`)
+      expect(refused.status, query).toBe(400)
+      expect(refused.body.error, query).toContain(feature)
+    }
     const on = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_ENABLE_FEATURES: "promql-experimental-functions" })
     const series = ["0", "1"].map((instance) => ({
       labels: [["__name__", "http_requests_total"], ["code", "200"], ["instance", instance]] as Array<[string, string]>,

@@ -22,7 +22,7 @@ import { limits as RemoteWriteLimits } from "./internal/remoteWrite/decode.ts"
 import { parseSelector } from "./internal/selector.ts"
 import { Tsdb, TsdbError } from "./Tsdb.ts"
 import { instantQuery, QueryError, rangeQuery } from "./promql/engine.ts"
-import type { Value } from "./promql/types.ts"
+import type { PromqlFeature, Value } from "./promql/types.ts"
 import { formatExpr, parse, parseDuration } from "./promql/parser.ts"
 import type { Expr } from "./promql/ast.ts"
 import { ParseError } from "./promql/ast.ts"
@@ -366,7 +366,7 @@ const flagsHandler = Effect.gen(function*() {
     "query.max-samples": String(limits.samplesMax),
     "query.timeout": formatDuration(limits.timeoutMs),
     ...(settings.retentionMs === undefined ? {} : { "storage.tsdb.retention.time": formatDuration(settings.retentionMs) }),
-    ...((yield* PromqlFeatures).experimentalFunctions ? { "enable-feature": "promql-experimental-functions" } : {}),
+    ...((yield* PromqlFeatures).length > 0 ? { "enable-feature": (yield* PromqlFeatures).join(",") } : {}),
     "web.enable-admin-api": "false",
     "web.enable-lifecycle": "false",
     ...(Option.isSome(address) ? { "web.listen-address": address.value } : {})
@@ -534,19 +534,18 @@ const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number },
 }
 
 /**
- * PromQL's experimental features a server switches on, as Prometheus's `--enable-feature`:
- * `promql-experimental-functions` (`first_over_time`, `mad_over_time`, `ts_of_*_over_time`,
- * `double_exponential_smoothing`, `sort_by_label`, `sort_by_label_desc`, ...). Off by default: a query
- * that calls one is a 400.
+ * PromQL's experimental features a server switches on, by Prometheus's `--enable-feature` names
+ * (`promql-experimental-functions`, `promql-duration-expr`, `promql-extended-range-selectors`,
+ * `promql-binop-fill-modifiers`). None by default: a query that uses one is a 400 naming it.
  */
-export const PromqlFeatures = Context.Reference<{ readonly experimentalFunctions: boolean }>("@opendata/tsdb/Http/PromqlFeatures", {
-  defaultValue: () => ({ experimentalFunctions: false })
+export const PromqlFeatures = Context.Reference<ReadonlyArray<PromqlFeature>>("@opendata/tsdb/Http/PromqlFeatures", {
+  defaultValue: () => []
 })
 
-const queryOptions = (limits: { readonly samplesMax: number }, features: { readonly experimentalFunctions: boolean }) => ({
+const queryOptions = (limits: { readonly samplesMax: number }, features: ReadonlyArray<PromqlFeature>) => ({
   samplesMax: limits.samplesMax,
   lookbackMs: lookbackDeltaMs,
-  experimentalFunctions: features.experimentalFunctions
+  features
 })
 
 const queryHandler = answer(Effect.gen(function*() {

@@ -16,8 +16,8 @@ import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
 import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
 import { ParseError } from "./ast.ts"
-import { functions, parse, resolveDurations } from "./parser.ts"
-import type { Point, QueryOptions, Value } from "./types.ts"
+import { functions, parseWithDurations, resolveDurations } from "./parser.ts"
+import type { Point, PromqlFeature, QueryOptions, Value } from "./types.ts"
 import { QueryError } from "./types.ts"
 
 export { QueryError }
@@ -65,7 +65,6 @@ interface Ctx {
   /** Samples loaded so far, against samplesMax. */
   samples: number
   readonly samplesMax: number
-  readonly experimentalFunctions: boolean
 }
 
 const stepTime = (ctx: Ctx, i: number) => ctx.start + i * ctx.step
@@ -829,9 +828,6 @@ const histogramFraction = (lower: number, upper: number, input: Array<{ le: numb
 const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
     const name = call.func
-    if (!ctx.experimentalFunctions && functions.get(name)?.experimental === true) {
-      return fail("bad_data", `function "${name}" is not enabled (promql-experimental-functions)`) as never
-    }
     const ranged = rangeFunctions[name]
     if (ranged !== undefined) {
       const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
@@ -1274,9 +1270,6 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       groups.set(key, g)
     }
     const op = agg.op
-    if ((op === "limitk" || op === "limit_ratio") && !ctx.experimentalFunctions) {
-      fail("bad_data", `${op} is not enabled (promql-experimental-functions)`)
-    }
     if (op === "limit_ratio") {
       // Each series is in or out by where the hash of its labels falls (Prometheus's `AddRatioSample`): a
       // ratio r in [0, 1] keeps those below r, a negative one those at or above 1 + r, so r and r - 1 split
@@ -1686,9 +1679,60 @@ const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
     Effect.catchDefect((d) => (d instanceof QueryError ? Effect.fail(d) : Effect.die(d)))
   )
 
-const parseQuery = (query: string): Effect.Effect<Expr, QueryError> =>
+/** What each experimental feature a query may use is called where an error names it. */
+const featureUses: Record<PromqlFeature, string> = {
+  "promql-experimental-functions": "experimental functions",
+  "promql-duration-expr": "duration expressions",
+  "promql-extended-range-selectors": "the anchored and smoothed modifiers",
+  "promql-binop-fill-modifiers": "the fill modifiers"
+}
+
+/** The experimental features a parsed query uses. */
+const featuresOf = (expr: Expr, durationExpressions: boolean): Set<PromqlFeature> => {
+  const used = new Set<PromqlFeature>()
+  if (durationExpressions) used.add("promql-duration-expr")
+  const walk = (e: Expr | undefined): void => {
+    if (e === undefined) return
+    switch (e.type) {
+      case "VectorSelector":
+        if (e.anchored === true || e.smoothed === true) used.add("promql-extended-range-selectors")
+        return
+      case "MatrixSelector":
+        return walk(e.vector)
+      case "Subquery":
+      case "Unary":
+      case "Paren":
+        return walk(e.expr)
+      case "Call":
+        if (functions.get(e.func)?.experimental === true) used.add("promql-experimental-functions")
+        return e.args.forEach(walk)
+      case "Aggregate":
+        if (e.op === "limitk" || e.op === "limit_ratio") used.add("promql-experimental-functions")
+        walk(e.expr)
+        return walk(e.param)
+      case "Binary":
+        if (e.matching?.fillLeft !== undefined || e.matching?.fillRight !== undefined) used.add("promql-binop-fill-modifiers")
+        walk(e.lhs)
+        return walk(e.rhs)
+      default:
+        return
+    }
+  }
+  walk(expr)
+  return used
+}
+
+/** Parses a query and refuses the experimental features it uses that are not switched on. */
+const parseQuery = (query: string, options: QueryOptions | undefined) =>
   Effect.try({
-    try: () => parse(query),
+    try: () => {
+      const { durationExpressions, expr } = parseWithDurations(query)
+      const enabled = new Set(options?.features ?? [])
+      for (const feature of featuresOf(expr, durationExpressions)) {
+        if (!enabled.has(feature)) throw new QueryError("bad_data", `${featureUses[feature]} are not enabled: switch on ${feature} (as Prometheus's --enable-feature)`)
+      }
+      return expr
+    },
     catch: (e) => (e instanceof ParseError ? new QueryError("bad_data", e.message) : e instanceof QueryError ? e : new QueryError("bad_data", String(e)))
   })
 
@@ -1707,14 +1751,13 @@ const makeCtx = (source: SeriesSource, start: number, end: number, step: number,
   lookbackMs: options?.lookbackMs ?? defaultLookbackMs,
   source,
   samples: 0,
-  samplesMax: options?.samplesMax ?? Limits.querySamplesMax,
-  experimentalFunctions: options?.experimentalFunctions ?? false
+  samplesMax: options?.samplesMax ?? Limits.querySamplesMax
 })
 
 /** Evaluates a query at one time. */
 export const instantQuery = (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions): Effect.Effect<Value, QueryError> =>
   asQueryError(Effect.gen(function*() {
-    const expr = yield* withDurations(yield* parseQuery(query), 0, 0)
+    const expr = yield* withDurations(yield* parseQuery(query, options), 0, 0)
     const ctx = makeCtx(source, timeMs, timeMs, 0, options)
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {
@@ -1748,7 +1791,7 @@ export const rangeQuery = (
   asQueryError(Effect.gen(function*() {
     if (!(stepMs > 0)) return yield* Effect.fail(new QueryError("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer"))
     if (endMs < startMs) return yield* Effect.fail(new QueryError("bad_data", "end timestamp must not be before start time"))
-    const expr = yield* withDurations(yield* parseQuery(query), stepMs, endMs - startMs)
+    const expr = yield* withDurations(yield* parseQuery(query, options), stepMs, endMs - startMs)
     const ctx = makeCtx(source, startMs, endMs, stepMs, options)
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {

@@ -710,6 +710,8 @@ class Parser {
    * depth in the tree at which the one being parsed will sit, at least (see `nestingCheck`).
    */
   private depth = 0
+  /** Whether a duration was written as an expression (arithmetic, parentheses, `step()`...): `promql-duration-expr`. */
+  durationExpressions = false
 
   constructor(input: string) {
     this.lexer = new Lexer(input)
@@ -1231,6 +1233,7 @@ class Parser {
         if (prec < minPrec) return lhs
         this.next()
         const rhs = this.parseDurationExpr(op === "^" ? prec : prec + 1)
+        this.durationExpressions = true
         lhs = this.nestingCheck<Expr>(
           { type: "Binary", op, lhs, rhs, bool: false, matching: undefined, pos: pos(lhs.pos.start, rhs.pos.end) },
           opTok.start
@@ -1252,6 +1255,7 @@ class Parser {
       this.next()
       const inner = this.parseDurationExpr()
       const close = this.expect(")", context, '")"')
+      this.durationExpressions = true
       return { type: "Paren", expr: inner, pos: pos(t.start, close.end) }
     }
     if (this.isWord(t, "step", "range", "min_of", "max_of") && this.peek(1).kind === "(") {
@@ -1265,6 +1269,7 @@ class Parser {
         args.push(this.parseDurationExpr())
       }
       const close = this.expect(")", context, '")"')
+      this.durationExpressions = true
       return { type: "Call", func, args, pos: pos(t.start, close.end) }
     }
     return this.unexpected(t, context, expected)
@@ -1613,6 +1618,13 @@ const checkBinary = (e: Binary): { expr: Expr; type: ValueType } => {
  * character offset of the offending token or expression).
  */
 export const parse = (query: string): Expr => checkTypes(new Parser(query).parseQuery()).expr
+
+/** The tree, and whether the query writes a duration as an expression (Prometheus's `promql-duration-expr`). */
+export const parseWithDurations = (query: string): { readonly expr: Expr; readonly durationExpressions: boolean } => {
+  const parser = new Parser(query)
+  const expr = checkTypes(parser.parseQuery()).expr
+  return { expr, durationExpressions: parser.durationExpressions }
+}
 
 /** Prometheus's whole error text for a `ParseError` of `query`: `1:5: parse error: <message>`. */
 export const describeParseError = (query: string, e: ParseError): string => {

@@ -46,6 +46,7 @@ import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../Tsdb.ts
 import { selectedSeries } from "../Tsdb.ts"
 import type { Expr } from "./ast.ts"
 import type { QueryOptions, Value } from "./types.ts"
+import { promqlFeatures } from "./types.ts"
 import { QueryError } from "./types.ts"
 
 // -------------------------------------------------------------------------------------------------
@@ -978,7 +979,7 @@ export const checkFailure = (cmd: EvalCommand, message: string): Mismatch | unde
 // Running
 
 /** As Prometheus's test engine: the experimental features switched on. */
-const engineOptions: QueryOptions = { experimentalFunctions: true }
+const engineOptions: QueryOptions = { features: promqlFeatures }
 
 /** The engine under test (engine.ts's `instantQuery` / `rangeQuery`). */
 export interface Engine {

@@ -31,11 +31,20 @@ export interface QueryOptions {
   /** Samples a query may hold in memory at once (default querySamplesMax). */
   readonly samplesMax?: number | undefined
   /**
-   * The experimental functions (`first_over_time`, `sort_by_label`, ...), as Prometheus's
-   * `--enable-feature=promql-experimental-functions`; off by default (a query using one is a `bad_data`).
+   * The experimental parts of PromQL switched on, by Prometheus's `--enable-feature` names; none by
+   * default (a query using one is a `bad_data` naming the feature).
    */
-  readonly experimentalFunctions?: boolean | undefined
+  readonly features?: ReadonlyArray<PromqlFeature> | undefined
 }
+
+/** Prometheus's feature flags for experimental PromQL. */
+export const promqlFeatures = [
+  "promql-experimental-functions",
+  "promql-duration-expr",
+  "promql-extended-range-selectors",
+  "promql-binop-fill-modifiers"
+] as const
+export type PromqlFeature = (typeof promqlFeatures)[number]
 
 /**
  * Why a query failed, as Prometheus's API classifies it: `bad_data` (the query is invalid), `execution`
