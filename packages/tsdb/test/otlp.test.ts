@@ -278,6 +278,16 @@ describe("protobuf", () => {
     }
   })
 
+  it("reads nanosecond times to the exact millisecond (doubles cannot hold them)", () => {
+    const ms = 1_796_585_946_937
+    const json = decodeMetricsJson(JSON.stringify({
+      resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: "g", gauge: { dataPoints: [{ timeUnixNano: `${BigInt(ms) * 1_000_000n + 999_999n}`, asInt: "1" }] } }] }] }]
+    }))
+    expect(json.resources[0]!.scopes[0]!.metrics[0]!.numberPoints[0]!.timeMs).toBe(ms)
+    const proto = decodeMetricsProto(cat(ld(1, ld(2, ld(2, str(1, "g"), ld(5, ld(1, f64(3, BigInt(ms) * 1_000_000n + 999_999n), d(4, 1))))))))
+    expect(proto.resources[0]!.scopes[0]!.metrics[0]!.numberPoints[0]!.timeMs).toBe(ms)
+  })
+
   it("refuses more points than its limit", () => {
     expect(() => decodeMetricsProto(body, { pointsMax: 1, stringBytesMax: 100, bucketsMax: 10 })).toThrow(RemoteWriteLimitError)
   })

@@ -147,7 +147,16 @@ const sfixed64 = (r: Reader, end: number, field: string): number => {
   return hi * TWO_32 + lo
 }
 
+/** Nanoseconds (as a double: exact only below 2^53) to milliseconds; prefer `fixed64Ms` and `nanosTextToMs`. */
 const nanosToMs = (ns: number) => Math.floor(ns / 1e6)
+
+/** A fixed64 of nanoseconds as whole milliseconds, exactly (a double holds nanoseconds only to ~256 ns). */
+const fixed64Ms = (r: Reader, end: number, field: string): number => {
+  if (end - r.pos < 8) r.fail(field, "truncated fixed64")
+  const ns = r.view.getBigUint64(r.pos, true)
+  r.pos += 8
+  return Number(ns / 1_000_000n)
+}
 
 const expect = (r: Reader, tag: number, wire: number, field: string, at: number) => {
   if ((tag & 7) !== wire) r.fail(field, `wrong wire type ${tag & 7}`, at)
@@ -325,7 +334,7 @@ const exemplar = (r: Reader, stop: number, limits: DecodeLimits): Exemplar => {
     switch (tag >>> 3) {
       case 2:
         expect(r, tag, WIRE_FIXED64, "Exemplar.time_unix_nano", at)
-        e.timeMs = nanosToMs(fixed64(r, stop, "Exemplar.time_unix_nano"))
+        e.timeMs = fixed64Ms(r, stop, "Exemplar.time_unix_nano")
         break
       case 3:
         expect(r, tag, WIRE_FIXED64, "Exemplar.as_double", at)
@@ -371,7 +380,7 @@ const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint
     switch (tag >>> 3) {
       case 3:
         expect(r, tag, WIRE_FIXED64, "NumberDataPoint.time_unix_nano", at)
-        p.timeMs = nanosToMs(fixed64(r, stop, "NumberDataPoint.time_unix_nano"))
+        p.timeMs = fixed64Ms(r, stop, "NumberDataPoint.time_unix_nano")
         break
       case 4:
         expect(r, tag, WIRE_FIXED64, "NumberDataPoint.as_double", at)
@@ -424,7 +433,7 @@ const histogramPoint = (r: Reader, stop: number, limits: DecodeLimits): Histogra
     switch (tag >>> 3) {
       case 3:
         expect(r, tag, WIRE_FIXED64, "HistogramDataPoint.time_unix_nano", at)
-        p.timeMs = nanosToMs(fixed64(r, stop, "HistogramDataPoint.time_unix_nano"))
+        p.timeMs = fixed64Ms(r, stop, "HistogramDataPoint.time_unix_nano")
         break
       case 4:
         expect(r, tag, WIRE_FIXED64, "HistogramDataPoint.count", at)
@@ -475,7 +484,7 @@ const summaryPoint = (r: Reader, stop: number, limits: DecodeLimits): SummaryPoi
     switch (tag >>> 3) {
       case 3:
         expect(r, tag, WIRE_FIXED64, "SummaryDataPoint.time_unix_nano", at)
-        p.timeMs = nanosToMs(fixed64(r, stop, "SummaryDataPoint.time_unix_nano"))
+        p.timeMs = fixed64Ms(r, stop, "SummaryDataPoint.time_unix_nano")
         break
       case 4:
         expect(r, tag, WIRE_FIXED64, "SummaryDataPoint.count", at)
@@ -778,9 +787,15 @@ const attributesJson = (v: unknown, field: string, limits: DecodeLimits): Array<
     return { key: text(e["key"], `${field}.key`, limits), value: labelText(anyValueJson(e["value"], `${field}.value`, limits, 0)) }
   })
 
+/** A time in nanoseconds (a decimal string, or a number) as whole milliseconds, exactly for strings. */
+const timeMs = (v: unknown, field: string): number => {
+  if (typeof v === "string" && /^\d+$/.test(v)) return Number(BigInt(v) / 1_000_000n)
+  return nanosToMs(int64(v, field))
+}
+
 const common = (o: Record<string, unknown>, field: string, limits: DecodeLimits) => ({
   attributes: attributesJson(o["attributes"], `${field}.attributes`, limits),
-  timeMs: nanosToMs(int64(o["timeUnixNano"], `${field}.timeUnixNano`)),
+  timeMs: timeMs(o["timeUnixNano"], `${field}.timeUnixNano`),
   flags: int64(o["flags"], `${field}.flags`)
 })
 
@@ -798,7 +813,7 @@ const exemplarsJson = (v: unknown, field: string, limits: DecodeLimits): Array<E
       traceId: hexText(e["traceId"], `${field}.traceId`),
       spanId: hexText(e["spanId"], `${field}.spanId`),
       value: e["asDouble"] !== undefined ? float(e["asDouble"], `${field}.asDouble`) : int64(e["asInt"], `${field}.asInt`),
-      timeMs: nanosToMs(int64(e["timeUnixNano"], `${field}.timeUnixNano`))
+      timeMs: timeMs(e["timeUnixNano"], `${field}.timeUnixNano`)
     }
   })
 
