@@ -53,6 +53,7 @@ describe("the exemplar buffer", () => {
     assert.strictEqual(refusal(ex(5, 1), ex(5, 2)), "out of order")
     assert.strictEqual(refusal(ex(5, 1), ex(4, 2)), "out of order")
     assert.strictEqual(refusal(ex(5, 1), ex(6, 2)), undefined)
+    assert.strictEqual(refusal(undefined, ex(-1, 2)), "out of order")
     // 128 characters of names and values together at most.
     assert.strictEqual(refusal(undefined, { labels: [["trace_id", "x".repeat(120)]], value: 1, timestampMs: 1 }), undefined)
     assert.strictEqual(refusal(undefined, { labels: [["trace_id", "x".repeat(121)]], value: 1, timestampMs: 1 }), "labels too long")

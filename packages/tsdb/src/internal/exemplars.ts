@@ -1,9 +1,10 @@
 /**
  * Exemplars, as Prometheus keeps them: one circular buffer of at most `capacity` exemplars for the whole
  * TSDB, each series' exemplars chained in the order they came, oldest overwritten first. An exemplar is
- * refused when its labels are over 128 characters (names and values together), when the series already
- * has a newer one or one at the same time (out of order), and silently dropped when it repeats the series'
- * newest exactly (a duplicate, e.g. from a retried request).
+ * refused when its labels are over 128 characters (names and values together) or not valid label names,
+ * when the series already has a newer one or one at the same time, or its time is before the epoch (out
+ * of order), and silently dropped when it repeats the series' newest exactly (a duplicate, e.g. from a
+ * retried request).
  *
  * The buffer decides; the Db keeps what it holds (`e<series id><timestamp>` -> value and labels), written in
  * the same batch as the request's samples (so a durable acknowledgement covers them) and deleted when the
@@ -50,7 +51,8 @@ export const refusal = (newest: Exemplar | undefined, e: Exemplar): Refusal | un
     n += chars(name) + chars(value)
   }
   if (n > labelSetCharsMax) return "labels too long"
-  if (!Number.isSafeInteger(e.timestampMs)) return "out of order"
+  // A time before the epoch (or not a whole number of ms) cannot be kept: refused as out of order.
+  if (!Number.isSafeInteger(e.timestampMs) || e.timestampMs < 0) return "out of order"
   if (newest === undefined) return undefined
   if (newest.timestampMs === e.timestampMs && Object.is(newest.value, e.value) && sameLabels(newest.labels, e.labels)) return "duplicate"
   if (e.timestampMs <= newest.timestampMs) return "out of order"
