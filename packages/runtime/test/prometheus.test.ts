@@ -69,6 +69,55 @@ const eventually = async <A>(what: string, probe: () => Promise<A | undefined>, 
   }
 }
 
+/** A real Prometheus process on a free port, with the configuration given (YAML lines). */
+interface PrometheusProcess {
+  readonly base: string
+  readonly port: number
+  readonly child: ChildProcess
+  readonly exited: Promise<number | null>
+  readonly output: () => string
+  /** SIGTERM (SIGKILL after 30 s): it flushes its remote-write queue to us first, so stop it before us. */
+  readonly stop: () => Promise<void>
+}
+
+/**
+ * Starts Prometheus in `dir` with `config(port)` and extra flags, and waits until it is ready;
+ * `diagnostics` is added to the error if it is not.
+ */
+const startPrometheus = async (
+  dir: string,
+  config: (port: number) => ReadonlyArray<string>,
+  flags: ReadonlyArray<string>,
+  diagnostics: () => string
+): Promise<PrometheusProcess> => {
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  await fsp.writeFile(path.join(dir, "prometheus.yml"), [...config(port), ""].join("\n"))
+  const child = spawn(prometheusBin, [
+    `--config.file=${path.join(dir, "prometheus.yml")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    `--storage.tsdb.path=${path.join(dir, "data")}`,
+    // On SIGTERM it flushes its remote-write queue to us (still up then); do not wait a minute if that fails.
+    "--storage.remote.flush-deadline=10s",
+    ...flags
+  ], { stdio: ["ignore", "pipe", "pipe"] })
+  let output = ""
+  child.stdout!.on("data", (d) => (output += d))
+  child.stderr!.on("data", (d) => (output += d))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  await eventually("Prometheus to be ready", async () => {
+    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}${diagnostics()}`)
+    return (await fetch(`${base}/-/ready`)).ok ? true : undefined
+  }, 60_000)
+  const stop = async () => {
+    if (child.exitCode !== null) return
+    child.kill("SIGTERM")
+    const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
+    if (code === "timeout") child.kill("SIGKILL")
+  }
+  return { base, port, child, exited, output: () => output, stop }
+}
+
 /** Series (label objects) in a canonical order, to compare two answers. */
 const sortSeries = (series: ReadonlyArray<Record<string, string>>) =>
   series.map((s) => JSON.stringify(Object.fromEntries(Object.entries(s).sort(([a], [b]) => (a < b ? -1 : 1))))).sort()
@@ -76,13 +125,10 @@ const sortSeries = (series: ReadonlyArray<Record<string, string>>) =>
 describe.skipIf(!available)("a real Prometheus remote-writing into the server", () => {
   let dir = ""
   let ours: ServerProcess
-  let prometheus: ChildProcess
-  let prometheusExited: Promise<number | null>
-  let prometheusOutput = ""
-  let promBase = ""
+  let prom: PrometheusProcess | undefined
   const api = (p: string) => `${ours.base}/api/v1/${p}`
-  const promApi = (p: string) => `${promBase}/api/v1/${p}`
-  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prometheusOutput.slice(-4000)}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
+  const promApi = (p: string) => `${prom!.base}/api/v1/${p}`
+  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prom?.output().slice(-4000) ?? ""}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
 
   /** Both answers for the same API path: ours and Prometheus's. */
   const both = async (p: string, init?: RequestInit) => {
@@ -93,40 +139,22 @@ describe.skipIf(!available)("a real Prometheus remote-writing into the server", 
   beforeAll(async () => {
     dir = await tempDir()
     ours = await start({ OPENDATA_STORE: "memory" })
-    const promPort = await freePort()
-    promBase = `http://127.0.0.1:${promPort}`
-    const config = [
+    prom = await startPrometheus(dir, (port) => [
       "global:",
       "  scrape_interval: 1s",
       "  evaluation_interval: 1s",
       "scrape_configs:",
       "  - job_name: prometheus",
       "    static_configs:",
-      `      - targets: ["127.0.0.1:${promPort}"]`,
+      `      - targets: ["127.0.0.1:${port}"]`,
       "remote_write:",
       `  - url: ${ours.base}/api/v1/write`,
       "    queue_config:",
       "      batch_send_deadline: 1s",
       "    metadata_config:",
       "      send: true",
-      "      send_interval: 2s",
-      ""
-    ].join("\n")
-    await fsp.writeFile(path.join(dir, "prometheus.yml"), config)
-    prometheus = spawn(prometheusBin, [
-      `--config.file=${path.join(dir, "prometheus.yml")}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      `--storage.tsdb.path=${path.join(dir, "data")}`,
-      // On SIGTERM it flushes its remote-write queue to us (still up then); do not wait a minute if that fails.
-      "--storage.remote.flush-deadline=10s"
-    ], { stdio: ["ignore", "pipe", "pipe"] })
-    prometheus.stdout!.on("data", (d) => (prometheusOutput += d))
-    prometheus.stderr!.on("data", (d) => (prometheusOutput += d))
-    prometheusExited = new Promise((resolve) => prometheus.on("exit", (code) => resolve(code)))
-    await eventually("Prometheus to be ready", async () => {
-      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}${diagnostics()}`)
-      return (await fetch(`${promBase}/-/ready`)).ok ? true : undefined
-    }, 60_000)
+      "      send_interval: 2s"
+    ], [], diagnostics)
     // The data has arrived once our API has the series (scraped, then remote-written) Prometheus has.
     await eventually("the scraped series to arrive by remote write", async () => {
       for (const metric of ["up", "prometheus_build_info", "prometheus_http_requests_total"]) {
@@ -141,11 +169,7 @@ describe.skipIf(!available)("a real Prometheus remote-writing into the server", 
 
   afterAll(async () => {
     // Prometheus first, while we still accept its last remote-write flush; then us.
-    if (prometheus !== undefined && prometheus.exitCode === null) {
-      prometheus.kill("SIGTERM")
-      const code = await Promise.race([prometheusExited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
-      if (code === "timeout") prometheus.kill("SIGKILL")
-    }
+    await prom?.stop()
     killAll()
     if (dir !== "") await fsp.rm(dir, { recursive: true, force: true })
   })
@@ -313,7 +337,7 @@ describe.skipIf(!available)("a real Prometheus remote-writing into the server", 
     // Live values from its /metrics (a PromQL query would see them only a scrape later): the sum over the
     // remote-write queues of each counter.
     const value = async (metric: string) => {
-      const text = await (await fetch(`${promBase}/metrics`)).text()
+      const text = await (await fetch(`${prom!.base}/metrics`)).text()
       const lines = text.split("\n").filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `))
       expect(lines.length, `${metric} in Prometheus's /metrics`).toBeGreaterThan(0)
       return lines.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
@@ -326,11 +350,11 @@ describe.skipIf(!available)("a real Prometheus remote-writing into the server", 
   })
 
   it("both stop on SIGTERM; ours exits 0", async () => {
-    prometheus.kill("SIGTERM")
-    expect(await prometheusExited).toBe(0)
-    expect(prometheusOutput).not.toMatch(/level=error/)
+    prom!.child.kill("SIGTERM")
+    expect(await prom!.exited).toBe(0)
+    expect(prom!.output()).not.toMatch(/level=error/)
     // Prometheus's remote-write queue did not have to drop anything it sent us.
-    expect(prometheusOutput).not.toMatch(/non-recoverable error/)
+    expect(prom!.output()).not.toMatch(/non-recoverable error/)
     ours.child.kill("SIGTERM")
     expect(await ours.exited).toBe(0)
   }, 60_000)
@@ -341,15 +365,12 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
   const readToken = "grafana-read-only-8f2d4b6a0c"
   let dir = ""
   let ours: ServerProcess
-  let prometheus: ChildProcess
-  let prometheusExited: Promise<number | null>
-  let prometheusOutput = ""
-  let promBase = ""
-  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prometheusOutput.slice(-4000)}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
+  let prom: PrometheusProcess | undefined
+  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prom?.output().slice(-4000) ?? ""}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
   const read = (p: string) => getJson(`${ours.base}/api/v1/${p}`, { headers: { authorization: `Bearer ${readToken}` } })
   /** The sum over the series of `metric{remote_name="<queue>"}` in Prometheus's own /metrics. */
   const queueCounter = async (metric: string, queue: string) => {
-    const text = await (await fetch(`${promBase}/metrics`)).text()
+    const text = await (await fetch(`${prom!.base}/metrics`)).text()
     return text.split("\n").filter((l) => l.startsWith(`${metric}{`) && l.includes(`remote_name="${queue}"`))
       .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
   }
@@ -363,8 +384,6 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
         { name: "grafana", token: readToken, scope: "read" }
       ])
     })
-    const promPort = await freePort()
-    promBase = `http://127.0.0.1:${promPort}`
     // Two queues to us, their samples labelled by queue: one with our token, one with a wrong one.
     const queue = (name: string, credentials: string) => [
       `  - name: ${name}`,
@@ -378,40 +397,21 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
       "    queue_config:",
       "      batch_send_deadline: 1s"
     ]
-    const config = [
+    prom = await startPrometheus(dir, (port) => [
       "global:",
       "  scrape_interval: 1s",
       "scrape_configs:",
       "  - job_name: prometheus",
       "    static_configs:",
-      `      - targets: ["127.0.0.1:${promPort}"]`,
+      `      - targets: ["127.0.0.1:${port}"]`,
       "remote_write:",
       ...queue("right", writeToken),
-      ...queue("wrong", "not-our-token-0123456789"),
-      ""
-    ].join("\n")
-    await fsp.writeFile(path.join(dir, "prometheus.yml"), config)
-    prometheus = spawn(prometheusBin, [
-      `--config.file=${path.join(dir, "prometheus.yml")}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      `--storage.tsdb.path=${path.join(dir, "data")}`,
-      "--storage.remote.flush-deadline=10s"
-    ], { stdio: ["ignore", "pipe", "pipe"] })
-    prometheus.stdout!.on("data", (d) => (prometheusOutput += d))
-    prometheus.stderr!.on("data", (d) => (prometheusOutput += d))
-    prometheusExited = new Promise((resolve) => prometheus.on("exit", (code) => resolve(code)))
-    await eventually("Prometheus to be ready", async () => {
-      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}${diagnostics()}`)
-      return (await fetch(`${promBase}/-/ready`)).ok ? true : undefined
-    }, 60_000)
+      ...queue("wrong", "not-our-token-0123456789")
+    ], [], diagnostics)
   })
 
   afterAll(async () => {
-    if (prometheus !== undefined && prometheus.exitCode === null) {
-      prometheus.kill("SIGTERM")
-      const code = await Promise.race([prometheusExited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
-      if (code === "timeout") prometheus.kill("SIGKILL")
-    }
+    await prom?.stop()
     killAll()
     if (dir !== "") await fsp.rm(dir, { recursive: true, force: true })
   })
@@ -431,8 +431,8 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
       .catch((e) => {
         throw new Error(`${(e as Error).message}${diagnostics()}`)
       })
-    expect(prometheusOutput).toMatch(/remote_name=wrong .*server returned HTTP status 401 Unauthorized/)
-    expect(prometheusOutput).not.toMatch(/remote_name=right .*server returned HTTP status/)
+    expect(prom!.output()).toMatch(/remote_name=wrong .*server returned HTTP status 401 Unauthorized/)
+    expect(prom!.output()).not.toMatch(/remote_name=right .*server returned HTTP status/)
     expect(await queueCounter("prometheus_remote_storage_samples_failed_total", "right")).toBe(0)
     expect((await read(`series?match[]=${encodeURIComponent("{via=\"wrong\"}")}`)).body.data).toEqual([])
     // And without a token, our API answers nothing.
@@ -442,8 +442,8 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
   })
 
   it("both stop on SIGTERM; ours exits 0", async () => {
-    prometheus.kill("SIGTERM")
-    expect(await prometheusExited).toBe(0)
+    prom!.child.kill("SIGTERM")
+    expect(await prom!.exited).toBe(0)
     ours.child.kill("SIGTERM")
     expect(await ours.exited).toBe(0)
     expect(ours.output()).not.toContain(writeToken)
@@ -453,13 +453,10 @@ describe.skipIf(!available)("a real Prometheus remote-writing with a bearer toke
 describe.skipIf(!available)("a real Prometheus forwarding exemplars (--enable-feature=exemplar-storage, send_exemplars)", () => {
   let dir = ""
   let ours: ServerProcess
-  let prometheus: ChildProcess
-  let prometheusExited: Promise<number | null>
-  let prometheusOutput = ""
-  let promBase = ""
+  let prom: PrometheusProcess | undefined
   let target: http.Server
   let scrapes = 0
-  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prometheusOutput.slice(-4000)}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
+  const diagnostics = () => `\n--- prometheus output (tail) ---\n${prom?.output().slice(-4000) ?? ""}\n--- our output (tail) ---\n${ours?.output().slice(-4000)}`
 
   beforeAll(async () => {
     dir = await tempDir()
@@ -485,9 +482,7 @@ describe.skipIf(!available)("a real Prometheus forwarding exemplars (--enable-fe
     })
     await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve))
     const targetPort = (target.address() as { port: number }).port
-    const promPort = await freePort()
-    promBase = `http://127.0.0.1:${promPort}`
-    const config = [
+    prom = await startPrometheus(dir, () => [
       "global:",
       "  scrape_interval: 1s",
       "scrape_configs:",
@@ -498,32 +493,12 @@ describe.skipIf(!available)("a real Prometheus forwarding exemplars (--enable-fe
       `  - url: ${ours.base}/api/v1/write`,
       "    send_exemplars: true",
       "    queue_config:",
-      "      batch_send_deadline: 1s",
-      ""
-    ].join("\n")
-    await fsp.writeFile(path.join(dir, "prometheus.yml"), config)
-    prometheus = spawn(prometheusBin, [
-      `--config.file=${path.join(dir, "prometheus.yml")}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      `--storage.tsdb.path=${path.join(dir, "data")}`,
-      "--enable-feature=exemplar-storage",
-      "--storage.remote.flush-deadline=10s"
-    ], { stdio: ["ignore", "pipe", "pipe"] })
-    prometheus.stdout!.on("data", (d) => (prometheusOutput += d))
-    prometheus.stderr!.on("data", (d) => (prometheusOutput += d))
-    prometheusExited = new Promise((resolve) => prometheus.on("exit", (code) => resolve(code)))
-    await eventually("Prometheus to be ready", async () => {
-      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}${diagnostics()}`)
-      return (await fetch(`${promBase}/-/ready`)).ok ? true : undefined
-    }, 60_000)
+      "      batch_send_deadline: 1s"
+    ], ["--enable-feature=exemplar-storage"], diagnostics)
   })
 
   afterAll(async () => {
-    if (prometheus !== undefined && prometheus.exitCode === null) {
-      prometheus.kill("SIGTERM")
-      const code = await Promise.race([prometheusExited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
-      if (code === "timeout") prometheus.kill("SIGKILL")
-    }
+    await prom?.stop()
     killAll()
     target?.close()
     if (dir !== "") await fsp.rm(dir, { recursive: true, force: true })
@@ -553,7 +528,7 @@ describe.skipIf(!available)("a real Prometheus forwarding exemplars (--enable-fe
     const end = Math.max(...got.flatMap((s) => s.exemplars.map((e) => e.timestamp)))
     // Over the same range (up to our newest), Prometheus's answer is ours: series, labels, values, times.
     const ourAnswer = await exemplarsOf(ours.base, query, start, end)
-    const theirs = await exemplarsOf(promBase, query, start, end)
+    const theirs = await exemplarsOf(prom!.base, query, start, end)
     expect(ourAnswer.map(key).sort()).toEqual(theirs.map(key).sort())
     for (const s of ourAnswer) {
       const their = theirs.find((t) => key(t) === key(s))!

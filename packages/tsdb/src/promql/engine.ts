@@ -1527,6 +1527,14 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     // of a group_right.
     const oneFill = matching.fillRight
     const manyFill = matching.fillLeft
+    /** The operator on a many-side value `x` and a one-side value `y`: a comparison without bool keeps the left. */
+    const apply = (x: number, y: number): number | undefined => {
+      const a = manyIsLeft ? x : y
+      const b = manyIsLeft ? y : x
+      if (!isCmp) return arith(op, a, b)
+      const ok = compare(op, a, b)
+      return node.bool ? (ok ? 1 : 0) : ok ? a : undefined
+    }
     /** Results of one-side series no many-side series matched (filled), by one-side series. */
     const filledOf = new Map<VSeries, { readonly labels: Labels; readonly key: string }>()
     for (let i = 0; i < ctx.steps; i++) {
@@ -1559,14 +1567,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           }
           seenMany.add(sig)
         }
-        const y = other === undefined ? oneFill! : other.values[i]!
-        const a = manyIsLeft ? x : y
-        const b = manyIsLeft ? y : x
-        let value: number | undefined
-        if (isCmp) {
-          const ok = compare(op, a, b)
-          value = node.bool ? (ok ? 1 : 0) : ok ? a : undefined
-        } else value = arith(op, a, b)
+        const value = apply(x, other === undefined ? oneFill! : other.values[i]!)
         if (value === undefined) continue
         // The result's labels: a function of the pair, worked out once for it.
         const filter = isCmp && !node.bool
@@ -1594,15 +1595,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
       // One-side series no many-side series matched: against the filled value, labelled by their match group.
       for (const [sig, one] of ones) {
         if (matched.has(sig)) continue
-        const x = manyFill
-        const y = one.values[i]!
-        const a = manyIsLeft ? x : y
-        const b = manyIsLeft ? y : x
-        let value: number | undefined
-        if (isCmp) {
-          const ok = compare(op, a, b)
-          value = node.bool ? (ok ? 1 : 0) : ok ? a : undefined
-        } else value = arith(op, a, b)
+        const value = apply(manyFill, one.values[i]!)
         if (value === undefined) continue
         let result = filledOf.get(one)
         if (result === undefined) {
