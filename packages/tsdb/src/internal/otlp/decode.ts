@@ -372,41 +372,53 @@ const pushExemplar = (r: Reader, tag: number, stop: number, field: string, at: n
   if (out.length > limits.bucketsMax) throw new RemoteWriteLimitError("bucketsMax", limits.bucketsMax, `${field} of one point`)
 }
 
-const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint => {
-  const p: PointCommon & { value: number; exemplars: Array<Exemplar> } = { attributes: [], timeMs: 0, flags: 0, value: 0, exemplars: [] }
+/**
+ * Reads a data point message: the fields every point has (`time_unix_nano` = 3, the attributes and the
+ * flags at their numbers in this message) into `p`, the others through `field`, which answers false for a
+ * field it does not know (skipped, as protobuf readers skip unknown fields).
+ */
+const readPoint = (
+  r: Reader,
+  stop: number,
+  message: string,
+  numbers: { readonly attributes: number; readonly flags: number },
+  p: PointCommon,
+  limits: DecodeLimits,
+  field: (f: number, tag: number, at: number) => boolean
+): void => {
   while (r.pos < stop) {
     const at = r.pos
-    const tag = r.uint32(stop, "NumberDataPoint")
-    switch (tag >>> 3) {
-      case 3:
-        expect(r, tag, WIRE_FIXED64, "NumberDataPoint.time_unix_nano", at)
-        p.timeMs = fixed64Ms(r, stop, "NumberDataPoint.time_unix_nano")
-        break
-      case 4:
-        expect(r, tag, WIRE_FIXED64, "NumberDataPoint.as_double", at)
-        p.value = r.double(stop, "NumberDataPoint.as_double")
-        break
-      case 5:
-        pushExemplar(r, tag, stop, "NumberDataPoint.exemplars", at, p.exemplars, limits)
-        break
-      case 6:
-        expect(r, tag, WIRE_FIXED64, "NumberDataPoint.as_int", at)
-        p.value = sfixed64(r, stop, "NumberDataPoint.as_int")
-        break
-      case 7: {
-        expect(r, tag, WIRE_LEN, "NumberDataPoint.attributes", at)
-        const end = r.len(stop, "NumberDataPoint.attributes")
-        p.attributes.push(attribute(r, end, limits))
-        break
-      }
-      case 8:
-        expect(r, tag, WIRE_VARINT, "NumberDataPoint.flags", at)
-        p.flags = r.uint32(stop, "NumberDataPoint.flags")
-        break
-      default:
-        r.skip(tag & 7, tag >>> 3, stop, "NumberDataPoint")
-    }
+    const tag = r.uint32(stop, message)
+    const f = tag >>> 3
+    if (f === 3) {
+      expect(r, tag, WIRE_FIXED64, `${message}.time_unix_nano`, at)
+      p.timeMs = fixed64Ms(r, stop, `${message}.time_unix_nano`)
+    } else if (f === numbers.attributes) {
+      expect(r, tag, WIRE_LEN, `${message}.attributes`, at)
+      const end = r.len(stop, `${message}.attributes`)
+      p.attributes.push(attribute(r, end, limits))
+    } else if (f === numbers.flags) {
+      expect(r, tag, WIRE_VARINT, `${message}.flags`, at)
+      p.flags = r.uint32(stop, `${message}.flags`)
+    } else if (!field(f, tag, at)) r.skip(tag & 7, f, stop, message)
   }
+}
+
+/** A fixed64 (or sfixed64, or double) field, its wire type checked. */
+const fixedField = <A>(r: Reader, tag: number, stop: number, name: string, at: number, read: (r: Reader, end: number, field: string) => A): A => {
+  expect(r, tag, WIRE_FIXED64, name, at)
+  return read(r, stop, name)
+}
+
+const numberPoint = (r: Reader, stop: number, limits: DecodeLimits): NumberPoint => {
+  const p: PointCommon & { value: number; exemplars: Array<Exemplar> } = { attributes: [], timeMs: 0, flags: 0, value: 0, exemplars: [] }
+  readPoint(r, stop, "NumberDataPoint", { attributes: 7, flags: 8 }, p, limits, (f, tag, at) => {
+    if (f === 4) p.value = fixedField(r, tag, stop, "NumberDataPoint.as_double", at, double)
+    else if (f === 5) pushExemplar(r, tag, stop, "NumberDataPoint.exemplars", at, p.exemplars, limits)
+    else if (f === 6) p.value = fixedField(r, tag, stop, "NumberDataPoint.as_int", at, sfixed64)
+    else return false
+    return true
+  })
   return p
 }
 
@@ -417,56 +429,30 @@ const histogramPoint = (r: Reader, stop: number, limits: DecodeLimits): Histogra
     bucketCounts: Array<number>
     explicitBounds: Array<number>
     exemplars: Array<Exemplar>
-  } = {
-    attributes: [],
-    timeMs: 0,
-    flags: 0,
-    count: 0,
-    sum: undefined,
-    bucketCounts: [],
-    explicitBounds: [],
-    exemplars: []
-  }
-  while (r.pos < stop) {
-    const at = r.pos
-    const tag = r.uint32(stop, "HistogramDataPoint")
-    switch (tag >>> 3) {
-      case 3:
-        expect(r, tag, WIRE_FIXED64, "HistogramDataPoint.time_unix_nano", at)
-        p.timeMs = fixed64Ms(r, stop, "HistogramDataPoint.time_unix_nano")
-        break
-      case 4:
-        expect(r, tag, WIRE_FIXED64, "HistogramDataPoint.count", at)
-        p.count = fixed64(r, stop, "HistogramDataPoint.count")
-        break
-      case 5:
-        expect(r, tag, WIRE_FIXED64, "HistogramDataPoint.sum", at)
-        p.sum = r.double(stop, "HistogramDataPoint.sum")
-        break
-      case 6:
-        repeated64(r, tag, stop, "HistogramDataPoint.bucket_counts", fixed64, p.bucketCounts, limits)
-        break
-      case 7:
-        repeated64(r, tag, stop, "HistogramDataPoint.explicit_bounds", double, p.explicitBounds, limits)
-        break
-      case 8:
-        pushExemplar(r, tag, stop, "HistogramDataPoint.exemplars", at, p.exemplars, limits)
-        break
-      case 9: {
-        expect(r, tag, WIRE_LEN, "HistogramDataPoint.attributes", at)
-        const end = r.len(stop, "HistogramDataPoint.attributes")
-        p.attributes.push(attribute(r, end, limits))
-        break
-      }
-      case 10:
-        expect(r, tag, WIRE_VARINT, "HistogramDataPoint.flags", at)
-        p.flags = r.uint32(stop, "HistogramDataPoint.flags")
-        break
-      default:
-        r.skip(tag & 7, tag >>> 3, stop, "HistogramDataPoint")
-    }
-  }
+  } = { attributes: [], timeMs: 0, flags: 0, count: 0, sum: undefined, bucketCounts: [], explicitBounds: [], exemplars: [] }
+  readPoint(r, stop, "HistogramDataPoint", { attributes: 9, flags: 10 }, p, limits, (f, tag, at) => {
+    if (f === 4) p.count = fixedField(r, tag, stop, "HistogramDataPoint.count", at, fixed64)
+    else if (f === 5) p.sum = fixedField(r, tag, stop, "HistogramDataPoint.sum", at, double)
+    else if (f === 6) repeated64(r, tag, stop, "HistogramDataPoint.bucket_counts", fixed64, p.bucketCounts, limits)
+    else if (f === 7) repeated64(r, tag, stop, "HistogramDataPoint.explicit_bounds", double, p.explicitBounds, limits)
+    else if (f === 8) pushExemplar(r, tag, stop, "HistogramDataPoint.exemplars", at, p.exemplars, limits)
+    else return false
+    return true
+  })
   return p
+}
+
+const quantileValue = (r: Reader, end: number): readonly [number, number] => {
+  let q = 0
+  let v = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const t = r.uint32(end, "ValueAtQuantile")
+    if (t >>> 3 === 1) q = fixedField(r, t, end, "ValueAtQuantile.quantile", at, double)
+    else if (t >>> 3 === 2) v = fixedField(r, t, end, "ValueAtQuantile.value", at, double)
+    else r.skip(t & 7, t >>> 3, end, "ValueAtQuantile")
+  }
+  return [q, v]
 }
 
 const summaryPoint = (r: Reader, stop: number, limits: DecodeLimits): SummaryPoint => {
@@ -478,58 +464,18 @@ const summaryPoint = (r: Reader, stop: number, limits: DecodeLimits): SummaryPoi
     sum: 0,
     quantiles: []
   }
-  while (r.pos < stop) {
-    const at = r.pos
-    const tag = r.uint32(stop, "SummaryDataPoint")
-    switch (tag >>> 3) {
-      case 3:
-        expect(r, tag, WIRE_FIXED64, "SummaryDataPoint.time_unix_nano", at)
-        p.timeMs = fixed64Ms(r, stop, "SummaryDataPoint.time_unix_nano")
-        break
-      case 4:
-        expect(r, tag, WIRE_FIXED64, "SummaryDataPoint.count", at)
-        p.count = fixed64(r, stop, "SummaryDataPoint.count")
-        break
-      case 5:
-        expect(r, tag, WIRE_FIXED64, "SummaryDataPoint.sum", at)
-        p.sum = r.double(stop, "SummaryDataPoint.sum")
-        break
-      case 6: {
-        expect(r, tag, WIRE_LEN, "SummaryDataPoint.quantile_values", at)
-        const end = r.len(stop, "SummaryDataPoint.quantile_values")
-        let q = 0
-        let v = 0
-        while (r.pos < end) {
-          const a = r.pos
-          const t = r.uint32(end, "ValueAtQuantile")
-          if (t >>> 3 === 1) {
-            expect(r, t, WIRE_FIXED64, "ValueAtQuantile.quantile", a)
-            q = r.double(end, "ValueAtQuantile.quantile")
-          } else if (t >>> 3 === 2) {
-            expect(r, t, WIRE_FIXED64, "ValueAtQuantile.value", a)
-            v = r.double(end, "ValueAtQuantile.value")
-          } else r.skip(t & 7, t >>> 3, end, "ValueAtQuantile")
-        }
-        p.quantiles.push([q, v])
-        if (p.quantiles.length > limits.bucketsMax) {
-          throw new RemoteWriteLimitError("bucketsMax", limits.bucketsMax, "quantiles of one summary point")
-        }
-        break
+  readPoint(r, stop, "SummaryDataPoint", { attributes: 7, flags: 8 }, p, limits, (f, tag, at) => {
+    if (f === 4) p.count = fixedField(r, tag, stop, "SummaryDataPoint.count", at, fixed64)
+    else if (f === 5) p.sum = fixedField(r, tag, stop, "SummaryDataPoint.sum", at, double)
+    else if (f === 6) {
+      expect(r, tag, WIRE_LEN, "SummaryDataPoint.quantile_values", at)
+      p.quantiles.push(quantileValue(r, r.len(stop, "SummaryDataPoint.quantile_values")))
+      if (p.quantiles.length > limits.bucketsMax) {
+        throw new RemoteWriteLimitError("bucketsMax", limits.bucketsMax, "quantiles of one summary point")
       }
-      case 7: {
-        expect(r, tag, WIRE_LEN, "SummaryDataPoint.attributes", at)
-        const end = r.len(stop, "SummaryDataPoint.attributes")
-        p.attributes.push(attribute(r, end, limits))
-        break
-      }
-      case 8:
-        expect(r, tag, WIRE_VARINT, "SummaryDataPoint.flags", at)
-        p.flags = r.uint32(stop, "SummaryDataPoint.flags")
-        break
-      default:
-        r.skip(tag & 7, tag >>> 3, stop, "SummaryDataPoint")
-    }
-  }
+    } else return false
+    return true
+  })
   return p
 }
 
