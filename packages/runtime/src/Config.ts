@@ -23,7 +23,7 @@
  * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
  * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
  * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |
- * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `5s` | an idle EventStore tail sends a heartbeat this often |
+ * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `30s` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `1m` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
  * | `OPENDATA_AUTH_FILE` | none | a YAML or JSON file of API tokens (see Auth.ts); relative to the working directory |
