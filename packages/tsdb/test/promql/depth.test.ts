@@ -14,6 +14,10 @@ import * as Limits from "../../src/limits.ts"
 import type { Expr } from "../../src/promql/ast.ts"
 import { ParseError } from "../../src/promql/ast.ts"
 import { instantQuery, QueryError, rangeQuery } from "../../src/promql/engine.ts"
+import { promqlFeatures } from "../../src/promql/types.ts"
+
+/** Duration expressions and the rest of the experimental language switched on: depth is what is tested. */
+const everything = { features: promqlFeatures }
 import { describeParseError, formatExpr, parse } from "../../src/promql/parser.ts"
 import * as Runner from "../../src/promql/testRunner.ts"
 import { layer } from "../../src/Tsdb.ts"
@@ -228,8 +232,8 @@ describe("promqlDepthMax", () => {
 
       it.effect("evaluates at the limit, instant and range", () =>
         Effect.gen(function*() {
-          const instant = yield* instantQuery(source, s.at, t)
-          const range = yield* rangeQuery(source, s.at, 10_000, t, 5_000)
+          const instant = yield* instantQuery(source, s.at, t, everything)
+          const range = yield* rangeQuery(source, s.at, 10_000, t, 5_000, everything)
           if ("scalar" in s.value) {
             assert.deepStrictEqual(instant, { type: "scalar", t, v: s.value.scalar })
             assert.strictEqual(range.type, "matrix")
@@ -258,11 +262,11 @@ describe("promqlDepthMax", () => {
       it.effect("is a bad_data query error past the limit", () =>
         Effect.gen(function*() {
           for (const q of [s.past, s.huge]) {
-            const instant = yield* Effect.flip(instantQuery(source, q, t))
+            const instant = yield* Effect.flip(instantQuery(source, q, t, everything))
             assert.instanceOf(instant, QueryError)
             assert.strictEqual(instant.kind, "bad_data")
             assert.strictEqual(instant.message, message)
-            const range = yield* Effect.flip(rangeQuery(source, q, 10_000, t, 5_000))
+            const range = yield* Effect.flip(rangeQuery(source, q, 10_000, t, 5_000, everything))
             assert.strictEqual(range.kind, "bad_data")
             assert.strictEqual(range.message, message)
           }
@@ -344,7 +348,7 @@ describe("random nesting", () => {
       for (let i = 0; i < 30; i++) {
         // Arithmetic keeps every result's label sets distinct (`or` of series with and without a name may not).
         const q = generate(rand, [" + ", " * "], N)
-        const v = yield* instantQuery(source, q, t)
+        const v = yield* instantQuery(source, q, t, everything)
         assert.strictEqual(v.type, "vector", q)
       }
     }))
