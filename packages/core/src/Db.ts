@@ -226,11 +226,6 @@ export interface DbShape {
   readonly get: (key: Uint8Array, options?: ReadOptions) => Effect.Effect<Uint8Array | undefined, DbReadError>
   /** Key-value pairs with keys in [start, end), in key order. */
   readonly scan: (range?: ScanRange, options?: ReadOptions) => Stream.Stream<KeyValue, DbReadError>
-  /**
-   * The pairs of each range (in key order within it), all read at one sequence number, as one effect: for
-   * many small ranges (one per series, say), without a stream and a view for each. Holds every pair read.
-   */
-  readonly scanRanges: (ranges: ReadonlyArray<ScanRange>, options?: ReadOptions) => Effect.Effect<Array<Array<KeyValue>>, DbReadError>
   /** Pins the current durable state until the scope closes (compaction and GC keep what it needs). */
   readonly snapshot: Effect.Effect<Snapshot, never, Scope.Scope>
   /** Highest sequence number that is durable: every write up to it survives a crash. */

@@ -1129,35 +1129,32 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const lowId = ids[0]!
         const highId = ids.at(-1)!
         const wide = scanWide(ids)
-        /** Takes what a read found for the selected series (others' chunks in a wide span are skipped). */
-        const take = (kvs: ReadonlyArray<CoreDb.KeyValue>, idAt: number, kind: "sealed" | "head" | "ooo") => {
-          for (const kv of kvs) {
-            const id = readU64(kv.key, idAt)
-            const list = chunks.get(id)
-            if (list === undefined) continue
-            // A sealed chunk's key ends with its first timestamp.
-            if (kind === "sealed") {
-              if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
-            } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
-          }
-        }
         const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "head" | "ooo") =>
-          Stream.runForEachArray(db.scan({ start, end }), (kvs) => Effect.sync(() => take(kvs, idAt, kind))).pipe(Effect.mapError(failed))
-        /** Each series' own keys: one read of many small ranges (one view, no stream per series). */
-        const readEach = (prefix: (id: number) => Uint8Array, only: ReadonlyArray<number>, idAt: number, kind: "sealed" | "head" | "ooo") =>
-          Effect.map(
-            Effect.mapError(db.scanRanges(only.map((id) => ({ start: prefix(id), end: prefixEnd(prefix(id)) }))), failed),
-            (found) => {
-              for (const kvs of found) take(kvs, idAt, kind)
-            }
-          )
+          Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
+            Effect.sync(() => {
+              for (const kv of kvs) {
+                const id = readU64(kv.key, idAt)
+                const list = chunks.get(id)
+                if (list === undefined) continue
+                // A sealed chunk's key ends with its first timestamp.
+                if (kind === "sealed") {
+                  if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
+                } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
+              }
+            })).pipe(Effect.mapError(failed))
         for (const b of buckets) {
           if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
-          else yield* readEach((id) => chunkPrefix(b, id), ids, 5, "sealed")
+          else for (const id of ids) yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
         }
         for (const [kind, key] of [["head", headKey], ["ooo", oooKey]] as const) {
           if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, kind)
-          else yield* readEach(key, kind === "head" ? ids.filter((id) => !inMemory.has(id)) : ids, 1, kind)
+          else {
+            for (const id of ids) {
+              if (kind === "head" && inMemory.has(id)) continue
+              const bytes = yield* Effect.mapError(db.get(key(id)), failed)
+              if (bytes !== undefined) pushStored(chunks.get(id)!, kind, bytes)
+            }
+          }
           if (kind === "head") for (const [id, list] of inMemory) chunks.get(id)!.push(...list)
         }
         return chunks

@@ -48,13 +48,6 @@ const runSeed = (seed: number) =>
       } else if (roll < 80) {
         const key = keyOf()
         assert.strictEqual(s(yield* current.db.get(b(key))), model.get(key), `seed ${seed} step ${step}: get ${key}`)
-        // Many ranges at once read what each range alone would (derived from the key: no draw from rng).
-        const ranges = [[key, `${key}~`], ["k1", "k2"], [key, key], ["k", key]] as const
-        const found = yield* current.db.scanRanges(ranges.map(([from, to]) => ({ start: b(from), end: b(to) })))
-        ranges.forEach(([from, to], i) => {
-          const expected = [...model].filter(([k]) => k >= from && k < to).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
-          assert.deepStrictEqual(found[i]!.map((kv) => [s(kv.key)!, s(kv.value)!]), expected, `seed ${seed} step ${step}: range ${from}..${to}`)
-        })
       } else if (roll < 85) {
         yield* current.db.flush
       } else if (roll < 90) {

@@ -75,47 +75,25 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
       return resolveVersions(key, versions, merge)
     })
 
-  /** One merged cursor over every source of a view, for keys in the range. */
-  const rangeCursor = ({ manifest, s, seq }: View, range: ScanRange) => {
-    const start = range.start === undefined ? undefined : keyString(range.start)
-    const end = range.end === undefined ? undefined : keyString(range.end)
-    const cursors: Array<Cursor<ReadError>> = [
-      ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end, seq))),
-      ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
-      ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
-    ]
-    return mergeCursors(cursors)
-  }
-
   const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, ReadError, R> =>
     Stream.unwrap(
-      Effect.map(view(options), (v) => {
-        const cursor = rangeCursor(v, range)
+      Effect.gen(function*() {
+        const { s, seq, manifest } = yield* view(options)
+        const start = range.start === undefined ? undefined : keyString(range.start)
+        const end = range.end === undefined ? undefined : keyString(range.end)
+        const cursors: Array<Cursor<ReadError>> = [
+          ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end, seq))),
+          ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
+          ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
+        ]
+        const cursor = mergeCursors(cursors)
         const cursorState = { pending: undefined as Entry | undefined, done: false }
         return Stream.paginate(undefined, () =>
-          Effect.map(resolveBatch(cursor, cursorState, v.seq, merge, 256), (batch) =>
+          Effect.map(resolveBatch(cursor, cursorState, seq, merge, 256), (batch) =>
             [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
       })
     )
-
-  const scanRanges = (ranges: ReadonlyArray<ScanRange>, options?: ReadOptions): Effect.Effect<Array<Array<KeyValue>>, ReadError, R> =>
-    Effect.gen(function*() {
-      const v = yield* view(options)
-      const out: Array<Array<KeyValue>> = []
-      for (const range of ranges) {
-        const cursor = rangeCursor(v, range)
-        const cursorState = { pending: undefined as Entry | undefined, done: false }
-        const rows: Array<KeyValue> = []
-        // Most ranges resolve without waiting for a block: a batch read then needs no effect of its own.
-        while (!cursorState.done) {
-          const batch = yield* resolveBatch(cursor, cursorState, v.seq, merge, 1024)
-          for (const kv of batch) rows.push(kv)
-        }
-        out.push(rows)
-      }
-      return out
-    })
-  return { get, scan, scanRanges }
+  return { get, scan }
 }
 
 /** The table of a sorted run that may hold `key` (runs hold disjoint, ordered key ranges). */
