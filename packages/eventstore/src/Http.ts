@@ -740,7 +740,10 @@ const serveTail = (
     const socket = yield* request.upgrade
     const scope = yield* Scope.make()
     // The 101 handshake is sent when the reader is acquired.
-    const opened = yield* Effect.exit(Scope.provide(Effect.andThen(socket.reader, socket.writer), scope))
+    const opened = yield* Effect.exit(Scope.provide(Effect.andThen(socket.reader, socket.writer), scope)).pipe(
+      // The request ended (the client gone) while upgrading: what was acquired goes with it.
+      Effect.onInterrupt(() => Scope.close(scope, Exit.void))
+    )
     if (Exit.isFailure(opened)) {
       yield* Scope.close(scope, Exit.void)
       return HttpServerResponse.empty()
