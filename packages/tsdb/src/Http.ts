@@ -630,32 +630,7 @@ const otlpResponse = (json: boolean, rejected: number, message: string) => {
     const body = rejected > 0 || message !== "" ? { partialSuccess: { rejectedDataPoints: String(rejected), errorMessage: message } } : {}
     return HttpServerResponse.jsonUnsafe(body)
   }
-  if (rejected === 0 && message === "") return HttpServerResponse.uint8Array(new Uint8Array(0), { contentType: "application/x-protobuf" })
-  // ExportMetricsPartialSuccess { int64 rejected_data_points = 1; string error_message = 2; } as field 1.
-  const text = new TextEncoder().encode(message)
-  const inner: Array<number> = []
-  const varint = (out: Array<number>, v: number) => {
-    while (v >= 0x80) {
-      out.push((v % 0x80) | 0x80)
-      v = Math.floor(v / 0x80)
-    }
-    out.push(v)
-  }
-  if (rejected > 0) {
-    inner.push(0x08)
-    varint(inner, rejected)
-  }
-  if (text.length > 0) {
-    inner.push(0x12)
-    varint(inner, text.length)
-  }
-  const head: Array<number> = [0x0a]
-  varint(head, inner.length + text.length)
-  const body = new Uint8Array(head.length + inner.length + text.length)
-  body.set(head, 0)
-  body.set(inner, head.length)
-  body.set(text, head.length + inner.length)
-  return HttpServerResponse.uint8Array(body, { contentType: "application/x-protobuf" })
+  return HttpServerResponse.uint8Array(OtlpDecode.encodeExportResponse(rejected, message), { contentType: "application/x-protobuf" })
 }
 
 /**

@@ -4,7 +4,7 @@
  * decode errors, nothing else).
  */
 import { describe, expect, it } from "vitest"
-import { decodeMetricsJson, decodeMetricsProto } from "../src/internal/otlp/decode.ts"
+import { decodeMetricsJson, decodeMetricsProto, encodeExportResponse } from "../src/internal/otlp/decode.ts"
 import { defaultSettings, labelName, metricName, plainFloat, translate, unitName } from "../src/internal/otlp/translate.ts"
 import { isStaleNaN, RemoteWriteDecodeError, RemoteWriteLimitError } from "../src/internal/remoteWrite/decode.ts"
 import { prng } from "./remoteWrite/helpers.ts"
@@ -286,6 +286,11 @@ describe("protobuf", () => {
     expect(json.resources[0]!.scopes[0]!.metrics[0]!.numberPoints[0]!.timeMs).toBe(ms)
     const proto = decodeMetricsProto(cat(ld(1, ld(2, ld(2, str(1, "g"), ld(5, ld(1, f64(3, BigInt(ms) * 1_000_000n + 999_999n), d(4, 1))))))))
     expect(proto.resources[0]!.scopes[0]!.metrics[0]!.numberPoints[0]!.timeMs).toBe(ms)
+  })
+
+  it("answers with an ExportMetricsServiceResponse: empty, or a partial success", () => {
+    expect(encodeExportResponse(0, "")).toEqual(new Uint8Array(0))
+    expect(encodeExportResponse(300, "no")).toEqual(cat(ld(1, v(1, 300), str(2, "no"))))
   })
 
   it("refuses more points than its limit", () => {

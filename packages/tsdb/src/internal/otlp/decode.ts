@@ -10,7 +10,7 @@
  */
 import { Buffer } from "node:buffer"
 import { RemoteWriteDecodeError, RemoteWriteLimitError } from "../remoteWrite/errors.ts"
-import { Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from "../remoteWrite/wire.ts"
+import { Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer } from "../remoteWrite/wire.ts"
 
 /** An attribute with its value as Prometheus will see it (a label value). */
 export interface Attribute {
@@ -853,4 +853,25 @@ export const decodeMetricsJson = (body: string, limits: DecodeLimits = decodeLim
     }
   })
   return { resources, points: counter.points }
+}
+
+/**
+ * An `ExportMetricsServiceResponse` in protobuf: empty, or `partial_success` (field 1:
+ * `ExportMetricsPartialSuccess { int64 rejected_data_points = 1; string error_message = 2; }`).
+ */
+export const encodeExportResponse = (rejected: number, message: string): Uint8Array => {
+  const w = new Writer(64 + 3 * message.length)
+  if (rejected === 0 && message === "") return w.finish()
+  w.tag(1, WIRE_LEN)
+  const mark = w.begin()
+  if (rejected > 0) {
+    w.tag(1, WIRE_VARINT)
+    w.varint(rejected)
+  }
+  if (message !== "") {
+    w.tag(2, WIRE_LEN)
+    w.string(message)
+  }
+  w.end(mark)
+  return w.finish()
 }
