@@ -11,17 +11,45 @@ import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, Writer } from "./wire.ts"
 
 const typeNumber = (t: MetricType): number => Math.max(0, metricTypes.indexOf(t))
 
+/** A value (double) and a timestamp (int64) at two consecutive field numbers, proto3 defaults left out. */
+const valueAndTime = (w: Writer, valueField: number, value: number, timestampMs: number): void => {
+  if (!Object.is(value, 0)) {
+    w.tag(valueField, WIRE_FIXED64)
+    w.double(value)
+  }
+  if (timestampMs !== 0) {
+    w.tag(valueField + 1, WIRE_VARINT)
+    w.int64(timestampMs)
+  }
+}
+
+/** Labels as repeated `Label` messages (remote write 1.0) at `field`. */
+const labelMessages = (w: Writer, field: number, labels: ReadonlyArray<readonly [string, string]>): void => {
+  for (const [name, value] of labels) {
+    w.tag(field, WIRE_LEN)
+    const l = w.begin()
+    stringField(w, 1, name)
+    stringField(w, 2, value)
+    w.end(l)
+  }
+}
+
+/** Labels as packed symbol references (remote write 2.0) at `field`. */
+const labelRefs = (w: Writer, field: number, labels: ReadonlyArray<readonly [string, string]>, ref: (s: string) => number): void => {
+  if (labels.length === 0) return
+  w.tag(field, WIRE_LEN)
+  const packed = w.begin()
+  for (const [name, value] of labels) {
+    w.varint(ref(name))
+    w.varint(ref(value))
+  }
+  w.end(packed)
+}
+
 const sample = (w: Writer, s: Sample, v2: boolean): void => {
   w.tag(2, WIRE_LEN)
   const mark = w.begin()
-  if (!Object.is(s.value, 0)) {
-    w.tag(1, WIRE_FIXED64)
-    w.double(s.value)
-  }
-  if (s.timestampMs !== 0) {
-    w.tag(2, WIRE_VARINT)
-    w.int64(s.timestampMs)
-  }
+  valueAndTime(w, 1, s.value, s.timestampMs)
   if (v2 && s.startTimestampMs !== undefined && s.startTimestampMs !== 0) {
     w.tag(3, WIRE_VARINT)
     w.int64(s.startTimestampMs)
@@ -33,31 +61,9 @@ const sample = (w: Writer, s: Sample, v2: boolean): void => {
 const exemplar = (w: Writer, field: number, e: ExemplarSample, ref: ((s: string) => number) | undefined): void => {
   w.tag(field, WIRE_LEN)
   const mark = w.begin()
-  if (ref === undefined) {
-    for (const [name, value] of e.labels) {
-      w.tag(1, WIRE_LEN)
-      const l = w.begin()
-      stringField(w, 1, name)
-      stringField(w, 2, value)
-      w.end(l)
-    }
-  } else if (e.labels.length > 0) {
-    w.tag(1, WIRE_LEN)
-    const packed = w.begin()
-    for (const [name, value] of e.labels) {
-      w.varint(ref(name))
-      w.varint(ref(value))
-    }
-    w.end(packed)
-  }
-  if (!Object.is(e.value, 0)) {
-    w.tag(2, WIRE_FIXED64)
-    w.double(e.value)
-  }
-  if (e.timestampMs !== 0) {
-    w.tag(3, WIRE_VARINT)
-    w.int64(e.timestampMs)
-  }
+  if (ref === undefined) labelMessages(w, 1, e.labels)
+  else labelRefs(w, 1, e.labels, ref)
+  valueAndTime(w, 2, e.value, e.timestampMs)
   w.end(mark)
 }
 
@@ -73,13 +79,7 @@ export const encodeWriteRequestV1 = (req: WriteRequest): Uint8Array => {
   for (const s of req.series) {
     w.tag(1, WIRE_LEN)
     const ts = w.begin()
-    for (const [name, value] of s.labels) {
-      w.tag(1, WIRE_LEN)
-      const l = w.begin()
-      stringField(w, 1, name)
-      stringField(w, 2, value)
-      w.end(l)
-    }
+    labelMessages(w, 1, s.labels)
     for (const x of s.samples) sample(w, x, false)
     for (const e of s.exemplars ?? []) exemplar(w, 3, e, undefined)
     w.end(ts)
@@ -134,15 +134,7 @@ export const encodeWriteRequestV2 = (req: WriteRequest): Uint8Array => {
   ): void => {
     body.tag(5, WIRE_LEN)
     const ts = body.begin()
-    if (labels.length > 0) {
-      body.tag(1, WIRE_LEN)
-      const packed = body.begin()
-      for (const [name, value] of labels) {
-        body.varint(ref(name))
-        body.varint(ref(value))
-      }
-      body.end(packed)
-    }
+    labelRefs(body, 1, labels, ref)
     for (const x of samples) sample(body, x, true)
     for (const e of exemplars) exemplar(body, 4, e, ref)
     if (md !== undefined) {
