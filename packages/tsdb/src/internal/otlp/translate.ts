@@ -242,35 +242,43 @@ const makeLabeller = (resource: ReadonlyArray<Attribute>, settings: OtlpSettings
     }
   }
 
-  const labels = (attributes: ReadonlyArray<Attribute>, metric: string, extra?: readonly [string, string]): Labels => {
+  /**
+   * The labels of a point's series: its attributes, promoted and target labels worked out once for the
+   * point, then a series' name (and `le` or `quantile`) added by the function returned.
+   */
+  const point = (attributes: ReadonlyArray<Attribute>) => {
     const map = new Map<string, string>()
     const own = new Set(attributes.map((a) => labelName(a.key)))
     merge(map, promoted.filter((a) => !own.has(labelName(a.key))))
     merge(map, attributes)
     if (job !== undefined) map.set("job", job)
     if (instance !== undefined) map.set("instance", instance)
-    map.set("__name__", metric)
-    if (extra !== undefined) map.set(extra[0], extra[1])
-    const out: Array<readonly [string, string]> = []
+    map.delete("__name__")
+    const base: Array<readonly [string, string]> = []
     for (const [name, value] of map) {
       if (value === "") continue // an empty label value is no label, as in Prometheus
       if (Buffer.byteLength(value) > limits.labelValueBytesMax) {
         throw new Rejection(`label ${name} is over ${limits.labelValueBytesMax} bytes`)
       }
-      out.push([name, value])
+      base.push([name, value])
     }
-    if (out.length > limits.labelsPerSeriesMax) throw new Rejection(`over ${limits.labelsPerSeriesMax} labels`)
-    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    return (metric: string, extra?: readonly [string, string]): Labels => {
+      const out = extra === undefined ? [...base] : base.filter(([n]) => n !== extra[0])
+      out.push(["__name__", metric])
+      if (extra !== undefined) out.push(extra)
+      if (out.length > limits.labelsPerSeriesMax) throw new Rejection(`over ${limits.labelsPerSeriesMax} labels`)
+      return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    }
   }
 
   /** `target_info` of the resource: its non-identifying attributes, when it has any. */
   const targetInfo = (): Labels | undefined => {
     const rest = resource.filter((a) => settings.keepIdentifyingResourceAttributes || !identifying.has(a.key))
     if (rest.length === 0) return undefined
-    return labels(rest, "target_info")
+    return point(rest)("target_info")
   }
 
-  return { labels, targetInfo }
+  return { point, targetInfo }
 }
 
 /** An OTLP exemplar as Prometheus keeps it: `trace_id`, `span_id` (hex) and its filtered attributes as labels. */
@@ -361,20 +369,21 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
           }
         }
         each(m.numberPoints, (p) =>
-          add(labeller.labels(p.attributes, name), p.timeMs, stale(p.flags) ? staleNaN : p.value, p.exemplars.map(exemplarOf)))
+          add(labeller.point(p.attributes)(name), p.timeMs, stale(p.flags) ? staleNaN : p.value, p.exemplars.map(exemplarOf)))
         each(m.histogramPoints, (p) => {
           const st = stale(p.flags)
+          const labels = labeller.point(p.attributes)
           const made: Array<[Labels, number, Array<Exemplar>?]> = []
-          if (p.sum !== undefined) made.push([labeller.labels(p.attributes, `${name}_sum`), p.sum])
-          made.push([labeller.labels(p.attributes, `${name}_count`), p.count])
+          if (p.sum !== undefined) made.push([labels(`${name}_sum`), p.sum])
+          made.push([labels(`${name}_count`), p.count])
           let cumulative = 0
           const n = Math.min(p.explicitBounds.length, p.bucketCounts.length)
           const firstBucket = made.length
           for (let i = 0; i < n; i++) {
             cumulative += p.bucketCounts[i]!
-            made.push([labeller.labels(p.attributes, `${name}_bucket`, ["le", plainFloat(p.explicitBounds[i]!)]), cumulative])
+            made.push([labels(`${name}_bucket`, ["le", plainFloat(p.explicitBounds[i]!)]), cumulative])
           }
-          made.push([labeller.labels(p.attributes, `${name}_bucket`, ["le", "+Inf"]), p.count])
+          made.push([labels(`${name}_bucket`, ["le", "+Inf"]), p.count])
           // Each exemplar goes with the bucket it falls in (the first bound at or above its value).
           for (const e of p.exemplars) {
             let i = 0
@@ -386,11 +395,9 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
         })
         each(m.summaryPoints, (p) => {
           const st = stale(p.flags)
-          const made: Array<[Labels, number]> = [
-            [labeller.labels(p.attributes, `${name}_sum`), p.sum],
-            [labeller.labels(p.attributes, `${name}_count`), p.count]
-          ]
-          for (const [q, v] of p.quantiles) made.push([labeller.labels(p.attributes, name, ["quantile", plainFloat(q)]), v])
+          const labels = labeller.point(p.attributes)
+          const made: Array<[Labels, number]> = [[labels(`${name}_sum`), p.sum], [labels(`${name}_count`), p.count]]
+          for (const [q, v] of p.quantiles) made.push([labels(name, ["quantile", plainFloat(q)]), v])
           for (const [labels, value] of made) add(labels, p.timeMs, st ? staleNaN : value)
         })
       }
