@@ -10,7 +10,7 @@
 import { Effect } from "effect"
 import * as Limits from "../limits.ts"
 import type { Labels, Matcher } from "../internal/labels.ts"
-import { canonical, matches, matchesAll } from "../internal/labels.ts"
+import { canonical, labelValue, matches, matchesAll } from "../internal/labels.ts"
 import { compileLabelReplace, expand, type SubmatchRegex } from "../internal/regex.ts"
 import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
@@ -1081,7 +1081,7 @@ const evalInfo = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       ? nameMatchers
       : [{ name: "__name__", type: "=~", value: ".+_info" }, ...nameMatchers]
     const named = (labels: Labels) => {
-      const name = labels.find(([n]) => n === "__name__")?.[1] ?? ""
+      const name = labelValue(labels, "__name__")
       return infoNames.every((m) => matches(m, name))
     }
     // The info series with, at each step, the time of the sample the lookback finds (or none).
@@ -1091,9 +1091,9 @@ const evalInfo = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       lookback(ctx, s.timestamps, s.values, undefined, 0, (i, k) => {
         times[i] = s.timestamps[k]!
       })
-      return { labels: s.labels, name: s.labels.find(([n]) => n === "__name__")?.[1] ?? "", times }
+      return { labels: s.labels, name: labelValue(s.labels, "__name__"), times }
     })
-    const signature = (labels: Labels) => identifyingLabels.map((l) => labels.find(([n]) => n === l)?.[1] ?? "").join("\xff")
+    const signature = (labels: Labels) => identifyingLabels.map((l) => labelValue(labels, l)).join("\xff")
     const bySignature = new Map<string, Array<(typeof infos)[number]>>()
     for (const s of infos) {
       const key = signature(s.labels)
@@ -1856,11 +1856,10 @@ const sortForFunction = (expr: Expr, samples: Array<{ labels: Labels; t: number;
   if (call.func === "sort_by_label" || call.func === "sort_by_label_desc") {
     const names = call.args.slice(1).map((a) => (a as { value: string }).value)
     const sign = call.func === "sort_by_label_desc" ? -1 : 1
-    const get = (labels: Labels, name: string) => labels.find(([n]) => n === name)?.[1] ?? ""
     return [...samples].sort((a, b) => {
       for (const name of names) {
-        const x = get(a.labels, name)
-        const y = get(b.labels, name)
+        const x = labelValue(a.labels, name)
+        const y = labelValue(b.labels, name)
         if (x === y) continue
         return sign * (naturalLess(x, y) ? -1 : 1)
       }
