@@ -619,6 +619,19 @@ const parseQueryHandler = answer(Effect.gen(function*() {
 const labelsInterner = new LabelsInterner(Limits.remoteWriteLabelsCacheMax)
 
 /** Remote write 1.0 and 2.0. 204 once every stored sample is durable; 400 for what could not be stored. */
+/**
+ * The answer to a write the TSDB refused, as remote-write clients read it: 503 with `Retry-After` when the
+ * store is unavailable (they retry), 413 over a limit, 400 otherwise (they drop it), 500 for a defect.
+ */
+const writeFailure = (cause: unknown) => {
+  const e = (cause as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
+  if (e instanceof TsdbError) {
+    if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
+    return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
+  }
+  return HttpServerResponse.text("internal error", { status: 500 })
+}
+
 /** How OTLP metrics become Prometheus series (Prometheus's `otlp:` configuration); a server provides it from its config. */
 export const OtlpSettings = Context.Reference<Otlp.OtlpSettings>("@opendata/tsdb/Http/OtlpSettings", {
   defaultValue: () => Otlp.defaultSettings
@@ -686,14 +699,7 @@ const otlpMetricsHandler = Effect.gen(function*() {
     return HttpServerResponse.text(`otlp: ${translated.series.length} samples in one request, over the limit of ${RemoteWriteLimits.maxSamplesPerRequest}`, { status: 413 })
   }
   const outcome = yield* Effect.exit(tsdb.write({ series: translated.series, metadata: translated.metadata }))
-  if (outcome._tag === "Failure") {
-    const e = (outcome.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
-    if (e instanceof TsdbError) {
-      if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
-      return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
-    }
-    return HttpServerResponse.text("internal error", { status: 500 })
-  }
+  if (outcome._tag === "Failure") return writeFailure(outcome.cause)
   const o = outcome.value
   const reasons = [...translated.reasons]
   const refused = o.duplicates + o.tooOld
@@ -732,15 +738,7 @@ const writeHandler = Effect.gen(function*() {
     throw e
   }
   const outcome = yield* Effect.exit(tsdb.write({ series: decoded.series, metadata: decoded.metadata }))
-  if (outcome._tag === "Failure") {
-    const error = outcome.cause
-    const e = (error as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
-    if (e instanceof TsdbError) {
-      if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
-      return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
-    }
-    return HttpServerResponse.text("internal error", { status: 500 })
-  }
+  if (outcome._tag === "Failure") return writeFailure(outcome.cause)
   const o = outcome.value
   const headers = v2
     ? {
