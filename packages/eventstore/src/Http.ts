@@ -684,12 +684,15 @@ const eventMessages = (event: TailEvent, encoding: Encoding): Effect.Effect<Arra
 
 /**
  * Where tails run once their connection is upgraded: fibers in the API's scope (interrupted when it closes),
- * ended at shutdown by one fiber that waits for the shutdown signal, rather than a fiber per tail.
+ * ended at shutdown by one fiber that waits for the shutdown signal, rather than a fiber per tail; append
+ * sessions hear of the shutdown from the same watcher.
  */
 interface TailHome {
   readonly scope: Scope.Scope
   /** Registers `end` to be called once the server begins to shut down; returns its removal. */
   readonly onShutdown: (end: () => void) => () => void
+  /** Completes once the server begins to shut down (for a connection that waits in a fiber of its own). */
+  readonly shutdown: Effect.Effect<void>
 }
 
 const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailHome, never, Scope.Scope> =>
@@ -705,16 +708,20 @@ const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailHome, ne
         ends.clear()
       })
     ))
+    const onShutdown = (end: () => void) => {
+      if (shuttingDown) {
+        end()
+        return () => {}
+      }
+      ends.add(end)
+      return () => {
+        ends.delete(end)
+      }
+    }
     return {
       scope,
-      onShutdown: (end) => {
-        if (shuttingDown) {
-          end()
-          return () => {}
-        }
-        ends.add(end)
-        return () => ends.delete(end)
-      }
+      onShutdown,
+      shutdown: Effect.callback<void>((resume) => Effect.sync(onShutdown(() => resume(Effect.void))))
     }
   })
 
@@ -1038,7 +1045,7 @@ type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError>
 type Answered = Effect.fn.Return<HttpServerResponse.HttpServerResponse, ApiError>
 type Request = HttpServerRequest.HttpServerRequest
 
-const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>, home: TailHome) => {
+const makeHandlers = (store: EventStoreShape, home: TailHome) => {
   const list = Effect.fnUntraced(function*(q: typeof ListQuery.Type): Answered {
     const result = yield* store.list(q)
     return ok({
@@ -1148,7 +1155,7 @@ const makeHandlers = (store: EventStoreShape, shutdown: Effect.Effect<void>, hom
 
   const appendSession = Effect.fnUntraced(function*(request: Request, q: typeof AppendSessionQuery.Type): Answered {
     if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
-    return yield* serveAppendSession(request, store, q, shutdown)
+    return yield* serveAppendSession(request, store, q, home.shutdown)
   })
 
   /** A route's handler for one method, given the raw query: decodes the parameters it takes, then runs. */
@@ -1274,8 +1281,7 @@ const hasMalformedEscape = (url: string): boolean => {
 export const routes: Layer.Layer<never, never, HttpRouter.HttpRouter | EventStore> = Layer.mergeAll(
   HttpRouter.use((router) =>
     Effect.gen(function*() {
-      const shutdown = yield* ShutdownSignal
-      const { dispatch } = makeHandlers(yield* EventStore, shutdown, yield* makeTailHome(shutdown))
+      const { dispatch } = makeHandlers(yield* EventStore, yield* makeTailHome(yield* ShutdownSignal))
       const handler = (request: Request) => answerErrors(dispatch(request))
       yield* router.add("*", "/v1/logs/*", handler)
       yield* router.add("*", "/v1/groups/*", handler)

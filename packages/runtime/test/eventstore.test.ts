@@ -719,10 +719,18 @@ describe("EventStore WebSocket tail", () => {
       ws.on("error", reject)
     })
     const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)))
+    // An append session hears of the shutdown from the same watcher.
+    const session = new WebSocket(`${own.base.replace(/^http/, "ws")}/v1/append`)
+    await new Promise((resolve, reject) => {
+      session.on("open", resolve)
+      session.on("error", reject)
+    })
+    const sessionClosed = new Promise<number>((resolve) => session.on("close", (code) => resolve(code)))
     const t0 = Date.now()
     own.child.kill("SIGTERM")
     expect(await own.exited).toBe(0)
     expect(Date.now() - t0).toBeLessThan(5_000)
     expect(await closed).toBe(1001)
+    expect(await sessionClosed).toBe(1001)
   })
 })
