@@ -23,6 +23,8 @@ import { parseSelector } from "./internal/selector.ts"
 import { Tsdb, TsdbError } from "./Tsdb.ts"
 import { instantQuery, QueryError, rangeQuery } from "./promql/engine.ts"
 import type { PromqlFeature, Value } from "./promql/types.ts"
+import type { FloatHistogram } from "./promql/histogram.ts"
+import { allBuckets } from "./promql/histogram.ts"
 import { formatExpr, parse, parseDuration } from "./promql/parser.ts"
 import type { Expr } from "./promql/ast.ts"
 import { ParseError } from "./promql/ast.ts"
@@ -479,6 +481,22 @@ export const formatFloat = (v: number): string => {
 
 const metric = (labels: ReadonlyArray<readonly [string, string]>) => Object.fromEntries(labels)
 
+/**
+ * A native histogram as Prometheus's API renders it: count, sum and the non-empty buckets, each
+ * `[boundaryRule, lower, upper, count]` with the rule 0 (lower exclusive, upper inclusive), 1 (lower
+ * inclusive, upper exclusive), 2 (both exclusive) or 3 (both inclusive).
+ */
+export const histogramJson = (h: FloatHistogram) => ({
+  count: formatFloat(h.count),
+  sum: formatFloat(h.sum),
+  buckets: allBuckets(h).filter((b) => b.count !== 0).map((b) => [
+    b.lowerInclusive ? (b.upperInclusive ? 3 : 1) : b.upperInclusive ? 0 : 2,
+    formatFloat(b.lower),
+    formatFloat(b.upper),
+    formatFloat(b.count)
+  ])
+})
+
 const resultJson = (value: Value) => {
   switch (value.type) {
     case "scalar":
@@ -486,11 +504,26 @@ const resultJson = (value: Value) => {
     case "string":
       return { resultType: "string", result: [value.t / 1000, value.v] }
     case "vector":
-      return { resultType: "vector", result: value.samples.map((s) => ({ metric: metric(s.labels), value: [s.t / 1000, formatFloat(s.v)] })) }
+      return {
+        resultType: "vector",
+        result: value.samples.map((s) =>
+          s.h === undefined
+            ? { metric: metric(s.labels), value: [s.t / 1000, formatFloat(s.v)] }
+            : { metric: metric(s.labels), histogram: [s.t / 1000, histogramJson(s.h)] }
+        )
+      }
     case "matrix":
       return {
         resultType: "matrix",
-        result: value.series.map((s) => ({ metric: metric(s.labels), values: s.samples.map((p) => [p.t / 1000, formatFloat(p.v)]) }))
+        result: value.series.map((s) => {
+          const floats = s.samples.filter((p) => p.h === undefined)
+          const histograms = s.samples.filter((p) => p.h !== undefined)
+          return {
+            metric: metric(s.labels),
+            ...(floats.length > 0 || histograms.length === 0 ? { values: floats.map((p) => [p.t / 1000, formatFloat(p.v)]) } : {}),
+            ...(histograms.length > 0 ? { histograms: histograms.map((p) => [p.t / 1000, histogramJson(p.h!)]) } : {})
+          }
+        })
       }
   }
 }

@@ -42,6 +42,7 @@ import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
+import type { FloatHistogram } from "./promql/histogram.ts"
 
 export type { Exemplar, Labels, Matcher }
 
@@ -105,6 +106,12 @@ export interface SelectedSeries {
   readonly timestamps: Float64Array
   /** Values, bit for bit as written (the stale marker's NaN payload included). */
   readonly values: Float64Array
+  /**
+   * Native histogram samples, by index: where `histograms[i]` is defined, sample i is that histogram (and
+   * `values[i]` is 0). Absent when the series has no histogram sample in the range. A stale marker is a
+   * float stale marker in `values` either way.
+   */
+  readonly histograms?: ReadonlyArray<FloatHistogram | undefined> | undefined
 }
 
 export interface SelectOptions {

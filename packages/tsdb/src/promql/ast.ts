@@ -102,6 +102,8 @@ export type BinaryOp =
   | "+" | "-" | "*" | "/" | "%" | "^" | "atan2"
   | "==" | "!=" | ">" | "<" | ">=" | "<="
   | "and" | "or" | "unless"
+  /** The native histogram trim operators: `h </ x` keeps the observations below x, `h >/ x` those above. */
+  | "</" | ">/"
 
 export interface VectorMatching {
   readonly card: "one-to-one" | "many-to-one" | "one-to-many" | "many-to-many"

@@ -5,7 +5,9 @@
  * with an optional value per step; a scalar is a value per step. Selectors load each series once for the
  * whole query and walk it with cursors (lookback: the newest sample in (t - 5m, t], a stale marker hides
  * the series); range windows (t - range, t] slide over the samples, so a range query does not rescan
- * each window. Native histograms and experimental features fail with `QueryError("unsupported")`.
+ * each window. A sample is a float or a native histogram (histogram.ts): selectors, range functions,
+ * aggregations and operators follow Prometheus 3's rules for histograms (nativeHistograms.ts,
+ * histogramStats.ts), and float-only functions pass over histogram samples as Prometheus's do.
  */
 import { Effect } from "effect"
 import * as Limits from "../limits.ts"
@@ -16,8 +18,11 @@ import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
 import type { Aggregate, AtModifier, Binary, Call, Expr, MatrixSelector, Subquery, VectorSelector } from "./ast.ts"
 import { ParseError } from "./ast.ts"
-import { functions, parseWithDurations, resolveDurations } from "./parser.ts"
-import type { Point, PromqlFeature, QueryOptions, Value } from "./types.ts"
+import { functions, goQuote, parseWithDurations, resolveDurations } from "./parser.ts"
+import { allBuckets, FloatHistogram } from "./histogram.ts"
+import * as Stats from "./histogramStats.ts"
+import * as NH from "./nativeHistograms.ts"
+import type { InstantSample, Point, PromqlFeature, QueryOptions, Value } from "./types.ts"
 import { QueryError } from "./types.ts"
 
 export { QueryError }
@@ -29,10 +34,13 @@ const defaultLookbackMs = 5 * 60_000
 // Evaluation values
 // -------------------------------------------------------------------------------------------------
 
+/** A sample's value: a float or a native histogram. */
+type SampleValue = number | FloatHistogram
+
 /** One series of an instant vector: a value (or none) at each step. */
 interface VSeries {
   labels: Labels
-  values: Array<number | undefined>
+  values: Array<SampleValue | undefined>
   /**
    * A function or operator dropped the metric name: it stays in `labels` (with `__type__` and `__unit__`)
    * until the result is returned, so `label_replace`, `by (__name__)` and matching still see it. This is
@@ -41,11 +49,16 @@ interface VSeries {
   dropName?: boolean | undefined
 }
 
-/** One series of a range vector: its samples as columns, timestamps strictly increasing. */
+/**
+ * One series of a range vector: its float samples as columns, timestamps strictly increasing, and its
+ * native histogram samples apart (as Prometheus keeps `Floats` and `Histograms`), absent when it has none.
+ */
 interface MSeries {
   labels: Labels
   ts: Float64Array
   vs: Float64Array
+  hts?: Float64Array | undefined
+  hs?: ReadonlyArray<FloatHistogram> | undefined
   dropName?: boolean | undefined
 }
 
@@ -58,6 +71,9 @@ type EvalValue =
 interface Ctx {
   readonly start: number
   readonly end: number
+  /** The query's own start and end, which `@ start()` and `@ end()` mean inside subqueries too. */
+  readonly queryStart: number
+  readonly queryEnd: number
   readonly step: number
   readonly steps: number
   readonly lookbackMs: number
@@ -88,7 +104,7 @@ const sigOf = (labels: Labels) => canonical(labels)
 
 /** Evaluation time of a selector at step time t, with its @ and offset. */
 const evalTime = (ctx: Ctx, t: number, at: AtModifier | undefined, offsetMs: number) => {
-  const base = at === undefined ? t : at === "start" ? ctx.start : at === "end" ? ctx.end : at
+  const base = at === undefined ? t : at === "start" ? ctx.queryStart : at === "end" ? ctx.queryEnd : at
   return base - offsetMs
 }
 
@@ -150,11 +166,12 @@ const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
     const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     const series: Array<VSeries> = []
     for (const s of loaded) {
-      const values: Array<number | undefined> = new Array(ctx.steps)
+      const values: Array<SampleValue | undefined> = new Array(ctx.steps)
       let any = false
       const vs = s.values
+      const hs = s.histograms
       lookback(ctx, s.timestamps, vs, sel.at, sel.offsetMs, (i, k) => {
-        values[i] = vs[k]!
+        values[i] = hs?.[k] ?? vs[k]!
         any = true
       })
       if (any) series.push({ labels: s.labels, values })
@@ -208,6 +225,53 @@ type WindowFn = (
   stepT: number
 ) => number | undefined
 
+/**
+ * The samples of one series in the window (t - range, t] at one step when native histograms are among
+ * them: floats `ts/vs[lo, hi)` (maybe none) and histograms `hts/hs[hlo, hhi)` (hlo < hhi).
+ */
+interface HistogramWindow {
+  ts: Float64Array
+  vs: Float64Array
+  lo: number
+  hi: number
+  hts: Float64Array
+  hs: ReadonlyArray<FloatHistogram>
+  hlo: number
+  hhi: number
+  t: number
+  rangeMs: number
+  extra: ReadonlyArray<number>
+}
+type HistogramWindowFn = (w: HistogramWindow) => SampleValue | undefined
+
+/**
+ * A function over range windows: `fn` for windows of floats only; `hfn` for windows holding native
+ * histograms (without it, a window's histograms are ignored, as Prometheus's float-only functions do).
+ */
+interface RangeFunction {
+  readonly fn: WindowFn
+  readonly hfn?: HistogramWindowFn
+  readonly keepName?: boolean
+  readonly params?: number
+}
+
+/** The window's samples merged by time (floats and histograms), oldest first. */
+const windowSamples = (w: HistogramWindow): Array<{ t: number; v: SampleValue }> => {
+  const out: Array<{ t: number; v: SampleValue }> = []
+  let i = w.lo
+  let j = w.hlo
+  while (i < w.hi || j < w.hhi) {
+    if (j >= w.hhi || (i < w.hi && w.ts[i]! < w.hts[j]!)) {
+      out.push({ t: w.ts[i]!, v: w.vs[i]! })
+      i++
+    } else {
+      out.push({ t: w.hts[j]!, v: w.hs[j]! })
+      j++
+    }
+  }
+  return out
+}
+
 interface RangeInput {
   readonly series: ReadonlyArray<MSeries>
   readonly rangeMs: number
@@ -215,22 +279,37 @@ interface RangeInput {
   readonly timeAt: (i: number) => number
 }
 
-/** The series without its stale markers (the same columns when it has none). */
+/**
+ * The series without its stale markers (the same columns when it has none), its native histograms apart
+ * from its floats.
+ */
 const withoutStale = (s: SelectedSeries): MSeries => {
-  const { timestamps: ts, values: vs } = s
+  const { timestamps: ts, values: vs, histograms } = s
   let stale = 0
-  for (let i = 0; i < vs.length; i++) if (isStale(vs[i]!)) stale++
-  if (stale === 0) return { labels: s.labels, ts, vs }
-  const kts = new Float64Array(ts.length - stale)
-  const kvs = new Float64Array(ts.length - stale)
+  let nh = 0
+  for (let i = 0; i < vs.length; i++) {
+    if (histograms?.[i] !== undefined) nh++
+    else if (isStale(vs[i]!)) stale++
+  }
+  if (stale === 0 && nh === 0) return { labels: s.labels, ts, vs }
+  const kts = new Float64Array(ts.length - stale - nh)
+  const kvs = new Float64Array(ts.length - stale - nh)
+  const hts = new Float64Array(nh)
+  const hs: Array<FloatHistogram> = []
   let n = 0
   for (let i = 0; i < vs.length; i++) {
+    const h = histograms?.[i]
+    if (h !== undefined) {
+      hts[hs.length] = ts[i]!
+      hs.push(h)
+      continue
+    }
     if (isStale(vs[i]!)) continue
     kts[n] = ts[i]!
     kvs[n] = vs[i]!
     n++
   }
-  return { labels: s.labels, ts: kts, vs: kvs }
+  return nh === 0 ? { labels: s.labels, ts: kts, vs: kvs } : { labels: s.labels, ts: kts, vs: kvs, hts, hs }
 }
 
 const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
@@ -245,21 +324,40 @@ const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
     } satisfies RangeInput
   })
 
+/** A copy of a histogram with another counter reset hint. */
+const withHint = (h: FloatHistogram, hint: FloatHistogram["counterResetHint"]): FloatHistogram => {
+  const c = h.copy()
+  c.counterResetHint = hint
+  return c
+}
+
 /** The defined steps of an inner evaluation (step i at start + i * step) as a range series. */
-const stepColumns = (labels: Labels, values: ReadonlyArray<number | undefined>, start: number, step: number, dropName?: boolean | undefined): MSeries => {
+const stepColumns = (labels: Labels, values: ReadonlyArray<SampleValue | undefined>, start: number, step: number, dropName?: boolean | undefined): MSeries => {
   let n = 0
-  for (const v of values) if (v !== undefined) n++
+  let nh = 0
+  for (const v of values) {
+    if (typeof v === "number") n++
+    else if (v !== undefined) nh++
+  }
   const ts = new Float64Array(n)
   const vs = new Float64Array(n)
+  const hts = new Float64Array(nh)
+  const hs: Array<FloatHistogram> = []
   let k = 0
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
     if (v === undefined) continue
+    if (typeof v !== "number") {
+      hts[hs.length] = start + i * step
+      // As Prometheus: a subquery's steps may skip or repeat samples, so their reset hints say nothing.
+      hs.push(v.counterResetHint === "reset" || v.counterResetHint === "not_reset" ? withHint(v, "unknown") : v)
+      continue
+    }
     ts[k] = start + i * step
     vs[k] = v
     k++
   }
-  return { labels, ts, vs, dropName }
+  return nh === 0 ? { labels, ts, vs, dropName } : { labels, ts, vs, hts, hs, dropName }
 }
 
 const loadSubquery = (ctx: Ctx, node: Subquery) =>
@@ -279,7 +377,7 @@ const loadSubquery = (ctx: Ctx, node: Subquery) =>
     const series = value.kind === "scalar"
       ? [stepColumns([], value.values, innerStart, stepMs)]
       : value.series.map((s) => stepColumns(s.labels, s.values, innerStart, stepMs, s.dropName))
-    ctx.samples += series.reduce((n, s) => n + s.ts.length, 0)
+    ctx.samples += series.reduce((n, s) => n + s.ts.length + (s.hs?.length ?? 0), 0)
     return {
       series,
       rangeMs: node.rangeMs,
@@ -294,34 +392,58 @@ const rangeInput = (ctx: Ctx, node: Expr): Effect.Effect<RangeInput, QueryError>
   return Effect.fail(new QueryError("bad_data", "expected type range vector"))
 }
 
-/** Applies `fn` to each series' window at each step, with two cursors sliding over its samples. */
-const overWindows = (ctx: Ctx, input: RangeInput, fn: WindowFn, extra: ReadonlyArray<number>, keepName: boolean): Array<VSeries> => {
+/**
+ * Applies a range function to each series' window at each step, with two cursors sliding over its float
+ * samples (and two more over its histograms, when it has any).
+ */
+const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: ReadonlyArray<number>): Array<VSeries> => {
   const out: Array<VSeries> = []
   const rangeMs = input.rangeMs
+  const { fn, hfn } = f
   for (const s of input.series) {
     const { ts, vs } = s
     const n = ts.length
-    const values: Array<number | undefined> = new Array(ctx.steps)
+    const values: Array<SampleValue | undefined> = new Array(ctx.steps)
     let any = false
     let lo = 0
     let hi = 0
+    const hts = s.hts ?? ts.subarray(0, 0)
+    const nh = hts.length
+    const w: HistogramWindow = { ts, vs, lo: 0, hi: 0, hts, hs: s.hs ?? [], hlo: 0, hhi: 0, t: 0, rangeMs, extra }
+    let hlo = 0
+    let hhi = 0
     let lastT = Number.NEGATIVE_INFINITY
     for (let i = 0; i < ctx.steps; i++) {
       const t = input.timeAt(i)
       if (t < lastT) {
         lo = 0
         hi = 0
+        hlo = 0
+        hhi = 0
       }
       lastT = t
       while (hi < n && ts[hi]! <= t) hi++
       while (lo < hi && ts[lo]! <= t - rangeMs) lo++
-      if (hi <= lo) continue
-      const v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+      let v: SampleValue | undefined
+      if (nh > 0) {
+        while (hhi < nh && hts[hhi]! <= t) hhi++
+        while (hlo < hhi && hts[hlo]! <= t - rangeMs) hlo++
+      }
+      if (hhi > hlo) {
+        if (hfn !== undefined) {
+          w.lo = lo
+          w.hi = hi
+          w.hlo = hlo
+          w.hhi = hhi
+          w.t = t
+          v = hfn(w)
+        } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+      } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
       if (v === undefined) continue
       values[i] = v
       any = true
     }
-    if (any) out.push({ labels: s.labels, dropName: keepName ? s.dropName : true, values })
+    if (any) out.push({ labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values })
   }
   return out
 }
@@ -449,9 +571,7 @@ const kahanSum = (xs: Nums, lo = 0, hi = xs.length) => {
 const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs, lo, hi, t, rangeMs) => {
   const count = hi - lo
   if (count < 2) return undefined
-  const firstT = ts[lo]!
   const firstV = vs[lo]!
-  const lastT = ts[hi - 1]!
   let result = vs[hi - 1]! - firstV
   if (isCounter) {
     let prev = firstV
@@ -461,6 +581,25 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs,
       prev = v
     }
   }
+  return result * extrapolation(ts[lo]!, ts[hi - 1]!, count, t, rangeMs, isCounter, isRate, firstV, result)
+}
+
+/** rate/increase/delta over a window of native histograms (none when floats are mixed in). */
+const extrapolatedHistogram = (isCounter: boolean, isRate: boolean): HistogramWindowFn => (w) => {
+  const count = w.hhi - w.hlo
+  if (w.hi > w.lo || count < 2) return undefined
+  const result = NH.histogramRate(w.hs, w.hlo, w.hhi, isCounter)
+  if (result === undefined) return undefined
+  const first = w.hs[w.hlo]!
+  return result.mul(extrapolation(w.hts[w.hlo]!, w.hts[w.hhi - 1]!, count, w.t, w.rangeMs, isCounter, isRate, first.count, result.count))
+}
+
+/**
+ * The factor that extrapolates an increase seen from the first to the last sample (`count` of them) to the
+ * window's edges; `first` and `result` (the first value and the increase) keep a counter from being
+ * extrapolated below zero.
+ */
+const extrapolation = (firstT: number, lastT: number, count: number, t: number, rangeMs: number, isCounter: boolean, isRate: boolean, first: number, result: number) => {
   const rangeStart = t - rangeMs
   let durationToStart = (firstT - rangeStart) / 1000
   let durationToEnd = (t - lastT) / 1000
@@ -468,16 +607,36 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs,
   const averageBetween = sampledInterval / (count - 1)
   const threshold = averageBetween * 1.1
   if (durationToStart >= threshold) durationToStart = averageBetween / 2
-  if (isCounter && result > 0 && firstV >= 0) {
+  if (isCounter && result > 0 && first >= 0) {
     // A counter does not go below zero: do not extrapolate past where it would have been zero.
-    const durationToZero = sampledInterval * (firstV / result)
+    const durationToZero = sampledInterval * (first / result)
     if (durationToZero < durationToStart) durationToStart = durationToZero
   }
   if (durationToEnd >= threshold) durationToEnd = averageBetween / 2
   const extrapolateTo = sampledInterval + durationToStart + durationToEnd
   let factor = extrapolateTo / sampledInterval
   if (isRate) factor /= rangeMs / 1000
-  return result * factor
+  return factor
+}
+
+/** irate/idelta over the window's last two samples when histograms are among them (both must be histograms). */
+const instantHistogramDelta = (isRate: boolean): HistogramWindowFn => (w) => {
+  const samples = windowSamples(w)
+  if (samples.length < 2) return undefined
+  const last = samples[samples.length - 1]!
+  const previous = samples[samples.length - 2]!
+  if (typeof last.v === "number" || typeof previous.v === "number") return undefined
+  const result = last.v.copy()
+  if (!isRate || !last.v.detectReset(previous.v)) {
+    if (!NH.tryCombine(() => result.sub(previous.v as FloatHistogram))) return undefined
+  }
+  result.counterResetHint = "gauge"
+  if (isRate) {
+    const dt = last.t - previous.t
+    if (dt === 0) return undefined
+    result.div(dt / 1000)
+  }
+  return result
 }
 
 const instantDelta = (isRate: boolean): WindowFn => (ts, vs, lo, hi) => {
@@ -587,12 +746,12 @@ const variance = (xs: Nums, lo = 0, hi = xs.length) => {
   return m2 / count
 }
 
-const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?: number }> = {
-  rate: { fn: extrapolated(true, true) },
-  increase: { fn: extrapolated(true, false) },
-  delta: { fn: extrapolated(false, false) },
-  irate: { fn: instantDelta(true) },
-  idelta: { fn: instantDelta(false) },
+const rangeFunctions: Record<string, RangeFunction> = {
+  rate: { fn: extrapolated(true, true), hfn: extrapolatedHistogram(true, true) },
+  increase: { fn: extrapolated(true, false), hfn: extrapolatedHistogram(true, false) },
+  delta: { fn: extrapolated(false, false), hfn: extrapolatedHistogram(false, false) },
+  irate: { fn: instantDelta(true), hfn: instantHistogramDelta(true) },
+  idelta: { fn: instantDelta(false), hfn: instantHistogramDelta(false) },
   deriv: { fn: (ts, vs, lo, hi) => (hi - lo < 2 ? undefined : linearRegression(ts, vs, lo, hi, ts[lo]!).slope) },
   predict_linear: {
     // The intercept is at the evaluation step, not at an @ time (as Prometheus).
@@ -608,6 +767,18 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
       let n = 0
       for (let i = lo + 1; i < hi; i++) if (vs[i]! !== vs[i - 1]! && !(Number.isNaN(vs[i]!) && Number.isNaN(vs[i - 1]!))) n++
       return n
+    },
+    hfn: (w) => {
+      const samples = windowSamples(w)
+      let n = 0
+      for (let i = 1; i < samples.length; i++) {
+        const a = samples[i - 1]!.v
+        const b = samples[i]!.v
+        if (typeof a === "number" && typeof b === "number") {
+          if (a !== b && !(Number.isNaN(a) && Number.isNaN(b))) n++
+        } else if (typeof a === "number" || typeof b === "number" || !b.equals(a)) n++
+      }
+      return n
     }
   },
   resets: {
@@ -615,11 +786,23 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
       let n = 0
       for (let i = lo + 1; i < hi; i++) if (vs[i]! < vs[i - 1]!) n++
       return n
+    },
+    hfn: (w) => {
+      const samples = windowSamples(w)
+      let n = 0
+      for (let i = 1; i < samples.length; i++) {
+        const a = samples[i - 1]!.v
+        const b = samples[i]!.v
+        if (typeof a === "number" && typeof b === "number") {
+          if (b < a) n++
+        } else if (typeof a === "number" || typeof b === "number" || b.detectReset(a)) n++
+      }
+      return n
     }
   },
-  avg_over_time: { fn: (_ts, vs, lo, hi) => mean(vs, lo, hi) },
-  sum_over_time: { fn: (_ts, vs, lo, hi) => kahanSum(vs, lo, hi) },
-  count_over_time: { fn: (_ts, _vs, lo, hi) => hi - lo },
+  avg_over_time: { fn: (_ts, vs, lo, hi) => mean(vs, lo, hi), hfn: (w) => (w.hi > w.lo ? undefined : NH.average(w.hs.slice(w.hlo, w.hhi))) },
+  sum_over_time: { fn: (_ts, vs, lo, hi) => kahanSum(vs, lo, hi), hfn: (w) => (w.hi > w.lo ? undefined : NH.sum(w.hs.slice(w.hlo, w.hhi))) },
+  count_over_time: { fn: (_ts, _vs, lo, hi) => hi - lo, hfn: (w) => w.hi - w.lo + w.hhi - w.hlo },
   min_over_time: {
     fn: (_ts, vs, lo, hi) => {
       let m = vs[lo]!
@@ -634,15 +817,23 @@ const rangeFunctions: Record<string, { fn: WindowFn; keepName?: boolean; params?
       return m
     }
   },
-  last_over_time: { fn: (_ts, vs, _lo, hi) => vs[hi - 1]!, keepName: true },
-  present_over_time: { fn: () => 1 },
+  last_over_time: {
+    fn: (_ts, vs, _lo, hi) => vs[hi - 1]!,
+    hfn: (w) => (w.hi > w.lo && w.ts[w.hi - 1]! > w.hts[w.hhi - 1]! ? w.vs[w.hi - 1]! : w.hs[w.hhi - 1]!.copy()),
+    keepName: true
+  },
+  present_over_time: { fn: () => 1, hfn: () => 1 },
   stddev_over_time: { fn: (_ts, vs, lo, hi) => Math.sqrt(variance(vs, lo, hi)) },
   stdvar_over_time: { fn: (_ts, vs, lo, hi) => variance(vs, lo, hi) },
   quantile_over_time: { fn: (_ts, vs, lo, hi, _t, _r, [q]) => quantile(q!, Array.from(vs.subarray(lo, hi))), params: 1 },
   // Experimental (promql-experimental-functions).
-  first_over_time: { fn: (_ts, vs, lo) => vs[lo]!, keepName: true },
-  ts_of_first_over_time: { fn: (ts, _vs, lo) => ts[lo]! / 1000 },
-  ts_of_last_over_time: { fn: (ts, _vs, _lo, hi) => ts[hi - 1]! / 1000 },
+  first_over_time: {
+    fn: (_ts, vs, lo) => vs[lo]!,
+    hfn: (w) => (w.hi > w.lo && w.ts[w.lo]! < w.hts[w.hlo]! ? w.vs[w.lo]! : w.hs[w.hlo]!.copy()),
+    keepName: true
+  },
+  ts_of_first_over_time: { fn: (ts, _vs, lo) => ts[lo]! / 1000, hfn: (w) => Math.min(w.hi > w.lo ? w.ts[w.lo]! : Infinity, w.hts[w.hlo]!) / 1000 },
+  ts_of_last_over_time: { fn: (ts, _vs, _lo, hi) => ts[hi - 1]! / 1000, hfn: (w) => Math.max(w.hi > w.lo ? w.ts[w.hi - 1]! : -Infinity, w.hts[w.hhi - 1]!) / 1000 },
   ts_of_max_over_time: { fn: (ts, vs, lo, hi) => tsOfExtreme(ts, vs, lo, hi, (x, m) => x >= m) },
   ts_of_min_over_time: { fn: (ts, vs, lo, hi) => tsOfExtreme(ts, vs, lo, hi, (x, m) => x <= m) },
   mad_over_time: {
@@ -739,7 +930,8 @@ const mapVector = (v: EvalValue, f: (x: number) => number, keepName = false): Ev
   const series = (v as { series: Array<VSeries> }).series
   return {
     kind: "vector",
-    series: series.map((s) => ({ labels: s.labels, dropName: keepName ? s.dropName : true, values: s.values.map((x) => (x === undefined ? undefined : f(x))) }))
+    // Float functions pass over native histograms (Prometheus drops them from the result).
+    series: series.map((s) => ({ labels: s.labels, dropName: keepName ? s.dropName : true, values: s.values.map((x) => (typeof x === "number" ? f(x) : undefined)) }))
   }
 }
 
@@ -846,11 +1038,11 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? Number.NaN, scalarOf(yield* evaluate(ctx, call.args[2]!))[0] ?? Number.NaN)
       }
       const input = yield* rangeInput(ctx, rangeArg)
-      return { kind: "vector", series: overWindows(ctx, input, ranged.fn, extra, ranged.keepName === true) }
+      return { kind: "vector", series: overWindows(ctx, input, ranged, extra) }
     }
     if (name === "absent_over_time") {
       const input = yield* rangeInput(ctx, call.args[0]!)
-      const present = overWindows(ctx, input, () => 1, [], true)
+      const present = overWindows(ctx, input, rangeFunctions["present_over_time"]!, [])
       const sel = (call.args[0]!.type === "MatrixSelector" ? call.args[0]!.vector : undefined)
       return absentResult(ctx, present, sel?.matchers ?? [])
     }
@@ -893,14 +1085,16 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         return {
           kind: "scalar",
           values: Array.from({ length: ctx.steps }, (_, i) => {
-            const present = v.filter((s) => s.values[i] !== undefined)
-            return present.length === 1 ? present[0]!.values[i]! : Number.NaN
+            // Histograms do not count: one float sample (and any histograms) gives that float.
+            const floats = v.filter((s) => typeof s.values[i] === "number")
+            return floats.length === 1 ? (floats[0]!.values[i] as number) : Number.NaN
           })
         }
       }
       case "timestamp": {
         const arg = call.args[0]!
-        const inner = arg.type === "Paren" ? arg.expr : arg
+        let inner = arg
+        while (inner.type === "Paren") inner = inner.expr
         if (inner.type === "VectorSelector") {
           // The timestamp of the sample itself, not the evaluation time.
           const { mint, maxt } = span(ctx, inner.at, inner.offsetMs, ctx.lookbackMs)
@@ -931,7 +1125,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
             labels: s.labels,
             dropName: true,
             values: s.values.map((x, i) => {
-              if (x === undefined) return undefined
+              if (typeof x !== "number") return undefined
               const inv = 1 / to[i]!
               return Math.floor(x * inv + 0.5) / inv
             })
@@ -947,7 +1141,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         const out: Array<VSeries> = []
         for (const s of series) {
           const values = s.values.map((x, i) => {
-            if (x === undefined) return undefined
+            if (typeof x !== "number") return undefined
             if (name === "clamp_min") return Number.isNaN(x) ? x : Math.max(x, a[i]!)
             if (name === "clamp_max") return Number.isNaN(x) ? x : Math.min(x, a[i]!)
             if (a[i]! > b![i]!) return undefined
@@ -1021,10 +1215,24 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
         // Two inputs with the same labels once the name is gone (e.g. `a_bucket` and `b_bucket`) collide.
         const seenInputs = new Set<string>()
+        const out: Array<VSeries> = []
+        /** The native histograms' results by their labels, to find classic buckets with the same labels. */
+        const natived = new Map<string, Array<number | undefined>>()
         for (const s of series) {
           const inputKey = sigOf(dropName(s.labels))
           if (seenInputs.has(inputKey)) fail("execution", "vector cannot contain metrics with the same labelset")
           seenInputs.add(inputKey)
+          // Native histograms: each on its own.
+          let natives = false
+          const nativeValues = s.values.map((x, i) => {
+            if (x === undefined || typeof x === "number") return undefined
+            natives = true
+            return (fraction ? Stats.histogramFractionStat(q[i]!, upperArg![i]!, x) : Stats.histogramQuantile(q[i]!, x)).value
+          })
+          if (natives) {
+            out.push({ labels: s.labels, dropName: true, values: nativeValues })
+            natived.set(inputKey, nativeValues)
+          }
           const leText = s.labels.find(([n]) => n === "le")?.[1]
           if (leText === undefined) continue
           const le = Number(leText === "+Inf" ? Number.POSITIVE_INFINITY : leText)
@@ -1035,14 +1243,41 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
           g.members.push({ le, s })
           groups.set(key, g)
         }
-        const out: Array<VSeries> = []
-        for (const g of groups.values()) {
+        for (const [key, g] of groups) {
+          const native = natived.get(key)
           const values = Array.from({ length: ctx.steps }, (_, i) => {
-            const buckets = g.members.flatMap((m) => (m.s.values[i] === undefined ? [] : [{ le: m.le, count: m.s.values[i]! }]))
+            const buckets = g.members.flatMap((m) => {
+              const count = m.s.values[i]
+              return typeof count === "number" ? [{ le: m.le, count }] : []
+            })
             if (buckets.length === 0) return undefined
+            // Classic buckets and a native histogram of the same series: neither answers (Prometheus warns).
+            if (native?.[i] !== undefined) {
+              native[i] = undefined
+              return undefined
+            }
             return fraction ? histogramFraction(q[i]!, upperArg![i]!, buckets) : histogramQuantile(q[i]!, buckets)
           })
           if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
+        }
+        return { kind: "vector", series: out }
+      }
+      case "histogram_count":
+      case "histogram_sum":
+      case "histogram_avg":
+      case "histogram_stddev":
+      case "histogram_stdvar": {
+        const f = histogramFunctions[name]!
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const out: Array<VSeries> = []
+        for (const s of series) {
+          let any = false
+          const values = s.values.map((x) => {
+            if (x === undefined || typeof x === "number") return undefined
+            any = true
+            return f(x)
+          })
+          if (any) out.push({ labels: s.labels, dropName: true, values })
         }
         return { kind: "vector", series: out }
       }
@@ -1050,6 +1285,15 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         return fail("unsupported", `function ${name}() is not supported yet`) as never
     }
   })
+
+/** The functions of one native histogram that give a float (float samples are passed over). */
+const histogramFunctions: Record<string, (h: FloatHistogram) => number> = {
+  histogram_count: (h) => h.count,
+  histogram_sum: (h) => h.sum,
+  histogram_avg: (h) => h.sum / h.count,
+  histogram_stddev: Stats.histogramStdDev,
+  histogram_stdvar: Stats.histogramStdVar
+}
 
 // -------------------------------------------------------------------------------------------------
 // info(): labels of info metrics joined onto series (experimental)
@@ -1104,7 +1348,7 @@ const evalInfo = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
     const wanted = new Set(dataMatchers.map((m) => m.name))
     const emptyAccepted = dataMatchers.every((m) => matches(m, ""))
     const out = new Map<string, VSeries>()
-    const put = (labels: Labels, dropName: boolean | undefined, i: number, v: number) => {
+    const put = (labels: Labels, dropName: boolean | undefined, i: number, v: SampleValue) => {
       const key = sigOf(labels)
       const o = out.get(key) ?? { labels, dropName, values: new Array(ctx.steps) }
       o.values[i] = v
@@ -1296,11 +1540,11 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
         for (let i = 0; i < ctx.steps; i++) {
           const kk = Math.floor(k[i]!)
           if (!(kk >= 1)) continue
-          const present = g.members.filter((s) => s.values[i] !== undefined)
-          // limitk: the first k of the group, in the input's order.
+          // limitk: the first k of the group, in the input's order; topk and bottomk pass over histograms.
+          const present = g.members.filter((s) => (op === "limitk" ? s.values[i] !== undefined : typeof s.values[i] === "number"))
           if (op !== "limitk") present.sort((a, b) => {
-            const x = a.values[i]!
-            const y = b.values[i]!
+            const x = a.values[i] as number
+            const y = b.values[i] as number
             if (Number.isNaN(x)) return 1
             if (Number.isNaN(y)) return -1
             return op === "topk" ? y - x : x - y
@@ -1317,14 +1561,14 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     }
     if (op === "count_values") {
       const label = stringOf(param!)
-      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label)) fail("bad_data", `invalid label name ${JSON.stringify(label)}`)
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label)) fail("bad_data", `invalid label name ${goQuote(label)}`)
       const out = new Map<string, VSeries>()
       for (const g of groups.values()) {
         for (let i = 0; i < ctx.steps; i++) {
           for (const s of g.members) {
             const v = s.values[i]
             if (v === undefined) continue
-            const text = formatValue(v)
+            const text = typeof v === "number" ? formatValue(v) : histogramText(v)
             const labels = sortLabelsLocal([...g.labels.filter(([n]) => n !== label), [label, text]])
             const key = sigOf(labels)
             const o = out.get(key) ?? { labels, dropName: g.dropName, values: new Array(ctx.steps) }
@@ -1337,25 +1581,37 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     }
     const q = op === "quantile" ? scalarOf(param!) : undefined
     const out: Array<VSeries> = []
-    /** The group's values at one step (reused: the functions below only read it). */
+    /** The group's floats and histograms at one step (reused: the functions below only read them). */
     const xs: Array<number> = []
+    const hs: Array<FloatHistogram> = []
     for (const g of groups.values()) {
-      const values = Array.from({ length: ctx.steps }, (_, i) => {
+      const values = Array.from({ length: ctx.steps }, (_, i): SampleValue | undefined => {
         xs.length = 0
+        hs.length = 0
         for (const s of g.members) {
           const x = s.values[i]
-          if (x !== undefined) xs.push(x)
+          if (typeof x === "number") xs.push(x)
+          else if (x !== undefined) hs.push(x)
         }
+        if (xs.length === 0 && hs.length === 0) return undefined
+        switch (op) {
+          case "count":
+            return xs.length + hs.length
+          case "group":
+            return 1
+        }
+        if (hs.length > 0 && (op === "sum" || op === "avg")) {
+          // Floats and histograms do not add up: the group has no value at this step.
+          if (xs.length > 0) return undefined
+          return op === "sum" ? NH.sum(hs, true) : NH.average(hs, true)
+        }
+        // The other aggregations pass over histograms.
         if (xs.length === 0) return undefined
         switch (op) {
           case "sum":
             return kahanSum(xs)
           case "avg":
             return mean(xs)
-          case "count":
-            return xs.length
-          case "group":
-            return 1
           case "min":
             return xs.reduce((m, x) => (Number.isNaN(m) || x < m ? x : m))
           case "max":
@@ -1374,6 +1630,30 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     }
     return { kind: "vector", series: out }
   })
+
+/**
+ * Go's shortest `%g` (`exponentFrom` 6) or `%v` (21) of a float: decimal, or `1.5e+06` style once the
+ * exponent is below -4 or at least `exponentFrom`.
+ */
+const goShortest = (v: number, exponentFrom: number): string => {
+  if (Number.isNaN(v)) return "NaN"
+  if (!Number.isFinite(v)) return v > 0 ? "+Inf" : "-Inf"
+  if (v === 0) return Object.is(v, -0) ? "-0" : "0"
+  const [mantissa, exp] = v.toExponential().split("e") as [string, string]
+  const e = Number(exp)
+  if (e < -4 || e >= exponentFrom) return `${mantissa}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`
+  return String(v).includes("e") ? v.toFixed(Math.max(0, -e + mantissa.replace(/^-?\d\.?/, "").length)) : String(v)
+}
+
+/** A histogram as Prometheus's `FloatHistogram.String` prints it (count_values labels): non-empty buckets, ascending. */
+const histogramText = (h: FloatHistogram): string => {
+  const parts = [`count:${goShortest(h.count, 6)}`, `sum:${goShortest(h.sum, 6)}`]
+  for (const b of allBuckets(h)) {
+    if (b.count === 0) continue
+    parts.push(`${b.lowerInclusive ? "[" : "("}${goShortest(b.lower, 6)},${goShortest(b.upper, 6)}${b.upperInclusive ? "]" : ")"}:${goShortest(b.count, 21)}`)
+  }
+  return `{${parts.join(", ")}}`
+}
 
 /** A float as Prometheus prints it in labels (count_values) and strings. */
 const formatValue = (v: number): string => {
@@ -1409,6 +1689,48 @@ const arith = (op: string, a: number, b: number): number => {
 }
 
 const comparison = new Set(["==", "!=", ">", "<", ">=", "<="])
+
+/** The histogram trim operators: `</` keeps the observations below a value, `>/` those above. */
+const isTrim = (op: string) => op === "</" || op === ">/"
+
+/**
+ * A binary operator where a native histogram (or a trim operator) is involved, as Prometheus's
+ * `vectorElemBinop`: `h * x`, `x * h`, `h / x`, `h + h`, `h - h` (a gauge), `h == h`, `h != h` (keeping
+ * the left; undefined when they differ), `h </ x`, `h >/ x`; null for every other combination (the
+ * element dropped, even with `bool`).
+ */
+const elementBinop = (op: string, a: SampleValue, b: SampleValue): SampleValue | undefined | null => {
+  if (typeof a === "number") {
+    return typeof b !== "number" && op === "*" ? b.copy().mul(a).compact(0) : null
+  }
+  if (typeof b === "number") {
+    switch (op) {
+      case "*":
+        return a.copy().mul(b).compact(0)
+      case "/":
+        return a.copy().div(b).compact(0)
+      case "</":
+        return a.copy().trimBuckets(b, true)
+      case ">/":
+        return a.copy().trimBuckets(b, false)
+    }
+    return null
+  }
+  switch (op) {
+    case "+":
+    case "-": {
+      const r = a.copy()
+      if (!NH.tryCombine(() => (op === "+" ? r.add(b) : r.sub(b)))) return null
+      if (op === "-") r.counterResetHint = "gauge"
+      return r.compact(0)
+    }
+    case "==":
+      return a.equals(b) ? a : undefined
+    case "!=":
+      return a.equals(b) ? undefined : a
+  }
+  return null
+}
 const compare = (op: string, a: number, b: number): boolean => {
   switch (op) {
     case "==":
@@ -1453,8 +1775,14 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
       const sc = (vecLeft ? rhs : lhs) as { values: Array<number> }
       const out: Array<VSeries> = []
       for (const s of vec.series) {
-        const values = s.values.map((x, i) => {
+        const values = s.values.map((x, i): SampleValue | undefined => {
           if (x === undefined) return undefined
+          if (typeof x !== "number" || isTrim(op)) {
+            const r = elementBinop(op, vecLeft ? x : sc.values[i]!, vecLeft ? sc.values[i]! : x)
+            if (r === null) return undefined
+            if (node.bool) return r === undefined ? 0 : 1
+            return r === undefined ? undefined : isCmp ? x : r
+          }
           const a = vecLeft ? x : sc.values[i]!
           const b = vecLeft ? sc.values[i]! : x
           if (isCmp) {
@@ -1465,7 +1793,8 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
           return arith(op, a, b)
         })
         if (values.some((v) => v !== undefined)) {
-          out.push({ labels: s.labels, dropName: isCmp && !node.bool ? s.dropName : true, values })
+          // Filtering comparisons and the trim operators keep the metric name.
+          out.push({ labels: s.labels, dropName: (isCmp && !node.bool) || isTrim(op) ? s.dropName : true, values })
         }
       }
       return { kind: "vector", series: out }
@@ -1528,9 +1857,15 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     const oneFill = matching.fillRight
     const manyFill = matching.fillLeft
     /** The operator on a many-side value `x` and a one-side value `y`: a comparison without bool keeps the left. */
-    const apply = (x: number, y: number): number | undefined => {
+    const apply = (x: SampleValue, y: SampleValue): SampleValue | undefined => {
       const a = manyIsLeft ? x : y
       const b = manyIsLeft ? y : x
+      if (typeof a !== "number" || typeof b !== "number" || isTrim(op)) {
+        const r = elementBinop(op, a, b)
+        if (r === null) return undefined
+        if (node.bool) return r === undefined ? 0 : 1
+        return r
+      }
       if (!isCmp) return arith(op, a, b)
       const ok = compare(op, a, b)
       return node.bool ? (ok ? 1 : 0) : ok ? a : undefined
@@ -1642,7 +1977,14 @@ const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
         return Effect.map(evaluate(ctx, node.expr), (v) => {
           if (node.op === "+") return v
           if (v.kind === "scalar") return { kind: "scalar", values: v.values.map((x) => -x) }
-          return mapVector(v, (x) => -x)
+          return {
+            kind: "vector",
+            series: vectorOf(v).map((s) => ({
+              labels: s.labels,
+              dropName: true,
+              values: s.values.map((x) => (x === undefined ? undefined : typeof x === "number" ? -x : x.copy().mul(-1)))
+            }))
+          }
         })
       case "VectorSelector":
         return evalVectorSelector(ctx, node)
@@ -1652,12 +1994,23 @@ const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryError> =>
           // The window (t - range, t] at the (only) step.
           const t = input.timeAt(0)
           const series: Array<MSeries> = []
-          for (const s of input.series) {
+          const inWindow = (ts: Float64Array) => {
             let lo = 0
-            while (lo < s.ts.length && s.ts[lo]! <= t - input.rangeMs) lo++
+            while (lo < ts.length && ts[lo]! <= t - input.rangeMs) lo++
             let hi = lo
-            while (hi < s.ts.length && s.ts[hi]! <= t) hi++
-            if (hi > lo) series.push({ labels: s.labels, dropName: s.dropName, ts: s.ts.subarray(lo, hi), vs: s.vs.subarray(lo, hi) })
+            while (hi < ts.length && ts[hi]! <= t) hi++
+            return [lo, hi] as const
+          }
+          for (const s of input.series) {
+            const [lo, hi] = inWindow(s.ts)
+            const [hlo, hhi] = s.hts === undefined ? [0, 0] : inWindow(s.hts)
+            if (hi <= lo && hhi <= hlo) continue
+            const m: MSeries = { labels: s.labels, dropName: s.dropName, ts: s.ts.subarray(lo, hi), vs: s.vs.subarray(lo, hi) }
+            if (hhi > hlo) {
+              m.hts = s.hts!.subarray(hlo, hhi)
+              m.hs = s.hs!.slice(hlo, hhi)
+            }
+            series.push(m)
           }
           return { kind: "matrix", series, rangeMs: input.rangeMs }
         })
@@ -1739,6 +2092,8 @@ const withDurations = (expr: Expr, stepMs: number, rangeMs: number) =>
 const makeCtx = (source: SeriesSource, start: number, end: number, step: number, options: QueryOptions | undefined): Ctx => ({
   start,
   end,
+  queryStart: start,
+  queryEnd: end,
   step,
   steps: step === 0 ? 1 : Math.floor((end - start) / step) + 1,
   lookbackMs: options?.lookbackMs ?? defaultLookbackMs,
@@ -1759,12 +2114,12 @@ export const instantQuery = (source: SeriesSource, query: string, timeMs: number
       case "string":
         return { type: "string", t: timeMs, v: v.value }
       case "matrix": {
-        const series = v.series.map((s) => ({ labels: outputLabels(s), samples: Array.from(s.ts, (t, i): Point => ({ t, v: s.vs[i]! })) }))
+        const series = v.series.map((s) => ({ labels: outputLabels(s), samples: matrixPoints(s) }))
         assertUnique(series.map((s) => s.labels))
         return { type: "matrix", series }
       }
       case "vector": {
-        const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: outputLabels(s), t: timeMs, v: s.values[0] }]))
+        const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: outputLabels(s), t: timeMs, ...pointValue(s.values[0]) }]))
         assertUnique(samples.map((s) => s.labels))
         const sorted = isSorting(expr) ? sortForFunction(expr, samples) : samples
         return { type: "vector", samples: sorted }
@@ -1794,7 +2149,7 @@ export const rangeQuery = (
         // Series that share labels (their names dropped) merge when no step holds two values.
         const series = checkUnique(v.series.map((s) => ({ labels: outputLabels(s), values: [...s.values] }))).map((s) => ({
           labels: s.labels,
-          samples: s.values.flatMap((x, i) => (x === undefined ? [] : [{ t: stepTime(ctx, i), v: x }]))
+          samples: s.values.flatMap((x, i): Array<Point> => (x === undefined ? [] : [{ t: stepTime(ctx, i), ...pointValue(x) }]))
         })).filter((s) => s.samples.length > 0)
         // Prometheus sorts a range result by labels.
         series.sort((a, b) => compareLabels(a.labels, b.labels))
@@ -1804,6 +2159,17 @@ export const rangeQuery = (
         return yield* Effect.fail(new QueryError("bad_data", `invalid expression type "${v.kind === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`))
     }
   }))
+
+/** A sample's value as a result point carries it. */
+const pointValue = (x: SampleValue): { v: number; h?: FloatHistogram } => (typeof x === "number" ? { v: x } : { v: 0, h: x })
+
+/** A range series' points, floats and histograms merged by time. */
+const matrixPoints = (s: MSeries): Array<Point> => {
+  const points = Array.from(s.ts, (t, i): Point => ({ t, v: s.vs[i]! }))
+  if (s.hts === undefined || s.hs === undefined) return points
+  for (let j = 0; j < s.hts.length; j++) points.push({ t: s.hts[j]!, v: 0, h: s.hs[j]! })
+  return points.sort((a, b) => a.t - b.t)
+}
 
 /** A QueryError thrown anywhere in evaluation is a failure, not a defect. */
 const asQueryError = <A>(self: Effect.Effect<A, QueryError>): Effect.Effect<A, QueryError> =>
@@ -1851,7 +2217,7 @@ const naturalLess = (a: string, b: string): boolean => {
   return false
 }
 
-const sortForFunction = (expr: Expr, samples: Array<{ labels: Labels; t: number; v: number }>) => {
+const sortForFunction = (expr: Expr, samples: Array<InstantSample>): Array<InstantSample> => {
   const call = expr as Call
   if (call.func === "sort_by_label" || call.func === "sort_by_label_desc") {
     const names = call.args.slice(1).map((a) => (a as { value: string }).value)
@@ -1867,7 +2233,8 @@ const sortForFunction = (expr: Expr, samples: Array<{ labels: Labels; t: number;
     })
   }
   const desc = call.func === "sort_desc"
-  return [...samples].sort((a, b) => {
+  // sort and sort_desc pass over histograms.
+  return samples.filter((s) => s.h === undefined).sort((a, b) => {
     if (Number.isNaN(a.v)) return 1
     if (Number.isNaN(b.v)) return -1
     return desc ? b.v - a.v : a.v - b.v

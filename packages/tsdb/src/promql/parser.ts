@@ -16,9 +16,8 @@
  * Besides the stable language it accepts the experimental features that Prometheus's own test corpus
  * (promqltest v3.14.0) enables: duration expressions in `[..]` and after `offset` (`[5m + step()]`,
  * `offset min_of(step(), 1s)`), the `anchored` / `smoothed` selector modifiers, and the `fill`,
- * `fill_left`, `fill_right` binary-operator modifiers. The histogram trim operators `</` and `>/` are
- * recognised and rejected: `BinaryOp` in `ast.ts` has no member for them (and native histograms are not
- * stored).
+ * `fill_left`, `fill_right` binary-operator modifiers. The native histogram trim operators `</` and `>/`
+ * bind as comparisons do.
  *
  * Durations are milliseconds in the tree; a number where a duration is expected is seconds, and a duration
  * where a number is expected (`predict_linear(x[1h], 1h)`) is its value in seconds. A duration expression
@@ -655,7 +654,40 @@ class Lexer {
         bytes.push(...encoder.encode(String.fromCodePoint(v)))
       } else this.fail(`unknown escape sequence U+${e.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")} ${quoteRune(e)}`, this.pos - 2)
     }
-    return this.token("string", start, 0, new TextDecoder().decode(new Uint8Array(bytes)))
+    return this.token("string", start, 0, decodeGoBytes(bytes))
+  }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * A Go string's bytes as a JS string. Go strings may hold bytes that are not UTF-8 (`"\xc5"`); each such
+ * byte becomes the lone surrogate U+DC80 + (byte - 0x80) (Python's "surrogateescape"), so that `goQuote`
+ * prints it back as Go does (`\xc5`) and it never equals a valid string.
+ */
+export const decodeGoBytes = (bytes: ReadonlyArray<number>): string => {
+  const all = Uint8Array.from(bytes)
+  try {
+    return strictUtf8.decode(all)
+  } catch {
+    let out = ""
+    let i = 0
+    while (i < all.length) {
+      const b = all[i]!
+      const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0
+      if (n > 0 && i + n <= all.length) {
+        try {
+          out += strictUtf8.decode(all.subarray(i, i + n))
+          i += n
+          continue
+        } catch {
+          // Not a valid sequence: the lead byte alone is escaped below.
+        }
+      }
+      out += String.fromCharCode(0xdc00 + b)
+      i++
+    }
+    return out
   }
 }
 
@@ -671,7 +703,7 @@ const parseNumber = (text: string): number | undefined => {
 // ---------------------------------------------------------------------------------------------------------
 // Parser
 
-type BinaryToken = BinaryOp | "</" | ">/"
+type BinaryToken = BinaryOp
 
 const precedence: ReadonlyMap<string, number> = new Map<BinaryToken, number>([
   ["or", 1],
@@ -810,12 +842,6 @@ class Parser {
         const prec = op === undefined ? undefined : precedence.get(op)
         if (op === undefined || prec === undefined || prec < minPrec) return lhs
         this.next()
-        if (op === "</" || op === ">/") {
-          throw new ParseError(
-            `histogram trim operator ${goQuote(op)} is not supported (native histograms are not stored)`,
-            opTok.start
-          )
-        }
         const mods = this.parseBinaryModifiers(op)
         const rhs = this.parseExpr(op === "^" ? prec : prec + 1)
         lhs = this.nestingCheck(binary(op, lhs, rhs, mods), opTok.start)
@@ -1672,7 +1698,8 @@ export const goQuote = (s: string): string => {
         out += "\\v"
         continue
     }
-    if (ch === " " || /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch)) out += ch
+    if (cp >= 0xdc80 && cp <= 0xdcff) out += `\\x${(cp - 0xdc00).toString(16)}` // a byte that is not UTF-8 (decodeGoBytes)
+    else if (ch === " " || /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch)) out += ch
     else if (cp < 0x80) out += `\\x${cp.toString(16).padStart(2, "0")}`
     else if (cp < 0x10000) out += `\\u${cp.toString(16).padStart(4, "0")}`
     else out += `\\U${cp.toString(16).padStart(8, "0")}`

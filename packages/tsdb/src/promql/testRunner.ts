@@ -23,11 +23,14 @@
  *
  * Not checked: `expect warn|info|no_warn|no_info` (the engine's `Value` carries no annotations).
  *
+ * Native histograms (`{{...}}` points, `{{a}}+{{b}}xN` expansions, `load_with_nhcb` conversions of classic
+ * histograms) are loaded and compared as promqltest does (structure exact, counts within 1e-6, the counter
+ * reset hint only where the expectation gives one); the in-memory store gives histograms read back the
+ * hints a TSDB's chunks record.
+ *
  * Each eval is passed, failed or unsupported. Unsupported: the engine answered `QueryError` of kind
- * `unsupported`; the eval involves native histograms (`{{...}}` in its expected values, or its query
- * touches or names series loaded with histogram samples, including `load_with_nhcb` conversions), which
- * this TSDB does not store; the environment could not be loaded (an unknown `load_*` command or a series
- * the runner cannot parse); or it uses an experimental feature and did not pass. Experimental features are
+ * `unsupported`; the environment could not be loaded (an unknown `load_*` command or a series the runner
+ * cannot parse); or it uses an experimental feature and did not pass. Experimental features are
  * what Prometheus's test engine switches on for every file (`TestParserOpts`: experimental functions,
  * duration expressions, extended range selectors `anchored`/`smoothed`, binop fill modifiers; engine
  * options `EnableDelayedNameRemoval`, detected as `__name__` in a grouping or label function, and
@@ -43,11 +46,12 @@ import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, labelValue, matchesAll, sortLabels } from "../internal/labels.ts"
 import { StringEscapeError, unquote } from "../internal/goString.ts"
 import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../Tsdb.ts"
-import { selectedSeries } from "../Tsdb.ts"
 import type { Expr } from "./ast.ts"
-import type { QueryOptions, Value } from "./types.ts"
+import type { InstantSample, Point, QueryOptions, Value } from "./types.ts"
 import { promqlFeatures } from "./types.ts"
 import { QueryError } from "./types.ts"
+import type { Span } from "./histogram.ts"
+import { customBucketsSchema, FloatHistogram, parseHistogramText } from "./histogram.ts"
 
 // -------------------------------------------------------------------------------------------------
 // Numbers, durations, stale markers
@@ -126,10 +130,53 @@ export class ScriptError extends Error {}
 export interface SeqPoint {
   readonly kind: "float" | "omitted" | "histogram"
   readonly value: number
+  /** The native histogram of a `histogram` point. */
+  readonly histogram?: FloatHistogram | undefined
+  /** Whether its counter reset hint was given (then a comparison checks it). */
+  readonly hintSet?: boolean | undefined
 }
 
 const omitted: SeqPoint = { kind: "omitted", value: 0 }
-const histogramPoint: SeqPoint = { kind: "histogram", value: NaN }
+
+/** The histogram of promqltest's `{{...}}` notation (`text` with the braces). */
+const readHistogram = (text: string): { histogram: FloatHistogram; counterResetHintSet: boolean } => {
+  try {
+    return parseHistogramText(text.slice(2, -2))
+  } catch (e) {
+    throw new ScriptError(e instanceof Error ? e.message : String(e))
+  }
+}
+
+/**
+ * The points of a histogram item: `{{a}}`, `{{a}}xN` (N + 1 copies), `{{a}}+{{b}}xN` / `{{a}}-{{b}}xN`
+ * (a, a+b, a+2b, ... N + 1 points; the hint given on the increment decides whether it is checked).
+ */
+const histogramItems = (item: string): Array<SeqPoint> => {
+  const first = item.indexOf("}}") + 2
+  const base = readHistogram(item.slice(0, first))
+  const rest = item.slice(first)
+  const point = (h: FloatHistogram, hintSet: boolean): SeqPoint => ({ kind: "histogram", value: NaN, histogram: h, hintSet })
+  if (rest === "") return [point(base.histogram, base.counterResetHintSet)]
+  const repeat = /^x(\d+)$/.exec(rest)
+  if (repeat !== null) return Array.from({ length: Number(repeat[1]) + 1 }, () => point(base.histogram.copy(), base.counterResetHintSet))
+  const m = /^([+-])(\{\{.*\}\})x(\d+)$/.exec(rest)
+  if (m === null) throw new ScriptError(`invalid histogram series value ${JSON.stringify(item)}`)
+  const inc = readHistogram(m[2]!)
+  const out = [point(base.histogram, inc.counterResetHintSet)]
+  let cur = base.histogram
+  for (let k = 0; k < Number(m[3]); k++) {
+    if (cur.schema > inc.histogram.schema) throw new ScriptError(`error combining histograms: cannot merge from schema ${inc.histogram.schema} to ${cur.schema}`)
+    cur = cur.copy()
+    try {
+      if (m[1] === "+") cur.add(inc.histogram)
+      else cur.sub(inc.histogram)
+    } catch (e) {
+      throw new ScriptError(e instanceof Error ? e.message : String(e))
+    }
+    out.push(point(cur, inc.counterResetHintSet))
+  }
+  return out
+}
 
 const goUnquote = (quote: string, body: string): string => {
   try {
@@ -267,9 +314,7 @@ export const parseSequence = (s: string): Array<SeqPoint> => {
   const out: Array<SeqPoint> = []
   for (const item of valueItems(s)) {
     if (item.startsWith("{{")) {
-      const m = /x(\d+)$/.exec(item)
-      const n = m === null ? 1 : Number(m[1]) + 1
-      for (let k = 0; k < n; k++) out.push(histogramPoint)
+      out.push(...histogramItems(item))
       continue
     }
     if (item === "_") {
@@ -681,13 +726,111 @@ export const experimentalFeatures = (query: string): Array<string> => {
 // -------------------------------------------------------------------------------------------------
 // In-memory data
 
-interface StoredSeries {
-  readonly labels: Labels
-  /** Float samples by timestamp (objects: stale markers keep their bits). */
-  samples: Array<Sample>
+/** A loaded sample: a float (an object: a stale marker keeps its bits) or a native histogram. */
+interface StoredSample extends Sample {
+  readonly h?: FloatHistogram | undefined
 }
 
-/** Series the TSDB cannot hold (native histogram samples) or the engine cannot see (start timestamps). */
+interface StoredSeries {
+  readonly labels: Labels
+  /** Samples by timestamp. */
+  samples: Array<StoredSample>
+  /** The samples with their histograms' counter reset hints as a TSDB reads them back (made on first select). */
+  read?: SelectedSeriesColumns | undefined
+}
+
+interface SelectedSeriesColumns {
+  readonly timestamps: Float64Array
+  readonly values: Float64Array
+  readonly histograms: ReadonlyArray<FloatHistogram | undefined> | undefined
+}
+
+/**
+ * A series' columns with the counter reset hints a TSDB gives histograms it reads back: a histogram after
+ * another (no float or stale marker between them) is `not_reset` unless a reset is given or detected
+ * (`reset`), as Prometheus's chunks record it; a gauge stays a gauge; the first keeps its own hint.
+ */
+const readBack = (samples: ReadonlyArray<StoredSample>): SelectedSeriesColumns => {
+  const timestamps = new Float64Array(samples.length)
+  const values = new Float64Array(samples.length)
+  let histograms: Array<FloatHistogram | undefined> | undefined
+  let prev: FloatHistogram | undefined
+  samples.forEach((x, i) => {
+    timestamps[i] = x.timestampMs
+    values[i] = x.h === undefined ? x.value : 0
+    if (x.h === undefined) {
+      prev = undefined
+      return
+    }
+    const h = x.h.copy()
+    if (h.counterResetHint !== "gauge" && prev !== undefined) {
+      h.counterResetHint = h.counterResetHint === "reset" || h.detectReset(prev) ? "reset" : "not_reset"
+    }
+    prev = x.h
+    ;(histograms ??= new Array(samples.length))[i] = h
+  })
+  return { timestamps, values, histograms }
+}
+
+/**
+ * `load_with_nhcb`: the classic histograms of a load (`<name>_bucket{le}`, `_count`, `_sum`) as native
+ * histograms with custom buckets under `<name>`, one per timestamp, as Prometheus's `convertnhcb`:
+ * cumulative bucket counts made per-bucket, the count from `_count` (else the highest bucket), a `+Inf`
+ * bucket added when missing; a timestamp whose buckets are not cumulative is left out.
+ */
+const classicToNhcb = (series: ReadonlyArray<{ labels: Labels; samples: ReadonlyArray<Sample> }>): Array<{ labels: Labels; samples: Array<StoredSample> }> => {
+  interface Temp { buckets: Array<{ le: number; count: number }>; count: number | undefined; sum: number; bad: boolean }
+  const byBase = new Map<string, { labels: Labels; byTime: Map<number, Temp> }>()
+  for (const s of series) {
+    const name = labelValue(s.labels, "__name__")
+    const m = /^(.*)_(bucket|count|sum)$/.exec(name)
+    if (m === null) continue
+    let le = Number.NaN
+    if (m[2] === "bucket") {
+      const text = labelValue(s.labels, "le")
+      le = /^\+?inf$/i.test(text) ? Infinity : text.trim() === "" ? Number.NaN : Number(text)
+      if (Number.isNaN(le)) continue
+    }
+    const base = sortLabels(s.labels.filter(([n]) => n !== "le" && n !== "__name__").concat([["__name__", m[1]!]]))
+    const key = canonical(base)
+    let entry = byBase.get(key)
+    if (entry === undefined) byBase.set(key, (entry = { labels: base, byTime: new Map() }))
+    for (const x of s.samples) {
+      let t = entry.byTime.get(x.timestampMs)
+      if (t === undefined) entry.byTime.set(x.timestampMs, (t = { buckets: [], count: undefined, sum: 0, bad: false }))
+      if (m[2] === "count") t.count = x.value
+      else if (m[2] === "sum") t.sum = x.value
+      else if (x.value < 0) t.bad = true
+      else if (!t.buckets.some((b) => b.le === le)) t.buckets.push({ le, count: x.value })
+    }
+  }
+  const out: Array<{ labels: Labels; samples: Array<StoredSample> }> = []
+  for (const { labels, byTime } of byBase.values()) {
+    const samples: Array<StoredSample> = []
+    for (const [t, temp] of [...byTime].sort((a, b) => a[0] - b[0])) {
+      const buckets = temp.buckets.sort((a, b) => a.le - b.le)
+      if (temp.bad || buckets.some((b, i) => i > 0 && b.count < buckets[i - 1]!.count)) continue
+      const count = temp.count ?? buckets.at(-1)?.count ?? 0
+      if (buckets.length === 0 || buckets.at(-1)!.le !== Infinity) buckets.push({ le: Infinity, count })
+      if (buckets.at(-1)!.count !== count) continue
+      const integral = buckets.every((b) => Number.isInteger(b.count)) && Number.isInteger(count)
+      const h = new FloatHistogram({
+        schema: customBucketsSchema,
+        count,
+        sum: temp.sum,
+        positiveSpans: [{ offset: 0, length: buckets.length }],
+        positiveBuckets: buckets.map((b, i) => b.count - (i > 0 ? buckets[i - 1]!.count : 0)),
+        customValues: buckets.slice(0, -1).map((b) => b.le)
+      })
+      // Integer counts go through Prometheus's integer histogram, compacted keeping runs of up to two empty buckets.
+      samples.push({ timestampMs: t, value: 0, h: h.compact(integral ? 2 : 0) })
+    }
+    if (samples.length > 0) out.push({ labels, samples })
+  }
+  return out
+}
+
+/** Series the engine cannot see (start timestamps). */
 interface Marker {
   readonly labels: Labels
   readonly times: Array<number>
@@ -695,6 +838,7 @@ interface Marker {
 
 /** Which special data an eval's selects touched. */
 export interface Touched {
+  /** Series with native histogram samples (counted apart in the report). */
   histograms: boolean
   startTimestamps: boolean
 }
@@ -712,7 +856,7 @@ const lowerBound = (samples: ReadonlyArray<{ readonly timestampMs: number }>, t:
 
 const anyIn = (times: ReadonlyArray<number>, mint: number, maxt: number): boolean => times.some((t) => t >= mint && t <= maxt)
 
-/** The loaded data of a script: float samples by series, plus where native histograms and start timestamps are. */
+/** The loaded data of a script: samples by series, plus where native histograms and start timestamps are. */
 export class MemoryStore {
   private series = new Map<string, StoredSeries>()
   private byName = new Map<string, Set<string>>()
@@ -724,6 +868,25 @@ export class MemoryStore {
     this.byName.clear()
     this.histograms.clear()
     this.startTimestamps.clear()
+  }
+
+  /** Adds samples to a series (additive across loads; a later sample at the same timestamp replaces the earlier one). */
+  private add(labels: Labels, samples: ReadonlyArray<StoredSample>) {
+    const key = canonical(labels)
+    let stored = this.series.get(key)
+    if (stored === undefined) {
+      stored = { labels, samples: [] }
+      this.series.set(key, stored)
+      const name = labelValue(labels, "__name__")
+      let set = this.byName.get(name)
+      if (set === undefined) this.byName.set(name, (set = new Set()))
+      set.add(key)
+    }
+    const merged = new Map<number, StoredSample>()
+    for (const x of stored.samples) merged.set(x.timestampMs, x)
+    for (const x of samples) merged.set(x.timestampMs, x)
+    stored.samples = [...merged.values()].sort((a, b) => a.timestampMs - b.timestampMs)
+    stored.read = undefined
   }
 
   /** Metric names of series with native histograms / start timestamps (an eval naming one touches them). */
@@ -740,51 +903,34 @@ export class MemoryStore {
   }
 
   load(cmd: LoadCommand): void {
-    const nhcb = new Map<string, { labels: Labels; times: Set<number> }>()
+    const classic: Array<{ labels: Labels; samples: Array<Sample> }> = []
     for (const s of cmd.series) {
-      const key = canonical(s.labels)
+      const samples: Array<StoredSample> = []
       const floats: Array<Sample> = []
       const histTimes: Array<number> = []
       const allTimes: Array<number> = []
       s.points.forEach((p, i) => {
         const t = i * cmd.intervalMs
-        if (p.kind === "float") floats.push({ timestampMs: t, value: p.value })
-        else if (p.kind === "histogram") histTimes.push(t)
+        if (p.kind === "float") {
+          const x = { timestampMs: t, value: p.value }
+          samples.push(x)
+          floats.push(x)
+        } else if (p.kind === "histogram") {
+          samples.push({ timestampMs: t, value: 0, h: p.histogram })
+          histTimes.push(t)
+        }
         if (p.kind !== "omitted") allTimes.push(t)
       })
       if (histTimes.length > 0) this.mark(this.histograms, s.labels, histTimes)
       if (s.startTimestamps) this.mark(this.startTimestamps, s.labels, allTimes)
-      if (floats.length > 0) {
-        let stored = this.series.get(key)
-        if (stored === undefined) {
-          stored = { labels: s.labels, samples: [] }
-          this.series.set(key, stored)
-          const name = labelValue(s.labels, "__name__")
-          let set = this.byName.get(name)
-          if (set === undefined) this.byName.set(name, (set = new Set()))
-          set.add(key)
-        }
-        // Additive across loads; a later sample at the same timestamp replaces the earlier one.
-        const merged = new Map<number, Sample>()
-        for (const x of stored.samples) merged.set(x.timestampMs, x)
-        for (const x of floats) merged.set(x.timestampMs, x)
-        stored.samples = [...merged.values()].sort((a, b) => a.timestampMs - b.timestampMs)
-      }
-      if (cmd.withNhcb) {
-        // load_with_nhcb also converts classic histograms (`_bucket{le}`, `_count`, `_sum`) to a native
-        // histogram with custom buckets under the base name.
-        const name = labelValue(s.labels, "__name__")
-        const m = /^(.*)_(bucket|count|sum)$/.exec(name)
-        if (m !== null && (m[2] !== "bucket" || !Number.isNaN(Number(labelValue(s.labels, "le").replace(/^\+?Inf$/i, "Infinity"))))) {
-          const base = sortLabels(s.labels.filter(([n]) => n !== "le" && n !== "__name__").concat([["__name__", m[1]!]]))
-          const bkey = canonical(base)
-          let entry = nhcb.get(bkey)
-          if (entry === undefined) nhcb.set(bkey, (entry = { labels: base, times: new Set() }))
-          for (const f of floats) entry.times.add(f.timestampMs)
-        }
-      }
+      if (samples.length > 0) this.add(s.labels, samples)
+      if (cmd.withNhcb) classic.push({ labels: s.labels, samples: floats })
     }
-    for (const { labels, times } of nhcb.values()) this.mark(this.histograms, labels, [...times])
+    // load_with_nhcb also converts classic histograms to native histograms with custom buckets.
+    for (const { labels, samples } of classicToNhcb(classic)) {
+      this.mark(this.histograms, labels, samples.map((x) => x.timestampMs))
+      this.add(labels, samples)
+    }
   }
 
   /** A `SeriesSource` over the data that records in `touched` what special data the engine selected. */
@@ -806,7 +952,15 @@ export class MemoryStore {
             if (!matchesAll(matchers, s.labels)) continue
             const from = lowerBound(s.samples, mint)
             const to = lowerBound(s.samples, maxt + 1)
-            if (from < to) out.push(selectedSeries(s.labels, s.samples.slice(from, to)))
+            if (from >= to) continue
+            const read = (s.read ??= readBack(s.samples))
+            const histograms = read.histograms?.slice(from, to)
+            out.push({
+              labels: s.labels,
+              timestamps: read.timestamps.slice(from, to),
+              values: read.values.slice(from, to),
+              ...(histograms === undefined || histograms.every((h) => h === undefined) ? {} : { histograms })
+            })
           }
           return out
         })
@@ -827,7 +981,56 @@ export const formatLabels = (labels: Labels): string => {
 }
 
 const formatPoints = (points: ReadonlyArray<SeqPoint>): string =>
-  points.map((p) => (p.kind === "omitted" ? "_" : p.kind === "histogram" ? "{{...}}" : formatValue(p.value))).join(" ")
+  points.map((p) => (p.kind === "omitted" ? "_" : p.kind === "histogram" ? String(p.histogram) : formatValue(p.value))).join(" ")
+
+/** A result's value: its histogram in `{{...}}` notation, or its float. */
+const formatPointValue = (p: { readonly v: number; readonly h?: FloatHistogram | undefined }): string => (p.h === undefined ? formatValue(p.v) : p.h.toString())
+
+/** Spans equal but for zero-length spans, which only move the offset (promqltest's `spansMatch`). */
+const spansMatch = (a: ReadonlyArray<Span>, b: ReadonlyArray<Span>): boolean => {
+  const norm = (spans: ReadonlyArray<Span>) => {
+    const out: Array<Span> = []
+    let carry = 0
+    for (const sp of spans) {
+      if (sp.length === 0) {
+        carry += sp.offset
+        continue
+      }
+      out.push({ offset: sp.offset + carry, length: sp.length })
+      carry = 0
+    }
+    return out
+  }
+  const x = norm(a)
+  const y = norm(b)
+  return x.length === y.length && x.every((sp, i) => sp.offset === y[i]!.offset && sp.length === y[i]!.length)
+}
+
+const bucketsMatch = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => a.length === b.length && a.every((x, i) => almostEqual(x, b[i]!))
+
+/**
+ * promqltest's `compareNativeHistogram` of both sides compacted (empty buckets dropped): structure exact,
+ * counts within 1e-6, the hint only when the expectation gives one.
+ */
+const histogramMatches = (expected: FloatHistogram, actual: FloatHistogram, hintSet: boolean): boolean => {
+  const exp = expected.copy().compact(0)
+  const got = actual.copy().compact(0)
+  return exp.schema === got.schema &&
+  almostEqual(exp.count, got.count) &&
+  almostEqual(exp.sum, got.sum) &&
+  (!exp.usesCustomBuckets() || (exp.customValues.length === got.customValues.length && exp.customValues.every((v, i) => v === got.customValues[i]))) &&
+  exp.zeroThreshold === got.zeroThreshold &&
+  almostEqual(exp.zeroCount, got.zeroCount) &&
+  spansMatch(exp.negativeSpans, got.negativeSpans) &&
+  bucketsMatch(exp.negativeBuckets, got.negativeBuckets) &&
+  spansMatch(exp.positiveSpans, got.positiveSpans) &&
+  bucketsMatch(exp.positiveBuckets, got.positiveBuckets) &&
+  (!hintSet || exp.counterResetHint === got.counterResetHint)
+}
+
+/** Whether a result value is the expected point (a float, or a histogram). */
+const pointMatches = (e: SeqPoint, got: { readonly v: number; readonly h?: FloatHistogram | undefined }): boolean =>
+  e.kind === "histogram" ? got.h !== undefined && histogramMatches(e.histogram!, got.h, e.hintSet === true) : e.kind === "float" && got.h === undefined && checkValue(e.value, got.v)
 
 export const formatExpected = (cmd: EvalCommand): string => {
   const lines: Array<string> = []
@@ -846,11 +1049,11 @@ export const formatResult = (v: Value): string => {
     case "string":
       return `string ${JSON.stringify(v.v)}`
     case "vector":
-      return v.samples.length === 0 ? "(empty vector)" : v.samples.map((s) => `${formatLabels(s.labels)} ${formatValue(s.v)}`).join("\n")
+      return v.samples.length === 0 ? "(empty vector)" : v.samples.map((s) => `${formatLabels(s.labels)} ${formatPointValue(s)}`).join("\n")
     case "matrix":
       return v.series.length === 0
         ? "(empty matrix)"
-        : v.series.map((s) => `${formatLabels(s.labels)} ${s.samples.map((p) => `${formatValue(p.v)}@${p.t / 1000}s`).join(" ")}`).join("\n")
+        : v.series.map((s) => `${formatLabels(s.labels)} ${s.samples.map((p) => `${formatPointValue(p)}@${p.t / 1000}s`).join(" ")}`).join("\n")
   }
 }
 
@@ -876,7 +1079,7 @@ const mismatch = (kind: string, message: string): Mismatch => ({ kind, message }
 
 const checkValue = (expected: number, got: number): boolean => !isStaleNaN(got) && almostEqual(expected, got)
 
-const compareMatrix = (cmd: EvalCommand, series: ReadonlyArray<{ readonly labels: Labels; readonly samples: ReadonlyArray<{ readonly t: number; readonly v: number }> }>): Mismatch | undefined => {
+const compareMatrix = (cmd: EvalCommand, series: ReadonlyArray<{ readonly labels: Labels; readonly samples: ReadonlyArray<Point> }>): Mismatch | undefined => {
   if (cmd.ordered) return mismatch("ordered matrix", "expected ordered result, but query returned a matrix")
   if (cmd.expectScalar !== undefined) return mismatch("wrong result type", "expected scalar result, but got matrix")
   const sorted = series.map((s) => sortLabels(s.labels))
@@ -888,12 +1091,12 @@ const compareMatrix = (cmd: EvalCommand, series: ReadonlyArray<{ readonly labels
     const exp = expected.get(key)
     if (exp === undefined) return mismatch("unexpected series", `unexpected metric ${formatLabels(s.labels)} in result`)
     seen.add(key)
-    const points: Array<{ t: number; v: number }> = []
+    const points: Array<{ t: number; p: SeqPoint }> = []
     for (let i = 0; i < exp.points.length; i++) {
       const t = cmd.startMs + i * cmd.stepMs
       if (t > cmd.endMs) return mismatch("unexpected range vector", `expected ${exp.points.length} points for ${formatLabels(exp.labels)}, but query time range cannot return this many points`)
       const p = exp.points[i]!
-      if (p.kind === "float") points.push({ t, v: p.value })
+      if (p.kind !== "omitted") points.push({ t, p })
     }
     if (points.length !== s.samples.length) {
       return mismatch("wrong point count", `expected ${points.length} points for ${formatLabels(exp.labels)}, got ${s.samples.length}`)
@@ -902,8 +1105,8 @@ const compareMatrix = (cmd: EvalCommand, series: ReadonlyArray<{ readonly labels
       const e = points[i]!
       const g = s.samples[i]!
       if (e.t !== g.t) return mismatch("wrong timestamp", `expected point ${i} of ${formatLabels(exp.labels)} at t=${e.t}, got t=${g.t}`)
-      if (!checkValue(e.v, g.v)) {
-        return mismatch("wrong value", `expected ${formatValue(e.v)} at t=${e.t / 1000}s for ${formatLabels(exp.labels)}, got ${formatValue(g.v)}`)
+      if (!pointMatches(e.p, g)) {
+        return mismatch("wrong value", `expected ${formatPoints([e.p])} at t=${e.t / 1000}s for ${formatLabels(exp.labels)}, got ${formatPointValue(g)}`)
       }
     }
   }
@@ -924,7 +1127,7 @@ const unsorted = (sorted: ReadonlyArray<Labels>): Mismatch | undefined => {
   return undefined
 }
 
-const compareVector = (cmd: EvalCommand, samples: ReadonlyArray<{ readonly labels: Labels; readonly v: number }>, ordered: boolean): Mismatch | undefined => {
+const compareVector = (cmd: EvalCommand, samples: ReadonlyArray<InstantSample>, ordered: boolean): Mismatch | undefined => {
   if (cmd.expectScalar !== undefined) return mismatch("wrong result type", "expected scalar result, but got vector")
   const expected = new Map(cmd.expected.map((e) => [canonical(e.labels), e]))
   const seen = new Set<string>()
@@ -932,11 +1135,11 @@ const compareVector = (cmd: EvalCommand, samples: ReadonlyArray<{ readonly label
     const s = samples[pos]!
     const key = canonical(sortLabels(s.labels))
     const exp = expected.get(key)
-    if (exp === undefined) return mismatch("unexpected series", `unexpected metric ${formatLabels(s.labels)} in result, has value ${formatValue(s.v)}`)
+    if (exp === undefined) return mismatch("unexpected series", `unexpected metric ${formatLabels(s.labels)} in result, has value ${formatPointValue(s)}`)
     if (ordered && exp.pos !== pos + 1) return mismatch("wrong order", `expected metric ${formatLabels(s.labels)} at position ${exp.pos} but was at ${pos + 1}`)
     const e = exp.points[0]
-    if (e === undefined || e.kind !== "float") return mismatch("runner", `no float value expected for ${formatLabels(exp.labels)}`)
-    if (!checkValue(e.value, s.v)) return mismatch("wrong value", `expected ${formatValue(e.value)} for ${formatLabels(exp.labels)} but got ${formatValue(s.v)}`)
+    if (e === undefined || e.kind === "omitted") return mismatch("runner", `no value expected for ${formatLabels(exp.labels)}`)
+    if (!pointMatches(e, s)) return mismatch("wrong value", `expected ${formatPoints([e])} for ${formatLabels(exp.labels)} but got ${formatPointValue(s)}`)
     seen.add(key)
   }
   for (const [key, e] of expected) {
@@ -1204,10 +1407,10 @@ const runInstant = async (cmd: EvalCommand, query: string, evalMs: number, sourc
   const rv = rangeOutcome.value
   const rgot = `range mode: ${formatResult(rv)}`
   if (rv.type !== "matrix") return { status: "failed", reason: label(`range mode: a range query returned a ${rv.type}`), cause: causeLabel("range query not a matrix"), got: rgot }
-  const vector: Array<{ labels: Labels; v: number }> = []
+  const vector: Array<InstantSample> = []
   for (const s of rv.series) {
     const p = s.samples.find((x) => x.t === evalMs)
-    if (p !== undefined) vector.push({ labels: s.labels, v: p.v })
+    if (p !== undefined) vector.push({ labels: s.labels, ...p })
   }
   let rm: Mismatch | undefined
   if (value.type === "scalar") {
@@ -1304,11 +1507,7 @@ export const runScript = async (file: string, text: string, engine: Engine, opti
         let status = j.status
         let reason = j.reason
         let cause = j.cause
-        if (histograms && status !== "unsupported") {
-          status = "unsupported"
-          reason = `native histograms${j.status === "failed" ? ` (${j.reason})` : ""}`
-          cause = "native histograms"
-        } else if (experimental.length > 0 && status === "failed") {
+        if (experimental.length > 0 && status === "failed") {
           status = "unsupported"
           reason = `experimental ${experimental.join(", ")} (${j.reason})`
           cause = `experimental: ${experimental.join(", ")}`

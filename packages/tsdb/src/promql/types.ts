@@ -2,16 +2,21 @@
  * Values and errors of the PromQL engine (engine.ts), shared with the HTTP API and the test runner.
  */
 import type { Labels } from "../internal/labels.ts"
+import type { FloatHistogram } from "./histogram.ts"
 
+/** A point of a series: a float `v`, or a native histogram `h` (then `v` is meaningless). */
 export interface Point {
   readonly t: number
   readonly v: number
+  readonly h?: FloatHistogram | undefined
 }
 
+/** A sample of an instant vector: a float `v`, or a native histogram `h` (then `v` is meaningless). */
 export interface InstantSample {
   readonly labels: Labels
   readonly t: number
   readonly v: number
+  readonly h?: FloatHistogram | undefined
 }
 
 export interface RangeSeries {

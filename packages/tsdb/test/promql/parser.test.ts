@@ -257,6 +257,13 @@ describe("the tree", () => {
     assert.isTrue(mixed.type === "Binary" && mixed.op === "or" && mixed.rhs.type === "Binary" && mixed.rhs.op === "unless")
   })
 
+  it("reads the histogram trim operators at the level of comparisons", () => {
+    const upper = parse("h </ 2 * 3")
+    assert.isTrue(upper.type === "Binary" && upper.op === "</" && upper.rhs.type === "Binary")
+    const lower = parse("h >/ 1 == 2")
+    assert.isTrue(lower.type === "Binary" && lower.op === "==" && lower.lhs.type === "Binary" && lower.lhs.op === ">/")
+  })
+
   it("puts unary minus at the level of *", () => {
     const e = parse("-a * b")
     assert.isTrue(e.type === "Binary" && e.op === "*" && e.lhs.type === "Unary")
@@ -512,9 +519,7 @@ describe("invalid queries", () => {
     ["foo + fill(0) fill(1) bar", "fill modifier may not be set multiple times"],
     ["foo + group_left bar", "unexpected <group_left>"],
     ["on", "unexpected <on>"],
-    ["foo + bool", "unexpected end of input"],
-    ["h </ 2", 'histogram trim operator "</" is not supported'],
-    ["h >/ 2", 'histogram trim operator ">/" is not supported']
+    ["foo + bool", "unexpected end of input"]
   ]
   for (const [query, message, position] of cases) {
     it(`rejects ${JSON.stringify(query)}`, () => {
