@@ -36,7 +36,11 @@ export const customBucketsSchema = -53
 
 const isExponential = (schema: number): boolean => schema >= -4 && schema <= 8
 
-/** Thrown by `add`, `sub` and `kahanAdd` when the two histograms cannot be combined. */
+/**
+ * Thrown by `add`, `sub` and `kahanAdd` when the two histograms cannot be combined: one has custom buckets,
+ * the other exponential ones. (Prometheus 3 reconciles differing custom bounds instead of failing, so
+ * "incompatible_custom_bounds", the error of earlier versions, is not thrown here.)
+ */
 export class HistogramError extends Error {
   override readonly name = "HistogramError"
   readonly reason: "mixed_exponential_custom" | "incompatible_custom_bounds"
@@ -741,9 +745,8 @@ export class FloatHistogram {
   #adjustCounterReset(other: FloatHistogram): boolean {
     const [mine, theirs] = [this.counterResetHint, other.counterResetHint]
     if (mine === theirs || mine === "gauge") return false
-    if (theirs === "gauge") this.counterResetHint = "gauge"
-    else if (mine !== "unknown") this.counterResetHint = "unknown"
-    return mine !== "unknown" && theirs !== "unknown"
+    this.counterResetHint = theirs === "gauge" ? "gauge" : "unknown"
+    return theirs !== "gauge" && mine !== "unknown" && theirs !== "unknown"
   }
 
   /** add, sub (`negate`) and kahanAdd (`kahan`, with the `given` compensation or a new one, also returned). */
