@@ -776,7 +776,7 @@ const writeHandler = Effect.gen(function*() {
   const headers = v2
     ? {
       "x-prometheus-remote-write-samples-written": String(o.samplesWritten),
-      "x-prometheus-remote-write-histograms-written": "0",
+      "x-prometheus-remote-write-histograms-written": String(o.histogramsWritten ?? 0),
       "x-prometheus-remote-write-exemplars-written": String(o.exemplarsWritten ?? 0)
     }
     : {}
@@ -787,9 +787,6 @@ const writeHandler = Effect.gen(function*() {
       `${rejected} samples rejected (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`,
       { status: 400, headers }
     )
-  }
-  if (decoded.histograms > 0 && v2) {
-    return HttpServerResponse.text(`${decoded.histograms} native histograms are not supported`, { status: 400, headers })
   }
   return HttpServerResponse.empty({ status: 204, headers })
 }).pipe(

@@ -26,6 +26,12 @@
  *   O<id u64>                                 -> chunk      out-of-order buffer (older versions; read only)
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
+ *   g<bucket u32><id u64><minT u64>           -> chunk      sealed native histogram chunks
+ *
+ * Native histograms take the same path in their own columns: a series' histogram samples go to its
+ * histogram head (in order only, as Prometheus takes them), are logged in the same record (version 3),
+ * checkpointed with its head, and sealed (`chunkSamplesMax` of them) into `g` chunks
+ * (internal/histogramChunk.ts). A series may hold floats and histograms at different times.
  */
 import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
@@ -43,6 +49,8 @@ import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./interna
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
+import type { HistogramSample } from "./internal/histogramChunk.ts"
+import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
 
 export type { Exemplar, Labels, Matcher }
 
@@ -51,9 +59,21 @@ export interface Sample {
   readonly value: number
 }
 
+/** A native histogram sample. */
+export interface HistogramInput {
+  readonly timestampMs: number
+  readonly histogram: FloatHistogram
+}
+
 export interface SeriesInput {
   readonly labels: Labels
   readonly samples: ReadonlyArray<Sample>
+  /**
+   * Native histogram samples (a histogram whose sum is the stale marker is a stale marker). In order per
+   * series: one at or before the series' newest histogram is a duplicate (the same histogram: nothing to
+   * do) or refused (as Prometheus refuses out-of-order histograms).
+   */
+  readonly histograms?: ReadonlyArray<HistogramInput> | undefined
   /** Exemplars of the series (kept in one buffer of `exemplarsMax`, as Prometheus keeps them). */
   readonly exemplars?: ReadonlyArray<Exemplar> | undefined
 }
@@ -79,6 +99,8 @@ export interface WriteInput {
 /** What a write did. Rejected samples are not stored; the rest of the request is. */
 export interface WriteOutcome {
   readonly samplesWritten: number
+  /** Native histogram samples stored; left out when the request had none. */
+  readonly histogramsWritten?: number | undefined
   /** Series this write created (new label sets); left out when none. */
   readonly seriesCreated?: number | undefined
   readonly outOfOrder: number
@@ -249,6 +271,8 @@ const postingPrefix = (bucket: number, name?: string, value?: string) =>
   name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
 const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
 const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
+const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("g", u32(bucket)) : cat("g", u32(bucket), u64(id)))
+const histogramChunkKey = (bucket: number, id: number, minT: number) => cat("g", u32(bucket), u64(id), u64(minT))
 const headKey = (id: number) => taggedU64("H", id)
 /** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
 const oooKey = (id: number) => taggedU64("O", id)
@@ -324,6 +348,47 @@ const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: nu
   return { labels, timestamps: ts, values: vs }
 }
 
+/** Histogram samples of a series to read: a sealed (or checkpointed) histogram chunk, or a head's samples. */
+type HistogramRun = Uint8Array | ReadonlyArray<HistogramSample>
+
+/**
+ * A series' float samples merged with its histogram samples in [mint, maxt], by time: where both have a
+ * sample at the same time the float wins, and where two histogram runs do, the earlier run's.
+ */
+const withHistograms = (floats: SelectedSeries, runs: ReadonlyArray<HistogramRun>, mint: number, maxt: number): SelectedSeries => {
+  const byTime = new Map<number, FloatHistogram>()
+  for (const run of runs) {
+    for (const s of run instanceof Uint8Array ? decodeHistogramChunk(run) : run) {
+      if (s.t >= mint && s.t <= maxt && !byTime.has(s.t)) byTime.set(s.t, s.h)
+    }
+  }
+  if (byTime.size === 0) return floats
+  const fts = floats.timestamps
+  for (const t of fts) byTime.delete(t)
+  const hts = [...byTime.keys()].sort((a, b) => a - b)
+  const n = fts.length + hts.length
+  const timestamps = new Float64Array(n)
+  const values = new Float64Array(n)
+  const fbits = new Uint32Array(floats.values.buffer, floats.values.byteOffset, floats.values.length * 2)
+  const bits = new Uint32Array(values.buffer)
+  const histograms: Array<FloatHistogram | undefined> = new Array(n)
+  let i = 0
+  let j = 0
+  for (let k = 0; k < n; k++) {
+    if (j >= hts.length || (i < fts.length && fts[i]! < hts[j]!)) {
+      timestamps[k] = fts[i]!
+      bits[2 * k] = fbits[2 * i]!
+      bits[2 * k + 1] = fbits[2 * i + 1]!
+      i++
+    } else {
+      timestamps[k] = hts[j]!
+      histograms[k] = byTime.get(hts[j]!)!
+      j++
+    }
+  }
+  return { labels: floats.labels, timestamps, values, histograms }
+}
+
 /** Adds a stored head (`H`: its chunk and out-of-order buffer) or an older version's `O` buffer to a series' chunks. */
 const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
   if (kind === "ooo") {
@@ -377,11 +442,48 @@ interface SeriesState {
   touched: number
   /** The bucket of the last sample written in this process (its postings and bucket key are written). */
   lastBucket: number
+  /** The native histogram head: histogram samples not yet sealed, by increasing time. */
+  histograms: Array<HistogramSample>
+  /** Histogram chunks sealed by writes not durable yet (as `sealedPending`). */
+  histogramsSealedPending: Array<Uint8Array>
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 
-const emptyState = (id: number): SeriesState => ({ id, headChunk: newChunk(), ooo: [], sealedPending: [], indexed: new Set(), pendingSeq: 0, lastRecord: 0, asOf: 0, touched: 0, lastBucket: -1 })
+const emptyState = (id: number): SeriesState => ({
+  id,
+  headChunk: newChunk(),
+  ooo: [],
+  sealedPending: [],
+  indexed: new Set(),
+  pendingSeq: 0,
+  lastRecord: 0,
+  asOf: 0,
+  touched: 0,
+  lastBucket: -1,
+  histograms: [],
+  histogramsSealedPending: []
+})
+
+/**
+ * Appends a histogram sample to a series' histogram head (after its newest: the caller checks), sealing the
+ * full head first. The write path and the replay take the same steps (see `applySample`).
+ */
+const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined) => {
+  if (state.histograms.length >= Limits.chunkSamplesMax) {
+    const first = state.histograms[0]!.t
+    seal?.(histogramChunkKey(bucketOf(first), state.id, first), encodeHistogramChunk(state.histograms))
+    state.histograms = []
+  }
+  state.histograms.push({ t, h })
+}
+
+/** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
+const isStaleHistogram = (h: FloatHistogram) => {
+  if (!Number.isNaN(h.sum)) return false
+  scratchF64[0] = h.sum
+  return scratchU32[hiLane] === 0x7ff00000 && scratchU32[loLane] === 2
+}
 
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 const scratchF64 = new Float64Array(1)
@@ -559,6 +661,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       state.lastRecord = c.asOf
       if (c.head !== undefined) state.headChunk = openChunk(c.head)
       if (c.ooo !== undefined) state.ooo = decodeSamples(c.ooo)
+      if (c.histograms !== undefined) state.histograms = decodeHistogramChunk(c.histograms)
       state.pendingSeq = pendingSeqOf(headKey(id))
       return state
     }
@@ -619,6 +722,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const record = yield* Effect.try({ try: () => decodeRecord(kv.value), catch: (e) => new TsdbError("unavailable", `head log record ${n}: ${String(e)}`) })
         records.push({ n, record, bytes: kv.value.length })
         for (let i = 0; i < record.count; i++) if (!heads.has(record.ids[i]!)) missing.add(record.ids[i]!)
+        for (const id of record.histograms?.ids ?? []) if (!heads.has(id)) missing.add(id)
       }
       if (records.length > 0) {
         const stored = yield* readHeads([...missing].sort((a, b) => a - b))
@@ -629,6 +733,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (n <= state.asOf) continue
             applySample(state, record.timestamps[i]!, record.bits[2 * i]!, record.bits[2 * i + 1]!, undefined)
             state.lastRecord = n
+          }
+          const hs = record.histograms
+          if (hs !== undefined) {
+            for (let i = 0; i < hs.ids.length; i++) {
+              const state = heads.get(hs.ids[i]!)!
+              if (n <= state.asOf) continue
+              applyHistogram(state, hs.timestamps[i]!, hs.values[i]!, undefined)
+              state.lastRecord = n
+            }
           }
           lastApplied = n
           recordsSinceCheckpoint += 1
@@ -658,7 +771,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const value = encodeCheckpointed(
           state.lastRecord,
           state.headChunk.count > 0 ? state.headChunk.bytes() : undefined,
-          state.ooo.length > 0 ? encodeSamples(state.ooo) : undefined
+          state.ooo.length > 0 ? encodeSamples(state.ooo) : undefined,
+          state.histograms.length > 0 ? encodeHistogramChunk(state.histograms) : undefined
         )
         if (batchBytes + value.length > Limits.headCheckpointBatchBytes) {
           batches.push([])
@@ -860,8 +974,35 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (m.metric === "") continue
             ops.push({ _tag: "put", key: metaKey(m.metric), value: encoder.encode(JSON.stringify(m)) })
           }
+          /** Adds the postings of the bucket of `t` for a series written there for the first time. */
+          const indexSample = (state: SeriesState, labels: Labels, t: number) => {
+            const bucket = bucketOf(t)
+            // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
+            if (bucket === state.lastBucket) return
+            state.lastBucket = bucket
+            if (!knownBuckets.has(bucket)) {
+              knownBuckets.add(bucket)
+              ops.push({ _tag: "put", key: bucketKey(bucket), value: new Uint8Array(0) })
+            }
+            if (!state.indexed.has(bucket)) {
+              state.indexed.add(bucket)
+              for (const [name, value] of labels) {
+                ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
+                postings.push([bucket, name, value])
+              }
+            }
+          }
+          let histogramsIn = 0
+          let histogramsWritten = 0
+          /** The histogram chunks sealed by this request, by the series sealing them. */
+          const sealHistogram = (key: Uint8Array, value: Uint8Array) => {
+            ops.push({ _tag: "put", key, value })
+            sealing!.histogramsSealedPending.push(value)
+          }
           for (const s of input.series) {
-            if (s.samples.length === 0) {
+            const histograms = s.histograms ?? []
+            histogramsIn += histograms.length
+            if (s.samples.length === 0 && histograms.length === 0) {
               // Exemplars alone: of a series this process has in memory, else refused (as Prometheus
               // refuses an exemplar of a series it does not know).
               if (s.exemplars !== undefined && s.exemplars.length > 0) {
@@ -890,10 +1031,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
+            if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = []
             touched.push(state)
             sealing = state
             let logged = false
-            for (const sample of s.samples) {
+            // A stale marker sent as a histogram is a stale marker, as for floats.
+            const floats = histograms.some((x) => isStaleHistogram(x.histogram))
+              ? [...s.samples, ...histograms.filter((x) => isStaleHistogram(x.histogram)).map((x) => ({ timestampMs: x.timestampMs, value: x.histogram.sum }))]
+                .sort((a, b) => a.timestampMs - b.timestampMs)
+              : s.samples
+            for (const sample of floats) {
               const t = sample.timestampMs
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1
@@ -920,21 +1067,29 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               record.add(state.id, t, lo, hi)
               logged = true
               written += 1
-              const bucket = bucketOf(t)
-              // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
-              if (bucket === state.lastBucket) continue
-              state.lastBucket = bucket
-              if (!knownBuckets.has(bucket)) {
-                knownBuckets.add(bucket)
-                ops.push({ _tag: "put", key: bucketKey(bucket), value: new Uint8Array(0) })
+              indexSample(state, labels, t)
+            }
+            for (const { histogram: h, timestampMs: t } of histograms) {
+              if (isStaleHistogram(h)) continue
+              if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
+                tooOld += 1
+                continue
               }
-              if (!state.indexed.has(bucket)) {
-                state.indexed.add(bucket)
-                for (const [name, value] of labels) {
-                  ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
-                  postings.push([bucket, name, value])
-                }
+              const newest = state.histograms.at(-1)
+              if (newest !== undefined && t <= newest.t) {
+                // The same histogram again is a no-op (perhaps an earlier attempt of this request); another
+                // at the same time a duplicate; an older one is refused (histograms are taken in order).
+                const same = state.histograms.find((x) => x.t === t)
+                if (same === undefined) tooOld += 1
+                else if (same.h.equals(h)) waitFor = Math.max(waitFor, state.pendingSeq)
+                else duplicates += 1
+                continue
               }
+              applyHistogram(state, t, h, sealHistogram)
+              record.addHistogram(state.id, t, h)
+              logged = true
+              histogramsWritten += 1
+              indexSample(state, labels, t)
             }
             if (logged) state.lastRecord = recordNo
             if (s.exemplars !== undefined && s.exemplars.length > 0) decideExemplars(state, s.exemplars)
@@ -947,15 +1102,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           const outcome: WriteOutcome = {
             samplesWritten: written,
+            ...(histogramsIn > 0 ? { histogramsWritten } : {}),
             ...(created.size > 0 ? { seriesCreated: created.size } : {}),
             outOfOrder,
             tooOld,
             duplicates,
             ...(exemplarAdds.length + exemplarsRefused > 0 ? { exemplarsWritten: keptAdds.length, exemplarsRefused } : {})
           }
-          if (ops.length === 0 && record.count === 0) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
+          const logging = record.count > 0 || record.histogramCount > 0
+          if (ops.length === 0 && !logging) return { outcome, durable: Effect.mapError(db.awaitDurable(waitFor), failed) }
           let recordBytes = 0
-          if (record.count > 0) {
+          if (logging) {
             const bytes = record.encode()
             recordBytes = bytes.length
             ops.push({ _tag: "put", key: recordKey(recordNo), value: bytes })
@@ -973,7 +1130,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 Effect.sync(() => {
                   submitted = true
                   lastSubmittedSeq = result.seq
-                  if (record.count > 0) {
+                  if (logging) {
                     nextRecord = recordNo + 1
                     lastApplied = recordNo
                     recordsSinceCheckpoint += 1
@@ -1108,6 +1265,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         yield* catchUp
         const durableSeq = yield* db.durableSeq
         const found = new Map<number, Array<Uint8Array>>()
+        const histograms = new Map<number, Array<HistogramRun>>()
         for (const id of ids) {
           const state = heads.get(id)
           if (state === undefined) continue
@@ -1116,8 +1274,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           if (state.headChunk.count > 0) chunks.push(state.headChunk.bytes())
           if (state.ooo.length > 0) chunks.push(encodeSamples(state.ooo))
           found.set(id, chunks)
+          if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = []
+          const runs: Array<HistogramRun> = [...state.histogramsSealedPending]
+          if (state.histograms.length > 0) runs.push([...state.histograms])
+          if (runs.length > 0) histograms.set(id, runs)
         }
-        return found
+        return { found, histograms }
       }))
 
     /**
@@ -1130,13 +1292,28 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
       Effect.gen(function*() {
         const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
-        if (ids.length === 0) return chunks
+        /** Histogram chunks and heads, by series (only those that have some). */
+        const histograms = new Map<number, Array<HistogramRun>>()
+        if (ids.length === 0) return { chunks, histograms }
         // Heads first: a chunk sealed after this is in them or already stored, never in neither.
-        const inMemory = yield* headsInMemory(ids)
+        const { found: inMemory, histograms: histogramsInMemory } = yield* headsInMemory(ids)
+        const addHistograms = (id: number, run: HistogramRun) => {
+          const list = histograms.get(id)
+          if (list === undefined) histograms.set(id, [run])
+          else list.push(run)
+        }
         const lowId = ids[0]!
         const highId = ids.at(-1)!
         const wide = scanWide(ids)
-        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "head" | "ooo") =>
+        /** A stored head (`H`): its float chunks into the list, its histogram head apart. */
+        const pushHead = (id: number, list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
+          pushStored(list, kind, bytes)
+          if (kind === "head") {
+            const stored = decodeCheckpointed(bytes).histograms
+            if (stored !== undefined) addHistograms(id, stored)
+          }
+        }
+        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "histograms" | "head" | "ooo") =>
           Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
             Effect.sync(() => {
               for (const kv of kvs) {
@@ -1146,12 +1323,21 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 // A sealed chunk's key ends with its first timestamp.
                 if (kind === "sealed") {
                   if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
-                } else if (kind === "ooo" || !inMemory.has(id)) pushStored(list, kind, kv.value)
+                } else if (kind === "histograms") {
+                  if (readU64(kv.key, kv.key.length - 8) <= maxt) addHistograms(id, kv.value)
+                } else if (kind === "ooo" || !inMemory.has(id)) pushHead(id, list, kind, kv.value)
               }
             })).pipe(Effect.mapError(failed))
         for (const b of buckets) {
-          if (wide) yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
-          else for (const id of ids) yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
+          if (wide) {
+            yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
+            yield* scanInto(histogramChunkPrefix(b, lowId), prefixEnd(histogramChunkPrefix(b, highId)), 5, "histograms")
+          } else {
+            for (const id of ids) {
+              yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
+              yield* scanInto(histogramChunkPrefix(b, id), prefixEnd(histogramChunkPrefix(b, id)), 5, "histograms")
+            }
+          }
         }
         for (const [kind, key] of [["head", headKey], ["ooo", oooKey]] as const) {
           if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, kind)
@@ -1159,12 +1345,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             for (const id of ids) {
               if (kind === "head" && inMemory.has(id)) continue
               const bytes = yield* Effect.mapError(db.get(key(id)), failed)
-              if (bytes !== undefined) pushStored(chunks.get(id)!, kind, bytes)
+              if (bytes !== undefined) pushHead(id, chunks.get(id)!, kind, bytes)
             }
           }
-          if (kind === "head") for (const [id, list] of inMemory) chunks.get(id)!.push(...list)
+          if (kind === "head") {
+            for (const [id, list] of inMemory) chunks.get(id)!.push(...list)
+            for (const [id, runs] of histogramsInMemory) for (const run of runs) addHistograms(id, run)
+          }
         }
-        return chunks
+        return { chunks, histograms }
       })
 
     const select: SeriesSource["select"] = (matchers, mint, maxt, options) =>
@@ -1173,14 +1362,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const ids = yield* selectIds(matchers, mint, maxt)
         // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
-        const chunks = yield* readChunks([...ids.keys()].sort((a, b) => a - b), buckets, maxt)
+        const { chunks, histograms } = yield* readChunks([...ids.keys()].sort((a, b) => a - b), buckets, maxt)
         const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
         const out: Array<SelectedSeries> = []
         let total = 0
         for (const { id, labels } of sorted) {
-          const series = decodeRange(labels, chunks.get(id)!, mint, maxt)
+          const floats = decodeRange(labels, chunks.get(id)!, mint, maxt)
+          const runs = histograms.get(id)
+          const series = runs === undefined ? floats : withHistograms(floats, runs, mint, maxt)
           // Decoded chunks go as soon as they are read.
           chunks.delete(id)
+          histograms.delete(id)
           total += series.timestamps.length
           if (total > samplesMax) return yield* Effect.fail(new SamplesLimitExceeded(samplesMax))
           if (series.timestamps.length > 0) out.push(series)
@@ -1288,15 +1480,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const enforceRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const cutoff = bucketOf(Math.max(0, now - retentionMs))
-      let dropped = 0
-      for (const kind of ["c", "i", "b"]) {
+      const dropped = new Set<number>()
+      for (const kind of ["c", "g", "i", "b"]) {
         // Buckets are ordered: everything from the kind's first key up to the cutoff bucket goes.
         const start = encoder.encode(kind)
         const end = cat(kind, u32(cutoff))
         for (;;) {
           const keys = yield* Stream.runCollect(db.scan({ start, end }).pipe(Stream.take(1000), Stream.map((kv) => kv.key))).pipe(Effect.mapError(failed))
           if (keys.length === 0) break
-          if (kind === "c") dropped += new Set(keys.map((k) => readU32(k, 1))).size
+          if (kind === "c" || kind === "g") for (const k of keys) dropped.add(readU32(k, 1))
           yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
         }
       }
@@ -1314,7 +1506,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const keys = oldExemplars.slice(i, i + 1000)
         yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
       }
-      return dropped
+      return dropped.size
     })
 
     yield* Effect.forkScoped(Effect.forever(

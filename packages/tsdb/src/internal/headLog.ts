@@ -15,25 +15,36 @@
  * 4-6 bytes a sample for a few percent of the write path's CPU, and every byte saved is a byte the WAL,
  * the memtable and a flush do not carry.
  *
+ * A record with native histogram samples is version 3: the same body followed by them:
+ *
+ *   record3 = 3 | zstd frame of (body | hcount varint | hcount x (id zigzag varint, time zigzag varint,
+ *             each the difference from the previous histogram's | histogram (internal/histogramChunk.ts)))
+ *
  * A checkpointed head (the value of a series' `H` key) says which record it reflects:
  *
  *   head    = 0xff | asOf u64 (big-endian) | head length u32 | head chunk | out-of-order chunk (may be empty)
+ *   head    = 0xfe | asOf u64 | head length u32 | head chunk | ooo length u32 | out-of-order chunk
+ *             | histogram head (a histogram chunk, may be empty)     (a head with native histograms)
  *
  * A value whose first byte is not 0xff is the older form: the head chunk alone (its sample count's high
  * byte comes first, at most 0x00 for 120 samples), reflecting no record.
  */
 
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib"
+import type { FloatHistogram } from "../promql/histogram.ts"
+import { ByteReader, ByteWriter, HistogramChunkCorrupt, readHistogram, writeHistogram } from "./histogramChunk.ts"
 
 /** The record format's version bytes: the body as is, and the body compressed with zstd. */
 const recordPlain = 1
 const recordZstd = 2
+const recordHistograms = 3
 /** zstd level: the fastest, which already takes most of what there is to take. */
 const zstdLevel = 1
 /** A record's body decompresses to at most this many bytes (a batch of the Db's is at most 8 MiB). */
 const recordBodyBytesMax = 64 * 1024 * 1024
-/** The first byte of a checkpointed head. */
+/** The first byte of a checkpointed head, and of one with a histogram head. */
 const headMagic = 0xff
+const headHistogramsMagic = 0xfe
 
 export class HeadLogCorrupt extends Error {
   readonly _tag = "HeadLogCorrupt"
@@ -46,6 +57,12 @@ export interface LogRecord {
   readonly timestamps: Float64Array
   /** `bits[2i]` is the low half of sample i's value pattern, `bits[2i + 1]` the high half. */
   readonly bits: Uint32Array
+  /** The native histogram samples, in the order accepted (absent when none). */
+  readonly histograms?: {
+    readonly ids: ReadonlyArray<number>
+    readonly timestamps: ReadonlyArray<number>
+    readonly values: ReadonlyArray<FloatHistogram>
+  } | undefined
 }
 
 /** Builds a record sample by sample (plain loops: no allocation per sample beyond the growing buffer). */
@@ -54,6 +71,7 @@ export class RecordBuilder {
   private timestamps: Float64Array
   private bits: Uint32Array
   private n = 0
+  private readonly histograms = { ids: [] as Array<number>, timestamps: [] as Array<number>, values: [] as Array<FloatHistogram> }
 
   constructor(capacity = 1024) {
     this.ids = new Float64Array(capacity)
@@ -61,8 +79,20 @@ export class RecordBuilder {
     this.bits = new Uint32Array(capacity * 2)
   }
 
+  /** Float samples added. */
   get count(): number {
     return this.n
+  }
+
+  /** Histogram samples added. */
+  get histogramCount(): number {
+    return this.histograms.ids.length
+  }
+
+  addHistogram(id: number, t: number, h: FloatHistogram): void {
+    this.histograms.ids.push(id)
+    this.histograms.timestamps.push(t)
+    this.histograms.values.push(h)
   }
 
   add(id: number, t: number, lo: number, hi: number): void {
@@ -88,10 +118,30 @@ export class RecordBuilder {
 
   /** The encoded record (compressed). */
   encode(): Uint8Array {
-    const body = this.encodeBody()
+    let body = this.encodeBody()
+    const withHistograms = this.histograms.ids.length > 0
+    if (withHistograms) {
+      const w = new ByteWriter()
+      const { ids, timestamps, values } = this.histograms
+      w.varint(ids.length)
+      let prevId = 0
+      let prevT = 0
+      for (let i = 0; i < ids.length; i++) {
+        w.zigzag(ids[i]! - prevId)
+        w.zigzag(timestamps[i]! - prevT)
+        prevId = ids[i]!
+        prevT = timestamps[i]!
+        writeHistogram(w, values[i]!)
+      }
+      const tail = w.bytes()
+      const both = new Uint8Array(body.length + tail.length)
+      both.set(body)
+      both.set(tail, body.length)
+      body = both
+    }
     const compressed = zstdCompressSync(body, { params: { [zlibConstants.ZSTD_c_compressionLevel]: zstdLevel } })
     const out = new Uint8Array(1 + compressed.length)
-    out[0] = recordZstd
+    out[0] = withHistograms ? recordHistograms : recordZstd
     out.set(compressed, 1)
     return out
   }
@@ -131,7 +181,7 @@ export class RecordBuilder {
 }
 
 export const decodeRecord = (record: Uint8Array): LogRecord => {
-  if (record.length < 2 || (record[0] !== recordPlain && record[0] !== recordZstd)) {
+  if (record.length < 2 || (record[0] !== recordPlain && record[0] !== recordZstd && record[0] !== recordHistograms)) {
     throw new HeadLogCorrupt(`head log record: unknown version ${record[0]}`)
   }
   let bytes: Uint8Array
@@ -154,24 +204,66 @@ export const decodeRecord = (record: Uint8Array): LogRecord => {
   prev = 0
   for (let i = 0; i < count; i++) timestamps[i] = prev = prev + unzigzag(readVarint(bytes, cursor))
   let at = cursor.at
-  if (at + count * 8 !== bytes.length) throw new HeadLogCorrupt(`head log record: ${bytes.length - at} bytes of values for ${count} samples`)
+  const withHistograms = record[0] === recordHistograms
+  if (withHistograms ? at + count * 8 > bytes.length : at + count * 8 !== bytes.length) {
+    throw new HeadLogCorrupt(`head log record: ${bytes.length - at} bytes of values for ${count} samples`)
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   for (let i = 0; i < count; i++) {
     bits[2 * i] = view.getUint32(at, true)
     bits[2 * i + 1] = view.getUint32(at + 4, true)
     at += 8
   }
-  return { count, ids, timestamps, bits }
+  if (!withHistograms) return { count, ids, timestamps, bits }
+  try {
+    const r = new ByteReader(bytes.subarray(at), "head log record")
+    const n = r.varint()
+    if (n > bytes.length) throw new HeadLogCorrupt(`head log record: ${n} histograms in ${bytes.length} bytes`)
+    const histograms = { ids: [] as Array<number>, timestamps: [] as Array<number>, values: [] as Array<FloatHistogram> }
+    let id = 0
+    let t = 0
+    for (let i = 0; i < n; i++) {
+      id += r.zigzag()
+      t += r.zigzag()
+      histograms.ids.push(id)
+      histograms.timestamps.push(t)
+      histograms.values.push(readHistogram(r, "head log record"))
+    }
+    if (!r.done) throw new HeadLogCorrupt("head log record: bytes after the last histogram")
+    return { count, ids, timestamps, bits, histograms }
+  } catch (e) {
+    if (e instanceof HistogramChunkCorrupt) throw new HeadLogCorrupt(e.message)
+    throw e
+  }
 }
 
-/** A checkpointed head: the record it reflects (0: none), its head chunk and out-of-order chunk. */
+/**
+ * A checkpointed head: the record it reflects (0: none), its head chunk and out-of-order chunk, and its
+ * histogram head (a histogram chunk).
+ */
 export interface Checkpointed {
   readonly asOf: number
   readonly head: Uint8Array | undefined
   readonly ooo: Uint8Array | undefined
+  readonly histograms?: Uint8Array | undefined
 }
 
-export const encodeCheckpointed = (asOf: number, head: Uint8Array | undefined, ooo: Uint8Array | undefined): Uint8Array => {
+export const encodeCheckpointed = (asOf: number, head: Uint8Array | undefined, ooo: Uint8Array | undefined, histograms?: Uint8Array | undefined): Uint8Array => {
+  if (histograms !== undefined) {
+    const headLength = head?.length ?? 0
+    const oooLength = ooo?.length ?? 0
+    const out = new Uint8Array(1 + 8 + 4 + headLength + 4 + oooLength + histograms.length)
+    const view = new DataView(out.buffer)
+    out[0] = headHistogramsMagic
+    view.setUint32(1, Math.floor(asOf / 0x1_0000_0000))
+    view.setUint32(5, asOf >>> 0)
+    view.setUint32(9, headLength)
+    if (head !== undefined) out.set(head, 13)
+    view.setUint32(13 + headLength, oooLength)
+    if (ooo !== undefined) out.set(ooo, 17 + headLength)
+    out.set(histograms, 17 + headLength + oooLength)
+    return out
+  }
   const headLength = head?.length ?? 0
   const out = new Uint8Array(1 + 8 + 4 + headLength + (ooo?.length ?? 0))
   const view = new DataView(out.buffer)
@@ -185,6 +277,22 @@ export const encodeCheckpointed = (asOf: number, head: Uint8Array | undefined, o
 }
 
 export const decodeCheckpointed = (bytes: Uint8Array): Checkpointed => {
+  if (bytes.length > 0 && bytes[0] === headHistogramsMagic) {
+    if (bytes.length < 17) throw new HeadLogCorrupt(`checkpointed head: ${bytes.length} bytes`)
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const asOf = view.getUint32(1) * 0x1_0000_0000 + view.getUint32(5)
+    const headLength = view.getUint32(9)
+    if (17 + headLength > bytes.length) throw new HeadLogCorrupt(`checkpointed head: a head of ${headLength} bytes in ${bytes.length}`)
+    const oooLength = view.getUint32(13 + headLength)
+    const histAt = 17 + headLength + oooLength
+    if (histAt > bytes.length) throw new HeadLogCorrupt(`checkpointed head: an out-of-order chunk of ${oooLength} bytes in ${bytes.length}`)
+    return {
+      asOf,
+      head: headLength === 0 ? undefined : bytes.subarray(13, 13 + headLength),
+      ooo: oooLength === 0 ? undefined : bytes.subarray(17 + headLength, histAt),
+      histograms: histAt === bytes.length ? undefined : bytes.subarray(histAt)
+    }
+  }
   if (bytes.length === 0 || bytes[0] !== headMagic) return { asOf: 0, head: bytes.length === 0 ? undefined : bytes, ooo: undefined }
   if (bytes.length < 13) throw new HeadLogCorrupt(`checkpointed head: ${bytes.length} bytes`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
