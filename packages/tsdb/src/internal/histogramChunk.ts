@@ -17,7 +17,13 @@
  *
  *   chunk     = version u8 (1) | zstd frame of body
  *   body      = count varint | count x (timestamp zigzag varint: difference from the previous, the first
- *               from 0 | histogram)
+ *               from 0 | 0 histogram  or  1 hint u8 | fields  or  2 hint u8 | sum | deltas)
+ *   fields    = zeroCount, count, sum and every bucket as f64, each XORed with the same field of the sample
+ *               before, for a sample with the same layout (schema, zero threshold, spans, custom bounds)
+ *               as the sample before it: a counter's slowly growing fields become mostly zero bytes
+ *   deltas    = (form 2: the same layout, and every count of both samples an integer below 2^53, as an
+ *               integer histogram's are) zeroCount, count and every bucket as the zigzag varint of its
+ *               difference from the sample before; sum as f64 XORed with the sum before
  *
  * Decoding damaged bytes throws `HistogramChunkCorrupt` and nothing else.
  */
@@ -263,15 +269,75 @@ export const readHistogram = (r: ByteReader, what: string): FloatHistogram => {
   })
 }
 
+const spansEqual = (a: ReadonlyArray<Span>, b: ReadonlyArray<Span>) =>
+  a.length === b.length && a.every((s, i) => s.offset === b[i]!.offset && s.length === b[i]!.length)
+
+/** Whether two histograms have the same layout: only their counts (and hint) differ. */
+const sameLayout = (a: FloatHistogram, b: FloatHistogram) =>
+  a.schema === b.schema &&
+  Object.is(a.zeroThreshold, b.zeroThreshold) &&
+  spansEqual(a.positiveSpans, b.positiveSpans) &&
+  spansEqual(a.negativeSpans, b.negativeSpans) &&
+  a.positiveBuckets.length === b.positiveBuckets.length &&
+  a.negativeBuckets.length === b.negativeBuckets.length &&
+  a.customValues.length === b.customValues.length &&
+  a.customValues.every((v, i) => Object.is(v, b.customValues[i]))
+
+/** The counts of a histogram in a fixed order (zero count, count, sum, positive, negative buckets). */
+const countsOf = (h: FloatHistogram): Array<number> => [h.zeroCount, h.count, h.sum, ...h.positiveBuckets, ...h.negativeBuckets]
+
+/** Writes `counts` XORed field by field with `previous` (the same length). */
+const writeXored = (w: ByteWriter, counts: ReadonlyArray<number>, previous: ReadonlyArray<number>) => {
+  for (let i = 0; i < counts.length; i++) {
+    scratch.setFloat64(0, counts[i]!, true)
+    const lo = scratch.getUint32(0, true)
+    const hi = scratch.getUint32(4, true)
+    scratch.setFloat64(0, previous[i]!, true)
+    w.bits((lo ^ scratch.getUint32(0, true)) >>> 0, (hi ^ scratch.getUint32(4, true)) >>> 0)
+  }
+}
+
+const readXored = (r: ByteReader, previous: ReadonlyArray<number>): Array<number> =>
+  previous.map((p) => {
+    scratch.setFloat64(0, p, true)
+    const lo = (r.lo() ^ scratch.getUint32(0, true)) >>> 0
+    const hi = (r.hi() ^ scratch.getUint32(4, true)) >>> 0
+    r.skip(8)
+    scratch.setUint32(0, lo, true)
+    scratch.setUint32(4, hi, true)
+    return scratch.getFloat64(0, true)
+  })
+
+/** Whether every count but the sum (index 2) is an integer the float represents exactly. */
+const integral = (counts: ReadonlyArray<number>) => counts.every((c, i) => i === 2 || (Number.isSafeInteger(c) && c >= 0))
+
 /** A chunk of histogram samples (strictly increasing times). */
 export const encodeHistogramChunk = (samples: ReadonlyArray<HistogramSample>): Uint8Array => {
   const w = new ByteWriter()
   w.varint(samples.length)
   let prev = 0
+  let before: FloatHistogram | undefined
   for (const s of samples) {
     w.zigzag(s.t - prev)
     prev = s.t
-    writeHistogram(w, s.h)
+    if (before !== undefined && sameLayout(before, s.h)) {
+      const counts = countsOf(s.h)
+      const previous = countsOf(before)
+      if (integral(counts) && integral(previous)) {
+        w.u8(2)
+        w.u8(hints.indexOf(s.h.counterResetHint))
+        writeXored(w, [counts[2]!], [previous[2]!])
+        for (let i = 0; i < counts.length; i++) if (i !== 2) w.zigzag(counts[i]! - previous[i]!)
+      } else {
+        w.u8(1)
+        w.u8(hints.indexOf(s.h.counterResetHint))
+        writeXored(w, counts, previous)
+      }
+    } else {
+      w.u8(0)
+      writeHistogram(w, s.h)
+    }
+    before = s.h
   }
   const compressed = zstdCompressSync(w.bytes(), { params: { [zlibConstants.ZSTD_c_compressionLevel]: 3 } })
   const out = new Uint8Array(1 + compressed.length)
@@ -293,9 +359,39 @@ export const decodeHistogramChunk = (bytes: Uint8Array): Array<HistogramSample> 
   if (n > body.length) throw new HistogramChunkCorrupt(`histogram chunk: ${n} samples in ${body.length} bytes`)
   const out: Array<HistogramSample> = []
   let t = 0
+  let before: FloatHistogram | undefined
   for (let i = 0; i < n; i++) {
     t += r.zigzag()
-    out.push({ t, h: readHistogram(r, "histogram chunk") })
+    const form = r.u8()
+    let h: FloatHistogram
+    if (form === 0) h = readHistogram(r, "histogram chunk")
+    else if ((form === 1 || form === 2) && before !== undefined) {
+      const hint = hints[r.u8()]
+      if (hint === undefined) throw new HistogramChunkCorrupt("histogram chunk: unknown counter reset hint")
+      const previous = countsOf(before)
+      let counts: Array<number>
+      if (form === 1) counts = readXored(r, previous)
+      else {
+        const sum = readXored(r, [previous[2]!])[0]!
+        counts = previous.map((p, i) => (i === 2 ? sum : p + r.zigzag()))
+      }
+      const np = before.positiveBuckets.length
+      h = new FloatHistogram({
+        counterResetHint: hint,
+        schema: before.schema,
+        zeroThreshold: before.zeroThreshold,
+        zeroCount: counts[0]!,
+        count: counts[1]!,
+        sum: counts[2]!,
+        positiveSpans: before.positiveSpans.map((x) => ({ ...x })),
+        positiveBuckets: counts.slice(3, 3 + np),
+        negativeSpans: before.negativeSpans.map((x) => ({ ...x })),
+        negativeBuckets: counts.slice(3 + np),
+        customValues: [...before.customValues]
+      })
+    } else throw new HistogramChunkCorrupt(`histogram chunk: unknown sample form ${form}`)
+    out.push({ t, h })
+    before = h
   }
   if (!r.done) throw new HistogramChunkCorrupt("histogram chunk: bytes after the last sample")
   return out
