@@ -325,7 +325,18 @@ describe("wire details", () => {
   })
 
   it("counts histograms and exemplars, checking their wire data", () => {
-    const histogram = cat(v(1, 10), d(3, 12.5), v(4, 3), packed(9, [1, 2, 3]), ld(11, v(1, 0), v(2, 2)), d(13, 1), v(15, 1000))
+    // count 10 = zero bucket 3 + negative 1, 2, 1 (deltas 1, 1, -1) + positive 2, 1 (deltas 2, -1); schema -2.
+    const histogram = cat(
+      v(1, 10),
+      d(3, 12.5),
+      v(4, 3),
+      v(6, 3),
+      ld(8, v(1, 0), v(2, 3)),
+      packed(9, [2, 2, 1]),
+      ld(11, v(1, 0), v(2, 2)),
+      packed(12, [4, 1]),
+      v(15, 1000)
+    )
     const v1 = cat(
       ld(1, label("__name__", "h"), ld(4, histogram), ld(4, histogram), ld(3, label("trace_id", "abc"), d(2, 1), v(3, 5))),
       ld(1, label("__name__", "c"), sample1(1, 1), ld(3, d(2, 2)))
@@ -532,7 +543,8 @@ describe("limits", () => {
       maxLabelNameBytes: 4096,
       maxLabelValueBytes: 16384,
       maxMetadataPerRequest: 100_000,
-      maxSymbolsPerRequest: 2_000_000
+      maxSymbolsPerRequest: 2_000_000,
+      maxBucketsPerHistogram: 16_384
     })
   })
 

@@ -47,7 +47,7 @@ const v1Extra = cat(
   ld(
     1,
     label("__name__", "h"),
-    ld(4, v(1, 3), d(3, 1.5), v(4, 1), packed(9, [2, 4]), ld(11, v(1, 0), v(2, 2))),
+    ld(4, v(1, 3), d(3, 1.5), v(4, 1), ld(8, v(1, 0), v(2, 2)), packed(9, [2, 0]), ld(11, v(1, 0), v(2, 1)), packed(12, [2])),
     ld(3, label("trace_id", "t"), d(2, 1), v(3, 9)),
     unknowns,
     sample1(2, 3, unknowns)
@@ -57,7 +57,7 @@ const v1Extra = cat(
 const v2Extra = cat(
   encodeWriteRequestV2(request),
   s(4, "extra"),
-  ld(5, packed(1, [1, 2]), ld(3, v(1, 3), d(3, 1.5)), ld(4, packed(1, [1, 2]), d(2, 1), v(3, 9)), ld(4, v(1, 1), v(1, 2)), v(6, 7), unknowns)
+  ld(5, packed(1, [1, 2]), ld(3, v(1, 3), d(3, 1.5), v(6, 3)), ld(4, packed(1, [1, 2]), d(2, 1), v(3, 9)), ld(4, v(1, 1), v(1, 2)), v(6, 7), unknowns)
 )
 const bodies = [
   ["v1", encodeWriteRequestV1(request), decodeWriteRequestV1],

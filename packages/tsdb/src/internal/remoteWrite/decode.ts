@@ -14,21 +14,27 @@
  * Label rules enforced: at least one label per series; names non-empty and `[a-zA-Z_][a-zA-Z0-9_]*`;
  * no name twice in a series; unsorted labels are sorted. Values and all other strings must be UTF-8.
  * Empty label values are kept as sent (Prometheus treats them as absent; the ingest layer may drop them).
+ *
+ * Native histograms (v1 `prometheus.Histogram`, v2 `io.prometheus.write.v2.Histogram`, same field numbers)
+ * are decoded to `FloatHistogram`s with absolute counts and validated as Prometheus's `Histogram.Validate`
+ * (integer histograms) and `FloatHistogram.Validate` (float histograms) would; see `decodeHistogram`.
  */
 import { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
-import type { ExemplarSample, Metadata, MetricType, Sample, Series, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+import { customBucketsSchema, FloatHistogram } from "../../promql/histogram.ts"
+import type { CounterResetHint, Span } from "../../promql/histogram.ts"
+import type { ExemplarSample, HistogramSample, Metadata, MetricType, Sample, Series, WriteRequestV1, WriteRequestV2 } from "./types.ts"
 import { labelNameBytes, Reader } from "./wire.ts"
 import { metricTypes } from "./types.ts"
 
 export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
-export type { ExemplarSample, Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+export type { ExemplarSample, HistogramSample, Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
 export { metricTypes } from "./types.ts"
 export { encodeWriteRequestV1, encodeWriteRequestV2 } from "./encode.ts"
 
 export interface RemoteWriteLimits {
   /** Series (TimeSeries messages) in one request. */
   readonly maxSeriesPerRequest: number
-  /** Float samples in one request, over all its series. */
+  /** Samples in one request, over all its series: float samples and native histogram samples together. */
   readonly maxSamplesPerRequest: number
   /** Labels in one series. */
   readonly maxLabelsPerSeries: number
@@ -40,6 +46,11 @@ export interface RemoteWriteLimits {
   readonly maxMetadataPerRequest: number
   /** v2: entries of the symbols table. */
   readonly maxSymbolsPerRequest: number
+  /**
+   * Buckets of one native histogram (positive and negative together); its spans (both sides) and its
+   * custom values are each held to the same number.
+   */
+  readonly maxBucketsPerHistogram: number
 }
 
 /** The default limits; pass a partial override as the decoders' second argument. */
@@ -50,7 +61,8 @@ export const limits: RemoteWriteLimits = {
   maxLabelNameBytes: 4096,
   maxLabelValueBytes: 16384,
   maxMetadataPerRequest: 100_000,
-  maxSymbolsPerRequest: 2_000_000
+  maxSymbolsPerRequest: 2_000_000,
+  maxBucketsPerHistogram: 16_384
 }
 
 /** The defaults with the overrides given (an override that is not a number, e.g. `undefined` from JS, is ignored). */
@@ -225,6 +237,309 @@ const countSample = (c: Counters): void => {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Native histograms: v1 prometheus.Histogram and v2 io.prometheus.write.v2.Histogram (same field numbers)
+
+const H_COUNT_INT = 0x08 // 1, VARINT (uint64; oneof count)
+const H_COUNT_FLOAT = 0x11 // 2, I64 (oneof count)
+const H_SUM = 0x19 // 3, I64
+const H_SCHEMA = 0x20 // 4, VARINT (sint32)
+const H_ZERO_THRESHOLD = 0x29 // 5, I64
+const H_ZERO_COUNT_INT = 0x30 // 6, VARINT (uint64; oneof zero_count)
+const H_ZERO_COUNT_FLOAT = 0x39 // 7, I64 (oneof zero_count)
+const H_NEGATIVE_SPANS = 0x42 // 8, LEN
+const H_NEGATIVE_DELTA = 0x48 // 9, VARINT (sint64, unpacked)
+const H_NEGATIVE_DELTAS = 0x4a // 9, LEN (packed)
+const H_NEGATIVE_COUNT = 0x51 // 10, I64 (unpacked)
+const H_NEGATIVE_COUNTS = 0x52 // 10, LEN (packed)
+const H_POSITIVE_SPANS = 0x5a // 11, LEN
+const H_POSITIVE_DELTA = 0x60 // 12, VARINT (sint64, unpacked)
+const H_POSITIVE_DELTAS = 0x62 // 12, LEN (packed)
+const H_POSITIVE_COUNT = 0x69 // 13, I64 (unpacked)
+const H_POSITIVE_COUNTS = 0x6a // 13, LEN (packed)
+const H_RESET_HINT = 0x70 // 14, VARINT (enum)
+const H_TIMESTAMP = 0x78 // 15, VARINT
+const H_CUSTOM_VALUE = 0x81 // 16, I64 (unpacked; a two-byte tag)
+const H_CUSTOM_VALUES = 0x82 // 16, LEN (packed)
+const H_START_TIMESTAMP = 0x88 // 17, VARINT (v2 only)
+const V1_H_KNOWN = (1 << 17) - 2 // fields 1..16
+const V2_H_KNOWN = (1 << 18) - 2 // fields 1..17
+const SPAN_OFFSET = 0x08 // 1, VARINT (sint32)
+const SPAN_LENGTH = 0x10 // 2, VARINT (uint32)
+const SPAN_KNOWN = (1 << 1) | (1 << 2)
+
+/** Fields of an integer histogram (count_int, zero_count_int, *_deltas) were seen. */
+const KIND_INT = 1
+/** Fields of a float histogram (count_float, zero_count_float, *_counts) were seen. */
+const KIND_FLOAT = 2
+
+const resetHints: ReadonlyArray<CounterResetHint> = ["unknown", "reset", "not_reset", "gauge"]
+
+/** A BucketSpan: offset (sint32) and length (uint32). */
+const decodeSpan = (r: Reader, end: number, field: string): Span => {
+  let offset = 0
+  let length = 0
+  while (r.pos < end) {
+    const at = r.pos
+    const tag = r.uint32(end, field)
+    if (tag === SPAN_OFFSET) offset = r.sint32(end, `${field}.offset`)
+    else if (tag === SPAN_LENGTH) length = r.uint32(end, `${field}.length`)
+    else r.other(tag, SPAN_KNOWN, end, field, at)
+  }
+  return { offset, length }
+}
+
+/** One side's buckets as they are read: absolute counts, and for deltas the running count. */
+interface Side {
+  readonly spans: Array<Span>
+  readonly counts: Array<number>
+  /** The last absolute count (integer histograms: each delta is added to it). */
+  run: number
+}
+
+/**
+ * Decodes a native histogram message [pos, end) to a `FloatHistogram` with absolute counts, validated:
+ *
+ * - integer (`count_int`, `zero_count_int`, `*_deltas`) and float (`count_float`, `zero_count_float`,
+ *   `*_counts`) fields are not mixed (Prometheus would silently ignore the kind the count does not name);
+ *   a histogram with neither kind of field is an (empty) integer histogram;
+ * - counts and deltas are safe integers, and so is every bucket count the deltas add up to;
+ * - the schema is -4..8 (exponential) or -53 (custom buckets);
+ * - exponential: each side's span lengths add up to its number of buckets, spans after the first have
+ *   offsets >= 0, no custom values;
+ * - custom buckets: custom values not NaN, strictly increasing, the last not +Inf; span offsets >= 0, span
+ *   lengths adding up to the number of buckets, offsets plus lengths at most custom values + 1; no zero
+ *   count, zero threshold, negative spans or negative buckets;
+ * - no bucket count below 0 (integer: after adding up the deltas); float: count and zero count not below 0;
+ * - integer: the buckets and the zero bucket add up to the count exactly, or to at most the count when the
+ *   sum is NaN (as Prometheus's `Histogram.Validate`).
+ *
+ * Buckets, spans and custom values over `maxBucketsPerHistogram` are a `RemoteWriteLimitError`.
+ */
+const decodeHistogram = (r: Reader, end: number, lim: RemoteWriteLimits, v2: boolean): HistogramSample => {
+  const at = r.pos
+  const max = lim.maxBucketsPerHistogram
+  const known = v2 ? V2_H_KNOWN : V1_H_KNOWN
+  let kinds = 0
+  let count = 0
+  let sum = 0
+  let schema = 0
+  let zeroThreshold = 0
+  let zeroCount = 0
+  let hint = 0
+  let timestampMs = 0
+  let startMs = 0
+  const negative: Side = { spans: [], counts: [], run: 0 }
+  const positive: Side = { spans: [], counts: [], run: 0 }
+  const customValues: Array<number> = []
+  /** Notes a field of `kind`, refusing a histogram with fields of both kinds. */
+  const kind = (k: number, field: string, fat: number): void => {
+    kinds |= k
+    if (kinds === (KIND_INT | KIND_FLOAT)) {
+      r.fail(field, "integer fields (count_int, zero_count_int, *_deltas) and float fields (count_float, zero_count_float, *_counts) in one histogram", fat)
+    }
+  }
+  const bucketSlot = (): void => {
+    if (negative.counts.length + positive.counts.length >= max) {
+      throw new RemoteWriteLimitError("maxBucketsPerHistogram", max, "buckets of one histogram")
+    }
+  }
+  const delta = (side: Side, field: string, stop: number): void => {
+    bucketSlot()
+    const dat = r.pos
+    const v = side.run + r.sint64(stop, field)
+    if (!Number.isSafeInteger(v)) r.fail(field, "bucket count outside the safe integer range", dat)
+    side.run = v
+    side.counts.push(v)
+  }
+  const floatCount = (side: Side, field: string, stop: number): void => {
+    bucketSlot()
+    side.counts.push(r.double(stop, field))
+  }
+  const span = (side: Side, field: string): void => {
+    const stop = r.len(end, field)
+    if (negative.spans.length + positive.spans.length >= max) {
+      throw new RemoteWriteLimitError("maxBucketsPerHistogram", max, "spans of one histogram")
+    }
+    side.spans.push(decodeSpan(r, stop, field))
+  }
+  const customValue = (stop: number): void => {
+    if (customValues.length >= max) throw new RemoteWriteLimitError("maxBucketsPerHistogram", max, "custom values of one histogram")
+    customValues.push(r.double(stop, "Histogram.custom_values"))
+  }
+  while (r.pos < end) {
+    const fat = r.pos
+    const tag = r.uint32(end, "Histogram")
+    switch (tag) {
+      case H_COUNT_INT:
+        kind(KIND_INT, "Histogram.count_int", fat)
+        count = r.uint64(end, "Histogram.count_int")
+        break
+      case H_COUNT_FLOAT:
+        kind(KIND_FLOAT, "Histogram.count_float", fat)
+        count = r.double(end, "Histogram.count_float")
+        break
+      case H_SUM:
+        sum = r.double(end, "Histogram.sum")
+        break
+      case H_SCHEMA:
+        schema = r.sint32(end, "Histogram.schema")
+        break
+      case H_ZERO_THRESHOLD:
+        zeroThreshold = r.double(end, "Histogram.zero_threshold")
+        break
+      case H_ZERO_COUNT_INT:
+        kind(KIND_INT, "Histogram.zero_count_int", fat)
+        zeroCount = r.uint64(end, "Histogram.zero_count_int")
+        break
+      case H_ZERO_COUNT_FLOAT:
+        kind(KIND_FLOAT, "Histogram.zero_count_float", fat)
+        zeroCount = r.double(end, "Histogram.zero_count_float")
+        break
+      case H_NEGATIVE_SPANS:
+        span(negative, "Histogram.negative_spans")
+        break
+      case H_POSITIVE_SPANS:
+        span(positive, "Histogram.positive_spans")
+        break
+      case H_NEGATIVE_DELTA:
+        kind(KIND_INT, "Histogram.negative_deltas", fat)
+        delta(negative, "Histogram.negative_deltas", end)
+        break
+      case H_POSITIVE_DELTA:
+        kind(KIND_INT, "Histogram.positive_deltas", fat)
+        delta(positive, "Histogram.positive_deltas", end)
+        break
+      case H_NEGATIVE_DELTAS:
+      case H_POSITIVE_DELTAS: {
+        const field = tag === H_NEGATIVE_DELTAS ? "Histogram.negative_deltas" : "Histogram.positive_deltas"
+        const side = tag === H_NEGATIVE_DELTAS ? negative : positive
+        kind(KIND_INT, field, fat)
+        const stop = r.len(end, field)
+        while (r.pos < stop) delta(side, field, stop)
+        break
+      }
+      case H_NEGATIVE_COUNT:
+        kind(KIND_FLOAT, "Histogram.negative_counts", fat)
+        floatCount(negative, "Histogram.negative_counts", end)
+        break
+      case H_POSITIVE_COUNT:
+        kind(KIND_FLOAT, "Histogram.positive_counts", fat)
+        floatCount(positive, "Histogram.positive_counts", end)
+        break
+      case H_NEGATIVE_COUNTS:
+      case H_POSITIVE_COUNTS: {
+        const field = tag === H_NEGATIVE_COUNTS ? "Histogram.negative_counts" : "Histogram.positive_counts"
+        const side = tag === H_NEGATIVE_COUNTS ? negative : positive
+        kind(KIND_FLOAT, field, fat)
+        const stop = r.len(end, field)
+        while (r.pos < stop) floatCount(side, field, stop)
+        break
+      }
+      case H_RESET_HINT:
+        hint = r.int32(end, "Histogram.reset_hint")
+        break
+      case H_TIMESTAMP:
+        timestampMs = r.int64(end, "Histogram.timestamp")
+        break
+      case H_CUSTOM_VALUE:
+        customValue(end)
+        break
+      case H_CUSTOM_VALUES: {
+        const stop = r.len(end, "Histogram.custom_values")
+        while (r.pos < stop) customValue(stop)
+        break
+      }
+      default:
+        // Field 17 (start_timestamp) is v2's only; to v1 it is an unknown field.
+        if (tag === H_START_TIMESTAMP && v2) startMs = r.int64(end, "Histogram.start_timestamp")
+        else r.other(tag, known, end, "Histogram", fat)
+    }
+  }
+  const float = kinds === KIND_FLOAT
+  const bucketField = (side: Side): string =>
+    `Histogram.${side === positive ? "positive" : "negative"}_${float ? "counts" : "deltas"}`
+  const spanField = (side: Side): string => `Histogram.${side === positive ? "positive" : "negative"}_spans`
+  /** Prometheus's checkHistogramSpans (custom buckets: the first offset may not be negative either); returns the total of offsets and lengths. */
+  const checkSpans = (side: Side, firstMayBeNegative: boolean): number => {
+    let buckets = 0
+    let length = 0
+    for (let i = 0; i < side.spans.length; i++) {
+      const sp = side.spans[i]!
+      if ((i > 0 || !firstMayBeNegative) && sp.offset < 0) r.fail(spanField(side), `span ${i + 1} has a negative offset ${sp.offset}`, at)
+      buckets += sp.length
+      length += sp.length + sp.offset
+    }
+    if (buckets !== side.counts.length) {
+      r.fail(spanField(side), `spans need ${buckets} buckets, have ${side.counts.length}`, at)
+    }
+    return length
+  }
+  /** Prometheus's checkHistogramBuckets on the absolute counts: none below 0; returns their total. */
+  const checkBuckets = (side: Side): number => {
+    let total = 0
+    const counts = side.counts
+    for (let i = 0; i < counts.length; i++) {
+      const c = counts[i]!
+      if (c < 0) r.fail(bucketField(side), `bucket ${i + 1} has a negative count ${c}`, at)
+      total += c
+    }
+    return total
+  }
+  let nCount = 0
+  if (schema === customBucketsSchema) {
+    let prev = -Infinity
+    for (let i = 0; i < customValues.length; i++) {
+      const v = customValues[i]!
+      if (Number.isNaN(v)) r.fail("Histogram.custom_values", `custom bound ${i + 1} is NaN`, at)
+      if (i > 0 && v <= prev) r.fail("Histogram.custom_values", `custom bounds not strictly increasing (${prev}, then ${v})`, at)
+      prev = v
+    }
+    if (prev === Infinity) r.fail("Histogram.custom_values", "the last custom bound is +Inf (it is implied)", at)
+    const length = checkSpans(positive, false)
+    if (customValues.length + 1 < length) {
+      r.fail("Histogram.custom_values", `${customValues.length} custom bounds do not cover spans of total length ${length}`, at)
+    }
+    if (zeroCount !== 0) r.fail(float ? "Histogram.zero_count_float" : "Histogram.zero_count_int", "custom buckets with a zero count", at)
+    if (zeroThreshold !== 0) r.fail("Histogram.zero_threshold", "custom buckets with a zero threshold", at)
+    if (negative.spans.length > 0) r.fail("Histogram.negative_spans", "custom buckets with negative spans", at)
+    if (negative.counts.length > 0) r.fail(bucketField(negative), "custom buckets with negative buckets", at)
+  } else if (schema >= -4 && schema <= 8) {
+    checkSpans(positive, true)
+    checkSpans(negative, true)
+    nCount = checkBuckets(negative)
+    if (float && zeroCount < 0) r.fail("Histogram.zero_count_float", `negative zero count ${zeroCount}`, at)
+    if (customValues.length > 0) r.fail("Histogram.custom_values", `custom values with exponential schema ${schema}`, at)
+  } else {
+    r.fail("Histogram.schema", `invalid schema ${schema}: must be -4..8 (exponential buckets) or -53 (custom buckets)`, at)
+  }
+  if (float && count < 0) r.fail("Histogram.count_float", `negative count ${count}`, at)
+  const pCount = checkBuckets(positive)
+  if (!float) {
+    // Bucket counts are safe integers; a total past 2^53 is inexact but then surely above the count.
+    const inBuckets = nCount + pCount + zeroCount
+    if (Number.isNaN(sum)) {
+      if (inBuckets > count) r.fail("Histogram.count_int", `${inBuckets} observations in the buckets, more than the count ${count}`, at)
+    } else if (inBuckets !== count) {
+      r.fail("Histogram.count_int", `${inBuckets} observations in the buckets, but the count is ${count}`, at)
+    }
+  }
+  const histogram = new FloatHistogram({
+    counterResetHint: resetHints[hint] ?? "unknown",
+    schema,
+    zeroThreshold,
+    zeroCount,
+    count,
+    sum,
+    positiveSpans: positive.spans,
+    negativeSpans: negative.spans,
+    positiveBuckets: positive.counts,
+    negativeBuckets: negative.counts,
+    customValues
+  })
+  return startMs === 0 ? { timestampMs, histogram } : { timestampMs, histogram, startTimestampMs: startMs }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // v1: prometheus.WriteRequest
 
 // Tags: field number << 3 | wire type.
@@ -321,6 +636,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   /** The counts before this series, to count it again if it is decoded again. */
   const counted = { samples: c.samples, histograms: c.histograms, exemplars: c.exemplars }
   let exemplars: Array<ExemplarSample> | undefined
+  let histograms: Array<HistogramSample> | undefined
   /** Whether a label field came after another field. */
   let interleaved = false
   let other = false
@@ -343,6 +659,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
           runEnd = start
           samples.length = 0
           exemplars = undefined
+          histograms = undefined
           other = false
           c.samples = counted.samples
           c.histograms = counted.histograms
@@ -367,7 +684,8 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
       case V1_TS_HISTOGRAMS: {
         other = true
         const stop = r.len(end, "TimeSeries.histograms")
-        r.walk(stop, "TimeSeries.histograms")
+        countSample(c)
+        ;(histograms ??= []).push(decodeHistogram(r, stop, lim, false))
         c.histograms++
         break
       }
@@ -378,12 +696,14 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   }
   if (known !== undefined) {
     const series: Series = { labels: known, samples: samples.slice() }
+    if (histograms !== undefined) series.histograms = histograms
     if (exemplars !== undefined) series.exemplars = exemplars
     samples.length = 0
     return series
   }
   finishLabels(r, labels, "TimeSeries.labels", start)
   const series = take(labels, samples)
+  if (histograms !== undefined) series.histograms = histograms
   if (exemplars !== undefined) series.exemplars = exemplars
   // Only a series whose labels are the run at its start is remembered (its bytes are its labels').
   if (c.interner !== undefined && runEnd > start && !interleaved) c.interner.add(r.text, start, runEnd, runHash, series.labels)
@@ -612,6 +932,7 @@ const decodeSeriesV2 = (
   let mdAt = 0
   let created = 0
   let exemplars: Array<ExemplarSample> | undefined
+  let histograms: Array<HistogramSample> | undefined
   while (r.pos < end) {
     const at = r.pos
     const tag = r.uint32(end, "TimeSeries")
@@ -628,7 +949,8 @@ const decodeSeriesV2 = (
         break
       case V2_TS_HISTOGRAMS: {
         const stop = r.len(end, "TimeSeries.histograms")
-        r.walk(stop, "TimeSeries.histograms")
+        countSample(c)
+        ;(histograms ??= []).push(decodeHistogram(r, stop, lim, true))
         c.histograms++
         break
       }
@@ -692,6 +1014,7 @@ const decodeSeriesV2 = (
   finishLabels(r, labels, "TimeSeries.labels_refs", start)
   if (created !== 0) {
     for (const s of samples) if (s.startTimestampMs === undefined) s.startTimestampMs = created
+    if (histograms !== undefined) for (const h of histograms) if (h.startTimestampMs === undefined) h.startTimestampMs = created
   }
   // Metadata.
   if (mdPresent) {
@@ -717,6 +1040,7 @@ const decodeSeriesV2 = (
     }
   }
   const series = take(labels, samples)
+  if (histograms !== undefined) series.histograms = histograms
   if (exemplars !== undefined) series.exemplars = exemplars
   return series
 }

@@ -1,6 +1,7 @@
 /**
  * The normalized shape both remote-write versions decode to (and the encoders take).
  */
+import type { FloatHistogram } from "../../promql/histogram.ts"
 
 /** Prometheus metric types, as the text exposition format spells them. */
 export type MetricType =
@@ -39,8 +40,23 @@ export interface Series {
   labels: Array<[string, string]>
   /** In the order sent (Prometheus sends them oldest first). May be empty (histogram- or metadata-only series). */
   samples: Array<Sample>
+  /** The series' native histogram samples, in the order sent; absent when it has none. */
+  histograms?: Array<HistogramSample>
   /** The series' exemplars, in the order sent; absent when it has none. */
   exemplars?: Array<ExemplarSample>
+}
+
+/**
+ * A native histogram sample. Integer histograms (bucket deltas on the wire) and float histograms (absolute
+ * counts) both come out as a `FloatHistogram` with absolute counts, validated as Prometheus validates them.
+ */
+export interface HistogramSample {
+  /** Milliseconds since the epoch (a safe integer). */
+  timestampMs: number
+  /** Absolute float counts; `sum` bits intact (a stale marker stays `0x7ff0000000000002`). */
+  histogram: FloatHistogram
+  /** v2 only: the sample's start ("created") timestamp in ms, when the sender gave one (non-zero). */
+  startTimestampMs?: number
 }
 
 export interface ExemplarSample {
@@ -62,7 +78,7 @@ export interface Metadata {
 export interface WriteRequest {
   series: Array<Series>
   metadata: Array<Metadata>
-  /** Native histogram samples seen (checked for well-formed wire data, content not decoded). */
+  /** Native histogram samples decoded (they are on their series). */
   histograms: number
   /** Exemplars decoded (they are on their series). */
   exemplars: number

@@ -49,6 +49,9 @@ export class Reader {
   /** The same bytes as a Buffer, for Node's fast string slicing. */
   readonly text: Buffer
   pos = 0
+  /** Scratch of `words`: the low and high 32 bits of the last wide varint. */
+  private loWord = 0
+  private hiWord = 0
 
   constructor(buf: Uint8Array) {
     this.buf = buf
@@ -171,6 +174,91 @@ export class Reader {
     if (!Number.isSafeInteger(v)) this.fail(field, "int64 outside the safe integer range", start)
     this.pos = pos
     return v
+  }
+
+  /** A uint64 varint as a number; refuses one above the safe integer range (> 2^53 - 1). */
+  uint64(end: number, field: string): number {
+    const buf = this.buf
+    let pos = this.pos
+    let v = 0
+    let mul = 1
+    for (let i = 0; i < 7; i++) {
+      if (pos >= end) this.fail(field, "truncated varint")
+      const b = buf[pos++]!
+      v += (b & 0x7f) * mul
+      if (b < 0x80) {
+        this.pos = pos
+        return v
+      }
+      mul *= 128
+    }
+    const start = this.pos
+    this.words(end, field)
+    const hi = this.hiWord
+    if (hi > SAFE_HI_MAX) this.fail(field, "uint64 outside the safe integer range", start)
+    return hi * TWO_32 + this.loWord
+  }
+
+  /** A zigzag varint (sint64, and sint32 within its range) as a number; refuses one outside the safe integer range. */
+  sint64(end: number, field: string): number {
+    const buf = this.buf
+    let pos = this.pos
+    let u = 0
+    let mul = 1
+    for (let i = 0; i < 7; i++) {
+      if (pos >= end) this.fail(field, "truncated varint")
+      const b = buf[pos++]!
+      u += (b & 0x7f) * mul
+      if (b < 0x80) {
+        this.pos = pos
+        return u % 2 === 0 ? u / 2 : -(u + 1) / 2
+      }
+      mul *= 128
+    }
+    const start = this.pos
+    this.words(end, field)
+    const lo = this.loWord
+    const hi = this.hiWord
+    // u >>> 1 as 64 bits, then negated (minus one) when the low bit is set.
+    const mhi = hi >>> 1
+    const mlo = ((lo >>> 1) | (hi << 31)) >>> 0
+    if (mhi > SAFE_HI_MAX) this.fail(field, "sint64 outside the safe integer range", start)
+    const m = mhi * TWO_32 + mlo
+    const v = (lo & 1) === 0 ? m : -(m + 1)
+    if (!Number.isSafeInteger(v)) this.fail(field, "sint64 outside the safe integer range", start)
+    return v
+  }
+
+  /** A sint32 field: the low 32 bits of a varint, zigzag-decoded (as protobuf parsers do). */
+  sint32(end: number, field: string): number {
+    const n = this.int32(end, field)
+    return (n >>> 1) ^ -(n & 1)
+  }
+
+  /** The two 32-bit words of the varint at `pos` (into `loWord` / `hiWord`); moves past it. */
+  private words(end: number, field: string): void {
+    const buf = this.buf
+    let pos = this.pos
+    let lo = 0
+    let hi = 0
+    for (let i = 0; ; i++) {
+      if (i === 10) this.fail(field, "varint longer than 10 bytes", pos)
+      if (pos >= end) this.fail(field, "truncated varint")
+      const b = buf[pos++]!
+      const bits = b & 0x7f
+      if (i < 4) lo |= bits << (7 * i)
+      else if (i === 4) {
+        lo |= (bits & 0x0f) << 28
+        hi |= bits >>> 4
+      } else hi |= bits << (7 * i - 32)
+      if (b < 0x80) {
+        if (i === 9 && b > 1) this.fail(field, "varint overflows 64 bits", pos - 1)
+        break
+      }
+    }
+    this.loWord = lo >>> 0
+    this.hiWord = hi >>> 0
+    this.pos = pos
   }
 
   skipVarint(end: number, field: string): void {
@@ -414,6 +502,23 @@ export class Writer {
       hi >>>= 7
     }
     buf[this.pos++] = lo & 0x01
+  }
+
+  /** A zigzag varint (sint64, or sint32 for a value in its range) of a safe integer. */
+  sint64(v: number): void {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`sint64: not a safe integer: ${v}`)
+    if (v >= -0x8000000000000 && v < 0x8000000000000) {
+      this.varint(v >= 0 ? v * 2 : -v * 2 - 1)
+      return
+    }
+    let z = v >= 0 ? BigInt(v) << 1n : (-BigInt(v) << 1n) - 1n
+    this.ensure(10)
+    const buf = this.buf
+    while (z >= 0x80n) {
+      buf[this.pos++] = Number(z & 0x7fn) | 0x80
+      z >>= 7n
+    }
+    buf[this.pos++] = Number(z)
   }
 
   tag(field: number, wireType: number): void {
