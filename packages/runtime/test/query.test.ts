@@ -3,7 +3,7 @@
  */
 import * as http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { RemoteWrite } from "@opendata/tsdb"
+import { parseHistogramText, RemoteWrite } from "@opendata/tsdb"
 import { killAll, runToExit, type ServerProcess, start } from "./process.ts"
 
 let server: ServerProcess
@@ -176,6 +176,54 @@ describe("the query API", () => {
     expect(JSON.parse(form.body).error).toMatch(/over the limit/)
     expect((await get(`/api/v1/query?query=${encodeURIComponent("count(http_requests_total)")}&time=${t0 + 60}`)).body.data.result[0].value[1]).toBe("4")
   }, 30_000)
+})
+
+describe("native histograms over the API", () => {
+  const h = (i: number) =>
+    parseHistogramText(`schema:0 count:${4 * i} sum:${10 * i} z_bucket:${i} z_bucket_w:0.001 buckets:[${i} ${2 * i}] n_buckets:[0 0]`).histogram
+  const write = async (v2: boolean, name: string, from: number) => {
+    const series = [{
+      labels: [["__name__", name], ["job", "api"]] as Array<[string, string]>,
+      samples: [],
+      histograms: Array.from({ length: 21 }, (_, i) => ({ timestampMs: (t0 + i * 15) * 1000, histogram: h(from + i) }))
+    }]
+    const request = { series, metadata: [], histograms: 21, exemplars: 0 }
+    return fetch(`${server.base}/api/v1/write`, {
+      method: "POST",
+      headers: {
+        "content-type": v2 ? "application/x-protobuf;proto=io.prometheus.write.v2.Request" : "application/x-protobuf",
+        "content-encoding": "snappy"
+      },
+      body: RemoteWrite.snappyCompress(v2 ? RemoteWrite.encodeWriteRequestV2(request) : RemoteWrite.encodeWriteRequestV1(request))
+    })
+  }
+
+  it("takes them by remote write 1.0 and 2.0 and answers in Prometheus's histogram shape, with annotations", async () => {
+    expect((await write(false, "latency_seconds", 0)).status).toBe(204)
+    const v2 = await write(true, "size_bytes", 1)
+    expect(v2.status).toBe(204)
+    expect(v2.headers.get("x-prometheus-remote-write-histograms-written")).toBe("21")
+    // The raw histogram: count, sum and the non-empty buckets [boundary rule, lower, upper, count].
+    const raw = await get(`/api/v1/query?query=latency_seconds&time=${t0 + 300}`)
+    expect(raw.status).toBe(200)
+    expect(raw.body.data.result).toEqual([{
+      metric: { __name__: "latency_seconds", job: "api" },
+      histogram: [t0 + 300, { count: "80", sum: "200", buckets: [[3, "-0.001", "0.001", "20"], [0, "0.5", "1", "20"], [0, "1", "2", "40"]] }]
+    }])
+    // rate() of histograms, a quantile over them, and a range query's `histograms`.
+    const q = await get(`/api/v1/query?query=${encodeURIComponent("histogram_quantile(0.5, rate(latency_seconds[1m]))")}&time=${t0 + 300}`)
+    expect(Number(q.body.data.result[0].value[1])).toBeCloseTo(1, 6)
+    const range = await get(`/api/v1/query_range?query=${encodeURIComponent("sum(rate(size_bytes[1m]))")}&start=${t0 + 120}&end=${t0 + 180}&step=30s`)
+    expect(range.body.data.result[0].histograms.map((p: any) => [p[0], Number(p[1].count)])).toEqual([[t0 + 120, 4 / 15], [t0 + 150, 4 / 15], [t0 + 180, 4 / 15]].map(([t, c]) => [t, expect.closeTo(c!, 9)]))
+    // Annotations beside the data, only when there are some: a warning (sort in a range query), an info (a
+    // histogram an aggregation passes over).
+    const info = await get(`/api/v1/query?query=${encodeURIComponent("rate(latency_seconds[1m]) or rate(http_requests_total[1m])")}&time=${t0 + 300}`)
+    expect(info.body.infos).toBeUndefined()
+    const sorted = await get(`/api/v1/query_range?query=${encodeURIComponent("sort(http_requests_total)")}&start=${t0}&end=${t0 + 60}&step=15s`)
+    expect(sorted.body.warnings).toEqual(["PromQL warning: sort is ineffective for range queries since results are always ordered by labels"])
+    const mixed = await get(`/api/v1/query?query=${encodeURIComponent("max(latency_seconds)")}&time=${t0 + 300}`)
+    expect(mixed.body.infos).toEqual(["PromQL info: ignored histogram in max aggregation"])
+  })
 })
 
 describe("input the API refuses", () => {

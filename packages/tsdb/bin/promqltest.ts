@@ -56,7 +56,5 @@ if (causes) {
   const loadErrors = reports.flatMap((r) => r.loadErrors.map((c) => `${r.file}: ${c}`))
   for (const l of unknown) console.log(`  unknown command: ${l}`)
   for (const l of loadErrors) console.log(`  unreadable load: ${l}`)
-  const unchecked = reports.reduce((n, r) => n + r.outcomes.filter((o) => o.annotationsUnchecked).length, 0)
-  console.log(`\n${unchecked} evals expect warn/info annotations, which are not checked\n`)
 }
 console.log(Runner.summaryLine(Runner.sumCounts(reports.map(Runner.countReport))))

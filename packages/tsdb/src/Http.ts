@@ -49,6 +49,15 @@ const lookbackDeltaMs = 5 * 60_000
 type ErrorType = "bad_data" | "execution" | "internal" | "unavailable" | "not_found" | "timeout" | "canceled"
 
 const success = (data: unknown) => HttpServerResponse.jsonUnsafe({ status: "success", data })
+
+/** A query's answer with its annotations, as Prometheus's API puts them beside `data`. */
+const answered = (value: Value) =>
+  HttpServerResponse.jsonUnsafe({
+    status: "success",
+    data: resultJson(value),
+    ...(value.annotations !== undefined && value.annotations.warnings.length > 0 ? { warnings: value.annotations.warnings } : {}),
+    ...(value.annotations !== undefined && value.annotations.infos.length > 0 ? { infos: value.annotations.infos } : {})
+  })
 const failure = (status: number, errorType: ErrorType, error: string) =>
   HttpServerResponse.jsonUnsafe({ status: "error", errorType, error }, { status })
 
@@ -598,7 +607,7 @@ const queryHandler = answer(Effect.gen(function*() {
   const limit = limitOf(p)
   const value = result.value
   const limited = limit !== undefined && limit > 0 && value.type === "vector" ? { ...value, samples: value.samples.slice(0, limit) } : value
-  return success(resultJson(limited))
+  return answered(limited)
 }))
 
 const queryRangeHandler = answer(Effect.gen(function*() {
@@ -621,7 +630,7 @@ const queryRangeHandler = answer(Effect.gen(function*() {
     if (e instanceof QueryError) return queryFailure(e)
     throw e
   }
-  return success(resultJson(result.value))
+  return answered(result.value)
 }))
 
 const formatQueryHandler = answer(Effect.gen(function*() {

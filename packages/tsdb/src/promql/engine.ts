@@ -81,7 +81,24 @@ interface Ctx {
   /** Samples loaded so far, against samplesMax. */
   samples: number
   readonly samplesMax: number
+  /** The query's annotations so far (shared by the contexts of its subqueries). */
+  readonly notes: { readonly warnings: Set<string>; readonly infos: Set<string> }
+  /**
+   * Whether the selectors being evaluated feed only histogram_count/histogram_sum/histogram_avg: then, as
+   * Prometheus's HistogramStatsIterator, a histogram whose reset hint is unknown gets one from a reset
+   * detection against the sample before it (which makes a "reset" visible).
+   */
+  statsOnly: boolean
 }
+
+/** Adds a warning annotation (`PromQL warning: <text>`). */
+const warn = (ctx: Ctx, text: string) => void ctx.notes.warnings.add(`PromQL warning: ${text}`)
+/** Adds an info annotation (`PromQL info: <text>`). */
+const inform = (ctx: Ctx, text: string) => void ctx.notes.infos.add(`PromQL info: ${text}`)
+/** An annotation's text naming the metric, when there is one (Prometheus's `maybeAddMetricName`). */
+const forMetric = (text: string, name: string) => (name === "" ? text : `${text} for metric name ${JSON.stringify(name)}`)
+/** The metric name of a series (empty when it has none). */
+const metricName = (labels: Labels) => labelValue(labels, "__name__")
 
 const stepTime = (ctx: Ctx, i: number) => ctx.start + i * ctx.step
 
@@ -127,10 +144,21 @@ const load = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: nu
       if (!matchesAll(matchers, s.labels)) continue
       ctx.samples += s.timestamps.length
       if (ctx.samples > ctx.samplesMax) return yield* Effect.fail(tooManySamples(ctx))
-      out.push(s)
+      out.push(ctx.statsOnly && s.histograms !== undefined ? { ...s, histograms: detectedHints(s.histograms) } : s)
     }
     return out
   })
+
+/** Histograms with their unknown reset hints decided by reset detection against the histogram before. */
+const detectedHints = (hs: ReadonlyArray<FloatHistogram | undefined>): Array<FloatHistogram | undefined> => {
+  let prev: FloatHistogram | undefined
+  return hs.map((h) => {
+    const before = prev
+    prev = h
+    if (h === undefined || before === undefined || h.counterResetHint !== "unknown") return h
+    return withHint(h, h.detectReset(before) ? "reset" : "not_reset")
+  })
+}
 
 /** The time span a selector reads for the whole query. */
 const span = (ctx: Ctx, at: AtModifier | undefined, offsetMs: number, backMs: number) => {
@@ -241,6 +269,8 @@ interface HistogramWindow {
   t: number
   rangeMs: number
   extra: ReadonlyArray<number>
+  /** What combining this series' histograms ran into (reported once per series). */
+  seen: NH.Seen
 }
 type HistogramWindowFn = (w: HistogramWindow) => SampleValue | undefined
 
@@ -251,6 +281,8 @@ type HistogramWindowFn = (w: HistogramWindow) => SampleValue | undefined
 interface RangeFunction {
   readonly fn: WindowFn
   readonly hfn?: HistogramWindowFn
+  /** How `hfn` combines histograms, as annotations name it (default subtraction). */
+  readonly combines?: "aggregation" | "subtraction"
   readonly keepName?: boolean
   readonly params?: number
 }
@@ -371,7 +403,8 @@ const loadSubquery = (ctx: Ctx, node: Subquery) =>
     // Subquery steps are aligned to multiples of the step, absolute in time.
     const innerStart = Math.floor(lo / stepMs) * stepMs + (lo % stepMs === 0 ? 0 : stepMs)
     const innerSteps = innerStart > hi ? 0 : Math.floor((hi - innerStart) / stepMs) + 1
-    const inner: Ctx = { ...ctx, start: innerStart, end: innerStart + (innerSteps - 1) * stepMs, step: stepMs, steps: innerSteps }
+    // A subquery's selectors are read as usual (Prometheus's stats iterator does not apply under one).
+    const inner: Ctx = { ...ctx, start: innerStart, end: innerStart + (innerSteps - 1) * stepMs, step: stepMs, steps: innerSteps, statsOnly: false }
     const value = innerSteps === 0 ? ({ kind: "vector", series: [] } as EvalValue) : yield* evaluate(inner, node.expr)
     if (value.kind !== "vector" && value.kind !== "scalar") return fail("bad_data", "subquery is only allowed on instant vector")
     const series = value.kind === "scalar"
@@ -393,6 +426,18 @@ const rangeInput = (ctx: Ctx, node: Expr): Effect.Effect<RangeInput, QueryError>
 }
 
 /**
+ * Prometheus's info that `rate`/`increase` of a metric whose name does not end like a counter's may not
+ * mean much: for each result series with a float value and a metric name.
+ */
+const counterNameInfo = (ctx: Ctx, series: ReadonlyArray<VSeries>) => {
+  for (const s of series) {
+    const name = metricName(s.labels)
+    if (name === "" || /_(total|sum|count|bucket)$/.test(name) || !s.values.some((x) => typeof x === "number")) continue
+    inform(ctx, `metric might not be a counter, name does not end in _total/_sum/_count/_bucket: ${JSON.stringify(name)}`)
+  }
+}
+
+/**
  * Applies a range function to each series' window at each step, with two cursors sliding over its float
  * samples (and two more over its histograms, when it has any).
  */
@@ -409,7 +454,7 @@ const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: Reado
     let hi = 0
     const hts = s.hts ?? ts.subarray(0, 0)
     const nh = hts.length
-    const w: HistogramWindow = { ts, vs, lo: 0, hi: 0, hts, hs: s.hs ?? [], hlo: 0, hhi: 0, t: 0, rangeMs, extra }
+    const w: HistogramWindow = { ts, vs, lo: 0, hi: 0, hts, hs: s.hs ?? [], hlo: 0, hhi: 0, t: 0, rangeMs, extra, seen: NH.newSeen() }
     let hlo = 0
     let hhi = 0
     let lastT = Number.NEGATIVE_INFINITY
@@ -437,15 +482,30 @@ const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: Reado
           w.hhi = hhi
           w.t = t
           v = hfn(w)
-        } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+        } else if (hi > lo) {
+          v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+          // Prometheus: the histograms are left out of a float function's window (and says so).
+          inform(ctx, `ignored histograms in a range containing both floats and histograms for metric name ${JSON.stringify(metricName(s.labels))}`)
+        }
       } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
       if (v === undefined) continue
       values[i] = v
       any = true
     }
+    if (nh > 0) reportSeen(ctx, w.seen, metricName(s.labels), f.combines ?? "subtraction")
     if (any) out.push({ labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values })
   }
   return out
+}
+
+/** The annotations for what combining a series' histograms ran into (`operation`: what combined them). */
+const reportSeen = (ctx: Ctx, seen: NH.Seen, name: string, operation: "aggregation" | "addition" | "subtraction") => {
+  if (seen.reconciled) inform(ctx, `mismatched custom buckets were reconciled during ${operation}`)
+  if (seen.mixedSchemas) warn(ctx, `vector contains a mix of histograms with exponential and custom buckets schemas for metric name ${JSON.stringify(name)}`)
+  if (seen.notCounter) warn(ctx, `this native histogram metric is not a counter: ${JSON.stringify(name)}`)
+  if (seen.notGauge) warn(ctx, `this native histogram metric is not a gauge: ${JSON.stringify(name)}`)
+  if (seen.conflictingResets) warn(ctx, `conflicting counter resets during histogram ${operation}`)
+  if (seen.mixedFloats) warn(ctx, forMetric("encountered a mix of histograms and floats", name))
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -587,8 +647,12 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs,
 /** rate/increase/delta over a window of native histograms (none when floats are mixed in). */
 const extrapolatedHistogram = (isCounter: boolean, isRate: boolean): HistogramWindowFn => (w) => {
   const count = w.hhi - w.hlo
-  if (w.hi > w.lo || count < 2) return undefined
-  const result = NH.histogramRate(w.hs, w.hlo, w.hhi, isCounter)
+  if (w.hi > w.lo) {
+    w.seen.mixedFloats = true
+    return undefined
+  }
+  if (count < 2) return undefined
+  const result = NH.histogramRate(w.hs, w.hlo, w.hhi, isCounter, w.seen)
   if (result === undefined) return undefined
   const first = w.hs[w.hlo]!
   return result.mul(extrapolation(w.hts[w.hlo]!, w.hts[w.hhi - 1]!, count, w.t, w.rangeMs, isCounter, isRate, first.count, result.count))
@@ -625,10 +689,16 @@ const instantHistogramDelta = (isRate: boolean): HistogramWindowFn => (w) => {
   if (samples.length < 2) return undefined
   const last = samples[samples.length - 1]!
   const previous = samples[samples.length - 2]!
-  if (typeof last.v === "number" || typeof previous.v === "number") return undefined
+  if (typeof last.v === "number" || typeof previous.v === "number") {
+    w.seen.mixedFloats = true
+    return undefined
+  }
+  const gauges = [last.v.counterResetHint === "gauge", previous.v.counterResetHint === "gauge"]
+  if (isRate && gauges.some((g) => g)) w.seen.notCounter = true
+  if (!isRate && !gauges.every((g) => g)) w.seen.notGauge = true
   const result = last.v.copy()
   if (!isRate || !last.v.detectReset(previous.v)) {
-    if (!NH.tryCombine(() => result.sub(previous.v as FloatHistogram))) return undefined
+    if (!NH.tryCombine(() => result.sub(previous.v as FloatHistogram), w.seen)) return undefined
   }
   result.counterResetHint = "gauge"
   if (isRate) {
@@ -800,8 +870,8 @@ const rangeFunctions: Record<string, RangeFunction> = {
       return n
     }
   },
-  avg_over_time: { fn: (_ts, vs, lo, hi) => mean(vs, lo, hi), hfn: (w) => (w.hi > w.lo ? undefined : NH.average(w.hs.slice(w.hlo, w.hhi))) },
-  sum_over_time: { fn: (_ts, vs, lo, hi) => kahanSum(vs, lo, hi), hfn: (w) => (w.hi > w.lo ? undefined : NH.sum(w.hs.slice(w.hlo, w.hhi))) },
+  avg_over_time: { fn: (_ts, vs, lo, hi) => mean(vs, lo, hi), hfn: (w) => overTime(w, NH.average), combines: "aggregation" },
+  sum_over_time: { fn: (_ts, vs, lo, hi) => kahanSum(vs, lo, hi), hfn: (w) => overTime(w, NH.sum), combines: "aggregation" },
   count_over_time: { fn: (_ts, _vs, lo, hi) => hi - lo, hfn: (w) => w.hi - w.lo + w.hhi - w.hlo },
   min_over_time: {
     fn: (_ts, vs, lo, hi) => {
@@ -845,6 +915,17 @@ const rangeFunctions: Record<string, RangeFunction> = {
     }
   },
   double_exponential_smoothing: { fn: (_ts, vs, lo, hi, _t, _r, [sf, tf]) => doubleExponentialSmoothing(vs, lo, hi, sf!, tf!), params: 2 }
+}
+
+/** sum_over_time / avg_over_time of a window of histograms only (none when floats are mixed in). */
+function overTime(w: HistogramWindow, combine: (hs: ReadonlyArray<FloatHistogram>, compact: boolean, seen: NH.Seen) => FloatHistogram | undefined) {
+  if (w.hi > w.lo) {
+    w.seen.mixedFloats = true
+    return undefined
+  }
+  const hs = w.hs.slice(w.hlo, w.hhi)
+  if (NH.conflictingResets(hs)) w.seen.conflictingResets = true
+  return combine(hs, false, w.seen)
 }
 
 /** The time (seconds) of the window's extreme value: the last one `better` keeps, NaN giving way to any number. */
@@ -950,6 +1031,31 @@ const stringOf = (v: EvalValue): string => {
   return (v as { value: string }).value
 }
 
+/** Go's `strconv.ParseFloat` of a label value (`+Inf`, `inf`, `NaN`, ...); NaN when it is not a number. */
+const parseGoFloat = (text: string): number => {
+  const t = text.trim()
+  if (t === "" || t !== text) return Number.NaN
+  if (/^[+-]?inf(inity)?$/i.test(t)) return t.startsWith("-") ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
+  if (/^nan$/i.test(t)) return Number.NaN
+  return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) || /^[+-]?0[xX]/.test(t) ? Number(t) : Number.NaN
+}
+
+/** Whether two counts are equal within Prometheus's tolerance for float imprecision (relative 1e-12). */
+const nearlyEqual = (a: number, b: number) => a === b || Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b))
+
+/** Whether a classic histogram's cumulative counts decrease somewhere (beyond float imprecision). */
+const notMonotonic = (buckets: ReadonlyArray<{ le: number; count: number }>): boolean => {
+  const sorted = [...buckets].sort((a, b) => a.le - b.le)
+  let prev = sorted[0]?.count ?? 0
+  for (let i = 1; i < sorted.length; i++) {
+    const curr = sorted[i]!.count
+    if (curr === prev || nearlyEqual(prev, curr)) continue
+    if (curr < prev) return true
+    prev = curr
+  }
+  return false
+}
+
 const histogramQuantile = (q: number, buckets: Array<{ le: number; count: number }>): number => {
   if (Number.isNaN(q)) return Number.NaN
   if (q < 0) return Number.NEGATIVE_INFINITY
@@ -1030,7 +1136,9 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       const extra: Array<number> = []
       let rangeArg = call.args[0]!
       if (name === "quantile_over_time") {
-        extra.push(scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN)
+        const q = scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN
+        if (Number.isNaN(q) || q < 0 || q > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(q, 6)}`)
+        extra.push(q)
         rangeArg = call.args[1]!
       }
       if (name === "predict_linear") extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? 0)
@@ -1038,7 +1146,9 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? Number.NaN, scalarOf(yield* evaluate(ctx, call.args[2]!))[0] ?? Number.NaN)
       }
       const input = yield* rangeInput(ctx, rangeArg)
-      return { kind: "vector", series: overWindows(ctx, input, ranged, extra) }
+      const series = overWindows(ctx, input, ranged, extra)
+      if (name === "rate" || name === "increase") counterNameInfo(ctx, series)
+      return { kind: "vector", series }
     }
     if (name === "absent_over_time") {
       const input = yield* rangeInput(ctx, call.args[0]!)
@@ -1160,6 +1270,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       case "sort_desc":
       case "sort_by_label":
       case "sort_by_label_desc":
+        if (ctx.start !== ctx.end) warn(ctx, "sort is ineffective for range queries since results are always ordered by labels")
         return yield* evaluate(ctx, call.args[0]!)
       case "info":
         return yield* evalInfo(ctx, call)
@@ -1212,6 +1323,9 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         const q = scalarOf(yield* evaluate(ctx, call.args[0]!))
         const upperArg = fraction ? scalarOf(yield* evaluate(ctx, call.args[1]!)) : undefined
         const series = vectorOf(yield* evaluate(ctx, call.args[fraction ? 2 : 1]!))
+        if (!fraction) {
+          for (const x of new Set(q)) if (Number.isNaN(x) || x < 0 || x > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(x, 6)}`)
+        }
         const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
         // Two inputs with the same labels once the name is gone (e.g. `a_bucket` and `b_bucket`) collide.
         const seenInputs = new Set<string>()
@@ -1227,16 +1341,21 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
           const nativeValues = s.values.map((x, i) => {
             if (x === undefined || typeof x === "number") return undefined
             natives = true
-            return (fraction ? Stats.histogramFractionStat(q[i]!, upperArg![i]!, x) : Stats.histogramQuantile(q[i]!, x)).value
+            const stat = fraction ? Stats.histogramFractionStat(q[i]!, upperArg![i]!, x) : Stats.histogramQuantile(q[i]!, x)
+            if (stat.annotation !== undefined) ctx.notes.infos.add(Stats.annotationMessage(stat.annotation, metricName(s.labels)))
+            return stat.value
           })
           if (natives) {
             out.push({ labels: s.labels, dropName: true, values: nativeValues })
             natived.set(inputKey, nativeValues)
           }
+          if (!s.values.some((x) => typeof x === "number")) continue
           const leText = s.labels.find(([n]) => n === "le")?.[1]
-          if (leText === undefined) continue
-          const le = Number(leText === "+Inf" ? Number.POSITIVE_INFINITY : leText)
-          if (Number.isNaN(le)) continue
+          const le = leText === undefined ? Number.NaN : parseGoFloat(leText)
+          if (Number.isNaN(le)) {
+            warn(ctx, forMetric(`bucket label "le" is missing or has a malformed value of ${JSON.stringify(leText ?? "")}`, metricName(s.labels)))
+            continue
+          }
           const labels = dropName(s.labels.filter(([n]) => n !== "le"))
           const key = sigOf(labels)
           const g = groups.get(key) ?? { labels, members: [] }
@@ -1245,6 +1364,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         }
         for (const [key, g] of groups) {
           const native = natived.get(key)
+          const name = metricName(g.members[0]!.s.labels)
           const values = Array.from({ length: ctx.steps }, (_, i) => {
             const buckets = g.members.flatMap((m) => {
               const count = m.s.values[i]
@@ -1254,7 +1374,11 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
             // Classic buckets and a native histogram of the same series: neither answers (Prometheus warns).
             if (native?.[i] !== undefined) {
               native[i] = undefined
+              warn(ctx, forMetric("vector contains a mix of classic and native histograms", name))
               return undefined
+            }
+            if (!fraction && !Number.isNaN(q[i]!) && q[i]! >= 0 && q[i]! <= 1 && notMonotonic(buckets)) {
+              inform(ctx, forMetric("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)", name))
             }
             return fraction ? histogramFraction(q[i]!, upperArg![i]!, buckets) : histogramQuantile(q[i]!, buckets)
           })
@@ -1268,7 +1392,11 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       case "histogram_stddev":
       case "histogram_stdvar": {
         const f = histogramFunctions[name]!
+        const before = ctx.statsOnly
+        // Only the count and sum are read (not stddev's buckets): Prometheus's stats iterator applies.
+        if (name === "histogram_count" || name === "histogram_sum" || name === "histogram_avg") ctx.statsOnly = true
         const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        ctx.statsOnly = before
         const out: Array<VSeries> = []
         for (const s of series) {
           let any = false
@@ -1520,6 +1648,9 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       // the series between them.
       const r = scalarOf(param!)
       if (r.some((x) => Number.isNaN(x))) fail("execution", "Ratio value is NaN")
+      for (const x of new Set(r)) {
+        if (x < -1 || x > 1) warn(ctx, `ratio value should be between -1 and 1, got ${goShortest(x, 6)}, capping to ${x < -1 ? -1 : 1}`)
+      }
       const out: Array<VSeries> = []
       for (const s of series) {
         const offset = labelsHashOffset(s.labels)
@@ -1542,6 +1673,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
           if (!(kk >= 1)) continue
           // limitk: the first k of the group, in the input's order; topk and bottomk pass over histograms.
           const present = g.members.filter((s) => (op === "limitk" ? s.values[i] !== undefined : typeof s.values[i] === "number"))
+          if (op !== "limitk" && g.members.some((s) => s.values[i] !== undefined && typeof s.values[i] !== "number")) inform(ctx, `ignored histogram in ${op} aggregation`)
           if (op !== "limitk") present.sort((a, b) => {
             const x = a.values[i] as number
             const y = b.values[i] as number
@@ -1580,6 +1712,10 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       return { kind: "vector", series: [...out.values()] }
     }
     const q = op === "quantile" ? scalarOf(param!) : undefined
+    if (q !== undefined && groups.size > 0) {
+      for (const x of new Set(q)) if (Number.isNaN(x) || x < 0 || x > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(x, 6)}`)
+    }
+    const seen = NH.newSeen()
     const out: Array<VSeries> = []
     /** The group's floats and histograms at one step (reused: the functions below only read them). */
     const xs: Array<number> = []
@@ -1602,10 +1738,15 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
         }
         if (hs.length > 0 && (op === "sum" || op === "avg")) {
           // Floats and histograms do not add up: the group has no value at this step.
-          if (xs.length > 0) return undefined
-          return op === "sum" ? NH.sum(hs, true) : NH.average(hs, true)
+          if (xs.length > 0) {
+            warn(ctx, "encountered a mix of histograms and floats for aggregation")
+            return undefined
+          }
+          if (NH.conflictingResets(hs)) seen.conflictingResets = true
+          return op === "sum" ? NH.sum(hs, true, seen) : NH.average(hs, true, seen)
         }
         // The other aggregations pass over histograms.
+        if (hs.length > 0) inform(ctx, `ignored histogram in ${op} aggregation`)
         if (xs.length === 0) return undefined
         switch (op) {
           case "sum":
@@ -1628,6 +1769,12 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       })
       out.push({ labels: g.labels, dropName: g.dropName, values })
     }
+    // Exponential and custom buckets in one sum: Prometheus names no metric.
+    if (seen.mixedSchemas) {
+      seen.mixedSchemas = false
+      warn(ctx, `vector contains a mix of histograms with exponential and custom buckets schemas for metric name ""`)
+    }
+    reportSeen(ctx, seen, "", "aggregation")
     return { kind: "vector", series: out }
   })
 
@@ -1697,11 +1844,16 @@ const isTrim = (op: string) => op === "</" || op === ">/"
  * A binary operator where a native histogram (or a trim operator) is involved, as Prometheus's
  * `vectorElemBinop`: `h * x`, `x * h`, `h / x`, `h + h`, `h - h` (a gauge), `h == h`, `h != h` (keeping
  * the left; undefined when they differ), `h </ x`, `h >/ x`; null for every other combination (the
- * element dropped, even with `bool`).
+ * element dropped, even with `bool`), with Prometheus's annotation.
  */
-const elementBinop = (op: string, a: SampleValue, b: SampleValue): SampleValue | undefined | null => {
+const elementBinop = (ctx: Ctx, op: string, a: SampleValue, b: SampleValue): SampleValue | undefined | null => {
+  const incompatible = () => {
+    const type = (x: SampleValue) => (typeof x === "number" ? "float" : "histogram")
+    inform(ctx, `incompatible sample types encountered for binary operator ${JSON.stringify(op)}: ${type(a)} ${op} ${type(b)}`)
+    return null
+  }
   if (typeof a === "number") {
-    return typeof b !== "number" && op === "*" ? b.copy().mul(a).compact(0) : null
+    return typeof b !== "number" && op === "*" ? b.copy().mul(a).compact(0) : incompatible()
   }
   if (typeof b === "number") {
     switch (op) {
@@ -1714,13 +1866,29 @@ const elementBinop = (op: string, a: SampleValue, b: SampleValue): SampleValue |
       case ">/":
         return a.copy().trimBuckets(b, false)
     }
-    return null
+    return incompatible()
   }
   switch (op) {
     case "+":
     case "-": {
       const r = a.copy()
-      if (!NH.tryCombine(() => (op === "+" ? r.add(b) : r.sub(b)))) return null
+      const operation = op === "+" ? "addition" : "subtraction"
+      let collision = false
+      const seen = NH.newSeen()
+      if (!NH.tryCombine(() => {
+        const info = op === "+" ? r.add(b) : r.sub(b)
+        collision = info.counterResetCollision
+        return info
+      }, seen)) {
+        warn(ctx, `incompatible bucket layout encountered for binary operator ${op}`)
+        return null
+      }
+      if (seen.reconciled) inform(ctx, `mismatched custom buckets were reconciled during ${operation}`)
+      if (collision) {
+        // As Prometheus: a warning, and the element is not kept.
+        warn(ctx, `conflicting counter resets during histogram ${operation}`)
+        return null
+      }
       if (op === "-") r.counterResetHint = "gauge"
       return r.compact(0)
     }
@@ -1729,7 +1897,7 @@ const elementBinop = (op: string, a: SampleValue, b: SampleValue): SampleValue |
     case "!=":
       return a.equals(b) ? undefined : a
   }
-  return null
+  return incompatible()
 }
 const compare = (op: string, a: number, b: number): boolean => {
   switch (op) {
@@ -1778,7 +1946,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
         const values = s.values.map((x, i): SampleValue | undefined => {
           if (x === undefined) return undefined
           if (typeof x !== "number" || isTrim(op)) {
-            const r = elementBinop(op, vecLeft ? x : sc.values[i]!, vecLeft ? sc.values[i]! : x)
+            const r = elementBinop(ctx, op, vecLeft ? x : sc.values[i]!, vecLeft ? sc.values[i]! : x)
             if (r === null) return undefined
             if (node.bool) return r === undefined ? 0 : 1
             return r === undefined ? undefined : isCmp ? x : r
@@ -1861,7 +2029,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
       const a = manyIsLeft ? x : y
       const b = manyIsLeft ? y : x
       if (typeof a !== "number" || typeof b !== "number" || isTrim(op)) {
-        const r = elementBinop(op, a, b)
+        const r = elementBinop(ctx, op, a, b)
         if (r === null) return undefined
         if (node.bool) return r === undefined ? 0 : 1
         return r
@@ -2099,8 +2267,14 @@ const makeCtx = (source: SeriesSource, start: number, end: number, step: number,
   lookbackMs: options?.lookbackMs ?? defaultLookbackMs,
   source,
   samples: 0,
-  samplesMax: options?.samplesMax ?? Limits.querySamplesMax
+  samplesMax: options?.samplesMax ?? Limits.querySamplesMax,
+  notes: { warnings: new Set(), infos: new Set() },
+  statsOnly: false
 })
+
+/** The value with the query's annotations, if it has any. */
+const annotated = (ctx: Ctx, value: Value): Value =>
+  ctx.notes.warnings.size + ctx.notes.infos.size === 0 ? value : { ...value, annotations: { warnings: [...ctx.notes.warnings], infos: [...ctx.notes.infos] } }
 
 /** Evaluates a query at one time. */
 export const instantQuery = (source: SeriesSource, query: string, timeMs: number, options?: QueryOptions): Effect.Effect<Value, QueryError> =>
@@ -2110,19 +2284,19 @@ export const instantQuery = (source: SeriesSource, query: string, timeMs: number
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {
       case "scalar":
-        return { type: "scalar", t: timeMs, v: v.values[0]! }
+        return annotated(ctx, { type: "scalar", t: timeMs, v: v.values[0]! })
       case "string":
-        return { type: "string", t: timeMs, v: v.value }
+        return annotated(ctx, { type: "string", t: timeMs, v: v.value })
       case "matrix": {
         const series = v.series.map((s) => ({ labels: outputLabels(s), samples: matrixPoints(s) }))
         assertUnique(series.map((s) => s.labels))
-        return { type: "matrix", series }
+        return annotated(ctx, { type: "matrix", series })
       }
       case "vector": {
         const samples = v.series.flatMap((s) => (s.values[0] === undefined ? [] : [{ labels: outputLabels(s), t: timeMs, ...pointValue(s.values[0]) }]))
         assertUnique(samples.map((s) => s.labels))
         const sorted = isSorting(expr) ? sortForFunction(expr, samples) : samples
-        return { type: "vector", samples: sorted }
+        return annotated(ctx, { type: "vector", samples: sorted })
       }
     }
   }))
@@ -2144,7 +2318,7 @@ export const rangeQuery = (
     const v = yield* evaluate(ctx, expr)
     switch (v.kind) {
       case "scalar":
-        return { type: "matrix", series: [{ labels: [], samples: v.values.map((x, i) => ({ t: stepTime(ctx, i), v: x })) }] }
+        return annotated(ctx, { type: "matrix", series: [{ labels: [], samples: v.values.map((x, i) => ({ t: stepTime(ctx, i), v: x })) }] })
       case "vector": {
         // Series that share labels (their names dropped) merge when no step holds two values.
         const series = checkUnique(v.series.map((s) => ({ labels: outputLabels(s), values: [...s.values] }))).map((s) => ({
@@ -2153,7 +2327,7 @@ export const rangeQuery = (
         })).filter((s) => s.samples.length > 0)
         // Prometheus sorts a range result by labels.
         series.sort((a, b) => compareLabels(a.labels, b.labels))
-        return { type: "matrix", series }
+        return annotated(ctx, { type: "matrix", series })
       }
       default:
         return yield* Effect.fail(new QueryError("bad_data", `invalid expression type "${v.kind === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`))

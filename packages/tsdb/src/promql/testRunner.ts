@@ -21,7 +21,8 @@
  * One difference in reporting only: a matrix's label order is checked after its contents (promqltest
  * checks it first), so that a wrong value is what a failure reports.
  *
- * Not checked: `expect warn|info|no_warn|no_info` (the engine's `Value` carries no annotations).
+ * - `expect warn|info|no_warn|no_info` (with `msg:` or `regex:`): the result's annotations, as promqltest's
+ *   `checkAnnotations` (on the eval's query and its `@` variants; not on the range-mode re-run).
  *
  * Native histograms (`{{...}}` points, `{{a}}+{{b}}xN` expansions, `load_with_nhcb` conversions of classic
  * histograms) are loaded and compared as promqltest does (structure exact, counts within 1e-6, the counter
@@ -394,6 +395,10 @@ export interface Expectation {
   readonly regex?: RegExp | undefined
 }
 
+export interface AnnotationExpectation extends Expectation {
+  readonly type: "warn" | "info" | "no_warn" | "no_info"
+}
+
 export interface ExpectedSeries {
   readonly labels: Labels
   readonly points: ReadonlyArray<SeqPoint>
@@ -416,8 +421,8 @@ export interface EvalCommand {
   readonly stepMs: number
   readonly fail: ReadonlyArray<Expectation>
   readonly ordered: boolean
-  /** Annotation expectations (warn, info, no_warn, no_info), not checked. */
-  readonly annotations: ReadonlyArray<string>
+  /** Annotation expectations: `expect warn|info [msg:|regex: ...]`, `expect no_warn|no_info`. */
+  readonly annotations: ReadonlyArray<AnnotationExpectation>
   readonly expectScalar: SeqPoint | undefined
   readonly expectedString: string | undefined
   readonly expected: ReadonlyArray<ExpectedSeries>
@@ -544,8 +549,8 @@ const parseEval = (lines: ReadonlyArray<string>, i: number): { readonly next: nu
   const fail: Array<Expectation> = []
   let isFail = mod === "fail"
   let ordered = mod === "ordered"
-  const annotations: Array<string> = []
-  if (mod === "warn" || mod === "info") annotations.push(mod)
+  const annotations: Array<AnnotationExpectation> = []
+  if (mod === "warn" || mod === "info") annotations.push({ type: mod })
   let expectScalar: SeqPoint | undefined
   let expectedString: string | undefined
   const expected = new Map<string, ExpectedSeries>()
@@ -594,8 +599,8 @@ const parseEval = (lines: ReadonlyArray<string>, i: number): { readonly next: nu
           fail.push(expectation)
         } else if (type === "ordered") {
           ordered = true
-        } else {
-          annotations.push(type)
+        } else if (type === "warn" || type === "info" || type === "no_warn" || type === "no_info") {
+          annotations.push({ type, ...expectation })
         }
         continue
       }
@@ -748,7 +753,8 @@ interface SelectedSeriesColumns {
 /**
  * A series' columns with the counter reset hints a TSDB gives histograms it reads back: a histogram after
  * another (no float or stale marker between them) is `not_reset` unless a reset is given or detected
- * (`reset`), as Prometheus's chunks record it; a gauge stays a gauge; the first keeps its own hint.
+ * (then `unknown`: the chunk is cut there, and a chunk's first sample reads back so in Prometheus); a
+ * gauge stays a gauge; the first keeps its own hint.
  */
 const readBack = (samples: ReadonlyArray<StoredSample>): SelectedSeriesColumns => {
   const timestamps = new Float64Array(samples.length)
@@ -764,7 +770,9 @@ const readBack = (samples: ReadonlyArray<StoredSample>): SelectedSeriesColumns =
     }
     const h = x.h.copy()
     if (h.counterResetHint !== "gauge" && prev !== undefined) {
-      h.counterResetHint = h.counterResetHint === "reset" || h.detectReset(prev) ? "reset" : "not_reset"
+      // At a reset the chunk is cut, and the first sample of a chunk reads back "unknown" (Prometheus
+      // issue 15346: a reset is not visible as "reset" in query results).
+      h.counterResetHint = h.counterResetHint === "reset" || h.detectReset(prev) ? "unknown" : "not_reset"
     }
     prev = x.h
     ;(histograms ??= new Array(samples.length))[i] = h
@@ -1169,6 +1177,33 @@ export const compareResult = (cmd: EvalCommand, result: Value): Mismatch | undef
   }
 }
 
+const matchesExpectation = (e: Expectation, text: string) => (e.regex !== undefined ? e.regex.test(text) : e.message === undefined || e.message === text)
+
+/**
+ * The eval's annotation expectations against a result's annotations, as promqltest's `checkAnnotations`:
+ * `expect warn` / `expect info` need at least one; with messages (`msg:`/`regex:`), each expected one must
+ * be there and every one there must be expected; `no_warn` / `no_info` allow none.
+ */
+export const checkAnnotations = (cmd: EvalCommand, value: Value): Mismatch | undefined => {
+  const warnings = value.annotations?.warnings ?? []
+  const infos = value.annotations?.infos ?? []
+  for (const [type, got] of [["warn", warnings], ["info", infos]] as const) {
+    const expected = cmd.annotations.filter((a) => a.type === type)
+    if (expected.length > 0 && got.length === 0) return mismatch("annotations", `expected ${type} annotations but none were found`)
+    const withText = expected.filter((a) => a.message !== undefined || a.regex !== undefined)
+    if (withText.length === 0) continue
+    for (const e of withText) {
+      if (!got.some((g) => matchesExpectation(e, g))) return mismatch("annotations", `expected ${type} annotation ${JSON.stringify(e.message ?? e.regex?.source)} but found ${JSON.stringify(got)}`)
+    }
+    for (const g of got) {
+      if (!withText.some((e) => matchesExpectation(e, g))) return mismatch("annotations", `unexpected ${type} annotation ${JSON.stringify(g)}`)
+    }
+  }
+  if (cmd.annotations.some((a) => a.type === "no_warn") && warnings.length > 0) return mismatch("annotations", `unexpected warning annotations: ${JSON.stringify(warnings)}`)
+  if (cmd.annotations.some((a) => a.type === "no_info") && infos.length > 0) return mismatch("annotations", `unexpected info annotations: ${JSON.stringify(infos)}`)
+  return undefined
+}
+
 /** Whether an error message satisfies the eval's `expect fail` lines (each must match). */
 export const checkFailure = (cmd: EvalCommand, message: string): Mismatch | undefined => {
   for (const f of cmd.fail) {
@@ -1287,8 +1322,6 @@ export interface EvalOutcome {
   readonly experimental: ReadonlyArray<string>
   /** No native histograms and no experimental features. */
   readonly floatOnly: boolean
-  /** Annotation expectations the runner did not check. */
-  readonly annotationsUnchecked: boolean
 }
 
 export interface FileReport {
@@ -1365,7 +1398,7 @@ const runEval = async (cmd: EvalCommand, store: MemoryStore, engine: Engine, opt
     if (outcome._tag !== "ok" || j.status !== "passed" || cmd.fail.length > 0) return { ...j, touched }
     const got = formatResult(outcome.value)
     if (outcome.value.type !== "matrix") return { status: "failed", reason: `a range query returned a ${outcome.value.type}`, cause: "range query not a matrix", got, touched }
-    const m = compareResult(cmd, outcome.value)
+    const m = checkAnnotations(cmd, outcome.value) ?? compareResult(cmd, outcome.value)
     return m === undefined ? { status: "passed", touched } : { status: "failed", reason: m.message, cause: m.kind, got, touched }
   }
   const first = await runInstant(cmd, cmd.query, cmd.evalMs, source, engine, options, "")
@@ -1394,7 +1427,7 @@ const runInstant = async (cmd: EvalCommand, query: string, evalMs: number, sourc
   }
   const value = outcome.value
   const got = formatResult(value)
-  const m = compareResult(cmd, value)
+  const m = checkAnnotations(cmd, value) ?? compareResult(cmd, value)
   if (m !== undefined) return { status: "failed", reason: label(m.message), cause: causeLabel(m.kind), got }
   if (options.rangeMode === false || cmd.excludeFromRangeMode || contextFunctions.test(query)) return { status: "passed" }
   // Range mode: the same query from t-1m to t+1m step 1m must give the same result at t.
@@ -1484,8 +1517,7 @@ export const runScript = async (file: string, text: string, engine: Engine, opti
           line: cmd.line,
           text: cmd.text,
           query: cmd.query,
-          expected: formatExpected(cmd),
-          annotationsUnchecked: cmd.annotations.some((a) => a === "warn" || a === "info")
+          expected: formatExpected(cmd)
         }
         if (tainted !== undefined) {
           const experimental = staticSt ? [...features, "start timestamps"] : features

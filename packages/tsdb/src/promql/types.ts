@@ -24,11 +24,25 @@ export interface RangeSeries {
   readonly samples: ReadonlyArray<Point>
 }
 
-export type Value =
+/**
+ * What Prometheus's API answers beside a result in `warnings` and `infos`: `PromQL warning: ...` (the
+ * answer may be wrong or incomplete, e.g. histograms and floats mixed) and `PromQL info: ...` (it may not
+ * mean what was meant, e.g. `rate` of a metric not named like a counter).
+ */
+export interface Annotations {
+  readonly warnings: ReadonlyArray<string>
+  readonly infos: ReadonlyArray<string>
+}
+
+export type Value = (
   | { readonly type: "scalar"; readonly t: number; readonly v: number }
   | { readonly type: "string"; readonly t: number; readonly v: string }
   | { readonly type: "vector"; readonly samples: ReadonlyArray<InstantSample> }
   | { readonly type: "matrix"; readonly series: ReadonlyArray<RangeSeries> }
+) & {
+  /** The query's annotations; absent when it has none. */
+  readonly annotations?: Annotations | undefined
+}
 
 export interface QueryOptions {
   /** How far back an instant selector looks for a sample (default 5 minutes). */

@@ -264,6 +264,26 @@ eval instant at 1m h
     assert.match(Runner.verboseLines(report).join("\n"), /t\.test:28: FAILED eval instant at 1m wrong\n {2}reason: {3}expected 41 for \{\} but got 42/)
   })
 
+  it("checks annotations as promqltest does: warn/info need one, messages must match both ways, no_* allow none", () => {
+    const evalOf = (expectations: string) => {
+      const cmd = Runner.parseScript(`eval instant at 1m x\n${expectations}\n  {} 1\n`).find((c) => c.kind === "eval")
+      if (cmd?.kind !== "eval") throw new Error("no eval")
+      return cmd
+    }
+    const value = (warnings: Array<string>, infos: Array<string>): Value => ({ type: "vector", samples: [], annotations: { warnings, infos } })
+    const w = "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
+    const i = "PromQL info: ignored histogram in max aggregation"
+    assert.isUndefined(Runner.checkAnnotations(evalOf("  expect warn"), value([w], [])))
+    assert.match(Runner.checkAnnotations(evalOf("  expect warn"), value([], [i]))!.message, /expected warn annotations but none/)
+    assert.isUndefined(Runner.checkAnnotations(evalOf(`  expect warn msg: ${w}`), value([w], [i])))
+    assert.match(Runner.checkAnnotations(evalOf(`  expect warn msg: ${w}`), value([w, "PromQL warning: other"], []))!.message, /unexpected warn annotation/)
+    assert.isUndefined(Runner.checkAnnotations(evalOf("  expect info regex: ignored histogram"), value([], [i])))
+    assert.match(Runner.checkAnnotations(evalOf("  expect no_info"), value([], [i]))!.message, /unexpected info annotations/)
+    assert.isUndefined(Runner.checkAnnotations(evalOf("  expect no_warn"), value([], [i])))
+    // No expectation: nothing is checked (as promqltest since annotations became explicit).
+    assert.isUndefined(Runner.checkAnnotations(evalOf(""), value([w], [i])))
+  })
+
   it("checks instant evals in range mode too", async () => {
     // An engine whose range queries disagree with its instant queries.
     const broken: Runner.Engine = { ...fakeEngine, rangeQuery: () => Effect.succeed({ type: "matrix", series: [] }) }
