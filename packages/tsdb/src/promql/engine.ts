@@ -1326,65 +1326,23 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         if (!fraction) {
           for (const x of new Set(q)) if (Number.isNaN(x) || x < 0 || x > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(x, 6)}`)
         }
-        const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
-        // Two inputs with the same labels once the name is gone (e.g. `a_bucket` and `b_bucket`) collide.
-        const seenInputs = new Set<string>()
+        return { kind: "vector", series: bucketFunction(ctx, series, q, upperArg) }
+      }
+      case "histogram_quantiles": {
+        // Experimental: one quantile per argument, each series labelled with it (`label`).
+        const series = vectorOf(yield* evaluate(ctx, call.args[0]!))
+        const label = stringOf(yield* evaluate(ctx, call.args[1]!))
         const out: Array<VSeries> = []
-        /** The native histograms' results by their labels, to find classic buckets with the same labels. */
-        const natived = new Map<string, Array<number | undefined>>()
-        for (const s of series) {
-          const inputKey = sigOf(dropName(s.labels))
-          if (seenInputs.has(inputKey)) fail("execution", "vector cannot contain metrics with the same labelset")
-          seenInputs.add(inputKey)
-          // Native histograms: each on its own.
-          let natives = false
-          const nativeValues = s.values.map((x, i) => {
-            if (x === undefined || typeof x === "number") return undefined
-            natives = true
-            const stat = fraction ? Stats.histogramFractionStat(q[i]!, upperArg![i]!, x) : Stats.histogramQuantile(q[i]!, x)
-            if (stat.annotation !== undefined) ctx.notes.infos.add(Stats.annotationMessage(stat.annotation, metricName(s.labels)))
-            return stat.value
-          })
-          if (natives) {
-            out.push({ labels: s.labels, dropName: true, values: nativeValues })
-            natived.set(inputKey, nativeValues)
+        for (const arg of call.args.slice(2)) {
+          const q = scalarOf(yield* evaluate(ctx, arg))[0] ?? Number.NaN
+          if (Number.isNaN(q) || q < 0 || q > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(q, 6)}`)
+          const text = goShortest(q, 6)
+          const value = /^[+-]?\d+$/.test(text) ? `${text}.0` : text
+          for (const s of bucketFunction(ctx, series, new Array(ctx.steps).fill(q), undefined)) {
+            out.push({ labels: sortLabelsLocal([...s.labels.filter(([n]) => n !== label), [label, value]]), dropName: true, values: s.values })
           }
-          if (!s.values.some((x) => typeof x === "number")) continue
-          const leText = s.labels.find(([n]) => n === "le")?.[1]
-          const le = leText === undefined ? Number.NaN : parseGoFloat(leText)
-          if (Number.isNaN(le)) {
-            warn(ctx, forMetric(`bucket label "le" is missing or has a malformed value of ${JSON.stringify(leText ?? "")}`, metricName(s.labels)))
-            continue
-          }
-          const labels = dropName(s.labels.filter(([n]) => n !== "le"))
-          const key = sigOf(labels)
-          const g = groups.get(key) ?? { labels, members: [] }
-          g.members.push({ le, s })
-          groups.set(key, g)
         }
-        for (const [key, g] of groups) {
-          const native = natived.get(key)
-          const name = metricName(g.members[0]!.s.labels)
-          const values = Array.from({ length: ctx.steps }, (_, i) => {
-            const buckets = g.members.flatMap((m) => {
-              const count = m.s.values[i]
-              return typeof count === "number" ? [{ le: m.le, count }] : []
-            })
-            if (buckets.length === 0) return undefined
-            // Classic buckets and a native histogram of the same series: neither answers (Prometheus warns).
-            if (native?.[i] !== undefined) {
-              native[i] = undefined
-              warn(ctx, forMetric("vector contains a mix of classic and native histograms", name))
-              return undefined
-            }
-            if (!fraction && !Number.isNaN(q[i]!) && q[i]! >= 0 && q[i]! <= 1 && notMonotonic(buckets)) {
-              inform(ctx, forMetric("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)", name))
-            }
-            return fraction ? histogramFraction(q[i]!, upperArg![i]!, buckets) : histogramQuantile(q[i]!, buckets)
-          })
-          if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
-        }
-        return { kind: "vector", series: out }
+        return { kind: "vector", series: checkUnique(out) }
       }
       case "histogram_count":
       case "histogram_sum":
@@ -1413,6 +1371,74 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         return fail("unsupported", `function ${name}() is not supported yet`) as never
     }
   })
+
+/**
+ * histogram_quantile (`upperArg` undefined: `q` is the quantile) or histogram_fraction (`q` the lower and
+ * `upperArg` the upper bound), per step: of each native histogram, and of each group of classic buckets
+ * (series with an `le` label, grouped by their other labels).
+ */
+const bucketFunction = (ctx: Ctx, series: ReadonlyArray<VSeries>, q: ReadonlyArray<number>, upperArg: ReadonlyArray<number> | undefined): Array<VSeries> => {
+  const fraction = upperArg !== undefined
+  const groups = new Map<string, { labels: Labels; members: Array<{ le: number; s: VSeries }> }>()
+  // Two inputs with the same labels once the name is gone (e.g. `a_bucket` and `b_bucket`) collide.
+  const seenInputs = new Set<string>()
+  const out: Array<VSeries> = []
+  /** The native histograms' results by their labels, to find classic buckets with the same labels. */
+  const natived = new Map<string, Array<number | undefined>>()
+  for (const s of series) {
+    const inputKey = sigOf(dropName(s.labels))
+    if (seenInputs.has(inputKey)) fail("execution", "vector cannot contain metrics with the same labelset")
+    seenInputs.add(inputKey)
+    // Native histograms: each on its own.
+    let natives = false
+    const nativeValues = s.values.map((x, i) => {
+      if (x === undefined || typeof x === "number") return undefined
+      natives = true
+      const stat = fraction ? Stats.histogramFractionStat(q[i]!, upperArg![i]!, x) : Stats.histogramQuantile(q[i]!, x)
+      if (stat.annotation !== undefined) ctx.notes.infos.add(Stats.annotationMessage(stat.annotation, metricName(s.labels)))
+      return stat.value
+    })
+    if (natives) {
+      out.push({ labels: s.labels, dropName: true, values: nativeValues })
+      natived.set(inputKey, nativeValues)
+    }
+    if (!s.values.some((x) => typeof x === "number")) continue
+    const leText = s.labels.find(([n]) => n === "le")?.[1]
+    const le = leText === undefined ? Number.NaN : parseGoFloat(leText)
+    if (Number.isNaN(le)) {
+      warn(ctx, forMetric(`bucket label "le" is missing or has a malformed value of ${JSON.stringify(leText ?? "")}`, metricName(s.labels)))
+      continue
+    }
+    const labels = dropName(s.labels.filter(([n]) => n !== "le"))
+    const key = sigOf(labels)
+    const g = groups.get(key) ?? { labels, members: [] }
+    g.members.push({ le, s })
+    groups.set(key, g)
+  }
+  for (const [key, g] of groups) {
+    const native = natived.get(key)
+    const name = metricName(g.members[0]!.s.labels)
+    const values = Array.from({ length: ctx.steps }, (_, i) => {
+      const buckets = g.members.flatMap((m) => {
+        const count = m.s.values[i]
+        return typeof count === "number" ? [{ le: m.le, count }] : []
+      })
+      if (buckets.length === 0) return undefined
+      // Classic buckets and a native histogram of the same series: neither answers (Prometheus warns).
+      if (native?.[i] !== undefined) {
+        native[i] = undefined
+        warn(ctx, forMetric("vector contains a mix of classic and native histograms", name))
+        return undefined
+      }
+      if (!fraction && !Number.isNaN(q[i]!) && q[i]! >= 0 && q[i]! <= 1 && notMonotonic(buckets)) {
+        inform(ctx, forMetric("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)", name))
+      }
+      return fraction ? histogramFraction(q[i]!, upperArg![i]!, buckets) : histogramQuantile(q[i]!, buckets)
+    })
+    if (values.some((v) => v !== undefined)) out.push({ labels: g.labels, values })
+  }
+  return out
+}
 
 /** The functions of one native histogram that give a float (float samples are passed over). */
 const histogramFunctions: Record<string, (h: FloatHistogram) => number> = {
