@@ -218,12 +218,25 @@ const evalSmoothedSelector = (ctx: Ctx, sel: VectorSelector) =>
     const series: Array<VSeries> = []
     for (const s of (yield* load(ctx, sel.matchers, mint, maxt + back)).map(withoutStale)) {
       const { ts, vs } = s
-      const values: Array<number | undefined> = new Array(ctx.steps)
+      const values: Array<SampleValue | undefined> = new Array(ctx.steps)
       let any = false
       let k = 0
       let lastT = Number.NEGATIVE_INFINITY
+      const seen = NH.newSeen()
       for (let i = 0; i < ctx.steps; i++) {
         const t = evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
+        if (s.hts !== undefined && s.hs !== undefined && firstAfter(s.hts, t - back) < firstAfter(s.hts, t + back)) {
+          // Histograms near t: floats near it too cannot be combined with them.
+          if (firstAfter(ts, t - back) < firstAfter(ts, t + back)) {
+            seen.mixedFloats = true
+            continue
+          }
+          const h = smoothHistogram(s.hts, s.hs, t, back, seen)
+          if (h === undefined) continue
+          values[i] = h
+          any = true
+          continue
+        }
         if (t < lastT) k = 0
         lastT = t
         while (k < ts.length && ts[k]! <= t) k++
@@ -233,10 +246,62 @@ const evalSmoothedSelector = (ctx: Ctx, sel: VectorSelector) =>
         values[i] = next < 0 || ts[b] === t ? vs[b]! : vs[b]! + (vs[next]! - vs[b]!) * (t - ts[b]!) / (ts[next]! - ts[b]!)
         any = true
       }
+      reportSeen(ctx, seen, metricName(s.labels), "subtraction")
       if (any) series.push({ labels: s.labels, values })
     }
     return { kind: "vector", series } as EvalValue
   })
+
+/** The first index of `ts` (ascending) with a time above `x`. */
+const firstAfter = (ts: ArrayLike<number>, x: number, lo = 0, hi = ts.length) => {
+  while (lo < hi) {
+    const m = (lo + hi) >> 1
+    if (ts[m]! <= x) lo = m + 1
+    else hi = m
+  }
+  return lo
+}
+
+/**
+ * The histogram at `t1 + (t - t1)` between h1 (at t1) and h2 (at t2), linearly; a counter (`isCounter`)
+ * that reset between them grows from zero to h2. Undefined when they cannot be combined.
+ */
+const interpolateHistogram = (h1: FloatHistogram, t1: number, h2: FloatHistogram, t2: number, t: number, isCounter: boolean, seen: NH.Seen): FloatHistogram | undefined => {
+  if (t === t1) return h1.copy()
+  if (t === t2) return h2.copy()
+  const fraction = (t - t1) / (t2 - t1)
+  if (isCounter && h2.detectReset(h1)) return h2.copy().mul(fraction)
+  const result = h2.copy()
+  if (!NH.tryCombine(() => result.sub(h1), seen)) return undefined
+  result.mul(fraction)
+  if (!NH.tryCombine(() => result.add(h1), seen)) return undefined
+  return result
+}
+
+/**
+ * `x smoothed` at time t over histograms: the one at t, else interpolated between the last before and the
+ * first after (within the lookback either side; a counter unless both are gauges), else the last before
+ * (its hint unknown: a hint describes a sample's relation to the one before, not its value).
+ */
+const smoothHistogram = (hts: Float64Array, hs: ReadonlyArray<FloatHistogram>, t: number, back: number, seen: NH.Seen): FloatHistogram | undefined => {
+  const lo = firstAfter(hts, t - back)
+  const hi = firstAfter(hts, t + back)
+  // The first at or after t.
+  let i = lo
+  while (i < hi && hts[i]! < t) i++
+  if (i < hi && hts[i] === t) return hs[i]!.copy()
+  if (i > lo && i < hi) {
+    const prev = hs[i - 1]!
+    const next = hs[i]!
+    if (prev.usesCustomBuckets() !== next.usesCustomBuckets()) {
+      seen.mixedSchemas = true
+      return undefined
+    }
+    return interpolateHistogram(prev, hts[i - 1]!, next, hts[i]!, t, prev.counterResetHint !== "gauge" || next.counterResetHint !== "gauge", seen)
+  }
+  if (i > lo) return withHint(hs[i - 1]!, "unknown")
+  return undefined
+}
 
 /**
  * A function of the samples of one series in the window (t - range, t] at one step: the samples are
@@ -540,6 +605,61 @@ const evalExtendedRange = (ctx: Ctx, name: string, sel: MatrixSelector) =>
     const out: Array<VSeries> = []
     for (const s of loaded) {
       const { ts, vs } = s
+      if (s.hts !== undefined && s.hs !== undefined && (name === "rate" || name === "increase" || name === "delta")) {
+        // A series with histograms: per step, histograms only (floats too are a warning, no value).
+        const seen = NH.newSeen()
+        const values: Array<SampleValue | undefined> = new Array(ctx.steps)
+        let any = false
+        for (let i = 0; i < ctx.steps; i++) {
+          const t = evalTime(ctx, stepTime(ctx, i), v.at, v.offsetMs)
+          const reach = smoothed ? t + back : t
+          const floats = firstAfter(ts, reach) - firstAfter(ts, t - rangeMs - back)
+          const hists = firstAfter(s.hts, reach) - firstAfter(s.hts, t - rangeMs - back)
+          if (hists === 0) continue
+          if (floats > 0) {
+            seen.mixedFloats = true
+            continue
+          }
+          const h = extendedHistogramRate(s.hts, s.hs, t, rangeMs, back, smoothed, name, seen)
+          if (h === undefined) continue
+          values[i] = h
+          any = true
+        }
+        reportSeen(ctx, seen, metricName(s.labels), "subtraction")
+        if (any) out.push({ labels: s.labels, dropName: true, values })
+        continue
+      }
+      if (s.hts !== undefined && s.hs !== undefined && (name === "changes" || name === "resets")) {
+        // Anchored changes/resets over floats and histograms merged by time (a switch between the two
+        // counts as a change and as a reset, as Prometheus counts it).
+        const merged: Array<{ t: number; v: SampleValue }> = []
+        for (let k = 0; k < ts.length; k++) merged.push({ t: ts[k]!, v: vs[k]! })
+        for (let k = 0; k < s.hts.length; k++) merged.push({ t: s.hts[k]!, v: s.hs[k]! })
+        merged.sort((a, b) => a.t - b.t)
+        const mts = Float64Array.from(merged, (m) => m.t)
+        const values: Array<number | undefined> = new Array(ctx.steps)
+        let any = false
+        for (let i = 0; i < ctx.steps; i++) {
+          const t = evalTime(ctx, stepTime(ctx, i), v.at, v.offsetMs)
+          const lo = firstAfter(mts, t - rangeMs)
+          const hi = firstAfter(mts, t)
+          if (hi <= lo) continue
+          const seq = merged.slice(lo > 0 && mts[lo - 1]! > t - rangeMs - back ? lo - 1 : lo, hi).map((m) => m.v)
+          let count = 0
+          for (let k = 1; k < seq.length; k++) {
+            const a = seq[k - 1]!
+            const b = seq[k]!
+            if (typeof a === "number" && typeof b === "number") {
+              if (name === "resets" ? b < a : a !== b && !(Number.isNaN(a) && Number.isNaN(b))) count++
+            } else if (typeof a === "number" || typeof b === "number") count++
+            else if (name === "resets" ? b.detectReset(a) : !b.equals(a)) count++
+          }
+          values[i] = count
+          any = true
+        }
+        if (any) out.push({ labels: s.labels, dropName: true, values })
+        continue
+      }
       const n = ts.length
       /** The first index with a timestamp above `x`. */
       const after = (x: number) => {
@@ -605,6 +725,90 @@ const evalExtendedRange = (ctx: Ctx, name: string, sel: MatrixSelector) =>
     }
     return { kind: "vector", series: out } as EvalValue
   })
+
+/**
+ * rate/increase/delta over an extended window of histograms (Prometheus's `extendedHistogramRate`): from
+ * the histogram at the window's start (anchored: the last at or before it; smoothed: interpolated) to the
+ * one at its end (smoothed: interpolated), counter resets in between added back for a counter.
+ */
+const extendedHistogramRate = (
+  hts: Float64Array,
+  all: ReadonlyArray<FloatHistogram>,
+  t: number,
+  rangeMs: number,
+  back: number,
+  smoothed: boolean,
+  name: string,
+  seen: NH.Seen
+): FloatHistogram | undefined => {
+  const isCounter = name !== "delta"
+  const rangeStart = t - rangeMs
+  const rangeEnd = t
+  // The histograms in (start - lookback, end] (smoothed: up to end + lookback).
+  const from = firstAfter(hts, rangeStart - back)
+  const to = smoothed ? firstAfter(hts, rangeEnd + back) : firstAfter(hts, rangeEnd)
+  const ht = hts.subarray(from, to)
+  const h = all.slice(from, to)
+  if (h.length === 0) return undefined
+  let last = h.length - 1
+  const first = Math.max(0, firstAfter(ht, rangeStart, 0, last) - 1)
+  if (smoothed) {
+    let i = 0
+    while (i < last && ht[i]! < rangeEnd) i++
+    last = i
+  }
+  if (ht[last]! <= rangeStart) return undefined
+  if (smoothed && ht[first]! > rangeEnd) return undefined
+  const custom = h[first]!.usesCustomBuckets()
+  for (let i = first; i <= last; i++) {
+    if (h[i]!.usesCustomBuckets() !== custom) {
+      seen.mixedSchemas = true
+      return undefined
+    }
+    if (isCounter && h[i]!.counterResetHint === "gauge") seen.notCounter = true
+  }
+  const left = smoothed && ht[first]! < rangeStart
+    ? interpolateHistogram(h[first]!, ht[first]!, h[first + 1]!, ht[first + 1]!, rangeStart, isCounter, seen)
+    : h[first]!.copy()
+  const right = smoothed && last > 0 && ht[last]! > rangeEnd
+    ? interpolateHistogram(h[last - 1]!, ht[last - 1]!, h[last]!, ht[last]!, rangeEnd, isCounter, seen)
+    : h[last]!.copy()
+  if (left === undefined || right === undefined) return undefined
+  if (!isCounter && (left.counterResetHint !== "gauge" || right.counterResetHint !== "gauge")) seen.notGauge = true
+  const result = right.copy()
+  if (!NH.tryCombine(() => result.sub(left), seen)) return undefined
+  if (isCounter) {
+    // Resets between the boundary samples: each adds back the histogram before it.
+    let start = first + 1
+    let prev = left
+    if (smoothed && ht[first]! < rangeStart && h[first + 1]!.detectReset(h[first]!)) {
+      // The left interpolation spanned that reset already.
+      prev = h[first + 1]!
+      start++
+    }
+    if (start <= last) {
+      let correction: FloatHistogram | undefined
+      const add = (x: FloatHistogram) => {
+        if (correction === undefined) {
+          correction = x.copy()
+          return true
+        }
+        const c = correction
+        return NH.tryCombine(() => c.add(x), seen)
+      }
+      for (let i = start; i < last; i++) {
+        if (h[i]!.detectReset(prev) && !add(prev)) return undefined
+        prev = h[i]!
+      }
+      if (right.detectReset(prev) && !add(prev)) return undefined
+      const c: FloatHistogram | undefined = correction
+      if (c !== undefined && !NH.tryCombine(() => result.add(c), seen)) return undefined
+    }
+  }
+  if (name === "rate") result.div(rangeMs / 1000)
+  result.counterResetHint = "gauge"
+  return result.compact(0)
+}
 
 // -------------------------------------------------------------------------------------------------
 // Functions over ranges
@@ -1484,10 +1688,13 @@ const evalInfo = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
     }
     // The info series with, at each step, the time of the sample the lookback finds (or none).
     const { mint, maxt } = span(ctx, undefined, 0, ctx.lookbackMs)
+    /** Steps at which an info series has a histogram sample (info samples must be floats). */
+    const histogramAt = new Set<number>()
     const infos = (yield* load(ctx, [...infoNames, ...dataMatchers], mint, maxt)).map((s) => {
       const times: Array<number | undefined> = new Array(ctx.steps)
       lookback(ctx, s.timestamps, s.values, undefined, 0, (i, k) => {
         times[i] = s.timestamps[k]!
+        if (s.histograms?.[k] !== undefined) histogramAt.add(i)
       })
       return { labels: s.labels, name: labelValue(s.labels, "__name__"), times }
     })
@@ -1514,6 +1721,7 @@ const evalInfo = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       for (let i = 0; i < ctx.steps; i++) {
         const v = s.values[i]
         if (v === undefined) continue
+        if (histogramAt.has(i)) fail("execution", "info sample should be float")
         if (ignored) {
           put(s.labels, s.dropName, i, v)
           continue
