@@ -1,8 +1,9 @@
 /**
  * The TSDB's simulation workload (test support; import from `@opendata/tsdb/simulation`), for the core
  * harness: concurrent remote writers send requests of samples for their own series, retrying the same
- * request through lost replies, unavailability, crashes and zombie writers. Checked once faults heal:
- * every acknowledged sample is readable, once, with its value, and nothing was stored that was never sent.
+ * request through lost replies, unavailability, crashes and zombie writers; each request also carries a
+ * native histogram sample of the writer's histogram series. Checked once faults heal: every acknowledged
+ * sample and histogram is readable, once, with its value, and nothing was stored that was never sent.
  */
 import { Context, Effect, Exit, Fiber, Layer, Ref } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
@@ -10,6 +11,21 @@ import type { Sim, SimProcess, Workload } from "@opendata/core/simulation"
 import { dbMutant, Violation } from "@opendata/core/simulation"
 import type { TsdbShape } from "./Tsdb.ts"
 import { layer, samplesOf, Tsdb } from "./Tsdb.ts"
+import { FloatHistogram } from "./promql/histogram.ts"
+
+/** Writer w's histogram at request r: a counter histogram whose schema and layout depend on w. */
+const histogramOf = (w: number, r: number) =>
+  new FloatHistogram({
+    schema: w % 3,
+    zeroThreshold: 0.001,
+    zeroCount: r,
+    count: 4 * r + w + 1,
+    sum: 2.5 * r + w,
+    positiveSpans: [{ offset: w, length: 2 }, { offset: 1, length: 1 }],
+    positiveBuckets: [r, 2 * r, w + 1],
+    negativeSpans: [{ offset: 0, length: 1 }],
+    negativeBuckets: [r]
+  })
 
 interface Node {
   readonly process: SimProcess
@@ -58,6 +74,8 @@ export const tsdbWorkload: Workload = {
 
       /** Acknowledged samples: series key -> timestamp -> value. */
       const acked = new Map<string, Map<number, number>>()
+      /** Acknowledged histograms: writer -> timestamp -> request number (its histogram is `histogramOf(w, r)`). */
+      const ackedHistograms = new Map<number, Map<number, number>>()
       /** Every sample ever sent (acknowledged or not). */
       const sent = new Map<string, Map<number, number>>()
       let finished = 0
@@ -78,11 +96,16 @@ export const tsdbWorkload: Workload = {
               m.set(t, s.samples[0]!.value)
               sent.set(key, m)
             }
+            const histogramSeries = {
+              labels: [["__name__", "sim_hist"], ["writer", String(w)]] as Array<[string, string]>,
+              samples: [],
+              histograms: [{ timestampMs: t, histogram: histogramOf(w, r) }]
+            }
             // A remote writer retries the same request until it is acknowledged.
             for (;;) {
               // Now and then through a zombie writer: fenced, it must fail; what it acknowledges must be read.
               const node = zombie !== undefined && rng.nextInt(5) === 0 ? zombie : yield* Ref.get(current)
-              const result = yield* Effect.exit(node.tsdb.write({ series }).pipe(Effect.timeout("5 seconds")))
+              const result = yield* Effect.exit(node.tsdb.write({ series: [...series, histogramSeries] }).pipe(Effect.timeout("5 seconds")))
               if (Exit.isSuccess(result)) {
                 yield* sim.trace(`writer ${w} request ${r} acknowledged by process ${node.process.id}: ${JSON.stringify(result.value)}`)
                 for (const s of series) {
@@ -91,6 +114,9 @@ export const tsdbWorkload: Workload = {
                   m.set(t, s.samples[0]!.value)
                   acked.set(key, m)
                 }
+                const hm = ackedHistograms.get(w) ?? new Map<number, number>()
+                hm.set(t, r)
+                ackedHistograms.set(w, hm)
                 break
               }
               yield* sim.sleep(10 + rng.nextInt(200))
@@ -158,6 +184,30 @@ export const tsdbWorkload: Workload = {
               if (known?.get(s.timestampMs) !== s.value) return yield* sim.fail(`${key}: a sample at ${s.timestampMs} = ${s.value} was never sent (read by ${phase})`)
             }
           }
+          // Histograms: every acknowledged one reads back equal; every stored one was sent (a request r at 1_000_000 + r * 15_000).
+          const histograms = yield* node.tsdb.select([{ name: "__name__", type: "=", value: "sim_hist" }], 0, Number.MAX_SAFE_INTEGER).pipe(
+            Effect.retry({ times: 20 }),
+            Effect.mapError((e) => new Violation(`select of histograms by ${phase} failed: ${e.message}`))
+          )
+          const byWriter = new Map(histograms.map((s) => [Number(s.labels.find(([n]) => n === "writer")![1]), s]))
+          for (const [w, times] of ackedHistograms) {
+            const s = byWriter.get(w)
+            for (const [t, r] of times) {
+              const i = s === undefined ? -1 : s.timestamps.indexOf(t)
+              const h = i < 0 ? undefined : s!.histograms?.[i]
+              if (h === undefined || !h.equals(histogramOf(w, r))) return yield* sim.fail(`writer ${w}: acknowledged histogram at ${t} reads as ${h === undefined ? "nothing" : h.toString()} (read by ${phase})`)
+            }
+          }
+          for (const [w, s] of byWriter) {
+            for (let i = 0; i < s.timestamps.length; i++) {
+              const t = s.timestamps[i]!
+              const r = (t - 1_000_000) / 15_000
+              const h = s.histograms?.[i]
+              if (!Number.isInteger(r) || r < 0 || r >= requestsPerWriter || h === undefined || !h.equals(histogramOf(w, r))) {
+                return yield* sim.fail(`writer ${w}: a histogram at ${t} was never sent (read by ${phase})`)
+              }
+            }
+          }
         })
       // Checked twice: by the writer that took the last writes, then by a writer that replaced it after a
       // crash and replayed the head log.
@@ -167,6 +217,6 @@ export const tsdbWorkload: Workload = {
       yield* last.process.crash
       yield* Ref.set(current, yield* open)
       yield* check("a writer replaying after a crash")
-      yield* sim.trace(`${[...acked.values()].reduce((n, m) => n + m.size, 0)} acknowledged samples checked`)
+      yield* sim.trace(`${[...acked.values()].reduce((n, m) => n + m.size, 0)} acknowledged samples and ${[...ackedHistograms.values()].reduce((n, m) => n + m.size, 0)} histograms checked`)
     }).pipe(Effect.scoped)
 }
