@@ -8,115 +8,21 @@
  *
  * Without Prometheus installed the suite is skipped with a warning, except under `CI=true`, where it fails.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as http from "node:http"
-import * as path from "node:path"
 import { RemoteWrite } from "@opendata/tsdb"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { freePort, killAll, type ServerProcess, start, tempDir } from "./process.ts"
+import { killAll, type ServerProcess, start, tempDir } from "./process.ts"
+import { eventually as eventuallyWithin, getJson, prometheusAvailable, type PrometheusProcess, requirePrometheus, startPrometheus } from "./prometheusProcess.ts"
 
-const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
-const available = fs.existsSync(prometheusBin)
-const inCi = process.env["CI"] === "true"
-
-if (!available && !inCi) {
-  console.warn(`prometheus.test.ts: ${prometheusBin} not found; the real-Prometheus suite is SKIPPED (apt-get install prometheus)`)
-}
-
-if (!available && inCi) {
-  describe("real Prometheus in CI", () => {
-    it("is installed", () => {
-      throw new Error(`${prometheusBin} is missing; CI must install it (apt-get install prometheus)`)
-    })
-  })
-}
+requirePrometheus("prometheus.test.ts")
+const available = prometheusAvailable
 
 /** How long to wait for data to travel scrape -> Prometheus WAL -> remote write -> us. Generous: no timing is asserted. */
 const arrivalDeadlineMs = 90_000
 
-interface Json {
-  readonly status: number
-  readonly body: any
-}
-
-const getJson = async (url: string, init?: RequestInit): Promise<Json> => {
-  const response = await fetch(url, init)
-  const text = await response.text()
-  let body: unknown = text
-  try {
-    body = JSON.parse(text)
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: response.status, body }
-}
-
-/** Polls `probe` until it returns a value other than undefined, or fails with `what` at the deadline. */
-const eventually = async <A>(what: string, probe: () => Promise<A | undefined>, deadlineMs = arrivalDeadlineMs): Promise<A> => {
-  const until = Date.now() + deadlineMs
-  let lastError: unknown
-  for (;;) {
-    try {
-      const value = await probe()
-      if (value !== undefined) return value
-    } catch (e) {
-      lastError = e
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${lastError === undefined ? "" : `: ${String(lastError)}`}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-/** A real Prometheus process on a free port, with the configuration given (YAML lines). */
-interface PrometheusProcess {
-  readonly base: string
-  readonly port: number
-  readonly child: ChildProcess
-  readonly exited: Promise<number | null>
-  readonly output: () => string
-  /** SIGTERM (SIGKILL after 30 s): it flushes its remote-write queue to us first, so stop it before us. */
-  readonly stop: () => Promise<void>
-}
-
-/**
- * Starts Prometheus in `dir` with `config(port)` and extra flags, and waits until it is ready;
- * `diagnostics` is added to the error if it is not.
- */
-const startPrometheus = async (
-  dir: string,
-  config: (port: number) => ReadonlyArray<string>,
-  flags: ReadonlyArray<string>,
-  diagnostics: () => string
-): Promise<PrometheusProcess> => {
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  await fsp.writeFile(path.join(dir, "prometheus.yml"), [...config(port), ""].join("\n"))
-  const child = spawn(prometheusBin, [
-    `--config.file=${path.join(dir, "prometheus.yml")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    `--storage.tsdb.path=${path.join(dir, "data")}`,
-    // On SIGTERM it flushes its remote-write queue to us (still up then); do not wait a minute if that fails.
-    "--storage.remote.flush-deadline=10s",
-    ...flags
-  ], { stdio: ["ignore", "pipe", "pipe"] })
-  let output = ""
-  child.stdout!.on("data", (d) => (output += d))
-  child.stderr!.on("data", (d) => (output += d))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  await eventually("Prometheus to be ready", async () => {
-    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}${diagnostics()}`)
-    return (await fetch(`${base}/-/ready`)).ok ? true : undefined
-  }, 60_000)
-  const stop = async () => {
-    if (child.exitCode !== null) return
-    child.kill("SIGTERM")
-    const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))])
-    if (code === "timeout") child.kill("SIGKILL")
-  }
-  return { base, port, child, exited, output: () => output, stop }
-}
+/** Polls `probe` until it returns a value, or fails at the (generous) arrival deadline. */
+const eventually = <A>(what: string, probe: () => Promise<A | undefined>, deadlineMs = arrivalDeadlineMs) => eventuallyWithin(what, probe, deadlineMs)
 
 /** Series (label objects) in a canonical order, to compare two answers. */
 const sortSeries = (series: ReadonlyArray<Record<string, string>>) =>
