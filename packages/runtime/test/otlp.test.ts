@@ -1,7 +1,8 @@
 /**
  * OTLP metrics ingest against the real server process: the OpenTelemetry JS SDK's own OTLP exporters (protobuf
- * and JSON) send counters, up-down counters, gauges and histograms to `POST /api/v1/otlp/v1/metrics`, and
- * PromQL reads them back under Prometheus 3's names; delta temporality and bad bodies are refused with a reason.
+ * and JSON) send counters, up-down counters, gauges, histograms and exponential histograms (stored as native
+ * histograms) to `POST /api/v1/otlp/v1/metrics`, and PromQL reads them back under Prometheus 3's names; delta
+ * temporality and bad bodies are refused with a reason.
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -9,7 +10,8 @@ import * as zlib from "node:zlib"
 import { AggregationTemporalityPreference, OTLPMetricExporter as OTLPJsonExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPMetricExporter as OTLPProtoExporter } from "@opentelemetry/exporter-metrics-otlp-proto"
 import { resourceFromAttributes } from "@opentelemetry/resources"
-import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import { AggregationType, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import type { ViewOptions } from "@opentelemetry/sdk-metrics"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { killAll, type ServerProcess, start, tempDir } from "./process.ts"
 
@@ -40,9 +42,10 @@ const valueOf = async (expr: string): Promise<number | undefined> => {
 }
 
 /** A meter provider whose one reader exports to the server with `exporter`, flushed by hand. */
-const provider = (exporter: OTLPProtoExporter | OTLPJsonExporter, service: string) => {
+const provider = (exporter: OTLPProtoExporter | OTLPJsonExporter, service: string, views: Array<ViewOptions> = []) => {
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })
   const meterProvider = new MeterProvider({
+    views,
     resource: resourceFromAttributes({
       "service.name": service,
       "service.namespace": "shop",
@@ -119,6 +122,96 @@ describe("OTLP metrics from the OpenTelemetry SDK", () => {
       await new Promise((r) => setTimeout(r, 5))
       await p.flush()
       expect(await valueOf(`http_server_requests_total{${sel}}`)).toBe(7)
+      await p.close()
+    })
+  }
+})
+
+describe("OTLP exponential histograms from the OpenTelemetry SDK", () => {
+  interface HistogramJson {
+    readonly count: string
+    readonly sum: string
+    readonly buckets: ReadonlyArray<readonly [rule: number, lower: string, upper: string, count: string]>
+  }
+  /** Observations off the powers of two (no value on a bucket boundary at any scale), one of them zero. */
+  const first = [0, 0.0013, 0.0021, 0.0042, 0.17, 0.3, 0.45, 0.7, 1.3, 3.1, 12.5]
+  const later = [0.31, 0.33, 5.5]
+
+  for (const [format, exporter] of [
+    ["protobuf", () => new OTLPProtoExporter({ url: otlpUrl(), temporalityPreference: AggregationTemporalityPreference.CUMULATIVE })],
+    ["JSON", () => new OTLPJsonExporter({ url: otlpUrl(), temporalityPreference: AggregationTemporalityPreference.CUMULATIVE })]
+  ] as const) {
+    it(`stores what the ${format} exporter sends as a native histogram, read back by PromQL`, async () => {
+      const service = `rpc-${format.toLowerCase()}`
+      const p = provider(exporter(), service, [
+        { instrumentName: "rpc.*", aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } }
+      ])
+      const duration = p.meter.createHistogram("rpc.server.duration", { unit: "s", description: "RPC latency." })
+      for (const x of first) duration.record(x, { "rpc.method": "Get" })
+      await p.flush()
+      const sel = `rpc_server_duration_seconds{job="shop/${service}"}`
+
+      // One native histogram series: no _bucket, _sum, _count series, no _total.
+      const raw = (await query(sel)) as unknown as Array<{ metric: Record<string, string>; histogram: readonly [number, HistogramJson] }>
+      expect(raw).toHaveLength(1)
+      expect(raw[0]!.metric).toEqual({
+        __name__: "rpc_server_duration_seconds",
+        job: `shop/${service}`,
+        instance: "i-1",
+        deployment_environment: "test",
+        rpc_method: "Get"
+      })
+      expect(await query(`{__name__=~"rpc_server_duration_seconds_.+", job="shop/${service}"}`)).toEqual([])
+      const h = raw[0]!.histogram[1]
+      expect(Number(h.count)).toBe(first.length)
+      // Each bucket holds exactly the observations in its bounds: the SDK's bucket i is Prometheus's i + 1.
+      for (const [rule, lower, upper, count] of h.buckets) {
+        const [lo, hi] = [Number(lower), Number(upper)]
+        const inside = first.filter((x) => (rule === 3 ? x >= lo && x <= hi : x > lo && x <= hi))
+        expect(Number(count), `bucket ${lower}..${upper}`).toBe(inside.length)
+      }
+      expect(h.buckets.reduce((n, b) => n + Number(b[3]), 0)).toBe(first.length)
+      // The zero bucket, [-1e-128, 1e-128] (Prometheus's width, as the SDK sends no zero threshold), holds the 0.
+      const zero = h.buckets[0]!
+      expect([zero[0], Number(zero[1]), Number(zero[2]), zero[3]]).toEqual([3, -1e-128, 1e-128, "1"])
+
+      const total = first.reduce((a, b) => a + b, 0)
+      expect(await valueOf(`histogram_count(${sel})`)).toBe(first.length)
+      expect(await valueOf(`histogram_sum(${sel})`)).toBeCloseTo(total, 9)
+      // The median (rank 5.5 of 11) is in the bucket of the 6th smallest observation, 0.3.
+      const median = (await valueOf(`histogram_quantile(0.5, ${sel})`))!
+      const bucket = h.buckets.find(([, lower, upper]) => Number(lower) < 0.3 && 0.3 <= Number(upper))!
+      expect(median).toBeGreaterThanOrEqual(Number(bucket[1]))
+      expect(median).toBeLessThanOrEqual(Number(bucket[2]))
+      expect(Math.abs(median / 0.3 - 1)).toBeLessThan(0.1)
+
+      const metadata = (await (await fetch(`${server.base}/api/v1/metadata?metric=rpc_server_duration_seconds`)).json()) as {
+        data: Record<string, Array<{ type: string; help: string; unit: string }>>
+      }
+      expect(metadata.data["rpc_server_duration_seconds"]?.[0]).toEqual({ type: "histogram", help: "RPC latency.", unit: "seconds" })
+
+      // Two close values: the SDK keeps a fine scale (above 8), which becomes schema 8, buckets merged.
+      const fine = p.meter.createHistogram("rpc.client.duration", { unit: "s" })
+      for (const x of [0.3, 0.3001]) fine.record(x)
+      await p.flush()
+      const fineSel = `rpc_client_duration_seconds{job="shop/${service}"}`
+      const fineRaw = (await query(fineSel)) as unknown as Array<{ histogram: readonly [number, HistogramJson] }>
+      const fineBuckets = fineRaw[0]!.histogram[1].buckets
+      expect(fineBuckets.reduce((n, b) => n + Number(b[3]), 0)).toBe(2)
+      for (const [, lower, upper, count] of fineBuckets) {
+        expect(Number(upper) / Number(lower)).toBeCloseTo(2 ** (2 ** -8), 12)
+        expect(Number(count)).toBe([0.3, 0.3001].filter((x) => x > Number(lower) && x <= Number(upper)).length)
+      }
+      expect(await valueOf(`histogram_count(${fineSel})`)).toBe(2)
+
+      // A later export is cumulative: the counts move on.
+      for (const x of later) duration.record(x, { "rpc.method": "Get" })
+      await new Promise((r) => setTimeout(r, 5))
+      await p.flush()
+      expect(await valueOf(`histogram_count(${sel})`)).toBe(first.length + later.length)
+      expect(await valueOf(`histogram_sum(${sel})`)).toBeCloseTo(total + later.reduce((a, b) => a + b, 0), 9)
+      // (0.01, 1]: 0.01 falls in an empty bucket and 1 on a bucket boundary (a power of two): nothing is interpolated.
+      expect(await valueOf(`histogram_fraction(0.01, 1, ${sel})`)).toBeCloseTo(6 / 14, 9)
       await p.close()
     })
   }

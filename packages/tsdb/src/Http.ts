@@ -692,8 +692,8 @@ const otlpResponse = (json: boolean, rejected: number, message: string) => {
  * `POST /api/v1/otlp/v1/metrics`: OTLP/HTTP metrics, protobuf (`application/x-protobuf`) or JSON
  * (`application/json`), optionally gzip-encoded, translated as Prometheus 3 does (`internal/otlp/translate.ts`)
  * and written like a remote write (answered once durable). Malformed bodies are a 400, bodies over a limit a
- * 413, other media types a 415; points that cannot be translated (delta temporality, exponential
- * histograms) or that the TSDB refuses (duplicates, too old) are reported in the response's
+ * 413, other media types a 415; points that cannot be translated (delta temporality, an exponential
+ * histogram's scale below -4) or that the TSDB refuses (duplicates, too old) are reported in the response's
  * `partial_success`, and the rest is written.
  */
 const otlpMetricsHandler = Effect.gen(function*() {

@@ -4,7 +4,8 @@
  *
  * Only what the translation reads is kept: resource and point attributes (as strings), metric name,
  * description, unit, kind, temporality and monotonicity, and the points' times, values, counts, buckets,
- * quantiles and flags. Exponential histogram points are counted, not decoded (they are refused later).
+ * quantiles and flags; of exponential histogram points their scale, zero bucket and positive and negative
+ * buckets (`translate.ts` makes them native histograms).
  * Malformed input throws `RemoteWriteDecodeError` (a 400); nothing else is thrown. Lengths are bounded by the
  * bytes left, and every point counts against `pointsMax` as it is read.
  */
@@ -55,6 +56,29 @@ export interface HistogramPoint {
   readonly exemplars: ReadonlyArray<Exemplar>
 }
 
+/** One side of an exponential histogram: `bucketCounts[i]` counts the bucket of index `offset + i`. */
+export interface ExponentialBuckets {
+  /** The index of the first bucket: bucket i covers (base^i, base^(i+1)], base = 2^(2^-scale). */
+  readonly offset: number
+  readonly bucketCounts: ReadonlyArray<number>
+}
+
+export interface ExponentialHistogramPoint {
+  readonly attributes: ReadonlyArray<Attribute>
+  readonly timeMs: number
+  readonly count: number
+  /** Absent when the point has none (`optional double sum`). */
+  readonly sum: number | undefined
+  readonly scale: number
+  readonly zeroCount: number
+  /** The width of the zero bucket, [-zeroThreshold, zeroThreshold]; 0 when unset. */
+  readonly zeroThreshold: number
+  readonly positive: ExponentialBuckets
+  readonly negative: ExponentialBuckets
+  readonly flags: number
+  readonly exemplars: ReadonlyArray<Exemplar>
+}
+
 export interface SummaryPoint {
   readonly attributes: ReadonlyArray<Attribute>
   readonly timeMs: number
@@ -76,8 +100,7 @@ export interface Metric {
   readonly numberPoints: ReadonlyArray<NumberPoint>
   readonly histogramPoints: ReadonlyArray<HistogramPoint>
   readonly summaryPoints: ReadonlyArray<SummaryPoint>
-  /** Exponential histogram points: counted only. */
-  readonly otherPoints: number
+  readonly exponentialHistogramPoints: ReadonlyArray<ExponentialHistogramPoint>
 }
 
 export interface ScopeMetrics {
@@ -102,11 +125,17 @@ export interface DecodeLimits {
   readonly pointsMax: number
   /** Bytes of one attribute key or value, and of a metric name. */
   readonly stringBytesMax: number
-  /** Buckets or quantiles in one point. */
+  /** Buckets, bounds, quantiles or exemplars in one point (explicit histograms, summaries). */
   readonly bucketsMax: number
+  /**
+   * Buckets on each side (positive, negative) of one exponential histogram point. SDKs keep at most 160
+   * by default (`max_size`); at schema 8 (the finest native histograms) 16,384 buckets span 64 powers
+   * of two (2^-32 to 2^32).
+   */
+  readonly exponentialBucketsMax: number
 }
 
-export const decodeLimits: DecodeLimits = { pointsMax: 1_000_000, stringBytesMax: 16_384, bucketsMax: 4_096 }
+export const decodeLimits: DecodeLimits = { pointsMax: 1_000_000, stringBytesMax: 16_384, bucketsMax: 4_096, exponentialBucketsMax: 16_384 }
 
 const tooMany = (limits: DecodeLimits): never => {
   throw new RemoteWriteLimitError("pointsMax", limits.pointsMax, "data points in one OTLP request")
@@ -479,6 +508,87 @@ const summaryPoint = (r: Reader, stop: number, limits: DecodeLimits): SummaryPoi
   return p
 }
 
+const exponentialLimit = (limits: DecodeLimits, field: string): never => {
+  throw new RemoteWriteLimitError("exponentialBucketsMax", limits.exponentialBucketsMax, `${field} of one point`)
+}
+
+/**
+ * An exponential histogram's `Buckets` message, merged into `side` (as protobuf merges a message field
+ * that appears twice: the last offset, the counts appended): `offset` = 1 (sint32), `bucket_counts` = 2
+ * (repeated uint64, packed or not).
+ */
+const exponentialBuckets = (
+  r: Reader,
+  stop: number,
+  message: string,
+  side: { offset: number; bucketCounts: Array<number> },
+  limits: DecodeLimits
+) => {
+  const field = `${message}.bucket_counts`
+  while (r.pos < stop) {
+    const at = r.pos
+    const tag = r.uint32(stop, message)
+    const f = tag >>> 3
+    if (f === 1) {
+      expect(r, tag, WIRE_VARINT, `${message}.offset`, at)
+      side.offset = r.sint32(stop, `${message}.offset`)
+    } else if (f === 2 && (tag & 7) === WIRE_LEN) {
+      const end = r.len(stop, field)
+      while (r.pos < end) {
+        if (side.bucketCounts.length >= limits.exponentialBucketsMax) exponentialLimit(limits, field)
+        side.bucketCounts.push(r.uint64(end, field))
+      }
+    } else if (f === 2) {
+      expect(r, tag, WIRE_VARINT, field, at)
+      if (side.bucketCounts.length >= limits.exponentialBucketsMax) exponentialLimit(limits, field)
+      side.bucketCounts.push(r.uint64(stop, field))
+    } else r.skip(tag & 7, f, stop, message)
+  }
+}
+
+const exponentialHistogramPoint = (r: Reader, stop: number, limits: DecodeLimits): ExponentialHistogramPoint => {
+  const message = "ExponentialHistogramDataPoint"
+  const p: PointCommon & {
+    count: number
+    sum: number | undefined
+    scale: number
+    zeroCount: number
+    zeroThreshold: number
+    positive: { offset: number; bucketCounts: Array<number> }
+    negative: { offset: number; bucketCounts: Array<number> }
+    exemplars: Array<Exemplar>
+  } = {
+    attributes: [],
+    timeMs: 0,
+    flags: 0,
+    count: 0,
+    sum: undefined,
+    scale: 0,
+    zeroCount: 0,
+    zeroThreshold: 0,
+    positive: { offset: 0, bucketCounts: [] },
+    negative: { offset: 0, bucketCounts: [] },
+    exemplars: []
+  }
+  readPoint(r, stop, message, { attributes: 1, flags: 10 }, p, limits, (f, tag, at) => {
+    if (f === 4) p.count = fixedField(r, tag, stop, `${message}.count`, at, fixed64)
+    else if (f === 5) p.sum = fixedField(r, tag, stop, `${message}.sum`, at, double)
+    else if (f === 6) {
+      expect(r, tag, WIRE_VARINT, `${message}.scale`, at)
+      p.scale = r.sint32(stop, `${message}.scale`)
+    } else if (f === 7) p.zeroCount = fixedField(r, tag, stop, `${message}.zero_count`, at, fixed64)
+    else if (f === 8 || f === 9) {
+      const name = `${message}.${f === 8 ? "positive" : "negative"}`
+      expect(r, tag, WIRE_LEN, name, at)
+      exponentialBuckets(r, r.len(stop, name), name, f === 8 ? p.positive : p.negative, limits)
+    } else if (f === 11) pushExemplar(r, tag, stop, `${message}.exemplars`, at, p.exemplars, limits)
+    else if (f === 14) p.zeroThreshold = fixedField(r, tag, stop, `${message}.zero_threshold`, at, double)
+    else return false // start_time_unix_nano (2), min (12), max (13): not needed
+    return true
+  })
+  return p
+}
+
 interface Counter {
   points: number
 }
@@ -505,8 +615,10 @@ const metricData = (r: Reader, stop: number, m: MutableMetric, limits: DecodeLim
         case "summary":
           m.summaryPoints.push(summaryPoint(r, end, limits))
           break
+        case "exponentialHistogram":
+          m.exponentialHistogramPoints.push(exponentialHistogramPoint(r, end, limits))
+          break
         default:
-          m.otherPoints++
           r.pos = end
       }
     } else if (f === 2 && m.kind !== "gauge" && m.kind !== "summary") {
@@ -533,7 +645,7 @@ const emptyMetric = (): MutableMetric => ({
   numberPoints: [],
   histogramPoints: [],
   summaryPoints: [],
-  otherPoints: 0
+  exponentialHistogramPoints: []
 })
 
 const dataKinds: Record<number, MetricKind> = { 5: "gauge", 7: "sum", 9: "histogram", 10: "exponentialHistogram", 11: "summary" }
@@ -680,6 +792,22 @@ const int64 = (v: unknown, field: string): number => {
   return fail(field, "must be an integer (a decimal string or a number)")
 }
 
+/** An int32 or sint32 field: a number, or a decimal string (as proto3 JSON parsers accept). */
+const int32 = (v: unknown, field: string): number => {
+  if (v === undefined || v === null) return 0
+  const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : Number.NaN
+  if (!Number.isInteger(n) || n < -0x80000000 || n > 0x7fffffff) return fail(field, "must be a 32-bit integer")
+  return n
+}
+
+/** A uint64 count: a decimal string or a number, not negative, at most 2^53 - 1 (as the protobuf reader). */
+const count64 = (v: unknown, field: string): number => {
+  if (v === undefined || v === null) return 0
+  const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 0) return fail(field, "must be an unsigned integer below 2^53 (a decimal string or a number)")
+  return n
+}
+
 /** A double field: a number, or one of the strings "NaN", "Infinity", "-Infinity". */
 const float = (v: unknown, field: string): number => {
   if (typeof v === "number") return v
@@ -768,6 +896,17 @@ const bounded = (xs: ReadonlyArray<unknown>, field: string, limits: DecodeLimits
   return xs
 }
 
+/** One side (`positive`, `negative`) of an exponential histogram point. */
+const exponentialBucketsJson = (v: unknown, field: string, limits: DecodeLimits): ExponentialBuckets => {
+  const o = object(v, field)
+  const counts = list(o["bucketCounts"], `${field}.bucketCounts`)
+  if (counts.length > limits.exponentialBucketsMax) exponentialLimit(limits, `${field}.bucketCounts`)
+  return {
+    offset: int32(o["offset"], `${field}.offset`),
+    bucketCounts: counts.map((x) => count64(x, `${field}.bucketCounts`))
+  }
+}
+
 const metricJson = (v: unknown, limits: DecodeLimits, counter: Counter): Metric => {
   const o = object(v, "Metric")
   const m = emptyMetric()
@@ -821,8 +960,19 @@ const metricJson = (v: unknown, limits: DecodeLimits, counter: Counter): Metric 
           })
         })
         break
-      default:
-        m.otherPoints++
+      case "exponentialHistogram":
+        m.exponentialHistogramPoints.push({
+          ...common(p, field, limits),
+          count: count64(p["count"], `${field}.count`),
+          sum: p["sum"] === undefined || p["sum"] === null ? undefined : float(p["sum"], `${field}.sum`),
+          scale: int32(p["scale"], `${field}.scale`),
+          zeroCount: count64(p["zeroCount"], `${field}.zeroCount`),
+          zeroThreshold: p["zeroThreshold"] === undefined || p["zeroThreshold"] === null ? 0 : float(p["zeroThreshold"], `${field}.zeroThreshold`),
+          positive: exponentialBucketsJson(p["positive"], `${field}.positive`, limits),
+          negative: exponentialBucketsJson(p["negative"], `${field}.negative`, limits),
+          exemplars: exemplarsJson(p["exemplars"], `${field}.exemplars`, limits)
+        })
+        break
     }
   }
   return m

@@ -12,15 +12,29 @@
  *   series); the other resource attributes go to one `target_info` series (value 1), and those named in
  *   `promoteResourceAttributes` onto every series as well;
  * - gauges and non-monotonic sums are gauges, monotonic sums counters; histograms become `_bucket{le}`
- *   (cumulative), `_sum` and `_count`; summaries `{quantile}`, `_sum` and `_count`; a point flagged "no
- *   recorded value" is a staleness marker on each of its series;
- * - delta (or unspecified) temporality and exponential histograms are refused, point by point, with a reason:
- *   the rest of the request is written.
+ *   (cumulative), `_sum` and `_count`; summaries `{quantile}`, `_sum` and `_count`; exponential histograms
+ *   one native histogram series each (see `nativeHistogram`); a point flagged "no recorded value" is a
+ *   staleness marker on each of its series;
+ * - delta (or unspecified) temporality of sums, histograms and exponential histograms is refused, point by
+ *   point, with a reason, and so are exponential histograms Prometheus cannot hold (scale below -4, buckets
+ *   that do not add up to the count): the rest of the request is written.
  */
 import { Buffer } from "node:buffer"
 import type { Exemplar, Labels, SeriesInput, MetricMetadata } from "../../Tsdb.ts"
+import type { Span } from "../../promql/histogram.ts"
+import { FloatHistogram } from "../../promql/histogram.ts"
 import { staleNaN } from "../remoteWrite/decode.ts"
-import type { Attribute, Exemplar as OtlpExemplar, HistogramPoint, Metric, MetricsRequest, NumberPoint, SummaryPoint } from "./decode.ts"
+import type {
+  Attribute,
+  Exemplar as OtlpExemplar,
+  ExponentialBuckets,
+  ExponentialHistogramPoint,
+  HistogramPoint,
+  Metric,
+  MetricsRequest,
+  NumberPoint,
+  SummaryPoint
+} from "./decode.ts"
 import { flagNoRecordedValue, temporalityCumulative } from "./decode.ts"
 
 export type TranslationStrategy = "UnderscoreEscapingWithSuffixes" | "UnderscoreEscapingWithoutSuffixes"
@@ -293,6 +307,115 @@ const exemplarOf = (e: OtlpExemplar): Exemplar => {
   return { labels, value: e.value, timestampMs: e.timeMs }
 }
 
+// -------------------------------------------------------------------------------------------------
+// Exponential histograms
+// -------------------------------------------------------------------------------------------------
+
+/** The native histogram schemas for exponential buckets: scales outside are reduced (above) or refused (below). */
+export const nativeSchemaMax = 8
+export const nativeSchemaMin = -4
+/** Prometheus's zero bucket width for an OTLP point that does not say its own (`defaultZeroThreshold`). */
+export const defaultZeroThreshold = 1e-128
+
+/** Prometheus spans hold int32 offsets; an OTLP index past them cannot be stored. */
+const int32Max = 0x7fffffff
+const int32Min = -0x80000000
+
+/** floor(i / 2^down) for any integer i in the int32 range (shifts past 32 bits give 0 or -1, as `>>`). */
+const shiftDown = (i: number, down: number): number => (down === 0 ? i : down >= 32 ? (i < 0 ? -1 : 0) : Math.floor(i / 2 ** down))
+
+/**
+ * One side of an OTLP exponential histogram as Prometheus buckets: OTLP bucket i at `scale` covers
+ * (base^i, base^(i+1)] and Prometheus bucket i+1 covers the same, so indices move up by one; with `down` > 0
+ * (a scale above 8) each 2^down adjacent OTLP buckets merge into one (index floor(i / 2^down) + 1). As
+ * Prometheus lays them out (client_golang's `makeBuckets`, taken by `convertBucketsLayout`), runs of up to
+ * two empty buckets stay inside a span and a longer run starts a new span; empty buckets at either end are
+ * left out (no zero-length span, no empty edge bucket). Counts stay absolute.
+ */
+const nativeSide = (side: ExponentialBuckets, down: number): { spans: Array<Span>; buckets: Array<number>; total: number } => {
+  const spans: Array<Span> = []
+  const buckets: Array<number> = []
+  let total = 0
+  let last = 0 // the index of the last bucket written
+  let index = 0
+  let pending = 0
+  const flush = () => {
+    if (pending === 0) return
+    const gap = spans.length === 0 ? 0 : index - last - 1
+    if (spans.length === 0) spans.push({ offset: index, length: 1 })
+    else if (gap > 2) spans.push({ offset: gap, length: 1 })
+    else {
+      for (let k = 0; k < gap; k++) buckets.push(0)
+      spans[spans.length - 1]!.length += gap + 1
+    }
+    buckets.push(pending)
+    last = index
+    pending = 0
+  }
+  const counts = side.bucketCounts
+  for (let i = 0; i < counts.length; i++) {
+    const at = shiftDown(side.offset + i, down) + 1
+    if (i === 0 || at !== index) {
+      flush()
+      index = at
+    }
+    pending += counts[i]!
+    total += counts[i]!
+  }
+  flush()
+  return { spans, buckets, total }
+}
+
+/**
+ * An OTLP exponential histogram point as Prometheus 3's OTLP receiver makes it a native histogram
+ * (`exponentialToNativeHistogram`): schema = scale, a scale above 8 reduced to 8 (buckets merged), below
+ * -4 refused; the zero bucket from `zero_count`, Prometheus's 1e-128 wide (`defaultZeroThreshold`) unless
+ * the point sets `zero_threshold` (Prometheus ignores the field, a TODO there; SDKs leave it 0, and a
+ * producer that sets it says its zero bucket is that wide); count as sent, sum as sent (0 when absent);
+ * counter reset hint "unknown" (cumulative temporality only: Prometheus says "gauge" only for delta). A
+ * point flagged "no recorded value" is a stale marker (sum = the stale NaN, built bit for bit; no buckets,
+ * as Prometheus's own histogram stale markers). Refused, as Prometheus's TSDB refuses such a histogram on
+ * append: buckets and zero count that do not add up to the count (at most the count when the sum is NaN);
+ * refused too: a negative or non-finite zero threshold, bucket indices past int32.
+ */
+export const nativeHistogram = (p: ExponentialHistogramPoint, stale: boolean): FloatHistogram => {
+  if (p.scale < nativeSchemaMin) {
+    throw new Rejection(`exponential histogram scale ${p.scale} is below ${nativeSchemaMin}, the lowest native histogram schema`)
+  }
+  const down = Math.max(0, p.scale - nativeSchemaMax)
+  const schema = Math.min(p.scale, nativeSchemaMax)
+  if (!(p.zeroThreshold >= 0 && p.zeroThreshold < Infinity)) {
+    throw new Rejection(`exponential histogram zero threshold ${p.zeroThreshold} is not a finite number >= 0`)
+  }
+  const zeroThreshold = p.zeroThreshold > 0 ? p.zeroThreshold : defaultZeroThreshold
+  for (const side of [p.positive, p.negative]) {
+    // Prometheus's index of the last bucket, offset + length, must be an int32.
+    if (side.bucketCounts.length > 0 && (side.offset + side.bucketCounts.length > int32Max || side.offset < int32Min)) {
+      throw new Rejection(`exponential histogram bucket indices past the int32 range`)
+    }
+  }
+  if (stale) return new FloatHistogram({ counterResetHint: "unknown", schema, zeroThreshold, sum: staleNaN })
+  const positive = nativeSide(p.positive, down)
+  const negative = nativeSide(p.negative, down)
+  const sum = p.sum ?? 0
+  const observations = positive.total + negative.total + p.zeroCount
+  if (Number.isNaN(sum) ? observations > p.count : observations !== p.count) {
+    throw new Rejection(`exponential histogram has ${observations} observations in its buckets, but a count of ${p.count}`)
+  }
+  return new FloatHistogram({
+    counterResetHint: "unknown",
+    schema,
+    zeroThreshold,
+    zeroCount: p.zeroCount,
+    count: p.count,
+    sum,
+    positiveSpans: positive.spans,
+    positiveBuckets: positive.buckets,
+    negativeSpans: negative.spans,
+    negativeBuckets: negative.buckets
+  })
+}
+
 const nameKind = (m: Metric): NameKind | undefined => {
   switch (m.kind) {
     case "gauge":
@@ -300,6 +423,7 @@ const nameKind = (m: Metric): NameKind | undefined => {
     case "sum":
       return m.monotonic ? "counter" : "nonMonotonicCounter"
     case "histogram":
+    case "exponentialHistogram":
       return "histogram"
     case "summary":
       return "summary"
@@ -336,14 +460,10 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
     }
     for (const scope of resource.scopes) {
       for (const m of scope.metrics) {
-        const points = m.numberPoints.length + m.histogramPoints.length + m.summaryPoints.length + m.otherPoints
+        const points = m.numberPoints.length + m.histogramPoints.length + m.summaryPoints.length + m.exponentialHistogramPoints.length
         const kind = nameKind(m)
-        if (m.kind === "exponentialHistogram") {
-          reject(`exponential histograms are not supported (metric ${m.name})`, points)
-          continue
-        }
         if (kind === undefined) continue // a metric without data
-        if ((m.kind === "sum" || m.kind === "histogram") && m.temporality !== temporalityCumulative) {
+        if ((m.kind === "sum" || m.kind === "histogram" || m.kind === "exponentialHistogram") && m.temporality !== temporalityCumulative) {
           reject(
             `invalid temporality and type combination for metric ${JSON.stringify(m.name)}: only cumulative sums and histograms are accepted (delta is not converted)`,
             points
@@ -357,7 +477,7 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
         }
         if (!metadata.has(name)) metadata.set(name, { metric: name, type: promType(kind), help: m.description, unit: unitName(m.unit) })
         const stale = (flags: number) => (flags & flagNoRecordedValue) !== 0
-        const each = <P extends NumberPoint | HistogramPoint | SummaryPoint>(ps: ReadonlyArray<P>, f: (p: P) => void) => {
+        const each = <P extends NumberPoint | HistogramPoint | SummaryPoint | ExponentialHistogramPoint>(ps: ReadonlyArray<P>, f: (p: P) => void) => {
           for (const p of ps) {
             try {
               f(p)
@@ -399,6 +519,13 @@ export const translate = (request: MetricsRequest, settings: OtlpSettings, limit
           const made: Array<[Labels, number]> = [[labels(`${name}_sum`), p.sum], [labels(`${name}_count`), p.count]]
           for (const [q, v] of p.quantiles) made.push([labels(name, ["quantile", plainFloat(q)]), v])
           for (const [labels, value] of made) add(labels, p.timeMs, st ? staleNaN : value)
+        })
+        each(m.exponentialHistogramPoints, (p) => {
+          const histogram = nativeHistogram(p, stale(p.flags))
+          const labels = labeller.point(p.attributes)(name)
+          const exemplars = p.exemplars.map(exemplarOf)
+          const histograms = [{ timestampMs: p.timeMs, histogram }]
+          series.push(exemplars.length === 0 ? { labels, samples: [], histograms } : { labels, samples: [], histograms, exemplars })
         })
       }
     }
