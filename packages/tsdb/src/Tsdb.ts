@@ -134,6 +134,11 @@ export interface SelectedSeries {
    * float stale marker in `values` either way.
    */
   readonly histograms?: ReadonlyArray<FloatHistogram | undefined> | undefined
+  /**
+   * Start timestamps (ms), by index: when the counter of sample i started (OTLP's and remote write 2.0's
+   * start/created timestamp; 0: not known). Absent when no sample in the range has one.
+   */
+  readonly startTimestamps?: Float64Array | undefined
 }
 
 export interface SelectOptions {

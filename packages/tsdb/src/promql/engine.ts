@@ -59,6 +59,9 @@ interface MSeries {
   vs: Float64Array
   hts?: Float64Array | undefined
   hs?: ReadonlyArray<FloatHistogram> | undefined
+  /** The start timestamps of the floats and of the histograms (0: none), with `use-start-timestamps`. */
+  sts?: Float64Array | undefined
+  hsts?: Float64Array | undefined
   dropName?: boolean | undefined
 }
 
@@ -89,6 +92,8 @@ interface Ctx {
    * detection against the sample before it (which makes a "reset" visible).
    */
   statsOnly: boolean
+  /** `use-start-timestamps`: rate, increase, irate and resets read samples' start timestamps. */
+  readonly useStartTimestamps: boolean
 }
 
 /** Adds a warning annotation (`PromQL warning: <text>`). */
@@ -144,7 +149,11 @@ const load = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: nu
       if (!matchesAll(matchers, s.labels)) continue
       ctx.samples += s.timestamps.length
       if (ctx.samples > ctx.samplesMax) return yield* Effect.fail(tooManySamples(ctx))
-      out.push(ctx.statsOnly && s.histograms !== undefined ? { ...s, histograms: detectedHints(s.histograms) } : s)
+      let kept = s
+      // Start timestamps are read only with use-start-timestamps (as Prometheus's engine option).
+      if (!ctx.useStartTimestamps && kept.startTimestamps !== undefined) kept = { labels: kept.labels, timestamps: kept.timestamps, values: kept.values, histograms: kept.histograms }
+      if (ctx.statsOnly && kept.histograms !== undefined) kept = { ...kept, histograms: detectedHints(kept.histograms) }
+      out.push(kept)
     }
     return out
   })
@@ -315,7 +324,10 @@ type WindowFn = (
   t: number,
   rangeMs: number,
   extra: ReadonlyArray<number>,
-  stepT: number
+  stepT: number,
+  /** The floats' start timestamps (with use-start-timestamps; 0: none), and what to report for the series. */
+  sts: Float64Array | undefined,
+  seen: NH.Seen
 ) => number | undefined
 
 /**
@@ -334,6 +346,9 @@ interface HistogramWindow {
   t: number
   rangeMs: number
   extra: ReadonlyArray<number>
+  /** The histograms' and the floats' start timestamps (with use-start-timestamps; 0: none). */
+  hsts: Float64Array | undefined
+  sts: Float64Array | undefined
   /** What combining this series' histograms ran into (reported once per series). */
   seen: NH.Seen
 }
@@ -352,17 +367,17 @@ interface RangeFunction {
   readonly params?: number
 }
 
-/** The window's samples merged by time (floats and histograms), oldest first. */
-const windowSamples = (w: HistogramWindow): Array<{ t: number; v: SampleValue }> => {
-  const out: Array<{ t: number; v: SampleValue }> = []
+/** The window's samples merged by time (floats and histograms), oldest first, with start timestamps if read. */
+const windowSamples = (w: HistogramWindow, sts?: Float64Array): Array<{ t: number; v: SampleValue; st?: number }> => {
+  const out: Array<{ t: number; v: SampleValue; st?: number }> = []
   let i = w.lo
   let j = w.hlo
   while (i < w.hi || j < w.hhi) {
     if (j >= w.hhi || (i < w.hi && w.ts[i]! < w.hts[j]!)) {
-      out.push({ t: w.ts[i]!, v: w.vs[i]! })
+      out.push(sts === undefined ? { t: w.ts[i]!, v: w.vs[i]! } : { t: w.ts[i]!, v: w.vs[i]!, st: sts[i]! })
       i++
     } else {
-      out.push({ t: w.hts[j]!, v: w.hs[j]! })
+      out.push(w.hsts === undefined ? { t: w.hts[j]!, v: w.hs[j]! } : { t: w.hts[j]!, v: w.hs[j]!, st: w.hsts[j]! })
       j++
     }
   }
@@ -381,22 +396,25 @@ interface RangeInput {
  * from its floats.
  */
 const withoutStale = (s: SelectedSeries): MSeries => {
-  const { timestamps: ts, values: vs, histograms } = s
+  const { timestamps: ts, values: vs, histograms, startTimestamps: st } = s
   let stale = 0
   let nh = 0
   for (let i = 0; i < vs.length; i++) {
     if (histograms?.[i] !== undefined) nh++
     else if (isStale(vs[i]!)) stale++
   }
-  if (stale === 0 && nh === 0) return { labels: s.labels, ts, vs }
+  if (stale === 0 && nh === 0) return st === undefined ? { labels: s.labels, ts, vs } : { labels: s.labels, ts, vs, sts: st }
   const kts = new Float64Array(ts.length - stale - nh)
   const kvs = new Float64Array(ts.length - stale - nh)
+  const ksts = st === undefined ? undefined : new Float64Array(ts.length - stale - nh)
   const hts = new Float64Array(nh)
+  const hsts = st === undefined ? undefined : new Float64Array(nh)
   const hs: Array<FloatHistogram> = []
   let n = 0
   for (let i = 0; i < vs.length; i++) {
     const h = histograms?.[i]
     if (h !== undefined) {
+      if (hsts !== undefined) hsts[hs.length] = st![i]!
       hts[hs.length] = ts[i]!
       hs.push(h)
       continue
@@ -404,9 +422,15 @@ const withoutStale = (s: SelectedSeries): MSeries => {
     if (isStale(vs[i]!)) continue
     kts[n] = ts[i]!
     kvs[n] = vs[i]!
+    if (ksts !== undefined) ksts[n] = st![i]!
     n++
   }
-  return nh === 0 ? { labels: s.labels, ts: kts, vs: kvs } : { labels: s.labels, ts: kts, vs: kvs, hts, hs }
+  const floats: MSeries = ksts === undefined ? { labels: s.labels, ts: kts, vs: kvs } : { labels: s.labels, ts: kts, vs: kvs, sts: ksts }
+  if (nh === 0) return floats
+  floats.hts = hts
+  floats.hs = hs
+  if (hsts !== undefined) floats.hsts = hsts
+  return floats
 }
 
 const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
@@ -519,7 +543,8 @@ const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: Reado
     let hi = 0
     const hts = s.hts ?? ts.subarray(0, 0)
     const nh = hts.length
-    const w: HistogramWindow = { ts, vs, lo: 0, hi: 0, hts, hs: s.hs ?? [], hlo: 0, hhi: 0, t: 0, rangeMs, extra, seen: NH.newSeen() }
+    const w: HistogramWindow = { ts, vs, lo: 0, hi: 0, hts, hs: s.hs ?? [], hsts: s.hsts, sts: s.sts, hlo: 0, hhi: 0, t: 0, rangeMs, extra, seen: NH.newSeen() }
+    const sts = s.sts
     let hlo = 0
     let hhi = 0
     let lastT = Number.NEGATIVE_INFINITY
@@ -548,16 +573,16 @@ const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: Reado
           w.t = t
           v = hfn(w)
         } else if (hi > lo) {
-          v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+          v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i), sts, w.seen)
           // Prometheus: the histograms are left out of a float function's window (and says so).
           inform(ctx, `ignored histograms in a range containing both floats and histograms for metric name ${JSON.stringify(metricName(s.labels))}`)
         }
-      } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i))
+      } else if (hi > lo) v = fn(ts, vs, lo, hi, t, rangeMs, extra, stepTime(ctx, i), sts, w.seen)
       if (v === undefined) continue
       values[i] = v
       any = true
     }
-    if (nh > 0) reportSeen(ctx, w.seen, metricName(s.labels), f.combines ?? "subtraction")
+    reportSeen(ctx, w.seen, metricName(s.labels), f.combines ?? "subtraction")
     if (any) out.push({ labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values })
   }
   return out
@@ -571,6 +596,7 @@ const reportSeen = (ctx: Ctx, seen: NH.Seen, name: string, operation: "aggregati
   if (seen.notGauge) warn(ctx, `this native histogram metric is not a gauge: ${JSON.stringify(name)}`)
   if (seen.conflictingResets) warn(ctx, `conflicting counter resets during histogram ${operation}`)
   if (seen.mixedFloats) warn(ctx, forMetric("encountered a mix of histograms and floats", name))
+  if (seen.startTimeOverlap) warn(ctx, `sample has start time that overlaps with previous sample timestamp for metric ${JSON.stringify(name)}`)
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -832,20 +858,56 @@ const kahanSum = (xs: Nums, lo = 0, hi = xs.length) => {
 }
 
 /** Prometheus's rate/increase/delta with extrapolation to the window edges. */
-const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs, lo, hi, t, rangeMs) => {
+const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs, lo, hi, t, rangeMs, _extra, _stepT, sts, seen) => {
   const count = hi - lo
-  if (count < 2) return undefined
+  const stSt = isCounter && sts !== undefined ? startInWindow(sts[lo]!, t - rangeMs, ts[lo]!) : false
+  if (count < 2 && !stSt) return undefined
   const firstV = vs[lo]!
   let result = vs[hi - 1]! - firstV
   if (isCounter) {
     let prev = firstV
     for (let i = lo + 1; i < hi; i++) {
       const v = vs[i]!
-      if (v < prev) result += prev
+      if (sts !== undefined && !seen.startTimeOverlap && startTimeOverlaps(sts[i - 1]!, ts[i - 1]!, sts[i]!)) seen.startTimeOverlap = true
+      if (v < prev || (sts !== undefined && startTimestampReset(sts[i - 1]!, ts[i - 1]!, sts[i]!, ts[i]!))) result += prev
       prev = v
     }
   }
+  if (stSt) return (result + firstV) * fromStart(sts![lo]!, ts[lo]!, ts[hi - 1]!, count, t, isRate, rangeMs)
   return result * extrapolation(ts[lo]!, ts[hi - 1]!, count, t, rangeMs, isCounter, isRate, firstV, result)
+}
+
+/**
+ * Whether a sample's start timestamp says its counter reset after the sample before (Prometheus's
+ * `isStartTimestampReset`): a start after the previous sample (and not after the sample itself); a start
+ * at the previous sample counts only when that one's start is known and earlier (a delta series, not a
+ * cumulative one of unknown start).
+ */
+const startTimestampReset = (prevSt: number, prevT: number, st: number, t: number): boolean => {
+  if (st === 0 || st >= t || st < prevT) return false
+  if (st > prevT) return true
+  if (prevSt > prevT) return false
+  return prevSt !== 0 && prevSt !== prevT
+}
+
+/** A start timestamp before the previous sample that is not the previous one's start (a warning). */
+const startTimeOverlaps = (prevSt: number, prevT: number, st: number) => st !== 0 && st < prevT && st !== prevSt
+
+/** Whether the first sample's start timestamp lies inside the window, before the sample. */
+const startInWindow = (st: number, rangeStart: number, firstT: number) => st !== 0 && st > rangeStart && st < firstT
+
+/**
+ * The extrapolation factor when the window's first sample started inside it (at `st`): a zero-valued
+ * sample is taken at `st` instead of extrapolating left; the right side as usual.
+ */
+const fromStart = (st: number, firstT: number, lastT: number, count: number, t: number, isRate: boolean, rangeMs: number) => {
+  const averageBetween = count > 1 ? (lastT - firstT) / 1000 / (count - 1) : 0
+  const sampledInterval = (lastT - st) / 1000
+  let durationToEnd = (t - lastT) / 1000
+  if (durationToEnd >= averageBetween * 1.1) durationToEnd = averageBetween / 2
+  let factor = sampledInterval === 0 ? 1 : (sampledInterval + durationToEnd) / sampledInterval
+  if (isRate) factor /= rangeMs / 1000
+  return factor
 }
 
 /** rate/increase/delta over a window of native histograms (none when floats are mixed in). */
@@ -855,11 +917,27 @@ const extrapolatedHistogram = (isCounter: boolean, isRate: boolean): HistogramWi
     w.seen.mixedFloats = true
     return undefined
   }
-  if (count < 2) return undefined
-  const result = NH.histogramRate(w.hs, w.hlo, w.hhi, isCounter, w.seen)
-  if (result === undefined) return undefined
+  const sts = isCounter ? w.hsts : undefined
+  const stSt = sts !== undefined && startInWindow(sts[w.hlo]!, w.t - w.rangeMs, w.hts[w.hlo]!)
+  if (count < 2 && !stSt) return undefined
   const first = w.hs[w.hlo]!
-  return result.mul(extrapolation(w.hts[w.hlo]!, w.hts[w.hhi - 1]!, count, w.t, w.rangeMs, isCounter, isRate, first.count, result.count))
+  let result: FloatHistogram | undefined
+  if (count >= 2) {
+    const starts = sts === undefined ? undefined : { sts, ts: w.hts, isReset: startTimestampReset, overlaps: startTimeOverlaps }
+    result = NH.histogramRate(w.hs, w.hlo, w.hhi, isCounter, w.seen, starts)
+    if (result === undefined) return undefined
+  }
+  if (stSt) {
+    // A zero-valued histogram at the first sample's start: the increase includes the first sample.
+    if (result === undefined) result = first.copy()
+    else {
+      const r = result
+      if (!NH.tryCombine(() => r.add(first), w.seen)) return undefined
+    }
+    result.counterResetHint = "gauge"
+    return result.mul(fromStart(sts![w.hlo]!, w.hts[w.hlo]!, w.hts[w.hhi - 1]!, count, w.t, isRate, w.rangeMs))
+  }
+  return result!.mul(extrapolation(w.hts[w.hlo]!, w.hts[w.hhi - 1]!, count, w.t, w.rangeMs, isCounter, isRate, first.count, result!.count))
 }
 
 /**
@@ -889,7 +967,7 @@ const extrapolation = (firstT: number, lastT: number, count: number, t: number, 
 
 /** irate/idelta over the window's last two samples when histograms are among them (both must be histograms). */
 const instantHistogramDelta = (isRate: boolean): HistogramWindowFn => (w) => {
-  const samples = windowSamples(w)
+  const samples = windowSamples(w, w.sts)
   if (samples.length < 2) return undefined
   const last = samples[samples.length - 1]!
   const previous = samples[samples.length - 2]!
@@ -901,7 +979,8 @@ const instantHistogramDelta = (isRate: boolean): HistogramWindowFn => (w) => {
   if (isRate && gauges.some((g) => g)) w.seen.notCounter = true
   if (!isRate && !gauges.every((g) => g)) w.seen.notGauge = true
   const result = last.v.copy()
-  if (!isRate || !last.v.detectReset(previous.v)) {
+  const stReset = last.st !== undefined && previous.st !== undefined && startTimestampReset(previous.st, previous.t, last.st, last.t)
+  if (!isRate || (!stReset && !last.v.detectReset(previous.v))) {
     if (!NH.tryCombine(() => result.sub(previous.v as FloatHistogram), w.seen)) return undefined
   }
   result.counterResetHint = "gauge"
@@ -913,11 +992,12 @@ const instantHistogramDelta = (isRate: boolean): HistogramWindowFn => (w) => {
   return result
 }
 
-const instantDelta = (isRate: boolean): WindowFn => (ts, vs, lo, hi) => {
+const instantDelta = (isRate: boolean): WindowFn => (ts, vs, lo, hi, _t, _r, _e, _s, sts) => {
   if (hi - lo < 2) return undefined
   const lastV = vs[hi - 1]!
   const prevV = vs[hi - 2]!
-  let result = isRate && lastV < prevV ? lastV : lastV - prevV
+  const reset = isRate && (lastV < prevV || (sts !== undefined && startTimestampReset(sts[hi - 2]!, ts[hi - 2]!, sts[hi - 1]!, ts[hi - 1]!)))
+  let result = reset ? lastV : lastV - prevV
   if (isRate) {
     const dt = (ts[hi - 1]! - ts[hi - 2]!) / 1000
     if (dt === 0) return undefined
@@ -1056,20 +1136,23 @@ const rangeFunctions: Record<string, RangeFunction> = {
     }
   },
   resets: {
-    fn: (_ts, vs, lo, hi) => {
+    fn: (ts, vs, lo, hi, _t, _r, _e, _s, sts) => {
       let n = 0
-      for (let i = lo + 1; i < hi; i++) if (vs[i]! < vs[i - 1]!) n++
+      for (let i = lo + 1; i < hi; i++) {
+        if (vs[i]! < vs[i - 1]! || (sts !== undefined && startTimestampReset(sts[i - 1]!, ts[i - 1]!, sts[i]!, ts[i]!))) n++
+      }
       return n
     },
     hfn: (w) => {
-      const samples = windowSamples(w)
+      const samples = windowSamples(w, w.sts)
       let n = 0
       for (let i = 1; i < samples.length; i++) {
-        const a = samples[i - 1]!.v
-        const b = samples[i]!.v
-        if (typeof a === "number" && typeof b === "number") {
-          if (b < a) n++
-        } else if (typeof a === "number" || typeof b === "number" || b.detectReset(a)) n++
+        const a = samples[i - 1]!
+        const b = samples[i]!
+        const stReset = a.st !== undefined && b.st !== undefined && startTimestampReset(a.st, a.t, b.st, b.t)
+        if (typeof a.v === "number" && typeof b.v === "number") {
+          if (b.v < a.v || stReset) n++
+        } else if (typeof a.v === "number" || typeof b.v === "number" || stReset || b.v.detectReset(a.v)) n++
       }
       return n
     }
@@ -1428,6 +1511,29 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         }
         const v = vectorOf(yield* evaluate(ctx, arg))
         return { kind: "vector", series: v.map((s) => ({ labels: s.labels, dropName: true, values: s.values.map((x, i) => (x === undefined ? undefined : stepTime(ctx, i) / 1000)) })) }
+      }
+      case "start_timestamp": {
+        // Experimental: when each selected sample's counter started (seconds; 0 when not known). Only of a
+        // selector's samples, and only with use-start-timestamps: of an expression, nothing.
+        let inner = call.args[0]!
+        while (inner.type === "Paren") inner = inner.expr
+        if (!ctx.useStartTimestamps || inner.type !== "VectorSelector") {
+          yield* evaluate(ctx, call.args[0]!)
+          return { kind: "vector", series: [] }
+        }
+        const { mint, maxt } = span(ctx, inner.at, inner.offsetMs, ctx.lookbackMs)
+        const series: Array<VSeries> = []
+        for (const s of yield* load(ctx, inner.matchers, mint, maxt)) {
+          const values: Array<number | undefined> = new Array(ctx.steps)
+          let any = false
+          const sts = s.startTimestamps
+          lookback(ctx, s.timestamps, s.values, inner.at, inner.offsetMs, (i, k) => {
+            values[i] = (sts?.[k] ?? 0) / 1000
+            any = true
+          })
+          if (any) series.push({ labels: s.labels, dropName: true, values })
+        }
+        return { kind: "vector", series }
       }
       case "round": {
         const v = yield* evaluate(ctx, call.args[0]!)
@@ -2432,7 +2538,8 @@ const featureUses: Record<PromqlFeature, string> = {
   "promql-experimental-functions": "experimental functions",
   "promql-duration-expr": "duration expressions",
   "promql-extended-range-selectors": "the anchored and smoothed modifiers",
-  "promql-binop-fill-modifiers": "the fill modifiers"
+  "promql-binop-fill-modifiers": "the fill modifiers",
+  "use-start-timestamps": "start timestamps"
 }
 
 /** The experimental features a parsed query uses. */
@@ -2503,7 +2610,8 @@ const makeCtx = (source: SeriesSource, start: number, end: number, step: number,
   samples: 0,
   samplesMax: options?.samplesMax ?? Limits.querySamplesMax,
   notes: { warnings: new Set(), infos: new Set() },
-  statsOnly: false
+  statsOnly: false,
+  useStartTimestamps: options?.features?.includes("use-start-timestamps") === true
 })
 
 /** The value with the query's annotations, if it has any. */

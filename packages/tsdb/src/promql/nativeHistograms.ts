@@ -23,9 +23,19 @@ export interface Seen {
   conflictingResets: boolean
   /** Floats and histograms in one window, which the function cannot combine (a warning). */
   mixedFloats: boolean
+  /** A sample's start timestamp before the sample ahead of it (a warning). */
+  startTimeOverlap: boolean
 }
 
-export const newSeen = (): Seen => ({ reconciled: false, mixedSchemas: false, notCounter: false, notGauge: false, conflictingResets: false, mixedFloats: false })
+export const newSeen = (): Seen => ({
+  reconciled: false,
+  mixedSchemas: false,
+  notCounter: false,
+  notGauge: false,
+  conflictingResets: false,
+  mixedFloats: false,
+  startTimeOverlap: false
+})
 
 /** Notes what a combination reported. */
 const note = (seen: Seen | undefined, info: CombineInfo) => {
@@ -54,7 +64,16 @@ export const tryCombine = (combine: () => CombineInfo | void, seen?: Seen): bool
  * matter). Undefined when exponential and custom-bucket histograms are mixed. The result is a gauge,
  * compacted.
  */
-export const histogramRate = (hs: ReadonlyArray<FloatHistogram>, lo: number, hi: number, isCounter: boolean, seen?: Seen): FloatHistogram | undefined => {
+export const histogramRate = (
+  hs: ReadonlyArray<FloatHistogram>,
+  lo: number,
+  hi: number,
+  isCounter: boolean,
+  seen?: Seen,
+  /** Start timestamps aligned with `hs`, and the histograms' times (with use-start-timestamps). */
+  starts?: { readonly sts: Float64Array; readonly ts: Float64Array; readonly isReset: (prevSt: number, prevT: number, st: number, t: number) => boolean; readonly overlaps: (prevSt: number, prevT: number, st: number) => boolean }
+): FloatHistogram | undefined => {
+  const stReset = (i: number) => starts !== undefined && starts.isReset(starts.sts[i - 1]!, starts.ts[i - 1]!, starts.sts[i]!, starts.ts[i]!)
   let prev = hs[lo]!
   const last = hs[hi - 1]!
   if (seen !== undefined) {
@@ -64,7 +83,7 @@ export const histogramRate = (hs: ReadonlyArray<FloatHistogram>, lo: number, hi:
   }
   if (isCounter && hi - lo > 1) {
     const second = hs[lo + 1]!
-    if (second.detectReset(prev)) prev = new FloatHistogram({ schema: second.schema, customValues: second.customValues })
+    if (stReset(lo + 1) || second.detectReset(prev)) prev = new FloatHistogram({ schema: second.schema, customValues: second.customValues })
   }
   const custom = prev.usesCustomBuckets()
   const mixed = () => {
@@ -85,7 +104,8 @@ export const histogramRate = (hs: ReadonlyArray<FloatHistogram>, lo: number, hi:
     let before = prev
     for (let i = lo + 1; i < hi; i++) {
       const h = hs[i]!
-      if (h.detectReset(before) && !tryCombine(() => result.add(before), seen)) return undefined
+      if (starts !== undefined && seen !== undefined && !seen.startTimeOverlap && starts.overlaps(starts.sts[i - 1]!, starts.ts[i - 1]!, starts.sts[i]!)) seen.startTimeOverlap = true
+      if ((stReset(i) || h.detectReset(before)) && !tryCombine(() => result.add(before), seen)) return undefined
       before = h
     }
   }

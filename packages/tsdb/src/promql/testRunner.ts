@@ -27,7 +27,8 @@
  * Native histograms (`{{...}}` points, `{{a}}+{{b}}xN` expansions, `load_with_nhcb` conversions of classic
  * histograms) are loaded and compared as promqltest does (structure exact, counts within 1e-6, the counter
  * reset hint only where the expectation gives one); the in-memory store gives histograms read back the
- * hints a TSDB's chunks record.
+ * hints a TSDB's chunks record. `@st` lines give the next series' samples start timestamps (offsets from
+ * each sample's time), which the store selects with them (`SelectedSeries.startTimestamps`).
  *
  * Each eval is passed, failed or unsupported. Unsupported: the engine answered `QueryError` of kind
  * `unsupported`; the environment could not be loaded (an unknown `load_*` command or a series the runner
@@ -364,6 +365,8 @@ export interface LoadSeries {
   readonly points: ReadonlyArray<SeqPoint>
   /** Whether the series has start timestamps (`@st` lines). */
   readonly startTimestamps: boolean
+  /** Its `@st` line: each point's start timestamp as an offset (ms) from the point's time (undefined: none). */
+  readonly startOffsets?: ReadonlyArray<number | undefined> | undefined
 }
 
 export interface LoadCommand {
@@ -453,6 +456,51 @@ const unquoteString = (s: string): string => {
   throw new ScriptError("expected string literal not valid - check that the string is correctly quoted")
 }
 
+const unsignedDuration = String.raw`(?:0|(?:\d+(?:ms|s|m|h|d|w|y))+)`
+const startItem = new RegExp(`^([+-]?${unsignedDuration})(?:([+-])(${unsignedDuration})x(\\d+)|x(\\d+))?$`)
+
+/** A duration of an `@st` line in ms (`-30s`, `1ms`, `+1m`, `0`, `1m30s`). */
+const startDuration = (text: string): number => {
+  const sign = text.startsWith("-") ? -1 : 1
+  const body = text.replace(/^[+-]/, "")
+  if (body === "0") return 0
+  let ms = 0
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 }
+  for (const m of body.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)) ms += Number(m[1]) * units[m[2]!]!
+  return sign * ms
+}
+
+/**
+ * An `@st` line's sequence: each point's start-timestamp offset from its time, as promqltest reads it:
+ * `_`, `_xN`, `<d>`, `<d>xN` (N+1 times), `<d>+<d>xN` / `<d>-<d>xN` (N+1, stepping).
+ */
+export const parseStartSequence = (text: string): Array<number | undefined> => {
+  const out: Array<number | undefined> = []
+  for (const item of text.trim().split(/\s+/)) {
+    if (item === "") continue
+    if (item === "_") {
+      out.push(undefined)
+      continue
+    }
+    const blanks = /^_x(\d+)$/.exec(item)
+    if (blanks !== null) {
+      for (let k = 0; k < Number(blanks[1]); k++) out.push(undefined)
+      continue
+    }
+    const m = startItem.exec(item)
+    if (m === null) throw new ScriptError(`invalid @st value ${JSON.stringify(item)}`)
+    const base = startDuration(m[1]!)
+    if (m[2] !== undefined) {
+      const delta = startDuration(m[3]!) * (m[2] === "-" ? -1 : 1)
+      for (let k = 0; k <= Number(m[4]); k++) out.push(base + k * delta)
+    } else {
+      const n = m[5] === undefined ? 1 : Number(m[5]) + 1
+      for (let k = 0; k < n; k++) out.push(base)
+    }
+  }
+  return out
+}
+
 /** Lines trimmed, comments blanked (a comment ends a block, as in promqltest). */
 const scriptLines = (text: string): Array<string> =>
   text.split("\n").map((l) => {
@@ -469,7 +517,7 @@ const parseLoad = (lines: ReadonlyArray<string>, i: number): { readonly next: nu
   const withNhcb = m?.[1] === "with_nhcb"
   const byKey = new Map<string, LoadSeries>()
   let histograms = withNhcb
-  let pendingSt: string | undefined
+  let pendingSt: { readonly key: string; readonly offsets: Array<number | undefined> } | undefined
   let defaultSt = false
   while (i + 1 < lines.length && lines[i + 1] !== "") {
     i++
@@ -480,7 +528,7 @@ const parseLoad = (lines: ReadonlyArray<string>, i: number): { readonly next: nu
       if (metric === "") defaultSt = true
       else {
         try {
-          pendingSt = canonical(parseSeriesLabels(metric).labels)
+          pendingSt = { key: canonical(parseSeriesLabels(metric).labels), offsets: parseStartSequence(def.slice(firstSpace + 1)) }
         } catch (e) {
           errors.push(`line ${i + 1}: ${(e as Error).message}`)
         }
@@ -491,7 +539,9 @@ const parseLoad = (lines: ReadonlyArray<string>, i: number): { readonly next: nu
       const { labels, points } = parseSeriesDesc(def)
       if (points.some((p) => p.kind === "histogram")) histograms = true
       const key = canonical(labels)
-      byKey.set(key, { labels, points, startTimestamps: defaultSt || pendingSt === key })
+      const own = pendingSt?.key === key ? pendingSt.offsets : undefined
+      if (own !== undefined && own.length !== points.length) throw new ScriptError(`@st line has ${own.length} values but the sample line has ${points.length}`)
+      byKey.set(key, { labels, points, startTimestamps: defaultSt || own !== undefined, startOffsets: own })
     } catch (e) {
       errors.push(`line ${i + 1}: ${(e as Error).message}`)
     }
@@ -734,6 +784,8 @@ export const experimentalFeatures = (query: string): Array<string> => {
 /** A loaded sample: a float (an object: a stale marker keeps its bits) or a native histogram. */
 interface StoredSample extends Sample {
   readonly h?: FloatHistogram | undefined
+  /** Its start timestamp (ms), when the `@st` line gives one. */
+  readonly st?: number | undefined
 }
 
 interface StoredSeries {
@@ -748,6 +800,7 @@ interface SelectedSeriesColumns {
   readonly timestamps: Float64Array
   readonly values: Float64Array
   readonly histograms: ReadonlyArray<FloatHistogram | undefined> | undefined
+  readonly startTimestamps: Float64Array | undefined
 }
 
 /**
@@ -761,6 +814,7 @@ const readBack = (samples: ReadonlyArray<StoredSample>): SelectedSeriesColumns =
   const values = new Float64Array(samples.length)
   let histograms: Array<FloatHistogram | undefined> | undefined
   let prev: FloatHistogram | undefined
+  const startTimestamps = samples.some((x) => x.st !== undefined) ? Float64Array.from(samples, (x) => x.st ?? 0) : undefined
   samples.forEach((x, i) => {
     timestamps[i] = x.timestampMs
     values[i] = x.h === undefined ? x.value : 0
@@ -777,7 +831,7 @@ const readBack = (samples: ReadonlyArray<StoredSample>): SelectedSeriesColumns =
     prev = x.h
     ;(histograms ??= new Array(samples.length))[i] = h
   })
-  return { timestamps, values, histograms }
+  return { timestamps, values, histograms, startTimestamps }
 }
 
 /**
@@ -838,7 +892,7 @@ const classicToNhcb = (series: ReadonlyArray<{ labels: Labels; samples: Readonly
   return out
 }
 
-/** Series the engine cannot see (start timestamps). */
+/** Where special data is (native histograms, start timestamps), to classify the evals that touch it. */
 interface Marker {
   readonly labels: Labels
   readonly times: Array<number>
@@ -919,12 +973,14 @@ export class MemoryStore {
       const allTimes: Array<number> = []
       s.points.forEach((p, i) => {
         const t = i * cmd.intervalMs
+        const offset = s.startOffsets?.[i]
+        const st = offset === undefined ? {} : { st: t + offset }
         if (p.kind === "float") {
-          const x = { timestampMs: t, value: p.value }
+          const x = { timestampMs: t, value: p.value, ...st }
           samples.push(x)
           floats.push(x)
         } else if (p.kind === "histogram") {
-          samples.push({ timestampMs: t, value: 0, h: p.histogram })
+          samples.push({ timestampMs: t, value: 0, h: p.histogram, ...st })
           histTimes.push(t)
         }
         if (p.kind !== "omitted") allTimes.push(t)
@@ -967,7 +1023,8 @@ export class MemoryStore {
               labels: s.labels,
               timestamps: read.timestamps.slice(from, to),
               values: read.values.slice(from, to),
-              ...(histograms === undefined || histograms.every((h) => h === undefined) ? {} : { histograms })
+              ...(histograms === undefined || histograms.every((h) => h === undefined) ? {} : { histograms }),
+              ...(read.startTimestamps === undefined ? {} : { startTimestamps: read.startTimestamps.slice(from, to) })
             })
           }
           return out

@@ -61,7 +61,8 @@ export const promqlFeatures = [
   "promql-experimental-functions",
   "promql-duration-expr",
   "promql-extended-range-selectors",
-  "promql-binop-fill-modifiers"
+  "promql-binop-fill-modifiers",
+  "use-start-timestamps"
 ] as const
 export type PromqlFeature = (typeof promqlFeatures)[number]
 
