@@ -19,7 +19,7 @@
  * | `OPENDATA_TSDB_RETENTION_MS` | `15d` | TSDB samples older than this are deleted |
  * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
- * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions`, `promql-duration-expr`, `promql-extended-range-selectors`, `promql-binop-fill-modifiers` |
+ * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions`, `promql-duration-expr`, `promql-extended-range-selectors`, `promql-binop-fill-modifiers`, `use-start-timestamps` (also keeps samples' start timestamps) |
  * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
  * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
  * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |

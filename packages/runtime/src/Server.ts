@@ -117,7 +117,9 @@ const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) 
     Metrics.measureTsdb(layerTsdb(
       {
         ...(config.tsdbRetentionMs !== undefined ? { retentionMs: config.tsdbRetentionMs } : {}),
-        ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {})
+        ...(reader ? { retentionIntervalMs: readerRetentionIntervalMs } : {}),
+        // Start timestamps are kept when PromQL may use them (Prometheus's st-storage with use-start-timestamps).
+        ...(config.tsdbFeatures?.includes("use-start-timestamps") === true ? { startTimestamps: true } : {})
       },
       measured("tsdb", layerDb(productPaths.tsdb, role, dbSettings))
     ))

@@ -226,6 +226,30 @@ describe("native histograms over the API", () => {
   })
 })
 
+describe("start timestamps (use-start-timestamps)", () => {
+  it("keeps remote write 2.0's created timestamps and lets rate, increase and start_timestamp read them", async () => {
+    const on = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_ENABLE_FEATURES: "use-start-timestamps,promql-experimental-functions" })
+    // A counter that started 30 s before its first sample, one sample a minute, 1 each.
+    const series = [{
+      labels: [["__name__", "jobs_total"], ["job", "batch"]] as Array<[string, string]>,
+      samples: Array.from({ length: 5 }, (_, i) => ({ timestampMs: (t0 + 60 + i * 60) * 1000, value: i + 1, startTimestampMs: (t0 + 30) * 1000 }))
+    }]
+    const written = await fetch(`${on.base}/api/v1/write`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf;proto=io.prometheus.write.v2.Request", "content-encoding": "snappy" },
+      body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV2({ series, metadata: [], histograms: 0, exemplars: 0 }))
+    })
+    expect(written.status).toBe(204)
+    const query = async (q: string) => ((await (await fetch(`${on.base}/api/v1/query?query=${encodeURIComponent(q)}&time=${t0 + 300}`)).json()) as any).data.result
+    expect((await query("start_timestamp(jobs_total)")).map((r: any) => r.value[1])).toEqual([String(t0 + 30)])
+    // The window (t0, t0 + 300] holds all 5 samples; the counter started inside it at t0 + 30 (from 0): an
+    // increase of 5, not extrapolated to the window's start.
+    expect(Number((await query("increase(jobs_total[5m])"))[0].value[1])).toBeCloseTo(5, 9)
+    on.child.kill("SIGTERM")
+    expect(await on.exited).toBe(0)
+  })
+})
+
 describe("input the API refuses", () => {
   const remoteWrite = (samples: Array<{ timestampMs: number; value: number }>, contentType = "application/x-protobuf") =>
     fetch(`${server.base}/api/v1/write`, {

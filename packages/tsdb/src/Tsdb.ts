@@ -27,6 +27,9 @@
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  *   g<bucket u32><id u64><minT u64>           -> chunk      sealed native histogram chunks
+ *   s<bucket u32><id u64><t u64>              -> u64        start timestamps (with `startTimestamps`): the
+ *                                                          start of the series' samples from t on, to its
+ *                                                          next key in the bucket
  *
  * Native histograms take the same path in their own columns: a series' histogram samples go to its
  * histogram head (in order only, as Prometheus takes them), are logged in the same record (version 3),
@@ -57,12 +60,16 @@ export type { Exemplar, Labels, Matcher }
 export interface Sample {
   readonly timestampMs: number
   readonly value: number
+  /** When the sample's counter started (ms; remote write 2.0's created timestamp), if known. */
+  readonly startTimestampMs?: number | undefined
 }
 
 /** A native histogram sample. */
 export interface HistogramInput {
   readonly timestampMs: number
   readonly histogram: FloatHistogram
+  /** When the histogram's counter started (ms), if known. */
+  readonly startTimestampMs?: number | undefined
 }
 
 export interface SeriesInput {
@@ -224,6 +231,12 @@ export interface TsdbSettings {
   readonly headCheckpointBytes?: number | undefined
   /** Exemplars kept over all series (default `exemplarsMax`; 0 keeps none). */
   readonly exemplarsMax?: number | undefined
+  /**
+   * Keep samples' start timestamps (remote write 2.0's created timestamps), as Prometheus's `st-storage`
+   * feature: off by default. Read back in `SelectedSeries.startTimestamps` (for PromQL's
+   * `use-start-timestamps`).
+   */
+  readonly startTimestamps?: boolean | undefined
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -278,6 +291,8 @@ const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c"
 const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
 const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("g", u32(bucket)) : cat("g", u32(bucket), u64(id)))
 const histogramChunkKey = (bucket: number, id: number, minT: number) => cat("g", u32(bucket), u64(id), u64(minT))
+const startPrefix = (bucket: number, id?: number) => (id === undefined ? cat("s", u32(bucket)) : cat("s", u32(bucket), u64(id)))
+const startKey = (bucket: number, id: number, t: number) => cat("s", u32(bucket), u64(id), u64(t))
 const headKey = (id: number) => taggedU64("H", id)
 /** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
 const oooKey = (id: number) => taggedU64("O", id)
@@ -394,6 +409,26 @@ const withHistograms = (floats: SelectedSeries, runs: ReadonlyArray<HistogramRun
   return { labels: floats.labels, timestamps, values, histograms }
 }
 
+/**
+ * A series with its samples' start timestamps: each sample's is that of the last start key at or before it
+ * in its bucket (keys are written at a series' first sample in a bucket and wherever the start changes).
+ */
+const withStarts = (series: SelectedSeries, keys: ReadonlyArray<readonly [number, number]>): SelectedSeries => {
+  const ts = series.timestamps
+  const startTimestamps = new Float64Array(ts.length)
+  let k = -1
+  let any = false
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i]!
+    while (k + 1 < keys.length && keys[k + 1]![0] <= t) k++
+    if (k >= 0 && bucketOf(keys[k]![0]) === bucketOf(t) && keys[k]![1] !== 0) {
+      startTimestamps[i] = keys[k]![1]
+      any = true
+    }
+  }
+  return any ? { ...series, startTimestamps } : series
+}
+
 /** Adds a stored head (`H`: its chunk and out-of-order buffer) or an older version's `O` buffer to a series' chunks. */
 const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
   if (kind === "ooo") {
@@ -451,6 +486,12 @@ interface SeriesState {
   histograms: Array<HistogramSample>
   /** Histogram chunks sealed by writes not durable yet (as `sealedPending`). */
   histogramsSealedPending: Array<Uint8Array>
+  /**
+   * With start timestamps kept: the start of the last in-order sample written in this process, and its
+   * bucket (-1: none yet). A sample whose start differs, or the first in a bucket, writes a start key.
+   */
+  lastStart: number
+  lastStartBucket: number
 }
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
@@ -467,7 +508,9 @@ const emptyState = (id: number): SeriesState => ({
   touched: 0,
   lastBucket: -1,
   histograms: [],
-  histogramsSealedPending: []
+  histogramsSealedPending: [],
+  lastStart: 0,
+  lastStartBucket: -1
 })
 
 /**
@@ -561,6 +604,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const oooWindowMs = settings.outOfOrderWindowMs ?? Limits.outOfOrderWindowMs
     const checkpointRecords = settings.headCheckpointRecords ?? Limits.headCheckpointRecords
     const checkpointBytes = settings.headCheckpointBytes ?? Limits.headCheckpointBytes
+    const keepStarts = settings.startTimestamps === true
     const failed = (e: { readonly message: string }) => new TsdbError("unavailable", e.message)
 
     const lock = Semaphore.makeUnsafe(1)
@@ -999,6 +1043,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           let histogramsIn = 0
           let histogramsWritten = 0
+          /**
+           * Keeps a sample's start timestamp: a key when it differs from the series' last, or opens a
+           * bucket (so a read finds a sample's start in its own bucket, at or before it).
+           */
+          const noteStart = (state: SeriesState, t: number, st: number) => {
+            const bucket = bucketOf(t)
+            if (st === state.lastStart && bucket === state.lastStartBucket) return
+            state.lastStart = st
+            state.lastStartBucket = bucket
+            ops.push({ _tag: "put", key: startKey(bucket, state.id, t), value: u64(Number.isSafeInteger(st) && st > 0 ? st : 0) })
+          }
           /** The histogram chunks sealed by this request, by the series sealing them. */
           const sealHistogram = (key: Uint8Array, value: Uint8Array) => {
             ops.push({ _tag: "put", key, value })
@@ -1042,7 +1097,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             let logged = false
             // A stale marker sent as a histogram is a stale marker, as for floats.
             const floats = histograms.some((x) => isStaleHistogram(x.histogram))
-              ? [...s.samples, ...histograms.filter((x) => isStaleHistogram(x.histogram)).map((x) => ({ timestampMs: x.timestampMs, value: x.histogram.sum }))]
+              ? [...s.samples, ...histograms.filter((x) => isStaleHistogram(x.histogram)).map((x): Sample => ({ timestampMs: x.timestampMs, value: x.histogram.sum }))]
                 .sort((a, b) => a.timestampMs - b.timestampMs)
               : s.samples
             for (const sample of floats) {
@@ -1068,13 +1123,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 }
                 outOfOrder += 1
               }
+              const inOrder = head.count === 0 || t > head.maxTime!
               applySample(state, t, lo, hi, seal)
               record.add(state.id, t, lo, hi)
               logged = true
               written += 1
               indexSample(state, labels, t)
+              if (keepStarts && inOrder) noteStart(state, t, sample.startTimestampMs ?? 0)
             }
-            for (const { histogram: h, timestampMs: t } of histograms) {
+            for (const { histogram: h, timestampMs: t, startTimestampMs } of histograms) {
               if (isStaleHistogram(h)) continue
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1
@@ -1095,6 +1152,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               logged = true
               histogramsWritten += 1
               indexSample(state, labels, t)
+              if (keepStarts) noteStart(state, t, startTimestampMs ?? 0)
             }
             if (logged) state.lastRecord = recordNo
             if (s.exemplars !== undefined && s.exemplars.length > 0) decideExemplars(state, s.exemplars)
@@ -1361,20 +1419,50 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return { chunks, histograms }
       })
 
+    /** The start-timestamp keys (time, start) of each series in `ids` in the buckets, by series, in time order. */
+    const readStarts = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
+      Effect.gen(function*() {
+        const found = new Map<number, Array<readonly [number, number]>>()
+        if (ids.length === 0) return found
+        const wanted = new Set(ids)
+        const collect = (start: Uint8Array, end: Uint8Array | undefined) =>
+          Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
+            Effect.sync(() => {
+              for (const kv of kvs) {
+                const id = readU64(kv.key, 5)
+                const t = readU64(kv.key, 13)
+                if (!wanted.has(id) || t > maxt) continue
+                const list = found.get(id)
+                if (list === undefined) found.set(id, [[t, readU64(kv.value, 0)]])
+                else list.push([t, readU64(kv.value, 0)])
+              }
+            })).pipe(Effect.mapError(failed))
+        for (const b of buckets) {
+          if (scanWide(ids)) yield* collect(startPrefix(b, ids[0]!), prefixEnd(startPrefix(b, ids.at(-1)!)))
+          else for (const id of ids) yield* collect(startPrefix(b, id), prefixEnd(startPrefix(b, id)))
+        }
+        for (const list of found.values()) list.sort((a, b) => a[0] - b[0])
+        return found
+      })
+
     const select: SeriesSource["select"] = (matchers, mint, maxt, options) =>
       Effect.gen(function*() {
         const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const ids = yield* selectIds(matchers, mint, maxt)
         // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
-        const { chunks, histograms } = yield* readChunks([...ids.keys()].sort((a, b) => a - b), buckets, maxt)
+        const sortedIds = [...ids.keys()].sort((a, b) => a - b)
+        const { chunks, histograms } = yield* readChunks(sortedIds, buckets, maxt)
+        const starts = keepStarts ? yield* readStarts(sortedIds, buckets, maxt) : undefined
         const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
         const out: Array<SelectedSeries> = []
         let total = 0
         for (const { id, labels } of sorted) {
           const floats = decodeRange(labels, chunks.get(id)!, mint, maxt)
           const runs = histograms.get(id)
-          const series = runs === undefined ? floats : withHistograms(floats, runs, mint, maxt)
+          const merged = runs === undefined ? floats : withHistograms(floats, runs, mint, maxt)
+          const keys = starts?.get(id)
+          const series = keys === undefined ? merged : withStarts(merged, keys)
           // Decoded chunks go as soon as they are read.
           chunks.delete(id)
           histograms.delete(id)
@@ -1486,7 +1574,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       const now = yield* Clock.currentTimeMillis
       const cutoff = bucketOf(Math.max(0, now - retentionMs))
       const dropped = new Set<number>()
-      for (const kind of ["c", "g", "i", "b"]) {
+      for (const kind of ["c", "g", "s", "i", "b"]) {
         // Buckets are ordered: everything from the kind's first key up to the cutoff bucket goes.
         const start = encoder.encode(kind)
         const end = cat(kind, u32(cutoff))

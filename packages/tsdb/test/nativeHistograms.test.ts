@@ -158,6 +158,39 @@ describe("native histograms in the TSDB", () => {
       yield* close
     }))
 
+  it.effect("keeps samples' start timestamps (startTimestamps): per sample, across buckets and a restart", () =>
+    Effect.gen(function*() {
+      const { openWith } = yield* world
+      const first = yield* openWith({ startTimestamps: true })
+      const labels = L({ __name__: "requests_total" })
+      const at = (i: number) => 1_000_000 + i * 60_000
+      // A counter that restarts at sample 5 (its start moves); samples 0-1 have no start; one every minute
+      // over several 2-hour buckets.
+      const startOf = (i: number) => (i < 2 ? undefined : i < 5 ? at(2) - 30_000 : at(5) - 10_000)
+      const write = (tsdb: Tsdb["Service"], from: number, to: number) =>
+        Effect.forEach(Array.from({ length: to - from }, (_, k) => from + k), (i) => {
+          const st = startOf(i)
+          return tsdb.write({ series: [{ labels, samples: [st === undefined ? { timestampMs: at(i), value: i } : { timestampMs: at(i), value: i, startTimestampMs: st }] }] })
+        })
+      yield* write(first.tsdb, 0, 200)
+      yield* first.close
+      const second = yield* openWith({ startTimestamps: true })
+      yield* write(second.tsdb, 200, 300)
+      const [series] = yield* second.tsdb.select([eq("__name__", "requests_total")], 0, Number.MAX_SAFE_INTEGER)
+      assert.strictEqual(series!.timestamps.length, 300)
+      assert.deepStrictEqual(Array.from(series!.startTimestamps!), Array.from({ length: 300 }, (_, i) => startOf(i) ?? 0))
+      // A range inside one bucket reads the start written at that bucket's first sample.
+      const [part] = yield* second.tsdb.select([eq("__name__", "requests_total")], at(250), at(255))
+      assert.deepStrictEqual(Array.from(part!.startTimestamps!), Array.from({ length: 6 }, () => at(5) - 10_000))
+      yield* second.close
+      // Without the setting nothing is written or read.
+      const plain = yield* openWith({})
+      yield* plain.tsdb.write({ series: [{ labels: L({ __name__: "other_total" }), samples: [{ timestampMs: at(400), value: 1, startTimestampMs: at(399) }] }] })
+      const [other] = yield* plain.tsdb.select([eq("__name__", "other_total")], 0, Number.MAX_SAFE_INTEGER)
+      assert.isUndefined(other!.startTimestamps)
+      yield* plain.close
+    }))
+
   it("a histogram chunk and a head log record round-trip every field, and damaged chunks are refused", () => {
     const samples = Array.from({ length: 130 }, (_, i) => ({ t: 1000 + i * 15_000, h: counterAt(i) }))
     samples[7]!.h.counterResetHint = "reset"
