@@ -138,28 +138,10 @@ export class Reader {
   }
 
   private int64Wide(end: number, field: string): number {
-    const buf = this.buf
     const start = this.pos
-    let pos = start
-    let lo = 0
-    let hi = 0
-    for (let i = 0; ; i++) {
-      if (i === 10) this.fail(field, "varint longer than 10 bytes", pos)
-      if (pos >= end) this.fail(field, "truncated varint")
-      const b = buf[pos++]!
-      const bits = b & 0x7f
-      if (i < 4) lo |= bits << (7 * i)
-      else if (i === 4) {
-        lo |= (bits & 0x0f) << 28
-        hi |= bits >>> 4
-      } else hi |= bits << (7 * i - 32)
-      if (b < 0x80) {
-        if (i === 9 && b > 1) this.fail(field, "varint overflows 64 bits", pos - 1)
-        break
-      }
-    }
-    lo >>>= 0
-    hi >>>= 0
+    this.words(end, field)
+    const lo = this.loWord
+    const hi = this.hiWord
     let v: number
     if ((hi & 0x80000000) !== 0) {
       // Two's complement negative: negate the 64-bit value.
@@ -172,7 +154,6 @@ export class Reader {
       v = hi * TWO_32 + lo
     }
     if (!Number.isSafeInteger(v)) this.fail(field, "int64 outside the safe integer range", start)
-    this.pos = pos
     return v
   }
 
