@@ -8,7 +8,10 @@
  * gauges that wander, constants, exactly 15 s apart per series. Two shapes:
  *
  *   (a) 10,000 series x 1 sample per request, each request 15 s after the previous one;
- *   (b) 2,000 series x 50 samples per request (12.5 min of data per request).
+ *   (b) 2,000 series x 50 samples per request (12.5 min of data per request);
+ *   (h) native histograms: 2,000 histogram series x 1 histogram per request (request-latency histograms
+ *       of schema 3, 20 buckets each, growing every 15 s), as integer histograms (what Prometheus sends);
+ *       "samples" are histograms. Prometheus runs with `--enable-feature=native-histograms` to take them.
  *
  * `BENCH_SENDERS` (default 4) senders run concurrently, each owning its own series (as Prometheus's
  * remote-write shards do; so (a) writes 4 x 10,000 series) and sending its requests in order, awaiting
@@ -65,8 +68,8 @@
  * (only the pairs that ran).
  *
  * Knobs: BENCH_SECONDS (cap per target and shape, default 10), BENCH_SENDERS (default 4),
- * BENCH_REQUESTS_A / BENCH_REQUESTS_B (payload pool per sender, defaults 60 / 10), BENCH_SHAPES (comma
- * list of `a`, `b`; default both), BENCH_TARGETS (comma list of `ours` (in-process), `http` (ours over
+ * BENCH_REQUESTS_A / BENCH_REQUESTS_B / BENCH_REQUESTS_H (payload pool per sender, defaults 60 / 10 / 60),
+ * BENCH_SHAPES (comma list of `a`, `b`, `h`; default `a,b`), BENCH_TARGETS (comma list of `ours` (in-process), `http` (ours over
  * HTTP), `prometheus`; default all; skipped targets are not printed, and the runtime is built only when
  * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
  * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there).
@@ -78,22 +81,23 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
-import { RemoteWrite, Tsdb } from "@opendata/tsdb"
+import { FloatHistogram, RemoteWrite, Tsdb } from "@opendata/tsdb"
 import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
 const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
 const requestsA = Number(process.env["BENCH_REQUESTS_A"] ?? 60)
 const requestsB = Number(process.env["BENCH_REQUESTS_B"] ?? 10)
+const requestsH = Number(process.env["BENCH_REQUESTS_H"] ?? 60)
 const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
 /** A comma list knob: the names it lists (each one of `allowed`), or all of `allowed` when unset or empty. */
-const listKnob = <A extends string>(name: string, allowed: ReadonlyArray<A>): ReadonlyArray<A> => {
+const listKnob = <A extends string>(name: string, allowed: ReadonlyArray<A>, defaults: ReadonlyArray<A> = allowed): ReadonlyArray<A> => {
   const listed = (process.env[name] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
   const unknown = listed.filter((s) => !(allowed as ReadonlyArray<string>).includes(s))
   if (unknown.length > 0) throw new Error(`${name}: unknown ${unknown.join(", ")} (expected a comma list of ${allowed.join(", ")})`)
-  return listed.length === 0 ? allowed : allowed.filter((a) => listed.includes(a))
+  return listed.length === 0 ? defaults : allowed.filter((a) => listed.includes(a))
 }
-const shapeNames = listKnob("BENCH_SHAPES", ["a", "b"])
+const shapeNames = listKnob("BENCH_SHAPES", ["a", "b", "h"], ["a", "b"])
 const targets = listKnob("BENCH_TARGETS", ["ours", "http", "prometheus"])
 const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 const flushIntervalMs = 100
@@ -111,6 +115,8 @@ interface Shape {
   readonly seriesPerRequest: number
   readonly samplesPerSeries: number
   readonly requestsPerSender: number
+  /** Native histograms instead of floats. */
+  readonly histograms?: boolean
 }
 
 interface Payload {
@@ -200,6 +206,45 @@ const step = (s: SeriesState, random: () => number): number => {
   }
 }
 
+/** A latency histogram series: schema 3, 20 buckets from 2^(-5/8) on, counts growing by scrape. */
+interface HistogramSeries {
+  readonly labels: Array<[string, string]>
+  readonly buckets: Array<number>
+  sum: number
+  readonly offsetMs: number
+}
+
+const histogramSeriesOf = (shape: string, sender: number, count: number): Array<HistogramSeries> =>
+  Array.from({ length: count }, (_, j) => ({
+    labels: ([
+      ["__name__", "http_request_duration_seconds"],
+      ["handler", `/api/${j % 20}`],
+      ["instance", `host-${shape}-${sender}-${Math.floor(j / 20)}.example.internal:8080`],
+      ["job", "api"]
+    ] as Array<[string, string]>).sort(([a], [b]) => (a < b ? -1 : 1)),
+    buckets: Array.from({ length: 20 }, () => 0),
+    sum: 0,
+    offsetMs: (Math.floor(j / 20) * 137) % scrapeIntervalMs
+  }))
+
+/** The series' next histogram: a few more observations, mostly in the middle buckets. */
+const stepHistogram = (s: HistogramSeries, random: () => number): FloatHistogram => {
+  for (let b = 0; b < s.buckets.length; b++) {
+    const added = Math.floor(random() * (b > 5 && b < 14 ? 8 : 2))
+    s.buckets[b]! += added
+    s.sum += added * 2 ** ((b - 5) / 8)
+  }
+  const count = s.buckets.reduce((n, x) => n + x, 0)
+  return new FloatHistogram({
+    schema: 3,
+    zeroThreshold: 2.938735877055719e-39,
+    count,
+    sum: Math.round(s.sum * 1000) / 1000,
+    positiveSpans: [{ offset: -5, length: s.buckets.length }],
+    positiveBuckets: [...s.buckets]
+  })
+}
+
 const encode = (series: Array<RemoteWrite.Series>, samples: number): Payload => ({
   body: RemoteWrite.snappyCompress(RemoteWrite.encodeWriteRequestV1({ series, metadata: [], histograms: 0, exemplars: 0 })),
   samples
@@ -218,6 +263,23 @@ const buildPool = (shape: Shape, startMs: number): Pool => {
   const timed: Array<Array<Payload>> = []
   for (let sender = 0; sender < senders; sender++) {
     const random = prng(1 + sender + shape.seriesPerRequest)
+    if (shape.histograms === true) {
+      const hseries = histogramSeriesOf(shape.name, sender, shape.seriesPerRequest)
+      const first: Array<Payload> = []
+      for (let i = 0; i < hseries.length; i += warmupSeriesPerRequest) {
+        const chunk = hseries.slice(i, i + warmupSeriesPerRequest)
+        first.push(encode(chunk.map((s) => ({ labels: s.labels, samples: [], histograms: [{ timestampMs: startMs - scrapeIntervalMs + s.offsetMs, histogram: stepHistogram(s, random) }] })), chunk.length))
+      }
+      warmup.push(first)
+      const payloads: Array<Payload> = []
+      let t = startMs
+      for (let r = 0; r < shape.requestsPerSender; r++) {
+        payloads.push(encode(hseries.map((s) => ({ labels: s.labels, samples: [], histograms: [{ timestampMs: t + s.offsetMs, histogram: stepHistogram(s, random) }] })), hseries.length))
+        t += scrapeIntervalMs
+      }
+      timed.push(payloads)
+      continue
+    }
     const series = seriesOf(shape.name, sender, shape.seriesPerRequest, random)
     const first: Array<Payload> = []
     for (let i = 0; i < series.length; i += warmupSeriesPerRequest) {
@@ -397,6 +459,9 @@ const keyKinds: Record<string, string> = {
   n: "next id",
   i: "postings",
   c: "sealed chunks",
+  g: "sealed histogram chunks",
+  s: "start timestamps",
+  W: "head log records",
   H: "head chunks",
   O: "out-of-order buffers",
   m: "metadata",
@@ -440,7 +505,8 @@ const inProcess = async (pool: Pool) => {
         Effect.runPromise(Effect.gen(function*() {
           const decoded = decodeRemoteWrite(p.body, false, interner)
           const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
-          return outcome.samplesWritten === p.samples ? undefined : `${p.samples - outcome.samplesWritten} samples not written`
+          const written = outcome.samplesWritten + (outcome.histogramsWritten ?? 0)
+          return written === p.samples ? undefined : `${p.samples - written} samples not written`
         }).pipe(Effect.catch((e) => Effect.succeed(e.message))))
       const warmup = yield* Effect.promise(() => phase(selfMeter, () => drive("ours in-process", pool.warmup, send, Number.POSITIVE_INFINITY)))
       const before = { puts: counts.puts, putBytes: counts.putBytes, stats: yield* db.stats }
@@ -616,7 +682,9 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
     `--config.file=${path.join(dir, "prometheus.yml")}`,
     `--web.listen-address=127.0.0.1:${port}`,
     `--storage.tsdb.path=${path.join(dir, "data")}`,
-    "--web.enable-remote-write-receiver"
+    "--web.enable-remote-write-receiver",
+    // Takes native histograms by remote write (shape h); floats are stored as without it.
+    "--enable-feature=native-histograms"
   ])
   try {
     const base = `http://127.0.0.1:${port}`
@@ -693,7 +761,8 @@ const main = async () => {
 
   const shapes: ReadonlyArray<Shape> = ([
     { name: "a", seriesPerRequest: 10_000, samplesPerSeries: 1, requestsPerSender: requestsA },
-    { name: "b", seriesPerRequest: 2_000, samplesPerSeries: 50, requestsPerSender: requestsB }
+    { name: "b", seriesPerRequest: 2_000, samplesPerSeries: 50, requestsPerSender: requestsB },
+    { name: "h", seriesPerRequest: 2_000, samplesPerSeries: 1, requestsPerSender: requestsH, histograms: true }
   ] satisfies Array<Shape>).filter((s) => (shapeNames as ReadonlyArray<string>).includes(s.name))
   for (const shape of shapes) {
     // Data ending about now: a fresh Prometheus accepts any start, but nothing older than its head's
