@@ -20,9 +20,10 @@
  * | `OPENDATA_TSDB_QUERY_TIMEOUT_MS` | `2m` | longest a PromQL query may run (a request's `timeout` may only shorten it) |
  * | `OPENDATA_TSDB_QUERY_SAMPLES_MAX` | `50000000` | most samples one PromQL query may select |
  * | `OPENDATA_TSDB_ENABLE_FEATURES` | none | experimental PromQL, as Prometheus's `--enable-feature` (comma-separated): `promql-experimental-functions`, `promql-duration-expr`, `promql-extended-range-selectors`, `promql-binop-fill-modifiers`, `use-start-timestamps` (also keeps samples' start timestamps) |
- * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric names to Prometheus names: with unit and type suffixes, or `UnderscoreEscapingWithoutSuffixes` |
+ * | `OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY` | `UnderscoreEscapingWithSuffixes` | OTLP metric and attribute names to Prometheus names: escaped with unit and type suffixes, `UnderscoreEscapingWithoutSuffixes`, `NoUTF8EscapingWithSuffixes` (UTF-8 names kept, suffixes added) or `NoTranslation` (names as sent) |
  * | `OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES` | none | OTLP resource attributes (comma-separated) copied onto every series of their resource |
  * | `OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES` | `false` | keep `service.name`, `service.namespace`, `service.instance.id` on `target_info` too |
+ * | `OPENDATA_TSDB_OTLP_CONVERT_DELTA_TO_CUMULATIVE` | `false` | convert OTLP delta sums and histograms to cumulative (running totals in memory, per process), instead of refusing them |
  * | `OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS` | `30s` | an idle EventStore tail sends a heartbeat this often |
  * | `OPENDATA_EVENTSTORE_RETENTION_INTERVAL_MS` | `1m` | how often EventStore retention runs |
  * | `OPENDATA_EVENTSTORE_RETENTION_MAX_AGE_MS`, `_MAX_BYTES` | none | retention of logs that have none of their own |
@@ -313,10 +314,11 @@ const featureList = Schema.String.pipe(
 const otlpConfig: Config.Config<TsdbOtlp.OtlpSettings | undefined> = Config.all({
   translationStrategy: Config.option(Config.Literals(TsdbOtlp.translationStrategies, "OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY")),
   promote: Config.option(Config.String("OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES")),
-  keepIdentifying: Config.option(Config.Boolean("OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES"))
+  keepIdentifying: Config.option(Config.Boolean("OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES")),
+  convertDelta: Config.option(Config.Boolean("OPENDATA_TSDB_OTLP_CONVERT_DELTA_TO_CUMULATIVE"))
 }).pipe(
   Config.map((c) =>
-    Option.isNone(c.translationStrategy) && Option.isNone(c.promote) && Option.isNone(c.keepIdentifying)
+    Option.isNone(c.translationStrategy) && Option.isNone(c.promote) && Option.isNone(c.keepIdentifying) && Option.isNone(c.convertDelta)
       ? undefined
       : {
         translationStrategy: Option.getOrElse(c.translationStrategy, () => TsdbOtlp.defaultSettings.translationStrategy),
@@ -324,7 +326,8 @@ const otlpConfig: Config.Config<TsdbOtlp.OtlpSettings | undefined> = Config.all(
           onNone: () => [],
           onSome: (list) => list.split(",").map((a) => a.trim()).filter((a) => a !== "")
         }),
-        keepIdentifyingResourceAttributes: Option.getOrElse(c.keepIdentifying, () => false)
+        keepIdentifyingResourceAttributes: Option.getOrElse(c.keepIdentifying, () => false),
+        convertDeltaToCumulative: Option.getOrElse(c.convertDelta, () => false)
       }
   )
 )
@@ -491,6 +494,7 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "tsdb.otlp.translationStrategy": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).translationStrategy,
     "tsdb.otlp.promoteResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).promoteResourceAttributes.join(",") || "none",
     "tsdb.otlp.keepIdentifyingResourceAttributes": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).keepIdentifyingResourceAttributes,
+    "tsdb.otlp.convertDeltaToCumulative": (config.tsdbOtlp ?? TsdbOtlp.defaultSettings).convertDeltaToCumulative ?? false,
     "eventstore.tailHeartbeat": formatDurationMs(config.eventStore.tailHeartbeatMs ?? EventStoreLimits.tailHeartbeatMs),
     "eventstore.retentionInterval": formatDurationMs(config.eventStore.retentionIntervalMs ?? EventStoreLimits.retentionIntervalMs),
     "eventstore.retentionMaxAge": retention?.maxAgeMs === undefined ? "none" : formatDurationMs(retention.maxAgeMs),

@@ -14,7 +14,8 @@
  *   flushIntervalMs: 5ms      # default 100ms on s3, 5ms otherwise
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
  *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000, enableFeatures: [promql-experimental-functions],
- *           otlp: { translationStrategy: UnderscoreEscapingWithSuffixes, promoteResourceAttributes: [k8s.namespace.name] } }
+ *           otlp: { translationStrategy: UnderscoreEscapingWithSuffixes, promoteResourceAttributes: [k8s.namespace.name],
+ *                   keepIdentifyingResourceAttributes: false, convertDeltaToCumulative: false } }
  *   eventstore: { tailHeartbeatMs: 30s, retentionIntervalMs: 1m, retentionMaxAgeMs: 7d, retentionMaxBytes: 1GiB }
  *   auth:
  *     file: ./tokens.yaml     # more tokens, in a file of their own (relative to this file); OPENDATA_AUTH_FILE
@@ -32,6 +33,7 @@ import * as path from "node:path"
 import { ConfigProvider, Effect, Schema, SchemaIssue } from "effect"
 import { parse as parseYaml } from "yaml"
 import { decodeTokens } from "./Auth.ts"
+import { Otlp as TsdbOtlp } from "@opendata/tsdb"
 import { durationExpected, logFormats, logLevels, parseBytes, parseDurationMs, sizeExpected } from "./Config.ts"
 
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
@@ -69,9 +71,10 @@ const File = Schema.Struct({
     querySamplesMax: Schema.optional(Positive),
     enableFeatures: Schema.optional(Schema.Array(Schema.String)),
     otlp: Schema.optional(Schema.Struct({
-      translationStrategy: Schema.optional(Schema.Literals(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"])),
+      translationStrategy: Schema.optional(Schema.Literals(TsdbOtlp.translationStrategies)),
       promoteResourceAttributes: Schema.optional(Schema.Array(Schema.String)),
-      keepIdentifyingResourceAttributes: Schema.optional(Schema.Boolean)
+      keepIdentifyingResourceAttributes: Schema.optional(Schema.Boolean),
+      convertDeltaToCumulative: Schema.optional(Schema.Boolean)
     }))
   })),
   s3: Schema.optional(Schema.Struct({
@@ -132,6 +135,7 @@ const asEnv = (f: File, file: string): Record<string, string> => {
     OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY: f.tsdb?.otlp?.translationStrategy,
     OPENDATA_TSDB_OTLP_PROMOTE_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.promoteResourceAttributes?.join(","),
     OPENDATA_TSDB_OTLP_KEEP_IDENTIFYING_RESOURCE_ATTRIBUTES: f.tsdb?.otlp?.keepIdentifyingResourceAttributes?.toString(),
+    OPENDATA_TSDB_OTLP_CONVERT_DELTA_TO_CUMULATIVE: f.tsdb?.otlp?.convertDeltaToCumulative?.toString(),
     OPENDATA_S3_BUCKET: f.s3?.bucket,
     OPENDATA_S3_ENDPOINT: f.s3?.endpoint,
     OPENDATA_S3_REGION: f.s3?.region,

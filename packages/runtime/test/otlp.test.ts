@@ -2,7 +2,9 @@
  * OTLP metrics ingest against the real server process: the OpenTelemetry JS SDK's own OTLP exporters (protobuf
  * and JSON) send counters, up-down counters, gauges, histograms and exponential histograms (stored as native
  * histograms) to `POST /api/v1/otlp/v1/metrics`, and PromQL reads them back under Prometheus 3's names; delta
- * temporality and bad bodies are refused with a reason.
+ * temporality and bad bodies are refused with a reason. Servers started with other settings: UTF-8 names
+ * (`NoUTF8EscapingWithSuffixes`) read back with PromQL's quoted names and the label APIs, and delta temporality
+ * converted to cumulative.
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -319,6 +321,117 @@ describe("OTLP settings from opendata.yaml", () => {
     expect((await ask("http_server_requests"))[0]?.value[1]).toBe("3")
     expect(await ask("http_server_requests_total")).toEqual([])
     expect((await ask("target_info"))[0]?.metric["service_name"]).toBe("plain")
+    own.child.kill("SIGTERM")
+    await own.exited
+  })
+})
+
+/** Asks another server's API for JSON. */
+const ask = async <A>(base: string, pathAndQuery: string): Promise<A> => {
+  const response = await fetch(`${base}${pathAndQuery}`)
+  const body = (await response.json()) as { status: string; data: A; error?: string }
+  expect(body.status, body.error).toBe("success")
+  return body.data
+}
+
+describe("OTLP UTF-8 names (NoUTF8EscapingWithSuffixes)", () => {
+  it("keeps dots in metric and label names, read back with PromQL's quoted names and the label APIs", async () => {
+    const own = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_OTLP_TRANSLATION_STRATEGY: "NoUTF8EscapingWithSuffixes" })
+    const p = provider(new OTLPProtoExporter({ url: `${own.base}/api/v1/otlp/v1/metrics` }), "utf8")
+    const attributes = { "http.request.method": "GET", "http.response.status_code": 200 }
+    p.meter.createCounter("http.server.requests", { unit: "{request}" }).add(5, attributes)
+    const duration = p.meter.createHistogram("http.server.request.duration", { unit: "s", advice: { explicitBucketBoundaries: [0.1, 0.5, 1] } })
+    for (const x of [0.05, 0.2, 0.3, 0.7, 3]) duration.record(x, attributes)
+    p.meter.createGauge("cpu.utilization", { unit: "1" }).record(0.25)
+    await p.flush()
+    await p.close()
+    const instant = (expr: string) => ask<{ result: Array<VectorEntry> }>(own.base, `/api/v1/query?query=${encodeURIComponent(expr)}`).then((d) => d.result)
+
+    const requests = await instant(`{"http.server.requests_total", "http.request.method"="GET"}`)
+    expect(requests).toHaveLength(1)
+    expect(requests[0]!.metric).toEqual({
+      __name__: "http.server.requests_total",
+      job: "shop/utf8",
+      instance: "i-1",
+      "http.request.method": "GET",
+      "http.response.status_code": "200"
+    })
+    expect(requests[0]!.value[1]).toBe("5")
+    expect((await instant(`{"cpu.utilization_ratio"}`))[0]?.value[1]).toBe("0.25")
+    expect((await instant(`{"http.server.request.duration_seconds_count"}`))[0]?.value[1]).toBe("5")
+    const median = await instant(`histogram_quantile(0.5, sum by (le) ({"http.server.request.duration_seconds_bucket", "http.request.method"="GET"}))`)
+    expect(Number(median[0]!.value[1])).toBeCloseTo(0.4, 9)
+    const byMethod = await instant(`sum by ("http.request.method") ({"http.server.requests_total"})`)
+    expect(byMethod.map((e) => e.metric)).toEqual([{ "http.request.method": "GET" }])
+    // The resource's other attributes, on target_info, keep their names too.
+    expect((await instant(`target_info{job="shop/utf8"}`))[0]?.metric).toMatchObject({ "host.arch": "amd64", "deployment.environment": "test" })
+
+    // The series, labels and label values APIs: quoted names in match[], U__-escaped names in the path.
+    const match = encodeURIComponent(`{"http.server.requests_total"}`)
+    const series = await ask<Array<Record<string, string>>>(own.base, `/api/v1/series?match[]=${match}`)
+    expect(series).toEqual([requests[0]!.metric])
+    const names = await ask<Array<string>>(own.base, `/api/v1/labels?match[]=${match}`)
+    expect(names).toEqual(["__name__", "http.request.method", "http.response.status_code", "instance", "job"])
+    expect(await ask<Array<string>>(own.base, `/api/v1/label/U__http_2e_request_2e_method/values`)).toEqual(["GET"])
+    expect(await ask<Array<string>>(own.base, `/api/v1/label/U__http_2e_request_2e_method/values?match[]=${encodeURIComponent(`{"http.request.method"="POST"}`)}`))
+      .toEqual([])
+    expect(await ask<Array<string>>(own.base, `/api/v1/label/__name__/values?match[]=${encodeURIComponent(`{job="shop/utf8"}`)}`)).toEqual([
+      "cpu.utilization_ratio",
+      "http.server.request.duration_seconds_bucket",
+      "http.server.request.duration_seconds_count",
+      "http.server.request.duration_seconds_sum",
+      "http.server.requests_total",
+      "target_info"
+    ])
+    const metadata = await ask<Record<string, Array<{ type: string }>>>(own.base, `/api/v1/metadata?metric=${encodeURIComponent("http.server.requests_total")}`)
+    expect(metadata["http.server.requests_total"]?.[0]?.type).toBe("counter")
+    own.child.kill("SIGTERM")
+    await own.exited
+  })
+})
+
+describe("OTLP delta temporality converted to cumulative", () => {
+  it("stores the running totals of the SDK's delta counters and histograms", async () => {
+    const own = await start({ OPENDATA_STORE: "memory", OPENDATA_TSDB_OTLP_CONVERT_DELTA_TO_CUMULATIVE: "true" })
+    const p = provider(new OTLPProtoExporter({ url: `${own.base}/api/v1/otlp/v1/metrics`, temporalityPreference: AggregationTemporalityPreference.DELTA }), "delta", [
+      { instrumentName: "rpc.*", aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } }
+    ])
+    const requests = p.meter.createCounter("http.server.requests", { unit: "{request}" })
+    const duration = p.meter.createHistogram("http.server.request.duration", { unit: "s", advice: { explicitBucketBoundaries: [0.1, 1] } })
+    const rpc = p.meter.createHistogram("rpc.server.duration", { unit: "s" })
+    const deltas = [5, 2, 3]
+    for (const n of deltas) {
+      requests.add(n, { "http.request.method": "GET" })
+      for (let i = 0; i < n; i++) {
+        duration.record(0.05 * (i + 1))
+        rpc.record(0.3 * (i + 1))
+      }
+      await p.flush()
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await p.close()
+    const instant = (expr: string) =>
+      ask<{ result: Array<{ metric: Record<string, string>; value: readonly [number, string] }> }>(own.base, `/api/v1/query?query=${encodeURIComponent(expr)}`)
+        .then((d) => d.result)
+    const total = deltas.reduce((a, b) => a + b, 0)
+    const sel = `http_server_requests_total{job="shop/delta", http_request_method="GET"}`
+    // The raw counter is the cumulative total; each sample the total so far.
+    expect((await instant(sel))[0]?.value[1]).toBe(String(total))
+    const samples = await instant(`${sel}[1h]`) as unknown as Array<{ values: Array<readonly [number, string]> }>
+    expect(samples[0]!.values.map(([, v]) => Number(v))).toEqual([5, 7, 10])
+    expect((await instant(`resets(${sel}[1h])`))[0]?.value[1]).toBe("0")
+    expect((await instant(`idelta(${sel}[1h])`))[0]?.value[1]).toBe("3")
+    // increase() over the three samples: the 5 added after the first, extrapolated as for any counter.
+    const increase = Number((await instant(`increase(${sel}[1h])`))[0]?.value[1])
+    expect(increase).toBeGreaterThanOrEqual(total - 5)
+    expect(increase).toBeLessThanOrEqual(total)
+    // Histograms: the counts and buckets of all three exports.
+    expect((await instant(`http_server_request_duration_seconds_count{job="shop/delta"}`))[0]?.value[1]).toBe(String(total))
+    const buckets = await instant(`http_server_request_duration_seconds_bucket{job="shop/delta"}`)
+    expect(Object.fromEntries(buckets.map((b) => [b.metric["le"], Number(b.value[1])]))).toEqual({ "0.1": 6, "1": 10, "+Inf": 10 })
+    expect((await instant(`histogram_count(rpc_server_duration_seconds{job="shop/delta"})`))[0]?.value[1]).toBe(String(total))
+    const rpcSum = [5, 2, 3].reduce((a, n) => a + Array.from({ length: n }, (_, i) => 0.3 * (i + 1)).reduce((x, y) => x + y, 0), 0)
+    expect(Number((await instant(`histogram_sum(rpc_server_duration_seconds{job="shop/delta"})`))[0]?.value[1])).toBeCloseTo(rpcSum, 9)
     own.child.kill("SIGTERM")
     await own.exited
   })

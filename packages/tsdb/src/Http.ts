@@ -7,7 +7,7 @@
  */
 import * as os from "node:os"
 import * as v8 from "node:v8"
-import { ByteSize, Context, Effect, Layer, Option } from "effect"
+import { ByteSize, Clock, Context, Effect, Layer, Option, Semaphore } from "effect"
 import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
 import { encodeResponse, gunzipBounded } from "./internal/compression.ts"
@@ -163,9 +163,28 @@ const selectorsOf = (p: URLSearchParams): Array<Array<Matcher>> =>
     try {
       return parseSelector(m)
     } catch (e) {
-      throw new BadRequest(`invalid parameter "match[]": ${(e as Error).message}`)
+      const quoted = quotedNameSelector(m)
+      if (Array.isArray(quoted)) return quoted
+      throw new BadRequest(`invalid parameter "match[]": ${quoted ?? (e as Error).message}`)
     }
   })
+
+/**
+ * A selector with Prometheus 3's quoted (UTF-8) names, as its API takes them in `match[]`
+ * (`{"http.server.request.duration", "service.name"="x"}`: a quote just after `{` or `,`), read by the
+ * PromQL parser: its matchers, or the parser's error; undefined when the input has no quoted name or is not
+ * a plain vector selector (no offset or `@`).
+ */
+const quotedNameSelector = (input: string): Array<Matcher> | string | undefined => {
+  if (!/[{,]\s*["'`]/.test(input)) return undefined
+  try {
+    const e = parse(input)
+    if (e.type !== "VectorSelector" || e.offsetMs !== 0 || e.at !== undefined || e.offsetExpr !== undefined) return undefined
+    return [...e.matchers]
+  } catch (e) {
+    return e instanceof ParseError ? e.message : undefined
+  }
+}
 
 const limitOf = (p: URLSearchParams): number | undefined => {
   const v = p.get("limit")
@@ -219,8 +238,8 @@ const labelsHandler = answer(Effect.gen(function*() {
 /**
  * Label values. The name is checked as Prometheus 3 checks it (any non-empty UTF-8 name), after undoing the
  * `U__` escape clients use for names that are not `[a-zA-Z_][a-zA-Z0-9_]*` (Grafana sends `my.label` as
- * `U__my_2e_label`). Remote write stores only such legacy names, so another name has no values: an empty
- * list, not an error.
+ * `U__my_2e_label`): OTLP's UTF-8 translation strategies store such names (`service.name`); a name no
+ * series has has no values: an empty list, not an error.
  */
 const labelValuesHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -679,6 +698,21 @@ export const OtlpSettings = Context.Reference<Otlp.OtlpSettings>("@opendata/tsdb
   defaultValue: () => Otlp.defaultSettings
 })
 
+/**
+ * The delta streams of each TSDB this process serves (`convertDeltaToCumulative`: running totals in memory,
+ * bounded, see `Otlp.DeltaStreams`), with the lock that lets one request at a time translate, write and keep
+ * its totals.
+ */
+const deltaStates = new WeakMap<object, { readonly streams: Otlp.DeltaStreams; readonly lock: Semaphore.Semaphore }>()
+const deltaStateOf = (tsdb: object) => {
+  let state = deltaStates.get(tsdb)
+  if (state === undefined) {
+    state = { streams: new Otlp.DeltaStreams(), lock: Semaphore.makeUnsafe(1) }
+    deltaStates.set(tsdb, state)
+  }
+  return state
+}
+
 /** An OTLP `ExportMetricsServiceResponse`: empty, or a partial success with the points refused and why. */
 const otlpResponse = (json: boolean, rejected: number, message: string) => {
   if (json) {
@@ -692,9 +726,12 @@ const otlpResponse = (json: boolean, rejected: number, message: string) => {
  * `POST /api/v1/otlp/v1/metrics`: OTLP/HTTP metrics, protobuf (`application/x-protobuf`) or JSON
  * (`application/json`), optionally gzip-encoded, translated as Prometheus 3 does (`internal/otlp/translate.ts`)
  * and written like a remote write (answered once durable). Malformed bodies are a 400, bodies over a limit a
- * 413, other media types a 415; points that cannot be translated (delta temporality, an exponential
- * histogram's scale below -4) or that the TSDB refuses (duplicates, too old) are reported in the response's
- * `partial_success`, and the rest is written.
+ * 413, other media types a 415; points that cannot be translated (delta temporality unless converted, an
+ * exponential histogram's scale below -4) or that the TSDB refuses (duplicates, too old) are reported in the
+ * response's `partial_success`, and the rest is written. With `convertDeltaToCumulative`, a request holding
+ * delta points is translated, written and its running totals kept under one lock (as Prometheus's
+ * `deltatocumulative` holds a mutex); the totals are kept only once the write succeeded, so that a retry
+ * after a failed write is not counted twice.
  */
 const otlpMetricsHandler = Effect.gen(function*() {
   const tsdb = yield* Tsdb
@@ -721,32 +758,40 @@ const otlpMetricsHandler = Effect.gen(function*() {
     if (inflated._tag === "Corrupt") return HttpServerResponse.text(inflated.message, { status: 400 })
     body = inflated.bytes
   }
-  let translated: Otlp.Translated
+  let decoded: OtlpDecode.MetricsRequest
   try {
     const decodeLimits = { ...OtlpDecode.decodeLimits, pointsMax: RemoteWriteLimits.maxSamplesPerRequest, stringBytesMax: RemoteWriteLimits.maxLabelValueBytes }
-    const decoded = json
+    decoded = json
       ? OtlpDecode.decodeMetricsJson(new TextDecoder("utf-8", { fatal: true }).decode(body), decodeLimits)
       : OtlpDecode.decodeMetricsProto(body, decodeLimits)
-    translated = Otlp.translate(decoded, settings, {
-      labelsPerSeriesMax: RemoteWriteLimits.maxLabelsPerSeries,
-      labelValueBytesMax: RemoteWriteLimits.maxLabelValueBytes
-    })
   } catch (e) {
     if (e instanceof RemoteWriteLimitError) return HttpServerResponse.text(e.message.replace(/^remote write:/, "otlp:"), { status: 413 })
     if (e instanceof RemoteWriteDecodeError) return HttpServerResponse.text(`otlp: ${e.field}: ${e.reason}`, { status: 400 })
     if (e instanceof TypeError) return HttpServerResponse.text("otlp: the JSON body is not valid UTF-8", { status: 400 })
     throw e
   }
-  if (translated.series.length > RemoteWriteLimits.maxSamplesPerRequest) {
-    return HttpServerResponse.text(`otlp: ${translated.series.length} samples in one request, over the limit of ${RemoteWriteLimits.maxSamplesPerRequest}`, { status: 413 })
-  }
-  const outcome = yield* Effect.exit(tsdb.write({ series: translated.series, metadata: translated.metadata }))
-  if (outcome._tag === "Failure") return writeFailure(outcome.cause)
-  const o = outcome.value
-  const reasons = [...translated.reasons]
-  const refused = o.duplicates + o.tooOld
-  if (refused > 0) reasons.push(`${refused} samples refused by the TSDB (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`)
-  return otlpResponse(json, translated.rejectedPoints, reasons.join("; "))
+  const translateAndWrite = (deltas: { readonly streams: Otlp.DeltaStreams; readonly nowMs: number } | undefined) =>
+    Effect.gen(function*() {
+      const translated = Otlp.translate(decoded, settings, {
+        labelsPerSeriesMax: RemoteWriteLimits.maxLabelsPerSeries,
+        labelValueBytesMax: RemoteWriteLimits.maxLabelValueBytes
+      }, deltas)
+      if (translated.series.length > RemoteWriteLimits.maxSamplesPerRequest) {
+        return HttpServerResponse.text(`otlp: ${translated.series.length} samples in one request, over the limit of ${RemoteWriteLimits.maxSamplesPerRequest}`, { status: 413 })
+      }
+      const outcome = yield* Effect.exit(tsdb.write({ series: translated.series, metadata: translated.metadata }))
+      if (outcome._tag === "Failure") return writeFailure(outcome.cause)
+      translated.commit()
+      const o = outcome.value
+      const reasons = [...translated.reasons]
+      const refused = o.duplicates + o.tooOld
+      if (refused > 0) reasons.push(`${refused} samples refused by the TSDB (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`)
+      return otlpResponse(json, translated.rejectedPoints, reasons.join("; "))
+    })
+  // Cumulative-only requests never wait for the delta streams' lock.
+  if (settings.convertDeltaToCumulative !== true || !Otlp.hasDelta(decoded)) return yield* translateAndWrite(undefined)
+  const deltas = deltaStateOf(tsdb)
+  return yield* deltas.lock.withPermit(Effect.flatMap(Clock.currentTimeMillis, (nowMs) => translateAndWrite({ streams: deltas.streams, nowMs })))
 }).pipe(
   Effect.catchDefect((d) => Effect.succeed(HttpServerResponse.text(`internal error: ${d instanceof Error ? d.message : String(d)}`, { status: 500 })))
 )

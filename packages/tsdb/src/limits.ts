@@ -91,6 +91,23 @@ export const retentionMsDefault = 15 * 24 * 60 * 60_000
 export const retentionIntervalMs = 60 * 60_000
 /** Exemplars kept, over all series (Prometheus's `storage.exemplars.max_exemplars`): one circular buffer. */
 export const exemplarsMax = 100_000
+/**
+ * OTLP delta to cumulative conversion (`convertDeltaToCumulative`): the running totals of at most this many
+ * streams are kept in memory, per server process; past it the least recently updated stream is dropped
+ * (its next point starts its total again, a counter reset to PromQL).
+ */
+export const otlpDeltaStreamsMax = 100_000
+/**
+ * A stream not updated for this long is dropped (the OpenTelemetry Collector's `deltatocumulative`
+ * processor's `max_stale` default, which Prometheus's `otlp-deltatocumulative` uses).
+ */
+export const otlpDeltaStaleMs = 5 * 60_000
+/**
+ * The estimated bytes of all streams' state together (keys, totals, histogram buckets); past it the least
+ * recently updated streams are dropped as past `otlpDeltaStreamsMax`. Bounds memory when streams are
+ * histograms with many buckets, which the stream count alone would not.
+ */
+export const otlpDeltaStateBytesMax = 256 * 1024 * 1024
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)

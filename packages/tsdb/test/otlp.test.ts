@@ -1,11 +1,23 @@
 /**
- * OTLP metrics: the names Prometheus 3 gives OTLP metrics and attributes, the translation of each metric
- * kind, and hostile protobuf bodies (every truncation and random corruptions decode or throw one of the two
- * decode errors, nothing else).
+ * OTLP metrics: the names Prometheus 3 gives OTLP metrics and attributes (under each translation strategy),
+ * the translation of each metric kind, delta temporality converted to cumulative (running totals per stream,
+ * restarts, out of order, the bounds on the streams kept), and hostile protobuf bodies (every truncation and
+ * random corruptions decode or throw one of the two decode errors, nothing else).
  */
 import { describe, expect, it } from "vitest"
 import { decodeMetricsJson, decodeMetricsProto, encodeExportResponse } from "../src/internal/otlp/decode.ts"
-import { defaultSettings, defaultZeroThreshold, labelName, metricName, plainFloat, translate, unitName } from "../src/internal/otlp/translate.ts"
+import type { OtlpSettings } from "../src/internal/otlp/translate.ts"
+import {
+  defaultSettings,
+  defaultZeroThreshold,
+  DeltaStreams,
+  labelName,
+  metricName,
+  plainFloat,
+  translate,
+  translationStrategies,
+  unitName
+} from "../src/internal/otlp/translate.ts"
 import { FloatHistogram, negativeBuckets, positiveBuckets } from "../src/promql/histogram.ts"
 import { isStaleNaN, RemoteWriteDecodeError, RemoteWriteLimitError } from "../src/internal/remoteWrite/decode.ts"
 import { prng } from "./remoteWrite/helpers.ts"
@@ -355,6 +367,7 @@ describe("exponential histograms", () => {
   const decodedPoint = {
     attributes: [{ key: "http.route", value: "/a" }],
     timeMs: t0,
+    startTimeMs: t0 - 60_000,
     count: 21,
     sum: 42.5,
     scale: -2,
@@ -580,5 +593,368 @@ describe("exponential histograms", () => {
       for (let f = 0; f < flips; f++) mutated[Math.floor(random() * mutated.length)] = Math.floor(random() * 256)
       decodesOrRefuses(mutated)
     }
+  })
+})
+
+describe("UTF-8 translation strategies", () => {
+  it("offers Prometheus 3's four strategies", () => {
+    expect(translationStrategies).toEqual(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes", "NoUTF8EscapingWithSuffixes", "NoTranslation"])
+  })
+
+  it("keeps metric names as sent, with otlptranslator's suffixes (NoUTF8EscapingWithSuffixes) or none (NoTranslation)", () => {
+    // [name, unit, kind, NoUTF8EscapingWithSuffixes]; NoTranslation gives the name unchanged.
+    const cases: ReadonlyArray<[string, string, Parameters<typeof metricName>[2], string]> = [
+      ["http.server.request.duration", "s", "histogram", "http.server.request.duration_seconds"],
+      ["system.network.io", "By", "counter", "system.network.io_bytes_total"],
+      ["http.server.requests", "{request}", "counter", "http.server.requests_total"],
+      ["queue.size", "{item}", "nonMonotonicCounter", "queue.size"],
+      ["disk.io", "KiBy/s", "nonMonotonicCounter", "disk.io_kibibytes_per_second"],
+      ["throughput", "1/s", "gauge", "throughput_per_second"],
+      // The "per" unit is cut from the name's end (with its delimiter) and appended after the main unit.
+      ["throughput.per_second", "By/s", "gauge", "throughput_bytes_per_second"],
+      ["cpu.utilization", "1", "gauge", "cpu.utilization_ratio"],
+      // `_total` and `_ratio` replace the name's own ending and the one character before it, whatever it is.
+      ["cpu.ratio", "1", "gauge", "cpu_ratio"],
+      ["requests.total", "1", "counter", "requests_total"],
+      ["subtotal", "", "counter", "su_total"],
+      ["total", "", "counter", "total_total"],
+      ["total.requests", "", "counter", "total.requests_total"],
+      // A main unit the name already ends in (as a string, not a word) is not appended again.
+      ["latency.seconds", "s", "gauge", "latency.seconds"],
+      ["uptimeseconds", "s", "gauge", "uptimeseconds"],
+      ["temperature", "Cel", "gauge", "temperature_celsius"],
+      ["1st.metric", "", "gauge", "1st.metric"],
+      ["日本.メトリック", "ms", "gauge", "日本.メトリック_milliseconds"],
+      ["odd unit", "foo bar", "gauge", "odd unit_foo bar"],
+      ["hits", "1", "counter", "hits_total"],
+      ["rpc.server.duration", "ms", "histogram", "rpc.server.duration_milliseconds"]
+    ]
+    for (const [name, unit, kind, expected] of cases) {
+      expect(metricName(name, unit, kind, "NoUTF8EscapingWithSuffixes"), `${name} [${unit}] ${kind}`).toBe(expected)
+      expect(metricName(name, unit, kind, "NoTranslation"), `${name} [${unit}] ${kind}`).toBe(name)
+    }
+    for (const strategy of ["NoUTF8EscapingWithSuffixes", "NoTranslation"] as const) {
+      expect(metricName("", "s", "gauge", strategy)).toBe("")
+      expect(metricName("bad\ud800", "", "gauge", strategy)).toBe("")
+    }
+  })
+
+  it("keeps label names as sent; a promoted one may not be only underscores", () => {
+    expect(labelName("http.request.method", true)).toBe("http.request.method")
+    expect(labelName("123.invalid", true)).toBe("123.invalid")
+    expect(labelName("___", true)).toBe("")
+    expect(labelName("", true)).toBe("")
+  })
+
+  const request = decodeMetricsJson(JSON.stringify({
+    resourceMetrics: [{
+      resource: {
+        attributes: [
+          { key: "service.name", value: { stringValue: "api" } },
+          { key: "k8s.pod.uid", value: { stringValue: "abc" } }
+        ]
+      },
+      scopeMetrics: [{
+        metrics: [
+          {
+            name: "http.server.request.duration",
+            unit: "s",
+            histogram: {
+              aggregationTemporality: 2,
+              dataPoints: [{
+                timeUnixNano: ns(t0),
+                count: "2",
+                sum: 0.4,
+                bucketCounts: ["1", "1"],
+                explicitBounds: [0.25],
+                attributes: [{ key: "http.request.method", value: { stringValue: "GET" } }, { key: "__name__", value: { stringValue: "spoof" } }],
+                exemplars: [{ timeUnixNano: ns(t0), asDouble: 0.1, filteredAttributes: [{ key: "user.id", value: { stringValue: "u1" } }] }]
+              }]
+            }
+          },
+          {
+            name: "jobs.done",
+            sum: {
+              aggregationTemporality: 2,
+              isMonotonic: true,
+              dataPoints: [
+                { timeUnixNano: ns(t0), asInt: "3", attributes: [{ key: "a.b", value: { stringValue: "x" } }, { key: "a_b", value: { stringValue: "y" } }, { key: "___", value: { stringValue: "z" } }] },
+                { timeUnixNano: ns(t0), asInt: "4", attributes: [{ key: 'say "hi"', value: { stringValue: "x" } }] }
+              ]
+            }
+          }
+        ]
+      }]
+    }]
+  }))
+  const labelsOf = (settings: OtlpSettings) => {
+    const out = translate(request, settings, limits)
+    return { out, labels: out.series.map((s) => Object.fromEntries(s.labels)) }
+  }
+
+  it("writes series with UTF-8 metric and label names (NoUTF8EscapingWithSuffixes)", () => {
+    const { out, labels } = labelsOf({ ...defaultSettings, translationStrategy: "NoUTF8EscapingWithSuffixes", promoteResourceAttributes: ["k8s.pod.uid"] })
+    expect(labels).toContainEqual({ __name__: "http.server.request.duration_seconds_bucket", "http.request.method": "GET", job: "api", "k8s.pod.uid": "abc", le: "0.25" })
+    expect(labels).toContainEqual({ __name__: "http.server.request.duration_seconds_count", "http.request.method": "GET", job: "api", "k8s.pod.uid": "abc" })
+    // No collision of `a.b` and `a_b` (not escaped); `___` kept on a data point, as Prometheus keeps it.
+    expect(labels).toContainEqual({ __name__: "jobs.done_total", "a.b": "x", a_b: "y", ___: "z", job: "api", "k8s.pod.uid": "abc" })
+    expect(labels).toContainEqual({ __name__: "target_info", job: "api", "k8s.pod.uid": "abc" })
+    // A name with a double quote cannot be stored (the TSDB's series key): that point only is refused.
+    expect(out.rejectedPoints).toBe(1)
+    expect(out.reasons).toEqual([`metric jobs.done_total: label name "say \\"hi\\"" holds a double quote or a NUL, which the TSDB cannot store in a name (1 data point)`])
+    // Exemplar attributes keep the classic names the exemplar store takes.
+    const bucket = out.series.find((x) => x.labels.some(([k, v]) => k === "le" && v === "0.25"))
+    expect(bucket?.exemplars).toEqual([{ labels: [["user_id", "u1"]], value: 0.1, timestampMs: t0 }])
+    expect(out.metadata).toContainEqual({ metric: "http.server.request.duration_seconds", type: "histogram", help: "", unit: "seconds" })
+  })
+
+  it("writes names exactly as sent (NoTranslation), `__name__` the metric's own", () => {
+    const { labels } = labelsOf({ ...defaultSettings, translationStrategy: "NoTranslation" })
+    expect(labels).toContainEqual({ __name__: "http.server.request.duration_bucket", "http.request.method": "GET", job: "api", le: "+Inf" })
+    expect(labels).toContainEqual({ __name__: "http.server.request.duration_sum", "http.request.method": "GET", job: "api" })
+    expect(labels).toContainEqual({ __name__: "jobs.done", "a.b": "x", a_b: "y", ___: "z", job: "api" })
+  })
+
+  it("refuses a promoted attribute named only with underscores, as Prometheus's LabelNamer does", () => {
+    const promoted = decodeMetricsJson(JSON.stringify({
+      resourceMetrics: [{
+        resource: { attributes: [{ key: "__", value: { stringValue: "x" } }] },
+        scopeMetrics: [{ metrics: [{ name: "g", gauge: { dataPoints: [{ timeUnixNano: ns(t0), asInt: "1" }] } }] }]
+      }]
+    }))
+    const out = translate(promoted, { ...defaultSettings, translationStrategy: "NoTranslation", promoteResourceAttributes: ["__"] }, limits)
+    expect(out.rejectedPoints).toBe(1)
+    expect(out.reasons[0]).toContain(`attribute "__" has no valid label name`)
+  })
+})
+
+describe("delta to cumulative", () => {
+  interface P {
+    readonly start?: number
+    readonly time: number
+    readonly value: number
+    readonly attributes?: Record<string, string>
+    readonly flags?: number
+  }
+  const attrs = (a: Record<string, string> = {}) => Object.entries(a).map(([key, value]) => ({ key, value: { stringValue: value } }))
+  const requestOf = (metrics: ReadonlyArray<unknown>, service = "api") =>
+    decodeMetricsJson(JSON.stringify({ resourceMetrics: [{ resource: { attributes: attrs({ "service.name": service }) }, scopeMetrics: [{ scope: { name: "s" }, metrics }] }] }))
+  const deltaSum = (name: string, points: ReadonlyArray<P>, monotonic = true, temporality: unknown = 1) => ({
+    name,
+    sum: {
+      aggregationTemporality: temporality,
+      isMonotonic: monotonic,
+      dataPoints: points.map((p) => ({
+        ...(p.start === undefined ? {} : { startTimeUnixNano: ns(p.start) }),
+        timeUnixNano: ns(p.time),
+        asDouble: p.value,
+        attributes: attrs(p.attributes),
+        flags: p.flags ?? 0
+      }))
+    }
+  })
+  const on: OtlpSettings = { ...defaultSettings, convertDeltaToCumulative: true }
+  /** Translates, keeps the totals (as once written), and answers the samples of `metric` as [time, value, labels]. */
+  const send = (streams: DeltaStreams, nowMs: number, metrics: ReadonlyArray<unknown>, service = "api") => {
+    const out = translate(requestOf(metrics, service), on, limits, { streams, nowMs })
+    out.commit()
+    return out
+  }
+  const values = (out: ReturnType<typeof translate>, name: string) =>
+    out.series.filter((s) => s.labels.some(([k, v]) => k === "__name__" && v === name)).map((s) => s.samples[0]!.value)
+
+  it("adds each delta point to its stream's running total, across requests", () => {
+    const streams = new DeltaStreams()
+    const s = 10_000
+    expect(values(send(streams, t0, [deltaSum("requests", [{ start: t0 - s, time: t0, value: 3 }])]), "requests_total")).toEqual([3])
+    expect(values(send(streams, t0, [deltaSum("requests", [{ start: t0, time: t0 + s, value: 4 }])]), "requests_total")).toEqual([7])
+    const two = send(streams, t0, [deltaSum("requests", [{ start: t0 + s, time: t0 + 2 * s, value: 1 }, { start: t0 + 2 * s, time: t0 + 3 * s, value: 2.5 }])])
+    expect(values(two, "requests_total")).toEqual([8, 10.5])
+    expect(two.series.find((x) => x.samples.length > 0)!.samples[0]!.timestampMs).toBe(t0 + 2 * s)
+    expect(two.rejectedPoints).toBe(0)
+    expect(two.metadata).toContainEqual({ metric: "requests_total", type: "counter", help: "", unit: "" })
+    // Each set of attributes, each resource is a stream of its own.
+    expect(values(send(streams, t0, [deltaSum("requests", [{ start: t0 + 3 * s, time: t0 + 4 * s, value: 1, attributes: { code: "500" } }])]), "requests_total")).toEqual([1])
+    expect(values(send(streams, t0, [deltaSum("requests", [{ start: t0 + 3 * s, time: t0 + 4 * s, value: 1 }])], "other"), "requests_total")).toEqual([1])
+    expect(values(send(streams, t0, [deltaSum("requests", [{ start: t0 + 3 * s, time: t0 + 4 * s, value: 1 }])]), "requests_total")).toEqual([11.5])
+    expect(streams.size).toBe(3)
+  })
+
+  it("keeps nothing of a request that was not written: its retry counts once", () => {
+    const streams = new DeltaStreams()
+    send(streams, t0, [deltaSum("c", [{ start: t0 - 1000, time: t0, value: 5 }])])
+    const failed = translate(requestOf([deltaSum("c", [{ start: t0, time: t0 + 1000, value: 2 }])]), on, limits, { streams, nowMs: t0 })
+    expect(values(failed, "c_total")).toEqual([7])
+    // Not committed: the write failed. The retry gives the same total, and is not refused as out of order.
+    expect(values(send(streams, t0, [deltaSum("c", [{ start: t0, time: t0 + 1000, value: 2 }])]), "c_total")).toEqual([7])
+    // Once kept, the same request again is out of order.
+    const again = send(streams, t0, [deltaSum("c", [{ start: t0, time: t0 + 1000, value: 2 }])])
+    expect(again.series.filter((x) => x.samples.length > 0 && !x.labels.some(([, v]) => v === "target_info"))).toEqual([])
+    expect(again.rejectedPoints).toBe(1)
+  })
+
+  it("starts the total again at a point whose start time does not continue the stream; no start time continues it", () => {
+    const streams = new DeltaStreams()
+    const run = (points: ReadonlyArray<P>) => values(send(streams, t0, [deltaSum("c", points)]), "c_total")
+    expect(run([{ start: t0 - 1000, time: t0, value: 5 }, { start: t0, time: t0 + 1000, value: 5 }])).toEqual([5, 10])
+    // A gap (the producer restarted, or a point was lost): from this point again.
+    expect(run([{ start: t0 + 5000, time: t0 + 6000, value: 2 }])).toEqual([2])
+    expect(run([{ start: t0 + 6000, time: t0 + 7000, value: 1 }])).toEqual([3])
+    // An overlap (a start before the last point's time) too.
+    expect(run([{ start: t0 + 6500, time: t0 + 8000, value: 4 }])).toEqual([4])
+    // Points without a start time are all added (as statsd counts are).
+    expect(run([{ time: t0 + 9000, value: 1 }, { time: t0 + 10_000, value: 1 }])).toEqual([5, 6])
+  })
+
+  it("refuses a point not after its stream's last one, with the reason, and writes the rest", () => {
+    const streams = new DeltaStreams()
+    send(streams, t0, [deltaSum("c", [{ start: t0 - 1000, time: t0, value: 5 }])])
+    const out = send(streams, t0, [deltaSum("c", [
+      { start: t0 - 2000, time: t0 - 1000, value: 1 },
+      { start: t0 - 1000, time: t0, value: 1 },
+      { start: t0, time: t0 + 1000, value: 1 }
+    ])])
+    expect(values(out, "c_total")).toEqual([6])
+    expect(out.rejectedPoints).toBe(2)
+    expect(out.reasons).toEqual(["metric c_total: delta data point not after the last one of its stream (out of order) (2 data points)"])
+  })
+
+  it("makes a point flagged no recorded value a stale marker and forgets its stream", () => {
+    const streams = new DeltaStreams()
+    send(streams, t0, [deltaSum("c", [{ start: t0 - 1000, time: t0, value: 5 }])])
+    const gone = send(streams, t0, [deltaSum("c", [{ start: t0, time: t0 + 1000, value: 0, flags: 1 }])])
+    const marker = gone.series.find((x) => x.labels.some(([k, v]) => k === "__name__" && v === "c_total"))!
+    expect(isStaleNaN(marker.samples[0]!.value)).toBe(true)
+    expect(streams.size).toBe(0)
+    expect(values(send(streams, t0, [deltaSum("c", [{ start: t0 + 1000, time: t0 + 2000, value: 2 }])]), "c_total")).toEqual([2])
+  })
+
+  it("refuses delta non-monotonic sums and unspecified temporality even when converting, and delta when not", () => {
+    const streams = new DeltaStreams()
+    const out = send(streams, t0, [
+      deltaSum("queue.size", [{ start: t0 - 1000, time: t0, value: 3 }], false),
+      deltaSum("what", [{ start: t0 - 1000, time: t0, value: 3 }], true, 0)
+    ])
+    expect(out.series.filter((x) => !x.labels.some(([, v]) => v === "target_info"))).toEqual([])
+    expect(out.reasons).toEqual([
+      `delta non-monotonic sum (up-down counter) "queue.size" is not converted: send it with cumulative temporality (1 data point)`,
+      `invalid temporality and type combination for metric "what": only cumulative and delta sums and histograms are accepted (1 data point)`
+    ])
+    expect(streams.size).toBe(0)
+    const off = translate(requestOf([deltaSum("c", [{ start: t0 - 1000, time: t0, value: 3 }])]), defaultSettings, limits)
+    expect(off.rejectedPoints).toBe(1)
+    expect(off.reasons[0]).toContain("(delta is not converted)")
+  })
+
+  it("adds delta histograms bucket by bucket; other bounds start the total again", () => {
+    const streams = new DeltaStreams()
+    const histogram = (start: number, time: number, counts: ReadonlyArray<number>, bounds: ReadonlyArray<number>, sum: number) => ({
+      name: "latency",
+      unit: "s",
+      histogram: {
+        aggregationTemporality: "AGGREGATION_TEMPORALITY_DELTA",
+        dataPoints: [{
+          startTimeUnixNano: ns(start),
+          timeUnixNano: ns(time),
+          count: String(counts.reduce((a, b) => a + b, 0)),
+          sum,
+          bucketCounts: counts.map(String),
+          explicitBounds: bounds
+        }]
+      }
+    })
+    const read = (out: ReturnType<typeof translate>) =>
+      Object.fromEntries(out.series.filter((x) => x.samples.length > 0 && !x.labels.some(([, v]) => v === "target_info")).map((x) => {
+        const m = Object.fromEntries(x.labels)
+        return [`${m["__name__"]}${m["le"] === undefined ? "" : `{le=${m["le"]}}`}`, x.samples[0]!.value]
+      }))
+    expect(read(send(streams, t0, [histogram(t0 - 1000, t0, [1, 2, 0], [0.1, 1], 1.5)]))).toEqual({
+      "latency_seconds_bucket{le=0.1}": 1,
+      "latency_seconds_bucket{le=1}": 3,
+      "latency_seconds_bucket{le=+Inf}": 3,
+      latency_seconds_count: 3,
+      latency_seconds_sum: 1.5
+    })
+    expect(read(send(streams, t0, [histogram(t0, t0 + 1000, [0, 1, 4], [0.1, 1], 20)]))).toEqual({
+      "latency_seconds_bucket{le=0.1}": 1,
+      "latency_seconds_bucket{le=1}": 4,
+      "latency_seconds_bucket{le=+Inf}": 8,
+      latency_seconds_count: 8,
+      latency_seconds_sum: 21.5
+    })
+    expect(read(send(streams, t0, [histogram(t0 + 1000, t0 + 2000, [1, 1], [0.5], 0.7)]))).toEqual({
+      "latency_seconds_bucket{le=0.5}": 1,
+      "latency_seconds_bucket{le=+Inf}": 2,
+      latency_seconds_count: 2,
+      latency_seconds_sum: 0.7
+    })
+  })
+
+  it("adds delta exponential histograms as native histograms, at the coarser of their scales", () => {
+    const streams = new DeltaStreams()
+    const exp = (start: number, time: number, scale: number, offset: number, counts: ReadonlyArray<number>, zeroCount: number, sum: number) => ({
+      name: "rpc.duration",
+      unit: "s",
+      exponentialHistogram: {
+        aggregationTemporality: 1,
+        dataPoints: [{
+          startTimeUnixNano: ns(start),
+          timeUnixNano: ns(time),
+          count: counts.reduce((a, b) => a + b, zeroCount),
+          sum,
+          scale,
+          zeroCount,
+          positive: { offset, bucketCounts: counts }
+        }]
+      }
+    })
+    const histogramOf = (out: ReturnType<typeof translate>) => out.series.find((x) => x.histograms !== undefined)!.histograms![0]!.histogram
+    const first = histogramOf(send(streams, t0, [exp(t0 - 1000, t0, 1, 0, [1, 2], 1, 3)]))
+    expect([first.schema, first.count, first.sum, first.zeroCount]).toEqual([1, 4, 3, 1])
+    const second = histogramOf(send(streams, t0, [exp(t0, t0 + 1000, 0, 0, [5], 0, 10)]))
+    // Scale 1 buckets 0 and 1 (Prometheus 1 and 2) merge into scale 0 bucket 0 (Prometheus 1), where the 5 are.
+    expect(second.schema).toBe(0)
+    expect([second.count, second.sum, second.zeroCount]).toEqual([9, 13, 1])
+    expect(positiveBuckets(second).filter((b) => b.count > 0).map((b) => [b.lower, b.upper, b.count])).toEqual([[1, 2, 8]])
+    expect(second.counterResetHint).toBe("unknown")
+    // The same as the two native histograms added by the histogram code.
+    const expected = new FloatHistogram({ schema: 1, zeroThreshold: defaultZeroThreshold, zeroCount: 1, count: 4, sum: 3, positiveSpans: [{ offset: 1, length: 2 }], positiveBuckets: [1, 2] })
+    expected.add(new FloatHistogram({ schema: 0, zeroThreshold: defaultZeroThreshold, count: 5, sum: 10, positiveSpans: [{ offset: 1, length: 1 }], positiveBuckets: [5] }))
+    expect(second.equals(expected.compact(2))).toBe(true)
+    // A point that cannot be a native histogram is refused and leaves the total as it was.
+    const bad = send(streams, t0, [exp(t0 + 1000, t0 + 2000, -5, 0, [1], 0, 1)])
+    expect(bad.rejectedPoints).toBe(1)
+    expect(histogramOf(send(streams, t0, [exp(t0 + 1000, t0 + 2000, 0, 0, [1], 0, 1)])).count).toBe(10)
+  })
+
+  it("keeps at most streamsMax streams, the least recently updated dropped first", () => {
+    const streams = new DeltaStreams({ streamsMax: 2, staleMs: 60_000, stateBytesMax: 1e9 })
+    const point = (name: string, i: number, value = 1) => deltaSum(name, [{ start: t0 + (i - 1) * 1000, time: t0 + i * 1000, value }])
+    send(streams, t0, [point("a", 1), point("b", 1)])
+    expect(values(send(streams, t0, [point("a", 2)]), "a_total")).toEqual([2])
+    // A third stream: b, the least recently updated, goes.
+    send(streams, t0, [point("c", 1)])
+    expect(streams.size).toBe(2)
+    expect(values(send(streams, t0, [point("a", 3)]), "a_total")).toEqual([3])
+    expect(values(send(streams, t0, [point("b", 2, 5)]), "b_total")).toEqual([5])
+    expect(streams.size).toBe(2)
+  })
+
+  it("drops a stream not updated for staleMs, and bounds the state's bytes", () => {
+    const streams = new DeltaStreams({ streamsMax: 100, staleMs: 60_000, stateBytesMax: 1e9 })
+    const point = (i: number) => deltaSum("c", [{ start: t0 + (i - 1) * 1000, time: t0 + i * 1000, value: 1 }])
+    send(streams, 0, [point(1)])
+    expect(values(send(streams, 60_000, [point(2)]), "c_total")).toEqual([2])
+    // More than staleMs later (server time): the stream is gone, its next point starts from zero.
+    expect(values(send(streams, 120_001, [point(3)]), "c_total")).toEqual([1])
+    send(streams, 200_000, [deltaSum("d", [{ start: t0, time: t0 + 1000, value: 1 }])])
+    expect(streams.size).toBe(1)
+    expect(values(send(streams, 200_000, [point(4)]), "c_total")).toEqual([1])
+
+    const small = new DeltaStreams({ streamsMax: 100, staleMs: 60_000, stateBytesMax: 1000 })
+    for (let i = 0; i < 50; i++) send(small, 0, [deltaSum(`m${i}`, [{ start: t0, time: t0 + 1000, value: 1 }])])
+    expect(small.bytes).toBeLessThanOrEqual(1000)
+    expect(small.size).toBeGreaterThan(0)
+    expect(small.size).toBeLessThan(50)
   })
 })

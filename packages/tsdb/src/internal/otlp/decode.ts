@@ -3,9 +3,10 @@
  * decoded to one plain shape that `translate.ts` turns into Prometheus series.
  *
  * Only what the translation reads is kept: resource and point attributes (as strings), metric name,
- * description, unit, kind, temporality and monotonicity, and the points' times, values, counts, buckets,
- * quantiles and flags; of exponential histogram points their scale, zero bucket and positive and negative
- * buckets (`translate.ts` makes them native histograms).
+ * description, unit, kind, temporality and monotonicity, and the points' times (and start times, when set:
+ * delta points are accumulated by them), values, counts, buckets, quantiles and flags; of exponential
+ * histogram points their scale, zero bucket and positive and negative buckets (`translate.ts` makes them
+ * native histograms).
  * Malformed input throws `RemoteWriteDecodeError` (a 400); nothing else is thrown. Lengths are bounded by the
  * bytes left, and every point counts against `pointsMax` as it is read.
  */
@@ -40,6 +41,8 @@ export interface NumberPoint {
   readonly attributes: ReadonlyArray<Attribute>
   /** Milliseconds since the epoch (nanoseconds truncated). */
   readonly timeMs: number
+  /** `start_time_unix_nano` in milliseconds; absent when the point has none (0). */
+  readonly startTimeMs?: number
   readonly value: number
   readonly flags: number
   readonly exemplars: ReadonlyArray<Exemplar>
@@ -48,6 +51,7 @@ export interface NumberPoint {
 export interface HistogramPoint {
   readonly attributes: ReadonlyArray<Attribute>
   readonly timeMs: number
+  readonly startTimeMs?: number
   readonly count: number
   readonly sum: number | undefined
   readonly bucketCounts: ReadonlyArray<number>
@@ -66,6 +70,7 @@ export interface ExponentialBuckets {
 export interface ExponentialHistogramPoint {
   readonly attributes: ReadonlyArray<Attribute>
   readonly timeMs: number
+  readonly startTimeMs?: number
   readonly count: number
   /** Absent when the point has none (`optional double sum`). */
   readonly sum: number | undefined
@@ -339,6 +344,7 @@ const double = (r: Reader, end: number, field: string) => r.double(end, field)
 interface PointCommon {
   attributes: Array<Attribute>
   timeMs: number
+  startTimeMs?: number
   flags: number
 }
 
@@ -422,6 +428,11 @@ const readPoint = (
     if (f === 3) {
       expect(r, tag, WIRE_FIXED64, `${message}.time_unix_nano`, at)
       p.timeMs = fixed64Ms(r, stop, `${message}.time_unix_nano`)
+    } else if (f === 2) {
+      expect(r, tag, WIRE_FIXED64, `${message}.start_time_unix_nano`, at)
+      const start = fixed64Ms(r, stop, `${message}.start_time_unix_nano`)
+      if (start !== 0) p.startTimeMs = start
+      else delete p.startTimeMs
     } else if (f === numbers.attributes) {
       expect(r, tag, WIRE_LEN, `${message}.attributes`, at)
       const end = r.len(stop, `${message}.attributes`)
@@ -583,7 +594,7 @@ const exponentialHistogramPoint = (r: Reader, stop: number, limits: DecodeLimits
       exponentialBuckets(r, r.len(stop, name), name, f === 8 ? p.positive : p.negative, limits)
     } else if (f === 11) pushExemplar(r, tag, stop, `${message}.exemplars`, at, p.exemplars, limits)
     else if (f === 14) p.zeroThreshold = fixedField(r, tag, stop, `${message}.zero_threshold`, at, double)
-    else return false // start_time_unix_nano (2), min (12), max (13): not needed
+    else return false // min (12), max (13): not needed
     return true
   })
   return p
@@ -867,11 +878,15 @@ const timeMs = (v: unknown, field: string): number => {
   return nanosToMs(int64(v, field))
 }
 
-const common = (o: Record<string, unknown>, field: string, limits: DecodeLimits) => ({
-  attributes: attributesJson(o["attributes"], `${field}.attributes`, limits),
-  timeMs: timeMs(o["timeUnixNano"], `${field}.timeUnixNano`),
-  flags: int64(o["flags"], `${field}.flags`)
-})
+const common = (o: Record<string, unknown>, field: string, limits: DecodeLimits) => {
+  const start = timeMs(o["startTimeUnixNano"], `${field}.startTimeUnixNano`)
+  return {
+    attributes: attributesJson(o["attributes"], `${field}.attributes`, limits),
+    timeMs: timeMs(o["timeUnixNano"], `${field}.timeUnixNano`),
+    ...(start !== 0 ? { startTimeMs: start } : {}),
+    flags: int64(o["flags"], `${field}.flags`)
+  }
+}
 
 const hexText = (v: unknown, field: string): string => {
   if (v === undefined || v === null || v === "") return ""
