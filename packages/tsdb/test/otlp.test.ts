@@ -780,6 +780,13 @@ describe("delta to cumulative", () => {
     expect(streams.size).toBe(3)
   })
 
+  it("passes a cumulative point's start time on as its samples' start timestamp; a converted delta's not", () => {
+    const cumulative = translate(requestOf([deltaSum("done", [{ start: t0 - 60_000, time: t0, value: 3 }], true, 2)]), defaultSettings, limits)
+    expect(cumulative.series.map((x) => x.samples[0]!.startTimestampMs)).toEqual([t0 - 60_000])
+    const converted = send(new DeltaStreams(), t0, [deltaSum("done", [{ start: t0 - 60_000, time: t0, value: 3 }])])
+    expect(converted.series.filter((x) => x.samples.length > 0).map((x) => x.samples[0]!.startTimestampMs)).toEqual([undefined])
+  })
+
   it("keeps nothing of a request that was not written: its retry counts once", () => {
     const streams = new DeltaStreams()
     send(streams, t0, [deltaSum("c", [{ start: t0 - 1000, time: t0, value: 5 }])])

@@ -748,12 +748,11 @@ export const translate = (
     rejectedPoints += points
     reasons.set(reason, (reasons.get(reason) ?? 0) + points)
   }
-  const add = (labels: Labels, timeMs: number, value: number, exemplars?: ReadonlyArray<Exemplar>) =>
-    series.push(
-      exemplars === undefined || exemplars.length === 0
-        ? { labels, samples: [{ timestampMs: timeMs, value }] }
-        : { labels, samples: [{ timestampMs: timeMs, value }], exemplars }
-    )
+  /** A sample; `startMs`: its point's start time (the TSDB keeps it when it keeps start timestamps). */
+  const add = (labels: Labels, timeMs: number, value: number, exemplars?: ReadonlyArray<Exemplar>, startMs?: number) => {
+    const sample = startMs === undefined ? { timestampMs: timeMs, value } : { timestampMs: timeMs, value, startTimestampMs: startMs }
+    series.push(exemplars === undefined || exemplars.length === 0 ? { labels, samples: [sample] } : { labels, samples: [sample], exemplars })
+  }
 
   for (const resource of request.resources) {
     const labeller = makeLabeller(resource.resource, settings, limits)
@@ -821,7 +820,7 @@ export const translate = (
           if (streamPrefix === undefined || stale(p.flags)) {
             if (streamPrefix !== undefined) batch!.set(streamOf(p).key, undefined)
             // The stale NaN is passed on as it is (arithmetic or a reassigned variable may quiet its payload).
-            add(labels, p.timeMs, stale(p.flags) ? staleNaN : p.value, p.exemplars.map(exemplarOf))
+            add(labels, p.timeMs, stale(p.flags) ? staleNaN : p.value, p.exemplars.map(exemplarOf), stale(p.flags) ? undefined : p.startTimeMs)
             return
           }
           const { key, previous } = streamOf(p)
@@ -871,7 +870,9 @@ export const translate = (
             ;(bucket[2] ??= []).push(exemplarOf(e))
           }
           keep?.()
-          for (const [labels, value, exemplars] of made) add(labels, p.timeMs, st ? staleNaN : value, exemplars)
+          // A converted delta's start is not the point's: only a cumulative point's start is passed on.
+          const startMs = st || streamPrefix !== undefined ? undefined : point.startTimeMs
+          for (const [labels, value, exemplars] of made) add(labels, p.timeMs, st ? staleNaN : value, exemplars, startMs)
         })
         each(m.summaryPoints, (p) => {
           const st = stale(p.flags)
@@ -897,7 +898,8 @@ export const translate = (
             }
           }
           const exemplars = p.exemplars.map(exemplarOf)
-          const histograms = [{ timestampMs: p.timeMs, histogram }]
+          const startMs = stale(p.flags) || streamPrefix !== undefined ? undefined : p.startTimeMs
+          const histograms = [startMs === undefined ? { timestampMs: p.timeMs, histogram } : { timestampMs: p.timeMs, histogram, startTimestampMs: startMs }]
           series.push(exemplars.length === 0 ? { labels, samples: [], histograms } : { labels, samples: [], histograms, exemplars })
         })
       }
