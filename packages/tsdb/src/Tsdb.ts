@@ -27,6 +27,8 @@
  *   m<metric>                                 -> JSON       metric metadata
  *   b<bucket u32>                             -> (empty)    the buckets that hold data
  *   g<bucket u32><id u64><minT u64>           -> chunk      sealed native histogram chunks
+ *   G<bucket u32>                             -> (empty)    the buckets with native histograms (only
+ *                                                          their `g` chunks are read)
  *   s<bucket u32><id u64><t u64>              -> u64        start timestamps (with `startTimestamps`): the
  *                                                          start of the series' samples from t on, to its
  *                                                          next key in the bucket
@@ -301,6 +303,7 @@ const recordsEnd = encoder.encode("X")
 const checkpointKey = encoder.encode("w")
 const metaKey = (metric: string) => cat("m", metric)
 const bucketKey = (bucket: number) => cat("b", u32(bucket))
+const histogramBucketKey = (bucket: number) => cat("G", u32(bucket))
 const exemplarKey = (id: number, t: number) => cat("e", u64(id), u64(t))
 const exemplarsStart = encoder.encode("e")
 
@@ -433,11 +436,12 @@ const withStarts = (series: SelectedSeries, keys: ReadonlyArray<readonly [number
 const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
   if (kind === "ooo") {
     list.push(bytes)
-    return
+    return undefined
   }
   const stored = decodeCheckpointed(bytes)
   if (stored.head !== undefined) list.push(stored.head)
   if (stored.ooo !== undefined) list.push(stored.ooo)
+  return stored
 }
 
 /** The labels sorted by name (the same array when they are, as senders send them). */
@@ -668,6 +672,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     let nextId: number | undefined
     /** Buckets this process has registered (re-registering after a restart is harmless). */
     const knownBuckets = new Set<number>()
+    /** Buckets this process has marked as holding native histograms (`G` keys). */
+    const knownHistogramBuckets = new Set<number>()
 
     const getKey = (k: Uint8Array) =>
       Effect.suspend(() => {
@@ -1152,6 +1158,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               logged = true
               histogramsWritten += 1
               indexSample(state, labels, t)
+              const bucket = bucketOf(t)
+              if (!knownHistogramBuckets.has(bucket)) {
+                knownHistogramBuckets.add(bucket)
+                ops.push({ _tag: "put", key: histogramBucketKey(bucket), value: new Uint8Array(0) })
+              }
               if (keepStarts) noteStart(state, t, startTimestampMs ?? 0)
             }
             if (logged) state.lastRecord = recordNo
@@ -1233,6 +1244,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 caughtUpOnce = false
               }
               knownBuckets.clear()
+              knownHistogramBuckets.clear()
             })
           )
         ))
@@ -1304,6 +1316,13 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         (keys) => keys.map((k) => readU32(k, 1))
       )
 
+    /** The buckets in [first, last] marked as holding native histograms. */
+    const histogramBucketsIn = (first: number, last: number) =>
+      Effect.map(
+        scanKeys(histogramBucketKey(Math.max(0, first)), histogramBucketKey(Math.min(last, 0xfffffffe) + 1)),
+        (keys) => new Set(keys.map((k) => readU32(k, 1)))
+      )
+
     const selectIds = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
       Effect.gen(function*() {
         const found = new Map<number, Labels>()
@@ -1352,7 +1371,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * together by id are read with one scan per bucket over the span of their ids (other series' chunks
      * in that span are skipped undecoded), others with a scan each.
      */
-    const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
+    const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, histogramBuckets: ReadonlySet<number>, maxt: number) =>
       Effect.gen(function*() {
         const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
         /** Histogram chunks and heads, by series (only those that have some). */
@@ -1370,11 +1389,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const wide = scanWide(ids)
         /** A stored head (`H`): its float chunks into the list, its histogram head apart. */
         const pushHead = (id: number, list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
-          pushStored(list, kind, bytes)
-          if (kind === "head") {
-            const stored = decodeCheckpointed(bytes).histograms
-            if (stored !== undefined) addHistograms(id, stored)
-          }
+          const stored = pushStored(list, kind, bytes)
+          if (stored?.histograms !== undefined) addHistograms(id, stored.histograms)
         }
         const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "histograms" | "head" | "ooo") =>
           Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
@@ -1392,13 +1408,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
             })).pipe(Effect.mapError(failed))
         for (const b of buckets) {
+          // Histogram chunks only where the bucket is marked as holding histograms.
+          const hist = histogramBuckets.has(b)
           if (wide) {
             yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
-            yield* scanInto(histogramChunkPrefix(b, lowId), prefixEnd(histogramChunkPrefix(b, highId)), 5, "histograms")
+            if (hist) yield* scanInto(histogramChunkPrefix(b, lowId), prefixEnd(histogramChunkPrefix(b, highId)), 5, "histograms")
           } else {
             for (const id of ids) {
               yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
-              yield* scanInto(histogramChunkPrefix(b, id), prefixEnd(histogramChunkPrefix(b, id)), 5, "histograms")
+              if (hist) yield* scanInto(histogramChunkPrefix(b, id), prefixEnd(histogramChunkPrefix(b, id)), 5, "histograms")
             }
           }
         }
@@ -1451,8 +1469,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const ids = yield* selectIds(matchers, mint, maxt)
         // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
+        const histogramBuckets = yield* histogramBucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const sortedIds = [...ids.keys()].sort((a, b) => a - b)
-        const { chunks, histograms } = yield* readChunks(sortedIds, buckets, maxt)
+        const { chunks, histograms } = yield* readChunks(sortedIds, buckets, histogramBuckets, maxt)
         const starts = keepStarts ? yield* readStarts(sortedIds, buckets, maxt) : undefined
         const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
         const out: Array<SelectedSeries> = []
@@ -1574,7 +1593,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       const now = yield* Clock.currentTimeMillis
       const cutoff = bucketOf(Math.max(0, now - retentionMs))
       const dropped = new Set<number>()
-      for (const kind of ["c", "g", "s", "i", "b"]) {
+      for (const kind of ["c", "g", "G", "s", "i", "b"]) {
         // Buckets are ordered: everything from the kind's first key up to the cutoff bucket goes.
         const start = encoder.encode(kind)
         const end = cat(kind, u32(cutoff))
@@ -1586,6 +1605,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         }
       }
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
+      for (const b of knownHistogramBuckets) if (b < cutoff) knownHistogramBuckets.delete(b)
       for (const b of labelIndex.keys()) if (b < cutoff) labelIndex.delete(b)
       // Exemplars of the dropped buckets' time go too (at most `exemplarsMax` keys to look at).
       const cutoffMs = cutoff * Limits.bucketMs

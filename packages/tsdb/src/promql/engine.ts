@@ -2268,6 +2268,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     const rhs = yield* evaluate(ctx, node.rhs)
     const op = node.op
     const isCmp = comparison.has(op)
+    const trim = isTrim(op)
     if (lhs.kind === "scalar" && rhs.kind === "scalar") {
       return {
         kind: "scalar",
@@ -2285,7 +2286,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
       for (const s of vec.series) {
         const values = s.values.map((x, i): SampleValue | undefined => {
           if (x === undefined) return undefined
-          if (typeof x !== "number" || isTrim(op)) {
+          if (typeof x !== "number" || trim) {
             const r = elementBinop(ctx, op, vecLeft ? x : sc.values[i]!, vecLeft ? sc.values[i]! : x)
             if (r === null) return undefined
             if (node.bool) return r === undefined ? 0 : 1
@@ -2368,7 +2369,7 @@ const evalBinary = (ctx: Ctx, node: Binary): Effect.Effect<EvalValue, QueryError
     const apply = (x: SampleValue, y: SampleValue): SampleValue | undefined => {
       const a = manyIsLeft ? x : y
       const b = manyIsLeft ? y : x
-      if (typeof a !== "number" || typeof b !== "number" || isTrim(op)) {
+      if (typeof a !== "number" || typeof b !== "number" || trim) {
         const r = elementBinop(ctx, op, a, b)
         if (r === null) return undefined
         if (node.bool) return r === undefined ? 0 : 1
