@@ -500,6 +500,13 @@ interface SeriesState {
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 
+/** The empty lists every series without histograms shares (replaced, never pushed to). */
+const noHistograms: Array<HistogramSample> = []
+const noChunks: Array<Uint8Array> = []
+Object.freeze(noHistograms)
+Object.freeze(noChunks)
+const noHistogramInputs: ReadonlyArray<HistogramInput> = []
+
 const emptyState = (id: number): SeriesState => ({
   id,
   headChunk: newChunk(),
@@ -511,8 +518,9 @@ const emptyState = (id: number): SeriesState => ({
   asOf: 0,
   touched: 0,
   lastBucket: -1,
-  histograms: [],
-  histogramsSealedPending: [],
+  // Shared empty lists until a series has histograms (most never do): nothing allocated per series.
+  histograms: noHistograms,
+  histogramsSealedPending: noChunks,
   lastStart: 0,
   lastStartBucket: -1
 })
@@ -527,6 +535,7 @@ const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: 
     seal?.(histogramChunkKey(bucketOf(first), state.id, first), encodeHistogramChunk(state.histograms))
     state.histograms = []
   }
+  if (state.histograms === noHistograms) state.histograms = []
   state.histograms.push({ t, h })
 }
 
@@ -1063,10 +1072,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           /** The histogram chunks sealed by this request, by the series sealing them. */
           const sealHistogram = (key: Uint8Array, value: Uint8Array) => {
             ops.push({ _tag: "put", key, value })
+            if (sealing!.histogramsSealedPending === noChunks) sealing!.histogramsSealedPending = []
             sealing!.histogramsSealedPending.push(value)
           }
           for (const s of input.series) {
-            const histograms = s.histograms ?? []
+            const histograms = s.histograms ?? noHistogramInputs
             histogramsIn += histograms.length
             if (s.samples.length === 0 && histograms.length === 0) {
               // Exemplars alone: of a series this process has in memory, else refused (as Prometheus
@@ -1097,7 +1107,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
             if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
-            if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = []
+            if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
             touched.push(state)
             sealing = state
             let logged = false
@@ -1129,13 +1139,14 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 }
                 outOfOrder += 1
               }
-              const inOrder = head.count === 0 || t > head.maxTime!
+              const inOrder = keepStarts && (head.count === 0 || t > head.maxTime!)
               applySample(state, t, lo, hi, seal)
               record.add(state.id, t, lo, hi)
               logged = true
               written += 1
-              indexSample(state, labels, t)
-              if (keepStarts && inOrder) noteStart(state, t, sample.startTimestampMs ?? 0)
+              // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
+              if (bucketOf(t) !== state.lastBucket) indexSample(state, labels, t)
+              if (inOrder) noteStart(state, t, sample.startTimestampMs ?? 0)
             }
             for (const { histogram: h, timestampMs: t, startTimestampMs } of histograms) {
               if (isStaleHistogram(h)) continue
@@ -1356,7 +1367,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           if (state.headChunk.count > 0) chunks.push(state.headChunk.bytes())
           if (state.ooo.length > 0) chunks.push(encodeSamples(state.ooo))
           found.set(id, chunks)
-          if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = []
+          if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
           const runs: Array<HistogramRun> = [...state.histogramsSealedPending]
           if (state.histograms.length > 0) runs.push([...state.histograms])
           if (runs.length > 0) histograms.set(id, runs)
