@@ -117,13 +117,15 @@ export class Reader {
     return v | 0
   }
 
-  /** An int64 varint as a number; refuses one outside the safe integer range (|v| > 2^53 - 1). */
-  int64(end: number, field: string): number {
+  /**
+   * A varint of at most 7 bytes (49 bits, where the sum is exact: the common case, millisecond timestamps
+   * take 6) as a non-negative number, moving past it; -1 (not moved) when it is longer.
+   */
+  private short(end: number, field: string): number {
     const buf = this.buf
     let pos = this.pos
     let v = 0
     let mul = 1
-    // Up to 7 bytes (49 bits) the sum is exact: the common case (millisecond timestamps take 6).
     for (let i = 0; i < 7; i++) {
       if (pos >= end) this.fail(field, "truncated varint")
       const b = buf[pos++]!
@@ -134,7 +136,13 @@ export class Reader {
       }
       mul *= 128
     }
-    return this.int64Wide(end, field)
+    return -1
+  }
+
+  /** An int64 varint as a number; refuses one outside the safe integer range (|v| > 2^53 - 1). */
+  int64(end: number, field: string): number {
+    const v = this.short(end, field)
+    return v >= 0 ? v : this.int64Wide(end, field)
   }
 
   private int64Wide(end: number, field: string): number {
@@ -159,20 +167,8 @@ export class Reader {
 
   /** A uint64 varint as a number; refuses one above the safe integer range (> 2^53 - 1). */
   uint64(end: number, field: string): number {
-    const buf = this.buf
-    let pos = this.pos
-    let v = 0
-    let mul = 1
-    for (let i = 0; i < 7; i++) {
-      if (pos >= end) this.fail(field, "truncated varint")
-      const b = buf[pos++]!
-      v += (b & 0x7f) * mul
-      if (b < 0x80) {
-        this.pos = pos
-        return v
-      }
-      mul *= 128
-    }
+    const v = this.short(end, field)
+    if (v >= 0) return v
     const start = this.pos
     this.words(end, field)
     const hi = this.hiWord
@@ -182,20 +178,8 @@ export class Reader {
 
   /** A zigzag varint (sint64, and sint32 within its range) as a number; refuses one outside the safe integer range. */
   sint64(end: number, field: string): number {
-    const buf = this.buf
-    let pos = this.pos
-    let u = 0
-    let mul = 1
-    for (let i = 0; i < 7; i++) {
-      if (pos >= end) this.fail(field, "truncated varint")
-      const b = buf[pos++]!
-      u += (b & 0x7f) * mul
-      if (b < 0x80) {
-        this.pos = pos
-        return u % 2 === 0 ? u / 2 : -(u + 1) / 2
-      }
-      mul *= 128
-    }
+    const u = this.short(end, field)
+    if (u >= 0) return u % 2 === 0 ? u / 2 : -(u + 1) / 2
     const start = this.pos
     this.words(end, field)
     const lo = this.loWord
