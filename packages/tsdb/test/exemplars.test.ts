@@ -4,33 +4,16 @@
  * time, across a reopen, and dropped by retention.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Db, ObjectStore } from "@opendata/core"
 import { ExemplarRing, refusal } from "../src/internal/exemplars.ts"
-import { layer, Tsdb } from "../src/Tsdb.ts"
-import type { Exemplar, Labels, Matcher, TsdbSettings } from "../src/Tsdb.ts"
+import type { Exemplar, Labels, Matcher } from "../src/Tsdb.ts"
+import { world } from "./world.ts"
 
 const L = (o: Record<string, string>): Labels => Object.entries(o)
 const eq = (name: string, value: string): Matcher => ({ name, type: "=", value })
 const ex = (t: number, value: number, trace = `t${t}`): Exemplar => ({ labels: [["trace_id", trace]], value, timestampMs: t })
 
-const world = Effect.gen(function*() {
-  const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
-  const open = (settings: TsdbSettings = {}) =>
-    Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(
-        layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER, ...settings }).pipe(
-          Layer.provide(Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })),
-          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-        ),
-        scope
-      )
-      return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
-    })
-  return { open }
-})
 
 const requests = L({ __name__: "http_requests_total", job: "api" })
 const latency = L({ __name__: "latency_bucket", job: "api", le: "0.5" })

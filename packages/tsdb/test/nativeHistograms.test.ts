@@ -4,11 +4,10 @@
  * histogram chunk and the head log record round-trip; the engine answers PromQL over what was stored.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Db, ObjectStore } from "@opendata/core"
-import { layer, Tsdb } from "../src/Tsdb.ts"
-import type { Labels, Matcher, SelectedSeries, TsdbSettings } from "../src/Tsdb.ts"
+import type { Labels, Matcher, SelectedSeries, Tsdb } from "../src/Tsdb.ts"
+import { world } from "./world.ts"
 import { FloatHistogram, parseHistogramText } from "../src/promql/histogram.ts"
 import { decodeHistogramChunk, encodeHistogramChunk, HistogramChunkCorrupt } from "../src/internal/histogramChunk.ts"
 import { decodeRecord, RecordBuilder } from "../src/internal/headLog.ts"
@@ -39,22 +38,6 @@ const counterAt = (i: number) =>
     negativeBuckets: [2 * i]
   })
 
-/** A TSDB over a Db over a memory store that outlives it, so tests can reopen. */
-const world = Effect.gen(function*() {
-  const store = yield* ObjectStore.ObjectStore.use(Effect.succeed).pipe(Effect.provide(ObjectStore.layerMemory))
-  const openWith = (settings: TsdbSettings) => Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER, ...settings }).pipe(
-        Layer.provide(Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
-  })
-  return { openWith }
-})
 
 /** The histograms of a selected series, by time (floats as numbers). */
 const pointsOf = (s: SelectedSeries) => Array.from(s.timestamps, (t, i) => [t, s.histograms?.[i] ?? s.values[i]!] as const)
@@ -62,7 +45,7 @@ const pointsOf = (s: SelectedSeries) => Array.from(s.timestamps, (t, i) => [t, s
 describe("native histograms in the TSDB", () => {
   it.effect("keeps histograms across sealed chunks, a crash (log replay) and a checkpoint, equal to what was written", () =>
     Effect.gen(function*() {
-      const { openWith } = yield* world
+      const { open: openWith } = yield* world
       const first = yield* openWith({ headCheckpointRecords: 50 })
       const labels = L({ __name__: "latency", job: "x" })
       const at = (i: number) => 60_000 + i * 15_000
@@ -101,7 +84,7 @@ describe("native histograms in the TSDB", () => {
 
   it.effect("a series may hold floats and histograms; a histogram stale marker is a stale marker; reads cut [mint, maxt]", () =>
     Effect.gen(function*() {
-      const { openWith } = yield* world
+      const { open: openWith } = yield* world
       const { tsdb, close } = yield* openWith({})
       const labels = L({ __name__: "mixed" })
       const stale = counterAt(0)
@@ -127,7 +110,7 @@ describe("native histograms in the TSDB", () => {
 
   it.effect("PromQL over stored histograms: rate, histogram_quantile, sum and the raw selector", () =>
     Effect.gen(function*() {
-      const { openWith } = yield* world
+      const { open: openWith } = yield* world
       const { tsdb, close } = yield* openWith({})
       yield* TestClock.setTime(10 * 60_000)
       for (let i = 0; i <= 20; i++) {
@@ -160,7 +143,7 @@ describe("native histograms in the TSDB", () => {
 
   it.effect("keeps samples' start timestamps (startTimestamps): per sample, across buckets and a restart", () =>
     Effect.gen(function*() {
-      const { openWith } = yield* world
+      const { open: openWith } = yield* world
       const first = yield* openWith({ startTimestamps: true })
       const labels = L({ __name__: "requests_total" })
       const at = (i: number) => 1_000_000 + i * 60_000
