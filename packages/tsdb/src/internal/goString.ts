@@ -44,3 +44,21 @@ export const unquote = (quote: string, body: string): string => {
   }
   return out
 }
+
+/**
+ * Go's shortest `%g` of a float64 (`exponentFrom` 6), or `%v` (21): decimal digits, or exponent form
+ * (`1.5e+06`, `1e-05`) once the exponent is below -4 or at least `exponentFrom`; `+Inf`, `-Inf`, `NaN`.
+ */
+export const formatG = (x: number, exponentFrom = 6): string => {
+  if (Number.isNaN(x)) return "NaN"
+  if (Math.abs(x) === Infinity) return x > 0 ? "+Inf" : "-Inf"
+  if (x === 0) return Object.is(x, -0) ? "-0" : "0"
+  const [mantissa = "", e = ""] = Math.abs(x).toExponential().split("e")
+  const [digits, exp, sign] = [mantissa.replace(".", ""), Number(e), x < 0 ? "-" : ""]
+  if (exp < -4 || exp >= exponentFrom) {
+    const frac = digits.length > 1 ? `.${digits.slice(1)}` : ""
+    return `${sign}${digits[0]}${frac}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`
+  }
+  if (exp < 0) return `${sign}0.${"0".repeat(-exp - 1)}${digits}`
+  return sign + (digits.length <= exp + 1 ? digits.padEnd(exp + 1, "0") : `${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`)
+}

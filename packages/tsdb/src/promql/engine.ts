@@ -13,6 +13,7 @@ import { Effect } from "effect"
 import * as Limits from "../limits.ts"
 import type { Labels, Matcher } from "../internal/labels.ts"
 import { canonical, labelValue, matches, matchesAll } from "../internal/labels.ts"
+import { formatG } from "../internal/goString.ts"
 import { compileLabelReplace, expand, type SubmatchRegex } from "../internal/regex.ts"
 import type { SelectedSeries, SeriesSource } from "../Tsdb.ts"
 import { SamplesLimitExceeded } from "../Tsdb.ts"
@@ -100,6 +101,10 @@ interface Ctx {
 const warn = (ctx: Ctx, text: string) => void ctx.notes.warnings.add(`PromQL warning: ${text}`)
 /** Adds an info annotation (`PromQL info: <text>`). */
 const inform = (ctx: Ctx, text: string) => void ctx.notes.infos.add(`PromQL info: ${text}`)
+/** Prometheus's warning for a quantile outside [0, 1] (NaN included), when `q` is one. */
+const invalidQuantile = (ctx: Ctx, q: number) => {
+  if (Number.isNaN(q) || q < 0 || q > 1) warn(ctx, `quantile value should be between 0 and 1, got ${formatG(q)}`)
+}
 /** An annotation's text naming the metric, when there is one (Prometheus's `maybeAddMetricName`). */
 const forMetric = (text: string, name: string) => (name === "" ? text : `${text} for metric name ${JSON.stringify(name)}`)
 /** The metric name of a series (empty when it has none). */
@@ -688,16 +693,7 @@ const evalExtendedRange = (ctx: Ctx, name: string, sel: MatrixSelector) =>
       }
       const n = ts.length
       /** The first index with a timestamp above `x`. */
-      const after = (x: number) => {
-        let a = 0
-        let b = n
-        while (a < b) {
-          const m = (a + b) >> 1
-          if (ts[m]! <= x) a = m + 1
-          else b = m
-        }
-        return a
-      }
+      const after = (x: number) => firstAfter(ts, x)
       /** The value at `x`, interpolated between the samples around it. */
       const at = (x: number): number | undefined => {
         const k = after(x)
@@ -1424,7 +1420,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
       let rangeArg = call.args[0]!
       if (name === "quantile_over_time") {
         const q = scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN
-        if (Number.isNaN(q) || q < 0 || q > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(q, 6)}`)
+        invalidQuantile(ctx, q)
         extra.push(q)
         rangeArg = call.args[1]!
       }
@@ -1634,7 +1630,7 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         const upperArg = fraction ? scalarOf(yield* evaluate(ctx, call.args[1]!)) : undefined
         const series = vectorOf(yield* evaluate(ctx, call.args[fraction ? 2 : 1]!))
         if (!fraction) {
-          for (const x of new Set(q)) if (Number.isNaN(x) || x < 0 || x > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(x, 6)}`)
+          for (const x of new Set(q)) invalidQuantile(ctx, x)
         }
         return { kind: "vector", series: bucketFunction(ctx, series, q, upperArg) }
       }
@@ -1645,8 +1641,8 @@ const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
         const out: Array<VSeries> = []
         for (const arg of call.args.slice(2)) {
           const q = scalarOf(yield* evaluate(ctx, arg))[0] ?? Number.NaN
-          if (Number.isNaN(q) || q < 0 || q > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(q, 6)}`)
-          const text = goShortest(q, 6)
+          invalidQuantile(ctx, q)
+          const text = formatG(q)
           const value = /^[+-]?\d+$/.test(text) ? `${text}.0` : text
           for (const s of bucketFunction(ctx, series, new Array(ctx.steps).fill(q), undefined)) {
             out.push({ labels: sortLabelsLocal([...s.labels.filter(([n]) => n !== label), [label, value]]), dropName: true, values: s.values })
@@ -1752,9 +1748,9 @@ const bucketFunction = (ctx: Ctx, series: ReadonlyArray<VSeries>, q: ReadonlyArr
 
 /** The functions of one native histogram that give a float (float samples are passed over). */
 const histogramFunctions: Record<string, (h: FloatHistogram) => number> = {
-  histogram_count: (h) => h.count,
-  histogram_sum: (h) => h.sum,
-  histogram_avg: (h) => h.sum / h.count,
+  histogram_count: Stats.histogramCount,
+  histogram_sum: Stats.histogramSum,
+  histogram_avg: Stats.histogramAvg,
   histogram_stddev: Stats.histogramStdDev,
   histogram_stdvar: Stats.histogramStdVar
 }
@@ -1989,7 +1985,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
       const r = scalarOf(param!)
       if (r.some((x) => Number.isNaN(x))) fail("execution", "Ratio value is NaN")
       for (const x of new Set(r)) {
-        if (x < -1 || x > 1) warn(ctx, `ratio value should be between -1 and 1, got ${goShortest(x, 6)}, capping to ${x < -1 ? -1 : 1}`)
+        if (x < -1 || x > 1) warn(ctx, `ratio value should be between -1 and 1, got ${formatG(x)}, capping to ${x < -1 ? -1 : 1}`)
       }
       const out: Array<VSeries> = []
       for (const s of series) {
@@ -2053,7 +2049,7 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     }
     const q = op === "quantile" ? scalarOf(param!) : undefined
     if (q !== undefined && groups.size > 0) {
-      for (const x of new Set(q)) if (Number.isNaN(x) || x < 0 || x > 1) warn(ctx, `quantile value should be between 0 and 1, got ${goShortest(x, 6)}`)
+      for (const x of new Set(q)) invalidQuantile(ctx, x)
     }
     const seen = NH.newSeen()
     const out: Array<VSeries> = []
@@ -2118,26 +2114,12 @@ const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, Query
     return { kind: "vector", series: out }
   })
 
-/**
- * Go's shortest `%g` (`exponentFrom` 6) or `%v` (21) of a float: decimal, or `1.5e+06` style once the
- * exponent is below -4 or at least `exponentFrom`.
- */
-const goShortest = (v: number, exponentFrom: number): string => {
-  if (Number.isNaN(v)) return "NaN"
-  if (!Number.isFinite(v)) return v > 0 ? "+Inf" : "-Inf"
-  if (v === 0) return Object.is(v, -0) ? "-0" : "0"
-  const [mantissa, exp] = v.toExponential().split("e") as [string, string]
-  const e = Number(exp)
-  if (e < -4 || e >= exponentFrom) return `${mantissa}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`
-  return String(v).includes("e") ? v.toFixed(Math.max(0, -e + mantissa.replace(/^-?\d\.?/, "").length)) : String(v)
-}
-
 /** A histogram as Prometheus's `FloatHistogram.String` prints it (count_values labels): non-empty buckets, ascending. */
 const histogramText = (h: FloatHistogram): string => {
-  const parts = [`count:${goShortest(h.count, 6)}`, `sum:${goShortest(h.sum, 6)}`]
+  const parts = [`count:${formatG(h.count)}`, `sum:${formatG(h.sum)}`]
   for (const b of allBuckets(h)) {
     if (b.count === 0) continue
-    parts.push(`${b.lowerInclusive ? "[" : "("}${goShortest(b.lower, 6)},${goShortest(b.upper, 6)}${b.upperInclusive ? "]" : ")"}:${goShortest(b.count, 21)}`)
+    parts.push(`${b.lowerInclusive ? "[" : "("}${formatG(b.lower)},${formatG(b.upper)}${b.upperInclusive ? "]" : ")"}:${formatG(b.count, 21)}`)
   }
   return `{${parts.join(", ")}}`
 }

@@ -14,6 +14,8 @@
  * listings with bounds (the Go iterators as arrays), and the promqltest `{{...}}` notation both ways.
  */
 
+import { formatG } from "../internal/goString.ts"
+
 export type CounterResetHint = "unknown" | "reset" | "not_reset" | "gauge"
 
 /** A run of `length` consecutive buckets, `offset` indices after the previous run (absolute for the first). */
@@ -954,16 +956,16 @@ export class FloatHistogram {
     const m = this.copy().compact(Infinity)
     const out: Array<string> = []
     if (m.schema !== 0) out.push(`schema:${m.schema}`)
-    if (m.count !== 0) out.push(`count:${formatFloat(m.count)}`)
-    if (m.sum !== 0) out.push(`sum:${formatFloat(m.sum)}`)
-    if (m.zeroCount !== 0) out.push(`z_bucket:${formatFloat(m.zeroCount)}`)
-    if (m.zeroThreshold !== 0) out.push(`z_bucket_w:${formatFloat(m.zeroThreshold)}`)
-    if (m.usesCustomBuckets()) out.push(`custom_values:[${m.customValues.map(formatFloat).join(" ")}]`)
+    if (m.count !== 0) out.push(`count:${formatG(m.count)}`)
+    if (m.sum !== 0) out.push(`sum:${formatG(m.sum)}`)
+    if (m.zeroCount !== 0) out.push(`z_bucket:${formatG(m.zeroCount)}`)
+    if (m.zeroThreshold !== 0) out.push(`z_bucket_w:${formatG(m.zeroThreshold)}`)
+    if (m.usesCustomBuckets()) out.push(`custom_values:[${m.customValues.map((x) => formatG(x)).join(" ")}]`)
     if (m.counterResetHint !== "unknown") out.push(`counter_reset_hint:${m.counterResetHint}`)
     const side = (spans: ReadonlyArray<Span>, buckets: ReadonlyArray<number>, prefix: string): void => {
       const offset = spans[0]?.offset ?? 0
       if (offset !== 0) out.push(`${prefix}offset:${offset}`)
-      if (buckets.length > 0) out.push(`${prefix}buckets:[${buckets.map(formatFloat).join(" ")}]`)
+      if (buckets.length > 0) out.push(`${prefix}buckets:[${buckets.map((x) => formatG(x)).join(" ")}]`)
     }
     side(m.positiveSpans, m.positiveBuckets, "")
     side(m.negativeSpans, m.negativeBuckets, "n_")
@@ -1069,21 +1071,6 @@ const trimZeroBucket = (z: Bucket, rhs: number, hasNegative: boolean, hasPositiv
 // -------------------------------------------------------------------------------------------------
 // promqltest notation
 // -------------------------------------------------------------------------------------------------
-
-/** Go's `%g` for a float64: shortest digits, exponent form below 1e-4 and from 1e6 on, `+Inf`, `NaN`. */
-const formatFloat = (x: number): string => {
-  if (Number.isNaN(x)) return "NaN"
-  if (Math.abs(x) === Infinity) return x > 0 ? "+Inf" : "-Inf"
-  if (x === 0) return Object.is(x, -0) ? "-0" : "0"
-  const [mantissa = "", e = ""] = Math.abs(x).toExponential().split("e")
-  const [digits, exp, sign] = [mantissa.replace(".", ""), Number(e), x < 0 ? "-" : ""]
-  if (exp < -4 || exp >= 6) {
-    const frac = digits.length > 1 ? `.${digits.slice(1)}` : ""
-    return `${sign}${digits[0]}${frac}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`
-  }
-  if (exp < 0) return `${sign}0.${"0".repeat(-exp - 1)}${digits}`
-  return sign + (digits.length <= exp + 1 ? digits.padEnd(exp + 1, "0") : `${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`)
-}
 
 /**
  * A number as PromQL's lexer and parser read it in a series description: `Inf`/`NaN` (any case), an
