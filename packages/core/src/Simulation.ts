@@ -157,7 +157,7 @@ export interface Sim {
   readonly sleep: (ms: number) => Effect.Effect<void>
   readonly fail: (message: string) => Effect.Effect<never, Violation>
   /**
-   * Retries what the store's own retries gave up on (`Unavailable`), as an operator would: faults are
+   * Retries what the store's own retries gave up on (`Unavailable`, or a product's, such as `EventStoreUnavailable`), as an operator would: faults are
    * transient, and an outage lasts at most about 15 s of virtual time, so this waits out a minute. Any
    * other failure, or one that outlasts that, is a violation named by `what`.
    */
@@ -168,7 +168,8 @@ export interface Sim {
 
 const persistUnavailable = <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) =>
   self.pipe(
-    Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 120, while: (e) => e._tag === "Unavailable" }),
+    // Retried while the store is unavailable: core's `Unavailable`, or a product's (`EventStoreUnavailable`).
+    Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 120, while: (e) => e._tag.endsWith("Unavailable") }),
     Effect.mapError((e) => new Violation(`${what}: ${e.message}`))
   )
 

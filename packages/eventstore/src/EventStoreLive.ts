@@ -23,7 +23,7 @@ import { makeLogState, storeFailure } from "./internal/logState.ts"
 import type { StoredMeta } from "./internal/meta.ts"
 import { decodeMeta, encodeMeta } from "./internal/meta.ts"
 import { makeReadPath } from "./internal/read.ts"
-import { encodedRecordSize } from "./internal/record.ts"
+import { nextRecord, openBatch, sizeAt } from "./internal/record.ts"
 import { makeTailRegistry } from "./internal/tails.ts"
 import { checkKey, checkToken, isCount } from "./internal/validate.ts"
 
@@ -153,13 +153,19 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         if (until <= m.firstOffset) return m
         let bytes = 0
         let count = 0
-        const rows = db.scan({ start: K.recordKey(key, m.firstOffset), end: K.recordKey(key, until) }).pipe(Stream.mapError(storeFailure))
-        yield* Stream.runForEachArray(rows, (kvs) =>
+        // The records in [firstOffset, until): whole batches below `until`, and the start of the one holding it
+        // (which stays, its records below `until` unread from now on).
+        const rows = db.scan({ start: K.recordKey(key, m.firstOffset), end: K.prefixEnd(K.recordPrefix(key)) }).pipe(Stream.mapError(storeFailure))
+        yield* Stream.runForEachWhile(rows, (kv) =>
           Effect.sync(() => {
-            for (const kv of kvs) {
-              bytes += encodedRecordSize(kv.value)
+            const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
+            while (nextRecord(batch)) {
+              if (batch.offset >= until) return false
+              if (batch.offset < m.firstOffset) continue
+              bytes += sizeAt(batch)
               count += 1
             }
+            return true
           }))
         const updated: StoredMeta = { ...m, firstOffset: until, bytes: Math.max(0, m.bytes - bytes), records: Math.max(0, m.records - count) }
         // Time index: drop an entry once the next entry starts at or below the trim point.
@@ -315,12 +321,15 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
           }
           if (retention.maxBytes !== undefined && log.bytes > retention.maxBytes) {
             let excess = log.bytes - retention.maxBytes
-            const rows = db.scan({ start: K.recordKey(log.key, before), end: K.recordKey(log.key, log.nextOffset) }).pipe(Stream.mapError(storeFailure))
+            const rows = db.scan({ start: K.recordKey(log.key, before), end: K.prefixEnd(K.recordPrefix(log.key)) }).pipe(Stream.mapError(storeFailure))
             yield* Stream.runForEachWhile(rows, (kv) =>
               Effect.sync(() => {
-                if (excess <= 0) return false
-                excess -= encodedRecordSize(kv.value)
-                before = K.readU64(kv.key, kv.key.length - 8) + 1
+                const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
+                while (excess > 0 && nextRecord(batch)) {
+                  if (batch.offset < before) continue
+                  excess -= sizeAt(batch)
+                  before = batch.offset + 1
+                }
                 return excess > 0
               }))
           }

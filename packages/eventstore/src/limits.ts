@@ -10,6 +10,11 @@ export const recordBytesMax = 1024 * 1024
 export const batchRecordsMax = 1000
 /** Bytes in one append (values plus headers). */
 export const batchBytesMax = 4 * 1024 * 1024
+/**
+ * An append's records are stored as one Db entry (a record batch), split into entries of about this many
+ * bytes at most when larger (a record bigger than this is an entry of its own).
+ */
+export const storedBatchBytesMax = 1024 * 1024
 /** Headers per record, and bytes of one header name or value. */
 export const headersMax = 64
 export const headerBytesMax = 4096
@@ -102,5 +107,7 @@ const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new Error(`limits: ${message}`)
 }
 assert(recordBytesMax <= batchBytesMax, "recordBytesMax <= batchBytesMax")
+// A stored batch (records up to storedBatchBytesMax, then one more record with its lengths) fits a Db value.
+assert(storedBatchBytesMax + recordBytesMax + 64 * headersMax <= 4 * 1024 * 1024, "a stored batch fits a Db value")
 assert(readRecordsDefault <= readRecordsMax, "readRecordsDefault <= readRecordsMax")
 assert(listLogsDefault <= listLogsMax, "listLogsDefault <= listLogsMax")

@@ -207,6 +207,64 @@ describe("EventStore", () => {
       assert.deepStrictEqual((yield* es.read("k")).records.map((r) => s(r.value)), ["new"])
     }).pipe(Effect.provide(store())))
 
+  it.effect("stores an append as one entry and reads, trims and counts from inside it; reads entries of the one-record form", () =>
+    Effect.gen(function*() {
+      const es = yield* EventStore.EventStore
+      const db = yield* Db.Db
+      const entries = (key: string) =>
+        Effect.map(Stream.runCollect(db.scan({ start: K.recordPrefix(key), end: K.prefixEnd(K.recordPrefix(key)) })), (rows) =>
+          rows.map((kv) => K.recordKeyOffset(kv.key)))
+      yield* es.append("k", Array.from({ length: 5 }, (_, i) => rec(`v${i}`, i === 1 ? { headers: { h: "x" }, eventTime: 7 } : {})))
+      yield* es.append("k", [rec("v5"), rec("v6"), rec("v7")])
+      // One entry per append, under its last offset.
+      assert.deepStrictEqual(yield* entries("k"), [4, 7])
+      const offsets = (r: EventStore.ReadResult) => r.records.map((x) => x.offset)
+      assert.deepStrictEqual(offsets(yield* es.read("k", { from: 2, limit: 4 })), [2, 3, 4, 5])
+      assert.deepStrictEqual(offsets(yield* es.read("k", { from: 6 })), [6, 7])
+      // maxBytes stops after the record that crosses it, inside a batch.
+      assert.deepStrictEqual(offsets(yield* es.read("k", { from: 0, maxBytes: 5 })), [0, 1])
+      const one = (yield* es.read("k", { from: 1, limit: 1 })).records[0]!
+      assert.deepStrictEqual([s(one.value), one.headers, one.eventTime], ["v1", { h: "x" }, 7])
+      // An append bigger than a stored batch is split into entries of about that size.
+      const big = (c: string) => ({ value: b(c.repeat(600 * 1024)) })
+      yield* es.append("big", [big("a"), big("b"), big("c")])
+      assert.deepStrictEqual(yield* entries("big"), [0, 1, 2])
+      assert.deepStrictEqual((yield* es.read("big", { from: 1 })).records.map((r) => [r.offset, r.value.length, s(r.value.subarray(0, 1))]), [
+        [1, 600 * 1024, "b"],
+        [2, 600 * 1024, "c"]
+      ])
+      // A trim inside a batch keeps the batch and hides what is below the trim point.
+      const trimmed = yield* es.trim("k", 3)
+      assert.deepStrictEqual([trimmed.firstOffset, trimmed.records, trimmed.bytes], [3, 5, 10])
+      assert.deepStrictEqual(yield* entries("k"), [4, 7])
+      assert.deepStrictEqual(offsets(yield* es.read("k")), [3, 4, 5, 6, 7])
+      yield* es.trim("k", 5)
+      assert.deepStrictEqual(yield* entries("k"), [7])
+      assert.deepStrictEqual(offsets(yield* es.read("k")), [5, 6, 7])
+      // Entries written one record each (the form before batches) read as before, and new appends follow them.
+      yield* TestClock.setTime(1000)
+      const meta = { firstOffset: 0, nextOffset: 2, bytes: 2, records: 2, createdMs: 0, lastTimestamp: 5 }
+      yield* db.write([
+        { _tag: "put", key: K.recordKey("old", 0), value: encodeRecord(5, undefined, {}, b("a")) },
+        { _tag: "put", key: K.recordKey("old", 1), value: encodeRecord(5, 9, { h: "y" }, b("b")) },
+        { _tag: "put", key: K.metaKey("old"), value: b(JSON.stringify(meta)) }
+      ])
+      yield* es.append("old", [rec("c"), rec("d")])
+      const old = yield* es.read("old", { from: 1 })
+      assert.deepStrictEqual(old.records.map((r) => [r.offset, s(r.value), r.timestamp === 5, r.eventTime]), [
+        [1, "b", true, 9],
+        [2, "c", false, undefined],
+        [3, "d", false, undefined]
+      ])
+      assert.deepStrictEqual(old.records[0]!.headers, { h: "y" })
+      assert.strictEqual((yield* es.meta("old")).records, 4)
+    }).pipe(Effect.provide(
+      layer({ tailHeartbeatMs: 1000 }).pipe(
+        Layer.provideMerge(Db.layer({ path: "eventstore/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024 })),
+        Layer.provide(ObjectStore.layerMemory)
+      )
+    )))
+
   it.effect("forgets a deleted log's producers: a recreated log takes their sequences afresh", () =>
     Effect.gen(function*() {
       const es = yield* EventStore.EventStore

@@ -24,7 +24,7 @@ import type { LogState, ProducerState } from "./logState.ts"
 import { json } from "./logState.ts"
 import type { StoredMeta } from "./meta.ts"
 import { encodeMeta } from "./meta.ts"
-import { encodeRecord } from "./record.ts"
+import { encodeBatches } from "./record.ts"
 import { appendProblem, isCount, keyProblem } from "./validate.ts"
 
 export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) => {
@@ -72,17 +72,15 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     const first = meta.nextOffset
     const next = first + records.length
     const offsets: Array<number> = new Array(records.length)
+    for (let i = 0; i < records.length; i++) offsets[i] = first + i
+    // The records are one entry (a big append a few), under the key of its last offset (`internal/record.ts`).
     const ops: Array<CoreDb.WriteOp> = []
     let bytes = 0
-    const prefix = K.recordPrefix(key)
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!
-      offsets[i] = first + i
-      const recordKey = K.withU64(prefix, first + i)
-      const value = encodeRecord(timestamp, r.eventTime, r.headers ?? {}, r.value)
-      ops.push({ _tag: "put", key: recordKey, value })
-      bytes += opBytes(recordKey, value)
-    }
+    encodeBatches(timestamp, first, records, Limits.storedBatchBytesMax, (last, value) => {
+      const batchKey = K.recordKey(key, last)
+      ops.push({ _tag: "put", key: batchKey, value })
+      bytes += opBytes(batchKey, value)
+    })
     // The time index holds an entry at least every `timeIndexIntervalMs` of a log's timestamps (see
     // `offsetAtTime`), not one per append.
     const indexed = meta.records === 0 || timestamp >= meta.lastIndexedMs + Limits.timeIndexIntervalMs

@@ -2,7 +2,7 @@
  * Db keys of the EventStore. Each starts with a one-byte kind; a log key (UTF-8, no NUL) is followed by
  * a 0 byte where something follows it, so every log's keys form one contiguous, ordered range:
  *
- *   m<key>                  metadata            r<key>\0<offset u64 BE>   a record
+ *   m<key>                  metadata            r<key>\0<offset u64 BE>   a record batch, by its last offset
  *   t<key>\0<ts u64 BE>     time index          p<key>\0<producer id>     producer state
  *   g<group>\0<key>         group offset (u64 BE, then 1 and the metadata's UTF-8 if any)
  *   G<key>\0<group>         the same offset listed under its log (empty value), to list a log's groups
@@ -49,13 +49,8 @@ export const recordKey = (key: string, offset: number) => {
   writeU64(out, out.length - 8, offset)
   return out
 }
-/** `prefix` followed by `n` as 8 big-endian bytes. */
-export const withU64 = (prefix: Uint8Array, n: number) => {
-  const out = new Uint8Array(prefix.length + 8)
-  out.set(prefix)
-  writeU64(out, prefix.length, n)
-  return out
-}
+/** The offset of a record key (the last offset of the batch stored under it). */
+export const recordKeyOffset = (k: Uint8Array) => readU64(k, k.length - 8)
 export const timePrefix = (key: string) => tagged(0x74, key, 1) // "t" key NUL
 export const timeKey = (key: string, ts: number) => {
   const out = tagged(0x74, key, 9)
@@ -96,12 +91,6 @@ export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
     }
   }
   return undefined
-}
-
-/** The log key and offset of a record key, or undefined for any other key. */
-export const parseRecordKey = (k: Uint8Array): { readonly key: string; readonly offset: number } | undefined => {
-  if (k[0] !== 0x72 || k.length < 10 || k[k.length - 9] !== 0) return undefined
-  return { key: fromUtf8(k.subarray(1, k.length - 9)), offset: readU64(k, k.length - 8) }
 }
 
 /** Why `key` is not a valid log key (or group name), or undefined. */

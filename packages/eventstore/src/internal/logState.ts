@@ -14,7 +14,7 @@ import { makeGroupWriter, opBytes, overlayKey } from "./groups.ts"
 import * as K from "./keys.ts"
 import type { StoredMeta } from "./meta.ts"
 import { decodeMeta } from "./meta.ts"
-import { encodedRecordSize } from "./record.ts"
+import { nextRecord, openBatch, sizeAt } from "./record.ts"
 
 export const ProducerState = Schema.Struct({ seq: Schema.Number, offsets: Schema.Array(Schema.Number), next: Schema.Number })
 export type ProducerState = typeof ProducerState.Type
@@ -95,11 +95,15 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
         yield* Stream.runForEachArray(Stream.mapError(rows, storeFailure), (kvs) =>
           Effect.sync(() => {
             for (const kv of kvs) {
-              nextOffset = K.readU64(kv.key, kv.key.length - 8) + 1
-              size += encodedRecordSize(kv.value)
-              records += 1
-              lastTimestamp = Math.max(lastTimestamp, K.readU64(kv.value, 0))
-              after += 1
+              const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
+              while (nextRecord(batch)) {
+                if (batch.offset < checkpoint.nextOffset) continue
+                size += sizeAt(batch)
+                records += 1
+                after += 1
+              }
+              nextOffset = Math.max(nextOffset, batch.offset + 1)
+              lastTimestamp = Math.max(lastTimestamp, batch.timestamp)
             }
           }))
         if (after === 0) return { meta: checkpoint, after }

@@ -10,7 +10,7 @@ import * as Limits from "../limits.ts"
 import * as K from "./keys.ts"
 import type { LogState } from "./logState.ts"
 import { storeFailure } from "./logState.ts"
-import { decodeRecord, recordSize } from "./record.ts"
+import { decodeAt, nextRecord, openBatch, recordSize } from "./record.ts"
 import type { Delivery, Taken, TailRegistry } from "./tails.ts"
 import { checkKey, isCount } from "./validate.ts"
 
@@ -33,11 +33,13 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
       const from = K.readU64(entry.value.value, 0)
       if (K.readU64(entry.value.key, entry.value.key.length - 8) >= t) return from
       let found: number | undefined
+      // Batches share a timestamp: the answer is the first offset (from `from` on) of the first batch at or after `t`.
       const rows = db.scan({ start: K.recordKey(key, from), end: K.prefixEnd(K.recordPrefix(key)) }).pipe(Stream.mapError(storeFailure))
       yield* Stream.runForEachWhile(rows, (kv) =>
         Effect.sync(() => {
-          if (K.readU64(kv.value, 0) < t) return true
-          found = K.readU64(kv.key, kv.key.length - 8)
+          const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
+          if (batch.timestamp < t) return true
+          found = Math.max(from, batch.first)
           return false
         }))
       return found
@@ -47,23 +49,29 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
     Effect.gen(function*() {
       const records: Array<LogRecord> = []
       let bytes = 0
-      if (from >= until) return records
-      // End the scan at `from + limit` too: the table cursor then fetches only the blocks it needs.
-      const rows = db.scan({ start: K.recordKey(key, from), end: K.recordKey(key, Math.min(until, from + limit)) }).pipe(
-        Stream.take(limit),
-        Stream.mapError(storeFailure)
-      )
-      // One effect per batch of rows, not per record; past `maxBytes` the scan stops after its batch.
-      yield* Stream.runForEachArray(rows.pipe(Stream.takeWhile(() => bytes < maxBytes)), (kvs) =>
+      const end = Math.min(until, from + limit)
+      if (from >= end) return records
+      // The first entry at or after `from`'s key is the batch holding `from` (batches are keyed by their last
+      // offset); the scan stops once it has the records it needs.
+      const rows = db.scan({ start: K.recordKey(key, from), end: K.prefixEnd(K.recordPrefix(key)) }).pipe(Stream.mapError(storeFailure))
+      let done = false
+      // One effect per array of rows, not per record; past `maxBytes` the read stops after the record that crossed it.
+      yield* Stream.runForEachArray(rows.pipe(Stream.takeWhile(() => !done)), (kvs) =>
         Effect.sync(() => {
           for (const kv of kvs) {
-            if (bytes >= maxBytes) return
-            const parsed = K.parseRecordKey(kv.key)
-            if (parsed === undefined) continue
-            const record = decodeRecord(parsed.offset, kv.value)
-            records.push(record)
-            bytes += recordSize(record.value, record.headers)
+            const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
+            while (nextRecord(batch)) {
+              if (batch.offset < from) continue
+              if (batch.offset >= end || bytes >= maxBytes) {
+                done = true
+                return
+              }
+              const record = decodeAt(batch)
+              records.push(record)
+              bytes += recordSize(record.value, record.headers)
+            }
           }
+          if (records.length > 0 && (records.at(-1)!.offset + 1 >= end || bytes >= maxBytes)) done = true
         }))
       return records
     })

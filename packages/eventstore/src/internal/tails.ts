@@ -12,7 +12,7 @@ import { Clock, Deferred, Effect, Exit, Scope } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import * as Limits from "../limits.ts"
 import * as K from "./keys.ts"
-import { decodeRecord } from "./record.ts"
+import { decodeAt, nextRecord, openBatch } from "./record.ts"
 import type { LogRecord } from "../EventStore.ts"
 
 /** What a subscriber takes: records of one log from one durable batch, in offset order. */
@@ -164,10 +164,13 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
             wanted.set(raw, key)
           }
           if (key === null) continue
-          const list = records.get(key)
-          const record = decodeRecord(K.readU64(k, k.length - 8), e.value)
-          if (list === undefined) records.set(key, [record])
-          else list.push(record)
+          let list = records.get(key)
+          if (list === undefined) {
+            list = []
+            records.set(key, list)
+          }
+          const batch = openBatch(K.recordKeyOffset(k), e.value)
+          while (nextRecord(batch)) list.push(decodeAt(batch))
         }
         for (const [key, list] of records) {
           // Offsets of one log are in order within a batch (sorted by seq, appends in offset order).
