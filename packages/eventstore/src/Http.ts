@@ -34,6 +34,7 @@ import {
 } from "./EventStore.ts"
 import * as Limits from "./limits.ts"
 import * as K from "./internal/keys.ts"
+import { takeAppend, type TakenAppend } from "./internal/appendJson.ts"
 
 // -------------------------------------------------------------------------------------------------
 // Limits and names of the API
@@ -939,7 +940,7 @@ const serveAppendSession = (
     }
 
     /** Validates a frame (synchronously): the append to run, or the refusal to send. */
-    const validate = (data: string | Uint8Array): { readonly id: number; readonly size: number; readonly body: typeof AppendFrameUtf8.Type | typeof AppendFrameBase64.Type } | string => {
+    const validate = (data: string | Uint8Array): { readonly id: number; readonly size: number; readonly key: string; readonly append: TakenAppend } | string => {
       if (typeof data !== "string") return errorFrame(null, new InvalidInput({ field: "frame", reason: "must be a text frame holding one JSON append" }))
       const size = Buffer.byteLength(data, "utf8")
       if (size > requestBodyBytesMax) return errorFrame(null, new LimitExceeded({ field: "frame", limit: requestBodyBytesMax }))
@@ -958,12 +959,21 @@ const serveAppendSession = (
       // A frame's own `encoding` wins over the session's.
       const encoding = (json as { readonly encoding?: unknown }).encoding
       const schema = encoding === "base64" ? AppendFrameBase64 : encoding === "utf8" ? AppendFrameUtf8 : frameSchema
-      const body = decodeSync(schema, json, "frame", "field")
-      if (body instanceof InvalidInput) return errorFrame(id, body)
-      if (!body.key.startsWith(prefix)) {
+      // The plain shape in one pass; anything else through the schema (and its error).
+      let key: string
+      let append = schema === AppendFrameUtf8 ? takeAppend(json, true) : undefined
+      if (append !== undefined) {
+        key = (json as { readonly key: string }).key
+      } else {
+        const body = decodeSync(schema, json, "frame", "field")
+        if (body instanceof InvalidInput) return errorFrame(id, body)
+        key = body.key
+        append = { records: inputRecords(body), options: appendOptions(body) }
+      }
+      if (!key.startsWith(prefix)) {
         return errorFrame(id, new InvalidInput({ field: "key", reason: `must start with the session's prefix ${JSON.stringify(prefix)}` }))
       }
-      return { id, size, body }
+      return { id, size, key, append }
     }
 
     /** Takes one frame: answers it, decides it at once, or starts the fiber that decides it. */
@@ -973,16 +983,14 @@ const serveAppendSession = (
         post(valid)
         return Effect.void
       }
-      const { id, body } = valid
-      const key = body.key
+      const { id, key } = valid
       const entry: InFlight = { id, key, weight: Math.min(valid.size, Limits.appendSessionBytesMax), message: undefined }
       inFlight.add(id)
       bytesInFlight += entry.weight
       const queue = unanswered.get(key)
       if (queue === undefined) unanswered.set(key, [entry])
       else queue.push(entry)
-      const records = inputRecords(body)
-      const options = appendOptions(body)
+      const { options, records } = valid.append
       const previous = undecided.get(key)
       if (previous === undefined && store.appendNow !== undefined) {
         const decided = store.appendNow(key, records, options)
@@ -1070,6 +1078,12 @@ const makeHandlers = (store: EventStoreShape, home: TailHome) => {
     const raw = typeof json === "object" && json !== null ? (json as { readonly records?: unknown }).records : undefined
     if (Array.isArray(raw) && raw.length > Limits.batchRecordsMax) {
       return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
+    }
+    // The plain shape in one pass; anything else through the schema (and its error).
+    const taken = encoding === "utf8" ? takeAppend(json, false) : undefined
+    if (taken !== undefined) {
+      const result = yield* store.append(key, taken.records, taken.options)
+      return ok({ offsets: result.offsets, next: result.next })
     }
     const body = encoding === "base64"
       ? decodeSync(AppendBodyBase64, json, "body", "field")
