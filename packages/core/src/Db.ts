@@ -226,6 +226,12 @@ export interface DbShape {
   readonly get: (key: Uint8Array, options?: ReadOptions) => Effect.Effect<Uint8Array | undefined, DbReadError>
   /** Key-value pairs with keys in [start, end), in key order. */
   readonly scan: (range?: ScanRange, options?: ReadOptions) => Stream.Stream<KeyValue, DbReadError>
+  /**
+   * The pairs of several ranges, ascending and disjoint (each starts at or after the end of the one
+   * before), in one read that sees one state of the Db: as the scans of each range one after the other,
+   * at the cost of a cursor per range rather than a stream per range.
+   */
+  readonly scanRanges: (ranges: ReadonlyArray<ScanRange>, options?: ReadOptions) => Stream.Stream<KeyValue, DbReadError>
   /** Pins the current durable state until the scope closes (compaction and GC keep what it needs). */
   readonly snapshot: Effect.Effect<Snapshot, never, Scope.Scope>
   /** Highest sequence number that is durable: every write up to it survives a crash. */

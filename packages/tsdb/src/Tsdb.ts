@@ -1403,8 +1403,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const stored = pushStored(list, kind, bytes)
           if (stored?.histograms !== undefined) addHistograms(id, stored.histograms)
         }
-        const scanInto = (start: Uint8Array, end: Uint8Array | undefined, idAt: number, kind: "sealed" | "histograms" | "head" | "ooo") =>
-          Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
+        const scanInto = (ranges: ReadonlyArray<CoreDb.ScanRange>, idAt: number, kind: "sealed" | "histograms" | "head" | "ooo") =>
+          Stream.runForEachArray(db.scanRanges(ranges), (kvs) =>
             Effect.sync(() => {
               for (const kv of kvs) {
                 const id = readU64(kv.key, idAt)
@@ -1418,21 +1418,27 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 } else if (kind === "ooo" || !inMemory.has(id)) pushHead(id, list, kind, kv.value)
               }
             })).pipe(Effect.mapError(failed))
-        for (const b of buckets) {
-          // Histogram chunks only where the bucket is marked as holding histograms.
+        // Every bucket's chunks in one read each for floats and histograms (histogram chunks only where the
+        // bucket is marked as holding them): a range per bucket over the span of the ids, or a range per
+        // series and bucket.
+        const sealed: Array<CoreDb.ScanRange> = []
+        const histogramRanges: Array<CoreDb.ScanRange> = []
+        for (const b of [...buckets].sort((x, y) => x - y)) {
           const hist = histogramBuckets.has(b)
           if (wide) {
-            yield* scanInto(chunkPrefix(b, lowId), prefixEnd(chunkPrefix(b, highId)), 5, "sealed")
-            if (hist) yield* scanInto(histogramChunkPrefix(b, lowId), prefixEnd(histogramChunkPrefix(b, highId)), 5, "histograms")
+            sealed.push({ start: chunkPrefix(b, lowId), end: prefixEnd(chunkPrefix(b, highId)) })
+            if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, lowId), end: prefixEnd(histogramChunkPrefix(b, highId)) })
           } else {
             for (const id of ids) {
-              yield* scanInto(chunkPrefix(b, id), prefixEnd(chunkPrefix(b, id)), 5, "sealed")
-              if (hist) yield* scanInto(histogramChunkPrefix(b, id), prefixEnd(histogramChunkPrefix(b, id)), 5, "histograms")
+              sealed.push({ start: chunkPrefix(b, id), end: prefixEnd(chunkPrefix(b, id)) })
+              if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, id), end: prefixEnd(histogramChunkPrefix(b, id)) })
             }
           }
         }
+        yield* scanInto(sealed, 5, "sealed")
+        if (histogramRanges.length > 0) yield* scanInto(histogramRanges, 5, "histograms")
         for (const [kind, key] of [["head", headKey], ["ooo", oooKey]] as const) {
-          if (wide) yield* scanInto(key(lowId), prefixEnd(key(highId)), 1, kind)
+          if (wide) yield* scanInto([{ start: key(lowId), end: prefixEnd(key(highId)) }], 1, kind)
           else {
             for (const id of ids) {
               if (kind === "head" && inMemory.has(id)) continue
@@ -1454,8 +1460,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const found = new Map<number, Array<readonly [number, number]>>()
         if (ids.length === 0) return found
         const wanted = new Set(ids)
-        const collect = (start: Uint8Array, end: Uint8Array | undefined) =>
-          Stream.runForEachArray(db.scan({ start, end }), (kvs) =>
+        const collect = (ranges: ReadonlyArray<CoreDb.ScanRange>) =>
+          Stream.runForEachArray(db.scanRanges(ranges), (kvs) =>
             Effect.sync(() => {
               for (const kv of kvs) {
                 const id = readU64(kv.key, 5)
@@ -1466,10 +1472,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 else list.push([t, readU64(kv.value, 0)])
               }
             })).pipe(Effect.mapError(failed))
-        for (const b of buckets) {
-          if (scanWide(ids)) yield* collect(startPrefix(b, ids[0]!), prefixEnd(startPrefix(b, ids.at(-1)!)))
-          else for (const id of ids) yield* collect(startPrefix(b, id), prefixEnd(startPrefix(b, id)))
+        const ranges: Array<CoreDb.ScanRange> = []
+        for (const b of [...buckets].sort((x, y) => x - y)) {
+          if (scanWide(ids)) ranges.push({ start: startPrefix(b, ids[0]!), end: prefixEnd(startPrefix(b, ids.at(-1)!)) })
+          else for (const id of ids) ranges.push({ start: startPrefix(b, id), end: prefixEnd(startPrefix(b, id)) })
         }
+        yield* collect(ranges)
         for (const list of found.values()) list.sort((a, b) => a[0] - b[0])
         return found
       })

@@ -84,6 +84,47 @@ describe("Db", () => {
       yield* close
     }))
 
+  it.effect("scanRanges reads several ranges as their scans one after the other would, over memtables, level 0 and sorted runs", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      const { db, close } = yield* store.open({ ...small, merge: addition })
+      // Keys spread over tables of every kind: written in rounds, with overwrites, deletes and merges.
+      const key = (i: number) => `k${String(i).padStart(4, "0")}`
+      for (let round = 0; round < 6; round++) {
+        for (let i = round; i < 300; i += 3) yield* db.put(b(key(i)), b(`${round}-${i}`))
+        for (let i = round; i < 300; i += 17) yield* db.delete(b(key(i)))
+        for (let i = 0; i < 300; i += 29) yield* db.merge(b(`m${String(i).padStart(4, "0")}`), b("1"))
+      }
+      yield* db.compact
+      for (let i = 0; i < 300; i += 7) yield* db.put(b(key(i)), b(`last-${i}`))
+      const stats = yield* db.stats
+      assert.isAbove(stats.tablesWritten, 3)
+      const collect = (stream: Stream.Stream<Db.KeyValue, Db.DbReadError>) =>
+        Effect.map(Stream.runCollect(stream), (kvs) => kvs.map((kv) => `${s(kv.key)}=${s(kv.value)}`))
+      const cases: Array<ReadonlyArray<Db.ScanRange>> = [
+        [],
+        [{}],
+        [{ end: b("k0010") }, { start: b("k0010"), end: b("k0011") }, { start: b("k0100"), end: b("k0150") }, { start: b("m") }],
+        Array.from({ length: 60 }, (_, i) => ({ start: b(key(i * 5)), end: b(key(i * 5 + 2)) })),
+        [{ start: b("a"), end: b("b") }, { start: b("k0299"), end: b("k0300") }, { start: b("z") }]
+      ]
+      for (const ranges of cases) {
+        const one: Array<string> = []
+        for (const range of ranges) one.push(...(yield* collect(db.scan(range))))
+        assert.deepStrictEqual(yield* collect(db.scanRanges(ranges)), one)
+      }
+      // One view for all: a snapshot's ranges see the snapshot.
+      yield* Effect.gen(function*() {
+        const snapshot = yield* db.snapshot
+        const ranges = [{ end: b("k0005") }, { start: b("k0200"), end: b("k0210") }]
+        const before: Array<string> = []
+        for (const range of ranges) before.push(...(yield* collect(db.scan(range))))
+        for (let i = 0; i < 300; i++) yield* db.put(b(key(i)), b("after"))
+        assert.deepStrictEqual(yield* collect(db.scanRanges(ranges, { snapshot })), before)
+      }).pipe(Effect.scoped)
+      yield* close
+    }))
+
   it.effect("rejects invalid writes with InvalidWrite", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore

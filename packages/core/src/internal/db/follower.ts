@@ -113,7 +113,7 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
         const s = yield* Ref.get(state)
         return { s, seq: yield* Ref.get(durable), manifest: s.manifest.value }
       })
-    const { get, scan } = readPath(tables, settings.merge, view)
+    const { get, scan, scanRanges } = readPath(tables, settings.merge, view)
 
     const readOnly = Effect.fail(new ReadOnly({ path: settings.path }))
     const db: DbShape = {
@@ -123,6 +123,7 @@ export const openFollower = (settings: ResolvedSettings, pollIntervalMs: number)
       write: () => readOnly,
       get,
       scan,
+      scanRanges,
       snapshot: Effect.acquireRelease(
         Effect.gen(function*() {
           // A memtable is only ever added to: the snapshot gets its own copy of what is durable now.

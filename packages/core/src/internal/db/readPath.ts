@@ -11,6 +11,7 @@ import type { ReadOptions, ResolvedSettings, ScanRange } from "../../Db.ts"
 import type { ObjectStoreShape } from "../../ObjectStore.ts"
 import { makeCache } from "../cache.ts"
 import type { Entry } from "../format/entry.ts"
+import { compareBytes } from "../format/bytes.ts"
 import { entryBytes } from "../format/entry.ts"
 import type { DbManifest, SstRef } from "./manifest.ts"
 import type { Memtable } from "./memtable.ts"
@@ -18,7 +19,7 @@ import { keyString } from "./memtable.ts"
 import type { Cursor, KeyValue, MergeOperator } from "./read.ts"
 import { cursorFromIterator, mergeCursors, resolveBatch, resolveVersions } from "./read.ts"
 import type { ReadError, TableMeta, Tables } from "./tables.ts"
-import { makeTables, runCursor } from "./tables.ts"
+import { fromHex, makeTables, runCursor } from "./tables.ts"
 import type { Versioned } from "./versionedLog.ts"
 
 /** What readers see: the manifest they read tables through, and the memtables above it. */
@@ -83,8 +84,8 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
         const end = range.end === undefined ? undefined : keyString(range.end)
         const cursors: Array<Cursor<ReadError>> = [
           ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end, seq))),
-          ...manifest.l0.map((ref) => tables.cursor(ref, range.start, range.end)),
-          ...manifest.runs.map((run) => runCursor(tables, run.ssts, range.start, range.end))
+          ...manifest.l0.filter((ref) => overlaps(ref, range.start, range.end)).map((ref) => tables.cursor(ref, range.start, range.end)),
+          ...manifest.runs.map((run) => runCursor(tables, tablesInRange(run.ssts, range.start, range.end), range.start, range.end))
         ]
         const cursor = mergeCursors(cursors)
         const cursorState = { pending: undefined as Entry | undefined, done: false }
@@ -93,7 +94,83 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
             [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
       })
     )
-  return { get, scan }
+  /**
+   * Several ranges in one read: one view for all of them (what one scan would see), the ranges in the
+   * order given, which must be ascending and disjoint (each starts at or after the end of the one before).
+   * Cursors are opened for one range at a time, over only the tables whose key range meets it; pages of
+   * up to 256 pairs may span ranges. Reading many small ranges (a query's series) this way costs a
+   * cursor setup each, not a stream and a view each.
+   */
+  const scanRanges = (ranges: ReadonlyArray<ScanRange>, options?: ReadOptions): Stream.Stream<KeyValue, ReadError, R> =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        const { s, seq, manifest } = yield* view(options)
+        const memtables = [s.active, ...s.frozen]
+        const open = (range: ScanRange) => {
+          const start = range.start === undefined ? undefined : keyString(range.start)
+          const end = range.end === undefined ? undefined : keyString(range.end)
+          const cursors: Array<Cursor<ReadError>> = []
+          for (const t of memtables) if (!t.isEmpty) cursors.push(cursorFromIterator(t.range(start, end, seq)))
+          for (const ref of manifest.l0) if (overlaps(ref, range.start, range.end)) cursors.push(tables.cursor(ref, range.start, range.end))
+          for (const run of manifest.runs) {
+            const ssts = tablesInRange(run.ssts, range.start, range.end)
+            if (ssts.length > 0) cursors.push(runCursor(tables, ssts, range.start, range.end))
+          }
+          return { cursor: mergeCursors(cursors), state: { pending: undefined as Entry | undefined, done: false } }
+        }
+        let next = 0
+        let current = ranges.length > 0 ? open(ranges[next++]!) : undefined
+        return Stream.paginate(undefined, () =>
+          Effect.gen(function*() {
+            const out: Array<KeyValue> = []
+            while (current !== undefined && out.length < 256) {
+              const batch = yield* resolveBatch(current.cursor, current.state, seq, merge, 256 - out.length)
+              for (const kv of batch) out.push(kv)
+              if (current.state.done) current = next < ranges.length ? open(ranges[next++]!) : undefined
+            }
+            return [out, current === undefined ? Option.none() : Option.some(undefined)] as const
+          }))
+      })
+    )
+
+  return { get, scan, scanRanges }
+}
+
+/** A table's first and last keys as bytes, decoded once per table. */
+const boundsCache = new WeakMap<SstRef, { readonly first: Uint8Array; readonly last: Uint8Array }>()
+const boundsOf = (ref: SstRef) => {
+  let b = boundsCache.get(ref)
+  if (b === undefined) {
+    b = { first: fromHex(ref.firstKey), last: fromHex(ref.lastKey) }
+    boundsCache.set(ref, b)
+  }
+  return b
+}
+
+/** Whether a table may hold keys in [start, end). */
+const overlaps = (ref: SstRef, start: Uint8Array | undefined, end: Uint8Array | undefined) => {
+  const b = boundsOf(ref)
+  return (start === undefined || compareBytes(b.last, start) >= 0) && (end === undefined || compareBytes(b.first, end) < 0)
+}
+
+/** The tables of a sorted run (disjoint, in key order) that may hold keys in [start, end): a binary search, then a walk. */
+const tablesInRange = (ssts: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): ReadonlyArray<SstRef> => {
+  let lo = 0
+  let hi = ssts.length
+  if (start !== undefined) {
+    // The first table whose last key is at or after start.
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (compareBytes(boundsOf(ssts[mid]!).last, start) < 0) lo = mid + 1
+      else hi = mid
+    }
+  }
+  const out: Array<SstRef> = []
+  for (let i = lo; i < ssts.length; i++) {
+    if (end !== undefined && compareBytes(boundsOf(ssts[i]!).first, end) >= 0) break
+    out.push(ssts[i]!)
+  }
+  return out
 }
 
 /** The table of a sorted run that may hold `key` (runs hold disjoint, ordered key ranges). */

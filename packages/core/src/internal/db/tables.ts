@@ -202,11 +202,11 @@ export const makeTables = (
   }
 }
 
-/** A cursor over a sorted run: its tables one after the other, skipping those outside [start, end). */
-export const runCursor = (tables: Tables, ssts: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): Cursor<ReadError> => {
-  const inRange = ssts.filter((t) =>
-    (start === undefined || compareBytes(fromHex(t.lastKey), start) >= 0) && (end === undefined || compareBytes(fromHex(t.firstKey), end) < 0)
-  )
+/**
+ * A cursor over tables of a sorted run, one after the other, over [start, end): the caller passes the
+ * run's tables that meet the range (`tablesInRange` in `readPath.ts`), or all of them.
+ */
+export const runCursor = (tables: Tables, inRange: ReadonlyArray<SstRef>, start: Uint8Array | undefined, end: Uint8Array | undefined): Cursor<ReadError> => {
   let i = 0
   let current: Cursor<ReadError> | undefined
   return {

@@ -530,7 +530,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
 
     const snapshotStates = new WeakMap<Snapshot, ReadState>()
 
-    const { get, scan } = readPath(tables, settings.merge, currentView)
+    const { get, scan, scanRanges } = readPath(tables, settings.merge, currentView)
 
     const snapshot: Effect.Effect<Snapshot, never, Scope.Scope> = Effect.acquireRelease(
       Effect.gen(function*() {
@@ -576,6 +576,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
       write,
       get,
       scan,
+      scanRanges,
       snapshot,
       durableSeq: Ref.get(durable),
       awaitDurable,
