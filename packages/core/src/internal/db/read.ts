@@ -138,43 +138,90 @@ export interface KeyValue {
 }
 
 /**
- * Reads up to `limit` resolved pairs from a merged cursor: versions above `seqMax` are skipped, the rest
- * of each key's versions resolved. `pending` carries the first entry of the next key between calls.
+ * Where a scan of a merged cursor stands between pages: `pending` is the first entry of the next key,
+ * `versions` the versions of the key being gathered when the cursor needed I/O, and `loaded` the entry
+ * that I/O brought (taken before the cursor's next).
  */
-export const resolveBatch = <E>(
+export interface ResolveState {
+  pending: Entry | undefined
+  done: boolean
+  versions?: Array<Entry> | undefined
+  loaded?: { readonly entry: Entry | undefined } | undefined
+}
+
+export const resolveState = (): ResolveState => ({ pending: undefined, done: false })
+
+/**
+ * Resolves pairs into `out` (up to `limit`) while the cursor answers from memory; "io" when it needs a
+ * read first (nothing consumed that is not kept in `state`), "ok" otherwise.
+ */
+const resolveSync = <E>(
   cursor: Cursor<E>,
-  state: { pending: Entry | undefined; done: boolean },
+  state: ResolveState,
   seqMax: number,
   merge: MergeOperator | undefined,
-  limit: number
-): Effect.Effect<Array<KeyValue>, E> =>
-  Effect.gen(function*() {
-    const out: Array<KeyValue> = []
-    while (out.length < limit && !state.done) {
-      let first = state.pending ?? cursor.nextSync()
-      if (first === pending) first = yield* cursor.next
+  limit: number,
+  out: Array<KeyValue>
+): "ok" | "io" => {
+  const pull = (): Entry | undefined | Pending => {
+    const loaded = state.loaded
+    if (loaded === undefined) return cursor.nextSync()
+    state.loaded = undefined
+    return loaded.entry
+  }
+  while (out.length < limit && !state.done) {
+    let versions = state.versions
+    if (versions === undefined) {
+      const first = state.pending ?? pull()
+      if (first === pending) return "io"
       state.pending = undefined
       if (first === undefined) {
         state.done = true
         break
       }
-      const versions: Array<Entry> = [first]
-      for (;;) {
-        let e = cursor.nextSync()
-        if (e === pending) e = yield* cursor.next
-        if (e === undefined) {
-          state.done = true
-          break
-        }
-        if (compareBytes(e.key, first.key) !== 0) {
-          state.pending = e
-          break
-        }
-        versions.push(e)
-      }
-      const visible = versions.filter((v) => v.seq <= seqMax)
-      const value = resolveVersions(first.key, visible, merge)
-      if (value !== undefined) out.push({ key: first.key, value })
+      versions = state.versions = [first]
     }
-    return out
-  })
+    const key = versions[0]!.key
+    for (;;) {
+      const e = pull()
+      if (e === pending) return "io"
+      if (e === undefined) {
+        state.done = true
+        break
+      }
+      if (compareBytes(e.key, key) !== 0) {
+        state.pending = e
+        break
+      }
+      versions.push(e)
+    }
+    state.versions = undefined
+    const visible = versions.filter((v) => v.seq <= seqMax)
+    const value = resolveVersions(key, visible, merge)
+    if (value !== undefined) out.push({ key, value })
+  }
+  return "ok"
+}
+
+/**
+ * Reads up to `limit` resolved pairs from a merged cursor: versions above `seqMax` are skipped, the rest
+ * of each key's versions resolved. Synchronous while the cursor answers from memory (loaded blocks,
+ * memtables); one effect per read it needs.
+ */
+export const resolveBatch = <E>(
+  cursor: Cursor<E>,
+  state: ResolveState,
+  seqMax: number,
+  merge: MergeOperator | undefined,
+  limit: number
+): Effect.Effect<Array<KeyValue>, E> => {
+  const out: Array<KeyValue> = []
+  const step = (): Effect.Effect<Array<KeyValue>, E> => {
+    if (resolveSync(cursor, state, seqMax, merge, limit, out) === "ok") return Effect.succeed(out)
+    return Effect.flatMap(cursor.next, (entry) => {
+      state.loaded = { entry }
+      return step()
+    })
+  }
+  return Effect.suspend(step)
+}

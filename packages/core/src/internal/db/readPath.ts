@@ -17,7 +17,7 @@ import type { DbManifest, SstRef } from "./manifest.ts"
 import type { Memtable } from "./memtable.ts"
 import { keyString } from "./memtable.ts"
 import type { Cursor, KeyValue, MergeOperator } from "./read.ts"
-import { cursorFromIterator, mergeCursors, resolveBatch, resolveVersions } from "./read.ts"
+import { cursorFromIterator, mergeCursors, resolveBatch, resolveState, resolveVersions } from "./read.ts"
 import type { ReadError, TableMeta, Tables } from "./tables.ts"
 import { fromHex, makeTables, runCursor } from "./tables.ts"
 import type { Versioned } from "./versionedLog.ts"
@@ -88,7 +88,7 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
           ...manifest.runs.map((run) => runCursor(tables, tablesInRange(run.ssts, range.start, range.end), range.start, range.end))
         ]
         const cursor = mergeCursors(cursors)
-        const cursorState = { pending: undefined as Entry | undefined, done: false }
+        const cursorState = resolveState()
         return Stream.paginate(undefined, () =>
           Effect.map(resolveBatch(cursor, cursorState, seq, merge, 256), (batch) =>
             [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
@@ -116,7 +116,7 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
             const ssts = tablesInRange(run.ssts, range.start, range.end)
             if (ssts.length > 0) cursors.push(runCursor(tables, ssts, range.start, range.end))
           }
-          return { cursor: mergeCursors(cursors), state: { pending: undefined as Entry | undefined, done: false } }
+          return { cursor: mergeCursors(cursors), state: resolveState() }
         }
         let next = 0
         let current = ranges.length > 0 ? open(ranges[next++]!) : undefined

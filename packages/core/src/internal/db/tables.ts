@@ -167,9 +167,16 @@ export const makeTables = (
           }
           blockIndex = last + 1
         })
-      /** The next entry of the blocks in memory; `pending` when the next block must be read first. */
+      /**
+       * The next entry of the blocks in memory (read ahead, or in the caches); `pending` when the table's
+       * index or the next block must be read first. A block is entered at the first key >= start.
+       */
       const nextSync = (): Entry | undefined | Pending => {
-        if (handles === undefined) return pending
+        if (handles === undefined) {
+          const m = caches.meta.peek(ref.id)
+          if (m === undefined) return pending
+          handles = findBlocks(m.index, start, end)
+        }
         for (;;) {
           while (i < entries.length) {
             const e = entries[i++]!
@@ -182,9 +189,15 @@ export const makeTables = (
             }
             return e
           }
-          if (ahead.length === 0) return blockIndex >= handles.length ? undefined : pending
+          if (ahead.length === 0) {
+            if (blockIndex >= handles.length) return undefined
+            const cached = caches.blocks.peek(`${ref.id}@${handles[blockIndex]!.offset}`)
+            if (cached === undefined) return pending
+            ahead.push(cached)
+            blockIndex += 1
+          }
           entries = ahead.shift()!
-          i = 0
+          i = start === undefined ? 0 : firstAtOrAfter(entries, start)
         }
       }
       return {
@@ -200,6 +213,18 @@ export const makeTables = (
       }
     }
   }
+}
+
+/** The first position of `entries` (in key order) whose key is >= `key`. */
+const firstAtOrAfter = (entries: ReadonlyArray<Entry>, key: Uint8Array): number => {
+  let lo = 0
+  let hi = entries.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareBytes(entries[mid]!.key, key) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 /**
