@@ -530,7 +530,9 @@ const emptyState = (id: number): SeriesState => ({
  * full head first. The write path and the replay take the same steps (see `applySample`).
  */
 const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined) => {
-  if (state.histograms.length >= Limits.chunkSamplesMax) {
+  const n = state.histograms.length
+  // Cut when full, and at every bucket's start (as float chunks).
+  if (n >= Limits.chunkSamplesMax || (n > 0 && bucketOf(t) !== bucketOf(state.histograms[0]!.t))) {
     const first = state.histograms[0]!.t
     seal?.(histogramChunkKey(bucketOf(first), state.id, first), encodeHistogramChunk(state.histograms))
     state.histograms = []
@@ -570,7 +572,9 @@ const applySample = (
 ): "head" | "ooo" => {
   const head = state.headChunk
   if (head.count === 0 || t > head.maxTime!) {
-    if (head.count >= Limits.chunkSamplesMax) {
+    // Cut when full, and at every bucket's start: a chunk lies in the bucket its key names, so a read
+    // finds it by the buckets of its window (however sparse the series).
+    if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
       const first = head.minTime!
       seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes())
       state.headChunk = newChunk()
@@ -583,8 +587,16 @@ const applySample = (
   while (at > 0 && ooo[at - 1]!.timestampMs > t) at--
   ooo.splice(at, 0, { timestampMs: t, value: bitsToNumber(lo, hi) })
   if (ooo.length >= Limits.outOfOrderBufferSamples) {
-    const first = ooo[0]!
-    seal?.(chunkKey(bucketOf(first.timestampMs), state.id, first.timestampMs), encodeSamples(ooo))
+    // A chunk per bucket the late samples fall in (a chunk lies in the bucket its key names).
+    let from = 0
+    while (from < ooo.length) {
+      const first = ooo[from]!
+      const bucket = bucketOf(first.timestampMs)
+      let to = from + 1
+      while (to < ooo.length && bucketOf(ooo[to]!.timestampMs) === bucket) to++
+      seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)))
+      from = to
+    }
     state.ooo = []
   }
   return "ooo"
@@ -1486,7 +1498,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.gen(function*() {
         const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const ids = yield* selectIds(matchers, mint, maxt)
-        // Sealed chunks can start in the bucket before mint (a chunk spans up to chunkSamplesMax samples).
+        // Sealed chunks lie in their bucket; the bucket before mint too, for chunks stored before chunks were cut at bucket starts.
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const histogramBuckets = yield* histogramBucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const sortedIds = [...ids.keys()].sort((a, b) => a - b)

@@ -89,6 +89,69 @@ describe("Tsdb", () => {
       yield* second.close
     }))
 
+  it.effect("finds a sparse series' samples in any window (a chunk never spans more than its bucket)", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const at = (i: number) => 3_600_000 + i * 300_000
+      const first = yield* open
+      for (let i = 0; i < 250; i++) yield* first.tsdb.write({ series: [{ labels: L({ __name__: "sparse" }), samples: [{ timestampMs: at(i), value: i }] }] })
+      const check = (tsdb: Tsdb["Service"]) =>
+        Effect.gen(function*() {
+          for (const [from, to] of [[200, 210], [100, 130], [0, 249], [37, 37]] as const) {
+            const [series] = yield* tsdb.select([eq("__name__", "sparse")], at(from), at(to))
+            assert.deepStrictEqual(Array.from(series!.values), Array.from({ length: to - from + 1 }, (_, i) => from + i))
+          }
+        })
+      yield* check(first.tsdb)
+      yield* first.close
+      const second = yield* open
+      yield* check(second.tsdb)
+      yield* second.close
+    }))
+
+  it.effect("reads every sample of a series across buckets, late samples and restarts, in windows anywhere", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const at = (i: number) => 3_600_000 + i * 30_000
+      const expected = new Map<number, number>()
+      const labels = L({ __name__: "m", s: "recent" })
+      /** Requests of two samples from `from` on, with a late sample now and then (into the out-of-order buffer). */
+      const writeFrom = (tsdb: Tsdb["Service"], from: number, requests: number) =>
+        Effect.gen(function*() {
+          for (let r = 0; r < requests; r++) {
+            const i = from + 2 * r
+            const samples = [{ timestampMs: at(i), value: i }, { timestampMs: at(i + 1), value: i + 1 }]
+            if (r % 7 === 6) samples.push({ timestampMs: at(i - 9) + 1, value: -i })
+            for (const x of samples) expected.set(x.timestampMs, x.value)
+            samples.sort((a, b) => a.timestampMs - b.timestampMs)
+            yield* tsdb.write({ series: [{ labels, samples }] })
+          }
+        })
+      const check = (tsdb: Tsdb["Service"], when: string) =>
+        Effect.gen(function*() {
+          const want = [...expected].sort(([a], [b]) => a - b)
+          // Windows inside, across and over the buckets (2 h each: 240 samples at 30 s).
+          for (const [mint, maxt] of [[0, Number.MAX_SAFE_INTEGER], [at(100), at(700)], [at(950), at(1300)], [at(1150), at(1190)], [at(1500), at(2400)]] as const) {
+            const [series] = yield* tsdb.select([eq("__name__", "m")], mint, maxt)
+            const inWindow = want.filter(([t]) => t >= mint && t <= maxt)
+            assert.deepStrictEqual(series === undefined ? [] : samplesOf(series), inWindow.map(([timestampMs, value]) => ({ timestampMs, value })), `${when}: [${mint}, ${maxt}]`)
+          }
+        })
+      const first = yield* open
+      yield* writeFrom(first.tsdb, 0, 600)
+      yield* check(first.tsdb, "written")
+      yield* first.close
+      // Read back from storage, then written on: the chunks the first process stored and the second's.
+      const second = yield* open
+      yield* check(second.tsdb, "reopened")
+      yield* writeFrom(second.tsdb, 1200, 500)
+      yield* check(second.tsdb, "written after reopening")
+      yield* second.close
+      const third = yield* open
+      yield* check(third.tsdb, "reopened again")
+      yield* third.close
+    }))
+
   it.effect("a writer that crashed (no checkpoint on close) replays the head log: every head as the writes built it", () =>
     Effect.gen(function*() {
       const { openWith } = yield* world
