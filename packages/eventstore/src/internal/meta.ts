@@ -11,6 +11,7 @@
  */
 import { Schema } from "effect"
 import { fromUtf8, utf8 } from "./keys.ts"
+import { varintBytes, writeVarint } from "./varint.ts"
 
 export interface StoredMeta {
   readonly firstOffset: number
@@ -46,24 +47,6 @@ const F_RETENTION = 2
 const F_MAX_AGE = 4
 const F_MAX_BYTES = 8
 const F_TOKEN = 16
-
-const varintBytes = (n: number) => {
-  let size = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80)
-    size += 1
-  }
-  return size
-}
-
-const writeVarint = (out: Uint8Array, at: number, n: number) => {
-  while (n >= 0x80) {
-    out[at++] = (n % 0x80) | 0x80
-    n = Math.floor(n / 0x80)
-  }
-  out[at++] = n
-  return at
-}
 
 export const encodeMeta = (m: StoredMeta): Uint8Array => {
   const r = m.retention

@@ -16,26 +16,9 @@
  */
 import type { LogRecord, RecordInput } from "../EventStore.ts"
 import { fromUtf8, readU64, writeU64 } from "./keys.ts"
+import { varintBytes, writeVarint } from "./varint.ts"
 
 const batchTag = 0x80
-
-const varintSize = (n: number) => {
-  let size = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 128)
-    size += 1
-  }
-  return size
-}
-
-const writeVarint = (out: Uint8Array, at: number, n: number): number => {
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80
-    n = Math.floor(n / 128)
-  }
-  out[at++] = n
-  return at
-}
 
 /** Bytes of a record's body. */
 const bodySize = (r: RecordInput) => {
@@ -74,8 +57,8 @@ const writeBody = (out: Buffer, at: number, r: RecordInput): number => {
 
 /** Records [`start`, `end`) of `records` as one stored batch, written into one buffer. */
 const encodeBatch = (timestamp: number, records: ReadonlyArray<RecordInput>, sizes: ReadonlyArray<number>, start: number, end: number): Uint8Array => {
-  let total = 1 + 8 + varintSize(end - start)
-  for (let i = start; i < end; i++) total += varintSize(sizes[i]!) + sizes[i]!
+  let total = 1 + 8 + varintBytes(end - start)
+  for (let i = start; i < end; i++) total += varintBytes(sizes[i]!) + sizes[i]!
   const out = Buffer.allocUnsafeSlow(total)
   out[0] = batchTag
   writeU64(out, 1, timestamp)
