@@ -473,7 +473,19 @@ interface SeriesState {
   /** Out-of-order samples not yet sealed, by timestamp. */
   ooo: Array<Sample>
   /** Chunks sealed by writes not durable yet (until `pendingSeq` is durable): reads find them here. */
-  sealedPending: Array<Uint8Array>
+  sealedPending: Array<SealedChunk>
+  /**
+   * Float chunks this process sealed, kept in memory (in key order: bucket, then first timestamp), from the
+   * series' last two buckets, at most `recentChunksMax`. Together they are every stored float chunk of the
+   * buckets after `coveredAfter`: reads of those buckets need no Db read.
+   */
+  recent: Array<SealedChunk>
+  /**
+   * Every stored float chunk of a bucket after this one is in `recent`: -1 for a series created by this
+   * process; for one read back from storage, infinite until it seals a head chunk, then that chunk's last
+   * sample's bucket (see `keepRecent`); raised past every bucket whose chunks are dropped from `recent`.
+   */
+  coveredAfter: number
   /** Buckets whose postings already hold this series (in this process). */
   readonly indexed: Set<number>
   /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
@@ -500,6 +512,43 @@ interface SeriesState {
 
 const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 
+/** A sealed float chunk: its bucket, first timestamp (its key's) and bytes. */
+interface SealedChunk {
+  readonly bucket: number
+  readonly minT: number
+  readonly bytes: Uint8Array
+}
+
+const noRecent: Array<SealedChunk> = []
+Object.freeze(noRecent)
+
+/**
+ * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
+ * `lastT`: the last timestamp of a sealed head chunk (not given for an out-of-order one).
+ */
+const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number | undefined) => {
+  if (state.coveredAfter === Number.POSITIVE_INFINITY) {
+    // A series read back from storage: every chunk an earlier process stored starts at or before the
+    // newest sample it had, which is at or before the last of the first head chunk this process seals.
+    if (lastT === undefined) return
+    state.coveredAfter = bucketOf(lastT)
+  }
+  const recent = state.recent === noRecent ? (state.recent = []) : state.recent
+  // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
+  let at = recent.length
+  while (at > 0 && (recent[at - 1]!.bucket > chunk.bucket || (recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT > chunk.minT))) at--
+  if (at > 0 && recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT === chunk.minT) recent[at - 1] = chunk
+  else recent.splice(at, 0, chunk)
+  // Only the last two buckets, and at most `recentChunksMax` chunks: what goes takes its bucket's coverage.
+  const newest = recent.at(-1)!.bucket
+  let drop = 0
+  while (drop < recent.length && (recent[drop]!.bucket < newest - 1 || recent.length - drop > Limits.recentChunksMax)) {
+    state.coveredAfter = Math.max(state.coveredAfter, recent[drop]!.bucket)
+    drop++
+  }
+  if (drop > 0) recent.splice(0, drop)
+}
+
 /** The empty lists every series without histograms shares (replaced, never pushed to). */
 const noHistograms: Array<HistogramSample> = []
 const noChunks: Array<Uint8Array> = []
@@ -512,6 +561,8 @@ const emptyState = (id: number): SeriesState => ({
   headChunk: newChunk(),
   ooo: [],
   sealedPending: [],
+  recent: noRecent,
+  coveredAfter: Number.POSITIVE_INFINITY,
   indexed: new Set(),
   pendingSeq: 0,
   lastRecord: 0,
@@ -568,7 +619,7 @@ const applySample = (
   t: number,
   lo: number,
   hi: number,
-  seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined
+  seal: ((key: Uint8Array, value: Uint8Array, lastT?: number) => void) | undefined
 ): "head" | "ooo" => {
   const head = state.headChunk
   if (head.count === 0 || t > head.maxTime!) {
@@ -576,7 +627,7 @@ const applySample = (
     // finds it by the buckets of its window (however sparse the series).
     if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
       const first = head.minTime!
-      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes())
+      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!)
       state.headChunk = newChunk()
     }
     state.headChunk.appendBits(t, hi, lo)
@@ -918,7 +969,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }
       ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
       ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
-      return emptyState(id)
+      const state = emptyState(id)
+      // No chunk of a new series is stored but those this process seals.
+      state.coveredAfter = -1
+      return state
     }
 
     /**
@@ -1014,9 +1068,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
           let sealing: SeriesState | undefined
-          const seal = (key: Uint8Array, value: Uint8Array) => {
+          const seal = (key: Uint8Array, value: Uint8Array, lastT?: number) => {
             ops.push({ _tag: "put", key, value })
-            sealing!.sealedPending.push(value)
+            const chunk: SealedChunk = { bucket: readU32(key, 1), minT: readU64(key, key.length - 8), bytes: value }
+            sealing!.sealedPending.push(chunk)
+            keepRecent(sealing!, chunk, lastT)
           }
           let written = 0
           let waitFor = 0
@@ -1365,17 +1421,30 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * chunk, the out-of-order buffer), taken at one instant: the log read up to now first, so that a reader
      * sees what the writer logged.
      */
-    const headsInMemory = (ids: ReadonlyArray<number>) =>
+    /**
+     * What memory holds of each series in `ids`: the sealed chunks of the `buckets` after its
+     * `coveredAfter` (`recent`, with that bucket), and its other chunks not yet durable, head and
+     * out-of-order buffer (`found`); its histogram chunks not yet durable and histogram head.
+     */
+    const headsInMemory = (ids: ReadonlyArray<number>, buckets: ReadonlySet<number>, maxt: number) =>
       lock.withPermit(Effect.gen(function*() {
         yield* catchUp
         const durableSeq = yield* db.durableSeq
         const found = new Map<number, Array<Uint8Array>>()
+        const recent = new Map<number, { readonly coveredAfter: number; readonly chunks: Array<Uint8Array> }>()
         const histograms = new Map<number, Array<HistogramRun>>()
         for (const id of ids) {
           const state = heads.get(id)
           if (state === undefined) continue
           if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
-          const chunks = [...state.sealedPending]
+          const covered = state.coveredAfter
+          if (covered !== Number.POSITIVE_INFINITY) {
+            const kept: Array<Uint8Array> = []
+            for (const c of state.recent) if (c.bucket > covered && buckets.has(c.bucket) && c.minT <= maxt) kept.push(c.bytes)
+            recent.set(id, { coveredAfter: covered, chunks: kept })
+          }
+          const chunks: Array<Uint8Array> = []
+          for (const c of state.sealedPending) if (c.bucket <= covered) chunks.push(c.bytes)
           if (state.headChunk.count > 0) chunks.push(state.headChunk.bytes())
           if (state.ooo.length > 0) chunks.push(encodeSamples(state.ooo))
           found.set(id, chunks)
@@ -1384,7 +1453,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           if (state.histograms.length > 0) runs.push([...state.histograms])
           if (runs.length > 0) histograms.set(id, runs)
         }
-        return { found, histograms }
+        return { found, recent, histograms }
       }))
 
     /**
@@ -1401,7 +1470,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const histograms = new Map<number, Array<HistogramRun>>()
         if (ids.length === 0) return { chunks, histograms }
         // Heads first: a chunk sealed after this is in them or already stored, never in neither.
-        const { found: inMemory, histograms: histogramsInMemory } = yield* headsInMemory(ids)
+        const { found: inMemory, histograms: histogramsInMemory, recent } = yield* headsInMemory(ids, new Set(buckets), maxt)
+        /** Whether memory holds the series' sealed chunks of the bucket (then the Db's are not read). */
+        const inRecent = (id: number, bucket: number) => {
+          const r = recent.get(id)
+          return r !== undefined && bucket > r.coveredAfter
+        }
         const addHistograms = (id: number, run: HistogramRun) => {
           const list = histograms.get(id)
           if (list === undefined) histograms.set(id, [run])
@@ -1424,7 +1498,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 if (list === undefined) continue
                 // A sealed chunk's key ends with its first timestamp.
                 if (kind === "sealed") {
-                  if (readU64(kv.key, kv.key.length - 8) <= maxt) list.push(kv.value)
+                  if (readU64(kv.key, kv.key.length - 8) <= maxt && !inRecent(id, readU32(kv.key, 1))) list.push(kv.value)
                 } else if (kind === "histograms") {
                   if (readU64(kv.key, kv.key.length - 8) <= maxt) addHistograms(id, kv.value)
                 } else if (kind === "ooo" || !inMemory.has(id)) pushHead(id, list, kind, kv.value)
@@ -1438,11 +1512,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         for (const b of [...buckets].sort((x, y) => x - y)) {
           const hist = histogramBuckets.has(b)
           if (wide) {
-            sealed.push({ start: chunkPrefix(b, lowId), end: prefixEnd(chunkPrefix(b, highId)) })
+            if (!ids.every((id) => inRecent(id, b))) sealed.push({ start: chunkPrefix(b, lowId), end: prefixEnd(chunkPrefix(b, highId)) })
             if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, lowId), end: prefixEnd(histogramChunkPrefix(b, highId)) })
           } else {
             for (const id of ids) {
-              sealed.push({ start: chunkPrefix(b, id), end: prefixEnd(chunkPrefix(b, id)) })
+              if (!inRecent(id, b)) sealed.push({ start: chunkPrefix(b, id), end: prefixEnd(chunkPrefix(b, id)) })
               if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, id), end: prefixEnd(histogramChunkPrefix(b, id)) })
             }
           }
@@ -1459,6 +1533,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             }
           }
           if (kind === "head") {
+            // After the stored chunks (of older buckets), those memory holds, then the rest of the head.
+            for (const [id, r] of recent) chunks.get(id)!.push(...r.chunks)
             for (const [id, list] of inMemory) chunks.get(id)!.push(...list)
             for (const [id, runs] of histogramsInMemory) for (const run of runs) addHistograms(id, run)
           }

@@ -17,6 +17,12 @@ export const bucketMs = 2 * 60 * 60_000
 export const chunkSamplesMax = 120
 /** Series kept in memory with their head state (least recently written beyond this are dropped). */
 export const headSeriesMax = 1_000_000
+/**
+ * Float chunks a series' head keeps in memory after sealing them (besides storing them), newest first,
+ * from its last two buckets at most: queries over recent data read them from memory, as Prometheus's head
+ * block holds its chunks, instead of a Db read per series and bucket.
+ */
+export const recentChunksMax = 8
 /** Remote-write label sets remembered by their bytes, so that a series sent again is not decoded again. */
 export const remoteWriteLabelsCacheMax = 1_000_000
 /**

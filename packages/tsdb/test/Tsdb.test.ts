@@ -109,7 +109,7 @@ describe("Tsdb", () => {
       yield* second.close
     }))
 
-  it.effect("reads every sample of a series across buckets, late samples and restarts, in windows anywhere", () =>
+  it.effect("reads every sample of a series across buckets, late samples and restarts, in windows anywhere: recent chunks from memory, older ones from the store", () =>
     Effect.gen(function*() {
       const { open } = yield* world
       const at = (i: number) => 3_600_000 + i * 30_000
