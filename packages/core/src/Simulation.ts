@@ -157,9 +157,10 @@ export interface Sim {
   readonly sleep: (ms: number) => Effect.Effect<void>
   readonly fail: (message: string) => Effect.Effect<never, Violation>
   /**
-   * Retries what the store's own retries gave up on (`Unavailable`, or a product's, such as `EventStoreUnavailable`), as an operator would: faults are
-   * transient, and an outage lasts at most about 15 s of virtual time, so this waits out a minute. Any
-   * other failure, or one that outlasts that, is a violation named by `what`.
+   * Retries what the store's own retries gave up on (`Unavailable`, or a product's, such as
+   * `EventStoreUnavailable`), as an operator would: faults are transient, and an outage lasts at most
+   * about 15 s of virtual time, so this waits out a minute. Any other failure, or one that outlasts that,
+   * is a violation named by `what`.
    */
   readonly persist: <A, E extends { readonly _tag: string; readonly message: string }>(what: string, self: Effect.Effect<A, E>) => Effect.Effect<A, Violation>
   /** Whether the run injects this kind of fault (workloads consult it for pauses and crashes inside operations). */

@@ -1080,16 +1080,15 @@ const makeHandlers = (store: EventStoreShape, home: TailHome) => {
       return yield* new LimitExceeded({ field: "records", limit: Limits.batchRecordsMax })
     }
     // The plain shape in one pass; anything else through the schema (and its error).
-    const taken = encoding === "utf8" ? takeAppend(json, false) : undefined
-    if (taken !== undefined) {
-      const result = yield* store.append(key, taken.records, taken.options)
-      return ok({ offsets: result.offsets, next: result.next })
+    let append = encoding === "utf8" ? takeAppend(json, false) : undefined
+    if (append === undefined) {
+      const body = encoding === "base64"
+        ? decodeSync(AppendBodyBase64, json, "body", "field")
+        : decodeSync(AppendBodyUtf8, json, "body", "field")
+      if (body instanceof InvalidInput) return yield* body
+      append = { records: inputRecords(body), options: appendOptions(body) }
     }
-    const body = encoding === "base64"
-      ? decodeSync(AppendBodyBase64, json, "body", "field")
-      : decodeSync(AppendBodyUtf8, json, "body", "field")
-    if (body instanceof InvalidInput) return yield* body
-    const result = yield* store.append(key, inputRecords(body), appendOptions(body))
+    const result = yield* store.append(key, append.records, append.options)
     return ok({ offsets: result.offsets, next: result.next })
   })
 

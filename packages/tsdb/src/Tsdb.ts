@@ -1410,21 +1410,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       })
 
     /**
-     * The encoded chunks of each series in `ids` (ascending) that may hold samples up to maxt, in merge
-     * order: sealed chunks by bucket and first timestamp (a chunk that starts after maxt is not read),
-     * then the head, then the out-of-order buffer. Many series close together by id are read with one
-     * scan per bucket over the span of their ids (other series' chunks in that span are skipped
-     * undecoded), others with a scan each.
-     */
-    /**
-     * The heads of `ids` that are in memory, as encoded chunks (sealed chunks not durable yet, the head
-     * chunk, the out-of-order buffer), taken at one instant: the log read up to now first, so that a reader
-     * sees what the writer logged.
-     */
-    /**
-     * What memory holds of each series in `ids`: the sealed chunks of the `buckets` after its
-     * `coveredAfter` (`recent`, with that bucket), and its other chunks not yet durable, head and
-     * out-of-order buffer (`found`); its histogram chunks not yet durable and histogram head.
+     * What memory holds of each series in `ids` that has its head in memory, taken at one instant (the log
+     * read up to now first, so that a reader sees what the writer logged): its kept sealed chunks of the
+     * `buckets` after its `coveredAfter` (`recent`, with that bucket); its other sealed chunks not durable
+     * yet, head chunk and out-of-order buffer (`found`); its histogram chunks not durable yet and histogram
+     * head.
      */
     const headsInMemory = (ids: ReadonlyArray<number>, buckets: ReadonlySet<number>, maxt: number) =>
       lock.withPermit(Effect.gen(function*() {
@@ -1457,11 +1447,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }))
 
     /**
-     * The encoded chunks of each series in `ids` (ascending) that may hold samples up to maxt, in merge
-     * order: sealed chunks by bucket and first timestamp (a chunk that starts after maxt is not read),
-     * then the head and the out-of-order buffer (from memory, or from their checkpoint). Many series close
-     * together by id are read with one scan per bucket over the span of their ids (other series' chunks
-     * in that span are skipped undecoded), others with a scan each.
+     * The encoded chunks of each series in `ids` (ascending) in the `buckets` (ascending) that may hold
+     * samples up to maxt, in merge order: sealed chunks by bucket and first timestamp (a chunk that starts
+     * after maxt is not read; the buckets memory covers from its kept chunks), then the head and the
+     * out-of-order buffer (from memory, or from their checkpoint). Many series close together by id are
+     * read with a range per bucket over the span of their ids (other series' chunks in that span are
+     * skipped undecoded), others with a range per series and bucket, all in one `scanRanges`.
      */
     const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, histogramBuckets: ReadonlySet<number>, maxt: number) =>
       Effect.gen(function*() {
@@ -1509,7 +1500,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         // series and bucket.
         const sealed: Array<CoreDb.ScanRange> = []
         const histogramRanges: Array<CoreDb.ScanRange> = []
-        for (const b of [...buckets].sort((x, y) => x - y)) {
+        for (const b of buckets) {
           const hist = histogramBuckets.has(b)
           if (wide) {
             if (!ids.every((id) => inRecent(id, b))) sealed.push({ start: chunkPrefix(b, lowId), end: prefixEnd(chunkPrefix(b, highId)) })
@@ -1542,7 +1533,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return { chunks, histograms }
       })
 
-    /** The start-timestamp keys (time, start) of each series in `ids` in the buckets, by series, in time order. */
+    /** The start-timestamp keys (time, start) of each series in `ids` (ascending) in the `buckets` (ascending), by series, in time order. */
     const readStarts = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, maxt: number) =>
       Effect.gen(function*() {
         const found = new Map<number, Array<readonly [number, number]>>()
@@ -1561,8 +1552,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               }
             })).pipe(Effect.mapError(failed))
         const ranges: Array<CoreDb.ScanRange> = []
-        for (const b of [...buckets].sort((x, y) => x - y)) {
-          if (scanWide(ids)) ranges.push({ start: startPrefix(b, ids[0]!), end: prefixEnd(startPrefix(b, ids.at(-1)!)) })
+        const wide = scanWide(ids)
+        for (const b of buckets) {
+          if (wide) ranges.push({ start: startPrefix(b, ids[0]!), end: prefixEnd(startPrefix(b, ids.at(-1)!)) })
           else for (const id of ids) ranges.push({ start: startPrefix(b, id), end: prefixEnd(startPrefix(b, id)) })
         }
         yield* collect(ranges)
@@ -1574,7 +1566,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.gen(function*() {
         const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const ids = yield* selectIds(matchers, mint, maxt)
-        // Sealed chunks lie in their bucket; the bucket before mint too, for chunks stored before chunks were cut at bucket starts.
+        // A sealed chunk lies in its bucket; the bucket before mint is read too, for chunks stored before
+        // heads were cut at each bucket's start (those span into the next bucket).
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const histogramBuckets = yield* histogramBucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const sortedIds = [...ids.keys()].sort((a, b) => a - b)

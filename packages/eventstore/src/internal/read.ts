@@ -62,16 +62,19 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
             const batch = openBatch(K.recordKeyOffset(kv.key), kv.value)
             while (nextRecord(batch)) {
               if (batch.offset < from) continue
-              if (batch.offset >= end || bytes >= maxBytes) {
+              if (batch.offset >= end) {
                 done = true
                 return
               }
               const record = decodeAt(batch)
               records.push(record)
               bytes += recordSize(record.value, record.headers)
+              if (batch.offset + 1 >= end || bytes >= maxBytes) {
+                done = true
+                return
+              }
             }
           }
-          if (records.length > 0 && (records.at(-1)!.offset + 1 >= end || bytes >= maxBytes)) done = true
         }))
       return records
     })

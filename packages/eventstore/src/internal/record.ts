@@ -213,12 +213,6 @@ export const sizeAt = (c: BatchCursor): number => {
   return c.end - at + headerBytes
 }
 
-/** The records of the entry under `lastOffset` with offsets in [`from`, `until`), decoded into `out`. */
-export const decodeBatch = (lastOffset: number, bytes: Uint8Array, from: number, until: number, out: Array<LogRecord>): void => {
-  const c = openBatch(lastOffset, bytes)
-  while (c.offset + 1 < until && nextRecord(c)) if (c.offset >= from) out.push(decodeAt(c))
-}
-
 /** Bytes a record counts for (its value and headers), for limits and retention. */
 export const recordSize = (value: Uint8Array, headers: Readonly<Record<string, string>>) =>
   value.length + Object.entries(headers).reduce((n, [k, v]) => n + Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8"), 0)

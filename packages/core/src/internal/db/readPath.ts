@@ -76,24 +76,6 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
       return resolveVersions(key, versions, merge)
     })
 
-  const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, ReadError, R> =>
-    Stream.unwrap(
-      Effect.gen(function*() {
-        const { s, seq, manifest } = yield* view(options)
-        const start = range.start === undefined ? undefined : keyString(range.start)
-        const end = range.end === undefined ? undefined : keyString(range.end)
-        const cursors: Array<Cursor<ReadError>> = [
-          ...[s.active, ...s.frozen].map((t) => cursorFromIterator(t.range(start, end, seq))),
-          ...manifest.l0.filter((ref) => overlaps(ref, range.start, range.end)).map((ref) => tables.cursor(ref, range.start, range.end)),
-          ...manifest.runs.map((run) => runCursor(tables, tablesInRange(run.ssts, range.start, range.end), range.start, range.end))
-        ]
-        const cursor = mergeCursors(cursors)
-        const cursorState = resolveState()
-        return Stream.paginate(undefined, () =>
-          Effect.map(resolveBatch(cursor, cursorState, seq, merge, 256), (batch) =>
-            [batch, cursorState.done ? Option.none() : Option.some(undefined)] as const))
-      })
-    )
   /**
    * Several ranges in one read: one view for all of them (what one scan would see), the ranges in the
    * order given, which must be ascending and disjoint (each starts at or after the end of the one before).
@@ -132,6 +114,9 @@ export const readPath = <R>(tables: Tables, merge: MergeOperator | undefined, vi
           }))
       })
     )
+
+  /** One range: `scanRanges` of it. */
+  const scan = (range: ScanRange = {}, options?: ReadOptions): Stream.Stream<KeyValue, ReadError, R> => scanRanges([range], options)
 
   return { get, scan, scanRanges }
 }

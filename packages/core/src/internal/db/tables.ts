@@ -141,13 +141,8 @@ export const makeTables = (
       let aheadBytes = 0
       const fetchAhead = (hs: ReadonlyArray<BlockHandle>) =>
         Effect.gen(function*() {
+          // Not cached: `nextSync` takes cached blocks itself.
           const first = hs[blockIndex]!
-          const cached = caches.blocks.peek(`${ref.id}@${first.offset}`)
-          if (cached !== undefined) {
-            ahead.push(cached)
-            blockIndex += 1
-            return
-          }
           let last = blockIndex
           while (last + 1 < hs.length && hs[last + 1]!.offset + hs[last + 1]!.length - first.offset <= aheadBytes) last++
           aheadBytes = aheadBytes === 0 ? scanReadAheadFirstBytes : Math.min(aheadBytes * 2, scanReadAheadBytes)
