@@ -55,6 +55,8 @@ const profile = process.env["BENCH_PROFILE"] === "1"
 const cellFilter = process.env["BENCH_CELLS"]?.split(",").map((s) => s.trim()).filter((s) => s !== "")
 const tailsWanted = Number(process.env["BENCH_TAILS"] ?? 10_000)
 const redisServer = process.env["BENCH_REDIS_SERVER"] ?? "redis-server"
+/** Node flags for our server (e.g. V8 heap flags), space-separated. */
+const oursNodeArgs = (process.env["BENCH_OURS_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "")
 const keyCount = 1_000
 const valueBytes = 100
 /** Our server's tail heartbeat period (its default); idle tails cost what their heartbeats cost. */
@@ -282,7 +284,10 @@ const startOurs = async (dir: string, cell: Cell, name: ServerName): Promise<Run
     OPENDATA_HOST: "127.0.0.1",
     OPENDATA_EVENTSTORE_TAIL_HEARTBEAT_MS: String(tailHeartbeatMs)
   })
-  const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", path.join(profileDir, profileKey(cell, name))] : []
+  const nodeFlags = [
+    ...oursNodeArgs,
+    ...(profile ? ["--cpu-prof", "--cpu-prof-dir", path.join(profileDir, profileKey(cell, name))] : [])
+  ]
   // cwd: the fresh directory, so that no opendata.yaml of the caller's is read.
   const server = launch("ours", process.execPath, [...nodeFlags, serverMain], env, dir, port)
   await waitReady(server, async () => {
