@@ -38,7 +38,7 @@
  * checkpointed with its head, and sealed (`chunkSamplesMax` of them) into `g` chunks
  * (internal/histogramChunk.ts). A series may hold floats and histograms at different times.
  */
-import { Clock, Context, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import { Db, Keys } from "@opendata/core"
 import * as Limits from "./limits.ts"
@@ -47,12 +47,13 @@ import type { XorChunk } from "./internal/chunk.ts"
 import { newChunk, openChunk } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
+import { BucketPostings } from "./internal/postings.ts"
 import { hash32, SeriesLookup } from "./internal/seriesLookup.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
-import { canonical, hashLabels, labelValue, matches, matchesAll, matchesEmpty, sortLabels } from "./internal/labels.ts"
+import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
 import type { HistogramSample } from "./internal/histogramChunk.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
@@ -259,6 +260,12 @@ const u32 = (n: number) => {
   const b = new Uint8Array(4)
   new DataView(b.buffer).setUint32(0, n)
   return b
+}
+/** Whether two byte strings are equal. */
+const sameBytes = (a: Uint8Array, b: Uint8Array) => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
 const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
@@ -719,28 +726,58 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       if (n > 0) overlayBySeq.splice(0, n)
     }
     /**
-     * The label names and values of recent buckets, for the label APIs: a bucket's are read from its
-     * postings by one scan when first asked for, then kept current from this process's writes, each applied
-     * once the Db's durable watermark reaches it (a value is listed once its postings are durable, as a
-     * scan would find them). At most `labelIndexBucketsMax` buckets, the least recently asked for first.
+     * The postings of recent buckets in memory (`internal/postings.ts`), for selections and the label APIs:
+     * a bucket's are read from its `i` keys by one scan when first asked for, then kept current from the
+     * Db's change feed (this process's writes and, on a follower, the writer's), so they hold exactly what
+     * is durable, as a scan would. At most `postingsBucketsMax` buckets, the least recently asked for first.
+     * A gap in the feed (it dropped batches) drops them all: they are read again when next asked for.
      */
-    const labelIndex = new Map<number, Map<string, Set<string>>>()
-    /** Postings written and not yet applied to the label index, oldest first. */
-    const pendingPostings: Array<{ readonly seq: number; readonly postings: ReadonlyArray<readonly [number, string, string]> }> = []
-    const applyDurablePostings = (durableSeq: number) => {
-      let n = 0
-      while (n < pendingPostings.length && pendingPostings[n]!.seq <= durableSeq) {
-        for (const [bucket, name, value] of pendingPostings[n]!.postings) {
-          const names = labelIndex.get(bucket)
-          if (names === undefined) continue
-          let values = names.get(name)
-          if (values === undefined) names.set(name, (values = new Set()))
-          values.add(value)
+    const postingsIndex = new Map<number, { readonly postings: BucketPostings; ready: Deferred.Deferred<void, TsdbError> }>()
+    const feed = yield* db.subscribe
+    /** The last seq the feed has applied, and the durable seq the index was last read entire at. */
+    let feedSeq = yield* db.durableSeq
+    let validSeq = feedSeq
+    const feedWaiters = new Set<{ readonly seq: number; readonly done: Deferred.Deferred<void> }>()
+    const applyFeed = (batch: CoreDb.DurableBatch) => {
+      if (batch.firstSeq > feedSeq + 1) postingsIndex.clear()
+      feedSeq = Math.max(feedSeq, batch.lastSeq)
+      if (postingsIndex.size > 0) {
+        for (const e of batch.entries) {
+          const k = e.key
+          if (e.kind !== "put" || k[0] !== 0x69 || k.length < 15) continue
+          const entry = postingsIndex.get(readU32(k, 1))
+          if (entry === undefined) continue
+          const z = k.indexOf(0, 5)
+          if (z < 0 || k.length < z + 10) continue
+          entry.postings.add(decoder.decode(k.subarray(5, z)), decoder.decode(k.subarray(z + 1, k.length - 9)), readU64(k, k.length - 8))
         }
-        n += 1
       }
-      if (n > 0) pendingPostings.splice(0, n)
+      for (const w of feedWaiters) {
+        if (w.seq > feedSeq) continue
+        feedWaiters.delete(w)
+        Deferred.doneUnsafe(w.done, Exit.void)
+      }
     }
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(feed, (batch) => Effect.sync(() => applyFeed(batch)))))
+    /**
+     * Waits until the index holds everything durable now: the feed has applied it (it follows the durable
+     * watermark closely), or, past `postingsFeedWaitMs` (a follower that adopted a manifest without
+     * publishing its batches), the index is dropped and read again.
+     */
+    const postingsCurrent = Effect.gen(function*() {
+      const durable = yield* db.durableSeq
+      if (Math.max(feedSeq, validSeq) >= durable) return
+      const waiter = { seq: durable, done: Deferred.makeUnsafe<void>() }
+      feedWaiters.add(waiter)
+      const caught = yield* Deferred.await(waiter.done).pipe(
+        Effect.timeoutOption(`${Limits.postingsFeedWaitMs} millis`),
+        Effect.ensuring(Effect.sync(() => feedWaiters.delete(waiter)))
+      )
+      if (caught._tag === "None" && Math.max(feedSeq, validSeq) < durable) {
+        postingsIndex.clear()
+        validSeq = durable
+      }
+    })
     let nextId: number | undefined
     /** Buckets this process has registered (re-registering after a restart is harmless). */
     const knownBuckets = new Set<number>()
@@ -1051,14 +1088,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         /** Series created by this request (canonical labels -> id), and their lookup keys. */
         const created = new Map<string, number>()
         const createdLabels: Array<readonly [Labels, number]> = []
-        /** Postings this request adds (bucket, name, value), for the label index once they are durable. */
-        const postings: Array<readonly [number, string, string]> = []
         const decided = yield* lock.withPermit(Effect.gen(function*() {
           if (!caughtUpOnce) yield* catchUp
           if (!exemplarsLoaded && input.series.some((s) => s.exemplars !== undefined && s.exemplars.length > 0)) yield* loadExemplars
           const durableSeq = yield* db.durableSeq
           dropDurableOverlay(durableSeq)
-          applyDurablePostings(durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
           /** Ids from here on are created by this request. */
           const firstNewId = nextId ?? Number.POSITIVE_INFINITY
@@ -1120,7 +1154,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               state.indexed.add(bucket)
               for (const [name, value] of labels) {
                 ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
-                postings.push([bucket, name, value])
               }
             }
           }
@@ -1292,7 +1325,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                   for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
                   for (const [k, id] of created) pendingSeries.set(k, { id, seq: result.seq })
                   overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
-                  if (postings.length > 0) pendingPostings.push({ seq: result.seq, postings })
                   for (const state of touched) state.pendingSeq = result.seq
                   for (const [id, e] of keptAdds) exemplarRing.add(id, e)
                 })
@@ -1360,32 +1392,26 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const scanKeys = (start: Uint8Array, end: Uint8Array | undefined) =>
       Effect.map(Stream.runCollect(db.scan({ start, end })).pipe(Effect.mapError(failed)), (kvs) => kvs.map((kv) => kv.key))
 
-    /** Ids of the series in `bucket` matching every matcher, and their labels. */
+    /**
+     * Adds the series of `bucket` matching every matcher, with their labels, to `found`: the candidates
+     * from the bucket's postings, checked against their labels (for the matchers that match "").
+     */
     const selectInBucket = (bucket: number, matchers: ReadonlyArray<Matcher>, found: Map<number, Labels>) =>
       Effect.gen(function*() {
-        // Narrow by the most selective kind of matcher: an equality that does not match the empty string.
-        const eq = matchers.find((m) => m.type === "=" && !matchesEmpty(m))
-        const narrowing = eq ?? matchers.find((m) => !matchesEmpty(m))
-        let ids: Array<number>
-        if (narrowing !== undefined && narrowing.type === "=") {
-          const p = postingPrefix(bucket, narrowing.name, narrowing.value)
-          ids = (yield* scanKeys(p, prefixEnd(p))).map((k) => readU64(k, k.length - 8))
-        } else if (narrowing !== undefined) {
-          const p = postingPrefix(bucket, narrowing.name)
-          ids = (yield* scanKeys(p, prefixEnd(p)))
-            .filter((k) => matches(narrowing, decoder.decode(k.subarray(p.length, k.length - 9))))
-            .map((k) => readU64(k, k.length - 8))
-        } else {
-          // Every matcher matches the empty string: every series of the bucket is a candidate.
-          const p = postingPrefix(bucket)
-          ids = [...new Set((yield* scanKeys(p, prefixEnd(p))).map((k) => readU64(k, k.length - 8)))]
-        }
-        for (const id of new Set(ids)) {
+        const candidates = (yield* bucketPostings(bucket)).candidates(matchers)
+        // Labels are mostly cached: only the others are read, one effect each.
+        const unread: Array<number> = []
+        for (const id of candidates) {
           if (found.has(id)) continue
+          const labels = labelsCache.get(id)
+          if (labels === undefined) unread.push(id)
+          else if (matchesAll(matchers, labels)) found.set(id, labels)
+        }
+        for (const id of unread) {
           const labels = yield* labelsOf(id)
           if (labels !== undefined && matchesAll(matchers, labels)) found.set(id, labels)
-          if (found.size > Limits.selectSeriesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.selectSeriesMax} series selected`))
         }
+        if (found.size > Limits.selectSeriesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.selectSeriesMax} series selected`))
       })
 
     /** The buckets holding data in [first, last] (only those: a wide range costs nothing). */
@@ -1599,7 +1625,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         for (const matchers of selectors.length === 0 ? [[]] : selectors) {
           for (const [id, labels] of yield* selectIds(matchers, mint, maxt)) found.set(id, labels)
         }
-        return [...found.values()].sort((a, b) => (canonical(a) < canonical(b) ? -1 : 1))
+        return [...found.values()].map((labels) => ({ labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1)).map((s) => s.labels)
       })
 
     const limited = <A>(items: ReadonlyArray<A>, limit: number | undefined) => (limit === undefined || limit <= 0 ? items : items.slice(0, limit))
@@ -1622,34 +1648,55 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return out.sort((a, b) => (canonical(a.labels) < canonical(b.labels) ? -1 : 1))
       })
 
-    /** A bucket's label names and their values, from the label index (read from its postings if not there). */
-    const bucketLabels = (bucket: number) =>
+    /**
+     * A bucket's postings from the index, read from its `i` keys if not there. The entry is in the index
+     * while it is read, so that the feed adds what becomes durable meanwhile (adding twice is harmless);
+     * others asking for it wait for the read.
+     */
+    const bucketPostings = (bucket: number): Effect.Effect<BucketPostings, TsdbError> =>
       Effect.gen(function*() {
-        applyDurablePostings(yield* db.durableSeq)
-        const cached = labelIndex.get(bucket)
+        yield* postingsCurrent
+        const cached = postingsIndex.get(bucket)
         if (cached !== undefined) {
-          labelIndex.delete(bucket)
-          labelIndex.set(bucket, cached)
-          return cached
+          postingsIndex.delete(bucket)
+          postingsIndex.set(bucket, cached)
+          yield* Deferred.await(cached.ready)
+          return cached.postings
         }
-        // Writes that land during the scan are applied from `pendingPostings` later: adding twice is harmless.
-        const names = new Map<string, Set<string>>()
+        const entry = { postings: new BucketPostings(), ready: Deferred.makeUnsafe<void, TsdbError>() }
+        postingsIndex.set(bucket, entry)
+        if (postingsIndex.size > Limits.postingsBucketsMax) postingsIndex.delete(postingsIndex.keys().next().value!)
         const p = postingPrefix(bucket)
-        yield* Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
+        // Keys come sorted by name, then value: each name and value is decoded once, not once per series.
+        let nameBytes: Uint8Array | undefined
+        let name = ""
+        let valueBytes: Uint8Array | undefined
+        let value = ""
+        const read = Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
           Effect.sync(() => {
             for (const kv of kvs) {
               const k = kv.key
               const z = k.indexOf(0, p.length)
               if (z < 0 || k.length < z + 10) continue
-              const name = decoder.decode(k.subarray(p.length, z))
-              let values = names.get(name)
-              if (values === undefined) names.set(name, (values = new Set()))
-              values.add(decoder.decode(k.subarray(z + 1, k.length - 9)))
+              const n = k.subarray(p.length, z)
+              if (nameBytes === undefined || !sameBytes(n, nameBytes)) {
+                nameBytes = n
+                name = decoder.decode(n)
+                valueBytes = undefined
+              }
+              const v = k.subarray(z + 1, k.length - 9)
+              if (valueBytes === undefined || !sameBytes(v, valueBytes)) {
+                valueBytes = v
+                value = decoder.decode(v)
+              }
+              entry.postings.add(name, value, readU64(k, k.length - 8))
             }
           })).pipe(Effect.mapError(failed))
-        labelIndex.set(bucket, names)
-        if (labelIndex.size > Limits.labelIndexBucketsMax) labelIndex.delete(labelIndex.keys().next().value!)
-        return names
+        const exit = yield* Effect.exit(read)
+        if (Exit.isFailure(exit) && postingsIndex.get(bucket) === entry) postingsIndex.delete(bucket)
+        Deferred.doneUnsafe(entry.ready, Exit.asVoid(exit))
+        yield* exit
+        return entry.postings
       })
 
     const labelNames: TsdbShape["labelNames"] = (selectors, mint, maxt, limit) =>
@@ -1661,7 +1708,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         // Without selectors the label index answers: the names of each bucket in range.
         const names = new Set<string>()
         for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
-          for (const name of (yield* bucketLabels(b)).keys()) names.add(name)
+          for (const name of (yield* bucketPostings(b)).names()) names.add(name)
         }
         return limited([...names].sort(), limit ?? Limits.labelValuesMax)
       })
@@ -1675,7 +1722,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         // Without selectors the label index answers: the values of `name` in each bucket in range.
         const values = new Set<string>()
         for (const b of yield* bucketsIn(bucketOf(Math.max(0, mint)), bucketOf(Math.max(0, maxt)))) {
-          for (const value of (yield* bucketLabels(b)).get(name) ?? []) values.add(value)
+          for (const value of (yield* bucketPostings(b)).values(name)) values.add(value)
         }
         return limited([...values].sort(), limit ?? Limits.labelValuesMax)
       })
@@ -1706,7 +1753,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
       for (const b of knownHistogramBuckets) if (b < cutoff) knownHistogramBuckets.delete(b)
-      for (const b of labelIndex.keys()) if (b < cutoff) labelIndex.delete(b)
+      for (const b of postingsIndex.keys()) if (b < cutoff) postingsIndex.delete(b)
       // Exemplars of the dropped buckets' time go too (at most `exemplarsMax` keys to look at).
       const cutoffMs = cutoff * Limits.bucketMs
       const oldExemplars = yield* Stream.runCollect(

@@ -75,10 +75,16 @@ export const regexCacheMax = 10_000
 /** Label names and values the label APIs return at most. */
 export const labelValuesMax = 100_000
 /**
- * Buckets whose label names and values are kept in memory for the label APIs (the least recently asked
- * for goes first): 24 two-hour buckets, the last two days, what dashboards ask about.
+ * Buckets whose postings (label names, values and the series holding each) are kept in memory for
+ * selections and the label APIs (the least recently asked for goes first): 24 two-hour buckets, the last
+ * two days, what dashboards ask about. About 16 bytes per posting: 10,000 series of 6 labels, ~1 MB a bucket.
  */
-export const labelIndexBucketsMax = 24
+export const postingsBucketsMax = 24
+/**
+ * How long a selection waits for the Db's change feed to bring the postings index up to the durable
+ * watermark (it follows within a tick) before reading the index again from storage instead.
+ */
+export const postingsFeedWaitMs = 1_000
 /**
  * How deep a PromQL expression may nest: the parser rejects a query whose syntax tree would be more than
  * this many nodes deep, counting every operand, argument, parenthesis, sign, subquery and duration

@@ -217,6 +217,30 @@ describe("Tsdb", () => {
       yield* reader.close
     }))
 
+  it.effect("a reader's postings index learns the series the writer creates after the reader first selected", () =>
+    Effect.gen(function*() {
+      const { openWith } = yield* world
+      const writer = yield* openWith({})
+      const write = (job: string, i: number) =>
+        writer.tsdb.write({ series: [{ labels: L({ __name__: "r", job }), samples: [{ timestampMs: 1000 + i * 15_000, value: i }] }] })
+      for (let i = 0; i < 5; i++) yield* write("a", i)
+      const reader = yield* openWith({}, "reader")
+      const jobs = (tsdb: typeof reader.tsdb) =>
+        Effect.map(tsdb.select([eq("__name__", "r")], 0, Number.MAX_SAFE_INTEGER), (s) => s.map((x) => x.labels.find(([n]) => n === "job")![1]))
+      // The first selection reads the bucket's postings into the index.
+      assert.deepStrictEqual(yield* jobs(reader.tsdb), ["a"])
+      assert.deepStrictEqual(yield* reader.tsdb.labelValues("job", [], 0, Number.MAX_SAFE_INTEGER), ["a"])
+      // A new series in the same bucket, written by the writer: the reader's feed adds its postings.
+      yield* write("b", 5)
+      assert.deepStrictEqual(yield* jobs(writer.tsdb), ["a", "b"])
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(yield* jobs(reader.tsdb), ["a", "b"])
+      assert.deepStrictEqual(yield* reader.tsdb.labelValues("job", [], 0, Number.MAX_SAFE_INTEGER), ["a", "b"])
+      assert.deepStrictEqual(yield* reader.tsdb.series([[eq("job", "b")]], 0, Number.MAX_SAFE_INTEGER), [L({ __name__: "r", job: "b" })])
+      yield* writer.close
+      yield* reader.close
+    }))
+
   it.effect("selects only the samples in [mint, maxt] from sealed chunks, the head and the out-of-order buffer, by timestamp", () =>
     Effect.gen(function*() {
       const { open } = yield* world
