@@ -523,6 +523,8 @@ const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
 interface SealedChunk {
   readonly bucket: number
   readonly minT: number
+  /** Its last timestamp: a read of a window after it skips it undecoded. */
+  readonly maxT: number
   readonly bytes: Uint8Array
 }
 
@@ -626,7 +628,7 @@ const applySample = (
   t: number,
   lo: number,
   hi: number,
-  seal: ((key: Uint8Array, value: Uint8Array, lastT?: number) => void) | undefined
+  seal: ((key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void) | undefined
 ): "head" | "ooo" => {
   const head = state.headChunk
   if (head.count === 0 || t > head.maxTime!) {
@@ -634,7 +636,7 @@ const applySample = (
     // finds it by the buckets of its window (however sparse the series).
     if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
       const first = head.minTime!
-      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!)
+      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!, false)
       state.headChunk = newChunk()
     }
     state.headChunk.appendBits(t, hi, lo)
@@ -652,7 +654,7 @@ const applySample = (
       const bucket = bucketOf(first.timestampMs)
       let to = from + 1
       while (to < ooo.length && bucketOf(ooo[to]!.timestampMs) === bucket) to++
-      seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)))
+      seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)), ooo[to - 1]!.timestampMs, true)
       from = to
     }
     state.ooo = []
@@ -1102,11 +1104,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
           let sealing: SeriesState | undefined
-          const seal = (key: Uint8Array, value: Uint8Array, lastT?: number) => {
+          const seal = (key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => {
             ops.push({ _tag: "put", key, value })
-            const chunk: SealedChunk = { bucket: readU32(key, 1), minT: readU64(key, key.length - 8), bytes: value }
+            const chunk: SealedChunk = { bucket: readU32(key, 1), minT: readU64(key, key.length - 8), maxT, bytes: value }
             sealing!.sealedPending.push(chunk)
-            keepRecent(sealing!, chunk, lastT)
+            keepRecent(sealing!, chunk, outOfOrder ? undefined : maxT)
           }
           let written = 0
           let waitFor = 0
@@ -1440,9 +1442,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * read up to now first, so that a reader sees what the writer logged): its kept sealed chunks of the
      * `buckets` after its `coveredAfter` (`recent`, with that bucket); its other sealed chunks not durable
      * yet, head chunk and out-of-order buffer (`found`); its histogram chunks not durable yet and histogram
-     * head.
+     * head. Float chunks wholly outside [mint, maxt] are left out (memory knows each one's time span).
      */
-    const headsInMemory = (ids: ReadonlyArray<number>, buckets: ReadonlySet<number>, maxt: number) =>
+    const headsInMemory = (ids: ReadonlyArray<number>, buckets: ReadonlySet<number>, mint: number, maxt: number) =>
       lock.withPermit(Effect.gen(function*() {
         yield* catchUp
         const durableSeq = yield* db.durableSeq
@@ -1456,13 +1458,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const covered = state.coveredAfter
           if (covered !== Number.POSITIVE_INFINITY) {
             const kept: Array<Uint8Array> = []
-            for (const c of state.recent) if (c.bucket > covered && buckets.has(c.bucket) && c.minT <= maxt) kept.push(c.bytes)
+            for (const c of state.recent) if (c.bucket > covered && buckets.has(c.bucket) && c.minT <= maxt && c.maxT >= mint) kept.push(c.bytes)
             recent.set(id, { coveredAfter: covered, chunks: kept })
           }
           const chunks: Array<Uint8Array> = []
-          for (const c of state.sealedPending) if (c.bucket <= covered) chunks.push(c.bytes)
-          if (state.headChunk.count > 0) chunks.push(state.headChunk.bytes())
-          if (state.ooo.length > 0) chunks.push(encodeSamples(state.ooo))
+          for (const c of state.sealedPending) if (c.bucket <= covered && c.minT <= maxt && c.maxT >= mint) chunks.push(c.bytes)
+          const head = state.headChunk
+          if (head.count > 0 && head.minTime! <= maxt && head.maxTime! >= mint) chunks.push(head.bytes())
+          const ooo = state.ooo
+          if (ooo.length > 0 && ooo[0]!.timestampMs <= maxt && ooo.at(-1)!.timestampMs >= mint) chunks.push(encodeSamples(ooo))
           found.set(id, chunks)
           if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
           const runs: Array<HistogramRun> = [...state.histogramsSealedPending]
@@ -1480,14 +1484,14 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * read with a range per bucket over the span of their ids (other series' chunks in that span are
      * skipped undecoded), others with a range per series and bucket, all in one `scanRanges`.
      */
-    const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, histogramBuckets: ReadonlySet<number>, maxt: number) =>
+    const readChunks = (ids: ReadonlyArray<number>, buckets: ReadonlyArray<number>, histogramBuckets: ReadonlySet<number>, mint: number, maxt: number) =>
       Effect.gen(function*() {
         const chunks = new Map<number, Array<Uint8Array>>(ids.map((id) => [id, []]))
         /** Histogram chunks and heads, by series (only those that have some). */
         const histograms = new Map<number, Array<HistogramRun>>()
         if (ids.length === 0) return { chunks, histograms }
         // Heads first: a chunk sealed after this is in them or already stored, never in neither.
-        const { found: inMemory, histograms: histogramsInMemory, recent } = yield* headsInMemory(ids, new Set(buckets), maxt)
+        const { found: inMemory, histograms: histogramsInMemory, recent } = yield* headsInMemory(ids, new Set(buckets), mint, maxt)
         /** Whether memory holds the series' sealed chunks of the bucket (then the Db's are not read). */
         const inRecent = (id: number, bucket: number) => {
           const r = recent.get(id)
@@ -1597,7 +1601,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const histogramBuckets = yield* histogramBucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
         const sortedIds = [...ids.keys()].sort((a, b) => a - b)
-        const { chunks, histograms } = yield* readChunks(sortedIds, buckets, histogramBuckets, maxt)
+        const { chunks, histograms } = yield* readChunks(sortedIds, buckets, histogramBuckets, mint, maxt)
         const starts = keepStarts ? yield* readStarts(sortedIds, buckets, maxt) : undefined
         const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
         const out: Array<SelectedSeries> = []
