@@ -745,6 +745,13 @@ const main = async () => {
       `RSS after the queries: ours ${fmt(rssMb(ours))} MB (peak ${fmt(rssMb(ours, "VmHWM"))} MB)` +
         (prometheus !== undefined ? `, Prometheus ${fmt(rssMb(prometheus))} MB (peak ${fmt(rssMb(prometheus, "VmHWM"))} MB)` : "")
     )
+    // Where our memory is, as the server's own /metrics reports it.
+    const metrics = await (await fetch(`${ours.base}/metrics`)).text()
+    const gauge = (name: string) => Number(metrics.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m"))?.[1] ?? Number.NaN) / 2 ** 20
+    console.log(
+      `ours: V8 heap used ${fmt(gauge("nodejs_heap_size_used_bytes"))} MB of ${fmt(gauge("nodejs_heap_size_total_bytes"))} MB, ` +
+        `external ${fmt(gauge("nodejs_external_memory_bytes"))} MB`
+    )
   } finally {
     for (const p of procs.reverse()) await stop(p)
   }

@@ -20,8 +20,11 @@ const recentKeysMin = 4096
 const entryOverheadBytes = 48
 
 export class Memtable {
-  /** Versions of each key, oldest first (sequence numbers only grow). */
-  private readonly versions = new Map<string, Array<Entry>>()
+  /**
+   * Versions of each key, oldest first (sequence numbers only grow): most keys have one, held as it is
+   * (an array of one costs more than the entry).
+   */
+  private readonly versions = new Map<string, Entry | Array<Entry>>()
   /** Every key, in order, in two runs (`sorted`, then the smaller `recent`), except those added since the last ordered read (`added`). */
   private sorted: Array<string> = []
   private recent: Array<string> = []
@@ -42,13 +45,12 @@ export class Memtable {
 
   add(entry: Entry): void {
     const k = keyString(entry.key)
-    let list = this.versions.get(k)
-    if (list === undefined) {
-      list = []
-      this.versions.set(k, list)
+    const held = this.versions.get(k)
+    if (held === undefined) {
+      this.versions.set(k, entry)
       this.added.push(k)
-    }
-    list.push(entry)
+    } else if (Array.isArray(held)) held.push(entry)
+    else this.versions.set(k, [held, entry])
     this.bytes += entry.key.length + entry.value.length + entryOverheadBytes
     this.entryCount += 1
     if (entry.seq < this.minSeq) this.minSeq = entry.seq
@@ -60,8 +62,10 @@ export class Memtable {
    * (older ones cannot change the value).
    */
   get(key: string, seqMax: number): Array<Entry> {
-    const list = this.versions.get(key)
-    if (list === undefined) return []
+    const held = this.versions.get(key)
+    if (held === undefined) return []
+    if (!Array.isArray(held)) return held.seq <= seqMax ? [held] : []
+    const list = held
     const out: Array<Entry> = []
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i]!
@@ -102,7 +106,12 @@ export class Memtable {
       else if (j < b.length) k = b[j++]!
       else return
       if (end !== undefined && k >= end) return
-      const list = this.versions.get(k)!
+      const held = this.versions.get(k)!
+      if (!Array.isArray(held)) {
+        if (seqMax === undefined || held.seq <= seqMax) yield held
+        continue
+      }
+      const list = held
       if (seqMax === undefined) {
         for (let v = list.length - 1; v >= 0; v--) yield list[v]!
         continue
