@@ -372,8 +372,9 @@ const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: nu
     n = m
   }
   if (n < ts.length) {
-    ts = ts.slice(0, n)
-    vs = vs.slice(0, n)
+    // Views, not copies: the arrays are the query's, and go with it.
+    ts = ts.subarray(0, n)
+    vs = vs.subarray(0, n)
   }
   return { labels, timestamps: ts, values: vs }
 }
