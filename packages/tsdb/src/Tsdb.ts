@@ -18,7 +18,10 @@
  *   h<hash u64><id u64>                       -> labels     the dictionary
  *   S<id u64>                                 -> labels     id -> labels
  *   n                                         -> u64        next series id
- *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings of a time bucket
+ *   j<bucket u32><id u64>                     -> (empty)    the series of a time bucket: its postings, with
+ *                                                          their labels (`S`), read into memory
+ *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings as older versions stored them, a key
+ *                                                          per label (read, never written)
  *   c<bucket u32><id u64><minT u64>           -> chunk      sealed chunks
  *   H<id u64>                                 -> head       checkpointed head and out-of-order buffer
  *   W<record u64>                             -> record     the head log: one request's samples
@@ -279,6 +282,7 @@ const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
   return out
 }
 const zero = Uint8Array.of(0)
+const noBytes = new Uint8Array(0)
 const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
   const end = prefix.slice()
   for (let i = end.length - 1; i >= 0; i--) {
@@ -294,6 +298,10 @@ const dictPrefix = (hash: number) => cat("h", u64(hash))
 const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
 const seriesKey = (id: number) => taggedU64("S", id)
 const nextIdKey = encoder.encode("n")
+/** The key saying a series has samples in a bucket (its postings there follow from its labels). */
+const bucketSeriesKey = (bucket: number, id: number) => cat("j", u32(bucket), u64(id))
+const bucketSeriesPrefix = (bucket: number) => cat("j", u32(bucket))
+/** Postings as older versions stored them, a key per label (read, never written). */
 const postingPrefix = (bucket: number, name?: string, value?: string) =>
   name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
 const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
@@ -735,7 +743,14 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
      * is durable, as a scan would. At most `postingsBucketsMax` buckets, the least recently asked for first.
      * A gap in the feed (it dropped batches) drops them all: they are read again when next asked for.
      */
-    const postingsIndex = new Map<number, { readonly postings: BucketPostings; ready: Deferred.Deferred<void, TsdbError> }>()
+    interface IndexedBucket {
+      readonly postings: BucketPostings
+      /** Completes once the bucket's postings are read. */
+      readonly ready: Deferred.Deferred<void, TsdbError>
+      /** Series the feed added whose labels were not in memory: read before the postings are used. */
+      unlabelled: Set<number>
+    }
+    const postingsIndex = new Map<number, IndexedBucket>()
     const feed = yield* db.subscribe
     /** The last seq the feed has applied, and the durable seq the index was last read entire at. */
     let feedSeq = yield* db.durableSeq
@@ -745,14 +760,25 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       if (batch.firstSeq > feedSeq + 1) postingsIndex.clear()
       feedSeq = Math.max(feedSeq, batch.lastSeq)
       if (postingsIndex.size > 0) {
+        // A new series' labels come in the batch that creates it.
+        let created: Map<number, Uint8Array> | undefined
         for (const e of batch.entries) {
           const k = e.key
-          if (e.kind !== "put" || k[0] !== 0x69 || k.length < 15) continue
+          if (e.kind !== "put" || k[0] !== 0x6a || k.length !== 13) continue
           const entry = postingsIndex.get(readU32(k, 1))
           if (entry === undefined) continue
-          const z = k.indexOf(0, 5)
-          if (z < 0 || k.length < z + 10) continue
-          entry.postings.add(decoder.decode(k.subarray(5, z)), decoder.decode(k.subarray(z + 1, k.length - 9)), readU64(k, k.length - 8))
+          const id = readU64(k, 5)
+          let labels = labelsCache.get(id)
+          if (labels === undefined) {
+            if (created === undefined) {
+              created = new Map()
+              for (const x of batch.entries) if (x.kind === "put" && x.key[0] === 0x53 && x.key.length === 9) created.set(readU64(x.key, 1), x.value)
+            }
+            const bytes = created.get(id)
+            if (bytes !== undefined) labels = rememberLabels(id, decodeLabels(bytes))
+          }
+          if (labels === undefined) entry.unlabelled.add(id)
+          else entry.postings.addSeries(id, labels)
         }
       }
       for (const w of feedWaiters) {
@@ -1151,13 +1177,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             state.lastBucket = bucket
             if (!knownBuckets.has(bucket)) {
               knownBuckets.add(bucket)
-              ops.push({ _tag: "put", key: bucketKey(bucket), value: new Uint8Array(0) })
+              ops.push({ _tag: "put", key: bucketKey(bucket), value: noBytes })
             }
             if (!state.indexed.has(bucket)) {
               state.indexed.add(bucket)
-              for (const [name, value] of labels) {
-                ops.push({ _tag: "put", key: cat(postingPrefix(bucket, name, value), u64(state.id)), value: new Uint8Array(0) })
-              }
+              ops.push({ _tag: "put", key: bucketSeriesKey(bucket, state.id), value: noBytes })
+              rememberLabels(state.id, labels)
             }
           }
           let histogramsIn = 0
@@ -1380,16 +1405,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     /** Label sets by series id, read once (they never change), at most `seriesLabelsCacheMax`. */
     const labelsCache = new Map<number, Labels>()
+    /** Keeps a series' labels in `labelsCache` (they never change); returns them. */
+    const rememberLabels = (id: number, labels: Labels): Labels => {
+      labelsCache.set(id, labels)
+      if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
+      return labels
+    }
     const labelsOf = (id: number): Effect.Effect<Labels | undefined, TsdbError> => {
       const cached = labelsCache.get(id)
       if (cached !== undefined) return Effect.succeed(cached)
-      return Effect.map(Effect.mapError(db.get(seriesKey(id)), failed), (bytes) => {
-        if (bytes === undefined) return undefined
-        const labels = decodeLabels(bytes)
-        labelsCache.set(id, labels)
-        if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
-        return labels
-      })
+      return Effect.map(Effect.mapError(db.get(seriesKey(id)), failed), (bytes) => (bytes === undefined ? undefined : rememberLabels(id, decodeLabels(bytes))))
     }
 
     const scanKeys = (start: Uint8Array, end: Uint8Array | undefined) =>
@@ -1653,6 +1678,59 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return out.sort((a, b) => (canonical(a.labels) < canonical(b.labels) ? -1 : 1))
       })
 
+    /** Adds postings stored as older versions stored them (a key per label) to `postings`. */
+    const readLegacyPostings = (bucket: number, postings: BucketPostings) => {
+      const p = postingPrefix(bucket)
+      // Keys come sorted by name, then value: each name and value is decoded once, not once per series.
+      let nameBytes: Uint8Array | undefined
+      let name = ""
+      let valueBytes: Uint8Array | undefined
+      let value = ""
+      return Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
+        Effect.sync(() => {
+          for (const kv of kvs) {
+            const k = kv.key
+            const z = k.indexOf(0, p.length)
+            if (z < 0 || k.length < z + 10) continue
+            const n = k.subarray(p.length, z)
+            if (nameBytes === undefined || !sameBytes(n, nameBytes)) {
+              nameBytes = n
+              name = decoder.decode(n)
+              valueBytes = undefined
+            }
+            const v = k.subarray(z + 1, k.length - 9)
+            if (valueBytes === undefined || !sameBytes(v, valueBytes)) {
+              valueBytes = v
+              value = decoder.decode(v)
+            }
+            postings.add(name, value, readU64(k, k.length - 8))
+          }
+        })).pipe(Effect.mapError(failed))
+    }
+
+    /** Adds the series `ids` (ascending) to `postings` by their labels: from memory, or read in one scan. */
+    const addLabelled = (postings: BucketPostings, ids: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const unread: Array<number> = []
+        for (const id of ids) {
+          const labels = labelsCache.get(id)
+          if (labels === undefined) unread.push(id)
+          else postings.addSeries(id, labels)
+        }
+        if (unread.length === 0) return
+        const ranges: Array<CoreDb.ScanRange> = scanWide(unread)
+          ? [{ start: seriesKey(unread[0]!), end: seriesKey(unread.at(-1)! + 1) }]
+          : unread.map((id) => ({ start: seriesKey(id), end: seriesKey(id + 1) }))
+        const wanted = new Set(unread)
+        yield* Stream.runForEachArray(db.scanRanges(ranges), (kvs) =>
+          Effect.sync(() => {
+            for (const kv of kvs) {
+              const id = readU64(kv.key, 1)
+              if (kv.key.length === 9 && wanted.has(id)) postings.addSeries(id, rememberLabels(id, decodeLabels(kv.value)))
+            }
+          })).pipe(Effect.mapError(failed))
+      })
+
     /**
      * A bucket's postings from the index, read from its `i` keys if not there. The entry is in the index
      * while it is read, so that the feed adds what becomes durable meanwhile (adding twice is harmless);
@@ -1666,37 +1744,26 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           postingsIndex.delete(bucket)
           postingsIndex.set(bucket, cached)
           yield* Deferred.await(cached.ready)
+          if (cached.unlabelled.size > 0) {
+            const ids = [...cached.unlabelled].sort((a, b) => a - b)
+            yield* addLabelled(cached.postings, ids)
+            for (const id of ids) cached.unlabelled.delete(id)
+          }
           return cached.postings
         }
-        const entry = { postings: new BucketPostings(), ready: Deferred.makeUnsafe<void, TsdbError>() }
+        const entry: IndexedBucket = { postings: new BucketPostings(), ready: Deferred.makeUnsafe<void, TsdbError>(), unlabelled: new Set() }
         postingsIndex.set(bucket, entry)
         if (postingsIndex.size > Limits.postingsBucketsMax) postingsIndex.delete(postingsIndex.keys().next().value!)
-        const p = postingPrefix(bucket)
-        // Keys come sorted by name, then value: each name and value is decoded once, not once per series.
-        let nameBytes: Uint8Array | undefined
-        let name = ""
-        let valueBytes: Uint8Array | undefined
-        let value = ""
-        const read = Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
-          Effect.sync(() => {
-            for (const kv of kvs) {
-              const k = kv.key
-              const z = k.indexOf(0, p.length)
-              if (z < 0 || k.length < z + 10) continue
-              const n = k.subarray(p.length, z)
-              if (nameBytes === undefined || !sameBytes(n, nameBytes)) {
-                nameBytes = n
-                name = decoder.decode(n)
-                valueBytes = undefined
-              }
-              const v = k.subarray(z + 1, k.length - 9)
-              if (valueBytes === undefined || !sameBytes(v, valueBytes)) {
-                valueBytes = v
-                value = decoder.decode(v)
-              }
-              entry.postings.add(name, value, readU64(k, k.length - 8))
-            }
-          })).pipe(Effect.mapError(failed))
+        const ids: Array<number> = []
+        const read = Effect.gen(function*() {
+          yield* readLegacyPostings(bucket, entry.postings)
+          const p = bucketSeriesPrefix(bucket)
+          yield* Stream.runForEachArray(db.scan({ start: p, end: prefixEnd(p) }), (kvs) =>
+            Effect.sync(() => {
+              for (const kv of kvs) if (kv.key.length === 13) ids.push(readU64(kv.key, 5))
+            })).pipe(Effect.mapError(failed))
+          yield* addLabelled(entry.postings, ids)
+        })
         const exit = yield* Effect.exit(read)
         if (Exit.isFailure(exit) && postingsIndex.get(bucket) === entry) postingsIndex.delete(bucket)
         Deferred.doneUnsafe(entry.ready, Exit.asVoid(exit))
@@ -1745,7 +1812,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       const now = yield* Clock.currentTimeMillis
       const cutoff = bucketOf(Math.max(0, now - retentionMs))
       const dropped = new Set<number>()
-      for (const kind of ["c", "g", "G", "s", "i", "b"]) {
+      for (const kind of ["c", "g", "G", "s", "i", "j", "b"]) {
         // Buckets are ordered: everything from the kind's first key up to the cutoff bucket goes.
         const start = encoder.encode(kind)
         const end = cat(kind, u32(cutoff))

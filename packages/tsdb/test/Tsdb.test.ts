@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
@@ -215,6 +215,44 @@ describe("Tsdb", () => {
       assert.deepStrictEqual(yield* read, Array.from({ length: 40 }, (_, i) => i))
       yield* next.close
       yield* reader.close
+    }))
+
+  it.effect("reads postings as older versions stored them (a key per label) beside the series-per-bucket keys", () =>
+    Effect.gen(function*() {
+      const { open, store } = yield* world
+      const t = 1_000_000
+      const first = yield* open
+      for (const job of ["a", "b", "c"]) {
+        yield* first.tsdb.write({ series: [{ labels: L({ __name__: "r", job }), samples: [{ timestampMs: t, value: 1 }] }] })
+      }
+      yield* first.close
+      // Rewrite two series' `j<bucket><id>` keys as the older `i<bucket><name>\0<value>\0<id>` keys.
+      const scope = yield* Scope.make()
+      const db = Context.get(
+        yield* Layer.buildWithScope(Db.layer({ path: "tsdb/", flushIntervalMs: 0, gc: false }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))), scope),
+        Db.Db
+      )
+      const rows = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x6a), end: Uint8Array.of(0x6b) }))
+      assert.strictEqual(rows.length, 3)
+      const ops: Array<Db.WriteOp> = []
+      for (const row of rows.slice(0, 2)) {
+        const id = Buffer.from(row.key).readBigUInt64BE(5)
+        const labels = JSON.parse(Buffer.from((yield* db.get(Buffer.concat([Buffer.from("S"), Buffer.from(row.key.subarray(5))])))!).toString()) as Labels
+        ops.push({ _tag: "delete", key: row.key })
+        for (const [name, value] of labels) {
+          const idBytes = Buffer.alloc(8)
+          idBytes.writeBigUInt64BE(id)
+          ops.push({ _tag: "put", key: Buffer.concat([Buffer.from(row.key.subarray(0, 5)), Buffer.from(`${name}\0${value}\0`), idBytes]).fill(0x69, 0, 1), value: new Uint8Array(0) })
+        }
+      }
+      yield* db.write(ops)
+      yield* Scope.close(scope, Exit.void)
+      const { close, tsdb } = yield* open
+      const selected = yield* tsdb.select([eq("__name__", "r")], 0, t + 1)
+      assert.deepStrictEqual(selected.map((s) => s.labels), ["a", "b", "c"].map((job) => L({ __name__: "r", job })))
+      assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 0, t + 1), ["a", "b", "c"])
+      assert.deepStrictEqual(yield* tsdb.series([[eq("job", "a")]], 0, t + 1), [L({ __name__: "r", job: "a" })])
+      yield* close
     }))
 
   it.effect("a reader's postings index learns the series the writer creates after the reader first selected", () =>

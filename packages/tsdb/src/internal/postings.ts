@@ -79,6 +79,11 @@ export class BucketPostings {
     this.all.add(id)
   }
 
+  /** Adds a series by its labels. */
+  addSeries(id: number, labels: ReadonlyArray<readonly [string, string]>) {
+    for (const [name, value] of labels) this.add(name, value, id)
+  }
+
   /** The label names of the bucket's series. */
   names(): Iterable<string> {
     return this.byName.keys()
