@@ -736,12 +736,21 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       }
       if (n > 0) overlayBySeq.splice(0, n)
     }
+    /** Label sets by series id, read once (they never change), at most `seriesLabelsCacheMax`. */
+    const labelsCache = new Map<number, Labels>()
+    /** Keeps a series' labels in `labelsCache` (they never change); returns them. */
+    const rememberLabels = (id: number, labels: Labels): Labels => {
+      labelsCache.set(id, labels)
+      if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
+      return labels
+    }
     /**
      * The postings of recent buckets in memory (`internal/postings.ts`), for selections and the label APIs:
-     * a bucket's are read from its `i` keys by one scan when first asked for, then kept current from the
-     * Db's change feed (this process's writes and, on a follower, the writer's), so they hold exactly what
-     * is durable, as a scan would. At most `postingsBucketsMax` buckets, the least recently asked for first.
-     * A gap in the feed (it dropped batches) drops them all: they are read again when next asked for.
+     * a bucket's are read from its series keys (`j`, with their labels; and the older `i` keys) when first
+     * asked for, then kept current from the Db's change feed (this process's writes and, on a follower, the
+     * writer's), so they hold exactly what is durable, as a scan would. At most `postingsBucketsMax`
+     * buckets, the least recently asked for first. A gap in the feed (it dropped batches) drops them all:
+     * they are read again when next asked for.
      */
     interface IndexedBucket {
       readonly postings: BucketPostings
@@ -1403,14 +1412,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     // --- reads -----------------------------------------------------------------------------------
 
-    /** Label sets by series id, read once (they never change), at most `seriesLabelsCacheMax`. */
-    const labelsCache = new Map<number, Labels>()
-    /** Keeps a series' labels in `labelsCache` (they never change); returns them. */
-    const rememberLabels = (id: number, labels: Labels): Labels => {
-      labelsCache.set(id, labels)
-      if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
-      return labels
-    }
     const labelsOf = (id: number): Effect.Effect<Labels | undefined, TsdbError> => {
       const cached = labelsCache.get(id)
       if (cached !== undefined) return Effect.succeed(cached)
