@@ -15,7 +15,7 @@
  * wait is not.
  *
  * Key layout in the Db (`tsdb/` path; integers big-endian):
- *   h<hash u64><id u64>                       -> labels     the dictionary
+ *   h<hash u64><id u64>                       -> (empty)    the dictionary (older versions: the labels)
  *   S<id u64>                                 -> labels     id -> labels
  *   n                                         -> u64        next series id
  *   j<bucket u32><id u64>                     -> (empty)    the series of a time bucket: its postings, with
@@ -1042,7 +1042,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         knownHashes.add(hash)
         if (knownHashes.size > Limits.knownHashesMax) knownHashes = undefined
       }
-      ops.push({ _tag: "put", key: dictKey(hash, id), value: encoder.encode(key) })
+      // The labels are under `S` only (older versions also stored them here).
+      ops.push({ _tag: "put", key: dictKey(hash, id), value: noBytes })
       ops.push({ _tag: "put", key: seriesKey(id), value: encodeLabels(labels) })
       const state = emptyState(id)
       // No chunk of a new series is stored but those this process seals.
@@ -1081,7 +1082,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         if (id === undefined && (knownHashes === undefined || knownHashes.has(hash))) {
           // The dictionary: every id under this hash, compared by labels (a collision is just another id).
           const candidates = yield* Stream.runCollect(db.scan({ start: dictPrefix(hash), end: prefixEnd(dictPrefix(hash)) })).pipe(Effect.mapError(failed))
-          for (const kv of candidates) if (decoder.decode(kv.value) === key) id = readU64(kv.key, 9)
+          for (const kv of candidates) {
+            const candidate = readU64(kv.key, 9)
+            const labelsThere = kv.value.length > 0 ? decoder.decode(kv.value) : canonical((yield* labelsOf(candidate)) ?? [])
+            if (labelsThere === key) id = candidate
+          }
         }
         let state: SeriesState
         if (id === undefined) {

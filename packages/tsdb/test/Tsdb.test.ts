@@ -255,6 +255,38 @@ describe("Tsdb", () => {
       yield* close
     }))
 
+  it.effect("finds a series after a restart through the dictionary, with the labels in it (older versions) or not", () =>
+    Effect.gen(function*() {
+      const { open, store } = yield* world
+      const t = 1_000_000
+      const labelsOf = (job: string) => L({ __name__: "d", job })
+      const first = yield* open
+      for (const job of ["a", "b"]) yield* first.tsdb.write({ series: [{ labels: labelsOf(job), samples: [{ timestampMs: t, value: 1 }] }] })
+      yield* first.close
+      // Series a's dictionary entry as older versions wrote it: its canonical labels as the value.
+      const scope = yield* Scope.make()
+      const db = Context.get(
+        yield* Layer.buildWithScope(Db.layer({ path: "tsdb/", flushIntervalMs: 0, gc: false }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))), scope),
+        Db.Db
+      )
+      const entries = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x68), end: Uint8Array.of(0x69) }))
+      assert.strictEqual(entries.length, 2)
+      assert.isTrue(entries.every((e) => e.value.length === 0))
+      for (const e of entries) {
+        const labels = JSON.parse(Buffer.from((yield* db.get(Buffer.concat([Buffer.from("S"), Buffer.from(e.key.subarray(9))])))!).toString()) as Labels
+        if (labels.some(([n, v]) => n === "job" && v === "a")) {
+          yield* db.write([{ _tag: "put", key: e.key, value: Buffer.from(`{${labels.map(([n, v]) => `${n}=${JSON.stringify(v)}`).join(",")}}`) }])
+        }
+      }
+      yield* Scope.close(scope, Exit.void)
+      // A new writer resolves both through the dictionary: their second samples join the same series.
+      const { close, tsdb } = yield* open
+      for (const job of ["a", "b"]) yield* tsdb.write({ series: [{ labels: labelsOf(job), samples: [{ timestampMs: t + 15_000, value: 2 }] }] })
+      const selected = yield* tsdb.select([eq("__name__", "d")], 0, t + 15_000)
+      assert.deepStrictEqual(selected.map((s) => [s.labels, Array.from(s.values)]), [[labelsOf("a"), [1, 2]], [labelsOf("b"), [1, 2]]])
+      yield* close
+    }))
+
   it.effect("a reader's postings index learns the series the writer creates after the reader first selected", () =>
     Effect.gen(function*() {
       const { openWith } = yield* world
