@@ -454,7 +454,7 @@ const filesBytes = (dir: string): number => {
 }
 
 const keyKinds: Record<string, string> = {
-  h: "dictionary (hash -> labels)",
+  h: "dictionary (hash, id; older versions: with the labels)",
   S: "series (id -> labels)",
   n: "next id",
   j: "postings (the series of each bucket)",
