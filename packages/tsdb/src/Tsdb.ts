@@ -264,12 +264,6 @@ const u32 = (n: number) => {
   new DataView(b.buffer).setUint32(0, n)
   return b
 }
-/** Whether two byte strings are equal. */
-const sameBytes = (a: Uint8Array, b: Uint8Array) => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
 const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
 const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
   const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
@@ -869,18 +863,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     }
 
     /**
-     * The `H` values of many series (ascending ids): one scan over their span when they are close together,
-     * a read each otherwise; not yet durable ones from the overlay.
+     * The stored values of many series' `keyOf(id)` keys (a tag and the id; ascending ids): one scan over
+     * their span when they are close together, a read each otherwise.
      */
-    const readHeads = (ids: ReadonlyArray<number>) =>
+    const readStored = (ids: ReadonlyArray<number>, keyOf: (id: number) => Uint8Array) =>
       Effect.gen(function*() {
         const found = new Map<number, Uint8Array>()
         if (ids.length === 0) return found
-        const wanted = new Set(ids)
-        const lowId = ids[0]!
-        const highId = ids.at(-1)!
         if (scanWide(ids)) {
-          yield* Stream.runForEachArray(db.scan({ start: headKey(lowId), end: prefixEnd(headKey(highId)) }), (kvs) =>
+          const wanted = new Set(ids)
+          yield* Stream.runForEachArray(db.scan({ start: keyOf(ids[0]!), end: prefixEnd(keyOf(ids.at(-1)!)) }), (kvs) =>
             Effect.sync(() => {
               for (const kv of kvs) {
                 const id = readU64(kv.key, 1)
@@ -889,10 +881,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             })).pipe(Effect.mapError(failed))
         } else {
           for (const id of ids) {
-            const bytes = yield* Effect.mapError(db.get(headKey(id)), failed)
+            const bytes = yield* Effect.mapError(db.get(keyOf(id)), failed)
             if (bytes !== undefined) found.set(id, bytes)
           }
         }
+        return found
+      })
+
+    /** The `H` values of many series (ascending ids), not yet durable ones from the overlay. */
+    const readHeads = (ids: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const found = yield* readStored(ids, headKey)
         for (const id of ids) {
           const pending = overlay.get(okey(headKey(id)))
           if (pending !== undefined) found.set(id, pending.value)
@@ -1699,13 +1698,13 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const z = k.indexOf(0, p.length)
             if (z < 0 || k.length < z + 10) continue
             const n = k.subarray(p.length, z)
-            if (nameBytes === undefined || !sameBytes(n, nameBytes)) {
+            if (nameBytes === undefined || Buffer.compare(n, nameBytes) !== 0) {
               nameBytes = n
               name = decoder.decode(n)
               valueBytes = undefined
             }
             const v = k.subarray(z + 1, k.length - 9)
-            if (valueBytes === undefined || !sameBytes(v, valueBytes)) {
+            if (valueBytes === undefined || Buffer.compare(v, valueBytes) !== 0) {
               valueBytes = v
               value = decoder.decode(v)
             }
@@ -1714,7 +1713,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         })).pipe(Effect.mapError(failed))
     }
 
-    /** Adds the series `ids` (ascending) to `postings` by their labels: from memory, or read in one scan. */
+    /** Adds the series `ids` (ascending) to `postings` by their labels: from memory, or read (`readStored`). */
     const addLabelled = (postings: BucketPostings, ids: ReadonlyArray<number>) =>
       Effect.gen(function*() {
         const unread: Array<number> = []
@@ -1723,18 +1722,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           if (labels === undefined) unread.push(id)
           else postings.addSeries(id, labels)
         }
-        if (unread.length === 0) return
-        const ranges: Array<CoreDb.ScanRange> = scanWide(unread)
-          ? [{ start: seriesKey(unread[0]!), end: seriesKey(unread.at(-1)! + 1) }]
-          : unread.map((id) => ({ start: seriesKey(id), end: seriesKey(id + 1) }))
-        const wanted = new Set(unread)
-        yield* Stream.runForEachArray(db.scanRanges(ranges), (kvs) =>
-          Effect.sync(() => {
-            for (const kv of kvs) {
-              const id = readU64(kv.key, 1)
-              if (kv.key.length === 9 && wanted.has(id)) postings.addSeries(id, rememberLabels(id, decodeLabels(kv.value)))
-            }
-          })).pipe(Effect.mapError(failed))
+        for (const [id, bytes] of yield* readStored(unread, seriesKey)) postings.addSeries(id, rememberLabels(id, decodeLabels(bytes)))
       })
 
     /**

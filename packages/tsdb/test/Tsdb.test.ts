@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
 import type { Labels, Matcher, TsdbSettings } from "../src/Tsdb.ts"
+import { canonical } from "../src/internal/labels.ts"
 
 const staleNaN = (() => {
   const v = new DataView(new ArrayBuffer(8))
@@ -39,7 +40,20 @@ const world = Effect.gen(function*() {
     )
     return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
   })
-  return { open: openWith({}), openWith, store }
+  /** The TSDB's Db itself (the TSDB closed), for tests that write what older versions stored; `close` when done. */
+  const openDb = Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      Db.layer({ path: "tsdb/", flushIntervalMs: 0, gc: false }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))),
+      scope
+    )
+    const db = Context.get(context, Db.Db)
+    /** The labels stored under `S<id>`, `idBytes` the id's 8 bytes. */
+    const storedLabels = (idBytes: Uint8Array) =>
+      Effect.map(db.get(Buffer.concat([Buffer.from("S"), idBytes])), (bytes) => JSON.parse(Buffer.from(bytes!).toString()) as Labels)
+    return { db, storedLabels, close: Scope.close(scope, Exit.void) }
+  })
+  return { open: openWith({}), openWith, store, openDb }
 })
 
 describe("Tsdb", () => {
@@ -219,7 +233,7 @@ describe("Tsdb", () => {
 
   it.effect("reads postings as older versions stored them (a key per label) beside the series-per-bucket keys", () =>
     Effect.gen(function*() {
-      const { open, store } = yield* world
+      const { open, openDb } = yield* world
       const t = 1_000_000
       const first = yield* open
       for (const job of ["a", "b", "c"]) {
@@ -227,26 +241,19 @@ describe("Tsdb", () => {
       }
       yield* first.close
       // Rewrite two series' `j<bucket><id>` keys as the older `i<bucket><name>\0<value>\0<id>` keys.
-      const scope = yield* Scope.make()
-      const db = Context.get(
-        yield* Layer.buildWithScope(Db.layer({ path: "tsdb/", flushIntervalMs: 0, gc: false }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))), scope),
-        Db.Db
-      )
+      const { close: closeDb, db, storedLabels } = yield* openDb
       const rows = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x6a), end: Uint8Array.of(0x6b) }))
       assert.strictEqual(rows.length, 3)
       const ops: Array<Db.WriteOp> = []
       for (const row of rows.slice(0, 2)) {
-        const id = Buffer.from(row.key).readBigUInt64BE(5)
-        const labels = JSON.parse(Buffer.from((yield* db.get(Buffer.concat([Buffer.from("S"), Buffer.from(row.key.subarray(5))])))!).toString()) as Labels
+        const idBytes = row.key.subarray(5)
         ops.push({ _tag: "delete", key: row.key })
-        for (const [name, value] of labels) {
-          const idBytes = Buffer.alloc(8)
-          idBytes.writeBigUInt64BE(id)
+        for (const [name, value] of yield* storedLabels(idBytes)) {
           ops.push({ _tag: "put", key: Buffer.concat([Buffer.from(row.key.subarray(0, 5)), Buffer.from(`${name}\0${value}\0`), idBytes]).fill(0x69, 0, 1), value: new Uint8Array(0) })
         }
       }
       yield* db.write(ops)
-      yield* Scope.close(scope, Exit.void)
+      yield* closeDb
       const { close, tsdb } = yield* open
       const selected = yield* tsdb.select([eq("__name__", "r")], 0, t + 1)
       assert.deepStrictEqual(selected.map((s) => s.labels), ["a", "b", "c"].map((job) => L({ __name__: "r", job })))
@@ -257,28 +264,22 @@ describe("Tsdb", () => {
 
   it.effect("finds a series after a restart through the dictionary, with the labels in it (older versions) or not", () =>
     Effect.gen(function*() {
-      const { open, store } = yield* world
+      const { open, openDb } = yield* world
       const t = 1_000_000
       const labelsOf = (job: string) => L({ __name__: "d", job })
       const first = yield* open
       for (const job of ["a", "b"]) yield* first.tsdb.write({ series: [{ labels: labelsOf(job), samples: [{ timestampMs: t, value: 1 }] }] })
       yield* first.close
       // Series a's dictionary entry as older versions wrote it: its canonical labels as the value.
-      const scope = yield* Scope.make()
-      const db = Context.get(
-        yield* Layer.buildWithScope(Db.layer({ path: "tsdb/", flushIntervalMs: 0, gc: false }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))), scope),
-        Db.Db
-      )
+      const { close: closeDb, db, storedLabels } = yield* openDb
       const entries = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x68), end: Uint8Array.of(0x69) }))
       assert.strictEqual(entries.length, 2)
       assert.isTrue(entries.every((e) => e.value.length === 0))
       for (const e of entries) {
-        const labels = JSON.parse(Buffer.from((yield* db.get(Buffer.concat([Buffer.from("S"), Buffer.from(e.key.subarray(9))])))!).toString()) as Labels
-        if (labels.some(([n, v]) => n === "job" && v === "a")) {
-          yield* db.write([{ _tag: "put", key: e.key, value: Buffer.from(`{${labels.map(([n, v]) => `${n}=${JSON.stringify(v)}`).join(",")}}`) }])
-        }
+        const labels = yield* storedLabels(e.key.subarray(9))
+        if (labels.some(([n, v]) => n === "job" && v === "a")) yield* db.write([{ _tag: "put", key: e.key, value: Buffer.from(canonical(labels)) }])
       }
-      yield* Scope.close(scope, Exit.void)
+      yield* closeDb
       // A new writer resolves both through the dictionary: their second samples join the same series.
       const { close, tsdb } = yield* open
       for (const job of ["a", "b"]) yield* tsdb.write({ series: [{ labels: labelsOf(job), samples: [{ timestampMs: t + 15_000, value: 2 }] }] })
