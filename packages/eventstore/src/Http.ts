@@ -629,12 +629,16 @@ const sendBufferOf = (request: HttpServerRequest.HttpServerRequest): SendBuffer 
 
 class SlowConsumer extends Schema.TaggedError<SlowConsumer>()("SlowConsumer", {}) {}
 
+/** Whether more than `tailSendBufferBytes` wait to be sent on the connection (the client reads slowly). */
+const needsDrain = (buffer: SendBuffer | undefined): buffer is SendBuffer =>
+  buffer !== undefined && !buffer.destroyed && buffer.writableLength >= tailSendBufferBytes
+
 /**
  * Waits while more than `tailSendBufferBytes` wait to be sent (the client reads slowly): the tail stream is
  * not pulled meanwhile, so the store falls back to reading storage for this subscriber.
  */
 const awaitDrain = (buffer: SendBuffer | undefined): Effect.Effect<void, SlowConsumer> =>
-  buffer === undefined || buffer.destroyed || buffer.writableLength < tailSendBufferBytes
+  !needsDrain(buffer)
     ? Effect.void
     : Effect.callback<void>((resume) => {
       const done = () => {
@@ -900,31 +904,36 @@ const serveAppendSession = (
     // reads nothing for `tailDrainTimeoutMs` is closed with 1008.
     const buffer = sendBufferOf(request)
     const tooSlow = Deferred.makeUnsafe<void>()
+    /** Writes the answers due at once: one socket write for all of them (the connection is corked meanwhile). */
+    const writeReady = (): Effect.Effect<void, Socket.SocketError> => {
+      const ready = outbox.splice(0)
+      const messages = ready.map((r) => r.message)
+      buffer?.cork?.()
+      return writer.writeAll(messages as [string, ...Array<string>]).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          buffer?.uncork?.()
+          for (const { done } of ready) {
+            if (done === undefined) continue
+            inFlight.delete(done.id)
+            bytesInFlight -= done.weight
+          }
+          if (room !== undefined) {
+            const r = room
+            room = undefined
+            Deferred.doneUnsafe(r, Exit.void)
+          }
+        }))
+      )
+    }
     const sender: Effect.Effect<never, Socket.SocketError> = Effect.forever(
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         if (outbox.length === 0) {
           wakeSender = Deferred.makeUnsafe<void>()
-          yield* Deferred.await(wakeSender)
+          return Deferred.await(wakeSender)
         }
-        const ready = outbox.splice(0)
-        // The answers due at once leave together: one socket write for all of them (the connection is
-        // corked while they are framed), not one each.
-        yield* Effect.catchTag(awaitDrain(buffer), "SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
-        const messages = ready.map((r) => r.message)
-        if (messages.length > 0) {
-          buffer?.cork?.()
-          yield* writer.writeAll(messages as [string, ...Array<string>]).pipe(Effect.ensuring(Effect.sync(() => buffer?.uncork?.())))
-        }
-        for (const { done } of ready) {
-          if (done === undefined) continue
-          inFlight.delete(done.id)
-          bytesInFlight -= done.weight
-        }
-        if (room !== undefined) {
-          const r = room
-          room = undefined
-          Deferred.doneUnsafe(r, Exit.void)
-        }
+        // Past the send buffer's bound, wait for the client to read (or close it as too slow).
+        if (needsDrain(buffer)) return Effect.catchTag(awaitDrain(buffer), "SlowConsumer", () => Deferred.succeed(tooSlow, undefined))
+        return writeReady()
       })
     )
 
@@ -976,12 +985,15 @@ const serveAppendSession = (
       return { id, size, key, append }
     }
 
-    /** Takes one frame: answers it, decides it at once, or starts the fiber that decides it. */
-    const frame = (data: string | Uint8Array): Effect.Effect<void> => {
+    /**
+     * Takes one frame: answers it or decides it at once (undefined), or gives the effect that starts the fiber
+     * that decides it.
+     */
+    const frame = (data: string | Uint8Array): Effect.Effect<void> | undefined => {
       const valid = validate(data)
       if (typeof valid === "string") {
         post(valid)
-        return Effect.void
+        return undefined
       }
       const { id, key } = valid
       const entry: InFlight = { id, key, weight: Math.min(valid.size, Limits.appendSessionBytesMax), message: undefined }
@@ -1000,7 +1012,7 @@ const serveAppendSession = (
           } else {
             complete(entry, errorFrame(id, decided))
           }
-          return Effect.void
+          return undefined
         }
       }
       // Decided in a fiber: the log's later appends wait for this decision.
@@ -1022,16 +1034,25 @@ const serveAppendSession = (
       return Effect.asVoid(Effect.forkIn(run, scope))
     }
 
-    /** Backpressure: wait for room before taking a frame (and so before reading the next ones). */
+    /** Backpressure: room for another append in flight, else wait for it (and so read no more frames). */
+    const hasRoom = () => inFlight.size < Limits.appendSessionAppendsMax && bytesInFlight < Limits.appendSessionBytesMax
     const awaitRoom: Effect.Effect<void> = Effect.suspend(() => {
-      if (inFlight.size < Limits.appendSessionAppendsMax && bytesInFlight < Limits.appendSessionBytesMax) return Effect.void
+      if (hasRoom()) return Effect.void
       room ??= Deferred.makeUnsafe<void>()
       return Effect.andThen(Deferred.await(room), awaitRoom)
     })
 
-    const readLoop = Effect.forever(
-      Effect.flatMap(reader.pull, (frames) => Effect.forEach(frames, (data) => Effect.andThen(awaitRoom, Effect.suspend(() => frame(data))), { discard: true }))
-    ).pipe(Effect.ignore)
+    /** Takes the frames of one read from `from` on, synchronously while there is room and nothing to fork. */
+    const takeFrames = (frames: ReadonlyArray<string | Uint8Array>, from: number): Effect.Effect<void> => {
+      for (let i = from; i < frames.length; i++) {
+        if (!hasRoom()) return Effect.andThen(awaitRoom, Effect.suspend(() => takeFrames(frames, i)))
+        const fork = frame(frames[i]!)
+        if (fork !== undefined) return Effect.andThen(fork, Effect.suspend(() => takeFrames(frames, i + 1)))
+      }
+      return Effect.void
+    }
+
+    const readLoop = Effect.forever(Effect.flatMap(reader.pull, (frames) => takeFrames(frames, 0))).pipe(Effect.ignore)
     const serverGone = Effect.andThen(shutdown, writer.write(new Socket.CloseEvent(1001, "server shutting down"))).pipe(
       Effect.ignore
     )

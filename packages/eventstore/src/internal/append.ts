@@ -138,7 +138,14 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
   const decided = (result: AppendResult, group: Group | undefined): DecidedAppend =>
     group === undefined
       ? { result, durable: Effect.void, whenDurable: (callback) => callback(undefined) }
-      : { result, durable: awaitGroup(group), whenDurable: (callback) => whenSettled(group, callback) }
+      : {
+        result,
+        // Made when asked for: the append session takes `whenDurable` alone.
+        get durable() {
+          return awaitGroup(group)
+        },
+        whenDurable: (callback) => whenSettled(group, callback)
+      }
 
   const toEffect = (decided: DecidedAppend | AppendError): Effect.Effect<QueuedAppend, AppendError> =>
     "result" in decided ? Effect.succeed(decided) : Effect.fail(decided)
@@ -163,9 +170,7 @@ export const makeAppendPath = (state: LogState, metaCheckpointRecords: number) =
     if (locks.isBusy(key) || !metaCache.has(key) || !groups.hasRoom()) return undefined
     const producer = options.producerId === undefined ? null : producerCache.get(producerCacheKey(key, options.producerId))
     if (producer === undefined) return undefined
-    const meta = metaCache.get(key)
-    cacheMeta(key, meta)
-    return decideAppend(key, meta, producer, records, total, options)
+    return decideAppend(key, metaCache.get(key), producer, records, total, options)
   }
 
   const appendNow = (key: string, records: ReadonlyArray<RecordInput>, options: AppendOptions = {}) => {
