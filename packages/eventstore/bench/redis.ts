@@ -22,6 +22,10 @@
  * - e: cell b while 10,000 idle tail subscribers wait on other keys (ours: WebSocket tails `?now`; Redis:
  *   one connection each blocked in `XREAD BLOCK 0 STREAMS <key> $`), fewer if the fd limit is too low.
  *
+ * Cells b and e also follow one of the producers' keys with a live tail (ours: a WebSocket tail `?now`;
+ * Redis: `XREAD BLOCK 0` from the last id, looped), whose records carry their send time: the note gives
+ * the latency from an append being sent to its record arriving at the tail (p50/p99 over the window).
+ *
  * Every cell warms up for 1 s, then measures BENCH_SECONDS: records/s (acked in the window), ack latency
  * p50/p99 (per request), the server's CPU seconds per million records (utime+stime+cutime+cstime of the
  * server process from /proc/<pid>/stat, so Redis's AOF-rewrite children count too), its CPU use in cores,
@@ -351,7 +355,8 @@ const forEachLimit = async <A>(items: ReadonlyArray<A>, limit: number, f: (a: A,
 // -------------------------------------------------------------------------------------------------
 
 interface Driver {
-  readonly append: (producer: number, key: string, seq: number) => Promise<void>
+  /** `value`: the record's value instead of the prepared one (a stamped record for the live tail). */
+  readonly append: (producer: number, key: string, seq: number, value?: string) => Promise<void>
   readonly close: () => Promise<void>
 }
 
@@ -360,12 +365,12 @@ const oursDriver = (server: Running, cell: Cell): Driver => {
   const bodies = bodiesFor(cell.batch)
   const headers = { "content-type": "application/json" }
   return {
-    append: async (_producer, key, seq) => {
+    append: async (_producer, key, seq, value) => {
       const res = await pool.request({
         path: `/v1/logs/${encodeURIComponent(key)}/records`,
         method: "POST",
         headers,
-        body: bodies[seq % bodies.length]!
+        body: value === undefined ? bodies[seq % bodies.length]! : JSON.stringify({ records: [{ value }] })
       })
       const text = await res.body.text()
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
@@ -407,12 +412,12 @@ const oursSessionDriver = async (server: Running, cell: Cell): Promise<Driver> =
   }))
   let nextId = 0
   return {
-    append: (producer, key, seq) =>
+    append: (producer, key, seq, value) =>
       new Promise<void>((resolve, reject) => {
         const session = sessions[producer % sessions.length]!
         const id = nextId++
         session.pending.set(id, { resolve, reject })
-        const body = bodies[seq % bodies.length]!
+        const body = value === undefined ? bodies[seq % bodies.length]! : JSON.stringify({ records: [{ value }] })
         session.ws.send(`{"id":${id},"key":${JSON.stringify(key)},${body.slice(1)}`)
       }),
     close: async () => {
@@ -427,10 +432,10 @@ const redisDriver = async (server: Running, cell: Cell): Promise<Driver> => {
     clients[i] = await redisClient(server.port)
   })
   return {
-    append: async (producer, key, seq) => {
+    append: async (producer, key, seq, value) => {
       const client = clients[producer]!
       if (cell.batch === 1) {
-        await client.xAdd(key, "*", { v: values[seq % values.length]! })
+        await client.xAdd(key, "*", { v: value ?? values[seq % values.length]! })
       } else {
         const multi = client.multi()
         for (const v of batchOf(seq, cell.batch)) multi.xAdd(key, "*", { v })
@@ -528,6 +533,85 @@ const openRedisTails = async (server: Running, n: number): Promise<Tails> => {
 }
 
 // -------------------------------------------------------------------------------------------------
+// The live tail (cells b and e): one tail on a key the producers append to, measuring delivery latency
+// -------------------------------------------------------------------------------------------------
+
+/** The key the live tail follows: one of the producers' keys. */
+const watchedKey = keys[0]!
+
+/** A record value carrying its send time (this process's `performance.now()`), padded to `valueBytes`. */
+const stamped = () => {
+  const stamp = `t${performance.now().toFixed(3)} `
+  return stamp + values[0]!.slice(stamp.length)
+}
+
+/** The latency of a stamped value, from its append being sent to its arrival here (ms); undefined if not stamped. */
+const latencyOf = (value: string): number | undefined => {
+  if (!value.startsWith("t")) return undefined
+  const sent = Number(value.slice(1, value.indexOf(" ")))
+  return Number.isFinite(sent) ? performance.now() - sent : undefined
+}
+
+interface Watch {
+  /** Delivery latencies (ms) of the stamped records that arrived while `recording` was on. */
+  readonly latencies: Array<number>
+  recording: boolean
+  readonly close: () => Promise<void>
+}
+
+const watchOurs = async (server: Running): Promise<Watch> => {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/v1/logs/${encodeURIComponent(watchedKey)}/tail?now`)
+  const watch: Watch = {
+    latencies: [],
+    recording: false,
+    close: async () => ws.close()
+  }
+  ws.addEventListener("message", (event) => {
+    const message = JSON.parse(String(event.data)) as { type: string; records?: Array<{ value: string }> }
+    if (message.type !== "records" || !watch.recording) return
+    for (const r of message.records ?? []) {
+      const latency = latencyOf(r.value)
+      if (latency !== undefined) watch.latencies.push(latency)
+    }
+  })
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve(), { once: true })
+    ws.addEventListener("error", () => reject(new Error("the live tail did not open")), { once: true })
+  })
+  return watch
+}
+
+const watchRedis = async (server: Running): Promise<Watch> => {
+  const client = await redisClient(server.port)
+  let open = true
+  const watch: Watch = {
+    latencies: [],
+    recording: false,
+    close: async () => {
+      open = false
+      client.destroy()
+    }
+  }
+  void (async () => {
+    let id = "$"
+    while (open) {
+      const answer = await client.xRead({ key: watchedKey, id }, { BLOCK: 0 }).catch(() => null) as
+        | Array<{ messages: Array<{ id: string; message: Record<string, string> }> }>
+        | null
+      if (answer === null) continue
+      for (const stream of answer) {
+        for (const m of stream.messages) {
+          id = m.id
+          const latency = watch.recording ? latencyOf(m.message["v"] ?? "") : undefined
+          if (latency !== undefined) watch.latencies.push(latency)
+        }
+      }
+    }
+  })()
+  return watch
+}
+
+// -------------------------------------------------------------------------------------------------
 // One cell on one server
 // -------------------------------------------------------------------------------------------------
 
@@ -560,6 +644,7 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
   const notes: Array<string> = []
   let tails: Tails | undefined
   let driver: Driver | undefined
+  let watch: Watch | undefined
   try {
     // What the server does with nothing to do, for reference (timers, heartbeats of nothing).
     await sleep(250)
@@ -578,6 +663,7 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
           `${(idleCpu * 100).toFixed(1)}% CPU idle`
       )
     }
+    if (cell.tails > 0 || cell.id === "b") watch = ours ? await watchOurs(server) : await watchRedis(server)
     driver = name === "ours" ? oursDriver(server, cell) : name === "ours-session" ? await oursSessionDriver(server, cell) : await redisDriver(server, cell)
     const append = driver.append
 
@@ -600,7 +686,7 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
         const key = keys[Math.floor(random() * keyCount)]!
         const t0 = performance.now()
         try {
-          await append(p, key, seq++)
+          await append(p, key, seq++, watch !== undefined && key === watchedKey ? stamped() : undefined)
         } catch (e) {
           errors += 1
           if (firstError === "") firstError = e instanceof Error ? e.message : String(e)
@@ -620,7 +706,9 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
       windowStart = performance.now()
       const startUs = monotonicUs()
       phase = "window"
+      if (watch !== undefined) watch.recording = true
       await sleep(windowSecondsOf(cell) * 1000)
+      if (watch !== undefined) watch.recording = false
       cpuEnd = cpuSeconds(server.pid)
       const used = process.cpuUsage(client0)
       windowEnd = performance.now()
@@ -634,6 +722,10 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
     const elapsed = (windowEnd - windowStart) / 1000
     const sorted = Float64Array.from(latencies).sort()
     if (errors > 0) notes.push(`${errors} failed appends, first: ${firstError}`)
+    if (watch !== undefined) {
+      const seen = Float64Array.from(watch.latencies).sort()
+      notes.push(`live tail of one producer key: append sent to record received p50 ${quantile(seen, 0.5).toFixed(2)} ms, p99 ${quantile(seen, 0.99).toFixed(2)} ms over ${seen.length} records`)
+    }
     return {
       cell,
       server: name,
@@ -651,6 +743,7 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
     }
   } finally {
     await driver?.close().catch(() => {})
+    await watch?.close().catch(() => {})
     await tails?.close().catch(() => {})
     await server.stop()
     fs.rmSync(dir, { recursive: true, force: true })
