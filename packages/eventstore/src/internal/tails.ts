@@ -8,7 +8,7 @@
  * past that, or when the feed itself skipped batches, the buffer is dropped and the subscriber is told it
  * `lost` deliveries, and catches up from storage (which has every durable record exactly once).
  */
-import { Clock, Deferred, Effect, Exit, Scope } from "effect"
+import { Clock, Effect, Scope } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
 import * as Limits from "../limits.ts"
 import * as K from "./keys.ts"
@@ -36,9 +36,32 @@ interface Subscriber {
   pending: Array<Delivery>
   pendingRecords: number
   lost: boolean
-  wake: Deferred.Deferred<void> | undefined
+  /** While waiting: resumes the wait (with what there is to take, or `idle`). */
+  wake: ((taken: Effect.Effect<Taken>) => void) | undefined
   /** While waiting: when (Clock ms) the wait ends with nothing. */
   deadline: number
+}
+
+const idle: Taken = { _tag: "idle" }
+
+/** What a subscriber has to take now: its loss, its deliveries, or nothing (`idle`). */
+const takeNow = (s: Subscriber): Taken => {
+  if (s.lost) {
+    s.lost = false
+    return { _tag: "lost" }
+  }
+  if (s.pending.length === 0) return idle
+  const deliveries = s.pending
+  s.pending = []
+  s.pendingRecords = 0
+  return { _tag: "deliveries", deliveries }
+}
+
+/** Ends a subscriber's wait (if it waits): it takes what it has then. */
+const wakeUp = (s: Subscriber) => {
+  const wake = s.wake
+  s.wake = undefined
+  if (wake !== undefined) wake(Effect.sync(() => takeNow(s)))
 }
 
 export interface TailRegistry {
@@ -92,9 +115,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
       for (const s of waiting) {
         if (now < s.deadline) continue
         waiting.delete(s)
-        const wake = s.wake
-        s.wake = undefined
-        if (wake !== undefined) Deferred.doneUnsafe(wake, Exit.void)
+        wakeUp(s)
       }
     })
     yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(`${sweepMs} millis`), sweep)), scope)
@@ -125,9 +146,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
       Effect.sync(() => {
         for (const s of woken) {
           waiting.delete(s)
-          const wake = s.wake
-          s.wake = undefined
-          if (wake !== undefined) Deferred.doneUnsafe(wake, Exit.void)
+          wakeUp(s)
         }
       })
 
@@ -225,30 +244,20 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
             if (set !== undefined && set.size === 0) index.delete(name)
           })
       ).pipe(Effect.map((s): Subscription => ({
+        // An idle subscriber is one suspended callback: woken by a delivery, a loss, or the sweep once the
+        // deadline has passed.
         take: (waitMs) =>
-          Effect.gen(function*() {
-            if (!s.lost && s.pending.length === 0) {
-              const wake = Deferred.makeUnsafe<void>()
-              s.wake = wake
+          Effect.suspend(() => {
+            if (s.lost || s.pending.length > 0) return Effect.succeed(takeNow(s))
+            return Effect.callback<Taken>((resume) => {
+              s.wake = resume
               s.deadline = clock.currentTimeMillisUnsafe() + waitMs
               waiting.add(s)
-              // Woken by a delivery, a loss, or the sweep once the deadline has passed.
-              yield* Deferred.await(wake).pipe(Effect.onInterrupt(() =>
-                Effect.sync(() => {
-                  waiting.delete(s)
-                  if (s.wake === wake) s.wake = undefined
-                })
-              ))
-              if (!s.lost && s.pending.length === 0) return { _tag: "idle" } as const
-            }
-            if (s.lost) {
-              s.lost = false
-              return { _tag: "lost" } as const
-            }
-            const deliveries = s.pending
-            s.pending = []
-            s.pendingRecords = 0
-            return { _tag: "deliveries", deliveries } as const
+              return Effect.sync(() => {
+                waiting.delete(s)
+                if (s.wake === resume) s.wake = undefined
+              })
+            })
           })
       })))
 
