@@ -590,7 +590,7 @@ const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number },
   if (given !== undefined && !(given > 0)) throw new BadRequest(`invalid parameter "timeout": must be a positive duration`)
   const ms = given === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, given)
   return self.pipe(
-    Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError("timeout", "query timed out in query execution")) })
+    Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError({ kind: "timeout", message: "query timed out in query execution" })) })
   )
 }
 

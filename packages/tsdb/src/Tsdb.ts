@@ -58,6 +58,7 @@ import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./interna
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
+import { isStaleNaN } from "./promql/types.ts"
 import type { HistogramSample } from "./internal/histogramChunk.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
 
@@ -605,11 +606,7 @@ const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: 
 }
 
 /** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
-const isStaleHistogram = (h: FloatHistogram) => {
-  if (!Number.isNaN(h.sum)) return false
-  scratchF64[0] = h.sum
-  return scratchU32[hiLane] === 0x7ff00000 && scratchU32[loLane] === 2
-}
+const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
 
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 const scratchF64 = new Float64Array(1)

@@ -1,6 +1,9 @@
 /**
- * Values and errors of the PromQL engine (engine.ts), shared with the HTTP API and the test runner.
+ * Values and errors of the PromQL engine (engine.ts), shared with the HTTP API and the test runner: a
+ * query's value, its options and experimental features, `QueryError`, Prometheus's stale marker and its
+ * order of label sets.
  */
+import { Schema } from "effect"
 import type { Labels } from "../internal/labels.ts"
 import type { FloatHistogram } from "./histogram.ts"
 
@@ -71,10 +74,35 @@ export type PromqlFeature = (typeof promqlFeatures)[number]
  * (it failed while evaluating, e.g. a limit), `unsupported` (valid PromQL this engine does not evaluate
  * yet: never a wrong answer instead), `timeout`.
  */
-export class QueryError extends Error {
-  readonly kind: "bad_data" | "execution" | "unsupported" | "timeout"
-  constructor(kind: "bad_data" | "execution" | "unsupported" | "timeout", message: string) {
-    super(message)
-    this.kind = kind
+export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
+  kind: Schema.Literals(["bad_data", "execution", "unsupported", "timeout"]),
+  message: Schema.String
+}) {}
+
+/** Prometheus's stale marker: a NaN with bits 0x7ff0000000000002, made through a DataView. */
+export const staleNaN: number = (() => {
+  const view = new DataView(new ArrayBuffer(8))
+  view.setUint32(0, 0x7ff00000)
+  view.setUint32(4, 0x00000002)
+  return view.getFloat64(0)
+})()
+
+const bitsView = new DataView(new ArrayBuffer(8))
+/** Whether `v` is the stale marker (its exact bits: any other NaN is not). */
+export const isStaleNaN = (v: number): boolean => {
+  if (!Number.isNaN(v)) return false
+  bitsView.setFloat64(0, v)
+  return bitsView.getUint32(0) === 0x7ff00000 && bitsView.getUint32(4) === 0x00000002
+}
+
+/** `labels.Compare`: label by label, name then value; then the shorter first. */
+export const compareLabels = (a: Labels, b: Labels): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const [an, av] = a[i]!
+    const [bn, bv] = b[i]!
+    if (an !== bn) return an < bn ? -1 : 1
+    if (av !== bv) return av < bv ? -1 : 1
   }
+  return a.length - b.length
 }

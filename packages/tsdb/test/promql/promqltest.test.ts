@@ -35,8 +35,8 @@ const fakeInstant = (source: SeriesSource, query: string, time: number): Effect.
     const at = / @ (-?[\d.]+)$/.exec(query)
     const q = at === null ? query : query.slice(0, at.index)
     const t = at === null ? time : Number(at[1]) * 1000
-    if (q === "boom") return yield* Effect.fail(new QueryError("execution", "boom happened"))
-    if (q === "nope") return yield* Effect.fail(new QueryError("unsupported", "not yet"))
+    if (q === "boom") return yield* Effect.fail(new QueryError({ kind: "execution", message: "boom happened" }))
+    if (q === "nope") return yield* Effect.fail(new QueryError({ kind: "unsupported", message: "not yet" }))
     if (q === "wrong") return { type: "vector", samples: [{ labels: [], t, v: 42 }] }
     if (q === "stale_out") return { type: "vector", samples: [{ labels: [], t, v: Runner.staleNaN }] }
     if (/^\d/.test(q)) return { type: "scalar", t, v: Number(q) }
