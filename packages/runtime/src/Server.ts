@@ -264,6 +264,9 @@ export const layer = (
       Layer.provideMerge(layerProducts(config, config.role))
     )
   return served.pipe(
+    // No tracer is configured, so a request's span could never be seen: none is made (a span, and a copy of
+    // the request's context, per request; and held by every open WebSocket for as long as it lasts).
+    Layer.provide(Layer.succeed(References.TracerEnabled, false)),
     Layer.provideMerge(layerCountedStore(config.store, config.preflight)),
     Layer.provideMerge(Metrics.layer),
     Layer.provideMerge(Status.layerProductDbs)
