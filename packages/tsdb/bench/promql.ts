@@ -35,7 +35,10 @@
  * bodies, generated deterministically (generation is not timed), go to each target: first our server
  * process (`node packages/runtime/dist/main.js`, `OPENDATA_STORE=local`, a temp data dir), then
  * Prometheus (`--web.enable-remote-write-receiver`, its own temp storage). Load time = the sum of the
- * requests' send -> ack times.
+ * requests' send -> ack times. After its load, each server is left until it is quiet (under a tenth of
+ * a core over a second, at most 120 s; the wait and the CPU spent meanwhile are printed): the queries
+ * then measure the queries, not the flushes and compactions of the data just written (their cost is
+ * ingest's, which `npm run bench:tsdb` counts).
  *
  * Queries: typical dashboard queries, as range queries over the whole window (step STEP, default 60 s)
  * plus one instant query at the window's end; each runs REPS times (default 5) on each target, ours and
@@ -65,6 +68,11 @@ const seriesWanted = Number(process.env["SERIES"] ?? 1_000)
 const hours = Number(process.env["HOURS"] ?? 6)
 const stepS = Number(process.env["STEP"] ?? 60)
 const reps = Math.max(1, Number(process.env["REPS"] ?? 5))
+/** After its load a server is quiet once it uses under this share of a core over a second... */
+const settleCpuShare = 0.1
+/** ...or after this many seconds. */
+const settleMaxS = 120
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100
 const fromZero = process.env["FROM_ZERO"] === "1"
 /** QUERIES=10,11: only those queries (numbered as printed). */
 const only = process.env["QUERIES"]?.split(",").map((n) => Number(n.trim())).filter((n) => Number.isInteger(n))
@@ -380,6 +388,35 @@ const rssMb = (proc: Proc, field: "VmRSS" | "VmHWM" = "VmRSS"): number => {
   }
 }
 
+/** The process's CPU seconds so far (utime + stime of all its threads; Linux), or NaN. */
+const cpuSeconds = (proc: Proc): number => {
+  try {
+    const stat = fs.readFileSync(`/proc/${proc.child.pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return Number.NaN
+  }
+}
+
+/**
+ * Waits until the process is quiet after its load (under `settleCpuShare` of a core over a second), at
+ * most `settleMaxS`: queries then measure the query, not the compaction of the data just written.
+ * Returns the seconds waited and the CPU seconds spent meanwhile.
+ */
+const settle = async (proc: Proc): Promise<{ readonly waitedS: number; readonly cpuS: number }> => {
+  const start = performance.now()
+  const cpu0 = cpuSeconds(proc)
+  let last = cpu0
+  while ((performance.now() - start) / 1000 < settleMaxS) {
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const now = cpuSeconds(proc)
+    if (!(now - last >= settleCpuShare)) break
+    last = now
+  }
+  return { waitedS: (performance.now() - start) / 1000, cpuS: cpuSeconds(proc) - cpu0 }
+}
+
 const startOurs = async (): Promise<Proc> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-promql-"))
   const port = await freePort()
@@ -649,6 +686,13 @@ const loadLine = (proc: Proc, l: Load) => {
   )
 }
 
+const settleLine = (proc: Proc, settled: { readonly waitedS: number; readonly cpuS: number }) => {
+  console.log(
+    `  ${(proc.name === "our server" ? "ours" : proc.name).padEnd(11)} quiet ${fmt(settled.waitedS, 1)} s after its load ` +
+      `(${fmt(settled.cpuS, 1)} CPU s meanwhile${settled.waitedS >= settleMaxS ? `; still busy after ${settleMaxS} s, querying anyway` : ""})`
+  )
+}
+
 const main = async () => {
   const prometheusVersion = fs.existsSync(prometheusBin)
     ? execFileSync(prometheusBin, ["--version"], { encoding: "utf8" }).split("\n")[0]!.replace(/^prometheus, /, "")
@@ -678,11 +722,13 @@ const main = async () => {
     const ours = await startOurs()
     procs.push(ours)
     loadLine(ours, await load(ours, ds))
+    settleLine(ours, await settle(ours))
     let prometheus: Proc | undefined
     if (prometheusVersion !== undefined) {
       prometheus = await startPrometheus()
       procs.push(prometheus)
       loadLine(prometheus, await load(prometheus, ds))
+      settleLine(prometheus, await settle(prometheus))
     }
 
     // Query times: multiples of 15 s, 30 s past a minute, inside the data.
