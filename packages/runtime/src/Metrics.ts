@@ -505,8 +505,11 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
           metrics.eventStoreRecordsAppended(records.length)
         }
         return {
-          ...decided,
-          durable: Effect.tap(decided.durable, () => Effect.sync(count)),
+          result: decided.result,
+          // Made when asked for (as the store's own): an append session takes `whenDurable` alone.
+          get durable() {
+            return Effect.tap(decided.durable, () => Effect.sync(count))
+          },
           whenDurable: (callback: (failure: EventStore.Unavailable | undefined) => void) =>
             decided.whenDurable((failure) => {
               if (failure === undefined) count()
