@@ -14,27 +14,7 @@
  * checkpoint into the heads (see internal/headLog.ts). Decisions are taken under one lock; the durable
  * wait is not.
  *
- * Key layout in the Db (`tsdb/` path; integers big-endian):
- *   h<hash u64><id u64>                       -> (empty)    the dictionary (older versions: the labels)
- *   S<id u64>                                 -> labels     id -> labels
- *   n                                         -> u64        next series id
- *   j<bucket u32><id u64>                     -> (empty)    the series of a time bucket: its postings, with
- *                                                          their labels (`S`), read into memory
- *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings as older versions stored them, a key
- *                                                          per label (read, never written)
- *   c<bucket u32><id u64><minT u64>           -> chunk      sealed chunks
- *   H<id u64>                                 -> head       checkpointed head and out-of-order buffer
- *   W<record u64>                             -> record     the head log: one request's samples
- *   w                                         -> u64        the last record checkpointed
- *   O<id u64>                                 -> chunk      out-of-order buffer (older versions; read only)
- *   m<metric>                                 -> JSON       metric metadata
- *   b<bucket u32>                             -> (empty)    the buckets that hold data
- *   g<bucket u32><id u64><minT u64>           -> chunk      sealed native histogram chunks
- *   G<bucket u32>                             -> (empty)    the buckets with native histograms (only
- *                                                          their `g` chunks are read)
- *   s<bucket u32><id u64><t u64>              -> u64        start timestamps (with `startTimestamps`): the
- *                                                          start of the series' samples from t on, to its
- *                                                          next key in the bucket
+ * The key layout in the Db (`tsdb/` path): internal/keys.ts.
  *
  * Native histograms take the same path in their own columns: a series' histogram samples go to its
  * histogram head (in order only, as Prometheus takes them), are logged in the same record (version 3),
@@ -45,31 +25,78 @@ import { Clock, Context, Deferred, Effect, Exit, Layer, Scope, Semaphore, Stream
 import type { Db as CoreDb } from "@opendata/core"
 import { Db, Keys } from "@opendata/core"
 import * as Limits from "./limits.ts"
-import { ChunkIterator, chunkSampleCount } from "./internal/chunk.ts"
-import type { XorChunk } from "./internal/chunk.ts"
-import { newChunk, openChunk } from "./internal/chunk.ts"
+import { openChunk } from "./internal/chunk.ts"
 import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
 import { BucketPostings } from "./internal/postings.ts"
 import { hash32, SeriesLookup } from "./internal/seriesLookup.ts"
+import {
+  bucketKey,
+  bucketOf,
+  bucketSeriesKey,
+  bucketSeriesPrefix,
+  cat,
+  checkpointKey,
+  chunkPrefix,
+  decodeLabels,
+  decoder,
+  dictKey,
+  dictPrefix,
+  encodeLabels,
+  encoder,
+  exemplarKey,
+  exemplarsStart,
+  headKey,
+  histogramBucketKey,
+  histogramChunkPrefix,
+  metaKey,
+  nextIdKey,
+  noBytes,
+  oooKey,
+  postingPrefix,
+  prefixEnd,
+  readU32,
+  recordKey,
+  recordsEnd,
+  seriesKey,
+  startKey,
+  startPrefix,
+  u32,
+  zero
+} from "./internal/keys.ts"
+import {
+  applyHistogram,
+  applySample,
+  decodeRange,
+  emptyState,
+  hiLane,
+  isStaleHistogram,
+  keepRecent,
+  loLane,
+  noChunks,
+  pushStored,
+  scratchF64,
+  scratchU32,
+  valueAt,
+  withHistograms,
+  withStarts
+} from "./internal/head.ts"
+import type { HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
-import { isStaleNaN } from "./promql/types.ts"
-import type { HistogramSample } from "./internal/histogramChunk.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
+import type { Sample, SelectedSeries, SeriesSource } from "./SeriesSource.ts"
+import { SamplesLimitExceeded, TsdbError } from "./SeriesSource.ts"
 
 export type { Exemplar, Labels, Matcher }
+export type { Sample, SelectedSeries, SelectOptions, SeriesSource } from "./SeriesSource.ts"
+export { SamplesLimitExceeded, samplesOf, selectedSeries, TsdbError } from "./SeriesSource.ts"
 
-export interface Sample {
-  readonly timestampMs: number
-  readonly value: number
-  /** When the sample's counter started (ms; remote write 2.0's created timestamp), if known. */
-  readonly startTimestampMs?: number | undefined
-}
+const { readU64, u64 } = Keys
 
 /** A native histogram sample. */
 export interface HistogramInput {
@@ -131,82 +158,6 @@ export interface WriteOutcome {
   readonly exemplarsRefused?: number | undefined
 }
 
-/**
- * A selected series: its samples in [mint, maxt] (both inclusive) as two columns, index for index, by
- * strictly increasing timestamp. No object per sample: a selection of millions of samples costs 16 bytes
- * each, outside the JavaScript heap.
- */
-export interface SelectedSeries {
-  readonly labels: Labels
-  /** Timestamps (ms, integers), strictly increasing. */
-  readonly timestamps: Float64Array
-  /** Values, bit for bit as written (the stale marker's NaN payload included). */
-  readonly values: Float64Array
-  /**
-   * Native histogram samples, by index: where `histograms[i]` is defined, sample i is that histogram (and
-   * `values[i]` is 0). Absent when the series has no histogram sample in the range. A stale marker is a
-   * float stale marker in `values` either way.
-   */
-  readonly histograms?: ReadonlyArray<FloatHistogram | undefined> | undefined
-  /**
-   * Start timestamps (ms), by index: when the counter of sample i started (OTLP's and remote write 2.0's
-   * start/created timestamp; 0: not known). Absent when no sample in the range has one.
-   */
-  readonly startTimestamps?: Float64Array | undefined
-}
-
-export interface SelectOptions {
-  /**
-   * Samples the selection may hold at most (default `querySamplesMax`): past it, `select` fails with a
-   * `limit` error as soon as it knows, without decoding the rest.
-   */
-  readonly samplesMax?: number | undefined
-}
-
-/** What the PromQL engine reads through: series by matchers over a time range. */
-export interface SeriesSource {
-  readonly select: (
-    matchers: ReadonlyArray<Matcher>,
-    mint: number,
-    maxt: number,
-    options?: SelectOptions
-  ) => Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError>
-}
-
-/** A selected series' samples as objects (for tests and checks; the engine reads the columns). */
-export const samplesOf = (series: SelectedSeries): Array<Sample> =>
-  Array.from(series.timestamps, (timestampMs, i) => ({ timestampMs, value: series.values[i]! }))
-
-/** A selected series from samples sorted by strictly increasing timestamp (for `SeriesSource` test doubles). */
-export const selectedSeries = (labels: Labels, samples: ReadonlyArray<Sample>): SelectedSeries => {
-  const timestamps = new Float64Array(samples.length)
-  const values = new Float64Array(samples.length)
-  for (let i = 0; i < samples.length; i++) {
-    timestamps[i] = samples[i]!.timestampMs
-    values[i] = samples[i]!.value
-  }
-  return { labels, timestamps, values }
-}
-
-/** Why a TSDB operation failed: `unavailable` (retry later), `bad_data` (fix the input), `limit` (too large). */
-export class TsdbError extends Error {
-  readonly _tag = "TsdbError"
-  readonly kind: "unavailable" | "bad_data" | "limit"
-  constructor(kind: "unavailable" | "bad_data" | "limit", message: string) {
-    super(message)
-    this.kind = kind
-  }
-}
-
-/** A selection would hold more than `samplesMax` samples (a `limit` error the PromQL engine words as Prometheus does). */
-export class SamplesLimitExceeded extends TsdbError {
-  readonly samplesMax: number
-  constructor(samplesMax: number) {
-    super("limit", `more than ${samplesMax} samples selected`)
-    this.samplesMax = samplesMax
-  }
-}
-
 export interface TsdbShape extends SeriesSource {
   readonly write: (input: WriteInput) => Effect.Effect<WriteOutcome, TsdbError>
   /** Label sets of the series matching any of the selectors in [mint, maxt]. */
@@ -247,213 +198,8 @@ export interface TsdbSettings {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Keys
+// Implementation
 // -------------------------------------------------------------------------------------------------
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-const { readU64, u64, writeU64 } = Keys
-/** A one-byte tag and a u64: the keys written for every series on every write. */
-const taggedU64 = (tag: string, n: number) => {
-  const b = new Uint8Array(9)
-  b[0] = tag.charCodeAt(0)
-  writeU64(b, 1, n)
-  return b
-}
-const u32 = (n: number) => {
-  const b = new Uint8Array(4)
-  new DataView(b.buffer).setUint32(0, n)
-  return b
-}
-const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
-const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
-  const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
-  const out = new Uint8Array(bytes.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of bytes) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
-const zero = Uint8Array.of(0)
-const noBytes = new Uint8Array(0)
-const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
-  const end = prefix.slice()
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return undefined
-}
-
-const dictPrefix = (hash: number) => cat("h", u64(hash))
-const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
-const seriesKey = (id: number) => taggedU64("S", id)
-const nextIdKey = encoder.encode("n")
-/** The key saying a series has samples in a bucket (its postings there follow from its labels). */
-const bucketSeriesKey = (bucket: number, id: number) => cat("j", u32(bucket), u64(id))
-const bucketSeriesPrefix = (bucket: number) => cat("j", u32(bucket))
-/** Postings as older versions stored them, a key per label (read, never written). */
-const postingPrefix = (bucket: number, name?: string, value?: string) =>
-  name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
-const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
-const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
-const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("g", u32(bucket)) : cat("g", u32(bucket), u64(id)))
-const histogramChunkKey = (bucket: number, id: number, minT: number) => cat("g", u32(bucket), u64(id), u64(minT))
-const startPrefix = (bucket: number, id?: number) => (id === undefined ? cat("s", u32(bucket)) : cat("s", u32(bucket), u64(id)))
-const startKey = (bucket: number, id: number, t: number) => cat("s", u32(bucket), u64(id), u64(t))
-const headKey = (id: number) => taggedU64("H", id)
-/** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
-const oooKey = (id: number) => taggedU64("O", id)
-const recordKey = (n: number) => taggedU64("W", n)
-const recordsEnd = encoder.encode("X")
-const checkpointKey = encoder.encode("w")
-const metaKey = (metric: string) => cat("m", metric)
-const bucketKey = (bucket: number) => cat("b", u32(bucket))
-const histogramBucketKey = (bucket: number) => cat("G", u32(bucket))
-const exemplarKey = (id: number, t: number) => cat("e", u64(id), u64(t))
-const exemplarsStart = encoder.encode("e")
-
-const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
-const decodeLabels = (bytes: Uint8Array): Labels => JSON.parse(decoder.decode(bytes)) as Labels
-
-// -------------------------------------------------------------------------------------------------
-// Decoding a series' chunks into columns
-// -------------------------------------------------------------------------------------------------
-
-/** Float64 lanes as uint32 pairs: which of the two holds the high half on this machine. */
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
-const hiLane = littleEndian ? 1 : 0
-const loLane = 1 - hiLane
-
-/**
- * The samples in [mint, maxt] of a series' chunks (sealed chunks by bucket and first timestamp, then the
- * head, then the out-of-order buffer), merged by timestamp; where two chunks hold the same timestamp the
- * earlier chunk's sample wins. Values are copied as their 64-bit patterns, never through a float.
- */
-const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: number, maxt: number): SelectedSeries => {
-  let capacity = 0
-  for (const c of chunks) capacity += chunkSampleCount(c)
-  let ts = new Float64Array(capacity)
-  let vs = new Float64Array(capacity)
-  const bits = new Uint32Array(vs.buffer)
-  let n = 0
-  /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
-  let ordered = true
-  for (const c of chunks) {
-    const it = new ChunkIterator(c)
-    while (it.next()) {
-      const t = it.t
-      if (t > maxt) break
-      if (t < mint) continue
-      if (n > 0 && ts[n - 1]! >= t) ordered = false
-      ts[n] = t
-      bits[2 * n + hiLane] = it.valueHi
-      bits[2 * n + loLane] = it.valueLo
-      n++
-    }
-  }
-  if (!ordered) {
-    // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept.
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b)
-    const mts = new Float64Array(n)
-    const mvs = new Float64Array(n)
-    const mbits = new Uint32Array(mvs.buffer)
-    let m = 0
-    for (const i of order) {
-      if (m > 0 && mts[m - 1] === ts[i]) continue
-      mts[m] = ts[i]!
-      mbits[2 * m] = bits[2 * i]!
-      mbits[2 * m + 1] = bits[2 * i + 1]!
-      m++
-    }
-    ts = mts
-    vs = mvs
-    n = m
-  }
-  if (n < ts.length) {
-    // Views, not copies: the arrays are the query's, and go with it.
-    ts = ts.subarray(0, n)
-    vs = vs.subarray(0, n)
-  }
-  return { labels, timestamps: ts, values: vs }
-}
-
-/** Histogram samples of a series to read: a sealed (or checkpointed) histogram chunk, or a head's samples. */
-type HistogramRun = Uint8Array | ReadonlyArray<HistogramSample>
-
-/**
- * A series' float samples merged with its histogram samples in [mint, maxt], by time: where both have a
- * sample at the same time the float wins, and where two histogram runs do, the earlier run's.
- */
-const withHistograms = (floats: SelectedSeries, runs: ReadonlyArray<HistogramRun>, mint: number, maxt: number): SelectedSeries => {
-  const byTime = new Map<number, FloatHistogram>()
-  for (const run of runs) {
-    for (const s of run instanceof Uint8Array ? decodeHistogramChunk(run) : run) {
-      if (s.t >= mint && s.t <= maxt && !byTime.has(s.t)) byTime.set(s.t, s.h)
-    }
-  }
-  if (byTime.size === 0) return floats
-  const fts = floats.timestamps
-  for (const t of fts) byTime.delete(t)
-  const hts = [...byTime.keys()].sort((a, b) => a - b)
-  const n = fts.length + hts.length
-  const timestamps = new Float64Array(n)
-  const values = new Float64Array(n)
-  const fbits = new Uint32Array(floats.values.buffer, floats.values.byteOffset, floats.values.length * 2)
-  const bits = new Uint32Array(values.buffer)
-  const histograms: Array<FloatHistogram | undefined> = new Array(n)
-  let i = 0
-  let j = 0
-  for (let k = 0; k < n; k++) {
-    if (j >= hts.length || (i < fts.length && fts[i]! < hts[j]!)) {
-      timestamps[k] = fts[i]!
-      bits[2 * k] = fbits[2 * i]!
-      bits[2 * k + 1] = fbits[2 * i + 1]!
-      i++
-    } else {
-      timestamps[k] = hts[j]!
-      histograms[k] = byTime.get(hts[j]!)!
-      j++
-    }
-  }
-  return { labels: floats.labels, timestamps, values, histograms }
-}
-
-/**
- * A series with its samples' start timestamps: each sample's is that of the last start key at or before it
- * in its bucket (keys are written at a series' first sample in a bucket and wherever the start changes).
- */
-const withStarts = (series: SelectedSeries, keys: ReadonlyArray<readonly [number, number]>): SelectedSeries => {
-  const ts = series.timestamps
-  const startTimestamps = new Float64Array(ts.length)
-  let k = -1
-  let any = false
-  for (let i = 0; i < ts.length; i++) {
-    const t = ts[i]!
-    while (k + 1 < keys.length && keys[k + 1]![0] <= t) k++
-    if (k >= 0 && bucketOf(keys[k]![0]) === bucketOf(t) && keys[k]![1] !== 0) {
-      startTimestamps[i] = keys[k]![1]
-      any = true
-    }
-  }
-  return any ? { ...series, startTimestamps } : series
-}
-
-/** Adds a stored head (`H`: its chunk and out-of-order buffer) or an older version's `O` buffer to a series' chunks. */
-const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
-  if (kind === "ooo") {
-    list.push(bytes)
-    return undefined
-  }
-  const stored = decodeCheckpointed(bytes)
-  if (stored.head !== undefined) list.push(stored.head)
-  if (stored.ooo !== undefined) list.push(stored.ooo)
-  return stored
-}
 
 /** The labels sorted by name (the same array when they are, as senders send them). */
 const sorted = (labels: Labels): Labels => {
@@ -468,219 +214,7 @@ const sorted = (labels: Labels): Labels => {
 const scanWide = (ids: ReadonlyArray<number>) =>
   ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= ids.at(-1)! - ids[0]! + 1
 
-// -------------------------------------------------------------------------------------------------
-// Implementation
-// -------------------------------------------------------------------------------------------------
-
-/**
- * A series' head, in memory: its open chunk and out-of-order buffer. Every series with samples logged
- * after its checkpointed head (`lastRecord > asOf`) is here; clean ones may be dropped (their `H` key
- * holds them).
- */
-interface SeriesState {
-  readonly id: number
-  /** The head chunk, appended to sample by sample. */
-  headChunk: XorChunk
-  /** Out-of-order samples not yet sealed, by timestamp. */
-  ooo: Array<Sample>
-  /** Chunks sealed by writes not durable yet (until `pendingSeq` is durable): reads find them here. */
-  sealedPending: Array<SealedChunk>
-  /**
-   * Float chunks this process sealed, kept in memory (in key order: bucket, then first timestamp), from the
-   * series' last two buckets, at most `recentChunksMax`. Together they are every stored float chunk of the
-   * buckets after `coveredAfter`: reads of those buckets need no Db read.
-   */
-  recent: Array<SealedChunk>
-  /**
-   * Every stored float chunk of a bucket after this one is in `recent`: -1 for a series created by this
-   * process; for one read back from storage, infinite until it seals a head chunk, then that chunk's last
-   * sample's bucket (see `keepRecent`); raised past every bucket whose chunks are dropped from `recent`.
-   */
-  coveredAfter: number
-  /** Buckets whose postings already hold this series (in this process). */
-  readonly indexed: Set<number>
-  /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
-  pendingSeq: number
-  /** The last log record holding samples of this series. */
-  lastRecord: number
-  /** The record its checkpointed head (`H` key) reflects. */
-  asOf: number
-  /** When it was last written (a count of series writes), to drop the least recently written first. */
-  touched: number
-  /** The bucket of the last sample written in this process (its postings and bucket key are written). */
-  lastBucket: number
-  /** The native histogram head: histogram samples not yet sealed, by increasing time. */
-  histograms: Array<HistogramSample>
-  /** Histogram chunks sealed by writes not durable yet (as `sealedPending`). */
-  histogramsSealedPending: Array<Uint8Array>
-  /**
-   * With start timestamps kept: the start of the last in-order sample written in this process, and its
-   * bucket (-1: none yet). A sample whose start differs, or the first in a bucket, writes a start key.
-   */
-  lastStart: number
-  lastStartBucket: number
-}
-
-const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
-
-/** A sealed float chunk: its bucket, first timestamp (its key's) and bytes. */
-interface SealedChunk {
-  readonly bucket: number
-  readonly minT: number
-  /** Its last timestamp: a read of a window after it skips it undecoded. */
-  readonly maxT: number
-  readonly bytes: Uint8Array
-}
-
-const noRecent: Array<SealedChunk> = []
-Object.freeze(noRecent)
-
-/**
- * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
- * `lastT`: the last timestamp of a sealed head chunk (not given for an out-of-order one).
- */
-const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number | undefined) => {
-  if (state.coveredAfter === Number.POSITIVE_INFINITY) {
-    // A series read back from storage: every chunk an earlier process stored starts at or before the
-    // newest sample it had, which is at or before the last of the first head chunk this process seals.
-    if (lastT === undefined) return
-    state.coveredAfter = bucketOf(lastT)
-  }
-  const recent = state.recent === noRecent ? (state.recent = []) : state.recent
-  // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
-  let at = recent.length
-  while (at > 0 && (recent[at - 1]!.bucket > chunk.bucket || (recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT > chunk.minT))) at--
-  if (at > 0 && recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT === chunk.minT) recent[at - 1] = chunk
-  else recent.splice(at, 0, chunk)
-  // Only the last two buckets, and at most `recentChunksMax` chunks: what goes takes its bucket's coverage.
-  const newest = recent.at(-1)!.bucket
-  let drop = 0
-  while (drop < recent.length && (recent[drop]!.bucket < newest - 1 || recent.length - drop > Limits.recentChunksMax)) {
-    state.coveredAfter = Math.max(state.coveredAfter, recent[drop]!.bucket)
-    drop++
-  }
-  if (drop > 0) recent.splice(0, drop)
-}
-
-/** The empty lists every series without histograms shares (replaced, never pushed to). */
-const noHistograms: Array<HistogramSample> = []
-const noChunks: Array<Uint8Array> = []
-Object.freeze(noHistograms)
-Object.freeze(noChunks)
 const noHistogramInputs: ReadonlyArray<HistogramInput> = []
-
-const emptyState = (id: number): SeriesState => ({
-  id,
-  headChunk: newChunk(),
-  ooo: [],
-  sealedPending: [],
-  recent: noRecent,
-  coveredAfter: Number.POSITIVE_INFINITY,
-  indexed: new Set(),
-  pendingSeq: 0,
-  lastRecord: 0,
-  asOf: 0,
-  touched: 0,
-  lastBucket: -1,
-  // Shared empty lists until a series has histograms (most never do): nothing allocated per series.
-  histograms: noHistograms,
-  histogramsSealedPending: noChunks,
-  lastStart: 0,
-  lastStartBucket: -1
-})
-
-/**
- * Appends a histogram sample to a series' histogram head (after its newest: the caller checks), sealing the
- * full head first. The write path and the replay take the same steps (see `applySample`).
- */
-const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined) => {
-  const n = state.histograms.length
-  // Cut when full, and at every bucket's start (as float chunks).
-  if (n >= Limits.chunkSamplesMax || (n > 0 && bucketOf(t) !== bucketOf(state.histograms[0]!.t))) {
-    const first = state.histograms[0]!.t
-    seal?.(histogramChunkKey(bucketOf(first), state.id, first), encodeHistogramChunk(state.histograms))
-    state.histograms = []
-  }
-  if (state.histograms === noHistograms) state.histograms = []
-  state.histograms.push({ t, h })
-}
-
-/** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
-const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
-
-/** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
-const scratchF64 = new Float64Array(1)
-const scratchU32 = new Uint32Array(scratchF64.buffer)
-const bitsToNumber = (lo: number, hi: number) => {
-  scratchU32[loLane] = lo
-  scratchU32[hiLane] = hi
-  return scratchF64[0]!
-}
-
-/**
- * Applies an accepted sample to a head: appended if after the head's last (the full head sealed first),
- * otherwise inserted into the out-of-order buffer (sealed when full). The write path and the replay of
- * the log take the same steps, so a replayed head is the head the writes built. `seal` gets each sealed
- * chunk (the write path stores it; a replay finds it stored already).
- */
-const applySample = (
-  state: SeriesState,
-  t: number,
-  lo: number,
-  hi: number,
-  seal: ((key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void) | undefined
-): "head" | "ooo" => {
-  const head = state.headChunk
-  if (head.count === 0 || t > head.maxTime!) {
-    // Cut when full, and at every bucket's start: a chunk lies in the bucket its key names, so a read
-    // finds it by the buckets of its window (however sparse the series).
-    if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
-      const first = head.minTime!
-      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!, false)
-      state.headChunk = newChunk()
-    }
-    state.headChunk.appendBits(t, hi, lo)
-    return "head"
-  }
-  const ooo = state.ooo
-  let at = ooo.length
-  while (at > 0 && ooo[at - 1]!.timestampMs > t) at--
-  ooo.splice(at, 0, { timestampMs: t, value: bitsToNumber(lo, hi) })
-  if (ooo.length >= Limits.outOfOrderBufferSamples) {
-    // A chunk per bucket the late samples fall in (a chunk lies in the bucket its key names).
-    let from = 0
-    while (from < ooo.length) {
-      const first = ooo[from]!
-      const bucket = bucketOf(first.timestampMs)
-      let to = from + 1
-      while (to < ooo.length && bucketOf(ooo[to]!.timestampMs) === bucket) to++
-      seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)), ooo[to - 1]!.timestampMs, true)
-      from = to
-    }
-    state.ooo = []
-  }
-  return "ooo"
-}
-
-/** The value at `t` in a head (its chunk or its out-of-order buffer) as its 64-bit pattern, if any. */
-const valueAt = (state: SeriesState, t: number): { readonly lo: number; readonly hi: number } | undefined => {
-  const head = state.headChunk
-  if (head.count > 0 && t === head.maxTime) return { lo: head.lastLo, hi: head.lastHi }
-  if (head.count > 0 && t >= head.minTime!) {
-    const it = new ChunkIterator(head.bytes())
-    while (it.next()) {
-      if (it.t === t) return { lo: it.valueLo, hi: it.valueHi }
-      if (it.t > t) break
-    }
-  }
-  for (const s of state.ooo) {
-    if (s.timestampMs === t) {
-      scratchF64[0] = s.value
-      return { lo: scratchU32[loLane]!, hi: scratchU32[hiLane]! }
-    }
-  }
-  return undefined
-}
 
 export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, never, CoreDb.Db | Scope.Scope> =>
   Effect.gen(function*() {
@@ -690,7 +224,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const checkpointRecords = settings.headCheckpointRecords ?? Limits.headCheckpointRecords
     const checkpointBytes = settings.headCheckpointBytes ?? Limits.headCheckpointBytes
     const keepStarts = settings.startTimestamps === true
-    const failed = (e: { readonly message: string }) => new TsdbError("unavailable", e.message)
+    const failed = (e: { readonly message: string }) => new TsdbError({ kind: "unavailable", message: e.message })
 
     const lock = Semaphore.makeUnsafe(1)
     /** The head: series state by id, least recently written first (a Map keeps insertion order). */
@@ -917,7 +451,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       for (const kv of rows) {
         const n = readU64(kv.key, 1)
         if (n <= lastApplied) continue
-        const record = yield* Effect.try({ try: () => decodeRecord(kv.value), catch: (e) => new TsdbError("unavailable", `head log record ${n}: ${String(e)}`) })
+        const record = yield* Effect.try({ try: () => decodeRecord(kv.value), catch: (e) => new TsdbError({ kind: "unavailable", message: `head log record ${n}: ${String(e)}` }) })
         records.push({ n, record, bytes: kv.value.length })
         for (let i = 0; i < record.count; i++) if (!heads.has(record.ids[i]!)) missing.add(record.ids[i]!)
         for (const id of record.histograms?.ids ?? []) if (!heads.has(id)) missing.add(id)
@@ -1349,7 +883,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           // interrupted; what it queued is recorded here before any interruption can land.
           const result = yield* Effect.uninterruptibleMask((restore) =>
             Effect.tap(
-              restore(Effect.mapError(db.write(ops, { awaitDurable: false }), (e) => e._tag === "InvalidWrite" ? new TsdbError("limit", e.message) : failed(e))),
+              restore(Effect.mapError(db.write(ops, { awaitDurable: false }), (e) => e._tag === "InvalidWrite" ? new TsdbError({ kind: "limit", message: e.message }) : failed(e))),
               (result) =>
                 Effect.sync(() => {
                   submitted = true
@@ -1441,7 +975,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const labels = yield* labelsOf(id)
           if (labels !== undefined && matchesAll(matchers, labels)) found.set(id, labels)
         }
-        if (found.size > Limits.selectSeriesMax) return yield* Effect.fail(new TsdbError("limit", `more than ${Limits.selectSeriesMax} series selected`))
+        if (found.size > Limits.selectSeriesMax) return yield* Effect.fail(new TsdbError({ kind: "limit", message: `more than ${Limits.selectSeriesMax} series selected` }))
       })
 
     /** The buckets holding data in [first, last] (only those: a wide range costs nothing). */
@@ -1811,7 +1345,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const keys = yield* Stream.runCollect(db.scan({ start, end }).pipe(Stream.take(1000), Stream.map((kv) => kv.key))).pipe(Effect.mapError(failed))
           if (keys.length === 0) break
           if (kind === "c" || kind === "g") for (const k of keys) dropped.add(readU32(k, 1))
-          yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
+          yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError({ kind: "unavailable", message: e.message }))
         }
       }
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
@@ -1827,7 +1361,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       ).pipe(Effect.mapError(failed))
       for (let i = 0; i < oldExemplars.length; i += 1000) {
         const keys = oldExemplars.slice(i, i + 1000)
-        yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError("unavailable", e.message))
+        yield* Effect.mapError(db.write(keys.map((k) => ({ _tag: "delete" as const, key: k }))), (e) => new TsdbError({ kind: "unavailable", message: e.message }))
       }
       return dropped.size
     })

@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import type { Labels } from "../internal/labels.ts"
 import { labelValue } from "../internal/labels.ts"
-import type { SeriesSource } from "../Tsdb.ts"
+import type { SeriesSource } from "../SeriesSource.ts"
 import type { Call, Expr } from "./ast.ts"
 import { ParseError } from "./ast.ts"
 import { parseWithDurations } from "./parser.ts"

@@ -10,7 +10,7 @@
  */
 import { Effect } from "effect"
 import * as Limits from "../limits.ts"
-import type { SeriesSource } from "../Tsdb.ts"
+import type { SeriesSource } from "../SeriesSource.ts"
 import type { Expr } from "./ast.ts"
 import type { QueryOptions } from "./types.ts"
 import { QueryError } from "./types.ts"

@@ -8,7 +8,7 @@
 import { Effect } from "effect"
 import type { Labels, Matcher } from "../../internal/labels.ts"
 import { canonical, labelValue, matchesAll, sortLabels } from "../../internal/labels.ts"
-import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../../Tsdb.ts"
+import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../../SeriesSource.ts"
 import { customBucketsSchema, FloatHistogram } from "../histogram.ts"
 import type { LoadCommand } from "./script.ts"
 

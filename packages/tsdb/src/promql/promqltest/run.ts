@@ -6,7 +6,7 @@
 import { Cause, Effect, Exit } from "effect"
 import type { Matcher } from "../../internal/labels.ts"
 import { matchesAll, sortLabels } from "../../internal/labels.ts"
-import type { SeriesSource } from "../../Tsdb.ts"
+import type { SeriesSource } from "../../SeriesSource.ts"
 import type { Expr } from "../ast.ts"
 import type { InstantSample, QueryOptions, Value } from "../types.ts"
 import { promqlFeatures, QueryError } from "../types.ts"

@@ -1,0 +1,363 @@
+/**
+ * A series' head in memory (its open chunk, out-of-order buffer and native histogram head) and the steps
+ * the write path and the replay of the head log both take on it; and the decoding of a series' chunks into
+ * the columns of a `SelectedSeries`.
+ */
+import * as Limits from "../limits.ts"
+import type { FloatHistogram } from "../promql/histogram.ts"
+import { isStaleNaN } from "../promql/types.ts"
+import type { Sample, SelectedSeries } from "../SeriesSource.ts"
+import { ChunkIterator, chunkSampleCount, newChunk } from "./chunk.ts"
+import type { XorChunk } from "./chunk.ts"
+import { encodeSamples } from "./chunkCodec.ts"
+import { decodeCheckpointed } from "./headLog.ts"
+import type { HistogramSample } from "./histogramChunk.ts"
+import { decodeHistogramChunk, encodeHistogramChunk } from "./histogramChunk.ts"
+import { bucketOf, chunkKey, histogramChunkKey } from "./keys.ts"
+import type { Labels } from "./labels.ts"
+
+// -------------------------------------------------------------------------------------------------
+// Decoding a series' chunks into columns
+// -------------------------------------------------------------------------------------------------
+
+/** Float64 lanes as uint32 pairs: which of the two holds the high half on this machine. */
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+export const hiLane = littleEndian ? 1 : 0
+export const loLane = 1 - hiLane
+
+/**
+ * The samples in [mint, maxt] of a series' chunks (sealed chunks by bucket and first timestamp, then the
+ * head, then the out-of-order buffer), merged by timestamp; where two chunks hold the same timestamp the
+ * earlier chunk's sample wins. Values are copied as their 64-bit patterns, never through a float.
+ */
+export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: number, maxt: number): SelectedSeries => {
+  let capacity = 0
+  for (const c of chunks) capacity += chunkSampleCount(c)
+  let ts = new Float64Array(capacity)
+  let vs = new Float64Array(capacity)
+  const bits = new Uint32Array(vs.buffer)
+  let n = 0
+  /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
+  let ordered = true
+  for (const c of chunks) {
+    const it = new ChunkIterator(c)
+    while (it.next()) {
+      const t = it.t
+      if (t > maxt) break
+      if (t < mint) continue
+      if (n > 0 && ts[n - 1]! >= t) ordered = false
+      ts[n] = t
+      bits[2 * n + hiLane] = it.valueHi
+      bits[2 * n + loLane] = it.valueLo
+      n++
+    }
+  }
+  if (!ordered) {
+    // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept.
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b)
+    const mts = new Float64Array(n)
+    const mvs = new Float64Array(n)
+    const mbits = new Uint32Array(mvs.buffer)
+    let m = 0
+    for (const i of order) {
+      if (m > 0 && mts[m - 1] === ts[i]) continue
+      mts[m] = ts[i]!
+      mbits[2 * m] = bits[2 * i]!
+      mbits[2 * m + 1] = bits[2 * i + 1]!
+      m++
+    }
+    ts = mts
+    vs = mvs
+    n = m
+  }
+  if (n < ts.length) {
+    // Views, not copies: the arrays are the query's, and go with it.
+    ts = ts.subarray(0, n)
+    vs = vs.subarray(0, n)
+  }
+  return { labels, timestamps: ts, values: vs }
+}
+
+/** Histogram samples of a series to read: a sealed (or checkpointed) histogram chunk, or a head's samples. */
+export type HistogramRun = Uint8Array | ReadonlyArray<HistogramSample>
+
+/**
+ * A series' float samples merged with its histogram samples in [mint, maxt], by time: where both have a
+ * sample at the same time the float wins, and where two histogram runs do, the earlier run's.
+ */
+export const withHistograms = (floats: SelectedSeries, runs: ReadonlyArray<HistogramRun>, mint: number, maxt: number): SelectedSeries => {
+  const byTime = new Map<number, FloatHistogram>()
+  for (const run of runs) {
+    for (const s of run instanceof Uint8Array ? decodeHistogramChunk(run) : run) {
+      if (s.t >= mint && s.t <= maxt && !byTime.has(s.t)) byTime.set(s.t, s.h)
+    }
+  }
+  if (byTime.size === 0) return floats
+  const fts = floats.timestamps
+  for (const t of fts) byTime.delete(t)
+  const hts = [...byTime.keys()].sort((a, b) => a - b)
+  const n = fts.length + hts.length
+  const timestamps = new Float64Array(n)
+  const values = new Float64Array(n)
+  const fbits = new Uint32Array(floats.values.buffer, floats.values.byteOffset, floats.values.length * 2)
+  const bits = new Uint32Array(values.buffer)
+  const histograms: Array<FloatHistogram | undefined> = new Array(n)
+  let i = 0
+  let j = 0
+  for (let k = 0; k < n; k++) {
+    if (j >= hts.length || (i < fts.length && fts[i]! < hts[j]!)) {
+      timestamps[k] = fts[i]!
+      bits[2 * k] = fbits[2 * i]!
+      bits[2 * k + 1] = fbits[2 * i + 1]!
+      i++
+    } else {
+      timestamps[k] = hts[j]!
+      histograms[k] = byTime.get(hts[j]!)!
+      j++
+    }
+  }
+  return { labels: floats.labels, timestamps, values, histograms }
+}
+
+/**
+ * A series with its samples' start timestamps: each sample's is that of the last start key at or before it
+ * in its bucket (keys are written at a series' first sample in a bucket and wherever the start changes).
+ */
+export const withStarts = (series: SelectedSeries, keys: ReadonlyArray<readonly [number, number]>): SelectedSeries => {
+  const ts = series.timestamps
+  const startTimestamps = new Float64Array(ts.length)
+  let k = -1
+  let any = false
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i]!
+    while (k + 1 < keys.length && keys[k + 1]![0] <= t) k++
+    if (k >= 0 && bucketOf(keys[k]![0]) === bucketOf(t) && keys[k]![1] !== 0) {
+      startTimestamps[i] = keys[k]![1]
+      any = true
+    }
+  }
+  return any ? { ...series, startTimestamps } : series
+}
+
+/** Adds a stored head (`H`: its chunk and out-of-order buffer) or an older version's `O` buffer to a series' chunks. */
+export const pushStored = (list: Array<Uint8Array>, kind: "head" | "ooo", bytes: Uint8Array) => {
+  if (kind === "ooo") {
+    list.push(bytes)
+    return undefined
+  }
+  const stored = decodeCheckpointed(bytes)
+  if (stored.head !== undefined) list.push(stored.head)
+  if (stored.ooo !== undefined) list.push(stored.ooo)
+  return stored
+}
+
+// -------------------------------------------------------------------------------------------------
+// The head
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * A series' head, in memory: its open chunk and out-of-order buffer. Every series with samples logged
+ * after its checkpointed head (`lastRecord > asOf`) is here; clean ones may be dropped (their `H` key
+ * holds them).
+ */
+export interface SeriesState {
+  readonly id: number
+  /** The head chunk, appended to sample by sample. */
+  headChunk: XorChunk
+  /** Out-of-order samples not yet sealed, by timestamp. */
+  ooo: Array<Sample>
+  /** Chunks sealed by writes not durable yet (until `pendingSeq` is durable): reads find them here. */
+  sealedPending: Array<SealedChunk>
+  /**
+   * Float chunks this process sealed, kept in memory (in key order: bucket, then first timestamp), from the
+   * series' last two buckets, at most `recentChunksMax`. Together they are every stored float chunk of the
+   * buckets after `coveredAfter`: reads of those buckets need no Db read.
+   */
+  recent: Array<SealedChunk>
+  /**
+   * Every stored float chunk of a bucket after this one is in `recent`: -1 for a series created by this
+   * process; for one read back from storage, infinite until it seals a head chunk, then that chunk's last
+   * sample's bucket (see `keepRecent`); raised past every bucket whose chunks are dropped from `recent`.
+   */
+  coveredAfter: number
+  /** Buckets whose postings already hold this series (in this process). */
+  readonly indexed: Set<number>
+  /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
+  pendingSeq: number
+  /** The last log record holding samples of this series. */
+  lastRecord: number
+  /** The record its checkpointed head (`H` key) reflects. */
+  asOf: number
+  /** When it was last written (a count of series writes), to drop the least recently written first. */
+  touched: number
+  /** The bucket of the last sample written in this process (its postings and bucket key are written). */
+  lastBucket: number
+  /** The native histogram head: histogram samples not yet sealed, by increasing time. */
+  histograms: Array<HistogramSample>
+  /** Histogram chunks sealed by writes not durable yet (as `sealedPending`). */
+  histogramsSealedPending: Array<Uint8Array>
+  /**
+   * With start timestamps kept: the start of the last in-order sample written in this process, and its
+   * bucket (-1: none yet). A sample whose start differs, or the first in a bucket, writes a start key.
+   */
+  lastStart: number
+  lastStartBucket: number
+}
+
+/** A sealed float chunk: its bucket, first timestamp (its key's) and bytes. */
+export interface SealedChunk {
+  readonly bucket: number
+  readonly minT: number
+  /** Its last timestamp: a read of a window after it skips it undecoded. */
+  readonly maxT: number
+  readonly bytes: Uint8Array
+}
+
+export const noRecent: Array<SealedChunk> = []
+Object.freeze(noRecent)
+
+/**
+ * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
+ * `lastT`: the last timestamp of a sealed head chunk (not given for an out-of-order one).
+ */
+export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number | undefined) => {
+  if (state.coveredAfter === Number.POSITIVE_INFINITY) {
+    // A series read back from storage: every chunk an earlier process stored starts at or before the
+    // newest sample it had, which is at or before the last of the first head chunk this process seals.
+    if (lastT === undefined) return
+    state.coveredAfter = bucketOf(lastT)
+  }
+  const recent = state.recent === noRecent ? (state.recent = []) : state.recent
+  // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
+  let at = recent.length
+  while (at > 0 && (recent[at - 1]!.bucket > chunk.bucket || (recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT > chunk.minT))) at--
+  if (at > 0 && recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT === chunk.minT) recent[at - 1] = chunk
+  else recent.splice(at, 0, chunk)
+  // Only the last two buckets, and at most `recentChunksMax` chunks: what goes takes its bucket's coverage.
+  const newest = recent.at(-1)!.bucket
+  let drop = 0
+  while (drop < recent.length && (recent[drop]!.bucket < newest - 1 || recent.length - drop > Limits.recentChunksMax)) {
+    state.coveredAfter = Math.max(state.coveredAfter, recent[drop]!.bucket)
+    drop++
+  }
+  if (drop > 0) recent.splice(0, drop)
+}
+
+/** The empty lists every series without histograms shares (replaced, never pushed to). */
+export const noHistograms: Array<HistogramSample> = []
+export const noChunks: Array<Uint8Array> = []
+Object.freeze(noHistograms)
+Object.freeze(noChunks)
+
+export const emptyState = (id: number): SeriesState => ({
+  id,
+  headChunk: newChunk(),
+  ooo: [],
+  sealedPending: [],
+  recent: noRecent,
+  coveredAfter: Number.POSITIVE_INFINITY,
+  indexed: new Set(),
+  pendingSeq: 0,
+  lastRecord: 0,
+  asOf: 0,
+  touched: 0,
+  lastBucket: -1,
+  // Shared empty lists until a series has histograms (most never do): nothing allocated per series.
+  histograms: noHistograms,
+  histogramsSealedPending: noChunks,
+  lastStart: 0,
+  lastStartBucket: -1
+})
+
+/**
+ * Appends a histogram sample to a series' histogram head (after its newest: the caller checks), sealing the
+ * full head first. The write path and the replay take the same steps (see `applySample`).
+ */
+export const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram, seal: ((key: Uint8Array, value: Uint8Array) => void) | undefined) => {
+  const n = state.histograms.length
+  // Cut when full, and at every bucket's start (as float chunks).
+  if (n >= Limits.chunkSamplesMax || (n > 0 && bucketOf(t) !== bucketOf(state.histograms[0]!.t))) {
+    const first = state.histograms[0]!.t
+    seal?.(histogramChunkKey(bucketOf(first), state.id, first), encodeHistogramChunk(state.histograms))
+    state.histograms = []
+  }
+  if (state.histograms === noHistograms) state.histograms = []
+  state.histograms.push({ t, h })
+}
+
+/** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
+export const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
+
+/** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
+export const scratchF64 = new Float64Array(1)
+export const scratchU32 = new Uint32Array(scratchF64.buffer)
+const bitsToNumber = (lo: number, hi: number) => {
+  scratchU32[loLane] = lo
+  scratchU32[hiLane] = hi
+  return scratchF64[0]!
+}
+
+/**
+ * Applies an accepted sample to a head: appended if after the head's last (the full head sealed first),
+ * otherwise inserted into the out-of-order buffer (sealed when full). The write path and the replay of
+ * the log take the same steps, so a replayed head is the head the writes built. `seal` gets each sealed
+ * chunk (the write path stores it; a replay finds it stored already).
+ */
+export const applySample = (
+  state: SeriesState,
+  t: number,
+  lo: number,
+  hi: number,
+  seal: ((key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void) | undefined
+): "head" | "ooo" => {
+  const head = state.headChunk
+  if (head.count === 0 || t > head.maxTime!) {
+    // Cut when full, and at every bucket's start: a chunk lies in the bucket its key names, so a read
+    // finds it by the buckets of its window (however sparse the series).
+    if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
+      const first = head.minTime!
+      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!, false)
+      state.headChunk = newChunk()
+    }
+    state.headChunk.appendBits(t, hi, lo)
+    return "head"
+  }
+  const ooo = state.ooo
+  let at = ooo.length
+  while (at > 0 && ooo[at - 1]!.timestampMs > t) at--
+  ooo.splice(at, 0, { timestampMs: t, value: bitsToNumber(lo, hi) })
+  if (ooo.length >= Limits.outOfOrderBufferSamples) {
+    // A chunk per bucket the late samples fall in (a chunk lies in the bucket its key names).
+    let from = 0
+    while (from < ooo.length) {
+      const first = ooo[from]!
+      const bucket = bucketOf(first.timestampMs)
+      let to = from + 1
+      while (to < ooo.length && bucketOf(ooo[to]!.timestampMs) === bucket) to++
+      seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)), ooo[to - 1]!.timestampMs, true)
+      from = to
+    }
+    state.ooo = []
+  }
+  return "ooo"
+}
+
+/** The value at `t` in a head (its chunk or its out-of-order buffer) as its 64-bit pattern, if any. */
+export const valueAt = (state: SeriesState, t: number): { readonly lo: number; readonly hi: number } | undefined => {
+  const head = state.headChunk
+  if (head.count > 0 && t === head.maxTime) return { lo: head.lastLo, hi: head.lastHi }
+  if (head.count > 0 && t >= head.minTime!) {
+    const it = new ChunkIterator(head.bytes())
+    while (it.next()) {
+      if (it.t === t) return { lo: it.valueLo, hi: it.valueHi }
+      if (it.t > t) break
+    }
+  }
+  for (const s of state.ooo) {
+    if (s.timestampMs === t) {
+      scratchF64[0] = s.value
+      return { lo: scratchU32[loLane]!, hi: scratchU32[hiLane]! }
+    }
+  }
+  return undefined
+}

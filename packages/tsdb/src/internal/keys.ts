@@ -1,0 +1,101 @@
+/**
+ * The TSDB's keys and values in the Db: how each is built and read back.
+ *
+ * Key layout in the Db (`tsdb/` path; integers big-endian):
+ *   h<hash u64><id u64>                       -> (empty)    the dictionary (older versions: the labels)
+ *   S<id u64>                                 -> labels     id -> labels
+ *   n                                         -> u64        next series id
+ *   j<bucket u32><id u64>                     -> (empty)    the series of a time bucket: its postings, with
+ *                                                          their labels (`S`), read into memory
+ *   i<bucket u32><name>\0<value>\0<id u64>    -> (empty)    postings as older versions stored them, a key
+ *                                                          per label (read, never written)
+ *   c<bucket u32><id u64><minT u64>           -> chunk      sealed chunks
+ *   H<id u64>                                 -> head       checkpointed head and out-of-order buffer
+ *   W<record u64>                             -> record     the head log: one request's samples
+ *   w                                         -> u64        the last record checkpointed
+ *   O<id u64>                                 -> chunk      out-of-order buffer (older versions; read only)
+ *   m<metric>                                 -> JSON       metric metadata
+ *   b<bucket u32>                             -> (empty)    the buckets that hold data
+ *   g<bucket u32><id u64><minT u64>           -> chunk      sealed native histogram chunks
+ *   G<bucket u32>                             -> (empty)    the buckets with native histograms (only
+ *                                                          their `g` chunks are read)
+ *   s<bucket u32><id u64><t u64>              -> u64        start timestamps (with `startTimestamps`): the
+ *                                                          start of the series' samples from t on, to its
+ *                                                          next key in the bucket
+ */
+import { Keys } from "@opendata/core"
+import * as Limits from "../limits.ts"
+import type { Labels } from "./labels.ts"
+
+const { u64, writeU64 } = Keys
+
+export const encoder = new TextEncoder()
+export const decoder = new TextDecoder()
+/** A one-byte tag and a u64: the keys written for every series on every write. */
+export const taggedU64 = (tag: string, n: number) => {
+  const b = new Uint8Array(9)
+  b[0] = tag.charCodeAt(0)
+  writeU64(b, 1, n)
+  return b
+}
+export const u32 = (n: number) => {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setUint32(0, n)
+  return b
+}
+export const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
+export const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
+  const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
+  const out = new Uint8Array(bytes.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of bytes) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+export const zero = Uint8Array.of(0)
+export const noBytes = new Uint8Array(0)
+export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
+  const end = prefix.slice()
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
+}
+
+export const dictPrefix = (hash: number) => cat("h", u64(hash))
+export const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
+export const seriesKey = (id: number) => taggedU64("S", id)
+export const nextIdKey = encoder.encode("n")
+/** The key saying a series has samples in a bucket (its postings there follow from its labels). */
+export const bucketSeriesKey = (bucket: number, id: number) => cat("j", u32(bucket), u64(id))
+export const bucketSeriesPrefix = (bucket: number) => cat("j", u32(bucket))
+/** Postings as older versions stored them, a key per label (read, never written). */
+export const postingPrefix = (bucket: number, name?: string, value?: string) =>
+  name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
+export const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
+export const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
+export const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("g", u32(bucket)) : cat("g", u32(bucket), u64(id)))
+export const histogramChunkKey = (bucket: number, id: number, minT: number) => cat("g", u32(bucket), u64(id), u64(minT))
+export const startPrefix = (bucket: number, id?: number) => (id === undefined ? cat("s", u32(bucket)) : cat("s", u32(bucket), u64(id)))
+export const startKey = (bucket: number, id: number, t: number) => cat("s", u32(bucket), u64(id), u64(t))
+export const headKey = (id: number) => taggedU64("H", id)
+/** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
+export const oooKey = (id: number) => taggedU64("O", id)
+export const recordKey = (n: number) => taggedU64("W", n)
+export const recordsEnd = encoder.encode("X")
+export const checkpointKey = encoder.encode("w")
+export const metaKey = (metric: string) => cat("m", metric)
+export const bucketKey = (bucket: number) => cat("b", u32(bucket))
+export const histogramBucketKey = (bucket: number) => cat("G", u32(bucket))
+export const exemplarKey = (id: number, t: number) => cat("e", u64(id), u64(t))
+export const exemplarsStart = encoder.encode("e")
+
+export const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
+export const decodeLabels = (bytes: Uint8Array): Labels => JSON.parse(decoder.decode(bytes)) as Labels
+
+export const bucketOf = (t: number) => Math.floor(t / Limits.bucketMs)
