@@ -1,6 +1,6 @@
 /**
- * Big-endian integers for Db keys: byte order is numeric order, so keys that end in one sort by it.
- * Shared by the products' key layouts.
+ * Big-endian integers for Db keys: byte order is numeric order, so keys that end in one sort by it; and
+ * the end of a key prefix's range, for scans. Shared by the products' key layouts.
  */
 
 /** Writes a non-negative safe integer as 8 big-endian bytes at `at` (two 32-bit halves: no BigInt). */
@@ -28,4 +28,16 @@ export const u64 = (n: number): Uint8Array => {
 export const readU64 = (b: Uint8Array, at: number): number => {
   const v = new DataView(b.buffer, b.byteOffset + at, 8)
   return v.getUint32(0) * 0x1_0000_0000 + v.getUint32(4)
+}
+
+/** The first key after every key that starts with `prefix` (for scans); undefined when there is none. */
+export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
+  const end = prefix.slice()
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
 }

@@ -28,7 +28,7 @@ const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 const kind = (c: string) => Uint8Array.of(c.charCodeAt(0))
 const zero = Uint8Array.of(0)
 
-export const { readU64, u64, writeU64 } = Keys
+export const { prefixEnd, readU64, u64, writeU64 } = Keys
 
 /** `tag`, the UTF-8 of `key`, then `tail` zero bytes: one allocation. */
 const tagged = (tag: number, key: string, tail: number) => {
@@ -80,18 +80,6 @@ export const readGroupValue = (bytes: Uint8Array): { readonly offset: number; re
   offset: readU64(bytes, 0),
   metadata: bytes.length > 8 && bytes[8] === 1 ? fromUtf8(bytes.subarray(9)) : undefined
 })
-
-/** The first key after every key that starts with `prefix` (for scans). */
-export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
-  const end = prefix.slice()
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return undefined
-}
 
 /** Why `key` is not a valid log key (or group name), or undefined. */
 export const nameProblem = (name: string, bytesMax: number): string | undefined => {

@@ -56,16 +56,7 @@ export const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
 }
 export const zero = Uint8Array.of(0)
 export const noBytes = new Uint8Array(0)
-export const prefixEnd = (prefix: Uint8Array): Uint8Array | undefined => {
-  const end = prefix.slice()
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return undefined
-}
+export const { prefixEnd } = Keys
 
 export const dictPrefix = (hash: number) => cat("h", u64(hash))
 export const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
