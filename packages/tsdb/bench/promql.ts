@@ -63,6 +63,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { RemoteWrite } from "@opendata/tsdb"
+import { processMeter, type Settled, settle } from "./process.ts"
 
 const seriesWanted = Number(process.env["SERIES"] ?? 1_000)
 const hours = Number(process.env["HOURS"] ?? 6)
@@ -72,7 +73,6 @@ const reps = Math.max(1, Number(process.env["REPS"] ?? 5))
 const settleCpuShare = 0.1
 /** ...or after this many seconds. */
 const settleMaxS = 120
-const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100
 const fromZero = process.env["FROM_ZERO"] === "1"
 /** QUERIES=10,11: only those queries (numbered as printed). */
 const only = process.env["QUERIES"]?.split(",").map((n) => Number(n.trim())).filter((n) => Number.isInteger(n))
@@ -388,34 +388,12 @@ const rssMb = (proc: Proc, field: "VmRSS" | "VmHWM" = "VmRSS"): number => {
   }
 }
 
-/** The process's CPU seconds so far (utime + stime of all its threads; Linux), or NaN. */
-const cpuSeconds = (proc: Proc): number => {
-  try {
-    const stat = fs.readFileSync(`/proc/${proc.child.pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  } catch {
-    return Number.NaN
-  }
-}
-
 /**
  * Waits until the process is quiet after its load (under `settleCpuShare` of a core over a second), at
  * most `settleMaxS`: queries then measure the query, not the compaction of the data just written.
- * Returns the seconds waited and the CPU seconds spent meanwhile.
  */
-const settle = async (proc: Proc): Promise<{ readonly waitedS: number; readonly cpuS: number }> => {
-  const start = performance.now()
-  const cpu0 = cpuSeconds(proc)
-  let last = cpu0
-  while ((performance.now() - start) / 1000 < settleMaxS) {
-    await new Promise((resolve) => setTimeout(resolve, 1000))
-    const now = cpuSeconds(proc)
-    if (!(now - last >= settleCpuShare)) break
-    last = now
-  }
-  return { waitedS: (performance.now() - start) / 1000, cpuS: cpuSeconds(proc) - cpu0 }
-}
+const settleAfterLoad = (proc: Proc): Promise<Settled> =>
+  settle(processMeter(proc.child.pid!), { intervalMs: 1000, quietCpuS: settleCpuShare, maxMs: settleMaxS * 1000 })
 
 const startOurs = async (): Promise<Proc> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-promql-"))
@@ -686,10 +664,10 @@ const loadLine = (proc: Proc, l: Load) => {
   )
 }
 
-const settleLine = (proc: Proc, settled: { readonly waitedS: number; readonly cpuS: number }) => {
+const settleLine = (proc: Proc, settled: Settled) => {
   console.log(
     `  ${(proc.name === "our server" ? "ours" : proc.name).padEnd(11)} quiet ${fmt(settled.waitedS, 1)} s after its load ` +
-      `(${fmt(settled.cpuS, 1)} CPU s meanwhile${settled.waitedS >= settleMaxS ? `; still busy after ${settleMaxS} s, querying anyway` : ""})`
+      `(${fmt(settled.spentS, 1)} CPU s meanwhile${settled.waitedS >= settleMaxS ? `; still busy after ${settleMaxS} s, querying anyway` : ""})`
   )
 }
 
@@ -722,13 +700,13 @@ const main = async () => {
     const ours = await startOurs()
     procs.push(ours)
     loadLine(ours, await load(ours, ds))
-    settleLine(ours, await settle(ours))
+    settleLine(ours, await settleAfterLoad(ours))
     let prometheus: Proc | undefined
     if (prometheusVersion !== undefined) {
       prometheus = await startPrometheus()
       procs.push(prometheus)
       loadLine(prometheus, await load(prometheus, ds))
-      settleLine(prometheus, await settle(prometheus))
+      settleLine(prometheus, await settleAfterLoad(prometheus))
     }
 
     // Query times: multiples of 15 s, 30 s past a minute, inside the data.

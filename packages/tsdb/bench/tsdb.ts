@@ -83,6 +83,7 @@ import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import { FloatHistogram, RemoteWrite, Tsdb } from "@opendata/tsdb"
 import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
+import { clockTicks, type Meter, processMeter, settle } from "./process.ts"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
 const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
@@ -99,7 +100,6 @@ const listKnob = <A extends string>(name: string, allowed: ReadonlyArray<A>, def
 }
 const shapeNames = listKnob("BENCH_SHAPES", ["a", "b", "h"], ["a", "b"])
 const targets = listKnob("BENCH_TARGETS", ["ours", "http", "prometheus"])
-const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 const flushIntervalMs = 100
 const repoRoot = path.resolve(import.meta.dirname, "../../..")
 const scrapeIntervalMs = 15_000
@@ -355,14 +355,6 @@ const drive = async (
   return { target, samples, requests: latencies.length, errors, firstError, elapsedS, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) }
 }
 
-/** Where a target's CPU and memory are read: this process (in-process) or a server process. */
-interface Meter {
-  /** CPU seconds (user + system) so far. */
-  readonly cpuS: () => number
-  /** RSS in MiB: the server's peak so far, or this process's current one. */
-  readonly rssMb: () => number
-}
-
 const selfMeter: Meter = {
   cpuS: () => {
     const u = process.cpuUsage()
@@ -371,37 +363,12 @@ const selfMeter: Meter = {
   rssMb: () => process.memoryUsage().rss / 1024 / 1024
 }
 
-/** A server process: utime + stime (fields 14 and 15 of /proc/<pid>/stat, all threads) and VmHWM. */
-const processMeter = (pid: number): Meter => ({
-  cpuS: () => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // After the command name (in parentheses, which may hold spaces): fields[0] is field 3 (state), so
-    // utime (field 14) is fields[11] and stime (field 15) fields[12].
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  },
-  rssMb: () => {
-    const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmHWM:"))
-    return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
-  }
-})
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
 /**
  * Waits until the deferred work is done: reads the CPU every 250 ms until two consecutive readings
  * differ by less than one clock tick, or 10 s have passed; returns the last reading.
  */
-const settle = async (meter: Meter): Promise<number> => {
-  const until = performance.now() + 10_000
-  let last = meter.cpuS()
-  for (;;) {
-    await sleep(250)
-    const now = meter.cpuS()
-    if (now - last < 1 / clockTicks || performance.now() >= until) return now
-    last = now
-  }
-}
+const settleDeferred = async (meter: Meter): Promise<number> =>
+  (await settle(meter, { intervalMs: 250, quietCpuS: 1 / clockTicks, maxMs: 10_000 })).cpuS
 
 interface Phase {
   readonly result: Result
@@ -414,7 +381,7 @@ interface Phase {
 const phase = async (meter: Meter, run: () => Promise<Result>): Promise<Phase> => {
   const before = meter.cpuS()
   const result = await run()
-  const after = await settle(meter)
+  const after = await settleDeferred(meter)
   return { result, cpuS: after - before, rssMb: meter.rssMb() }
 }
 
