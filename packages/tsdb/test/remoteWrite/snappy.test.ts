@@ -85,6 +85,33 @@ describe("snappy", () => {
     expect(decodeError(() => snappyUncompressedLength(hex("80"))).field).toBe("snappy")
   })
 
+  it("answers a corrupted block with its decode error or, when still well formed, what snappyjs decodes", () => {
+    const rnd = prng(11)
+    const parts: Array<string> = []
+    for (let i = 0; i < 400; i++) parts.push(`up{instance="host-${i % 17}:9100",job="node"} ${i % 5}\n`)
+    const data = bytesOf(parts.join(""))
+    const valid = snappyCompress(data)
+    let refused = 0
+    for (let round = 0; round < 3_000; round++) {
+      const c = valid.slice()
+      // One to three bytes changed past the header (a changed header is a length error, tested above).
+      for (let k = 1 + Math.floor(rnd() * 3); k > 0; k--) c[3 + Math.floor(rnd() * (c.length - 3))] = Math.floor(rnd() * 256)
+      let out: Uint8Array | undefined
+      try {
+        out = snappyDecompress(c, 1 << 20)
+      } catch (e) {
+        expect(decodeError(() => { throw e }).field).toBe("snappy")
+        refused += 1
+        continue
+      }
+      expect(out.length).toBe(data.length)
+      expect(new Uint8Array(uncompress(c))).toEqual(out)
+    }
+    // Most corruptions break the block; some only change its bytes.
+    expect(refused).toBeGreaterThan(100)
+    expect(refused).toBeLessThan(3_000)
+  })
+
   it("decompresses a real remote-write sized body quickly", () => {
     const rnd = prng(5)
     const parts: Array<string> = []

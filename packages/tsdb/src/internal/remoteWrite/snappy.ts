@@ -50,6 +50,76 @@ export const snappyDecompress = (src: Uint8Array, maxBytes: number): Uint8Array 
     fail(`announced length ${length} impossible for ${srcLen - start} compressed bytes`, 0)
   }
   const out = new Uint8Array(length)
+  if (!decodeFast(src, start, out)) decodeCarefully(src, length, start)
+  return out
+}
+
+/** Literals longer than this are copied with one bulk copy; shorter ones (and every copy) in a loop. */
+const loopCopyMax = 64
+
+/**
+ * Decodes the elements into `out`, answering whether the input was well formed. Checks are deferred to the
+ * end where that is safe: a typed array ignores writes past its end and reads `undefined` past it (which
+ * ends every loop and comparison it reaches), so a malformed stream can only leave the positions wrong, and
+ * they are compared at the end. A copy's offset is checked at once (it must point into the output so far).
+ */
+const decodeFast = (src: Uint8Array, start: number, out: Uint8Array): boolean => {
+  const srcLen = src.length
+  const length = out.length
+  let pos = start
+  let op = 0
+  while (pos < srcLen) {
+    const c = src[pos++]!
+    const kind = c & 3
+    if (kind === 0) {
+      let len = (c >>> 2) + 1
+      if (len > 60) {
+        const extra = len - 60
+        len = src[pos]! + 1
+        if (extra > 1) len += src[pos + 1]! * 0x100
+        if (extra > 2) len += src[pos + 2]! * 0x10000
+        if (extra > 3) len += src[pos + 3]! * 0x1000000
+        pos += extra
+      }
+      if (len > loopCopyMax) {
+        if (len > srcLen - pos || len > length - op) return false
+        out.set(src.subarray(pos, pos + len), op)
+      } else for (let i = 0; i < len; i++) out[op + i] = src[pos + i]!
+      pos += len
+      op += len
+      continue
+    }
+    let len: number
+    let offset: number
+    if (kind === 1) {
+      len = ((c >>> 2) & 7) + 4
+      offset = ((c >>> 5) << 8) | src[pos]!
+      pos += 1
+    } else if (kind === 2) {
+      len = (c >>> 2) + 1
+      offset = src[pos]! | (src[pos + 1]! << 8)
+      pos += 2
+    } else {
+      len = (c >>> 2) + 1
+      offset = (src[pos]! | (src[pos + 1]! << 8) | (src[pos + 2]! << 16) | (src[pos + 3]! << 24)) >>> 0
+      pos += 4
+    }
+    if (offset === 0 || offset > op) return false
+    // At most 64 bytes, and the ranges may overlap (a repeated pattern): a loop, byte by byte.
+    const from = op - offset
+    for (let i = 0; i < len; i++) out[op + i] = out[from + i]!
+    op += len
+  }
+  return pos === srcLen && op === length
+}
+
+/**
+ * The decoder with every check in place, element by element: run only when the fast one found the input
+ * malformed, to name what is wrong and where.
+ */
+const decodeCarefully = (src: Uint8Array, length: number, start: number): never => {
+  const srcLen = src.length
+  const out = new Uint8Array(length)
   let pos = start
   let op = 0
   while (pos < srcLen) {
@@ -102,8 +172,9 @@ export const snappyDecompress = (src: Uint8Array, maxBytes: number): Uint8Array 
     op += len
   }
   if (op !== length) fail(`decompressed ${op} bytes, header announced ${length}`, pos)
-  return out
+  return fail("malformed input", pos)
 }
+
 
 /** Compresses to a snappy block (for tests and benchmarks: senders compress, this receiver does not). */
 export const snappyCompress = (src: Uint8Array): Uint8Array => {
