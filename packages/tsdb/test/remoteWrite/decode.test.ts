@@ -629,6 +629,28 @@ describe("encoder", () => {
     expect(decodeWriteRequestV2(encodeWriteRequestV2(input), { maxLabelValueBytes: 100_000 })).toEqual(input)
   })
 
+  it("samples in every wire shape decode alike, mixed in one series", () => {
+    // value then timestamp (what senders write), timestamp first, timestamp omitted (0), value omitted,
+    // an unknown field after, a negative timestamp, a timestamp of 8 varint bytes, a two-byte length prefix.
+    const shapes: Array<[Uint8Array, number, number]> = [
+      [cat(d(1, 1.5), v(2, 1_700_000_000_000)), 1_700_000_000_000, 1.5],
+      [cat(v(2, 1_700_000_015_000), d(1, 2.5)), 1_700_000_015_000, 2.5],
+      [d(1, 3.5), 0, 3.5],
+      [v(2, 7), 7, 0],
+      [cat(d(1, 4.5), v(2, 9), v(9, 1)), 9, 4.5],
+      [cat(d(1, 5.5), v(2, -3)), -3, 5.5],
+      [cat(d(1, 6.5), v(2, 2 ** 50)), 2 ** 50, 6.5],
+      [cat(d(1, 7.5), v(2, 11), ld(10, new Uint8Array(200))), 11, 7.5]
+    ]
+    const body = ld(1, label("__name__", "m"), ...shapes.map(([bytes]) => ld(2, bytes)), ...shapes.map(([bytes]) => ld(2, bytes)))
+    const decoded = decodeWriteRequestV1(body)
+    const expected = shapes.map(([, timestampMs, value]) => ({ timestampMs, value }))
+    expect(decoded.series[0]!.samples).toEqual([...expected, ...expected])
+    // A sample cut short inside the run is still an error.
+    const cut = ld(1, label("__name__", "m"), ld(2, shapes[0]![0]), ld(2, shapes[0]![0].subarray(0, 12)))
+    expect(decodeError(() => decodeWriteRequestV1(cut)).field).toMatch(/Sample/)
+  })
+
   it("negative timestamps take 10 bytes, like Go", () => {
     const bytes = encodeWriteRequestV1(req([{ labels: [["a", "b"]], samples: [{ timestampMs: -2, value: 0 }] }]))
     expect(bytes.subarray(bytes.length - 11)).toEqual(hex("10 fe ff ff ff ff ff ff ff ff 01"))
