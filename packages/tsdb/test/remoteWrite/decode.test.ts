@@ -631,13 +631,14 @@ describe("encoder", () => {
 
   it("samples in every wire shape decode alike, mixed in one series", () => {
     // value then timestamp (what senders write), timestamp first, timestamp omitted (0), value omitted,
-    // an unknown field after, a negative timestamp, a timestamp of 8 varint bytes, a two-byte length prefix.
+    // an unknown field after, a repeated timestamp (the last counts), a negative timestamp, a timestamp of 8 varint bytes, a two-byte length prefix.
     const shapes: Array<[Uint8Array, number, number]> = [
       [cat(d(1, 1.5), v(2, 1_700_000_000_000)), 1_700_000_000_000, 1.5],
       [cat(v(2, 1_700_000_015_000), d(1, 2.5)), 1_700_000_015_000, 2.5],
       [d(1, 3.5), 0, 3.5],
       [v(2, 7), 7, 0],
       [cat(d(1, 4.5), v(2, 9), v(9, 1)), 9, 4.5],
+      [cat(d(1, 8.5), v(2, 9), v(2, 12)), 12, 8.5],
       [cat(d(1, 5.5), v(2, -3)), -3, 5.5],
       [cat(d(1, 6.5), v(2, 2 ** 50)), 2 ** 50, 6.5],
       [cat(d(1, 7.5), v(2, 11), ld(10, new Uint8Array(200))), 11, 7.5]
