@@ -789,7 +789,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               ? [...s.samples, ...histograms.filter((x) => isStaleHistogram(x.histogram)).map((x): Sample => ({ timestampMs: x.timestampMs, value: x.histogram.sum }))]
                 .sort((a, b) => a.timestampMs - b.timestampMs)
               : s.samples
-            for (const sample of floats) {
+            for (let k = 0; k < floats.length; k++) {
+              const sample = floats[k]!
               const t = sample.timestampMs
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1

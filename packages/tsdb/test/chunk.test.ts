@@ -416,6 +416,20 @@ describe("XOR chunk appends", () => {
     assert.strictEqual(chunkSampleCount(chunkBytes(chunk)), 2)
   })
 
+  it("seals to the same bytes, in its own buffer when that fits, and takes nothing after", () => {
+    for (const [capacity, samples] of [[16, 120], [4096, 120], [128, 1], [64, 3]] as const) {
+      const chunk = newChunk(capacity)
+      for (let i = 0; i < samples; i++) append(chunk, 1_000 + 15_000 * i, i % 7 === 0 ? i : i * 1.5)
+      const copy = chunkBytes(chunk)
+      const sealed = chunk.seal()
+      assert.deepStrictEqual(sealed, copy)
+      assert.deepStrictEqual([...iterateChunk(sealed)].length, samples)
+      assert.throws(() => append(chunk, 10_000_000, 1), /sealed/)
+      // What was sealed did not change.
+      assert.deepStrictEqual(sealed, copy)
+    }
+  })
+
   it("resumes appending to encoded bytes exactly as if it had never stopped", () => {
     const gen = series(5)
     const inputs = [gen.counter(300, 10), gen.noisyGauge(300), gen.arbitraryBits(300), gen.largeJumps(100, 0)]

@@ -80,6 +80,9 @@ const ctz64 = (hi: number, lo: number): number => (lo !== 0 ? ctz32(lo) : 32 + c
  * A chunk being appended to. Holds its encoding (header included) and the state the next sample is
  * encoded against. Use the functions below (`newChunk`, `append`, `chunkBytes`, ...) or its methods.
  */
+/** A sealed chunk keeps its buffer (not a copy) when at most this many bytes of it are unused. */
+const sealSlackBytes = 64
+
 export class XorChunk {
   private buf: Uint8Array
   /** Bits written, counting the header's 16. */
@@ -92,6 +95,8 @@ export class XorChunk {
   private lo = 0
   private leading = noWindow
   private trailing = 0
+  /** Whether `seal` handed out the buffer (nothing may be appended then). */
+  private sealed = false
 
   constructor(capacityBytes = 128) {
     this.buf = new Uint8Array(Math.max(16, capacityBytes))
@@ -136,6 +141,7 @@ export class XorChunk {
   appendBits(t: number, hi: number, lo: number): void {
     const n = this.n
     if (n >= chunkSamplesMax) throw new Error(`chunk: full (${chunkSamplesMax} samples)`)
+    if (this.sealed) throw new Error("chunk: sealed")
     if (!Number.isSafeInteger(t)) throw new Error(`chunk: timestamp ${t} is not a safe integer`)
     hi >>>= 0
     lo >>>= 0
@@ -164,6 +170,19 @@ export class XorChunk {
     const out = this.buf.slice(0, this.byteLength)
     out[0] = this.n >>> 8
     out[1] = this.n & 0xff
+    return out
+  }
+
+  /**
+   * The encoding of a chunk that takes no more samples (its owner drops it): its own buffer when that is
+   * about the right size (no copy), else a copy. Appending to it afterwards is a caller error.
+   */
+  seal(): Uint8Array {
+    const length = this.byteLength
+    this.buf[0] = this.n >>> 8
+    this.buf[1] = this.n & 0xff
+    const out = this.buf.length - length <= sealSlackBytes ? this.buf.subarray(0, length) : this.buf.slice(0, length)
+    this.sealed = true
     return out
   }
 
@@ -549,7 +568,8 @@ export class ChunkIterator {
 // Functional API
 
 /** A new, empty chunk to append to. */
-export const newChunk = (): XorChunk => new XorChunk()
+/** An empty chunk; `capacityBytes` is its first buffer's size (it grows as needed). */
+export const newChunk = (capacityBytes?: number): XorChunk => new XorChunk(capacityBytes)
 
 /**
  * Appends a sample: `timestampMs` a safe integer after the chunk's last timestamp (a plain Error

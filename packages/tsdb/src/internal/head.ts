@@ -288,6 +288,9 @@ export const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram,
 /** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
 export const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
 
+/** A series' next head chunk starts with room for its last chunk's bytes and this many more. */
+const chunkGrowthSlackBytes = 24
+
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 export const scratchF64 = new Float64Array(1)
 export const scratchU32 = new Uint32Array(scratchF64.buffer)
@@ -316,8 +319,11 @@ export const applySample = (
     // finds it by the buckets of its window (however sparse the series).
     if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
       const first = head.minTime!
-      seal?.(chunkKey(bucketOf(first), state.id, first), head.bytes(), head.maxTime!, false)
-      state.headChunk = newChunk()
+      const maxT = head.maxTime!
+      const bytes = head.seal()
+      seal?.(chunkKey(bucketOf(first), state.id, first), bytes, maxT, false)
+      // The next chunk of a series is about the size of its last one.
+      state.headChunk = newChunk(bytes.length + chunkGrowthSlackBytes)
     }
     state.headChunk.appendBits(t, hi, lo)
     return "head"
