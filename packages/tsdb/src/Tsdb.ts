@@ -90,6 +90,7 @@ import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./int
 import type { FloatHistogram } from "./promql/histogram.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
 import type { Sample, SelectedSeries, SeriesSource } from "./SeriesSource.ts"
+import type { SampleColumns } from "./internal/remoteWrite/types.ts"
 import { SamplesLimitExceeded, TsdbError } from "./SeriesSource.ts"
 
 export type { Exemplar, Labels, Matcher }
@@ -97,6 +98,28 @@ export type { Sample, SelectedSeries, SelectOptions, SeriesSource } from "./Seri
 export { SamplesLimitExceeded, samplesOf, selectedSeries, TsdbError } from "./SeriesSource.ts"
 
 const { readU64, u64 } = Keys
+
+/** The float samples of a series input, objects and columns together. */
+const floatCount = (s: SeriesInput): number => s.samples.length + (s.sampleColumns?.timestamps.length ?? 0)
+
+const noSamples: ReadonlyArray<Sample> = []
+
+/**
+ * A series' float samples as objects: those of `samples`, then its columns', with its histograms' stale
+ * markers among them in time order (a stale marker sent as a histogram is a stale marker, as for floats).
+ */
+const floatSamples = (s: SeriesInput, histograms: ReadonlyArray<HistogramInput>): ReadonlyArray<Sample> => {
+  const stale = histograms.filter((x) => isStaleHistogram(x.histogram))
+  if (s.sampleColumns === undefined && stale.length === 0) return s.samples
+  const out: Array<Sample> = [...s.samples]
+  const columns = s.sampleColumns
+  if (columns !== undefined) {
+    for (let k = 0; k < columns.timestamps.length; k++) out.push({ timestampMs: columns.timestamps[k]!, value: columns.values[k]! })
+  }
+  if (stale.length === 0) return out
+  for (const x of stale) out.push({ timestampMs: x.timestampMs, value: x.histogram.sum })
+  return out.sort((a, b) => a.timestampMs - b.timestampMs)
+}
 
 /** A native histogram sample. */
 export interface HistogramInput {
@@ -109,6 +132,11 @@ export interface HistogramInput {
 export interface SeriesInput {
   readonly labels: Labels
   readonly samples: ReadonlyArray<Sample>
+  /**
+   * Float samples as two columns (no object per sample; what the remote-write decoder gives), taken after
+   * those of `samples`.
+   */
+  readonly sampleColumns?: SampleColumns | undefined
   /**
    * Native histogram samples (a histogram whose sum is the stale marker is a stale marker). In order per
    * series: one at or before the series' newest histogram is a duplicate (the same histogram: nothing to
@@ -670,7 +698,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           /** Ids from here on are created by this request. */
           const firstNewId = nextId ?? Number.POSITIVE_INFINITY
           let samplesIn = 0
-          for (const s of input.series) samplesIn += s.samples.length
+          for (const s of input.series) samplesIn += floatCount(s)
           const record = new RecordBuilder(Math.max(16, samplesIn))
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
@@ -751,7 +779,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           for (const s of input.series) {
             const histograms = s.histograms ?? noHistogramInputs
             histogramsIn += histograms.length
-            if (s.samples.length === 0 && histograms.length === 0) {
+            if (floatCount(s) === 0 && histograms.length === 0) {
               // Exemplars alone: of a series this process has in memory, else refused (as Prometheus
               // refuses an exemplar of a series it does not know).
               if (s.exemplars !== undefined && s.exemplars.length > 0) {
@@ -785,18 +813,18 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             sealing = state
             let logged = false
             // A stale marker sent as a histogram is a stale marker, as for floats.
-            const floats = histograms.some((x) => isStaleHistogram(x.histogram))
-              ? [...s.samples, ...histograms.filter((x) => isStaleHistogram(x.histogram)).map((x): Sample => ({ timestampMs: x.timestampMs, value: x.histogram.sum }))]
-                .sort((a, b) => a.timestampMs - b.timestampMs)
-              : s.samples
-            for (let k = 0; k < floats.length; k++) {
-              const sample = floats[k]!
-              const t = sample.timestampMs
+            // The float samples: the columns alone (the remote-write path), else objects.
+            const onlyColumns = s.sampleColumns !== undefined && s.samples.length === 0 && !histograms.some((x) => isStaleHistogram(x.histogram))
+            const columns = onlyColumns ? s.sampleColumns : undefined
+            const floats = onlyColumns ? noSamples : floatSamples(s, histograms)
+            const floatsIn = columns !== undefined ? columns.timestamps.length : floats.length
+            for (let k = 0; k < floatsIn; k++) {
+              const t = columns !== undefined ? columns.timestamps[k]! : floats[k]!.timestampMs
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1
                 continue
               }
-              scratchF64[0] = sample.value
+              scratchF64[0] = columns !== undefined ? columns.values[k]! : floats[k]!.value
               const lo = scratchU32[loLane]!
               const hi = scratchU32[hiLane]!
               const head = state.headChunk
@@ -820,7 +848,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               written += 1
               // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
               if (bucketOf(t) !== state.lastBucket) indexSample(state, labels, t)
-              if (inOrder) noteStart(state, t, sample.startTimestampMs ?? 0)
+              if (inOrder) noteStart(state, t, columns !== undefined ? 0 : floats[k]!.startTimestampMs ?? 0)
             }
             for (const { histogram: h, timestampMs: t, startTimestampMs } of histograms) {
               if (isStaleHistogram(h)) continue

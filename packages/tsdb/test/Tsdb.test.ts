@@ -436,6 +436,40 @@ describe("Tsdb", () => {
       yield* second.close
     }))
 
+  it.effect("takes float samples as columns exactly as objects: order checks, duplicates, stale markers, objects first", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      const base = 100 * 60_000
+      const columns = (rows: ReadonlyArray<readonly [number, number]>) => ({
+        timestamps: Float64Array.from(rows, ([t]) => t),
+        values: Float64Array.from(rows, ([, v]) => v)
+      })
+      const rows: ReadonlyArray<readonly [number, number]> = [[base - 60_000, 2], [base - 11 * 60_000, 3], [base, 1], [base, 9], [base + 15_000, staleNaN]]
+      const outcomes = []
+      for (const name of ["objects", "columns"]) {
+        const labels = L({ __name__: name })
+        yield* tsdb.write({ series: [{ labels, samples: [{ timestampMs: base, value: 1 }] }] })
+        const series = name === "objects"
+          ? { labels, samples: rows.map(([timestampMs, value]) => ({ timestampMs, value })) }
+          : { labels, samples: [], sampleColumns: columns(rows) }
+        outcomes.push(yield* tsdb.write({ series: [series] }))
+      }
+      assert.deepStrictEqual(outcomes[1], outcomes[0])
+      assert.deepStrictEqual(outcomes[0], { samplesWritten: 2, outOfOrder: 1, tooOld: 1, duplicates: 1 })
+      const [a] = yield* tsdb.select([eq("__name__", "objects")], 0, Number.MAX_SAFE_INTEGER)
+      const [b] = yield* tsdb.select([eq("__name__", "columns")], 0, Number.MAX_SAFE_INTEGER)
+      assert.deepStrictEqual([...b!.timestamps], [...a!.timestamps])
+      assert.deepStrictEqual([...b!.values].map(bits), [...a!.values].map(bits))
+      // Objects and columns together: the objects' samples come first.
+      const both = L({ __name__: "both" })
+      const outcome = yield* tsdb.write({ series: [{ labels: both, samples: [{ timestampMs: 1_000, value: 1 }], sampleColumns: columns([[2_000, 2], [3_000, 3]]) }] })
+      assert.strictEqual(outcome.samplesWritten, 3)
+      const [c] = yield* tsdb.select([eq("__name__", "both")], 0, Number.MAX_SAFE_INTEGER)
+      assert.deepStrictEqual(samplesOf(c!), [{ timestampMs: 1_000, value: 1 }, { timestampMs: 2_000, value: 2 }, { timestampMs: 3_000, value: 3 }])
+      yield* close
+    }))
+
   it.effect("keeps Prometheus staleness markers bit for bit", () =>
     Effect.gen(function*() {
       const { open } = yield* world

@@ -7,5 +7,5 @@ export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./remoteWrite/ind
 
 export const decodeRemoteWrite = (body: Uint8Array, v2: boolean, interner?: LabelsInterner | undefined): WriteRequest => {
   const raw = snappyDecompress(body, Limits.writeDecompressedBytesMax)
-  return v2 ? decodeWriteRequestV2(raw) : decodeWriteRequestV1(raw, undefined, interner)
+  return v2 ? decodeWriteRequestV2(raw) : decodeWriteRequestV1(raw, undefined, interner, true)
 }

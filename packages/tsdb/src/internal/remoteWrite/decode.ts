@@ -27,7 +27,7 @@ import { labelNameBytes, Reader } from "./wire.ts"
 import { metricTypes } from "./types.ts"
 
 export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./errors.ts"
-export type { ExemplarSample, HistogramSample, Metadata, MetricType, Sample, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
+export type { ExemplarSample, HistogramSample, Metadata, MetricType, Sample, SampleColumns, Series, WriteRequest, WriteRequestV1, WriteRequestV2 } from "./types.ts"
 export { metricTypes } from "./types.ts"
 export { encodeWriteRequestV1, encodeWriteRequestV2 } from "./encode.ts"
 
@@ -228,6 +228,49 @@ interface Counters {
   samples: number
   histograms: number
   exemplars: number
+  /** Where float samples go when the caller asked for columns. */
+  readonly columns?: ColumnSink | undefined
+}
+
+/** The float samples of a request in two growing columns, and the range of each series in them. */
+class ColumnSink {
+  timestamps: Float64Array
+  values: Float64Array
+  n = 0
+  private readonly ranges: Array<Series | number> = []
+
+  constructor(capacity: number) {
+    this.timestamps = new Float64Array(capacity)
+    this.values = new Float64Array(capacity)
+  }
+
+  push(timestampMs: number, value: number): void {
+    if (this.n === this.timestamps.length) {
+      const timestamps = new Float64Array(this.n * 2)
+      timestamps.set(this.timestamps)
+      const values = new Float64Array(this.n * 2)
+      values.set(this.values)
+      this.timestamps = timestamps
+      this.values = values
+    }
+    this.timestamps[this.n] = timestampMs
+    this.values[this.n++] = value
+  }
+
+  /** Records that `series` has the samples from `from` to the current end. */
+  close(series: Series, from: number): void {
+    if (this.n > from) this.ranges.push(series, from, this.n)
+  }
+
+  /** Gives each series its columns (views of the final buffers). */
+  finish(): void {
+    const r = this.ranges
+    for (let i = 0; i < r.length; i += 3) {
+      const from = r[i + 1] as number
+      const to = r[i + 2] as number
+      ;(r[i] as Series).sampleColumns = { timestamps: this.timestamps.subarray(from, to), values: this.values.subarray(from, to) }
+    }
+  }
 }
 
 const countSample = (c: Counters): void => {
@@ -578,19 +621,28 @@ export const decodeWriteRequestV1 = (
   bytes: Uint8Array,
   overrides: Partial<RemoteWriteLimits> = limits,
   /** Label sets decoded before, to take instead of decoding them again (see `LabelsInterner`). */
-  interner?: LabelsInterner | undefined
+  interner?: LabelsInterner | undefined,
+  /**
+   * Float samples as columns (`Series.sampleColumns`, `samples` left empty) rather than an object each:
+   * what a server that only stores them wants.
+   */
+  columns = false
 ): WriteRequestV1 => {
   try {
-    return decodeV1(bytes, resolveLimits(overrides), interner)
+    return decodeV1(bytes, resolveLimits(overrides), interner, columns)
   } finally {
     clearScratch()
   }
 }
 
-const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined): WriteRequestV1 => {
+/** A sample takes at least 13 bytes in the shape senders write: the columns start with room for that many. */
+const sampleBytesMin = 13
+
+const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined, columnar: boolean): WriteRequestV1 => {
   const r = new Reader(bytes)
   const end = bytes.length
-  const c: Counters = { lim, interner, samples: 0, histograms: 0, exemplars: 0 }
+  const columns = columnar ? new ColumnSink(Math.min(lim.maxSamplesPerRequest, Math.ceil(bytes.length / sampleBytesMin)) + 1) : undefined
+  const c: Counters = { lim, interner, samples: 0, histograms: 0, exemplars: 0, columns }
   const series: Array<Series> = []
   const metadata: Array<Metadata> = []
   while (r.pos < end) {
@@ -610,6 +662,7 @@ const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInt
       metadata.push(decodeMetadataV1(r, stop))
     } else r.other(tag, V1_REQ_KNOWN, end, "WriteRequest", at)
   }
+  columns?.finish()
   return { series, metadata, histograms: c.histograms, exemplars: c.exemplars }
 }
 
@@ -635,6 +688,8 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
   }
   /** The counts before this series, to count it again if it is decoded again. */
   const counted = { samples: c.samples, histograms: c.histograms, exemplars: c.exemplars }
+  const columns = c.columns
+  const columnsFrom = columns?.n ?? 0
   let exemplars: Array<ExemplarSample> | undefined
   let histograms: Array<HistogramSample> | undefined
   /** Whether a label field came after another field. */
@@ -648,20 +703,27 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
         other = true
         const stop = r.len(end, "TimeSeries.samples")
         countSample(c)
-        samples.push(decodeSampleV1Fast(r, stop) ?? decodeSampleV1(r, stop))
+        if (decodeSampleV1Fast(r, stop)) {
+          if (columns === undefined) samples.push({ timestampMs: r.sampleT, value: r.sampleV })
+          else columns.push(r.sampleT, r.sampleV)
+        } else {
+          const sample = decodeSampleV1(r, stop)
+          if (columns === undefined) samples.push(sample)
+          else columns.push(sample.timestampMs, sample.value)
+        }
         // The samples that follow, while they have the common shape (most of a request's bytes).
         const buf = r.buf
         for (let at = r.pos; at + 2 < end && buf[at] === V1_TS_SAMPLES && buf[at + 1]! < 0x80; at = r.pos) {
           const stop = at + 2 + buf[at + 1]!
           if (stop > end) break
           r.pos = at + 2
-          const sample = decodeSampleV1Fast(r, stop)
-          if (sample === undefined) {
+          if (!decodeSampleV1Fast(r, stop)) {
             r.pos = at
             break
           }
           countSample(c)
-          samples.push(sample)
+          if (columns === undefined) samples.push({ timestampMs: r.sampleT, value: r.sampleV })
+          else columns.push(r.sampleT, r.sampleV)
         }
         break
       }
@@ -672,6 +734,7 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
           known = undefined
           runEnd = start
           samples.length = 0
+          if (columns !== undefined) columns.n = columnsFrom
           exemplars = undefined
           histograms = undefined
           other = false
@@ -713,10 +776,12 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
     if (histograms !== undefined) series.histograms = histograms
     if (exemplars !== undefined) series.exemplars = exemplars
     samples.length = 0
+    columns?.close(series, columnsFrom)
     return series
   }
   finishLabels(r, labels, "TimeSeries.labels", start)
   const series = take(labels, samples)
+  columns?.close(series, columnsFrom)
   if (histograms !== undefined) series.histograms = histograms
   if (exemplars !== undefined) series.exemplars = exemplars
   // Only a series whose labels are the run at its start is remembered (its bytes are its labels').
@@ -743,13 +808,13 @@ const decodeLabel = (r: Reader, end: number, lim: RemoteWriteLimits): [string, s
 
 /**
  * A sample in the shape every sender writes: the value (field 1), then a non-negative timestamp (field 2)
- * of at most 7 varint bytes, and nothing else. Undefined (nothing read) for any other shape, which
- * `decodeSampleV1` then reads field by field.
+ * of at most 7 varint bytes, and nothing else: read into `r.sampleT` and `r.sampleV`. False (nothing read)
+ * for any other shape, which `decodeSampleV1` then reads field by field.
  */
-const decodeSampleV1Fast = (r: Reader, end: number): Sample | undefined => {
+const decodeSampleV1Fast = (r: Reader, end: number): boolean => {
   const buf = r.buf
   const start = r.pos
-  if (end - start < 11 || buf[start] !== SAMPLE_VALUE || buf[start + 9] !== SAMPLE_TIMESTAMP) return undefined
+  if (end - start < 11 || buf[start] !== SAMPLE_VALUE || buf[start + 9] !== SAMPLE_TIMESTAMP) return false
   let at = start + 10
   let timestampMs = 0
   let mul = 1
@@ -757,13 +822,15 @@ const decodeSampleV1Fast = (r: Reader, end: number): Sample | undefined => {
     const b = buf[at++]!
     timestampMs += (b & 0x7f) * mul
     if (b < 0x80) {
-      if (at !== end) return undefined
+      if (at !== end) return false
       r.pos = at
-      return { timestampMs, value: r.view.getFloat64(start + 1, true) }
+      r.sampleT = timestampMs
+      r.sampleV = r.view.getFloat64(start + 1, true)
+      return true
     }
     mul *= 128
   }
-  return undefined
+  return false
 }
 
 const decodeSampleV1 = (r: Reader, end: number): Sample => {

@@ -26,6 +26,15 @@ export const metricTypes: ReadonlyArray<MetricType> = [
   "stateset"
 ]
 
+/**
+ * A series' float samples in the order sent, as two columns of the same length: no object per sample (a
+ * request's columns are views of one buffer).
+ */
+export interface SampleColumns {
+  readonly timestamps: Float64Array
+  readonly values: Float64Array
+}
+
 export interface Sample {
   /** Milliseconds since the epoch (a safe integer). */
   timestampMs: number
@@ -38,8 +47,13 @@ export interface Sample {
 export interface Series {
   /** Sorted by name, names unique and valid (`[a-zA-Z_][a-zA-Z0-9_]*`), at least one label. */
   labels: Array<[string, string]>
-  /** In the order sent (Prometheus sends them oldest first). May be empty (histogram- or metadata-only series). */
+  /**
+   * In the order sent (Prometheus sends them oldest first). May be empty (histogram- or metadata-only
+   * series), and is when the decoder was asked for columns (`sampleColumns` has them then).
+   */
   samples: Array<Sample>
+  /** The float samples as two columns, when the decoder was asked for columns (v1 only). */
+  sampleColumns?: SampleColumns
   /** The series' native histogram samples, in the order sent; absent when it has none. */
   histograms?: Array<HistogramSample>
   /** The series' exemplars, in the order sent; absent when it has none. */

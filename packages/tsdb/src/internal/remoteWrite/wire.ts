@@ -49,6 +49,9 @@ export class Reader {
   /** The same bytes as a Buffer, for Node's fast string slicing. */
   readonly text: Buffer
   pos = 0
+  /** The last sample read by the v1 decoder's fast path. */
+  sampleT = 0
+  sampleV = 0
   /** Scratch of `words`: the low and high 32 bits of the last wide varint. */
   private loWord = 0
   private hiWord = 0
