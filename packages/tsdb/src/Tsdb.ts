@@ -100,7 +100,7 @@ export { SamplesLimitExceeded, samplesOf, selectedSeries, TsdbError } from "./Se
 const { readU64, u64 } = Keys
 
 /** The float samples of a series input, objects and columns together. */
-const floatCount = (s: SeriesInput): number => s.samples.length + (s.sampleColumns?.timestamps.length ?? 0)
+const floatCount = (s: SeriesInput): number => s.samples.length + (s.sampleColumns === undefined ? 0 : s.sampleColumns.end - s.sampleColumns.start)
 
 const noSamples: ReadonlyArray<Sample> = []
 
@@ -114,7 +114,7 @@ const floatSamples = (s: SeriesInput, histograms: ReadonlyArray<HistogramInput>)
   const out: Array<Sample> = [...s.samples]
   const columns = s.sampleColumns
   if (columns !== undefined) {
-    for (let k = 0; k < columns.timestamps.length; k++) out.push({ timestampMs: columns.timestamps[k]!, value: columns.values[k]! })
+    for (let k = columns.start; k < columns.end; k++) out.push({ timestampMs: columns.timestamps[k]!, value: columns.values[k]! })
   }
   if (stale.length === 0) return out
   for (const x of stale) out.push({ timestampMs: x.timestampMs, value: x.histogram.sum })
@@ -817,8 +817,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const onlyColumns = s.sampleColumns !== undefined && s.samples.length === 0 && !histograms.some((x) => isStaleHistogram(x.histogram))
             const columns = onlyColumns ? s.sampleColumns : undefined
             const floats = onlyColumns ? noSamples : floatSamples(s, histograms)
-            const floatsIn = columns !== undefined ? columns.timestamps.length : floats.length
-            for (let k = 0; k < floatsIn; k++) {
+            const floatsFrom = columns !== undefined ? columns.start : 0
+            const floatsTo = columns !== undefined ? columns.end : floats.length
+            for (let k = floatsFrom; k < floatsTo; k++) {
               const t = columns !== undefined ? columns.timestamps[k]! : floats[k]!.timestampMs
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
                 tooOld += 1

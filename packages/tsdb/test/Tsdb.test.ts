@@ -441,9 +441,12 @@ describe("Tsdb", () => {
       const { open } = yield* world
       const { tsdb, close } = yield* open
       const base = 100 * 60_000
+      // The rows amid others (columns are ranges of arrays a request's series share).
       const columns = (rows: ReadonlyArray<readonly [number, number]>) => ({
-        timestamps: Float64Array.from(rows, ([t]) => t),
-        values: Float64Array.from(rows, ([, v]) => v)
+        timestamps: Float64Array.from([-1, ...rows.map(([t]) => t), -1]),
+        values: Float64Array.from([-1, ...rows.map(([, v]) => v), -1]),
+        start: 1,
+        end: 1 + rows.length
       })
       const rows: ReadonlyArray<readonly [number, number]> = [[base - 60_000, 2], [base - 11 * 60_000, 3], [base, 1], [base, 9], [base + 15_000, staleNaN]]
       const outcomes = []

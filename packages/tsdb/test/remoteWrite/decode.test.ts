@@ -668,7 +668,7 @@ describe("samples as columns", () => {
         expect(rest.samples).toEqual([])
         const samples = sampleColumns === undefined
           ? []
-          : Array.from(sampleColumns.timestamps, (timestampMs, k) => ({ timestampMs, value: sampleColumns.values[k]! }))
+          : Array.from(sampleColumns.timestamps.subarray(sampleColumns.start, sampleColumns.end), (timestampMs, k) => ({ timestampMs, value: sampleColumns.values[sampleColumns.start + k]! }))
         return { ...rest, samples }
       })
     }

@@ -262,13 +262,13 @@ class ColumnSink {
     if (this.n > from) this.ranges.push(series, from, this.n)
   }
 
-  /** Gives each series its columns (views of the final buffers). */
+  /** Gives each series its range of the final arrays (shared by all: a view each would cost more than its samples). */
   finish(): void {
     const r = this.ranges
+    const timestamps = this.timestamps
+    const values = this.values
     for (let i = 0; i < r.length; i += 3) {
-      const from = r[i + 1] as number
-      const to = r[i + 2] as number
-      ;(r[i] as Series).sampleColumns = { timestamps: this.timestamps.subarray(from, to), values: this.values.subarray(from, to) }
+      ;(r[i] as Series).sampleColumns = { timestamps, values, start: r[i + 1] as number, end: r[i + 2] as number }
     }
   }
 }
@@ -635,13 +635,17 @@ export const decodeWriteRequestV1 = (
   }
 }
 
-/** A sample takes at least 13 bytes in the shape senders write: the columns start with room for that many. */
+/**
+ * The columns start with room for this many samples, or for as many as the request could hold if fewer (a
+ * sample takes at least 13 bytes in the shape senders write), and double as needed.
+ */
+const columnsFirstCapacity = 4096
 const sampleBytesMin = 13
 
 const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined, columnar: boolean): WriteRequestV1 => {
   const r = new Reader(bytes)
   const end = bytes.length
-  const columns = columnar ? new ColumnSink(Math.min(lim.maxSamplesPerRequest, Math.ceil(bytes.length / sampleBytesMin)) + 1) : undefined
+  const columns = columnar ? new ColumnSink(Math.min(columnsFirstCapacity, lim.maxSamplesPerRequest, Math.ceil(bytes.length / sampleBytesMin)) + 1) : undefined
   const c: Counters = { lim, interner, samples: 0, histograms: 0, exemplars: 0, columns }
   const series: Array<Series> = []
   const metadata: Array<Metadata> = []

@@ -27,12 +27,14 @@ export const metricTypes: ReadonlyArray<MetricType> = [
 ]
 
 /**
- * A series' float samples in the order sent, as two columns of the same length: no object per sample (a
- * request's columns are views of one buffer).
+ * A series' float samples in the order sent, as two columns: `timestamps[start..end)` and
+ * `values[start..end)`. No object per sample: a request's series share the two arrays.
  */
 export interface SampleColumns {
   readonly timestamps: Float64Array
   readonly values: Float64Array
+  readonly start: number
+  readonly end: number
 }
 
 export interface Sample {
