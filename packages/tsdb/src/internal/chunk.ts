@@ -80,7 +80,7 @@ const ctz64 = (hi: number, lo: number): number => (lo !== 0 ? ctz32(lo) : 32 + c
  * A chunk being appended to. Holds its encoding (header included) and the state the next sample is
  * encoded against. Use the functions below (`newChunk`, `append`, `chunkBytes`, ...) or its methods.
  */
-/** A sealed chunk keeps its buffer (not a copy) when at most this many bytes of it are unused. */
+/** A sealed chunk keeps its buffer (not a copy) when at most this many bytes of it, or a quarter, are unused. */
 const sealSlackBytes = 64
 
 export class XorChunk {
@@ -181,7 +181,7 @@ export class XorChunk {
     const length = this.byteLength
     this.buf[0] = this.n >>> 8
     this.buf[1] = this.n & 0xff
-    const out = this.buf.length - length <= sealSlackBytes ? this.buf.subarray(0, length) : this.buf.slice(0, length)
+    const out = this.buf.length - length <= Math.max(sealSlackBytes, length >>> 2) ? this.buf.subarray(0, length) : this.buf.slice(0, length)
     this.sealed = true
     return out
   }

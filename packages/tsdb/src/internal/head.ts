@@ -288,8 +288,15 @@ export const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram,
 /** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
 export const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
 
-/** A series' next head chunk starts with room for its last chunk's bytes and this many more. */
-const chunkGrowthSlackBytes = 24
+/**
+ * The first buffer of a series' next head chunk: room for a full chunk at its last chunk's bytes per
+ * sample, and an eighth more (a series' chunks differ a little in size), so that it seldom grows.
+ */
+const nextChunkBytes = (lastBytes: number, lastCount: number): number =>
+  Math.min(Math.ceil(lastBytes * Math.max(1, Limits.chunkSamplesMax / lastCount) * 1.125) + 16, nextChunkBytesMax)
+
+/** At most this much is set aside up front for a head chunk (it grows past it when it must). */
+const nextChunkBytesMax = 4096
 
 /** Float64 <-> its two uint32 halves (scratch, one sample at a time). */
 export const scratchF64 = new Float64Array(1)
@@ -320,10 +327,10 @@ export const applySample = (
     if (head.count >= Limits.chunkSamplesMax || (head.count > 0 && bucketOf(t) !== bucketOf(head.minTime!))) {
       const first = head.minTime!
       const maxT = head.maxTime!
+      const count = head.count
       const bytes = head.seal()
       seal?.(chunkKey(bucketOf(first), state.id, first), bytes, maxT, false)
-      // The next chunk of a series is about the size of its last one.
-      state.headChunk = newChunk(bytes.length + chunkGrowthSlackBytes)
+      state.headChunk = newChunk(nextChunkBytes(bytes.length, count))
     }
     state.headChunk.appendBits(t, hi, lo)
     return "head"
