@@ -72,7 +72,8 @@
  * BENCH_SHAPES (comma list of `a`, `b`, `h`; default `a,b`), BENCH_TARGETS (comma list of `ours` (in-process), `http` (ours over
  * HTTP), `prometheus`; default all; skipped targets are not printed, and the runtime is built only when
  * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
- * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there).
+ * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there),
+ * BENCH_SERVER_NODE_ARGS (more arguments for our server's node, space-separated, e.g. V8 flags).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -620,7 +621,9 @@ const overHttpOurs = async (pool: Pool): Promise<Run> => {
   const port = await freePort()
   // BENCH_SERVER_CPU_PROF=<dir>: the server writes a CPU profile there when it exits.
   const profile = process.env["BENCH_SERVER_CPU_PROF"]
-  const proc = launch(process.execPath, [...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), path.join(repoRoot, "packages/runtime/dist/main.js")], {
+  // BENCH_SERVER_NODE_ARGS: more arguments for the server's node (e.g. V8 flags), space-separated.
+  const nodeArgs = (process.env["BENCH_SERVER_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "")
+  const proc = launch(process.execPath, [...nodeArgs, ...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), path.join(repoRoot, "packages/runtime/dist/main.js")], {
     OPENDATA_STORE: "local",
     OPENDATA_DATA_DIR: dir,
     OPENDATA_HOST: "127.0.0.1",
