@@ -73,7 +73,10 @@
  * HTTP), `prometheus`; default all; skipped targets are not printed, and the runtime is built only when
  * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
  * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there),
- * BENCH_SERVER_NODE_ARGS (more arguments for our server's node, space-separated, e.g. V8 flags).
+ * BENCH_SERVER_NODE_ARGS (more arguments for our server's node, space-separated, e.g. V8 flags),
+ * BENCH_ROUNDS (default 1: each shape's targets run this many times in turn, each from empty storage, and
+ * each target's median samples per CPU-second follows with the ratio of the medians: on a noisy machine a
+ * single round can be off by a fifth).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -91,6 +94,7 @@ const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
 const requestsA = Number(process.env["BENCH_REQUESTS_A"] ?? 60)
 const requestsB = Number(process.env["BENCH_REQUESTS_B"] ?? 10)
 const requestsH = Number(process.env["BENCH_REQUESTS_H"] ?? 60)
+const roundsPerShape = Math.max(1, Number(process.env["BENCH_ROUNDS"] ?? 1))
 const prometheusBin = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
 /** A comma list knob: the names it lists (each one of `allowed`), or all of `allowed` when unset or empty. */
 const listKnob = <A extends string>(name: string, allowed: ReadonlyArray<A>, defaults: ReadonlyArray<A> = allowed): ReadonlyArray<A> => {
@@ -713,6 +717,37 @@ const ratios = (ours: Phase | undefined, http: Phase | undefined, prom: Phase | 
   console.log(`  ratio ours/Prometheus samples per CPU-second: ${parts.join(", ")}`)
 }
 
+/** The median of some numbers (the mean of the middle two for an even count). */
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Each target's median samples per CPU-second over the rounds, for creation and the steady state, and their ratios. */
+const medians = (rounds: ReadonlyArray<{ ours: Run | undefined; http: Run | undefined; prom: Run | undefined }>) => {
+  console.log(`  medians over ${rounds.length} rounds, samples/cpu-s (each round's figures in order)`)
+  const of = (pick: (r: (typeof rounds)[number]) => Run | undefined, phase: "warmup" | "timed") => {
+    const xs = rounds.map(pick).filter((r) => r !== undefined).map((r) => perCpu(r[phase]))
+    return xs.length === 0 ? undefined : { median: median(xs), all: xs }
+  }
+  for (const phase of ["warmup", "timed"] as const) {
+    type Round = (typeof rounds)[number]
+    const pickers: ReadonlyArray<readonly [string, (r: Round) => Run | undefined]> = [
+      ["ours in-process", (r) => r.ours],
+      ["ours over HTTP", (r) => r.http],
+      ["Prometheus over HTTP", (r) => r.prom]
+    ]
+    const lines = pickers.map(([name, pick]) => [name, of(pick, phase)] as const)
+    const prom = lines[2]![1]
+    for (const [name, m] of lines) {
+      if (m === undefined) continue
+      const ratio = prom === undefined || name.startsWith("Prometheus") ? "" : `  ratio to Prometheus's median ${fmt(m.median / prom.median, 2)}`
+      console.log(`    ${phase === "warmup" ? "series creation" : "steady state   "}  ${name.padEnd(22)} ${fmt(m.median).padStart(10)}  (${m.all.map((x) => fmt(x)).join(", ")})${ratio}`)
+    }
+  }
+}
+
 const main = async () => {
   const prometheusVersion = targets.includes("prometheus") && fs.existsSync(prometheusBin)
     ? execFileSync(prometheusBin, ["--version"], { encoding: "utf8" }).split("\n")[0]!.replace(/^prometheus, /, "")
@@ -752,19 +787,27 @@ const main = async () => {
         `${fmt(compressed / (bodies.length * perRequest), 2)} B/sample on the wire); ${senders} senders with ${fmt(shape.seriesPerRequest)} series each ` +
         `(${fmt(seriesAll)} in all), a pool of ${shape.requestsPerSender} requests each; built in ${fmt((performance.now() - t0) / 1000, 1)}s`
     )
-    const ours = targets.includes("ours") ? await inProcess(pool) : undefined
-    const http = targets.includes("http") ? await overHttpOurs(pool) : undefined
-    const prom = prometheusVersion === undefined ? undefined : await overHttpPrometheus(pool)
-    const runs = [ours?.run, http, prom].filter((r) => r !== undefined)
-    if (runs.length === 0) continue
-    console.log(`  series creation (untimed warm-up: every series' first sample, ${warmupSeriesPerRequest} series a request; samples = new series)`)
-    header()
-    for (const run of runs) row(run.warmup)
-    ratios(ours?.run.warmup, http?.warmup, prom?.warmup)
-    console.log(`  steady state (existing series; cap ${seconds}s)`)
-    header()
-    for (const run of runs) row(run.timed)
-    ratios(ours?.run.timed, http?.timed, prom?.timed)
+    // Each round runs every target afresh, in turn (BENCH_ROUNDS > 1: the medians follow the rounds).
+    const rounds: Array<{ ours: Awaited<ReturnType<typeof inProcess>> | undefined; http: Run | undefined; prom: Run | undefined }> = []
+    for (let round = 1; round <= roundsPerShape; round++) {
+      const ours = targets.includes("ours") ? await inProcess(pool) : undefined
+      const http = targets.includes("http") ? await overHttpOurs(pool) : undefined
+      const prom = prometheusVersion === undefined ? undefined : await overHttpPrometheus(pool)
+      rounds.push({ ours, http, prom })
+      const runs = [ours?.run, http, prom].filter((r) => r !== undefined)
+      if (runs.length === 0) continue
+      if (roundsPerShape > 1) console.log(`  round ${round} of ${roundsPerShape}`)
+      console.log(`  series creation (untimed warm-up: every series' first sample, ${warmupSeriesPerRequest} series a request; samples = new series)`)
+      header()
+      for (const run of runs) row(run.warmup)
+      ratios(ours?.run.warmup, http?.warmup, prom?.warmup)
+      console.log(`  steady state (existing series; cap ${seconds}s)`)
+      header()
+      for (const run of runs) row(run.timed)
+      ratios(ours?.run.timed, http?.timed, prom?.timed)
+    }
+    if (roundsPerShape > 1) medians(rounds.map((r) => ({ ours: r.ours?.run, http: r.http, prom: r.prom })))
+    const ours = rounds[0]?.ours
     if (ours === undefined) continue
 
     const samples = ours.run.timed.result.samples
