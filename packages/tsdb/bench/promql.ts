@@ -14,7 +14,8 @@
  * latencies, a per-method median that drifts, bucket counts drawn bucket by bucket), `_count` equals
  * the `+Inf` bucket and `_sum` adds the observations. Each instance has been up 0.5-30 days when the
  * data starts (its counters start at what it would have counted by then), and about half the instances
- * restart once in 6 h (all their counters drop to 0), so `rate` has resets to handle.
+ * restart once in 6 h (all their counters drop to 0; never at the data's first sample), so `rate` has
+ * resets to handle.
  *
  * Why counters do not start at 0: where a rate window holds a series' first samples (the window starts
  * more than 1.1 sample intervals before them), Prometheus 2.42 extrapolates half an interval towards the
@@ -296,7 +297,8 @@ function* requests(ds: Dataset): Generator<Body> {
         const out: Array<RemoteWrite.Series> = inst.series.map((labels) => ({ labels, samples: [] }))
         for (let k = k0; k < k1; k++) {
           const t = ds.firstMs + k * scrapeMs
-          advance(inst, t, resetProbability, random)
+          // Never a restart at the first sample: that would start the counters at 0 (see FROM_ZERO above).
+          advance(inst, t, k === 0 ? 0 : resetProbability, random)
           const timestampMs = t + inst.offsetMs
           let j = 0
           for (const v of inst.counters) out[j++]!.samples.push({ timestampMs, value: v })
