@@ -20,6 +20,7 @@ import { NodeServices } from "@effect/platform-node"
 import { ConfigProvider, Console, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Argument, CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { Db } from "@opendata/core"
+import { TsdbInspect } from "@opendata/tsdb"
 import type { Transforms } from "@opendata/eventstore"
 import { EventStoreClientError, makeClient } from "@opendata/eventstore/client"
 import * as Config from "./Config.ts"
@@ -117,8 +118,28 @@ const inspectCommand = Command.make("inspect", { dataDir, store, config: configF
         yield* Console.log(`  tables: ${l.tables} (${l.l0Tables} in level 0, ${l.sortedRuns} sorted runs), ${mib(l.tableBytes)}, ${l.entries} entries`)
       }
       for (const [kind, o] of Object.entries(report.objects)) yield* Console.log(`  ${kind}: ${o.count} objects, ${mib(o.bytes)}`)
+      if (path === Server.productPaths.tsdb && report.latest !== undefined) {
+        // Read-only: a follower of the TSDB's Db, whether or not a server is writing it.
+        const tsdb = yield* Effect.scoped(Effect.provide(TsdbInspect.inspect, Db.layerFollower({ path }))).pipe(Effect.provide(layer))
+        const samples = TsdbInspect.samplesOf(tsdb)
+        const objectBytes = Object.values(report.objects).reduce((n, o) => n + o.bytes, 0)
+        const count = (n: number) => n.toLocaleString("en-US")
+        yield* Console.log(
+          `  series ${count(tsdb.series)}; samples ${count(samples)}: ${count(tsdb.sealedSamples)} in sealed chunks, ${count(tsdb.headSamples)} in heads, ` +
+            `${count(tsdb.logSamples)} in the head log, ${count(tsdb.histogramSamples)} native histograms`
+        )
+        if (samples > 0) yield* Console.log(`  at rest: ${mib(objectBytes)} of objects = ${(objectBytes / samples).toFixed(2)} bytes per sample`)
+        yield* Console.log(`  keys by kind (logical bytes: key + value, before the tables' encoding):`)
+        for (const k of tsdb.kinds) {
+          const bytes = k.keyBytes + k.valueBytes
+          const perSample = samples > 0 ? `, ${(bytes / samples).toFixed(2)} B/sample` : ""
+          yield* Console.log(`    ${k.name}: ${count(k.keys)} keys, ${mib(bytes)}${perSample}`)
+        }
+      }
     }
-  }).pipe(Effect.provide(quietLogging))).pipe(Command.withDescription("Show manifest versions, epochs, and objects with their sizes, for each product"))
+  }).pipe(Effect.provide(quietLogging))).pipe(
+    Command.withDescription("Show manifest versions, epochs, and objects with their sizes, for each product; for the TSDB also its series, samples, bytes per sample at rest and keys by kind")
+  )
 
 const verifyCommand = Command.make("verify", { dataDir, store, config: configFile }, (flags) =>
   Effect.gen(function*() {

@@ -176,6 +176,11 @@ describe("the opendata command", () => {
     const inspect = await run(["inspect", "--data-dir", dir])
     expect(inspect.out.match(/tables: 1 \(0 in level 0, 1 sorted runs\)/g)).toHaveLength(2)
     expect(inspect.out.match(/manifest versions: (\d+)\.\.\1 \(1 kept\)/g)).toHaveLength(2)
+    // The TSDB's own totals: every sample written, wherever it lies, and what it costs at rest.
+    expect(inspect.out).toMatch(/^ {2}series 2; samples 240: /m)
+    const [, perSample] = /^ {2}at rest: [\d.]+ MiB of objects = ([\d.]+) bytes per sample$/m.exec(inspect.out) ?? []
+    expect(Number(perSample), inspect.out).toBeGreaterThan(0)
+    expect(inspect.out).toMatch(/^ {4}series \(id -> labels\): 2 keys, /m)
     const verify = await run(["verify", "--data-dir", dir])
     expect(verify.code).toBe(0)
     expect(verify.out.match(/ 0 problems/g)).toHaveLength(2)

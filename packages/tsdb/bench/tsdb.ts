@@ -85,7 +85,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
-import { FloatHistogram, RemoteWrite, Tsdb } from "@opendata/tsdb"
+import { FloatHistogram, RemoteWrite, Tsdb, TsdbInspect } from "@opendata/tsdb"
 import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
 import { clockTicks, type Meter, processMeter, settle } from "./process.ts"
 
@@ -425,27 +425,11 @@ const filesBytes = (dir: string): number => {
   return total
 }
 
-const keyKinds: Record<string, string> = {
-  h: "dictionary (hash, id; older versions: with the labels)",
-  S: "series (id -> labels)",
-  n: "next id",
-  j: "postings (the series of each bucket)",
-  i: "postings (older layout, a key per label)",
-  c: "sealed chunks",
-  g: "sealed histogram chunks",
-  s: "start timestamps",
-  W: "head log records",
-  H: "head chunks",
-  O: "out-of-order buffers",
-  m: "metadata",
-  b: "bucket list"
-}
-
 interface AtRest {
   readonly objects: number
   readonly objectBytes: number
   readonly fileBytes: number
-  readonly byKind: Map<string, { keys: number; bytes: number }>
+  readonly inspection: TsdbInspect.Inspection
   readonly sortedRuns: number
   readonly l0: number
 }
@@ -506,21 +490,13 @@ const inProcess = async (pool: Pool) => {
         // until a pass deletes nothing
       }
       const stats = yield* db.stats
-      const byKind = new Map<string, { keys: number; bytes: number }>()
-      yield* Stream.runForEach(db.scan(), (kv) =>
-        Effect.sync(() => {
-          const kind = String.fromCharCode(kv.key[0]!)
-          const entry = byKind.get(kind) ?? { keys: 0, bytes: 0 }
-          entry.keys += 1
-          entry.bytes += kv.key.length + kv.value.length
-          byKind.set(kind, entry)
-        }))
+      const inspection = yield* Effect.provideService(TsdbInspect.inspect, Db.Db, db)
       const objects = yield* Stream.runCollect((yield* ObjectStore.ObjectStore).list(""))
       return {
         objects: objects.length,
         objectBytes: objects.reduce((n, o) => n + o.size, 0),
         fileBytes: 0,
-        byKind,
+        inspection,
         sortedRuns: stats.sortedRuns,
         l0: stats.l0Tables
       } satisfies AtRest
@@ -823,11 +799,12 @@ const main = async () => {
         `${fmt(r.objects)} objects, ${fmt(r.objectBytes / 1e6, 2)} MB for ${fmt(stored)} samples = ${fmt(r.objectBytes / stored, 2)} bytes/sample ` +
         `(files on disk ${fmt(r.fileBytes / 1e6, 2)} MB = ${fmt(r.fileBytes / stored, 2)} B/sample); ${fmt(stored / seriesAll, 1)} samples per series`
     )
-    const logical = [...r.byKind.entries()].sort(([, a], [, b]) => b.bytes - a.bytes)
     console.log(
       "  of which logical key+value bytes by kind: " +
-        logical.map(([k, v]) => `${keyKinds[k] ?? k} ${fmt(v.bytes / 1e6, 2)} MB (${fmt(v.keys)} keys, ${fmt(v.bytes / stored, 2)} B/sample)`).join("; ")
+        r.inspection.kinds.map((k) => `${k.name} ${fmt((k.keyBytes + k.valueBytes) / 1e6, 2)} MB (${fmt(k.keys)} keys, ${fmt((k.keyBytes + k.valueBytes) / stored, 2)} B/sample)`).join("; ")
     )
+    const found = TsdbInspect.samplesOf(r.inspection)
+    if (found !== stored) console.log(`  (the store holds ${fmt(found)} samples, not the ${fmt(stored)} acknowledged)`)
   }
   console.log(
     "\nsamples/s: samples in acknowledged requests / wall time, decode (snappy + protobuf) included; ack = request sent -> " +

@@ -3,6 +3,7 @@
  */
 export * as Tsdb from "./Tsdb.ts"
 export * as TsdbHttp from "./Http.ts"
+export * as TsdbInspect from "./Inspect.ts"
 export * as Limits from "./limits.ts"
 export { parseSelector, SelectorError } from "./internal/selector.ts"
 export * as RemoteWrite from "./internal/remoteWrite/index.ts"

@@ -29,6 +29,26 @@ import type { Labels } from "./labels.ts"
 
 const { u64, writeU64 } = Keys
 
+/** What each kind of key holds, by its tag (the key's first byte). */
+export const keyKindNames: Readonly<Record<string, string>> = {
+  h: "dictionary (hash, id; older versions: with the labels)",
+  S: "series (id -> labels)",
+  n: "next id",
+  j: "postings (the series of each bucket)",
+  i: "postings (older layout, a key per label)",
+  c: "sealed chunks",
+  g: "sealed histogram chunks",
+  G: "buckets with histograms",
+  s: "start timestamps",
+  W: "head log records",
+  w: "last checkpointed record",
+  H: "head chunks",
+  O: "out-of-order buffers (older layout)",
+  m: "metadata",
+  b: "bucket list",
+  e: "exemplars"
+}
+
 export const encoder = new TextEncoder()
 export const decoder = new TextDecoder()
 /** A one-byte tag and a u64: the keys written for every series on every write. */
