@@ -3,8 +3,8 @@
  * (in sealed chunks, in checkpointed heads, in head log records not checkpointed yet). `opendata inspect`
  * prints it with the store's object bytes, which gives the bytes per sample at rest.
  *
- * It reads every key once, in one scan, holding nothing but the totals: a store of any size is inspected
- * in constant memory.
+ * It reads every key once, in one scan, holding the totals and the keys of the head log's records (at
+ * most a checkpoint's worth), not the data.
  */
 import { Effect, Stream } from "effect"
 import { Db, Keys } from "@opendata/core"
