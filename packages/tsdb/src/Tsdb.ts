@@ -50,6 +50,7 @@ import {
   histogramBucketKey,
   histogramChunkPrefix,
   metaKey,
+  layoutKey,
   nextIdKey,
   noBytes,
   oooKey,
@@ -383,6 +384,28 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     /** The seq of a write of `k` that is not durable yet (0 if none). */
     const pendingSeqOf = (k: Uint8Array) => overlay.get(okey(k))?.seq ?? 0
 
+    /**
+     * The first bucket from which every chunk lies in the bucket its key names (the `L` key), once known:
+     * a selection need not look one bucket back from there on. Written by the first write of a writer
+     * of this layout: the bucket after the last that holds data then (0 in a new store). An older
+     * writer's chunks, and the head chunk it left (which this layout cuts in its own bucket), hold
+     * samples of those buckets only.
+     */
+    let chunksInBucketFrom: number | undefined
+    /** Whether this writer has written (or found) the `L` key. */
+    let layoutWritten = false
+    const loadLayout = Effect.gen(function*() {
+      if (chunksInBucketFrom !== undefined) return
+      const bytes = yield* getKey(layoutKey)
+      if (bytes !== undefined) chunksInBucketFrom = readU64(bytes, 0)
+    })
+    /** The first bucket a selection from `mint` reads: the bucket before `mint`'s too where a chunk there may reach into it. */
+    const firstBucketFor = (mint: number) =>
+      Effect.map(loadLayout, () => {
+        const bucket = bucketOf(Math.max(0, mint))
+        return chunksInBucketFrom !== undefined && bucket >= chunksInBucketFrom ? bucket : bucket - 1
+      })
+
     const loadNextId = Effect.gen(function*() {
       if (nextId === undefined) {
         const bytes = yield* getKey(nextIdKey)
@@ -695,6 +718,17 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const durableSeq = yield* db.durableSeq
           dropDurableOverlay(durableSeq)
           const ops: Array<CoreDb.WriteOp> = []
+          /** The `L` key this write adds (the first write of this writer, where the store has none). */
+          let layoutFrom: number | undefined
+          if (!layoutWritten) {
+            yield* loadLayout
+            if (chunksInBucketFrom === undefined) {
+              // Past every bucket that holds data now (an older writer's chunk lies in those).
+              const stored = yield* bucketsIn(0, 0xfffffffe)
+              layoutFrom = stored.length === 0 ? 0 : stored.at(-1)! + 1
+              ops.push({ _tag: "put", key: layoutKey, value: u64(layoutFrom) })
+            }
+          }
           /** Ids from here on are created by this request. */
           const firstNewId = nextId ?? Number.POSITIVE_INFINITY
           let samplesIn = 0
@@ -926,6 +960,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                   }
                   for (const [k, value] of remember) overlay.set(k, { value, seq: result.seq })
                   for (const [k, id] of created) pendingSeries.set(k, { id, seq: result.seq })
+                  if (layoutFrom !== undefined) chunksInBucketFrom = layoutFrom
+                  layoutWritten = true
                   overlayBySeq.push({ seq: result.seq, keys: [...remember.keys()], series: [...created.keys()] })
                   for (const state of touched) state.pendingSeq = result.seq
                   for (const [id, e] of keptAdds) exemplarRing.add(id, e)
@@ -1136,11 +1172,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         }
         yield* scanInto(sealed, 5, "sealed")
         if (histogramRanges.length > 0) yield* scanInto(histogramRanges, 5, "histograms")
+        // Stored heads of the series memory does not hold: point reads when they are few, else the span.
+        // Out-of-order buffers are an older layout's (seldom any): always the span, one seek per table.
+        const notInMemory = ids.filter((id) => !inMemory.has(id))
         for (const [kind, key] of [["head", headKey], ["ooo", oooKey]] as const) {
-          if (wide) yield* scanInto([{ start: key(lowId), end: prefixEnd(key(highId)) }], 1, kind)
-          else {
-            for (const id of ids) {
-              if (kind === "head" && inMemory.has(id)) continue
+          if (kind === "head" && notInMemory.length === 0) {
+            // every head is in memory
+          } else if (wide || kind === "ooo" || notInMemory.length >= Limits.selectScanSeriesMin) {
+            yield* scanInto([{ start: key(lowId), end: prefixEnd(key(highId)) }], 1, kind)
+          } else {
+            for (const id of notInMemory) {
               const bytes = yield* Effect.mapError(db.get(key(id)), failed)
               if (bytes !== undefined) pushHead(id, chunks.get(id)!, kind, bytes)
             }
@@ -1190,8 +1231,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const ids = yield* selectIds(matchers, mint, maxt)
         // A sealed chunk lies in its bucket; the bucket before mint is read too, for chunks stored before
         // heads were cut at each bucket's start (those span into the next bucket).
-        const buckets = yield* bucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
-        const histogramBuckets = yield* histogramBucketsIn(bucketOf(Math.max(0, mint)) - 1, bucketOf(Math.max(0, maxt)))
+        const firstBucket = yield* firstBucketFor(mint)
+        const buckets = yield* bucketsIn(firstBucket, bucketOf(Math.max(0, maxt)))
+        const histogramBuckets = yield* histogramBucketsIn(firstBucket, bucketOf(Math.max(0, maxt)))
         const sortedIds = [...ids.keys()].sort((a, b) => a - b)
         const { chunks, histograms } = yield* readChunks(sortedIds, buckets, histogramBuckets, mint, maxt)
         const starts = keepStarts ? yield* readStarts(sortedIds, buckets, maxt) : undefined

@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Db, ObjectStore } from "@opendata/core"
 import { layer, SamplesLimitExceeded, samplesOf, Tsdb } from "../src/Tsdb.ts"
 import type { Labels, Matcher, TsdbSettings } from "../src/Tsdb.ts"
+import { append, chunkBytes, newChunk } from "../src/internal/chunk.ts"
 import { canonical } from "../src/internal/labels.ts"
 
 const staleNaN = (() => {
@@ -260,6 +261,50 @@ describe("Tsdb", () => {
       assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 0, t + 1), ["a", "b", "c"])
       assert.deepStrictEqual(yield* tsdb.series([[eq("job", "a")]], 0, t + 1), [L({ __name__: "r", job: "a" })])
       yield* close
+    }))
+
+  it.effect("finds an older layout's chunk that reaches into the next bucket; marks where its own layout starts", () =>
+    Effect.gen(function*() {
+      const { open, openDb } = yield* world
+      const bucketMs = 2 * 60 * 60_000
+      const labels = L({ __name__: "legacy" })
+      const first = yield* open
+      // 121 samples in bucket 0: the first 120 sealed into one chunk, keyed in bucket 0.
+      yield* first.tsdb.write({ series: [{ labels, samples: Array.from({ length: 121 }, (_, i) => ({ timestampMs: 1_000 + i * 1_000, value: i })) }] })
+      yield* first.close
+      // As an older writer left it: no layout key, and the chunk reaching into bucket 1 (older writers cut
+      // chunks at 120 samples only).
+      const { close: closeDb, db } = yield* openDb
+      const layout = Uint8Array.of(0x4c)
+      assert.isDefined(yield* db.get(layout))
+      const [sealed] = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x63), end: Uint8Array.of(0x64) }))
+      const spanning = newChunk()
+      const times = Array.from({ length: 120 }, (_, i) => (i < 100 ? 1_000 + i * 1_000 : bucketMs + (i - 100) * 1_000))
+      for (const [i, t] of times.entries()) append(spanning, t, i)
+      // The series' postings and the bucket list name bucket 1 too, as the older writer indexed them.
+      const [posting] = yield* Stream.runCollect(db.scan({ start: Uint8Array.of(0x6a), end: Uint8Array.of(0x6b) }))
+      const posting1 = Uint8Array.from(posting!.key)
+      posting1[4] = 1
+      yield* db.write([
+        { _tag: "delete", key: layout },
+        { _tag: "put", key: sealed!.key, value: chunkBytes(spanning) },
+        { _tag: "put", key: posting1, value: new Uint8Array(0) },
+        { _tag: "put", key: Uint8Array.of(0x62, 0, 0, 0, 1), value: new Uint8Array(0) }
+      ])
+      yield* closeDb
+      const { close, tsdb } = yield* open
+      const inBucket1 = () => Effect.map(tsdb.select([eq("__name__", "legacy")], bucketMs, 2 * bucketMs - 1), ([s]) => [...(s?.timestamps ?? [])])
+      const expected = times.slice(100)
+      assert.deepStrictEqual(yield* inBucket1(), expected)
+      // A write of this layout marks the bucket after the last with data: the older chunk is still found.
+      yield* tsdb.write({ series: [{ labels: L({ __name__: "other" }), samples: [{ timestampMs: 3 * bucketMs, value: 1 }] }] })
+      assert.deepStrictEqual(yield* inBucket1(), expected)
+      yield* close
+      const again = yield* openDb
+      const marked = yield* again.db.get(layout)
+      yield* again.close
+      // Buckets 0 and 1 held data: chunks lie in their bucket from bucket 2 on.
+      assert.deepStrictEqual(marked, Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 2))
     }))
 
   it.effect("finds a series after a restart through the dictionary, with the labels in it (older versions) or not", () =>

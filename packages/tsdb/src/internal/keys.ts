@@ -22,6 +22,12 @@
  *   s<bucket u32><id u64><t u64>              -> u64        start timestamps (with `startTimestamps`): the
  *                                                          start of the series' samples from t on, to its
  *                                                          next key in the bucket
+ *   L                                         -> u64        the first bucket from which every chunk lies in
+ *                                                          the bucket its key names (this layout's writers
+ *                                                          cut chunks at bucket starts; older ones did not,
+ *                                                          so a read also looks one bucket back before it):
+ *                                                          past the last bucket with data when a writer of
+ *                                                          this layout first wrote (0 in a new store)
  */
 import { Keys } from "@opendata/core"
 import * as Limits from "../limits.ts"
@@ -46,7 +52,8 @@ export const keyKindNames: Readonly<Record<string, string>> = {
   O: "out-of-order buffers (older layout)",
   m: "metadata",
   b: "bucket list",
-  e: "exemplars"
+  e: "exemplars",
+  L: "chunk layout marker"
 }
 
 export const encoder = new TextEncoder()
@@ -100,6 +107,7 @@ export const oooKey = (id: number) => taggedU64("O", id)
 export const recordKey = (n: number) => taggedU64("W", n)
 export const recordsEnd = encoder.encode("X")
 export const checkpointKey = encoder.encode("w")
+export const layoutKey = encoder.encode("L")
 export const metaKey = (metric: string) => cat("m", metric)
 export const bucketKey = (bucket: number) => cat("b", u32(bucket))
 export const histogramBucketKey = (bucket: number) => cat("G", u32(bucket))
