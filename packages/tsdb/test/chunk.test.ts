@@ -16,6 +16,7 @@ import {
   chunkSamplesMax,
   chunkSamplesTarget,
   decodeChunk,
+  decodeChunkInto,
   iterateChunk,
   newChunk,
   openChunk,
@@ -652,5 +653,69 @@ describe("corrupt XOR chunks", () => {
     assert.isAbove(outcomes.corrupt, 1000)
     // A huge count over a few bytes ends with ChunkCorrupt, promptly.
     assertCorrupt(() => decodeChunk(Uint8Array.of(0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+  })
+})
+
+describe("decoding into columns (decodeChunkInto)", () => {
+  /** What the iterator decodes in [mint, maxt] (stopping after maxt), or "corrupt" where it throws first. */
+  const viaIterator = (bytes: Uint8Array, mint: number, maxt: number): Array<RawSample> | "corrupt" => {
+    try {
+      const it = iterateChunk(bytes)
+      const out: Array<RawSample> = []
+      while (it.next()) {
+        if (it.t > maxt) return out
+        if (it.t >= mint) out.push({ t: it.t, bits: { hi: it.valueHi, lo: it.valueLo } })
+      }
+      return out
+    } catch (e) {
+      if (e instanceof ChunkCorrupt) return "corrupt"
+      throw e
+    }
+  }
+  const viaColumns = (bytes: Uint8Array, mint: number, maxt: number, at = 3): Array<RawSample> | "corrupt" => {
+    const room = (bytes.length >= 2 ? (bytes[0]! << 8) | bytes[1]! : 0) + at
+    const ts = new Float64Array(room)
+    const bits = new Uint32Array(room * 2)
+    const end = decodeChunkInto(bytes, ts, bits, at, mint, maxt, 0)
+    if (end < 0) return "corrupt"
+    return Array.from({ length: end - at }, (_, i) => ({ t: ts[at + i]!, bits: { hi: bits[2 * (at + i)]!, lo: bits[2 * (at + i) + 1]! } }))
+  }
+
+  it("decodes what the iterator decodes, in any window, for every kind of series", () => {
+    for (let seed = 1; seed <= 4; seed++) {
+      const gen = series(seed)
+      const all = [
+        gen.counter(chunkSamplesTarget, 5), gen.noisyGauge(chunkSamplesTarget), gen.randomWalk(200), gen.constant(50, 7),
+        gen.irregular(300), gen.largeJumps(100, 0), gen.arbitraryBits(100), [raw(5, 1)], [raw(5, 1), raw(9, 2)], []
+      ]
+      for (const samples of all) {
+        const bytes = encode(samples)
+        const ts = samples.map((x) => x.t)
+        const lo = ts[0] ?? 0
+        const hi = ts.at(-1) ?? 0
+        const windows: Array<[number, number]> = [[-Infinity, Infinity], [lo, hi], [lo + 1, hi - 1], [(lo + hi) / 2, hi], [lo, (lo + hi) / 2], [hi + 1, Infinity], [-Infinity, lo - 1]]
+        for (const [mint, maxt] of windows) assert.deepStrictEqual(viaColumns(bytes, mint, maxt), viaIterator(bytes, mint, maxt))
+      }
+    }
+  })
+
+  it("answers -1 wherever the iterator finds the chunk corrupt: truncated, flipped and extended bytes", () => {
+    const random = makeRandom(99)
+    const gen = series(11)
+    let corrupt = 0
+    for (const samples of [gen.counter(chunkSamplesTarget, 5), gen.irregular(60), gen.largeJumps(30, 1_000), gen.arbitraryBits(40)]) {
+      const bytes = encode(samples)
+      for (let round = 0; round < 300; round++) {
+        const broken = round % 3 === 0
+          ? bytes.slice(0, random.int(bytes.length))
+          : round % 3 === 1
+          ? bytes.map((b, i) => (i === 2 + random.int(bytes.length - 2) ? b ^ (1 << random.int(8)) : b))
+          : Uint8Array.from([...bytes, random.int(256)])
+        const expected = viaIterator(broken, -Infinity, Infinity)
+        if (expected === "corrupt") corrupt++
+        assert.deepStrictEqual(viaColumns(broken, -Infinity, Infinity), expected)
+      }
+    }
+    assert.isAbove(corrupt, 100)
   })
 })

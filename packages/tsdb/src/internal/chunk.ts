@@ -565,6 +565,215 @@ export class ChunkIterator {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Decoding into columns
+
+/**
+ * Reads `count` bits (1..32) of `buf` (`length` bytes long) from bit `pos` as an unsigned integer; the
+ * caller checks the bounds.
+ */
+const bitsAt = (buf: Uint8Array, length: number, pos: number, count: number): number => {
+  const i = pos >>> 3
+  if (i + 4 < length) {
+    // Five bytes hold any 32 bits: the word at the byte, shifted by the bit offset, topped up from the fifth.
+    const shift = pos & 7
+    const word = (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!
+    const bits = shift === 0 ? word : (word << shift) | (buf[i + 4]! >>> (8 - shift))
+    return count === 32 ? bits >>> 0 : bits >>> (32 - count)
+  }
+  return bitsAtEnd(buf, pos, count)
+}
+
+/** `bitsAt` near the end of the buffer, byte by byte. */
+const bitsAtEnd = (buf: Uint8Array, pos: number, count: number): number => {
+  let index = pos >>> 3
+  const avail = 8 - (pos & 7)
+  let result = buf[index]! & ((1 << avail) - 1)
+  if (count <= avail) return result >>> (avail - count)
+  count -= avail
+  while (count >= 8) {
+    result = (result << 8) | buf[++index]!
+    count -= 8
+  }
+  if (count > 0) result = (result << count) | (buf[++index]! >>> (8 - count))
+  return result >>> 0
+}
+
+/**
+ * Decodes the samples of an encoded chunk with timestamps in [mint, maxt] into columns from index `at`:
+ * timestamps into `ts`, each value's 64-bit pattern into `bits` (its high half at `2i + hiLane`, its low
+ * half at the other lane). Answers the index past the last sample written, or -1 when the chunk is not
+ * well formed (nothing is said about what was written then: `ChunkIterator` names the problem). Stops at
+ * the first sample after `maxt`. The columns must have room for the chunk's samples.
+ *
+ * What `ChunkIterator` does, in one function whose state is local variables: the per-sample cost of a
+ * query that reads many chunks.
+ */
+export const decodeChunkInto = (bytes: Uint8Array, ts: Float64Array, bits: Uint32Array, at: number, mint: number, maxt: number, hiLane: number): number => {
+  const length = bytes.length
+  if (length < headerBytes) return -1
+  const count = (bytes[0]! << 8) | bytes[1]!
+  const endBit = length * 8
+  const loLane = 1 - hiLane
+  let pos = headerBytes * 8
+  let n = at
+  let t = 0
+  let delta = 0
+  let hi = 0
+  let lo = 0
+  let leading = noWindow
+  let trailing = 0
+  for (let i = 0; i < count; i++) {
+    if (i === 0) {
+      // The first timestamp: a signed varint of at most 8 bytes; then the value's 64 bits.
+      let value = 0
+      let scale = 1
+      let ended = false
+      for (let k = 0; k < 7; k++) {
+        if (pos + 8 > endBit) return -1
+        const byte = bitsAt(bytes, length, pos, 8)
+        pos += 8
+        value += (byte & 0x7f) * scale
+        if ((byte & 0x80) === 0) {
+          if ((byte & 0x40) !== 0) value -= 128 * scale
+          ended = true
+          break
+        }
+        scale *= 128
+      }
+      if (!ended) {
+        if (pos + 8 > endBit) return -1
+        const byte = bitsAt(bytes, length, pos, 8)
+        pos += 8
+        if ((byte & 0x80) !== 0) return -1
+        value += ((byte & 0x40) !== 0 ? byte - 128 : byte) * two49
+        if (!Number.isSafeInteger(value)) return -1
+      }
+      if (pos + 64 > endBit) return -1
+      hi = bitsAt(bytes, length, pos, 32)
+      lo = bitsAt(bytes, length, pos + 32, 32)
+      pos += 64
+      t = value
+    } else {
+      let d: number
+      if (i === 1) {
+        // The first delta: an unsigned varint of at most 8 bytes.
+        d = 0
+        let scale = 1
+        let ended = false
+        for (let k = 0; k < 7; k++) {
+          if (pos + 8 > endBit) return -1
+          const byte = bitsAt(bytes, length, pos, 8)
+          pos += 8
+          d += (byte & 0x7f) * scale
+          if ((byte & 0x80) === 0) {
+            ended = true
+            break
+          }
+          scale *= 128
+        }
+        if (!ended) {
+          if (pos + 8 > endBit) return -1
+          const byte = bitsAt(bytes, length, pos, 8)
+          pos += 8
+          if (byte > 15) return -1
+          d += byte * two49
+        }
+      } else {
+        // A delta of deltas: 0, or 14, 17 or 20 bits after a prefix, or 64.
+        if (pos >= endBit) return -1
+        if (((bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1) === 0) {
+          pos += 1
+          d = delta
+        } else {
+          pos += 1
+          let size = 0
+          for (const s of dodSizes) {
+            if (pos >= endBit) return -1
+            const bit = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+            pos += 1
+            if (bit === 0) {
+              size = s
+              break
+            }
+          }
+          if (size === 0) {
+            if (pos + 64 > endBit) return -1
+            const dod = (bitsAt(bytes, length, pos, 32) | 0) * two32 + bitsAt(bytes, length, pos + 32, 32)
+            pos += 64
+            if (!Number.isSafeInteger(dod)) return -1
+            d = delta + dod
+          } else {
+            if (pos + size > endBit) return -1
+            const raw = bitsAt(bytes, length, pos, size)
+            pos += size
+            d = delta + (raw > 1 << (size - 1) ? raw - (1 << size) : raw)
+          }
+        }
+      }
+      if (!(d >= 1 && d <= Number.MAX_SAFE_INTEGER)) return -1
+      t += d
+      // An integer (the first timestamp and every delta are): safe while at most 2^53 - 1.
+      if (!(t <= Number.MAX_SAFE_INTEGER)) return -1
+      delta = d
+      // The value: the same as the last, or its XOR with the last in a window (the last one's or a new one).
+      if (pos >= endBit) return -1
+      const changed = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+      pos += 1
+      if (changed === 1) {
+        if (pos >= endBit) return -1
+        const newWindow = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+        pos += 1
+        if (newWindow === 0) {
+          if (leading === noWindow) return -1
+        } else {
+          if (pos + 11 > endBit) return -1
+          const header = bitsAt(bytes, length, pos, 11)
+          pos += 11
+          leading = header >>> 6
+          const width = (header & 63) === 0 ? 64 : header & 63
+          trailing = 64 - leading - width
+          if (trailing < 0) return -1
+        }
+        const size = 64 - leading - trailing
+        if (pos + size > endBit) return -1
+        let xhi = 0
+        let xlo: number
+        if (size > 32) {
+          xhi = bitsAt(bytes, length, pos, size - 32)
+          xlo = bitsAt(bytes, length, pos + size - 32, 32)
+        } else {
+          xlo = bitsAt(bytes, length, pos, size)
+        }
+        pos += size
+        if (trailing >= 32) {
+          xhi = xlo << (trailing - 32)
+          xlo = 0
+        } else if (trailing > 0) {
+          xhi = (xhi << trailing) | (xlo >>> (32 - trailing))
+          xlo = xlo << trailing
+        }
+        hi = (hi ^ xhi) >>> 0
+        lo = (lo ^ xlo) >>> 0
+      }
+    }
+    if (t > maxt) return n
+    if (t >= mint) {
+      ts[n] = t
+      bits[2 * n + hiLane] = hi
+      bits[2 * n + loLane] = lo
+      n++
+    }
+  }
+  // Past the last sample only zero padding, less than a byte of it.
+  const rest = endBit - pos
+  if (rest >= 8 || (rest > 0 && bitsAt(bytes, length, pos, rest) !== 0)) return -1
+  return n
+}
+
+/** The sizes of a delta of deltas after its 1-, 2- and 3-bit prefixes (a 4-bit prefix: 64 bits). */
+const dodSizes = [14, 17, 20] as const
+
+// ---------------------------------------------------------------------------------------------------------
 // Functional API
 
 /** A new, empty chunk to append to. */

@@ -7,7 +7,7 @@ import * as Limits from "../limits.ts"
 import type { FloatHistogram } from "../promql/histogram.ts"
 import { isStaleNaN } from "../promql/types.ts"
 import type { Sample, SelectedSeries } from "../SeriesSource.ts"
-import { ChunkIterator, chunkSampleCount, newChunk } from "./chunk.ts"
+import { ChunkCorrupt, ChunkIterator, chunkSampleCount, decodeChunkInto, newChunk } from "./chunk.ts"
 import type { XorChunk } from "./chunk.ts"
 import { encodeSamples } from "./chunkCodec.ts"
 import { decodeCheckpointed } from "./headLog.ts"
@@ -40,17 +40,18 @@ export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, m
   /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
   let ordered = true
   for (const c of chunks) {
-    const it = new ChunkIterator(c)
-    while (it.next()) {
-      const t = it.t
-      if (t > maxt) break
-      if (t < mint) continue
-      if (n > 0 && ts[n - 1]! >= t) ordered = false
-      ts[n] = t
-      bits[2 * n + hiLane] = it.valueHi
-      bits[2 * n + loLane] = it.valueLo
-      n++
+    const next = decodeChunkInto(c, ts, bits, n, mint, maxt, hiLane)
+    if (next < 0) {
+      // Malformed: the iterator says how (it throws `ChunkCorrupt`).
+      const it = new ChunkIterator(c)
+      while (it.next()) {
+        // to the problem
+      }
+      throw new ChunkCorrupt("chunk does not decode")
     }
+    // Within a chunk timestamps increase: only where one chunk's samples follow another's can order break.
+    if (next > n && n > 0 && ts[n - 1]! >= ts[n]!) ordered = false
+    n = next
   }
   if (!ordered) {
     // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept.
