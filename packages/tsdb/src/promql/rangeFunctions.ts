@@ -117,6 +117,8 @@ export const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra
   for (const s of input.series) {
     const { ts, vs } = s
     const n = ts.length
+    // Each series' resets are counted afresh (see `fallsIn`).
+    fallsOf = undefined
     const values: Array<SampleValue | undefined> = new Array(ctx.steps)
     let any = false
     let lo = 0
@@ -165,6 +167,7 @@ export const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra
     reportSeen(ctx, w.seen, metricName(s.labels), f.combines ?? "subtraction")
     if (any) out.push({ labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values })
   }
+  fallsOf = undefined
   return out
 }
 
@@ -397,6 +400,32 @@ const extendedHistogramRate = (
 // Functions over ranges
 // -------------------------------------------------------------------------------------------------
 
+/**
+ * The values of the series last asked about, and for each position k how many values before it (from the
+ * second on) are below the one before them: a counter's resets, counted once per series, not once per
+ * window (a range query slides hundreds of windows over the same values). The counts are exact
+ * integers; the correction itself is still summed window by window, in order, as Prometheus sums it.
+ */
+let fallsOf: Float64Array | undefined = undefined
+let fallsBefore = new Int32Array(0)
+
+/** Whether any of `vs[lo + 1 .. hi)` is below the value before it. */
+const fallsIn = (vs: Float64Array, lo: number, hi: number): boolean => {
+  if (fallsOf !== vs) {
+    const n = vs.length
+    if (fallsBefore.length < n + 1) fallsBefore = new Int32Array(Math.max(n + 1, fallsBefore.length * 2))
+    let count = 0
+    fallsBefore[0] = 0
+    if (n > 0) fallsBefore[1] = 0
+    for (let i = 1; i < n; i++) {
+      if (vs[i]! < vs[i - 1]!) count++
+      fallsBefore[i + 1] = count
+    }
+    fallsOf = vs
+  }
+  return fallsBefore[hi]! - fallsBefore[lo + 1]! > 0
+}
+
 /** Prometheus's rate/increase/delta with extrapolation to the window edges. */
 const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs, lo, hi, t, rangeMs, _extra, _stepT, sts, seen) => {
   const count = hi - lo
@@ -404,7 +433,8 @@ const extrapolated = (isCounter: boolean, isRate: boolean): WindowFn => (ts, vs,
   if (count < 2 && !stSt) return undefined
   const firstV = vs[lo]!
   let result = vs[hi - 1]! - firstV
-  if (isCounter) {
+  // Without start timestamps a window with no fall in value has nothing to add back: not scanned.
+  if (isCounter && (sts !== undefined || fallsIn(vs, lo, hi))) {
     let prev = firstV
     for (let i = lo + 1; i < hi; i++) {
       const v = vs[i]!
