@@ -33,7 +33,7 @@ import { Keys } from "@opendata/core"
 import * as Limits from "../limits.ts"
 import type { Labels } from "./labels.ts"
 
-const { u64, writeU64 } = Keys
+const { writeU64 } = Keys
 
 /** What each kind of key holds, by its tag (the key's first byte). */
 export const keyKindNames: Readonly<Record<string, string>> = {
@@ -65,12 +65,53 @@ export const taggedU64 = (tag: string, n: number) => {
   writeU64(b, 1, n)
   return b
 }
+const writeU32 = (b: Uint8Array, at: number, n: number) => {
+  b[at] = n >>> 24
+  b[at + 1] = (n >>> 16) & 0xff
+  b[at + 2] = (n >>> 8) & 0xff
+  b[at + 3] = n & 0xff
+}
 export const u32 = (n: number) => {
   const b = new Uint8Array(4)
-  new DataView(b.buffer).setUint32(0, n)
+  writeU32(b, 0, n)
   return b
 }
-export const readU32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0)
+export const readU32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+
+// Keys of a tag and fixed-width integers, built in place (the write path builds them per chunk and series).
+const c = (tag: string) => tag.charCodeAt(0)
+/** tag, bucket u32 */
+const tagBucket = (tag: number, bucket: number) => {
+  const b = new Uint8Array(5)
+  b[0] = tag
+  writeU32(b, 1, bucket)
+  return b
+}
+/** tag, bucket u32, id u64 */
+const tagBucketId = (tag: number, bucket: number, id: number) => {
+  const b = new Uint8Array(13)
+  b[0] = tag
+  writeU32(b, 1, bucket)
+  writeU64(b, 5, id)
+  return b
+}
+/** tag, bucket u32, id u64, a u64 (a time) */
+const tagBucketIdTime = (tag: number, bucket: number, id: number, t: number) => {
+  const b = new Uint8Array(21)
+  b[0] = tag
+  writeU32(b, 1, bucket)
+  writeU64(b, 5, id)
+  writeU64(b, 13, t)
+  return b
+}
+/** tag, two u64s */
+const tagTwoU64 = (tag: number, x: number, y: number) => {
+  const b = new Uint8Array(17)
+  b[0] = tag
+  writeU64(b, 1, x)
+  writeU64(b, 9, y)
+  return b
+}
 export const cat = (...parts: ReadonlyArray<Uint8Array | string>) => {
   const bytes = parts.map((p) => (typeof p === "string" ? encoder.encode(p) : p))
   const out = new Uint8Array(bytes.reduce((n, p) => n + p.length, 0))
@@ -85,22 +126,22 @@ export const zero = Uint8Array.of(0)
 export const noBytes = new Uint8Array(0)
 export const { prefixEnd } = Keys
 
-export const dictPrefix = (hash: number) => cat("h", u64(hash))
-export const dictKey = (hash: number, id: number) => cat("h", u64(hash), u64(id))
+export const dictPrefix = (hash: number) => taggedU64("h", hash)
+export const dictKey = (hash: number, id: number) => tagTwoU64(c("h"), hash, id)
 export const seriesKey = (id: number) => taggedU64("S", id)
 export const nextIdKey = encoder.encode("n")
 /** The key saying a series has samples in a bucket (its postings there follow from its labels). */
-export const bucketSeriesKey = (bucket: number, id: number) => cat("j", u32(bucket), u64(id))
-export const bucketSeriesPrefix = (bucket: number) => cat("j", u32(bucket))
+export const bucketSeriesKey = (bucket: number, id: number) => tagBucketId(c("j"), bucket, id)
+export const bucketSeriesPrefix = (bucket: number) => tagBucket(c("j"), bucket)
 /** Postings as older versions stored them, a key per label (read, never written). */
 export const postingPrefix = (bucket: number, name?: string, value?: string) =>
   name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
-export const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("c", u32(bucket)) : cat("c", u32(bucket), u64(id)))
-export const chunkKey = (bucket: number, id: number, minT: number) => cat("c", u32(bucket), u64(id), u64(minT))
-export const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? cat("g", u32(bucket)) : cat("g", u32(bucket), u64(id)))
-export const histogramChunkKey = (bucket: number, id: number, minT: number) => cat("g", u32(bucket), u64(id), u64(minT))
-export const startPrefix = (bucket: number, id?: number) => (id === undefined ? cat("s", u32(bucket)) : cat("s", u32(bucket), u64(id)))
-export const startKey = (bucket: number, id: number, t: number) => cat("s", u32(bucket), u64(id), u64(t))
+export const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("c"), bucket) : tagBucketId(c("c"), bucket, id))
+export const chunkKey = (bucket: number, id: number, minT: number) => tagBucketIdTime(c("c"), bucket, id, minT)
+export const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("g"), bucket) : tagBucketId(c("g"), bucket, id))
+export const histogramChunkKey = (bucket: number, id: number, minT: number) => tagBucketIdTime(c("g"), bucket, id, minT)
+export const startPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("s"), bucket) : tagBucketId(c("s"), bucket, id))
+export const startKey = (bucket: number, id: number, t: number) => tagBucketIdTime(c("s"), bucket, id, t)
 export const headKey = (id: number) => taggedU64("H", id)
 /** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
 export const oooKey = (id: number) => taggedU64("O", id)
@@ -109,9 +150,9 @@ export const recordsEnd = encoder.encode("X")
 export const checkpointKey = encoder.encode("w")
 export const layoutKey = encoder.encode("L")
 export const metaKey = (metric: string) => cat("m", metric)
-export const bucketKey = (bucket: number) => cat("b", u32(bucket))
-export const histogramBucketKey = (bucket: number) => cat("G", u32(bucket))
-export const exemplarKey = (id: number, t: number) => cat("e", u64(id), u64(t))
+export const bucketKey = (bucket: number) => tagBucket(c("b"), bucket)
+export const histogramBucketKey = (bucket: number) => tagBucket(c("G"), bucket)
+export const exemplarKey = (id: number, t: number) => tagTwoU64(c("e"), id, t)
 export const exemplarsStart = encoder.encode("e")
 
 export const encodeLabels = (labels: Labels) => encoder.encode(JSON.stringify(labels))
