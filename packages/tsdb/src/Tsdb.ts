@@ -73,6 +73,7 @@ import {
   hiLane,
   isStaleHistogram,
   keepRecent,
+  newestSample,
   loLane,
   noChunks,
   pushStored,
@@ -1405,6 +1406,40 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
 
     // --- retention --------------------------------------------------------------------------------
 
+    /**
+     * The heads of series whose newest sample is before `cutoffMs` (series that stopped: what retention
+     * dropped was their last data), as Prometheus's head drops series with nothing left in it: those in
+     * memory once checkpointed (a head with records not checkpointed yet waits for the next pass), and the
+     * stored heads (`H`) of series not in memory. Answers how many went.
+     */
+    const dropStaleHeads = (cutoffMs: number) =>
+      lock.withPermit(Effect.gen(function*() {
+        const gone = new Set<number>()
+        for (const state of heads.values()) {
+          if (state.lastRecord > state.asOf || newestSample(state) >= cutoffMs) continue
+          gone.add(state.id)
+        }
+        for (const id of gone) heads.delete(id)
+        yield* Stream.runForEachArray(db.scan({ start: headKey(0), end: prefixEnd(encoder.encode("H")) }), (kvs) =>
+          Effect.sync(() => {
+            for (const kv of kvs) {
+              const id = readU64(kv.key, 1)
+              if (gone.has(id) || heads.has(id)) continue
+              let newest: number
+              try {
+                newest = newestSample(stateFrom(id, kv.value))
+              } catch {
+                // A head that does not decode is left for `opendata verify` to report.
+                continue
+              }
+              if (newest < cutoffMs) gone.add(id)
+            }
+          })).pipe(Effect.mapError(failed))
+        const deletes = [...gone].map((id): CoreDb.WriteOp => ({ _tag: "delete", key: headKey(id) }))
+        for (let i = 0; i < deletes.length; i += 1000) yield* Effect.mapError(db.write(deletes.slice(i, i + 1000)), failed)
+        return gone.size
+      }))
+
     const enforceRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const cutoff = bucketOf(Math.max(0, now - retentionMs))
@@ -1423,8 +1458,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       for (const b of knownBuckets) if (b < cutoff) knownBuckets.delete(b)
       for (const b of knownHistogramBuckets) if (b < cutoff) knownHistogramBuckets.delete(b)
       for (const b of postingsIndex.keys()) if (b < cutoff) postingsIndex.delete(b)
-      // Exemplars of the dropped buckets' time go too (at most `exemplarsMax` keys to look at).
       const cutoffMs = cutoff * Limits.bucketMs
+      yield* dropStaleHeads(cutoffMs)
+      // Exemplars of the dropped buckets' time go too (at most `exemplarsMax` keys to look at).
       const oldExemplars = yield* Stream.runCollect(
         db.scan({ start: exemplarsStart, end: prefixEnd(exemplarsStart) }).pipe(
           Stream.filter((kv) => readU64(kv.key, 9) < cutoffMs),

@@ -30,7 +30,7 @@ const world = Effect.gen(function*() {
     const context = yield* Layer.buildWithScope(
       // No background passes: tests move the TestClock far, which would run every pass in between.
       layer({ retentionIntervalMs: Number.MAX_SAFE_INTEGER, ...settings }).pipe(
-        Layer.provide(
+        Layer.provideMerge(
           role === "reader"
             ? Db.layerFollower({ path: "tsdb/", pollIntervalMs: 1000 })
             : Db.layer({ path: "tsdb/", flushIntervalMs: 0, memtableBytesMax: 64 * 1024, gc: false })
@@ -39,7 +39,7 @@ const world = Effect.gen(function*() {
       ),
       scope
     )
-    return { tsdb: Context.get(context, Tsdb), close: Scope.close(scope, Exit.void) }
+    return { tsdb: Context.get(context, Tsdb), db: Context.get(context, Db.Db), close: Scope.close(scope, Exit.void) }
   })
   /** The TSDB's Db itself (the TSDB closed), for tests that write what older versions stored; `close` when done. */
   const openDb = Effect.gen(function*() {
@@ -540,9 +540,51 @@ describe("Tsdb", () => {
       yield* TestClock.setTime(30 * day)
       assert.isAbove(yield* tsdb.enforceRetention, 0)
       const left = yield* tsdb.select([eq("__name__", "old")], 0, Number.MAX_SAFE_INTEGER)
-      // The sealed chunk and its index bucket went; the head's 10 samples stay until heads expire.
+      // The sealed chunk and its index bucket went; the head's 10 samples go once it is checkpointed.
       assert.isAtMost(left.reduce((n, s) => n + s.timestamps.length, 0), 10)
       yield* close
+    }))
+
+  it.effect("retention drops the heads of series that stopped, in memory and stored, and keeps the others", () =>
+    Effect.gen(function*() {
+      const { openWith, openDb } = yield* world
+      const day = 24 * 60 * 60_000
+      const H = (id: number) => Uint8Array.of(0x48, 0, 0, 0, 0, 0, 0, 0, id)
+      const storedHeads = Effect.gen(function*() {
+        const { close, db } = yield* openDb
+        const rows = yield* Stream.runCollect(db.scan({ start: H(0), end: Uint8Array.of(0x49) }))
+        yield* close
+        return rows.map((kv) => kv.key[8]!)
+      })
+      for (const checkpointEvery of [1, 4096]) {
+        // 1: every write checkpoints, heads in memory are clean; 4096: the heads are stored on close and
+        // the reopened process has none in memory.
+        const first = yield* openWith({ headCheckpointRecords: checkpointEvery })
+        yield* TestClock.setTime(0)
+        yield* first.tsdb.write({ series: [{ labels: L({ __name__: "stopped" }), samples: [{ timestampMs: day, value: 1 }] }] })
+        yield* first.tsdb.write({ series: [{ labels: L({ __name__: "going" }), samples: [{ timestampMs: day, value: 1 }, { timestampMs: 29 * day, value: 2 }] }] })
+        const { close, db, tsdb } = checkpointEvery === 1 ? first : yield* Effect.andThen(first.close, openWith({ headCheckpointRecords: checkpointEvery }))
+        const heads = Effect.map(Stream.runCollect(db.scan({ start: H(0), end: Uint8Array.of(0x49) })), (rows) => rows.map((kv) => kv.key[8]!))
+        assert.deepStrictEqual(yield* heads, [1, 2])
+        yield* TestClock.setTime(30 * day)
+        yield* tsdb.enforceRetention
+        // The stopped series' head went; the other's stays.
+        assert.deepStrictEqual(yield* heads, [2])
+        const names = (mint: number) => Effect.map(tsdb.select([eq("__name__", "stopped")], mint, Number.MAX_SAFE_INTEGER), (s) => s.length)
+        assert.strictEqual(yield* names(0), 0)
+        const [going] = yield* tsdb.select([eq("__name__", "going")], 0, Number.MAX_SAFE_INTEGER)
+        assert.deepStrictEqual([...going!.timestamps], [29 * day])
+        // The stopped series writes again: a new head, nothing of the old one.
+        yield* tsdb.write({ series: [{ labels: L({ __name__: "stopped" }), samples: [{ timestampMs: 30 * day, value: 3 }] }] })
+        const [again] = yield* tsdb.select([eq("__name__", "stopped")], 0, Number.MAX_SAFE_INTEGER)
+        assert.deepStrictEqual(samplesOf(again!), [{ timestampMs: 30 * day, value: 3 }])
+        yield* close
+        // Stored: the "going" head and the new "stopped" one (ids 2 and 1), nothing else.
+        assert.deepStrictEqual((yield* storedHeads).sort(), [1, 2])
+        const wipe = yield* openDb
+        yield* wipe.db.write((yield* Stream.runCollect(wipe.db.scan())).map((kv) => ({ _tag: "delete" as const, key: kv.key })))
+        yield* wipe.close
+      }
     }))
 
   it.effect("a request interrupted before the Db took it leaves nothing behind: its retry writes its samples", () =>

@@ -286,6 +286,16 @@ export const applyHistogram = (state: SeriesState, t: number, h: FloatHistogram,
   state.histograms.push({ t, h })
 }
 
+/** The newest sample's timestamp in a head (its chunk, out-of-order buffer and histograms); -Infinity when empty. */
+export const newestSample = (state: SeriesState): number => {
+  let newest = Number.NEGATIVE_INFINITY
+  if (state.headChunk.count > 0) newest = state.headChunk.maxTime!
+  for (const s of state.ooo) if (s.timestampMs > newest) newest = s.timestampMs
+  const h = state.histograms.at(-1)
+  if (h !== undefined && h.t > newest) newest = h.t
+  return newest
+}
+
 /** Whether a histogram is Prometheus's stale marker for a histogram series (its sum is the stale NaN). */
 export const isStaleHistogram = (h: FloatHistogram) => isStaleNaN(h.sum)
 
