@@ -1,6 +1,7 @@
 /**
  * The TSDB's simulation workload (test support; import from `@opendata/tsdb/simulation`), for the core
- * harness: concurrent remote writers send requests of samples for their own series, retrying the same
+ * harness: concurrent remote writers send requests of samples for their own series (several a series
+ * per request in some runs, far apart in others, so heads are sealed and cut at buckets), retrying the same
  * request through lost replies, unavailability, crashes and zombie writers; each request also carries a
  * native histogram sample of the writer's histogram series. Checked once faults heal: every acknowledged
  * sample and histogram is readable, once, with its value, and nothing was stored that was never sent.
@@ -40,6 +41,10 @@ export const tsdbWorkload: Workload = {
       const writers = 2 + rng.nextInt(3)
       const seriesPerWriter = 1 + rng.nextInt(5)
       const requestsPerWriter = 20 + rng.nextInt(60)
+      // Several samples a series per request, some runs far apart: heads fill (a chunk is sealed every 120
+      // samples) and cross buckets (a chunk is cut at each two-hour bucket), so crashes land between cuts.
+      const samplesPerRequest = 1 + rng.nextInt(4)
+      const sampleStepMs = [15_000, 60_000, 600_000][rng.nextInt(3)]!
       const dbSettings: Db.DbSettings = {
         path: "tsdb/",
         flushIntervalMs: rng.nextInt(3) === 0 ? 0 : rng.nextInt(100),
@@ -87,13 +92,16 @@ export const tsdbWorkload: Workload = {
             const t = 1_000_000 + r * 15_000
             const series = Array.from({ length: seriesPerWriter }, (_, s) => {
               const labels: Array<[string, string]> = [["__name__", "sim"], ["s", String(s)], ["writer", String(w)]]
-              const value = w * 1_000_000 + s * 1000 + r + 0.5
-              return { labels, samples: [{ timestampMs: t, value }] }
+              const samples = Array.from({ length: samplesPerRequest }, (_, j) => ({
+                timestampMs: 1_000_000 + (r * samplesPerRequest + j) * sampleStepMs,
+                value: w * 1_000_000 + s * 1000 + r + j / 8 + 0.5
+              }))
+              return { labels, samples }
             })
             for (const s of series) {
               const key = JSON.stringify(s.labels)
               const m = sent.get(key) ?? new Map<number, number>()
-              m.set(t, s.samples[0]!.value)
+              for (const x of s.samples) m.set(x.timestampMs, x.value)
               sent.set(key, m)
             }
             const histogramSeries = {
@@ -111,7 +119,7 @@ export const tsdbWorkload: Workload = {
                 for (const s of series) {
                   const key = JSON.stringify(s.labels)
                   const m = acked.get(key) ?? new Map<number, number>()
-                  m.set(t, s.samples[0]!.value)
+                  for (const x of s.samples) m.set(x.timestampMs, x.value)
                   acked.set(key, m)
                 }
                 const hm = ackedHistograms.get(w) ?? new Map<number, number>()
