@@ -545,18 +545,7 @@ export class ChunkIterator {
     const pos = this.pos
     if (pos + count > this.endBit) throw this.truncated()
     this.pos = pos + count
-    const buf = this.buf
-    let index = pos >>> 3
-    const avail = 8 - (pos & 7)
-    let result = buf[index]! & ((1 << avail) - 1)
-    if (count <= avail) return result >>> (avail - count)
-    count -= avail
-    while (count >= 8) {
-      result = (result << 8) | buf[++index]!
-      count -= 8
-    }
-    if (count > 0) result = (result << count) | (buf[++index]! >>> (8 - count))
-    return result >>> 0
+    return bitsAt(this.buf, this.buf.length, pos, count)
   }
 
   private truncated(): ChunkCorrupt {
