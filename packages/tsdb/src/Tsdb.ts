@@ -407,6 +407,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return chunksInBucketFrom !== undefined && bucket >= chunksInBucketFrom ? bucket : bucket - 1
       })
 
+    /** The head log record of the write being decided (reset for each). */
+    const recordBuilder = new RecordBuilder(1024)
+
     const loadNextId = Effect.gen(function*() {
       if (nextId === undefined) {
         const bytes = yield* getKey(nextIdKey)
@@ -732,9 +735,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           }
           /** Ids from here on are created by this request. */
           const firstNewId = nextId ?? Number.POSITIVE_INFINITY
-          let samplesIn = 0
-          for (const s of input.series) samplesIn += floatCount(s)
-          const record = new RecordBuilder(Math.max(16, samplesIn))
+          // One builder for every record (writes decide under the lock, one at a time).
+          const record = recordBuilder
+          record.reset()
           const recordNo = nextRecord
           /** The series being written (a sealed chunk is also kept with it until durable). */
           let sealing: SeriesState | undefined

@@ -65,18 +65,36 @@ export interface LogRecord {
   } | undefined
 }
 
-/** Builds a record sample by sample (plain loops: no allocation per sample beyond the growing buffer). */
+/**
+ * Builds a record sample by sample (plain loops: no allocation per sample beyond the growing buffer). One
+ * builder serves record after record (`reset`): its columns, and the buffer the body is encoded into
+ * before compression, are kept at the largest size a record needed, up to `keptSamplesMax` samples.
+ */
 export class RecordBuilder {
   private ids: Float64Array
   private timestamps: Float64Array
   private bits: Uint32Array
   private n = 0
-  private readonly histograms = { ids: [] as Array<number>, timestamps: [] as Array<number>, values: [] as Array<FloatHistogram> }
+  private histograms = { ids: [] as Array<number>, timestamps: [] as Array<number>, values: [] as Array<FloatHistogram> }
+  /** The uncompressed body is encoded here (compression copies it out). */
+  private scratch = new Uint8Array(0)
 
   constructor(capacity = 1024) {
     this.ids = new Float64Array(capacity)
     this.timestamps = new Float64Array(capacity)
     this.bits = new Uint32Array(capacity * 2)
+  }
+
+  /** Empties the builder for the next record (its buffers are kept unless over `keptSamplesMax` samples). */
+  reset(): void {
+    this.n = 0
+    this.histograms = { ids: [], timestamps: [], values: [] }
+    if (this.ids.length > keptSamplesMax) {
+      this.ids = new Float64Array(1024)
+      this.timestamps = new Float64Array(1024)
+      this.bits = new Uint32Array(2048)
+    }
+    if (this.scratch.length > 10 + keptSamplesMax * 24) this.scratch = new Uint8Array(0)
   }
 
   /** Float samples added. */
@@ -146,7 +164,7 @@ export class RecordBuilder {
     return out
   }
 
-  /** The record uncompressed (version 1). */
+  /** The record uncompressed (version 1), in an array of its own. */
   encodePlain(): Uint8Array {
     const body = this.encodeBody()
     const out = new Uint8Array(1 + body.length)
@@ -155,10 +173,13 @@ export class RecordBuilder {
     return out
   }
 
+  /** The body, in the builder's scratch buffer (valid until the next encode or reset). */
   private encodeBody(): Uint8Array {
     const n = this.n
     // Each varint of a safe integer's difference takes at most 8 bytes (zigzag of 2^54 fits 56 bits).
-    const out = new Uint8Array(10 + n * (8 + 8) + n * 8)
+    const size = 10 + n * (8 + 8) + n * 8
+    if (this.scratch.length < size) this.scratch = new Uint8Array(size)
+    const out = this.scratch
     let at = writeVarint(out, 0, n)
     const ids = this.ids
     const timestamps = this.timestamps
@@ -178,7 +199,7 @@ export class RecordBuilder {
     // how `bits` lies in memory already.
     if (littleEndian) out.set(new Uint8Array(this.bits.buffer, 0, n * 8), at)
     else {
-      const view = new DataView(out.buffer)
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       for (let i = 0; i < n; i++) {
         view.setUint32(at + 8 * i, this.bits[2 * i]!, true)
         view.setUint32(at + 8 * i + 4, this.bits[2 * i + 1]!, true)
@@ -188,6 +209,9 @@ export class RecordBuilder {
     return out.subarray(0, at)
   }
 }
+
+/** A builder keeps buffers for records of up to this many samples between records (larger ones are let go). */
+const keptSamplesMax = 1 << 20
 
 /** Whether this machine stores numbers little-endian (every platform Node runs on today). */
 const littleEndian = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1
