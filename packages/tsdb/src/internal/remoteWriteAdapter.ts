@@ -5,7 +5,15 @@ import { decodeWriteRequestV1, decodeWriteRequestV2, snappyDecompress } from "./
 
 export { RemoteWriteDecodeError, RemoteWriteLimitError } from "./remoteWrite/index.ts"
 
-export const decodeRemoteWrite = (body: Uint8Array, v2: boolean, interner?: LabelsInterner | undefined): WriteRequest => {
-  const raw = snappyDecompress(body, Limits.writeDecompressedBytesMax)
+/**
+ * The decompressed body is decoded at once and nothing decoded refers to its bytes (strings and numbers
+ * are copied out), so one buffer serves every request (decoding is synchronous), kept up to this size.
+ */
+const keptBodyBytesMax = 16 * 1024 * 1024
+let body: Uint8Array = new Uint8Array(0)
+
+export const decodeRemoteWrite = (compressed: Uint8Array, v2: boolean, interner?: LabelsInterner | undefined): WriteRequest => {
+  const raw = snappyDecompress(compressed, Limits.writeDecompressedBytesMax, body)
+  if (raw.buffer !== body.buffer && raw.length <= keptBodyBytesMax) body = raw
   return v2 ? decodeWriteRequestV2(raw) : decodeWriteRequestV1(raw, undefined, interner, true)
 }

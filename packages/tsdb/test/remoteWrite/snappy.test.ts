@@ -39,6 +39,21 @@ describe("snappy", () => {
     }
   })
 
+  it("decodes into a buffer it is given when that is long enough, else into a new one", () => {
+    const data = bytesOf("metric_name{job=\"x\"} ".repeat(50))
+    const c = snappyCompress(data)
+    const big = new Uint8Array(data.length + 10).fill(7)
+    const into = snappyDecompress(c, 1 << 20, big)
+    expect(into.buffer).toBe(big.buffer)
+    expect(into).toEqual(data)
+    const small = new Uint8Array(data.length - 1)
+    const fresh = snappyDecompress(c, 1 << 20, small)
+    expect(fresh.buffer).not.toBe(small.buffer)
+    expect(fresh).toEqual(data)
+    // A malformed block is still refused, whatever the buffer.
+    expect(decodeError(() => snappyDecompress(c.subarray(0, c.length - 1), 1 << 20, big)).field).toBe("snappy")
+  })
+
   it("compresses Buffers and subarrays to plain Uint8Arrays", () => {
     const data = Buffer.from("hello hello hello hello")
     const c = snappyCompress(data.subarray(6))

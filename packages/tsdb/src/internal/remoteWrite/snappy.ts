@@ -38,9 +38,10 @@ export const snappyUncompressedLength = (src: Uint8Array): number => header(src)
 
 /**
  * Decompresses a snappy block of at most `maxBytes` uncompressed bytes. The limit is checked on the
- * header before allocating.
+ * header before allocating. With `reuse`, the bytes go into its start when it is long enough (the result
+ * is then a view of it, valid until `reuse` is written again), else into a new array.
  */
-export const snappyDecompress = (src: Uint8Array, maxBytes: number): Uint8Array => {
+export const snappyDecompress = (src: Uint8Array, maxBytes: number, reuse?: Uint8Array): Uint8Array => {
   const { length, start } = header(src)
   if (length > maxBytes) {
     throw new RemoteWriteLimitError("decompressedBytes", maxBytes, `snappy header announces ${length} bytes`)
@@ -49,7 +50,7 @@ export const snappyDecompress = (src: Uint8Array, maxBytes: number): Uint8Array 
   if (length > (srcLen - start) * expansionMax) {
     fail(`announced length ${length} impossible for ${srcLen - start} compressed bytes`, 0)
   }
-  const out = new Uint8Array(length)
+  const out = reuse !== undefined && reuse.length >= length ? reuse.subarray(0, length) : new Uint8Array(length)
   if (!decodeFast(src, start, out)) decodeCarefully(src, length, start)
   return out
 }
