@@ -594,8 +594,9 @@ const bitsAtEnd = (buf: Uint8Array, pos: number, count: number): number => {
  * well formed (nothing is said about what was written then: `ChunkIterator` names the problem). Stops at
  * the first sample after `maxt`. The columns must have room for the chunk's samples.
  *
- * What `ChunkIterator` does, in one function whose state is local variables: the per-sample cost of a
- * query that reads many chunks.
+ * What `ChunkIterator` does, from the third sample on in one function whose state is local variables:
+ * the per-sample cost of a query that reads many chunks. The first two (a chunk's varint-coded start)
+ * go through the iterator itself.
  */
 export const decodeChunkInto = (bytes: Uint8Array, ts: Float64Array, bits: Uint32Array, at: number, mint: number, maxt: number, hiLane: number): number => {
   const length = bytes.length
@@ -603,147 +604,103 @@ export const decodeChunkInto = (bytes: Uint8Array, ts: Float64Array, bits: Uint3
   const count = (bytes[0]! << 8) | bytes[1]!
   const endBit = length * 8
   const loLane = 1 - hiLane
-  let pos = headerBytes * 8
   let n = at
-  let t = 0
-  let delta = 0
-  let hi = 0
-  let lo = 0
-  let leading = noWindow
-  let trailing = 0
-  for (let i = 0; i < count; i++) {
-    if (i === 0) {
-      // The first timestamp: a signed varint of at most 8 bytes; then the value's 64 bits.
-      let value = 0
-      let scale = 1
-      let ended = false
-      for (let k = 0; k < 7; k++) {
-        if (pos + 8 > endBit) return -1
-        const byte = bitsAt(bytes, length, pos, 8)
-        pos += 8
-        value += (byte & 0x7f) * scale
-        if ((byte & 0x80) === 0) {
-          if ((byte & 0x40) !== 0) value -= 128 * scale
-          ended = true
+  // The first two samples (varint-coded, once a chunk) through the iterator; from the third on, here.
+  const first = new ChunkIterator(bytes)
+  const head = Math.min(2, count)
+  for (let i = 0; i < head; i++) {
+    try {
+      first.next()
+    } catch {
+      return -1
+    }
+    const t = first.t
+    if (t > maxt) return n
+    if (t >= mint) {
+      ts[n] = t
+      bits[2 * n + hiLane] = first.valueHi
+      bits[2 * n + loLane] = first.valueLo
+      n++
+    }
+  }
+  let { delta, hi, leading, lo, tLast: t, trailing } = first.appenderState()
+  let pos = first.bitPosition
+  for (let i = head; i < count; i++) {
+    let d: number
+    // A delta of deltas: 0, or 14, 17 or 20 bits after a prefix, or 64.
+    if (pos >= endBit) return -1
+    if (((bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1) === 0) {
+      pos += 1
+      d = delta
+    } else {
+      pos += 1
+      let size = 0
+      for (const s of dodSizes) {
+        if (pos >= endBit) return -1
+        const bit = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+        pos += 1
+        if (bit === 0) {
+          size = s
           break
         }
-        scale *= 128
       }
-      if (!ended) {
-        if (pos + 8 > endBit) return -1
-        const byte = bitsAt(bytes, length, pos, 8)
-        pos += 8
-        if ((byte & 0x80) !== 0) return -1
-        value += ((byte & 0x40) !== 0 ? byte - 128 : byte) * two49
-        if (!Number.isSafeInteger(value)) return -1
-      }
-      if (pos + 64 > endBit) return -1
-      hi = bitsAt(bytes, length, pos, 32)
-      lo = bitsAt(bytes, length, pos + 32, 32)
-      pos += 64
-      t = value
-    } else {
-      let d: number
-      if (i === 1) {
-        // The first delta: an unsigned varint of at most 8 bytes.
-        d = 0
-        let scale = 1
-        let ended = false
-        for (let k = 0; k < 7; k++) {
-          if (pos + 8 > endBit) return -1
-          const byte = bitsAt(bytes, length, pos, 8)
-          pos += 8
-          d += (byte & 0x7f) * scale
-          if ((byte & 0x80) === 0) {
-            ended = true
-            break
-          }
-          scale *= 128
-        }
-        if (!ended) {
-          if (pos + 8 > endBit) return -1
-          const byte = bitsAt(bytes, length, pos, 8)
-          pos += 8
-          if (byte > 15) return -1
-          d += byte * two49
-        }
+      if (size === 0) {
+        if (pos + 64 > endBit) return -1
+        const dod = (bitsAt(bytes, length, pos, 32) | 0) * two32 + bitsAt(bytes, length, pos + 32, 32)
+        pos += 64
+        if (!Number.isSafeInteger(dod)) return -1
+        d = delta + dod
       } else {
-        // A delta of deltas: 0, or 14, 17 or 20 bits after a prefix, or 64.
-        if (pos >= endBit) return -1
-        if (((bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1) === 0) {
-          pos += 1
-          d = delta
-        } else {
-          pos += 1
-          let size = 0
-          for (const s of dodSizes) {
-            if (pos >= endBit) return -1
-            const bit = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
-            pos += 1
-            if (bit === 0) {
-              size = s
-              break
-            }
-          }
-          if (size === 0) {
-            if (pos + 64 > endBit) return -1
-            const dod = (bitsAt(bytes, length, pos, 32) | 0) * two32 + bitsAt(bytes, length, pos + 32, 32)
-            pos += 64
-            if (!Number.isSafeInteger(dod)) return -1
-            d = delta + dod
-          } else {
-            if (pos + size > endBit) return -1
-            const raw = bitsAt(bytes, length, pos, size)
-            pos += size
-            d = delta + (raw > 1 << (size - 1) ? raw - (1 << size) : raw)
-          }
-        }
-      }
-      if (!(d >= 1 && d <= Number.MAX_SAFE_INTEGER)) return -1
-      t += d
-      // An integer (the first timestamp and every delta are): safe while at most 2^53 - 1.
-      if (!(t <= Number.MAX_SAFE_INTEGER)) return -1
-      delta = d
-      // The value: the same as the last, or its XOR with the last in a window (the last one's or a new one).
-      if (pos >= endBit) return -1
-      const changed = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
-      pos += 1
-      if (changed === 1) {
-        if (pos >= endBit) return -1
-        const newWindow = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
-        pos += 1
-        if (newWindow === 0) {
-          if (leading === noWindow) return -1
-        } else {
-          if (pos + 11 > endBit) return -1
-          const header = bitsAt(bytes, length, pos, 11)
-          pos += 11
-          leading = header >>> 6
-          const width = (header & 63) === 0 ? 64 : header & 63
-          trailing = 64 - leading - width
-          if (trailing < 0) return -1
-        }
-        const size = 64 - leading - trailing
         if (pos + size > endBit) return -1
-        let xhi = 0
-        let xlo: number
-        if (size > 32) {
-          xhi = bitsAt(bytes, length, pos, size - 32)
-          xlo = bitsAt(bytes, length, pos + size - 32, 32)
-        } else {
-          xlo = bitsAt(bytes, length, pos, size)
-        }
+        const raw = bitsAt(bytes, length, pos, size)
         pos += size
-        if (trailing >= 32) {
-          xhi = xlo << (trailing - 32)
-          xlo = 0
-        } else if (trailing > 0) {
-          xhi = (xhi << trailing) | (xlo >>> (32 - trailing))
-          xlo = xlo << trailing
-        }
-        hi = (hi ^ xhi) >>> 0
-        lo = (lo ^ xlo) >>> 0
+        d = delta + (raw > 1 << (size - 1) ? raw - (1 << size) : raw)
       }
+    }
+    if (!(d >= 1 && d <= Number.MAX_SAFE_INTEGER)) return -1
+    t += d
+    // An integer (the first timestamp and every delta are): safe while at most 2^53 - 1.
+    if (!(t <= Number.MAX_SAFE_INTEGER)) return -1
+    delta = d
+    // The value: the same as the last, or its XOR with the last in a window (the last one's or a new one).
+    if (pos >= endBit) return -1
+    const changed = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+    pos += 1
+    if (changed === 1) {
+      if (pos >= endBit) return -1
+      const newWindow = (bytes[pos >>> 3]! >>> (7 - (pos & 7))) & 1
+      pos += 1
+      if (newWindow === 0) {
+        if (leading === noWindow) return -1
+      } else {
+        if (pos + 11 > endBit) return -1
+        const header = bitsAt(bytes, length, pos, 11)
+        pos += 11
+        leading = header >>> 6
+        const width = (header & 63) === 0 ? 64 : header & 63
+        trailing = 64 - leading - width
+        if (trailing < 0) return -1
+      }
+      const size = 64 - leading - trailing
+      if (pos + size > endBit) return -1
+      let xhi = 0
+      let xlo: number
+      if (size > 32) {
+        xhi = bitsAt(bytes, length, pos, size - 32)
+        xlo = bitsAt(bytes, length, pos + size - 32, 32)
+      } else {
+        xlo = bitsAt(bytes, length, pos, size)
+      }
+      pos += size
+      if (trailing >= 32) {
+        xhi = xlo << (trailing - 32)
+        xlo = 0
+      } else if (trailing > 0) {
+        xhi = (xhi << trailing) | (xlo >>> (32 - trailing))
+        xlo = xlo << trailing
+      }
+      hi = (hi ^ xhi) >>> 0
+      lo = (lo ^ xlo) >>> 0
     }
     if (t > maxt) return n
     if (t >= mint) {
@@ -765,7 +722,6 @@ const dodSizes = [14, 17, 20] as const
 // ---------------------------------------------------------------------------------------------------------
 // Functional API
 
-/** A new, empty chunk to append to. */
 /** An empty chunk; `capacityBytes` is its first buffer's size (it grows as needed). */
 export const newChunk = (capacityBytes?: number): XorChunk => new XorChunk(capacityBytes)
 
