@@ -80,28 +80,13 @@ export const readU32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 
 
 // Keys of a tag and fixed-width integers, built in place (the write path builds them per chunk and series).
 const c = (tag: string) => tag.charCodeAt(0)
-/** tag, bucket u32 */
-const tagBucket = (tag: number, bucket: number) => {
-  const b = new Uint8Array(5)
+/** tag, bucket u32, then an id u64 and a time u64 when given */
+const tagBucket = (tag: number, bucket: number, id?: number, t?: number) => {
+  const b = new Uint8Array(id === undefined ? 5 : t === undefined ? 13 : 21)
   b[0] = tag
   writeU32(b, 1, bucket)
-  return b
-}
-/** tag, bucket u32, id u64 */
-const tagBucketId = (tag: number, bucket: number, id: number) => {
-  const b = new Uint8Array(13)
-  b[0] = tag
-  writeU32(b, 1, bucket)
-  writeU64(b, 5, id)
-  return b
-}
-/** tag, bucket u32, id u64, a u64 (a time) */
-const tagBucketIdTime = (tag: number, bucket: number, id: number, t: number) => {
-  const b = new Uint8Array(21)
-  b[0] = tag
-  writeU32(b, 1, bucket)
-  writeU64(b, 5, id)
-  writeU64(b, 13, t)
+  if (id !== undefined) writeU64(b, 5, id)
+  if (t !== undefined) writeU64(b, 13, t)
   return b
 }
 /** tag, two u64s */
@@ -131,17 +116,17 @@ export const dictKey = (hash: number, id: number) => tagTwoU64(c("h"), hash, id)
 export const seriesKey = (id: number) => taggedU64("S", id)
 export const nextIdKey = encoder.encode("n")
 /** The key saying a series has samples in a bucket (its postings there follow from its labels). */
-export const bucketSeriesKey = (bucket: number, id: number) => tagBucketId(c("j"), bucket, id)
+export const bucketSeriesKey = (bucket: number, id: number) => tagBucket(c("j"), bucket, id)
 export const bucketSeriesPrefix = (bucket: number) => tagBucket(c("j"), bucket)
 /** Postings as older versions stored them, a key per label (read, never written). */
 export const postingPrefix = (bucket: number, name?: string, value?: string) =>
   name === undefined ? cat("i", u32(bucket)) : value === undefined ? cat("i", u32(bucket), name, zero) : cat("i", u32(bucket), name, zero, value, zero)
-export const chunkPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("c"), bucket) : tagBucketId(c("c"), bucket, id))
-export const chunkKey = (bucket: number, id: number, minT: number) => tagBucketIdTime(c("c"), bucket, id, minT)
-export const histogramChunkPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("g"), bucket) : tagBucketId(c("g"), bucket, id))
-export const histogramChunkKey = (bucket: number, id: number, minT: number) => tagBucketIdTime(c("g"), bucket, id, minT)
-export const startPrefix = (bucket: number, id?: number) => (id === undefined ? tagBucket(c("s"), bucket) : tagBucketId(c("s"), bucket, id))
-export const startKey = (bucket: number, id: number, t: number) => tagBucketIdTime(c("s"), bucket, id, t)
+export const chunkPrefix = (bucket: number, id?: number) => tagBucket(c("c"), bucket, id)
+export const chunkKey = (bucket: number, id: number, minT: number) => tagBucket(c("c"), bucket, id, minT)
+export const histogramChunkPrefix = (bucket: number, id?: number) => tagBucket(c("g"), bucket, id)
+export const histogramChunkKey = (bucket: number, id: number, minT: number) => tagBucket(c("g"), bucket, id, minT)
+export const startPrefix = (bucket: number, id?: number) => tagBucket(c("s"), bucket, id)
+export const startKey = (bucket: number, id: number, t: number) => tagBucket(c("s"), bucket, id, t)
 export const headKey = (id: number) => taggedU64("H", id)
 /** Out-of-order buffers as older versions stored them apart (now part of the `H` value): read, never written. */
 export const oooKey = (id: number) => taggedU64("O", id)
