@@ -705,29 +705,27 @@ const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
     switch (tag) {
       case V1_TS_SAMPLES: {
         other = true
-        const stop = r.len(end, "TimeSeries.samples")
-        countSample(c)
-        if (decodeSampleV1Fast(r, stop)) {
-          if (columns === undefined) samples.push({ timestampMs: r.sampleT, value: r.sampleV })
-          else columns.push(r.sampleT, r.sampleV)
-        } else {
-          const sample = decodeSampleV1(r, stop)
-          if (columns === undefined) samples.push(sample)
-          else columns.push(sample.timestampMs, sample.value)
-        }
-        // The samples that follow, while they have the common shape (most of a request's bytes).
+        let stop = r.len(end, "TimeSeries.samples")
         const buf = r.buf
-        for (let at = r.pos; at + 2 < end && buf[at] === V1_TS_SAMPLES && buf[at + 1]! < 0x80; at = r.pos) {
-          const stop = at + 2 + buf[at + 1]!
-          if (stop > end) break
-          r.pos = at + 2
-          if (!decodeSampleV1Fast(r, stop)) {
-            r.pos = at
-            break
-          }
+        // This sample, then those that follow it with a one-byte length (most of a request's bytes).
+        for (;;) {
           countSample(c)
-          if (columns === undefined) samples.push({ timestampMs: r.sampleT, value: r.sampleV })
-          else columns.push(r.sampleT, r.sampleV)
+          let t: number
+          let v: number
+          if (decodeSampleV1Fast(r, stop)) {
+            t = r.sampleT
+            v = r.sampleV
+          } else {
+            const sample = decodeSampleV1(r, stop)
+            t = sample.timestampMs
+            v = sample.value
+          }
+          if (columns === undefined) samples.push({ timestampMs: t, value: v })
+          else columns.push(t, v)
+          const at = r.pos
+          if (!(at + 2 < end && buf[at] === V1_TS_SAMPLES && buf[at + 1]! < 0x80 && at + 2 + buf[at + 1]! <= end)) break
+          stop = at + 2 + buf[at + 1]!
+          r.pos = at + 2
         }
         break
       }
