@@ -48,6 +48,19 @@ export interface SelectOptions {
   readonly samplesMax?: number | undefined
 }
 
+/**
+ * A selected series whose samples are decoded only when read, so that a query holds one series' samples at
+ * a time rather than the whole selection's (as Prometheus's series iterators do).
+ */
+export interface SeriesReader {
+  readonly labels: Labels
+  /**
+   * The series' samples in the selection's range (possibly none). The columns may be views of a buffer that
+   * the selection's next `read` reuses: use them, or copy them, before reading another series.
+   */
+  readonly read: () => SelectedSeries
+}
+
 /** What the PromQL engine reads through: series by matchers over a time range. */
 export interface SeriesSource {
   readonly select: (
@@ -56,6 +69,16 @@ export interface SeriesSource {
     maxt: number,
     options?: SelectOptions
   ) => Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError>
+  /**
+   * The series `select` would give, in the same order, each decoded when read (the selection's sample limit
+   * is then the reader's to keep). A source whose series are decoded already may leave it out: the engine
+   * then reads `select`'s.
+   */
+  readonly selectReaders?: (
+    matchers: ReadonlyArray<Matcher>,
+    mint: number,
+    maxt: number
+  ) => Effect.Effect<ReadonlyArray<SeriesReader>, TsdbError>
 }
 
 /** A selected series' samples as objects (for tests and checks; the engine reads the columns). */

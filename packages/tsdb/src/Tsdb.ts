@@ -68,6 +68,8 @@ import {
 import {
   applyHistogram,
   applySample,
+  chunksCapacity,
+  columnSlab,
   decodeRange,
   emptyState,
   hiLane,
@@ -83,7 +85,7 @@ import {
   withHistograms,
   withStarts
 } from "./internal/head.ts"
-import type { HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
+import type { ColumnSlab, HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
@@ -91,12 +93,12 @@ import type { Labels, Matcher } from "./internal/labels.ts"
 import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
-import type { Sample, SelectedSeries, SeriesSource } from "./SeriesSource.ts"
+import type { Sample, SelectedSeries, SeriesReader, SeriesSource } from "./SeriesSource.ts"
 import type { SampleColumns } from "./internal/remoteWrite/types.ts"
 import { SamplesLimitExceeded, TsdbError } from "./SeriesSource.ts"
 
 export type { Exemplar, Labels, Matcher }
-export type { Sample, SelectedSeries, SelectOptions, SeriesSource } from "./SeriesSource.ts"
+export type { Sample, SelectedSeries, SelectOptions, SeriesReader, SeriesSource } from "./SeriesSource.ts"
 export { SamplesLimitExceeded, samplesOf, selectedSeries, TsdbError } from "./SeriesSource.ts"
 
 const { readU64, u64 } = Keys
@@ -1229,9 +1231,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         return found
       })
 
-    const select: SeriesSource["select"] = (matchers, mint, maxt, options) =>
+    /**
+     * The series matching `matchers` with their chunks read (still encoded), sorted by label set: each
+     * decoded when read, into one buffer the selection's reads share (sized for its largest series).
+     */
+    const selectReaders = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
       Effect.gen(function*() {
-        const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const ids = yield* selectIds(matchers, mint, maxt)
         // A sealed chunk lies in its bucket; the bucket before mint is read too, for chunks stored before
         // heads were cut at each bucket's start (those span into the next bucket).
@@ -1242,17 +1247,44 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const { chunks, histograms } = yield* readChunks(sortedIds, buckets, histogramBuckets, mint, maxt)
         const starts = keepStarts ? yield* readStarts(sortedIds, buckets, maxt) : undefined
         const sorted = [...ids].map(([id, labels]) => ({ id, labels, key: canonical(labels) })).sort((a, b) => (a.key < b.key ? -1 : 1))
-        const out: Array<SelectedSeries> = []
-        let total = 0
-        for (const { id, labels } of sorted) {
-          const floats = decodeRange(labels, chunks.get(id)!, mint, maxt)
+        let widest = 0
+        for (const c of chunks.values()) widest = Math.max(widest, chunksCapacity(c))
+        let shared: ColumnSlab | undefined
+        const read = (id: number, labels: Labels, into: ColumnSlab): SelectedSeries => {
+          const floats = decodeRange(labels, chunks.get(id)!, mint, maxt, into)
           const runs = histograms.get(id)
           const merged = runs === undefined ? floats : withHistograms(floats, runs, mint, maxt)
           const keys = starts?.get(id)
-          const series = keys === undefined ? merged : withStarts(merged, keys)
-          // Decoded chunks go as soon as they are read.
-          chunks.delete(id)
-          histograms.delete(id)
+          return keys === undefined ? merged : withStarts(merged, keys)
+        }
+        return {
+          sorted,
+          capacity: (id: number) => chunksCapacity(chunks.get(id)!),
+          read,
+          readers: sorted.map(({ id, labels }): SeriesReader => ({
+            labels,
+            read: () => {
+              shared ??= columnSlab(widest)
+              shared.at = 0
+              return read(id, labels, shared)
+            }
+          }))
+        }
+      })
+
+    const select: SeriesSource["select"] = (matchers, mint, maxt, options) =>
+      Effect.gen(function*() {
+        const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
+        const selection = yield* selectReaders(matchers, mint, maxt)
+        // Every series' samples in two arrays for the whole selection (see `ColumnSlab`).
+        let capacity = 0
+        for (const { id } of selection.sorted) capacity += selection.capacity(id)
+        const slab = columnSlab(Math.min(capacity, samplesMax + 1))
+        const out: Array<SelectedSeries> = []
+        let total = 0
+        for (const { id, labels } of selection.sorted) {
+          const fits = slab.at + selection.capacity(id) <= slab.ts.length
+          const series = selection.read(id, labels, fits ? slab : columnSlab(selection.capacity(id)))
           total += series.timestamps.length
           if (total > samplesMax) return yield* Effect.fail(new SamplesLimitExceeded(samplesMax))
           if (series.timestamps.length > 0) out.push(series)
@@ -1493,7 +1525,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       })).pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint on close failed: ${e.message}`)))
     )
 
-    return { write, select, series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
+    return { write, select, selectReaders: (matchers, mint, maxt) => Effect.map(selectReaders(matchers, mint, maxt), (s) => s.readers), series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
   })
 
 /** The TSDB over the core `Db` in context (open it with its own path, e.g. `tsdb/`). */

@@ -26,17 +26,43 @@ export const hiLane = littleEndian ? 1 : 0
 export const loLane = 1 - hiLane
 
 /**
- * The samples in [mint, maxt] of a series' chunks (sealed chunks by bucket and first timestamp, then the
- * head, then the out-of-order buffer), merged by timestamp; where two chunks hold the same timestamp the
- * earlier chunk's sample wins. Values are copied as their 64-bit patterns, never through a float.
+ * Columns that the series of one selection are decoded into, one after the other: two arrays for the whole
+ * selection instead of two per series. A query's samples then live in two large allocations that go back to
+ * the system as a whole when the query is done, where thousands of small ones (11 KB a series for 6 h at
+ * 15 s) left the allocator's heap fragmented and the process's resident memory high after every query.
  */
-export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: number, maxt: number): SelectedSeries => {
+export interface ColumnSlab {
+  readonly ts: Float64Array
+  readonly bits: Uint32Array
+  readonly vs: Float64Array
+  /** The first free index. */
+  at: number
+}
+
+/** A slab with room for `capacity` samples (the sum of the selection's chunks' sample counts). */
+export const columnSlab = (capacity: number): ColumnSlab => {
+  const vs = new Float64Array(capacity)
+  return { ts: new Float64Array(capacity), vs, bits: new Uint32Array(vs.buffer), at: 0 }
+}
+
+/** The samples a series' chunks hold at most (what `decodeRange` needs room for). */
+export const chunksCapacity = (chunks: ReadonlyArray<Uint8Array>): number => {
   let capacity = 0
   for (const c of chunks) capacity += chunkSampleCount(c)
-  let ts = new Float64Array(capacity)
-  let vs = new Float64Array(capacity)
-  const bits = new Uint32Array(vs.buffer)
-  let n = 0
+  return capacity
+}
+
+/**
+ * The samples in [mint, maxt] of a series' chunks (sealed chunks by bucket and first timestamp, then the
+ * head, then the out-of-order buffer), merged by timestamp; where two chunks hold the same timestamp the
+ * earlier chunk's sample wins. Values are copied as their 64-bit patterns, never through a float. The
+ * columns are views of `slab` from its first free index on (which moves past them) when one is given,
+ * with room for `chunksCapacity(chunks)` samples; else arrays of their own.
+ */
+export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, mint: number, maxt: number, slab?: ColumnSlab): SelectedSeries => {
+  const into = slab ?? columnSlab(chunksCapacity(chunks))
+  const { ts, bits, at } = into
+  let n = at
   /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
   let ordered = true
   for (const c of chunks) {
@@ -50,14 +76,15 @@ export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, m
       throw new ChunkCorrupt("chunk does not decode")
     }
     // Within a chunk timestamps increase: only where one chunk's samples follow another's can order break.
-    if (next > n && n > 0 && ts[n - 1]! >= ts[n]!) ordered = false
+    if (next > n && n > at && ts[n - 1]! >= ts[n]!) ordered = false
     n = next
   }
   if (!ordered) {
-    // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept.
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b)
-    const mts = new Float64Array(n)
-    const mvs = new Float64Array(n)
+    // Rare (out-of-order data): a stable sort of the positions by timestamp, the first of equal ones kept,
+    // into arrays of the series' own (the slab's room is free again).
+    const order = Array.from({ length: n - at }, (_, i) => at + i).sort((a, b) => ts[a]! - ts[b]! || a - b)
+    const mts = new Float64Array(order.length)
+    const mvs = new Float64Array(order.length)
     const mbits = new Uint32Array(mvs.buffer)
     let m = 0
     for (const i of order) {
@@ -67,16 +94,11 @@ export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, m
       mbits[2 * m + 1] = bits[2 * i + 1]!
       m++
     }
-    ts = mts
-    vs = mvs
-    n = m
+    return { labels, timestamps: mts.subarray(0, m), values: mvs.subarray(0, m) }
   }
-  if (n < ts.length) {
-    // Views, not copies: the arrays are the query's, and go with it.
-    ts = ts.subarray(0, n)
-    vs = vs.subarray(0, n)
-  }
-  return { labels, timestamps: ts, values: vs }
+  into.at = n
+  // Views, not copies: the arrays are the query's, and go with it.
+  return { labels, timestamps: ts.subarray(at, n), values: into.vs.subarray(at, n) }
 }
 
 /** Histogram samples of a series to read: a sealed (or checkpointed) histogram chunk, or a head's samples. */

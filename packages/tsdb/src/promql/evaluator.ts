@@ -65,9 +65,11 @@ export const evaluate = (ctx: Ctx, node: Expr): Effect.Effect<EvalValue, QueryEr
             const [lo, hi] = inWindow(s.ts)
             const [hlo, hhi] = s.hts === undefined ? [0, 0] : inWindow(s.hts)
             if (hi <= lo && hhi <= hlo) continue
-            const m: MSeries = { labels: s.labels, dropName: s.dropName, ts: s.ts.subarray(lo, hi), vs: s.vs.subarray(lo, hi) }
+            // A transient series' columns are reused by the next one: the matrix keeps copies.
+            const part = (a: Float64Array, from: number, to: number) => (input.transient ? a.slice(from, to) : a.subarray(from, to))
+            const m: MSeries = { labels: s.labels, dropName: s.dropName, ts: part(s.ts, lo, hi), vs: part(s.vs, lo, hi) }
             if (hhi > hlo) {
-              m.hts = s.hts!.subarray(hlo, hhi)
+              m.hts = part(s.hts!, hlo, hhi)
               m.hs = s.hs!.slice(hlo, hhi)
             }
             series.push(m)

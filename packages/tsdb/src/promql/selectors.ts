@@ -33,14 +33,19 @@ export const load = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, m
       if (!matchesAll(matchers, s.labels)) continue
       ctx.samples += s.timestamps.length
       if (ctx.samples > ctx.samplesMax) return yield* Effect.fail(tooManySamples(ctx))
-      let kept = s
-      // Start timestamps are read only with use-start-timestamps (as Prometheus's engine option).
-      if (!ctx.useStartTimestamps && kept.startTimestamps !== undefined) kept = { labels: kept.labels, timestamps: kept.timestamps, values: kept.values, histograms: kept.histograms }
-      if (ctx.statsOnly && kept.histograms !== undefined) kept = { ...kept, histograms: detectedHints(kept.histograms) }
-      out.push(kept)
+      out.push(kept(ctx, s))
     }
     return out
   })
+
+/** A selected series as the query reads it. */
+const kept = (ctx: Ctx, s: SelectedSeries): SelectedSeries => {
+  let k = s
+  // Start timestamps are read only with use-start-timestamps (as Prometheus's engine option).
+  if (!ctx.useStartTimestamps && k.startTimestamps !== undefined) k = { labels: k.labels, timestamps: k.timestamps, values: k.values, histograms: k.histograms }
+  if (ctx.statsOnly && k.histograms !== undefined) k = { ...k, histograms: detectedHints(k.histograms) }
+  return k
+}
 
 /** Histograms with their unknown reset hints decided by reset detection against the histogram before. */
 const detectedHints = (hs: ReadonlyArray<FloatHistogram | undefined>): Array<FloatHistogram | undefined> => {
@@ -197,7 +202,13 @@ const smoothHistogram = (hts: Float64Array, hs: ReadonlyArray<FloatHistogram>, t
 }
 
 export interface RangeInput {
-  readonly series: ReadonlyArray<MSeries>
+  /**
+   * The series, to be walked once. Transient (a selector's series, decoded as they are reached): each
+   * series' columns are valid only until the next one is reached, so that a query holds one series'
+   * samples at a time; copy what must outlive that.
+   */
+  readonly series: Iterable<MSeries>
+  readonly transient: boolean
   readonly rangeMs: number
   /** The evaluation time (after @ and offset) of step i. */
   readonly timeAt: (i: number) => number
@@ -245,13 +256,35 @@ export const withoutStale = (s: SelectedSeries): MSeries => {
   return floats
 }
 
+/**
+ * The series a range selector reads over [mint, maxt], each decoded as the walk reaches it (when the
+ * source can) and counted against the query's sample limit then.
+ */
+const loadStreamed = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+  Effect.gen(function*() {
+    const source = ctx.source
+    if (source.selectReaders === undefined) return (yield* load(ctx, matchers, mint, maxt)).map(withoutStale)
+    const readers = yield* Effect.mapError(source.selectReaders(matchers, mint, maxt), (e) => new QueryError({ kind: "execution", message: e.message }))
+    return {
+      *[Symbol.iterator]() {
+        for (const reader of readers) {
+          if (!matchesAll(matchers, reader.labels)) continue
+          const s = reader.read()
+          ctx.samples += s.timestamps.length
+          if (ctx.samples > ctx.samplesMax) throw tooManySamples(ctx)
+          yield withoutStale(kept(ctx, s))
+        }
+      }
+    } satisfies Iterable<MSeries>
+  })
+
 const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
   Effect.gen(function*() {
     const sel = node.vector
     const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, node.rangeMs)
-    const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     return {
-      series: loaded.map(withoutStale),
+      series: yield* loadStreamed(ctx, sel.matchers, mint, maxt),
+      transient: true,
       rangeMs: Math.round(node.rangeMs),
       timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), sel.at, sel.offsetMs)
     } satisfies RangeInput
@@ -314,6 +347,7 @@ const loadSubquery = (ctx: Ctx, node: Subquery) =>
     ctx.samples += series.reduce((n, s) => n + s.ts.length + (s.hs?.length ?? 0), 0)
     return {
       series,
+      transient: false,
       rangeMs: node.rangeMs,
       timeAt: (i: number) => evalTime(ctx, stepTime(ctx, i), node.at, node.offsetMs)
     } satisfies RangeInput

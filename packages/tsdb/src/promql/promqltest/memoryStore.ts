@@ -8,7 +8,7 @@
 import { Effect } from "effect"
 import type { Labels, Matcher } from "../../internal/labels.ts"
 import { canonical, labelValue, matchesAll, sortLabels } from "../../internal/labels.ts"
-import type { Sample, SelectedSeries, SeriesSource, TsdbError } from "../../SeriesSource.ts"
+import type { Sample, SelectedSeries, SeriesReader, SeriesSource, TsdbError } from "../../SeriesSource.ts"
 import { customBucketsSchema, FloatHistogram } from "../histogram.ts"
 import type { LoadCommand } from "./script.ts"
 
@@ -230,8 +230,7 @@ export class MemoryStore {
 
   /** A `SeriesSource` over the data that records in `touched` what special data the engine selected. */
   source(touched: Touched): SeriesSource {
-    return {
-      select: (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number): Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError> =>
+    const select = (matchers: ReadonlyArray<Matcher>, mint: number, maxt: number): Effect.Effect<ReadonlyArray<SelectedSeries>, TsdbError> =>
         Effect.sync(() => {
           for (const m of this.histograms.values()) {
             if (!touched.histograms && matchesAll(matchers, m.labels) && anyIn(m.times, mint, maxt)) touched.histograms = true
@@ -259,6 +258,30 @@ export class MemoryStore {
             })
           }
           return out
+        })
+    return {
+      select,
+      // As a store that decodes on read: every read's columns go into the one buffer the next read
+      // overwrites, so an engine that keeps a series' columns past its turn gets wrong answers here.
+      selectReaders: (matchers, mint, maxt) =>
+        Effect.map(select(matchers, mint, maxt), (selected) => {
+          let ts = new Float64Array(0)
+          let vs = new Float64Array(0)
+          return selected.map((s): SeriesReader => ({
+            labels: s.labels,
+            read: () => {
+              const n = s.timestamps.length
+              if (ts.length < n) {
+                ts = new Float64Array(n)
+                vs = new Float64Array(n)
+              }
+              ts.fill(Number.NaN)
+              vs.fill(Number.NaN)
+              ts.set(s.timestamps)
+              vs.set(s.values)
+              return { ...s, timestamps: ts.subarray(0, n), values: vs.subarray(0, n) }
+            }
+          }))
         })
     }
   }
