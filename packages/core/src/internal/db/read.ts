@@ -170,21 +170,29 @@ const resolveSync = <E>(
     return loaded.entry
   }
   while (out.length < limit && !state.done) {
+    // A key's versions: an array only once it has a second one (or a read comes between them); a key
+    // with one version, the usual case, allocates nothing but its answer.
     let versions = state.versions
+    let first: Entry
     if (versions === undefined) {
-      const first = state.pending ?? pull()
-      if (first === pending) return "io"
+      const next = state.pending ?? pull()
+      if (next === pending) return "io"
       state.pending = undefined
-      if (first === undefined) {
+      if (next === undefined) {
         state.done = true
         break
       }
-      versions = state.versions = [first]
+      first = next
+    } else {
+      first = versions[0]!
     }
-    const key = versions[0]!.key
+    const key = first.key
     for (;;) {
       const e = pull()
-      if (e === pending) return "io"
+      if (e === pending) {
+        state.versions = versions ?? [first]
+        return "io"
+      }
       if (e === undefined) {
         state.done = true
         break
@@ -193,11 +201,16 @@ const resolveSync = <E>(
         state.pending = e
         break
       }
+      versions ??= [first]
       versions.push(e)
     }
     state.versions = undefined
-    const visible = versions.filter((v) => v.seq <= seqMax)
-    const value = resolveVersions(key, visible, merge)
+    let value: Uint8Array | undefined
+    if (versions === undefined) {
+      if (first.seq <= seqMax) value = first.kind === "put" ? first.value : first.kind === "merge" ? resolveVersions(key, [first], merge) : undefined
+    } else {
+      value = resolveVersions(key, versions.filter((v) => v.seq <= seqMax), merge)
+    }
     if (value !== undefined) out.push({ key, value })
   }
   return "ok"
