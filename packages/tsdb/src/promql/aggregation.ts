@@ -254,28 +254,34 @@ export const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue
     }
     const seen = NH.newSeen()
     const out: Array<VSeries> = []
-    /** The group's floats and histograms at one step (reused: the functions below only read them). */
-    const xs: Array<number> = []
+    /**
+     * The group's floats (the first `nx` of `xs`) and histograms at one step: reused from step to step and
+     * group to group (the functions below only read them), so a step allocates nothing.
+     */
+    let membersMax = 0
+    for (const g of groups.values()) membersMax = Math.max(membersMax, g.members.length)
+    const xs = new Float64Array(membersMax)
+    let nx = 0
     const hs: Array<FloatHistogram> = []
     for (const g of groups.values()) {
       const values = Array.from({ length: ctx.steps }, (_, i): SampleValue | undefined => {
-        xs.length = 0
+        nx = 0
         hs.length = 0
         for (const s of g.members) {
           const x = s.values[i]
-          if (typeof x === "number") xs.push(x)
+          if (typeof x === "number") xs[nx++] = x
           else if (x !== undefined) hs.push(x)
         }
-        if (xs.length === 0 && hs.length === 0) return undefined
+        if (nx === 0 && hs.length === 0) return undefined
         switch (op) {
           case "count":
-            return xs.length + hs.length
+            return nx + hs.length
           case "group":
             return 1
         }
         if (hs.length > 0 && (op === "sum" || op === "avg")) {
           // Floats and histograms do not add up: the group has no value at this step.
-          if (xs.length > 0) {
+          if (nx > 0) {
             warn(ctx, "encountered a mix of histograms and floats for aggregation")
             return undefined
           }
@@ -284,22 +290,27 @@ export const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue
         }
         // The other aggregations pass over histograms.
         if (hs.length > 0) inform(ctx, `ignored histogram in ${op} aggregation`)
-        if (xs.length === 0) return undefined
+        if (nx === 0) return undefined
         switch (op) {
           case "sum":
-            return kahanSum(xs)
+            return kahanSum(xs, 0, nx)
           case "avg":
-            return mean(xs)
+            return mean(xs, 0, nx)
           case "min":
-            return xs.reduce((m, x) => (Number.isNaN(m) || x < m ? x : m))
-          case "max":
-            return xs.reduce((m, x) => (Number.isNaN(m) || x > m ? x : m))
+          case "max": {
+            let m = xs[0]!
+            for (let k = 1; k < nx; k++) {
+              const x = xs[k]!
+              if (Number.isNaN(m) || (op === "min" ? x < m : x > m)) m = x
+            }
+            return m
+          }
           case "stddev":
-            return Math.sqrt(variance(xs))
+            return Math.sqrt(variance(xs, 0, nx))
           case "stdvar":
-            return variance(xs)
+            return variance(xs, 0, nx)
           case "quantile":
-            return quantile(q![i]!, xs)
+            return quantile(q![i]!, Array.from(xs.subarray(0, nx)))
           default:
             return fail("unsupported", `aggregation ${op} is not supported`) as never
         }
