@@ -38,7 +38,10 @@
  *     `tsc -b packages/runtime`), `OPENDATA_STORE=local` in a temp dir, `POST /api/v1/write`.
  *   - Prometheus over HTTP: `prometheus --web.enable-remote-write-receiver` with its own temp storage,
  *     `POST /api/v1/write`. Its ack means "appended to the head and written to its WAL" (no fsync per
- *     request); ours means "in a WAL object that is fsynced".
+ *     request); ours means "in a WAL object that is fsynced". After its timed phase, Prometheus (run with
+ *     `--web.enable-admin-api`) takes a snapshot, which writes its head out as a block: that block's bytes
+ *     (chunk files and index, the index split into symbols, series, postings and tables) per sample are
+ *     printed beside ours at rest, with the ratio.
  *
  * Each (shape, target) pair starts from empty storage (a fresh temp dir, a fresh process).
  *
@@ -437,6 +440,54 @@ interface AtRest {
 interface Run {
   readonly warmup: Phase
   readonly timed: Phase
+  /** Prometheus only: its data as a block, from a snapshot of its head. */
+  readonly block?: PrometheusBlock | undefined
+}
+
+/** A Prometheus block's bytes: its chunk files and its index, by index section (from the index's table of contents). */
+interface PrometheusBlock {
+  readonly samples: number
+  readonly series: number
+  readonly chunkBytes: number
+  readonly indexBytes: number
+  readonly symbols: number
+  readonly seriesSection: number
+  readonly postings: number
+  /** Label indices, their offset table and the postings offset table. */
+  readonly tables: number
+}
+
+/**
+ * Prometheus's data at rest as its own blocks: a snapshot of the TSDB with its head (`POST
+ * /api/v1/admin/tsdb/snapshot`, which writes the head out as a block, as compaction would), then every
+ * block in it: the chunk files and the index, split by the index's table of contents (six big-endian u64
+ * offsets and a CRC32 at its end: symbols, series, label indices, label offset table, postings, postings
+ * offset table).
+ */
+const snapshotBlock = async (base: string, dataDir: string): Promise<PrometheusBlock | undefined> => {
+  const response = await fetch(`${base}/api/v1/admin/tsdb/snapshot`, { method: "POST" })
+  if (!response.ok) return undefined
+  const name = ((await response.json()) as { data?: { name?: string } }).data?.name
+  if (name === undefined) return undefined
+  const root = path.join(dataDir, "snapshots", name)
+  const total = { samples: 0, series: 0, chunkBytes: 0, indexBytes: 0, symbols: 0, seriesSection: 0, postings: 0, tables: 0 }
+  for (const block of fs.readdirSync(root)) {
+    const dir = path.join(root, block)
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as { stats?: { numSamples?: number; numSeries?: number } }
+    total.samples += meta.stats?.numSamples ?? 0
+    total.series += meta.stats?.numSeries ?? 0
+    for (const f of fs.readdirSync(path.join(dir, "chunks"))) total.chunkBytes += fs.statSync(path.join(dir, "chunks", f)).size
+    const index = fs.readFileSync(path.join(dir, "index"))
+    total.indexBytes += index.length
+    const toc = index.length - 52
+    const at = (i: number) => Number(index.readBigUInt64BE(toc + 8 * i))
+    const [symbols, series, labelIndices, , postings] = [at(0), at(1), at(2), at(3), at(4)]
+    total.symbols += series - symbols
+    total.seriesSection += labelIndices - series
+    total.postings += at(5) - postings
+    total.tables += postings - labelIndices + toc - at(5)
+  }
+  return total
 }
 
 const inProcess = async (pool: Pool) => {
@@ -634,6 +685,8 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
     `--web.listen-address=127.0.0.1:${port}`,
     `--storage.tsdb.path=${path.join(dir, "data")}`,
     "--web.enable-remote-write-receiver",
+    // For the snapshot that writes its head out as a block (its bytes at rest).
+    "--web.enable-admin-api",
     // Takes native histograms by remote write (shape h); floats are stored as without it.
     "--enable-feature=native-histograms"
   ])
@@ -644,9 +697,10 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
     const send = remoteWrite(`${base}/api/v1/write`)
     const warmup = await phase(meter, () => drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
     const timed = await phase(meter, () => drive("Prometheus over HTTP", pool.timed, send))
+    const block = await snapshotBlock(base, path.join(dir, "data"))
     const code = await stop(proc, "Prometheus")
     if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
-    return { warmup, timed }
+    return { warmup, timed, block }
   } finally {
     if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
     fs.rmSync(dir, { recursive: true, force: true })
@@ -805,6 +859,18 @@ const main = async () => {
     )
     const found = TsdbInspect.samplesOf(r.inspection)
     if (found !== stored) console.log(`  (the store holds ${fmt(found)} samples, not the ${fmt(stored)} acknowledged)`)
+    const block = rounds[0]?.prom?.block
+    if (block !== undefined) {
+      const perSample = (n: number) => fmt(n / block.samples, 2)
+      const bytes = block.chunkBytes + block.indexBytes
+      console.log(
+        `  Prometheus at rest (a snapshot: its head written out as a block): ${fmt(bytes / 1e6, 2)} MB for ${fmt(block.samples)} samples of ` +
+          `${fmt(block.series)} series = ${perSample(bytes)} bytes/sample (chunks ${perSample(block.chunkBytes)}, index ${perSample(block.indexBytes)}: ` +
+          `symbols ${perSample(block.symbols)}, series ${perSample(block.seriesSection)}, postings ${perSample(block.postings)}, tables ${perSample(block.tables)})`
+      )
+      if (block.samples !== stored) console.log(`  (Prometheus's block holds ${fmt(block.samples)} samples; ours ${fmt(stored)})`)
+      console.log(`  ratio ours/Prometheus bytes per sample at rest: ${fmt(r.objectBytes / stored / (bytes / block.samples), 2)}`)
+    }
   }
   console.log(
     "\nsamples/s: samples in acknowledged requests / wall time, decode (snappy + protobuf) included; ack = request sent -> " +
