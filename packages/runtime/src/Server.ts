@@ -13,6 +13,7 @@
  * in-flight ones finish, then closes the products and the store.
  */
 import { createServer } from "node:http"
+import * as v8 from "node:v8"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Context, Deferred, Effect, Layer, Logger, LogLevel, Ref, References } from "effect"
 import { HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "effect/http"
@@ -22,7 +23,7 @@ import type { EventStore, EventStoreSettings } from "@opendata/eventstore"
 import { Limits as TsdbLimits, Otlp as TsdbOtlp, Tsdb, TsdbHttp } from "@opendata/tsdb"
 import * as Auth from "./Auth.ts"
 import type { Role, RuntimeConfig, StoreConfig } from "./Config.ts"
-import { describe as describeConfig, flushIntervalFor } from "./Config.ts"
+import { describe as describeConfig, flushIntervalFor, heapGrowthPercentDefault } from "./Config.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Status from "./Status.ts"
 import * as RuntimeTransforms from "./Transforms.ts"
@@ -358,9 +359,21 @@ const logOpening = <E, R>(name: string, db: Layer.Layer<Db.Db, E, R>): Layer.Lay
  */
 export const launch = (config: RuntimeConfig) =>
   Effect.andThen(
+    Effect.sync(() => applyHeapGrowth(config)),
+    Effect.andThen(
     Effect.logInfo("configuration").pipe(
       Effect.annotateLogs(describeConfig(config)),
       Effect.andThen(Auth.warnIfOpen({ host: config.host, port: config.port, tokens: config.auth?.tokens ?? [] }))
     ),
     Layer.launch(layer(config))
-  ).pipe(Effect.provide(layerLogging(config)))
+  )).pipe(Effect.provide(layerLogging(config)))
+
+/**
+ * Sets how far V8 lets the heap grow past the live data of the last full collection (see
+ * `Config.heapGrowthPercentDefault`). A process setting: applied by `launch` (the `opendata` process), not by
+ * the layers an application embeds. V8 reads it at each full collection, so setting it after start works.
+ */
+const applyHeapGrowth = (config: RuntimeConfig) => {
+  const percent = config.heapGrowthPercent ?? heapGrowthPercentDefault
+  if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`)
+}

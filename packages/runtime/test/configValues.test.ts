@@ -43,6 +43,22 @@ describe("configuration values", () => {
     expect(Exit.isFailure(negative) && String(negative.cause)).toMatch(/OPENDATA_FLUSH_INTERVAL_MS/)
   })
 
+  it("takes how far the heap may grow (default 100%, 0 leaves it to V8) and refuses a negative or fractional one", async () => {
+    expect((await loaded({})).heapGrowthPercent).toBeUndefined()
+    expect(Config.describe(await loaded({})).heapGrowthPercent).toBe(Config.heapGrowthPercentDefault)
+    expect((await loaded({ OPENDATA_HEAP_GROWTH_PERCENT: "50" })).heapGrowthPercent).toBe(50)
+    expect((await loaded({ OPENDATA_HEAP_GROWTH_PERCENT: "0" })).heapGrowthPercent).toBe(0)
+    for (const bad of ["-1", "1.5", "lots"]) {
+      const exit = await loadFrom({ OPENDATA_HEAP_GROWTH_PERCENT: bad })
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/OPENDATA_HEAP_GROWTH_PERCENT/)
+    }
+    const dir = await tempDir()
+    const file = path.join(dir, "opendata.yaml")
+    await fs.writeFile(file, "heapGrowthPercent: 30\n")
+    expect((await loaded(await Effect.runPromise(ConfigFile.read(file)))).heapGrowthPercent).toBe(30)
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
   it("reads role, flush interval and TSDB retention from opendata.yaml", async () => {
     const dir = await tempDir()
     const file = path.join(dir, "opendata.yaml")
