@@ -294,6 +294,20 @@ export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
   ]
 }
 
+/** The TSDB's own caches (`cache="postings"`: the postings of recent buckets), sized in bytes as the heap holds them. */
+export const tsdbCacheSamples = (stats: Tsdb.TsdbCacheStats): Array<Sample> =>
+  (["postings"] as const).flatMap((cache) => {
+    const c = stats[cache]
+    const labels = { cache }
+    return [
+      { name: "opendata_tsdb_cache_hits_total", type: "counter", help: "TSDB cache lookups that found their entry.", labels, value: c.hits },
+      { name: "opendata_tsdb_cache_misses_total", type: "counter", help: "TSDB cache lookups that did not (the entry was read from the Db).", labels, value: c.misses },
+      { name: "opendata_tsdb_cache_entries", type: "gauge", help: "Entries the TSDB cache holds (postings: time buckets).", labels, value: c.entries },
+      { name: "opendata_tsdb_cache_bytes", type: "gauge", help: "Bytes the TSDB cache holds, as the JavaScript heap holds them (an estimate).", labels, value: c.bytes },
+      { name: "opendata_tsdb_cache_capacity_bytes", type: "gauge", help: "Bytes the TSDB cache may hold before it drops its least recently used entries.", labels, value: c.capacityBytes }
+    ] satisfies Array<Sample>
+  })
+
 /** The samples of a compactor role for one product's Db. */
 export const compactorSamples = (db: string, stats: Db.CompactorStats): Array<Sample> => {
   const labels = { db }
@@ -530,7 +544,9 @@ export const measureTsdb = <E, R>(tsdb: Layer.Layer<Tsdb.Tsdb, E, R>): Layer.Lay
     Effect.gen(function*() {
       const metrics = yield* Metrics
       metrics.measured.tsdb = true
-      return countingTsdb(yield* Tsdb.Tsdb, metrics)
+      const tsdb = yield* Tsdb.Tsdb
+      yield* metrics.register(Effect.map(tsdb.cacheStats, tsdbCacheSamples))
+      return countingTsdb(tsdb, metrics)
     })
   ).pipe(Layer.provide(tsdb))
 

@@ -60,14 +60,14 @@ describe("/metrics", () => {
   it("counts HTTP, object-store and product work in Prometheus's text format, with process and build metrics", async () => {
     const server = await start({ OPENDATA_STORE: "memory" })
     await fetch(`${server.base}/v1/logs/k/records`, { method: "POST", body: JSON.stringify({ records: [{ value: "a" }] }) })
-    await fetch(`${server.base}/api/v1/labels`)
-    await fetch(`${server.base}/api/v1/query?query=up`)
-    await fetch(`${server.base}/api/v1/query_range?query=up&start=0&end=60&step=15`)
     // A remote write 2.0 answer says how many samples it stored (1.0 answers do not).
     const now = Date.now()
     const written = await remoteWrite2(server.base, [{ labels: [["__name__", "up"], ["job", "a"]], samples: [{ timestampMs: now - 1000, value: 1 }, { timestampMs: now, value: 1 }] }])
     expect(written.status).toBe(204)
     expect(written.headers.get("x-prometheus-remote-write-samples-written")).toBe("2")
+    await fetch(`${server.base}/api/v1/labels`)
+    await fetch(`${server.base}/api/v1/query?query=up`)
+    await fetch(`${server.base}/api/v1/query_range?query=up&start=0&end=60&step=15`)
     const res = await fetch(`${server.base}/metrics`)
     expect(res.status).toBe(200)
     expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/)
@@ -86,6 +86,11 @@ describe("/metrics", () => {
     expect(text).toMatch(/opendata_db_cache_hits_total\{db="eventstore",cache="block"\} \d+/)
     expect(text).toMatch(/opendata_db_cache_misses_total\{db="tsdb",cache="meta"\} \d+/)
     expect(text).not.toMatch(/opendata_db_cache_hit_ratio/)
+    // The TSDB's postings cache: the bucket the queries read, its bytes and its bound.
+    expect(valueOf(text, 'opendata_tsdb_cache_misses_total{cache="postings"}')).toBeGreaterThanOrEqual(1)
+    expect(valueOf(text, 'opendata_tsdb_cache_entries{cache="postings"}')).toBeGreaterThanOrEqual(1)
+    expect(valueOf(text, 'opendata_tsdb_cache_bytes{cache="postings"}')).toBeGreaterThan(0)
+    expect(valueOf(text, 'opendata_tsdb_cache_capacity_bytes{cache="postings"}')).toBe(64 * 1024 * 1024)
     expect(text).toMatch(/opendata_http_requests_in_flight\{route="\/metrics"\} 1/)
     // The products' work.
     expect(valueOf(text, 'opendata_tsdb_queries_total{type="instant"}')).toBe(1)

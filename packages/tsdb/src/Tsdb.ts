@@ -190,6 +190,20 @@ export interface WriteOutcome {
   readonly exemplarsRefused?: number | undefined
 }
 
+/** A cache's size and use: entries and (roughly, as the heap holds them) bytes, its bound, and its lookups. */
+export interface CacheStats {
+  readonly entries: number
+  readonly bytes: number
+  readonly capacityBytes: number
+  readonly hits: number
+  readonly misses: number
+}
+
+/** The TSDB's caches: the postings of recent buckets (`postingsCacheBytes`). */
+export interface TsdbCacheStats {
+  readonly postings: CacheStats
+}
+
 export interface TsdbShape extends SeriesSource {
   readonly write: (input: WriteInput) => Effect.Effect<WriteOutcome, TsdbError>
   /** Label sets of the series matching any of the selectors in [mint, maxt]. */
@@ -207,6 +221,8 @@ export interface TsdbShape extends SeriesSource {
   readonly exemplars: (selectors: ReadonlyArray<ReadonlyArray<Matcher>>, mint: number, maxt: number) => Effect.Effect<ReadonlyArray<SeriesExemplars>, TsdbError>
   /** Deletes chunks and index buckets older than the retention; returns the buckets dropped. */
   readonly enforceRetention: Effect.Effect<number, TsdbError>
+  /** What the TSDB's caches hold, for `/metrics`. */
+  readonly cacheStats: Effect.Effect<TsdbCacheStats>
 }
 
 export class Tsdb extends Context.Service<Tsdb, TsdbShape>()("@opendata/tsdb/Tsdb") {}
@@ -221,6 +237,8 @@ export interface TsdbSettings {
   readonly headCheckpointBytes?: number | undefined
   /** Exemplars kept over all series (default `exemplarsMax`; 0 keeps none). */
   readonly exemplarsMax?: number | undefined
+  /** Bytes of postings kept in memory, roughly as the heap holds them (default `postingsCacheBytes`). */
+  readonly postingsCacheBytes?: number | undefined
   /**
    * Keep samples' start timestamps (remote write 2.0's created timestamps), as Prometheus's `st-storage`
    * feature: off by default. Read back in `SelectedSeries.startTimestamps` (for PromQL's
@@ -317,6 +335,26 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       unlabelled: Set<number>
     }
     const postingsIndex = new Map<number, IndexedBucket>()
+    const postingsCapacity = settings.postingsCacheBytes ?? Limits.postingsCacheBytes
+    let postingsHits = 0
+    let postingsMisses = 0
+    const postingsBytes = () => {
+      let bytes = 0
+      for (const entry of postingsIndex.values()) bytes += entry.postings.bytes
+      return bytes
+    }
+    /** Drops the least recently asked for buckets past `postingsBucketsMax` or the bytes bound; never the last asked for. */
+    const evictPostings = () => {
+      let bytes = postingsBytes()
+      while (postingsIndex.size > 1 && (postingsIndex.size > Limits.postingsBucketsMax || bytes > postingsCapacity)) {
+        const [oldest, entry] = postingsIndex.entries().next().value!
+        postingsIndex.delete(oldest)
+        bytes -= entry.postings.bytes
+      }
+    }
+    const cacheStats: TsdbShape["cacheStats"] = Effect.sync(() => ({
+      postings: { entries: postingsIndex.size, bytes: postingsBytes(), capacityBytes: postingsCapacity, hits: postingsHits, misses: postingsMisses }
+    }))
     const feed = yield* db.subscribe
     /** The last seq the feed has applied, and the durable seq the index was last read entire at. */
     let feedSeq = yield* db.durableSeq
@@ -1374,8 +1412,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         yield* postingsCurrent
         const cached = postingsIndex.get(bucket)
         if (cached !== undefined) {
+          postingsHits++
           postingsIndex.delete(bucket)
           postingsIndex.set(bucket, cached)
+          evictPostings()
           yield* Deferred.await(cached.ready)
           if (cached.unlabelled.size > 0) {
             const ids = [...cached.unlabelled].sort((a, b) => a - b)
@@ -1385,8 +1425,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           return cached.postings
         }
         const entry: IndexedBucket = { postings: new BucketPostings(), ready: Deferred.makeUnsafe<void, TsdbError>(), unlabelled: new Set() }
+        postingsMisses++
         postingsIndex.set(bucket, entry)
-        if (postingsIndex.size > Limits.postingsBucketsMax) postingsIndex.delete(postingsIndex.keys().next().value!)
+        evictPostings()
         const ids: Array<number> = []
         const read = Effect.gen(function*() {
           yield* readLegacyPostings(bucket, entry.postings)
@@ -1400,6 +1441,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const exit = yield* Effect.exit(read)
         if (Exit.isFailure(exit) && postingsIndex.get(bucket) === entry) postingsIndex.delete(bucket)
         Deferred.doneUnsafe(entry.ready, Exit.asVoid(exit))
+        // Its bytes are known now (it was empty when it came in).
+        evictPostings()
         yield* exit
         return entry.postings
       })
@@ -1525,7 +1568,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       })).pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint on close failed: ${e.message}`)))
     )
 
-    return { write, select, selectReaders: (matchers, mint, maxt) => Effect.map(selectReaders(matchers, mint, maxt), (s) => s.readers), series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
+    return { write, select, cacheStats, selectReaders: (matchers, mint, maxt) => Effect.map(selectReaders(matchers, mint, maxt), (s) => s.readers), series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
   })
 
 /** The TSDB over the core `Db` in context (open it with its own path, e.g. `tsdb/`). */

@@ -77,9 +77,12 @@ export const labelValuesMax = 100_000
 /**
  * Buckets whose postings (label names, values and the series holding each) are kept in memory for
  * selections and the label APIs (the least recently asked for goes first): 24 two-hour buckets, the last
- * two days, what dashboards ask about. About 16 bytes per posting: 10,000 series of 6 labels, ~1 MB a bucket.
+ * two days, what dashboards ask about, and at most `postingsCacheBytes` of them (as the heap holds them,
+ * roughly: 10,000 series of 6 labels take about 1.5 MB a bucket, so 24 buckets fit up to some 400,000
+ * series; with more, fewer buckets stay). The bucket a request reads stays while it reads.
  */
 export const postingsBucketsMax = 24
+export const postingsCacheBytes = 64 * 1024 * 1024
 /**
  * How long a selection waits for the Db's change feed to bring the postings index up to the durable
  * watermark (it follows within a tick) before reading the index again from storage instead.

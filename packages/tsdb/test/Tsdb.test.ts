@@ -89,6 +89,59 @@ describe("Tsdb", () => {
       yield* close
     }))
 
+  it.effect("keeps the postings of recent buckets within their byte bound, the bucket asked for last always", () =>
+    Effect.gen(function*() {
+      const { openWith } = yield* world
+      const bucketMs = 2 * 60 * 60_000
+      // Four buckets of 200 series each (some 40 KB of postings each); the bound holds two.
+      const { tsdb, close } = yield* openWith({ postingsCacheBytes: 100_000 })
+      for (let b = 0; b < 4; b++) {
+        yield* tsdb.write({ series: Array.from({ length: 200 }, (_, i) => ({ labels: L({ __name__: "m", instance: `i${i}`, job: `j${b}` }), samples: [{ timestampMs: b * bucketMs + 1000, value: i }] })) })
+      }
+      for (let b = 0; b < 4; b++) assert.deepStrictEqual(yield* tsdb.labelValues("job", [], b * bucketMs, b * bucketMs + 2000), [`j${b}`])
+      const after = yield* tsdb.cacheStats
+      assert.strictEqual(after.postings.capacityBytes, 100_000)
+      assert.strictEqual(after.postings.misses, 4)
+      assert.isAtMost(after.postings.bytes, 100_000)
+      assert.isAtLeast(after.postings.entries, 1)
+      assert.isBelow(after.postings.entries, 4)
+      // The last bucket asked for is kept (a hit); an evicted one is read again (a miss), with the same answer.
+      assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 3 * bucketMs, 3 * bucketMs + 2000), ["j3"])
+      assert.strictEqual((yield* tsdb.cacheStats).postings.hits, 1)
+      assert.deepStrictEqual(yield* tsdb.labelValues("job", [], 0, 2000), ["j0"])
+      assert.strictEqual((yield* tsdb.cacheStats).postings.misses, 5)
+      yield* close
+      // A bound smaller than one bucket keeps that one bucket.
+      const tiny = yield* openWith({ postingsCacheBytes: 1 })
+      assert.strictEqual((yield* tiny.tsdb.select([eq("__name__", "m")], 0, 4 * bucketMs)).length, 800)
+      assert.strictEqual((yield* tiny.tsdb.cacheStats).postings.entries, 1)
+      yield* tiny.close
+    }))
+
+  it.effect("reads a selection's series one at a time as select gives them, each read into the buffer the next reuses", () =>
+    Effect.gen(function*() {
+      const { open } = yield* world
+      const { tsdb, close } = yield* open
+      yield* tsdb.write({
+        series: Array.from({ length: 50 }, (_, i) => ({
+          labels: L({ __name__: "m", i: String(i).padStart(2, "0") }),
+          samples: Array.from({ length: 1 + (i % 7) * 40 }, (_, k) => ({ timestampMs: 1000 + k * 15_000 + i, value: i * 1000 + k }))
+        }))
+      })
+      const selected = yield* tsdb.select([eq("__name__", "m")], 0, 10_000_000)
+      const readers = yield* tsdb.selectReaders!([eq("__name__", "m")], 0, 10_000_000)
+      assert.deepStrictEqual(readers.map((r) => r.labels), selected.map((s) => s.labels))
+      let previous: ReturnType<(typeof readers)[number]["read"]> | undefined
+      for (const [k, reader] of readers.entries()) {
+        const s = reader.read()
+        assert.deepStrictEqual(samplesOf(s), samplesOf(selected[k]!))
+        // The same buffer as the previous series' (it is overwritten: read, or copy, before the next).
+        if (previous !== undefined) assert.strictEqual(s.timestamps.buffer, previous.timestamps.buffer)
+        previous = s
+      }
+      yield* close
+    }))
+
   it.effect("keeps every acknowledged sample across reopen, across sealed chunks", () =>
     Effect.gen(function*() {
       const { open } = yield* world

@@ -66,17 +66,35 @@ export const union = (lists: ReadonlyArray<ReadonlyArray<number>>): ReadonlyArra
   return all
 }
 
+/**
+ * What the postings' parts take in the JavaScript heap, roughly (64-bit V8, no pointer compression): a
+ * posting an array slot with room to grow; a value a map entry, its list object and array, and its string;
+ * a name its map. What a cache of postings counts its bytes by.
+ */
+const postingBytes = 12
+const valueBytes = 120
+const nameBytes = 160
+
 export class BucketPostings {
   private readonly byName = new Map<string, Map<string, IdList>>()
   private readonly all = new IdList()
+  /** The heap this bucket's postings take, roughly (see `postingBytes`). */
+  bytes = 0
 
   add(name: string, value: string, id: number) {
     let values = this.byName.get(name)
-    if (values === undefined) this.byName.set(name, (values = new Map()))
+    if (values === undefined) {
+      this.byName.set(name, (values = new Map()))
+      this.bytes += nameBytes + 2 * name.length
+    }
     let list = values.get(value)
-    if (list === undefined) values.set(value, (list = new IdList()))
+    if (list === undefined) {
+      values.set(value, (list = new IdList()))
+      this.bytes += valueBytes + 2 * value.length
+    }
     list.add(id)
     this.all.add(id)
+    this.bytes += 2 * postingBytes
   }
 
   /** Adds a series by its labels. */
