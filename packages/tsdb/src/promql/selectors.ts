@@ -89,9 +89,9 @@ export const evalVectorSelector = (ctx: Ctx, sel: VectorSelector) =>
   Effect.gen(function*() {
     if (sel.smoothed === true) return yield* evalSmoothedSelector(ctx, sel)
     const { mint, maxt } = span(ctx, sel.at, sel.offsetMs, ctx.lookbackMs)
-    const loaded = yield* load(ctx, sel.matchers, mint, maxt)
     const series: Array<VSeries> = []
-    for (const s of loaded) {
+    // One series' samples at a time: each step's value is copied out before the next series is read.
+    for (const s of yield* selectStreamed(ctx, sel.matchers, mint, maxt)) {
       const values: Array<SampleValue | undefined> = new Array(ctx.steps)
       let any = false
       const vs = s.values
@@ -264,6 +264,22 @@ const loadStreamed = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, 
   Effect.gen(function*() {
     const source = ctx.source
     if (source.selectReaders === undefined) return (yield* load(ctx, matchers, mint, maxt)).map(withoutStale)
+    const selected = yield* selectStreamed(ctx, matchers, mint, maxt)
+    return {
+      *[Symbol.iterator]() {
+        for (const s of selected) yield withoutStale(s)
+      }
+    } satisfies Iterable<MSeries>
+  })
+
+/**
+ * The series a selector reads over [mint, maxt], as `load` gives them, each decoded as the walk reaches it
+ * when the source can (its columns valid until the next series is reached), else all at once.
+ */
+const selectStreamed = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
+  Effect.gen(function*() {
+    const source = ctx.source
+    if (source.selectReaders === undefined) return yield* load(ctx, matchers, mint, maxt)
     const readers = yield* Effect.mapError(source.selectReaders(matchers, mint, maxt), (e) => new QueryError({ kind: "execution", message: e.message }))
     return {
       *[Symbol.iterator]() {
@@ -272,10 +288,10 @@ const loadStreamed = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, 
           const s = reader.read()
           ctx.samples += s.timestamps.length
           if (ctx.samples > ctx.samplesMax) throw tooManySamples(ctx)
-          yield withoutStale(kept(ctx, s))
+          yield kept(ctx, s)
         }
       }
-    } satisfies Iterable<MSeries>
+    } satisfies Iterable<SelectedSeries>
   })
 
 const loadMatrix = (ctx: Ctx, node: MatrixSelector) =>
