@@ -2,7 +2,9 @@
  * gzip on the Prometheus API: responses compressed for clients that accept it (as Prometheus's
  * `CompressionHandler` does), and gzip-encoded form bodies decompressed with a bound on the output.
  *
- * Both run on libuv's thread pool (`zlib.gzip` / `zlib.gunzip` with a callback), never on the event loop.
+ * Decompression, and the compression of large answers, run on libuv's thread pool (`zlib.gunzip` /
+ * `zlib.gzip` with a callback), not on the event loop. An answer of at most `gzipSyncMaxBytes` is compressed
+ * on the event loop: that takes less time than the hand-off to the pool and back.
  */
 import * as zlib from "node:zlib"
 import { Effect } from "effect"
@@ -40,10 +42,19 @@ export const acceptsGzip = (header: string | undefined): boolean => {
   return gzip !== undefined ? gzip > 0 : any !== undefined && any > 0
 }
 
+/**
+ * Answers up to this size are compressed on the event loop (about 70 µs for 5 KB, 500 µs for 200 KB at
+ * level 4), larger ones on the thread pool. The pool's hand-off (a zlib stream, a trip to a worker thread
+ * and back) took a 6 KB label-values answer from 1.0 to 2.3 ms on the server, where compressing it takes 0.07.
+ */
+export const gzipSyncMaxBytes = 64 * 1024
+
 const gzip = (bytes: Uint8Array) =>
-  Effect.callback<Uint8Array, Error>((resume) => {
-    zlib.gzip(bytes, { level: gzipLevel }, (error, result) => resume(error === null ? Effect.succeed(result) : Effect.fail(error)))
-  })
+  bytes.length <= gzipSyncMaxBytes
+    ? Effect.try({ try: () => zlib.gzipSync(bytes, { level: gzipLevel }), catch: (e) => (e instanceof Error ? e : new Error(String(e))) })
+    : Effect.callback<Uint8Array, Error>((resume) => {
+      zlib.gzip(bytes, { level: gzipLevel }, (error, result) => resume(error === null ? Effect.succeed(result) : Effect.fail(error)))
+    })
 
 /**
  * The response as a client with this `Accept-Encoding` should get it: `Vary: Accept-Encoding` always (a
