@@ -264,6 +264,24 @@ const sorted = (labels: Labels): Labels => {
 const scanWide = (ids: ReadonlyArray<number>) =>
   ids.length >= Limits.selectScanSeriesMin && ids.length * Limits.selectScanSpanPerSeriesMax >= ids.at(-1)! - ids[0]! + 1
 
+/** The runs of consecutive ids among the sorted `ids` that `wanted` keeps, as [first, last] (both inclusive). */
+const idRuns = (ids: ReadonlyArray<number>, wanted: (id: number) => boolean): Array<readonly [number, number]> => {
+  const runs: Array<readonly [number, number]> = []
+  let first = -1
+  let last = -1
+  for (const id of ids) {
+    if (!wanted(id)) continue
+    if (first >= 0 && id === last + 1) {
+      last = id
+      continue
+    }
+    if (first >= 0) runs.push([first, last])
+    first = last = id
+  }
+  if (first >= 0) runs.push([first, last])
+  return runs
+}
+
 const noHistogramInputs: ReadonlyArray<HistogramInput> = []
 
 export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, never, CoreDb.Db | Scope.Scope> =>
@@ -1208,9 +1226,15 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (!ids.every((id) => inRecent(id, b))) sealed.push({ start: chunkPrefix(b, lowId), end: prefixEnd(chunkPrefix(b, highId)) })
             if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, lowId), end: prefixEnd(histogramChunkPrefix(b, highId)) })
           } else {
-            for (const id of ids) {
-              if (!inRecent(id, b)) sealed.push({ start: chunkPrefix(b, id), end: prefixEnd(chunkPrefix(b, id)) })
-              if (hist) histogramRanges.push({ start: histogramChunkPrefix(b, id), end: prefixEnd(histogramChunkPrefix(b, id)) })
+            // A range per run of consecutive ids (a target's series are created together): as many reads
+            // of chunks as a range per series, with a cursor each run instead of each series.
+            for (const [first, last] of idRuns(ids, (id) => !inRecent(id, b))) {
+              sealed.push({ start: chunkPrefix(b, first), end: prefixEnd(chunkPrefix(b, last)) })
+            }
+            if (hist) {
+              for (const [first, last] of idRuns(ids, () => true)) {
+                histogramRanges.push({ start: histogramChunkPrefix(b, first), end: prefixEnd(histogramChunkPrefix(b, last)) })
+              }
             }
           }
         }
