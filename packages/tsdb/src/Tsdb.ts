@@ -1141,6 +1141,14 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         const found = new Map<number, Array<Uint8Array>>()
         const recent = new Map<number, { readonly coveredAfter: number; readonly chunks: Array<Uint8Array> }>()
         const histograms = new Map<number, Array<HistogramRun>>()
+        // The head chunks that fall in the window, copied (they go on taking samples) into one buffer.
+        let headBytes = 0
+        for (const id of ids) {
+          const head = heads.get(id)?.headChunk
+          if (head !== undefined && head.count > 0 && head.minTime! <= maxt && head.maxTime! >= mint) headBytes += head.byteLength
+        }
+        const headCopies = new Uint8Array(headBytes)
+        let headAt = 0
         for (const id of ids) {
           const state = heads.get(id)
           if (state === undefined) continue
@@ -1154,7 +1162,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const chunks: Array<Uint8Array> = []
           for (const c of state.sealedPending) if (c.bucket <= covered && c.minT <= maxt && c.maxT >= mint) chunks.push(c.bytes)
           const head = state.headChunk
-          if (head.count > 0 && head.minTime! <= maxt && head.maxTime! >= mint) chunks.push(head.bytes())
+          if (head.count > 0 && head.minTime! <= maxt && head.maxTime! >= mint) {
+            chunks.push(head.copyInto(headCopies, headAt))
+            headAt += head.byteLength
+          }
           const ooo = state.ooo
           if (ooo.length > 0 && ooo[0]!.timestampMs <= maxt && ooo.at(-1)!.timestampMs >= mint) chunks.push(encodeSamples(ooo))
           found.set(id, chunks)

@@ -174,6 +174,18 @@ export class XorChunk {
   }
 
   /**
+   * The encoding copied into `target` from `at` (which must have `byteLength` bytes of room), header
+   * included: the copy as a view of `target`. Copies of many chunks can so share one buffer.
+   */
+  copyInto(target: Uint8Array, at: number): Uint8Array {
+    const length = this.byteLength
+    target.set(this.buf.subarray(0, length), at)
+    target[at] = this.n >>> 8
+    target[at + 1] = this.n & 0xff
+    return target.subarray(at, at + length)
+  }
+
+  /**
    * The encoding of a chunk that takes no more samples (its owner drops it): its own buffer when that is
    * about the right size (no copy), else a copy. Appending to it afterwards is a caller error.
    */
