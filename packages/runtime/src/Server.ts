@@ -358,15 +358,12 @@ const logOpening = <E, R>(name: string, db: Layer.Layer<Db.Db, E, R>): Layer.Lay
  * runs `layer`, all with the configured logger.
  */
 export const launch = (config: RuntimeConfig) =>
-  Effect.andThen(
-    Effect.sync(() => applyHeapGrowth(config)),
-    Effect.andThen(
-    Effect.logInfo("configuration").pipe(
-      Effect.annotateLogs(describeConfig(config)),
-      Effect.andThen(Auth.warnIfOpen({ host: config.host, port: config.port, tokens: config.auth?.tokens ?? [] }))
-    ),
-    Layer.launch(layer(config))
-  )).pipe(Effect.provide(layerLogging(config)))
+  Effect.sync(() => applyHeapGrowth(config)).pipe(
+    Effect.andThen(Effect.logInfo("configuration").pipe(Effect.annotateLogs(describeConfig(config)))),
+    Effect.andThen(Auth.warnIfOpen({ host: config.host, port: config.port, tokens: config.auth?.tokens ?? [] })),
+    Effect.andThen(Layer.launch(layer(config))),
+    Effect.provide(layerLogging(config))
+  )
 
 /**
  * Sets how far V8 lets the heap grow past the live data of the last full collection (see

@@ -1231,6 +1231,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         // series and bucket.
         const sealed: Array<CoreDb.ScanRange> = []
         const histogramRanges: Array<CoreDb.ScanRange> = []
+        const allRuns = wide ? [] : idRuns(ids, () => true)
         for (const b of buckets) {
           const hist = histogramBuckets.has(b)
           if (wide) {
@@ -1243,9 +1244,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               sealed.push({ start: chunkPrefix(b, first), end: prefixEnd(chunkPrefix(b, last)) })
             }
             if (hist) {
-              for (const [first, last] of idRuns(ids, () => true)) {
-                histogramRanges.push({ start: histogramChunkPrefix(b, first), end: prefixEnd(histogramChunkPrefix(b, last)) })
-              }
+              for (const [first, last] of allRuns) histogramRanges.push({ start: histogramChunkPrefix(b, first), end: prefixEnd(histogramChunkPrefix(b, last)) })
             }
           }
         }
@@ -1323,7 +1322,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         let widest = 0
         for (const c of chunks.values()) widest = Math.max(widest, chunksCapacity(c))
         let shared: ColumnSlab | undefined
-        const read = (id: number, labels: Labels, into: ColumnSlab): SelectedSeries => {
+        /** A series' samples: into `into` when given, else into arrays of its own. */
+        const read = (id: number, labels: Labels, into?: ColumnSlab): SelectedSeries => {
           const floats = decodeRange(labels, chunks.get(id)!, mint, maxt, into)
           const runs = histograms.get(id)
           const merged = runs === undefined ? floats : withHistograms(floats, runs, mint, maxt)
@@ -1332,7 +1332,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         }
         return {
           sorted,
-          capacity: (id: number) => chunksCapacity(chunks.get(id)!),
           read,
           readers: sorted.map(({ id, labels }): SeriesReader => ({
             labels,
@@ -1349,15 +1348,10 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       Effect.gen(function*() {
         const samplesMax = options?.samplesMax ?? Limits.querySamplesMax
         const selection = yield* selectReaders(matchers, mint, maxt)
-        // Every series' samples in two arrays for the whole selection (see `ColumnSlab`).
-        let capacity = 0
-        for (const { id } of selection.sorted) capacity += selection.capacity(id)
-        const slab = columnSlab(Math.min(capacity, samplesMax + 1))
         const out: Array<SelectedSeries> = []
         let total = 0
         for (const { id, labels } of selection.sorted) {
-          const fits = slab.at + selection.capacity(id) <= slab.ts.length
-          const series = selection.read(id, labels, fits ? slab : columnSlab(selection.capacity(id)))
+          const series = selection.read(id, labels)
           total += series.timestamps.length
           if (total > samplesMax) return yield* Effect.fail(new SamplesLimitExceeded(samplesMax))
           if (series.timestamps.length > 0) out.push(series)
@@ -1603,7 +1597,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       })).pipe(Effect.catch((e) => Effect.logWarning(`head checkpoint on close failed: ${e.message}`)))
     )
 
-    return { write, select, cacheStats, selectReaders: (matchers, mint, maxt) => Effect.map(selectReaders(matchers, mint, maxt), (s) => s.readers), series, labelNames, labelValues, metadata, exemplars, enforceRetention } satisfies TsdbShape
+    const readersOf: TsdbShape["selectReaders"] = (matchers, mint, maxt) => Effect.map(selectReaders(matchers, mint, maxt), (s) => s.readers)
+
+    return { write, select, selectReaders: readersOf, series, labelNames, labelValues, metadata, exemplars, enforceRetention, cacheStats } satisfies TsdbShape
   })
 
 /** The TSDB over the core `Db` in context (open it with its own path, e.g. `tsdb/`). */

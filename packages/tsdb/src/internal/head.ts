@@ -26,10 +26,8 @@ export const hiLane = littleEndian ? 1 : 0
 export const loLane = 1 - hiLane
 
 /**
- * Columns that the series of one selection are decoded into, one after the other: two arrays for the whole
- * selection instead of two per series. A query's samples then live in two large allocations that go back to
- * the system as a whole when the query is done, where thousands of small ones (11 KB a series for 6 h at
- * 15 s) left the allocator's heap fragmented and the process's resident memory high after every query.
+ * Columns to decode series into from index `at` on: a selection's readers decode each series in turn into
+ * one of these, sized for its largest series, so that a query holds one series' samples at a time.
  */
 export interface ColumnSlab {
   readonly ts: Float64Array
@@ -39,7 +37,7 @@ export interface ColumnSlab {
   at: number
 }
 
-/** A slab with room for `capacity` samples (the sum of the selection's chunks' sample counts). */
+/** A slab with room for `capacity` samples. */
 export const columnSlab = (capacity: number): ColumnSlab => {
   const vs = new Float64Array(capacity)
   return { ts: new Float64Array(capacity), vs, bits: new Uint32Array(vs.buffer), at: 0 }

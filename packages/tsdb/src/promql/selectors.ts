@@ -261,16 +261,11 @@ export const withoutStale = (s: SelectedSeries): MSeries => {
  * source can) and counted against the query's sample limit then.
  */
 const loadStreamed = (ctx: Ctx, matchers: ReadonlyArray<Matcher>, mint: number, maxt: number) =>
-  Effect.gen(function*() {
-    const source = ctx.source
-    if (source.selectReaders === undefined) return (yield* load(ctx, matchers, mint, maxt)).map(withoutStale)
-    const selected = yield* selectStreamed(ctx, matchers, mint, maxt)
-    return {
-      *[Symbol.iterator]() {
-        for (const s of selected) yield withoutStale(s)
-      }
-    } satisfies Iterable<MSeries>
-  })
+  Effect.map(selectStreamed(ctx, matchers, mint, maxt), (selected): Iterable<MSeries> => ({
+    *[Symbol.iterator]() {
+      for (const s of selected) yield withoutStale(s)
+    }
+  }))
 
 /**
  * The series a selector reads over [mint, maxt], as `load` gives them, each decoded as the walk reaches it
