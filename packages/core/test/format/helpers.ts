@@ -6,6 +6,7 @@ import { assert } from "@effect/vitest"
 import {
   type BlockHandle,
   CorruptObject,
+  blockEntries,
   decodeSstBlock,
   decodeSstBloom,
   decodeSstFooter,
@@ -65,7 +66,7 @@ export const readSst = (object: string, bytes: Uint8Array): ReadSst => {
   const bloom = decodeSstBloom(object, bytes.subarray(footer.bloomOffset, footer.bloomOffset + footer.bloomLength))
   const last = index[index.length - 1]!
   if (last.offset + last.length !== footer.bloomOffset) throw new CorruptObject({ object, reason: "blocks do not end at the bloom" })
-  const blocks = index.map((h) => decodeSstBlock(object, bytes.subarray(h.offset, h.offset + h.length)))
+  const blocks = index.map((h) => blockEntries(decodeSstBlock(object, bytes.subarray(h.offset, h.offset + h.length))))
   return { footer, index, bloom, blocks }
 }
 

@@ -12,7 +12,7 @@ import type { ObjectStoreShape } from "../../ObjectStore.ts"
 import { makeCache } from "../cache.ts"
 import type { Entry } from "../format/entry.ts"
 import { compareBytes } from "../format/bytes.ts"
-import { entryBytes } from "../format/entry.ts"
+import { blockMemoryBytes, type SstBlock } from "../format/sst.ts"
 import type { DbManifest, SstRef } from "./manifest.ts"
 import type { Memtable } from "./memtable.ts"
 import { keyString } from "./memtable.ts"
@@ -39,10 +39,7 @@ export interface View {
 
 /** Tables of a Db's store, read through a block cache and a metadata cache of the configured sizes. */
 export const tableAccess = (store: ObjectStoreShape, settings: ResolvedSettings) => {
-  const blockCache = makeCache<ReadonlyArray<Entry>>({
-    capacityBytes: settings.blockCacheBytes,
-    sizeOf: (entries) => entries.reduce((n, e) => n + entryBytes(e), 0)
-  })
+  const blockCache = makeCache<SstBlock>({ capacityBytes: settings.blockCacheBytes, sizeOf: blockMemoryBytes })
   const metaCache = makeCache<TableMeta>({
     capacityBytes: settings.metaCacheBytes,
     sizeOf: (m) => m.bloom.length + m.index.reduce((n, h) => n + 32 + h.firstKey.length + h.lastKey.length, 0)

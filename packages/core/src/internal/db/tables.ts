@@ -6,12 +6,11 @@
 import { Effect } from "effect"
 import type { ObjectStoreShape } from "../../ObjectStore.ts"
 import type { Cache } from "../cache.ts"
-import { compareBytes } from "../format/bytes.ts"
 import type { Entry } from "../format/entry.ts"
 import { CorruptObject } from "../format/errors.ts"
 import { bloomMayContain } from "../format/bloom.ts"
-import type { BlockHandle, SstFooter } from "../format/sst.ts"
-import { decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstFooterBytes } from "../format/sst.ts"
+import type { BlockHandle, SstBlock, SstFooter } from "../format/sst.ts"
+import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
@@ -51,7 +50,7 @@ export interface Tables {
 
 export const makeTables = (
   store: ObjectStoreShape,
-  caches: { readonly meta: Cache<TableMeta>; readonly blocks: Cache<ReadonlyArray<Entry>> }
+  caches: { readonly meta: Cache<TableMeta>; readonly blocks: Cache<SstBlock> }
 ): Tables => {
   const fetch = (ref: SstRef, start: number, end: number) =>
     store.get(sstKey(ref.id), { start, end }).pipe(
@@ -125,7 +124,8 @@ export const makeTables = (
         end.set(key)
         const out: Array<Entry> = []
         for (const handle of findBlocks(m.index, key, end)) {
-          for (const e of yield* block(ref, handle)) if (compareBytes(e.key, key) === 0) out.push(e)
+          const b = yield* block(ref, handle)
+          for (let i = firstAtOrAfter(b, key); i < blockEntryCount(b) && blockCompareKey(b, i, key) === 0; i++) out.push(blockEntry(b, i))
         }
         return out
       }),
@@ -135,8 +135,8 @@ export const makeTables = (
       // Blocks fetched ahead: a scan reads consecutive blocks in one request, one block at first, then
       // twice as many bytes each time up to `scanReadAheadBytes`, so a short scan (a seek, a small range)
       // reads and decodes what it needs and a long one few, large requests. Cached blocks are not fetched.
-      const ahead: Array<ReadonlyArray<Entry>> = []
-      let entries: ReadonlyArray<Entry> = []
+      const ahead: Array<SstBlock> = []
+      let current: SstBlock | undefined
       let i = 0
       let aheadBytes = 0
       const fetchAhead = (hs: ReadonlyArray<BlockHandle>) =>
@@ -156,9 +156,9 @@ export const makeTables = (
           for (let h = blockIndex; h <= last; h++) {
             const handle = hs[h]!
             const slice = bytes.subarray(handle.offset - first.offset, handle.offset - first.offset + handle.length)
-            const entries = yield* decode(() => decodeSstBlock(sstKey(ref.id), slice))
+            const decoded = yield* decode(() => decodeSstBlock(sstKey(ref.id), slice))
             // Into the block cache too, so a repeated scan is served from memory.
-            ahead.push(yield* caches.blocks.getOrLoad(`${ref.id}@${handle.offset}`, Effect.succeed(entries)))
+            ahead.push(yield* caches.blocks.getOrLoad(`${ref.id}@${handle.offset}`, Effect.succeed(decoded)))
           }
           blockIndex = last + 1
         })
@@ -173,16 +173,15 @@ export const makeTables = (
           handles = findBlocks(m.index, start, end)
         }
         for (;;) {
-          while (i < entries.length) {
-            const e = entries[i++]!
-            if (start !== undefined && compareBytes(e.key, start) < 0) continue
-            if (end !== undefined && compareBytes(e.key, end) >= 0) {
-              i = entries.length
+          if (current !== undefined && i < blockEntryCount(current)) {
+            // Entered at the first key >= start, and keys only grow: only the end needs checking.
+            if (end !== undefined && blockCompareKey(current, i, end) >= 0) {
+              i = blockEntryCount(current)
               blockIndex = handles.length
               ahead.length = 0
               return undefined
             }
-            return e
+            return blockEntry(current, i++)
           }
           if (ahead.length === 0) {
             if (blockIndex >= handles.length) return undefined
@@ -191,8 +190,8 @@ export const makeTables = (
             ahead.push(cached)
             blockIndex += 1
           }
-          entries = ahead.shift()!
-          i = start === undefined ? 0 : firstAtOrAfter(entries, start)
+          current = ahead.shift()!
+          i = start === undefined ? 0 : firstAtOrAfter(current, start)
         }
       }
       return {
@@ -210,13 +209,13 @@ export const makeTables = (
   }
 }
 
-/** The first position of `entries` (in key order) whose key is >= `key`. */
-const firstAtOrAfter = (entries: ReadonlyArray<Entry>, key: Uint8Array): number => {
+/** The first position of `block` (in key order) whose key is >= `key`. */
+const firstAtOrAfter = (block: SstBlock, key: Uint8Array): number => {
   let lo = 0
-  let hi = entries.length
+  let hi = blockEntryCount(block)
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (compareBytes(entries[mid]!.key, key) < 0) lo = mid + 1
+    if (blockCompareKey(block, mid, key) < 0) lo = mid + 1
     else hi = mid
   }
   return lo

@@ -111,7 +111,7 @@ const checkTable = (key: string, bytes: Uint8Array, entryCount: number): string 
     decodeSstBloom(key, bytes.subarray(footer.bloomOffset, footer.bloomOffset + footer.bloomLength))
     const index = decodeSstIndex(key, bytes.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength))
     let entries = 0
-    for (const h of index) entries += decodeSstBlock(key, bytes.subarray(h.offset, h.offset + h.length)).length
+    for (const h of index) entries += decodeSstBlock(key, bytes.subarray(h.offset, h.offset + h.length)).starts.length
     if (entries !== entryCount) return `${key}: ${entries} entries, the manifest says ${entryCount}`
     return undefined
   } catch (e) {

@@ -9,7 +9,7 @@
  */
 import { buildBloom } from "./bloom.ts"
 import { ByteReader, ByteWriter, checkedBody, compareBytes, crc32c, equalBytes, FormatError } from "./bytes.ts"
-import { type Entry, assertEntry, compareEntries, entryBytes, entryOverheadBytes, readEntry, writeEntry } from "./entry.ts"
+import { type Entry, assertEntry, compareEntries, entryBytes, entryOverheadBytes, entryValueBytesMax, writeEntry } from "./entry.ts"
 import { decoding } from "./errors.ts"
 
 export interface SstBuildOptions {
@@ -258,24 +258,120 @@ export const decodeSstBloom = (object: string, bytes: Uint8Array): Uint8Array =>
     return bloom
   })
 
-/** Decodes one data block (`[handle.offset, +handle.length)`). Keys and values are views of `bytes`. */
-export const decodeSstBlock = (object: string, bytes: Uint8Array): ReadonlyArray<Entry> =>
+/**
+ * A data block as read: the bytes of its entries and where each one starts. Entries are built when a
+ * reader reaches them (`blockEntry`), so a block held in the cache costs its bytes and four bytes an
+ * entry, not an object and two views an entry (which a cache full of small entries paid several times
+ * over, in heap the collector walks).
+ */
+export interface SstBlock {
+  /** The block without its checksum: `count u32 | entry*` (`entry.ts`). */
+  readonly body: Uint8Array
+  /** Offset of each entry in `body`, in order. */
+  readonly starts: Uint32Array
+}
+
+/** Offset, in an encoded entry, of its key length (after kind u8 and seq u64). */
+const keyLengthAt = 9
+const keyAt = 11
+
+const u32At = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+
+const seqAt = (b: Uint8Array, at: number): number => u32At(b, at + 1) * 2 ** 32 + u32At(b, at + 5)
+
+/** Entries in the block. */
+export const blockEntryCount = (block: SstBlock): number => block.starts.length
+
+/** Entry `i` of the block; its key and value are views of the block's bytes. */
+export const blockEntry = (block: SstBlock, i: number): Entry => {
+  const b = block.body
+  const at = block.starts[i]!
+  const keyLength = (b[at + keyLengthAt]! << 8) | b[at + keyLengthAt + 1]!
+  const keyEnd = at + keyAt + keyLength
+  const valueLength = u32At(b, keyEnd)
+  return {
+    key: b.subarray(at + keyAt, keyEnd),
+    seq: seqAt(b, at),
+    kind: entryKinds[b[at]!]!,
+    value: b.subarray(keyEnd + 4, keyEnd + 4 + valueLength)
+  }
+}
+
+const entryKinds: ReadonlyArray<Entry["kind"]> = ["put", "delete", "merge"]
+
+/** `compareBytes(key of entry i, key)`, read in place. */
+export const blockCompareKey = (block: SstBlock, i: number, key: Uint8Array): number => {
+  const b = block.body
+  const at = block.starts[i]!
+  const length = (b[at + keyLengthAt]! << 8) | b[at + keyLengthAt + 1]!
+  const from = at + keyAt
+  const n = Math.min(length, key.length)
+  for (let j = 0; j < n; j++) {
+    const d = b[from + j]! - key[j]!
+    if (d !== 0) return d
+  }
+  return length - key.length
+}
+
+/** Every entry of the block, built (tools and tests; readers go entry by entry). */
+export const blockEntries = (block: SstBlock): Array<Entry> => {
+  const out: Array<Entry> = []
+  for (let i = 0; i < block.starts.length; i++) out.push(blockEntry(block, i))
+  return out
+}
+
+/** Bytes a block holds in memory: its bytes, its offsets and the two objects around them. */
+export const blockMemoryBytes = (block: SstBlock): number => block.body.byteLength + block.starts.byteLength + 256
+
+/**
+ * Checks one data block (`[handle.offset, +handle.length)`) and finds its entries: checksum, every
+ * entry's fields within the block, and key order (readers binary-search blocks: an out-of-order entry
+ * would silently hide keys, so it is refused). The block keeps `bytes` (no copy).
+ */
+export const decodeSstBlock = (object: string, bytes: Uint8Array): SstBlock =>
   decoding(object, () => {
-    const r = new ByteReader(checkedBody(bytes, "block"))
-    const count = r.u32("entry count")
+    const body = checkedBody(bytes, "block")
+    if (body.length < 4) throw new FormatError(`truncated: entry count needs 4 bytes at offset 0, ${body.length} left`)
+    const count = u32At(body, 0)
     if (count < 1) throw new FormatError("block of no entries")
-    if (count > r.remaining / entryOverheadBytes) throw new FormatError(`${count} entries cannot fit in ${r.remaining} bytes`)
-    const entries: Array<Entry> = []
-    let prev: Entry | undefined
+    if (count > (body.length - 4) / entryOverheadBytes) throw new FormatError(`${count} entries cannot fit in ${body.length - 4} bytes`)
+    const starts = new Uint32Array(count)
+    let at = 4
+    let prevKeyFrom = -1
+    let prevKeyLength = 0
+    let prevSeq = 0
     for (let i = 0; i < count; i++) {
-      const entry = readEntry(r)
-      // Readers binary-search blocks: an out-of-order entry would silently hide keys, so refuse it.
-      if (prev !== undefined && compareEntries(prev, entry) >= 0) throw new FormatError(`block entry ${i} out of order`)
-      entries.push(entry)
-      prev = entry
+      if (body.length - at < entryOverheadBytes) throw new FormatError(`truncated: entry ${i} needs ${entryOverheadBytes} bytes at offset ${at}, ${body.length - at} left`)
+      const code = body[at]!
+      if (code > 2) throw new FormatError(`unknown entry kind ${code} at offset ${at}`)
+      if (body[at + 1]! * 2 ** 24 + ((body[at + 2]! << 16) | (body[at + 3]! << 8) | body[at + 4]!) > 0x1f_ffff) {
+        throw new FormatError(`entry seq at offset ${at + 1} exceeds 2^53-1`)
+      }
+      const seq = seqAt(body, at)
+      const keyLength = (body[at + keyLengthAt]! << 8) | body[at + keyLengthAt + 1]!
+      const keyFrom = at + keyAt
+      if (body.length - keyFrom < keyLength + 4) throw new FormatError(`truncated: key of entry ${i} at offset ${keyFrom} (${keyLength} bytes) and its value length`)
+      const valueLength = u32At(body, keyFrom + keyLength)
+      if (valueLength > entryValueBytesMax) throw new FormatError(`value length ${valueLength} at offset ${at} exceeds 2^31`)
+      if (code === 1 && valueLength !== 0) throw new FormatError(`delete entry at offset ${at} has a value`)
+      const end = keyFrom + keyLength + 4 + valueLength
+      if (end > body.length) throw new FormatError(`truncated: value of entry ${i} needs ${valueLength} bytes at offset ${keyFrom + keyLength + 4}, ${body.length - keyFrom - keyLength - 4} left`)
+      if (prevKeyFrom >= 0) {
+        let c = 0
+        const n = Math.min(prevKeyLength, keyLength)
+        for (let j = 0; j < n && c === 0; j++) c = body[prevKeyFrom + j]! - body[keyFrom + j]!
+        if (c === 0) c = prevKeyLength - keyLength
+        // Key ascending, then seq descending (newest first); no two entries equal.
+        if (c > 0 || (c === 0 && prevSeq <= seq)) throw new FormatError(`block entry ${i} out of order`)
+      }
+      starts[i] = at
+      prevKeyFrom = keyFrom
+      prevKeyLength = keyLength
+      prevSeq = seq
+      at = end
     }
-    r.end("the last entry")
-    return entries
+    if (at !== body.length) throw new FormatError(`${body.length - at} unexpected bytes after the last entry`)
+    return { body, starts }
   })
 
 // -------------------------------------------------------------------------------------------------
