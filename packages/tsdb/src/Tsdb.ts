@@ -79,6 +79,11 @@ import {
   loLane,
   noChunks,
   pushStored,
+  recentBucket,
+  recentBytes,
+  recentCount,
+  recentMaxT,
+  recentMinT,
   scratchF64,
   scratchU32,
   valueAt,
@@ -1156,7 +1161,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const covered = state.coveredAfter
           if (covered !== Number.POSITIVE_INFINITY) {
             const kept: Array<Uint8Array> = []
-            for (const c of state.recent) if (c.bucket > covered && buckets.has(c.bucket) && c.minT <= maxt && c.maxT >= mint) kept.push(c.bytes)
+            const r = state.recent
+            for (let i = 0; i < recentCount(r); i++) {
+              const bucket = recentBucket(r, i)
+              if (bucket > covered && buckets.has(bucket) && recentMinT(r, i) <= maxt && recentMaxT(r, i) >= mint) kept.push(recentBytes(r, i))
+            }
             recent.set(id, { coveredAfter: covered, chunks: kept })
           }
           const chunks: Array<Uint8Array> = []

@@ -194,7 +194,7 @@ export interface SeriesState {
    * series' last two buckets, at most `recentChunksMax`. Together they are every stored float chunk of the
    * buckets after `coveredAfter`: reads of those buckets need no Db read.
    */
-  recent: Array<SealedChunk>
+  recent: RecentChunks
   /**
    * Every stored float chunk of a bucket after this one is in `recent`: -1 for a series created by this
    * process; for one read back from storage, infinite until it seals a head chunk, then that chunk's last
@@ -234,8 +234,52 @@ export interface SealedChunk {
   readonly bytes: Uint8Array
 }
 
-export const noRecent: Array<SealedChunk> = []
+/**
+ * A series' recent chunks, packed: one buffer holds, for each chunk in key order, its bucket, first and
+ * last timestamps and end offset (four float64s), then every chunk's bytes. Ten thousand series keep
+ * eighty thousand chunks; as objects and views of their own that was three objects a chunk for the
+ * collector to walk, as packed buffers it is two views a series.
+ */
+export interface RecentChunks {
+  /** `count x (bucket, minT, maxT, end)`; chunk i's bytes are `bytes[end(i-1) .. end(i))`. */
+  readonly meta: Float64Array
+  readonly bytes: Uint8Array
+}
+
+const recentFields = 4
+
+export const noRecent: RecentChunks = { meta: new Float64Array(0), bytes: new Uint8Array(0) }
 Object.freeze(noRecent)
+
+export const recentCount = (recent: RecentChunks): number => recent.meta.length / recentFields
+export const recentBucket = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields]!
+export const recentMinT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 1]!
+export const recentMaxT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 2]!
+/** Chunk i's bytes (a view of the packed buffer). */
+export const recentBytes = (recent: RecentChunks, i: number): Uint8Array =>
+  recent.bytes.subarray(i === 0 ? 0 : recent.meta[(i - 1) * recentFields + 3]!, recent.meta[i * recentFields + 3]!)
+
+/** Packs `chunks` (in key order) into one buffer. */
+const packRecent = (chunks: ReadonlyArray<SealedChunk>): RecentChunks => {
+  if (chunks.length === 0) return noRecent
+  let total = 0
+  for (const c of chunks) total += c.bytes.length
+  const metaBytes = chunks.length * recentFields * 8
+  const buffer = new ArrayBuffer(metaBytes + total)
+  const meta = new Float64Array(buffer, 0, chunks.length * recentFields)
+  const bytes = new Uint8Array(buffer, metaBytes, total)
+  let at = 0
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i]!
+    bytes.set(c.bytes, at)
+    at += c.bytes.length
+    meta[i * recentFields] = c.bucket
+    meta[i * recentFields + 1] = c.minT
+    meta[i * recentFields + 2] = c.maxT
+    meta[i * recentFields + 3] = at
+  }
+  return { meta, bytes }
+}
 
 /**
  * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
@@ -248,7 +292,10 @@ export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number
     if (lastT === undefined) return
     state.coveredAfter = bucketOf(lastT)
   }
-  const recent = state.recent === noRecent ? (state.recent = []) : state.recent
+  const old = state.recent
+  const n = recentCount(old)
+  const recent: Array<SealedChunk> = []
+  for (let i = 0; i < n; i++) recent.push({ bucket: recentBucket(old, i), minT: recentMinT(old, i), maxT: recentMaxT(old, i), bytes: recentBytes(old, i) })
   // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
   let at = recent.length
   while (at > 0 && (recent[at - 1]!.bucket > chunk.bucket || (recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT > chunk.minT))) at--
@@ -261,7 +308,7 @@ export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number
     state.coveredAfter = Math.max(state.coveredAfter, recent[drop]!.bucket)
     drop++
   }
-  if (drop > 0) recent.splice(0, drop)
+  state.recent = packRecent(drop > 0 ? recent.slice(drop) : recent)
 }
 
 /** The empty lists every series without histograms shares (replaced, never pushed to). */
