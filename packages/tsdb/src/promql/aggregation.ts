@@ -1,8 +1,8 @@
 /**
  * Aggregations (`sum`, `avg`, `count`, `min`, `max`, `stddev`, `stdvar`, `quantile`, `group`, `topk`,
  * `bottomk`, `count_values`, and the experimental `limitk`, `limit_ratio`) over the groups of `by` /
- * `without`, with native histograms where Prometheus takes them (`sum`, `avg`); and the compensated sum,
- * the mean and the variance, which the `*_over_time` functions use too.
+ * `without`, with native histograms where Prometheus takes them (`sum`, `avg`). `sum`, `count`, `group`,
+ * `min` and `max` of a range function take its series as they stream, holding none of them.
  */
 import { Effect } from "effect"
 import type { Labels } from "../internal/labels.ts"
@@ -11,7 +11,7 @@ import type { Aggregate } from "./ast.ts"
 import type { FloatHistogram } from "./histogram.ts"
 import * as NH from "./nativeHistograms.ts"
 import { QueryError } from "./types.ts"
-import type { Ctx, EvalValue, Nums, SampleValue, VSeries } from "./evalContext.ts"
+import type { Ctx, EvalValue, SampleValue, VSeries } from "./evalContext.ts"
 import {
   evaluate,
   fail,
@@ -27,72 +27,8 @@ import {
 } from "./evalContext.ts"
 import { quantile } from "./quantiles.ts"
 import { formatValue, goQuote, histogramText } from "./format.ts"
-
-export const kahanSum = (xs: Nums, lo = 0, hi = xs.length) => {
-  let sum = 0
-  let c = 0
-  for (let i = lo; i < hi; i++) {
-    const x = xs[i]!
-    const t = sum + x
-    if (Math.abs(sum) >= Math.abs(x)) c += (sum - t) + x
-    else c += (x - t) + sum
-    sum = t
-  }
-  // Once the sum is infinite (or NaN) the compensation means nothing.
-  return Number.isFinite(sum) ? sum + c : sum
-}
-
-/**
- * The mean as Prometheus computes it: a compensated sum divided by the count while the sum stays finite;
- * once it would overflow, an incremental mean (mean = (n-1)/n * mean + x/n) that never leaves the range of
- * the inputs. With an infinity or NaN among the inputs, plain IEEE arithmetic decides (Inf, -Inf or NaN).
- */
-export const mean = (xs: Nums, lo = 0, hi = xs.length) => {
-  const count = hi - lo
-  let finite = true
-  for (let i = lo; i < hi; i++) {
-    if (!Number.isFinite(xs[i]!)) {
-      finite = false
-      break
-    }
-  }
-  if (!finite) {
-    let a = 0
-    for (let i = lo; i < hi; i++) a += xs[i]!
-    return a / count
-  }
-  const s = kahanSum(xs, lo, hi)
-  if (Number.isFinite(s)) return s / count
-  let m = 0
-  let c = 0
-  let n = 0
-  for (let i = lo; i < hi; i++) {
-    const x = xs[i]!
-    n++
-    const q = (n - 1) / n
-    const base = q * m
-    const add = x / n
-    const t = base + add
-    c = q * c + (Math.abs(base) >= Math.abs(add) ? (base - t) + add : (add - t) + base)
-    m = t
-  }
-  return m + c
-}
-
-/** Population variance, Welford's way (as Prometheus): exactly 0 for equal values. */
-export const variance = (xs: Nums, lo = 0, hi = xs.length) => {
-  let count = 0
-  let m = 0
-  let m2 = 0
-  for (let i = lo; i < hi; i++) {
-    const x = xs[i]!
-    count++
-    const delta = x - m
-    m += delta / count
-    m2 += delta * (x - m)
-  }
-  return m2 / count
-}
+import { streamedCall } from "./functions.ts"
+import { kahanSum, mean, variance } from "./summation.ts"
 
 // xxHash64 (seed 0) of a label set as Prometheus's `labels.Hash` feeds it (name, 0xff, value, 0xff, ...),
 // for `limit_ratio` to pick the series Prometheus picks.
@@ -164,8 +100,112 @@ const labelsHashOffset = (labels: Labels): number => {
 const groupLabels = (labels: Labels, grouping: ReadonlyArray<string>, without: boolean): Labels =>
   without ? labels.filter(([n]) => n !== "__name__" && !grouping.includes(n)) : labels.filter(([n]) => grouping.includes(n))
 
+/** The aggregations computed series by series, from state per group and step: their input can stream. */
+const streamable: ReadonlySet<string> = new Set(["sum", "count", "group", "min", "max"])
+
+/**
+ * A group's state in a streamed aggregation, per step: how many floats it took, their compensated sum
+ * (`sum`) or their minimum or maximum (`min`, `max`) so far, and its histograms in the order taken.
+ */
+interface StreamedGroup {
+  readonly labels: Labels
+  dropName: boolean
+  readonly floats: Uint32Array
+  readonly acc: Float64Array
+  readonly comp: Float64Array | undefined
+  histograms: Array<Array<FloatHistogram> | undefined> | undefined
+}
+
+/**
+ * `sum`, `count`, `group`, `min` and `max` over series taken one at a time. Each step's result is the one
+ * the whole-vector path computes: the same members in the same order, the sum compensated the same way
+ * step by step, the same mixes of floats and histograms refused or passed over.
+ */
+const aggregateStreamed = (ctx: Ctx, agg: Aggregate, series: Iterable<VSeries>): EvalValue => {
+  const op = agg.op
+  const steps = ctx.steps
+  const groups = new Map<string, StreamedGroup>()
+  for (const s of series) {
+    const labels = groupLabels(s.labels, agg.grouping, agg.without)
+    const key = sigOf(labels)
+    let g = groups.get(key)
+    if (g === undefined) {
+      g = { labels, dropName: false, floats: new Uint32Array(steps), acc: new Float64Array(steps), comp: op === "sum" ? new Float64Array(steps) : undefined, histograms: undefined }
+      groups.set(key, g)
+    }
+    if (s.dropName === true) g.dropName = true
+    const { floats, acc, comp } = g
+    const values = s.values
+    for (let i = 0; i < steps; i++) {
+      const x = values[i]
+      if (x === undefined) continue
+      if (typeof x !== "number") {
+        const hs = (g.histograms ??= new Array(steps))
+        const list = hs[i]
+        if (list === undefined) hs[i] = [x]
+        else list.push(x)
+        continue
+      }
+      const n = floats[i]!
+      floats[i] = n + 1
+      if (op === "sum") {
+        // kahanSum's step, one member at a time.
+        const sum = acc[i]!
+        const t = sum + x
+        comp![i] = comp![i]! + (Math.abs(sum) >= Math.abs(x) ? (sum - t) + x : (x - t) + sum)
+        acc[i] = t
+      } else if (op === "min" || op === "max") {
+        const m = acc[i]!
+        if (n === 0 || Number.isNaN(m) || (op === "min" ? x < m : x > m)) acc[i] = x
+      }
+    }
+  }
+  const seen = NH.newSeen()
+  const out: Array<VSeries> = []
+  for (const g of groups.values()) {
+    const values = Array.from({ length: steps }, (_, i): SampleValue | undefined => {
+      const nx = g.floats[i]!
+      const hs = g.histograms?.[i]
+      const nh = hs === undefined ? 0 : hs.length
+      if (nx === 0 && nh === 0) return undefined
+      switch (op) {
+        case "count":
+          return nx + nh
+        case "group":
+          return 1
+      }
+      if (nh > 0 && op === "sum") {
+        if (nx > 0) {
+          warn(ctx, "encountered a mix of histograms and floats for aggregation")
+          return undefined
+        }
+        if (NH.conflictingResets(hs!)) seen.conflictingResets = true
+        return NH.sum(hs!, true, seen)
+      }
+      if (nh > 0) inform(ctx, `ignored histogram in ${op} aggregation`)
+      if (nx === 0) return undefined
+      if (op === "sum") {
+        const sum = g.acc[i]!
+        return Number.isFinite(sum) ? sum + g.comp![i]! : sum
+      }
+      return g.acc[i]!
+    })
+    out.push({ labels: g.labels, dropName: g.dropName, values })
+  }
+  if (seen.mixedSchemas) {
+    seen.mixedSchemas = false
+    warn(ctx, `vector contains a mix of histograms with exponential and custom buckets schemas for metric name ""`)
+  }
+  reportSeen(ctx, seen, "", "aggregation")
+  return { kind: "vector", series: out }
+}
+
 export const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
+    if (streamable.has(agg.op)) {
+      const streamed = yield* streamedCall(ctx, agg.expr)
+      if (streamed !== undefined) return aggregateStreamed(ctx, agg, streamed)
+    }
     const series = vectorOf(yield* evaluate(ctx, agg.expr))
     const param = agg.param === undefined ? undefined : yield* evaluate(ctx, agg.param)
     // A group drops its name (kept only by `by (__name__)`) when any of its members drops theirs.

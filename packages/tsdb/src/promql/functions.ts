@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import type { Labels, Matcher } from "../internal/labels.ts"
 import { formatG } from "../internal/goString.ts"
 import { compileLabelReplace, expand, type SubmatchRegex } from "../internal/regex.ts"
-import type { Call, MatrixSelector } from "./ast.ts"
+import type { Call, Expr, MatrixSelector } from "./ast.ts"
 import type { FloatHistogram } from "./histogram.ts"
 import * as Stats from "./histogramStats.ts"
 import { QueryError } from "./types.ts"
@@ -31,7 +31,7 @@ import {
   warn
 } from "./evalContext.ts"
 import { load, lookback, rangeInput, span } from "./selectors.ts"
-import { counterNameInfo, evalExtendedRange, overWindows, rangeFunctions } from "./rangeFunctions.ts"
+import { counterNameText, evalExtendedRange, overWindows, rangeFunctions, windowsOf } from "./rangeFunctions.ts"
 import { histogramFraction, histogramQuantile, notMonotonic } from "./quantiles.ts"
 import { evalInfo } from "./info.ts"
 
@@ -94,33 +94,63 @@ const parseGoFloat = (text: string): number => {
   return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) || /^[+-]?0[xX]/.test(t) ? Number(t) : Number.NaN
 }
 
+/** Whether `call` is a range function over a plain range (not an `anchored` or `smoothed` one). */
+const plainRangeCall = (call: Call): boolean => {
+  if (rangeFunctions[call.func] === undefined) return false
+  const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
+  const sel = matrix === undefined ? undefined : (matrix.type === "Paren" ? matrix.expr : matrix) as MatrixSelector
+  return !(sel !== undefined && (sel.vector.anchored === true || sel.vector.smoothed === true))
+}
+
+/**
+ * The result series of a range function call over a plain range, one at a time as its input streams
+ * them (`undefined` for any other expression): for an aggregation that takes each series as it comes.
+ */
+export const streamedCall = (ctx: Ctx, node: Expr): Effect.Effect<Iterable<VSeries> | undefined, QueryError> =>
+  node.type === "Call" && plainRangeCall(node) ? rangeCall(ctx, node) : Effect.succeed(undefined)
+
+/** A range function's result series (over a plain range), lazily: each computed when reached. */
+const rangeCall = (ctx: Ctx, call: Call): Effect.Effect<Iterable<VSeries>, QueryError> =>
+  Effect.gen(function*() {
+    const name = call.func
+    const ranged = rangeFunctions[name]!
+    const extra: Array<number> = []
+    let rangeArg = call.args[0]!
+    if (name === "quantile_over_time") {
+      const q = scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN
+      invalidQuantile(ctx, q)
+      extra.push(q)
+      rangeArg = call.args[1]!
+    }
+    if (name === "predict_linear") extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? 0)
+    if (name === "double_exponential_smoothing") {
+      extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? Number.NaN, scalarOf(yield* evaluate(ctx, call.args[2]!))[0] ?? Number.NaN)
+    }
+    const input = yield* rangeInput(ctx, rangeArg)
+    const counter = name === "rate" || name === "increase"
+    return {
+      *[Symbol.iterator]() {
+        // The counter-name infos after the window functions' own, as when the result is built whole.
+        const notes: Array<string> = []
+        for (const s of windowsOf(ctx, input, ranged, extra)) {
+          const text = counter ? counterNameText(s) : undefined
+          if (text !== undefined) notes.push(text)
+          yield s
+        }
+        for (const text of notes) inform(ctx, text)
+      }
+    }
+  })
+
 export const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryError> =>
   Effect.gen(function*() {
     const name = call.func
     const ranged = rangeFunctions[name]
-    if (ranged !== undefined) {
+    if (ranged !== undefined && !plainRangeCall(call)) {
       const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
-      const sel = matrix === undefined ? undefined : (matrix.type === "Paren" ? matrix.expr : matrix) as MatrixSelector
-      if (sel !== undefined && (sel.vector.anchored === true || sel.vector.smoothed === true)) return yield* evalExtendedRange(ctx, name, sel)
+      return yield* evalExtendedRange(ctx, name, (matrix!.type === "Paren" ? matrix!.expr : matrix) as MatrixSelector)
     }
-    if (ranged !== undefined) {
-      const extra: Array<number> = []
-      let rangeArg = call.args[0]!
-      if (name === "quantile_over_time") {
-        const q = scalarOf(yield* evaluate(ctx, call.args[0]!))[0] ?? Number.NaN
-        invalidQuantile(ctx, q)
-        extra.push(q)
-        rangeArg = call.args[1]!
-      }
-      if (name === "predict_linear") extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? 0)
-      if (name === "double_exponential_smoothing") {
-        extra.push(scalarOf(yield* evaluate(ctx, call.args[1]!))[0] ?? Number.NaN, scalarOf(yield* evaluate(ctx, call.args[2]!))[0] ?? Number.NaN)
-      }
-      const input = yield* rangeInput(ctx, rangeArg)
-      const series = overWindows(ctx, input, ranged, extra)
-      if (name === "rate" || name === "increase") counterNameInfo(ctx, series)
-      return { kind: "vector", series }
-    }
+    if (ranged !== undefined) return { kind: "vector", series: Array.from(yield* rangeCall(ctx, call)) }
     if (name === "absent_over_time") {
       const input = yield* rangeInput(ctx, call.args[0]!)
       const present = overWindows(ctx, input, rangeFunctions["present_over_time"]!, [])

@@ -13,7 +13,7 @@ import { QueryError } from "./types.ts"
 import type { Ctx, EvalValue, Nums, SampleValue, VSeries } from "./evalContext.ts"
 import { evalTime, fail, inform, metricName, reportSeen, stepTime } from "./evalContext.ts"
 import { firstAfter, interpolateHistogram, load, type RangeInput, span, withoutStale } from "./selectors.ts"
-import { kahanSum, mean, variance } from "./aggregation.ts"
+import { kahanSum, mean, variance } from "./summation.ts"
 import { quantile } from "./quantiles.ts"
 import { formatGoFloat } from "./format.ts"
 import { anchoredFunctions, smoothedFunctions } from "./functionTable.ts"
@@ -100,18 +100,30 @@ const windowSamples = (w: HistogramWindow, sts?: Float64Array): Array<{ t: numbe
  */
 export const counterNameInfo = (ctx: Ctx, series: ReadonlyArray<VSeries>) => {
   for (const s of series) {
-    const name = metricName(s.labels)
-    if (name === "" || /_(total|sum|count|bucket)$/.test(name) || !s.values.some((x) => typeof x === "number")) continue
-    inform(ctx, `metric might not be a counter, name does not end in _total/_sum/_count/_bucket: ${JSON.stringify(name)}`)
+    const text = counterNameText(s)
+    if (text !== undefined) inform(ctx, text)
   }
+}
+
+/** `counterNameInfo`'s text for one series, if it has one. */
+export const counterNameText = (s: VSeries): string | undefined => {
+  const name = metricName(s.labels)
+  if (name === "" || /_(total|sum|count|bucket)$/.test(name) || !s.values.some((x) => typeof x === "number")) return undefined
+  return `metric might not be a counter, name does not end in _total/_sum/_count/_bucket: ${JSON.stringify(name)}`
 }
 
 /**
  * Applies a range function to each series' window at each step, with two cursors sliding over its float
  * samples (and two more over its histograms, when it has any).
  */
-export const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: ReadonlyArray<number>): Array<VSeries> => {
-  const out: Array<VSeries> = []
+export const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra: ReadonlyArray<number>): Array<VSeries> =>
+  Array.from(windowsOf(ctx, input, f, extra))
+
+/**
+ * `overWindows` one series at a time, as the input streams them: an aggregation over a range function
+ * (`sum(rate(x[5m]))`) takes each result series as it comes and holds none of them.
+ */
+export function* windowsOf(ctx: Ctx, input: RangeInput, f: RangeFunction, extra: ReadonlyArray<number>): Generator<VSeries> {
   const rangeMs = input.rangeMs
   const { fn, hfn } = f
   for (const s of input.series) {
@@ -165,10 +177,9 @@ export const overWindows = (ctx: Ctx, input: RangeInput, f: RangeFunction, extra
       any = true
     }
     reportSeen(ctx, w.seen, metricName(s.labels), f.combines ?? "subtraction")
-    if (any) out.push({ labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values })
+    if (any) yield { labels: s.labels, dropName: f.keepName === true ? s.dropName : true, values }
   }
   fallsOf = undefined
-  return out
 }
 
 // -------------------------------------------------------------------------------------------------
