@@ -255,31 +255,10 @@ export const recentCount = (recent: RecentChunks): number => recent.meta.length 
 export const recentBucket = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields]!
 export const recentMinT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 1]!
 export const recentMaxT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 2]!
+const recentStart = (recent: RecentChunks, i: number): number => (i === 0 ? 0 : recent.meta[(i - 1) * recentFields + 3]!)
+const recentEnd = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 3]!
 /** Chunk i's bytes (a view of the packed buffer). */
-export const recentBytes = (recent: RecentChunks, i: number): Uint8Array =>
-  recent.bytes.subarray(i === 0 ? 0 : recent.meta[(i - 1) * recentFields + 3]!, recent.meta[i * recentFields + 3]!)
-
-/** Packs `chunks` (in key order) into one buffer. */
-const packRecent = (chunks: ReadonlyArray<SealedChunk>): RecentChunks => {
-  if (chunks.length === 0) return noRecent
-  let total = 0
-  for (const c of chunks) total += c.bytes.length
-  const metaBytes = chunks.length * recentFields * 8
-  const buffer = new ArrayBuffer(metaBytes + total)
-  const meta = new Float64Array(buffer, 0, chunks.length * recentFields)
-  const bytes = new Uint8Array(buffer, metaBytes, total)
-  let at = 0
-  for (let i = 0; i < chunks.length; i++) {
-    const c = chunks[i]!
-    bytes.set(c.bytes, at)
-    at += c.bytes.length
-    meta[i * recentFields] = c.bucket
-    meta[i * recentFields + 1] = c.minT
-    meta[i * recentFields + 2] = c.maxT
-    meta[i * recentFields + 3] = at
-  }
-  return { meta, bytes }
-}
+export const recentBytes = (recent: RecentChunks, i: number): Uint8Array => recent.bytes.subarray(recentStart(recent, i), recentEnd(recent, i))
 
 /**
  * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
@@ -294,21 +273,55 @@ export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number
   }
   const old = state.recent
   const n = recentCount(old)
-  const recent: Array<SealedChunk> = []
-  for (let i = 0; i < n; i++) recent.push({ bucket: recentBucket(old, i), minT: recentMinT(old, i), maxT: recentMaxT(old, i), bytes: recentBytes(old, i) })
   // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
-  let at = recent.length
-  while (at > 0 && (recent[at - 1]!.bucket > chunk.bucket || (recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT > chunk.minT))) at--
-  if (at > 0 && recent[at - 1]!.bucket === chunk.bucket && recent[at - 1]!.minT === chunk.minT) recent[at - 1] = chunk
-  else recent.splice(at, 0, chunk)
+  let at = n
+  while (at > 0 && (recentBucket(old, at - 1) > chunk.bucket || (recentBucket(old, at - 1) === chunk.bucket && recentMinT(old, at - 1) > chunk.minT))) at--
+  const replaces = at > 0 && recentBucket(old, at - 1) === chunk.bucket && recentMinT(old, at - 1) === chunk.minT
+  if (replaces) at--
+  const count = replaces ? n : n + 1
+  /** Chunk k of the new list: the new one at `at`, else the old one it shifts to. */
+  const oldIndex = (k: number) => (k < at ? k : replaces ? k : k - 1)
+  const bucketAt = (k: number) => (k === at ? chunk.bucket : recentBucket(old, oldIndex(k)))
   // Only the last two buckets, and at most `recentChunksMax` chunks: what goes takes its bucket's coverage.
-  const newest = recent.at(-1)!.bucket
+  const newest = bucketAt(count - 1)
   let drop = 0
-  while (drop < recent.length && (recent[drop]!.bucket < newest - 1 || recent.length - drop > Limits.recentChunksMax)) {
-    state.coveredAfter = Math.max(state.coveredAfter, recent[drop]!.bucket)
+  while (drop < count && (bucketAt(drop) < newest - 1 || count - drop > Limits.recentChunksMax)) {
+    state.coveredAfter = Math.max(state.coveredAfter, bucketAt(drop))
     drop++
   }
-  state.recent = packRecent(drop > 0 ? recent.slice(drop) : recent)
+  const kept = count - drop
+  if (kept === 0) {
+    state.recent = noRecent
+    return
+  }
+  let total = 0
+  for (let k = drop; k < count; k++) total += k === at ? chunk.bytes.length : recentEnd(old, oldIndex(k)) - recentStart(old, oldIndex(k))
+  const metaBytes = kept * recentFields * 8
+  const buffer = new ArrayBuffer(metaBytes + total)
+  const meta = new Float64Array(buffer, 0, kept * recentFields)
+  const bytes = new Uint8Array(buffer, metaBytes, total)
+  let to = 0
+  for (let k = drop; k < count; k++) {
+    const m = (k - drop) * recentFields
+    if (k === at) {
+      bytes.set(chunk.bytes, to)
+      to += chunk.bytes.length
+      meta[m] = chunk.bucket
+      meta[m + 1] = chunk.minT
+      meta[m + 2] = chunk.maxT
+    } else {
+      const i = oldIndex(k)
+      const from = recentStart(old, i)
+      const end = recentEnd(old, i)
+      bytes.set(old.bytes.subarray(from, end), to)
+      to += end - from
+      meta[m] = recentBucket(old, i)
+      meta[m + 1] = recentMinT(old, i)
+      meta[m + 2] = recentMaxT(old, i)
+    }
+    meta[m + 3] = to
+  }
+  state.recent = { meta, bytes }
 }
 
 /** The empty lists every series without histograms shares (replaced, never pushed to). */
