@@ -39,6 +39,7 @@
  */
 import * as path from "node:path"
 import { Config, ConfigProvider, Effect, Option, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { Limits as CoreLimits } from "@opendata/core"
 import type { ObjectStore } from "@opendata/core"
 import { Limits as EventStoreLimits } from "@opendata/eventstore"
 import type { EventStoreSettings } from "@opendata/eventstore"
@@ -97,6 +98,8 @@ export interface RuntimeConfig {
   readonly flushIntervalMs?: number | undefined
   /** How far the JavaScript heap grows past the last full collection's live data, in percent (default `heapGrowthPercentDefault`; 0: V8's own choice). */
   readonly heapGrowthPercent?: number | undefined
+  /** Each product's Db block cache, in MiB (default `blockCacheMbDefault`). */
+  readonly blockCacheMb?: number | undefined
   readonly tsdbRetentionMs?: number | undefined
   readonly tsdbQueryTimeoutMs?: number | undefined
   readonly tsdbQuerySamplesMax?: number | undefined
@@ -127,6 +130,9 @@ export interface AuthConfig {
  * ingest CPU that the machine's noise lets us see.
  */
 export const heapGrowthPercentDefault = 100
+
+/** The block cache of each product's Db, in MiB, unless configured: the Db's own default. */
+export const blockCacheMbDefault = CoreLimits.blockCacheBytes / 2 ** 20
 
 /**
  * The least time between the starts of two WAL writes: a cost bound, not a latency floor. On S3 every WAL
@@ -356,6 +362,7 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   logFormat: Config.Literals(logFormats, "OPENDATA_LOG_FORMAT").pipe(Config.withDefault("logfmt" as const)),
   flushIntervalMs: optional(DurationMs, "OPENDATA_FLUSH_INTERVAL_MS"),
   heapGrowthPercent: optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0, { message: "must be 0 or more" })), "OPENDATA_HEAP_GROWTH_PERCENT"),
+  blockCacheMb: optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1, { message: "must be 1 or more" })), "OPENDATA_BLOCK_CACHE_MB"),
   tsdbRetentionMs: positiveDuration("OPENDATA_TSDB_RETENTION_MS"),
   tsdbQueryTimeoutMs: positiveDuration("OPENDATA_TSDB_QUERY_TIMEOUT_MS"),
   tsdbQuerySamplesMax: positiveInt("OPENDATA_TSDB_QUERY_SAMPLES_MAX"),
@@ -363,12 +370,13 @@ export const fromEnv: Config.Config<RuntimeConfig> = Config.all({
   tsdbFeatures: optional(featureList, "OPENDATA_TSDB_ENABLE_FEATURES"),
   eventStore: eventStoreConfig
 }).pipe(
-  Config.map(({ flushIntervalMs, heapGrowthPercent, tsdbFeatures, tsdbOtlp, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
+  Config.map(({ blockCacheMb, flushIntervalMs, heapGrowthPercent, tsdbFeatures, tsdbOtlp, tsdbQuerySamplesMax, tsdbQueryTimeoutMs, tsdbRetentionMs, ...c }): RuntimeConfig => ({
     ...c,
     ...(Option.isSome(tsdbFeatures) && tsdbFeatures.value.length > 0 ? { tsdbFeatures: tsdbFeatures.value } : {}),
     ...(tsdbOtlp !== undefined ? { tsdbOtlp } : {}),
     ...(Option.isSome(flushIntervalMs) ? { flushIntervalMs: flushIntervalMs.value } : {}),
     ...(Option.isSome(heapGrowthPercent) ? { heapGrowthPercent: heapGrowthPercent.value } : {}),
+    ...(Option.isSome(blockCacheMb) ? { blockCacheMb: blockCacheMb.value } : {}),
     ...(Option.isSome(tsdbRetentionMs) ? { tsdbRetentionMs: tsdbRetentionMs.value } : {}),
     ...(Option.isSome(tsdbQueryTimeoutMs) ? { tsdbQueryTimeoutMs: tsdbQueryTimeoutMs.value } : {}),
     ...(Option.isSome(tsdbQuerySamplesMax) ? { tsdbQuerySamplesMax: tsdbQuerySamplesMax.value } : {})
@@ -503,6 +511,7 @@ export const describe = (config: RuntimeConfig): Record<string, string | number 
     "log.format": config.logFormat ?? "logfmt",
     flushInterval: formatDurationMs(flushIntervalFor(config)),
     heapGrowthPercent: config.heapGrowthPercent ?? heapGrowthPercentDefault,
+    blockCacheMb: config.blockCacheMb ?? blockCacheMbDefault,
     "tsdb.retention": formatDurationMs(config.tsdbRetentionMs ?? TsdbLimits.retentionMsDefault),
     "tsdb.queryTimeout": formatDurationMs(config.tsdbQueryTimeoutMs ?? TsdbLimits.queryTimeoutMsDefault),
     "tsdb.querySamplesMax": config.tsdbQuerySamplesMax ?? TsdbLimits.querySamplesMax,

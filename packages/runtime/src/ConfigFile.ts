@@ -13,6 +13,7 @@
  *   log: { level: info, format: logfmt }   # debug | info | warn | error; logfmt | json
  *   flushIntervalMs: 5ms      # default 100ms on s3, 0 otherwise
  *   heapGrowthPercent: 100    # how far the JavaScript heap grows past its live data (Go's GOGC); 0: V8's choice
+ *   blockCacheMb: 64          # each product's block cache (decoded table blocks), in MiB
  *   s3: { bucket: b, endpoint: "http://127.0.0.1:7480", region: us-east-1, prefix: "", forcePathStyle: true, ifMatchUnquoted: true }
  *   tsdb: { retentionMs: 15d, queryTimeoutMs: 2m, querySamplesMax: 50000000, enableFeatures: [promql-experimental-functions],
  *           otlp: { translationStrategy: UnderscoreEscapingWithSuffixes, promoteResourceAttributes: [k8s.namespace.name],
@@ -67,6 +68,7 @@ const File = Schema.Struct({
   })),
   flushIntervalMs: Schema.optional(DurationOrZero),
   heapGrowthPercent: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  blockCacheMb: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
   tsdb: Schema.optional(Schema.Struct({
     retentionMs: Schema.optional(Duration),
     queryTimeoutMs: Schema.optional(Duration),
@@ -131,6 +133,7 @@ const asEnv = (f: File, file: string): Record<string, string> => {
     OPENDATA_LOG_FORMAT: f.log?.format,
     OPENDATA_FLUSH_INTERVAL_MS: f.flushIntervalMs?.toString(),
     OPENDATA_HEAP_GROWTH_PERCENT: f.heapGrowthPercent?.toString(),
+    OPENDATA_BLOCK_CACHE_MB: f.blockCacheMb?.toString(),
     OPENDATA_TSDB_RETENTION_MS: f.tsdb?.retentionMs?.toString(),
     OPENDATA_TSDB_QUERY_TIMEOUT_MS: f.tsdb?.queryTimeoutMs?.toString(),
     OPENDATA_TSDB_QUERY_SAMPLES_MAX: f.tsdb?.querySamplesMax?.toString(),

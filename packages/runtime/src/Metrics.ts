@@ -271,7 +271,8 @@ export const dbSamples = (db: string, stats: Db.DbStats): Array<Sample> => {
     return [
       sample("counter", "opendata_db_cache_hits_total", "Cache lookups that found their entry.", c.hits, { cache }),
       sample("counter", "opendata_db_cache_misses_total", "Cache lookups that did not.", c.misses, { cache }),
-      sample("gauge", "opendata_db_cache_bytes", "Bytes held by the cache.", c.bytes, { cache })
+      sample("gauge", "opendata_db_cache_bytes", "Bytes held by the cache.", c.bytes, { cache }),
+      sample("gauge", "opendata_db_cache_capacity_bytes", "Bytes the cache may hold (the block cache: OPENDATA_BLOCK_CACHE_MB).", c.capacityBytes, { cache })
     ]
   })
   return [

@@ -107,7 +107,10 @@ const measured = (name: string, db: Layer.Layer<Db.Db, Db.DbError, ObjectStore.O
 
 /** Both products, on their Dbs as the role opens them. */
 const layerProducts = (config: RuntimeConfig, role: Exclude<Role, "compactor">) => {
-  const dbSettings: Db.DbSettings = { flushIntervalMs: flushIntervalFor(config) }
+  const dbSettings: Db.DbSettings = {
+    flushIntervalMs: flushIntervalFor(config),
+    ...(config.blockCacheMb !== undefined ? { blockCacheBytes: config.blockCacheMb * 2 ** 20 } : {})
+  }
   const reader = role === "reader"
   // Each product's service is wrapped to count its writes, appends, tails and queries for `/metrics`.
   return Layer.mergeAll(

@@ -43,6 +43,21 @@ describe("configuration values", () => {
     expect(Exit.isFailure(negative) && String(negative.cause)).toMatch(/OPENDATA_FLUSH_INTERVAL_MS/)
   })
 
+  it("takes the block cache size of each product's Db in MiB (default the Db's 64) and refuses one under 1 MiB", async () => {
+    expect((await loaded({})).blockCacheMb).toBeUndefined()
+    expect(Config.describe(await loaded({})).blockCacheMb).toBe(64)
+    expect((await loaded({ OPENDATA_BLOCK_CACHE_MB: "256" })).blockCacheMb).toBe(256)
+    for (const bad of ["0", "-1", "1.5", "lots"]) {
+      const exit = await loadFrom({ OPENDATA_BLOCK_CACHE_MB: bad })
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/OPENDATA_BLOCK_CACHE_MB/)
+    }
+    const dir = await tempDir()
+    const file = path.join(dir, "opendata.yaml")
+    await fs.writeFile(file, "blockCacheMb: 16\n")
+    expect((await loaded(await Effect.runPromise(ConfigFile.read(file)))).blockCacheMb).toBe(16)
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
   it("takes how far the heap may grow (default 100%, 0 leaves it to V8) and refuses a negative or fractional one", async () => {
     expect((await loaded({})).heapGrowthPercent).toBeUndefined()
     expect(Config.describe(await loaded({})).heapGrowthPercent).toBe(Config.heapGrowthPercentDefault)

@@ -278,8 +278,8 @@ describe("the Metrics service", () => {
     const stats = {
       durableSeq: 7, manifestVersion: 3, writerEpoch: 1, walObjectsWritten: 2, walBytesWritten: 100, l0Tables: 1, sortedRuns: 0,
       compactorEpoch: 0, tables: 1, tableBytes: 4096, tableEntries: 12, tablesWritten: 1, compactions: 0, objectsCollected: 0, writeQueueDepth: 0, memtableBytes: 10, frozenMemtables: 0,
-      blockCache: { hits: 9, misses: 3, loads: 3, evictions: 0, bytes: 1024, entries: 3 },
-      metaCache: { hits: 0, misses: 1, loads: 1, evictions: 0, bytes: 64, entries: 1 },
+      blockCache: { hits: 9, misses: 3, loads: 3, evictions: 0, bytes: 1024, entries: 3, capacityBytes: 16 * 2 ** 20 },
+      metaCache: { hits: 0, misses: 1, loads: 1, evictions: 0, bytes: 64, entries: 1, capacityBytes: 4096 },
       walWriteMs: { boundsMs: [1, 10], counts: [1, 1, 0], sumMs: 6, count: 2 }
     }
     const scope = Effect.runSync(Scope.make())
@@ -287,6 +287,7 @@ describe("the Metrics service", () => {
     let text = await render(metrics)
     expect(valueOf(text, 'opendata_db_cache_hits_total{db="tsdb",cache="block"}')).toBe(9)
     expect(valueOf(text, 'opendata_db_cache_misses_total{db="tsdb",cache="block"}')).toBe(3)
+    expect(valueOf(text, 'opendata_db_cache_capacity_bytes{db="tsdb",cache="block"}')).toBe(16 * 2 ** 20)
     expect(valueOf(text, 'opendata_db_table_bytes{db="tsdb"}')).toBe(4096)
     expect(valueOf(text, 'opendata_db_wal_write_duration_seconds_bucket{db="tsdb",le="0.01"}')).toBe(2)
     expect(valueOf(text, 'opendata_db_wal_write_duration_seconds_sum{db="tsdb"}')).toBe(0.006)

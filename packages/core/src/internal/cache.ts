@@ -17,6 +17,8 @@ export interface CacheStats {
   readonly evictions: number
   readonly bytes: number
   readonly entries: number
+  /** The bound on `bytes`. */
+  readonly capacityBytes: number
 }
 
 export interface Cache<V> {
@@ -114,7 +116,7 @@ export const makeCache = <V>(options: {
         bytes -= old.bytes
       }
     },
-    stats: () => ({ hits, misses, loads, evictions, bytes, entries: values.size })
+    stats: () => ({ hits, misses, loads, evictions, bytes, entries: values.size, capacityBytes: options.capacityBytes })
   }
   return cache
 }
