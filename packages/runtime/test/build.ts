@@ -1,6 +1,6 @@
 /**
- * Builds the runtime and the web UI once before the tests, so they start the server exactly as `npm start`
- * does.
+ * Builds the runtime (with its entry points bundled) and the web UI once before the tests, so they start
+ * the server exactly as `npm start` does.
  */
 import { execFileSync } from "node:child_process"
 import * as path from "node:path"
@@ -11,5 +11,6 @@ export default function setup() {
     cwd: root,
     stdio: "inherit"
   })
+  execFileSync(process.execPath, [path.join(root, "packages/runtime/scripts/bundle.mjs")], { cwd: root, stdio: "inherit" })
   execFileSync(process.execPath, [path.join(root, "packages/ui/build.mjs")], { cwd: root, stdio: "inherit" })
 }
