@@ -23,10 +23,11 @@ await build({
   // The workspace packages from their TypeScript sources, as the tests and the source launcher resolve them.
   conditions: ["@opendata/source"],
   external: ["@opendata/ui"],
-  // Names kept (errors, classes and stack traces read as in the sources); only whitespace and syntax shrink.
+  // Identifiers are not renamed (stack traces read as in the sources); only whitespace and syntax shrink.
+  // Not `keepNames`: it wraps every function as it is created to pin its name, a cost on every closure a
+  // request makes (append sessions at 64 producers: 16,400 -> 10,700-12,200 records/s).
   minifyWhitespace: true,
   minifySyntax: true,
-  keepNames: true,
   legalComments: "eof",
   sourcemap: "linked",
   // Dependencies written as CommonJS call require() for Node's modules: give the ES module bundle one.
