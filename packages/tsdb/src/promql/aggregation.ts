@@ -192,6 +192,12 @@ const aggregateStreamed = (ctx: Ctx, agg: Aggregate, series: Iterable<VSeries>):
     })
     out.push({ labels: g.labels, dropName: g.dropName, values })
   }
+  return aggregated(ctx, seen, out)
+}
+
+/** The groups' series, once what combining their histograms ran into is reported. */
+const aggregated = (ctx: Ctx, seen: NH.Seen, out: Array<VSeries>): EvalValue => {
+  // Exponential and custom buckets in one sum: Prometheus names no metric.
   if (seen.mixedSchemas) {
     seen.mixedSchemas = false
     warn(ctx, `vector contains a mix of histograms with exponential and custom buckets schemas for metric name ""`)
@@ -357,11 +363,5 @@ export const evalAggregate = (ctx: Ctx, agg: Aggregate): Effect.Effect<EvalValue
       })
       out.push({ labels: g.labels, dropName: g.dropName, values })
     }
-    // Exponential and custom buckets in one sum: Prometheus names no metric.
-    if (seen.mixedSchemas) {
-      seen.mixedSchemas = false
-      warn(ctx, `vector contains a mix of histograms with exponential and custom buckets schemas for metric name ""`)
-    }
-    reportSeen(ctx, seen, "", "aggregation")
-    return { kind: "vector", series: out }
+    return aggregated(ctx, seen, out)
   })
