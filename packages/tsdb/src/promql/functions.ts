@@ -94,12 +94,11 @@ const parseGoFloat = (text: string): number => {
   return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) || /^[+-]?0[xX]/.test(t) ? Number(t) : Number.NaN
 }
 
-/** Whether `call` is a range function over a plain range (not an `anchored` or `smoothed` one). */
-const plainRangeCall = (call: Call): boolean => {
-  if (rangeFunctions[call.func] === undefined) return false
+/** The call's range selector when it is an `anchored` or `smoothed` one (then the call is evaluated apart). */
+const extendedRange = (call: Call): MatrixSelector | undefined => {
   const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
   const sel = matrix === undefined ? undefined : (matrix.type === "Paren" ? matrix.expr : matrix) as MatrixSelector
-  return !(sel !== undefined && (sel.vector.anchored === true || sel.vector.smoothed === true))
+  return sel !== undefined && (sel.vector.anchored === true || sel.vector.smoothed === true) ? sel : undefined
 }
 
 /**
@@ -107,7 +106,9 @@ const plainRangeCall = (call: Call): boolean => {
  * them (`undefined` for any other expression): for an aggregation that takes each series as it comes.
  */
 export const streamedCall = (ctx: Ctx, node: Expr): Effect.Effect<Iterable<VSeries> | undefined, QueryError> =>
-  node.type === "Call" && plainRangeCall(node) ? rangeCall(ctx, node) : Effect.succeed(undefined)
+  node.type === "Call" && rangeFunctions[node.func] !== undefined && extendedRange(node) === undefined
+    ? rangeCall(ctx, node)
+    : Effect.succeed(undefined)
 
 /** A range function's result series (over a plain range), lazily: each computed when reached. */
 const rangeCall = (ctx: Ctx, call: Call): Effect.Effect<Iterable<VSeries>, QueryError> =>
@@ -146,11 +147,11 @@ export const evalCall = (ctx: Ctx, call: Call): Effect.Effect<EvalValue, QueryEr
   Effect.gen(function*() {
     const name = call.func
     const ranged = rangeFunctions[name]
-    if (ranged !== undefined && !plainRangeCall(call)) {
-      const matrix = call.args.find((a) => a.type === "MatrixSelector" || (a.type === "Paren" && a.expr.type === "MatrixSelector"))
-      return yield* evalExtendedRange(ctx, name, (matrix!.type === "Paren" ? matrix!.expr : matrix) as MatrixSelector)
+    if (ranged !== undefined) {
+      const extended = extendedRange(call)
+      if (extended !== undefined) return yield* evalExtendedRange(ctx, name, extended)
+      return { kind: "vector", series: Array.from(yield* rangeCall(ctx, call)) }
     }
-    if (ranged !== undefined) return { kind: "vector", series: Array.from(yield* rangeCall(ctx, call)) }
     if (name === "absent_over_time") {
       const input = yield* rangeInput(ctx, call.args[0]!)
       const present = overWindows(ctx, input, rangeFunctions["present_over_time"]!, [])

@@ -96,16 +96,8 @@ const windowSamples = (w: HistogramWindow, sts?: Float64Array): Array<{ t: numbe
 
 /**
  * Prometheus's info that `rate`/`increase` of a metric whose name does not end like a counter's may not
- * mean much: for each result series with a float value and a metric name.
+ * mean much: its text for a result series with a float value and a metric name, else undefined.
  */
-export const counterNameInfo = (ctx: Ctx, series: ReadonlyArray<VSeries>) => {
-  for (const s of series) {
-    const text = counterNameText(s)
-    if (text !== undefined) inform(ctx, text)
-  }
-}
-
-/** `counterNameInfo`'s text for one series, if it has one. */
 export const counterNameText = (s: VSeries): string | undefined => {
   const name = metricName(s.labels)
   if (name === "" || /_(total|sum|count|bucket)$/.test(name) || !s.values.some((x) => typeof x === "number")) return undefined

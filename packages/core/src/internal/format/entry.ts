@@ -77,3 +77,37 @@ export const readEntry = (r: ByteReader): Entry => {
   const value = r.bytes(valueLength, "value")
   return { key, seq, kind, value }
 }
+
+/** Where an encoded entry's key length and key are, from its start (after kind u8 and seq u64). */
+const keyLengthAt = 9
+const keyAt = 11
+
+const u32At = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+
+/**
+ * The entry encoded at `at` in `bytes`, which `readEntry` has already checked there (no checks again);
+ * its key and value are views of `bytes`.
+ */
+export const entryAt = (bytes: Uint8Array, at: number): Entry => {
+  const keyLength = (bytes[at + keyLengthAt]! << 8) | bytes[at + keyLengthAt + 1]!
+  const keyEnd = at + keyAt + keyLength
+  const valueLength = u32At(bytes, keyEnd)
+  return {
+    key: bytes.subarray(at + keyAt, keyEnd),
+    seq: u32At(bytes, at + 1) * 2 ** 32 + u32At(bytes, at + 5),
+    kind: kindOfCode[bytes[at]!]!,
+    value: bytes.subarray(keyEnd + 4, keyEnd + 4 + valueLength)
+  }
+}
+
+/** `compareBytes(key of the entry encoded at at, key)`, read in place (the entry checked, as for `entryAt`). */
+export const compareKeyAt = (bytes: Uint8Array, at: number, key: Uint8Array): number => {
+  const length = (bytes[at + keyLengthAt]! << 8) | bytes[at + keyLengthAt + 1]!
+  const from = at + keyAt
+  const n = Math.min(length, key.length)
+  for (let j = 0; j < n; j++) {
+    const d = bytes[from + j]! - key[j]!
+    if (d !== 0) return d
+  }
+  return length - key.length
+}

@@ -9,7 +9,7 @@
  */
 import { buildBloom } from "./bloom.ts"
 import { ByteReader, ByteWriter, checkedBody, compareBytes, crc32c, equalBytes, FormatError } from "./bytes.ts"
-import { type Entry, assertEntry, compareEntries, entryBytes, entryOverheadBytes, entryValueBytesMax, writeEntry } from "./entry.ts"
+import { type Entry, assertEntry, compareEntries, compareKeyAt, entryAt, entryBytes, entryOverheadBytes, readEntry, writeEntry } from "./entry.ts"
 import { decoding } from "./errors.ts"
 
 export interface SstBuildOptions {
@@ -271,47 +271,14 @@ export interface SstBlock {
   readonly starts: Uint32Array
 }
 
-/** Offset, in an encoded entry, of its key length (after kind u8 and seq u64). */
-const keyLengthAt = 9
-const keyAt = 11
-
-const u32At = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
-
-const seqAt = (b: Uint8Array, at: number): number => u32At(b, at + 1) * 2 ** 32 + u32At(b, at + 5)
-
 /** Entries in the block. */
 export const blockEntryCount = (block: SstBlock): number => block.starts.length
 
 /** Entry `i` of the block; its key and value are views of the block's bytes. */
-export const blockEntry = (block: SstBlock, i: number): Entry => {
-  const b = block.body
-  const at = block.starts[i]!
-  const keyLength = (b[at + keyLengthAt]! << 8) | b[at + keyLengthAt + 1]!
-  const keyEnd = at + keyAt + keyLength
-  const valueLength = u32At(b, keyEnd)
-  return {
-    key: b.subarray(at + keyAt, keyEnd),
-    seq: seqAt(b, at),
-    kind: entryKinds[b[at]!]!,
-    value: b.subarray(keyEnd + 4, keyEnd + 4 + valueLength)
-  }
-}
-
-const entryKinds: ReadonlyArray<Entry["kind"]> = ["put", "delete", "merge"]
+export const blockEntry = (block: SstBlock, i: number): Entry => entryAt(block.body, block.starts[i]!)
 
 /** `compareBytes(key of entry i, key)`, read in place. */
-export const blockCompareKey = (block: SstBlock, i: number, key: Uint8Array): number => {
-  const b = block.body
-  const at = block.starts[i]!
-  const length = (b[at + keyLengthAt]! << 8) | b[at + keyLengthAt + 1]!
-  const from = at + keyAt
-  const n = Math.min(length, key.length)
-  for (let j = 0; j < n; j++) {
-    const d = b[from + j]! - key[j]!
-    if (d !== 0) return d
-  }
-  return length - key.length
-}
+export const blockCompareKey = (block: SstBlock, i: number, key: Uint8Array): number => compareKeyAt(block.body, block.starts[i]!, key)
 
 /** Every entry of the block, built (tools and tests; readers go entry by entry). */
 export const blockEntries = (block: SstBlock): Array<Entry> => {
@@ -331,46 +298,19 @@ export const blockMemoryBytes = (block: SstBlock): number => block.body.byteLeng
 export const decodeSstBlock = (object: string, bytes: Uint8Array): SstBlock =>
   decoding(object, () => {
     const body = checkedBody(bytes, "block")
-    if (body.length < 4) throw new FormatError(`truncated: entry count needs 4 bytes at offset 0, ${body.length} left`)
-    const count = u32At(body, 0)
+    const r = new ByteReader(body)
+    const count = r.u32("entry count")
     if (count < 1) throw new FormatError("block of no entries")
-    if (count > (body.length - 4) / entryOverheadBytes) throw new FormatError(`${count} entries cannot fit in ${body.length - 4} bytes`)
+    if (count > r.remaining / entryOverheadBytes) throw new FormatError(`${count} entries cannot fit in ${r.remaining} bytes`)
     const starts = new Uint32Array(count)
-    let at = 4
-    let prevKeyFrom = -1
-    let prevKeyLength = 0
-    let prevSeq = 0
+    let prev: Entry | undefined
     for (let i = 0; i < count; i++) {
-      if (body.length - at < entryOverheadBytes) throw new FormatError(`truncated: entry ${i} needs ${entryOverheadBytes} bytes at offset ${at}, ${body.length - at} left`)
-      const code = body[at]!
-      if (code > 2) throw new FormatError(`unknown entry kind ${code} at offset ${at}`)
-      if (body[at + 1]! * 2 ** 24 + ((body[at + 2]! << 16) | (body[at + 3]! << 8) | body[at + 4]!) > 0x1f_ffff) {
-        throw new FormatError(`entry seq at offset ${at + 1} exceeds 2^53-1`)
-      }
-      const seq = seqAt(body, at)
-      const keyLength = (body[at + keyLengthAt]! << 8) | body[at + keyLengthAt + 1]!
-      const keyFrom = at + keyAt
-      if (body.length - keyFrom < keyLength + 4) throw new FormatError(`truncated: key of entry ${i} at offset ${keyFrom} (${keyLength} bytes) and its value length`)
-      const valueLength = u32At(body, keyFrom + keyLength)
-      if (valueLength > entryValueBytesMax) throw new FormatError(`value length ${valueLength} at offset ${at} exceeds 2^31`)
-      if (code === 1 && valueLength !== 0) throw new FormatError(`delete entry at offset ${at} has a value`)
-      const end = keyFrom + keyLength + 4 + valueLength
-      if (end > body.length) throw new FormatError(`truncated: value of entry ${i} needs ${valueLength} bytes at offset ${keyFrom + keyLength + 4}, ${body.length - keyFrom - keyLength - 4} left`)
-      if (prevKeyFrom >= 0) {
-        let c = 0
-        const n = Math.min(prevKeyLength, keyLength)
-        for (let j = 0; j < n && c === 0; j++) c = body[prevKeyFrom + j]! - body[keyFrom + j]!
-        if (c === 0) c = prevKeyLength - keyLength
-        // Key ascending, then seq descending (newest first); no two entries equal.
-        if (c > 0 || (c === 0 && prevSeq <= seq)) throw new FormatError(`block entry ${i} out of order`)
-      }
-      starts[i] = at
-      prevKeyFrom = keyFrom
-      prevKeyLength = keyLength
-      prevSeq = seq
-      at = end
+      starts[i] = r.offset
+      const entry = readEntry(r)
+      if (prev !== undefined && compareEntries(prev, entry) >= 0) throw new FormatError(`block entry ${i} out of order`)
+      prev = entry
     }
-    if (at !== body.length) throw new FormatError(`${body.length - at} unexpected bytes after the last entry`)
+    r.end("the last entry")
     return { body, starts }
   })
 
