@@ -42,7 +42,9 @@
  * `ours-session,redis`, default all three), BENCH_TAILS (idle tails
  * of cell e, default 10000), BENCH_PROFILE=1 (run our server with `--cpu-prof`, and print at the end the
  * top 25 self-time functions of its main thread over every cell's measurement window, then each cell's top
- * 10; BENCH_PROFILE_DIR keeps the profiles there), BENCH_REDIS_SERVER (default `redis-server`).
+ * 10; BENCH_PROFILE_DIR keeps the profiles there, each with its window), BENCH_OURS_NODE_ARGS (Node flags
+ * for our server), BENCH_SERVER_OUTPUT (a directory to keep the servers' output in), BENCH_REDIS_SERVER
+ * (default `redis-server`).
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
@@ -218,8 +220,12 @@ const launch = (name: "ours" | "redis", command: string, args: ReadonlyArray<str
   const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
   children.add(child)
   let output = ""
+  // BENCH_SERVER_OUTPUT=<dir>: every line the server prints, kept in <dir>/<name>-<pid>.log (with --trace-gc, say).
+  const outputDir = process.env["BENCH_SERVER_OUTPUT"]
+  if (outputDir !== undefined) fs.mkdirSync(outputDir, { recursive: true })
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000)
+    if (outputDir !== undefined) fs.appendFileSync(path.join(outputDir, `${name}-${child.pid}.log`), chunk)
   }
   child.stdout!.on("data", keep)
   child.stderr!.on("data", keep)
@@ -712,7 +718,15 @@ const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
       cpuEnd = cpuSeconds(server.pid)
       const used = process.cpuUsage(client0)
       windowEnd = performance.now()
-      if (ours) profileWindows.set(profileKey(cell, name), { startUs, endUs: monotonicUs() })
+      if (ours) {
+        const window = { startUs, endUs: monotonicUs() }
+        profileWindows.set(profileKey(cell, name), window)
+        // Beside the profile, so that a kept profile (BENCH_PROFILE_DIR) can be read for the window alone.
+        if (profile) {
+          fs.mkdirSync(path.join(profileDir, profileKey(cell, name)), { recursive: true })
+          fs.writeFileSync(path.join(profileDir, profileKey(cell, name), "window.json"), JSON.stringify(window))
+        }
+      }
       clientCpu = (used.user + used.system) / 1e6
       phase = "done"
     })()

@@ -48,6 +48,17 @@ export interface QueuedAppend {
   readonly durable: Effect.Effect<void, Unavailable>
 }
 
+/**
+ * A tail read by polling. `poll` gives the events there are now (catching up from storage first), or none
+ * when the next would have to be waited for; `whenReady` then calls back once, when `poll` may give more:
+ * records became durable, deliveries were lost (the next poll reads storage), or a heartbeat is due. It
+ * calls back at once if there is something already; it returns its cancellation.
+ */
+export interface TailCursor {
+  readonly poll: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable>
+  readonly whenReady: (ready: () => void) => () => void
+}
+
 /** An append decided at once (`appendNow`): its offsets, and its durability as a callback as well. */
 export interface DecidedAppend extends QueuedAppend {
   /**
@@ -327,6 +338,13 @@ export interface EventStoreShape {
    * every durable append under the prefix.
    */
   readonly tailPrefix: (prefix: string) => Stream.Stream<TailEvent, InvalidInput | Unavailable>
+  /**
+   * `tail` read by polling, for a server holding many tails: nothing runs, and no fiber waits, while the
+   * tail is idle. Follows the log until the scope closes.
+   */
+  readonly tailCursor: (key: string, start: TailStart) => Effect.Effect<TailCursor, InvalidInput | OffsetTrimmed | Unavailable, Scope.Scope>
+  /** `tailPrefix` read by polling (see `tailCursor`). */
+  readonly tailPrefixCursor: (prefix: string) => Effect.Effect<TailCursor, InvalidInput | Unavailable, Scope.Scope>
   /** Runs one retention pass now (normally done every retentionIntervalMs); returns the logs trimmed. */
   readonly enforceRetention: Effect.Effect<number, Unavailable>
 }

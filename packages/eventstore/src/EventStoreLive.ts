@@ -62,7 +62,7 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
     // One reader of the change feed for every tail, which wakes only the subscribers of the logs a
     // durable batch touched (internal/tails.ts).
     const tails = yield* makeTailRegistry(db, scope, heartbeatMs)
-    const { offsetAtTime, read, tail, tailPrefix } = makeReadPath(db, state, tails, heartbeatMs)
+    const { offsetAtTime, read, tail, tailPrefix, tailCursor, tailPrefixCursor } = makeReadPath(db, state, tails, heartbeatMs)
 
     // --- metadata, list, delete, trim, tokens, retention, groups -----------------------------------
 
@@ -368,6 +368,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       transact,
       tail,
       tailPrefix,
+      tailCursor,
+      tailPrefixCursor,
       enforceRetention
     } satisfies EventStoreShape
   })

@@ -259,12 +259,12 @@ const makeHandlers = (store: EventStoreShape, home: TailHome) => {
       : q.now !== undefined
       ? { _tag: "now" }
       : { _tag: "time", time: 0 }
-    return yield* serveTail(request, store.tail(key, start), q.encoding ?? "utf8", home)
+    return yield* serveTail(request, store.tailCursor(key, start), q.encoding ?? "utf8", home)
   })
 
   const tailPrefix = Effect.fnUntraced(function*(request: Request, q: typeof TailPrefixQuery.Type): Answered {
     if (!isWebSocketUpgrade(request)) return yield* new UpgradeRequired()
-    return yield* serveTail(request, store.tailPrefix(q.prefix ?? ""), q.encoding ?? "utf8", home)
+    return yield* serveTail(request, store.tailPrefixCursor(q.prefix ?? ""), q.encoding ?? "utf8", home)
   })
 
   const appendSession = Effect.fnUntraced(function*(request: Request, q: typeof AppendSessionQuery.Type): Answered {

@@ -483,6 +483,11 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
       Effect.acquireRelease(Effect.sync(() => metrics.eventStoreTailSubscribers(1)), () => Effect.sync(() => metrics.eventStoreTailSubscribers(-1))),
       stream
     ))
+  /** Counts a cursor's subscriber until its scope closes. */
+  const subscriber = Effect.acquireRelease(
+    Effect.sync(() => metrics.eventStoreTailSubscribers(1)),
+    () => Effect.sync(() => metrics.eventStoreTailSubscribers(-1))
+  )
   return {
     ...store,
     append: (key, records, options) =>
@@ -534,7 +539,9 @@ export const countingEventStore = (store: EventStore.EventStoreShape, metrics: M
       }
     }),
     tail: (key, start) => followed(store.tail(key, start)),
-    tailPrefix: (prefix) => followed(store.tailPrefix(prefix))
+    tailPrefix: (prefix) => followed(store.tailPrefix(prefix)),
+    tailCursor: (key, start) => Effect.tap(store.tailCursor(key, start), () => subscriber),
+    tailPrefixCursor: (prefix) => Effect.tap(store.tailPrefixCursor(prefix), () => subscriber)
   }
 }
 

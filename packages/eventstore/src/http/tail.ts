@@ -4,10 +4,10 @@
  * shuts down or the tail fails. Also the connection's send-buffer back-pressure, which append sessions
  * share: a client that reads slowly is waited for, then closed (1008).
  */
-import { Effect, Exit, type Fiber, Schema, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Schema, Scope } from "effect"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
-import type { InvalidInput, OffsetTrimmed, TailEvent, Unavailable } from "../EventStore.ts"
+import type { InvalidInput, OffsetTrimmed, TailCursor, TailEvent, Unavailable } from "../EventStore.ts"
 import { type Encoding, encodeRecords, type RecordJson } from "./codecs.ts"
 import { errorAnswer } from "./errors.ts"
 
@@ -112,6 +112,13 @@ export interface TailHome {
   readonly onShutdown: (end: () => void) => () => void
   /** Completes once the server begins to shut down (for a connection that waits in a fiber of its own). */
   readonly shutdown: Effect.Effect<void>
+  /**
+   * Runs an effect of a connection from a callback, in `scope`, with the API's services: not the request's,
+   * which a connection would then hold for as long as it lives.
+   */
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /** As `run`, but not interrupted by the scope's close: a connection's own close, which must finish. */
+  readonly runDetached: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 }
 
 export const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailHome, never, Scope.Scope> =>
@@ -119,6 +126,14 @@ export const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailH
     const scope = yield* Effect.scope
     const ends = new Set<() => void>()
     let shuttingDown = false
+    // An idle tail has no fiber for the scope's close to interrupt: it is ended by its callback.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        shuttingDown = true
+        for (const end of ends) end()
+        ends.clear()
+      })
+    )
     yield* Effect.forkScoped(Effect.andThen(
       shutdown,
       Effect.sync(() => {
@@ -137,8 +152,11 @@ export const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailH
         ends.delete(end)
       }
     }
+    const runWith = Effect.runForkWith(yield* Effect.context<never>())
     return {
       scope,
+      run: (effect) => Fiber.runIn(runWith(effect), scope),
+      runDetached: runWith,
       onShutdown,
       shutdown: Effect.callback<void>((resume) => Effect.sync(onShutdown(() => resume(Effect.void))))
     }
@@ -149,16 +167,17 @@ export const makeTailHome = (shutdown: Effect.Effect<void>): Effect.Effect<TailH
  * server shuts down (close 1001), or the tail fails (an error message, then a close with code 4000 +
  * status).
  *
- * Once the connection is upgraded the request is answered, and the tail goes on as one fiber of its own
- * in `home.scope`, holding the socket in a scope of its own: an idle tail is that fiber, suspended in its
- * subscription's wait, and the connection, not a request in the HTTP server's pipeline. The client's close
- * and the server's shutdown interrupt it by callback (an interrupted tail closes with 1001). Messages from
- * the client are not read: the socket keeps at most 64 KiB of them, then stops reading the connection until
- * the tail ends.
+ * Once the connection is upgraded the request is answered, and the tail goes on as passes: a pass is a
+ * fiber in `home.scope` that polls the cursor and sends what it gives until it gives nothing, then asks
+ * the cursor to call back when there is more (records, a loss to catch up from storage, or a heartbeat
+ * due). An idle tail is that callback, its subscription and the connection: no fiber, and not a request
+ * in the HTTP server's pipeline. The client's close and the server's shutdown end it by callback (an
+ * interrupted tail closes with 1001). Messages from the client are not read: the socket keeps at most
+ * 64 KiB of them, then stops reading the connection until the tail ends.
  */
 export const serveTail = (
   request: HttpServerRequest.HttpServerRequest,
-  events: Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable>,
+  open: Effect.Effect<TailCursor, InvalidInput | OffsetTrimmed | Unavailable, Scope.Scope>,
   encoding: Encoding,
   home: TailHome
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
@@ -176,41 +195,71 @@ export const serveTail = (
     }
     const writer = opened.value
     const buffer = sendBufferOf(request)
+    const send = (message: string) => Effect.andThen(awaitDrain(buffer), writer.write(message))
+
+    /** Sends what the cursor has until it has nothing (true: the tail goes on) or the tail ended (false). */
+    let cursor: TailCursor | undefined
+    const pass: Effect.Effect<boolean> = Effect.gen(function*() {
+      if (cursor === undefined) cursor = yield* Scope.provide(open, scope)
+      for (;;) {
+        const events = yield* cursor.poll
+        if (events.length === 0) return true
+        for (const event of events) {
+          const messages = yield* eventMessages(event, encoding)
+          for (const message of messages) yield* send(message)
+        }
+      }
+    }).pipe(
+      Effect.catch((e) => {
+        const last = e._tag === "SlowConsumer"
+          ? writer.write(new Socket.CloseEvent(1008, "client too slow"))
+          : e._tag === "SocketError"
+          ? Effect.void
+          : Effect.suspend(() => {
+            const answer = errorAnswer(e)
+            return writer.write(JSON.stringify({ type: "error", status: answer.status, ...answer.body })).pipe(
+              Effect.andThen(writer.write(new Socket.CloseEvent(tailErrorCloseCode(answer.status), e._tag)))
+            )
+          })
+        return Effect.as(Effect.ignore(last), false)
+      })
+    )
+
+    let running: Fiber.Fiber<boolean> | undefined
+    let cancelWait: (() => void) | undefined
     let ended = false
-    let fiber: Fiber.Fiber<void> | undefined
+    let closed = false
+    const close = (exit: Exit.Exit<unknown, unknown>) => {
+      if (closed) return
+      closed = true
+      buffer?.off("close", end)
+      removeEnd()
+      cancelWait?.()
+      // Closes the socket (1001 if the tail was interrupted, else after its own close message) and ends the
+      // subscription.
+      home.runDetached(Scope.close(scope, exit))
+    }
     const end = () => {
       ended = true
-      fiber?.interruptUnsafe()
+      if (running !== undefined) running.interruptUnsafe()
+      else close(Exit.interrupt())
+    }
+    const startPass = () => {
+      cancelWait = undefined
+      if (closed || running !== undefined) return
+      const fiber = home.run(pass)
+      running = fiber
+      fiber.addObserver((exit) => {
+        running = undefined
+        if (Exit.isSuccess(exit) && exit.value && !ended) cancelWait = cursor!.whenReady(startPass)
+        else close(ended ? Exit.interrupt() : exit)
+      })
     }
     buffer?.once("close", end)
     const removeEnd = home.onShutdown(end)
-    const send = (message: string) => Effect.andThen(awaitDrain(buffer), writer.write(message))
-    const pump = events.pipe(
-      Stream.runForEach((event) =>
-        Effect.flatMap(eventMessages(event, encoding), (messages) =>
-          messages.length === 1 ? send(messages[0]!) : Effect.forEach(messages, send, { discard: true }))
-      ),
-      Effect.andThen(writer.write(new Socket.CloseEvent(1000, "end of stream"))),
-      Effect.catch((e) => {
-        if (e._tag === "SlowConsumer") return writer.write(new Socket.CloseEvent(1008, "client too slow"))
-        if (e._tag === "SocketError") return Effect.void
-        const answer = errorAnswer(e)
-        return writer.write(JSON.stringify({ type: "error", status: answer.status, ...answer.body })).pipe(
-          Effect.andThen(writer.write(new Socket.CloseEvent(tailErrorCloseCode(answer.status), e._tag)))
-        )
-      }),
-      Effect.ignore,
-      Effect.onExit((exit) => {
-        buffer?.off("close", end)
-        removeEnd()
-        // Closes the socket: 1001 if the tail was interrupted, else after its own close message.
-        return Scope.close(scope, exit)
-      })
-    )
-    const running = yield* Effect.forkIn(pump, home.scope)
-    fiber = running
-    // Ended before it started (the client gone, or the server shutting down, meanwhile).
-    if (ended) running.interruptUnsafe()
+    // Gone already (the client, or the server shutting down, meanwhile).
+    if (buffer?.destroyed === true) end()
+    else startPass()
     // The HTTP exchange ends here, switched to the WebSocket (what request metrics and logs record).
     return HttpServerResponse.empty({ status: 101 })
   }).pipe(

@@ -4,7 +4,7 @@
  */
 import { Array as Arr, Channel, Effect, Option, Scope, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
-import type { LogRecord, ReadOptions, ReadResult, TailEvent, TailStart } from "../EventStore.ts"
+import type { LogRecord, ReadOptions, ReadResult, TailCursor, TailEvent, TailStart } from "../EventStore.ts"
 import { InvalidInput, OffsetTrimmed, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
 import * as K from "./keys.ts"
@@ -109,145 +109,151 @@ export const makeReadPath = (db: CoreDb.DbShape, state: LogState, tails: TailReg
     })
 
   /**
-   * A tail as a stream with one pull and nothing between it and its consumer: `open` subscribes (in the
-   * stream's scope) and returns `step`, which gives the next events (possibly none, then it is called
-   * again). An idle tail is then one suspended `take` on its subscription, not a pipeline of streams.
+   * A cursor as a stream with one pull and nothing between it and its consumer: the pull polls, and
+   * waits for `whenReady` only when a poll gives nothing.
    */
-  const tailStream = <E>(
-    open: (scope: Scope.Scope) => Effect.Effect<Effect.Effect<ReadonlyArray<TailEvent>, Unavailable>, E>
-  ): Stream.Stream<TailEvent, E | Unavailable> =>
+  const cursorStream = <E>(open: Effect.Effect<TailCursor, E, Scope.Scope>): Stream.Stream<TailEvent, E | Unavailable> =>
     Stream.fromChannel(Channel.fromTransform((_, scope) =>
-      Effect.map(open(scope), (step) => {
+      Effect.map(Scope.provide(open, scope), (cursor) => {
+        const ready = Effect.callback<void>((resume) => {
+          const cancel = cursor.whenReady(() => resume(Effect.void))
+          return Effect.sync(cancel)
+        })
         const pull: Effect.Effect<Arr.NonEmptyReadonlyArray<TailEvent>, Unavailable> = Effect.flatMap(
-          step,
-          (events) => Arr.isReadonlyArrayNonEmpty(events) ? Effect.succeed(events) : pull
+          cursor.poll,
+          (events) => Arr.isReadonlyArrayNonEmpty(events) ? Effect.succeed(events) : Effect.andThen(ready, pull)
         )
         return pull
       })
     ))
 
-  const tail = (key: string, start: TailStart): Stream.Stream<TailEvent, InvalidInput | OffsetTrimmed | Unavailable> =>
-    tailStream((scope) =>
-      Effect.gen(function*() {
-        yield* checkKey(key)
-        // Subscribe before reading storage: every append durable from now on is delivered.
-        const subscription = yield* Scope.provide(tails.subscribeKey(key), scope)
-        const m = yield* durableMeta(key)
-        const first = m?.firstOffset ?? 0
-        const end = m?.nextOffset ?? 0
-        let next: number
-        switch (start._tag) {
-          case "now":
-            next = end
-            break
-          case "offset":
-            if (!isCount(start.offset)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
-            if (start.offset < first) return yield* new OffsetTrimmed({ key, requested: start.offset, first })
-            next = start.offset
-            break
-          case "time":
-            if (!isCount(start.time)) return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
-            next = Math.max(first, (yield* offsetAtTime(key, start.time)) ?? end)
+  const tailCursor = (key: string, start: TailStart): Effect.Effect<TailCursor, InvalidInput | OffsetTrimmed | Unavailable, Scope.Scope> =>
+    Effect.gen(function*() {
+      yield* checkKey(key)
+      // Subscribe before reading storage: every append durable from now on is delivered.
+      const subscription = yield* tails.subscribeKey(key)
+      const m = yield* durableMeta(key)
+      const first = m?.firstOffset ?? 0
+      const end = m?.nextOffset ?? 0
+      let next: number
+      switch (start._tag) {
+        case "now":
+          next = end
+          break
+        case "offset":
+          if (!isCount(start.offset)) return yield* new InvalidInput({ field: "from", reason: "must be a non-negative integer" })
+          if (start.offset < first) return yield* new OffsetTrimmed({ key, requested: start.offset, first })
+          next = start.offset
+          break
+        case "time":
+          if (!isCount(start.time)) return yield* new InvalidInput({ field: "fromTime", reason: "must be a non-negative integer (ms)" })
+          next = Math.max(first, (yield* offsetAtTime(key, start.time)) ?? end)
+      }
+      let catchingUp = true
+
+      /** Reads one page from storage at `next`; empty when caught up with what is durable. */
+      const catchUp = Effect.gen(function*() {
+        const current = yield* durableMeta(key)
+        if (current === undefined) return []
+        if (next < current.firstOffset) next = current.firstOffset // trimmed meanwhile: skip what is gone
+        const page = yield* readRange(key, next, current.nextOffset, Limits.tailPageRecords, Limits.readBytesMax)
+        if (page.length > 0) next = page.at(-1)!.offset + 1
+        return page
+      })
+
+      /** What the subscription has now, as events (none when it must catch up from storage first). */
+      const taken = (t: Taken): ReadonlyArray<TailEvent> => {
+        if (t._tag === "none") return []
+        if (t._tag === "idle") return [{ _tag: "heartbeat", key, next }]
+        if (t._tag === "lost") {
+          // Deliveries were dropped (a slow reader, or the feed skipped batches): storage has them.
+          catchingUp = true
+          return []
         }
-        let catchingUp = true
-
-        /** Reads one page from storage at `next`; empty when caught up with what is durable. */
-        const catchUp = Effect.gen(function*() {
-          const current = yield* durableMeta(key)
-          if (current === undefined) return []
-          if (next < current.firstOffset) next = current.firstOffset // trimmed meanwhile: skip what is gone
-          const page = yield* readRange(key, next, current.nextOffset, Limits.tailPageRecords, Limits.readBytesMax)
-          if (page.length > 0) next = page.at(-1)!.offset + 1
-          return page
-        })
-
-        /** What the subscription gave, as events (none when it must catch up from storage first). */
-        const taken = (t: Taken): ReadonlyArray<TailEvent> => {
-          if (t._tag === "idle") return [{ _tag: "heartbeat", key, next }]
-          if (t._tag === "lost") {
-            // Deliveries were dropped (a slow reader, or the feed skipped batches): storage has them.
-            catchingUp = true
-            return []
-          }
-          const records = t.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
-          if (records.some((r, i) => r.offset !== next + i)) {
-            // An append is missing from the feed, or an offset came twice (two writes of one offset became
-            // durable together): storage has the log exactly once.
-            catchingUp = true
-            return []
-          }
-          if (records.length === 0) return []
-          next = records.at(-1)!.offset + 1
-          return [{ _tag: "records", key, records }]
+        const records = t.deliveries.flatMap((d) => d.records).filter((r) => r.offset >= next)
+        if (records.some((r, i) => r.offset !== next + i)) {
+          // An append is missing from the feed, or an offset came twice (two writes of one offset became
+          // durable together): storage has the log exactly once.
+          catchingUp = true
+          return []
         }
-        const follow = Effect.map(subscription.take(heartbeatMs), taken)
+        if (records.length === 0) return []
+        next = records.at(-1)!.offset + 1
+        return [{ _tag: "records", key, records }]
+      }
 
-        return Effect.suspend((): Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> => {
-          if (!catchingUp) return follow
-          return Effect.flatMap(catchUp, (page) => {
-            if (page.length > 0) return Effect.succeed([{ _tag: "records", key, records: page }])
-            catchingUp = false
-            return follow
-          })
+      const poll: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.suspend(() => {
+        if (!catchingUp) {
+          const events = taken(subscription.takeNow())
+          // A loss (or a gap) found just now: read storage at once rather than wait.
+          return events.length === 0 && catchingUp ? poll : Effect.succeed(events)
+        }
+        return Effect.flatMap(catchUp, (page) => {
+          if (page.length > 0) return Effect.succeed([{ _tag: "records", key, records: page }])
+          catchingUp = false
+          return poll
         })
       })
-    )
+      return { poll, whenReady: (ready) => subscription.whenReady(heartbeatMs, ready) } satisfies TailCursor
+    })
 
-  const tailPrefix = (prefixKey: string): Stream.Stream<TailEvent, InvalidInput | Unavailable> =>
-    tailStream((scope) =>
-      Effect.gen(function*() {
-        if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
-        const subscription = yield* Scope.provide(tails.subscribePrefix(prefixKey), scope)
-        const nextOf = new Map<string, number>()
-        // A heartbeat at once: from here on, every durable append under the prefix is delivered.
-        let subscribed = false
-        const heartbeat: ReadonlyArray<TailEvent> = [{ _tag: "heartbeat", key: undefined, next: undefined }]
+  const tailPrefixCursor = (prefixKey: string): Effect.Effect<TailCursor, InvalidInput | Unavailable, Scope.Scope> =>
+    Effect.gen(function*() {
+      if (prefixKey !== "") yield* checkKey(prefixKey, "prefix")
+      const subscription = yield* tails.subscribePrefix(prefixKey)
+      const nextOf = new Map<string, number>()
+      // A heartbeat at once: from here on, every durable append under the prefix is delivered.
+      let subscribed = false
+      const heartbeat: ReadonlyArray<TailEvent> = [{ _tag: "heartbeat", key: undefined, next: undefined }]
 
-        /** After lost deliveries: reads what the logs already followed got meanwhile. */
-        const catchUp = Effect.gen(function*() {
-          const events: Array<TailEvent> = []
-          for (const [k, from] of nextOf) {
-            const m = yield* durableMeta(k)
-            if (m === undefined) continue
-            const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
-            if (records.length > 0) {
-              nextOf.set(k, records.at(-1)!.offset + 1)
-              events.push({ _tag: "records", key: k, records })
-            }
+      /** After lost deliveries: reads what the logs already followed got meanwhile. */
+      const catchUp = Effect.gen(function*() {
+        const events: Array<TailEvent> = []
+        for (const [k, from] of nextOf) {
+          const m = yield* durableMeta(k)
+          if (m === undefined) continue
+          const records = yield* readRange(k, Math.max(from, m.firstOffset), m.nextOffset, Limits.readRecordsMax, Limits.readBytesMax)
+          if (records.length > 0) {
+            nextOf.set(k, records.at(-1)!.offset + 1)
+            events.push({ _tag: "records", key: k, records })
           }
-          return events
-        })
-
-        const delivered = (deliveries: ReadonlyArray<Delivery>): ReadonlyArray<TailEvent> => {
-          const byLog = new Map<string, Array<LogRecord>>()
-          for (const d of deliveries) {
-            for (const record of d.records) {
-              // Below what this tail sent: an earlier batch or this one already has it.
-              if (record.offset < (nextOf.get(d.key) ?? 0)) continue
-              nextOf.set(d.key, record.offset + 1)
-              const list = byLog.get(d.key) ?? []
-              list.push(record)
-              byLog.set(d.key, list)
-            }
-          }
-          const events: Array<TailEvent> = []
-          for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
-          return events
         }
-
-        return Effect.suspend((): Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> => {
-          if (!subscribed) {
-            subscribed = true
-            return Effect.succeed(heartbeat)
-          }
-          return Effect.flatMap(subscription.take(heartbeatMs), (t) => {
-            if (t._tag === "idle") return Effect.succeed(heartbeat)
-            if (t._tag === "lost") return catchUp
-            return Effect.succeed(delivered(t.deliveries))
-          })
-        })
+        return events
       })
-    )
 
-  return { offsetAtTime, readRange, read, tail, tailPrefix }
+      const delivered = (deliveries: ReadonlyArray<Delivery>): ReadonlyArray<TailEvent> => {
+        const byLog = new Map<string, Array<LogRecord>>()
+        for (const d of deliveries) {
+          for (const record of d.records) {
+            // Below what this tail sent: an earlier batch or this one already has it.
+            if (record.offset < (nextOf.get(d.key) ?? 0)) continue
+            nextOf.set(d.key, record.offset + 1)
+            const list = byLog.get(d.key) ?? []
+            list.push(record)
+            byLog.set(d.key, list)
+          }
+        }
+        const events: Array<TailEvent> = []
+        for (const [k, records] of byLog) events.push({ _tag: "records", key: k, records })
+        return events
+      }
+
+      const poll: Effect.Effect<ReadonlyArray<TailEvent>, Unavailable> = Effect.suspend(() => {
+        if (!subscribed) {
+          subscribed = true
+          return Effect.succeed(heartbeat)
+        }
+        const t = subscription.takeNow()
+        if (t._tag === "none") return Effect.succeed([])
+        if (t._tag === "idle") return Effect.succeed(heartbeat)
+        if (t._tag === "lost") return catchUp
+        return Effect.succeed(delivered(t.deliveries))
+      })
+      return { poll, whenReady: (ready) => subscription.whenReady(heartbeatMs, ready) } satisfies TailCursor
+    })
+
+  const tail = (key: string, start: TailStart) => cursorStream(tailCursor(key, start))
+  const tailPrefix = (prefixKey: string) => cursorStream(tailPrefixCursor(prefixKey))
+
+  return { offsetAtTime, readRange, read, tail, tailPrefix, tailCursor, tailPrefixCursor }
 }

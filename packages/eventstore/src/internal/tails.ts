@@ -21,47 +21,75 @@ export interface Delivery {
   readonly records: ReadonlyArray<LogRecord>
 }
 
-/** The next deliveries, or `lost`: some were dropped (read storage to catch up), or none within the wait. */
+/**
+ * What a subscriber has now: deliveries, `lost` (some were dropped: read storage to catch up), `idle` (a wait
+ * passed its deadline with nothing: time for a heartbeat), or `none`.
+ */
 export type Taken =
   | { readonly _tag: "deliveries"; readonly deliveries: ReadonlyArray<Delivery> }
   | { readonly _tag: "lost" }
   | { readonly _tag: "idle" }
+  | { readonly _tag: "none" }
 
+/**
+ * A subscriber's side of the registry, read by polling: no fiber waits while a tail is idle, only a
+ * callback (`whenReady`) that a delivery, a loss or the deadline calls once.
+ */
 export interface Subscription {
-  /** Waits up to `waitMs` for deliveries. */
-  readonly take: (waitMs: number) => Effect.Effect<Taken>
+  /** What there is now, without waiting. */
+  readonly takeNow: () => Taken
+  /**
+   * Calls `ready` once there is something to take: at once (synchronously) if there is now, else on a
+   * delivery, a loss, or `waitMs` from now (then `takeNow` gives `idle`). Returns the cancellation.
+   */
+  readonly whenReady: (waitMs: number, ready: () => void) => () => void
 }
 
 interface Subscriber {
   pending: Array<Delivery>
   pendingRecords: number
   lost: boolean
-  /** While waiting: resumes the wait (with what there is to take, or `idle`). */
-  wake: ((taken: Effect.Effect<Taken>) => void) | undefined
+  /** A wait passed its deadline with nothing delivered. */
+  due: boolean
+  /** While waiting: the callback to call once. */
+  wake: (() => void) | undefined
   /** While waiting: when (Clock ms) the wait ends with nothing. */
   deadline: number
 }
 
 const idle: Taken = { _tag: "idle" }
+const none: Taken = { _tag: "none" }
+const lost: Taken = { _tag: "lost" }
 
-/** What a subscriber has to take now: its loss, its deliveries, or nothing (`idle`). */
+/** What a subscriber has to take now: its loss, its deliveries, a passed deadline, or nothing. */
 const takeNow = (s: Subscriber): Taken => {
   if (s.lost) {
     s.lost = false
-    return { _tag: "lost" }
+    return lost
   }
-  if (s.pending.length === 0) return idle
-  const deliveries = s.pending
-  s.pending = []
-  s.pendingRecords = 0
-  return { _tag: "deliveries", deliveries }
+  if (s.pending.length > 0) {
+    const deliveries = s.pending
+    s.pending = []
+    s.pendingRecords = 0
+    s.due = false
+    return { _tag: "deliveries", deliveries }
+  }
+  if (s.due) {
+    s.due = false
+    return idle
+  }
+  return none
 }
 
-/** Ends a subscriber's wait (if it waits): it takes what it has then. */
+const noCancel = () => {}
+
+const hasNews = (s: Subscriber) => s.lost || s.pending.length > 0 || s.due
+
+/** Ends a subscriber's wait (if it waits). */
 const wakeUp = (s: Subscriber) => {
   const wake = s.wake
   s.wake = undefined
-  if (wake !== undefined) wake(Effect.sync(() => takeNow(s)))
+  if (wake !== undefined) wake()
 }
 
 export interface TailRegistry {
@@ -115,6 +143,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
       for (const s of waiting) {
         if (now < s.deadline) continue
         waiting.delete(s)
+        s.due = true
         wakeUp(s)
       }
     })
@@ -226,7 +255,7 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
       Effect.acquireRelease(
         Effect.sync(() => {
           count(index === byKey ? followedBytes : prefixBytes, name, 1)
-          const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, wake: undefined, deadline: 0 }
+          const s: Subscriber = { pending: [], pendingRecords: 0, lost: false, due: false, wake: undefined, deadline: 0 }
           let set = index.get(name)
           if (set === undefined) {
             set = new Set()
@@ -244,21 +273,23 @@ export const makeTailRegistry = (db: CoreDb.DbShape, scope: Scope.Scope, heartbe
             if (set !== undefined && set.size === 0) index.delete(name)
           })
       ).pipe(Effect.map((s): Subscription => ({
-        // An idle subscriber is one suspended callback: woken by a delivery, a loss, or the sweep once the
-        // deadline has passed.
-        take: (waitMs) =>
-          Effect.suspend(() => {
-            if (s.lost || s.pending.length > 0) return Effect.succeed(takeNow(s))
-            return Effect.callback<Taken>((resume) => {
-              s.wake = resume
-              s.deadline = clock.currentTimeMillisUnsafe() + waitMs
-              waiting.add(s)
-              return Effect.sync(() => {
-                waiting.delete(s)
-                if (s.wake === resume) s.wake = undefined
-              })
-            })
-          })
+        takeNow: () => takeNow(s),
+        // An idle subscriber is this callback: called by a delivery, a loss, or the sweep once the deadline
+        // has passed.
+        whenReady: (waitMs, ready) => {
+          if (hasNews(s)) {
+            ready()
+            return noCancel
+          }
+          s.wake = ready
+          s.deadline = clock.currentTimeMillisUnsafe() + waitMs
+          waiting.add(s)
+          return () => {
+            if (s.wake !== ready) return
+            s.wake = undefined
+            waiting.delete(s)
+          }
+        }
       })))
 
     return {
