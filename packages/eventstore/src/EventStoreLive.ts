@@ -68,7 +68,8 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
 
     const meta = (key: string) => Effect.andThen(checkKey(key), Effect.map(existingMeta(key), (m) => toMeta(key, m)))
 
-    const list = (options: ListOptions = {}) =>
+    /** The stored metadata (checkpoints, not brought forward) of the logs a listing covers, and its cursor. */
+    const listStored = (options: ListOptions = {}) =>
       Effect.gen(function*() {
         const prefix = options.prefix ?? ""
         if (prefix !== "") yield* checkKey(prefix, "prefix")
@@ -84,13 +85,17 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
         const rows = yield* Stream.runCollect(
           db.scan({ start, end: K.prefixEnd(base) }).pipe(Stream.take(limit + 1), Stream.mapError(storeFailure))
         )
+        const stored = rows.slice(0, limit).map((kv) => ({ key: K.fromUtf8(kv.key.subarray(1)), checkpoint: decodeMeta(kv.value) }))
+        return { stored, cursor: rows.length > limit ? stored.at(-1)?.key : undefined }
+      })
+
+    const list = (options: ListOptions = {}) =>
+      Effect.gen(function*() {
+        const { cursor, stored } = yield* listStored(options)
         // Each stored metadata is a checkpoint: the records after it complete it.
         const logs: Array<LogMeta> = []
-        for (const kv of rows.slice(0, limit)) {
-          const key = K.fromUtf8(kv.key.subarray(1))
-          logs.push(toMeta(key, (yield* bringForward(key, decodeMeta(kv.value))).meta))
-        }
-        return { logs, cursor: rows.length > limit ? logs.at(-1)?.key : undefined }
+        for (const { checkpoint, key } of stored) logs.push(toMeta(key, (yield* bringForward(key, checkpoint)).meta))
+        return { logs, cursor }
       })
 
     /**
@@ -308,13 +313,16 @@ export const make = (settings: EventStoreSettings = {}): Effect.Effect<EventStor
       let cursor: string | undefined
       let examined = 0
       do {
-        const page = yield* list({ cursor, limit: Limits.listLogsMax }).pipe(
+        const page = yield* listStored({ cursor, limit: Limits.listLogsMax }).pipe(
           Effect.catchTag("InvalidInput", (e) => Effect.die(e))
         )
-        for (const log of page.logs) {
+        for (const { checkpoint, key } of page.stored) {
           examined += 1
-          const retention = log.retention ?? settings.defaultRetention
-          if (retention === undefined || log.records === 0) continue
+          const retention = checkpoint.retention ?? settings.defaultRetention
+          // A log without retention is passed over on its stored metadata: no read of its records.
+          if (retention === undefined) continue
+          const log = toMeta(key, (yield* bringForward(key, checkpoint)).meta)
+          if (log.records === 0) continue
           let before = log.firstOffset
           if (retention.maxAgeMs !== undefined) {
             before = Math.max(before, (yield* offsetAtTime(log.key, now - retention.maxAgeMs)) ?? log.nextOffset)

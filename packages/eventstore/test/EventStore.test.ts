@@ -388,6 +388,7 @@ describe("EventStore", () => {
       yield* TestClock.setTime(10_000)
       yield* es.append("aged", [rec("old1"), rec("old2")])
       yield* es.append("sized", Array.from({ length: 10 }, () => rec("0123456789")))
+      yield* es.append("kept", [rec("old")])
       yield* TestClock.setTime(20_000)
       yield* es.append("aged", [rec("new")])
       yield* es.setRetention("aged", { maxAgeMs: 5_000 })
@@ -397,6 +398,8 @@ describe("EventStore", () => {
       const sized = yield* es.meta("sized")
       assert.isAtMost(sized.bytes, 35)
       assert.strictEqual(sized.firstOffset, 7)
+      // A log without retention keeps everything.
+      assert.deepStrictEqual((yield* es.read("kept")).records.map((r) => s(r.value)), ["old"])
     }).pipe(Effect.provide(store())))
 
   it.effect("tails a log: catch-up from storage, then live appends, no gap and no duplicate", () =>
