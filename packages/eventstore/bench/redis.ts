@@ -39,7 +39,8 @@
  * 64 producers or more), the records/s are the client's limit, not the server's; the CPU per record holds.
  *
  * Knobs: BENCH_SECONDS (window, default 10), BENCH_CELLS (e.g. `a,b`, default all), BENCH_SERVERS (e.g.
- * `ours-session,redis`, default all three), BENCH_TAILS (idle tails
+ * `ours-session,redis`, default all three), BENCH_ROUNDS (every cell this many times, alternating; the table
+ * gives each figure's median, default 1), BENCH_TAILS (idle tails
  * of cell e, default 10000), BENCH_PROFILE=1 (run our server with `--cpu-prof`, and print at the end the
  * top 25 self-time functions of its main thread over every cell's measurement window, then each cell's top
  * 10; BENCH_PROFILE_DIR keeps the profiles there, each with its window), BENCH_OURS_NODE_ARGS (Node flags
@@ -58,6 +59,9 @@ import { Pool, WebSocket, request } from "undici"
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
 const warmupSeconds = 1
 const profile = process.env["BENCH_PROFILE"] === "1"
+/** Every cell on every server, this many times over (cells alternate, so a slow spell of the machine is spread). */
+const rounds = Math.max(1, Number(process.env["BENCH_ROUNDS"] ?? 1))
+let round = 1
 const cellFilter = process.env["BENCH_CELLS"]?.split(",").map((s) => s.trim()).filter((s) => s !== "")
 const tailsWanted = Number(process.env["BENCH_TAILS"] ?? 10_000)
 const redisServer = process.env["BENCH_REDIS_SERVER"] ?? "redis-server"
@@ -277,7 +281,8 @@ const profileWindows = new Map<string, { readonly startUs: number; readonly endU
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 /** Which of our runs a profile belongs to: the cell, and `s` for the append-session run. */
-const profileKey = (cell: Cell, name: ServerName) => (name === "ours-session" ? `${cell.id}s` : cell.id)
+const profileKey = (cell: Cell, name: ServerName, of = round) =>
+  `${name === "ours-session" ? `${cell.id}s` : cell.id}${rounds > 1 ? `-${of}` : ""}`
 
 const startOurs = async (dir: string, cell: Cell, name: ServerName): Promise<Running> => {
   if (!fs.existsSync(serverMain)) {
@@ -643,6 +648,40 @@ interface Result {
 const quantile = (sorted: ArrayLike<number>, q: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Each cell and server's median over the rounds, figure by figure; notes of the round with the median records/s. */
+const medians = (runs: ReadonlyArray<Result>): Array<Result> => {
+  const groups = new Map<string, Array<Result>>()
+  for (const r of runs) {
+    const key = `${r.cell.id} ${r.server}`
+    groups.set(key, [...(groups.get(key) ?? []), r])
+  }
+  return [...groups.values()].map((group) => {
+    if (group.length === 1) return group[0]!
+    const of = (f: (r: Result) => number) => median(group.map(f))
+    const middle = [...group].sort((a, b) => a.recordsPerSecond - b.recordsPerSecond)[group.length >> 1]!
+    return {
+      ...middle,
+      records: of((r) => r.records),
+      recordsPerSecond: of((r) => r.recordsPerSecond),
+      p50: of((r) => r.p50),
+      p99: of((r) => r.p99),
+      cpuPerMillion: of((r) => r.cpuPerMillion),
+      cpuCores: of((r) => r.cpuCores),
+      rssMb: of((r) => r.rssMb),
+      clientCpuPercent: of((r) => r.clientCpuPercent),
+      idleCpuPercent: of((r) => r.idleCpuPercent),
+      errors: group.reduce((n, r) => n + r.errors, 0),
+      notes: [`rounds: ${group.map((r) => fmt(r.recordsPerSecond)).join(", ")} rec/s`, ...middle.notes]
+    }
+  })
+}
+
 const runCell = async (cell: Cell, name: ServerName): Promise<Result> => {
   const dir = fs.mkdtempSync(path.join(tmpRoot, `${cell.id}-${name}-`))
   const ours = name !== "redis"
@@ -863,15 +902,18 @@ const printProfile = () => {
   const perCell: Array<[string, SelfTimes]> = []
   for (const cell of cells) {
     for (const name of servers.filter((n) => n !== "redis")) {
-      const key = profileKey(cell, name)
-      const dir = path.join(profileDir, key)
-      const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : []
-      if (files.length === 0) {
+      const own = emptySelfTimes()
+      let found = 0
+      for (let of = 1; of <= rounds; of++) {
+        const dir = path.join(profileDir, profileKey(cell, name, of))
+        const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : []
+        for (const f of files) readProfile(path.join(dir, f), [all, own])
+        found += files.length
+      }
+      if (found === 0) {
         console.log(`\nno CPU profile of our server for cell ${cell.id} (${name}; did it exit cleanly?)`)
         continue
       }
-      const own = emptySelfTimes()
-      for (const f of files) readProfile(path.join(dir, f), [all, own])
       perCell.push([`${cell.id}: ${cell.title}, ${name}`, own])
     }
   }
@@ -898,27 +940,33 @@ const main = async () => {
     console.log(`our server: ${path.relative(repoRoot, serverMain)} built ${fs.statSync(serverMain).mtime.toISOString()} (npm run build to refresh)`)
   }
   if (tailCount < tailsWanted) console.log(`cell e: ${tailCount} idle tails, not ${tailsWanted}: this process may open ${fdLimit} files`)
-  const results: Array<Result> = []
+  const runs: Array<Result> = []
   let failed = false
-  for (const cell of cells) {
-    for (const name of servers) {
-      try {
-        const r = await runCell(cell, name)
-        results.push(r)
-        console.log(
-          `${cell.id} ${cell.title.padEnd(32)} ${name.padEnd(12)} ${fmt(r.recordsPerSecond).padStart(10)} rec/s  p50 ${fmt(r.p50, 2)} ms  ` +
-            `p99 ${fmt(r.p99, 2)} ms  ${fmt(r.cpuPerMillion, 1)} CPU s/M  ${fmt(r.cpuCores * 100)}% server CPU  ` +
-            `${fmt(r.rssMb)} MB  idle ${fmt(r.idleCpuPercent, 1)}% CPU  client ${fmt(r.clientCpuPercent)}% CPU${r.notes.length > 0 ? "  (" + r.notes.join("; ") + ")" : ""}`
-        )
-      } catch (e) {
-        failed = true
-        console.log(`${cell.id} ${cell.title} ${name}: FAILED: ${e instanceof Error ? e.message : String(e)}`)
+  for (round = 1; round <= rounds; round++) {
+    if (rounds > 1) console.log(`round ${round} of ${rounds}`)
+    for (const cell of cells) {
+      for (const name of servers) {
+        try {
+          const r = await runCell(cell, name)
+          runs.push(r)
+          console.log(
+            `${cell.id} ${cell.title.padEnd(32)} ${name.padEnd(12)} ${fmt(r.recordsPerSecond).padStart(10)} rec/s  p50 ${fmt(r.p50, 2)} ms  ` +
+              `p99 ${fmt(r.p99, 2)} ms  ${fmt(r.cpuPerMillion, 1)} CPU s/M  ${fmt(r.cpuCores * 100)}% server CPU  ` +
+              `${fmt(r.rssMb)} MB  idle ${fmt(r.idleCpuPercent, 1)}% CPU  client ${fmt(r.clientCpuPercent)}% CPU${r.notes.length > 0 ? "  (" + r.notes.join("; ") + ")" : ""}`
+          )
+        } catch (e) {
+          failed = true
+          console.log(`${cell.id} ${cell.title} ${name}: FAILED: ${e instanceof Error ? e.message : String(e)}`)
+        }
       }
     }
   }
+  const results = medians(runs)
 
   const find = (id: string, server: ServerName) => results.find((r) => r.cell.id === id && r.server === server)
-  console.log(`\n## EventStore vs Redis Streams (${seconds} s windows, 100 B records, durable acks)\n`)
+  console.log(
+    `\n## EventStore vs Redis Streams (${seconds} s windows, 100 B records, durable acks${rounds > 1 ? `; medians of ${rounds} rounds` : ""})\n`
+  )
   console.log(
     "| cell | server | records/s | p50 ms | p99 ms | server CPU s / M rec | server CPU (cores) | server idle CPU % | peak RSS MB | client CPU % | ours/Redis records/s | ours/Redis CPU/rec | notes |"
   )
@@ -932,6 +980,12 @@ const main = async () => {
         notes.push(
           `vs plain (b): records/s x${fmt(r.recordsPerSecond / plain.recordsPerSecond, 2)}, CPU/rec x${fmt(r.cpuPerMillion / plain.cpuPerMillion, 2)}`
         )
+        // Each round's own ratio too: b and e of one round ran minutes apart, on the same machine state.
+        const own = (id: string) => runs.filter((x) => x.cell.id === id && x.server === r.server)
+        const [withTails, without] = [own(r.cell.id), own("b")]
+        if (rounds > 1 && withTails.length === without.length) {
+          notes.push(`by round: CPU/rec x${withTails.map((x, i) => fmt(x.cpuPerMillion / without[i]!.cpuPerMillion, 2)).join(", ")}`)
+        }
       }
     }
     console.log(

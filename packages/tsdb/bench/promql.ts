@@ -697,6 +697,8 @@ const main = async () => {
   // Our server is started as `npm start` starts it: build it first.
   try {
     execFileSync(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/runtime"], { cwd: repoRoot, stdio: "inherit" })
+    // Then the bundle over what tsc wrote: the server as `npm start` runs it.
+    execFileSync(process.execPath, [path.join(repoRoot, "packages/runtime/scripts/bundle.mjs")], { cwd: repoRoot, stdio: "inherit" })
   } catch {
     if (!fs.existsSync(path.join(repoRoot, "packages/runtime/dist/main.js"))) throw new Error("the build failed and there is no packages/runtime/dist/main.js")
     console.log("(the build reported errors; using packages/runtime/dist as it is)")

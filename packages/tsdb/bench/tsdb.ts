@@ -68,7 +68,8 @@
  * end of each phase; for ours in-process, this whole process's current RSS (`process.memoryUsage().rss`,
  * payloads included) at the end of each phase, as its peak is the bench's, not the TSDB's.
  * After each table: `ratio ours/Prometheus samples per CPU-second` for ours in-process and over HTTP
- * (only the pairs that ran).
+ * (only the pairs that ran). After the rounds, `memory over HTTP`: each server's resident memory (VmRSS)
+ * once ready and once the timed phase has settled, and the growth per active series and per sample taken.
  *
  * Knobs: BENCH_SECONDS (cap per target and shape, default 10), BENCH_SENDERS (default 4),
  * BENCH_REQUESTS_A / BENCH_REQUESTS_B / BENCH_REQUESTS_H (payload pool per sender, defaults 60 / 10 / 60),
@@ -442,6 +443,14 @@ interface Run {
   readonly timed: Phase
   /** Prometheus only: its data as a block, from a snapshot of its head. */
   readonly block?: PrometheusBlock | undefined
+  /** Over HTTP: the server's resident memory (VmRSS, MiB) once ready, and once the timed phase has settled. */
+  readonly memory?: { readonly idleMb: number; readonly heldMb: number } | undefined
+}
+
+/** A process's current resident memory (VmRSS), MiB. */
+const residentMb = (pid: number) => {
+  const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))
+  return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
 }
 
 /** A Prometheus block's bytes: its chunk files and its index, by index section (from the index's table of contents). */
@@ -663,13 +672,16 @@ const overHttpOurs = async (pool: Pool): Promise<Run> => {
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "our server")
-    const meter = processMeter(serverPid(proc.child.pid!, process.execPath))
+    const pid = serverPid(proc.child.pid!, process.execPath)
+    const meter = processMeter(pid)
     const send = remoteWrite(`${base}/api/v1/write`)
+    const idleMb = residentMb(pid)
     const warmup = await phase(meter, () => drive("ours over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
     const timed = await phase(meter, () => drive("ours over HTTP", pool.timed, send))
+    const memory = { idleMb, heldMb: residentMb(pid) }
     const code = await stop(proc, "our server")
     if (code !== 0) console.log(`  (our server exited with ${code}:\n${proc.output().slice(-2000)})`)
-    return { warmup, timed }
+    return { warmup, timed, memory }
   } finally {
     if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
     fs.rmSync(dir, { recursive: true, force: true })
@@ -693,14 +705,17 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
   try {
     const base = `http://127.0.0.1:${port}`
     await waitReady(`${base}/-/ready`, proc, "Prometheus")
-    const meter = processMeter(serverPid(proc.child.pid!, prometheusBin))
+    const pid = serverPid(proc.child.pid!, prometheusBin)
+    const meter = processMeter(pid)
     const send = remoteWrite(`${base}/api/v1/write`)
+    const idleMb = residentMb(pid)
     const warmup = await phase(meter, () => drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
     const timed = await phase(meter, () => drive("Prometheus over HTTP", pool.timed, send))
+    const memory = { idleMb, heldMb: residentMb(pid) }
     const block = await snapshotBlock(base, path.join(dir, "data"))
     const code = await stop(proc, "Prometheus")
     if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
-    return { warmup, timed, block }
+    return { warmup, timed, block, memory }
   } finally {
     if (proc.child.exitCode === null) proc.child.kill("SIGKILL")
     fs.rmSync(dir, { recursive: true, force: true })
@@ -745,6 +760,35 @@ const ratios = (ours: Phase | undefined, http: Phase | undefined, prom: Phase | 
     ...(http === undefined ? [] : [`HTTP ${fmt(perCpu(http) / perCpu(prom), 2)}`])
   ]
   console.log(`  ratio ours/Prometheus samples per CPU-second: ${parts.join(", ")}`)
+}
+
+/**
+ * What a server holds for its series, over HTTP: resident memory (VmRSS) once the timed phase has settled,
+ * less what it held once ready, per active series and per sample it took (all of them are in Prometheus's
+ * head; ours holds the recent chunks, the memtable and its caches); medians over the rounds.
+ */
+const memoryReport = (http: ReadonlyArray<Run | undefined>, prom: ReadonlyArray<Run | undefined>, series: number) => {
+  const figures = (runs: ReadonlyArray<Run | undefined>) => {
+    const ran = runs.filter((r) => r?.memory !== undefined) as ReadonlyArray<Run & { memory: NonNullable<Run["memory"]> }>
+    if (ran.length === 0) return undefined
+    const samples = ran[0]!.warmup.result.samples + ran[0]!.timed.result.samples
+    const idle = median(ran.map((r) => r.memory.idleMb))
+    const held = median(ran.map((r) => r.memory.heldMb))
+    const grown = (held - idle) * 1024 * 1024
+    return { idle, held, perSeries: grown / series, perSample: grown / samples, samples }
+  }
+  const ours = figures(http)
+  const theirs = figures(prom)
+  const line = (name: string, f: NonNullable<ReturnType<typeof figures>>) =>
+    `    ${name.padEnd(22)} idle ${fmt(f.idle)} MB, holding ${fmt(f.held)} MB after ${fmt(f.samples)} samples of ${fmt(series)} series: ` +
+    `${fmt(f.perSeries / 1024, 2)} KiB per active series, ${fmt(f.perSample, 1)} B per sample`
+  if (ours === undefined && theirs === undefined) return
+  console.log(`  memory over HTTP (VmRSS once ready, and once the timed phase settled; medians over the rounds)`)
+  if (ours !== undefined) console.log(line("ours over HTTP", ours))
+  if (theirs !== undefined) console.log(line("Prometheus over HTTP", theirs))
+  if (ours !== undefined && theirs !== undefined) {
+    console.log(`  ratio ours/Prometheus resident memory per active series: ${fmt(ours.perSeries / theirs.perSeries, 2)}`)
+  }
 }
 
 /** The median of some numbers (the mean of the middle two for an even count). */
@@ -793,6 +837,8 @@ const main = async () => {
   // Our server is started as `npm start` starts it: build it first.
   if (targets.includes("http")) {
     execFileSync(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/runtime"], { cwd: repoRoot, stdio: "inherit" })
+    // Then the bundle over what tsc wrote: the server as `npm start` runs it.
+    execFileSync(process.execPath, [path.join(repoRoot, "packages/runtime/scripts/bundle.mjs")], { cwd: repoRoot, stdio: "inherit" })
   }
 
   const shapes: ReadonlyArray<Shape> = ([
@@ -837,6 +883,7 @@ const main = async () => {
       ratios(ours?.run.timed, http?.timed, prom?.timed)
     }
     if (roundsPerShape > 1) medians(rounds.map((r) => ({ ours: r.ours?.run, http: r.http, prom: r.prom })))
+    memoryReport(rounds.map((r) => r.http), rounds.map((r) => r.prom), seriesAll)
     const ours = rounds[0]?.ours
     if (ours === undefined) continue
 
