@@ -43,6 +43,18 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
 /**
+ * An error as one line: its message; for one without (the HTTP server's `ServeError` around Node's
+ * `listen EADDRINUSE`, say), its tag and its cause's description.
+ */
+export const describe = (error: unknown): string => {
+  if (error instanceof Error && error.message !== "") return error.message
+  const fields = typeof error === "object" && error !== null ? (error as { readonly _tag?: unknown; readonly cause?: unknown }) : undefined
+  const tag = typeof fields?._tag === "string" ? fields._tag : undefined
+  if (fields?.cause !== undefined && fields.cause !== error) return `${tag === undefined ? "" : `${tag}: `}${describe(fields.cause)}`
+  return tag ?? String(error)
+}
+
+/**
  * Runs the process's main effect until it ends or a signal stops it. A failure (a bad configuration, a
  * store that cannot be used) is reported as one line on stderr, `opendata: <message>`, unless
  * `alreadyReported` says it was shown already; a defect, which is a bug, with its trace. Either exits 1.
@@ -57,7 +69,7 @@ export const runMain = <E>(
       const error = Cause.findErrorOption(cause)
       if (Option.isNone(error)) process.stderr.write(`${Cause.pretty(cause)}\n`)
       else if (options.alreadyReported?.(error.value) !== true) {
-        process.stderr.write(`opendata: ${error.value instanceof Error ? error.value.message : String(error.value)}\n`)
+        process.stderr.write(`opendata: ${describe(error.value)}\n`)
       }
     })
   forceExitOnSecondSignal()

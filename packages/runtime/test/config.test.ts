@@ -4,6 +4,7 @@
  * an error naming the setting.
  */
 import * as fs from "node:fs/promises"
+import * as net from "node:net"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { killAll, runToExit, start, tempDir } from "./process.ts"
@@ -48,6 +49,16 @@ describe("opendata.yaml", () => {
     const size = await runToExit({ OPENDATA_CONFIG: bad })
     expect(size.output).toMatch(/eventstore\.retentionMaxBytes must be a size such as 512MiB/)
     await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it("stops with the reason when its port is taken", async () => {
+    const taken = net.createServer()
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
+    const port = (taken.address() as net.AddressInfo).port
+    const busy = await runToExit({ OPENDATA_STORE: "memory", OPENDATA_PORT: String(port) })
+    taken.close()
+    expect(busy.code).toBe(1)
+    expect(busy.output).toMatch(new RegExp(`^opendata: ServeError: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}$`, "m"))
   })
 
   it("takes durations and sizes as Prometheus writes them, and the log level and format, from the file", async () => {
