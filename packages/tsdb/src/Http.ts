@@ -7,7 +7,7 @@
  */
 import * as os from "node:os"
 import * as v8 from "node:v8"
-import { ByteSize, Clock, Context, Effect, Layer, Option, Semaphore } from "effect"
+import { ByteSize, Clock, Context, Effect, Layer, Option, Result, Schema, Semaphore } from "effect"
 import { HttpIncomingMessage, HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Limits from "./limits.ts"
 import { encodeResponse, gunzipBounded } from "./internal/compression.ts"
@@ -62,24 +62,19 @@ const failure = (status: number, errorType: ErrorType, error: string) =>
   HttpServerResponse.jsonUnsafe({ status: "error", errorType, error }, { status })
 
 /** Bad input, answered with its status (400 unless told) and `bad_data`. */
-class BadRequest extends Error {
-  readonly status: number
-  constructor(message: string, status = 400) {
-    super(message)
-    this.status = status
-  }
-}
+class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", { message: Schema.String, status: Schema.Number }) {}
+const badRequest = (message: string, status = 400) => new BadRequest({ message, status })
 
 /** Prometheus time parameters: a float of Unix seconds or RFC 3339; in ms. */
-const parseTime = (value: string | undefined, fallback: number, name: string): number => {
-  if (value === undefined || value === "") return fallback
+const parseTime = (value: string | undefined, fallback: number, name: string): Effect.Effect<number, BadRequest> => {
+  if (value === undefined || value === "") return Effect.succeed(fallback)
   if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(value)) {
     const ms = Math.round(Number(value) * 1000)
-    if (Number.isFinite(ms)) return ms
+    if (Number.isFinite(ms)) return Effect.succeed(ms)
   }
   const parsed = Date.parse(value)
-  if (!Number.isNaN(parsed) && /\d{4}-\d{2}-\d{2}T/.test(value)) return parsed
-  throw new BadRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid timestamp`)
+  if (!Number.isNaN(parsed) && /\d{4}-\d{2}-\d{2}T/.test(value)) return Effect.succeed(parsed)
+  return Effect.fail(badRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid timestamp`))
 }
 
 const minTime = 0
@@ -121,11 +116,11 @@ const decodeFormBody = (encoding: string | undefined, bytes: Uint8Array) =>
     const coding = (encoding ?? "").trim().toLowerCase()
     if (coding === "" || coding === "identity") return bytes
     if (coding !== "gzip" && coding !== "x-gzip") {
-      return yield* Effect.die(new BadRequest(`unsupported content encoding ${encoding}: a form body may be gzip-encoded or not encoded`, 415))
+      return yield* badRequest(`unsupported content encoding ${encoding}: a form body may be gzip-encoded or not encoded`, 415)
     }
     const decoded = yield* gunzipBounded(bytes, Limits.formBodyBytesMax)
-    if (decoded._tag === "TooLarge") return yield* Effect.die(new BadRequest(decoded.message, 413))
-    if (decoded._tag === "Corrupt") return yield* Effect.die(new BadRequest(decoded.message))
+    if (decoded._tag === "TooLarge") return yield* badRequest(decoded.message, 413)
+    if (decoded._tag === "Corrupt") return yield* badRequest(decoded.message)
     return decoded.bytes
   })
 
@@ -142,14 +137,14 @@ const readParams = (known: ReadonlySet<string>) =>
     // A route that takes no parameters (remote write) never reads its body as a form.
     if (known.size > 0 && request.method === "POST" && (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded")) {
       const body = yield* boundedBody(request, Limits.formBodyBytesMax)
-      if (body._tag !== "Body") return yield* Effect.die(new BadRequest(body.message))
+      if (body._tag !== "Body") return yield* badRequest(body.message)
       const bytes = yield* decodeFormBody(request.headers["content-encoding"], body.bytes)
       for (const [k, v] of new URLSearchParams(new TextDecoder().decode(bytes))) all.append(k, v)
     }
     const seen = new Set<string>()
     for (const name of all.keys()) {
-      if (!known.has(name)) return yield* Effect.die(new BadRequest(`unknown parameter "${name}": this endpoint takes ${[...known].join(", ") || "none"}`))
-      if (seen.has(name) && !repeatable.has(name)) return yield* Effect.die(new BadRequest(`invalid parameter "${name}": given more than once`))
+      if (!known.has(name)) return yield* badRequest(`unknown parameter "${name}": this endpoint takes ${[...known].join(", ") || "none"}`)
+      if (seen.has(name) && !repeatable.has(name)) return yield* badRequest(`invalid parameter "${name}": given more than once`)
       seen.add(name)
     }
     return all
@@ -158,14 +153,14 @@ const readParams = (known: ReadonlySet<string>) =>
 /** The request's parameters, checked by its route (see `route`). */
 class Params extends Context.Service<Params, URLSearchParams>()("@opendata/tsdb/Http/Params") {}
 
-const selectorsOf = (p: URLSearchParams): Array<Array<Matcher>> =>
-  p.getAll("match[]").map((m) => {
+const selectorsOf = (p: URLSearchParams): Effect.Effect<Array<Array<Matcher>>, BadRequest> =>
+  Effect.forEach(p.getAll("match[]"), (m) => {
     try {
-      return parseSelector(m)
+      return Effect.succeed(parseSelector(m))
     } catch (e) {
       const quoted = quotedNameSelector(m)
-      if (Array.isArray(quoted)) return quoted
-      throw new BadRequest(`invalid parameter "match[]": ${quoted ?? (e as Error).message}`)
+      if (Array.isArray(quoted)) return Effect.succeed(quoted)
+      return Effect.fail(badRequest(`invalid parameter "match[]": ${quoted ?? (e as Error).message}`))
     }
   })
 
@@ -186,53 +181,72 @@ const quotedNameSelector = (input: string): Array<Matcher> | string | undefined 
   }
 }
 
-const limitOf = (p: URLSearchParams): number | undefined => {
+const limitOf = (p: URLSearchParams): Effect.Effect<number | undefined, BadRequest> => {
   const v = p.get("limit")
-  if (v === null || v === "") return undefined
+  if (v === null || v === "") return Effect.succeed(undefined)
   const n = Number(v)
-  if (!Number.isSafeInteger(n) || n < 0) throw new BadRequest(`invalid parameter "limit": must be a non-negative integer`)
-  return n
+  if (!Number.isSafeInteger(n) || n < 0) return Effect.fail(badRequest(`invalid parameter "limit": must be a non-negative integer`))
+  return Effect.succeed(n)
 }
 
-const range = (p: URLSearchParams) => {
-  const start = parseTime(p.get("start") ?? undefined, minTime, "start")
-  const end = parseTime(p.get("end") ?? undefined, maxTime, "end")
-  if (end < start) throw new BadRequest(`invalid parameter "end": end timestamp must not be before start time`)
-  return { start, end }
+const range = (p: URLSearchParams) =>
+  Effect.gen(function*() {
+    const start = yield* parseTime(p.get("start") ?? undefined, minTime, "start")
+    const end = yield* parseTime(p.get("end") ?? undefined, maxTime, "end")
+    if (end < start) return yield* badRequest(`invalid parameter "end": end timestamp must not be before start time`)
+    return { start, end }
+  })
+
+/** A query's text parsed, or a 400 naming the parameter. */
+const parseQueryParameter = (query: string): Effect.Effect<Expr, BadRequest> => {
+  try {
+    return Effect.succeed(parse(query))
+  } catch (e) {
+    if (e instanceof ParseError) return Effect.fail(badRequest(`invalid parameter "query": ${e.message}`))
+    throw e
+  }
 }
 
-/** Runs a handler, answering bad input, TSDB failures and defects in the envelope. */
-const answer = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, TsdbError, R>) =>
+/** What a handler may refuse with, each answered once, here, in Prometheus's envelope. */
+type Refusal = BadRequest | TsdbError | QueryError
+
+const refusal = (e: Refusal) => {
+  switch (e._tag) {
+    case "BadRequest":
+      return failure(e.status, "bad_data", e.message)
+    case "QueryError":
+      return queryFailure(e)
+    case "TsdbError":
+      return e.kind === "unavailable"
+        ? failure(503, "unavailable", e.message)
+        : e.kind === "limit"
+        ? failure(422, "execution", e.message)
+        : failure(400, "bad_data", e.message)
+  }
+}
+
+/** Runs a handler, answering what it refuses and its defects (a bug: 500) in the envelope. */
+const answer = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, Refusal, R>) =>
   handler.pipe(
-    Effect.catch((e) =>
-      Effect.succeed(
-        e.kind === "unavailable"
-          ? failure(503, "unavailable", e.message)
-          : e.kind === "limit"
-          ? failure(422, "execution", e.message)
-          : failure(400, "bad_data", e.message)
-      )),
-    Effect.catchDefect((d) =>
-      Effect.succeed(
-        d instanceof BadRequest ? failure(d.status, "bad_data", d.message) : failure(500, "internal", d instanceof Error ? d.message : String(d))
-      ))
+    Effect.catch((e) => Effect.succeed(refusal(e))),
+    Effect.catchDefect((d) => Effect.succeed(failure(500, "internal", d instanceof Error ? d.message : String(d))))
   )
 
 const seriesHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
-  const selectors = selectorsOf(p)
-  if (selectors.length === 0) throw new BadRequest("no match[] parameter provided")
-  const { start, end } = range(p)
-  const series = yield* tsdb.series(selectors, start, end, limitOf(p))
+  const selectors = yield* selectorsOf(p)
+  if (selectors.length === 0) return yield* badRequest("no match[] parameter provided")
+  const { start, end } = yield* range(p)
+  const series = yield* tsdb.series(selectors, start, end, yield* limitOf(p))
   return success(series.map((labels) => Object.fromEntries(labels)))
 }))
 
 const labelsHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
-  const { start, end } = range(p)
-  return success(yield* tsdb.labelNames(selectorsOf(p), start, end, limitOf(p)))
+  const { start, end } = yield* range(p)
+  return success(yield* tsdb.labelNames(yield* selectorsOf(p), start, end, yield* limitOf(p)))
 }))
 
 /**
@@ -246,10 +260,10 @@ const labelValuesHandler = answer(Effect.gen(function*() {
   const p = yield* Params
   const raw = (yield* HttpRouter.params)["name"] ?? ""
   const name = raw.startsWith("U__") ? unescapeName(raw) : raw
-  if (!isValidLabelName(name)) throw new BadRequest(`invalid label name: ${JSON.stringify(name)}`)
-  const limit = limitOf(p)
-  const { start, end } = range(p)
-  const selectors = selectorsOf(p)
+  if (!isValidLabelName(name)) return yield* badRequest(`invalid label name: ${JSON.stringify(name)}`)
+  const limit = yield* limitOf(p)
+  const { start, end } = yield* range(p)
+  const selectors = yield* selectorsOf(p)
   // NUL separates names from values in the index keys: no stored name holds one (and a lookup must not alias).
   if (name.includes("\0")) return success([])
   return success(yield* tsdb.labelValues(name, selectors, start, end, limit))
@@ -259,7 +273,7 @@ const metadataHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
   const metric = p.get("metric") ?? undefined
-  const all = yield* tsdb.metadata(metric === "" ? undefined : metric, limitOf(p))
+  const all = yield* tsdb.metadata(metric === "" ? undefined : metric, yield* limitOf(p))
   const data: Record<string, Array<{ type: string; help: string; unit: string }>> = {}
   for (const m of all) (data[m.metric] ??= []).push({ type: m.type, help: m.help, unit: m.unit })
   return success(data)
@@ -310,15 +324,8 @@ const exprSelectors = (e: Expr): Array<ReadonlyArray<Matcher>> => {
 const exemplarsHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
-  const { start, end } = range(p)
-  const query = p.get("query") ?? ""
-  let expr: Expr
-  try {
-    expr = parse(query)
-  } catch (e) {
-    if (e instanceof ParseError) throw new BadRequest(`invalid parameter "query": ${e.message}`)
-    throw e
-  }
+  const { start, end } = yield* range(p)
+  const expr = yield* parseQueryParameter(p.get("query") ?? "")
   const selectors = exprSelectors(expr)
   if (selectors.length === 0) return success([])
   const found = yield* tsdb.exemplars(selectors, start, end)
@@ -345,23 +352,23 @@ const parseInt32 = (s: string): number | undefined | Error => {
  */
 const rulesHandler = answer(Effect.gen(function*() {
   const p = yield* Params
-  selectorsOf(p)
+  yield* selectorsOf(p)
   const type = (p.get("type") ?? "").toLowerCase()
-  if (type !== "" && type !== "alert" && type !== "record") throw new BadRequest(`invalid parameter "type": not supported value ${JSON.stringify(type)}`)
+  if (type !== "" && type !== "alert" && type !== "record") return yield* badRequest(`invalid parameter "type": not supported value ${JSON.stringify(type)}`)
   const excludeAlerts = (p.get("exclude_alerts") ?? "").toLowerCase()
   if (excludeAlerts !== "" && !["1", "t", "true", "0", "f", "false"].includes(excludeAlerts)) {
-    throw new BadRequest(`invalid parameter "exclude_alerts": error converting exclude_alerts: strconv.ParseBool: parsing ${JSON.stringify(excludeAlerts)}: invalid syntax`)
+    return yield* badRequest(`invalid parameter "exclude_alerts": error converting exclude_alerts: strconv.ParseBool: parsing ${JSON.stringify(excludeAlerts)}: invalid syntax`)
   }
   const groupLimit = parseInt32(p.get("group_limit") ?? "")
   const nextToken = p.get("group_next_token") ?? ""
   if (nextToken !== "" && groupLimit === undefined) {
-    throw new BadRequest(`invalid parameter "group_next_token": group_limit needs to be present in order to paginate over the groups`)
+    return yield* badRequest(`invalid parameter "group_next_token": group_limit needs to be present in order to paginate over the groups`)
   }
-  if (groupLimit instanceof Error) throw new BadRequest(`invalid parameter "group_limit": group_limit needs to be a valid number: ${groupLimit.message}`)
-  if (groupLimit !== undefined && groupLimit <= 0) throw new BadRequest(`invalid parameter "group_limit": group_limit needs to be greater than 0`)
+  if (groupLimit instanceof Error) return yield* badRequest(`invalid parameter "group_limit": group_limit needs to be a valid number: ${groupLimit.message}`)
+  if (groupLimit !== undefined && groupLimit <= 0) return yield* badRequest(`invalid parameter "group_limit": group_limit needs to be greater than 0`)
   // There is no rule group, so no token can name one.
   if (groupLimit !== undefined && nextToken !== "") {
-    throw new BadRequest(`invalid parameter "group_next_token": invalid group_next_token '${nextToken}'. were rule groups changed?`)
+    return yield* badRequest(`invalid parameter "group_next_token": invalid group_next_token '${nextToken}'. were rule groups changed?`)
   }
   return success({ groups: [] })
 }))
@@ -468,8 +475,8 @@ const tsdbStatusHandler = answer(Effect.gen(function*() {
   let limit = 10
   if (given !== "") {
     limit = /^[+-]?[0-9]+$/.test(given) ? Number(given) : Number.NaN
-    if (!(limit >= 1)) throw new BadRequest("limit must be a positive number")
-    if (limit > tsdbStatusLimitMax) throw new BadRequest(`limit must not exceed ${tsdbStatusLimitMax}`)
+    if (!(limit >= 1)) return yield* badRequest("limit must be a positive number")
+    if (limit > tsdbStatusLimitMax) return yield* badRequest(`limit must not exceed ${tsdbStatusLimitMax}`)
   }
   const now = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
   const start = headStart(now)
@@ -557,13 +564,13 @@ const resultJson = (value: Value) => {
 }
 
 /** `step` and durations: float seconds or a Prometheus duration. */
-const parseStep = (value: string | null, name: string): number => {
-  if (value === null || value === "") throw new BadRequest(`invalid parameter "${name}": missing`)
-  if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(value)) return Math.round(Number(value) * 1000)
+const parseStep = (value: string | null, name: string): Effect.Effect<number, BadRequest> => {
+  if (value === null || value === "") return Effect.fail(badRequest(`invalid parameter "${name}": missing`))
+  if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(value)) return Effect.succeed(Math.round(Number(value) * 1000))
   try {
-    return parseDuration(value)
+    return Effect.succeed(parseDuration(value))
   } catch {
-    throw new BadRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid duration`)
+    return Effect.fail(badRequest(`invalid parameter "${name}": cannot parse "${value}" to a valid duration`))
   }
 }
 
@@ -584,15 +591,16 @@ export const QueryLimits = Context.Reference<{ readonly timeoutMs: number; reado
 })
 
 /** Runs a query with the `timeout` parameter, capped by the server's query timeout, as its time limit. */
-const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number }, self: Effect.Effect<Value, QueryError>) => {
-  const timeout = p.get("timeout")
-  const given = timeout === null || timeout === "" ? undefined : parseStep(timeout, "timeout")
-  if (given !== undefined && !(given > 0)) throw new BadRequest(`invalid parameter "timeout": must be a positive duration`)
-  const ms = given === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, given)
-  return self.pipe(
-    Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError({ kind: "timeout", message: "query timed out in query execution" })) })
-  )
-}
+const withTimeout = (p: URLSearchParams, limits: { readonly timeoutMs: number }, self: Effect.Effect<Value, QueryError>) =>
+  Effect.gen(function*() {
+    const timeout = p.get("timeout")
+    const given = timeout === null || timeout === "" ? undefined : yield* parseStep(timeout, "timeout")
+    if (given !== undefined && !(given > 0)) return yield* badRequest(`invalid parameter "timeout": must be a positive duration`)
+    const ms = given === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, given)
+    return yield* self.pipe(
+      Effect.timeoutOrElse({ duration: `${ms} millis`, orElse: () => Effect.fail(new QueryError({ kind: "timeout", message: "query timed out in query execution" })) })
+    )
+  })
 
 /**
  * PromQL's experimental features a server switches on, by Prometheus's `--enable-feature` names
@@ -613,18 +621,12 @@ const queryHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
   const query = p.get("query")
-  if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
+  if (query === null || query === "") return yield* badRequest(`invalid parameter "query": missing`)
   const clock = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
-  const time = parseTime(p.get("time") ?? undefined, clock, "time")
+  const time = yield* parseTime(p.get("time") ?? undefined, clock, "time")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, instantQuery(tsdb, query, time, queryOptions(limits, yield* PromqlFeatures))))
-  if (result._tag === "Failure") {
-    const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
-    if (e instanceof QueryError) return queryFailure(e)
-    throw e
-  }
-  const limit = limitOf(p)
-  const value = result.value
+  const value = yield* withTimeout(p, limits, instantQuery(tsdb, query, time, queryOptions(limits, yield* PromqlFeatures)))
+  const limit = yield* limitOf(p)
   const limited = limit !== undefined && limit > 0 && value.type === "vector" ? { ...value, samples: value.samples.slice(0, limit) } : value
   return answered(limited)
 }))
@@ -633,23 +635,17 @@ const queryRangeHandler = answer(Effect.gen(function*() {
   const tsdb = yield* Tsdb
   const p = yield* Params
   const query = p.get("query")
-  if (query === null || query === "") throw new BadRequest(`invalid parameter "query": missing`)
-  const start = parseTime(p.get("start") ?? undefined, Number.NaN, "start")
-  const end = parseTime(p.get("end") ?? undefined, Number.NaN, "end")
-  if (Number.isNaN(start)) throw new BadRequest(`invalid parameter "start": missing`)
-  if (Number.isNaN(end)) throw new BadRequest(`invalid parameter "end": missing`)
-  if (end < start) throw new BadRequest(`invalid parameter "end": end timestamp must not be before start time`)
-  const step = parseStep(p.get("step"), "step")
-  if (step <= 0) throw new BadRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
-  if ((end - start) / step > 11_000) throw new BadRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+  if (query === null || query === "") return yield* badRequest(`invalid parameter "query": missing`)
+  const start = yield* parseTime(p.get("start") ?? undefined, Number.NaN, "start")
+  const end = yield* parseTime(p.get("end") ?? undefined, Number.NaN, "end")
+  if (Number.isNaN(start)) return yield* badRequest(`invalid parameter "start": missing`)
+  if (Number.isNaN(end)) return yield* badRequest(`invalid parameter "end": missing`)
+  if (end < start) return yield* badRequest(`invalid parameter "end": end timestamp must not be before start time`)
+  const step = yield* parseStep(p.get("step"), "step")
+  if (step <= 0) return yield* badRequest(`invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer`)
+  if ((end - start) / step > 11_000) return yield* badRequest("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
   const limits = yield* QueryLimits
-  const result = yield* Effect.exit(withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, queryOptions(limits, yield* PromqlFeatures))))
-  if (result._tag === "Failure") {
-    const e = (result.cause as unknown as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
-    if (e instanceof QueryError) return queryFailure(e)
-    throw e
-  }
-  return answered(result.value)
+  return answered(yield* withTimeout(p, limits, rangeQuery(tsdb, query, start, end, step, queryOptions(limits, yield* PromqlFeatures))))
 }))
 
 const formatQueryHandler = answer(Effect.gen(function*() {
@@ -684,14 +680,10 @@ const labelsInterner = new LabelsInterner(Limits.remoteWriteLabelsCacheMax)
  * The answer to a write the TSDB refused, as remote-write clients read it: 503 with `Retry-After` when the
  * store is unavailable (they retry), 413 over a limit, 400 otherwise (they drop it), 500 for a defect.
  */
-const writeFailure = (cause: unknown) => {
-  const e = (cause as { reasons?: Array<{ error?: unknown }> }).reasons?.[0]?.error
-  if (e instanceof TsdbError) {
-    if (e.kind === "unavailable") return HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
-    return HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
-  }
-  return HttpServerResponse.text("internal error", { status: 500 })
-}
+const writeFailure = (e: TsdbError) =>
+  e.kind === "unavailable"
+    ? HttpServerResponse.text(e.message, { status: 503, headers: { "retry-after": "1" } })
+    : HttpServerResponse.text(e.message, { status: e.kind === "limit" ? 413 : 400 })
 
 /** How OTLP metrics become Prometheus series (Prometheus's `otlp:` configuration); a server provides it from its config. */
 export const OtlpSettings = Context.Reference<Otlp.OtlpSettings>("@opendata/tsdb/Http/OtlpSettings", {
@@ -779,10 +771,10 @@ const otlpMetricsHandler = Effect.gen(function*() {
       if (translated.series.length > RemoteWriteLimits.maxSamplesPerRequest) {
         return HttpServerResponse.text(`otlp: ${translated.series.length} samples in one request, over the limit of ${RemoteWriteLimits.maxSamplesPerRequest}`, { status: 413 })
       }
-      const outcome = yield* Effect.exit(tsdb.write({ series: translated.series, metadata: translated.metadata }))
-      if (outcome._tag === "Failure") return writeFailure(outcome.cause)
+      const outcome = yield* Effect.result(tsdb.write({ series: translated.series, metadata: translated.metadata }))
+      if (Result.isFailure(outcome)) return writeFailure(outcome.failure)
       translated.commit()
-      const o = outcome.value
+      const o = outcome.success
       const reasons = [...translated.reasons]
       const refused = o.duplicates + o.tooOld
       if (refused > 0) reasons.push(`${refused} samples refused by the TSDB (${o.duplicates} duplicate timestamps with another value, ${o.tooOld} out of bounds or too old)`)
@@ -824,9 +816,9 @@ const writeHandler = Effect.gen(function*() {
     if (e instanceof RemoteWriteDecodeError) return failure(400, "bad_data", e.message)
     throw e
   }
-  const outcome = yield* Effect.exit(tsdb.write({ series: decoded.series, metadata: decoded.metadata }))
-  if (outcome._tag === "Failure") return writeFailure(outcome.cause)
-  const o = outcome.value
+  const outcome = yield* Effect.result(tsdb.write({ series: decoded.series, metadata: decoded.metadata }))
+  if (Result.isFailure(outcome)) return writeFailure(outcome.failure)
+  const o = outcome.success
   const headers = v2
     ? {
       "x-prometheus-remote-write-samples-written": String(o.samplesWritten),
