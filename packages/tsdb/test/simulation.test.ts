@@ -14,8 +14,11 @@ describe("TSDB simulation", () => {
       }))
   }
 
-  it.live("catches a writer that ignores fencing", () =>
+  // Whether one seed's schedule lets the zombie writer's batch through before the new one's depends on
+  // timing (record sizes, say): the sweep must catch it within its first few seeds.
+  it.live("catches a writer that ignores fencing (within seeds 1-3)", () =>
     Effect.gen(function*() {
-      assert.isFalse((yield* Simulation.run(tsdbWorkload, { seed: 1, mutant: "skip-fencing" })).ok)
+      const results = yield* Effect.forEach([1, 2, 3], (seed) => Simulation.run(tsdbWorkload, { seed, mutant: "skip-fencing" }))
+      assert.isTrue(results.some((r) => !r.ok))
     }))
 })

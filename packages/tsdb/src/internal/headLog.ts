@@ -5,19 +5,23 @@
  * them, as three columns. Replaying the records after a checkpoint, in order, into the checkpointed heads
  * rebuilds every head exactly (the same appends, cuts and out-of-order inserts the writes made).
  *
- *   record  = version u8 (2) | zstd frame of body
+ *   record  = version u8 (4) | zstd frame of body
  *   body    = count varint | ids | timestamps | values
  *   ids     = count zigzag varints, each the difference from the previous id (the first from 0)
  *   times   = count zigzag varints, each the difference from the previous timestamp (the first from 0)
- *   values  = count x 8 bytes, each value's 64-bit pattern, little-endian
+ *   values  = count x 8 bytes, each value's 64-bit pattern, little-endian, XORed with the previous
+ *             sample's when that sample is of the same series (a request's samples of one series are
+ *             consecutive: most bits of a counter's or a gauge's next value are then zeros)
  *
- * (Version 1 is the body uncompressed; it is read too.) zstd at level 1 takes the body from about 12 to
- * 4-6 bytes a sample for a few percent of the write path's CPU, and every byte saved is a byte the WAL,
- * the memtable and a flush do not carry.
+ * zstd at level 1 takes the body from about 12 to 3-6 bytes a sample for a few percent of the write
+ * path's CPU, and every byte saved is a byte the WAL, the memtable and a flush do not carry; the XOR makes
+ * a request of 50 samples per series about 40% quicker to compress (and a little smaller). Older versions
+ * are read too: 1, the body uncompressed; 2, compressed, the values as they are.
  *
- * A record with native histogram samples is version 3: the same body followed by them:
+ * A record with native histogram samples is version 5 (3 with the values as they are): the same body
+ * followed by them:
  *
- *   record3 = 3 | zstd frame of (body | hcount varint | hcount x (id zigzag varint, time zigzag varint,
+ *   record5 = 5 | zstd frame of (body | hcount varint | hcount x (id zigzag varint, time zigzag varint,
  *             each the difference from the previous histogram's | histogram (internal/histogramChunk.ts)))
  *
  * A checkpointed head (the value of a series' `H` key) says which record it reflects:
@@ -34,10 +38,11 @@ import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from
 import type { FloatHistogram } from "../promql/histogram.ts"
 import { ByteReader, ByteWriter, HistogramChunkCorrupt, readHistogram, writeHistogram } from "./histogramChunk.ts"
 
-/** The record format's version bytes: the body as is, and the body compressed with zstd. */
+/** The record format's version bytes (see above; 2 is the body compressed, values as they are); 4 and 5 are written, all five read. */
 const recordPlain = 1
-const recordZstd = 2
 const recordHistograms = 3
+const recordXor = 4
+const recordXorHistograms = 5
 /** zstd level: the fastest, which already takes most of what there is to take. */
 const zstdLevel = 1
 /** A record's body decompresses to at most this many bytes (a batch of the Db's is at most 8 MiB). */
@@ -78,6 +83,8 @@ export class RecordBuilder {
   private histograms = { ids: [] as Array<number>, timestamps: [] as Array<number>, values: [] as Array<FloatHistogram> }
   /** The uncompressed body is encoded here (compression copies it out). */
   private scratch = new Uint8Array(0)
+  /** The values XORed, before they go into the body. */
+  private xored = new Uint32Array(0)
 
   constructor(capacity = 1024) {
     this.ids = new Float64Array(capacity)
@@ -95,6 +102,7 @@ export class RecordBuilder {
       this.bits = new Uint32Array(2048)
     }
     if (this.scratch.length > 10 + keptSamplesMax * 24) this.scratch = new Uint8Array(0)
+    if (this.xored.length > keptSamplesMax * 2) this.xored = new Uint32Array(0)
   }
 
   /** Float samples added. */
@@ -136,7 +144,7 @@ export class RecordBuilder {
 
   /** The encoded record (compressed). */
   encode(): Uint8Array {
-    let body = this.encodeBody()
+    let body = this.encodeBody(true)
     const withHistograms = this.histograms.ids.length > 0
     if (withHistograms) {
       const w = new ByteWriter()
@@ -159,22 +167,25 @@ export class RecordBuilder {
     }
     const compressed = zstdCompressSync(body, { params: { [zlibConstants.ZSTD_c_compressionLevel]: zstdLevel } })
     const out = new Uint8Array(1 + compressed.length)
-    out[0] = withHistograms ? recordHistograms : recordZstd
+    out[0] = withHistograms ? recordXorHistograms : recordXor
     out.set(compressed, 1)
     return out
   }
 
   /** The record uncompressed (version 1), in an array of its own. */
   encodePlain(): Uint8Array {
-    const body = this.encodeBody()
+    const body = this.encodeBody(false)
     const out = new Uint8Array(1 + body.length)
     out[0] = recordPlain
     out.set(body, 1)
     return out
   }
 
-  /** The body, in the builder's scratch buffer (valid until the next encode or reset). */
-  private encodeBody(): Uint8Array {
+  /**
+   * The body, in the builder's scratch buffer (valid until the next encode or reset); with `xor`, each
+   * value XORed with the previous sample's when that sample is of the same series.
+   */
+  private encodeBody(xor: boolean): Uint8Array {
     const n = this.n
     // Each varint of a safe integer's difference takes at most 8 bytes (zigzag of 2^54 fits 56 bits).
     const size = 10 + n * (8 + 8) + n * 8
@@ -195,14 +206,27 @@ export class RecordBuilder {
       at = writeVarint(out, at, zigzag(t - prev))
       prev = t
     }
+    let bits = this.bits
+    if (xor) {
+      if (this.xored.length < n * 2) this.xored = new Uint32Array(this.bits.length)
+      const x = this.xored
+      x[0] = bits[0]!
+      x[1] = bits[1]!
+      for (let i = 1; i < n; i++) {
+        const same = ids[i] === ids[i - 1]
+        x[2 * i] = same ? bits[2 * i]! ^ bits[2 * i - 2]! : bits[2 * i]!
+        x[2 * i + 1] = same ? bits[2 * i + 1]! ^ bits[2 * i - 1]! : bits[2 * i + 1]!
+      }
+      bits = x
+    }
     // The values: each as its low then high 32 bits, little-endian; on a little-endian machine that is
     // how `bits` lies in memory already.
-    if (littleEndian) out.set(new Uint8Array(this.bits.buffer, 0, n * 8), at)
+    if (littleEndian) out.set(new Uint8Array(bits.buffer, 0, n * 8), at)
     else {
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       for (let i = 0; i < n; i++) {
-        view.setUint32(at + 8 * i, this.bits[2 * i]!, true)
-        view.setUint32(at + 8 * i + 4, this.bits[2 * i + 1]!, true)
+        view.setUint32(at + 8 * i, bits[2 * i]!, true)
+        view.setUint32(at + 8 * i + 4, bits[2 * i + 1]!, true)
       }
     }
     at += n * 8
@@ -217,7 +241,8 @@ const keptSamplesMax = 1 << 20
 const littleEndian = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1
 
 export const decodeRecord = (record: Uint8Array): LogRecord => {
-  if (record.length < 2 || (record[0] !== recordPlain && record[0] !== recordZstd && record[0] !== recordHistograms)) {
+  const version = record[0]!
+  if (record.length < 2 || version < recordPlain || version > recordXorHistograms) {
     throw new HeadLogCorrupt(`head log record: unknown version ${record[0]}`)
   }
   let bytes: Uint8Array
@@ -240,7 +265,7 @@ export const decodeRecord = (record: Uint8Array): LogRecord => {
   prev = 0
   for (let i = 0; i < count; i++) timestamps[i] = prev = prev + unzigzag(readVarint(bytes, cursor))
   let at = cursor.at
-  const withHistograms = record[0] === recordHistograms
+  const withHistograms = version === recordHistograms || version === recordXorHistograms
   if (withHistograms ? at + count * 8 > bytes.length : at + count * 8 !== bytes.length) {
     throw new HeadLogCorrupt(`head log record: ${bytes.length - at} bytes of values for ${count} samples`)
   }
@@ -249,6 +274,13 @@ export const decodeRecord = (record: Uint8Array): LogRecord => {
     bits[2 * i] = view.getUint32(at, true)
     bits[2 * i + 1] = view.getUint32(at + 4, true)
     at += 8
+  }
+  if (version === recordXor || version === recordXorHistograms) {
+    for (let i = 1; i < count; i++) {
+      if (ids[i] !== ids[i - 1]) continue
+      bits[2 * i] = (bits[2 * i]! ^ bits[2 * i - 2]!) >>> 0
+      bits[2 * i + 1] = (bits[2 * i + 1]! ^ bits[2 * i - 1]!) >>> 0
+    }
   }
   if (!withHistograms) return { count, ids, timestamps, bits }
   try {
