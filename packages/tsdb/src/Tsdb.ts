@@ -95,7 +95,7 @@ import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } f
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
 import type { Labels, Matcher } from "./internal/labels.ts"
-import { canonical, hashLabels, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
+import { canonical, hashCanonical, labelValue, matchesAll, sortLabels } from "./internal/labels.ts"
 import type { FloatHistogram } from "./promql/histogram.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./internal/histogramChunk.ts"
 import type { Sample, SelectedSeries, SeriesReader, SeriesSource } from "./SeriesSource.ts"
@@ -710,7 +710,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       let state: SeriesState | undefined
       if (pending !== undefined) state = heads.get(pending.id)
       else {
-        const hash = hashLabels(labels)
+        const hash = hashCanonical(key)
         if (!knownHashes.has(hash)) state = createSeries(labels, key, hash, ops, created)
       }
       if (state === undefined) return undefined
@@ -723,7 +723,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     const resolve = (labels: Labels, h: number, ops: Array<CoreDb.WriteOp>, created: Map<string, number>) =>
       Effect.gen(function*() {
         const key = canonical(labels)
-        const hash = hashLabels(labels)
+        const hash = hashCanonical(key)
         if (!knownHashesLoaded) yield* loadKnownHashes
         // A series created by a write not durable yet is not in the Db's dictionary yet.
         let id: number | undefined = ids.get(labels, h) ?? pendingSeries.get(key)?.id

@@ -17,8 +17,25 @@ export interface Matcher {
   readonly value: string
 }
 
-export const canonical = (labels: Labels): string =>
-  "{" + labels.map(([n, v]) => `${n}=${JSON.stringify(v)}`).join(",") + "}"
+/** Characters JSON.stringify escapes (quote, backslash, controls; surrogates, which it escapes when lone). */
+const escaped = /["\\\u0000-\u001f\ud800-\udfff]/
+
+/**
+ * A label set as one string, `{name="value",...}` with each value as JSON.stringify writes it: the key of
+ * a series in maps, and what the dictionary's hash is taken over (so it must not change). A plain loop,
+ * quoting a value without JSON.stringify when it has nothing to escape (twice as quick as mapping and
+ * joining: it runs for every new series and every group of an aggregation).
+ */
+export const canonical = (labels: Labels): string => {
+  let s = "{"
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i]!
+    const v = label[1]
+    if (i > 0) s += ","
+    s += escaped.test(v) ? label[0] + "=" + JSON.stringify(v) : label[0] + "=\"" + v + "\""
+  }
+  return s + "}"
+}
 
 export const sortLabels = (labels: Labels): Labels => [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 
@@ -51,9 +68,11 @@ export const matchesAll = (matchers: ReadonlyArray<Matcher>, labels: Labels) =>
 /** Whether the matcher matches the empty string (then series without the label match too). */
 export const matchesEmpty = (m: Matcher) => matches(m, "")
 
-/** A 64-bit FNV-1a hash of the canonical string, as two 32-bit halves in one number (53 bits kept). */
-export const hashLabels = (labels: Labels): number => {
-  const s = canonical(labels)
+/**
+ * The dictionary's hash of the label set whose `canonical` string is `s` (stored in keys: it must not
+ * change): two 32-bit FNV-1a variants in one number (53 bits kept).
+ */
+export const hashCanonical = (s: string): number => {
   let h1 = 0x811c9dc5
   let h2 = 0x050c5d1f
   for (let i = 0; i < s.length; i++) {
