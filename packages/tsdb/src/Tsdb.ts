@@ -73,11 +73,14 @@ import {
   decodeRange,
   emptyState,
   hiLane,
+  isIndexed,
   isStaleHistogram,
   keepRecent,
+  markIndexed,
   newestSample,
   loLane,
   noChunks,
+  noSealed,
   pushStored,
   recentBucket,
   recentBytes,
@@ -807,6 +810,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           const seal = (key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => {
             ops.push({ _tag: "put", key, value })
             const chunk: SealedChunk = { bucket: readU32(key, 1), minT: readU64(key, key.length - 8), maxT, bytes: value }
+            if (sealing!.sealedPending === noSealed) sealing!.sealedPending = []
             sealing!.sealedPending.push(chunk)
             keepRecent(sealing!, chunk, outOfOrder ? undefined : maxT)
           }
@@ -852,8 +856,8 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               knownBuckets.add(bucket)
               ops.push({ _tag: "put", key: bucketKey(bucket), value: noBytes })
             }
-            if (!state.indexed.has(bucket)) {
-              state.indexed.add(bucket)
+            if (!isIndexed(state, bucket)) {
+              markIndexed(state, bucket)
               ops.push({ _tag: "put", key: bucketSeriesKey(bucket, state.id), value: noBytes })
               rememberLabels(state.id, labels)
             }
@@ -908,7 +912,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             state.touched = ++writes
             // A sample already here may be from an earlier attempt of this request that is not durable yet.
             waitFor = Math.max(waitFor, state.pendingSeq)
-            if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
+            if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = noSealed
             if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
             touched.push(state)
             sealing = state
@@ -1157,7 +1161,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         for (const id of ids) {
           const state = heads.get(id)
           if (state === undefined) continue
-          if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = []
+          if (state.sealedPending.length > 0 && state.pendingSeq <= durableSeq) state.sealedPending = noSealed
           const covered = state.coveredAfter
           if (covered !== Number.POSITIVE_INFINITY) {
             const kept: Array<Uint8Array> = []

@@ -201,8 +201,13 @@ export interface SeriesState {
    * sample's bucket (see `keepRecent`); raised past every bucket whose chunks are dropped from `recent`.
    */
   coveredAfter: number
-  /** Buckets whose postings already hold this series (in this process). */
-  readonly indexed: Set<number>
+  /**
+   * The last two buckets whose postings this process wrote this series into (-1: none): a sample in
+   * either needs no postings key; one in an older bucket (a late sample) writes its key again, which is
+   * harmless. Two numbers, not a set that would grow with every bucket a long-lived series lives through.
+   */
+  indexedLast: number
+  indexedBefore: number
   /** Db seq of the last write that changed this series: a retry that finds its samples here waits for it. */
   pendingSeq: number
   /** The last log record holding samples of this series. */
@@ -327,17 +332,33 @@ export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number
 /** The empty lists every series without histograms shares (replaced, never pushed to). */
 export const noHistograms: Array<HistogramSample> = []
 export const noChunks: Array<Uint8Array> = []
+/** Shared empty lists: a series has its own only once it has out-of-order samples or sealed chunks pending. */
+export const noSamples: Array<Sample> = []
+export const noSealed: Array<SealedChunk> = []
 Object.freeze(noHistograms)
 Object.freeze(noChunks)
+Object.freeze(noSamples)
+Object.freeze(noSealed)
+
+/** Whether this process wrote the series into the postings of `bucket` (see `indexedLast`). */
+export const isIndexed = (state: SeriesState, bucket: number) => state.indexedLast === bucket || state.indexedBefore === bucket
+
+export const markIndexed = (state: SeriesState, bucket: number) => {
+  if (bucket > state.indexedLast) {
+    state.indexedBefore = state.indexedLast
+    state.indexedLast = bucket
+  } else state.indexedBefore = bucket
+}
 
 export const emptyState = (id: number): SeriesState => ({
   id,
   headChunk: newChunk(),
-  ooo: [],
-  sealedPending: [],
+  ooo: noSamples,
+  sealedPending: noSealed,
   recent: noRecent,
   coveredAfter: Number.POSITIVE_INFINITY,
-  indexed: new Set(),
+  indexedLast: -1,
+  indexedBefore: -1,
   pendingSeq: 0,
   lastRecord: 0,
   asOf: 0,
@@ -426,6 +447,7 @@ export const applySample = (
     state.headChunk.appendBits(t, hi, lo)
     return "head"
   }
+  if (state.ooo === noSamples) state.ooo = []
   const ooo = state.ooo
   let at = ooo.length
   while (at > 0 && ooo[at - 1]!.timestampMs > t) at--
@@ -441,7 +463,7 @@ export const applySample = (
       seal?.(chunkKey(bucket, state.id, first.timestampMs), encodeSamples(from === 0 && to === ooo.length ? ooo : ooo.slice(from, to)), ooo[to - 1]!.timestampMs, true)
       from = to
     }
-    state.ooo = []
+    state.ooo = noSamples
   }
   return "ooo"
 }
