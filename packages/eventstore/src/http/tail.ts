@@ -255,8 +255,10 @@ export const serveTail = (
         else close(ended ? Exit.interrupt() : exit)
       })
     }
+    // Set before `onShutdown`, which ends the tail at once (and so calls `close`) if the server is stopping.
+    let removeEnd: () => void = () => {}
     buffer?.once("close", end)
-    const removeEnd = home.onShutdown(end)
+    removeEnd = home.onShutdown(end)
     // Gone already (the client, or the server shutting down, meanwhile).
     if (buffer?.destroyed === true) end()
     else startPass()
