@@ -478,16 +478,12 @@ export const countingTsdb = (tsdb: Tsdb.TsdbShape, metrics: MetricsShape): Tsdb.
 
 /** Counts the EventStore's appends and the records they held, and its tails while they are followed. */
 export const countingEventStore = (store: EventStore.EventStoreShape, metrics: MetricsShape): EventStore.EventStoreShape => {
-  const followed = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-    Stream.unwrap(Effect.as(
-      Effect.acquireRelease(Effect.sync(() => metrics.eventStoreTailSubscribers(1)), () => Effect.sync(() => metrics.eventStoreTailSubscribers(-1))),
-      stream
-    ))
-  /** Counts a cursor's subscriber until its scope closes. */
+  /** Counts a tail's subscriber until its scope closes (a cursor's, or a stream's). */
   const subscriber = Effect.acquireRelease(
     Effect.sync(() => metrics.eventStoreTailSubscribers(1)),
     () => Effect.sync(() => metrics.eventStoreTailSubscribers(-1))
   )
+  const followed = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> => Stream.unwrap(Effect.as(subscriber, stream))
   return {
     ...store,
     append: (key, records, options) =>

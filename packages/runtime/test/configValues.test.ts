@@ -21,6 +21,26 @@ const loaded = async (env: Record<string, string>) => {
   return exit.value
 }
 
+/** The configuration an `opendata.yaml` holding `yaml` gives. */
+const loadedFromFile = async (yaml: string) => {
+  const dir = await tempDir()
+  try {
+    const file = path.join(dir, "opendata.yaml")
+    await fs.writeFile(file, yaml)
+    return await loaded(await Effect.runPromise(ConfigFile.read(file)))
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Each of `values` for `variable` is refused, naming the variable. */
+const refusesEach = async (variable: string, values: ReadonlyArray<string>) => {
+  for (const bad of values) {
+    const exit = await loadFrom({ [variable]: bad })
+    expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(new RegExp(variable))
+  }
+}
+
 describe("configuration values", () => {
   it("defaults: everything in one process, no wait for a WAL write on the local store, 100 ms on s3", async () => {
     const local = await loaded({})
@@ -47,15 +67,8 @@ describe("configuration values", () => {
     expect((await loaded({})).blockCacheMb).toBeUndefined()
     expect(Config.describe(await loaded({})).blockCacheMb).toBe(64)
     expect((await loaded({ OPENDATA_BLOCK_CACHE_MB: "256" })).blockCacheMb).toBe(256)
-    for (const bad of ["0", "-1", "1.5", "lots"]) {
-      const exit = await loadFrom({ OPENDATA_BLOCK_CACHE_MB: bad })
-      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/OPENDATA_BLOCK_CACHE_MB/)
-    }
-    const dir = await tempDir()
-    const file = path.join(dir, "opendata.yaml")
-    await fs.writeFile(file, "blockCacheMb: 16\n")
-    expect((await loaded(await Effect.runPromise(ConfigFile.read(file)))).blockCacheMb).toBe(16)
-    await fs.rm(dir, { recursive: true, force: true })
+    await refusesEach("OPENDATA_BLOCK_CACHE_MB", ["0", "-1", "1.5", "lots"])
+    expect((await loadedFromFile("blockCacheMb: 16\n")).blockCacheMb).toBe(16)
   })
 
   it("takes how far the heap may grow (default 100%, 0 leaves it to V8) and refuses a negative or fractional one", async () => {
@@ -63,15 +76,8 @@ describe("configuration values", () => {
     expect(Config.describe(await loaded({})).heapGrowthPercent).toBe(Config.heapGrowthPercentDefault)
     expect((await loaded({ OPENDATA_HEAP_GROWTH_PERCENT: "50" })).heapGrowthPercent).toBe(50)
     expect((await loaded({ OPENDATA_HEAP_GROWTH_PERCENT: "0" })).heapGrowthPercent).toBe(0)
-    for (const bad of ["-1", "1.5", "lots"]) {
-      const exit = await loadFrom({ OPENDATA_HEAP_GROWTH_PERCENT: bad })
-      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/OPENDATA_HEAP_GROWTH_PERCENT/)
-    }
-    const dir = await tempDir()
-    const file = path.join(dir, "opendata.yaml")
-    await fs.writeFile(file, "heapGrowthPercent: 30\n")
-    expect((await loaded(await Effect.runPromise(ConfigFile.read(file)))).heapGrowthPercent).toBe(30)
-    await fs.rm(dir, { recursive: true, force: true })
+    await refusesEach("OPENDATA_HEAP_GROWTH_PERCENT", ["-1", "1.5", "lots"])
+    expect((await loadedFromFile("heapGrowthPercent: 30\n")).heapGrowthPercent).toBe(30)
   })
 
   it("reads role, flush interval and TSDB retention from opendata.yaml", async () => {

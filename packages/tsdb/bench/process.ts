@@ -25,11 +25,14 @@ export const processMeter = (pid: number): Meter => ({
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     return (Number(fields[11]) + Number(fields[12])) / clockTicks
   },
-  rssMb: () => {
-    const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmHWM:"))
-    return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
-  }
+  rssMb: () => statusMb(pid, "VmHWM")
 })
+
+/** A field of /proc/<pid>/status in MiB: `VmHWM` (peak resident memory) or `VmRSS` (resident now). */
+export const statusMb = (pid: number, field: "VmHWM" | "VmRSS"): number => {
+  const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`))
+  return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
+}
 
 export interface Settled {
   /** The last CPU reading (seconds). */

@@ -91,7 +91,7 @@ import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import { FloatHistogram, RemoteWrite, Tsdb, TsdbInspect } from "@opendata/tsdb"
 import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
-import { clockTicks, type Meter, processMeter, settle } from "./process.ts"
+import { clockTicks, type Meter, processMeter, settle, statusMb } from "./process.ts"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
 const senders = Number(process.env["BENCH_SENDERS"] ?? 4)
@@ -447,11 +447,6 @@ interface Run {
   readonly memory?: { readonly idleMb: number; readonly heldMb: number } | undefined
 }
 
-/** A process's current resident memory (VmRSS), MiB. */
-const residentMb = (pid: number) => {
-  const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))
-  return Number(line?.match(/(\d+)/)?.[1] ?? Number.NaN) / 1024
-}
 
 /** A Prometheus block's bytes: its chunk files and its index, by index section (from the index's table of contents). */
 interface PrometheusBlock {
@@ -675,10 +670,10 @@ const overHttpOurs = async (pool: Pool): Promise<Run> => {
     const pid = serverPid(proc.child.pid!, process.execPath)
     const meter = processMeter(pid)
     const send = remoteWrite(`${base}/api/v1/write`)
-    const idleMb = residentMb(pid)
+    const idleMb = statusMb(pid, "VmRSS")
     const warmup = await phase(meter, () => drive("ours over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
     const timed = await phase(meter, () => drive("ours over HTTP", pool.timed, send))
-    const memory = { idleMb, heldMb: residentMb(pid) }
+    const memory = { idleMb, heldMb: statusMb(pid, "VmRSS") }
     const code = await stop(proc, "our server")
     if (code !== 0) console.log(`  (our server exited with ${code}:\n${proc.output().slice(-2000)})`)
     return { warmup, timed, memory }
@@ -708,10 +703,10 @@ const overHttpPrometheus = async (pool: Pool): Promise<Run> => {
     const pid = serverPid(proc.child.pid!, prometheusBin)
     const meter = processMeter(pid)
     const send = remoteWrite(`${base}/api/v1/write`)
-    const idleMb = residentMb(pid)
+    const idleMb = statusMb(pid, "VmRSS")
     const warmup = await phase(meter, () => drive("Prometheus over HTTP", pool.warmup, send, Number.POSITIVE_INFINITY))
     const timed = await phase(meter, () => drive("Prometheus over HTTP", pool.timed, send))
-    const memory = { idleMb, heldMb: residentMb(pid) }
+    const memory = { idleMb, heldMb: statusMb(pid, "VmRSS") }
     const block = await snapshotBlock(base, path.join(dir, "data"))
     const code = await stop(proc, "Prometheus")
     if (code !== 0) console.log(`  (Prometheus exited with ${code})`)
