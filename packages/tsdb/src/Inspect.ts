@@ -8,7 +8,7 @@
  */
 import { Effect, Stream } from "effect"
 import { Db, Keys } from "@opendata/core"
-import { chunkSampleCount } from "./internal/chunk.ts"
+import { storedCount } from "./internal/chunkCodec.ts"
 import { decodeCheckpointed, decodeRecord } from "./internal/headLog.ts"
 import { decodeHistogramChunk } from "./internal/histogramChunk.ts"
 import { keyKindNames } from "./internal/keys.ts"
@@ -73,15 +73,15 @@ export const inspect: Effect.Effect<Inspection, TsdbError, Db.Db> = Effect.gen(f
           totals.series += 1
           break
         case "c":
-          totals.sealedSamples += chunkSampleCount(kv.value)
+          totals.sealedSamples += storedCount(kv.value)
           break
         case "g":
           totals.histogramSamples += decodeHistogramChunk(kv.value).length
           break
         case "H": {
           const head = decodeCheckpointed(kv.value)
-          if (head.head !== undefined) totals.headSamples += chunkSampleCount(head.head)
-          if (head.ooo !== undefined) totals.headSamples += chunkSampleCount(head.ooo)
+          if (head.head !== undefined) totals.headSamples += storedCount(head.head)
+          if (head.ooo !== undefined) totals.headSamples += storedCount(head.ooo)
           break
         }
         case "w":

@@ -25,8 +25,7 @@ import { Clock, Context, Deferred, Effect, Exit, Layer, Scope, Semaphore, Stream
 import type { Db as CoreDb } from "@opendata/core"
 import { Db, Keys } from "@opendata/core"
 import * as Limits from "./limits.ts"
-import { openChunk } from "./internal/chunk.ts"
-import { decodeSamples, encodeSamples } from "./internal/chunkCodec.ts"
+import { decodeSamples, encodeSamples, openStored, storedChunk } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
 import { BucketPostings } from "./internal/postings.ts"
 import { hash32, SeriesLookup } from "./internal/seriesLookup.ts"
@@ -507,7 +506,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       const c = decodeCheckpointed(bytes)
       state.asOf = c.asOf
       state.lastRecord = c.asOf
-      if (c.head !== undefined) state.headChunk = openChunk(c.head)
+      if (c.head !== undefined) state.headChunk = openStored(c.head)
       if (c.ooo !== undefined) state.ooo = decodeSamples(c.ooo)
       if (c.histograms !== undefined) state.histograms = decodeHistogramChunk(c.histograms)
       state.pendingSeq = pendingSeqOf(headKey(id))
@@ -623,7 +622,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
         if (state.lastRecord <= state.asOf) continue
         const value = encodeCheckpointed(
           state.lastRecord,
-          state.headChunk.count > 0 ? state.headChunk.bytes() : undefined,
+          state.headChunk.count > 0 ? storedChunk(state.headChunk.bytes()) : undefined,
           state.ooo.length > 0 ? encodeSamples(state.ooo) : undefined,
           state.histograms.length > 0 ? encodeHistogramChunk(state.histograms) : undefined
         )

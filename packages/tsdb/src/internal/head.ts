@@ -7,9 +7,9 @@ import * as Limits from "../limits.ts"
 import type { FloatHistogram } from "../promql/histogram.ts"
 import { isStaleNaN } from "../promql/types.ts"
 import type { Sample, SelectedSeries } from "../SeriesSource.ts"
-import { ChunkCorrupt, ChunkIterator, chunkSampleCount, decodeChunkInto, newChunk } from "./chunk.ts"
+import { ChunkCorrupt, ChunkIterator, newChunk } from "./chunk.ts"
 import type { XorChunk } from "./chunk.ts"
-import { encodeSamples } from "./chunkCodec.ts"
+import { decodeSamples, decodeStoredInto, encodeSamples, storedChunk, storedCount } from "./chunkCodec.ts"
 import { decodeCheckpointed } from "./headLog.ts"
 import type { HistogramSample } from "./histogramChunk.ts"
 import { decodeHistogramChunk, encodeHistogramChunk } from "./histogramChunk.ts"
@@ -46,7 +46,7 @@ export const columnSlab = (capacity: number): ColumnSlab => {
 /** The samples a series' chunks hold at most (what `decodeRange` needs room for). */
 export const chunksCapacity = (chunks: ReadonlyArray<Uint8Array>): number => {
   let capacity = 0
-  for (const c of chunks) capacity += chunkSampleCount(c)
+  for (const c of chunks) capacity += storedCount(c)
   return capacity
 }
 
@@ -64,13 +64,10 @@ export const decodeRange = (labels: Labels, chunks: ReadonlyArray<Uint8Array>, m
   /** The chunks' runs are in timestamp order one after the other (no out-of-order data overlaps). */
   let ordered = true
   for (const c of chunks) {
-    const next = decodeChunkInto(c, ts, bits, n, mint, maxt, hiLane)
+    const next = decodeStoredInto(c, ts, bits, n, mint, maxt, hiLane)
     if (next < 0) {
-      // Malformed: the iterator says how (it throws `ChunkCorrupt`).
-      const it = new ChunkIterator(c)
-      while (it.next()) {
-        // to the problem
-      }
+      // Malformed: a whole decode says how (it throws `ChunkCorrupt`).
+      decodeSamples(c)
       throw new ChunkCorrupt("chunk does not decode")
     }
     // Within a chunk timestamps increase: only where one chunk's samples follow another's can order break.
@@ -441,7 +438,7 @@ export const applySample = (
       const maxT = head.maxTime!
       const count = head.count
       const bytes = head.seal()
-      seal?.(chunkKey(bucketOf(first), state.id, first), bytes, maxT, false)
+      seal?.(chunkKey(bucketOf(first), state.id, first), storedChunk(bytes), maxT, false)
       state.headChunk = newChunk(nextChunkBytes(bytes.length, count))
     }
     state.headChunk.appendBits(t, hi, lo)

@@ -1,0 +1,388 @@
+/**
+ * Packed sample chunks (RFC 0005): what sealed and checkpointed float chunks are stored as when every value
+ * is a decimal number of a few digits, as scraped values nearly always are (counters of bytes and packets,
+ * seconds to the hundredth, gauges to two places). The XOR encoding (RFC 0001) spends 20-40 bits on such a
+ * value, because decimal fractions have long binary expansions; here each value is an integer mantissa of
+ * a common power of ten, and the mantissas' differences are bit-packed at the width the chunk needs, as
+ * VictoriaMetrics stores values (a decimal mantissa and exponent, then delta coding).
+ *
+ *   chunk   = 00 00 | version u8 (1) | count varint (>= 1)
+ *             | t0 zigzag varint | [count >= 2] t1 - t0 varint | [count >= 3] column of the count - 2
+ *               deltas of deltas
+ *             | exponent u8 (0..15) | order u8 (1 or 2) | m0 zigzag varint
+ *             | [order 2, count >= 2] m1 - m0 zigzag varint | column of the differences of that order
+ *   column  = base zigzag varint | step varint | width u8 (0..53) | the values' (x - base) / step, width
+ *             bits each, least significant bit first, in ceil(n x width / 8) bytes
+ *
+ * A value is `m / 10^exponent` with `m` the sample's mantissa, exactly: the encoder keeps a chunk packed
+ * only if every value divides back bit for bit (so no NaN, no infinity, no -0) and every mantissa is within
+ * 2^50 (so its differences stay exact); otherwise the chunk stays an XOR chunk. The first two bytes are an
+ * empty XOR chunk's, which no stored chunk is, so a reader tells the two apart by them.
+ *
+ * Order 1 stores each mantissa's difference from the previous one (counters, gauges); order 2 the
+ * difference of those (counters growing steadily). The column's `step` is the greatest common divisor of
+ * the values less their base (a byte counter moving in pages), 0 when they are all equal (width 0 and no
+ * bytes: a constant).
+ *
+ * Decoding damaged bytes throws `ChunkCorrupt`, reads no byte beyond the input, and never writes more
+ * than `count` samples, with `count` at most `countMax`.
+ */
+import { ChunkCorrupt } from "./chunk.ts"
+
+export const packedVersion = 1
+/** The most samples a packed chunk holds (as an XOR chunk's u16 count). */
+export const countMax = 65535
+/** Exponents tried, 10^0 to 10^15: past 15 digits a float64 holds no exact decimal fraction worth it. */
+const exponentMax = 15
+/** Mantissas and timestamps stay within this, so that every difference up to order 2 is a safe integer. */
+const magnitudeMax = 2 ** 50
+const powers = Array.from({ length: exponentMax + 1 }, (_, e) => 10 ** e)
+const two32 = 0x1_0000_0000
+
+/** Whether stored chunk bytes are a packed chunk (else an XOR chunk). */
+export const isPacked = (bytes: Uint8Array): boolean => bytes.length > 2 && bytes[0] === 0 && bytes[1] === 0
+
+// -------------------------------------------------------------------------------------------------
+// Encoding
+// -------------------------------------------------------------------------------------------------
+
+let scratch = new Uint8Array(4096)
+let diffs = new Float64Array(256)
+let diffs2 = new Float64Array(256)
+let mantissas = new Float64Array(256)
+let at = 0
+
+const ensure = (n: number) => {
+  if (scratch.length < at + n) {
+    const grown = new Uint8Array(Math.max(scratch.length * 2, at + n))
+    grown.set(scratch.subarray(0, at))
+    scratch = grown
+  }
+}
+
+const writeVarint = (n: number) => {
+  ensure(10)
+  while (n >= 0x80) {
+    scratch[at++] = (n % 0x80) | 0x80
+    n = Math.floor(n / 0x80)
+  }
+  scratch[at++] = n
+}
+const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
+const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
+
+const gcd = (a: number, b: number) => {
+  while (b !== 0) {
+    const r = a % b
+    a = b
+    b = r
+  }
+  return a
+}
+const bitLength = (n: number) => (n === 0 ? 0 : n < two32 ? 32 - Math.clz32(n) : 64 - Math.clz32(Math.floor(n / two32)))
+
+/** What a column of `xs[0..n)` costs in bytes, with its base, step and width. */
+const plan = (xs: Float64Array, n: number) => {
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < n; i++) {
+    const x = xs[i]!
+    if (x < min) min = x
+    if (x > max) max = x
+  }
+  let step = 0
+  for (let i = 0; i < n && step !== 1; i++) step = gcd(xs[i]! - min, step)
+  const width = step === 0 ? 0 : bitLength((max - min) / step)
+  return { base: min, step, width, bytes: Math.ceil((n * width) / 8) }
+}
+
+const writeColumn = (xs: Float64Array, n: number, p: { base: number; step: number; width: number; bytes: number }) => {
+  writeVarint(zigzag(p.base))
+  writeVarint(p.step)
+  ensure(1 + p.bytes)
+  scratch[at++] = p.width
+  const { width } = p
+  if (width === 0) return
+  scratch.fill(0, at, at + p.bytes)
+  let bit = at * 8
+  for (let i = 0; i < n; i++) {
+    const u = (xs[i]! - p.base) / p.step
+    let lo = u % two32 >>> 0
+    let hi = Math.floor(u / two32)
+    let left = width
+    // Low 32 bits, then the high ones: a byte's worth at a time.
+    let part = Math.min(32, left)
+    while (part > 0) {
+      const off = bit & 7
+      const k = Math.min(8 - off, part)
+      scratch[bit >>> 3]! |= (lo & ((1 << k) - 1)) << off
+      lo >>>= k
+      part -= k
+      left -= k
+      bit += k
+    }
+    while (left > 0) {
+      const off = bit & 7
+      const k = Math.min(8 - off, left)
+      scratch[bit >>> 3]! |= (hi & ((1 << k) - 1)) << off
+      hi >>>= k
+      left -= k
+      bit += k
+    }
+  }
+  at += p.bytes
+}
+
+const grow = (n: number) => {
+  if (diffs.length < n) {
+    diffs = new Float64Array(n)
+    diffs2 = new Float64Array(n)
+    mantissas = new Float64Array(n)
+  }
+}
+
+/**
+ * The packed encoding of `count` samples (timestamps strictly increasing, values as float64), or
+ * `undefined` when a value is not a short decimal (or a magnitude is out of range): keep the XOR chunk.
+ */
+export const packSamples = (ts: Float64Array, vs: Float64Array, count: number): Uint8Array | undefined => {
+  if (count < 1 || count > countMax) return undefined
+  grow(count)
+  // The smallest exponent that holds every value exactly.
+  let e = 0
+  let p = 1
+  for (let i = 0; i < count; i++) {
+    const v = vs[i]!
+    for (;;) {
+      const m = Math.round(v * p)
+      if (m / p === v && Math.abs(m) <= magnitudeMax && (v !== 0 || 1 / v > 0)) break
+      if (e === exponentMax || !Number.isFinite(v)) return undefined
+      e++
+      p = powers[e]!
+    }
+  }
+  for (let i = 0; i < count; i++) {
+    const m = Math.round(vs[i]! * p)
+    // A value that held at a smaller exponent can still miss at this one (a rounding of v * 10^e).
+    if (m / p !== vs[i] || Math.abs(m) > magnitudeMax) return undefined
+    mantissas[i] = m
+  }
+  const t0 = ts[0]!
+  if (Math.abs(t0) > magnitudeMax) return undefined
+  at = 0
+  ensure(16)
+  scratch[at++] = 0
+  scratch[at++] = 0
+  scratch[at++] = packedVersion
+  writeVarint(count)
+  writeVarint(zigzag(t0))
+  if (count >= 2) {
+    const d1 = ts[1]! - t0
+    if (!(d1 >= 1 && d1 <= magnitudeMax)) return undefined
+    writeVarint(d1)
+    if (count >= 3) {
+      let prev = d1
+      for (let i = 2; i < count; i++) {
+        const d = ts[i]! - ts[i - 1]!
+        if (!(d >= 1 && d <= magnitudeMax)) return undefined
+        diffs[i - 2] = d - prev
+        prev = d
+      }
+      writeColumn(diffs, count - 2, plan(diffs, count - 2))
+    }
+  }
+  ensure(2)
+  scratch[at++] = e
+  const m0 = mantissas[0]!
+  if (count === 1) {
+    scratch[at++] = 1
+    writeVarint(zigzag(m0))
+    writeColumn(diffs, 0, { base: 0, step: 0, width: 0, bytes: 0 })
+    return scratch.slice(0, at)
+  }
+  for (let i = 1; i < count; i++) diffs[i - 1] = mantissas[i]! - mantissas[i - 1]!
+  const first = plan(diffs, count - 1)
+  for (let i = 1; i < count - 1; i++) diffs2[i - 1] = diffs[i]! - diffs[i - 1]!
+  const second = count >= 3 ? plan(diffs2, count - 2) : undefined
+  if (second !== undefined && second.bytes + 4 < first.bytes) {
+    scratch[at++] = 2
+    writeVarint(zigzag(m0))
+    writeVarint(zigzag(diffs[0]!))
+    writeColumn(diffs2, count - 2, second)
+  } else {
+    scratch[at++] = 1
+    writeVarint(zigzag(m0))
+    writeColumn(diffs, count - 1, first)
+  }
+  return scratch.slice(0, at)
+}
+
+// -------------------------------------------------------------------------------------------------
+// Decoding
+// -------------------------------------------------------------------------------------------------
+
+/** A read position in a packed chunk; every read is bounds-checked. */
+class Reader {
+  at = 3
+  readonly bytes: Uint8Array
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes
+  }
+  u8(): number {
+    if (this.at >= this.bytes.length) throw new ChunkCorrupt("packed chunk: truncated")
+    return this.bytes[this.at++]!
+  }
+  varint(): number {
+    let n = 0
+    let scale = 1
+    for (let i = 0; i < 8; i++) {
+      const b = this.u8()
+      n += (b & 0x7f) * scale
+      if (b < 0x80) return n
+      scale *= 0x80
+    }
+    throw new ChunkCorrupt("packed chunk: a varint longer than 8 bytes")
+  }
+  /** A column of `n` values into `out` (from index 0). */
+  column(out: Float64Array, n: number): void {
+    const base = unzigzag(this.varint())
+    const step = this.varint()
+    const width = this.u8()
+    if (width > 53) throw new ChunkCorrupt(`packed chunk: a column of width ${width}`)
+    const bytes = Math.ceil((n * width) / 8)
+    if (this.at + bytes > this.bytes.length) throw new ChunkCorrupt("packed chunk: truncated column")
+    const src = this.bytes
+    let bit = this.at * 8
+    for (let i = 0; i < n; i++) {
+      let lo = 0
+      let hi = 0
+      let got = 0
+      let left = width
+      while (left > 0 && got < 32) {
+        const off = bit & 7
+        const k = Math.min(8 - off, left, 32 - got)
+        lo |= ((src[bit >>> 3]! >>> off) & ((1 << k) - 1)) << got
+        got += k
+        left -= k
+        bit += k
+      }
+      got = 0
+      while (left > 0) {
+        const off = bit & 7
+        const k = Math.min(8 - off, left)
+        hi |= ((src[bit >>> 3]! >>> off) & ((1 << k) - 1)) << got
+        got += k
+        left -= k
+        bit += k
+      }
+      out[i] = base + ((hi * two32 + (lo >>> 0)) * step)
+    }
+    this.at += bytes
+  }
+}
+
+let cols = new Float64Array(256)
+let tsScratch = new Float64Array(256)
+let vsScratch = new Float64Array(256)
+
+/** Samples in a packed chunk (its header only). */
+export const packedCount = (bytes: Uint8Array): number => {
+  const r = new Reader(bytes)
+  if (bytes[2] !== packedVersion) throw new ChunkCorrupt(`packed chunk: version ${bytes[2]}`)
+  const count = r.varint()
+  if (count < 1 || count > countMax) throw new ChunkCorrupt(`packed chunk: ${count} samples`)
+  return count
+}
+
+/** Decodes a whole packed chunk into scratch columns; answers the count. Throws `ChunkCorrupt`. */
+const decodeAll = (bytes: Uint8Array): number => {
+  const count = packedCount(bytes)
+  const r = new Reader(bytes)
+  r.varint()
+  if (tsScratch.length < count) {
+    tsScratch = new Float64Array(count)
+    vsScratch = new Float64Array(count)
+    cols = new Float64Array(count)
+  }
+  const ts = tsScratch
+  const vs = vsScratch
+  let t = unzigzag(r.varint())
+  ts[0] = t
+  if (count >= 2) {
+    let d = r.varint()
+    if (d < 1) throw new ChunkCorrupt("packed chunk: timestamps not increasing")
+    t += d
+    ts[1] = t
+    if (count >= 3) {
+      r.column(cols, count - 2)
+      for (let i = 2; i < count; i++) {
+        d += cols[i - 2]!
+        if (d < 1) throw new ChunkCorrupt("packed chunk: timestamps not increasing")
+        t += d
+        ts[i] = t
+      }
+    }
+  }
+  const e = r.u8()
+  if (e > exponentMax) throw new ChunkCorrupt(`packed chunk: exponent ${e}`)
+  const p = powers[e]!
+  const order = r.u8()
+  let m = unzigzag(r.varint())
+  vs[0] = m / p
+  if (order === 1) {
+    r.column(cols, count - 1)
+    for (let i = 1; i < count; i++) {
+      m += cols[i - 1]!
+      vs[i] = m / p
+    }
+  } else if (order === 2 && count >= 2) {
+    let d = unzigzag(r.varint())
+    m += d
+    vs[1] = m / p
+    r.column(cols, count - 2)
+    for (let i = 2; i < count; i++) {
+      d += cols[i - 2]!
+      m += d
+      vs[i] = m / p
+    }
+  } else {
+    throw new ChunkCorrupt(`packed chunk: order ${order}`)
+  }
+  if (r.at !== bytes.length) throw new ChunkCorrupt("packed chunk: bytes after the values")
+  return count
+}
+
+const f64 = new Float64Array(1)
+const u32 = new Uint32Array(f64.buffer)
+const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
+const f64Hi = littleEndian ? 1 : 0
+
+/**
+ * `decodeChunkInto` for a packed chunk: the samples in [mint, maxt] into the columns from `at` (values as
+ * their 64-bit patterns, high half at `2i + hiLane`). Answers the index past the last one written; throws
+ * `ChunkCorrupt` on bad bytes.
+ */
+export const decodePackedInto = (bytes: Uint8Array, ts: Float64Array, bits: Uint32Array, at: number, mint: number, maxt: number, hiLane: number): number => {
+  const count = decodeAll(bytes)
+  const loLane = 1 - hiLane
+  let n = at
+  for (let i = 0; i < count; i++) {
+    const t = tsScratch[i]!
+    if (t > maxt) break
+    if (t < mint) continue
+    ts[n] = t
+    f64[0] = vsScratch[i]!
+    bits[2 * n + hiLane] = u32[f64Hi]!
+    bits[2 * n + loLane] = u32[1 - f64Hi]!
+    n++
+  }
+  return n
+}
+
+/** Every sample of a packed chunk. Throws `ChunkCorrupt`. */
+export const decodePacked = (bytes: Uint8Array): Array<{ readonly t: number; readonly v: number }> => {
+  const count = decodeAll(bytes)
+  const out = new Array<{ readonly t: number; readonly v: number }>(count)
+  for (let i = 0; i < count; i++) out[i] = { t: tsScratch[i]!, v: vsScratch[i]! }
+  return out
+}
