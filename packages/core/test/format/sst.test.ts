@@ -42,7 +42,7 @@ const roundTrip = (entries: ReadonlyArray<Entry>, opts: SstBuildOptions = option
   )
   assert.deepStrictEqual(
     { entryCount: read.footer.entryCount, minSeq: read.footer.minSeq, maxSeq: read.footer.maxSeq, formatVersion: read.footer.formatVersion },
-    { entryCount: info.entryCount, minSeq: info.minSeq, maxSeq: info.maxSeq, formatVersion: 1 }
+    { entryCount: info.entryCount, minSeq: info.minSeq, maxSeq: info.maxSeq, formatVersion: opts.compress === true ? 2 : 1 }
   )
   read.index.forEach((h, i) => {
     const block = read.blocks[i]!
@@ -157,6 +157,53 @@ describe("SST", () => {
     const { read } = roundTrip(entries)
     const falsePositives = Array.from({ length: 10_000 }, (_, i) => utf8(`absent${i}`)).filter((k) => bloomMayContain(read.bloom, k)).length
     assert.isBelow(falsePositives, 200)
+  })
+})
+
+describe("SST with compressed blocks", () => {
+  const compressible = (n: number) =>
+    sorted(Array.from({ length: n }, (_, i) => entry(`series/${String(i).padStart(6, "0")}`, i + 1, "put", `{"__name__":"node_cpu_seconds_total","cpu":"${i % 8}","job":"node"}`)))
+
+  it("round-trips, in far fewer bytes, and reads back as the plain table does", () => {
+    const entries = compressible(3000)
+    const { bytes: packed } = roundTrip(entries, { ...options, compress: true })
+    const { bytes: plainBytes } = roundTrip(entries, options)
+    assert.isBelow(packed.length, plainBytes.length / 4)
+    // Compressed blocks start with four zero bytes.
+    const read = readSst("sst/1", packed)
+    assert.deepStrictEqual(Array.from(packed.subarray(read.index[0]!.offset, read.index[0]!.offset + 5)), [0, 0, 0, 0, 1])
+  })
+
+  it("keeps a block plain when zstd does not take an eighth off", () => {
+    const random = makeRandom(5)
+    const noise = sorted(Array.from({ length: 200 }, (_, i) => entry(`k${String(i).padStart(4, "0")}`, 1, "put", Uint8Array.from({ length: 256 }, () => random.int(256)))))
+    const { bytes, read } = roundTrip(noise, { ...options, compress: true })
+    for (const h of read.index) assert.notDeepEqual(Array.from(bytes.subarray(h.offset, h.offset + 4)), [0, 0, 0, 0])
+  })
+
+  it("answers CorruptObject for a damaged compressed block: the checksum catches damage; past it, nothing but CorruptObject", () => {
+    const { bytes, read } = roundTrip(compressible(400), { ...options, compress: true })
+    const h = read.index[0]!
+    const block = bytes.slice(h.offset, h.offset + h.length)
+    const reseal = (b: Uint8Array) => {
+      const body = b.subarray(0, b.length - 4)
+      new DataView(b.buffer, b.byteOffset).setUint32(b.length - 4, crc32c(body))
+      return b
+    }
+    for (let i = 0; i < block.length; i++) {
+      const b = block.slice()
+      b[i] = b[i]! ^ 0x20
+      assertCorrupt("sst/1", () => decodeSstBlock("sst/1", b), `byte ${i} flipped`)
+      // With a checksum that matches the damage: a block that still decodes, or CorruptObject.
+      if (i < block.length - 4) outcome("sst/1", () => decodeSstBlock("sst/1", reseal(b)))
+    }
+    // The header's own fields, resealed: an unknown codec, a wrong plain length.
+    for (const [at, value] of [[4, 2], [8, 0], [7, 0xff]] as const) {
+      const b = block.slice()
+      b[at] = value
+      assertCorrupt("sst/1", () => decodeSstBlock("sst/1", reseal(b)), `header byte ${at} set to ${value}`)
+    }
+    for (let n = 0; n < block.length; n++) assertCorrupt("sst/1", () => decodeSstBlock("sst/1", reseal(block.slice(0, Math.max(4, n)))), `cut to ${n}`)
   })
 })
 
@@ -293,7 +340,7 @@ describe("SST corruption", () => {
       return "decoded"
     }
     assert.match(reason((b) => (b[3] = 0)), /^corrupt object sst\/1: bad magic/)
-    assert.match(reason((b) => (b[5] = 2)), /unknown SST format version 2/)
+    assert.match(reason((b) => (b[5] = 3)), /unknown SST format version 3/)
     assert.match(reason((b) => (b[20]! ^= 4)), /footer checksum mismatch/)
   })
 

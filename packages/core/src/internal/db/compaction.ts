@@ -119,7 +119,8 @@ export const runCompaction = (
     const emit = Effect.gen(function*() {
       if (current.length === 0) return
       const id = yield* options.newTableId
-      ssts.push(yield* tables.write(id, current, options.settings))
+      // Compressed: a compaction's output is where data stays (flushes write their tables plain).
+      ssts.push(yield* tables.write(id, current, { ...options.settings, compress: true }))
       current = []
       currentBytes = 0
     })

@@ -9,7 +9,7 @@ import type { Cache } from "../cache.ts"
 import type { Entry } from "../format/entry.ts"
 import { CorruptObject } from "../format/errors.ts"
 import { bloomMayContain } from "../format/bloom.ts"
-import type { BlockHandle, SstBlock, SstFooter } from "../format/sst.ts"
+import type { BlockHandle, SstBlock, SstBuildOptions, SstFooter } from "../format/sst.ts"
 import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
@@ -39,7 +39,7 @@ export interface Tables {
   readonly write: (
     id: string,
     entries: ReadonlyArray<Entry>,
-    options: { readonly blockBytesTarget: number; readonly bloomBitsPerKey: number }
+    options: SstBuildOptions
   ) => Effect.Effect<SstRef, Unavailable | OutcomeUnknown>
   readonly meta: (ref: SstRef) => Effect.Effect<TableMeta, ReadError>
   /** Versions of `key` in the table, newest first. */

@@ -4,9 +4,12 @@
  *
  *   block* | bloom (filter, crc32c) | index (blockCount u32, handles, crc32c) | footer (54 bytes)
  *
+ * A block is `count u32 | entries | crc32c`, or (format version 2) zstd-compressed (`compressBlock`).
+ *
  * A reader fetches the footer (the last `sstFooterBytes` bytes), then the index and bloom by range, then
  * only the blocks a read needs. Each section carries its own checksum so it can be checked alone.
  */
+import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib"
 import { buildBloom } from "./bloom.ts"
 import { ByteReader, ByteWriter, checkedBody, compareBytes, crc32c, equalBytes, FormatError } from "./bytes.ts"
 import { type Entry, assertEntry, compareEntries, compareKeyAt, entryAt, entryBytes, entryOverheadBytes, readEntry, writeEntry } from "./entry.ts"
@@ -16,6 +19,11 @@ export interface SstBuildOptions {
   /** A block is closed once its encoded size (count, entries, checksum) reaches this many bytes. */
   readonly blockBytesTarget: number
   readonly bloomBitsPerKey: number
+  /**
+   * zstd-compress each block that shrinks by at least an eighth (format version 2). Compaction's outputs
+   * are compressed, flushes' are not: as LSM trees compress their lower levels, where data stays.
+   */
+  readonly compress?: boolean | undefined
 }
 
 export interface SstInfo {
@@ -49,7 +57,19 @@ export interface BlockHandle {
 
 /** "ODST" */
 const sstMagic = 0x4f445354
+/** Version 1: every block as it is. Version 2: blocks may be compressed (see `compressedBlockTag`). */
 export const sstFormatVersion = 1
+export const sstFormatVersionCompressed = 2
+/**
+ * A compressed block (version 2) starts with four zero bytes, where a plain one has its entry count
+ * (never 0): `0 u32 | codec u8 (1: zstd) | plain length u32 | zstd frame of the plain block | crc32c`.
+ */
+const compressedBlockHeaderBytes = 4 + 1 + 4
+const zstdCodec = 1
+/** zstd level for blocks: the fastest, as compaction runs beside ingestion on the same cores. */
+const blockZstdLevel = 1
+/** A plain block decompressed is at most this large (a block holds at least one entry of at most ~4 MiB). */
+const plainBlockBytesMax = 64 * 1024 * 1024
 /** magic 4, version 2, indexOffset 8, indexLength 4, bloomOffset 8, bloomLength 4, entryCount 4, minSeq 8, maxSeq 8, crc 4. */
 export const sstFooterBytes = 4 + 2 + 8 + 4 + 8 + 4 + 4 + 8 + 8 + 4
 /** Count and checksum around a block's entries. */
@@ -137,21 +157,48 @@ export function* encodeSstInSteps(
     const last = entries[blockEnds[b]! - 1]!
     indexBytes += handleOverheadBytes + first.key.length + last.key.length
   }
-  const size = dataBytes + bloom.length + 4 + indexBytes + sstFooterBytes
+  const plannedSize = dataBytes + bloom.length + 4 + indexBytes + sstFooterBytes
 
-  // Pass 2: write.
+  // Pass 2: write (compressed blocks first each on its own, then the object around them).
+  const compressed = options.compress === true ? new Array<Uint8Array | undefined>(blockEnds.length) : undefined
+  let compressedBytes = 0
+  if (compressed !== undefined) {
+    let i = 0
+    let written = 0
+    for (let b = 0; b < blockEnds.length; b++) {
+      const end = blockEnds[b]!
+      const plain = new ByteWriter(blockSizes[b]! - 4)
+      plain.u32(end - i)
+      for (; i < end; i++) writeEntry(plain, entries[i]!)
+      const block = compressBlock(plain.finish())
+      compressed[b] = block
+      if (block !== undefined) compressedBytes += block.length + 4 - blockSizes[b]!
+      if (i - written >= sliceEntries) {
+        written = i
+        yield
+      }
+    }
+  }
+  const size = plannedSize + compressedBytes
   const w = new ByteWriter(size)
   const handles: Array<{ offset: number; length: number; first: Uint8Array; last: Uint8Array }> = []
   let i = 0
   let written = 0
-  for (const end of blockEnds) {
+  for (let b = 0; b < blockEnds.length; b++) {
+    const end = blockEnds[b]!
     const offset = w.length
     const first = entries[i]!.key
-    w.u32(end - i)
-    for (; i < end; i++) writeEntry(w, entries[i]!)
+    const block = compressed?.[b]
+    if (block !== undefined) {
+      w.bytes(block)
+      i = end
+    } else {
+      w.u32(end - i)
+      for (; i < end; i++) writeEntry(w, entries[i]!)
+    }
     w.u32(w.crcSince(offset))
     handles.push({ offset, length: w.length - offset, first, last: entries[end - 1]!.key })
-    if (i - written >= sliceEntries) {
+    if (compressed === undefined && i - written >= sliceEntries) {
       written = i
       yield
     }
@@ -168,7 +215,7 @@ export function* encodeSstInSteps(
   const indexLength = w.length - indexOffset
 
   const footerOffset = w.length
-  w.u32(sstMagic).u16(sstFormatVersion).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
+  w.u32(sstMagic).u16(compressed === undefined ? sstFormatVersion : sstFormatVersionCompressed).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
   w.u32(n).u64(minSeq).u64(maxSeq)
   w.u32(w.crcSince(footerOffset))
 
@@ -177,6 +224,39 @@ export function* encodeSstInSteps(
     bytes: w.finish(),
     info: { size, entryCount: n, firstKey: entries[0]!.key, lastKey: entries[n - 1]!.key, minSeq, maxSeq }
   }
+}
+
+/**
+ * A plain block (`count u32 | entries`, no checksum) compressed, without its checksum: or `undefined` when
+ * zstd does not take an eighth off (the block is then written plain).
+ */
+const compressBlock = (plain: Uint8Array): Uint8Array | undefined => {
+  const frame = zstdCompressSync(plain, { params: { [zlibConstants.ZSTD_c_compressionLevel]: blockZstdLevel } })
+  if (compressedBlockHeaderBytes + frame.length > plain.length - (plain.length >>> 3)) return undefined
+  const out = new Uint8Array(compressedBlockHeaderBytes + frame.length)
+  const view = new DataView(out.buffer)
+  out[4] = zstdCodec
+  view.setUint32(5, plain.length)
+  out.set(frame, compressedBlockHeaderBytes)
+  return out
+}
+
+/** A block's body (checksum checked and removed) as its plain `count u32 | entries`, decompressed if it was. */
+const plainBlock = (body: Uint8Array): Uint8Array => {
+  if (body.length < 4 || body[0] !== 0 || body[1] !== 0 || body[2] !== 0 || body[3] !== 0) return body
+  if (body.length < compressedBlockHeaderBytes) throw new FormatError(`truncated: compressed block of ${body.length} bytes`)
+  if (body[4] !== zstdCodec) throw new FormatError(`block compressed with unknown codec ${body[4]}`)
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const length = view.getUint32(5)
+  if (length < 4 + entryOverheadBytes || length > plainBlockBytesMax) throw new FormatError(`compressed block of ${length} plain bytes`)
+  let plain: Uint8Array
+  try {
+    plain = zstdDecompressSync(body.subarray(compressedBlockHeaderBytes), { maxOutputLength: length })
+  } catch (e) {
+    throw new FormatError(`compressed block does not decompress: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  if (plain.length !== length) throw new FormatError(`compressed block of ${plain.length} plain bytes, want ${length}`)
+  return plain
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -196,7 +276,7 @@ export const decodeSstFooter = (object: string, footer: Uint8Array, size: number
     if (magic !== sstMagic) throw new FormatError(`bad magic 0x${magic.toString(16).padStart(8, "0")}, want "ODST"`)
     // Version before checksum, so that a newer format is reported as such rather than as damage.
     const formatVersion = r.u16("format version")
-    if (formatVersion !== sstFormatVersion) throw new FormatError(`unknown SST format version ${formatVersion}`)
+    if (formatVersion !== sstFormatVersion && formatVersion !== sstFormatVersionCompressed) throw new FormatError(`unknown SST format version ${formatVersion}`)
     checkedBody(footer, "footer")
     const indexOffset = r.u64("index offset")
     const indexLength = r.u32("index length")
@@ -297,7 +377,7 @@ export const blockMemoryBytes = (block: SstBlock): number => block.body.byteLeng
  */
 export const decodeSstBlock = (object: string, bytes: Uint8Array): SstBlock =>
   decoding(object, () => {
-    const body = checkedBody(bytes, "block")
+    const body = plainBlock(checkedBody(bytes, "block"))
     const r = new ByteReader(body)
     const count = r.u32("entry count")
     if (count < 1) throw new FormatError("block of no entries")
