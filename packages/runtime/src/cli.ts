@@ -129,11 +129,11 @@ const inspectCommand = Command.make("inspect", { dataDir, store, config: configF
             `${count(tsdb.logSamples)} in the head log, ${count(tsdb.histogramSamples)} native histograms`
         )
         if (samples > 0) yield* Console.log(`  at rest: ${mib(objectBytes)} of objects = ${(objectBytes / samples).toFixed(2)} bytes per sample`)
-        yield* Console.log(`  keys by kind (logical bytes: key + value, before the tables' encoding):`)
+        yield* Console.log(`  keys by kind (key + value bytes as compaction compresses them; logical bytes in brackets):`)
         for (const k of tsdb.kinds) {
           const bytes = k.keyBytes + k.valueBytes
-          const perSample = samples > 0 ? `, ${(bytes / samples).toFixed(2)} B/sample` : ""
-          yield* Console.log(`    ${k.name}: ${count(k.keys)} keys, ${mib(bytes)}${perSample}`)
+          const perSample = samples > 0 ? `, ${(k.compressedBytes / samples).toFixed(2)} B/sample [${(bytes / samples).toFixed(2)}]` : ""
+          yield* Console.log(`    ${k.name}: ${count(k.keys)} keys, ${mib(k.compressedBytes)} [${mib(bytes)}]${perSample}`)
         }
       }
     }

@@ -896,8 +896,10 @@ const main = async () => {
         `(files on disk ${fmt(r.fileBytes / 1e6, 2)} MB = ${fmt(r.fileBytes / stored, 2)} B/sample); ${fmt(stored / seriesAll, 1)} samples per series`
     )
     console.log(
-      "  of which logical key+value bytes by kind: " +
-        r.inspection.kinds.map((k) => `${k.name} ${fmt((k.keyBytes + k.valueBytes) / 1e6, 2)} MB (${fmt(k.keys)} keys, ${fmt((k.keyBytes + k.valueBytes) / stored, 2)} B/sample)`).join("; ")
+      "  of which, by kind, key+value bytes compressed as compaction stores them (logical bytes before compression in brackets): " +
+        r.inspection.kinds.map((k) =>
+          `${k.name} ${fmt(k.compressedBytes / stored, 2)} B/sample (${fmt(k.keys)} keys, ${fmt(k.compressedBytes / 1e6, 2)} MB) [${fmt((k.keyBytes + k.valueBytes) / stored, 2)}]`
+        ).join("; ")
     )
     const found = TsdbInspect.samplesOf(r.inspection)
     if (found !== stored) console.log(`  (the store holds ${fmt(found)} samples, not the ${fmt(stored)} acknowledged)`)
