@@ -78,6 +78,8 @@
  * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
  * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there),
  * BENCH_SERVER_NODE_ARGS (more arguments for our server's node, space-separated, e.g. V8 flags),
+ * BENCH_KEEP_DATA (a directory: the in-process target's store, as ingestion left it, is copied to
+ * `<dir>/shape-<name>/` before the at-rest steps: a data directory for `opendata compact` and `inspect`),
  * BENCH_ROUNDS (default 1: each shape's targets run this many times in turn, each from empty storage, and
  * each target's median samples per CPU-second follows with the ratio of the medians: on a noisy machine a
  * single round can be off by a fifth).
@@ -494,7 +496,7 @@ const snapshotBlock = async (base: string, dataDir: string): Promise<PrometheusB
   return total
 }
 
-const inProcess = async (pool: Pool) => {
+const inProcess = async (pool: Pool, shapeName: string) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "opendata-bench-tsdb-"))
   try {
     const counts: Counts = { puts: 0, putBytes: 0, gets: 0, lists: 0, deletes: 0 }
@@ -534,6 +536,10 @@ const inProcess = async (pool: Pool) => {
         compactions: after.compactions - before.stats.compactions
       }
     }))
+    // BENCH_KEEP_DATA: the store as ingestion left it, copied out (a data directory for `opendata compact`
+    // and `opendata inspect --data-dir`), one directory per shape.
+    const keep = process.env["BENCH_KEEP_DATA"]
+    if (keep !== undefined && keep !== "") fs.cpSync(root, path.join(keep, `shape-${shapeName}`), { recursive: true })
     // At rest: reopen, flush, compact to one sorted run, collect garbage with no minimum age.
     const atRest = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const db = yield* Db.make({ path: "tsdb/", flushIntervalMs, gc: false, gcMinAgeMs: 0, l0CompactionTrigger: 1, sortedRunsMax: 1 })
@@ -861,7 +867,7 @@ const main = async () => {
     // Each round runs every target afresh, in turn (BENCH_ROUNDS > 1: the medians follow the rounds).
     const rounds: Array<{ ours: Awaited<ReturnType<typeof inProcess>> | undefined; http: Run | undefined; prom: Run | undefined }> = []
     for (let round = 1; round <= roundsPerShape; round++) {
-      const ours = targets.includes("ours") ? await inProcess(pool) : undefined
+      const ours = targets.includes("ours") ? await inProcess(pool, shape.name) : undefined
       const http = targets.includes("http") ? await overHttpOurs(pool) : undefined
       const prom = prometheusVersion === undefined ? undefined : await overHttpPrometheus(pool)
       rounds.push({ ours, http, prom })
