@@ -23,7 +23,7 @@
  */
 import { Clock, Context, Deferred, Effect, Exit, Layer, Scope, Semaphore, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
-import { Db, Keys } from "@opendata/core"
+import { BoundedMap, Db, Keys } from "@opendata/core"
 import * as Limits from "./limits.ts"
 import { decodeSamples, encodeSamples, openStored, storedChunk } from "./internal/chunkCodec.ts"
 import type { LogRecord } from "./internal/headLog.ts"
@@ -341,7 +341,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
     /** Keeps a series' labels in `labelsCache` (they never change); returns them. */
     const rememberLabels = (id: number, labels: Labels): Labels => {
       labelsCache.set(id, labels)
-      if (labelsCache.size > Limits.seriesLabelsCacheMax) labelsCache.delete(labelsCache.keys().next().value!)
+      BoundedMap.trimOldest(labelsCache, Limits.seriesLabelsCacheMax)
       return labels
     }
     /**

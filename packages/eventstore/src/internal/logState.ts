@@ -6,7 +6,7 @@
  */
 import { Clock, Deferred, Effect, Schema, Scope, Stream } from "effect"
 import type { Db as CoreDb } from "@opendata/core"
-import { KeyedLock } from "@opendata/core"
+import { BoundedMap, KeyedLock } from "@opendata/core"
 import { LogNotFound, Unavailable } from "../EventStore.ts"
 import * as Limits from "../limits.ts"
 import type { Group } from "./groups.ts"
@@ -62,11 +62,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
     const cacheMeta = (key: string, meta: StoredMeta | undefined) => {
       metaCache.delete(key)
       metaCache.set(key, meta)
-      if (metaCache.size > Limits.metadataCacheEntries) {
-        const evicted = metaCache.keys().next().value!
-        metaCache.delete(evicted)
-        sinceCheckpoint.delete(evicted)
-      }
+      BoundedMap.trimOldest(metaCache, Limits.metadataCacheEntries, (evicted) => sinceCheckpoint.delete(evicted))
     }
     /** Producer states by `log NUL producerId` (null: none stored), as `metaCache`, at most `producerCacheEntries`. */
     const producerCache = new Map<string, ProducerState | null>()
@@ -74,7 +70,7 @@ export const makeLogState = (db: CoreDb.DbShape, scope: Scope.Scope) =>
     const cacheProducer = (k: string, state: ProducerState | null) => {
       producerCache.delete(k)
       producerCache.set(k, state)
-      if (producerCache.size > Limits.producerCacheEntries) producerCache.delete(producerCache.keys().next().value!)
+      BoundedMap.trimOldest(producerCache, Limits.producerCacheEntries)
     }
     /**
      * A log's metadata as durable: its checkpoint, brought forward by the records after it (their count,

@@ -14,6 +14,7 @@
  * - `label_replace`: `compileLabelReplace(re)` is Prometheus's `regexp.Compile("^(?s:" + re + ")$")`,
  *   searched as `FindStringSubmatchIndex` does, with `expand` for the replacement (Go's `Regexp.Expand`).
  */
+import { BoundedMap } from "@opendata/core"
 import { RE2JS, RE2JSSyntaxException } from "re2js"
 import { regexCacheMax } from "../limits.ts"
 
@@ -73,8 +74,8 @@ const boundedCache = <V>() => {
     let v = map.get(key)
     if (v === undefined) {
       v = make(key)
-      if (map.size >= regexCacheMax) map.delete(map.keys().next().value!)
       map.set(key, v)
+      BoundedMap.trimOldest(map, regexCacheMax)
     }
     return v
   }
