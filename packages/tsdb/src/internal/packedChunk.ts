@@ -122,9 +122,24 @@ const plan = (xs: Float64Array, n: number) => {
     if (x < min) min = x
     if (x > max) max = x
   }
+  if (max === min) return { base: min, step: 0, width: 0, bytes: 0 }
   let step = 0
-  for (let i = 0; i < n && step !== 1; i++) step = gcd(xs[i]! - min, step)
-  const width = step === 0 ? 0 : bitLength((max - min) / step)
+  if (max - min < 0x8000_0000) {
+    // The common case, inline in int32 arithmetic: until the divisor is 1 (random steps get there soon).
+    for (let i = 0; i < n && step !== 1; i++) {
+      let a = (xs[i]! - min) | 0
+      let b = step
+      while (b !== 0) {
+        const r = a % b
+        a = b
+        b = r
+      }
+      step = a
+    }
+  } else {
+    for (let i = 0; i < n && step !== 1; i++) step = gcd(xs[i]! - min, step)
+  }
+  const width = bitLength((max - min) / step)
   return { base: min, step, width, bytes: Math.ceil((n * width) / 8) }
 }
 
@@ -142,7 +157,7 @@ const writeColumn = (xs: Float64Array, n: number, p: { base: number; step: numbe
     let pending = 0
     let o = at
     for (let i = 0; i < n; i++) {
-      acc |= ((xs[i]! - base) / step) << pending
+      acc |= (step === 1 ? xs[i]! - base : (xs[i]! - base) / step) << pending
       pending += width
       while (pending >= 8) {
         scratch[o++] = acc & 0xff
