@@ -55,6 +55,16 @@ describe("packed chunks", () => {
     }
   })
 
+  it("pack wide differences too: 25 to 53 bits a value, timestamps far apart", () => {
+    const random = prng(5)
+    for (const bits of [25, 31, 32, 33, 40, 49]) {
+      const samples = Array.from({ length: 120 }, (_, i) => [i * 2 ** 20 + Math.floor(random() * 2 ** 19), Math.floor(random() * 2 ** bits)] as const)
+      const stored = storedChunk(xorOf(samples))
+      expect(isPacked(stored)).toBe(true)
+      expect(decodeSamples(stored).map((s) => [s.timestampMs, s.value])).toEqual(samples.map(([t, v]) => [t, v]))
+    }
+  })
+
   it("a constant's values and a regular scrape's timestamps take no bits", () => {
     const samples = Array.from({ length: 120 }, (_, i) => [1_000 + i * 15_000, 42] as const)
     const stored = storedChunk(xorOf(samples))

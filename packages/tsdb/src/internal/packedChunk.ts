@@ -169,34 +169,28 @@ const writeColumn = (xs: Float64Array, n: number, p: { base: number; step: numbe
     at = o
     return
   }
+  // Wider values (rare): the low 32 bits, then the rest.
   scratch.fill(0, at, at + p.bytes)
   let bit = at * 8
   for (let i = 0; i < n; i++) {
-    const u = (xs[i]! - p.base) / p.step
-    let lo = u % two32 >>> 0
-    let hi = Math.floor(u / two32)
-    let left = width
-    // Low 32 bits, then the high ones: a byte's worth at a time.
-    let part = Math.min(32, left)
-    while (part > 0) {
-      const off = bit & 7
-      const k = Math.min(8 - off, part)
-      scratch[bit >>> 3]! |= (lo & ((1 << k) - 1)) << off
-      lo >>>= k
-      part -= k
-      left -= k
-      bit += k
-    }
-    while (left > 0) {
-      const off = bit & 7
-      const k = Math.min(8 - off, left)
-      scratch[bit >>> 3]! |= (hi & ((1 << k) - 1)) << off
-      hi >>>= k
-      left -= k
-      bit += k
-    }
+    const u = (xs[i]! - base) / step
+    bit = orBits(u % two32 >>> 0, Math.min(32, width), bit)
+    if (width > 32) bit = orBits(Math.floor(u / two32), width - 32, bit)
   }
   at += p.bytes
+}
+
+/** ORs the low `count` bits of `value` (at most 32) into `scratch` from bit `bit` on; answers the next bit. */
+const orBits = (value: number, count: number, bit: number): number => {
+  while (count > 0) {
+    const off = bit & 7
+    const k = Math.min(8 - off, count)
+    scratch[bit >>> 3]! |= (value & ((1 << k) - 1)) << off
+    value >>>= k
+    count -= k
+    bit += k
+  }
+  return bit
 }
 
 const grow = (n: number) => {
@@ -284,6 +278,20 @@ export const packSamples = (ts: Float64Array, vs: Float64Array, count: number): 
 // Decoding
 // -------------------------------------------------------------------------------------------------
 
+/** `count` bits (at most 32) of `src` from bit `bit` on, least significant first, as an unsigned number. */
+const bitsFrom = (src: Uint8Array, bit: number, count: number): number => {
+  let value = 0
+  let got = 0
+  while (got < count) {
+    const off = bit & 7
+    const k = Math.min(8 - off, count - got)
+    value |= ((src[bit >>> 3]! >>> off) & ((1 << k) - 1)) << got
+    got += k
+    bit += k
+  }
+  return value >>> 0
+}
+
 /** A read position in a packed chunk; every read is bounds-checked. */
 class Reader {
   at = 3
@@ -333,30 +341,13 @@ class Reader {
       this.at += bytes
       return
     }
+    // Wider values (rare): the low 32 bits, then the rest.
     let bit = this.at * 8
     for (let i = 0; i < n; i++) {
-      let lo = 0
-      let hi = 0
-      let got = 0
-      let left = width
-      while (left > 0 && got < 32) {
-        const off = bit & 7
-        const k = Math.min(8 - off, left, 32 - got)
-        lo |= ((src[bit >>> 3]! >>> off) & ((1 << k) - 1)) << got
-        got += k
-        left -= k
-        bit += k
-      }
-      got = 0
-      while (left > 0) {
-        const off = bit & 7
-        const k = Math.min(8 - off, left)
-        hi |= ((src[bit >>> 3]! >>> off) & ((1 << k) - 1)) << got
-        got += k
-        left -= k
-        bit += k
-      }
-      out[i] = base + ((hi * two32 + (lo >>> 0)) * step)
+      const lo = bitsFrom(src, bit, Math.min(32, width))
+      const hi = width > 32 ? bitsFrom(src, bit + 32, width - 32) : 0
+      bit += width
+      out[i] = base + (hi * two32 + lo) * step
     }
     this.at += bytes
   }
