@@ -181,6 +181,10 @@ describe("the opendata command", () => {
     const [, perSample] = /^ {2}at rest: [\d.]+ MiB of objects = ([\d.]+) bytes per sample$/m.exec(inspect.out) ?? []
     expect(Number(perSample), inspect.out).toBeGreaterThan(0)
     expect(inspect.out).toMatch(/^ {4}series \(id -> labels\): 2 keys, /m)
+    // Each kind as compaction compresses it, beside its logical bytes: never more.
+    const kinds = [...inspect.out.matchAll(/^ {4}[^:\n]+: [\d,]+ keys, [\d.]+ MiB \[[\d.]+ MiB\], ([\d.]+) B\/sample \[([\d.]+)\]$/gm)]
+    expect(kinds.length, inspect.out).toBeGreaterThan(3)
+    for (const [, compressed, logical] of kinds) expect(Number(compressed)).toBeLessThanOrEqual(Number(logical))
     const verify = await run(["verify", "--data-dir", dir])
     expect(verify.code).toBe(0)
     expect(verify.out.match(/ 0 problems/g)).toHaveLength(2)

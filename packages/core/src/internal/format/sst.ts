@@ -57,7 +57,7 @@ export interface BlockHandle {
 
 /** "ODST" */
 const sstMagic = 0x4f445354
-/** Version 1: every block as it is. Version 2: blocks may be compressed (see `compressedBlockTag`). */
+/** Version 1: every block as it is. Version 2: blocks may be compressed (see `compressBlock`). */
 export const sstFormatVersion = 1
 export const sstFormatVersionCompressed = 2
 /**
