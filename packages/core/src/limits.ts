@@ -58,6 +58,12 @@ export const l0Max = 16
 export const sortedRunsMax = 4
 /** Target size of a data block, and of one table written by a compaction. */
 export const blockBytesTarget = 4 * 1024
+/**
+ * A compaction's blocks are this many times `blockBytesTarget` (16 KiB by default), and compressed: zstd
+ * finds more to share in a larger block (the TSDB's data at rest: 2.37 bytes a sample in 4 KiB blocks, 2.00
+ * in 16 KiB), and a read that needs one key of it pays for one object-store range either way.
+ */
+export const compactedBlockScale = 4
 export const sstBytesTarget = 32 * 1024 * 1024
 export const bloomBitsPerKey = 10
 /** Caches of table blocks and of table metadata (footer, index, bloom). */

@@ -8,7 +8,7 @@
  */
 import { constants as zlibConstants, zstdCompressSync } from "node:zlib"
 import { Effect, Stream } from "effect"
-import { Db, Keys } from "@opendata/core"
+import { Db, Keys, Limits } from "@opendata/core"
 import { storedCount } from "./internal/chunkCodec.ts"
 import { decodeCheckpointed, decodeRecord } from "./internal/headLog.ts"
 import { decodeHistogramChunk } from "./internal/histogramChunk.ts"
@@ -28,7 +28,7 @@ export interface KeyKind {
   readonly keyBytes: number
   readonly valueBytes: number
   /**
-   * The kind's keys and values as compaction stores them: zstd (level 1) over blocks of about 4 KiB of
+   * The kind's keys and values as compaction stores them: zstd (level 1) over blocks of about 16 KiB of
    * this kind alone, each block kept plain unless that takes an eighth off. An estimate of the kind's
    * share of the compacted tables (it leaves out their per-entry framing, index and bloom filter).
    */
@@ -62,8 +62,8 @@ interface Totals {
   blockAt: number
 }
 
-/** The block size of the compressed estimate: the Db's default `blockBytesTarget`. */
-const estimateBlockBytes = 4096
+/** The block size of the compressed estimate: what compaction writes with the Db's default settings. */
+const estimateBlockBytes = Limits.blockBytesTarget * Limits.compactedBlockScale
 
 const closeBlock = (t: Totals) => {
   if (t.blockAt === 0) return

@@ -8,6 +8,7 @@
  * into values.
  */
 import { Effect } from "effect"
+import * as Limits from "../../limits.ts"
 import { compareBytes } from "../format/bytes.ts"
 import type { Entry } from "../format/entry.ts"
 import { entryBytes } from "../format/entry.ts"
@@ -119,8 +120,9 @@ export const runCompaction = (
     const emit = Effect.gen(function*() {
       if (current.length === 0) return
       const id = yield* options.newTableId
-      // Compressed: a compaction's output is where data stays (flushes write their tables plain).
-      ssts.push(yield* tables.write(id, current, { ...options.settings, compress: true }))
+      // Compressed, in larger blocks: a compaction's output is where data stays (flushes write theirs plain).
+      const blockBytesTarget = options.settings.blockBytesTarget * Limits.compactedBlockScale
+      ssts.push(yield* tables.write(id, current, { ...options.settings, blockBytesTarget, compress: true }))
       current = []
       currentBytes = 0
     })
