@@ -163,6 +163,26 @@ describe("local store: the packed log of WAL objects", () => {
         }))
     }))
 
+  it.live("closing drops a mostly dead segment too small to roll early: a stopped store keeps only its live objects", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      yield* withStore(root, (store) =>
+        Effect.gen(function*() {
+          // A fence, then 800 KiB written and collected: well under the early roll of a 64 MiB segment (4 MiB).
+          yield* store.putIfAbsent(wal(1), bytes("fence"))
+          for (let i = 2; i <= 201; i++) yield* store.putIfAbsent(wal(i), new Uint8Array(4096).fill(i))
+          for (let i = 2; i <= 201; i++) yield* store.delete(wal(i))
+        }))
+      const dir = path.join(root, ".packed")
+      const sizes = yield* Effect.promise(async () => Promise.all((await segmentFiles(root)).map(async (f) => (await fs.stat(path.join(dir, f))).size)))
+      assert.isBelow(sizes.reduce((a, b) => a + b, 0), 4096, sizes.join(", "))
+      yield* withStore(root, (store) =>
+        Effect.gen(function*() {
+          assert.deepStrictEqual(yield* keys(store, "db/"), [wal(1)])
+          assert.strictEqual(str((yield* store.get(wal(1))).body), "fence")
+        }))
+    }))
+
   it.live("reads, lists, replaces and deletes a WAL object an earlier version stored as a file", () =>
     Effect.gen(function*() {
       const root = freshRoot()

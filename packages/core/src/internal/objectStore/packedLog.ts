@@ -36,6 +36,8 @@ export const isPackedKey = (key: string): boolean => /(^|\/)wal\/[0-9]+\.wal$/.t
 
 /** A segment is rolled once it holds this many bytes (by default). */
 export const segmentBytesMax = 64 * 1024 * 1024
+/** On close, a mostly dead active segment at least this large is rolled (and so dropped). */
+const closeRollBytesMin = 64 * 1024
 /** The oldest segment's live objects are copied forward once they are less than this share of it. */
 const liveShareToCompact = 0.5
 
@@ -241,12 +243,17 @@ export const openPackedLog = async (
     return segment
   }
 
-  /** Drops the oldest segments that hold nothing live, copying a few live objects forward first. */
-  const maintain = async () => {
+  /**
+   * Drops the oldest segments that hold nothing live, copying a few live objects forward first. `closing`:
+   * the log is closing, and a mostly dead active segment of any size past `closeRollBytesMin` is rolled
+   * too, so that a stopped store (after `opendata compact`, say) keeps no dead WAL objects on disk.
+   */
+  const maintain = async (closing = false) => {
     // Rolled when full, or when a sixteenth full and mostly dead (what the collector deleted), so that the
     // disk holds little more than the live objects.
     const current = active()
-    if (current.size >= segmentBytes || (current.size >= segmentBytes / 16 && current.liveBytes < current.size / 4)) {
+    const mostlyDead = current.liveBytes < current.size / 4
+    if (current.size >= segmentBytes || (mostlyDead && current.size >= (closing ? closeRollBytesMin : segmentBytes / 16))) {
       segments.push(await openSegment(active().id + 1, "wx+"))
       await fsyncDir(dir)
     }
@@ -374,6 +381,10 @@ export const openPackedLog = async (
     },
     close: async () => {
       await running
+      if (broken === undefined) {
+        // Best effort: a failure here leaves the dead frames for the next open, which is as safe.
+        await maintain(true).catch(() => undefined)
+      }
       for (const s of segments) await s.handle.close().catch(() => undefined)
     }
   }
