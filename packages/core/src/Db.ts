@@ -28,6 +28,7 @@ import { ObjectStore } from "./ObjectStore.ts"
 import type { CacheStats } from "./internal/cache.ts"
 import type { Entry } from "./internal/format/entry.ts"
 import { CorruptObject } from "./internal/format/errors.ts"
+import * as Sst from "./internal/format/sst.ts"
 import * as CompactorProcess from "./internal/db/compactorProcess.ts"
 import { DbClosed, InvalidWrite, ReadOnly } from "./internal/db/errors.ts"
 import * as Follower from "./internal/db/follower.ts"
@@ -368,6 +369,12 @@ export interface Inspection {
 }
 
 /** What is stored under a Db's path: manifest versions, the latest manifest's summary, objects by kind. */
+/**
+ * The bytes compaction stores a block of these plain bytes in (compressed, when that takes an eighth off):
+ * for a product that estimates what each kind of its keys costs at rest.
+ */
+export const compactedBlockBytes = (plain: Uint8Array): number => Sst.compactedBlockBytes(plain)
+
 export const inspect = (path: string): Effect.Effect<Inspection, Unavailable | CorruptObject, ObjectStore> => Tools.inspect(path)
 
 export interface Verification {

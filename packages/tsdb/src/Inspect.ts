@@ -6,7 +6,6 @@
  * It reads every key once, in one scan, holding the totals and the keys of the head log's records (at
  * most a checkpoint's worth), not the data.
  */
-import { constants as zlibConstants, zstdCompressSync } from "node:zlib"
 import { Effect, Stream } from "effect"
 import { Db, Keys, Limits } from "@opendata/core"
 import { storedCount } from "./internal/chunkCodec.ts"
@@ -28,8 +27,8 @@ export interface KeyKind {
   readonly keyBytes: number
   readonly valueBytes: number
   /**
-   * The kind's keys and values as compaction stores them: zstd (level 1) over blocks of about 16 KiB of
-   * this kind alone, each block kept plain unless that takes an eighth off. An estimate of the kind's
+   * The kind's keys and values as compaction stores them: blocks of about 16 KiB of this kind alone, each
+   * as a compacted table holds it (`Db.compactedBlockBytes`). An estimate of the kind's
    * share of the compacted tables (it leaves out their per-entry framing, index and bloom filter).
    */
   readonly compressedBytes: number
@@ -67,11 +66,7 @@ const estimateBlockBytes = Limits.blockBytesTarget * Limits.compactedBlockScale
 
 const closeBlock = (t: Totals) => {
   if (t.blockAt === 0) return
-  const plain = t.block.subarray(0, t.blockAt)
-  const frame = zstdCompressSync(plain, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } })
-  // A compressed block's header (9 bytes); plain when zstd does not take an eighth off.
-  const packed = frame.length + 9
-  t.compressedBytes += packed <= t.blockAt - (t.blockAt >>> 3) ? packed : t.blockAt
+  t.compressedBytes += Db.compactedBlockBytes(t.block.subarray(0, t.blockAt))
   t.blockAt = 0
 }
 

@@ -56,6 +56,11 @@ export interface Sample {
   readonly v: number
 }
 
+const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
+/** Where a float64's high and low uint32 halves lie in a `Uint32Array` over it, on this machine. */
+export const hiLane = littleEndian ? 1 : 0
+export const loLane = 1 - hiLane
+
 // Float64 <-> two uint32 halves, without arithmetic on the value.
 const scratch = new DataView(new ArrayBuffer(8))
 const highBits = (v: number): number => {

@@ -3,7 +3,7 @@
  * sample) or a packed chunk (RFC 0005: what a sealed or checkpointed chunk of short decimal values is
  * stored as). Readers go through here, so that they need not know which one they have.
  */
-import { ChunkCorrupt, ChunkIterator, chunkSampleCount, decodeChunkInto, newChunk, openChunk, type XorChunk } from "./chunk.ts"
+import { ChunkCorrupt, ChunkIterator, chunkSampleCount, decodeChunkInto, hiLane, newChunk, openChunk, type XorChunk } from "./chunk.ts"
 import { decodePacked, decodePackedInto, isPacked, packedCount, packSamples } from "./packedChunk.ts"
 
 export interface Sample {
@@ -21,8 +21,6 @@ const room = (n: number) => {
     bits = new Uint32Array(vs.buffer)
   }
 }
-const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
-const hiLane = littleEndian ? 1 : 0
 
 /**
  * How a chunk is stored: packed when its values allow (see packedChunk.ts), else the XOR chunk as it is.

@@ -7,7 +7,7 @@ import * as Limits from "../limits.ts"
 import type { FloatHistogram } from "../promql/histogram.ts"
 import { isStaleNaN } from "../promql/types.ts"
 import type { Sample, SelectedSeries } from "../SeriesSource.ts"
-import { ChunkCorrupt, ChunkIterator, newChunk } from "./chunk.ts"
+import { ChunkCorrupt, ChunkIterator, hiLane, loLane, newChunk } from "./chunk.ts"
 import type { XorChunk } from "./chunk.ts"
 import { decodeSamples, decodeStoredInto, encodeSamples, storedChunk, storedCount } from "./chunkCodec.ts"
 import { decodeCheckpointed } from "./headLog.ts"
@@ -21,9 +21,7 @@ import type { Labels } from "./labels.ts"
 // -------------------------------------------------------------------------------------------------
 
 /** Float64 lanes as uint32 pairs: which of the two holds the high half on this machine. */
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
-export const hiLane = littleEndian ? 1 : 0
-export const loLane = 1 - hiLane
+export { hiLane, loLane }
 
 /**
  * Columns to decode series into from index `at` on: a selection's readers decode each series in turn into

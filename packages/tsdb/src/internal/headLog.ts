@@ -37,6 +37,7 @@
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib"
 import type { FloatHistogram } from "../promql/histogram.ts"
 import { ByteReader, ByteWriter, HistogramChunkCorrupt, readHistogram, writeHistogram } from "./histogramChunk.ts"
+import { unzigzag, writeVarint, zigzag } from "./varint.ts"
 
 /** The record format's version bytes (see above; 2 is the body compressed, values as they are); 4 and 5 are written, all five read. */
 const recordPlain = 1
@@ -370,33 +371,6 @@ export const decodeCheckpointed = (bytes: Uint8Array): Checkpointed => {
   const head = headLength === 0 ? undefined : bytes.subarray(13, 13 + headLength)
   const ooo = 13 + headLength === bytes.length ? undefined : bytes.subarray(13 + headLength)
   return { asOf, head, ooo }
-}
-
-// Varints of non-negative safe integers (7 bits a byte, low first).
-
-const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
-const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
-
-const writeVarint = (out: Uint8Array, at: number, n: number): number => {
-  if (n < 0x80) {
-    out[at] = n
-    return at + 1
-  }
-  if (n <= 0xffffffff) {
-    // Within 32 bits (most differences): shifts instead of divisions.
-    while (n >= 0x80) {
-      out[at++] = (n & 0x7f) | 0x80
-      n >>>= 7
-    }
-    out[at++] = n
-    return at
-  }
-  while (n >= 0x80) {
-    out[at++] = (n % 0x80) | 0x80
-    n = Math.floor(n / 0x80)
-  }
-  out[at++] = n
-  return at
 }
 
 const readVarint = (bytes: Uint8Array, cursor: { at: number }): number => {

@@ -27,7 +27,8 @@
  * Decoding damaged bytes throws `ChunkCorrupt`, reads no byte beyond the input, and never writes more
  * than `count` samples, with `count` at most `countMax`.
  */
-import { ChunkCorrupt } from "./chunk.ts"
+import { ChunkCorrupt, hiLane as nativeHiLane, loLane as nativeLoLane } from "./chunk.ts"
+import { unzigzag, writeVarint, zigzag } from "./varint.ts"
 
 export const packedVersion = 1
 /** The most samples a packed chunk holds (as an XOR chunk's u16 count). */
@@ -60,29 +61,14 @@ const ensure = (n: number) => {
   }
 }
 
-const writeVarint = (n: number) => {
+/** A varint at the end of the chunk being written. */
+const putVarint = (n: number) => {
   ensure(10)
-  while (n >= 0x80) {
-    scratch[at++] = (n % 0x80) | 0x80
-    n = Math.floor(n / 0x80)
-  }
-  scratch[at++] = n
+  at = writeVarint(scratch, at, n)
 }
-const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
-const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
 
+/** The gcd of two safe integers (`plan` runs the int32 case inline). */
 const gcd = (a: number, b: number) => {
-  if (a < 0x8000_0000 && b < 0x8000_0000) {
-    // Small integers (nearly always): int32 arithmetic, several times quicker than float64 `%`.
-    a |= 0
-    b |= 0
-    while (b !== 0) {
-      const r = a % b
-      a = b
-      b = r
-    }
-    return a
-  }
   while (b !== 0) {
     const r = a % b
     a = b
@@ -144,8 +130,8 @@ const plan = (xs: Float64Array, n: number) => {
 }
 
 const writeColumn = (xs: Float64Array, n: number, p: { base: number; step: number; width: number; bytes: number }) => {
-  writeVarint(zigzag(p.base))
-  writeVarint(p.step)
+  putVarint(zigzag(p.base))
+  putVarint(p.step)
   ensure(1 + p.bytes)
   scratch[at++] = p.width
   const { width } = p
@@ -231,12 +217,12 @@ export const packSamples = (ts: Float64Array, vs: Float64Array, count: number): 
   scratch[at++] = 0
   scratch[at++] = 0
   scratch[at++] = packedVersion
-  writeVarint(count)
-  writeVarint(zigzag(t0))
+  putVarint(count)
+  putVarint(zigzag(t0))
   if (count >= 2) {
     const d1 = ts[1]! - t0
     if (!(d1 >= 1 && d1 <= magnitudeMax)) return undefined
-    writeVarint(d1)
+    putVarint(d1)
     if (count >= 3) {
       let prev = d1
       for (let i = 2; i < count; i++) {
@@ -253,7 +239,7 @@ export const packSamples = (ts: Float64Array, vs: Float64Array, count: number): 
   const m0 = mantissas[0]!
   if (count === 1) {
     scratch[at++] = 1
-    writeVarint(zigzag(m0))
+    putVarint(zigzag(m0))
     writeColumn(diffs, 0, { base: 0, step: 0, width: 0, bytes: 0 })
     return output(at)
   }
@@ -263,12 +249,12 @@ export const packSamples = (ts: Float64Array, vs: Float64Array, count: number): 
   const second = count >= 3 ? plan(diffs2, count - 2) : undefined
   if (second !== undefined && second.bytes + 4 < first.bytes) {
     scratch[at++] = 2
-    writeVarint(zigzag(m0))
-    writeVarint(zigzag(diffs[0]!))
+    putVarint(zigzag(m0))
+    putVarint(zigzag(diffs[0]!))
     writeColumn(diffs2, count - 2, second)
   } else {
     scratch[at++] = 1
-    writeVarint(zigzag(m0))
+    putVarint(zigzag(m0))
     writeColumn(diffs, count - 1, first)
   }
   return output(at)
@@ -426,8 +412,6 @@ const decodeAll = (bytes: Uint8Array): number => {
 
 const f64 = new Float64Array(1)
 const u32 = new Uint32Array(f64.buffer)
-const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
-const f64Hi = littleEndian ? 1 : 0
 
 /**
  * `decodeChunkInto` for a packed chunk: the samples in [mint, maxt] into the columns from `at` (values as
@@ -444,8 +428,8 @@ export const decodePackedInto = (bytes: Uint8Array, ts: Float64Array, bits: Uint
     if (t < mint) continue
     ts[n] = t
     f64[0] = vsScratch[i]!
-    bits[2 * n + hiLane] = u32[f64Hi]!
-    bits[2 * n + loLane] = u32[1 - f64Hi]!
+    bits[2 * n + hiLane] = u32[nativeHiLane]!
+    bits[2 * n + loLane] = u32[nativeLoLane]!
     n++
   }
   return n

@@ -241,6 +241,9 @@ const compressBlock = (plain: Uint8Array): Uint8Array | undefined => {
   return out
 }
 
+/** The bytes a compacted table stores a plain block (`count u32 | entries`) in, its checksum left out. */
+export const compactedBlockBytes = (plain: Uint8Array): number => compressBlock(plain)?.length ?? plain.length
+
 /** A block's body (checksum checked and removed) as its plain `count u32 | entries`, decompressed if it was. */
 const plainBlock = (body: Uint8Array): Uint8Array => {
   if (body.length < 4 || body[0] !== 0 || body[1] !== 0 || body[2] !== 0 || body[3] !== 0) return body
