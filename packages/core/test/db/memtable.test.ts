@@ -50,4 +50,35 @@ describe("Memtable", () => {
       }
     }
   })
+
+  it("holds copies of what it is given, small entries in its arena and large ones each in a buffer of its own", () => {
+    const table = new Memtable()
+    const source = new Uint8Array(300_000)
+    const added: Array<{ key: string; value: Uint8Array; seq: number; kind: "put" | "delete" | "merge" }> = []
+    for (let seq = 1; seq <= 3000; seq++) {
+      // Mostly small values, now and then one larger than the arena's buffers take.
+      const size = seq % 1000 === 0 ? 100_000 + seq : seq % 50
+      for (let i = 0; i < size; i++) source[i] = (seq * 31 + i) & 0xff
+      const kind = seq % 7 === 0 ? "delete" : seq % 5 === 0 ? "merge" : "put"
+      const value = kind === "delete" ? new Uint8Array(0) : source.subarray(0, size)
+      const key = `key/${seq % 700}`
+      table.add({ key: new TextEncoder().encode(key), seq, kind, value })
+      added.push({ key, value: value.slice(), seq, kind })
+      // The caller reuses its buffer: what the memtable holds must not change.
+      source.fill(0xee, 0, size)
+    }
+    const expected = added
+      .map((e) => ({ key: e.key, seq: e.seq, kind: e.kind, value: [...e.value] }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : b.seq - a.seq))
+    const seen = [...table.range(undefined, undefined)].map((e) => ({ key: keyString(e.key), seq: e.seq, kind: e.kind, value: [...e.value] }))
+    assert.strictEqual(seen.length, expected.length)
+    // The first entry that differs, if any (a diff of every value would be too large to print).
+    const differs = seen.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(expected[i]))
+    assert.strictEqual(differs, -1, differs < 0 ? "" : `entry ${differs}: seq ${seen[differs]!.seq}, ${seen[differs]!.kind}`)
+    // A point read: the newest version down to the first that is not a merge operand.
+    const versions = table.get("key/0", 3000).map((e) => e.seq)
+    const all = added.filter((e) => e.key === "key/0").reverse()
+    const stop = all.findIndex((e) => e.kind !== "merge")
+    assert.deepStrictEqual(versions, all.slice(0, stop + 1).map((e) => e.seq))
+  })
 })

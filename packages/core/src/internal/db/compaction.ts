@@ -17,7 +17,8 @@ import type { DbManifest, SortedRun, SstRef } from "./manifest.ts"
 import type { Cursor, MergeOperator } from "./read.ts"
 import { mergeCursors, pending, resolveVersions } from "./read.ts"
 import type { ReadError, Tables } from "./tables.ts"
-import { runCursor } from "./tables.ts"
+import { pause, runCursor } from "./tables.ts"
+import { SstBuilder, sstEncodeSliceEntries } from "../format/sst.ts"
 
 export interface CompactionSettings {
   readonly l0CompactionTrigger: number
@@ -115,27 +116,37 @@ export const runCompaction = (
     const cursors: Array<Cursor<ReadError>> = job.sources.map((ssts) => runCursor(tables, ssts, undefined, undefined))
     const cursor = mergeCursors(cursors)
     const ssts: Array<SstRef> = []
-    let current: Array<Entry> = []
+    // Compressed, in larger blocks: a compaction's output is where data stays (flushes write theirs plain).
+    const tableOptions = { ...options.settings, blockBytesTarget: options.settings.blockBytesTarget * Limits.compactedBlockScale, compress: true }
+    // The open output table, built as entries come: what it holds is encoded blocks, not the entries.
+    let current: SstBuilder | undefined
     let currentBytes = 0
+    let sincePause = 0
     const emit = Effect.gen(function*() {
-      if (current.length === 0) return
-      const id = yield* options.newTableId
-      // Compressed, in larger blocks: a compaction's output is where data stays (flushes write theirs plain).
-      const blockBytesTarget = options.settings.blockBytesTarget * Limits.compactedBlockScale
-      ssts.push(yield* tables.write(id, current, { ...options.settings, blockBytesTarget, compress: true }))
-      current = []
+      if (current === undefined) return
+      const table = current.finish()
+      current = undefined
       currentBytes = 0
+      const id = yield* options.newTableId
+      ssts.push(yield* tables.write(id, table))
     })
     let versions: Array<Entry> = []
     const finishKey = Effect.gen(function*() {
       if (versions.length === 0) return
       const kept = retainVersions(versions, options.retainAbove, job.bottom, options.merge)
+      versions = []
+      if (kept.length === 0) return
       const bytes = kept.reduce((n, e) => n + entryBytes(e), 0)
       // Close the table before it passes its target; all versions of a key stay in one table.
-      if (current.length > 0 && currentBytes + bytes > options.settings.sstBytesTarget) yield* emit
-      current.push(...kept)
+      if (current !== undefined && currentBytes + bytes > options.settings.sstBytesTarget) yield* emit
+      current ??= new SstBuilder(tableOptions)
+      for (const e of kept) current.add(e)
       currentBytes += bytes
-      versions = []
+      sincePause += kept.length
+      if (sincePause >= sstEncodeSliceEntries) {
+        sincePause = 0
+        yield* pause
+      }
     })
     for (;;) {
       let e = cursor.nextSync()

@@ -7,8 +7,14 @@
  * new keys and the recent run (plus its own range), not a pass over every key the memtable holds, and
  * each key is merged into the large run once.
  * Keys are held as latin1 strings, whose JavaScript order is the unsigned byte order of the keys.
+ *
+ * An entry is held as a number, not as objects: its key and value bytes are copied into the memtable's
+ * arena (buffers of up to `arenaBytesMax`, one of its own for a large value) and its seq, kind and place
+ * into columns. A memtable of hundreds of thousands of small entries is then a few buffers for the
+ * collector, not three objects and a buffer an entry that every major collection walks and sweeps until
+ * the flush. Reads get `Entry` objects made on the spot, views of the arena.
  */
-import type { Entry } from "../format/entry.ts"
+import type { Entry, EntryKind } from "../format/entry.ts"
 
 export const keyString = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
 export const keyBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"))
@@ -19,16 +25,37 @@ const recentKeysMin = 4096
 /** Rough memory cost of one entry beyond its key and value bytes. */
 const entryOverheadBytes = 48
 
+/** The arena's first buffer; each next one is twice the last, up to `arenaBytesMax`. */
+const arenaBytesFirst = 4 * 1024
+/** The arena's largest buffer; an entry of more than a quarter of it gets a buffer of its own. */
+const arenaBytesMax = 256 * 1024
+/** Entries the columns have room for at first (they double as they fill). */
+const entriesFirst = 64
+
+const kinds: ReadonlyArray<EntryKind> = ["put", "delete", "merge"]
+const kindCode = (kind: EntryKind): number => (kind === "put" ? 0 : kind === "delete" ? 1 : 2)
+const empty = new Uint8Array(0)
+const mergeCode = kindCode("merge")
+
 export class Memtable {
   /**
-   * Versions of each key, oldest first (sequence numbers only grow): most keys have one, held as it is
-   * (an array of one costs more than the entry).
+   * Versions of each key (entry numbers), oldest first (sequence numbers only grow): most keys have one,
+   * held as it is (an array of one costs more than the number).
    */
-  private readonly versions = new Map<string, Entry | Array<Entry>>()
+  private readonly versions = new Map<string, number | Array<number>>()
   /** Every key, in order, in two runs (`sorted`, then the smaller `recent`), except those added since the last ordered read (`added`). */
   private sorted: Array<string> = []
   private recent: Array<string> = []
   private added: Array<string> = []
+  /** The arena's buffers; entries are appended to the last one that is not a large entry's own. */
+  private readonly buffers: Array<Uint8Array> = []
+  private open: Uint8Array = empty
+  private openIndex = -1
+  private openAt = 0
+  /** Per entry: its seq and kind; and where it is: buffer, offset, key length, value length. */
+  private seqs = new Float64Array(entriesFirst)
+  private kindCodes = new Uint8Array(entriesFirst)
+  private places = new Uint32Array(entriesFirst * 4)
   bytes = 0
   entryCount = 0
   minSeq = Number.POSITIVE_INFINITY
@@ -43,18 +70,82 @@ export class Memtable {
    */
   tableId: string | undefined = undefined
 
+  /** Adds a version of a key: its bytes are copied, so the caller may reuse them. */
   add(entry: Entry): void {
     const k = keyString(entry.key)
+    const n = this.entryCount
+    if (n === this.seqs.length) this.grow()
+    this.seqs[n] = entry.seq
+    this.kindCodes[n] = kindCode(entry.kind)
+    this.place(n, entry.key, entry.value)
     const held = this.versions.get(k)
     if (held === undefined) {
-      this.versions.set(k, entry)
+      this.versions.set(k, n)
       this.added.push(k)
-    } else if (Array.isArray(held)) held.push(entry)
-    else this.versions.set(k, [held, entry])
+    } else if (typeof held === "number") this.versions.set(k, [held, n])
+    else held.push(n)
     this.bytes += entry.key.length + entry.value.length + entryOverheadBytes
-    this.entryCount += 1
+    this.entryCount = n + 1
     if (entry.seq < this.minSeq) this.minSeq = entry.seq
     if (entry.seq > this.maxSeq) this.maxSeq = entry.seq
+  }
+
+  /** Copies entry `n`'s key and value into the arena, and notes where. */
+  private place(n: number, key: Uint8Array, value: Uint8Array): void {
+    const size = key.length + value.length
+    let index: number
+    let at: number
+    if (size > arenaBytesMax >>> 2) {
+      index = this.buffers.length
+      this.buffers.push(new Uint8Array(size))
+      at = 0
+    } else {
+      if (this.openAt + size > this.open.length) {
+        this.open = new Uint8Array(this.open.length === 0 ? arenaBytesFirst : Math.min(arenaBytesMax, this.open.length * 2))
+        this.openIndex = this.buffers.length
+        this.buffers.push(this.open)
+        this.openAt = 0
+      }
+      index = this.openIndex
+      at = this.openAt
+      this.openAt += size
+    }
+    const buffer = this.buffers[index]!
+    buffer.set(key, at)
+    buffer.set(value, at + key.length)
+    const p = n * 4
+    this.places[p] = index
+    this.places[p + 1] = at
+    this.places[p + 2] = key.length
+    this.places[p + 3] = value.length
+  }
+
+  private grow(): void {
+    const capacity = this.seqs.length * 2
+    const seqs = new Float64Array(capacity)
+    seqs.set(this.seqs)
+    const kindCodes = new Uint8Array(capacity)
+    kindCodes.set(this.kindCodes)
+    const places = new Uint32Array(capacity * 4)
+    places.set(this.places)
+    this.seqs = seqs
+    this.kindCodes = kindCodes
+    this.places = places
+  }
+
+  /** Entry `n`, as views of the arena. */
+  private entry(n: number): Entry {
+    const p = n * 4
+    const buffer = this.buffers[this.places[p]!]!
+    const at = this.places[p + 1]!
+    const keyEnd = at + this.places[p + 2]!
+    const valueLength = this.places[p + 3]!
+    return {
+      key: buffer.subarray(at, keyEnd),
+      seq: this.seqs[n]!,
+      kind: kinds[this.kindCodes[n]!]!,
+      value: valueLength === 0 ? empty : buffer.subarray(keyEnd, keyEnd + valueLength)
+    }
   }
 
   /**
@@ -64,14 +155,18 @@ export class Memtable {
   get(key: string, seqMax: number): Array<Entry> {
     const held = this.versions.get(key)
     if (held === undefined) return []
-    if (!Array.isArray(held)) return held.seq <= seqMax ? [held] : []
-    const list = held
+    if (typeof held === "number") return this.seqs[held]! <= seqMax ? [this.entry(held)] : []
+    return this.newestFirst(held, seqMax)
+  }
+
+  /** The versions of a key's list a read at `seqMax` needs, newest first (see `get`). */
+  private newestFirst(list: Array<number>, seqMax: number): Array<Entry> {
     const out: Array<Entry> = []
     for (let i = list.length - 1; i >= 0; i--) {
-      const e = list[i]!
-      if (e.seq > seqMax) continue
-      out.push(e)
-      if (e.kind !== "merge") break
+      const n = list[i]!
+      if (this.seqs[n]! > seqMax) continue
+      out.push(this.entry(n))
+      if (this.kindCodes[n] !== mergeCode) break
     }
     return out
   }
@@ -107,21 +202,15 @@ export class Memtable {
       else return
       if (end !== undefined && k >= end) return
       const held = this.versions.get(k)!
-      if (!Array.isArray(held)) {
-        if (seqMax === undefined || held.seq <= seqMax) yield held
+      if (typeof held === "number") {
+        if (seqMax === undefined || this.seqs[held]! <= seqMax) yield this.entry(held)
         continue
       }
-      const list = held
       if (seqMax === undefined) {
-        for (let v = list.length - 1; v >= 0; v--) yield list[v]!
+        for (let v = held.length - 1; v >= 0; v--) yield this.entry(held[v]!)
         continue
       }
-      for (let v = list.length - 1; v >= 0; v--) {
-        const e = list[v]!
-        if (e.seq > seqMax) continue
-        yield e
-        if (e.kind !== "merge") break
-      }
+      yield* this.newestFirst(held, seqMax)
     }
   }
 

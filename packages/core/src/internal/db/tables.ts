@@ -9,8 +9,8 @@ import type { Cache } from "../cache.ts"
 import type { Entry } from "../format/entry.ts"
 import { CorruptObject } from "../format/errors.ts"
 import { bloomMayContain } from "../format/bloom.ts"
-import type { BlockHandle, SstBlock, SstBuildOptions, SstFooter } from "../format/sst.ts"
-import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstFooterBytes } from "../format/sst.ts"
+import type { BlockHandle, SstBlock, SstBuildOptions, SstFooter, SstInfo } from "../format/sst.ts"
+import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, findBlocks, SstBuilder, sstEncodeSliceEntries, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
@@ -35,12 +35,36 @@ const scanReadAheadFirstBytes = 64 * 1024
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"))
 
+/** A table encoded by an `SstBuilder`, to store. */
+export interface BuiltTable {
+  readonly bytes: Uint8Array
+  readonly info: SstInfo
+}
+
+/** A turn of the event loop: a long encoding pauses for it, so as not to hold up every request and ack. */
+export const pause: Effect.Effect<void> = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/**
+ * A table of `entries` (in `compareEntries` order), built as they come, with a pause every
+ * `sstEncodeSliceEntries`: what a flush of hundreds of thousands of entries needs, without holding them.
+ */
+export const buildTable = (entries: Iterable<Entry>, options: SstBuildOptions): Effect.Effect<BuiltTable> =>
+  Effect.gen(function*() {
+    const builder = new SstBuilder(options)
+    let sinceLastPause = 0
+    for (const entry of entries) {
+      builder.add(entry)
+      if (++sinceLastPause === sstEncodeSliceEntries) {
+        sinceLastPause = 0
+        yield* pause
+      }
+    }
+    return builder.finish()
+  })
+
 export interface Tables {
-  readonly write: (
-    id: string,
-    entries: ReadonlyArray<Entry>,
-    options: SstBuildOptions
-  ) => Effect.Effect<SstRef, Unavailable | OutcomeUnknown>
+  /** Stores a built table under `id` (a retry finds its own earlier attempt's object). */
+  readonly write: (id: string, table: BuiltTable) => Effect.Effect<SstRef, Unavailable | OutcomeUnknown>
   readonly meta: (ref: SstRef) => Effect.Effect<TableMeta, ReadError>
   /** Versions of `key` in the table, newest first. */
   readonly get: (ref: SstRef, key: Uint8Array) => Effect.Effect<ReadonlyArray<Entry>, ReadError>
@@ -91,17 +115,9 @@ export const makeTables = (
     )
 
   return {
-    write: (id, entries, options) =>
+    write: (id, table) =>
       Effect.gen(function*() {
-        // Encoded in slices, each followed by a turn of the event loop: a large table (a compaction's
-        // output) must not hold up every request and acknowledgement while it is encoded.
-        const steps = encodeSstInSteps(entries, options)
-        let step = steps.next()
-        while (step.done !== true) {
-          yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-          step = steps.next()
-        }
-        const { bytes, info } = step.value
+        const { bytes, info } = table
         // A retry of the same table finds its own object (same put-id) and goes on; another's is a bug.
         const outcome = yield* putOnce(store, sstKey(id), bytes, `t-${id}`)
         if (outcome === "taken") return yield* Effect.die(new Error(`table id reused: ${sstKey(id)}`))

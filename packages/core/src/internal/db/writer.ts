@@ -31,6 +31,7 @@ import { putOnce } from "./putOnce.ts"
 import { openWriter } from "./open.ts"
 import type { ReadState } from "./readPath.ts"
 import { readPath, tableAccess } from "./readPath.ts"
+import { buildTable } from "./tables.ts"
 import { prefixed, settled, walKey } from "./storeView.ts"
 
 interface WriteRequest {
@@ -323,7 +324,8 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         yield* Queue.offer(compactRequests, undefined)
         yield* Effect.raceFirst(Queue.take(l0Freed), Effect.andThen(Effect.sleep("1 second"), reloadManifest))
       }
-      const entries = [...oldest.range(undefined, undefined)]
+      // Built as the memtable's entries come (each is a view of its arena, gone once encoded).
+      const table = yield* buildTable(oldest.range(undefined, undefined), settings)
       // One table id for the memtable, whatever the attempt: a retry rewrites (or finds) the same table.
       const id = oldest.tableId ?? (yield* newTableId)
       if (settings.simulationMutant !== "flush-not-idempotent") oldest.tableId = id
@@ -331,7 +333,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
       // collection between two attempts would take the table that an earlier attempt's commit (or the
       // next one) references.
       uncommitted.add(id)
-      const ref = yield* tables.write(id, entries, settings).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
+      const ref = yield* tables.write(id, table).pipe(Effect.retry({ schedule: retrySchedule, while: (e) => e._tag === "Unavailable" || e._tag === "OutcomeUnknown" }))
       const current = (yield* Ref.get(state)).manifest
       const committed = yield* manifests.commit(
         current,

@@ -58,24 +58,58 @@ export const bloomHashCount = (bitsPerKey: number): number => Math.min(30, Math.
  * `max(64, ceil(count * bitsPerKey))` bits, rounded up to whole bytes.
  */
 export const buildBloom = (keys: Iterable<Uint8Array>, count: number, bitsPerKey: number): Uint8Array => {
-  if (!(Number.isSafeInteger(count) && count >= 0)) throw new Error(`bloom: bad key count ${count}`)
-  if (!(bitsPerKey > 0 && Number.isFinite(bitsPerKey))) throw new Error(`bloom: bad bits per key ${bitsPerKey}`)
-  const k = bloomHashCount(bitsPerKey)
-  const byteCount = Math.min(bloomBytesMax, Math.ceil(Math.max(bloomBitsMin, Math.ceil(count * bitsPerKey)) / 8))
-  const m = byteCount * 8
-  const out = new Uint8Array(1 + byteCount)
-  out[0] = k
-  for (const key of keys) {
-    // (h1 + i * h2) mod m, stepped without a division per probe.
-    let bit = murmur3(key, bloomSeed1) % m
-    const step = murmur3(key, bloomSeed2) % m
-    for (let i = 0; i < k; i++) {
-      out[1 + (bit >>> 3)]! |= 1 << (bit & 7)
-      bit += step
-      if (bit >= m) bit -= m
+  const hashes = new BloomHashes()
+  for (const key of keys) hashes.add(key)
+  return hashes.build(count, bitsPerKey)
+}
+
+/** The two hashes of each key a filter is to hold, gathered as keys come (8 bytes a key), built at the end. */
+export class BloomHashes {
+  private h1 = new Uint32Array(64)
+  private h2 = new Uint32Array(64)
+  /** Keys added. */
+  count = 0
+
+  add(key: Uint8Array): void {
+    if (this.count === this.h1.length) {
+      const h1 = new Uint32Array(this.count * 2)
+      h1.set(this.h1)
+      const h2 = new Uint32Array(this.count * 2)
+      h2.set(this.h2)
+      this.h1 = h1
+      this.h2 = h2
     }
+    this.h1[this.count] = murmur3(key, bloomSeed1)
+    this.h2[this.count] = murmur3(key, bloomSeed2)
+    this.count += 1
   }
-  return out
+
+  /** The encoded filter, its bit array sized for `count` keys (see `buildBloom`). */
+  build(count: number, bitsPerKey: number): Uint8Array {
+    if (!(Number.isSafeInteger(count) && count >= 0)) throw new Error(`bloom: bad key count ${count}`)
+    checkBitsPerKey(bitsPerKey)
+    const k = bloomHashCount(bitsPerKey)
+    const byteCount = Math.min(bloomBytesMax, Math.ceil(Math.max(bloomBitsMin, Math.ceil(count * bitsPerKey)) / 8))
+    const m = byteCount * 8
+    const out = new Uint8Array(1 + byteCount)
+    out[0] = k
+    for (let j = 0; j < this.count; j++) {
+      // (h1 + i * h2) mod m, stepped without a division per probe.
+      let bit = this.h1[j]! % m
+      const step = this.h2[j]! % m
+      for (let i = 0; i < k; i++) {
+        out[1 + (bit >>> 3)]! |= 1 << (bit & 7)
+        bit += step
+        if (bit >= m) bit -= m
+      }
+    }
+    return out
+  }
+}
+
+/** Throws unless `bitsPerKey` is a positive finite number. */
+export const checkBitsPerKey = (bitsPerKey: number): void => {
+  if (!(bitsPerKey > 0 && Number.isFinite(bitsPerKey))) throw new Error(`bloom: bad bits per key ${bitsPerKey}`)
 }
 
 /**

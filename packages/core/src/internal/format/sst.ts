@@ -10,7 +10,7 @@
  * only the blocks a read needs. Each section carries its own checksum so it can be checked alone.
  */
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib"
-import { buildBloom } from "./bloom.ts"
+import { BloomHashes, checkBitsPerKey } from "./bloom.ts"
 import { ByteReader, ByteWriter, checkedBody, compareBytes, crc32c, equalBytes, FormatError } from "./bytes.ts"
 import { type Entry, assertEntry, compareEntries, compareKeyAt, entryAt, entryBytes, entryOverheadBytes, readEntry, writeEntry } from "./entry.ts"
 import { decoding } from "./errors.ts"
@@ -93,136 +93,146 @@ export const encodeSst = (
   entries: ReadonlyArray<Entry>,
   options: SstBuildOptions
 ): { readonly bytes: Uint8Array; readonly info: SstInfo } => {
-  const steps = encodeSstInSteps(entries, options)
-  for (;;) {
-    const step = steps.next()
-    if (step.done === true) return step.value
-  }
+  const builder = new SstBuilder(options)
+  for (const entry of entries) builder.add(entry)
+  return builder.finish()
 }
 
 /** Entries encoded between two pauses of `encodeSstInSteps`: a few milliseconds of work. */
 export const sstEncodeSliceEntries = 16_384
 
 /**
- * `encodeSst` as resumable work: the generator pauses (yields) after every `sliceEntries` entries of each
- * pass, so that a caller can give the event loop a turn in between (encoding a table of hundreds of
- * thousands of entries in one go would hold up every request and acknowledgement for that long). Returns
- * what `encodeSst` returns.
+ * `encodeSst` as resumable work: the generator pauses (yields) after every `sliceEntries` entries, so that
+ * a caller can give the event loop a turn in between. Returns what `encodeSst` returns.
  */
 export function* encodeSstInSteps(
   entries: ReadonlyArray<Entry>,
   options: SstBuildOptions,
   sliceEntries: number = sstEncodeSliceEntries
 ): Generator<void, { readonly bytes: Uint8Array; readonly info: SstInfo }> {
-  const n = entries.length
-  if (n === 0) throw new Error("sst: no entries")
-  if (n > 0xffff_ffff) throw new Error(`sst: ${n} entries do not fit a u32 count`)
-  if (!(options.blockBytesTarget >= 1)) throw new Error(`sst: bad blockBytesTarget ${options.blockBytesTarget}`)
-
-  // Pass 1: validate, cut blocks, count distinct keys and seq bounds. Knowing every size up front lets the
-  // writer allocate the object once, exactly.
-  const blockEnds: Array<number> = []
-  const blockSizes: Array<number> = []
-  let blockSize = blockOverheadBytes
-  const distinctKeys: Array<Uint8Array> = []
-  let minSeq = Number.MAX_SAFE_INTEGER
-  let maxSeq = 0
-  let prev: Entry | undefined
-  for (let i = 0; i < n; i++) {
-    const entry = entries[i]!
-    assertEntry(entry)
-    if (prev !== undefined) {
-      const c = compareEntries(prev, entry)
-      if (c >= 0) throw new Error(`sst: entry ${i} is ${c === 0 ? "a duplicate (key, seq)" : "out of order"}`)
-    }
-    if (prev === undefined || !equalBytes(prev.key, entry.key)) distinctKeys.push(entry.key)
-    if (entry.seq < minSeq) minSeq = entry.seq
-    if (entry.seq > maxSeq) maxSeq = entry.seq
-    blockSize += entryBytes(entry)
-    if (blockSize >= options.blockBytesTarget || i === n - 1) {
-      blockEnds.push(i + 1)
-      blockSizes.push(blockSize)
-      blockSize = blockOverheadBytes
-    }
-    prev = entry
+  const builder = new SstBuilder(options)
+  for (let i = 0; i < entries.length; i++) {
+    builder.add(entries[i]!)
     if ((i + 1) % sliceEntries === 0) yield
   }
+  return builder.finish()
+}
 
-  const bloom = buildBloom(distinctKeys, distinctKeys.length, options.bloomBitsPerKey)
-  let dataBytes = 0
-  let indexBytes = 4 + 4
-  for (let b = 0; b < blockEnds.length; b++) {
-    dataBytes += blockSizes[b]!
-    const first = entries[b === 0 ? 0 : blockEnds[b - 1]!]!
-    const last = entries[blockEnds[b]! - 1]!
-    indexBytes += handleOverheadBytes + first.key.length + last.key.length
-  }
-  const plannedSize = dataBytes + bloom.length + 4 + indexBytes + sstFooterBytes
+/**
+ * A table built entry by entry, in `compareEntries` order: each block is encoded (and compressed) as it
+ * closes, so a caller streams entries through it (a memtable's, a compaction's merge) without holding
+ * them; what the builder keeps is the encoded blocks, the index and two hashes a key for the bloom filter.
+ * A block closes once its encoded size reaches `blockBytesTarget`. Throws a plain `Error` on entries out of
+ * order or unencodable (a caller bug).
+ */
+export class SstBuilder {
+  private readonly blockBytesTarget: number
+  private readonly bloomBitsPerKey: number
+  private readonly compress: boolean
+  /** Closed blocks, each as it is stored (checksum included). */
+  private readonly blocks: Array<Uint8Array> = []
+  private dataBytes = 0
+  /** The open block's entries (its count goes in front when it closes). */
+  private block: ByteWriter
+  private blockEntries = 0
+  private blockSize = blockOverheadBytes
+  private blockFirst: Uint8Array | undefined
+  /** The index's handles, written as blocks close. */
+  private readonly handles = new ByteWriter(1024)
+  private handleCount = 0
+  private readonly bloom = new BloomHashes()
+  private prev: Entry | undefined
+  private firstKey: Uint8Array | undefined
+  private count = 0
+  private minSeq = Number.MAX_SAFE_INTEGER
+  private maxSeq = 0
 
-  // Pass 2: write (compressed blocks first each on its own, then the object around them).
-  const compressed = options.compress === true ? new Array<Uint8Array | undefined>(blockEnds.length) : undefined
-  let compressedBytes = 0
-  if (compressed !== undefined) {
-    let i = 0
-    let written = 0
-    for (let b = 0; b < blockEnds.length; b++) {
-      const end = blockEnds[b]!
-      const plain = new ByteWriter(blockSizes[b]! - 4)
-      plain.u32(end - i)
-      for (; i < end; i++) writeEntry(plain, entries[i]!)
-      const block = compressBlock(plain.finish())
-      compressed[b] = block
-      if (block !== undefined) compressedBytes += block.length + 4 - blockSizes[b]!
-      if (i - written >= sliceEntries) {
-        written = i
-        yield
-      }
-    }
-  }
-  const size = plannedSize + compressedBytes
-  const w = new ByteWriter(size)
-  const handles: Array<{ offset: number; length: number; first: Uint8Array; last: Uint8Array }> = []
-  let i = 0
-  let written = 0
-  for (let b = 0; b < blockEnds.length; b++) {
-    const end = blockEnds[b]!
-    const offset = w.length
-    const first = entries[i]!.key
-    const block = compressed?.[b]
-    if (block !== undefined) {
-      w.bytes(block)
-      i = end
-    } else {
-      w.u32(end - i)
-      for (; i < end; i++) writeEntry(w, entries[i]!)
-    }
-    w.u32(w.crcSince(offset))
-    handles.push({ offset, length: w.length - offset, first, last: entries[end - 1]!.key })
-    if (compressed === undefined && i - written >= sliceEntries) {
-      written = i
-      yield
-    }
+  constructor(options: SstBuildOptions) {
+    if (!(options.blockBytesTarget >= 1)) throw new Error(`sst: bad blockBytesTarget ${options.blockBytesTarget}`)
+    checkBitsPerKey(options.bloomBitsPerKey)
+    this.blockBytesTarget = options.blockBytesTarget
+    this.bloomBitsPerKey = options.bloomBitsPerKey
+    this.compress = options.compress === true
+    this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
   }
 
-  const bloomOffset = w.length
-  w.bytes(bloom).u32(crc32c(bloom))
-  const bloomLength = w.length - bloomOffset
+  /** Entries added so far. */
+  get entryCount(): number {
+    return this.count
+  }
 
-  const indexOffset = w.length
-  w.u32(handles.length)
-  for (const h of handles) w.u64(h.offset).u32(h.length).u16(h.first.length).bytes(h.first).u16(h.last.length).bytes(h.last)
-  w.u32(w.crcSince(indexOffset))
-  const indexLength = w.length - indexOffset
+  /** Encoded bytes so far (closed blocks, and the open one as if plain), about what `finish` will add up to. */
+  get bytesSoFar(): number {
+    return this.dataBytes + this.block.length
+  }
 
-  const footerOffset = w.length
-  w.u32(sstMagic).u16(compressed === undefined ? sstFormatVersion : sstFormatVersionCompressed).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
-  w.u32(n).u64(minSeq).u64(maxSeq)
-  w.u32(w.crcSince(footerOffset))
+  add(entry: Entry): void {
+    assertEntry(entry)
+    const prev = this.prev
+    if (prev !== undefined) {
+      const c = compareEntries(prev, entry)
+      if (c >= 0) throw new Error(`sst: entry ${this.count} is ${c === 0 ? "a duplicate (key, seq)" : "out of order"}`)
+    }
+    if (this.count === 0xffff_ffff) throw new Error("sst: more entries than a u32 count")
+    if (prev === undefined || !equalBytes(prev.key, entry.key)) this.bloom.add(entry.key)
+    if (entry.seq < this.minSeq) this.minSeq = entry.seq
+    if (entry.seq > this.maxSeq) this.maxSeq = entry.seq
+    if (this.count === 0) this.firstKey = entry.key.slice()
+    if (this.blockEntries === 0) this.blockFirst = entry.key.slice()
+    writeEntry(this.block, entry)
+    this.blockEntries += 1
+    this.blockSize += entryBytes(entry)
+    this.count += 1
+    this.prev = entry
+    if (this.blockSize >= this.blockBytesTarget) this.closeBlock()
+  }
 
-  if (w.length !== size) throw new Error(`sst: wrote ${w.length} bytes, planned ${size}`)
-  return {
-    bytes: w.finish(),
-    info: { size, entryCount: n, firstKey: entries[0]!.key, lastKey: entries[n - 1]!.key, minSeq, maxSeq }
+  private closeBlock(): void {
+    const body = this.block.finish()
+    const plain = new Uint8Array(4 + body.length)
+    new DataView(plain.buffer).setUint32(0, this.blockEntries)
+    plain.set(body, 4)
+    const content = (this.compress ? compressBlock(plain) : undefined) ?? plain
+    const stored = new Uint8Array(content.length + 4)
+    stored.set(content)
+    new DataView(stored.buffer).setUint32(content.length, crc32c(content))
+    const last = this.prev!.key
+    const first = this.blockFirst!
+    this.handles.u64(this.dataBytes).u32(stored.length).u16(first.length).bytes(first).u16(last.length).bytes(last)
+    this.handleCount += 1
+    this.blocks.push(stored)
+    this.dataBytes += stored.length
+    this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
+    this.blockEntries = 0
+    this.blockSize = blockOverheadBytes
+    this.blockFirst = undefined
+  }
+
+  /** The table's bytes (one buffer of exactly its size) and what it holds. The builder is done with. */
+  finish(): { readonly bytes: Uint8Array; readonly info: SstInfo } {
+    if (this.count === 0) throw new Error("sst: no entries")
+    if (this.blockEntries > 0) this.closeBlock()
+    const lastKey = this.prev!.key.slice()
+    this.prev = undefined
+    const bloom = this.bloom.build(this.bloom.count, this.bloomBitsPerKey)
+    const handles = this.handles.finish()
+    const size = this.dataBytes + bloom.length + 4 + 4 + handles.length + 4 + sstFooterBytes
+    const w = new ByteWriter(size)
+    for (const block of this.blocks) w.bytes(block)
+    this.blocks.length = 0
+    const bloomOffset = w.length
+    w.bytes(bloom).u32(crc32c(bloom))
+    const bloomLength = w.length - bloomOffset
+    const indexOffset = w.length
+    w.u32(this.handleCount).bytes(handles)
+    w.u32(w.crcSince(indexOffset))
+    const indexLength = w.length - indexOffset
+    const footerOffset = w.length
+    w.u32(sstMagic).u16(this.compress ? sstFormatVersionCompressed : sstFormatVersion).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
+    w.u32(this.count).u64(this.minSeq).u64(this.maxSeq)
+    w.u32(w.crcSince(footerOffset))
+    if (w.length !== size) throw new Error(`sst: wrote ${w.length} bytes, planned ${size}`)
+    return { bytes: w.finish(), info: { size, entryCount: this.count, firstKey: this.firstKey!, lastKey, minSeq: this.minSeq, maxSeq: this.maxSeq } }
   }
 }
 
