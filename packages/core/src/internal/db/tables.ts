@@ -48,9 +48,9 @@ export const pause: Effect.Effect<void> = Effect.promise(() => new Promise<void>
  * A table of `entries` (in `compareEntries` order), built as they come, with a pause every
  * `sstEncodeSliceEntries`: what a flush of hundreds of thousands of entries needs, without holding them.
  */
-export const buildTable = (entries: Iterable<Entry>, options: SstBuildOptions): Effect.Effect<BuiltTable> =>
+export const buildTable = (entries: Iterable<Entry>, options: SstBuildOptions, sizeHint?: number): Effect.Effect<BuiltTable> =>
   Effect.gen(function*() {
-    const builder = new SstBuilder(options)
+    const builder = new SstBuilder(options, sizeHint)
     let sinceLastPause = 0
     for (const entry of entries) {
       builder.add(entry)

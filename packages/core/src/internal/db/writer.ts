@@ -325,7 +325,7 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         yield* Effect.raceFirst(Queue.take(l0Freed), Effect.andThen(Effect.sleep("1 second"), reloadManifest))
       }
       // Built as the memtable's entries come (each is a view of its arena, gone once encoded).
-      const table = yield* buildTable(oldest.range(undefined, undefined), settings)
+      const table = yield* buildTable(oldest.range(undefined, undefined), settings, oldest.bytes)
       // One table id for the memtable, whatever the attempt: a retry rewrites (or finds) the same table.
       const id = oldest.tableId ?? (yield* newTableId)
       if (settings.simulationMutant !== "flush-not-idempotent") oldest.tableId = id

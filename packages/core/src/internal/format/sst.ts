@@ -119,21 +119,22 @@ export function* encodeSstInSteps(
 }
 
 /**
- * A table built entry by entry, in `compareEntries` order: each block is encoded (and compressed) as it
- * closes, so a caller streams entries through it (a memtable's, a compaction's merge) without holding
- * them; what the builder keeps is the encoded blocks, the index and two hashes a key for the bloom filter.
- * A block closes once its encoded size reaches `blockBytesTarget`. Throws a plain `Error` on entries out of
- * order or unencodable (a caller bug).
+ * A table built entry by entry, in `compareEntries` order, into one buffer: a plain block is written
+ * there as its entries come, a compressed one as it closes. So a caller streams entries through it (a
+ * memtable's, a compaction's merge) without holding them: what the builder keeps is the table's bytes,
+ * the index and two hashes a key for the bloom filter. A block closes once its encoded size reaches
+ * `blockBytesTarget`. Throws a plain `Error` on entries out of order or unencodable (a caller bug).
  */
 export class SstBuilder {
   private readonly blockBytesTarget: number
   private readonly bloomBitsPerKey: number
   private readonly compress: boolean
-  /** Closed blocks, each as it is stored (checksum included). */
-  private readonly blocks: Array<Uint8Array> = []
-  private dataBytes = 0
-  /** The open block's entries (its count goes in front when it closes). */
-  private block: ByteWriter
+  /** The table so far: its closed blocks (checksums included) and, plain, the open one. */
+  private readonly out: ByteWriter
+  /** Compressed: the open block's entries (its count goes in front when it closes). */
+  private block: ByteWriter | undefined
+  /** Plain: where the open block starts in `out` (its count is written there when it closes). */
+  private blockOffset = 0
   private blockEntries = 0
   private blockSize = blockOverheadBytes
   private blockFirst: Uint8Array | undefined
@@ -147,23 +148,22 @@ export class SstBuilder {
   private minSeq = Number.MAX_SAFE_INTEGER
   private maxSeq = 0
 
-  constructor(options: SstBuildOptions) {
+  /**
+   * `sizeHint`: about how large the table will be (a memtable's bytes): its buffer is set aside at once,
+   * and grows (doubling) only past it.
+   */
+  constructor(options: SstBuildOptions, sizeHint?: number) {
     if (!(options.blockBytesTarget >= 1)) throw new Error(`sst: bad blockBytesTarget ${options.blockBytesTarget}`)
     checkBitsPerKey(options.bloomBitsPerKey)
     this.blockBytesTarget = options.blockBytesTarget
     this.bloomBitsPerKey = options.bloomBitsPerKey
     this.compress = options.compress === true
-    this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
+    this.out = new ByteWriter(Math.max(sizeHint ?? 0, 64 * 1024))
   }
 
   /** Entries added so far. */
   get entryCount(): number {
     return this.count
-  }
-
-  /** Encoded bytes so far (closed blocks, and the open one as if plain), about what `finish` will add up to. */
-  get bytesSoFar(): number {
-    return this.dataBytes + this.block.length
   }
 
   add(entry: Entry): void {
@@ -178,8 +178,15 @@ export class SstBuilder {
     if (entry.seq < this.minSeq) this.minSeq = entry.seq
     if (entry.seq > this.maxSeq) this.maxSeq = entry.seq
     if (this.count === 0) this.firstKey = entry.key.slice()
-    if (this.blockEntries === 0) this.blockFirst = entry.key.slice()
-    writeEntry(this.block, entry)
+    if (this.blockEntries === 0) {
+      this.blockFirst = entry.key.slice()
+      if (this.compress) this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
+      else {
+        this.blockOffset = this.out.length
+        this.out.u32(0)
+      }
+    }
+    writeEntry(this.block ?? this.out, entry)
     this.blockEntries += 1
     this.blockSize += entryBytes(entry)
     this.count += 1
@@ -188,50 +195,51 @@ export class SstBuilder {
   }
 
   private closeBlock(): void {
-    const body = this.block.finish()
-    const plain = new Uint8Array(4 + body.length)
-    new DataView(plain.buffer).setUint32(0, this.blockEntries)
-    plain.set(body, 4)
-    const content = (this.compress ? compressBlock(plain) : undefined) ?? plain
-    const stored = new Uint8Array(content.length + 4)
-    stored.set(content)
-    new DataView(stored.buffer).setUint32(content.length, crc32c(content))
+    const out = this.out
+    let offset: number
+    if (this.block === undefined) {
+      offset = this.blockOffset
+      out.setU32(offset, this.blockEntries)
+      out.u32(out.crcSince(offset))
+    } else {
+      const body = this.block.finish()
+      this.block = undefined
+      const plain = new Uint8Array(4 + body.length)
+      new DataView(plain.buffer).setUint32(0, this.blockEntries)
+      plain.set(body, 4)
+      const content = compressBlock(plain) ?? plain
+      offset = out.length
+      out.bytes(content).u32(crc32c(content))
+    }
     const last = this.prev!.key
     const first = this.blockFirst!
-    this.handles.u64(this.dataBytes).u32(stored.length).u16(first.length).bytes(first).u16(last.length).bytes(last)
+    this.handles.u64(offset).u32(out.length - offset).u16(first.length).bytes(first).u16(last.length).bytes(last)
     this.handleCount += 1
-    this.blocks.push(stored)
-    this.dataBytes += stored.length
-    this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
     this.blockEntries = 0
     this.blockSize = blockOverheadBytes
     this.blockFirst = undefined
   }
 
-  /** The table's bytes (one buffer of exactly its size) and what it holds. The builder is done with. */
+  /** The table's bytes and what it holds. The builder is done with. */
   finish(): { readonly bytes: Uint8Array; readonly info: SstInfo } {
     if (this.count === 0) throw new Error("sst: no entries")
     if (this.blockEntries > 0) this.closeBlock()
     const lastKey = this.prev!.key.slice()
     this.prev = undefined
+    const w = this.out
     const bloom = this.bloom.build(this.bloom.count, this.bloomBitsPerKey)
-    const handles = this.handles.finish()
-    const size = this.dataBytes + bloom.length + 4 + 4 + handles.length + 4 + sstFooterBytes
-    const w = new ByteWriter(size)
-    for (const block of this.blocks) w.bytes(block)
-    this.blocks.length = 0
     const bloomOffset = w.length
     w.bytes(bloom).u32(crc32c(bloom))
     const bloomLength = w.length - bloomOffset
     const indexOffset = w.length
-    w.u32(this.handleCount).bytes(handles)
+    w.u32(this.handleCount).bytes(this.handles.finish())
     w.u32(w.crcSince(indexOffset))
     const indexLength = w.length - indexOffset
     const footerOffset = w.length
     w.u32(sstMagic).u16(this.compress ? sstFormatVersionCompressed : sstFormatVersion).u64(indexOffset).u32(indexLength).u64(bloomOffset).u32(bloomLength)
     w.u32(this.count).u64(this.minSeq).u64(this.maxSeq)
     w.u32(w.crcSince(footerOffset))
-    if (w.length !== size) throw new Error(`sst: wrote ${w.length} bytes, planned ${size}`)
+    const size = w.length
     return { bytes: w.finish(), info: { size, entryCount: this.count, firstKey: this.firstKey!, lastKey, minSeq: this.minSeq, maxSeq: this.maxSeq } }
   }
 }
