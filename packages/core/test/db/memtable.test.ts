@@ -53,6 +53,9 @@ describe("Memtable", () => {
 
   it("holds copies of what it is given, small entries in its arena and large ones each in a buffer of its own", () => {
     const table = new Memtable()
+    // An entry of no bytes at all first (the arena has no buffer yet).
+    table.add({ key: new Uint8Array(0), seq: 0, kind: "put", value: new Uint8Array(0) })
+    assert.deepStrictEqual(table.get("", 0).map((e) => [e.key.length, e.value.length]), [[0, 0]])
     const source = new Uint8Array(300_000)
     const added: Array<{ key: string; value: Uint8Array; seq: number; kind: "put" | "delete" | "merge" }> = []
     for (let seq = 1; seq <= 3000; seq++) {
@@ -70,7 +73,7 @@ describe("Memtable", () => {
     const expected = added
       .map((e) => ({ key: e.key, seq: e.seq, kind: e.kind, value: [...e.value] }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : b.seq - a.seq))
-    const seen = [...table.range(undefined, undefined)].map((e) => ({ key: keyString(e.key), seq: e.seq, kind: e.kind, value: [...e.value] }))
+    const seen = [...table.range("\u0001", undefined)].map((e) => ({ key: keyString(e.key), seq: e.seq, kind: e.kind, value: [...e.value] }))
     assert.strictEqual(seen.length, expected.length)
     // The first entry that differs, if any (a diff of every value would be too large to print).
     const differs = seen.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(expected[i]))

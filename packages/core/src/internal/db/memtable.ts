@@ -100,7 +100,7 @@ export class Memtable {
       this.buffers.push(new Uint8Array(size))
       at = 0
     } else {
-      if (this.openAt + size > this.open.length) {
+      if (this.openIndex < 0 || this.openAt + size > this.open.length) {
         this.open = new Uint8Array(this.open.length === 0 ? arenaBytesFirst : Math.min(arenaBytesMax, this.open.length * 2))
         this.openIndex = this.buffers.length
         this.buffers.push(this.open)
