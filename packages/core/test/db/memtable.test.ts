@@ -59,8 +59,9 @@ describe("Memtable", () => {
     const source = new Uint8Array(300_000)
     const added: Array<{ key: string; value: Uint8Array; seq: number; kind: "put" | "delete" | "merge" }> = []
     for (let seq = 1; seq <= 3000; seq++) {
-      // Mostly small values, now and then one larger than the arena's buffers take.
-      const size = seq % 1000 === 0 ? 100_000 + seq : seq % 50
+      // Mostly small values, some larger than the arena's first buffers (the first of all among them), now
+      // and then one larger than any of its buffers takes.
+      const size = seq % 1000 === 0 ? 100_000 + seq : seq % 97 === 1 ? 5_000 + 37 * seq : seq % 50
       for (let i = 0; i < size; i++) source[i] = (seq * 31 + i) & 0xff
       const kind = seq % 7 === 0 ? "delete" : seq % 5 === 0 ? "merge" : "put"
       const value = kind === "delete" ? new Uint8Array(0) : source.subarray(0, size)
@@ -83,5 +84,14 @@ describe("Memtable", () => {
     const all = added.filter((e) => e.key === "key/0").reverse()
     const stop = all.findIndex((e) => e.kind !== "merge")
     assert.deepStrictEqual(versions, all.slice(0, stop + 1).map((e) => e.seq))
+  })
+
+  it("takes an entry larger than the arena's next buffer would be (a 60 KB value first, then 20 KB ones)", () => {
+    const table = new Memtable()
+    const sizes = [60_000, 20_000, 20_000, 3, 20_000, 64 * 1024 - 8]
+    sizes.forEach((size, i) => table.add({ key: new TextEncoder().encode(`k${i}`), seq: i + 1, kind: "put", value: new Uint8Array(size).fill(i + 1) }))
+    const seen = [...table.range(undefined, undefined)]
+    assert.deepStrictEqual(seen.map((e) => e.value.length), sizes)
+    assert.isTrue(seen.every((e, i) => e.value.every((b) => b === i + 1)))
   })
 })

@@ -101,7 +101,9 @@ export class Memtable {
       at = 0
     } else {
       if (this.openIndex < 0 || this.openAt + size > this.open.length) {
-        this.open = new Uint8Array(this.open.length === 0 ? arenaBytesFirst : Math.min(arenaBytesMax, this.open.length * 2))
+        let capacity = this.open.length === 0 ? arenaBytesFirst : Math.min(arenaBytesMax, this.open.length * 2)
+        while (capacity < size) capacity *= 2
+        this.open = new Uint8Array(capacity)
         this.openIndex = this.buffers.length
         this.buffers.push(this.open)
         this.openAt = 0
