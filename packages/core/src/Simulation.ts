@@ -579,18 +579,13 @@ const runDbWorkload = (sim: Sim, split: boolean) =>
         return inc
       })
 
-      /** A number; now and then padded with zeros to 4-12 KB (larger than a memtable's first arena buffer). */
-      const putValue = () => {
-        const n = String(rng.nextInt(1000))
-        return rng.nextInt(16) === 0 ? n.padStart(4096 + rng.nextInt(8192), "0") : n
-      }
       const write = (inc: Incarnation) =>
         Effect.gen(function*() {
           const batch: Array<Db.WriteOp> = Array.from({ length: 1 + rng.nextInt(3) }, () => {
             const k = encoder.encode(key())
             const roll = rng.nextInt(10)
             return roll < 6
-              ? { _tag: "put" as const, key: k, value: encoder.encode(putValue()) }
+              ? { _tag: "put" as const, key: k, value: encoder.encode(String(rng.nextInt(1000))) }
               : roll < 8
               ? { _tag: "delete" as const, key: k }
               : { _tag: "merge" as const, key: k, value: encoder.encode(String(1 + rng.nextInt(9))) }
