@@ -159,6 +159,32 @@ describe("Db", () => {
       yield* second.close
     }))
 
+  it.effect("keeps values of every size the memtable's arena holds differently (none to 100 KB), across flushes and a reopen", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      // Room for the large values: a memtable of a few of them, a budget and tables of many.
+      const settings: Db.DbSettings = { ...small, memtableBytesMax: 128 * 1024, unflushedBytesMax: 1024 * 1024, sstBytesTarget: 512 * 1024 }
+      const first = yield* store.open(settings)
+      // Small ones share the arena's buffers; 4-64 KB ones may open a buffer (the very first included);
+      // larger ones get a buffer each.
+      const sizes = [20_000, 0, 3, 4_000, 5_000, 70_000, 40, 64 * 1024 - 16, 100_000, 9_000]
+      const expected = new Map<string, string>()
+      for (let i = 0; i < 60; i++) {
+        const key = `big-${String(i % 25).padStart(3, "0")}`
+        const value = `${i}:` + String.fromCharCode(97 + (i % 26)).repeat(sizes[i % sizes.length]!)
+        yield* first.db.put(b(key), b(value))
+        expected.set(key, value)
+      }
+      for (const [k, v] of expected) assert.strictEqual(s(yield* first.db.get(b(k))), v)
+      const stats = yield* first.db.stats
+      assert.isAbove(stats.tablesWritten, 3)
+      yield* first.close
+      const second = yield* store.open(settings)
+      for (const [k, v] of expected) assert.strictEqual(s(yield* second.db.get(b(k))), v)
+      assert.strictEqual((yield* scanAll(second.db)).length, expected.size)
+      yield* second.close
+    }))
+
   it.effect("loses no acknowledged write in a crash: reopening replays the WAL", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore
