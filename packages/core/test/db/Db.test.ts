@@ -185,6 +185,21 @@ describe("Db", () => {
       yield* second.close
     }))
 
+  it.effect("takes a batch of about the whole unflushed budget while the active memtable holds some of it", () =>
+    Effect.gen(function*() {
+      const store = yield* crashableStore
+      // The small settings: a 64 KiB budget, a 2 KiB memtable. The first write stays in the active
+      // memtable; the second is larger than what is left of the budget (it once waited forever).
+      const { db, close } = yield* store.open(small)
+      yield* db.put(b("a"), b("small"))
+      const large = "x".repeat(64 * 1024 - 16)
+      yield* db.put(b("b"), b(large))
+      yield* db.put(b("c"), b("after"))
+      assert.strictEqual(s(yield* db.get(b("b"))), large)
+      assert.strictEqual(s(yield* db.get(b("c"))), "after")
+      yield* close
+    }))
+
   it.effect("loses no acknowledged write in a crash: reopening replays the WAL", () =>
     Effect.gen(function*() {
       const store = yield* crashableStore
@@ -534,7 +549,7 @@ describe("Db", () => {
               inner.putIfAbsent(key, body, options)
             )
         }
-        const db = yield* Db.make({ ...small, memtableBytesMax: 300, unflushedBytesMax: 400 }).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
+        const db = yield* Db.make({ ...small, memtableBytesMax: 100, unflushedBytesMax: 400 }).pipe(Effect.provideService(ObjectStore.ObjectStore, store))
         gate = yield* Deferred.make<void>()
         const first = yield* db.write([{ _tag: "put", key: b("k0"), value: b("x".repeat(300)) }], { awaitDurable: false })
         const waiting = yield* Effect.forkChild(db.put(b("late"), b("x".repeat(300))))

@@ -504,7 +504,10 @@ export const make = (settings: ResolvedSettings): Effect.Effect<DbShape, DbError
         }
         if (bytes > settings.walBatchBytesMax) return yield* new InvalidWrite({ reason: `a batch must be at most ${settings.walBatchBytesMax} bytes` })
         if (stopped !== undefined) return yield* Effect.fail(stopped)
-        const permits = Math.min(bytes, settings.unflushedBytesMax)
+        // A batch takes at most the budget less what the active memtable may hold unflushed (under
+        // `memtableBytesMax`, as it is frozen past it): a batch taking more would wait for the active
+        // memtable's share, which only a write past it (stuck behind this one) would flush.
+        const permits = Math.min(bytes, settings.unflushedBytesMax - settings.memtableBytesMax + 1)
         const done = yield* Deferred.make<void, DbError>()
         // All or nothing, even when interrupted: the batch is queued and its seq answered, or nothing is
         // queued and its budget is returned. Only the waits (for budget, for the sequencer, for room in the
