@@ -368,13 +368,13 @@ export interface Inspection {
   readonly objects: Readonly<Record<string, { readonly count: number; readonly bytes: number }>>
 }
 
-/** What is stored under a Db's path: manifest versions, the latest manifest's summary, objects by kind. */
 /**
  * The bytes compaction stores a block of these plain bytes in (compressed, when that takes an eighth off):
  * for a product that estimates what each kind of its keys costs at rest.
  */
 export const compactedBlockBytes = (plain: Uint8Array): number => Sst.compactedBlockBytes(plain)
 
+/** What is stored under a Db's path: manifest versions, the latest manifest's summary, objects by kind. */
 export const inspect = (path: string): Effect.Effect<Inspection, Unavailable | CorruptObject, ObjectStore> => Tools.inspect(path)
 
 export interface Verification {

@@ -14,7 +14,8 @@
  * collector, not three objects and a buffer an entry that every major collection walks and sweeps until
  * the flush. Reads get `Entry` objects made on the spot, views of the arena.
  */
-import type { Entry, EntryKind } from "../format/entry.ts"
+import type { Entry } from "../format/entry.ts"
+import { kindCode, kindOfCode } from "../format/entry.ts"
 
 export const keyString = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
 export const keyBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"))
@@ -32,8 +33,6 @@ const arenaBytesMax = 256 * 1024
 /** Entries the columns have room for at first (they double as they fill). */
 const entriesFirst = 64
 
-const kinds: ReadonlyArray<EntryKind> = ["put", "delete", "merge"]
-const kindCode = (kind: EntryKind): number => (kind === "put" ? 0 : kind === "delete" ? 1 : 2)
 const empty = new Uint8Array(0)
 const mergeCode = kindCode("merge")
 
@@ -145,7 +144,7 @@ export class Memtable {
     return {
       key: buffer.subarray(at, keyEnd),
       seq: this.seqs[n]!,
-      kind: kinds[this.kindCodes[n]!]!,
+      kind: kindOfCode[this.kindCodes[n]!]!,
       value: valueLength === 0 ? empty : buffer.subarray(keyEnd, keyEnd + valueLength)
     }
   }

@@ -10,7 +10,7 @@ import type { Entry } from "../format/entry.ts"
 import { CorruptObject } from "../format/errors.ts"
 import { bloomMayContain } from "../format/bloom.ts"
 import type { BlockHandle, SstBlock, SstBuildOptions, SstFooter, SstInfo } from "../format/sst.ts"
-import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, findBlocks, SstBuilder, sstEncodeSliceEntries, sstFooterBytes } from "../format/sst.ts"
+import { blockCompareKey, blockEntry, blockEntryCount, decodeSstBlock, decodeSstBloom, decodeSstFooter, decodeSstIndex, encodeSstInSteps, findBlocks, sstEncodeSliceEntries, sstFooterBytes } from "../format/sst.ts"
 import type { OutcomeUnknown, Unavailable } from "../objectStore/model.ts"
 import { putOnce } from "./putOnce.ts"
 import type { SstRef } from "./manifest.ts"
@@ -45,21 +45,17 @@ export interface BuiltTable {
 export const pause: Effect.Effect<void> = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 /**
- * A table of `entries` (in `compareEntries` order), built as they come, with a pause every
- * `sstEncodeSliceEntries`: what a flush of hundreds of thousands of entries needs, without holding them.
+ * A table of `entries` (in `compareEntries` order), built as they come (`encodeSstInSteps`), with a pause
+ * every `sstEncodeSliceEntries`: what a flush of hundreds of thousands of entries needs, without holding them.
  */
 export const buildTable = (entries: Iterable<Entry>, options: SstBuildOptions, sizeHint?: number): Effect.Effect<BuiltTable> =>
   Effect.gen(function*() {
-    const builder = new SstBuilder(options, sizeHint)
-    let sinceLastPause = 0
-    for (const entry of entries) {
-      builder.add(entry)
-      if (++sinceLastPause === sstEncodeSliceEntries) {
-        sinceLastPause = 0
-        yield* pause
-      }
+    const steps = encodeSstInSteps(entries, options, sstEncodeSliceEntries, sizeHint)
+    for (;;) {
+      const step = steps.next()
+      if (step.done === true) return step.value
+      yield* pause
     }
-    return builder.finish()
   })
 
 export interface Tables {

@@ -31,7 +31,8 @@ export const compareEntries = (a: Entry, b: Entry): number => {
 /** Encoded size of `entry`. */
 export const entryBytes = (entry: Entry): number => entryOverheadBytes + entry.key.length + entry.value.length
 
-const kindCode = (kind: EntryKind): number => {
+/** An entry kind's code in encodings (`kindOfCode` maps it back). */
+export const kindCode = (kind: EntryKind): number => {
   switch (kind) {
     case "put":
       return 0
@@ -43,7 +44,7 @@ const kindCode = (kind: EntryKind): number => {
   throw new Error(`format: unknown entry kind ${String(kind)}`)
 }
 
-const kindOfCode: ReadonlyArray<EntryKind> = ["put", "delete", "merge"]
+export const kindOfCode: ReadonlyArray<EntryKind> = ["put", "delete", "merge"]
 
 /** Throws a plain `Error` (a caller bug, not bad input) unless `entry` can be encoded. */
 export const assertEntry = (entry: Entry): void => {

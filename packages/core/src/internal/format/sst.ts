@@ -102,18 +102,24 @@ export const encodeSst = (
 export const sstEncodeSliceEntries = 16_384
 
 /**
- * `encodeSst` as resumable work: the generator pauses (yields) after every `sliceEntries` entries, so that
- * a caller can give the event loop a turn in between. Returns what `encodeSst` returns.
+ * `encodeSst` as resumable work, over entries as they come (a memtable's, without holding them): the
+ * generator pauses (yields) after every `sliceEntries` entries, so that a caller can give the event loop a
+ * turn in between. `sizeHint` as `SstBuilder`'s. Returns what `encodeSst` returns.
  */
 export function* encodeSstInSteps(
-  entries: ReadonlyArray<Entry>,
+  entries: Iterable<Entry>,
   options: SstBuildOptions,
-  sliceEntries: number = sstEncodeSliceEntries
+  sliceEntries: number = sstEncodeSliceEntries,
+  sizeHint?: number
 ): Generator<void, { readonly bytes: Uint8Array; readonly info: SstInfo }> {
-  const builder = new SstBuilder(options)
-  for (let i = 0; i < entries.length; i++) {
-    builder.add(entries[i]!)
-    if ((i + 1) % sliceEntries === 0) yield
+  const builder = new SstBuilder(options, sizeHint)
+  let sinceLastPause = 0
+  for (const entry of entries) {
+    builder.add(entry)
+    if (++sinceLastPause === sliceEntries) {
+      sinceLastPause = 0
+      yield
+    }
   }
   return builder.finish()
 }
@@ -131,9 +137,9 @@ export class SstBuilder {
   private readonly compress: boolean
   /** The table so far: its closed blocks (checksums included) and, plain, the open one. */
   private readonly out: ByteWriter
-  /** Compressed: the open block's entries (its count goes in front when it closes). */
+  /** Compressed: the open block, plain (compressed when it closes). */
   private block: ByteWriter | undefined
-  /** Plain: where the open block starts in `out` (its count is written there when it closes). */
+  /** Where the open block starts in `out`, or in `block` (its count is written there when it closes). */
   private blockOffset = 0
   private blockEntries = 0
   private blockSize = blockOverheadBytes
@@ -161,11 +167,6 @@ export class SstBuilder {
     this.out = new ByteWriter(Math.max(sizeHint ?? 0, 64 * 1024))
   }
 
-  /** Entries added so far. */
-  get entryCount(): number {
-    return this.count
-  }
-
   add(entry: Entry): void {
     assertEntry(entry)
     const prev = this.prev
@@ -181,10 +182,9 @@ export class SstBuilder {
     if (this.blockEntries === 0) {
       this.blockFirst = entry.key.slice()
       if (this.compress) this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
-      else {
-        this.blockOffset = this.out.length
-        this.out.u32(0)
-      }
+      const w = this.block ?? this.out
+      this.blockOffset = w.length
+      w.u32(0)
     }
     writeEntry(this.block ?? this.out, entry)
     this.blockEntries += 1
@@ -202,11 +202,8 @@ export class SstBuilder {
       out.setU32(offset, this.blockEntries)
       out.u32(out.crcSince(offset))
     } else {
-      const body = this.block.finish()
+      const plain = this.block.setU32(0, this.blockEntries).finish()
       this.block = undefined
-      const plain = new Uint8Array(4 + body.length)
-      new DataView(plain.buffer).setUint32(0, this.blockEntries)
-      plain.set(body, 4)
       const content = compressBlock(plain) ?? plain
       offset = out.length
       out.bytes(content).u32(crc32c(content))
