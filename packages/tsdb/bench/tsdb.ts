@@ -78,6 +78,7 @@
  * `http` runs), PROMETHEUS_BIN (default /usr/bin/prometheus; skipped with a note when missing),
  * BENCH_SERVER_CPU_PROF (a directory: our server runs with `--cpu-prof` and writes its profile there),
  * BENCH_SERVER_NODE_ARGS (more arguments for our server's node, space-separated, e.g. V8 flags),
+ * BENCH_SERVER_OUTPUT (a directory: each server's output is kept there, a file per process),
  * BENCH_KEEP_DATA (a directory: the in-process target's store, as ingestion left it, is copied to
  * `<dir>/shape-<name>/` before the at-rest steps: a data directory for `opendata compact` and `inspect`),
  * BENCH_ROUNDS (default 1: each shape's targets run this many times in turn, each from empty storage, and
@@ -92,7 +93,7 @@ import * as path from "node:path"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Db, ObjectStore } from "@opendata/core"
 import { FloatHistogram, RemoteWrite, Tsdb, TsdbInspect } from "@opendata/tsdb"
-import { decodeRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
+import { decodeRemoteWrite, releaseRemoteWrite } from "../src/internal/remoteWriteAdapter.ts"
 import { clockTicks, type Meter, processMeter, settle, statusMb } from "./process.ts"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -519,6 +520,7 @@ const inProcess = async (pool: Pool, shapeName: string) => {
         Effect.runPromise(Effect.gen(function*() {
           const decoded = decodeRemoteWrite(p.body, false, interner)
           const outcome = yield* tsdb.write({ series: decoded.series, metadata: decoded.metadata })
+          releaseRemoteWrite(decoded)
           const written = outcome.samplesWritten + (outcome.histogramsWritten ?? 0)
           return written === p.samples ? undefined : `${p.samples - written} samples not written`
         }).pipe(Effect.catch((e) => Effect.succeed(e.message))))
@@ -591,8 +593,12 @@ interface Proc {
 const launch = (command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Proc => {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
+  // BENCH_SERVER_OUTPUT=<dir>: everything a server prints, kept in <dir>/<command>-<pid>.log (with --trace-gc, say).
+  const outputDir = process.env["BENCH_SERVER_OUTPUT"]
+  if (outputDir !== undefined) fs.mkdirSync(outputDir, { recursive: true })
   const keep = (d: Buffer) => {
     output = (output + d.toString()).slice(-20_000)
+    if (outputDir !== undefined) fs.appendFileSync(path.join(outputDir, `${path.basename(command)}-${child.pid}.log`), d)
   }
   child.stdout!.on("data", keep)
   child.stderr!.on("data", keep)

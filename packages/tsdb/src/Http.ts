@@ -15,7 +15,7 @@ import { isValidLabelName, unescapeName } from "./internal/names.ts"
 import { cardinality, formatDuration, headStart, sampleBounds } from "./internal/status.ts"
 import type { Matcher } from "./internal/labels.ts"
 import { LabelsInterner } from "./internal/remoteWrite/index.ts"
-import { decodeRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
+import { decodeRemoteWrite, releaseRemoteWrite, RemoteWriteDecodeError, RemoteWriteLimitError } from "./internal/remoteWriteAdapter.ts"
 import * as OtlpDecode from "./internal/otlp/decode.ts"
 import * as Otlp from "./internal/otlp/translate.ts"
 import { limits as RemoteWriteLimits } from "./internal/remoteWrite/decode.ts"
@@ -817,6 +817,8 @@ const writeHandler = Effect.gen(function*() {
     throw e
   }
   const outcome = yield* Effect.result(tsdb.write({ series: decoded.series, metadata: decoded.metadata }))
+  // The write is over (it keeps nothing of its input): the samples' buffers serve the next request.
+  releaseRemoteWrite(decoded)
   if (Result.isFailure(outcome)) return writeFailure(outcome.failure)
   const o = outcome.success
   const headers = v2

@@ -71,13 +71,12 @@ import {
   columnSlab,
   decodeRange,
   emptyState,
-  hiLane,
+  appendFloats,
   isIndexed,
   isStaleHistogram,
   keepRecent,
   markIndexed,
   newestSample,
-  loLane,
   noChunks,
   noSealed,
   pushStored,
@@ -86,13 +85,10 @@ import {
   recentCount,
   recentMaxT,
   recentMinT,
-  scratchF64,
-  scratchU32,
-  valueAt,
   withHistograms,
   withStarts
 } from "./internal/head.ts"
-import type { ColumnSlab, HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
+import type { ColumnSlab, FloatTally, HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
@@ -813,13 +809,11 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             sealing!.sealedPending.push(chunk)
             keepRecent(sealing!, chunk, outOfOrder ? undefined : maxT)
           }
-          let written = 0
+          /** The samples this request took, refused and took late (floats and histograms). */
+          const tally: FloatTally = { written: 0, duplicates: 0, tooOld: 0, outOfOrder: 0 }
           let waitFor = 0
-          let outOfOrder = 0
-          let tooOld = 0
           // A sample before the retention horizon would be dropped as soon as it was stored: refused.
           const horizon = (yield* Clock.currentTimeMillis) - retentionMs
-          let duplicates = 0
           /** Exemplars this request adds, in order, and the newest it decided per series. */
           const exemplarAdds: Array<readonly [number, Exemplar]> = []
           const exemplarNewest = new Map<number, Exemplar>()
@@ -861,6 +855,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               rememberLabels(state.id, labels)
             }
           }
+          /** The labels of the series being written, for `indexSampleOf`. */
+          let labelsOfSeries: Labels = []
+          const indexSampleOf = (state: SeriesState, t: number) => indexSample(state, labelsOfSeries, t)
           let histogramsIn = 0
           let histogramsWritten = 0
           /**
@@ -915,50 +912,29 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
             touched.push(state)
             sealing = state
-            let logged = false
+            labelsOfSeries = labels
             // A stale marker sent as a histogram is a stale marker, as for floats.
             // The float samples: the columns alone (the remote-write path), else objects.
             const onlyColumns = s.sampleColumns !== undefined && s.samples.length === 0 && !histograms.some((x) => isStaleHistogram(x.histogram))
             const columns = onlyColumns ? s.sampleColumns : undefined
             const floats = onlyColumns ? noSamples : floatSamples(s, histograms)
-            const floatsFrom = columns !== undefined ? columns.start : 0
-            const floatsTo = columns !== undefined ? columns.end : floats.length
-            for (let k = floatsFrom; k < floatsTo; k++) {
-              const t = columns !== undefined ? columns.timestamps[k]! : floats[k]!.timestampMs
-              if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
-                tooOld += 1
-                continue
-              }
-              scratchF64[0] = columns !== undefined ? columns.values[k]! : floats[k]!.value
-              const lo = scratchU32[loLane]!
-              const hi = scratchU32[hiLane]!
-              const head = state.headChunk
-              if (head.count > 0 && t <= head.maxTime!) {
-                // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
-                const existing = valueAt(state, t)
-                if (existing !== undefined) {
-                  if (existing.lo !== lo || existing.hi !== hi) duplicates += 1
-                  continue
-                }
-                if (head.maxTime! - t > oooWindowMs) {
-                  tooOld += 1
-                  continue
-                }
-                outOfOrder += 1
-              }
-              const inOrder = keepStarts && (head.count === 0 || t > head.maxTime!)
-              applySample(state, t, lo, hi, seal)
-              record.add(state.id, t, lo, hi)
-              logged = true
-              written += 1
-              // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
-              if (bucketOf(t) !== state.lastBucket) indexSample(state, labels, t)
-              if (inOrder) noteStart(state, t, columns !== undefined ? 0 : floats[k]!.startTimestampMs ?? 0)
-            }
+            let logged = appendFloats(
+              state,
+              columns !== undefined
+                ? { timestamps: columns.timestamps, values: columns.values, samples: noSamples, from: columns.start, to: columns.end }
+                : { timestamps: undefined, values: undefined, samples: floats, from: 0, to: floats.length },
+              horizon,
+              oooWindowMs,
+              tally,
+              record,
+              seal,
+              indexSampleOf,
+              keepStarts ? noteStart : undefined
+            )
             for (const { histogram: h, timestampMs: t, startTimestampMs } of histograms) {
               if (isStaleHistogram(h)) continue
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
-                tooOld += 1
+                tally.tooOld += 1
                 continue
               }
               const newest = state.histograms.at(-1)
@@ -966,9 +942,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 // The same histogram again is a no-op (perhaps an earlier attempt of this request); another
                 // at the same time a duplicate; an older one is refused (histograms are taken in order).
                 const same = state.histograms.find((x) => x.t === t)
-                if (same === undefined) tooOld += 1
+                if (same === undefined) tally.tooOld += 1
                 else if (same.h.equals(h)) waitFor = Math.max(waitFor, state.pendingSeq)
-                else duplicates += 1
+                else tally.duplicates += 1
                 continue
               }
               applyHistogram(state, t, h, sealHistogram)
@@ -993,12 +969,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             ops.push({ _tag: "delete", key: exemplarKey(old.seriesId, old.exemplar.timestampMs) })
           }
           const outcome: WriteOutcome = {
-            samplesWritten: written,
+            samplesWritten: tally.written,
             ...(histogramsIn > 0 ? { histogramsWritten } : {}),
             ...(created.size > 0 ? { seriesCreated: created.size } : {}),
-            outOfOrder,
-            tooOld,
-            duplicates,
+            outOfOrder: tally.outOfOrder,
+            tooOld: tally.tooOld,
+            duplicates: tally.duplicates,
             ...(exemplarAdds.length + exemplarsRefused > 0 ? { exemplarsWritten: keptAdds.length, exemplarsRefused } : {})
           }
           const logging = record.count > 0 || record.histogramCount > 0

@@ -463,6 +463,83 @@ export const applySample = (
   return "ooo"
 }
 
+/** What a request did with its float samples, over every series (see `appendFloats`). */
+export interface FloatTally {
+  written: number
+  duplicates: number
+  tooOld: number
+  outOfOrder: number
+}
+
+/** The float samples of one series in a request: columns (the remote-write path) or objects. */
+export interface FloatRun {
+  readonly timestamps: ArrayLike<number> | undefined
+  readonly values: ArrayLike<number> | undefined
+  readonly samples: ReadonlyArray<{ readonly timestampMs: number; readonly value: number; readonly startTimestampMs?: number | undefined }>
+  readonly from: number
+  readonly to: number
+}
+
+/**
+ * Takes a series' float samples of a request into its head, as Prometheus's appender does: a sample
+ * before `horizon` (or not a safe integer) is too old; one at a timestamp the head has is a no-op with the
+ * same value and a duplicate with another; one older than the head's newest by more than `oooWindowMs` is
+ * too old; an accepted one is applied (`applySample`) and logged in `record`. `newBucket` runs for an
+ * accepted sample in another bucket than the series' last, `inOrderStart` (when given) for each accepted
+ * in-order sample with its start timestamp. Plain code over the samples (no allocation per sample): the
+ * caller runs it once a series. Returns whether a sample was logged.
+ */
+export const appendFloats = (
+  state: SeriesState,
+  run: FloatRun,
+  horizon: number,
+  oooWindowMs: number,
+  tally: FloatTally,
+  record: { add(id: number, t: number, lo: number, hi: number): void },
+  seal: (key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void,
+  newBucket: (state: SeriesState, t: number) => void,
+  inOrderStart: ((state: SeriesState, t: number, startTimestampMs: number) => void) | undefined
+): boolean => {
+  const timestamps = run.timestamps
+  const values = run.values
+  const samples = run.samples
+  const id = state.id
+  let logged = false
+  for (let k = run.from; k < run.to; k++) {
+    const t = timestamps !== undefined ? timestamps[k]! : samples[k]!.timestampMs
+    if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
+      tally.tooOld += 1
+      continue
+    }
+    scratchF64[0] = values !== undefined ? values[k]! : samples[k]!.value
+    const lo = scratchU32[loLane]!
+    const hi = scratchU32[hiLane]!
+    const head = state.headChunk
+    const inOrder = head.count === 0 || t > head.maxTime!
+    if (!inOrder) {
+      // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
+      const existing = valueAt(state, t)
+      if (existing !== undefined) {
+        if (existing.lo !== lo || existing.hi !== hi) tally.duplicates += 1
+        continue
+      }
+      if (head.maxTime! - t > oooWindowMs) {
+        tally.tooOld += 1
+        continue
+      }
+      tally.outOfOrder += 1
+    }
+    applySample(state, t, lo, hi, seal)
+    record.add(id, t, lo, hi)
+    logged = true
+    tally.written += 1
+    // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
+    if (bucketOf(t) !== state.lastBucket) newBucket(state, t)
+    if (inOrder && inOrderStart !== undefined) inOrderStart(state, t, timestamps !== undefined ? 0 : samples[k]!.startTimestampMs ?? 0)
+  }
+  return logged
+}
+
 /** The value at `t` in a head (its chunk or its out-of-order buffer) as its 64-bit pattern, if any. */
 export const valueAt = (state: SeriesState, t: number): { readonly lo: number; readonly hi: number } | undefined => {
   const head = state.headChunk

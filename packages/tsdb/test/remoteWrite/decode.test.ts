@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
 import {
+  ColumnPool,
   decodeWriteRequestV1,
   decodeWriteRequestV2,
   encodeWriteRequestV1,
@@ -707,6 +708,44 @@ describe("samples as columns", () => {
       expect(viaColumns(bytes, interner)).toEqual(decodeWriteRequestV1(bytes))
       expect(viaColumns(bytes, interner)).toEqual(decodeWriteRequestV1(bytes))
     }
+  })
+
+  it("from a pool: a released request's columns serve the next one, which decodes as without the pool", () => {
+    const pool = new ColumnPool(2, 10_000)
+    const body = (n: number, from: number) =>
+      encodeWriteRequestV1(req(Array.from({ length: 50 }, (_, i) => ({
+        labels: [["__name__", "m"], ["i", String(i)]],
+        samples: Array.from({ length: n }, (_, k) => ({ timestampMs: from + k, value: i * 1000 + k }))
+      }))))
+    const first = decodeWriteRequestV1(body(20, 0), limits, undefined, pool)
+    const firstColumns = first.series[0]!.sampleColumns!
+    // Not released: the next request gets columns of its own.
+    const second = decodeWriteRequestV1(body(20, 100), limits, undefined, pool)
+    expect(second.series[0]!.sampleColumns!.timestamps).not.toBe(firstColumns.timestamps)
+    expect(first.series[3]!.sampleColumns!.values[first.series[3]!.sampleColumns!.start]).toBe(3000)
+    pool.release(first)
+    pool.release(first)
+    expect(pool.size).toBe(1)
+    const third = decodeWriteRequestV1(body(20, 200), limits, undefined, pool)
+    expect(pool.size).toBe(0)
+    expect(third.series[0]!.sampleColumns!.timestamps).toBe(firstColumns.timestamps)
+    const plain = decodeWriteRequestV1(body(20, 200))
+    third.series.forEach((s, i) => {
+      const c = s.sampleColumns!
+      expect(Array.from(c.timestamps.subarray(c.start, c.end))).toEqual(plain.series[i]!.samples.map((x) => x.timestampMs))
+      expect(Array.from(c.values.subarray(c.start, c.end))).toEqual(plain.series[i]!.samples.map((x) => x.value))
+    })
+    // A request larger than the pooled columns grows past them; columns over the pool's size are not kept.
+    pool.release(third)
+    const big = decodeWriteRequestV1(body(400, 0), limits, undefined, pool)
+    expect(big.series[49]!.sampleColumns!.end).toBe(50 * 400)
+    expect(big.series[49]!.sampleColumns!.timestamps.length).toBeGreaterThan(10_000)
+    pool.release(big)
+    expect(pool.size).toBeLessThanOrEqual(2)
+    const small = new ColumnPool(1, 100)
+    const kept = decodeWriteRequestV1(body(20, 0), limits, undefined, small)
+    small.release(kept)
+    expect(small.size).toBe(0)
   })
 
   it("limits hold as without columns", () => {

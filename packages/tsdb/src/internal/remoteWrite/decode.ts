@@ -232,16 +232,80 @@ interface Counters {
   readonly columns?: ColumnSink | undefined
 }
 
+/**
+ * Column buffers kept for the decodes of later requests: a server decoding request after request into
+ * columns of the same size reuses them instead of allocating (and the garbage collector freeing) a few
+ * MB a request. A request's columns come back with `release` once nothing reads its `sampleColumns`. At
+ * most `pairsMax` pairs are kept, each of at most `samplesMax` samples.
+ */
+export class ColumnPool {
+  private readonly free: Array<readonly [Float64Array, Float64Array]> = []
+  private readonly lent = new WeakMap<WriteRequestV1, readonly [Float64Array, Float64Array]>()
+  readonly pairsMax: number
+  readonly samplesMax: number
+  constructor(pairsMax: number, samplesMax: number) {
+    this.pairsMax = pairsMax
+    this.samplesMax = samplesMax
+  }
+
+  /** The largest pair kept, or a new one of `capacity` samples when none is kept. */
+  take(capacity: number): readonly [Float64Array, Float64Array] {
+    let best = -1
+    for (let i = 0; i < this.free.length; i++) if (best < 0 || this.free[i]![0].length > this.free[best]![0].length) best = i
+    if (best < 0) return [new Float64Array(capacity), new Float64Array(capacity)]
+    const pair = this.free[best]!
+    this.free[best] = this.free[this.free.length - 1]!
+    this.free.pop()
+    return pair
+  }
+
+  /** Keeps a pair no request reads any more (the smallest goes when the pool is full). */
+  give(pair: readonly [Float64Array, Float64Array]): void {
+    if (pair[0].length > this.samplesMax || this.pairsMax === 0) return
+    if (this.free.length < this.pairsMax) {
+      this.free.push(pair)
+      return
+    }
+    let smallest = 0
+    for (let i = 1; i < this.free.length; i++) if (this.free[i]![0].length < this.free[smallest]![0].length) smallest = i
+    if (this.free[smallest]![0].length < pair[0].length) this.free[smallest] = pair
+  }
+
+  /** Records that `request`'s series read `pair` (see `release`). */
+  lend(request: WriteRequestV1, pair: readonly [Float64Array, Float64Array]): void {
+    this.lent.set(request, pair)
+  }
+
+  /**
+   * Takes back the columns of a request decoded from this pool: the caller reads none of its series'
+   * `sampleColumns` from here on. Releasing a request twice, or one not decoded into columns, does nothing.
+   */
+  release(request: WriteRequestV1): void {
+    const pair = this.lent.get(request)
+    if (pair === undefined) return
+    this.lent.delete(request)
+    this.give(pair)
+  }
+
+  /** Pairs kept now. */
+  get size(): number {
+    return this.free.length
+  }
+}
+
 /** The float samples of a request in two growing columns, and the range of each series in them. */
 class ColumnSink {
   timestamps: Float64Array
   values: Float64Array
   n = 0
   private readonly ranges: Array<Series | number> = []
+  private readonly pool: ColumnPool | undefined
 
-  constructor(capacity: number) {
-    this.timestamps = new Float64Array(capacity)
-    this.values = new Float64Array(capacity)
+  constructor(capacity: number, pool: ColumnPool | undefined) {
+    this.pool = pool
+    const [timestamps, values] = pool === undefined ? [new Float64Array(capacity), new Float64Array(capacity)] : pool.take(capacity)
+    this.timestamps = timestamps
+    this.values = values
   }
 
   push(timestampMs: number, value: number): void {
@@ -250,6 +314,8 @@ class ColumnSink {
       timestamps.set(this.timestamps)
       const values = new Float64Array(this.n * 2)
       values.set(this.values)
+      // Outgrown: nothing refers to the old pair yet (series get their columns at `finish`).
+      this.pool?.give([this.timestamps, this.values])
       this.timestamps = timestamps
       this.values = values
     }
@@ -263,13 +329,14 @@ class ColumnSink {
   }
 
   /** Gives each series its range of the final arrays (shared by all: a view each would cost more than its samples). */
-  finish(): void {
+  finish(request: WriteRequestV1): void {
     const r = this.ranges
     const timestamps = this.timestamps
     const values = this.values
     for (let i = 0; i < r.length; i += 3) {
       ;(r[i] as Series).sampleColumns = { timestamps, values, start: r[i + 1] as number, end: r[i + 2] as number }
     }
+    this.pool?.lend(request, [timestamps, values])
   }
 }
 
@@ -624,9 +691,10 @@ export const decodeWriteRequestV1 = (
   interner?: LabelsInterner | undefined,
   /**
    * Float samples as columns (`Series.sampleColumns`, `samples` left empty) rather than an object each:
-   * what a server that only stores them wants.
+   * what a server that only stores them wants; with a pool, in buffers taken from it (give them back with
+   * `pool.release(request)`).
    */
-  columns = false
+  columns: boolean | ColumnPool = false
 ): WriteRequestV1 => {
   try {
     return decodeV1(bytes, resolveLimits(overrides), interner, columns)
@@ -642,10 +710,12 @@ export const decodeWriteRequestV1 = (
 const columnsFirstCapacity = 4096
 const sampleBytesMin = 13
 
-const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined, columnar: boolean): WriteRequestV1 => {
+const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInterner | undefined, columnar: boolean | ColumnPool): WriteRequestV1 => {
   const r = new Reader(bytes)
   const end = bytes.length
-  const columns = columnar ? new ColumnSink(Math.min(columnsFirstCapacity, lim.maxSamplesPerRequest, Math.ceil(bytes.length / sampleBytesMin)) + 1) : undefined
+  const columns = columnar === false
+    ? undefined
+    : new ColumnSink(Math.min(columnsFirstCapacity, lim.maxSamplesPerRequest, Math.ceil(bytes.length / sampleBytesMin)) + 1, columnar === true ? undefined : columnar)
   const c: Counters = { lim, interner, samples: 0, histograms: 0, exemplars: 0, columns }
   const series: Array<Series> = []
   const metadata: Array<Metadata> = []
@@ -666,8 +736,9 @@ const decodeV1 = (bytes: Uint8Array, lim: RemoteWriteLimits, interner: LabelsInt
       metadata.push(decodeMetadataV1(r, stop))
     } else r.other(tag, V1_REQ_KNOWN, end, "WriteRequest", at)
   }
-  columns?.finish()
-  return { series, metadata, histograms: c.histograms, exemplars: c.exemplars }
+  const request: WriteRequestV1 = { series, metadata, histograms: c.histograms, exemplars: c.exemplars }
+  columns?.finish(request)
+  return request
 }
 
 const decodeSeriesV1 = (r: Reader, end: number, c: Counters): Series => {
