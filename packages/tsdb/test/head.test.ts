@@ -13,7 +13,7 @@ const model = (list: Array<SealedChunk>, covered: { after: number }, chunk: Seal
 }
 
 describe("a series' recent chunks, packed", () => {
-  it("keep what the plain-array rule keeps, in order, bytes included, over random seals", () => {
+  it("keep what the plain-array rule keeps, in order, bytes included, over random seals; a view read once keeps its bytes through later seals", () => {
     let seed = 7
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648)
     for (let round = 0; round < 200; round++) {
@@ -21,6 +21,8 @@ describe("a series' recent chunks, packed", () => {
       state.coveredAfter = -1
       const list: Array<SealedChunk> = []
       const covered = { after: -1 }
+      /** Views a read took (as a query keeps them past the lock), with the bytes they had then. */
+      const taken: Array<readonly [Uint8Array, Array<number>]> = []
       let bucket = 0
       for (let n = 0; n < 40; n++) {
         if (random() < 0.2) bucket++
@@ -38,9 +40,11 @@ describe("a series' recent chunks, packed", () => {
           assert.strictEqual(recentMinT(r, i), c.minT)
           assert.strictEqual(recentMaxT(r, i), c.maxT)
           assert.deepStrictEqual(Array.from(recentBytes(r, i)), Array.from(c.bytes))
+          taken.push([recentBytes(r, i), Array.from(c.bytes)])
         })
         assert.strictEqual(state.coveredAfter, covered.after)
       }
+      for (const [view, bytes] of taken) assert.deepStrictEqual(Array.from(view), bytes)
     }
   })
 })

@@ -235,30 +235,59 @@ export interface SealedChunk {
 }
 
 /**
- * A series' recent chunks, packed: one buffer holds, for each chunk in key order, its bucket, first and
- * last timestamps and end offset (four float64s), then every chunk's bytes. Ten thousand series keep
- * eighty thousand chunks; as objects and views of their own that was three objects a chunk for the
- * collector to walk, as packed buffers it is two views a series.
+ * A series' recent chunks: their bytes in one buffer that is only ever appended to, and for each chunk, in
+ * key order, its bucket, first and last timestamps and where its bytes are (five numbers in one array).
+ * Ten thousand series keep eighty thousand chunks; as objects and views of their own that was three
+ * objects a chunk for the collector to walk, here it is three objects a series.
+ *
+ * Bytes once written in the buffer are never written again, so a read may keep views of chunks (taken
+ * under the TSDB's lock) while later writes go on: a chunk that replaces or drops another leaves the old
+ * bytes where they are, and a chunk that does not fit goes with the chunks still kept into a new buffer of
+ * twice their size (the old one lives on while views of it do). A seal then costs the chunk's bytes, not a
+ * copy of every kept chunk into a buffer of its own, as it did.
  */
 export interface RecentChunks {
-  /** `count x (bucket, minT, maxT, end)`; chunk i's bytes are `bytes[end(i-1) .. end(i))`. */
-  readonly meta: Float64Array
-  readonly bytes: Uint8Array
+  /** `count x (bucket, minT, maxT, start, end)`: chunk i's bytes are `bytes[start .. end)`. */
+  readonly meta: Array<number>
+  bytes: Uint8Array
+  /** Bytes of `bytes` written so far. */
+  used: number
 }
 
-const recentFields = 4
+const recentFields = 5
+/** The first buffer of a series' recent chunks holds at least this many bytes. */
+const recentBytesFirst = 512
 
-export const noRecent: RecentChunks = { meta: new Float64Array(0), bytes: new Uint8Array(0) }
-Object.freeze(noRecent)
+export const noRecent: RecentChunks = Object.freeze({ meta: Object.freeze([]) as unknown as Array<number>, bytes: new Uint8Array(0), used: 0 })
 
 export const recentCount = (recent: RecentChunks): number => recent.meta.length / recentFields
 export const recentBucket = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields]!
 export const recentMinT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 1]!
 export const recentMaxT = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 2]!
-const recentStart = (recent: RecentChunks, i: number): number => (i === 0 ? 0 : recent.meta[(i - 1) * recentFields + 3]!)
-const recentEnd = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 3]!
-/** Chunk i's bytes (a view of the packed buffer). */
+const recentStart = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 3]!
+const recentEnd = (recent: RecentChunks, i: number): number => recent.meta[i * recentFields + 4]!
+/** Chunk i's bytes (a view of the buffer: they stay as they are). */
 export const recentBytes = (recent: RecentChunks, i: number): Uint8Array => recent.bytes.subarray(recentStart(recent, i), recentEnd(recent, i))
+
+/** Room for `size` more bytes in `recent`: when full, the kept chunks move to a new buffer of twice what they and `size` take. */
+const recentRoom = (recent: RecentChunks, size: number): void => {
+  if (recent.used + size <= recent.bytes.length) return
+  const meta = recent.meta
+  let live = 0
+  for (let m = 0; m < meta.length; m += recentFields) live += meta[m + 4]! - meta[m + 3]!
+  const bytes = new Uint8Array(Math.max(recentBytesFirst, 2 * (live + size)))
+  let to = 0
+  for (let m = 0; m < meta.length; m += recentFields) {
+    const from = meta[m + 3]!
+    const end = meta[m + 4]!
+    bytes.set(recent.bytes.subarray(from, end), to)
+    meta[m + 3] = to
+    to += end - from
+    meta[m + 4] = to
+  }
+  recent.bytes = bytes
+  recent.used = to
+}
 
 /**
  * Keeps a chunk the write path sealed (and stores) in the head's `recent` chunks (see `SeriesState`).
@@ -271,57 +300,35 @@ export const keepRecent = (state: SeriesState, chunk: SealedChunk, lastT: number
     if (lastT === undefined) return
     state.coveredAfter = bucketOf(lastT)
   }
-  const old = state.recent
-  const n = recentCount(old)
+  if (state.recent === noRecent) state.recent = { meta: [], bytes: new Uint8Array(0), used: 0 }
+  const recent = state.recent
+  const meta = recent.meta
   // In key order; a chunk under the key of one kept replaces it (as it does in the Db).
-  let at = n
-  while (at > 0 && (recentBucket(old, at - 1) > chunk.bucket || (recentBucket(old, at - 1) === chunk.bucket && recentMinT(old, at - 1) > chunk.minT))) at--
-  const replaces = at > 0 && recentBucket(old, at - 1) === chunk.bucket && recentMinT(old, at - 1) === chunk.minT
-  if (replaces) at--
-  const count = replaces ? n : n + 1
-  /** Chunk k of the new list: the new one at `at`, else the old one it shifts to. */
-  const oldIndex = (k: number) => (k < at ? k : replaces ? k : k - 1)
-  const bucketAt = (k: number) => (k === at ? chunk.bucket : recentBucket(old, oldIndex(k)))
+  let at = recentCount(recent)
+  while (at > 0 && (recentBucket(recent, at - 1) > chunk.bucket || (recentBucket(recent, at - 1) === chunk.bucket && recentMinT(recent, at - 1) > chunk.minT))) at--
+  const replaces = at > 0 && recentBucket(recent, at - 1) === chunk.bucket && recentMinT(recent, at - 1) === chunk.minT
+  recentRoom(recent, chunk.bytes.length)
+  const start = recent.used
+  recent.bytes.set(chunk.bytes, start)
+  recent.used = start + chunk.bytes.length
+  if (replaces) {
+    const m = (at - 1) * recentFields
+    meta[m + 2] = chunk.maxT
+    meta[m + 3] = start
+    meta[m + 4] = recent.used
+  } else {
+    meta.splice(at * recentFields, 0, chunk.bucket, chunk.minT, chunk.maxT, start, recent.used)
+  }
   // Only the last two buckets, and at most `recentChunksMax` chunks: what goes takes its bucket's coverage.
-  const newest = bucketAt(count - 1)
+  const newest = recentBucket(recent, recentCount(recent) - 1)
   let drop = 0
-  while (drop < count && (bucketAt(drop) < newest - 1 || count - drop > Limits.recentChunksMax)) {
-    state.coveredAfter = Math.max(state.coveredAfter, bucketAt(drop))
+  const count = recentCount(recent)
+  while (drop < count && (recentBucket(recent, drop) < newest - 1 || count - drop > Limits.recentChunksMax)) {
+    state.coveredAfter = Math.max(state.coveredAfter, recentBucket(recent, drop))
     drop++
   }
-  const kept = count - drop
-  if (kept === 0) {
-    state.recent = noRecent
-    return
-  }
-  let total = 0
-  for (let k = drop; k < count; k++) total += k === at ? chunk.bytes.length : recentEnd(old, oldIndex(k)) - recentStart(old, oldIndex(k))
-  const metaBytes = kept * recentFields * 8
-  const buffer = new ArrayBuffer(metaBytes + total)
-  const meta = new Float64Array(buffer, 0, kept * recentFields)
-  const bytes = new Uint8Array(buffer, metaBytes, total)
-  let to = 0
-  for (let k = drop; k < count; k++) {
-    const m = (k - drop) * recentFields
-    if (k === at) {
-      bytes.set(chunk.bytes, to)
-      to += chunk.bytes.length
-      meta[m] = chunk.bucket
-      meta[m + 1] = chunk.minT
-      meta[m + 2] = chunk.maxT
-    } else {
-      const i = oldIndex(k)
-      const from = recentStart(old, i)
-      const end = recentEnd(old, i)
-      bytes.set(old.bytes.subarray(from, end), to)
-      to += end - from
-      meta[m] = recentBucket(old, i)
-      meta[m + 1] = recentMinT(old, i)
-      meta[m + 2] = recentMaxT(old, i)
-    }
-    meta[m + 3] = to
-  }
-  state.recent = { meta, bytes }
+  if (drop === count) state.recent = noRecent
+  else if (drop > 0) meta.splice(0, drop * recentFields)
 }
 
 /** The empty lists every series without histograms shares (replaced, never pushed to). */
