@@ -636,8 +636,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
       last.push({ _tag: "put", key: checkpointKey, value: u64(upTo) })
       for (let n = checkpointed + 1; n <= upTo; n++) last.push({ _tag: "delete", key: recordKey(n) })
       for (let b = 0; b < batches.length; b++) {
-        // Every key and value is a fresh buffer, never changed afterwards: handed over, not copied.
-        const { seq } = yield* Effect.mapError(db.write(batches[b]!, { awaitDurable: false, handOver: true }), failed)
+        const { seq } = yield* Effect.mapError(db.write(batches[b]!, { awaitDurable: false }), failed)
         const keys: Array<string> = []
         for (const [k, value, batch] of written) {
           if (batch !== b) continue
@@ -994,9 +993,7 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
           // interrupted; what it queued is recorded here before any interruption can land.
           const result = yield* Effect.uninterruptibleMask((restore) =>
             Effect.tap(
-              // Every key and value is a fresh buffer or a view of one that is never written again (the
-              // packed-chunk slab, a sealed head chunk's): handed over, not copied.
-              restore(Effect.mapError(db.write(ops, { awaitDurable: false, handOver: true }), (e) => e._tag === "InvalidWrite" ? new TsdbError({ kind: "limit", message: e.message }) : failed(e))),
+              restore(Effect.mapError(db.write(ops, { awaitDurable: false }), (e) => e._tag === "InvalidWrite" ? new TsdbError({ kind: "limit", message: e.message }) : failed(e))),
               (result) =>
                 Effect.sync(() => {
                   submitted = true
