@@ -17,7 +17,19 @@
 import type { Entry } from "../format/entry.ts"
 import { kindCode, kindOfCode } from "../format/entry.ts"
 
-export const keyString = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
+/** Keys up to this long are made strings character by character (see `keyString`). */
+const keyCharsMax = 64
+
+/**
+ * A key as a latin1 string. A short key's characters are taken one by one: reading `.buffer` of a small
+ * typed array (V8 keeps up to 64 bytes inside the object) moves its bytes into a buffer of their own,
+ * which costs ten times the string.
+ */
+export const keyString = (key: Uint8Array): string =>
+  key.length <= keyCharsMax
+    ? String.fromCharCode.apply(null, key as unknown as Array<number>)
+    : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1")
+
 export const keyBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"))
 
 /** The recent run of keys is merged into the large one past this many keys (or a 64th of the large one). */
