@@ -6,11 +6,11 @@
 export const writeBodyBytesMax = 32 * 1024 * 1024
 export const writeDecompressedBytesMax = 256 * 1024 * 1024
 /**
- * Sample columns kept for the decodes of later remote-write requests (as many as requests usually decode
- * at once), each pair of at most this many samples (16 B a sample: 16 MiB a pair at most).
+ * Sample columns kept for the decodes of later remote-write requests (as many as senders usually have in
+ * flight), each pair of at most this many samples (16 B a sample: 4 MiB a pair, 16 MiB in all at most).
  */
-export const writeColumnsPooled = 8
-export const writeColumnsPooledSamplesMax = 1024 * 1024
+export const writeColumnsPooled = 4
+export const writeColumnsPooledSamplesMax = 256 * 1024
 /** A form-encoded query body (POST /api/v1/query and the like); Prometheus's cap is the same 10 MB. */
 export const formBodyBytesMax = 10 * 1024 * 1024
 /** Samples older than the newest sample of their series by at most this are accepted (out of order). */
