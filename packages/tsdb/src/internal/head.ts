@@ -352,9 +352,15 @@ export const markIndexed = (state: SeriesState, bucket: number) => {
   } else state.indexedBefore = bucket
 }
 
+/**
+ * The first chunk of a series with none yet: small enough that V8 keeps its bytes inside the array object
+ * (up to 64), not in a buffer of its own, as a series' first few samples need; it grows as more come.
+ */
+const firstChunkBytes = 32
+
 export const emptyState = (id: number): SeriesState => ({
   id,
-  headChunk: newChunk(),
+  headChunk: newChunk(firstChunkBytes),
   ooo: noSamples,
   sealedPending: noSealed,
   recent: noRecent,
