@@ -57,9 +57,7 @@ export const assertEntry = (entry: Entry): void => {
 }
 
 /** Appends `entry`; assumes `assertEntry(entry)` passed. */
-export const writeEntry = (w: ByteWriter, entry: Entry): void => {
-  w.u8(kindCode(entry.kind)).u64(entry.seq).u16(entry.key.length).bytes(entry.key).u32(entry.value.length).bytes(entry.value)
-}
+export const writeEntry = (w: ByteWriter, entry: Entry): void => w.entryFields(kindCode(entry.kind), entry.seq, entry.key, entry.value)
 
 /**
  * Reads one entry. Key and value are views of the reader's input, not copies: they stay valid as long as
