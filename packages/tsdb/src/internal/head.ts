@@ -242,9 +242,9 @@ export interface SealedChunk {
  *
  * Bytes once written in the buffer are never written again, so a read may keep views of chunks (taken
  * under the TSDB's lock) while later writes go on: a chunk that replaces or drops another leaves the old
- * bytes where they are, and a chunk that does not fit goes with the chunks still kept into a new buffer of
- * twice their size (the old one lives on while views of it do). A seal then costs the chunk's bytes, not a
- * copy of every kept chunk into a buffer of its own, as it did.
+ * bytes where they are, and a chunk that does not fit goes with the chunks still kept into a new buffer
+ * half as large again as they are (the old one lives on while views of it do). A seal then costs the
+ * chunk's bytes, not a copy of every kept chunk into a buffer of its own, as it did.
  */
 export interface RecentChunks {
   /** `count x (bucket, minT, maxT, start, end)`: chunk i's bytes are `bytes[start .. end)`. */
@@ -269,13 +269,17 @@ const recentEnd = (recent: RecentChunks, i: number): number => recent.meta[i * r
 /** Chunk i's bytes (a view of the buffer: they stay as they are). */
 export const recentBytes = (recent: RecentChunks, i: number): Uint8Array => recent.bytes.subarray(recentStart(recent, i), recentEnd(recent, i))
 
-/** Room for `size` more bytes in `recent`: when full, the kept chunks move to a new buffer of twice what they and `size` take. */
+/**
+ * Room for `size` more bytes in `recent`: when full, the kept chunks move to a new buffer half as large
+ * again as they and `size` (a series' kept chunks stay about the same size, so a buffer takes a few seals
+ * before the next move, for half the chunks' bytes more memory).
+ */
 const recentRoom = (recent: RecentChunks, size: number): void => {
   if (recent.used + size <= recent.bytes.length) return
   const meta = recent.meta
   let live = 0
   for (let m = 0; m < meta.length; m += recentFields) live += meta[m + 4]! - meta[m + 3]!
-  const bytes = new Uint8Array(Math.max(recentBytesFirst, 2 * (live + size)))
+  const bytes = new Uint8Array(Math.max(recentBytesFirst, Math.ceil(1.5 * (live + size))))
   let to = 0
   for (let m = 0; m < meta.length; m += recentFields) {
     const from = meta[m + 3]!
