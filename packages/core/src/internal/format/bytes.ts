@@ -161,6 +161,7 @@ export class ByteWriter {
     view.setUint32(pos + 5, seq >>> 0)
     view.setUint16(pos + 9, keyLength)
     pos += 11
+    // Short ones by hand, as `bytes` does.
     if (keyLength <= 64) for (let i = 0; i < keyLength; i++) buf[pos + i] = key[i]!
     else buf.set(key, pos)
     pos += keyLength
@@ -184,6 +185,11 @@ export class ByteWriter {
     }
     this.pos += n
     return this
+  }
+
+  /** Empties the writer to be written again from the start, in the same buffer (what `finish` gave is overwritten). */
+  reset(): void {
+    this.pos = 0
   }
 
   /** Overwrites a u32 written earlier (a count known only once its items are written). */

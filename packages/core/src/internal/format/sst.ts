@@ -137,8 +137,8 @@ export class SstBuilder {
   private readonly compress: boolean
   /** The table so far: its closed blocks (checksums included) and, plain, the open one. */
   private readonly out: ByteWriter
-  /** Compressed: the open block, plain (compressed when it closes). */
-  private block: ByteWriter | undefined
+  /** Compressed: the open block, plain (compressed when it closes); one buffer for every block. */
+  private readonly block: ByteWriter | undefined
   /** Where the open block starts in `out`, or in `block` (its count is written there when it closes). */
   private blockOffset = 0
   private blockEntries = 0
@@ -165,6 +165,7 @@ export class SstBuilder {
     this.bloomBitsPerKey = options.bloomBitsPerKey
     this.compress = options.compress === true
     this.out = new ByteWriter(Math.max(sizeHint ?? 0, 64 * 1024))
+    if (this.compress) this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
   }
 
   add(entry: Entry): void {
@@ -181,7 +182,7 @@ export class SstBuilder {
     if (this.count === 0) this.firstKey = entry.key.slice()
     if (this.blockEntries === 0) {
       this.blockFirst = entry.key.slice()
-      if (this.compress) this.block = new ByteWriter(Math.min(this.blockBytesTarget, 1 << 20) + 64)
+      this.block?.reset()
       const w = this.block ?? this.out
       this.blockOffset = w.length
       w.u32(0)
@@ -202,8 +203,8 @@ export class SstBuilder {
       out.setU32(offset, this.blockEntries)
       out.u32(out.crcSince(offset))
     } else {
+      // Copied (compressed or not) into the table before the block's buffer takes the next block.
       const plain = this.block.setU32(0, this.blockEntries).finish()
-      this.block = undefined
       const content = compressBlock(plain) ?? plain
       offset = out.length
       out.bytes(content).u32(crc32c(content))
