@@ -88,7 +88,7 @@ import {
   withHistograms,
   withStarts
 } from "./internal/head.ts"
-import type { ColumnSlab, FloatTally, HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
+import type { ColumnSlab, FloatIntake, HistogramRun, SealedChunk, SeriesState } from "./internal/head.ts"
 import { decodeCheckpointed, decodeRecord, encodeCheckpointed, RecordBuilder } from "./internal/headLog.ts"
 import type { Exemplar } from "./internal/exemplars.ts"
 import { decodeExemplar, encodeExemplar, ExemplarRing, refusal } from "./internal/exemplars.ts"
@@ -809,8 +809,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             sealing!.sealedPending.push(chunk)
             keepRecent(sealing!, chunk, outOfOrder ? undefined : maxT)
           }
-          /** The samples this request took, refused and took late (floats and histograms). */
-          const tally: FloatTally = { written: 0, duplicates: 0, tooOld: 0, outOfOrder: 0 }
           let waitFor = 0
           // A sample before the retention horizon would be dropped as soon as it was stored: refused.
           const horizon = (yield* Clock.currentTimeMillis) - retentionMs
@@ -855,9 +853,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
               rememberLabels(state.id, labels)
             }
           }
-          /** The labels of the series being written, for `indexSampleOf`. */
-          let labelsOfSeries: Labels = []
-          const indexSampleOf = (state: SeriesState, t: number) => indexSample(state, labelsOfSeries, t)
           let histogramsIn = 0
           let histogramsWritten = 0
           /**
@@ -870,6 +865,19 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             state.lastStart = st
             state.lastStartBucket = bucket
             ops.push({ _tag: "put", key: startKey(bucket, state.id, t), value: u64(Number.isSafeInteger(st) && st > 0 ? st : 0) })
+          }
+          /** The float samples' way into the heads, and what became of the request's samples (floats and histograms). */
+          const intake: FloatIntake = {
+            horizon,
+            oooWindowMs,
+            record,
+            seal,
+            newBucket: indexSample,
+            inOrderStart: keepStarts ? noteStart : undefined,
+            written: 0,
+            duplicates: 0,
+            tooOld: 0,
+            outOfOrder: 0
           }
           /** The histogram chunks sealed by this request, by the series sealing them. */
           const sealHistogram = (key: Uint8Array, value: Uint8Array) => {
@@ -912,7 +920,6 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             if (state.histogramsSealedPending.length > 0 && state.pendingSeq <= durableSeq) state.histogramsSealedPending = noChunks
             touched.push(state)
             sealing = state
-            labelsOfSeries = labels
             // A stale marker sent as a histogram is a stale marker, as for floats.
             // The float samples: the columns alone (the remote-write path), else objects.
             const onlyColumns = s.sampleColumns !== undefined && s.samples.length === 0 && !histograms.some((x) => isStaleHistogram(x.histogram))
@@ -920,21 +927,16 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             const floats = onlyColumns ? noSamples : floatSamples(s, histograms)
             let logged = appendFloats(
               state,
+              labels,
               columns !== undefined
                 ? { timestamps: columns.timestamps, values: columns.values, samples: noSamples, from: columns.start, to: columns.end }
                 : { timestamps: undefined, values: undefined, samples: floats, from: 0, to: floats.length },
-              horizon,
-              oooWindowMs,
-              tally,
-              record,
-              seal,
-              indexSampleOf,
-              keepStarts ? noteStart : undefined
+              intake
             )
             for (const { histogram: h, timestampMs: t, startTimestampMs } of histograms) {
               if (isStaleHistogram(h)) continue
               if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
-                tally.tooOld += 1
+                intake.tooOld += 1
                 continue
               }
               const newest = state.histograms.at(-1)
@@ -942,9 +944,9 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
                 // The same histogram again is a no-op (perhaps an earlier attempt of this request); another
                 // at the same time a duplicate; an older one is refused (histograms are taken in order).
                 const same = state.histograms.find((x) => x.t === t)
-                if (same === undefined) tally.tooOld += 1
+                if (same === undefined) intake.tooOld += 1
                 else if (same.h.equals(h)) waitFor = Math.max(waitFor, state.pendingSeq)
-                else tally.duplicates += 1
+                else intake.duplicates += 1
                 continue
               }
               applyHistogram(state, t, h, sealHistogram)
@@ -969,12 +971,12 @@ export const make = (settings: TsdbSettings = {}): Effect.Effect<TsdbShape, neve
             ops.push({ _tag: "delete", key: exemplarKey(old.seriesId, old.exemplar.timestampMs) })
           }
           const outcome: WriteOutcome = {
-            samplesWritten: tally.written,
+            samplesWritten: intake.written,
             ...(histogramsIn > 0 ? { histogramsWritten } : {}),
             ...(created.size > 0 ? { seriesCreated: created.size } : {}),
-            outOfOrder: tally.outOfOrder,
-            tooOld: tally.tooOld,
-            duplicates: tally.duplicates,
+            outOfOrder: intake.outOfOrder,
+            tooOld: intake.tooOld,
+            duplicates: intake.duplicates,
             ...(exemplarAdds.length + exemplarsRefused > 0 ? { exemplarsWritten: keptAdds.length, exemplarsRefused } : {})
           }
           const logging = record.count > 0 || record.histogramCount > 0

@@ -480,8 +480,22 @@ export const applySample = (
   return "ooo"
 }
 
-/** What a request did with its float samples, over every series (see `appendFloats`). */
-export interface FloatTally {
+/**
+ * What a request's float samples go through, series after series (see `appendFloats`), and what became
+ * of them: counts over every series of the request.
+ */
+export interface FloatIntake {
+  /** A sample before this (the retention horizon) is too old. */
+  readonly horizon: number
+  readonly oooWindowMs: number
+  /** The request's log record. */
+  readonly record: { add(id: number, t: number, lo: number, hi: number): void }
+  /** Gets each chunk sealed (see `applySample`). */
+  readonly seal: (key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void
+  /** For an accepted sample in another bucket than its series' last. */
+  readonly newBucket: (state: SeriesState, labels: Labels, t: number) => void
+  /** When given, for each accepted in-order sample, with its start timestamp. */
+  readonly inOrderStart: ((state: SeriesState, t: number, startTimestampMs: number) => void) | undefined
   written: number
   duplicates: number
   tooOld: number
@@ -499,24 +513,12 @@ export interface FloatRun {
 
 /**
  * Takes a series' float samples of a request into its head, as Prometheus's appender does: a sample
- * before `horizon` (or not a safe integer) is too old; one at a timestamp the head has is a no-op with the
- * same value and a duplicate with another; one older than the head's newest by more than `oooWindowMs` is
- * too old; an accepted one is applied (`applySample`) and logged in `record`. `newBucket` runs for an
- * accepted sample in another bucket than the series' last, `inOrderStart` (when given) for each accepted
- * in-order sample with its start timestamp. Plain code over the samples (no allocation per sample): the
- * caller runs it once a series. Returns whether a sample was logged.
+ * before the horizon (or not a safe integer) is too old; one at a timestamp the head has is a no-op with
+ * the same value and a duplicate with another; one older than the head's newest by more than the
+ * out-of-order window is too old; an accepted one is applied (`applySample`) and logged in the record.
+ * Plain code over the samples, run once a series. Returns whether a sample was logged.
  */
-export const appendFloats = (
-  state: SeriesState,
-  run: FloatRun,
-  horizon: number,
-  oooWindowMs: number,
-  tally: FloatTally,
-  record: { add(id: number, t: number, lo: number, hi: number): void },
-  seal: (key: Uint8Array, value: Uint8Array, maxT: number, outOfOrder: boolean) => void,
-  newBucket: (state: SeriesState, t: number) => void,
-  inOrderStart: ((state: SeriesState, t: number, startTimestampMs: number) => void) | undefined
-): boolean => {
+export const appendFloats = (state: SeriesState, labels: Labels, run: FloatRun, intake: FloatIntake): boolean => {
   const timestamps = run.timestamps
   const values = run.values
   const samples = run.samples
@@ -524,8 +526,8 @@ export const appendFloats = (
   let logged = false
   for (let k = run.from; k < run.to; k++) {
     const t = timestamps !== undefined ? timestamps[k]! : samples[k]!.timestampMs
-    if (!Number.isSafeInteger(t) || t < 0 || t < horizon) {
-      tally.tooOld += 1
+    if (!Number.isSafeInteger(t) || t < 0 || t < intake.horizon) {
+      intake.tooOld += 1
       continue
     }
     scratchF64[0] = values !== undefined ? values[k]! : samples[k]!.value
@@ -537,22 +539,22 @@ export const appendFloats = (
       // Prometheus: the same timestamp with the same value is a no-op, with another value an error.
       const existing = valueAt(state, t)
       if (existing !== undefined) {
-        if (existing.lo !== lo || existing.hi !== hi) tally.duplicates += 1
+        if (existing.lo !== lo || existing.hi !== hi) intake.duplicates += 1
         continue
       }
-      if (head.maxTime! - t > oooWindowMs) {
-        tally.tooOld += 1
+      if (head.maxTime! - t > intake.oooWindowMs) {
+        intake.tooOld += 1
         continue
       }
-      tally.outOfOrder += 1
+      intake.outOfOrder += 1
     }
-    applySample(state, t, lo, hi, seal)
-    record.add(id, t, lo, hi)
+    applySample(state, t, lo, hi, intake.seal)
+    intake.record.add(id, t, lo, hi)
     logged = true
-    tally.written += 1
+    intake.written += 1
     // Samples of a series mostly fall in the bucket of its last one: nothing to look up then.
-    if (bucketOf(t) !== state.lastBucket) newBucket(state, t)
-    if (inOrder && inOrderStart !== undefined) inOrderStart(state, t, timestamps !== undefined ? 0 : samples[k]!.startTimestampMs ?? 0)
+    if (bucketOf(t) !== state.lastBucket) intake.newBucket(state, labels, t)
+    if (inOrder && intake.inOrderStart !== undefined) intake.inOrderStart(state, t, timestamps !== undefined ? 0 : samples[k]!.startTimestampMs ?? 0)
   }
   return logged
 }

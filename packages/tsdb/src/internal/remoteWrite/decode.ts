@@ -248,11 +248,11 @@ export class ColumnPool {
     this.samplesMax = samplesMax
   }
 
-  /** The largest pair kept, or a new one of `capacity` samples when none is kept. */
-  take(capacity: number): readonly [Float64Array, Float64Array] {
+  /** The largest pair kept, if any. */
+  take(): readonly [Float64Array, Float64Array] | undefined {
     let best = -1
     for (let i = 0; i < this.free.length; i++) if (best < 0 || this.free[i]![0].length > this.free[best]![0].length) best = i
-    if (best < 0) return [new Float64Array(capacity), new Float64Array(capacity)]
+    if (best < 0) return undefined
     const pair = this.free[best]!
     this.free[best] = this.free[this.free.length - 1]!
     this.free.pop()
@@ -303,7 +303,7 @@ class ColumnSink {
 
   constructor(capacity: number, pool: ColumnPool | undefined) {
     this.pool = pool
-    const [timestamps, values] = pool === undefined ? [new Float64Array(capacity), new Float64Array(capacity)] : pool.take(capacity)
+    const [timestamps, values] = pool?.take() ?? [new Float64Array(capacity), new Float64Array(capacity)]
     this.timestamps = timestamps
     this.values = values
   }
